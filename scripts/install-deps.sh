@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of tally from Debian packages.
+# Idempotent: does nothing when everything is already present.
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config
+  librdkafka-dev librocksdb-dev libboost1.81-dev libsimdjson-dev libroaring-dev
+  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev libzstd-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev curl
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
