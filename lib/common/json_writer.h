@@ -1,0 +1,51 @@
+#pragma once
+// A minimal, allocation-friendly JSON writer for responses and generated events.
+//
+//   std::string out;
+//   tally::JsonWriter w(&out);
+//   w.BeginObject();
+//   w.Key("total"); w.Int(47);
+//   w.Key("results"); w.BeginArray(); w.EndArray();
+//   w.Key("unit"); w.Null();
+//   w.EndObject();                    // out == {"total":47,"results":[],"unit":null}
+//
+// The writer inserts commas itself; the caller is responsible for balanced Begin/End calls.
+// Not thread-safe (one writer per output string).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tally {
+
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string* out) : out_(out) {}
+
+  void BeginObject();
+  void EndObject();
+  void BeginArray();
+  void EndArray();
+  void Key(std::string_view key);
+  void String(std::string_view value);
+  void Int(int64_t value);
+  // Finite doubles are written in the shortest form that round-trips (integers without ".0");
+  // non-finite values are written as null.
+  void Double(double value);
+  void Bool(bool value);
+  void Null();
+  // Inserts pre-rendered JSON as a value.
+  void Raw(std::string_view json);
+
+ private:
+  void Separate();
+  std::string* out_;
+  std::vector<bool> first_;  // per open container: no element written yet
+  bool after_key_ = false;
+};
+
+// Appends `s` as a quoted JSON string with escaping.
+void AppendJsonString(std::string* out, std::string_view s);
+
+}  // namespace tally
