@@ -1,0 +1,47 @@
+#pragma once
+// An exact set of dictionary-encoded user ids (a CRoaring bitmap), as kept per (scope, bucket).
+//
+//   tally::store::UserBitmap users;
+//   users.Add(17);
+//   users.OrEncoded(stored_value);        // union with a stored bitmap; false if malformed
+//   uint64_t distinct = users.Cardinality();
+//
+// Movable, not copyable, not thread-safe. The serialized form is CRoaring's portable format.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+struct roaring_bitmap_s;
+
+namespace tally::store {
+
+class UserBitmap {
+ public:
+  UserBitmap();
+  ~UserBitmap();
+  UserBitmap(UserBitmap&& o) noexcept;
+  UserBitmap& operator=(UserBitmap&& o) noexcept;
+  UserBitmap(const UserBitmap&) = delete;
+  UserBitmap& operator=(const UserBitmap&) = delete;
+
+  void Add(uint32_t id);
+  void Or(const UserBitmap& o);
+  // Unions the portable-serialized bitmap in `in` into this one; false (unchanged) if malformed.
+  bool OrEncoded(std::string_view in);
+  uint64_t Cardinality() const;
+  bool Contains(uint32_t id) const;
+  bool IsEmpty() const { return Cardinality() == 0; }
+  // Appends the portable serialization (run-optimized).
+  void AppendEncoded(std::string* out);
+  // Calls fn(id) for every id in increasing order.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const;
+
+ private:
+  roaring_bitmap_s* r_;
+};
+
+}  // namespace tally::store
+
+#include "store/internal/bitmap_inl.h"

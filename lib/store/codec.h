@@ -1,0 +1,201 @@
+#pragma once
+// Every RocksDB key and value encoding of tally lives in this file (and codec.cpp).
+//
+//   std::string key;
+//   tally::store::CounterKey(tally::store::Scope::kUser, "ws1", tally::Granularity::kDay, day,
+//                            "user42", &key);
+//   tally::store::Counters c;
+//   c.i[tally::store::Counters::CountField(kind, action)] += 1;
+//   std::string value = tally::store::EncodeCounters(c);
+//
+// Keys are binary: a one-byte tag, then components. Strings are length-prefixed (varint
+// length + bytes), so no user string can ever be confused with a key separator; integers are
+// fixed-width big-endian with the sign bit flipped, so keys sort in numeric order and prefix
+// scans over (scope, granularity, bucket) work.
+//
+// Decoders never fail on stored data: malformed input decodes to an empty value and the
+// function reports false, so that merge operators can always produce a result.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/calendar.h"
+#include "event/usage_event.h"
+
+namespace tally::store {
+
+// ---------------------------------------------------------------------------------------------
+// Primitive encoders.
+
+void PutVarint64(std::string* out, uint64_t v);
+// Reads a varint from the front of *in and advances it; false on truncation.
+bool GetVarint64(std::string_view* in, uint64_t* v);
+void PutLengthPrefixed(std::string* out, std::string_view s);
+bool GetLengthPrefixed(std::string_view* in, std::string_view* s);
+void PutOrderedInt32(std::string* out, int32_t v);  // big-endian, sign flipped
+bool GetOrderedInt32(std::string_view* in, int32_t* v);
+void PutFixed64(std::string* out, uint64_t v);  // little-endian
+bool GetFixed64(std::string_view* in, uint64_t* v);
+
+// ---------------------------------------------------------------------------------------------
+// Counters (column family "counters", merge operator "tally.counters": field-wise addition).
+
+// The dimension a counter or bitmap row belongs to.
+enum class Scope : uint8_t {
+  kWorkspace = 0,  // no extra id
+  kUser = 1,       // extra id: user id
+  kEntity = 2,     // extra id: entity kind byte + entity id
+  kProject = 3,    // extra id: project id
+};
+
+struct Counters {
+  static constexpr int kInts = 16;
+  static constexpr int kDoubles = 4;
+  // Integer fields 0..11: number of events per (entity kind, action).
+  static constexpr int CountField(event::EntityKind kind, event::Action action) {
+    return static_cast<int>(kind) * event::kActionCount + static_cast<int>(action);
+  }
+  static constexpr int kWorkflowDurationCount = 12;  // workflow.executed carrying duration_ms
+  static constexpr int kAgentTokens = 13;
+  static constexpr int kAgentErrors = 14;  // agent.executed with status "error"
+  // Double fields.
+  static constexpr int kWorkflowDurationSum = 0;  // sum of duration_ms, workflow.executed
+  static constexpr int kAgentCost = 1;             // sum of cost_usd, agent.executed
+  static constexpr int kAgentMessageCredits = 2;
+  static constexpr int kAgentIntegrationCredits = 3;
+
+  std::array<int64_t, kInts> i{};
+  std::array<double, kDoubles> d{};
+
+  void Add(const Counters& o) {
+    for (int k = 0; k < kInts; ++k) i[k] += o.i[k];
+    for (int k = 0; k < kDoubles; ++k) d[k] += o.d[k];
+  }
+  bool IsZero() const;
+};
+
+// Appends the sparse encoding of `c` (field masks, zigzag varints, raw doubles).
+void AppendCounters(const Counters& c, std::string* out);
+std::string EncodeCounters(const Counters& c);
+// Adds the counters encoded in `in` to *c. False (and *c unchanged) if `in` is malformed.
+bool AddEncodedCounters(std::string_view in, Counters* c);
+
+// Counter and bitmap keys share one layout:
+//   tag | scope | ws | granularity | bucket | extra ids of the scope
+// `extra` is the pre-encoded scope id (see ScopeId*), empty for kWorkspace.
+void CounterKey(Scope scope, std::string_view workspace_id, Granularity g, int32_t bucket,
+                std::string_view extra, std::string* out);
+void BitmapKey(Scope scope, std::string_view workspace_id, Granularity g, int32_t bucket,
+               std::string_view extra, std::string* out);
+// Prefix of every counter key of (scope, ws, g, bucket): scan it to list all ids of a scope.
+void CounterBucketPrefix(Scope scope, std::string_view workspace_id, Granularity g,
+                         int32_t bucket, std::string* out);
+
+// Pre-encoded scope ids (the `extra` argument above).
+void ScopeIdUser(std::string_view user_id, std::string* out);
+void ScopeIdEntity(event::EntityKind kind, std::string_view entity_id, std::string* out);
+void ScopeIdProject(std::string_view project_id, std::string* out);
+// Decodes the scope id at the end of a key found under CounterBucketPrefix: `rest` is the key
+// with the prefix removed.
+bool DecodeScopeIdUser(std::string_view rest, std::string_view* user_id);
+bool DecodeScopeIdEntity(std::string_view rest, event::EntityKind* kind,
+                         std::string_view* entity_id);
+
+// ---------------------------------------------------------------------------------------------
+// Bitmaps (column family "bitmaps", merge operator "tally.bitmap_or"): portable-serialized
+// Roaring bitmaps of dictionary-encoded user ids, merged with OR.
+
+// ---------------------------------------------------------------------------------------------
+// Records (column family "records", merge operator "tally.fields"): small documents whose
+// fields carry an event time and merge per field by a policy fixed by the field id:
+//   ids   0..63 and 128..255: latest event time wins (ties: the operand applied later wins)
+//   ids  64..127: earliest event time wins (created_at; ties: the operand applied first wins)
+// So the latest profile snapshot wins for name/email/photo however late events arrive.
+
+struct Field {
+  uint8_t id = 0;
+  int64_t time_ms = 0;
+  std::string value;
+};
+
+enum FieldPolicy : uint8_t { kLatestWins = 0, kEarliestWins = 1 };
+inline FieldPolicy PolicyOf(uint8_t field_id) {
+  return field_id >= 64 && field_id < 128 ? kEarliestWins : kLatestWins;
+}
+
+// Field ids.
+namespace field {
+// User profile (per workspace).
+inline constexpr uint8_t kUserName = 1;
+inline constexpr uint8_t kUserEmail = 2;
+inline constexpr uint8_t kUserPhoto = 3;
+// Entity inventory row.
+inline constexpr uint8_t kEntityName = 10;
+inline constexpr uint8_t kEntityVisibility = 11;
+inline constexpr uint8_t kEntityOwner = 12;
+inline constexpr uint8_t kEntityProject = 13;
+inline constexpr uint8_t kEntityDeleted = 14;   // time of the latest *.deleted
+inline constexpr uint8_t kEntityRevived = 15;   // time of the latest *.created / *.copied
+inline constexpr uint8_t kEntityCreated = 64;   // earliest created/copied; value = created_by
+inline constexpr uint8_t kEntityCopied = 16;    // "1" if the entity came from *.copied
+// Workspace row.
+inline constexpr uint8_t kWorkspaceOrganization = 20;
+inline constexpr uint8_t kWorkspaceFirstEvent = 65;  // earliest event time (value empty)
+inline constexpr uint8_t kWorkspaceLastEvent = 21;   // latest event time (value empty)
+}  // namespace field
+
+// A decoded record: fields sorted by id, at most one per id.
+using Record = std::vector<Field>;
+
+void AppendRecord(const Record& r, std::string* out);
+// Decodes `in` into *r (cleared first). False on malformed input (*r holds what decoded).
+bool DecodeRecord(std::string_view in, Record* r);
+// Merges `update` into *base per field policy.
+void MergeRecord(const Record& update, Record* base);
+// Sets or merges one field into *r per policy (keeps r sorted).
+void MergeField(Field f, Record* r);
+const Field* FindField(const Record& r, uint8_t id);
+
+// Record keys.
+void UserProfileKey(std::string_view workspace_id, std::string_view user_id, std::string* out);
+void EntityKey(std::string_view workspace_id, event::EntityKind kind, std::string_view entity_id,
+               std::string* out);
+// Prefix of all entity rows of a workspace and kind.
+void EntityPrefix(std::string_view workspace_id, event::EntityKind kind, std::string* out);
+void WorkspaceKey(std::string_view workspace_id, std::string* out);
+// Prefix of all workspace rows.
+std::string WorkspacePrefix();
+
+// ---------------------------------------------------------------------------------------------
+// Dedupe (column family "dedupe"): key (source, id) -> event time (fixed64).
+
+void DedupeKey(std::string_view source, std::string_view id, std::string* out);
+std::string EncodeDedupeValue(int64_t time_ms);
+bool DecodeDedupeValue(std::string_view in, int64_t* time_ms);
+
+// ---------------------------------------------------------------------------------------------
+// Dictionary (column family "dict"): user id -> dense uint32, and the next free id.
+
+void UserDictKey(std::string_view user_id, std::string* out);
+void UserDictReverseKey(uint32_t index, std::string* out);
+std::string UserDictNextKey();
+std::string EncodeUint32(uint32_t v);
+bool DecodeUint32(std::string_view in, uint32_t* v);
+
+// ---------------------------------------------------------------------------------------------
+// Offsets (default column family): (topic, partition) -> (cluster id, next offset).
+
+struct StoredOffset {
+  std::string cluster_id;
+  int64_t next_offset = 0;
+};
+void OffsetKey(std::string_view topic, int32_t partition, std::string* out);
+std::string OffsetPrefix();
+bool DecodeOffsetKey(std::string_view key, std::string* topic, int32_t* partition);
+std::string EncodeOffset(const StoredOffset& o);
+bool DecodeOffset(std::string_view in, StoredOffset* o);
+
+}  // namespace tally::store

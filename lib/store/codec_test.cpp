@@ -1,0 +1,119 @@
+#include "store/codec.h"
+
+#include <gtest/gtest.h>
+
+#include "store/bitmap.h"
+
+namespace tally::store {
+namespace {
+
+TEST(CodecTest, VarintAndLengthPrefixRoundTrip) {
+  std::string s;
+  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 300ull, ~0ull}) PutVarint64(&s, v);
+  PutLengthPrefixed(&s, std::string("a\0b", 3));
+  std::string_view in = s;
+  for (uint64_t want : {0ull, 1ull, 127ull, 128ull, 300ull, ~0ull}) {
+    uint64_t v;
+    ASSERT_TRUE(GetVarint64(&in, &v));
+    EXPECT_EQ(v, want);
+  }
+  std::string_view str;
+  ASSERT_TRUE(GetLengthPrefixed(&in, &str));
+  EXPECT_EQ(str, std::string_view("a\0b", 3));
+  EXPECT_TRUE(in.empty());
+  std::string_view truncated = "\x05" "ab";
+  EXPECT_FALSE(GetLengthPrefixed(&truncated, &str));
+}
+
+TEST(CodecTest, OrderedInt32SortsNumerically) {
+  std::string a, b, c;
+  PutOrderedInt32(&a, -5);
+  PutOrderedInt32(&b, 3);
+  PutOrderedInt32(&c, 70000);
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+}
+
+TEST(CodecTest, KeysDoNotCollideAcrossComponents) {
+  // ("ab", "c") and ("a", "bc") must give different keys.
+  std::string k1, k2, id1, id2;
+  ScopeIdUser("c", &id1);
+  ScopeIdUser("bc", &id2);
+  CounterKey(Scope::kUser, "ab", Granularity::kDay, 1, id1, &k1);
+  CounterKey(Scope::kUser, "a", Granularity::kDay, 1, id2, &k2);
+  EXPECT_NE(k1, k2);
+  std::string prefix;
+  CounterBucketPrefix(Scope::kUser, "ab", Granularity::kDay, 1, &prefix);
+  ASSERT_TRUE(k1.starts_with(prefix));
+  std::string_view user;
+  ASSERT_TRUE(DecodeScopeIdUser(std::string_view(k1).substr(prefix.size()), &user));
+  EXPECT_EQ(user, "c");
+}
+
+TEST(CodecTest, CountersAddAndRejectMalformed) {
+  Counters a;
+  a.i[3] = 5;
+  a.i[Counters::kAgentTokens] = -2;
+  a.d[Counters::kAgentCost] = 0.25;
+  Counters sum;
+  ASSERT_TRUE(AddEncodedCounters(EncodeCounters(a), &sum));
+  ASSERT_TRUE(AddEncodedCounters(EncodeCounters(a), &sum));
+  EXPECT_EQ(sum.i[3], 10);
+  EXPECT_EQ(sum.i[Counters::kAgentTokens], -4);
+  EXPECT_DOUBLE_EQ(sum.d[Counters::kAgentCost], 0.5);
+  Counters before = sum;
+  std::string bad = EncodeCounters(a);
+  bad.pop_back();
+  EXPECT_FALSE(AddEncodedCounters(bad, &sum));
+  EXPECT_EQ(sum.i[3], before.i[3]);
+  EXPECT_FALSE(AddEncodedCounters("\xff\xff\xff\xff\x0f", &sum));
+  EXPECT_TRUE(EncodeCounters(Counters{}).size() == 2 && Counters{}.IsZero());
+}
+
+TEST(CodecTest, RecordPolicies) {
+  Record r;
+  MergeField({field::kUserName, 200, "new"}, &r);
+  MergeField({field::kUserName, 100, "old"}, &r);  // older: ignored
+  MergeField({field::kEntityCreated, 50, "u1"}, &r);
+  MergeField({field::kEntityCreated, 60, "u2"}, &r);  // later created: ignored
+  MergeField({field::kEntityCreated, 40, "u3"}, &r);  // earlier: wins
+  std::string enc;
+  AppendRecord(r, &enc);
+  Record back;
+  ASSERT_TRUE(DecodeRecord(enc, &back));
+  ASSERT_NE(FindField(back, field::kUserName), nullptr);
+  EXPECT_EQ(FindField(back, field::kUserName)->value, "new");
+  EXPECT_EQ(FindField(back, field::kEntityCreated)->value, "u3");
+  EXPECT_EQ(FindField(back, field::kUserEmail), nullptr);
+}
+
+TEST(CodecTest, OffsetsRoundTrip) {
+  std::string key;
+  OffsetKey("usage-events", 3, &key);
+  std::string topic;
+  int32_t p;
+  ASSERT_TRUE(DecodeOffsetKey(key, &topic, &p));
+  EXPECT_EQ(topic, "usage-events");
+  EXPECT_EQ(p, 3);
+  StoredOffset o;
+  ASSERT_TRUE(DecodeOffset(EncodeOffset({"cluster-x", 12345}), &o));
+  EXPECT_EQ(o.cluster_id, "cluster-x");
+  EXPECT_EQ(o.next_offset, 12345);
+}
+
+TEST(BitmapTest, UnionAndSerialization) {
+  UserBitmap a, b;
+  a.Add(1);
+  a.Add(5);
+  b.Add(5);
+  b.Add(1000000);
+  std::string enc;
+  b.AppendEncoded(&enc);
+  ASSERT_TRUE(a.OrEncoded(enc));
+  EXPECT_EQ(a.Cardinality(), 3u);
+  EXPECT_FALSE(a.OrEncoded("garbage!"));
+  EXPECT_EQ(a.Cardinality(), 3u);
+}
+
+}  // namespace
+}  // namespace tally::store

@@ -1,0 +1,151 @@
+#include "store/internal/merge_operators.h"
+
+#include <string>
+
+#include "store/bitmap.h"
+#include "store/codec.h"
+
+namespace tally::store::internal {
+namespace {
+
+std::atomic<uint64_t> g_malformed{0};
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// Field-wise addition of Counters. A malformed operand or base is skipped (and counted), never
+// fatal: refusing a merge would make the key unreadable forever.
+class CounterMerge : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "tally.counters"; }
+  bool AllowSingleOperand() const override { return true; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    Counters sum;
+    if (in.existing_value && !AddEncodedCounters(View(*in.existing_value), &sum)) ++g_malformed;
+    for (const auto& op : in.operand_list)
+      if (!AddEncodedCounters(View(op), &sum)) ++g_malformed;
+    out->new_value.clear();
+    AppendCounters(sum, &out->new_value);
+    return true;
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice&, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger*) const override {
+    Counters sum;
+    for (const auto& op : operands)
+      if (!AddEncodedCounters(View(op), &sum)) ++g_malformed;
+    new_value->clear();
+    AppendCounters(sum, new_value);
+    return true;
+  }
+};
+
+class BitmapOrMerge : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "tally.bitmap_or"; }
+  bool AllowSingleOperand() const override { return true; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    UserBitmap b;
+    if (in.existing_value && !b.OrEncoded(View(*in.existing_value))) ++g_malformed;
+    for (const auto& op : in.operand_list)
+      if (!b.OrEncoded(View(op))) ++g_malformed;
+    out->new_value.clear();
+    b.AppendEncoded(&out->new_value);
+    return true;
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice&, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger*) const override {
+    UserBitmap b;
+    for (const auto& op : operands)
+      if (!b.OrEncoded(View(op))) ++g_malformed;
+    new_value->clear();
+    b.AppendEncoded(new_value);
+    return true;
+  }
+};
+
+// Per-field last-writer-wins (by event time) / earliest-wins records. Operands are applied in
+// log order, so ties resolve the same way on every replay.
+class RecordMerge : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "tally.fields"; }
+  bool AllowSingleOperand() const override { return true; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    Record base, op_rec;
+    if (in.existing_value && !DecodeRecord(View(*in.existing_value), &base)) ++g_malformed;
+    for (const auto& op : in.operand_list) {
+      if (!DecodeRecord(View(op), &op_rec)) ++g_malformed;
+      MergeRecord(op_rec, &base);
+    }
+    out->new_value.clear();
+    AppendRecord(base, &out->new_value);
+    return true;
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice&, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger*) const override {
+    Record base, op_rec;
+    for (const auto& op : operands) {
+      if (!DecodeRecord(View(op), &op_rec)) ++g_malformed;
+      MergeRecord(op_rec, &base);
+    }
+    new_value->clear();
+    AppendRecord(base, new_value);
+    return true;
+  }
+};
+
+class DedupeFilter : public rocksdb::CompactionFilter {
+ public:
+  explicit DedupeFilter(int64_t horizon_ms) : horizon_ms_(horizon_ms) {}
+  const char* Name() const override { return "tally.dedupe_expiry"; }
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
+              bool*) const override {
+    int64_t t;
+    if (!DecodeDedupeValue(View(value), &t)) return false;  // keep what we cannot read
+    return t < horizon_ms_;
+  }
+
+ private:
+  int64_t horizon_ms_;
+};
+
+class DedupeFilterFactory : public rocksdb::CompactionFilterFactory {
+ public:
+  DedupeFilterFactory(std::shared_ptr<std::atomic<int64_t>> newest, int64_t window_ms)
+      : newest_(std::move(newest)), window_ms_(window_ms) {}
+  const char* Name() const override { return "tally.dedupe_expiry_factory"; }
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context&) override {
+    int64_t newest = newest_->load(std::memory_order_relaxed);
+    // Before any event has been seen there is no horizon: keep everything.
+    int64_t horizon = newest == INT64_MIN ? INT64_MIN : newest - window_ms_;
+    return std::make_unique<DedupeFilter>(horizon);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<int64_t>> newest_;
+  int64_t window_ms_;
+};
+
+}  // namespace
+
+std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator() {
+  return std::make_shared<CounterMerge>();
+}
+std::shared_ptr<rocksdb::MergeOperator> NewBitmapOrMergeOperator() {
+  return std::make_shared<BitmapOrMerge>();
+}
+std::shared_ptr<rocksdb::MergeOperator> NewRecordMergeOperator() {
+  return std::make_shared<RecordMerge>();
+}
+std::shared_ptr<rocksdb::CompactionFilterFactory> NewDedupeCompactionFilterFactory(
+    std::shared_ptr<std::atomic<int64_t>> newest, int64_t window_ms) {
+  return std::make_shared<DedupeFilterFactory>(std::move(newest), window_ms);
+}
+uint64_t MalformedOperandCount() { return g_malformed.load(); }
+
+}  // namespace tally::store::internal

@@ -1,0 +1,201 @@
+#include "store/store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <climits>
+
+#include "store/internal/merge_operators.h"
+
+namespace tally::store {
+namespace {
+
+rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+Error FromRocks(const rocksdb::Status& s, std::string_view what) {
+  ErrorCode code = ErrorCode::kInternal;
+  if (s.IsCorruption()) code = ErrorCode::kDataLoss;
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) code = ErrorCode::kUnavailable;
+  return Error{code, std::string(what) + ": " + s.ToString(), {}};
+}
+
+constexpr const char* kFamilies[] = {"default", "counters", "bitmaps",
+                                 "records", "dedupe", "dict"};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  std::unique_ptr<Store> store(new Store());
+  store->options_ = options;
+  store->newest_event_ms_ = std::make_shared<std::atomic<int64_t>>(INT64_MIN);
+  store->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.keep_log_file_num = 5;
+
+  auto family = [&](bool bloom, size_t write_buffer) {
+    rocksdb::ColumnFamilyOptions cf;
+    cf.write_buffer_size = write_buffer;
+    cf.max_write_buffer_number = 3;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = store->cache_;
+    if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    return cf;
+  };
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(kFamilies[0], family(true, 4 << 20));
+  auto counters = family(true, 64 << 20);
+  counters.merge_operator = internal::NewCounterMergeOperator();
+  descriptors.emplace_back(kFamilies[1], counters);
+  auto bitmaps = family(true, 32 << 20);
+  bitmaps.merge_operator = internal::NewBitmapOrMergeOperator();
+  descriptors.emplace_back(kFamilies[2], bitmaps);
+  auto records = family(true, 16 << 20);
+  records.merge_operator = internal::NewRecordMergeOperator();
+  descriptors.emplace_back(kFamilies[3], records);
+  auto dedupe = family(true, 32 << 20);
+  dedupe.compaction_filter_factory =
+      internal::NewDedupeCompactionFilterFactory(store->newest_event_ms_, options.dedupe_window_ms);
+  descriptors.emplace_back(kFamilies[4], dedupe);
+  descriptors.emplace_back(kFamilies[5], family(true, 8 << 20));
+
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, options.path, descriptors, &store->cf_, &store->db_);
+  if (!s.ok()) return std::unexpected(FromRocks(s, "cannot open store at " + options.path));
+  return store;
+}
+
+Store::~Store() {
+  for (auto* h : cf_) db_->DestroyColumnFamilyHandle(h);
+  delete db_;
+}
+
+Status Store::Write(rocksdb::WriteBatch* batch) {
+  rocksdb::WriteOptions wo;
+  wo.sync = false;
+  rocksdb::Status s = db_->Write(wo, batch);
+  if (!s.ok()) return std::unexpected(FromRocks(s, "store write failed"));
+  return Ok();
+}
+
+std::unique_ptr<ReadView> Store::NewReadView() const {
+  return std::unique_ptr<ReadView>(new ReadView(this, db_->GetSnapshot()));
+}
+
+Result<std::vector<Store::OffsetEntry>> Store::LoadOffsets() const {
+  std::vector<OffsetEntry> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta()));
+  std::string prefix = OffsetPrefix();
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    OffsetEntry e;
+    if (!DecodeOffsetKey(View(it->key()), &e.topic, &e.partition) ||
+        !DecodeOffset(View(it->value()), &e.offset)) {
+      return Fail(ErrorCode::kDataLoss, "stored offset row is malformed");
+    }
+    out.push_back(std::move(e));
+  }
+  if (!it->status().ok()) return std::unexpected(FromRocks(it->status(), "reading offsets"));
+  return out;
+}
+
+void Store::ObserveEventTime(int64_t time_ms) {
+  int64_t cur = newest_event_ms_->load(std::memory_order_relaxed);
+  while (time_ms > cur && !newest_event_ms_->compare_exchange_weak(cur, time_ms)) {
+  }
+}
+
+uint64_t Store::MalformedOperands() { return internal::MalformedOperandCount(); }
+
+// ---------------------------------------------------------------------------------------------
+
+ReadView::ReadView(const Store* store, const rocksdb::Snapshot* snapshot)
+    : store_(store), snapshot_(snapshot) {}
+
+ReadView::~ReadView() { store_->db()->ReleaseSnapshot(snapshot_); }
+
+bool ReadView::Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                   std::string* value) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  return store_->db()->Get(ro, cf, ToSlice(key), value).ok();
+}
+
+bool ReadView::AddCounters(std::string_view key, Counters* c) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  rocksdb::PinnableSlice value;
+  if (!store_->db()->Get(ro, store_->counters(), ToSlice(key), &value).ok()) return false;
+  AddEncodedCounters(View(value), c);
+  return true;
+}
+
+void ReadView::ScanCounters(
+    std::string_view prefix,
+    const std::function<void(std::string_view, const Counters&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::string upper(prefix);
+  // Upper bound: the prefix with its last byte incremented (prefixes never end in 0xff here
+  // because they end in a bucket number or length-prefixed string; handle it anyway).
+  while (!upper.empty() && static_cast<uint8_t>(upper.back()) == 0xff) upper.pop_back();
+  if (!upper.empty()) upper.back() = static_cast<char>(static_cast<uint8_t>(upper.back()) + 1);
+  rocksdb::Slice upper_slice(upper);
+  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro, store_->counters()));
+  Counters c;
+  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
+       it->Next()) {
+    c = Counters{};
+    if (!AddEncodedCounters(View(it->value()), &c)) continue;
+    std::string_view key = View(it->key());
+    fn(key.substr(prefix.size()), c);
+  }
+}
+
+bool ReadView::OrBitmap(std::string_view key, UserBitmap* b) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  rocksdb::PinnableSlice value;
+  if (!store_->db()->Get(ro, store_->bitmaps(), ToSlice(key), &value).ok()) return false;
+  b->OrEncoded(View(value));
+  return true;
+}
+
+bool ReadView::GetRecord(std::string_view key, Record* r) const {
+  std::string value;
+  if (!Get(store_->records(), key, &value)) return false;
+  DecodeRecord(value, r);
+  return true;
+}
+
+void ReadView::ScanRecords(
+    std::string_view prefix,
+    const std::function<bool(std::string_view, const Record&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro, store_->records()));
+  Record r;
+  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
+       it->Next()) {
+    DecodeRecord(View(it->value()), &r);
+    if (!fn(View(it->key()), r)) break;
+  }
+}
+
+bool ReadView::LookupUser(std::string_view user_id, uint32_t* index) const {
+  std::string key, value;
+  UserDictKey(user_id, &key);
+  return Get(store_->dict(), key, &value) && DecodeUint32(value, index);
+}
+
+}  // namespace tally::store

@@ -1,0 +1,135 @@
+#pragma once
+// tally's RocksDB: the column families, merge operators and consistent read views behind every
+// materialized view.
+//
+//   auto store = tally::store::Store::Open({.path = "/var/lib/tally/db"});
+//   if (!store) die(store.error().message);
+//   rocksdb::WriteBatch batch;
+//   batch.Merge((*store)->counters(), key, encoded_delta);
+//   batch.Put((*store)->meta(), offset_key, encoded_offset);   // same batch: exactly once
+//   (*store)->Write(&batch);
+//   auto view = (*store)->NewReadView();                         // consistent snapshot
+//   tally::store::Counters c;
+//   view->GetCounters(key, &c);
+//
+// Column families (all encodings in codec.h):
+//   default  : offsets, schema version
+//   counters : Counters, merge "tally.counters" (field-wise add)
+//   bitmaps  : Roaring user sets, merge "tally.bitmap_or"
+//   records  : profiles, inventory rows, workspace rows; merge "tally.fields" (per-field LWW/min)
+//   dedupe   : (source, id) -> event time; entries older than the dedupe window (relative to the
+//              newest event time seen) are dropped by a compaction filter
+//   dict     : user id <-> dense uint32
+// Merge operators never fail on stored data: malformed operands are skipped and counted.
+//
+// Thread-safety: Store is thread-safe. A ReadView is not thread-safe; make one per request.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "store/bitmap.h"
+#include "store/codec.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+class Snapshot;
+class Cache;
+}  // namespace rocksdb
+
+namespace tally::store {
+
+struct StoreOptions {
+  std::string path;
+  // Events whose (source, id) was seen within this window of event time are duplicates.
+  int64_t dedupe_window_ms = 7LL * 24 * 3600 * 1000;
+  size_t block_cache_bytes = 256u << 20;
+  bool create_if_missing = true;
+};
+
+class ReadView;
+
+class Store {
+ public:
+  // Opens (creating if allowed) the database at options.path. kUnavailable if it is locked by
+  // another process or cannot be opened, kDataLoss if it is corrupt.
+  static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::ColumnFamilyHandle* meta() const { return cf_[0]; }
+  rocksdb::ColumnFamilyHandle* counters() const { return cf_[1]; }
+  rocksdb::ColumnFamilyHandle* bitmaps() const { return cf_[2]; }
+  rocksdb::ColumnFamilyHandle* records() const { return cf_[3]; }
+  rocksdb::ColumnFamilyHandle* dedupe() const { return cf_[4]; }
+  rocksdb::ColumnFamilyHandle* dict() const { return cf_[5]; }
+
+  // Applies `batch` atomically (WAL on, no fsync: survives a process kill, not a power loss).
+  Status Write(rocksdb::WriteBatch* batch);
+
+  // A consistent snapshot for reads.
+  std::unique_ptr<ReadView> NewReadView() const;
+
+  // All stored Kafka offsets: ((topic, partition), offset).
+  struct OffsetEntry {
+    std::string topic;
+    int32_t partition;
+    StoredOffset offset;
+  };
+  Result<std::vector<OffsetEntry>> LoadOffsets() const;
+
+  // Tells the dedupe compaction filter the newest event time seen so far.
+  void ObserveEventTime(int64_t time_ms);
+  int64_t dedupe_window_ms() const { return options_.dedupe_window_ms; }
+
+  // Count of malformed merge operands skipped so far (should stay 0).
+  static uint64_t MalformedOperands();
+
+  const std::string& path() const { return options_.path; }
+
+ private:
+  Store() = default;
+  StoreOptions options_;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> cf_;
+  std::shared_ptr<std::atomic<int64_t>> newest_event_ms_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+};
+
+// A consistent point-in-time view of the store. Not thread-safe; cheap to create.
+class ReadView {
+ public:
+  ~ReadView();
+  // Adds the counters stored at `key` to *c; false if the key does not exist.
+  bool AddCounters(std::string_view key, Counters* c) const;
+  // Calls fn(key_suffix_after_prefix, counters) for each counters row under `prefix`.
+  void ScanCounters(std::string_view prefix,
+                    const std::function<void(std::string_view, const Counters&)>& fn) const;
+  // Unions the bitmap at `key` into *b; false if the key does not exist.
+  bool OrBitmap(std::string_view key, UserBitmap* b) const;
+  // Reads a record; false if absent.
+  bool GetRecord(std::string_view key, Record* r) const;
+  // Calls fn(key, record) for every record under `prefix`, in key order, until fn returns false.
+  void ScanRecords(std::string_view prefix,
+                   const std::function<bool(std::string_view, const Record&)>& fn) const;
+  // Dictionary lookups.
+  bool LookupUser(std::string_view user_id, uint32_t* index) const;
+
+ private:
+  friend class Store;
+  ReadView(const Store* store, const rocksdb::Snapshot* snapshot);
+  bool Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string* value) const;
+  const Store* store_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+}  // namespace tally::store

@@ -1,0 +1,154 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace tally::store {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("tally_store_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    auto s = Store::Open({.path = dir_.string()});
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    store_ = std::move(*s);
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, MergesSurviveReopenAndCompaction) {
+  std::string key;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 10, {}, &key);
+  Counters delta;
+  delta.i[0] = 2;
+  delta.d[1] = 1.5;
+  std::string bkey;
+  BitmapKey(Scope::kWorkspace, "ws", Granularity::kDay, 10, {}, &bkey);
+  std::string rkey;
+  UserProfileKey("ws", "u1", &rkey);
+  for (int round = 0; round < 3; ++round) {
+    rocksdb::WriteBatch batch;
+    batch.Merge(store_->counters(), key, EncodeCounters(delta));
+    UserBitmap b;
+    b.Add(static_cast<uint32_t>(round));
+    std::string enc;
+    b.AppendEncoded(&enc);
+    batch.Merge(store_->bitmaps(), bkey, enc);
+    // Out-of-order event times: the latest time must win whatever the arrival order.
+    Record r;
+    int64_t t = round == 1 ? 300 : 100 + round;
+    MergeField({field::kUserName, t, "name" + std::to_string(round)}, &r);
+    std::string renc;
+    AppendRecord(r, &renc);
+    batch.Merge(store_->records(), rkey, renc);
+    ASSERT_TRUE(store_->Write(&batch).has_value());
+    if (round == 1) {
+      Reopen();
+      store_->db()->CompactRange({}, store_->counters(), nullptr, nullptr);
+    }
+  }
+  auto view = store_->NewReadView();
+  Counters c;
+  ASSERT_TRUE(view->AddCounters(key, &c));
+  EXPECT_EQ(c.i[0], 6);
+  EXPECT_DOUBLE_EQ(c.d[1], 4.5);
+  UserBitmap b;
+  ASSERT_TRUE(view->OrBitmap(bkey, &b));
+  EXPECT_EQ(b.Cardinality(), 3u);
+  Record r;
+  ASSERT_TRUE(view->GetRecord(rkey, &r));
+  EXPECT_EQ(FindField(r, field::kUserName)->value, "name1");
+  EXPECT_EQ(Store::MalformedOperands(), 0u);
+}
+
+TEST_F(StoreTest, SnapshotIsolatesReads) {
+  std::string key;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 1, {}, &key);
+  Counters one;
+  one.i[0] = 1;
+  rocksdb::WriteBatch b1;
+  b1.Merge(store_->counters(), key, EncodeCounters(one));
+  ASSERT_TRUE(store_->Write(&b1).has_value());
+  auto view = store_->NewReadView();
+  rocksdb::WriteBatch b2;
+  b2.Merge(store_->counters(), key, EncodeCounters(one));
+  ASSERT_TRUE(store_->Write(&b2).has_value());
+  Counters c;
+  view->AddCounters(key, &c);
+  EXPECT_EQ(c.i[0], 1);
+}
+
+TEST_F(StoreTest, ScanCountersListsScopeIds) {
+  for (const char* user : {"alice", "bob", "carol"}) {
+    std::string id, key;
+    ScopeIdUser(user, &id);
+    CounterKey(Scope::kUser, "ws", Granularity::kMonth, 5, id, &key);
+    Counters c;
+    c.i[1] = 7;
+    rocksdb::WriteBatch b;
+    b.Merge(store_->counters(), key, EncodeCounters(c));
+    ASSERT_TRUE(store_->Write(&b).has_value());
+  }
+  // A neighbouring bucket must not show up.
+  std::string id, other;
+  ScopeIdUser("dave", &id);
+  CounterKey(Scope::kUser, "ws", Granularity::kMonth, 6, id, &other);
+  rocksdb::WriteBatch b;
+  b.Merge(store_->counters(), other, EncodeCounters(Counters{}));
+  ASSERT_TRUE(store_->Write(&b).has_value());
+
+  std::string prefix;
+  CounterBucketPrefix(Scope::kUser, "ws", Granularity::kMonth, 5, &prefix);
+  std::vector<std::string> users;
+  store_->NewReadView()->ScanCounters(prefix, [&](std::string_view rest, const Counters& c) {
+    std::string_view u;
+    ASSERT_TRUE(DecodeScopeIdUser(rest, &u));
+    users.emplace_back(u);
+    EXPECT_EQ(c.i[1], 7);
+  });
+  // Length-prefixed keys sort by length first; callers must not rely on name order.
+  std::sort(users.begin(), users.end());
+  EXPECT_EQ(users, (std::vector<std::string>{"alice", "bob", "carol"}));
+}
+
+TEST_F(StoreTest, OffsetsPersist) {
+  std::string key;
+  OffsetKey("t", 2, &key);
+  rocksdb::WriteBatch b;
+  b.Put(store_->meta(), key, EncodeOffset({"c1", 99}));
+  ASSERT_TRUE(store_->Write(&b).has_value());
+  Reopen();
+  auto offsets = store_->LoadOffsets();
+  ASSERT_TRUE(offsets.has_value());
+  ASSERT_EQ(offsets->size(), 1u);
+  EXPECT_EQ((*offsets)[0].topic, "t");
+  EXPECT_EQ((*offsets)[0].partition, 2);
+  EXPECT_EQ((*offsets)[0].offset.next_offset, 99);
+  EXPECT_EQ((*offsets)[0].offset.cluster_id, "c1");
+}
+
+TEST_F(StoreTest, SecondOpenOfSameDirectoryFailsClearly) {
+  auto second = Store::Open({.path = dir_.string()});
+  ASSERT_FALSE(second.has_value());
+  EXPECT_NE(second.error().message.find(dir_.string()), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tally::store
