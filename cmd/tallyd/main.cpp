@@ -1,0 +1,231 @@
+// tallyd: the tally service. Wires the store, the ingest consumer (and, with no brokers
+// configured, an embedded Kafka-protocol broker) and the HTTP API together.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/calendar.h"
+#include "common/clock.h"
+#include "common/json_writer.h"
+#include "common/metrics.h"
+#include "http/auth.h"
+#include "http/server.h"
+#include "http/service.h"
+#include "ingest/consumer.h"
+#include "kafka/embedded_broker.h"
+#include "query/workspace_metrics.h"
+#include "store/store.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop.store(true); }
+
+// Writes `text` to `path` atomically (temp file + rename), so readers never see half of it.
+bool WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text << "\n";
+    if (!out) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+int Die(const std::string& message) {
+  spdlog::critical("{}", message);
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "tallyd: streaming usage analytics. Consumes usage events from Kafka into RocksDB views "
+      "and serves the workspace-metrics API over HTTP.\n\n"
+      "Examples:\n"
+      "  tallyd --data-dir ./data --keys config/keys.dev.toml      # embedded broker\n"
+      "  tallyd --brokers kafka1:9092,kafka2:9092 --group tally --listen 0.0.0.0:8080 \\\n"
+      "         --keys /etc/tally/keys.toml --data-dir /var/lib/tally\n"};
+  app.set_config("--config", "", "TOML config file (flags override it)");
+  std::string brokers = "embedded", topic = "usage-events", dlq_topic, group = "tally";
+  std::string data_dir = "./data", listen = "127.0.0.1:8080", keys_path = "config/keys.dev.toml";
+  std::string now_text, port_file, new_log = "auto", log_level = "info";
+  int cache_ttl = 300, http_threads = 2, partitions = 4, batch_max = 20000, batch_ms = 50;
+  double dedupe_days = 7;
+  app.add_option("--brokers", brokers,
+                 "Kafka bootstrap servers, or 'embedded' for an in-process broker")
+      ->capture_default_str();
+  app.add_option("--topic", topic, "Topic of usage events")->capture_default_str();
+  app.add_option("--dlq-topic", dlq_topic, "Dead-letter topic (default: <topic>.dlq)");
+  app.add_option("--group", group, "Kafka consumer group")->capture_default_str();
+  app.add_option("--data-dir", data_dir, "Directory for the RocksDB views and broker.addr")
+      ->capture_default_str();
+  app.add_option("--listen", listen, "HTTP listen address HOST:PORT (port 0 = any free port)")
+      ->capture_default_str();
+  app.add_option("--keys", keys_path, "API keys file (TOML, SHA-256 hashes only)")
+      ->capture_default_str();
+  app.add_option("--cache-ttl", cache_ttl, "Response cache TTL in seconds (0 disables)")
+      ->capture_default_str();
+  app.add_option("--now", now_text,
+                 "Freeze the clock at this RFC 3339 instant (tests and demos; default: real time)");
+  app.add_option("--port-file", port_file, "Write the bound HOST:PORT to this file once listening");
+  app.add_option("--http-threads", http_threads, "HTTP worker threads")->capture_default_str();
+  app.add_option("--partitions", partitions, "Partitions of the topic on the embedded broker")
+      ->capture_default_str();
+  app.add_option("--dedupe-window-days", dedupe_days, "Dedupe window in days of event time")
+      ->capture_default_str();
+  app.add_option("--batch-max", batch_max, "Most messages per ingest batch")->capture_default_str();
+  app.add_option("--batch-ms", batch_ms, "Longest wait to fill an ingest batch (ms)")
+      ->capture_default_str();
+  app.add_option("--on-new-log", new_log,
+                 "What to do when the log is new (cluster id changed, offsets beyond its end): "
+                 "auto (restart on the embedded/mock broker, stop on a real cluster), restart, stop")
+      ->check(CLI::IsMember({"auto", "restart", "stop"}))
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  tally::Clock clock;
+  if (!now_text.empty()) {
+    auto now = tally::ParseRfc3339Millis(now_text);
+    if (!now) return Die("--now: " + now.error().message + " (example: 2026-03-01T12:00:00Z)");
+    clock = tally::Clock::Fixed(*now);
+  }
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return Die("--listen must be HOST:PORT, e.g. 127.0.0.1:8080");
+  tally::http::ServerOptions server_options;
+  server_options.host = listen.substr(0, colon);
+  server_options.port = static_cast<uint16_t>(std::stoi(listen.substr(colon + 1)));
+  server_options.threads = http_threads;
+
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return Die("cannot create --data-dir " + data_dir + ": " + ec.message());
+
+  auto keys = tally::http::KeyStore::LoadFile(keys_path);
+  if (!keys) {
+    return Die("cannot load --keys " + keys_path + ": " + keys.error().message +
+               " (create one with `tally keys new`)");
+  }
+
+  std::unique_ptr<tally::kafka::EmbeddedBroker> broker;
+  if (brokers == "embedded" || brokers.empty()) {
+    tally::kafka::EmbeddedBrokerOptions bo;
+    bo.topics = {{topic, partitions}, {dlq_topic.empty() ? topic + ".dlq" : dlq_topic, 1}};
+    auto b = tally::kafka::EmbeddedBroker::Start(bo);
+    if (!b) return Die("cannot start the embedded broker: " + b.error().message);
+    broker = std::move(*b);
+    brokers = broker->bootstrap();
+    std::string addr_file = (std::filesystem::path(data_dir) / "broker.addr").string();
+    WriteFileAtomically(addr_file, brokers);
+    spdlog::info("embedded Kafka broker listening on {} (written to {}); it keeps nothing across "
+                 "restarts: use --brokers for production",
+                 brokers, addr_file);
+  }
+
+  tally::store::StoreOptions store_options;
+  store_options.path = (std::filesystem::path(data_dir) / "db").string();
+  store_options.dedupe_window_ms = static_cast<int64_t>(dedupe_days * 86'400'000);
+  auto store = tally::store::Store::Open(store_options);
+  if (!store) return Die(store.error().message);
+
+  tally::MetricsRegistry registry;
+  tally::ingest::ConsumerOptions co;
+  co.brokers = brokers;
+  co.topic = topic;
+  co.dlq_topic = dlq_topic;
+  co.group = group;
+  co.batch_max_messages = batch_max;
+  co.batch_max_ms = batch_ms;
+  co.new_log_policy = new_log == "restart" ? tally::ingest::NewLogPolicy::kRestart
+                      : new_log == "stop"  ? tally::ingest::NewLogPolicy::kStop
+                                           : tally::ingest::NewLogPolicy::kAuto;
+  auto consumer = tally::ingest::Consumer::Create(co, store->get(), &registry);
+  if (!consumer) return Die(consumer.error().message);
+
+  tally::store::Store* db = store->get();
+  tally::ingest::Consumer* cons = consumer->get();
+  tally::http::ServiceDeps deps;
+  deps.keys = std::make_shared<const tally::http::KeyStore>(std::move(*keys));
+  deps.metrics = &registry;
+  deps.clock = &clock;
+  deps.cache_ttl_s = cache_ttl;
+  deps.workspace_metrics.run = [db, &clock](const tally::query::WorkspaceMetricsRequest& r) {
+    return tally::query::RunWorkspaceMetrics(*db, clock, r);
+  };
+  deps.workspace_metrics.workspace_known = [db](std::string_view ws) {
+    return tally::query::WorkspaceKnown(*db, ws);
+  };
+  deps.ready = [cons] {
+    std::string details;
+    tally::JsonWriter w(&details);
+    w.BeginObject();
+    w.Key("ingest");
+    w.BeginObject();
+    w.Key("cluster_id");
+    w.String(cons->cluster_id());
+    w.Key("partitions");
+    w.BeginArray();
+    for (const auto& p : cons->Progress()) {
+      w.BeginObject();
+      w.Key("topic");
+      w.String(p.topic);
+      w.Key("partition");
+      w.Int(p.partition);
+      w.Key("next_offset");
+      w.Int(p.next_offset);
+      w.Key("high_watermark");
+      w.Int(p.high_watermark);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    w.EndObject();
+    return tally::http::ReadyState{cons->Ready(), std::move(details)};
+  };
+  auto router = tally::http::BuildRouter(std::move(deps));
+  if (!router) return Die(router.error().message);
+  auto server = tally::http::Server::Start(server_options, *router);
+  if (!server) return Die("cannot listen on " + listen + ": " + server.error().message);
+  std::string bound = server_options.host + ":" + std::to_string((*server)->port());
+  spdlog::info("tallyd listening on http://{}", bound);
+  if (!port_file.empty() && !WriteFileAtomically(port_file, bound)) {
+    return Die("cannot write --port-file " + port_file);
+  }
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  tally::Status ingest_status = tally::Ok();
+  std::atomic<bool> ingest_done{false};
+  std::thread ingest([&] {
+    try {
+      ingest_status = cons->Run();
+    } catch (const std::exception& e) {  // last resort: report, never take the server down
+      ingest_status = tally::Fail(tally::ErrorCode::kInternal, e.what());
+    }
+    ingest_done.store(true);
+  });
+  while (!g_stop.load() && !ingest_done.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (ingest_done.load() && !ingest_status) {
+    spdlog::critical("ingest stopped: {}. Queries are still served from the views.",
+                     ingest_status.error().message);
+    while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  spdlog::info("shutting down");
+  cons->Stop();
+  ingest.join();
+  (*server)->Stop();
+  return 0;
+}

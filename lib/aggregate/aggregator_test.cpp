@@ -1,0 +1,134 @@
+#include "aggregate/aggregator.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace tally::aggregate {
+namespace {
+
+using event::Action;
+using event::EntityKind;
+using event::UsageEvent;
+using store::Counters;
+
+class AggregatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("tally_agg_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    agg_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    agg_.reset();
+    store_.reset();
+    store_ = std::move(*store::Store::Open({.path = dir_.string()}));
+    agg_ = std::move(*Aggregator::Create(store_.get()));
+  }
+  static UsageEvent Exec(std::string id, std::string user, int64_t day, int64_t tokens) {
+    UsageEvent e;
+    e.id = std::move(id);
+    e.source = "src";
+    e.kind = EntityKind::kAgent;
+    e.action = Action::kExecuted;
+    e.time_ms = day * 86'400'000;
+    e.workspace_id = "ws";
+    e.project_id = "p1";
+    e.user_id = std::move(user);
+    e.entity_id = "a1";
+    e.tokens = tokens;
+    e.cost_usd = 0.5;
+    return e;
+  }
+  Result<ApplyStats> Apply(const std::vector<UsageEvent>& evs, int64_t next_offset) {
+    std::vector<const UsageEvent*> ptrs;
+    for (const auto& e : evs) ptrs.push_back(&e);
+    PartitionOffset off{"usage-events", 1, next_offset};
+    return agg_->Apply(ptrs, {&off, 1}, "cluster-a");
+  }
+  Counters Read(store::Scope scope, std::string_view extra, Granularity g, int32_t bucket) {
+    std::string key;
+    store::CounterKey(scope, "ws", g, bucket, extra, &key);
+    Counters c;
+    store_->NewReadView()->AddCounters(key, &c);
+    return c;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Aggregator> agg_;
+};
+
+TEST_F(AggregatorTest, DedupesWithinAndAcrossBatchesAndStoresOffsets) {
+  auto s1 = Apply({Exec("e1", "u1", 100, 10), Exec("e2", "u2", 100, 5), Exec("e1", "u1", 100, 10)},
+                  3);
+  ASSERT_TRUE(s1.has_value());
+  EXPECT_EQ(s1->applied, 2u);
+  EXPECT_EQ(s1->duplicates, 1u);
+  EXPECT_EQ(s1->new_users, 2u);
+  Reopen();  // dictionary and dedupe state must survive a restart
+  auto s2 = Apply({Exec("e2", "u2", 100, 5), Exec("e3", "u1", 101, 1)}, 5);
+  ASSERT_TRUE(s2.has_value());
+  EXPECT_EQ(s2->applied, 1u);
+  EXPECT_EQ(s2->duplicates, 1u);
+  EXPECT_EQ(s2->new_users, 0u);
+
+  const int cf = Counters::CountField(EntityKind::kAgent, Action::kExecuted);
+  Counters day100 = Read(store::Scope::kWorkspace, {}, Granularity::kDay, 100);
+  EXPECT_EQ(day100.i[cf], 2);
+  EXPECT_EQ(day100.i[Counters::kAgentTokens], 15);
+  EXPECT_DOUBLE_EQ(day100.d[Counters::kAgentCost], 1.0);
+  Counters month = Read(store::Scope::kWorkspace, {}, Granularity::kMonth, MonthOfDay(100));
+  EXPECT_EQ(month.i[cf], 3);
+  std::string uid;
+  store::ScopeIdUser("u1", &uid);
+  EXPECT_EQ(Read(store::Scope::kUser, uid, Granularity::kWeek, WeekOfDay(100)).i[cf], 2);
+
+  // Distinct users of the project over both days: a union, not a sum of daily counts.
+  store::UserBitmap users;
+  auto view = store_->NewReadView();
+  std::string pid, key;
+  store::ScopeIdProject("p1", &pid);
+  for (int32_t day : {100, 101}) {
+    store::BitmapKey(store::Scope::kProject, "ws", Granularity::kDay, day, pid, &key);
+    view->OrBitmap(key, &users);
+  }
+  EXPECT_EQ(users.Cardinality(), 2u);
+
+  auto offsets = store_->LoadOffsets();
+  ASSERT_TRUE(offsets.has_value());
+  ASSERT_EQ(offsets->size(), 1u);
+  EXPECT_EQ((*offsets)[0].offset.next_offset, 5);
+  EXPECT_EQ((*offsets)[0].offset.cluster_id, "cluster-a");
+}
+
+TEST_F(AggregatorTest, InventoryRowsKeepLatestAndEarliest) {
+  UsageEvent created = Exec("c1", "u1", 100, 0);
+  created.action = Action::kCreated;
+  created.entity_name = "First";
+  UsageEvent renamed = Exec("r1", "u2", 105, 0);
+  renamed.action = Action::kUpdated;
+  renamed.entity_name = "Second";
+  UsageEvent late_old = Exec("o1", "u3", 99, 0);  // arrives last, but is oldest
+  late_old.action = Action::kUpdated;
+  late_old.entity_name = "Zeroth";
+  ASSERT_TRUE(Apply({created}, 1).has_value());
+  ASSERT_TRUE(Apply({renamed, late_old}, 3).has_value());
+  std::string key;
+  store::EntityKey("ws", EntityKind::kAgent, "a1", &key);
+  store::Record r;
+  ASSERT_TRUE(store_->NewReadView()->GetRecord(key, &r));
+  EXPECT_EQ(store::FindField(r, store::field::kEntityName)->value, "Second");
+  EXPECT_EQ(store::FindField(r, store::field::kEntityCreated)->value, "u1");
+  EXPECT_EQ(store::FindField(r, store::field::kEntityCreated)->time_ms, 100 * 86'400'000LL);
+}
+
+}  // namespace
+}  // namespace tally::aggregate

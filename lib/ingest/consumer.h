@@ -1,0 +1,95 @@
+#pragma once
+// The ingest loop: Kafka (librdkafka consumer group) -> parse/validate -> dead letters ->
+// aggregate -> one RocksDB WriteBatch with the consumed offsets.
+//
+//   tally::ingest::ConsumerOptions opts;
+//   opts.brokers = "127.0.0.1:9092";
+//   auto consumer = tally::ingest::Consumer::Create(opts, store, &registry);
+//   std::thread t([&] { auto s = (*consumer)->Run(); if (!s) LOG(s.error().message); });
+//   ...
+//   (*consumer)->Stop();  t.join();
+//
+// Exactly once: offsets live in RocksDB in the same WriteBatch as the aggregates. On partition
+// assignment the consumer seeks to the stored offsets; commits to Kafka happen only so that lag
+// tools see progress. Stored offsets are tied to the cluster id: a new log (another cluster id,
+// or a stored offset beyond the partition's high watermark) is started from its beginning on a
+// throwaway embedded broker (dedupe by (source, id) absorbs re-sent events) and stops ingest
+// with an alarm on a real cluster. A trimmed log (offset out of range) is reported loudly.
+//
+// Bad input never stops ingest: every rejected message goes to the dead-letter topic with its
+// reason in the "tally-dlq-reason" header (plus tally-source-topic/-partition/-offset) before
+// the batch's offsets are stored, and is counted in tally_events_rejected_total{reason}.
+//
+// Thread-safety: Run() on one thread; Stop(), Progress() and Ready() from any thread.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/result.h"
+
+typedef struct rd_kafka_s rd_kafka_t;
+
+namespace tally::store {
+class Store;
+}
+
+namespace tally::ingest {
+
+enum class NewLogPolicy {
+  kAuto,     // restart for librdkafka's mock cluster (cluster id "mockCluster..."), else stop
+  kRestart,  // start the new log from its beginning
+  kStop,     // alarm and stop ingest
+};
+
+struct ConsumerOptions {
+  std::string brokers;  // bootstrap.servers
+  std::string topic = "usage-events";
+  std::string dlq_topic;  // default: topic + ".dlq"
+  std::string group = "tally";
+  int batch_max_messages = 20000;
+  int batch_max_ms = 50;
+  NewLogPolicy new_log_policy = NewLogPolicy::kAuto;
+  std::map<std::string, std::string> extra_config;  // extra librdkafka consumer settings
+};
+
+struct PartitionProgress {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t next_offset = 0;     // next offset to consume (stored in RocksDB)
+  int64_t high_watermark = -1; // last known high watermark, -1 if unknown
+};
+
+class Consumer {
+ public:
+  // Creates the librdkafka consumer and the dead-letter producer. kInvalidArgument on bad
+  // configuration.
+  static Result<std::unique_ptr<Consumer>> Create(const ConsumerOptions& options,
+                                                  store::Store* store, MetricsRegistry* metrics);
+  ~Consumer();
+
+  // Consumes until Stop(). Returns an error only when ingest must not go on (a new or trimmed
+  // log on a real cluster, an unrecoverable store error).
+  Status Run();
+  void Stop() { stop_.store(true); }
+
+  std::vector<PartitionProgress> Progress() const;
+  // True once partitions are assigned and no fatal condition was met.
+  bool Ready() const { return ready_.load(); }
+  // The cluster id offsets are tied to (empty until known).
+  std::string cluster_id() const;
+
+ private:
+  struct Impl;
+  explicit Consumer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace tally::ingest

@@ -1,0 +1,185 @@
+// Unit tests of the metrics engine on hand-computed expectations. The end-to-end comparison with
+// an independent reference over generated data lives in tests/integration.
+#include "query/workspace_metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "aggregate/aggregator.h"
+#include "store/store.h"
+
+namespace tally::query {
+namespace {
+
+using event::Action;
+using event::EntityKind;
+using event::UsageEvent;
+
+class WorkspaceMetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("tally_wm_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    store_ = std::move(*store::Store::Open({.path = dir_.string()}));
+    agg_ = std::move(*aggregate::Aggregator::Create(store_.get()));
+  }
+  void TearDown() override {
+    agg_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  UsageEvent Ev(std::string id, EntityKind kind, Action action, const char* day,
+                std::string user, std::string name = "") {
+    UsageEvent e;
+    e.id = std::move(id);
+    e.source = "test";
+    e.kind = kind;
+    e.action = action;
+    e.time_ms = int64_t{*ParseDay(day)} * 86'400'000 + 3'600'000;
+    e.workspace_id = "ws";
+    e.user_id = std::move(user);
+    e.user_name = std::move(name);
+    e.entity_id = "ent1";
+    return e;
+  }
+
+  void Apply(const std::vector<UsageEvent>& events) {
+    std::vector<const UsageEvent*> ptrs;
+    for (const auto& e : events) ptrs.push_back(&e);
+    aggregate::PartitionOffset off{"t", 0, static_cast<int64_t>(++offset_)};
+    ASSERT_TRUE(agg_->Apply(ptrs, {&off, 1}, "c").has_value());
+  }
+
+  WorkspaceMetricsResult Run(const WorkspaceMetricsRequest& r) {
+    auto res = RunWorkspaceMetrics(*store_, clock_, r);
+    EXPECT_TRUE(res.has_value()) << res.error().message;
+    return res.value_or(WorkspaceMetricsResult{});
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<aggregate::Aggregator> agg_;
+  int offset_ = 0;
+  // Today = Sunday 2026-03-01.
+  Clock clock_ = Clock::Fixed(int64_t{*ParseDay("2026-03-01")} * 86'400'000 + 5'000);
+};
+
+TEST_F(WorkspaceMetricsTest, CountsSumsAveragesAndPeriods) {
+  std::vector<UsageEvent> evs = {
+      Ev("1", EntityKind::kAgent, Action::kExecuted, "2026-03-01", "u1", "Ann"),
+      Ev("2", EntityKind::kAgent, Action::kExecuted, "2026-02-24", "u1"),
+      Ev("3", EntityKind::kAgent, Action::kExecuted, "2026-02-23", "u2", "Bob"),
+      Ev("4", EntityKind::kAgent, Action::kExecuted, "2026-01-10", "u2"),
+      Ev("5", EntityKind::kAgent, Action::kCreated, "2026-02-28", "u1"),
+      Ev("6", EntityKind::kWorkflow, Action::kExecuted, "2026-02-27", "u1"),
+      Ev("7", EntityKind::kWorkflow, Action::kExecuted, "2026-02-26", "u2"),
+      Ev("8", EntityKind::kWorkflow, Action::kExecuted, "2026-02-25", "u2"),
+  };
+  evs[5].duration_ms = 100;
+  evs[6].duration_ms = 300;  // evs[7] carries no duration
+  Apply(evs);
+  Apply({evs[0], evs[1]});  // redelivery: changes nothing
+
+  WorkspaceMetricsRequest r;
+  r.workspace_id = "ws";
+  r.entity = EntityKind::kAgent;
+  r.metric = Metric::kExecutions;
+  r.period = Period::k7d;  // 2026-02-23 .. 2026-03-01
+  auto res = Run(r);
+  EXPECT_EQ(res.total, 3);
+  EXPECT_EQ(FormatDay(res.from), "2026-02-23");
+  EXPECT_EQ(FormatDay(res.to), "2026-03-01");
+  r.period = Period::kAll;
+  res = Run(r);
+  EXPECT_EQ(res.total, 4);
+  EXPECT_EQ(FormatDay(res.from), "2026-01-10");
+
+  r.entity = EntityKind::kWorkflow;
+  r.metric = Metric::kAvgDuration;
+  r.aggregation = Aggregation::kAvg;
+  EXPECT_DOUBLE_EQ(Run(r).total, 200);
+  r.aggregation = Aggregation::kSum;
+  EXPECT_DOUBLE_EQ(Run(r).total, 400);
+  r.aggregation = Aggregation::kCount;
+  EXPECT_DOUBLE_EQ(Run(r).total, 2);
+  r.group_by = GroupBy::kUser;
+  EXPECT_FALSE(RunWorkspaceMetrics(*store_, clock_, r).has_value());
+}
+
+TEST_F(WorkspaceMetricsTest, GroupByDateZeroFillsAndClipsWeeks) {
+  Apply({Ev("1", EntityKind::kAgent, Action::kExecuted, "2026-02-23", "u1"),
+         Ev("2", EntityKind::kAgent, Action::kExecuted, "2026-02-23", "u1"),
+         Ev("3", EntityKind::kAgent, Action::kExecuted, "2026-02-20", "u1"),  // before 7d
+         Ev("4", EntityKind::kAgent, Action::kExecuted, "2026-03-01", "u2")});
+  WorkspaceMetricsRequest r;
+  r.workspace_id = "ws";
+  r.group_by = GroupBy::kDate;
+  r.granularity = Granularity::kDay;
+  r.period = Period::k7d;
+  auto res = Run(r);
+  ASSERT_EQ(res.rows.size(), 7u);
+  EXPECT_EQ(res.rows[0].date, "2026-02-23");
+  EXPECT_EQ(res.rows[0].value, 2);
+  EXPECT_EQ(res.rows[1].value, 0);
+  EXPECT_EQ(res.rows[6].date, "2026-03-01");
+  EXPECT_EQ(res.rows[6].value, 1);
+  EXPECT_EQ(res.total, 3);
+
+  r.period = Period::k30d;  // 2026-01-31 (Saturday) .. 2026-03-01
+  r.granularity = Granularity::kWeek;
+  res = Run(r);
+  ASSERT_EQ(res.rows.size(), 5u);  // weeks 2026-05 (clipped to Jan 31..Feb 1) .. 2026-09
+  EXPECT_EQ(res.rows.front().date, "2026-05");
+  EXPECT_EQ(res.rows[3].date, "2026-08");
+  EXPECT_EQ(res.rows[3].value, 1);  // 2026-02-20 (Friday of week 8)
+  EXPECT_EQ(res.rows[4].value, 3);
+  EXPECT_EQ(res.total, 4);
+
+  r.granularity = Granularity::kMonth;
+  r.order_by = OrderBy::kValue;
+  res = Run(r);
+  ASSERT_EQ(res.rows.size(), 3u);  // 2026-01 (one day), 2026-02, 2026-03
+  EXPECT_EQ(res.rows[0].date, "2026-02");
+  EXPECT_EQ(res.rows[0].value, 3);
+}
+
+TEST_F(WorkspaceMetricsTest, GroupByUserOrdersAndLimits) {
+  Apply({Ev("1", EntityKind::kAgent, Action::kShared, "2026-02-28", "u1", "Zed"),
+         Ev("2", EntityKind::kAgent, Action::kShared, "2026-02-27", "u2", "Amy"),
+         Ev("3", EntityKind::kAgent, Action::kShared, "2026-02-26", "u2", "Amy B"),
+         Ev("4", EntityKind::kAgent, Action::kShared, "2026-02-25", "u3", "Cy"),
+         Ev("5", EntityKind::kAgent, Action::kExecuted, "2026-02-25", "u4", "Dee")});
+  WorkspaceMetricsRequest r;
+  r.workspace_id = "ws";
+  r.metric = Metric::kShares;
+  r.group_by = GroupBy::kUser;
+  auto res = Run(r);
+  ASSERT_EQ(res.rows.size(), 3u);
+  EXPECT_EQ(res.rows[0].user_id, "u2");
+  EXPECT_EQ(res.rows[0].user_name, "Amy");  // latest event time wins: 02-27
+  EXPECT_EQ(res.rows[0].value, 2);
+  EXPECT_EQ(res.rows[1].user_id, "u1");  // tie on 1 broken by user id
+  EXPECT_EQ(res.total, 4);
+  r.limit = 1;
+  r.order_by = OrderBy::kName;
+  r.descending = false;
+  res = Run(r);
+  ASSERT_EQ(res.rows.size(), 1u);
+  EXPECT_EQ(res.rows[0].user_name, "Amy");
+  EXPECT_EQ(res.total, 4);
+  r.user_id = "u3";
+  r.limit = 10;
+  res = Run(r);
+  ASSERT_EQ(res.rows.size(), 1u);
+  EXPECT_EQ(res.rows[0].user_id, "u3");
+  EXPECT_EQ(res.total, 1);
+  EXPECT_TRUE(WorkspaceKnown(*store_, "ws"));
+  EXPECT_FALSE(WorkspaceKnown(*store_, "other"));
+}
+
+}  // namespace
+}  // namespace tally::query
