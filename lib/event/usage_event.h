@@ -33,6 +33,13 @@ inline constexpr int kActionCount = 6;
 const char* EntityKindName(EntityKind kind);
 const char* ActionName(Action action);
 
+// The CloudEvents `type` of a kind and action, e.g. "agent.executed". Static storage.
+std::string_view EventTypeName(EntityKind kind, Action action);
+
+// Inverse of EventTypeName: "workflow.copied" -> kWorkflow, kCopied. Exact, case-sensitive.
+// Returns false (and leaves the outputs untouched) for any other string. Pure, thread-safe.
+bool ParseEventType(std::string_view type, EntityKind* kind, Action* action);
+
 // A validated event. Optional strings are empty when absent (an absent profile field never
 // overwrites a known one); optional numbers are std::nullopt when absent.
 struct UsageEvent {

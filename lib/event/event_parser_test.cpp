@@ -1,0 +1,613 @@
+#include "event/event_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace tally::event {
+namespace {
+
+using nlohmann::json;
+
+// Events are built with nlohmann::json, an independent parser/serializer.
+json Minimal() {
+  return json::parse(R"({
+    "specversion": "1.0", "id": "evt_1", "source": "athena/agents-api",
+    "type": "agent.created", "time": "2026-01-10T08:00:00Z",
+    "data": {"workspace_id": "ws_1", "user": {"id": "42"}, "agent": {"id": "agent_1"}}
+  })");
+}
+
+json Full() {
+  return json::parse(R"({
+    "specversion": "1.0", "id": "evt_01HZX3K9Q4", "source": "athena/agents-api",
+    "type": "agent.executed", "time": "2026-01-15T10:23:45.123Z",
+    "data": {
+      "workspace_id": "8360bf61-4604-4f22-99dc-2afa910fd8c7",
+      "organization_id": "org_7", "project_id": "proj_12",
+      "user": {"id": "42", "name": "Jane Smith", "email": "jane@company.com",
+               "photo": "https://example.com/u/42.jpg"},
+      "agent": {"id": "agent_abc123", "name": "Support Agent", "visibility": "workspace",
+                "owner_user_id": "42"},
+      "duration_ms": 1520, "tokens": 812, "cost_usd": 0.0123, "message_credits": 3,
+      "integration_credits": 1, "status": "ok"
+    }
+  })");
+}
+
+class EventParserTest : public ::testing::Test {
+ protected:
+  UsageEvent MustParse(const std::string& text) {
+    UsageEvent e;
+    Status s = parser_.ParseInto(text, &e);
+    EXPECT_TRUE(s.has_value()) << text << "\n -> " << (s ? "" : s.error().message);
+    return e;
+  }
+  UsageEvent MustParse(const json& j) { return MustParse(j.dump()); }
+
+  // Expects a rejection naming `field`, in `category`; returns the message.
+  std::string MustReject(const std::string& text, const std::string& field,
+                         std::string_view category) {
+    UsageEvent e;
+    Status s = parser_.ParseInto(text, &e);
+    if (s) {
+      ADD_FAILURE() << "accepted: " << text.substr(0, 300);
+      return {};
+    }
+    EXPECT_EQ(s.error().field, field) << s.error().message;
+    EXPECT_EQ(ReasonCategory(s.error()), category) << s.error().message;
+    EXPECT_TRUE(s.error().message.starts_with(field + ": ")) << s.error().message;
+    ErrorCode want =
+        category == "too_large" ? ErrorCode::kResourceExhausted : ErrorCode::kInvalidArgument;
+    EXPECT_EQ(s.error().code, want) << s.error().message;
+    return s.error().message;
+  }
+  std::string MustReject(const json& j, const std::string& field, std::string_view category) {
+    return MustReject(j.dump(), field, category);
+  }
+  std::string MustReject(const char* text, const std::string& field, std::string_view category) {
+    return MustReject(std::string(text), field, category);
+  }
+
+  EventParser parser_;
+};
+
+TEST_F(EventParserTest, ParsesEveryFieldOfTheDesignExample) {
+  UsageEvent e = MustParse(Full());
+  EXPECT_EQ(e.id, "evt_01HZX3K9Q4");
+  EXPECT_EQ(e.source, "athena/agents-api");
+  EXPECT_EQ(e.kind, EntityKind::kAgent);
+  EXPECT_EQ(e.action, Action::kExecuted);
+  EXPECT_EQ(e.time_ms, 1768472625123);  // Python: datetime(2026,1,15,10,23,45,123000,UTC)
+  EXPECT_EQ(e.workspace_id, "8360bf61-4604-4f22-99dc-2afa910fd8c7");
+  EXPECT_EQ(e.organization_id, "org_7");
+  EXPECT_EQ(e.project_id, "proj_12");
+  EXPECT_EQ(e.user_id, "42");
+  EXPECT_EQ(e.user_name, "Jane Smith");
+  EXPECT_EQ(e.user_email, "jane@company.com");
+  EXPECT_EQ(e.user_photo, "https://example.com/u/42.jpg");
+  EXPECT_EQ(e.entity_id, "agent_abc123");
+  EXPECT_EQ(e.entity_name, "Support Agent");
+  EXPECT_EQ(e.entity_visibility, "workspace");
+  EXPECT_EQ(e.entity_owner_user_id, "42");
+  EXPECT_EQ(e.duration_ms, 1520.0);
+  EXPECT_EQ(e.tokens, 812);
+  EXPECT_EQ(e.cost_usd, 0.0123);
+  EXPECT_EQ(e.message_credits, 3.0);
+  EXPECT_EQ(e.integration_credits, 1.0);
+  EXPECT_EQ(e.status, "ok");
+  EXPECT_FALSE(e.is_error());
+}
+
+TEST_F(EventParserTest, MinimalEventLeavesOptionalsEmpty) {
+  UsageEvent e = MustParse(Minimal());
+  EXPECT_EQ(e.kind, EntityKind::kAgent);
+  EXPECT_EQ(e.action, Action::kCreated);
+  EXPECT_EQ(e.time_ms, 1768032000000);
+  EXPECT_EQ(e.entity_id, "agent_1");
+  EXPECT_TRUE(e.organization_id.empty());
+  EXPECT_TRUE(e.project_id.empty());
+  EXPECT_TRUE(e.user_name.empty());
+  EXPECT_TRUE(e.entity_visibility.empty());
+  EXPECT_FALSE(e.duration_ms.has_value());
+  EXPECT_FALSE(e.tokens.has_value());
+  EXPECT_FALSE(e.cost_usd.has_value());
+  EXPECT_FALSE(e.message_credits.has_value());
+  EXPECT_FALSE(e.integration_credits.has_value());
+  EXPECT_TRUE(e.status.empty());
+}
+
+TEST_F(EventParserTest, ReusedOutputIsFullyOverwritten) {
+  UsageEvent e;
+  ASSERT_TRUE(parser_.ParseInto(Full().dump(), &e));
+  ASSERT_TRUE(parser_.ParseInto(Minimal().dump(), &e));
+  EXPECT_EQ(e.id, "evt_1");
+  EXPECT_EQ(e.action, Action::kCreated);
+  EXPECT_TRUE(e.user_name.empty());
+  EXPECT_TRUE(e.entity_name.empty());
+  EXPECT_TRUE(e.entity_owner_user_id.empty());
+  EXPECT_TRUE(e.organization_id.empty());
+  EXPECT_FALSE(e.tokens.has_value());
+  EXPECT_FALSE(e.cost_usd.has_value());
+  EXPECT_TRUE(e.status.empty());
+  // A rejection in between does not poison the next parse.
+  ASSERT_FALSE(parser_.ParseInto("{\"id\": ", &e));
+  ASSERT_TRUE(parser_.ParseInto(Full().dump(), &e));
+  EXPECT_EQ(e.user_name, "Jane Smith");
+}
+
+TEST_F(EventParserTest, ParseConvenienceMatchesParseInto) {
+  Result<UsageEvent> r = parser_.Parse(Full().dump());
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->entity_id, "agent_abc123");
+  Result<UsageEvent> bad = parser_.Parse("[]");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().field, "$");
+}
+
+TEST_F(EventParserTest, EveryTypeMapsToItsKindAndAction) {
+  const char* actions[] = {"created", "updated", "deleted", "executed", "copied", "shared"};
+  for (int k = 0; k < 2; ++k) {
+    for (int a = 0; a < 6; ++a) {
+      json j = Minimal();
+      std::string kind = k == 0 ? "agent" : "workflow";
+      j["type"] = kind + "." + actions[a];
+      j["data"].erase("agent");
+      j["data"][kind] = {{"id", "e1"}};
+      UsageEvent e = MustParse(j);
+      EXPECT_EQ(static_cast<int>(e.kind), k);
+      EXPECT_EQ(static_cast<int>(e.action), a);
+      EXPECT_EQ(e.entity_id, "e1");
+      EXPECT_EQ(EventTypeName(e.kind, e.action), kind + "." + actions[a]);
+      EXPECT_STREQ(EntityKindName(e.kind), kind.c_str());
+      EXPECT_STREQ(ActionName(e.action), actions[a]);
+    }
+  }
+}
+
+TEST(EventTypeTest, ParseEventTypeIsExact) {
+  EntityKind k = EntityKind::kAgent;
+  Action a = Action::kCreated;
+  EXPECT_TRUE(ParseEventType("workflow.copied", &k, &a));
+  EXPECT_EQ(k, EntityKind::kWorkflow);
+  EXPECT_EQ(a, Action::kCopied);
+  for (const char* bad : {"", "agent", "agent.", "agent.run", "Agent.created", "agent.created ",
+                          "workflows.created", "agent.executed.x", "task.created"}) {
+    EXPECT_FALSE(ParseEventType(bad, &k, &a)) << bad;
+  }
+  EXPECT_EQ(k, EntityKind::kWorkflow);  // untouched on failure
+}
+
+TEST_F(EventParserTest, WorkflowSubjectAndOtherEntityIgnored) {
+  json j = Minimal();
+  j["type"] = "workflow.executed";
+  j["data"]["workflow"] = {{"id", "wf_9"}, {"name", "Nightly"}, {"visibility", "private"}};
+  j["data"]["duration_ms"] = 84000.5;
+  j["data"]["status"] = "error";
+  UsageEvent e = MustParse(j);  // data.agent is present but not the subject
+  EXPECT_EQ(e.kind, EntityKind::kWorkflow);
+  EXPECT_EQ(e.entity_id, "wf_9");
+  EXPECT_EQ(e.entity_name, "Nightly");
+  EXPECT_EQ(e.entity_visibility, "private");
+  EXPECT_EQ(e.duration_ms, 84000.5);
+  EXPECT_TRUE(e.is_error());
+}
+
+TEST_F(EventParserTest, KeysInAnyOrder) {
+  // data before type: the subject is chosen after the whole object is read.
+  std::string text =
+      R"({"data":{"workflow":{"id":"wf"},"user":{"id":"u"},"agent":{"id":"ag"},"workspace_id":"w"},)"
+      R"("time":"2026-01-10T08:00:00Z","type":"workflow.updated","source":"s","id":"i",)"
+      R"("specversion":"1.0"})";
+  UsageEvent e = MustParse(text);
+  EXPECT_EQ(e.entity_id, "wf");
+  EXPECT_EQ(e.action, Action::kUpdated);
+}
+
+TEST_F(EventParserTest, NumericIdsBecomeDecimalStrings) {
+  json j = Minimal();
+  j["data"]["user"]["id"] = 1001;
+  j["data"]["agent"]["owner_user_id"] = 1001;
+  UsageEvent e = MustParse(j);
+  EXPECT_EQ(e.user_id, "1001");
+  EXPECT_EQ(e.entity_owner_user_id, "1001");
+
+  auto user_id_of = [&](const char* literal) {
+    std::string text = Minimal().dump();
+    size_t pos = text.find("\"42\"");
+    text.replace(pos, 4, literal);
+    return MustParse(text).user_id;
+  };
+  EXPECT_EQ(user_id_of("0"), "0");
+  EXPECT_EQ(user_id_of("-5"), "-5");
+  EXPECT_EQ(user_id_of("42.0"), "42");
+  EXPECT_EQ(user_id_of("4.2e1"), "42");
+  EXPECT_EQ(user_id_of("9223372036854775807"), "9223372036854775807");
+  EXPECT_EQ(user_id_of("18446744073709551615"), "18446744073709551615");
+  EXPECT_EQ(user_id_of("-9223372036854775808"), "-9223372036854775808");
+
+  json agent_num = Minimal();
+  agent_num["data"]["agent"]["id"] = 12345;
+  EXPECT_EQ(MustParse(agent_num).entity_id, "12345");
+}
+
+TEST_F(EventParserTest, TimeOffsetsAreConvertedToUtcMillis) {
+  // Expected values computed with Python's datetime.
+  struct Case {
+    const char* time;
+    int64_t ms;
+  } cases[] = {
+      {"2026-01-15T12:00:00+02:00", 1768471200000},
+      {"2026-01-11T09:30:00.5-05:00", 1768141800500},
+      {"2026-01-13T23:59:59.999999Z", 1768348799999},
+      {"1969-12-31T23:59:59.5Z", -500},
+      {"2026-01-10t08:00:00z", 1768032000000},
+  };
+  for (const Case& c : cases) {
+    json j = Minimal();
+    j["time"] = c.time;
+    EXPECT_EQ(MustParse(j).time_ms, c.ms) << c.time;
+  }
+}
+
+TEST_F(EventParserTest, NullOptionalsAreAbsent) {
+  json j = Full();
+  for (const char* k : {"organization_id", "project_id", "duration_ms", "tokens", "cost_usd",
+                        "message_credits", "integration_credits", "status", "workflow"}) {
+    j["data"][k] = nullptr;
+  }
+  for (const char* k : {"name", "email", "photo"}) j["data"]["user"][k] = nullptr;
+  for (const char* k : {"name", "visibility", "owner_user_id"}) j["data"]["agent"][k] = nullptr;
+  UsageEvent e = MustParse(j);
+  EXPECT_TRUE(e.organization_id.empty());
+  EXPECT_TRUE(e.user_name.empty());
+  EXPECT_TRUE(e.user_email.empty());
+  EXPECT_TRUE(e.entity_visibility.empty());
+  EXPECT_TRUE(e.entity_owner_user_id.empty());
+  EXPECT_FALSE(e.tokens.has_value());
+  EXPECT_FALSE(e.duration_ms.has_value());
+  EXPECT_TRUE(e.status.empty());
+}
+
+TEST_F(EventParserTest, UnknownFieldsAreIgnored) {
+  json j = Minimal();
+  j["datacontenttype"] = "application/json";
+  j["subject"] = "agent_1";
+  j["traceparent"] = "00-abc";
+  j["x"] = {{"nested", {1, 2.5, true, false, nullptr, {{"a", "b"}}}}};
+  j["data"]["extra"] = "ok";
+  j["data"]["user"]["locale"] = "en";
+  j["data"]["agent"]["tags"] = {"a"};
+  UsageEvent e = MustParse(j);
+  EXPECT_EQ(e.id, "evt_1");
+  // Ignored numbers may be anything JSON allows, even beyond 64 bits.
+  std::string text = Minimal().dump();
+  text.insert(1, R"("big": 123456789012345678901234567890, )");
+  MustParse(text);
+}
+
+TEST_F(EventParserTest, StringsAreUnescapedAndUtf8Kept) {
+  std::string text = Minimal().dump();
+  text.replace(text.find("\"42\""), 4,
+               R"("42", "name": "Jos\u00e9 \"JJ\" O\u2019Neil\nline", "email": "ü@x")");
+  UsageEvent e = MustParse(text);
+  EXPECT_EQ(e.user_name, "Jos\xC3\xA9 \"JJ\" O\xE2\x80\x99Neil\nline");
+  EXPECT_EQ(e.user_email, "\xC3\xBC@x");
+  // Escaped key names match too.
+  std::string escaped = Minimal().dump();
+  escaped.replace(escaped.find("\"workspace_id\""), 14, R"("workspace\u005fid")");
+  EXPECT_EQ(MustParse(escaped).workspace_id, "ws_1");
+}
+
+TEST_F(EventParserTest, NumbersAtTheirEdges) {
+  json j = Full();
+  j["data"]["tokens"] = 0;
+  j["data"]["cost_usd"] = 0;
+  j["data"]["duration_ms"] = 1e300;
+  UsageEvent e = MustParse(j);
+  EXPECT_EQ(e.tokens, 0);
+  EXPECT_EQ(e.cost_usd, 0.0);
+  EXPECT_EQ(e.duration_ms, 1e300);
+  std::string text = Full().dump();
+  text.replace(text.find("812"), 3, "8.12e2");
+  EXPECT_EQ(MustParse(text).tokens, 812);
+  text = Full().dump();
+  text.replace(text.find("812"), 3, "9223372036854775807");
+  EXPECT_EQ(MustParse(text).tokens, INT64_MAX);
+  text = Full().dump();
+  text.replace(text.find("812"), 3, "-0");
+  EXPECT_EQ(MustParse(text).tokens, 0);
+}
+
+TEST_F(EventParserTest, LimitsAreInclusive) {
+  json j = Minimal();
+  j["id"] = std::string(kMaxIdBytes, 'i');
+  j["data"]["user"]["name"] = std::string(kMaxTextBytes, 'n');
+  UsageEvent e = MustParse(j);
+  EXPECT_EQ(e.id.size(), kMaxIdBytes);
+  EXPECT_EQ(e.user_name.size(), kMaxTextBytes);
+  // Multi-byte characters count in bytes: 129 x "é" = 258 bytes.
+  std::string accents;
+  for (int i = 0; i < 129; ++i) accents += "\xC3\xA9";
+  j = Minimal();
+  j["source"] = accents;
+  MustReject(j, "source", "too_large");
+
+  // A message of exactly kMaxEventBytes is accepted; one byte more is not.
+  std::string text = Minimal().dump();
+  text.insert(text.size() - 1, ",\"pad\":\"\"");
+  text.insert(text.size() - 2, std::string(kMaxEventBytes - text.size(), 'p'));
+  ASSERT_EQ(text.size(), kMaxEventBytes);
+  MustParse(text);
+  text.insert(text.size() - 2, "p");
+  MustReject(text, "$", "too_large");
+}
+
+TEST_F(EventParserTest, NestingDepthLimit) {
+  auto nested = [](int levels) {  // an unknown field at top level nested `levels` deep
+    std::string v = std::string(levels, '[') + "1" + std::string(levels, ']');
+    std::string text = Minimal().dump();
+    text.insert(1, "\"deep\":" + v + ",");
+    return text;
+  };
+  MustParse(nested(kMaxNestingDepth - 1));  // +1 for the top-level object
+  MustReject(nested(kMaxNestingDepth), "deep", "too_large");
+  MustReject(nested(5000), "deep", "too_large");
+}
+
+TEST_F(EventParserTest, RejectsMissingRequiredFields) {
+  for (const char* k : {"specversion", "id", "source", "type", "time"}) {
+    json j = Minimal();
+    j.erase(k);
+    EXPECT_EQ(MustReject(j, k, "missing_field"), std::string(k) + ": required string is missing");
+    j[k] = nullptr;
+    MustReject(j, k, "missing_field");
+  }
+  json j = Minimal();
+  j.erase("data");
+  EXPECT_EQ(MustReject(j, "data", "missing_field"), "data: required object is missing");
+
+  j = Minimal();
+  j["data"].erase("workspace_id");
+  MustReject(j, "data.workspace_id", "missing_field");
+  j = Minimal();
+  j["data"].erase("user");
+  MustReject(j, "data.user", "missing_field");
+  j = Minimal();
+  j["data"]["user"] = nullptr;
+  MustReject(j, "data.user", "missing_field");
+  j = Minimal();
+  j["data"]["user"].erase("id");
+  EXPECT_EQ(MustReject(j, "data.user.id", "missing_field"),
+            "data.user.id: required string or integer is missing");
+  j = Minimal();
+  j["data"]["user"]["id"] = nullptr;
+  MustReject(j, "data.user.id", "missing_field");
+  j = Minimal();
+  j["data"].erase("agent");
+  j["data"]["workflow"] = {{"id", "wf"}};  // the wrong entity does not count
+  MustReject(j, "data.agent", "missing_field");
+  j = Minimal();
+  j["data"]["agent"] = json::object();
+  MustReject(j, "data.agent.id", "missing_field");
+  j = Minimal();
+  j["type"] = "workflow.deleted";
+  MustReject(j, "data.workflow", "missing_field");
+  j["data"]["workflow"] = {{"id", nullptr}};
+  MustReject(j, "data.workflow.id", "missing_field");
+}
+
+TEST_F(EventParserTest, RejectsEmptyRequiredStrings) {
+  for (const char* k : {"id", "source", "type", "time"}) {
+    json j = Minimal();
+    j[k] = "";
+    EXPECT_EQ(MustReject(j, k, "invalid_value"), std::string(k) + ": must not be empty");
+  }
+  json j = Minimal();
+  j["data"]["workspace_id"] = "";
+  MustReject(j, "data.workspace_id", "invalid_value");
+  j = Minimal();
+  j["data"]["user"]["id"] = "";
+  MustReject(j, "data.user.id", "invalid_value");
+  j = Minimal();
+  j["data"]["agent"]["id"] = "";
+  MustReject(j, "data.agent.id", "invalid_value");
+}
+
+TEST_F(EventParserTest, RejectsBadValues) {
+  json j = Minimal();
+  j["specversion"] = "1.0.0";
+  EXPECT_EQ(MustReject(j, "specversion", "invalid_value"), "specversion: must be \"1.0\"");
+  j["specversion"] = 1.0;
+  MustReject(j, "specversion", "invalid_type");
+
+  for (const char* t : {"agent.ran", "agent", "AGENT.CREATED", "workflow.executed2", "x",
+                        "agent.created.v2", " agent.created"}) {
+    j = Minimal();
+    j["type"] = t;
+    std::string m = MustReject(j, "type", "unknown_type");
+    EXPECT_EQ(m,
+              "type: unknown event type (expected agent.* or workflow.* with created, updated, "
+              "deleted, executed, copied or shared)");  // the value itself is never echoed
+  }
+
+  for (const char* t : {"2026-01-10T08:00:00", "2026-01-10", "2026-13-10T08:00:00Z",
+                        "2026-02-29T08:00:00Z", "2026-01-10T24:00:00Z", "yesterday",
+                        "2026-01-10T08:00:00+0200", "2026-01-10T08:00:00Z junk"}) {
+    j = Minimal();
+    j["time"] = t;
+    std::string m = MustReject(j, "time", "bad_time");
+    EXPECT_TRUE(m.starts_with("time: not an RFC 3339 date-time with offset")) << m;
+  }
+
+  for (const char* v : {"everyone", "Private", "", "public"}) {
+    j = Minimal();
+    j["data"]["agent"]["visibility"] = v;
+    MustReject(j, "data.agent.visibility", "invalid_value");
+  }
+  for (const char* f :
+       {"duration_ms", "cost_usd", "message_credits", "integration_credits", "tokens"}) {
+    j = Full();
+    j["data"][f] = -1;
+    EXPECT_EQ(MustReject(j, std::string("data.") + f, "invalid_value"),
+              std::string("data.") + f + ": must be >= 0");
+    j["data"][f] = -0.5;
+    MustReject(j, std::string("data.") + f,
+               f == std::string("tokens") ? "invalid_type" : "invalid_value");
+  }
+  // Integers beyond int64 (tokens) or beyond 64 bits (ids) are out of range, not malformed.
+  std::string text = Full().dump();
+  text.replace(text.find("812"), 3, "9223372036854775808");
+  MustReject(text, "data.tokens", "invalid_value");
+  text = Minimal().dump();
+  text.replace(text.find("\"42\""), 4, "123456789012345678901234567890");
+  EXPECT_EQ(MustReject(text, "data.user.id", "invalid_value"),
+            "data.user.id: integer is out of range");
+  text = Minimal().dump();
+  text.replace(text.find("\"42\""), 4, "1e30");
+  MustReject(text, "data.user.id", "invalid_value");
+}
+
+TEST_F(EventParserTest, RejectsWrongTypes) {
+  struct Case {
+    json::json_pointer ptr;
+    json value;
+    std::string field;
+  } cases[] = {
+      {json::json_pointer("/id"), 123, "id"},
+      {json::json_pointer("/source"), json::array(), "source"},
+      {json::json_pointer("/type"), true, "type"},
+      {json::json_pointer("/time"), 1736496000000, "time"},
+      {json::json_pointer("/data"), "x", "data"},
+      {json::json_pointer("/data/workspace_id"), 1, "data.workspace_id"},
+      {json::json_pointer("/data/organization_id"), 7, "data.organization_id"},
+      {json::json_pointer("/data/project_id"), json::object(), "data.project_id"},
+      {json::json_pointer("/data/user"), json::array(), "data.user"},
+      {json::json_pointer("/data/user/id"), true, "data.user.id"},
+      {json::json_pointer("/data/user/id"), 42.5, "data.user.id"},
+      {json::json_pointer("/data/user/id"), json::object(), "data.user.id"},
+      {json::json_pointer("/data/user/name"), 1, "data.user.name"},
+      {json::json_pointer("/data/user/email"), false, "data.user.email"},
+      {json::json_pointer("/data/user/photo"), json::array(), "data.user.photo"},
+      {json::json_pointer("/data/agent"), "agent_1", "data.agent"},
+      {json::json_pointer("/data/agent/id"), json::array(), "data.agent.id"},
+      {json::json_pointer("/data/agent/name"), 5, "data.agent.name"},
+      {json::json_pointer("/data/agent/visibility"), 1, "data.agent.visibility"},
+      {json::json_pointer("/data/agent/owner_user_id"), 1.5, "data.agent.owner_user_id"},
+      {json::json_pointer("/data/workflow"), 3, "data.workflow"},
+      {json::json_pointer("/data/duration_ms"), "1520", "data.duration_ms"},
+      {json::json_pointer("/data/tokens"), 12.5, "data.tokens"},
+      {json::json_pointer("/data/tokens"), "12", "data.tokens"},
+      {json::json_pointer("/data/cost_usd"), true, "data.cost_usd"},
+      {json::json_pointer("/data/message_credits"), json::array(), "data.message_credits"},
+      {json::json_pointer("/data/integration_credits"), "1", "data.integration_credits"},
+      {json::json_pointer("/data/status"), 500, "data.status"},
+  };
+  for (const Case& c : cases) {
+    json j = Minimal();
+    j[c.ptr] = c.value;
+    MustReject(j, c.field, "invalid_type");
+  }
+}
+
+TEST_F(EventParserTest, RejectsTooLongStrings) {
+  struct Case {
+    json::json_pointer ptr;
+    size_t limit;
+    std::string field;
+  } cases[] = {
+      {json::json_pointer("/id"), kMaxIdBytes, "id"},
+      {json::json_pointer("/source"), kMaxIdBytes, "source"},
+      {json::json_pointer("/data/workspace_id"), kMaxIdBytes, "data.workspace_id"},
+      {json::json_pointer("/data/organization_id"), kMaxIdBytes, "data.organization_id"},
+      {json::json_pointer("/data/project_id"), kMaxIdBytes, "data.project_id"},
+      {json::json_pointer("/data/user/id"), kMaxIdBytes, "data.user.id"},
+      {json::json_pointer("/data/agent/id"), kMaxIdBytes, "data.agent.id"},
+      {json::json_pointer("/data/agent/owner_user_id"), kMaxIdBytes, "data.agent.owner_user_id"},
+      {json::json_pointer("/data/user/name"), kMaxTextBytes, "data.user.name"},
+      {json::json_pointer("/data/user/email"), kMaxTextBytes, "data.user.email"},
+      {json::json_pointer("/data/user/photo"), kMaxTextBytes, "data.user.photo"},
+      {json::json_pointer("/data/agent/name"), kMaxTextBytes, "data.agent.name"},
+      {json::json_pointer("/data/status"), kMaxTextBytes, "data.status"},
+  };
+  for (const Case& c : cases) {
+    json j = Minimal();
+    j[c.ptr] = std::string(c.limit, 'x');
+    MustParse(j);
+    j[c.ptr] = std::string(c.limit + 1, 'x');
+    MustReject(j, c.field, "too_large");
+  }
+}
+
+TEST_F(EventParserTest, RejectsMalformedMessages) {
+  const std::string ok = Minimal().dump();
+  MustReject("", "$", "invalid_json");
+  MustReject("   ", "$", "invalid_json");
+  MustReject("not json", "$", "invalid_json");
+  MustReject("[1,2]", "$", "invalid_type");
+  MustReject("\"str\"", "$", "invalid_type");
+  MustReject("42", "$", "invalid_type");
+  MustReject("null", "$", "invalid_type");
+  MustReject("nul", "$", "invalid_json");
+  MustReject("\"unterminated", "$", "invalid_json");
+  MustReject("[1,2] x", "$", "invalid_type");  // not an object either way
+  MustReject(ok.substr(0, ok.size() - 1), "$", "invalid_json");
+  MustReject(ok + " {}", "$", "invalid_json");
+  MustReject(ok + "}", "$", "invalid_json");
+  MustReject(ok + "x", "$", "invalid_json");
+  MustParse(ok + " \n\t ");  // trailing whitespace is fine
+  MustReject("{\"id\" \"x\"}", "$", "invalid_json");
+  MustReject("{\"id\":\"x\",}", "$", "invalid_json");
+
+  std::string bad_utf8 = ok;
+  bad_utf8.replace(bad_utf8.find("ws_1"), 4, "ws_\xFF");
+  MustReject(bad_utf8, "$", "invalid_json");
+  std::string control = ok;
+  control.replace(control.find("ws_1"), 4, "ws\n1");
+  MustReject(control, "$", "invalid_json");
+
+  std::string bad_escape = ok;
+  bad_escape.replace(bad_escape.find("ws_1"), 4, "ws\\q");
+  MustReject(bad_escape, "data.workspace_id", "invalid_json");
+
+  std::string bad_number = Full().dump();
+  bad_number.replace(bad_number.find("812"), 3, "81x");
+  MustReject(bad_number, "data.tokens", "invalid_json");
+  bad_number = Full().dump();
+  bad_number.replace(bad_number.find("1520"), 4, "1e999");
+  MustReject(bad_number, "data.duration_ms", "invalid_json");
+
+  // Malformed JSON inside ignored fields is still malformed.
+  std::string ignored = ok;
+  ignored.insert(1, R"("ext":[1,tru],)");
+  MustReject(ignored, "ext", "invalid_json");
+  ignored = ok;
+  ignored.insert(1, R"("ext":{"a":nul},)");
+  MustReject(ignored, "ext", "invalid_json");
+  ignored = ok;
+  ignored.replace(ignored.find("\"user\""), 6, R"("ext":{"a":"\x"},"user")");
+  MustReject(ignored, "data.ext", "invalid_json");
+
+  // Duplicate known keys are ambiguous (which id deduplicates?): rejected.
+  std::string dup = ok;
+  dup.insert(1, R"("id":"other",)");
+  EXPECT_EQ(MustReject(dup, "id", "invalid_json"), "id: duplicate key");
+  dup = ok;
+  dup.replace(dup.find("\"42\""), 4, R"("42","id":"43")");
+  MustReject(dup, "data.user.id", "invalid_json");
+  // Duplicate unknown keys are ignored like the keys themselves.
+  dup = ok;
+  dup.insert(1, R"("x":1,"x":2,)");
+  MustParse(dup);
+}
+
+TEST(ReasonCategoryTest, ForeignErrorsAreOther) {
+  EXPECT_EQ(ReasonCategory(Error{ErrorCode::kInternal, "boom", ""}), "other");
+  EXPECT_EQ(ReasonCategory(Error{ErrorCode::kInvalidArgument, "id: something else", "id"}),
+            "other");
+  EXPECT_EQ(ReasonCategory(Error{ErrorCode::kInvalidArgument, "x: must be >= 0", "id"}), "other");
+}
+
+}  // namespace
+}  // namespace tally::event
