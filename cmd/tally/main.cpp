@@ -1,0 +1,48 @@
+// tally: the companion CLI of tallyd (embedded broker, synthetic events, producing to Kafka).
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "tally: companion tools for tallyd.\n\n"
+      "Examples:\n"
+      "  tally broker --addr-file /tmp/broker.addr &\n"
+      "  tally gen --events 100000 --malformed 0.01 -o events.ndjson\n"
+      "  tally produce --broker-addr-file /tmp/broker.addr events.ndjson\n"
+      "  tally gen --events 1000000 | tally produce --brokers 127.0.0.1:9092 --rate 50000\n"};
+  app.require_subcommand(1);
+  // Logs (librdkafka's included) go to stderr; stdout carries data and addresses only.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tally"));
+  spdlog::set_level(spdlog::level::warn);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Log librdkafka and tally details on stderr.");
+
+  const std::vector<tally::cli::Command> commands = {
+      tally::cli::AddBrokerCommand(app),
+      tally::cli::AddGenCommand(app),
+      tally::cli::AddProduceCommand(app),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (verbose) spdlog::set_level(spdlog::level::debug);
+  try {
+    for (const auto& command : commands) {
+      if (command.app->parsed()) return command.run();
+    }
+  } catch (const std::exception& e) {  // last resort: lib/ reports errors as values
+    spdlog::critical("tally: unexpected failure: {}", e.what());
+    return 70;
+  }
+  return 64;
+}

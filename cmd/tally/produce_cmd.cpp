@@ -1,0 +1,270 @@
+// tally produce: NDJSON lines to a Kafka topic, keyed by data.workspace_id.
+#include <signal.h>
+#include <simdjson.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "commands.h"
+#include "kafka/producer.h"
+
+namespace tally::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ProduceArgs {
+  std::string brokers;
+  std::string broker_addr_file;
+  std::string topic = "usage-events";
+  std::vector<std::string> files;
+  double rate = 0;
+  int flush_timeout_s = 60;
+  std::vector<std::string> properties;
+};
+
+std::atomic<bool> g_stop{false};
+
+void OnStopSignal(int) { g_stop.store(true); }
+
+// The workspace id of an event line, or empty when the line does not get that far in parsing
+// (malformed lines are still produced, with a null key, so that tally dead-letters them).
+// The returned view points into `parser` and lives until its next use.
+std::string_view WorkspaceKey(simdjson::ondemand::parser& parser, std::vector<char>& scratch,
+                              std::string_view line) {
+  if (scratch.size() < line.size() + simdjson::SIMDJSON_PADDING) {
+    scratch.resize(line.size() + simdjson::SIMDJSON_PADDING);
+  }
+  std::memcpy(scratch.data(), line.data(), line.size());
+  simdjson::padded_string_view padded(scratch.data(), line.size(), scratch.size());
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded).get(doc)) return {};
+  simdjson::ondemand::object obj;
+  if (doc.get_object().get(obj)) return {};
+  simdjson::ondemand::object data;
+  if (obj["data"].get_object().get(data)) return {};
+  std::string_view ws;
+  if (data["workspace_id"].get_string().get(ws)) return {};
+  return ws;
+}
+
+std::string Trim(std::string s) {
+  auto not_space = [](unsigned char c) { return !std::isspace(c); };
+  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+  return s;
+}
+
+// Waits (up to 30 s) for a broker address file, e.g. written by a concurrently started
+// `tally broker --addr-file`.
+std::string ReadAddrFile(const std::string& path) {
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    std::ifstream in(path);
+    std::string addr;
+    if (in && std::getline(in, addr) && !Trim(addr).empty()) return Trim(addr);
+    if (Clock::now() > deadline || g_stop.load()) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+class Progress {
+ public:
+  Progress() : tty_(::isatty(STDERR_FILENO) == 1), start_(Clock::now()), last_(start_) {}
+
+  // Cheap to call per message: looks at the clock every 256 calls.
+  void Tick(int64_t messages, int64_t bytes) {
+    if ((messages & 255) != 0) return;
+    auto now = Clock::now();
+    auto every = tty_ ? std::chrono::milliseconds(250) : std::chrono::milliseconds(5000);
+    if (now - last_ < every) return;
+    last_ = now;
+    Print(messages, bytes, now);
+  }
+  void Done() {
+    if (tty_ && printed_) std::fputc('\n', stderr);
+  }
+  double Seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+ private:
+  void Print(int64_t messages, int64_t bytes, Clock::time_point now) {
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = secs > 0 ? static_cast<double>(messages) / secs : 0;
+    std::fprintf(stderr, "%s%lld events  %.0f events/s  %.1f MB%s", tty_ ? "\r" : "",
+                 static_cast<long long>(messages), rate, static_cast<double>(bytes) / 1e6,
+                 tty_ ? "    " : "\n");
+    std::fflush(stderr);
+    printed_ = true;
+  }
+
+  bool tty_;
+  bool printed_ = false;
+  Clock::time_point start_;
+  Clock::time_point last_;
+};
+
+int RunProduce(const ProduceArgs& args) {
+  struct sigaction sa {};
+  sa.sa_handler = &OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a blocked read returns so the loop can stop
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  std::string brokers = args.brokers;
+  if (brokers.empty()) {
+    brokers = ReadAddrFile(args.broker_addr_file);
+    if (brokers.empty()) {
+      std::fprintf(stderr, "tally produce: no broker address in %s\n",
+                   args.broker_addr_file.c_str());
+      return 1;
+    }
+  }
+  kafka::ProducerOptions options;
+  options.brokers = brokers;
+  for (const std::string& kv : args.properties) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "tally produce: -X expects name=value, got '%s'\n", kv.c_str());
+      return 2;
+    }
+    options.extra[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  auto producer = kafka::Producer::Create(options);
+  if (!producer) {
+    std::fprintf(stderr, "tally produce: %s\n", producer.error().message.c_str());
+    return 2;
+  }
+
+  std::vector<std::string> inputs = args.files;
+  if (inputs.empty()) inputs.push_back("-");
+  simdjson::ondemand::parser parser;
+  std::vector<char> scratch;
+  Progress progress;
+  int64_t messages = 0, bytes = 0, rejected = 0;
+  const auto start = Clock::now();
+  char* buf = nullptr;
+  size_t cap = 0;
+  int exit_code = 0;
+
+  for (const std::string& input : inputs) {
+    if (g_stop.load()) break;
+    const bool is_stdin = input == "-";
+    FILE* in = is_stdin ? stdin : std::fopen(input.c_str(), "rb");
+    if (in == nullptr) {
+      std::fprintf(stderr, "tally produce: cannot open %s: %s\n", input.c_str(),
+                   std::strerror(errno));
+      exit_code = 1;
+      break;
+    }
+    for (;;) {
+      ssize_t n = ::getline(&buf, &cap, in);
+      if (n < 0) break;
+      if (g_stop.load()) break;
+      std::string_view line(buf, static_cast<size_t>(n));
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+      if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+      if (args.rate > 0) {
+        auto due = start + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(messages / args.rate));
+        if (due - Clock::now() > std::chrono::milliseconds(1)) std::this_thread::sleep_until(due);
+      }
+      std::string_view key = WorkspaceKey(parser, scratch, line);
+      auto st = (*producer)->Produce(args.topic, key, line);
+      if (!st) {
+        ++rejected;
+        std::fprintf(stderr, "%stally produce: line %lld of %s not produced: %s\n",
+                     ::isatty(STDERR_FILENO) ? "\n" : "",
+                     static_cast<long long>(messages + rejected), input.c_str(),
+                     st.error().message.c_str());
+        if (st.error().code != ErrorCode::kInvalidArgument) {
+          g_stop.store(true);  // the producer itself is broken: stop reading
+          break;
+        }
+        continue;
+      }
+      ++messages;
+      bytes += static_cast<int64_t>(line.size());
+      progress.Tick(messages, bytes);
+    }
+    if (!is_stdin) std::fclose(in);
+  }
+  std::free(buf);
+
+  auto flushed = (*producer)->Flush(args.flush_timeout_s * 1000);
+  progress.Done();
+  double secs = progress.Seconds();
+  if (!flushed) {
+    std::fprintf(stderr, "tally produce: %s\n", flushed.error().message.c_str());
+  }
+  const int64_t failed = (*producer)->failed();
+  std::fprintf(stderr, "produced %lld messages (%lld bytes) in %.2f s\n",
+               static_cast<long long>((*producer)->delivered()),
+               static_cast<long long>((*producer)->delivered_bytes()), secs);
+  const int64_t undelivered = messages - (*producer)->delivered();
+  if (undelivered > 0 || rejected > 0) {
+    std::fprintf(stderr,
+                 "tally produce: %lld of %lld messages not delivered (%lld failed), %lld lines "
+                 "rejected\n",
+                 static_cast<long long>(undelivered), static_cast<long long>(messages),
+                 static_cast<long long>(failed), static_cast<long long>(rejected));
+  }
+  if (!flushed || undelivered > 0 || rejected > 0) return 1;
+  if (g_stop.load() && exit_code == 0) return 130;
+  return exit_code;
+}
+
+}  // namespace
+
+Command AddProduceCommand(CLI::App& app) {
+  auto args = std::make_shared<ProduceArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "produce",
+      "Produce NDJSON lines to a Kafka topic, one message per line, keyed by data.workspace_id.\n"
+      "Lines that do not parse are produced too (with a null key) so tally dead-letters them.");
+  auto* brokers =
+      sub->add_option("-b,--brokers", args->brokers, "bootstrap.servers, e.g. 127.0.0.1:9092");
+  auto* addr = sub->add_option("--broker-addr-file", args->broker_addr_file,
+                               "Read the bootstrap address from this file (waits up to 30 s "
+                               "for it, e.g. from `tally broker --addr-file`)");
+  brokers->excludes(addr);
+  addr->excludes(brokers);
+  sub->add_option("-t,--topic", args->topic, "Topic")->capture_default_str();
+  sub->add_option("--rate", args->rate, "Limit to N events/s (0 = as fast as possible)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--flush-timeout", args->flush_timeout_s,
+                  "Seconds to wait for outstanding deliveries at the end")
+      ->capture_default_str();
+  sub->add_option("-X,--property", args->properties,
+                  "Extra librdkafka producer property name=value (repeatable)");
+  sub->add_option("files", args->files, "NDJSON files ('-' or none = stdin)");
+  sub->footer(
+      "Progress goes to stderr; the exit code is non-zero if any message was not delivered.\n\n"
+      "Examples:\n"
+      "  tally produce --brokers 127.0.0.1:9092 events.ndjson\n"
+      "  tally gen -n 100000 | tally produce --broker-addr-file /tmp/tally-broker.addr\n"
+      "  tally produce -b 127.0.0.1:9092 --rate 1000 -X compression.type=zstd a.ndjson b.ndjson");
+  sub->callback([sub, brokers, addr] {
+    if (brokers->count() == 0 && addr->count() == 0) {
+      throw CLI::RequiredError("--brokers or --broker-addr-file");
+    }
+  });
+  return {sub, [args] { return RunProduce(*args); }};
+}
+
+}  // namespace tally::cli

@@ -1,0 +1,63 @@
+#include "http/service.h"
+
+#include "common/json_writer.h"
+
+namespace tally::http {
+
+Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
+  if (!deps.keys) return Fail(ErrorCode::kInvalidArgument, "http service: keys missing", "keys");
+  if (!deps.metrics) {
+    return Fail(ErrorCode::kInvalidArgument, "http service: metrics registry missing", "metrics");
+  }
+  if (!deps.clock) return Fail(ErrorCode::kInvalidArgument, "http service: clock missing", "clock");
+  if (!deps.workspace_metrics.run || !deps.workspace_metrics.workspace_known) {
+    return Fail(ErrorCode::kInvalidArgument, "http service: workspace metrics backend missing",
+                "workspace_metrics");
+  }
+  if (deps.cache_ttl_s < 0) {
+    return Fail(ErrorCode::kInvalidArgument, "http service: cache_ttl_s must be >= 0",
+                "cache_ttl_s");
+  }
+
+  auto router = std::make_shared<Router>(deps.metrics);
+  MetricsRegistry* registry = deps.metrics;
+
+  router->Add("GET", "/healthz",
+              [](const Request&) { return JsonResponse(200, R"({"status":"ok"})"); });
+
+  router->Add("GET", "/readyz", [ready = std::move(deps.ready)](const Request&) {
+    ReadyState state = ready ? ready() : ReadyState{true, {}};
+    std::string body;
+    JsonWriter w(&body);
+    w.BeginObject();
+    w.Key("status");
+    w.String(state.ready ? "ready" : "not_ready");
+    if (!state.details_json.empty()) {
+      w.Key("details");
+      w.Raw(state.details_json);
+    }
+    w.EndObject();
+    return JsonResponse(state.ready ? 200 : 503, std::move(body));
+  });
+
+  router->Add("GET", "/metrics", [registry](const Request&) {
+    Response r;
+    r.status = 200;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = registry->RenderPrometheus();
+    return r;
+  });
+
+  WorkspaceMetricsOptions options;
+  options.cache_ttl_s = deps.cache_ttl_s;
+  options.cache_max_entries = deps.cache_max_entries;
+  auto metrics_handler = std::make_shared<const WorkspaceMetricsHandler>(
+      deps.keys, std::move(deps.workspace_metrics), deps.clock, options, registry);
+  Handler handle = [metrics_handler](const Request& r) { return metrics_handler->Handle(r); };
+  router->Add("GET", "/api/v1/workspaces/metrics", handle);
+  router->Add("POST", "/api/v1/workspaces/metrics", handle);
+
+  return std::shared_ptr<const Router>(std::move(router));
+}
+
+}  // namespace tally::http

@@ -1,0 +1,53 @@
+#pragma once
+// Builds tally's whole HTTP API (the Router) from its dependencies, so cmd/tallyd only wires.
+//
+//   tally::http::ServiceDeps deps;
+//   deps.keys = std::make_shared<const tally::http::KeyStore>(std::move(*keys));
+//   deps.metrics = &registry;
+//   deps.clock = &clock;
+//   deps.workspace_metrics = {.run = ..., .workspace_known = ...};
+//   deps.ready = [&] { return tally::http::ReadyState{consumer.Caught(), R"({"lag":0})"}; };
+//   auto router = tally::http::BuildRouter(std::move(deps));
+//   if (!router) die(router.error().message);
+//   auto server = tally::http::Server::Start(options, *router);
+//
+// Routes: GET /healthz, GET /readyz, GET /metrics (no auth), GET and POST
+// /api/v1/workspaces/metrics (API key, see auth.h).
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/result.h"
+#include "http/auth.h"
+#include "http/router.h"
+#include "http/workspace_metrics_handler.h"
+
+namespace tally::http {
+
+struct ReadyState {
+  bool ready = false;
+  // Pre-rendered JSON value (usually an object) with details, sent as "details"; may be empty.
+  std::string details_json;
+};
+using ReadyFn = std::function<ReadyState()>;
+
+struct ServiceDeps {
+  std::shared_ptr<const KeyStore> keys;  // required
+  MetricsRegistry* metrics = nullptr;    // required; must outlive the router
+  const Clock* clock = nullptr;          // required; must outlive the router
+  MetricsBackend workspace_metrics;      // both functions required
+  ReadyFn ready;                         // optional: absent = always ready
+  int cache_ttl_s = 300;                 // workspace-metrics cache; 0 disables
+  size_t cache_max_entries = 10000;
+};
+
+// kInvalidArgument naming the missing dependency. The router is immutable and thread-safe.
+//   /healthz -> 200 {"status":"ok"}
+//   /readyz  -> 200 {"status":"ready","details":...} or 503 {"status":"not_ready",...}
+//   /metrics -> 200 Prometheus text (text/plain; version=0.0.4)
+Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps);
+
+}  // namespace tally::http

@@ -1,0 +1,56 @@
+#include "kafka/embedded_broker.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "kafka/internal/rdkafka_util.h"
+
+namespace tally::kafka {
+
+Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
+    const EmbeddedBrokerOptions& options) {
+  if (options.brokers < 1) {
+    return Fail(ErrorCode::kInvalidArgument, "An embedded broker needs at least one broker.",
+                "brokers");
+  }
+  for (const auto& [name, partitions] : options.topics) {
+    if (name.empty() || partitions < 1) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "Invalid embedded topic '" + name + "' with " + std::to_string(partitions) +
+                      " partitions.",
+                  "topics");
+    }
+  }
+  internal::ConfPtr conf = internal::NewConf();
+  // The handle only serves the mock cluster's book-keeping; it never connects anywhere.
+  auto st =
+      internal::SetConf(conf.get(), {{"client.id", "tally-embedded-broker"}, {"log_level", "4"}});
+  if (!st) return std::unexpected(st.error());
+  auto handle = internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf));
+  if (!handle) return std::unexpected(handle.error());
+
+  std::unique_ptr<EmbeddedBroker> broker(new EmbeddedBroker());
+  broker->rk_ = handle->release();
+  broker->cluster_ = rd_kafka_mock_cluster_new(broker->rk_, options.brokers);
+  if (broker->cluster_ == nullptr) {
+    return Fail(ErrorCode::kInternal, "librdkafka could not start the mock cluster.");
+  }
+  int replication = options.brokers >= 3 ? 3 : options.brokers;
+  for (const auto& [name, partitions] : options.topics) {
+    rd_kafka_resp_err_t err =
+        rd_kafka_mock_topic_create(broker->cluster_, name.c_str(), partitions, replication);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Fail(ErrorCode::kInternal,
+                  "Cannot create embedded topic " + name + ": " + rd_kafka_err2str(err));
+    }
+  }
+  broker->bootstrap_ = rd_kafka_mock_cluster_bootstraps(broker->cluster_);
+  return broker;
+}
+
+EmbeddedBroker::~EmbeddedBroker() {
+  if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
+  if (rk_ != nullptr) rd_kafka_destroy(rk_);
+}
+
+}  // namespace tally::kafka

@@ -1,0 +1,199 @@
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include "kafka/admin.h"
+#include "kafka/embedded_broker.h"
+#include "kafka/producer.h"
+
+namespace tally::kafka {
+namespace {
+
+struct Got {
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+  int32_t partition;
+};
+
+// Reads `expected` messages from every partition of `topic` with a plain librdkafka consumer.
+std::vector<Got> ConsumeAll(const std::string& brokers, const std::string& topic, int partitions,
+                            size_t expected) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  EXPECT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err),
+            RD_KAFKA_CONF_OK);
+  EXPECT_EQ(rd_kafka_conf_set(conf, "group.id", "kafka-test", err, sizeof err), RD_KAFKA_CONF_OK);
+  EXPECT_EQ(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err),
+            RD_KAFKA_CONF_OK);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  EXPECT_NE(rk, nullptr) << err;
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(parts, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  EXPECT_EQ(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy(parts);
+
+  std::vector<Got> out;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (out.size() < expected && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 200);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Got g;
+      g.key.assign(static_cast<const char*>(m->key), m->key_len);
+      g.value.assign(static_cast<const char*>(m->payload), m->len);
+      g.partition = m->partition;
+      rd_kafka_headers_t* hdrs = nullptr;
+      if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* name;
+        const void* val;
+        size_t size;
+        for (size_t i = 0;
+             rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+             ++i) {
+          g.headers[name].assign(static_cast<const char*>(val), size);
+        }
+      }
+      out.push_back(std::move(g));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return out;
+}
+
+TEST(EmbeddedBrokerTest, RejectsBadOptions) {
+  EXPECT_FALSE(EmbeddedBroker::Start({.brokers = 0}));
+  EXPECT_FALSE(EmbeddedBroker::Start({.brokers = 1, .topics = {{"t", 0}}}));
+}
+
+TEST(KafkaTest, ProduceAndConsumeRoundTrip) {
+  auto broker = EmbeddedBroker::Start({});
+  ASSERT_TRUE(broker) << broker.error().message;
+  const std::string bootstrap = (*broker)->bootstrap();
+  ASSERT_NE(bootstrap.find("127.0.0.1:"), std::string::npos) << bootstrap;
+
+  auto count = PartitionCount(bootstrap, "usage-events", 5000);
+  ASSERT_TRUE(count) << count.error().message;
+  EXPECT_EQ(*count, 4);
+  auto dlq_count = PartitionCount(bootstrap, "usage-events.dlq", 5000);
+  ASSERT_TRUE(dlq_count) << dlq_count.error().message;
+  EXPECT_EQ(*dlq_count, 1);
+
+  ProducerOptions opts;
+  opts.brokers = bootstrap;
+  auto producer = Producer::Create(opts);
+  ASSERT_TRUE(producer) << producer.error().message;
+  constexpr int kN = 500;
+  std::string value;  // reused buffer: Produce must copy
+  int64_t value_bytes = 0;
+  for (int i = 0; i < kN; ++i) {
+    value = "{\"n\":" + std::to_string(i) + "}";
+    value_bytes += static_cast<int64_t>(value.size());
+    std::string key = "ws_" + std::to_string(i % 7);
+    auto st = (*producer)->Produce("usage-events", key, value,
+                                   {{"reason", "r" + std::to_string(i)}, {"empty", ""}});
+    ASSERT_TRUE(st) << st.error().message;
+  }
+  auto fl = (*producer)->Flush(30000);
+  ASSERT_TRUE(fl) << fl.error().message;
+  EXPECT_EQ((*producer)->delivered(), kN);
+  EXPECT_EQ((*producer)->failed(), 0);
+  EXPECT_EQ((*producer)->delivered_bytes(), value_bytes);
+  EXPECT_EQ((*producer)->in_flight(), 0);
+
+  int64_t total = 0;
+  for (int p = 0; p < 4; ++p) {
+    auto wm = Watermarks(bootstrap, "usage-events", p, 5000);
+    ASSERT_TRUE(wm) << wm.error().message;
+    EXPECT_EQ(wm->first, 0);
+    total += wm->second;
+  }
+  EXPECT_EQ(total, kN);
+
+  std::vector<Got> got = ConsumeAll(bootstrap, "usage-events", 4, kN);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kN));
+  std::vector<bool> seen(kN, false);
+  std::map<std::string, int32_t> partition_of_key;
+  for (const Got& g : got) {
+    ASSERT_EQ(g.value.substr(0, 5), "{\"n\":");
+    int i = std::stoi(g.value.substr(5));
+    ASSERT_GE(i, 0);
+    ASSERT_LT(i, kN);
+    EXPECT_FALSE(seen[i]) << "duplicate " << i;
+    seen[i] = true;
+    EXPECT_EQ(g.value, "{\"n\":" + std::to_string(i) + "}");
+    EXPECT_EQ(g.key, "ws_" + std::to_string(i % 7));
+    ASSERT_EQ(g.headers.size(), 2u);
+    EXPECT_EQ(g.headers.at("reason"), "r" + std::to_string(i));
+    EXPECT_EQ(g.headers.at("empty"), "");
+    // Same key, same partition.
+    auto [it, inserted] = partition_of_key.emplace(g.key, g.partition);
+    EXPECT_EQ(it->second, g.partition) << g.key;
+  }
+}
+
+TEST(KafkaTest, ExplicitPartitionAndNullKey) {
+  auto broker = EmbeddedBroker::Start({.brokers = 1, .topics = {{"t", 3}}});
+  ASSERT_TRUE(broker) << broker.error().message;
+  ProducerOptions opts;
+  opts.brokers = (*broker)->bootstrap();
+  opts.linger_ms = 0;
+  auto producer = Producer::Create(opts);
+  ASSERT_TRUE(producer);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*producer)->Produce("t", "", "x", {}, 2));
+  ASSERT_TRUE((*producer)->Flush(10000));
+  auto wm = Watermarks((*broker)->bootstrap(), "t", 2, 5000);
+  ASSERT_TRUE(wm);
+  EXPECT_EQ(wm->second, 10);
+  wm = Watermarks((*broker)->bootstrap(), "t", 0, 5000);
+  ASSERT_TRUE(wm);
+  EXPECT_EQ(wm->second, 0);
+  auto got = ConsumeAll((*broker)->bootstrap(), "t", 3, 10);
+  ASSERT_EQ(got.size(), 10u);
+  for (const Got& g : got) {
+    EXPECT_EQ(g.partition, 2);
+    EXPECT_EQ(g.key, "");
+  }
+  // A partition that does not exist is refused (at produce or at delivery).
+  auto st = (*producer)->Produce("t", "", "x", {}, 7);
+  if (st) {
+    EXPECT_FALSE((*producer)->Flush(10000));
+  }
+}
+
+TEST(KafkaTest, ClusterIdsDifferBetweenBrokers) {
+  auto a = EmbeddedBroker::Start({});
+  auto b = EmbeddedBroker::Start({});
+  ASSERT_TRUE(a && b);
+  EXPECT_NE((*a)->bootstrap(), (*b)->bootstrap());
+  auto id_a = ClusterId((*a)->bootstrap(), 5000);
+  auto id_b = ClusterId((*b)->bootstrap(), 5000);
+  ASSERT_TRUE(id_a) << id_a.error().message;
+  ASSERT_TRUE(id_b) << id_b.error().message;
+  EXPECT_FALSE(id_a->empty());
+  EXPECT_NE(*id_a, *id_b);
+}
+
+TEST(KafkaTest, ErrorsForUnknownTopicAndEmptyBrokers) {
+  auto broker = EmbeddedBroker::Start({});
+  ASSERT_TRUE(broker);
+  auto count = PartitionCount((*broker)->bootstrap(), "no-such-topic", 3000);
+  ASSERT_FALSE(count);
+  EXPECT_EQ(count.error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(ClusterId("", 100));
+  EXPECT_FALSE(Producer::Create({}));
+  auto bad = Producer::Create({.brokers = "x:1", .extra = {{"no.such.property", "1"}}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "no.such.property");
+}
+
+}  // namespace
+}  // namespace tally::kafka

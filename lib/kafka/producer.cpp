@@ -1,0 +1,156 @@
+#include "kafka/producer.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include "kafka/internal/rdkafka_util.h"
+
+namespace tally::kafka {
+namespace {
+
+void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+  // Transport errors are retried by librdkafka itself; only fatal ones are final.
+  auto code = static_cast<rd_kafka_resp_err_t>(err);
+  if (code == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    rd_kafka_fatal_error(rk, buf, sizeof buf);
+    spdlog::error("kafka producer fatal error: {}", buf);
+  } else {
+    spdlog::warn("kafka producer: {} ({})", reason, rd_kafka_err2name(code));
+  }
+}
+
+}  // namespace
+
+void Producer::OnDelivery(rd_kafka_t* rk, const void* msg_ptr, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  const auto* msg = static_cast<const rd_kafka_message_t*>(msg_ptr);
+  if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    self->delivered_.fetch_add(1, std::memory_order_relaxed);
+    self->delivered_bytes_.fetch_add(static_cast<int64_t>(msg->len), std::memory_order_relaxed);
+    return;
+  }
+  self->failed_.fetch_add(1, std::memory_order_relaxed);
+  self->failed_since_flush_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(self->error_mu_);
+  if (self->first_error_.empty()) self->first_error_ = rd_kafka_message_errstr(msg);
+}
+
+Result<std::unique_ptr<Producer>> Producer::Create(const ProducerOptions& options) {
+  if (options.brokers.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "The Kafka broker list is empty.", "brokers");
+  }
+  std::unique_ptr<Producer> p(new Producer());
+  internal::ConfPtr conf = internal::NewConf();
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"bootstrap.servers", options.brokers},
+      {"enable.idempotence", options.idempotent ? "true" : "false"},
+      {"linger.ms", std::to_string(options.linger_ms)},
+  };
+  for (const auto& e : options.extra) kv.emplace_back(e);
+  if (auto st = internal::SetConf(conf.get(), kv); !st) return std::unexpected(st.error());
+  rd_kafka_conf_set_opaque(conf.get(), p.get());
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), [](rd_kafka_t* rk, const rd_kafka_message_t* m,
+                                             void* opaque) { OnDelivery(rk, m, opaque); });
+  rd_kafka_conf_set_error_cb(conf.get(), &OnError);
+  auto handle = internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf));
+  if (!handle) return std::unexpected(handle.error());
+  p->rk_ = handle->release();
+  return p;
+}
+
+Producer::~Producer() {
+  if (rk_ == nullptr) return;
+  // Without the purge, rd_kafka_destroy() would keep retrying undeliverable messages.
+  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_flush(rk_, 1000);  // serves the purged messages' delivery reports
+  for (auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
+  rd_kafka_destroy(rk_);
+}
+
+rd_kafka_topic_t* Producer::Topic(std::string_view name) {
+  std::lock_guard lock(topics_mu_);
+  for (auto& [n, rkt] : topics_) {
+    if (n == name) return rkt;
+  }
+  std::string n(name);
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, n.c_str(), nullptr);
+  if (rkt != nullptr) topics_.emplace_back(std::move(n), rkt);
+  return rkt;
+}
+
+Status Producer::Produce(std::string_view topic, std::string_view key, std::string_view value,
+                         const std::vector<std::pair<std::string, std::string>>& headers,
+                         int32_t partition) {
+  rd_kafka_topic_t* rkt = Topic(topic);
+  if (rkt == nullptr) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "Invalid Kafka topic '" + std::string(topic) +
+                    "': " + rd_kafka_err2str(rd_kafka_last_error()),
+                "topic");
+  }
+  for (;;) {
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (!headers.empty()) {
+      hdrs = rd_kafka_headers_new(headers.size());
+      for (const auto& [name, val] : headers) {
+        rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()), val.data(),
+                            static_cast<ssize_t>(val.size()));
+      }
+    }
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                          RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
+                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Serves delivery callbacks without blocking so the counters keep up.
+      rd_kafka_poll(rk_, 0);
+      return Ok();
+    }
+    // On failure the headers stay ours.
+    if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);
+    switch (err) {
+      case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        rd_kafka_poll(rk_, 50);
+        continue;
+      case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+      case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+      case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+      case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return Fail(ErrorCode::kInvalidArgument,
+                    std::string("Kafka rejected the message: ") + rd_kafka_err2str(err));
+      case RD_KAFKA_RESP_ERR__FATAL:
+        return Fail(ErrorCode::kUnavailable,
+                    std::string("The Kafka producer hit a fatal error: ") + rd_kafka_err2str(err));
+      default:
+        return Fail(ErrorCode::kUnavailable,
+                    std::string("Kafka produce failed: ") + rd_kafka_err2str(err));
+    }
+  }
+}
+
+Status Producer::Flush(int timeout_ms) {
+  rd_kafka_resp_err_t err = rd_kafka_flush(rk_, timeout_ms);
+  int64_t failures = failed_since_flush_.exchange(0, std::memory_order_relaxed);
+  std::string first;
+  {
+    std::lock_guard lock(error_mu_);
+    first.swap(first_error_);
+  }
+  if (failures > 0) {
+    return Fail(ErrorCode::kUnavailable,
+                std::to_string(failures) + " Kafka deliveries failed; first error: " + first);
+  }
+  if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+    return Fail(ErrorCode::kUnavailable, std::to_string(rd_kafka_outq_len(rk_)) +
+                                             " Kafka messages still in flight after " +
+                                             std::to_string(timeout_ms) + " ms.");
+  }
+  return Ok();
+}
+
+int64_t Producer::in_flight() const { return rd_kafka_outq_len(rk_); }
+
+}  // namespace tally::kafka

@@ -1,0 +1,599 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "common/sha256.h"
+#include "http/testing/http_client.h"
+#include "kafka/admin.h"
+#include "kafka/producer.h"
+
+namespace tally::integration {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Trim(std::string s) {
+  auto not_space = [](unsigned char c) { return !std::isspace(c); };
+  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
+  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
+  return s;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string Tail(const std::string& path, size_t bytes) {
+  std::string s = ReadFileOrEmpty(path);
+  if (s.size() > bytes) s = "..." + s.substr(s.size() - bytes);
+  return s;
+}
+
+std::string TomlString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string TallyBinary() {
+#ifdef TALLY_IT_TALLY_BIN
+  return TALLY_IT_TALLY_BIN;
+#else
+  return "";
+#endif
+}
+
+std::string TallydBinary() {
+#ifdef TALLY_IT_TALLYD_BIN
+  return TALLY_IT_TALLYD_BIN;
+#else
+  return "";
+#endif
+}
+
+// ---------------------------------------------------------------- TempDir
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = std::string(base && *base ? base : "/tmp") + "/tally-it-XXXXXX";
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp(" << templ << "): " << std::strerror(errno);
+    return;
+  }
+  path_ = buf.data();
+  keep_ = std::getenv("TALLY_IT_KEEP") != nullptr;
+}
+
+TempDir::~TempDir() {
+  if (path_.empty()) return;
+  if (keep_) {
+    std::fprintf(stderr, "[harness] keeping %s\n", path_.c_str());
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+// ---------------------------------------------------------------- Process
+
+Process::~Process() {
+  if (pid_ > 0 && Running()) Stop(SIGKILL);
+}
+
+Status Process::Start(const std::vector<std::string>& argv, const std::string& log_base) {
+  if (pid_ > 0 && Running()) return Fail(ErrorCode::kFailedPrecondition, "already running");
+  argv_ = argv;
+  log_base_ = log_base;
+  status_.reset();
+  int out = open((log_base + ".out").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int err = open((log_base + ".err").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (out < 0 || err < 0) {
+    if (out >= 0) close(out);
+    if (err >= 0) close(err);
+    return Fail(ErrorCode::kUnavailable, "cannot open logs at " + log_base);
+  }
+  std::vector<char*> args;
+  for (const std::string& a : argv_) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(out);
+    close(err);
+    return Fail(ErrorCode::kUnavailable, std::string("fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec (the parent has threads).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(126);
+    dup2(out, 1);
+    dup2(err, 2);
+    close_range(3, ~0U, 0);  // no inherited sockets of the test process
+    execv(args[0], args.data());
+    const char msg[] = "harness: execv failed\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(127);
+  }
+  close(out);
+  close(err);
+  pid_ = pid;
+  return Ok();
+}
+
+bool Process::Running() {
+  if (pid_ <= 0 || status_) return false;
+  int st = 0;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = st;
+    return false;
+  }
+  return r == 0;
+}
+
+void Process::Signal(int sig) {
+  if (Running()) kill(pid_, sig);
+}
+
+Result<int> Process::Wait(Millis timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (Running()) {
+    if (Clock::now() > deadline) return Fail(ErrorCode::kUnavailable, "still running");
+    std::this_thread::sleep_for(Millis(5));
+  }
+  if (!status_) return Fail(ErrorCode::kFailedPrecondition, "never started");
+  return *status_;
+}
+
+void Process::Stop(int sig) {
+  Signal(sig);
+  if (!Wait(Millis(10000)) && Running()) {
+    kill(pid_, SIGKILL);
+    (void)Wait(Millis(10000));
+  }
+}
+
+std::string Process::Describe() {
+  if (Running()) return "running";
+  if (!status_) return "not started";
+  if (WIFEXITED(*status_)) return "exit code " + std::to_string(WEXITSTATUS(*status_));
+  if (WIFSIGNALED(*status_)) return "killed by signal " + std::to_string(WTERMSIG(*status_));
+  return "status " + std::to_string(*status_);
+}
+
+std::string Process::LogTail(size_t bytes) const {
+  return "---- " + log_base_ + ".err (tail) ----\n" + Tail(log_base_ + ".err", bytes) + "\n---- " +
+         log_base_ + ".out (tail) ----\n" + Tail(log_base_ + ".out", bytes / 3) + "\n----";
+}
+
+std::string Process::CommandLine() const {
+  std::string s;
+  for (const std::string& a : argv_) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<std::string> WaitForFile(const std::string& path, Millis timeout, Process* watch) {
+  auto deadline = Clock::now() + timeout;
+  std::string previous;
+  while (Clock::now() < deadline) {
+    std::string s = ReadFileOrEmpty(path);
+    // A complete line, or content that stayed the same for one poll (no trailing newline).
+    if (!s.empty() && (s.back() == '\n' || s == previous)) {
+      return Trim(s.substr(0, s.find('\n')));
+    }
+    previous = s;
+    if (watch && !watch->Running()) {
+      return Fail(ErrorCode::kUnavailable, "`" + watch->CommandLine() + "` ended (" +
+                                               watch->Describe() + ") before writing " + path +
+                                               "\n" + watch->LogTail());
+    }
+    std::this_thread::sleep_for(Millis(20));
+  }
+  return Fail(ErrorCode::kUnavailable,
+              "timed out waiting for " + path +
+                  (watch ? "\n`" + watch->CommandLine() + "`\n" + watch->LogTail() : ""));
+}
+
+// ---------------------------------------------------------------- HTTP
+
+std::string HttpResponse::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+struct HttpClient::Conn {
+  http::testing::HttpClient client;
+};
+
+HttpClient::HttpClient() = default;
+HttpClient::HttpClient(std::string host_port) : host_port_(std::move(host_port)) {}
+HttpClient::~HttpClient() = default;
+
+void HttpClient::Reset(std::string host_port) {
+  conn_.reset();
+  host_port_ = std::move(host_port);
+}
+
+Result<HttpResponse> HttpClient::Send(
+    std::string_view method, std::string_view target,
+    const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body) {
+  for (int attempt = 0;; ++attempt) {
+    bool fresh = !conn_;
+    if (fresh) {
+      size_t colon = host_port_.rfind(':');
+      if (colon == std::string::npos) {
+        return Fail(ErrorCode::kInvalidArgument, "bad address '" + host_port_ + "'");
+      }
+      Result<http::testing::HttpClient> c = http::testing::HttpClient::Connect(
+          host_port_.substr(0, colon),
+          static_cast<uint16_t>(std::stoi(host_port_.substr(colon + 1))));
+      if (!c) {
+        return Fail(ErrorCode::kUnavailable, host_port_ + ": " + c.error().message);
+      }
+      conn_ = std::make_unique<Conn>(Conn{std::move(*c)});
+    }
+    Result<http::testing::HttpReply> r = conn_->client.Send(method, target, body, headers);
+    if (!r) {
+      conn_.reset();
+      // A kept-alive connection the server closed meanwhile: one retry on a new connection.
+      if (!fresh && attempt == 0) continue;
+      return Fail(ErrorCode::kUnavailable, host_port_ + ": " + r.error().message);
+    }
+    HttpResponse out;
+    out.status = r->status;
+    out.body = std::move(r->body);
+    for (auto& [k, v] : r->headers) out.headers.emplace_back(Lower(k), std::move(v));
+    if (!r->keep_alive) conn_.reset();
+    return out;
+  }
+}
+
+std::string UrlEncode(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- keys, Kafka, metrics
+
+Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys) {
+  std::string text;
+  for (const KeySpec& k : keys) {
+    text += "[[keys]]\nname = " + TomlString(k.name) + "\nsha256 = " +
+            TomlString(Sha256Hex(k.token)) + "\n";
+    if (!k.user_id.empty()) text += "user_id = " + TomlString(k.user_id) + "\n";
+    if (!k.workspaces.empty()) {
+      text += "workspaces = {";
+      bool first = true;
+      for (const auto& [ws, role] : k.workspaces) {
+        text += (first ? " " : ", ") + TomlString(ws) + " = " + TomlString(role);
+        first = false;
+      }
+      text += " }\n";
+    }
+    text += std::string("admin = ") + (k.admin ? "true" : "false") + "\n\n";
+  }
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) return Fail(ErrorCode::kUnavailable, "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Fail(ErrorCode::kUnavailable, "cannot rename " + tmp);
+  }
+  return Ok();
+}
+
+std::string ConsumedMessage::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers,
+                                               const std::string& topic, Millis timeout) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  auto set = [&](const char* k, const char* v) {
+    return rd_kafka_conf_set(conf, k, v, errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
+  };
+  if (!set("bootstrap.servers", brokers.c_str()) || !set("group.id", "tally-it-reader") ||
+      !set("enable.auto.commit", "false") || !set("enable.partition.eof", "false") ||
+      !set("allow.auto.create.topics", "false")) {
+    rd_kafka_conf_destroy(conf);
+    return Fail(ErrorCode::kInternal, std::string("consumer config: ") + errstr);
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    return Fail(ErrorCode::kInternal, std::string("rd_kafka_new: ") + errstr);
+  }
+  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> guard(rk, [](rd_kafka_t* k) {
+    rd_kafka_consumer_close(k);
+    rd_kafka_destroy(k);
+  });
+  int timeout_ms = static_cast<int>(timeout.count());
+  Result<int> partitions = kafka::PartitionCount(brokers, topic, timeout_ms);
+  if (!partitions) {
+    if (partitions.error().code == ErrorCode::kNotFound) return std::vector<ConsumedMessage>{};
+    return std::unexpected(partitions.error());
+  }
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(*partitions);
+  std::map<int32_t, int64_t> high;  // partition -> high watermark still to reach
+  for (int32_t p = 0; p < *partitions; ++p) {
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, timeout_ms);
+    if (err) {
+      rd_kafka_topic_partition_list_destroy(list);
+      return Fail(ErrorCode::kUnavailable, std::string("watermarks: ") + rd_kafka_err2str(err));
+    }
+    if (hi > lo) {
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = lo;
+      high[p] = hi;
+    }
+  }
+  std::vector<ConsumedMessage> out;
+  if (high.empty()) {
+    rd_kafka_topic_partition_list_destroy(list);
+    return out;
+  }
+  rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err) return Fail(ErrorCode::kInternal, std::string("assign: ") + rd_kafka_err2str(err));
+  auto deadline = Clock::now() + timeout;
+  while (!high.empty()) {
+    if (Clock::now() > deadline) {
+      return Fail(ErrorCode::kUnavailable, "timed out reading " + topic + " (" +
+                                               std::to_string(out.size()) + " messages read)");
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+    if (!m) continue;
+    if (m->err) {
+      rd_kafka_resp_err_t code = m->err;
+      std::string e = rd_kafka_message_errstr(m);
+      rd_kafka_message_destroy(m);
+      if (code == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+      return Fail(ErrorCode::kUnavailable, "consume " + topic + ": " + e);
+    }
+    ConsumedMessage c;
+    c.partition = m->partition;
+    c.offset = m->offset;
+    if (m->key) c.key.assign(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) c.value.assign(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+      const char* name;
+      const void* value;
+      size_t size;
+      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                         RD_KAFKA_RESP_ERR_NO_ERROR;
+           ++i) {
+        c.headers.emplace_back(name, value ? std::string(static_cast<const char*>(value), size)
+                                           : std::string());
+      }
+    }
+    auto it = high.find(m->partition);
+    if (it != high.end() && m->offset + 1 >= it->second) high.erase(it);
+    rd_kafka_message_destroy(m);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::optional<double> MetricSum(std::string_view text, std::string_view name,
+                                const std::vector<std::string>& labels) {
+  std::optional<double> sum;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    size_t name_end = line.find_first_of("{ ");
+    if (name_end == std::string_view::npos || line.substr(0, name_end) != name) continue;
+    std::string_view label_text;
+    size_t value_pos = name_end;
+    if (line[name_end] == '{') {
+      size_t close = line.find('}', name_end);
+      if (close == std::string_view::npos) continue;
+      label_text = line.substr(name_end, close - name_end + 1);
+      value_pos = close + 1;
+    }
+    bool match = true;
+    for (const std::string& l : labels) match &= label_text.find(l) != std::string_view::npos;
+    if (!match) continue;
+    std::string value(line.substr(value_pos));
+    sum = sum.value_or(0) + std::strtod(value.c_str(), nullptr);
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------- Stack
+
+Stack::Stack() = default;
+Stack::~Stack() {
+  if (::testing::Test::HasFailure()) {
+    std::fprintf(stderr, "[harness] test failed; logs in %s (set TALLY_IT_KEEP=1 to keep it)\n",
+                 dir_.path().c_str());
+  }
+  producer_.reset();
+  tallyd_.Stop(SIGKILL);
+  broker_.Stop(SIGKILL);
+}
+
+::testing::AssertionResult Stack::StartBroker(int partitions) {
+  if (TallyBinary().empty()) return ::testing::AssertionFailure() << "tally binary not built";
+  std::string addr_file = dir_.File("broker.addr");
+  Status s = broker_.Start({TallyBinary(), "broker", "--addr-file", addr_file, "--partitions",
+                            std::to_string(partitions)},
+                           dir_.File("broker"));
+  if (!s) return ::testing::AssertionFailure() << s.error().message;
+  Result<std::string> addr = WaitForFile(addr_file, Millis(30000), &broker_);
+  if (!addr) return ::testing::AssertionFailure() << addr.error().message;
+  bootstrap_ = *addr;
+  kafka::ProducerOptions options;
+  options.brokers = bootstrap_;
+  Result<std::unique_ptr<kafka::Producer>> p = kafka::Producer::Create(options);
+  if (!p) return ::testing::AssertionFailure() << "producer: " << p.error().message;
+  producer_ = std::move(*p);
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult Stack::StartTallyd(const std::vector<std::string>& extra_args) {
+  if (TallydBinary().empty()) return ::testing::AssertionFailure() << "tallyd binary not built";
+  if (bootstrap_.empty()) return ::testing::AssertionFailure() << "start the broker first";
+  std::string keys_file = dir_.File("keys.toml");
+  if (Status s = WriteKeysFile(keys_file, keys_); !s) {
+    return ::testing::AssertionFailure() << s.error().message;
+  }
+  std::string port_file = dir_.File("tallyd.port");
+  std::remove(port_file.c_str());
+  std::vector<std::string> argv = {TallydBinary(), "--brokers",   bootstrap_,
+                                   "--topic",      kTopic,        "--group",
+                                   "tally-it",     "--data-dir",  dir_.File("data"),
+                                   "--listen",     "127.0.0.1:0", "--port-file",
+                                   port_file,      "--keys",      keys_file,
+                                   "--cache-ttl",  "0",           "--now",
+                                   kNow};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  ++tallyd_starts_;
+  Status s = tallyd_.Start(argv, dir_.File("tallyd"));
+  if (!s) return ::testing::AssertionFailure() << s.error().message;
+  Result<std::string> addr = WaitForFile(port_file, Millis(60000), &tallyd_);
+  if (!addr) return ::testing::AssertionFailure() << addr.error().message;
+  http_.Reset(*addr);
+  return ::testing::AssertionSuccess();
+}
+
+void Stack::StopTallyd(int sig) { tallyd_.Stop(sig); }
+
+::testing::AssertionResult Stack::Produce(const std::vector<std::string>& lines,
+                                          const std::vector<std::string>& keys) {
+  if (!producer_) return ::testing::AssertionFailure() << "no producer (broker not started)";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    Status s = producer_->Produce(kTopic, i < keys.size() ? keys[i] : "", lines[i]);
+    if (!s) {
+      return ::testing::AssertionFailure()
+             << "produce line " << i << ": " << s.error().message;
+    }
+  }
+  if (Status s = producer_->Flush(60000); !s) {
+    return ::testing::AssertionFailure() << "flush: " << s.error().message;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult Stack::WaitForCatchUp(Millis timeout) {
+  auto deadline = Clock::now() + timeout;
+  std::string state = "no /readyz answer yet";
+  int tries = 0;
+  for (;;) {
+    ++tries;
+    if (!tallyd_.Running()) {
+      return ::testing::AssertionFailure()
+             << "tallyd is not running (" << tallyd_.Describe() << ") while waiting for catch-up\n"
+             << tallyd_.LogTail();
+    }
+    Result<HttpResponse> r = http_.Send("GET", "/readyz");
+    Result<int> partitions = kafka::PartitionCount(bootstrap_, kTopic, 5000);
+    if (r && partitions) {
+      nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {
+        state = "/readyz answered " + std::to_string(r->status) + " with non-JSON: " + r->body;
+      } else {
+        std::map<int, int64_t> next;
+        if (j.contains("ingest") && j["ingest"].contains("partitions")) {
+          for (const auto& p : j["ingest"]["partitions"]) {
+            if (p.value("topic", "") == kTopic) {
+              next[p.value("partition", -1)] = p.value("next_offset", int64_t{-1});
+            }
+          }
+        }
+        bool ready = j.value("ready", false);
+        bool all = ready;
+        std::string lag;
+        for (int p = 0; p < *partitions; ++p) {
+          Result<std::pair<int64_t, int64_t>> wm = kafka::Watermarks(bootstrap_, kTopic, p, 5000);
+          if (!wm) {
+            all = false;
+            lag += " p" + std::to_string(p) + ": watermarks error " + wm.error().message + ";";
+            continue;
+          }
+          auto it = next.find(p);
+          bool empty = wm->first == wm->second;
+          if (it == next.end() ? !empty : it->second != wm->second) {
+            all = false;
+            lag += " p" + std::to_string(p) + ": next_offset " +
+                   (it == next.end() ? std::string("absent") : std::to_string(it->second)) +
+                   " vs high " + std::to_string(wm->second) + ";";
+          }
+        }
+        if (all) return ::testing::AssertionSuccess();
+        state = "ready=" + std::string(ready ? "true" : "false") + lag + " /readyz=" + r->body;
+      }
+    } else {
+      state = r ? "PartitionCount: " + partitions.error().message
+                : "/readyz: " + r.error().message;
+    }
+    if (Clock::now() > deadline) {
+      return ::testing::AssertionFailure()
+             << "tallyd did not catch up within " << timeout.count() << " ms (" << tries
+             << " polls); last state: " << state << "\n"
+             << tallyd_.LogTail();
+    }
+    std::this_thread::sleep_for(Millis(50));
+  }
+}
+
+std::string Stack::MetricsText() {
+  Result<HttpResponse> r = http_.Send("GET", "/metrics");
+  if (!r || r->status != 200) return "";
+  return r->body;
+}
+
+}  // namespace tally::integration

@@ -1,0 +1,218 @@
+#pragma once
+// Test harness for tally's end-to-end tests: real processes (`tally broker`, `tallyd`), real
+// sockets, a Kafka producer and a small HTTP client.
+//
+//   tally::integration::Stack stack;                       // temp dir, removed at the end
+//   ASSERT_TRUE(stack.StartBroker(4));                     // `tally broker --partitions 4`
+//   stack.keys().push_back({.name = "admin", .token = "t0k", .admin = true});
+//   ASSERT_TRUE(stack.StartTallyd());                      // waits for its port file
+//   ASSERT_TRUE(stack.Produce(lines));                     // key = workspace id
+//   ASSERT_TRUE(stack.WaitForCatchUp(std::chrono::seconds(60)));
+//   auto r = stack.http().Send("GET", "/readyz");          // Result<HttpResponse>
+//
+// Functions returning ::testing::AssertionResult explain a failure in their message (with the
+// tail of the relevant process log), so `ASSERT_TRUE(f())` is enough. Not thread-safe.
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+
+namespace tally::kafka {
+class Producer;
+}
+
+namespace tally::integration {
+
+using Millis = std::chrono::milliseconds;
+
+// Paths of the binaries under test, from compile definitions (empty when not built).
+std::string TallyBinary();
+std::string TallydBinary();
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction unless
+// Keep() was called or TALLY_IT_KEEP is set in the environment.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(std::string_view name) const { return path_ + "/" + std::string(name); }
+  void Keep() { keep_ = true; }
+
+ private:
+  std::string path_;
+  bool keep_ = false;
+};
+
+// A child process started with fork/execv. Its stdout and stderr are appended to
+// `<log_base>.out` / `<log_base>.err`. The destructor SIGKILLs and reaps it if still running.
+// The child also gets SIGKILL if the test process dies (PR_SET_PDEATHSIG).
+class Process {
+ public:
+  Process() = default;
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  // argv[0] is the executable path. kUnavailable if fork/exec fails (exec failure shows up as
+  // exit code 127 and a message in the .err log).
+  Status Start(const std::vector<std::string>& argv, const std::string& log_base);
+  // True while the child runs; reaps it (recording its status) once it has exited.
+  bool Running();
+  // Sends `sig` (no-op when not running).
+  void Signal(int sig);
+  // Waits up to `timeout` for the child to exit; returns its waitpid status, or kUnavailable on
+  // timeout.
+  Result<int> Wait(Millis timeout);
+  // Sends `sig`, then waits (SIGKILL after 10 s if it is still there).
+  void Stop(int sig);
+  // "exit code 3", "killed by signal 9", "running".
+  std::string Describe();
+  // The last `bytes` bytes of the .err and .out logs, for failure messages.
+  std::string LogTail(size_t bytes = 3000) const;
+  std::string CommandLine() const;
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+  std::vector<std::string> argv_;
+  std::string log_base_;
+};
+
+// Waits until `path` exists and holds a non-empty line; returns its first line, trimmed. Fails
+// early (with the process log) when `watch` is given and exits meanwhile.
+Result<std::string> WaitForFile(const std::string& path, Millis timeout, Process* watch = nullptr);
+
+std::string ReadFileOrEmpty(const std::string& path);
+
+struct HttpResponse {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
+  std::string body;
+  // The first header named `name` (lowercase), or "".
+  std::string Header(std::string_view name) const;
+};
+
+// A synchronous HTTP/1.1 client on one keep-alive connection: lib/http/testing's HttpClient, plus
+// reconnection (once per request) when the server closed the connection or was restarted.
+class HttpClient {
+ public:
+  HttpClient();
+  explicit HttpClient(std::string host_port);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  void Reset(std::string host_port);  // drops the connection, targets another server
+  const std::string& host_port() const { return host_port_; }
+
+  // Sends one request (`target` = path and query string); a non-empty body gets
+  // Content-Type: application/json. kUnavailable on I/O errors (every socket operation times out
+  // after 10 s).
+  Result<HttpResponse> Send(std::string_view method, std::string_view target,
+                            const std::vector<std::pair<std::string, std::string>>& headers = {},
+                            std::string_view body = {});
+
+ private:
+  struct Conn;
+  std::string host_port_;
+  std::unique_ptr<Conn> conn_;
+};
+
+// Percent-encodes a query-string component (RFC 3986 unreserved characters kept).
+std::string UrlEncode(std::string_view s);
+
+// One API key of the keys file (DESIGN.md "Access"): the file stores Sha256Hex(token).
+struct KeySpec {
+  std::string name;
+  std::string token;
+  std::string user_id;
+  std::map<std::string, std::string> workspaces;  // workspace id -> "owner" | "member"
+  bool admin = false;
+};
+Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys);
+
+// A message read back from a topic (the dead-letter topic in tests).
+struct ConsumedMessage {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string Header(std::string_view name) const;  // first header `name`, or ""
+};
+
+// Reads every message of `topic` (all partitions, low to high watermark at call time) with a
+// group-less consumer. kUnavailable on timeout; an unknown topic yields an empty list.
+Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers,
+                                               const std::string& topic, Millis timeout);
+
+// Sum of the samples of Prometheus metric `name` in `text` whose labels contain every
+// `label="value"` pair of `labels` (e.g. {"reason=\"bad_time\""}). nullopt when no sample.
+std::optional<double> MetricSum(std::string_view text, std::string_view name,
+                                const std::vector<std::string>& labels = {});
+
+// Everything one end-to-end test needs: a temp dir, `tally broker`, `tallyd`, a producer, an
+// HTTP client to tallyd.
+class Stack {
+ public:
+  static constexpr const char* kTopic = "usage-events";
+  static constexpr const char* kDlqTopic = "usage-events.dlq";
+  static constexpr const char* kNow = "2026-03-01T12:00:00Z";  // tallyd --now
+  static constexpr const char* kToday = "2026-03-01";
+
+  Stack();
+  ~Stack();
+
+  // Keys written to the keys file by the next StartTallyd().
+  std::vector<KeySpec>& keys() { return keys_; }
+
+  ::testing::AssertionResult StartBroker(int partitions);
+  // Starts tallyd on the stack's data dir (the same one on every restart).
+  ::testing::AssertionResult StartTallyd(const std::vector<std::string>& extra_args = {});
+  // kill -<sig> tallyd and reap it.
+  void StopTallyd(int sig);
+  bool TallydRunning() { return tallyd_.Running(); }
+
+  // Produces each line with key = its workspace id (`keys[i]`, may be empty) and flushes.
+  ::testing::AssertionResult Produce(const std::vector<std::string>& lines,
+                                     const std::vector<std::string>& keys);
+  // Polls /readyz until ready and every partition's next_offset equals its high watermark.
+  ::testing::AssertionResult WaitForCatchUp(Millis timeout);
+
+  // GET /metrics text ("" on error).
+  std::string MetricsText();
+
+  const std::string& bootstrap() const { return bootstrap_; }
+  HttpClient& http() { return http_; }
+  TempDir& dir() { return dir_; }
+  Process& tallyd() { return tallyd_; }
+  Process& broker() { return broker_; }
+  int tallyd_starts() const { return tallyd_starts_; }
+
+ private:
+  TempDir dir_;
+  Process broker_;
+  Process tallyd_;
+  std::string bootstrap_;
+  std::vector<KeySpec> keys_;
+  HttpClient http_;
+  std::unique_ptr<kafka::Producer> producer_;
+  int tallyd_starts_ = 0;
+};
+
+}  // namespace tally::integration

@@ -1,0 +1,59 @@
+#pragma once
+// Asking tallyd's GET/POST /api/v1/workspaces/metrics and comparing the answer with the
+// reference model, with a readable diff on mismatch.
+//
+//   std::vector<MetricsCall> calls = AllCombinations("ws-1", "user-7");
+//   for (const MetricsCall& c : calls) {
+//     std::string diff = CheckMetricsCall(stack.http(), token, ref, c);
+//     if (!diff.empty()) ADD_FAILURE() << diff;
+//   }
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+#include "reference.h"
+
+namespace tally::integration {
+
+enum class RequestForm { kGetBody, kPostBody, kQueryParams, kQueryParamsAliases };
+const char* RequestFormName(RequestForm form);
+
+struct MetricsCall {
+  RefQuery query;
+  // granularity as sent: nullopt = not sent (only meaningful without group_by=date).
+  std::optional<std::string> granularity;
+  int limit = 100;
+  RequestForm form = RequestForm::kGetBody;
+};
+
+// True for the combinations the seed forbids (422): avg_duration for agents, or with group_by.
+bool SeedRejects(const RefQuery& q);
+
+// Every entity x metric x aggregation x group_by x granularity (absent/daily/weekly/monthly,
+// only the three for group_by=date) x period, each without and (when `user_id` is non-empty)
+// with filters.user_id. The form cycles through GET body and POST body.
+std::vector<MetricsCall> AllCombinations(const std::string& workspace_id,
+                                         const std::string& user_id);
+
+// The request as an HTTP method, target and body (for sending and for failure messages).
+struct WireRequest {
+  std::string method;
+  std::string target;
+  std::string body;
+};
+WireRequest BuildRequest(const MetricsCall& call);
+
+// Sends `call` with `Authorization: Bearer <token>` and compares it with `ref`. Returns "" when
+// the answer matches (or is the expected 422 of a combination the seed forbids), else a
+// description: the request, the expected (reference) answer and the actual response.
+std::string CheckMetricsCall(HttpClient& http, const std::string& token,
+                             const ReferenceModel& ref, const MetricsCall& call);
+
+// Runs every call; reports at most `max_failures` diffs through ADD_FAILURE and a summary.
+// Returns the number of mismatches.
+int CheckAll(HttpClient& http, const std::string& token, const ReferenceModel& ref,
+             const std::vector<MetricsCall>& calls, int max_failures = 15);
+
+}  // namespace tally::integration
