@@ -230,6 +230,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
               store::EncodeOffset({std::string(cluster_id), o.next_offset}));
   }
   stats.new_users = new_users_.size();
+  if (getenv("TALLY_DEBUG_KEYS")) fprintf(stderr, "batch: events=%zu counters=%zu bitmaps=%zu records=%zu\n", events.size(), counters_.size(), bitmaps_.size(), records_.size());
 
   if (auto s = store_->Write(&batch); !s) {
     rollback();

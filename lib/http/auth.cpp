@@ -1,9 +1,9 @@
 #include "http/auth.h"
 
+#include <toml++/toml.h>
+
 #include <fstream>
 #include <sstream>
-
-#include <toml++/toml.h>
 
 #include "common/sha256.h"
 #include "http/router.h"
@@ -101,8 +101,7 @@ Result<ApiKey> ParseEntry(const toml::table& t, size_t index, std::string_view o
     } else if (field == "organizations") {
       const auto* orgs = v.as_array();
       if (!orgs) {
-        return EntryError(origin, index, name, field,
-                          "organizations must be an array of strings");
+        return EntryError(origin, index, name, field, "organizations must be an array of strings");
       }
       for (const toml::node& o : *orgs) {
         const auto* s = o.as_string();
@@ -182,8 +181,7 @@ Result<KeyStore> KeyStore::LoadString(std::string_view text, std::string_view or
     const auto* arr = keys->as_array();
     if (!arr) {
       return Fail(ErrorCode::kInvalidArgument,
-                  std::string(origin) + ": \"keys\" must be an array of tables ([[keys]])",
-                  "keys");
+                  std::string(origin) + ": \"keys\" must be an array of tables ([[keys]])", "keys");
     }
     for (size_t i = 0; i < arr->size(); ++i) {
       const auto* t = (*arr)[i].as_table();

@@ -18,7 +18,8 @@ std::string TwoKeys() {
   return std::string(R"(
 [[keys]]
 name = "acme-dashboard"
-sha256 = ")") + kTestSha + R"("
+sha256 = ")") +
+         kTestSha + R"("
 user_id = "42"
 workspaces = { "ws-owned" = "owner", "ws-member" = "member" }
 organizations = ["org_7"]
@@ -26,7 +27,8 @@ admin = false
 
 [[keys]]
 name = "ops"
-sha256 = ")" + Sha256Hex("ops-token") + R"("
+sha256 = ")" +
+         Sha256Hex("ops-token") + R"("
 user_id = 7
 admin = true
 )";
@@ -94,7 +96,8 @@ struct BadCase {
 TEST(KeyStore, ReportsErrorsNamingEntryAndField) {
   const std::string sha = std::string("sha256 = \"") + kTestSha + "\"\n";
   const std::vector<BadCase> cases = {
-      {"[[keys]]\nsha256 = \"" + std::string(kTestSha) + "\"\n", "keys[0].name", "name is required"},
+      {"[[keys]]\nsha256 = \"" + std::string(kTestSha) + "\"\n", "keys[0].name",
+       "name is required"},
       {"[[keys]]\nname = \"\"\n" + sha, "keys[0].name", "non-empty"},
       {"[[keys]]\nname = \"a\"\n", "keys[0].sha256", "keys[0] \"a\": sha256 is required"},
       {"[[keys]]\nname = \"a\"\nsha256 = \"abc\"\n", "keys[0].sha256", "64 hexadecimal"},
@@ -112,8 +115,8 @@ TEST(KeyStore, ReportsErrorsNamingEntryAndField) {
        "non-empty strings"},
       {"[[keys]]\nname = \"a\"\n" + sha + "user_id = 1.5\n", "keys[0].user_id",
        "string or an integer"},
-      {"[[keys]]\nname = \"a\"\n" + sha + "[[keys]]\nname = \"a\"\nsha256 = \"" +
-           Sha256Hex("x") + "\"\n",
+      {"[[keys]]\nname = \"a\"\n" + sha + "[[keys]]\nname = \"a\"\nsha256 = \"" + Sha256Hex("x") +
+           "\"\n",
        "keys[1].name", "keys[1] \"a\": duplicate key name"},
       {"[[keys]]\nname = \"a\"\n" + sha + "[[keys]]\nname = \"b\"\n" + sha, "keys[1].sha256",
        "same sha256 as key \"a\""},
@@ -176,8 +179,10 @@ TEST(ExtractToken, BearerAndApiKeyHeaders) {
             std::optional<std::string_view>("abc"));
   EXPECT_EQ(ExtractToken(WithHeaders({{"AUTHORIZATION", "BEARER abc"}})),
             std::optional<std::string_view>("abc"));
-  EXPECT_EQ(ExtractToken(WithHeaders({{"api_key", "xyz"}})), std::optional<std::string_view>("xyz"));
-  EXPECT_EQ(ExtractToken(WithHeaders({{"API_KEY", " xyz"}})), std::optional<std::string_view>("xyz"));
+  EXPECT_EQ(ExtractToken(WithHeaders({{"api_key", "xyz"}})),
+            std::optional<std::string_view>("xyz"));
+  EXPECT_EQ(ExtractToken(WithHeaders({{"API_KEY", " xyz"}})),
+            std::optional<std::string_view>("xyz"));
   // Bearer wins over api_key; a non-Bearer Authorization falls back to api_key.
   EXPECT_EQ(ExtractToken(WithHeaders({{"api_key", "k"}, {"Authorization", "Bearer b"}})),
             std::optional<std::string_view>("b"));

@@ -25,28 +25,40 @@ Response MessageResponse(int status, std::string_view message, std::string_view 
 
 int HttpStatusFor(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return 422;
-    case ErrorCode::kUnauthenticated: return 401;
-    case ErrorCode::kPermissionDenied: return 403;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kFailedPrecondition: return 503;
-    case ErrorCode::kResourceExhausted: return 400;
-    case ErrorCode::kUnavailable: return 503;
-    case ErrorCode::kDataLoss: return 500;
-    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kInvalidArgument:
+      return 422;
+    case ErrorCode::kUnauthenticated:
+      return 401;
+    case ErrorCode::kPermissionDenied:
+      return 403;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kFailedPrecondition:
+      return 503;
+    case ErrorCode::kResourceExhausted:
+      return 400;
+    case ErrorCode::kUnavailable:
+      return 503;
+    case ErrorCode::kDataLoss:
+      return 500;
+    case ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }
 
 Response ErrorResponse(const Error& error) {
   switch (error.code) {
-    case ErrorCode::kUnauthenticated: return UnauthenticatedResponse();
-    case ErrorCode::kPermissionDenied: return ForbiddenResponse();
+    case ErrorCode::kUnauthenticated:
+      return UnauthenticatedResponse();
+    case ErrorCode::kPermissionDenied:
+      return ForbiddenResponse();
     case ErrorCode::kDataLoss:
     case ErrorCode::kInternal:
       spdlog::error("http: {} error: {}", ErrorCodeName(error.code), error.message);
       return InternalErrorResponse();
-    default: return MessageResponse(HttpStatusFor(error.code), error.message, error.field);
+    default:
+      return MessageResponse(HttpStatusFor(error.code), error.message, error.field);
   }
 }
 

@@ -48,11 +48,11 @@ Response ValidationErrorResponse(const FieldErrors& errors);
 std::string ValidationSummary(const FieldErrors& errors);
 
 // Router and transport errors (generic body).
-Response RouteNotFoundResponse();                         // 404 "Not found."
+Response RouteNotFoundResponse();                           // 404 "Not found."
 Response MethodNotAllowedResponse(std::string_view allow);  // 405 + Allow header
-Response PayloadTooLargeResponse(size_t limit_bytes);     // 413
-Response HeaderTooLargeResponse(size_t limit_bytes);      // 431
-Response BadRequestResponse(std::string_view message);    // 400
-Response InternalErrorResponse();                         // 500 "Internal server error."
+Response PayloadTooLargeResponse(size_t limit_bytes);       // 413
+Response HeaderTooLargeResponse(size_t limit_bytes);        // 431
+Response BadRequestResponse(std::string_view message);      // 400
+Response InternalErrorResponse();                           // 500 "Internal server error."
 
 }  // namespace tally::http

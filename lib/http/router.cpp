@@ -1,9 +1,9 @@
 #include "http/router.h"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <exception>
-
-#include <spdlog/spdlog.h>
 
 #include "http/error_mapping.h"
 
@@ -28,7 +28,7 @@ int HexValue(char c) {
 }
 
 // Methods get a bounded label set: clients can send any token as a method.
-constexpr std::array<std::string_view, 7> kMethods = {"GET",    "POST",    "PUT",  "PATCH",
+constexpr std::array<std::string_view, 7> kMethods = {"GET",    "POST",    "PUT", "PATCH",
                                                       "DELETE", "OPTIONS", "HEAD"};
 int MethodIndex(std::string_view method) {
   for (size_t i = 0; i < kMethods.size(); ++i) {
@@ -146,9 +146,8 @@ void SplitTarget(std::string_view target, Request* request) {
 
 Router::Router(MetricsRegistry* metrics) : metrics_(metrics) {
   if (metrics_) {
-    unmatched_latency_ = metrics_->GetHistogram(kLatencyName, kLatencyHelp,
-                                                {{"route", "unmatched"}},
-                                                Histogram::LatencyBuckets());
+    unmatched_latency_ = metrics_->GetHistogram(
+        kLatencyName, kLatencyHelp, {{"route", "unmatched"}}, Histogram::LatencyBuckets());
   }
 }
 
@@ -229,10 +228,8 @@ Response Router::Handle(Request& request) const {
     }
     if (!allow.empty()) allow += ", ";
     allow += routes_[i].method;
-    if (route_index < 0 && allow.find(',') == std::string::npos) {
-      // Remember the first path match so a 405 is labelled with its pattern.
-      route_index = -2 - static_cast<int>(i);
-    }
+    // Remember the first path match (encoded as <= -2) so a 405 is labelled with its pattern.
+    if (route_index == -1) route_index = -2 - static_cast<int>(i);
   }
   if (route_index >= 0) {
     request.path_params = std::move(params);

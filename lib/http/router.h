@@ -33,10 +33,10 @@ using StringPairs = std::vector<std::pair<std::string, std::string>>;
 
 // One HTTP request as handlers see it. Plain value type.
 struct Request {
-  std::string method;  // "GET", "POST", ... as sent (case-sensitive, per RFC 9110)
-  std::string path;    // raw path of the target, without the query string (not decoded)
-  StringPairs query;   // percent-decoded, '+' as space, in order, repeated keys kept
-  StringPairs headers; // as received; look up with Header()
+  std::string method;   // "GET", "POST", ... as sent (case-sensitive, per RFC 9110)
+  std::string path;     // raw path of the target, without the query string (not decoded)
+  StringPairs query;    // percent-decoded, '+' as space, in order, repeated keys kept
+  StringPairs headers;  // as received; look up with Header()
   std::string body;
   StringPairs path_params;  // filled by Router::Handle, percent-decoded
 

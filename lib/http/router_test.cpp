@@ -2,9 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <stdexcept>
-
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 namespace tally::http {
 namespace {
@@ -18,8 +17,9 @@ Request Make(std::string method, std::string target) {
 
 TEST(ParseQueryString, DecodesAndKeepsRepeats) {
   StringPairs q = ParseQueryString("a=1&b=x%20y+z&a=2&&flag&filters%5Bperiod%5D=7d&e=&bad=%zz%4");
-  StringPairs want = {{"a", "1"},    {"b", "x y z"}, {"a", "2"}, {"flag", ""},
-                      {"filters[period]", "7d"}, {"e", ""}, {"bad", "%zz%4"}};
+  StringPairs want = {
+      {"a", "1"}, {"b", "x y z"},  {"a", "2"}, {"flag", ""}, {"filters[period]", "7d"},
+      {"e", ""},  {"bad", "%zz%4"}};
   EXPECT_EQ(q, want);
   EXPECT_TRUE(ParseQueryString("").empty());
   EXPECT_EQ(PercentDecode("a+b%2B", false), "a+b+");
@@ -56,8 +56,9 @@ TEST(Router, RoutesWithPathParameters) {
   Request h = Make("GET", "/healthz/");  // a trailing slash is tolerated
   EXPECT_EQ(router.Handle(h).status, 200);
 
-  for (const char* path : {"/api/v1/monitoring//superagents", "/api/v1/monitoring/a/b/superagents",
-                           "/api/v1/monitoring/a", "/", "/healthzz", "/api/v1/monitoring/a/superagents/x"}) {
+  for (const char* path :
+       {"/api/v1/monitoring//superagents", "/api/v1/monitoring/a/b/superagents",
+        "/api/v1/monitoring/a", "/", "/healthzz", "/api/v1/monitoring/a/superagents/x"}) {
     Request miss = Make("GET", path);
     Response nf = router.Handle(miss);
     EXPECT_EQ(nf.status, 404) << path;
@@ -106,11 +107,13 @@ TEST(Router, RecordsMetricsByPattern) {
   EXPECT_NE(text.find(R"(tally_http_requests_total{route="/w/{id}",method="GET",status="200"} 3)"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(tally_http_requests_total{route="unmatched",method="GET",status="404"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(R"(tally_http_requests_total{route="unmatched",method="GET",status="404"} 1)"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(tally_http_requests_total{route="unmatched",method="OTHER",status="404"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(R"(tally_http_requests_total{route="unmatched",method="OTHER",status="404"} 1)"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find(R"(tally_http_requests_total{route="/w/{id}",method="POST",status="405"} 1)"),
             std::string::npos)

@@ -1,20 +1,21 @@
 #include "http/server.h"
 
-#include <array>
-#include <exception>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <unordered_map>
-#include <vector>
+#include <spdlog/spdlog.h>
 
+#include <array>
+#include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "http/error_mapping.h"
 
@@ -45,6 +46,8 @@ struct Server::Impl {
 
   std::mutex stop_mu;
   bool stopped = false;
+  // Read by sessions on any thread: responses written after Stop() began say Connection: close.
+  std::atomic<bool> closing{false};
 
   net::io_context ioc;
   tcp::acceptor acceptor{net::make_strand(ioc)};
@@ -88,12 +91,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (buffer_.size() > 0) return ReadHeader();  // a pipelined request is already here
     // Idle keep-alive: wait for the first byte of the next request under the idle timeout.
     stream_.expires_after(options().idle_timeout);
-    stream_.async_read_some(
-        buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
-          if (ec) return self->CloseNow();
-          self->buffer_.commit(n);
-          self->ReadHeader();
-        });
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->CloseNow();
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
   }
 
   void ReadHeader() {
@@ -101,10 +104,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<uint32_t>(options().max_header_bytes));
     parser_->body_limit(options().max_body_bytes);
     stream_.expires_after(options().read_timeout);
-    bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
-                               self->OnHeader(ec);
-                             });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -165,7 +167,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Send(Response r, unsigned version, bool keep_alive, bool linger) {
     busy_ = true;
-    keep_alive = keep_alive && !stop_requested_ && !linger;
+    keep_alive = keep_alive && !stop_requested_ && !linger && !server_->closing.load();
     res_ = {};
     res_.version(version);
     res_.result(static_cast<unsigned>(r.status));
@@ -176,14 +178,14 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.body() = std::move(r.body);
     res_.prepare_payload();
     stream_.expires_after(options().write_timeout);
-    bhttp::async_write(stream_, res_,
-                       [self = shared_from_this(), keep_alive, linger](beast::error_code ec,
-                                                                       size_t) {
-                         if (ec) return self->CloseNow();
-                         if (linger) return self->Linger();
-                         if (!keep_alive) return self->CloseGracefully();
-                         self->ReadNext();
-                       });
+    bhttp::async_write(
+        stream_, res_,
+        [self = shared_from_this(), keep_alive, linger](beast::error_code ec, size_t) {
+          if (ec) return self->CloseNow();
+          if (linger) return self->Linger();
+          if (!keep_alive) return self->CloseGracefully();
+          self->ReadNext();
+        });
   }
 
   // Half-closes, then discards what the client still sends, for at most kLingerTimeout.
@@ -227,10 +229,9 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void Server::Impl::DoAccept() {
-  acceptor.async_accept(net::make_strand(ioc),
-                        [this](beast::error_code ec, tcp::socket socket) {
-                          OnAccept(ec, std::move(socket));
-                        });
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    OnAccept(ec, std::move(socket));
+  });
 }
 
 void Server::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
@@ -322,6 +323,7 @@ void Server::Stop() {
   std::lock_guard stop_lock(impl_->stop_mu);
   if (impl_->stopped) return;
   impl_->stopped = true;
+  impl_->closing.store(true);
 
   std::vector<std::shared_ptr<Session>> live;
   {

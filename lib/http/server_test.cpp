@@ -5,9 +5,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/sha256.h"
 #include "http/service.h"
@@ -45,8 +44,8 @@ class ServerTest : public ::testing::Test {
     deps.keys = std::make_shared<const KeyStore>(std::move(*keys));
     deps.metrics = &registry_;
     deps.clock = &clock_;
-    deps.workspace_metrics.run = [this](const query::WorkspaceMetricsRequest& r)
-        -> Result<query::WorkspaceMetricsResult> {
+    deps.workspace_metrics.run =
+        [this](const query::WorkspaceMetricsRequest& r) -> Result<query::WorkspaceMetricsResult> {
       calls_.fetch_add(1);
       query::WorkspaceMetricsResult res;
       res.total = r.workspace_id == "ws-a" ? total_a_.load() : 5;
@@ -124,10 +123,12 @@ TEST_F(ServerTest, ServiceEndpoints) {
   ASSERT_TRUE(metrics.has_value());
   EXPECT_EQ(metrics->status, 200);
   EXPECT_EQ(metrics->Header("content-type"), "text/plain; version=0.0.4");
-  EXPECT_NE(metrics->body.find(R"(tally_http_requests_total{route="/healthz",method="GET",status="200"} 1)"),
+  EXPECT_NE(metrics->body.find(
+                R"(tally_http_requests_total{route="/healthz",method="GET",status="200"} 1)"),
             std::string::npos)
       << metrics->body;
-  EXPECT_NE(metrics->body.find(R"(tally_http_requests_total{route="/readyz",method="GET",status="503"} 1)"),
+  EXPECT_NE(metrics->body.find(
+                R"(tally_http_requests_total{route="/readyz",method="GET",status="503"} 1)"),
             std::string::npos)
       << metrics->body;
 }
@@ -155,8 +156,8 @@ TEST_F(ServerTest, OversizedBodyIs413) {
   big.back() = '}';
   auto client = HttpClient::Connect("127.0.0.1", server_->port());
   ASSERT_TRUE(client.has_value());
-  auto reply = client->Send("POST", "/api/v1/workspaces/metrics", big,
-                            {{"Authorization", "Bearer tok-a"}});
+  auto reply =
+      client->Send("POST", "/api/v1/workspaces/metrics", big, {{"Authorization", "Bearer tok-a"}});
   ASSERT_TRUE(reply.has_value()) << reply.error().message;
   EXPECT_EQ(reply->status, 413);
   EXPECT_FALSE(reply->keep_alive);
@@ -172,8 +173,7 @@ TEST_F(ServerTest, OversizedHeaderIs431) {
   auto reply = Fetch("GET", "/healthz", {}, {{"X-Big", std::string(10 << 10, 'x')}});
   ASSERT_TRUE(reply.has_value()) << reply.error().message;
   EXPECT_EQ(reply->status, 431);
-  EXPECT_EQ(json::parse(reply->body)["message"],
-            "The request headers are larger than 8192 bytes.");
+  EXPECT_EQ(json::parse(reply->body)["message"], "The request headers are larger than 8192 bytes.");
 }
 
 TEST_F(ServerTest, MalformedRequestIs400) {
@@ -208,7 +208,8 @@ TEST_F(ServerTest, MetricsEndpointStatuses) {
   EXPECT_EQ(json::parse(unknown->body), kUnauthenticated);
 
   // 422 (Laravel shape).
-  auto invalid = Metrics("tok-a", R"({"workspace_uuid":"ws-a","metric":"executions","aggregation":"count"})");
+  auto invalid =
+      Metrics("tok-a", R"({"workspace_uuid":"ws-a","metric":"executions","aggregation":"count"})");
   ASSERT_TRUE(invalid.has_value());
   EXPECT_EQ(invalid->status, 422);
   EXPECT_EQ(json::parse(invalid->body), json::parse(R"({"message":"The entity field is required.",
@@ -309,17 +310,24 @@ TEST_F(ServerTest, MetricsShowRequestCounters) {
   auto m = Fetch("GET", "/metrics");
   ASSERT_TRUE(m.has_value());
   const std::string& text = m->body;
-  EXPECT_NE(text.find(R"(tally_http_requests_total{route="/api/v1/workspaces/metrics",method="POST",status="200"} 2)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          R"(tally_http_requests_total{route="/api/v1/workspaces/metrics",method="POST",status="200"} 2)"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(tally_http_requests_total{route="/api/v1/workspaces/metrics",method="POST",status="401"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          R"(tally_http_requests_total{route="/api/v1/workspaces/metrics",method="POST",status="401"} 1)"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(tally_http_requests_total{route="unmatched",method="GET",status="404"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(R"(tally_http_requests_total{route="unmatched",method="GET",status="404"} 1)"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(tally_http_request_duration_seconds_count{route="/api/v1/workspaces/metrics"} 3)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          R"(tally_http_request_duration_seconds_count{route="/api/v1/workspaces/metrics"} 3)"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find(R"(tally_http_metrics_cache_total{result="hit"} 1)"), std::string::npos)
       << text;
@@ -355,6 +363,44 @@ TEST(ServerLifecycle, StopIsGracefulAndIdempotent) {
   EXPECT_LT(took, std::chrono::seconds(5));
   (*server)->Stop();  // idempotent
   EXPECT_FALSE(testing::Fetch("127.0.0.1", port, "GET", "/slow").has_value());
+}
+
+TEST_F(ServerTest, ExpectContinueIsAnswered) {
+  auto client = HttpClient::Connect("127.0.0.1", server_->port());
+  ASSERT_TRUE(client.has_value());
+  const std::string body = kSeedBody;
+  auto cont = client->SendRaw(
+      "POST /api/v1/workspaces/metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\n"
+      "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n");
+  ASSERT_TRUE(cont.has_value()) << cont.error().message;
+  EXPECT_EQ(cont->status, 100);
+  auto reply = client->SendRaw(body);
+  ASSERT_TRUE(reply.has_value()) << reply.error().message;
+  EXPECT_EQ(reply->status, 200);
+}
+
+TEST(ServerLifecycle, IdleAndReadTimeoutsCloseConnections) {
+  auto router = std::make_shared<Router>();
+  router->Add("GET", "/x", [](const Request&) { return JsonResponse(200, "{}"); });
+  ServerOptions options;
+  options.port = 0;
+  options.read_timeout = std::chrono::seconds(1);
+  options.idle_timeout = std::chrono::seconds(1);
+  auto server = Server::Start(options, router);
+  ASSERT_TRUE(server.has_value());
+  auto client = HttpClient::Connect("127.0.0.1", (*server)->port());
+  ASSERT_TRUE(client.has_value());
+  ASSERT_TRUE(client->Send("GET", "/x").has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  EXPECT_FALSE(client->Send("GET", "/x").has_value());  // closed while idle
+
+  // A request that never completes is cut off after read_timeout.
+  auto slow = HttpClient::Connect("127.0.0.1", (*server)->port());
+  ASSERT_TRUE(slow.has_value());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(slow->SendRaw("GET /x HTTP/1.1\r\nHost: x\r\n").has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST(ServerLifecycle, BindErrors) {

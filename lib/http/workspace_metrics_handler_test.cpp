@@ -3,9 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/sha256.h"
 
@@ -15,8 +14,8 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kNow = 1768472625123;  // 2026-01-15T10:23:45.123Z
-constexpr DayNumber kFrom = 20439;        // 2025-12-17
-constexpr DayNumber kTo = 20468;          // 2026-01-15
+constexpr DayNumber kFrom = 20439;       // 2025-12-17
+constexpr DayNumber kTo = 20468;         // 2026-01-15
 
 std::string KeysToml() {
   auto entry = [](const std::string& name, const std::string& token, const std::string& rest) {
@@ -38,8 +37,8 @@ class HandlerTest : public ::testing::Test {
     auto keys = KeyStore::LoadString(KeysToml());
     ASSERT_TRUE(keys.has_value()) << keys.error().message;
     MetricsBackend backend;
-    backend.run = [this](const query::WorkspaceMetricsRequest& r)
-        -> Result<query::WorkspaceMetricsResult> {
+    backend.run =
+        [this](const query::WorkspaceMetricsRequest& r) -> Result<query::WorkspaceMetricsResult> {
       ++calls_;
       last_ = r;
       if (fail_) return std::unexpected(*fail_);
@@ -107,7 +106,8 @@ TEST_F(HandlerTest, SeedTotalOnlyResponse) {
 }
 
 TEST_F(HandlerTest, GroupByUserRowsAndEchoedGranularity) {
-  Response r = Call("tok-owner-a", For("ws-a", R"(,"group_by":"user","granularity":"daily","limit":5)"));
+  Response r =
+      Call("tok-owner-a", For("ws-a", R"(,"group_by":"user","granularity":"daily","limit":5)"));
   ASSERT_EQ(r.status, 200) << r.body;
   json body = json::parse(r.body);
   EXPECT_EQ(body["data"], json::parse(R"({"entity": "agents", "metric": "created",
@@ -225,8 +225,11 @@ TEST_F(HandlerTest, DifferentRequestsDoNotShareEntries) {
   Request q;
   q.method = "GET";
   q.headers = {{"Authorization", "Bearer tok-owner-a"}};
-  q.query = {{"workspace_uuid", "ws-a"}, {"entity", "agents"}, {"metric", "created"},
-             {"aggregation", "count"}, {"filters[user_id]", "1"}};
+  q.query = {{"workspace_uuid", "ws-a"},
+             {"entity", "agents"},
+             {"metric", "created"},
+             {"aggregation", "count"},
+             {"filters[user_id]", "1"}};
   EXPECT_EQ(handler_->Handle(q).status, 200);
   EXPECT_EQ(calls_, 3);
 }

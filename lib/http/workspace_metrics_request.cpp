@@ -1,11 +1,11 @@
 #include "http/workspace_metrics_request.h"
 
+#include <simdjson.h>
+
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <optional>
-
-#include <simdjson.h>
 
 namespace tally::http {
 namespace {
@@ -50,7 +50,9 @@ Raw OtherRaw() {
 Raw FromElement(simdjson::dom::element e) {
   Raw r;
   switch (e.type()) {
-    case simdjson::dom::element_type::NULL_VALUE: r.kind = Raw::kNull; break;
+    case simdjson::dom::element_type::NULL_VALUE:
+      r.kind = Raw::kNull;
+      break;
     case simdjson::dom::element_type::STRING: {
       std::string_view s;
       if (e.get_string().get(s)) {
@@ -91,8 +93,12 @@ Raw FromElement(simdjson::dom::element e) {
       }
       break;
     }
-    case simdjson::dom::element_type::BOOL: r.kind = Raw::kBool; break;
-    default: r.kind = Raw::kOther; break;
+    case simdjson::dom::element_type::BOOL:
+      r.kind = Raw::kBool;
+      break;
+    default:
+      r.kind = Raw::kOther;
+      break;
   }
   return r;
 }
@@ -109,7 +115,9 @@ std::string Display(std::string_view field) {
 std::string Required(std::string_view field) {
   return "The " + Display(field) + " field is required.";
 }
-std::string Invalid(std::string_view field) { return "The selected " + Display(field) + " is invalid."; }
+std::string Invalid(std::string_view field) {
+  return "The selected " + Display(field) + " is invalid.";
+}
 
 template <typename E, size_t N>
 std::optional<E> Lookup(const std::array<std::pair<std::string_view, E>, N>& table,
@@ -180,8 +188,8 @@ std::optional<int64_t> AsInteger(const Raw& raw) {
 }
 
 struct Inputs {
-  Raw workspace_uuid, entity, metric, aggregation, group_by, granularity, filters, period,
-      user_id, order_by, order_dir, limit;
+  Raw workspace_uuid, entity, metric, aggregation, group_by, granularity, filters, period, user_id,
+      order_by, order_dir, limit;
 };
 
 void ReadQuery(const StringPairs& query, Inputs* in) {
@@ -189,15 +197,24 @@ void ReadQuery(const StringPairs& query, Inputs* in) {
   bool period_from_filters = false;
   bool user_from_filters = false;
   for (const auto& [k, v] : query) {
-    if (k == "workspace_uuid") in->workspace_uuid = FromText(v);
-    else if (k == "entity") in->entity = FromText(v);
-    else if (k == "metric") in->metric = FromText(v);
-    else if (k == "aggregation") in->aggregation = FromText(v);
-    else if (k == "group_by") in->group_by = FromText(v);
-    else if (k == "granularity") in->granularity = FromText(v);
-    else if (k == "order_by") in->order_by = FromText(v);
-    else if (k == "order_dir") in->order_dir = FromText(v);
-    else if (k == "limit") in->limit = FromText(v);
+    if (k == "workspace_uuid")
+      in->workspace_uuid = FromText(v);
+    else if (k == "entity")
+      in->entity = FromText(v);
+    else if (k == "metric")
+      in->metric = FromText(v);
+    else if (k == "aggregation")
+      in->aggregation = FromText(v);
+    else if (k == "group_by")
+      in->group_by = FromText(v);
+    else if (k == "granularity")
+      in->granularity = FromText(v);
+    else if (k == "order_by")
+      in->order_by = FromText(v);
+    else if (k == "order_dir")
+      in->order_dir = FromText(v);
+    else if (k == "limit")
+      in->limit = FromText(v);
     else if (k == "filters[period]") {
       in->period = FromText(v);
       period_from_filters = true;
@@ -221,7 +238,9 @@ std::optional<FieldError> ReadBody(std::string_view body, Inputs* in) {
   simdjson::dom::element doc;
   if (auto err = parser.parse(body.data(), body.size(), true).get(doc)) {
     if (err == simdjson::NUMBER_ERROR) {
-      return FieldError{"body", "The request body contains a number that is malformed or does not fit in 64 bits."};
+      return FieldError{
+          "body",
+          "The request body contains a number that is malformed or does not fit in 64 bits."};
     }
     return not_object;
   }
@@ -357,8 +376,7 @@ std::expected<query::WorkspaceMetricsRequest, FieldErrors> ParseWorkspaceMetrics
     if (in.user_id.kind != Raw::kString && in.user_id.kind != Raw::kInt) {
       fail("filters.user_id", "The filters.user id field must be a string or an integer.");
     } else if (in.user_id.text.size() > kMaxStringLength) {
-      fail("filters.user_id",
-           "The filters.user id field must not be greater than 255 characters.");
+      fail("filters.user_id", "The filters.user id field must not be greater than 255 characters.");
     } else {
       out.user_id = std::move(in.user_id.text);
     }

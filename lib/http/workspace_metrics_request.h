@@ -30,8 +30,9 @@
 //          are accepted, as Laravel's `integer` rule does)
 // A body that is not valid JSON, or not a JSON object, gives the single error
 // {"body": ["The request body must be a JSON object."]} (422, not 400: the client sent a
-// request the API understood as HTTP but cannot process). A malformed number or an integer beyond 64 bits in
-// the body gives {"body": ["The request body contains a number that is malformed or does not fit in 64 bits."]}.
+// request the API understood as HTTP but cannot process). A malformed number or an integer beyond
+// 64 bits in the body gives {"body": ["The request body contains a number that is malformed or does
+// not fit in 64 bits."]}.
 
 #include <expected>
 #include <string>

@@ -2,9 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "http/error_mapping.h"
 
@@ -25,7 +24,8 @@ std::string Body(const std::string& extra = "") { return std::string(kBase) + ex
 
 query::WorkspaceMetricsRequest Ok(std::string_view body, const StringPairs& query = {}) {
   auto r = ParseWorkspaceMetricsRequest(body, query);
-  EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().front().field + ": " + r.error().front().message);
+  EXPECT_TRUE(r.has_value()) << (r ? ""
+                                   : r.error().front().field + ": " + r.error().front().message);
   return r ? *r : query::WorkspaceMetricsRequest{};
 }
 
@@ -83,22 +83,26 @@ TEST(WorkspaceMetricsRequest, SeedExampleRequest) {
 }
 
 TEST(WorkspaceMetricsRequest, AllEnumValuesAreAccepted) {
-  EXPECT_EQ(Ok(R"({"workspace_uuid":"w","entity":"workflows","metric":"created","aggregation":"sum"})")
-                .entity,
-            event::EntityKind::kWorkflow);
+  EXPECT_EQ(
+      Ok(R"({"workspace_uuid":"w","entity":"workflows","metric":"created","aggregation":"sum"})")
+          .entity,
+      event::EntityKind::kWorkflow);
   const std::pair<const char*, Metric> metrics[] = {{"executions", Metric::kExecutions},
                                                     {"created", Metric::kCreated},
                                                     {"copies", Metric::kCopies},
                                                     {"shares", Metric::kShares},
                                                     {"avg_duration", Metric::kAvgDuration}};
   for (auto [name, m] : metrics) {
-    auto r = Ok(std::string(R"({"workspace_uuid":"w","entity":"workflows","aggregation":"avg","metric":")") +
-                name + "\"}");
+    auto r =
+        Ok(std::string(
+               R"({"workspace_uuid":"w","entity":"workflows","aggregation":"avg","metric":")") +
+           name + "\"}");
     EXPECT_EQ(r.metric, m) << name;
     EXPECT_EQ(r.aggregation, Aggregation::kAvg);
   }
-  const std::pair<const char*, Granularity> grans[] = {
-      {"daily", Granularity::kDay}, {"weekly", Granularity::kWeek}, {"monthly", Granularity::kMonth}};
+  const std::pair<const char*, Granularity> grans[] = {{"daily", Granularity::kDay},
+                                                       {"weekly", Granularity::kWeek},
+                                                       {"monthly", Granularity::kMonth}};
   for (auto [name, g] : grans) {
     auto r = Ok(Body(std::string(R"(,"group_by":"date","granularity":")") + name + "\""));
     EXPECT_EQ(r.group_by, GroupBy::kDate);
@@ -133,7 +137,8 @@ TEST(WorkspaceMetricsRequest, MissingEverythingListsRequiredFieldsInOrder) {
   nlohmann::json body = nlohmann::json::parse(res.body);
   EXPECT_EQ(body["message"], "The workspace uuid field is required. (and 3 more errors)");
   EXPECT_EQ(body["errors"].size(), 4u);
-  EXPECT_EQ(body["errors"]["aggregation"], nlohmann::json::array({"The aggregation field is required."}));
+  EXPECT_EQ(body["errors"]["aggregation"],
+            nlohmann::json::array({"The aggregation field is required."}));
 }
 
 TEST(WorkspaceMetricsRequest, SeedEntityRequiredExample) {
@@ -155,14 +160,18 @@ TEST(WorkspaceMetricsRequest, TwoErrorsSaySingularMoreError) {
 TEST(WorkspaceMetricsRequest, WorkspaceUuidRules) {
   ExpectOneError(R"({"entity":"agents","metric":"executions","aggregation":"count"})",
                  "workspace_uuid", "The workspace uuid field is required.");
-  ExpectOneError(R"({"workspace_uuid":"","entity":"agents","metric":"executions","aggregation":"count"})",
-                 "workspace_uuid", "The workspace uuid field is required.");
-  ExpectOneError(R"({"workspace_uuid":null,"entity":"agents","metric":"executions","aggregation":"count"})",
-                 "workspace_uuid", "The workspace uuid field is required.");
-  ExpectOneError(R"({"workspace_uuid":42,"entity":"agents","metric":"executions","aggregation":"count"})",
-                 "workspace_uuid", "The workspace uuid field must be a string.");
-  ExpectOneError(R"({"workspace_uuid":["a"],"entity":"agents","metric":"executions","aggregation":"count"})",
-                 "workspace_uuid", "The workspace uuid field must be a string.");
+  ExpectOneError(
+      R"({"workspace_uuid":"","entity":"agents","metric":"executions","aggregation":"count"})",
+      "workspace_uuid", "The workspace uuid field is required.");
+  ExpectOneError(
+      R"({"workspace_uuid":null,"entity":"agents","metric":"executions","aggregation":"count"})",
+      "workspace_uuid", "The workspace uuid field is required.");
+  ExpectOneError(
+      R"({"workspace_uuid":42,"entity":"agents","metric":"executions","aggregation":"count"})",
+      "workspace_uuid", "The workspace uuid field must be a string.");
+  ExpectOneError(
+      R"({"workspace_uuid":["a"],"entity":"agents","metric":"executions","aggregation":"count"})",
+      "workspace_uuid", "The workspace uuid field must be a string.");
   std::string long_ws(256, 'a');
   ExpectOneError(R"({"workspace_uuid":")" + long_ws +
                      R"(","entity":"agents","metric":"executions","aggregation":"count"})",
@@ -175,10 +184,12 @@ TEST(WorkspaceMetricsRequest, WorkspaceUuidRules) {
 }
 
 TEST(WorkspaceMetricsRequest, EntityRules) {
-  ExpectOneError(R"({"workspace_uuid":"w","entity":"threads","metric":"executions","aggregation":"count"})",
-                 "entity", "The selected entity is invalid.");
-  ExpectOneError(R"({"workspace_uuid":"w","entity":"Agents","metric":"executions","aggregation":"count"})",
-                 "entity", "The selected entity is invalid.");
+  ExpectOneError(
+      R"({"workspace_uuid":"w","entity":"threads","metric":"executions","aggregation":"count"})",
+      "entity", "The selected entity is invalid.");
+  ExpectOneError(
+      R"({"workspace_uuid":"w","entity":"Agents","metric":"executions","aggregation":"count"})",
+      "entity", "The selected entity is invalid.");
   ExpectOneError(R"({"workspace_uuid":"w","entity":1,"metric":"executions","aggregation":"count"})",
                  "entity", "The selected entity is invalid.");
 }
@@ -186,10 +197,12 @@ TEST(WorkspaceMetricsRequest, EntityRules) {
 TEST(WorkspaceMetricsRequest, MetricRules) {
   ExpectOneError(R"({"workspace_uuid":"w","entity":"agents","aggregation":"count"})", "metric",
                  "The metric field is required.");
-  ExpectOneError(R"({"workspace_uuid":"w","entity":"agents","metric":"tokens","aggregation":"count"})",
-                 "metric", "The selected metric is invalid.");
-  ExpectOneError(R"({"workspace_uuid":"w","entity":"agents","metric":"avg_duration","aggregation":"avg"})",
-                 "metric", "The avg_duration metric is only available for workflows.");
+  ExpectOneError(
+      R"({"workspace_uuid":"w","entity":"agents","metric":"tokens","aggregation":"count"})",
+      "metric", "The selected metric is invalid.");
+  ExpectOneError(
+      R"({"workspace_uuid":"w","entity":"agents","metric":"avg_duration","aggregation":"avg"})",
+      "metric", "The avg_duration metric is only available for workflows.");
   // An invalid entity does not add an avg_duration error on top.
   FieldErrors e =
       Errors(R"({"workspace_uuid":"w","entity":"x","metric":"avg_duration","aggregation":"avg"})");
@@ -279,8 +292,9 @@ TEST(WorkspaceMetricsRequest, LimitRules) {
   ExpectOneError(Body(R"(,"limit":-1)"), "limit", kRange);
   ExpectOneError(Body(R"(,"limit":18446744073709551615)"), "limit", kRange);
   // Beyond 64 bits simdjson 3.0 refuses the document; said so instead of "not an object".
-  ExpectOneError(Body(R"(,"limit":99999999999999999999)"), "body",
-                 "The request body contains a number that is malformed or does not fit in 64 bits.");
+  ExpectOneError(
+      Body(R"(,"limit":99999999999999999999)"), "body",
+      "The request body contains a number that is malformed or does not fit in 64 bits.");
   ExpectOneError(Body(R"(,"limit":1.5)"), "limit", kInt);
   ExpectOneError(Body(R"(,"limit":"ten")"), "limit", kInt);
   ExpectOneError(Body(R"(,"limit":true)"), "limit", kInt);
@@ -291,11 +305,17 @@ TEST(WorkspaceMetricsRequest, LimitRules) {
   EXPECT_EQ(Ok(Body(R"(,"limit":5.0)")).limit, 5);
   EXPECT_EQ(Ok(Body(R"(,"limit":null)")).limit, 10);
   ExpectOneError("", "limit", kRange,
-                 {{"workspace_uuid", "w"}, {"entity", "agents"}, {"metric", "created"},
-                  {"aggregation", "count"}, {"limit", "500"}});
+                 {{"workspace_uuid", "w"},
+                  {"entity", "agents"},
+                  {"metric", "created"},
+                  {"aggregation", "count"},
+                  {"limit", "500"}});
   ExpectOneError("", "limit", kInt,
-                 {{"workspace_uuid", "w"}, {"entity", "agents"}, {"metric", "created"},
-                  {"aggregation", "count"}, {"limit", "5x"}});
+                 {{"workspace_uuid", "w"},
+                  {"entity", "agents"},
+                  {"metric", "created"},
+                  {"aggregation", "count"},
+                  {"limit", "5x"}});
 }
 
 TEST(WorkspaceMetricsRequest, BadBodies) {
@@ -326,11 +346,16 @@ TEST(WorkspaceMetricsRequest, SeveralErrorsAreAllReported) {
 }
 
 TEST(WorkspaceMetricsRequest, QueryParametersEqualBody) {
-  StringPairs q = {{"workspace_uuid", "ws 1"},    {"entity", "workflows"},
-                   {"metric", "executions"},      {"aggregation", "sum"},
-                   {"group_by", "date"},          {"granularity", "monthly"},
-                   {"filters[period]", "90d"},    {"filters[user_id]", "123"},
-                   {"order_by", "date"},          {"order_dir", "asc"},
+  StringPairs q = {{"workspace_uuid", "ws 1"},
+                   {"entity", "workflows"},
+                   {"metric", "executions"},
+                   {"aggregation", "sum"},
+                   {"group_by", "date"},
+                   {"granularity", "monthly"},
+                   {"filters[period]", "90d"},
+                   {"filters[user_id]", "123"},
+                   {"order_by", "date"},
+                   {"order_dir", "asc"},
                    {"limit", "7"}};
   auto from_query = Ok("", q);
   auto from_body = Ok(R"({"workspace_uuid":"ws 1","entity":"workflows","metric":"executions",
@@ -345,7 +370,9 @@ TEST(WorkspaceMetricsRequest, QueryParametersEqualBody) {
 }
 
 TEST(WorkspaceMetricsRequest, QueryAliasesAndPrecedence) {
-  StringPairs base = {{"workspace_uuid", "w"}, {"entity", "agents"}, {"metric", "executions"},
+  StringPairs base = {{"workspace_uuid", "w"},
+                      {"entity", "agents"},
+                      {"metric", "executions"},
                       {"aggregation", "count"}};
   auto with = [&base](StringPairs extra) {
     StringPairs q = base;
@@ -361,7 +388,9 @@ TEST(WorkspaceMetricsRequest, QueryAliasesAndPrecedence) {
   EXPECT_EQ(Ok("", with({{"limit", "3"}, {"limit", "4"}})).limit, 4);
   // Empty value = null.
   ExpectOneError("", "entity", "The entity field is required.",
-                 {{"workspace_uuid", "w"}, {"entity", ""}, {"metric", "executions"},
+                 {{"workspace_uuid", "w"},
+                  {"entity", ""},
+                  {"metric", "executions"},
                   {"aggregation", "count"}});
   // The body wins over the query, field by field.
   auto r = Ok(R"({"entity":"workflows","filters":{"period":"all"}})",
@@ -403,10 +432,10 @@ TEST(WorkspaceMetricsRequest, CanonicalKeyDistinguishesEveryField) {
 }
 
 TEST(ValidationErrorResponse, GroupsMessagesPerFieldInFirstSeenOrder) {
-  Response r = ValidationErrorResponse(
-      {{"b", "B1"}, {"a", "A1"}, {"b", "B2"}});
+  Response r = ValidationErrorResponse({{"b", "B1"}, {"a", "A1"}, {"b", "B2"}});
   EXPECT_EQ(r.status, 422);
-  EXPECT_EQ(r.body, R"J({"message":"B1 (and 2 more errors)","errors":{"b":["B1","B2"],"a":["A1"]}})J");
+  EXPECT_EQ(r.body,
+            R"J({"message":"B1 (and 2 more errors)","errors":{"b":["B1","B2"],"a":["A1"]}})J");
 }
 
 }  // namespace

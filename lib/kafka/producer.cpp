@@ -16,7 +16,8 @@ void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
     rd_kafka_fatal_error(rk, buf, sizeof buf);
     spdlog::error("kafka producer fatal error: {}", buf);
   } else {
-    spdlog::warn("kafka producer: {} ({})", reason, rd_kafka_err2name(code));
+    // librdkafka logs these itself (log_cb); repeating them would only double the noise.
+    spdlog::debug("kafka producer: {} ({})", reason, rd_kafka_err2name(code));
   }
 }
 

@@ -341,8 +341,7 @@ Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers,
     return rd_kafka_conf_set(conf, k, v, errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
   };
   if (!set("bootstrap.servers", brokers.c_str()) || !set("group.id", "tally-it-reader") ||
-      !set("enable.auto.commit", "false") || !set("enable.partition.eof", "false") ||
-      !set("allow.auto.create.topics", "false")) {
+      !set("enable.auto.commit", "false") || !set("enable.partition.eof", "false")) {
     rd_kafka_conf_destroy(conf);
     return Fail(ErrorCode::kInternal, std::string("consumer config: ") + errstr);
   }
@@ -462,6 +461,7 @@ Stack::~Stack() {
                  dir_.path().c_str());
   }
   producer_.reset();
+  if (meta_) rd_kafka_destroy(meta_);
   tallyd_.Stop(SIGKILL);
   broker_.Stop(SIGKILL);
 }
@@ -481,6 +481,18 @@ Stack::~Stack() {
   Result<std::unique_ptr<kafka::Producer>> p = kafka::Producer::Create(options);
   if (!p) return ::testing::AssertionFailure() << "producer: " << p.error().message;
   producer_ = std::move(*p);
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_.c_str(), errstr, sizeof errstr) !=
+      RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return ::testing::AssertionFailure() << errstr;
+  }
+  meta_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (!meta_) {
+    rd_kafka_conf_destroy(conf);
+    return ::testing::AssertionFailure() << "rd_kafka_new: " << errstr;
+  }
   return ::testing::AssertionSuccess();
 }
 
@@ -495,7 +507,7 @@ Stack::~Stack() {
   std::remove(port_file.c_str());
   std::vector<std::string> argv = {TallydBinary(), "--brokers",   bootstrap_,
                                    "--topic",      kTopic,        "--group",
-                                   "tally-it",     "--data-dir",  dir_.File("data"),
+                                   group_,         "--data-dir",  dir_.File("data"),
                                    "--listen",     "127.0.0.1:0", "--port-file",
                                    port_file,      "--keys",      keys_file,
                                    "--cache-ttl",  "0",           "--now",
@@ -528,6 +540,89 @@ void Stack::StopTallyd(int sig) { tallyd_.Stop(sig); }
   return ::testing::AssertionSuccess();
 }
 
+::testing::AssertionResult Stack::ProducePaced(const std::vector<std::string>& lines,
+                                               const std::vector<std::string>& keys, size_t chunk,
+                                               Millis catch_up_timeout) {
+  for (size_t begin = 0; begin < lines.size(); begin += chunk) {
+    size_t end = std::min(lines.size(), begin + chunk);
+    std::vector<std::string> l(lines.begin() + begin, lines.begin() + end);
+    std::vector<std::string> k(keys.begin() + std::min(begin, keys.size()),
+                               keys.begin() + std::min(end, keys.size()));
+    if (auto r = Produce(l, k); !r) return r;
+    if (auto r = WaitForCatchUp(catch_up_timeout); !r) {
+      return r << "\n(after producing lines [0, " << end << ") of " << lines.size() << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+Stack::IngestState Stack::ReadIngestState() {
+  IngestState st;
+  Result<HttpResponse> r = http_.Send("GET", "/readyz");
+  if (!r) {
+    st.description = "/readyz: " + r.error().message;
+    return st;
+  }
+  if (partitions_ == 0) {
+    Result<int> partitions = kafka::PartitionCount(bootstrap_, kTopic, 5000);
+    if (!partitions) {
+      st.description = "PartitionCount: " + partitions.error().message;
+      return st;
+    }
+    partitions_ = *partitions;
+  }
+  nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    st.description = "/readyz answered " + std::to_string(r->status) + " with non-JSON: " + r->body;
+    return st;
+  }
+  // {"ready":bool,"ingest":{...}} as specified, or {"status":"ready","details":{"ingest":...}}.
+  const nlohmann::json* ingest = nullptr;
+  if (j.contains("ingest")) {
+    ingest = &j["ingest"];
+  } else if (j.contains("details") && j["details"].is_object() &&
+             j["details"].contains("ingest")) {
+    ingest = &j["details"]["ingest"];
+  }
+  std::map<int, int64_t> next;
+  if (ingest && ingest->is_object() && ingest->contains("partitions")) {
+    for (const auto& p : (*ingest)["partitions"]) {
+      if (p.value("topic", "") == kTopic) {
+        next[p.value("partition", -1)] = p.value("next_offset", int64_t{-1});
+      }
+    }
+  }
+  st.ready = j.contains("ready") ? j.value("ready", false)
+                                 : j.value("status", "") == std::string("ready");
+  st.answered = true;
+  bool all = st.ready;
+  std::string lag;
+  for (int p = 0; p < partitions_; ++p) {
+    std::optional<std::pair<int64_t, int64_t>> wm;
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(meta_, kTopic, p, &lo, &hi, 5000);
+    if (err) {
+      all = false;
+      st.answered = false;
+      lag += " p" + std::to_string(p) + ": watermarks error " + rd_kafka_err2str(err) + ";";
+      continue;
+    }
+    wm.emplace(lo, hi);
+    auto it = next.find(p);
+    int64_t consumed_to = it == next.end() ? wm->first : it->second;
+    st.lag += std::max<int64_t>(0, wm->second - consumed_to);
+    if (consumed_to != wm->second) {
+      all = false;
+      lag += " p" + std::to_string(p) + ": next_offset " +
+             (it == next.end() ? std::string("absent") : std::to_string(it->second)) +
+             " vs high " + std::to_string(wm->second) + ";";
+    }
+  }
+  st.caught_up = all;
+  st.description = "ready=" + std::string(st.ready ? "true" : "false") + lag + " /readyz=" + r->body;
+  return st;
+}
+
 ::testing::AssertionResult Stack::WaitForCatchUp(Millis timeout) {
   auto deadline = Clock::now() + timeout;
   std::string state = "no /readyz answer yet";
@@ -539,47 +634,9 @@ void Stack::StopTallyd(int sig) { tallyd_.Stop(sig); }
              << "tallyd is not running (" << tallyd_.Describe() << ") while waiting for catch-up\n"
              << tallyd_.LogTail();
     }
-    Result<HttpResponse> r = http_.Send("GET", "/readyz");
-    Result<int> partitions = kafka::PartitionCount(bootstrap_, kTopic, 5000);
-    if (r && partitions) {
-      nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) {
-        state = "/readyz answered " + std::to_string(r->status) + " with non-JSON: " + r->body;
-      } else {
-        std::map<int, int64_t> next;
-        if (j.contains("ingest") && j["ingest"].contains("partitions")) {
-          for (const auto& p : j["ingest"]["partitions"]) {
-            if (p.value("topic", "") == kTopic) {
-              next[p.value("partition", -1)] = p.value("next_offset", int64_t{-1});
-            }
-          }
-        }
-        bool ready = j.value("ready", false);
-        bool all = ready;
-        std::string lag;
-        for (int p = 0; p < *partitions; ++p) {
-          Result<std::pair<int64_t, int64_t>> wm = kafka::Watermarks(bootstrap_, kTopic, p, 5000);
-          if (!wm) {
-            all = false;
-            lag += " p" + std::to_string(p) + ": watermarks error " + wm.error().message + ";";
-            continue;
-          }
-          auto it = next.find(p);
-          bool empty = wm->first == wm->second;
-          if (it == next.end() ? !empty : it->second != wm->second) {
-            all = false;
-            lag += " p" + std::to_string(p) + ": next_offset " +
-                   (it == next.end() ? std::string("absent") : std::to_string(it->second)) +
-                   " vs high " + std::to_string(wm->second) + ";";
-          }
-        }
-        if (all) return ::testing::AssertionSuccess();
-        state = "ready=" + std::string(ready ? "true" : "false") + lag + " /readyz=" + r->body;
-      }
-    } else {
-      state = r ? "PartitionCount: " + partitions.error().message
-                : "/readyz: " + r.error().message;
-    }
+    IngestState st = ReadIngestState();
+    if (st.caught_up) return ::testing::AssertionSuccess();
+    state = st.description;
     if (Clock::now() > deadline) {
       return ::testing::AssertionFailure()
              << "tallyd did not catch up within " << timeout.count() << " ms (" << tries

@@ -4,7 +4,7 @@
 //
 //   tally::integration::Stack stack;                       // temp dir, removed at the end
 //   ASSERT_TRUE(stack.StartBroker(4));                     // `tally broker --partitions 4`
-//   stack.keys().push_back({.name = "admin", .token = "t0k", .admin = true});
+//   stack.keys().push_back(KeySpec::Admin("admin", "t0k"));
 //   ASSERT_TRUE(stack.StartTallyd());                      // waits for its port file
 //   ASSERT_TRUE(stack.Produce(lines));                     // key = workspace id
 //   ASSERT_TRUE(stack.WaitForCatchUp(std::chrono::seconds(60)));
@@ -31,6 +31,7 @@
 namespace tally::kafka {
 class Producer;
 }
+typedef struct rd_kafka_s rd_kafka_t;
 
 namespace tally::integration {
 
@@ -138,6 +139,13 @@ std::string UrlEncode(std::string_view s);
 
 // One API key of the keys file (DESIGN.md "Access"): the file stores Sha256Hex(token).
 struct KeySpec {
+  static KeySpec Admin(std::string name, std::string token) {
+    KeySpec k;
+    k.name = std::move(name);
+    k.token = std::move(token);
+    k.admin = true;
+    return k;
+  }
   std::string name;
   std::string token;
   std::string user_id;
@@ -182,6 +190,8 @@ class Stack {
   std::vector<KeySpec>& keys() { return keys_; }
 
   ::testing::AssertionResult StartBroker(int partitions);
+  // Consumer group of the next StartTallyd() (default "tally-it").
+  void set_group(std::string group) { group_ = std::move(group); }
   // Starts tallyd on the stack's data dir (the same one on every restart).
   ::testing::AssertionResult StartTallyd(const std::vector<std::string>& extra_args = {});
   // kill -<sig> tallyd and reap it.
@@ -191,8 +201,23 @@ class Stack {
   // Produces each line with key = its workspace id (`keys[i]`, may be empty) and flushes.
   ::testing::AssertionResult Produce(const std::vector<std::string>& lines,
                                      const std::vector<std::string>& keys);
+  // Produces `lines` in chunks of `chunk`, waiting for catch-up after each chunk, so that no
+  // partition of the embedded broker (which keeps only its newest 5 MB) is trimmed before
+  // tallyd has read it.
+  ::testing::AssertionResult ProducePaced(const std::vector<std::string>& lines,
+                                          const std::vector<std::string>& keys, size_t chunk,
+                                          Millis catch_up_timeout);
   // Polls /readyz until ready and every partition's next_offset equals its high watermark.
   ::testing::AssertionResult WaitForCatchUp(Millis timeout);
+
+  struct IngestState {
+    bool answered = false;   // /readyz and the watermarks could be read
+    bool ready = false;      // what /readyz says
+    bool caught_up = false;  // ready, and next_offset == high watermark on every partition
+    int64_t lag = 0;         // sum over partitions of high watermark - next_offset
+    std::string description;
+  };
+  IngestState ReadIngestState();
 
   // GET /metrics text ("" on error).
   std::string MetricsText();
@@ -210,8 +235,11 @@ class Stack {
   Process tallyd_;
   std::string bootstrap_;
   std::vector<KeySpec> keys_;
+  std::string group_ = "tally-it";
   HttpClient http_;
   std::unique_ptr<kafka::Producer> producer_;
+  rd_kafka_t* meta_ = nullptr;  // owned; a long-lived client for fast watermark queries
+  int partitions_ = 0;          // of kTopic, once known
   int tallyd_starts_ = 0;
 };
 

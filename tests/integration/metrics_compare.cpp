@@ -342,4 +342,30 @@ int CheckAll(HttpClient& http, const std::string& token, const ReferenceModel& r
   return failures;
 }
 
+Dataset GenerateDataset(const gen::GenOptions& options, double max_duplicate_age_days) {
+  Dataset d;
+  gen::Generator g(options);
+  gen::GeneratedLine line;
+  int64_t newest = INT64_MIN;
+  const int64_t max_age_ms = static_cast<int64_t>(max_duplicate_age_days * 86'400'000);
+  while (g.Next(&line)) {
+    RefEvent e;
+    bool valid = RefValidate(line.json, &e).empty();
+    if (line.duplicate) {
+      if (!valid || e.time_ms < newest - max_age_ms) {
+        ++d.dropped_duplicates;
+        continue;
+      }
+      ++d.duplicates;
+    } else if (valid) {
+      newest = std::max(newest, e.time_ms);
+    } else {
+      ++d.malformed;
+    }
+    d.lines.push_back(line.json);
+    d.keys.push_back(line.key);
+  }
+  return d;
+}
+
 }  // namespace tally::integration

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "gen/generator.h"
 #include "harness.h"
 #include "reference.h"
 
@@ -55,5 +56,20 @@ std::string CheckMetricsCall(HttpClient& http, const std::string& token,
 // Returns the number of mismatches.
 int CheckAll(HttpClient& http, const std::string& token, const ReferenceModel& ref,
              const std::vector<MetricsCall>& calls, int max_failures = 15);
+
+// Generated lines ready to produce (key = workspace id).
+struct Dataset {
+  std::vector<std::string> lines;
+  std::vector<std::string> keys;
+  size_t malformed = 0;
+  size_t duplicates = 0;          // verbatim repeats kept
+  size_t dropped_duplicates = 0;  // repeats left out (see GenerateDataset)
+};
+
+// Runs the generator. A verbatim duplicate whose event time is more than `max_duplicate_age_days`
+// older than the newest event generated so far is left out, so that every duplicate tallyd sees
+// lies inside its dedupe window (7 days of event time; older entries may be compacted away, and
+// an event re-sent after that legitimately counts again).
+Dataset GenerateDataset(const gen::GenOptions& options, double max_duplicate_age_days = 4);
 
 }  // namespace tally::integration
