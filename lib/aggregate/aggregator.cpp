@@ -13,9 +13,6 @@ using event::EntityKind;
 using store::Counters;
 using store::Scope;
 
-constexpr Granularity kGranularities[] = {Granularity::kDay, Granularity::kWeek,
-                                          Granularity::kMonth};
-
 Counters DeltaOf(const event::UsageEvent& e) {
   Counters c;
   c.i[Counters::CountField(e.kind, e.action)] = 1;
@@ -83,15 +80,14 @@ void Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   const Counters delta = DeltaOf(e);
   const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
 
+  // Only day rows are combined per event; week and month rows are rolled up from them once
+  // per batch (Flush), which is a third of the hashing on this hot path.
   auto add = [&](Scope scope, std::string_view extra) {
-    for (Granularity g : kGranularities) {
-      int32_t bucket = BucketOf(day, g);
-      store::CounterKey(scope, e.workspace_id, g, bucket, extra, &key_);
-      counters_[key_].Add(delta);
-      if (active && scope != Scope::kUser) {
-        store::BitmapKey(scope, e.workspace_id, g, bucket, extra, &key_);
-        bitmaps_[key_].Add(user_index);
-      }
+    store::CounterKey(scope, e.workspace_id, Granularity::kDay, day, extra, &key_);
+    counters_[key_].Add(delta);
+    if (active && scope != Scope::kUser) {
+      store::BitmapKey(scope, e.workspace_id, Granularity::kDay, day, extra, &key_);
+      bitmaps_[key_].Add(user_index);
     }
   };
   add(Scope::kWorkspace, {});
@@ -130,6 +126,33 @@ void Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   SetIfPresent(&ws, store::field::kWorkspaceOrganization, t, e.organization_id);
   store::MergeField({store::field::kWorkspaceFirstEvent, t, {}}, &ws);
   store::MergeField({store::field::kWorkspaceLastEvent, t, {}}, &ws);
+}
+
+void Aggregator::RollUp() {
+  // Iterating while inserting into the same map would invalidate iteration; collect first.
+  rollup_counters_.clear();
+  for (const auto& [key, c] : counters_) {
+    Granularity g;
+    int32_t day;
+    if (!store::KeyBucket(key, &g, &day)) continue;
+    for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
+      store::RebucketKey(key, up, BucketOf(day, up), &key_);
+      rollup_counters_[key_].Add(c);
+    }
+  }
+  for (auto& [key, c] : rollup_counters_) counters_[key].Add(c);
+
+  rollup_bitmaps_.clear();
+  for (const auto& [key, b] : bitmaps_) {
+    Granularity g;
+    int32_t day;
+    if (!store::KeyBucket(key, &g, &day)) continue;
+    for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
+      store::RebucketKey(key, up, BucketOf(day, up), &key_);
+      rollup_bitmaps_[key_].Or(b);
+    }
+  }
+  for (auto& [key, b] : rollup_bitmaps_) bitmaps_[key] = std::move(b);
 }
 
 Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> events,
@@ -198,6 +221,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     ++stats.applied;
   }
 
+  RollUp();
   std::string value;
   for (auto& [key, c] : counters_) {
     value.clear();
@@ -230,7 +254,6 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
               store::EncodeOffset({std::string(cluster_id), o.next_offset}));
   }
   stats.new_users = new_users_.size();
-  if (getenv("TALLY_DEBUG_KEYS")) fprintf(stderr, "batch: events=%zu counters=%zu bitmaps=%zu records=%zu\n", events.size(), counters_.size(), bitmaps_.size(), records_.size());
 
   if (auto s = store_->Write(&batch); !s) {
     rollback();

@@ -61,6 +61,8 @@ class Aggregator {
   // Dense id of `user_id`, assigning one (recorded in *batch_dict) if new.
   Result<uint32_t> UserIndex(std::string_view user_id);
   void Fold(const event::UsageEvent& e, uint32_t user_index);
+  // Adds the week and month rows derived from the batch's day rows.
+  void RollUp();
 
   store::Store* store_;
   uint32_t next_user_index_ = 0;
@@ -70,6 +72,8 @@ class Aggregator {
   std::unordered_map<std::string, store::Counters> counters_;
   std::unordered_map<std::string, store::UserBitmap> bitmaps_;
   std::unordered_map<std::string, store::Record> records_;
+  std::unordered_map<std::string, store::Counters> rollup_counters_;
+  std::unordered_map<std::string, store::UserBitmap> rollup_bitmaps_;
   std::string key_, scope_id_;
 };
 

@@ -88,7 +88,9 @@ class Router {
   // request handling lives here: an escaping exception becomes a 500 JSON response. Records
   // tally_http_requests_total{route,method,status} and
   // tally_http_request_duration_seconds{route} with route = the pattern ("unmatched" when no
-  // path matched). Thread-safe after building.
+  // path matched). When a handler ran, adds a `Server-Timing: app;dur=<ms>` header with the
+  // time spent in routing and the handler (not in the network or the server's I/O). Thread-safe
+  // after building.
   Response Handle(Request& request) const;
 
  private:

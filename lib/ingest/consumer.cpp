@@ -191,6 +191,7 @@ struct Consumer::Impl {
     std::map<int32_t, int64_t> next;
     size_t rejected = 0;
     const std::string& topic = options.topic;
+    if (!CheckContinuity()) return;
     for (rd_kafka_message_t* m : pending) {
       next[m->partition] = m->offset + 1;
       std::string_view payload(static_cast<const char*>(m->payload), m->len);
@@ -263,6 +264,34 @@ struct Consumer::Impl {
     MaybeCommit(offsets);
   }
 
+  // The usage topic is neither compacted nor transactional, so consecutive messages of a
+  // partition have consecutive offsets: a jump means events were trimmed from the log before we
+  // read them. Returns false if ingest must stop (real cluster).
+  bool CheckContinuity() {
+    std::map<int32_t, int64_t> expected;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& [p, pr] : progress) expected[p] = pr.next_offset;
+    }
+    for (rd_kafka_message_t* m : pending) {
+      auto it = expected.find(m->partition);
+      if (it != expected.end() && m->offset > it->second) {
+        trimmed->Add();
+        spdlog::error(
+            "ingest: {}[{}]: offsets {}..{} were trimmed from the log before tally read them; "
+            "those events are NOT in the views. Use more partitions or a real Kafka cluster, and "
+            "backfill them with `tally replay` if they matter.",
+            options.topic, m->partition, it->second, m->offset - 1);
+        if (Policy() == NewLogPolicy::kStop) {
+          SetFatal("events were trimmed from the log before they were read");
+          return false;
+        }
+      }
+      expected[m->partition] = m->offset + 1;
+    }
+    return true;
+  }
+
   // Kafka commits are informational (lag tools); the truth is in RocksDB.
   void MaybeCommit(const std::vector<aggregate::PartitionOffset>& offsets) {
     auto now = Clock::now();
@@ -299,26 +328,6 @@ struct Consumer::Impl {
 
   void HandleError(rd_kafka_message_t* m) {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
-    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-        m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-      trimmed->Add();
-      const char* topic = m->rkt ? rd_kafka_topic_name(m->rkt) : options.topic.c_str();
-      spdlog::error(
-          "ingest: {}[{}]: offset {} is out of range: the log was trimmed or replaced while we "
-          "were behind; the missing events are NOT in the views ({})",
-          topic, m->partition, m->offset, rd_kafka_message_errstr(m));
-      if (Policy() == NewLogPolicy::kStop) {
-        SetFatal("offset out of range on a real cluster");
-        return;
-      }
-      rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-      rd_kafka_topic_partition_list_add(list, topic, m->partition)->offset =
-          RD_KAFKA_OFFSET_BEGINNING;
-      rd_kafka_error_t* e = rd_kafka_seek_partitions(rk, list, 5000);
-      if (e) rd_kafka_error_destroy(e);
-      rd_kafka_topic_partition_list_destroy(list);
-      return;
-    }
     spdlog::warn("ingest: consumer: {}", rd_kafka_message_errstr(m));
   }
 };
@@ -368,7 +377,10 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
       {"group.id", options.group},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset", "error"},
+      // A trimmed log shows up as a gap in offsets (see CheckContinuity); resetting to the
+      // earliest retained offset keeps the partition moving instead of wedging it in an error
+      // state, and the gap is reported loudly.
+      {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
       {"fetch.wait.max.ms", "50"},
       {"queued.max.messages.kbytes", "262144"},

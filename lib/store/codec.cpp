@@ -171,6 +171,35 @@ void BitmapKey(Scope scope, std::string_view ws, Granularity g, int32_t bucket,
   ScopedKey(kTagBitmap, scope, ws, g, bucket, extra, out);
 }
 
+namespace {
+// Offset of the granularity byte in a counter/bitmap key, or npos.
+size_t GranularityOffset(std::string_view key) {
+  if (key.size() < 2) return std::string_view::npos;
+  std::string_view rest = key.substr(2);
+  std::string_view ws;
+  if (!GetLengthPrefixed(&rest, &ws) || rest.size() < 5) return std::string_view::npos;
+  return key.size() - rest.size();
+}
+}  // namespace
+
+bool RebucketKey(std::string_view key, Granularity g, int32_t bucket, std::string* out) {
+  size_t at = GranularityOffset(key);
+  if (at == std::string_view::npos) return false;
+  out->assign(key.substr(0, at));
+  out->push_back(static_cast<char>(g));
+  PutOrderedInt32(out, bucket);
+  out->append(key.substr(at + 5));
+  return true;
+}
+
+bool KeyBucket(std::string_view key, Granularity* g, int32_t* bucket) {
+  size_t at = GranularityOffset(key);
+  if (at == std::string_view::npos) return false;
+  *g = static_cast<Granularity>(key[at]);
+  std::string_view rest = key.substr(at + 1);
+  return GetOrderedInt32(&rest, bucket);
+}
+
 void CounterBucketPrefix(Scope scope, std::string_view ws, Granularity g, int32_t bucket,
                          std::string* out) {
   ScopedKey(kTagCounter, scope, ws, g, bucket, {}, out);

@@ -90,6 +90,12 @@ void CounterKey(Scope scope, std::string_view workspace_id, Granularity g, int32
                 std::string_view extra, std::string* out);
 void BitmapKey(Scope scope, std::string_view workspace_id, Granularity g, int32_t bucket,
                std::string_view extra, std::string* out);
+// The same counter or bitmap key at another (granularity, bucket): used to roll day rows up into
+// week and month rows without re-encoding the scope. False if `key` is malformed.
+bool RebucketKey(std::string_view key, Granularity g, int32_t bucket, std::string* out);
+// The (granularity, bucket) of a counter or bitmap key. False if `key` is malformed.
+bool KeyBucket(std::string_view key, Granularity* g, int32_t* bucket);
+
 // Prefix of every counter key of (scope, ws, g, bucket): scan it to list all ids of a scope.
 void CounterBucketPrefix(Scope scope, std::string_view workspace_id, Granularity g,
                          int32_t bucket, std::string* out);

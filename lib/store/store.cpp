@@ -64,6 +64,10 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   records.merge_operator = internal::NewRecordMergeOperator();
   descriptors.emplace_back(kFamilies[3], records);
   auto dedupe = family(true, 32 << 20);
+  // Nearly every lookup misses (new events): a memtable bloom filter answers those without
+  // walking the skip list.
+  dedupe.memtable_whole_key_filtering = true;
+  dedupe.memtable_prefix_bloom_size_ratio = 0.1;
   dedupe.compaction_filter_factory =
       internal::NewDedupeCompactionFilterFactory(store->newest_event_ms_, options.dedupe_window_ms);
   descriptors.emplace_back(kFamilies[4], dedupe);

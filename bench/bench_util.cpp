@@ -1,0 +1,417 @@
+#include "bench_util.h"
+
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <simdjson.h>
+#include <sstream>
+#include <thread>
+
+#include "common/sha256.h"
+#include "kafka/producer.h"
+
+namespace tally::bench {
+namespace {
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && s[i] == ' ') ++i;
+  return s.substr(i);
+}
+
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) return {};
+  return Trim(line);
+}
+
+double SecondsSince(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- processes and files
+
+Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const std::vector<std::string>& argv,
+                                                          const std::string& log_path) {
+  if (argv.empty()) return Fail(ErrorCode::kInvalidArgument, "empty argv");
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return Fail(ErrorCode::kUnavailable, "fork failed");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+    ::execvp(args[0], args.data());
+    std::fprintf(stderr, "exec %s failed\n", args[0]);
+    ::_exit(127);
+  }
+  std::unique_ptr<ChildProcess> p(new ChildProcess());
+  p->pid_ = pid;
+  p->log_path_ = log_path;
+  return p;
+}
+
+ChildProcess::~ChildProcess() { Stop(); }
+
+bool ChildProcess::Running() {
+  if (exited_ || pid_ <= 0) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) exited_ = true;
+  return !exited_;
+}
+
+void ChildProcess::Stop(int timeout_ms) {
+  if (!Running()) return;
+  ::kill(pid_, SIGTERM);
+  auto start = SteadyClock::now();
+  while (Running() && SecondsSince(start) * 1000 < timeout_ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (Running()) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    exited_ = true;
+  }
+}
+
+TempDir::TempDir(std::string_view prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = std::string(base && *base ? base : "/tmp") + "/" + std::string(prefix) +
+                      "XXXXXX";
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) != nullptr) path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  if (keep_ || path_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Result<std::string> WaitForFile(const std::string& path, int timeout_ms, ChildProcess* watch) {
+  auto start = SteadyClock::now();
+  while (SecondsSince(start) * 1000 < timeout_ms) {
+    std::string line = ReadFirstLine(path);
+    if (!line.empty()) return line;
+    if (watch && !watch->Running()) {
+      return Fail(ErrorCode::kUnavailable,
+                  "process exited before writing " + path + ":\n" + FileTail(watch->log_path()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Fail(ErrorCode::kUnavailable, "timed out waiting for " + path);
+}
+
+std::string FileTail(const std::string& path, size_t bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() > bytes ? s.substr(s.size() - bytes) : s;
+}
+
+// ---------------------------------------------------------------- tallyd
+
+Result<std::unique_ptr<Tallyd>> Tallyd::Start(const TallydOptions& options) {
+  std::unique_ptr<Tallyd> t(new Tallyd());
+  t->dir_ = std::make_unique<TempDir>("tally-bench-");
+  if (t->dir_->path().empty()) return Fail(ErrorCode::kUnavailable, "mkdtemp failed");
+  if (options.keep_data_dir) t->dir_->keep();
+  const std::string& dir = t->dir_->path();
+  const std::string keys = dir + "/keys.toml";
+  {
+    std::ofstream out(keys);
+    out << "[[keys]]\nname = \"bench-admin\"\nsha256 = \"" << Sha256Hex(kBenchToken)
+        << "\"\nuser_id = \"bench\"\nadmin = true\n";
+    if (!out) return Fail(ErrorCode::kUnavailable, "cannot write " + keys);
+  }
+  std::vector<std::string> argv = {options.binary,
+                                   "--brokers",
+                                   "embedded",
+                                   "--data-dir",
+                                   dir + "/data",
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--port-file",
+                                   dir + "/port",
+                                   "--keys",
+                                   keys,
+                                   "--cache-ttl",
+                                   std::to_string(options.cache_ttl_s),
+                                   "--partitions",
+                                   std::to_string(options.partitions)};
+  if (!options.now.empty()) {
+    argv.push_back("--now");
+    argv.push_back(options.now);
+  }
+  for (const auto& a : options.extra_args) argv.push_back(a);
+  auto proc = ChildProcess::Spawn(argv, dir + "/tallyd.log");
+  if (!proc) return std::unexpected(proc.error());
+  t->process_ = std::move(*proc);
+  auto listen = WaitForFile(dir + "/port", 60'000, t->process_.get());
+  if (!listen) return std::unexpected(listen.error());
+  auto broker = WaitForFile(dir + "/data/broker.addr", 60'000, t->process_.get());
+  if (!broker) return std::unexpected(broker.error());
+  t->broker_ = *broker;
+  size_t colon = listen->rfind(':');
+  t->host_ = listen->substr(0, colon);
+  t->port_ = static_cast<uint16_t>(std::stoi(listen->substr(colon + 1)));
+  auto client = http::testing::HttpClient::Connect(t->host_, t->port_);
+  if (!client) return std::unexpected(client.error());
+  t->client_ = std::make_unique<http::testing::HttpClient>(std::move(*client));
+  auto start = SteadyClock::now();
+  while (true) {
+    auto r = t->client_->Send("GET", "/readyz");
+    if (r && r->status == 200) break;
+    if (!t->process_->Running()) {
+      return Fail(ErrorCode::kUnavailable,
+                  "tallyd exited while starting:\n" + FileTail(t->process_->log_path()));
+    }
+    if (SecondsSince(start) > 60) {
+      return Fail(ErrorCode::kUnavailable, "tallyd not ready after 60 s:\n" +
+                                               FileTail(t->process_->log_path()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return t;
+}
+
+Tallyd::~Tallyd() {
+  client_.reset();
+  if (process_) process_->Stop();
+}
+
+Status ReadyzOffsets(http::testing::HttpClient& client, int partitions, std::vector<int64_t>* out) {
+  auto r = client.Send("GET", "/readyz");
+  if (!r) return std::unexpected(r.error());
+  out->assign(partitions, 0);
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (auto err = parser.parse(r->body).get(doc); err) {
+    return Fail(ErrorCode::kInternal, "/readyz: not JSON: " + r->body);
+  }
+  simdjson::dom::array parts;
+  if (auto err = doc.at_pointer("/details/ingest/partitions").get(parts); err) {
+    return Ok();  // not assigned yet
+  }
+  for (simdjson::dom::element p : parts) {
+    int64_t partition = 0, next = 0;
+    if (p["partition"].get(partition) || p["next_offset"].get(next)) continue;
+    if (partition >= 0 && partition < partitions) (*out)[partition] = next;
+  }
+  return Ok();
+}
+
+Result<double> PrometheusValue(std::string_view text, std::string_view name) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    if (line.size() > name.size() && line.substr(0, name.size()) == name &&
+        line[name.size()] == ' ') {
+      return std::strtod(std::string(line.substr(name.size() + 1)).c_str(), nullptr);
+    }
+    pos = end + 1;
+  }
+  return Fail(ErrorCode::kNotFound, "no sample " + std::string(name));
+}
+
+// ---------------------------------------------------------------- events
+
+EventSet GenerateEvents(const gen::GenOptions& options, int partitions,
+                        const std::function<void(const gen::GeneratedLine&)>& on_line) {
+  EventSet set;
+  set.partitions = partitions;
+  gen::Generator generator(options);
+  gen::GeneratedLine line;
+  set.events.reserve(static_cast<size_t>(std::max<int64_t>(0, options.events)));
+  set.arena.reserve(static_cast<size_t>(std::max<int64_t>(0, options.events)) * 560);
+  while (generator.Next(&line)) {
+    if (on_line) on_line(line);
+    EventSet::Event e;
+    e.offset = set.arena.size();
+    e.value_len = static_cast<uint32_t>(line.json.size());
+    e.key_len = static_cast<uint32_t>(line.key.size());
+    e.partition = line.key.empty() ? 0
+                                   : rd_kafka_msg_partitioner_consistent(
+                                         nullptr, line.key.data(), line.key.size(), partitions,
+                                         nullptr, nullptr);
+    set.arena += line.json;
+    set.arena += line.key;
+    set.value_bytes += line.json.size();
+    set.events.push_back(e);
+  }
+  return set;
+}
+
+// ---------------------------------------------------------------- paced producing
+
+Result<PaceResult> ProduceAndPace(const EventSet& set, const std::string& brokers,
+                                  const PaceOptions& options, const ProgressFn& progress) {
+  const int parts = set.partitions;
+  // cum[p][k] = value bytes of the first k messages of partition p, so the bytes between the
+  // consumer's offset and ours are one subtraction.
+  std::vector<std::vector<uint64_t>> cum(parts, std::vector<uint64_t>{0});
+  for (const auto& e : set.events) cum[e.partition].push_back(cum[e.partition].back() + e.value_len);
+
+  kafka::ProducerOptions po;
+  po.brokers = brokers;
+  po.linger_ms = options.linger_ms;
+  po.extra = {{"compression.type", options.compression}};
+  auto producer = kafka::Producer::Create(po);
+  if (!producer) return std::unexpected(producer.error());
+
+  std::vector<int64_t> sent(parts, 0), next(parts, 0);
+  PaceResult result;
+  const auto max_lag = static_cast<uint64_t>(options.max_lag_bytes);
+  const auto min_refresh = std::chrono::microseconds(options.min_refresh_us);
+  auto last_refresh = SteadyClock::time_point{};
+  auto last_progress = SteadyClock::now();
+  int64_t consumed_total = 0;
+  auto refresh = [&]() -> Status {
+    if (auto st = progress(&next); !st) return st;
+    ++result.progress_polls;
+    last_refresh = SteadyClock::now();
+    int64_t total = 0;
+    for (int64_t n : next) total += n;
+    if (total != consumed_total) {
+      consumed_total = total;
+      last_progress = last_refresh;
+    }
+    return Ok();
+  };
+
+  const auto t0 = SteadyClock::now();
+  for (const auto& e : set.events) {
+    const int p = e.partition;
+    if (cum[p][sent[p] + 1] - cum[p][std::min(next[p], sent[p])] > max_lag) {
+      const auto wait_start = SteadyClock::now();
+      while (cum[p][sent[p] + 1] - cum[p][std::min(next[p], sent[p])] > max_lag) {
+        auto now = SteadyClock::now();
+        if (now - last_refresh >= min_refresh) {
+          if (auto st = refresh(); !st) return std::unexpected(st.error());
+          continue;
+        }
+        if (now - last_progress > std::chrono::milliseconds(options.stall_timeout_ms)) {
+          return Fail(ErrorCode::kUnavailable, "the consumer made no progress for " +
+                                                   std::to_string(options.stall_timeout_ms) +
+                                                   " ms");
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      result.blocked_seconds += SecondsSince(wait_start);
+    }
+    if (auto st = (*producer)->Produce(options.topic, set.key(e), set.value(e), {}, p); !st) {
+      return std::unexpected(st.error());
+    }
+    ++sent[p];
+  }
+  result.produce_seconds = SecondsSince(t0);
+  if (auto st = (*producer)->Flush(120'000); !st) return std::unexpected(st.error());
+  while (true) {
+    bool done = true;
+    for (int p = 0; p < parts; ++p) done = done && next[p] >= sent[p];
+    if (done) break;
+    if (SteadyClock::now() - last_progress > std::chrono::milliseconds(options.stall_timeout_ms)) {
+      return Fail(ErrorCode::kUnavailable,
+                  "the consumer stopped short: " + std::to_string(consumed_total) + " of " +
+                      std::to_string(set.events.size()) + " consumed");
+    }
+    auto wait = min_refresh - (SteadyClock::now() - last_refresh);
+    if (wait > SteadyClock::duration::zero()) std::this_thread::sleep_for(wait);
+    if (auto st = refresh(); !st) return std::unexpected(st.error());
+  }
+  result.seconds = SecondsSince(t0);
+  result.events = static_cast<int64_t>(set.events.size());
+  result.bytes = set.value_bytes;
+  return result;
+}
+
+ProgressFn ReadyzProgress(http::testing::HttpClient* client, int partitions) {
+  return [client, partitions](std::vector<int64_t>* next) {
+    return ReadyzOffsets(*client, partitions, next);
+  };
+}
+
+// ---------------------------------------------------------------- statistics
+
+double Percentile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  double rank = std::ceil(q * static_cast<double>(values.size()));
+  size_t idx = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
+  return values[std::min(idx, values.size() - 1)];
+}
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+std::string MachineSummary() {
+  std::string model = "unknown CPU";
+  {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("model name", 0) == 0) {
+        model = Trim(line.substr(line.find(':') + 1));
+        break;
+      }
+    }
+  }
+  double mem_gib = 0;
+  {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    double kb = 0;
+    while (in >> key >> kb) {
+      if (key == "MemTotal:") {
+        mem_gib = kb / 1024 / 1024;
+        break;
+      }
+      in.ignore(1 << 10, '\n');
+    }
+  }
+  struct utsname u{};
+  ::uname(&u);
+  char date[32];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "nproc=%u, CPU %s, RAM %.1f GiB, kernel %s, %s",
+                std::thread::hardware_concurrency(), model.c_str(), mem_gib, u.release, date);
+  return buf;
+}
+
+}  // namespace tally::bench

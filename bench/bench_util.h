@@ -1,0 +1,192 @@
+#pragma once
+// Shared code of the end-to-end benchmarks (ingest_bench, query_bench): child processes,
+// tallyd start-up, generated events held in memory, and the producer paced on the consumer's
+// progress (librdkafka's mock cluster trims each partition to its newest ~5 MB, so a producer
+// that runs ahead of the consumer would make it lose events).
+//
+//   auto events = tally::bench::GenerateEvents(gen_options, /*partitions=*/4);
+//   auto tallyd = tally::bench::Tallyd::Start({.binary = TALLYD_PATH, .partitions = 4});
+//   auto result = tally::bench::ProduceAndPace(events, (*tallyd)->broker(), pace,
+//                                              tally::bench::ReadyzProgress(&(*tallyd)->client()));
+//   // result->seconds: first produce -> last event consumed
+//
+// Benchmarks only: not thread-safe unless stated, errors are Result/Status as elsewhere.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "gen/generator.h"
+#include "http/testing/http_client.h"
+
+namespace tally::bench {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------- processes and files
+
+// A child process (fork/execvp) with stdout+stderr appended to `log_path`. Killed (SIGKILL) if
+// the benchmark dies (PR_SET_PDEATHSIG). The destructor stops it (SIGTERM, then SIGKILL).
+class ChildProcess {
+ public:
+  static Result<std::unique_ptr<ChildProcess>> Spawn(const std::vector<std::string>& argv,
+                                                     const std::string& log_path);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  bool Running();
+  // SIGTERM, wait up to timeout_ms, then SIGKILL. Idempotent.
+  void Stop(int timeout_ms = 10'000);
+  pid_t pid() const { return pid_; }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  ChildProcess() = default;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  std::string log_path_;
+};
+
+// A fresh directory under $TMPDIR (default /tmp); removed by the destructor unless keep().
+class TempDir {
+ public:
+  explicit TempDir(std::string_view prefix);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  void keep() { keep_ = true; }
+
+ private:
+  std::string path_;
+  bool keep_ = false;
+};
+
+// Waits until `path` holds a non-empty first line and returns it trimmed. kUnavailable on
+// timeout or when `watch` exits first.
+Result<std::string> WaitForFile(const std::string& path, int timeout_ms,
+                                ChildProcess* watch = nullptr);
+// The last `bytes` bytes of a file ("" if unreadable).
+std::string FileTail(const std::string& path, size_t bytes = 2000);
+
+// ---------------------------------------------------------------- tallyd
+
+inline constexpr const char* kBenchToken = "bench-admin-token";
+
+struct TallydOptions {
+  std::string binary;          // path of tallyd
+  int partitions = 4;          // --partitions of the embedded broker
+  std::string now;             // --now (RFC 3339), empty = real time
+  int cache_ttl_s = 0;         // --cache-ttl
+  std::vector<std::string> extra_args;
+  bool keep_data_dir = false;  // leave the data dir (and the log) behind for inspection
+};
+
+// tallyd on the embedded broker, in a temporary data dir, with an admin key for kBenchToken.
+// Start() waits until the HTTP port and broker.addr are written and /readyz answers 200.
+class Tallyd {
+ public:
+  static Result<std::unique_ptr<Tallyd>> Start(const TallydOptions& options);
+  ~Tallyd();  // stops the process, removes the data dir
+
+  const std::string& host() const { return host_; }
+  uint16_t port() const { return port_; }
+  const std::string& broker() const { return broker_; }  // bootstrap address of its broker
+  const std::string& data_dir() const { return dir_->path(); }
+  // A keep-alive connection for /readyz and /metrics polling.
+  http::testing::HttpClient& client() { return *client_; }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  Tallyd() = default;
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<ChildProcess> process_;
+  std::unique_ptr<http::testing::HttpClient> client_;
+  std::string host_, broker_;
+  uint16_t port_ = 0;
+};
+
+// Per-partition next offsets to consume from tallyd's GET /readyz (details.ingest.partitions).
+// `out` is resized to `partitions`; partitions not reported stay 0.
+Status ReadyzOffsets(http::testing::HttpClient& client, int partitions, std::vector<int64_t>* out);
+
+// Value of an unlabelled sample `name` in Prometheus text, or kNotFound.
+Result<double> PrometheusValue(std::string_view text, std::string_view name);
+
+// ---------------------------------------------------------------- events
+
+// Generated events held in one arena (so the timed loop only reads memory).
+struct EventSet {
+  struct Event {
+    uint64_t offset;  // of the value in `arena`; the key follows the value
+    uint32_t value_len;
+    uint32_t key_len;
+    int32_t partition;
+  };
+  std::string arena;
+  std::vector<Event> events;
+  int partitions = 1;
+  uint64_t value_bytes = 0;
+  std::string_view value(const Event& e) const { return {arena.data() + e.offset, e.value_len}; }
+  std::string_view key(const Event& e) const {
+    return {arena.data() + e.offset + e.value_len, e.key_len};
+  }
+};
+
+// Runs the generator; partitions are assigned like librdkafka's default partitioner
+// (consistent_random: CRC32 of the key). `on_line` (optional) sees every line.
+EventSet GenerateEvents(const gen::GenOptions& options, int partitions,
+                        const std::function<void(const gen::GeneratedLine&)>& on_line = {});
+
+// ---------------------------------------------------------------- paced producing
+
+struct PaceOptions {
+  std::string topic = "usage-events";
+  // Most value bytes produced but not yet consumed per partition (the broker keeps ~5 MB).
+  double max_lag_bytes = 2.5 * 1024 * 1024;
+  int min_refresh_us = 500;  // do not ask the consumer for its progress more often than this
+  int stall_timeout_ms = 60'000;  // no consumer progress for this long: give up
+  std::string compression = "none";
+  int linger_ms = 5;
+};
+
+// Fills `next` (size = partitions) with the consumer's next offset per partition.
+using ProgressFn = std::function<Status(std::vector<int64_t>* next)>;
+
+struct PaceResult {
+  double seconds = 0;           // first produce -> every event seen consumed
+  double produce_seconds = 0;   // first produce -> last produce call returned
+  double blocked_seconds = 0;   // time the producer waited on the consumer (pacing)
+  int64_t events = 0;
+  uint64_t bytes = 0;           // value bytes
+  int64_t progress_polls = 0;
+};
+
+// Produces every event (key, value, explicit partition) to `brokers`, never letting a partition's
+// unconsumed bytes exceed options.max_lag_bytes, then waits until `progress` shows all consumed.
+// Offsets are assumed to start at 0 in every partition (a fresh broker).
+Result<PaceResult> ProduceAndPace(const EventSet& events, const std::string& brokers,
+                                  const PaceOptions& options, const ProgressFn& progress);
+
+// A ProgressFn over tallyd's /readyz.
+ProgressFn ReadyzProgress(http::testing::HttpClient* client, int partitions);
+
+// ---------------------------------------------------------------- statistics
+
+// q in [0, 1], nearest-rank on a sorted copy. 0 for an empty input.
+double Percentile(std::vector<double> values, double q);
+double Median(std::vector<double> values);
+
+// "nproc=2, AMD EPYC, 23.5 GiB RAM" plus the UTC date, for the report header.
+std::string MachineSummary();
+
+}  // namespace tally::bench
