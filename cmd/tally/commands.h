@@ -16,5 +16,6 @@ struct Command {
 Command AddBrokerCommand(CLI::App& app);
 Command AddGenCommand(CLI::App& app);
 Command AddProduceCommand(CLI::App& app);
+Command AddKeysCommand(CLI::App& app);
 
 }  // namespace tally::cli

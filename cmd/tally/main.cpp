@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
       "  tally broker --addr-file /tmp/broker.addr &\n"
       "  tally gen --events 100000 --malformed 0.01 -o events.ndjson\n"
       "  tally produce --broker-addr-file /tmp/broker.addr events.ndjson\n"
-      "  tally gen --events 1000000 | tally produce --brokers 127.0.0.1:9092 --rate 50000\n"};
+      "  tally gen --events 1000000 | tally produce --brokers 127.0.0.1:9092 --rate 50000\n"
+      "  tally keys new --name dash --workspace WS_ID=owner --append config/keys.toml\n"};
   app.require_subcommand(1);
   // Logs (librdkafka's included) go to stderr; stdout carries data and addresses only.
   spdlog::set_default_logger(spdlog::stderr_color_mt("tally"));
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
       tally::cli::AddBrokerCommand(app),
       tally::cli::AddGenCommand(app),
       tally::cli::AddProduceCommand(app),
+      tally::cli::AddKeysCommand(app),
   };
 
   try {

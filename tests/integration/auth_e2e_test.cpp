@@ -21,18 +21,19 @@ constexpr const char* kUnknownWs = "ffffffff-0000-4000-8000-000000000000";
 
 const json kUnauthenticated = {{"message", "Unauthenticated."}};
 const json kForbidden = {{"message", "This action is unauthorized."}};  // seed, 403
-const json kNotFound = {{"error", "Workspace not found"}};             // seed, 404
+const json kNotFound = {{"error", "Workspace not found"}};              // seed, 404
 
 std::string Event(int i, const std::string& ws) {
-  json e = {{"specversion", "1.0"},
-            {"id", "auth-" + std::to_string(i)},
-            {"source", "it/auth"},
-            {"type", "agent.executed"},
-            {"time", "2026-02-2" + std::to_string(i % 8) + "T10:00:00Z"},
-            {"data",
-             {{"workspace_id", ws},
-              {"user", {{"id", "u" + std::to_string(i % 3)}, {"name", "User " + std::to_string(i % 3)}}},
-              {"agent", {{"id", "agent-1"}}}}}};
+  json e = {
+      {"specversion", "1.0"},
+      {"id", "auth-" + std::to_string(i)},
+      {"source", "it/auth"},
+      {"type", "agent.executed"},
+      {"time", "2026-02-2" + std::to_string(i % 8) + "T10:00:00Z"},
+      {"data",
+       {{"workspace_id", ws},
+        {"user", {{"id", "u" + std::to_string(i % 3)}, {"name", "User " + std::to_string(i % 3)}}},
+        {"agent", {{"id", "agent-1"}}}}}};
   return e.dump();
 }
 
@@ -90,7 +91,8 @@ class AuthE2E : public ::testing::Test {
   }
 
   // A 200 whose total equals the reference's.
-  void ExpectOk(const std::string& what, const std::vector<std::pair<std::string, std::string>>& headers,
+  void ExpectOk(const std::string& what,
+                const std::vector<std::pair<std::string, std::string>>& headers,
                 const std::string& ws) {
     SCOPED_TRACE(what);
     Result<HttpResponse> r =

@@ -35,7 +35,8 @@ double Elapsed(SteadyClock::time_point since) {
 
 // A broad subset of the combinations: everything except the granularity variants of
 // group_by=none/user (covered by metrics_e2e_test).
-std::vector<MetricsCall> BroadSubset(const ReferenceModel& ref, const std::vector<std::string>& wss) {
+std::vector<MetricsCall> BroadSubset(const ReferenceModel& ref,
+                                     const std::vector<std::string>& wss) {
   std::vector<MetricsCall> out;
   for (const std::string& ws : wss) {
     for (MetricsCall& c : AllCombinations(ws, ref.UsersByActivity(ws).front())) {
@@ -81,8 +82,7 @@ std::vector<BadMessage> BadMessages() {
     f(e);
     return e.dump();
   };
-  add("invalid JSON", R"({"specversion":"1.0","id":")" + marker() + R"(" "source":"it"})",
-      "json");
+  add("invalid JSON", R"({"specversion":"1.0","id":")" + marker() + R"(" "source":"it"})", "json");
   {
     std::string full = GoodEvent(marker()).dump();
     add("truncated JSON", full.substr(0, full.size() / 2), "json");
@@ -104,19 +104,16 @@ std::vector<BadMessage> BadMessages() {
   add("workflow event without data.workflow",
       mutate([](json& e) { e["type"] = "workflow.executed"; }), R"(data\.workflow)");
   add("missing time", mutate([](json& e) { e.erase("time"); }), R"((^|[^.\w])time\b)");
-  add("bad time (words)", mutate([](json& e) { e["time"] = "yesterday"; }),
-      R"((^|[^.\w])time\b)");
+  add("bad time (words)", mutate([](json& e) { e["time"] = "yesterday"; }), R"((^|[^.\w])time\b)");
   add("bad time (month 13)", mutate([](json& e) { e["time"] = "2026-13-01T00:00:00Z"; }),
       R"((^|[^.\w])time\b)");
   add("bad time (no offset)", mutate([](json& e) { e["time"] = "2026-02-01T00:00:00"; }),
       R"((^|[^.\w])time\b)");
-  add("unknown type", mutate([](json& e) { e["type"] = "agent.exploded"; }),
-      R"((^|[^.\w])type\b)");
+  add("unknown type", mutate([](json& e) { e["type"] = "agent.exploded"; }), R"((^|[^.\w])type\b)");
   add("negative cost", mutate([](json& e) { e["data"]["cost_usd"] = -1; }), R"(data\.cost_usd)");
   add("negative duration", mutate([](json& e) { e["data"]["duration_ms"] = -20; }),
       R"(data\.duration_ms)");
-  add("ill-typed tokens", mutate([](json& e) { e["data"]["tokens"] = "many"; }),
-      R"(data\.tokens)");
+  add("ill-typed tokens", mutate([](json& e) { e["data"]["tokens"] = "many"; }), R"(data\.tokens)");
   add("unknown visibility", mutate([](json& e) { e["data"]["agent"]["visibility"] = "secret"; }),
       R"(visibility)");
   add("oversized (> 64 KiB)",
@@ -205,9 +202,9 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
     stack.StopTallyd(SIGKILL);
     ++kills;
     kills_with_lag += st.lag > 0;
-    std::fprintf(stderr,
-                 "[crash] kill -9 #%d at %.2f s, %d ms after producing lines [%zu, %zu): lag %lld\n",
-                 kills, Elapsed(t0), delay, begin, end, static_cast<long long>(st.lag));
+    std::fprintf(
+        stderr, "[crash] kill -9 #%d at %.2f s, %d ms after producing lines [%zu, %zu): lag %lld\n",
+        kills, Elapsed(t0), delay, begin, end, static_cast<long long>(st.lag));
     if (kills < 5) stack.set_group("tally-it-" + std::to_string(kills));
     ASSERT_TRUE(stack.StartTallyd()) << "restart #" << kills;
   }

@@ -300,8 +300,8 @@ std::string UrlEncode(std::string_view s) {
 Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys) {
   std::string text;
   for (const KeySpec& k : keys) {
-    text += "[[keys]]\nname = " + TomlString(k.name) + "\nsha256 = " +
-            TomlString(Sha256Hex(k.token)) + "\n";
+    text += "[[keys]]\nname = " + TomlString(k.name) +
+            "\nsha256 = " + TomlString(Sha256Hex(k.token)) + "\n";
     if (!k.user_id.empty()) text += "user_id = " + TomlString(k.user_id) + "\n";
     if (!k.workspaces.empty()) {
       text += "workspaces = {";
@@ -333,8 +333,8 @@ std::string ConsumedMessage::Header(std::string_view name) const {
   return "";
 }
 
-Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers,
-                                               const std::string& topic, Millis timeout) {
+Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers, const std::string& topic,
+                                               Millis timeout) {
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   auto set = [&](const char* k, const char* v) {
@@ -408,11 +408,11 @@ Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers,
       const char* name;
       const void* value;
       size_t size;
-      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
-                         RD_KAFKA_RESP_ERR_NO_ERROR;
+      for (size_t i = 0;
+           rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
            ++i) {
-        c.headers.emplace_back(name, value ? std::string(static_cast<const char*>(value), size)
-                                           : std::string());
+        c.headers.emplace_back(
+            name, value ? std::string(static_cast<const char*>(value), size) : std::string());
       }
     }
     auto it = high.find(m->partition);
@@ -505,12 +505,24 @@ Stack::~Stack() {
   }
   std::string port_file = dir_.File("tallyd.port");
   std::remove(port_file.c_str());
-  std::vector<std::string> argv = {TallydBinary(), "--brokers",   bootstrap_,
-                                   "--topic",      kTopic,        "--group",
-                                   group_,         "--data-dir",  dir_.File("data"),
-                                   "--listen",     "127.0.0.1:0", "--port-file",
-                                   port_file,      "--keys",      keys_file,
-                                   "--cache-ttl",  "0",           "--now",
+  std::vector<std::string> argv = {TallydBinary(),
+                                   "--brokers",
+                                   bootstrap_,
+                                   "--topic",
+                                   kTopic,
+                                   "--group",
+                                   group_,
+                                   "--data-dir",
+                                   dir_.File("data"),
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--port-file",
+                                   port_file,
+                                   "--keys",
+                                   keys_file,
+                                   "--cache-ttl",
+                                   "0",
+                                   "--now",
                                    kNow};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ++tallyd_starts_;
@@ -530,8 +542,7 @@ void Stack::StopTallyd(int sig) { tallyd_.Stop(sig); }
   for (size_t i = 0; i < lines.size(); ++i) {
     Status s = producer_->Produce(kTopic, i < keys.size() ? keys[i] : "", lines[i]);
     if (!s) {
-      return ::testing::AssertionFailure()
-             << "produce line " << i << ": " << s.error().message;
+      return ::testing::AssertionFailure() << "produce line " << i << ": " << s.error().message;
     }
   }
   if (Status s = producer_->Flush(60000); !s) {
@@ -580,8 +591,7 @@ Stack::IngestState Stack::ReadIngestState() {
   const nlohmann::json* ingest = nullptr;
   if (j.contains("ingest")) {
     ingest = &j["ingest"];
-  } else if (j.contains("details") && j["details"].is_object() &&
-             j["details"].contains("ingest")) {
+  } else if (j.contains("details") && j["details"].is_object() && j["details"].contains("ingest")) {
     ingest = &j["details"]["ingest"];
   }
   std::map<int, int64_t> next;
@@ -592,8 +602,8 @@ Stack::IngestState Stack::ReadIngestState() {
       }
     }
   }
-  st.ready = j.contains("ready") ? j.value("ready", false)
-                                 : j.value("status", "") == std::string("ready");
+  st.ready =
+      j.contains("ready") ? j.value("ready", false) : j.value("status", "") == std::string("ready");
   st.answered = true;
   bool all = st.ready;
   std::string lag;
@@ -614,12 +624,13 @@ Stack::IngestState Stack::ReadIngestState() {
     if (consumed_to != wm->second) {
       all = false;
       lag += " p" + std::to_string(p) + ": next_offset " +
-             (it == next.end() ? std::string("absent") : std::to_string(it->second)) +
-             " vs high " + std::to_string(wm->second) + ";";
+             (it == next.end() ? std::string("absent") : std::to_string(it->second)) + " vs high " +
+             std::to_string(wm->second) + ";";
     }
   }
   st.caught_up = all;
-  st.description = "ready=" + std::string(st.ready ? "true" : "false") + lag + " /readyz=" + r->body;
+  st.description =
+      "ready=" + std::string(st.ready ? "true" : "false") + lag + " /readyz=" + r->body;
   return st;
 }
 

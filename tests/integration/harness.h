@@ -166,8 +166,8 @@ struct ConsumedMessage {
 
 // Reads every message of `topic` (all partitions, low to high watermark at call time) with a
 // group-less consumer. kUnavailable on timeout; an unknown topic yields an empty list.
-Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers,
-                                               const std::string& topic, Millis timeout);
+Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers, const std::string& topic,
+                                               Millis timeout);
 
 // Sum of the samples of Prometheus metric `name` in `text` whose labels contain every
 // `label="value"` pair of `labels` (e.g. {"reason=\"bad_time\""}). nullopt when no sample.

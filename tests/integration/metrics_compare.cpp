@@ -46,7 +46,9 @@ std::string Truncate(const std::string& s, size_t n = 3000) {
   return s.size() <= n ? s : s.substr(0, n) + "...(" + std::to_string(s.size()) + " bytes)";
 }
 
-double NumberOr(const json& j, double fallback) { return j.is_number() ? j.get<double>() : fallback; }
+double NumberOr(const json& j, double fallback) {
+  return j.is_number() ? j.get<double>() : fallback;
+}
 
 std::string StringOf(const json& j) {
   if (j.is_string()) return j.get<std::string>();
@@ -83,8 +85,8 @@ void CompareBody(const MetricsCall& call, const RefAnswer& want, const json& bod
   expect_string("granularity", want_granularity);
 
   if (!data.contains("total") || !data["total"].is_number()) {
-    problem("data.total missing or not a number: " + (data.contains("total") ? data["total"].dump()
-                                                                              : "<absent>"));
+    problem("data.total missing or not a number: " +
+            (data.contains("total") ? data["total"].dump() : "<absent>"));
   } else if (!Near(data["total"].get<double>(), want.total)) {
     problem("data.total: expected " + Num(want.total) + ", got " + data["total"].dump());
   }
@@ -99,7 +101,8 @@ void CompareBody(const MetricsCall& call, const RefAnswer& want, const json& bod
     }
     json unit = meta->contains("unit") ? (*meta)["unit"] : json("<absent>");
     json want_unit = q.metric == "avg_duration" ? json("milliseconds") : json(nullptr);
-    if (unit != want_unit) problem("meta.unit: expected " + want_unit.dump() + ", got " + unit.dump());
+    if (unit != want_unit)
+      problem("meta.unit: expected " + want_unit.dump() + ", got " + unit.dump());
     if (!meta->contains("cached_at") || !(*meta)["cached_at"].is_string()) {
       problem("meta.cached_at missing or not a string");
     }
@@ -114,7 +117,8 @@ void CompareBody(const MetricsCall& call, const RefAnswer& want, const json& bod
   }
   const json& results = data["results"];
   if (q.group_by.empty()) {
-    if (!results.empty()) problem("data.results: expected [], got " + Truncate(results.dump(), 300));
+    if (!results.empty())
+      problem("data.results: expected [], got " + Truncate(results.dump(), 300));
     return;
   }
   if (q.group_by == "date") {
@@ -131,8 +135,8 @@ void CompareBody(const MetricsCall& call, const RefAnswer& want, const json& bod
       double v = NumberOr(results[i].value("value", json()), NAN);
       if (date != want.rows[i].key || !Near(v, want.rows[i].value)) {
         if (shown++ < 8) {
-          problem("row " + std::to_string(i) + ": expected {date " + want.rows[i].key +
-                  ", value " + Num(want.rows[i].value) + "}, got " + results[i].dump());
+          problem("row " + std::to_string(i) + ": expected {date " + want.rows[i].key + ", value " +
+                  Num(want.rows[i].value) + "}, got " + results[i].dump());
         }
       }
     }
@@ -169,14 +173,15 @@ void CompareBody(const MetricsCall& call, const RefAnswer& want, const json& bod
     previous = v;
     auto it = by_user.find(user);
     if (it == by_user.end()) {
-      if (shown++ < 8) problem("row " + std::to_string(i) + " " + row.dump() +
-                               ": user has no event in the period per the reference");
+      if (shown++ < 8)
+        problem("row " + std::to_string(i) + " " + row.dump() +
+                ": user has no event in the period per the reference");
       continue;
     }
     if (!Near(v, it->second->value) || name != it->second->user_name) {
       if (shown++ < 8) {
-        problem("user " + user + ": expected {user_name \"" + it->second->user_name +
-                "\", value " + Num(it->second->value) + "}, got " + row.dump());
+        problem("user " + user + ": expected {user_name \"" + it->second->user_name + "\", value " +
+                Num(it->second->value) + "}, got " + row.dump());
       }
     }
   }
@@ -185,8 +190,8 @@ void CompareBody(const MetricsCall& call, const RefAnswer& want, const json& bod
   std::sort(want_values.begin(), want_values.end());
   bool same = got_values.size() == want_values.size();
   for (size_t i = 0; same && i < got_values.size(); ++i) same = Near(got_values[i], want_values[i]);
-  if (!same) problem("multiset of row values differs from the reference's top " +
-                     std::to_string(expect_n));
+  if (!same)
+    problem("multiset of row values differs from the reference's top " + std::to_string(expect_n));
 }
 
 }  // namespace
@@ -272,8 +277,8 @@ WireRequest BuildRequest(const MetricsCall& call) {
   if (call.granularity) t += "&granularity=" + *call.granularity;
   t += (aliases ? "&period=" : "&" + UrlEncode("filters[period]") + "=") + q.period;
   if (q.user_id) {
-    t += (aliases ? "&user_id=" : "&" + UrlEncode("filters[user_id]") + "=") +
-         UrlEncode(*q.user_id);
+    t +=
+        (aliases ? "&user_id=" : "&" + UrlEncode("filters[user_id]") + "=") + UrlEncode(*q.user_id);
   }
   if (q.group_by == "user") t += "&limit=" + std::to_string(call.limit);
   w.method = "GET";
@@ -281,13 +286,13 @@ WireRequest BuildRequest(const MetricsCall& call) {
   return w;
 }
 
-std::string CheckMetricsCall(HttpClient& http, const std::string& token,
-                             const ReferenceModel& ref, const MetricsCall& call) {
+std::string CheckMetricsCall(HttpClient& http, const std::string& token, const ReferenceModel& ref,
+                             const MetricsCall& call) {
   WireRequest w = BuildRequest(call);
   Result<HttpResponse> r =
       http.Send(w.method, w.target, {{"Authorization", "Bearer " + token}}, w.body);
-  std::string request = "request (" + std::string(RequestFormName(call.form)) +
-                        "): " + Describe(w) + "\n";
+  std::string request =
+      "request (" + std::string(RequestFormName(call.form)) + "): " + Describe(w) + "\n";
   if (!r) return request + "transport error: " + r.error().message;
   if (SeedRejects(call.query)) {
     if (r->status != 422) {
@@ -326,9 +331,9 @@ int CheckAll(HttpClient& http, const std::string& token, const ReferenceModel& r
     std::string diff = CheckMetricsCall(http, token, ref, c);
     if (diff.empty()) continue;
     ++failures;
-    by_kind[c.query.entity + "/" + c.query.metric + "/" + c.query.aggregation + "/group_by=" +
-            (c.query.group_by.empty() ? "none" : c.query.group_by) + "/" + c.query.period +
-            (c.query.user_id ? "/user" : "")]++;
+    by_kind[c.query.entity + "/" + c.query.metric + "/" + c.query.aggregation +
+            "/group_by=" + (c.query.group_by.empty() ? "none" : c.query.group_by) + "/" +
+            c.query.period + (c.query.user_id ? "/user" : "")]++;
     if (failures <= max_failures) ADD_FAILURE() << diff;
   }
   if (failures > 0) {

@@ -49,8 +49,8 @@ WireRequest BuildRequest(const MetricsCall& call);
 // Sends `call` with `Authorization: Bearer <token>` and compares it with `ref`. Returns "" when
 // the answer matches (or is the expected 422 of a combination the seed forbids), else a
 // description: the request, the expected (reference) answer and the actual response.
-std::string CheckMetricsCall(HttpClient& http, const std::string& token,
-                             const ReferenceModel& ref, const MetricsCall& call);
+std::string CheckMetricsCall(HttpClient& http, const std::string& token, const ReferenceModel& ref,
+                             const MetricsCall& call);
 
 // Runs every call; reports at most `max_failures` diffs through ADD_FAILURE and a summary.
 // Returns the number of mismatches.

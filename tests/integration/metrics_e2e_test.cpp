@@ -45,15 +45,15 @@ void CheckOrdering(HttpClient& http, const ReferenceModel& ref, const std::strin
     q.granularity = "weekly";
     q.period = "90d";
     RefAnswer want = ref.Answer(q);
-    json body = {{"workspace_uuid", ws},      {"entity", "agents"},
-                 {"metric", "executions"},    {"aggregation", "count"},
-                 {"group_by", c.group_by},    {"granularity", "weekly"},
+    json body = {{"workspace_uuid", ws},           {"entity", "agents"},
+                 {"metric", "executions"},         {"aggregation", "count"},
+                 {"group_by", c.group_by},         {"granularity", "weekly"},
                  {"filters", {{"period", "90d"}}}, {"order_by", c.order_by},
-                 {"order_dir", c.order_dir},  {"limit", 100}};
+                 {"order_dir", c.order_dir},       {"limit", 100}};
     std::string request = "POST /api/v1/workspaces/metrics " + body.dump();
-    Result<HttpResponse> r = http.Send("POST", "/api/v1/workspaces/metrics",
-                                       {{"Authorization", std::string("Bearer ") + kAdminToken}},
-                                       body.dump());
+    Result<HttpResponse> r =
+        http.Send("POST", "/api/v1/workspaces/metrics",
+                  {{"Authorization", std::string("Bearer ") + kAdminToken}}, body.dump());
     ASSERT_TRUE(r) << request << ": " << r.error().message;
     ASSERT_EQ(r->status, 200) << request << ": " << r->body;
     json got = json::parse(r->body, nullptr, false);

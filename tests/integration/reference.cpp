@@ -202,8 +202,9 @@ std::string RefValidate(std::string_view line, RefEvent* out) {
     if (!OptionalNonNegative(data, f)) return std::string("data.") + f;
   }
   const json* tokens = Field(data, "tokens");
-  if (tokens && !((tokens->is_number_unsigned() || tokens->is_number_integer()) &&
-                  tokens->get<int64_t>() >= 0) &&
+  if (tokens &&
+      !((tokens->is_number_unsigned() || tokens->is_number_integer()) &&
+        tokens->get<int64_t>() >= 0) &&
       !(tokens->is_number_float() && tokens->get<double>() >= 0 &&
         tokens->get<double>() == std::floor(tokens->get<double>()) &&
         tokens->get<double>() < 9.2e18)) {

@@ -46,13 +46,13 @@ inline constexpr size_t kRefMaxEventBytes = 64 * 1024;
 
 struct RefQuery {
   std::string workspace_id;
-  std::string entity = "agents";        // agents | workflows
-  std::string metric = "executions";    // executions | created | copies | shares | avg_duration
-  std::string aggregation = "count";    // count | sum | avg
-  std::string group_by;                 // "" (none) | user | date
-  std::string granularity = "daily";    // daily | weekly | monthly (used by group_by=date)
-  std::string period = "30d";           // 7d | 30d | 90d | all
-  std::optional<std::string> user_id;   // filters.user_id
+  std::string entity = "agents";       // agents | workflows
+  std::string metric = "executions";   // executions | created | copies | shares | avg_duration
+  std::string aggregation = "count";   // count | sum | avg
+  std::string group_by;                // "" (none) | user | date
+  std::string granularity = "daily";   // daily | weekly | monthly (used by group_by=date)
+  std::string period = "30d";          // 7d | 30d | 90d | all
+  std::optional<std::string> user_id;  // filters.user_id
 };
 
 struct RefRow {

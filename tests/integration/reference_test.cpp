@@ -16,8 +16,8 @@ using nlohmann::json;
 
 json Event(const std::string& id, const std::string& type, const std::string& time,
            const std::string& ws, const std::string& user, const std::string& name = "") {
-  json e = {{"specversion", "1.0"}, {"id", id}, {"source", "test/src"}, {"type", type},
-            {"time", time}};
+  json e = {
+      {"specversion", "1.0"}, {"id", id}, {"source", "test/src"}, {"type", type}, {"time", time}};
   json data = {{"workspace_id", ws}, {"user", {{"id", user}}}};
   if (!name.empty()) data["user"]["name"] = name;
   std::string kind = type.substr(0, type.find('.'));
@@ -37,8 +37,7 @@ TEST(ReferenceTime, ParsesRfc3339WithOffsets) {
   EXPECT_EQ(RefParseTimeMillis("2026-01-15T23:30:00-02:00"),
             RefParseTimeMillis("2026-01-16T01:30:00Z"));
   // A leap second stays in its day.
-  EXPECT_EQ(*RefParseTimeMillis("2016-12-31T23:59:60Z") / 86'400'000,
-            *RefParseDay("2016-12-31"));
+  EXPECT_EQ(*RefParseTimeMillis("2016-12-31T23:59:60Z") / 86'400'000, *RefParseDay("2016-12-31"));
   for (const char* bad :
        {"2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z",
         "2026-01-01T00:00:00", "2026-01-01", "2026-01-01T00:00:00+2:00", "2026-01-01T00:00:00.Z",
