@@ -51,7 +51,8 @@ double ProcessCpuSeconds(pid_t pid) {
   }
   // Fields after the command: state is [0], utime [11], stime [12] (stat(5) fields 14, 15).
   if (fields.size() < 13) return 0;
-  return (std::stod(fields[11]) + std::stod(fields[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return (std::stod(fields[11]) + std::stod(fields[12])) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::string LoadAverage() {
@@ -75,12 +76,9 @@ class CountingConsumer {
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     // The same client settings as tally's consumer (lib/ingest/consumer.cpp).
     const std::vector<std::pair<const char*, std::string>> settings = {
-        {"bootstrap.servers", brokers},
-        {"group.id", "bench-baseline"},
-        {"enable.auto.commit", "false"},
-        {"auto.offset.reset", "error"},
-        {"enable.partition.eof", "false"},
-        {"fetch.wait.max.ms", "50"},
+        {"bootstrap.servers", brokers},           {"group.id", "bench-baseline"},
+        {"enable.auto.commit", "false"},          {"auto.offset.reset", "error"},
+        {"enable.partition.eof", "false"},        {"fetch.wait.max.ms", "50"},
         {"queued.max.messages.kbytes", "262144"},
     };
     for (const auto& [k, v] : settings) {
@@ -166,6 +164,7 @@ struct Args {
   double max_lag_mb = 2.5;
   std::string compression = "none";
   bool baseline = true;
+  bool tally = true;
   bool keep = false;
   std::vector<std::string> tallyd_args;
 };
@@ -184,8 +183,8 @@ RunResult RunTally(const Args& args, const tb::EventSet& events, const tb::PaceO
     return r;
   }
   // /readyz is polled on a connection of its own so it never queues behind other requests.
-  auto progress_client = tally::http::testing::HttpClient::Connect((*tallyd)->host(),
-                                                                     (*tallyd)->port());
+  auto progress_client =
+      tally::http::testing::HttpClient::Connect((*tallyd)->host(), (*tallyd)->port());
   if (!progress_client) {
     r.why_invalid = progress_client.error().message;
     return r;
@@ -285,8 +284,9 @@ void PrintRow(const char* what, int run, const RunResult& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"End-to-end ingest benchmark of tallyd on its embedded broker (see "
-               "docs/benchmarks.md)."};
+  CLI::App app{
+      "End-to-end ingest benchmark of tallyd on its embedded broker (see "
+      "docs/benchmarks.md)."};
   Args args;
   app.add_option("--events", args.events, "Generated events per run")->capture_default_str();
   app.add_option("--partitions", args.partitions, "Partitions of the events topic")
@@ -298,13 +298,14 @@ int main(int argc, char** argv) {
   app.add_option("--compression", args.compression, "Producer compression.type")
       ->capture_default_str();
   app.add_flag("!--no-baseline", args.baseline, "Skip the plain-consumer baseline");
+  app.add_flag("!--no-tally", args.tally, "Run only the baseline");
   app.add_flag("--keep", args.keep, "Keep the temporary data dirs and logs");
   app.add_option("--tallyd-arg", args.tallyd_args, "Extra tallyd flag (repeatable)")
       ->allow_extra_args(false);
   CLI11_PARSE(app, argc, argv);
 
-  std::printf("# ingest_bench\n\nmachine: %s\nload average before: %s\n", tb::MachineSummary().c_str(),
-              LoadAverage().c_str());
+  std::printf("# ingest_bench\n\nmachine: %s\nload average before: %s\n",
+              tb::MachineSummary().c_str(), LoadAverage().c_str());
   tally::gen::GenOptions gen;
   gen.events = args.events;
   gen.end_day = "2026-01-31";
@@ -327,17 +328,20 @@ int main(int argc, char** argv) {
   pace.compression = args.compression;
 
   std::vector<RunResult> tally_runs, base_runs;
-  std::printf("| what | run | events/s | MB/s | seconds | produce s | CPU s server / bench | "
-              "producer blocked |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| what | run | events/s | MB/s | seconds | produce s | CPU s server / bench | "
+      "producer blocked |\n|---|---|---|---|---|---|---|---|\n");
   for (int run = 1; run <= args.runs; ++run) {
     if (args.baseline) {
       base_runs.push_back(RunBaseline(args, events, pace));
       PrintRow("baseline", run, base_runs.back());
       std::fflush(stdout);
     }
-    tally_runs.push_back(RunTally(args, events, pace));
-    PrintRow("tally", run, tally_runs.back());
-    std::fflush(stdout);
+    if (args.tally) {
+      tally_runs.push_back(RunTally(args, events, pace));
+      PrintRow("tally", run, tally_runs.back());
+      std::fflush(stdout);
+    }
   }
 
   auto medians = [](const std::vector<RunResult>& runs, double* eps, double* mbps) {
