@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <simdjson.h>
 #include <sys/prctl.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -15,7 +16,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <simdjson.h>
 #include <sstream>
 #include <thread>
 
@@ -101,8 +101,8 @@ void ChildProcess::Stop(int timeout_ms) {
 
 TempDir::TempDir(std::string_view prefix) {
   const char* base = std::getenv("TMPDIR");
-  std::string templ = std::string(base && *base ? base : "/tmp") + "/" + std::string(prefix) +
-                      "XXXXXX";
+  std::string templ =
+      std::string(base && *base ? base : "/tmp") + "/" + std::string(prefix) + "XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) != nullptr) path_ = buf.data();
@@ -195,8 +195,8 @@ Result<std::unique_ptr<Tallyd>> Tallyd::Start(const TallydOptions& options) {
                   "tallyd exited while starting:\n" + FileTail(t->process_->log_path()));
     }
     if (SecondsSince(start) > 60) {
-      return Fail(ErrorCode::kUnavailable, "tallyd not ready after 60 s:\n" +
-                                               FileTail(t->process_->log_path()));
+      return Fail(ErrorCode::kUnavailable,
+                  "tallyd not ready after 60 s:\n" + FileTail(t->process_->log_path()));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -280,7 +280,8 @@ Result<PaceResult> ProduceAndPace(const EventSet& set, const std::string& broker
   // cum[p][k] = value bytes of the first k messages of partition p, so the bytes between the
   // consumer's offset and ours are one subtraction.
   std::vector<std::vector<uint64_t>> cum(parts, std::vector<uint64_t>{0});
-  for (const auto& e : set.events) cum[e.partition].push_back(cum[e.partition].back() + e.value_len);
+  for (const auto& e : set.events)
+    cum[e.partition].push_back(cum[e.partition].back() + e.value_len);
 
   kafka::ProducerOptions po;
   po.brokers = brokers;
@@ -403,7 +404,7 @@ std::string MachineSummary() {
       in.ignore(1 << 10, '\n');
     }
   }
-  struct utsname u{};
+  struct utsname u {};
   ::uname(&u);
   char date[32];
   std::time_t now = std::time(nullptr);

@@ -83,10 +83,10 @@ std::string FileTail(const std::string& path, size_t bytes = 2000);
 inline constexpr const char* kBenchToken = "bench-admin-token";
 
 struct TallydOptions {
-  std::string binary;          // path of tallyd
-  int partitions = 4;          // --partitions of the embedded broker
-  std::string now;             // --now (RFC 3339), empty = real time
-  int cache_ttl_s = 0;         // --cache-ttl
+  std::string binary;   // path of tallyd
+  int partitions = 4;   // --partitions of the embedded broker
+  std::string now;      // --now (RFC 3339), empty = real time
+  int cache_ttl_s = 0;  // --cache-ttl
   std::vector<std::string> extra_args;
   bool keep_data_dir = false;  // leave the data dir (and the log) behind for inspection
 };
@@ -153,7 +153,7 @@ struct PaceOptions {
   std::string topic = "usage-events";
   // Most value bytes produced but not yet consumed per partition (the broker keeps ~5 MB).
   double max_lag_bytes = 2.5 * 1024 * 1024;
-  int min_refresh_us = 500;  // do not ask the consumer for its progress more often than this
+  int min_refresh_us = 2000;      // do not ask the consumer for its progress more often than this
   int stall_timeout_ms = 60'000;  // no consumer progress for this long: give up
   std::string compression = "none";
   int linger_ms = 5;
@@ -163,11 +163,11 @@ struct PaceOptions {
 using ProgressFn = std::function<Status(std::vector<int64_t>* next)>;
 
 struct PaceResult {
-  double seconds = 0;           // first produce -> every event seen consumed
-  double produce_seconds = 0;   // first produce -> last produce call returned
-  double blocked_seconds = 0;   // time the producer waited on the consumer (pacing)
+  double seconds = 0;          // first produce -> every event seen consumed
+  double produce_seconds = 0;  // first produce -> last produce call returned
+  double blocked_seconds = 0;  // time the producer waited on the consumer (pacing)
   int64_t events = 0;
-  uint64_t bytes = 0;           // value bytes
+  uint64_t bytes = 0;  // value bytes
   int64_t progress_polls = 0;
 };
 

@@ -55,9 +55,9 @@ double ParseServerTiming(std::string_view v) {
 std::vector<Shape> BuildShapes(const std::vector<std::pair<std::string, std::string>>& targets) {
   // (entity, metric) pairs the API accepts: avg_duration only for workflows.
   const std::vector<std::pair<std::string, std::string>> entity_metrics = {
-      {"agents", "executions"},    {"agents", "created"},       {"agents", "copies"},
-      {"agents", "shares"},        {"workflows", "executions"}, {"workflows", "created"},
-      {"workflows", "copies"},     {"workflows", "shares"},     {"workflows", "avg_duration"}};
+      {"agents", "executions"}, {"agents", "created"},       {"agents", "copies"},
+      {"agents", "shares"},     {"workflows", "executions"}, {"workflows", "created"},
+      {"workflows", "copies"},  {"workflows", "shares"},     {"workflows", "avg_duration"}};
   const std::vector<std::string> aggregations = {"count", "sum", "avg"};
   const std::vector<std::string> periods = {"7d", "30d", "90d", "all"};
   const std::vector<std::string> granularities = {"daily", "weekly", "monthly"};
@@ -174,23 +174,23 @@ int main(int argc, char** argv) {
   std::vector<size_t> picks;
   for (int i = 0; i < workspaces && i < static_cast<int>(ranked.size()); ++i) {
     // The busiest half of the picks, then evenly spread down to the quietest workspace.
-    size_t idx = i < (workspaces + 1) / 2
-                     ? static_cast<size_t>(i)
-                     : (ranked.size() - 1) * (i - (workspaces + 1) / 2 + 1) /
-                           std::max(1, workspaces - (workspaces + 1) / 2);
+    size_t idx = i < (workspaces + 1) / 2 ? static_cast<size_t>(i)
+                                          : (ranked.size() - 1) * (i - (workspaces + 1) / 2 + 1) /
+                                                std::max(1, workspaces - (workspaces + 1) / 2);
     if (std::find(picks.begin(), picks.end(), idx) != picks.end()) continue;
     picks.push_back(idx);
   }
-  std::printf("events: %zu (%.1f MB) over 90 days ending %s; queried workspaces (events, busiest "
-              "user's events):",
-              set.events.size(), set.value_bytes / 1e6, end_day.c_str());
+  std::printf(
+      "events: %zu (%.1f MB) over 90 days ending %s; queried workspaces (events, busiest "
+      "user's events):",
+      set.events.size(), set.value_bytes / 1e6, end_day.c_str());
   for (size_t idx : picks) {
     const std::string& ws = ranked[idx].second;
     std::pair<int64_t, std::string> best{0, ""};
     for (const auto& [u, n] : ws_users[ws]) best = std::max(best, std::make_pair(n, u));
     targets.push_back({ws, best.second});
-    std::printf(" %s (%lld, %lld)", ws.substr(0, 8).c_str(), static_cast<long long>(ranked[idx].first),
-                static_cast<long long>(best.first));
+    std::printf(" %s (%lld, %lld)", ws.substr(0, 8).c_str(),
+                static_cast<long long>(ranked[idx].first), static_cast<long long>(best.first));
   }
   std::printf("\n");
   std::fflush(stdout);
@@ -231,9 +231,10 @@ int main(int argc, char** argv) {
   std::vector<Shape> shapes = BuildShapes(targets);
   std::mt19937 rng(12345);
   std::shuffle(shapes.begin(), shapes.end(), rng);
-  std::printf("request mix: %zu distinct requests (%zu workspaces), cycled; %d warm-up, then %d "
-              "runs of %d\n\n",
-              shapes.size(), targets.size(), warmup, runs, requests);
+  std::printf(
+      "request mix: %zu distinct requests (%zu workspaces), cycled; %d warm-up, then %d "
+      "runs of %d\n\n",
+      shapes.size(), targets.size(), warmup, runs, requests);
   std::fflush(stdout);
 
   auto client = tally::http::testing::HttpClient::Connect((*tallyd)->host(), (*tallyd)->port());
@@ -241,7 +242,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "connect: %s\n", client.error().message.c_str());
     return 1;
   }
-  const tally::http::StringPairs headers = {{"Authorization", std::string("Bearer ") + tb::kBenchToken}};
+  const tally::http::StringPairs headers = {
+      {"Authorization", std::string("Bearer ") + tb::kBenchToken}};
   size_t cursor = 0;
   int64_t errors = 0, empty_totals = 0;
   auto send = [&](Sample* out, const Shape** shape) -> bool {
@@ -249,7 +251,8 @@ int main(int argc, char** argv) {
     *shape = &s;
     const auto t0 = tb::SteadyClock::now();
     auto reply = client->Send("GET", s.target, {}, headers);
-    const double ms = std::chrono::duration<double, std::milli>(tb::SteadyClock::now() - t0).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(tb::SteadyClock::now() - t0).count();
     if (!reply || reply->status != 200) {
       if (++errors <= 3) {
         std::fprintf(stderr, "request failed: %s -> %s\n", s.target.c_str(),
@@ -270,8 +273,9 @@ int main(int argc, char** argv) {
 
   std::vector<double> run_c50, run_c99, run_s50, run_s99, run_rps;
   std::map<std::string, std::vector<Sample>> by_group, by_period, by_filter;
-  std::printf("| run | requests | client p50 ms | client p99 ms | client max ms | server p50 ms | "
-              "server p99 ms | server max ms | requests/s |\n|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| run | requests | client p50 ms | client p99 ms | client max ms | server p50 ms | "
+      "server p99 ms | server max ms | requests/s |\n|---|---|---|---|---|---|---|---|---|\n");
   for (int run = 1; run <= runs; ++run) {
     std::vector<Sample> samples;
     samples.reserve(requests);
@@ -297,17 +301,19 @@ int main(int argc, char** argv) {
   std::printf("| median | | %.3f | %.3f | | %.3f | %.3f | | %.0f |\n\n", tb::Median(run_c50),
               tb::Median(run_c99), tb::Median(run_s50), tb::Median(run_s99), tb::Median(run_rps));
 
-  std::printf("All runs together, by request shape:\n\n| shape | requests | client p50 ms | client "
-              "p99 ms | client max ms | server p50 ms | server p99 ms | server max ms |\n"
-              "|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "All runs together, by request shape:\n\n| shape | requests | client p50 ms | client "
+      "p99 ms | client max ms | server p50 ms | server p99 ms | server max ms |\n"
+      "|---|---|---|---|---|---|---|---|\n");
   for (const auto& [k, v] : by_group) PrintStatsRow("group_by=" + k, Summarize(v));
   for (const auto& [k, v] : by_period) PrintStatsRow("period=" + k, Summarize(v));
   for (const auto& [k, v] : by_filter) PrintStatsRow(k, Summarize(v));
   std::printf("\nfailed requests: %lld; responses with data.total 0: %lld\n",
               static_cast<long long>(errors), static_cast<long long>(empty_totals));
   const double s99 = tb::Median(run_s99);
-  std::printf("goal: server-side p99 < 2 ms -> %s (median of run p99s: %.3f ms)\nload average "
-              "after: %s\n",
-              s99 > 0 && s99 < 2.0 ? "met" : "NOT met", s99, LoadAverage().c_str());
+  std::printf(
+      "goal: server-side p99 < 2 ms -> %s (median of run p99s: %.3f ms)\nload average "
+      "after: %s\n",
+      s99 > 0 && s99 < 2.0 ? "met" : "NOT met", s99, LoadAverage().c_str());
   return errors == 0 ? 0 : 1;
 }

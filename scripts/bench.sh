@@ -4,8 +4,8 @@
 #                                                   embedded broker (events/s, vs a raw baseline)
 #   scripts/bench.sh query    [query_bench flags]   GET /api/v1/workspaces/metrics p50/p99 over
 #                                                   90 days / 1M events
-#   scripts/bench.sh pipeline [events]              parse + aggregate + RocksDB in one process,
-#                                                   no Kafka (default 1000000 events)
+#   scripts/bench.sh pipeline [events] [runs]       parse + aggregate + RocksDB in one process,
+#                                                   no Kafka (default 1000000 events, 3 runs)
 # Flags: `scripts/bench.sh ingest --help`. BUILD_DIR overrides the build directory (./build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,10 +30,14 @@ case "$what" in
   query) exec "$build/bench/query_bench" "$@" ;;
   pipeline)
     events="${1:-1000000}"
+    runs="${2:-3}"
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
     "$build/cmd/tally/tally" gen --events "$events" --end-day 2026-01-31 --days 90 \
       -o "$tmp/events.ndjson" >&2
-    "$build/bench/pipeline_bench" "$tmp/events.ndjson" 20000 "$tmp/db"
+    for run in $(seq "$runs"); do
+      echo "run $run:"
+      "$build/bench/pipeline_bench" "$tmp/events.ndjson" 20000 "$tmp/db"
+    done
     ;;
 esac

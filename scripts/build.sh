@@ -4,5 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-cmake --build build -j"$(nproc)"
+echo "build: configuring and building into ./build (log: build/build.log)..." >&2
+mkdir -p build
+if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" &&
+       cmake --build build -j"$(nproc)"; } >build/build.log 2>&1; then
+  tail -n 40 build/build.log >&2
+  echo "build: FAILED (full log: build/build.log)" >&2
+  exit 1
+fi
+echo "build: done" >&2

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -24,7 +25,11 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop.store(true); }
+std::atomic<int> g_signal{0};
+void OnSignal(int sig) {
+  g_signal.store(sig);
+  g_stop.store(true);
+}
 
 // Writes `text` to `path` atomically (temp file + rename), so readers never see half of it.
 bool WriteFileAtomically(const std::string& path, const std::string& text) {
@@ -223,7 +228,7 @@ int main(int argc, char** argv) {
                      ingest_status.error().message);
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  spdlog::info("shutting down");
+  spdlog::info("shutting down ({})", g_signal.load() ? strsignal(g_signal.load()) : "ingest ended");
   cons->Stop();
   ingest.join();
   (*server)->Stop();

@@ -150,11 +150,11 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
   ASSERT_TRUE(stack.StartBroker(4));
   ASSERT_TRUE(stack.StartTallyd());
 
-  // The lines go out in chunks. After most chunks the producer waits until tallyd's lag is
+  // The lines go out in chunks. Before each chunk the producer waits until tallyd's lag is
   // small (the embedded broker keeps only the newest 5 MB per partition, so an unpaced producer
-  // would have data trimmed before tallyd reads it). After five randomly chosen chunks it
-  // instead waits a random 0-40 ms and kills tallyd with SIGKILL as soon as /readyz shows a
-  // backlog (tallyd is ingesting that chunk), then restarts it on the same data dir.
+  // would have data trimmed before tallyd reads it). Five randomly chosen chunks are produced
+  // from a second thread while, after a random 0-40 ms, tallyd is killed with SIGKILL as soon
+  // as /readyz shows a backlog (tallyd is ingesting), then restarted on the same data dir.
   //
   // Restarts 1-4 join a fresh consumer group: a SIGKILLed member stays in its group until its
   // session times out (librdkafka's default session.timeout.ms is 45 s), and until then the
@@ -178,20 +178,25 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
     size_t begin = c * kChunk, end = std::min(data.lines.size(), begin + kChunk);
     std::vector<std::string> l(data.lines.begin() + begin, data.lines.begin() + end);
     std::vector<std::string> k(data.keys.begin() + begin, data.keys.begin() + end);
-    ASSERT_TRUE(stack.Produce(l, k)) << "chunk " << c;
-    if (std::find(kill_chunks.begin(), kill_chunks.end(), c) == kill_chunks.end()) {
-      // Pace on the lag (at most ~2 chunks behind).
-      auto deadline = SteadyClock::now() + std::chrono::seconds(120);
-      for (;;) {
-        Stack::IngestState st = stack.ReadIngestState();
-        if (st.answered && st.lag <= static_cast<int64_t>(kChunk)) break;
-        ASSERT_TRUE(stack.TallydRunning()) << stack.tallyd().LogTail();
-        ASSERT_LT(SteadyClock::now(), deadline) << "tallyd does not keep up: " << st.description;
-        std::this_thread::sleep_for(Millis(20));
-      }
+    bool kill_here = std::find(kill_chunks.begin(), kill_chunks.end(), c) != kill_chunks.end();
+    // Pace on the lag: at most one chunk behind, and fully caught up before a kill chunk (so
+    // that the process to be killed is past its start and group join, and ingesting).
+    const int64_t max_lag = kill_here ? 0 : static_cast<int64_t>(kChunk);
+    for (auto deadline = SteadyClock::now() + std::chrono::seconds(240);;) {
+      Stack::IngestState st = stack.ReadIngestState();
+      if (st.answered && st.lag <= max_lag) break;
+      ASSERT_TRUE(stack.TallydRunning()) << stack.tallyd().LogTail();
+      ASSERT_LT(SteadyClock::now(), deadline) << "tallyd does not keep up: " << st.description;
+      std::this_thread::sleep_for(Millis(20));
+    }
+    if (!kill_here) {
+      ASSERT_TRUE(stack.Produce(l, k)) << "chunk " << c;
       continue;
     }
-    // A random delay, then the kill as soon as /readyz shows a backlog (at most 300 ms later).
+    // The chunk streams in from another thread while tallyd ingests it: after a random delay,
+    // kill as soon as /readyz shows a backlog (at most 300 ms later).
+    ::testing::AssertionResult produced = ::testing::AssertionSuccess();
+    std::thread producer([&] { produced = stack.Produce(l, k); });
     int delay = delay_ms(rng);
     std::this_thread::sleep_for(Millis(delay));
     Stack::IngestState st;
@@ -200,11 +205,13 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
       if (st.answered && st.lag > 0) break;
     }
     stack.StopTallyd(SIGKILL);
+    producer.join();
+    ASSERT_TRUE(produced) << "chunk " << c;
     ++kills;
     kills_with_lag += st.lag > 0;
-    std::fprintf(
-        stderr, "[crash] kill -9 #%d at %.2f s, %d ms after producing lines [%zu, %zu): lag %lld\n",
-        kills, Elapsed(t0), delay, begin, end, static_cast<long long>(st.lag));
+    std::fprintf(stderr,
+                 "[crash] kill -9 #%d at %.2f s, %d ms into producing lines [%zu, %zu): lag %lld\n",
+                 kills, Elapsed(t0), delay, begin, end, static_cast<long long>(st.lag));
     if (kills < 5) stack.set_group("tally-it-" + std::to_string(kills));
     ASSERT_TRUE(stack.StartTallyd()) << "restart #" << kills;
   }
