@@ -74,6 +74,7 @@ class Aggregator {
   std::unordered_map<std::string, store::Record> records_;
   std::unordered_map<std::string, store::Counters> rollup_counters_;
   std::unordered_map<std::string, store::UserBitmap> rollup_bitmaps_;
+  std::vector<std::string> dedupe_keys_;
   std::string key_, scope_id_;
 };
 

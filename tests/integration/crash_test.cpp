@@ -152,9 +152,9 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
 
   // The lines go out in chunks. Before each chunk the producer waits until tallyd's lag is
   // small (the embedded broker keeps only the newest 5 MB per partition, so an unpaced producer
-  // would have data trimmed before tallyd reads it). Five randomly chosen chunks are produced
-  // from a second thread while, after a random 0-40 ms, tallyd is killed with SIGKILL as soon
-  // as /readyz shows a backlog (tallyd is ingesting), then restarted on the same data dir.
+  // would have data trimmed before tallyd reads it). Five randomly chosen chunks are streamed
+  // from a second thread while, after a random 5-150 ms, tallyd is killed with SIGKILL (it is
+  // ingesting that chunk), then restarted on the same data dir.
   //
   // Restarts 1-4 join a fresh consumer group: a SIGKILLed member stays in its group until its
   // session times out (librdkafka's default session.timeout.ms is 45 s), and until then the
@@ -172,7 +172,7 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
     kill_chunks.assign(candidates.begin(), candidates.begin() + 5);
     std::sort(kill_chunks.begin(), kill_chunks.end());
   }
-  std::uniform_int_distribution<int> delay_ms(0, 40);
+  std::uniform_int_distribution<int> delay_ms(5, 150);
   int kills = 0, kills_with_lag = 0;
   for (size_t c = 0; c < chunks; ++c) {
     size_t begin = c * kChunk, end = std::min(data.lines.size(), begin + kChunk);
@@ -193,17 +193,21 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
       ASSERT_TRUE(stack.Produce(l, k)) << "chunk " << c;
       continue;
     }
-    // The chunk streams in from another thread while tallyd ingests it: after a random delay,
-    // kill as soon as /readyz shows a backlog (at most 300 ms later).
+    // The chunk streams in from another thread for ~150 ms (5 slices, 30 ms apart) while
+    // tallyd ingests it; the kill comes at a random moment of that window, so it hits fetches,
+    // batch folding and WriteBatch commits at random phases.
     ::testing::AssertionResult produced = ::testing::AssertionSuccess();
-    std::thread producer([&] { produced = stack.Produce(l, k); });
+    std::thread producer([&] {
+      const size_t slice = (l.size() + 4) / 5;
+      for (size_t i = 0; i < l.size() && produced; i += slice) {
+        size_t j = std::min(l.size(), i + slice);
+        produced = stack.Produce({l.begin() + i, l.begin() + j}, {k.begin() + i, k.begin() + j});
+        std::this_thread::sleep_for(Millis(30));
+      }
+    });
     int delay = delay_ms(rng);
     std::this_thread::sleep_for(Millis(delay));
-    Stack::IngestState st;
-    for (auto until = SteadyClock::now() + Millis(300); SteadyClock::now() < until;) {
-      st = stack.ReadIngestState();
-      if (st.answered && st.lag > 0) break;
-    }
+    Stack::IngestState st = stack.ReadIngestState();
     stack.StopTallyd(SIGKILL);
     producer.join();
     ASSERT_TRUE(produced) << "chunk " << c;
