@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/metrics.h"
+#include "common/sha256.h"
 #include "http/auth.h"
 #include "http/server.h"
 #include "http/service.h"
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
   std::string now_text, port_file, new_log = "auto", log_level = "info";
   int cache_ttl = 300, http_threads = 2, partitions = 4, batch_max = 20000, batch_ms = 50;
   double dedupe_days = 7;
+  std::string instance_id = "auto";
+  std::vector<std::string> kafka_options;
   app.add_option("--brokers", brokers,
                  "Kafka bootstrap servers, or 'embedded' for an in-process broker")
       ->capture_default_str();
@@ -95,6 +98,12 @@ int main(int argc, char** argv) {
                  "auto (restart on the embedded/mock broker, stop on a real cluster), restart, stop")
       ->check(CLI::IsMember({"auto", "restart", "stop"}))
       ->capture_default_str();
+  app.add_option("--instance-id", instance_id,
+                 "Static consumer-group member id: 'auto' keeps one in <data-dir>/instance.id so a "
+                 "restarted tallyd gets its partitions back at once; 'none' for dynamic membership")
+      ->capture_default_str();
+  app.add_option("--kafka-option", kafka_options,
+                 "Extra librdkafka consumer setting NAME=VALUE (repeatable)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -150,6 +159,22 @@ int main(int argc, char** argv) {
   co.topic = topic;
   co.dlq_topic = dlq_topic;
   co.group = group;
+  for (const std::string& kv : kafka_options) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) return Die("--kafka-option must be NAME=VALUE, got " + kv);
+    co.extra_config[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (instance_id == "auto") {
+    std::string path = (std::filesystem::path(data_dir) / "instance.id").string();
+    std::ifstream in(path);
+    std::getline(in, co.instance_id);
+    if (co.instance_id.empty()) {
+      co.instance_id = "tallyd-" + tally::RandomHex(8);
+      if (!WriteFileAtomically(path, co.instance_id)) return Die("cannot write " + path);
+    }
+  } else if (instance_id != "none") {
+    co.instance_id = instance_id;
+  }
   co.batch_max_messages = batch_max;
   co.batch_max_ms = batch_ms;
   co.new_log_policy = new_log == "restart" ? tally::ingest::NewLogPolicy::kRestart

@@ -149,6 +149,14 @@ struct Consumer::Impl {
                        tp.topic, tp.partition, why);
         }
       }
+      if (!found && lo > 0) {
+        trimmed->Add();
+        spdlog::error(
+            "ingest: {}[{}]: first start, but the log begins at offset {}: offsets 0..{} were "
+            "trimmed or expired before tally read them and are NOT in the views (backfill them "
+            "with `tally replay` if they matter)",
+            tp.topic, tp.partition, lo, lo - 1);
+      }
       tp.offset = start;
       auto& p = progress[tp.partition];
       p.topic = tp.topic;
@@ -366,7 +374,9 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   if (!agg) return std::unexpected(agg.error());
   impl->aggregator = std::move(*agg);
 
-  auto dlq = kafka::Producer::Create({.brokers = options.brokers});
+  kafka::ProducerOptions dlq_options;
+  dlq_options.brokers = options.brokers;
+  auto dlq = kafka::Producer::Create(dlq_options);
   if (!dlq) return std::unexpected(dlq.error());
   impl->dlq = std::move(*dlq);
 
@@ -385,7 +395,12 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
       {"fetch.wait.max.ms", "50"},
       {"queued.max.messages.kbytes", "262144"},
       {"client.id", "tallyd"},
+      // Offsets live in RocksDB, so a restarted tallyd only waits for the group to notice the
+      // dead member: keep that short.
+      {"session.timeout.ms", "6000"},
+      {"heartbeat.interval.ms", "1000"},
   };
+  if (!options.instance_id.empty()) settings["group.instance.id"] = options.instance_id;
   for (const auto& [k, v] : options.extra_config) settings[k] = v;
   for (const auto& [k, v] : settings) {
     if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) !=

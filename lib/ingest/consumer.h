@@ -52,6 +52,9 @@ struct ConsumerOptions {
   std::string topic = "usage-events";
   std::string dlq_topic;  // default: topic + ".dlq"
   std::string group = "tally";
+  // Static group membership (group.instance.id): a restarted member with the same id takes its
+  // partitions back at once instead of waiting for a rebalance. Empty: dynamic membership.
+  std::string instance_id;
   int batch_max_messages = 20000;
   int batch_max_ms = 50;
   NewLogPolicy new_log_policy = NewLogPolicy::kAuto;
