@@ -17,6 +17,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -126,7 +127,7 @@ void PrintStatsRow(const std::string& label, const Stats& st) {
 int main(int argc, char** argv) {
   CLI::App app{"Latency benchmark of GET /api/v1/workspaces/metrics (see docs/benchmarks.md)."};
   int64_t events = 1'000'000;
-  int requests = 6000, runs = 3, warmup = 500, partitions = 4, workspaces = 5;
+  int requests = 6000, runs = 3, warmup = 500, partitions = 4, workspaces = 5, settle_s = 0;
   double max_lag_mb = 2.5;
   std::string end_day = "2026-01-31";
   bool keep = false;
@@ -136,6 +137,10 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs, "Measurement runs over the same ingested data")
       ->capture_default_str();
   app.add_option("--warmup", warmup, "Unmeasured requests before the first run")
+      ->capture_default_str();
+  app.add_option("--settle-seconds", settle_s,
+                 "Idle time between ingest and the first request (lets RocksDB finish flushes and "
+                 "compactions)")
       ->capture_default_str();
   app.add_option("--workspaces", workspaces, "Workspaces queried (busiest first, then spread)")
       ->capture_default_str();
@@ -228,6 +233,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  if (settle_s > 0) std::this_thread::sleep_for(std::chrono::seconds(settle_s));
   std::vector<Shape> shapes = BuildShapes(targets);
   std::mt19937 rng(12345);
   std::shuffle(shapes.begin(), shapes.end(), rng);
