@@ -101,7 +101,7 @@ void Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
     }
   };
   add(Scope::kWorkspace, {});
-  store::ScopeIdUser(e.user_id, &scope_id_);
+  store::ScopeIdUser(user_index, &scope_id_);
   add(Scope::kUser, scope_id_);
   store::ScopeIdEntity(e.kind, e.entity_id, &scope_id_);
   add(Scope::kEntity, scope_id_);

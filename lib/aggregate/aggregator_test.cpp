@@ -88,7 +88,9 @@ TEST_F(AggregatorTest, DedupesWithinAndAcrossBatchesAndStoresOffsets) {
   Counters month = Read(store::Scope::kWorkspace, {}, Granularity::kMonth, MonthOfDay(100));
   EXPECT_EQ(month.i[cf], 3);
   std::string uid;
-  store::ScopeIdUser("u1", &uid);
+  uint32_t u1;
+  ASSERT_TRUE(store_->NewReadView()->LookupUser("u1", &u1));
+  store::ScopeIdUser(u1, &uid);
   EXPECT_EQ(Read(store::Scope::kUser, uid, Granularity::kWeek, WeekOfDay(100)).i[cf], 2);
 
   // Distinct users of the project over both days: a union, not a sum of daily counts.

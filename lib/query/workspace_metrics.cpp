@@ -70,13 +70,16 @@ class Engine {
       : view_(view), req_(req), reader_(ReaderFor(req.entity, req.metric)) {
     if (req.user_id) {
       scope_ = Scope::kUser;
-      store::ScopeIdUser(*req.user_id, &extra_);
+      uint32_t index;
+      known_user_ = view.LookupUser(*req.user_id, &index);
+      if (known_user_) store::ScopeIdUser(index, &extra_);
     }
   }
 
   // Sum over [from, to] of the scope (workspace, or the filtered user).
   Acc SumRange(DayNumber from, DayNumber to) {
     Acc acc;
+    if (!known_user_) return acc;
     for (const BucketRef& b : DecomposeRange(from, to)) {
       store::CounterKey(scope_, req_.workspace_id, b.granularity, b.bucket, extra_, &key_);
       Counters c;
@@ -85,18 +88,24 @@ class Engine {
     return acc;
   }
 
-  // Per-user sums over [from, to].
-  void SumByUser(DayNumber from, DayNumber to, std::unordered_map<std::string, Acc>* out) {
+  // Per-user sums over [from, to], keyed by user dictionary index.
+  void SumByUser(DayNumber from, DayNumber to, std::unordered_map<uint32_t, Acc>* out) {
     for (const BucketRef& b : DecomposeRange(from, to)) {
       store::CounterBucketPrefix(Scope::kUser, req_.workspace_id, b.granularity, b.bucket, &key_);
       view_.ScanCounters(key_, [&](std::string_view rest, const Counters& c) {
-        std::string_view user;
+        uint32_t user;
         if (!store::DecodeScopeIdUser(rest, &user)) return;
         Acc a = reader_.Read(c);
         if (a.count == 0 && a.sum == 0) return;
-        (*out)[std::string(user)].Add(a);
+        (*out)[user].Add(a);
       });
     }
+  }
+
+  std::string UserId(uint32_t index) {
+    std::string id;
+    view_.UserIdOf(index, &id);
+    return id;
   }
 
   std::string UserName(std::string_view user_id) {
@@ -112,6 +121,7 @@ class Engine {
   const WorkspaceMetricsRequest& req_;
   MetricReader reader_;
   Scope scope_ = Scope::kWorkspace;
+  bool known_user_ = true;
   std::string extra_;
   std::string key_;
 };
@@ -125,11 +135,6 @@ std::optional<DayNumber> FirstDay(const store::ReadView& view, std::string_view 
   const store::Field* f = store::FindField(r, store::field::kWorkspaceFirstEvent);
   if (!f) return std::nullopt;
   return BucketDay(f->time_ms, ws);
-}
-
-template <typename T>
-int Compare(const T& a, const T& b) {
-  return a < b ? -1 : (b < a ? 1 : 0);
 }
 
 }  // namespace
@@ -248,45 +253,73 @@ Result<WorkspaceMetricsResult> RunWorkspaceMetrics(const store::Store& store, co
       break;
     }
     case GroupBy::kUser: {
-      std::unordered_map<std::string, Acc> per_user;
+      std::unordered_map<uint32_t, Acc> per_user;
+      per_user.reserve(1024);
       if (req.user_id) {
+        uint32_t index;
         Acc a = engine.SumRange(out.from, out.to);
-        if (a.count != 0 || a.sum != 0) per_user.emplace(*req.user_id, a);
+        if ((a.count != 0 || a.sum != 0) && view->LookupUser(*req.user_id, &index)) {
+          per_user.emplace(index, a);
+        }
       } else {
         engine.SumByUser(out.from, out.to, &per_user);
       }
       struct Item {
-        const std::string* user;
+        uint32_t index;
         double value;
-        std::string name;
+        std::string user_id;  // resolved lazily: only rows that are returned or tie for the cut
+        std::string name;     // only for order_by=name
       };
       std::vector<Item> items;
       items.reserve(per_user.size());
       Acc total;
-      for (const auto& [user, acc] : per_user) {
+      for (const auto& [index, acc] : per_user) {
         total.Add(acc);
-        items.push_back({&user, ValueOf(req.aggregation, acc), {}});
+        items.push_back({index, ValueOf(req.aggregation, acc), {}, {}});
       }
       out.total = ValueOf(req.aggregation, total);
       const OrderBy order = req.order_by.value_or(OrderBy::kValue);
       const bool desc = req.descending.value_or(true);
+      const size_t n = std::min(items.size(), static_cast<size_t>(req.limit));
+      // Rows are ordered by value (or name), ties by user id ascending, so a page is
+      // deterministic and the same after a rebuild. User ids are fetched only where needed.
+      auto user_less = [](const Item& a, const Item& b) { return a.user_id < b.user_id; };
       if (order == OrderBy::kName) {
-        for (Item& it : items) it.name = engine.UserName(*it.user);
+        for (Item& it : items) {
+          it.user_id = engine.UserId(it.index);
+          it.name = engine.UserName(it.user_id);
+        }
+        std::sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
+          if (a.name != b.name) return desc ? a.name > b.name : a.name < b.name;
+          return user_less(a, b);
+        });
+      } else {
+        auto better = [&](const Item& a, const Item& b) {
+          return desc ? a.value > b.value : a.value < b.value;
+        };
+        std::sort(items.begin(), items.end(), better);
+        if (n > 0) {
+          // Everything tied with the last returned row competes on user id.
+          const double cut = items[n - 1].value;
+          size_t lo = n - 1, hi = n;
+          while (lo > 0 && items[lo - 1].value == cut) --lo;
+          while (hi < items.size() && items[hi].value == cut) ++hi;
+          for (size_t i = 0; i < hi; ++i) items[i].user_id = engine.UserId(items[i].index);
+          for (size_t i = 0; i < lo;) {  // ties inside the page
+            size_t j = i + 1;
+            while (j < lo && items[j].value == items[i].value) ++j;
+            std::sort(items.begin() + i, items.begin() + j, user_less);
+            i = j;
+          }
+          std::sort(items.begin() + lo, items.begin() + hi, user_less);
+        }
       }
-      // Ties break on user id ascending, whatever the direction, so pages are deterministic.
-      auto less = [&](const Item& a, const Item& b) {
-        int c = order == OrderBy::kName ? Compare(a.name, b.name) : Compare(a.value, b.value);
-        if (c != 0) return desc ? c > 0 : c < 0;
-        return *a.user < *b.user;
-      };
-      size_t n = std::min(items.size(), static_cast<size_t>(req.limit));
-      std::partial_sort(items.begin(), items.begin() + n, items.end(), less);
       out.rows.reserve(n);
       for (size_t i = 0; i < n; ++i) {
         MetricsRow row;
-        row.user_id = *items[i].user;
-        row.user_name =
-            order == OrderBy::kName ? std::move(items[i].name) : engine.UserName(*items[i].user);
+        row.user_name = order == OrderBy::kName ? std::move(items[i].name)
+                                                : engine.UserName(items[i].user_id);
+        row.user_id = std::move(items[i].user_id);
         row.value = items[i].value;
         out.rows.push_back(std::move(row));
       }

@@ -205,9 +205,9 @@ void CounterBucketPrefix(Scope scope, std::string_view ws, Granularity g, int32_
   ScopedKey(kTagCounter, scope, ws, g, bucket, {}, out);
 }
 
-void ScopeIdUser(std::string_view user_id, std::string* out) {
+void ScopeIdUser(uint32_t user_index, std::string* out) {
   out->clear();
-  PutLengthPrefixed(out, user_id);
+  PutOrderedInt32(out, static_cast<int32_t>(user_index ^ 0x80000000u));
 }
 
 void ScopeIdEntity(event::EntityKind kind, std::string_view entity_id, std::string* out) {
@@ -221,8 +221,11 @@ void ScopeIdProject(std::string_view project_id, std::string* out) {
   PutLengthPrefixed(out, project_id);
 }
 
-bool DecodeScopeIdUser(std::string_view rest, std::string_view* user_id) {
-  return GetLengthPrefixed(&rest, user_id) && rest.empty();
+bool DecodeScopeIdUser(std::string_view rest, uint32_t* user_index) {
+  int32_t v;
+  if (!GetOrderedInt32(&rest, &v) || !rest.empty()) return false;
+  *user_index = static_cast<uint32_t>(v) ^ 0x80000000u;
+  return true;
 }
 
 bool DecodeScopeIdEntity(std::string_view rest, event::EntityKind* kind,

@@ -46,7 +46,7 @@ bool GetFixed64(std::string_view* in, uint64_t* v);
 // The dimension a counter or bitmap row belongs to.
 enum class Scope : uint8_t {
   kWorkspace = 0,  // no extra id
-  kUser = 1,       // extra id: user id
+  kUser = 1,       // extra id: the user's dense dictionary index (4 bytes)
   kEntity = 2,     // extra id: entity kind byte + entity id
   kProject = 3,    // extra id: project id
 };
@@ -101,12 +101,14 @@ void CounterBucketPrefix(Scope scope, std::string_view workspace_id, Granularity
                          int32_t bucket, std::string* out);
 
 // Pre-encoded scope ids (the `extra` argument above).
-void ScopeIdUser(std::string_view user_id, std::string* out);
+// Users are keyed by their dictionary index: 4 bytes instead of an arbitrary string keeps keys
+// short (cheaper memtable inserts and scans) and makes per-user aggregation integer-keyed.
+void ScopeIdUser(uint32_t user_index, std::string* out);
 void ScopeIdEntity(event::EntityKind kind, std::string_view entity_id, std::string* out);
 void ScopeIdProject(std::string_view project_id, std::string* out);
 // Decodes the scope id at the end of a key found under CounterBucketPrefix: `rest` is the key
 // with the prefix removed.
-bool DecodeScopeIdUser(std::string_view rest, std::string_view* user_id);
+bool DecodeScopeIdUser(std::string_view rest, uint32_t* user_index);
 bool DecodeScopeIdEntity(std::string_view rest, event::EntityKind* kind,
                          std::string_view* entity_id);
 

@@ -37,17 +37,19 @@ TEST(CodecTest, OrderedInt32SortsNumerically) {
 TEST(CodecTest, KeysDoNotCollideAcrossComponents) {
   // ("ab", "c") and ("a", "bc") must give different keys.
   std::string k1, k2, id1, id2;
-  ScopeIdUser("c", &id1);
-  ScopeIdUser("bc", &id2);
-  CounterKey(Scope::kUser, "ab", Granularity::kDay, 1, id1, &k1);
-  CounterKey(Scope::kUser, "a", Granularity::kDay, 1, id2, &k2);
+  ScopeIdProject("c", &id1);
+  ScopeIdProject("bc", &id2);
+  CounterKey(Scope::kProject, "ab", Granularity::kDay, 1, id1, &k1);
+  CounterKey(Scope::kProject, "a", Granularity::kDay, 1, id2, &k2);
   EXPECT_NE(k1, k2);
-  std::string prefix;
+  std::string prefix, uid, ukey;
+  ScopeIdUser(42, &uid);
+  CounterKey(Scope::kUser, "ab", Granularity::kDay, 1, uid, &ukey);
   CounterBucketPrefix(Scope::kUser, "ab", Granularity::kDay, 1, &prefix);
-  ASSERT_TRUE(k1.starts_with(prefix));
-  std::string_view user;
-  ASSERT_TRUE(DecodeScopeIdUser(std::string_view(k1).substr(prefix.size()), &user));
-  EXPECT_EQ(user, "c");
+  ASSERT_TRUE(ukey.starts_with(prefix));
+  uint32_t user;
+  ASSERT_TRUE(DecodeScopeIdUser(std::string_view(ukey).substr(prefix.size()), &user));
+  EXPECT_EQ(user, 42u);
 }
 
 TEST(CodecTest, CountersAddAndRejectMalformed) {

@@ -202,4 +202,10 @@ bool ReadView::LookupUser(std::string_view user_id, uint32_t* index) const {
   return Get(store_->dict(), key, &value) && DecodeUint32(value, index);
 }
 
+bool ReadView::UserIdOf(uint32_t index, std::string* user_id) const {
+  std::string key;
+  UserDictReverseKey(index, &key);
+  return Get(store_->dict(), key, user_id);
+}
+
 }  // namespace tally::store

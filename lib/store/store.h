@@ -123,6 +123,8 @@ class ReadView {
                    const std::function<bool(std::string_view, const Record&)>& fn) const;
   // Dictionary lookups.
   bool LookupUser(std::string_view user_id, uint32_t* index) const;
+  // The user id of a dictionary index; false if unknown.
+  bool UserIdOf(uint32_t index, std::string* user_id) const;
 
  private:
   friend class Store;
