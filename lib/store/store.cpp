@@ -56,9 +56,13 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   descriptors.emplace_back(kFamilies[0], family(true, 4 << 20));
   auto counters = family(true, 64 << 20);
   counters.merge_operator = internal::NewCounterMergeOperator();
+  // Week and month rows of busy users and entities get a merge operand from nearly every batch;
+  // unbounded, a read would fold hundreds of them. Past a few, the write folds them instead.
+  counters.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[1], counters);
   auto bitmaps = family(true, 32 << 20);
   bitmaps.merge_operator = internal::NewBitmapOrMergeOperator();
+  bitmaps.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[2], bitmaps);
   auto records = family(true, 16 << 20);
   records.merge_operator = internal::NewRecordMergeOperator();
