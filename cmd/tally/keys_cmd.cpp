@@ -55,66 +55,67 @@ Command AddKeysCommand(CLI::App& app) {
   CLI::App* hash = keys->add_subcommand("hash", "Print the SHA-256 of a token");
   hash->add_option("token", *token_to_hash, "The token")->required();
 
-  return {keys, [keys, make, hash, args, token_to_hash]() -> int {
-            if (hash->parsed()) {
-              std::printf("%s\n", Sha256Hex(*token_to_hash).c_str());
-              return 0;
+  return {
+      keys, [keys, make, hash, args, token_to_hash]() -> int {
+        if (hash->parsed()) {
+          std::printf("%s\n", Sha256Hex(*token_to_hash).c_str());
+          return 0;
+        }
+        (void)make;
+        std::string token = "tly_" + RandomHex(24);
+        std::string entry =
+            "\n[[keys]]\nname = " + Quote(args->name) + "\nsha256 = \"" + Sha256Hex(token) + "\"\n";
+        if (!args->user_id.empty()) entry += "user_id = " + Quote(args->user_id) + "\n";
+        if (!args->workspaces.empty()) {
+          entry += "workspaces = { ";
+          for (size_t i = 0; i < args->workspaces.size(); ++i) {
+            const std::string& w = args->workspaces[i];
+            auto eq = w.rfind('=');
+            std::string id = eq == std::string::npos ? w : w.substr(0, eq);
+            std::string role = eq == std::string::npos ? "member" : w.substr(eq + 1);
+            if (role != "owner" && role != "member") {
+              std::fprintf(stderr,
+                           "tally keys: --workspace %s: role must be owner or member, e.g. "
+                           "--workspace %s=owner\n",
+                           w.c_str(), id.c_str());
+              return 2;
             }
-            (void)make;
-            std::string token = "tly_" + RandomHex(24);
-            std::string entry = "\n[[keys]]\nname = " + Quote(args->name) + "\nsha256 = \"" +
-                                Sha256Hex(token) + "\"\n";
-            if (!args->user_id.empty()) entry += "user_id = " + Quote(args->user_id) + "\n";
-            if (!args->workspaces.empty()) {
-              entry += "workspaces = { ";
-              for (size_t i = 0; i < args->workspaces.size(); ++i) {
-                const std::string& w = args->workspaces[i];
-                auto eq = w.rfind('=');
-                std::string id = eq == std::string::npos ? w : w.substr(0, eq);
-                std::string role = eq == std::string::npos ? "member" : w.substr(eq + 1);
-                if (role != "owner" && role != "member") {
-                  std::fprintf(stderr,
-                               "tally keys: --workspace %s: role must be owner or member, e.g. "
-                               "--workspace %s=owner\n",
-                               w.c_str(), id.c_str());
-                  return 2;
-                }
-                entry += (i ? ", " : "") + Quote(id) + " = \"" + role + "\"";
-              }
-              entry += " }\n";
+            entry += (i ? ", " : "") + Quote(id) + " = \"" + role + "\"";
+          }
+          entry += " }\n";
+        }
+        if (!args->organizations.empty()) {
+          entry += "organizations = [";
+          for (size_t i = 0; i < args->organizations.size(); ++i) {
+            entry += (i ? ", " : "") + Quote(args->organizations[i]);
+          }
+          entry += "]\n";
+        }
+        entry += std::string("admin = ") + (args->admin ? "true" : "false") + "\n";
+        if (!args->append.empty()) {
+          {
+            std::ofstream out(args->append, std::ios::app);
+            out << entry;
+            if (!out) {
+              std::fprintf(stderr, "tally keys: cannot write %s\n", args->append.c_str());
+              return 1;
             }
-            if (!args->organizations.empty()) {
-              entry += "organizations = [";
-              for (size_t i = 0; i < args->organizations.size(); ++i) {
-                entry += (i ? ", " : "") + Quote(args->organizations[i]);
-              }
-              entry += "]\n";
-            }
-            entry += std::string("admin = ") + (args->admin ? "true" : "false") + "\n";
-            if (!args->append.empty()) {
-              {
-                std::ofstream out(args->append, std::ios::app);
-                out << entry;
-                if (!out) {
-                  std::fprintf(stderr, "tally keys: cannot write %s\n", args->append.c_str());
-                  return 1;
-                }
-              }
-              auto loaded = http::KeyStore::LoadFile(args->append);
-              if (!loaded) {
-                std::fprintf(stderr, "tally keys: %s is no longer valid after appending: %s\n",
-                             args->append.c_str(), loaded.error().message.c_str());
-                return 1;
-              }
-              std::fprintf(stderr, "appended key '%s' to %s (restart tallyd to load it)\n",
-                           args->name.c_str(), args->append.c_str());
-            } else {
-              std::printf("# add to the keys file:%s", entry.c_str());
-            }
-            std::printf("token: %s\n", token.c_str());
-            std::fprintf(stderr, "The token is shown only this once; only its SHA-256 is stored.\n");
-            return 0;
-          }};
+          }
+          auto loaded = http::KeyStore::LoadFile(args->append);
+          if (!loaded) {
+            std::fprintf(stderr, "tally keys: %s is no longer valid after appending: %s\n",
+                         args->append.c_str(), loaded.error().message.c_str());
+            return 1;
+          }
+          std::fprintf(stderr, "appended key '%s' to %s (restart tallyd to load it)\n",
+                       args->name.c_str(), args->append.c_str());
+        } else {
+          std::printf("# add to the keys file:%s", entry.c_str());
+        }
+        std::printf("token: %s\n", token.c_str());
+        std::fprintf(stderr, "The token is shown only this once; only its SHA-256 is stored.\n");
+        return 0;
+      }};
 }
 
 }  // namespace tally::cli

@@ -1,8 +1,8 @@
 // tallyd: the tally service. Wires the store, the ingest consumer (and, with no brokers
 // configured, an embedded Kafka-protocol broker) and the HTTP API together.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
 #include <cstring>
@@ -93,9 +93,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch-max", batch_max, "Most messages per ingest batch")->capture_default_str();
   app.add_option("--batch-ms", batch_ms, "Longest wait to fill an ingest batch (ms)")
       ->capture_default_str();
-  app.add_option("--on-new-log", new_log,
-                 "What to do when the log is new (cluster id changed, offsets beyond its end): "
-                 "auto (restart on the embedded/mock broker, stop on a real cluster), restart, stop")
+  app.add_option(
+         "--on-new-log", new_log,
+         "What to do when the log is new (cluster id changed, offsets beyond its end): "
+         "auto (restart on the embedded/mock broker, stop on a real cluster), restart, stop")
       ->check(CLI::IsMember({"auto", "restart", "stop"}))
       ->capture_default_str();
   app.add_option("--instance-id", instance_id,
@@ -142,9 +143,10 @@ int main(int argc, char** argv) {
     brokers = broker->bootstrap();
     std::string addr_file = (std::filesystem::path(data_dir) / "broker.addr").string();
     WriteFileAtomically(addr_file, brokers);
-    spdlog::info("embedded Kafka broker listening on {} (written to {}); it keeps nothing across "
-                 "restarts: use --brokers for production",
-                 brokers, addr_file);
+    spdlog::info(
+        "embedded Kafka broker listening on {} (written to {}); it keeps nothing across "
+        "restarts: use --brokers for production",
+        brokers, addr_file);
   }
 
   tally::store::StoreOptions store_options;

@@ -39,7 +39,8 @@ std::vector<typename Map::value_type*> Sorted(Map& map) {
   std::vector<typename Map::value_type*> out;
   out.reserve(map.size());
   for (auto& entry : map) out.push_back(&entry);
-  std::sort(out.begin(), out.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  std::sort(out.begin(), out.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
   return out;
 }
 
@@ -126,7 +127,8 @@ void Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   if (e.action == Action::kCreated || e.action == Action::kCopied) {
     store::MergeField({store::field::kEntityCreated, t, e.user_id}, &entity);
     store::MergeField({store::field::kEntityRevived, t, {}}, &entity);
-    if (e.action == Action::kCopied) store::MergeField({store::field::kEntityCopied, t, "1"}, &entity);
+    if (e.action == Action::kCopied)
+      store::MergeField({store::field::kEntityCopied, t, "1"}, &entity);
   } else if (e.action == Action::kDeleted) {
     store::MergeField({store::field::kEntityDeleted, t, {}}, &entity);
   }
@@ -204,8 +206,8 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     std::vector<rocksdb::PinnableSlice> values(slices.size());
     std::vector<rocksdb::Status> statuses(slices.size());
     if (!slices.empty()) {
-      store_->db()->MultiGet(rocksdb::ReadOptions(), store_->dedupe(), slices.size(),
-                             slices.data(), values.data(), statuses.data(), /*sorted_input=*/true);
+      store_->db()->MultiGet(rocksdb::ReadOptions(), store_->dedupe(), slices.size(), slices.data(),
+                             values.data(), statuses.data(), /*sorted_input=*/true);
     }
     for (size_t k = 0; k < slices.size(); ++k) {
       if (statuses[k].ok()) {
@@ -275,8 +277,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   }
   for (const PartitionOffset& o : offsets) {
     store::OffsetKey(o.topic, o.partition, &key_);
-    batch.Put(store_->meta(), key_,
-              store::EncodeOffset({std::string(cluster_id), o.next_offset}));
+    batch.Put(store_->meta(), key_, store::EncodeOffset({std::string(cluster_id), o.next_offset}));
   }
   stats.new_users = new_users_.size();
 

@@ -67,8 +67,8 @@ class AggregatorTest : public ::testing::Test {
 };
 
 TEST_F(AggregatorTest, DedupesWithinAndAcrossBatchesAndStoresOffsets) {
-  auto s1 = Apply({Exec("e1", "u1", 100, 10), Exec("e2", "u2", 100, 5), Exec("e1", "u1", 100, 10)},
-                  3);
+  auto s1 =
+      Apply({Exec("e1", "u1", 100, 10), Exec("e2", "u2", 100, 5), Exec("e1", "u1", 100, 10)}, 3);
   ASSERT_TRUE(s1.has_value());
   EXPECT_EQ(s1->applied, 2u);
   EXPECT_EQ(s1->duplicates, 1u);

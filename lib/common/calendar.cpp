@@ -146,8 +146,8 @@ std::string FormatBucket(int32_t bucket, Granularity g) {
 Result<DayNumber> ParseDay(std::string_view t) {
   int32_t y, m, d;
   if (t.size() != 10 || t[4] != '-' || t[7] != '-' || !Digits(t.data(), 4, &y) ||
-      !Digits(t.data() + 5, 2, &m) || !Digits(t.data() + 8, 2, &d) || m < 1 || m > 12 ||
-      d < 1 || static_cast<uint32_t>(d) > DaysInMonth(y, static_cast<uint32_t>(m))) {
+      !Digits(t.data() + 5, 2, &m) || !Digits(t.data() + 8, 2, &d) || m < 1 || m > 12 || d < 1 ||
+      static_cast<uint32_t>(d) > DaysInMonth(y, static_cast<uint32_t>(m))) {
     return Fail(ErrorCode::kInvalidArgument, "must be a date in YYYY-MM-DD format");
   }
   return DaysFromCivil(y, static_cast<uint32_t>(m), static_cast<uint32_t>(d));

@@ -19,15 +19,15 @@
 namespace tally {
 
 enum class ErrorCode {
-  kInvalidArgument,    // malformed input: a request parameter, an event, a flag (HTTP 422/400)
-  kUnauthenticated,    // missing or unknown credentials (HTTP 401)
-  kPermissionDenied,   // known credentials without the right (HTTP 403)
-  kNotFound,           // an unknown workspace or resource (HTTP 404)
-  kFailedPrecondition, // the system is not in a state to do this (HTTP 409/503)
-  kResourceExhausted,  // a limit was hit: body size, span of a range (HTTP 413/400)
-  kUnavailable,        // a dependency (broker, disk) is unavailable (HTTP 503)
-  kDataLoss,           // stored or logged data is gone or corrupt
-  kInternal,           // a bug or an unexpected library failure (HTTP 500)
+  kInvalidArgument,     // malformed input: a request parameter, an event, a flag (HTTP 422/400)
+  kUnauthenticated,     // missing or unknown credentials (HTTP 401)
+  kPermissionDenied,    // known credentials without the right (HTTP 403)
+  kNotFound,            // an unknown workspace or resource (HTTP 404)
+  kFailedPrecondition,  // the system is not in a state to do this (HTTP 409/503)
+  kResourceExhausted,   // a limit was hit: body size, span of a range (HTTP 413/400)
+  kUnavailable,         // a dependency (broker, disk) is unavailable (HTTP 503)
+  kDataLoss,            // stored or logged data is gone or corrupt
+  kInternal,            // a bug or an unexpected library failure (HTTP 500)
 };
 
 // Human-readable name of `code`, e.g. "invalid_argument". Never null.

@@ -144,9 +144,10 @@ struct Consumer::Impl {
           ready->store(false);
           spdlog::critical("ingest: {}", fatal);
         } else {
-          spdlog::warn("ingest: {}[{}]: new log ({}); consuming it from the beginning, "
-                       "dedupe absorbs events already counted",
-                       tp.topic, tp.partition, why);
+          spdlog::warn(
+              "ingest: {}[{}]: new log ({}); consuming it from the beginning, "
+              "dedupe absorbs events already counted",
+              tp.topic, tp.partition, why);
         }
       }
       if (!found && lo > 0) {
@@ -348,8 +349,7 @@ Consumer::Consumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
 Consumer::~Consumer() = default;
 
 Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& options,
-                                                   store::Store* store,
-                                                   MetricsRegistry* metrics) {
+                                                   store::Store* store, MetricsRegistry* metrics) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   if (impl->options.dlq_topic.empty()) impl->options.dlq_topic = options.topic + ".dlq";
@@ -357,18 +357,18 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   impl->metrics = metrics;
   impl->consumed = metrics->GetCounter("tally_events_consumed_total",
                                        "Messages consumed from Kafka and stored (any outcome).");
-  impl->applied = metrics->GetCounter("tally_events_applied_total",
-                                      "Events folded into the views.");
-  impl->duplicates = metrics->GetCounter("tally_events_duplicate_total",
-                                         "Events skipped as duplicates of an earlier (source, id).");
-  impl->dlq_produced = metrics->GetCounter("tally_dlq_produced_total",
-                                           "Messages written to the dead-letter topic.");
+  impl->applied =
+      metrics->GetCounter("tally_events_applied_total", "Events folded into the views.");
+  impl->duplicates = metrics->GetCounter(
+      "tally_events_duplicate_total", "Events skipped as duplicates of an earlier (source, id).");
+  impl->dlq_produced =
+      metrics->GetCounter("tally_dlq_produced_total", "Messages written to the dead-letter topic.");
   impl->trimmed = metrics->GetCounter(
       "tally_log_trimmed_total", "Times a partition's log was found trimmed past our offsets.");
   impl->batches = metrics->GetCounter("tally_batches_applied_total", "Batches written.");
-  impl->apply_seconds = metrics->GetHistogram(
-      "tally_batch_apply_seconds", "Time to parse, fold and write one batch.", {},
-      Histogram::LatencyBuckets());
+  impl->apply_seconds =
+      metrics->GetHistogram("tally_batch_apply_seconds", "Time to parse, fold and write one batch.",
+                            {}, Histogram::LatencyBuckets());
 
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
@@ -403,8 +403,7 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   if (!options.instance_id.empty()) settings["group.instance.id"] = options.instance_id;
   for (const auto& [k, v] : options.extra_config) settings[k] = v;
   for (const auto& [k, v] : settings) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
       return Fail(ErrorCode::kInvalidArgument, "kafka consumer setting " + k + ": " + errstr);
     }
@@ -414,7 +413,8 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
   if (!rk) {
     rd_kafka_conf_destroy(conf);
-    return Fail(ErrorCode::kInvalidArgument, std::string("cannot create kafka consumer: ") + errstr);
+    return Fail(ErrorCode::kInvalidArgument,
+                std::string("cannot create kafka consumer: ") + errstr);
   }
   impl->rk = rk;
   rd_kafka_poll_set_consumer(rk);

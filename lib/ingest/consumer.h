@@ -64,8 +64,8 @@ struct ConsumerOptions {
 struct PartitionProgress {
   std::string topic;
   int32_t partition = 0;
-  int64_t next_offset = 0;     // next offset to consume (stored in RocksDB)
-  int64_t high_watermark = -1; // last known high watermark, -1 if unknown
+  int64_t next_offset = 0;      // next offset to consume (stored in RocksDB)
+  int64_t high_watermark = -1;  // last known high watermark, -1 if unknown
 };
 
 class Consumer {

@@ -17,8 +17,7 @@ std::vector<BucketRef> DecomposeRange(DayNumber from, DayNumber to) {
     DayNumber next_month = BucketFirstDay(month + 1, Granularity::kMonth);
     // A week that would swallow the first day of a month lying wholly inside the range would
     // turn one month read into several week and day reads: stop at the month instead.
-    bool blocks_month =
-        next_month <= d + 6 && BucketLastDay(month + 1, Granularity::kMonth) <= to;
+    bool blocks_month = next_month <= d + 6 && BucketLastDay(month + 1, Granularity::kMonth) <= to;
     if (!blocks_month && BucketFirstDay(week, Granularity::kWeek) == d &&
         BucketLastDay(week, Granularity::kWeek) <= to) {
       out.push_back({Granularity::kWeek, week});

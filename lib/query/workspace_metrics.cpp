@@ -141,38 +141,52 @@ std::optional<DayNumber> FirstDay(const store::ReadView& view, std::string_view 
 
 const char* MetricName(Metric m) {
   switch (m) {
-    case Metric::kExecutions: return "executions";
-    case Metric::kCreated: return "created";
-    case Metric::kCopies: return "copies";
-    case Metric::kShares: return "shares";
-    case Metric::kAvgDuration: return "avg_duration";
+    case Metric::kExecutions:
+      return "executions";
+    case Metric::kCreated:
+      return "created";
+    case Metric::kCopies:
+      return "copies";
+    case Metric::kShares:
+      return "shares";
+    case Metric::kAvgDuration:
+      return "avg_duration";
   }
   return "";
 }
 
 const char* AggregationName(Aggregation a) {
   switch (a) {
-    case Aggregation::kCount: return "count";
-    case Aggregation::kSum: return "sum";
-    case Aggregation::kAvg: return "avg";
+    case Aggregation::kCount:
+      return "count";
+    case Aggregation::kSum:
+      return "sum";
+    case Aggregation::kAvg:
+      return "avg";
   }
   return "";
 }
 
 const char* GroupByName(GroupBy g) {
   switch (g) {
-    case GroupBy::kNone: return "";
-    case GroupBy::kUser: return "user";
-    case GroupBy::kDate: return "date";
+    case GroupBy::kNone:
+      return "";
+    case GroupBy::kUser:
+      return "user";
+    case GroupBy::kDate:
+      return "date";
   }
   return "";
 }
 
 const char* GranularityName(Granularity g) {
   switch (g) {
-    case Granularity::kDay: return "daily";
-    case Granularity::kWeek: return "weekly";
-    case Granularity::kMonth: return "monthly";
+    case Granularity::kDay:
+      return "daily";
+    case Granularity::kWeek:
+      return "weekly";
+    case Granularity::kMonth:
+      return "monthly";
   }
   return "";
 }
@@ -209,10 +223,18 @@ Result<WorkspaceMetricsResult> RunWorkspaceMetrics(const store::Store& store, co
   WorkspaceMetricsResult out;
   out.to = today;
   switch (req.period) {
-    case Period::k7d: out.from = today - 6; break;
-    case Period::k30d: out.from = today - 29; break;
-    case Period::k90d: out.from = today - 89; break;
-    case Period::kAll: out.from = std::min(FirstDay(*view, req.workspace_id).value_or(today), today); break;
+    case Period::k7d:
+      out.from = today - 6;
+      break;
+    case Period::k30d:
+      out.from = today - 29;
+      break;
+    case Period::k90d:
+      out.from = today - 89;
+      break;
+    case Period::kAll:
+      out.from = std::min(FirstDay(*view, req.workspace_id).value_or(today), today);
+      break;
   }
 
   Engine engine(*view, req);
@@ -317,8 +339,8 @@ Result<WorkspaceMetricsResult> RunWorkspaceMetrics(const store::Store& store, co
       out.rows.reserve(n);
       for (size_t i = 0; i < n; ++i) {
         MetricsRow row;
-        row.user_name = order == OrderBy::kName ? std::move(items[i].name)
-                                                : engine.UserName(items[i].user_id);
+        row.user_name =
+            order == OrderBy::kName ? std::move(items[i].name) : engine.UserName(items[i].user_id);
         row.user_id = std::move(items[i].user_id);
         row.value = items[i].value;
         out.rows.push_back(std::move(row));

@@ -72,7 +72,7 @@ Result<WorkspaceMetricsResult> RunWorkspaceMetrics(const store::Store& store, co
 // "executions" / "created" / "copies" / "shares" / "avg_duration", etc.
 const char* MetricName(Metric m);
 const char* AggregationName(Aggregation a);
-const char* GroupByName(GroupBy g);      // "user" / "date"; "" for kNone
+const char* GroupByName(GroupBy g);          // "user" / "date"; "" for kNone
 const char* GranularityName(Granularity g);  // "daily" / "weekly" / "monthly"
 
 }  // namespace tally::query

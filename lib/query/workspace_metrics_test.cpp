@@ -32,8 +32,8 @@ class WorkspaceMetricsTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  UsageEvent Ev(std::string id, EntityKind kind, Action action, const char* day,
-                std::string user, std::string name = "") {
+  UsageEvent Ev(std::string id, EntityKind kind, Action action, const char* day, std::string user,
+                std::string name = "") {
     UsageEvent e;
     e.id = std::move(id);
     e.source = "test";

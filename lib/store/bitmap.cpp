@@ -10,7 +10,8 @@ UserBitmap::UserBitmap() : r_(roaring_bitmap_create()) {}
 UserBitmap::~UserBitmap() {
   if (r_) roaring_bitmap_free(r_);
 }
-UserBitmap::UserBitmap(UserBitmap&& o) noexcept : r_(std::exchange(o.r_, roaring_bitmap_create())) {}
+UserBitmap::UserBitmap(UserBitmap&& o) noexcept
+    : r_(std::exchange(o.r_, roaring_bitmap_create())) {}
 UserBitmap& UserBitmap::operator=(UserBitmap&& o) noexcept {
   std::swap(r_, o.r_);
   return *this;

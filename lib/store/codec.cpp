@@ -19,7 +19,9 @@ constexpr char kTagDictReverse = 'R';
 constexpr char kTagDictNext = 'N';
 constexpr char kTagOffset = 'O';
 
-uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
 int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 void ScopedKey(char tag, Scope scope, std::string_view ws, Granularity g, int32_t bucket,
@@ -271,8 +273,8 @@ void MergeField(Field f, Record* r) {
     r->insert(it, std::move(f));
     return;
   }
-  bool replace = PolicyOf(f.id) == kEarliestWins ? f.time_ms < it->time_ms
-                                                 : f.time_ms >= it->time_ms;
+  bool replace =
+      PolicyOf(f.id) == kEarliestWins ? f.time_ms < it->time_ms : f.time_ms >= it->time_ms;
   if (replace) *it = std::move(f);
 }
 
@@ -281,8 +283,8 @@ void MergeRecord(const Record& update, Record* base) {
 }
 
 const Field* FindField(const Record& r, uint8_t id) {
-  auto it = std::lower_bound(r.begin(), r.end(), id,
-                             [](const Field& a, uint8_t x) { return a.id < x; });
+  auto it =
+      std::lower_bound(r.begin(), r.end(), id, [](const Field& a, uint8_t x) { return a.id < x; });
   return it != r.end() && it->id == id ? &*it : nullptr;
 }
 

@@ -63,7 +63,7 @@ struct Counters {
   static constexpr int kAgentErrors = 14;  // agent.executed with status "error"
   // Double fields.
   static constexpr int kWorkflowDurationSum = 0;  // sum of duration_ms, workflow.executed
-  static constexpr int kAgentCost = 1;             // sum of cost_usd, agent.executed
+  static constexpr int kAgentCost = 1;            // sum of cost_usd, agent.executed
   static constexpr int kAgentMessageCredits = 2;
   static constexpr int kAgentIntegrationCredits = 3;
 
@@ -97,8 +97,8 @@ bool RebucketKey(std::string_view key, Granularity g, int32_t bucket, std::strin
 bool KeyBucket(std::string_view key, Granularity* g, int32_t* bucket);
 
 // Prefix of every counter key of (scope, ws, g, bucket): scan it to list all ids of a scope.
-void CounterBucketPrefix(Scope scope, std::string_view workspace_id, Granularity g,
-                         int32_t bucket, std::string* out);
+void CounterBucketPrefix(Scope scope, std::string_view workspace_id, Granularity g, int32_t bucket,
+                         std::string* out);
 
 // Pre-encoded scope ids (the `extra` argument above).
 // Users are keyed by their dictionary index: 4 bytes instead of an arbitrary string keeps keys
@@ -145,10 +145,10 @@ inline constexpr uint8_t kEntityName = 10;
 inline constexpr uint8_t kEntityVisibility = 11;
 inline constexpr uint8_t kEntityOwner = 12;
 inline constexpr uint8_t kEntityProject = 13;
-inline constexpr uint8_t kEntityDeleted = 14;   // time of the latest *.deleted
-inline constexpr uint8_t kEntityRevived = 15;   // time of the latest *.created / *.copied
-inline constexpr uint8_t kEntityCreated = 64;   // earliest created/copied; value = created_by
-inline constexpr uint8_t kEntityCopied = 16;    // "1" if the entity came from *.copied
+inline constexpr uint8_t kEntityDeleted = 14;  // time of the latest *.deleted
+inline constexpr uint8_t kEntityRevived = 15;  // time of the latest *.created / *.copied
+inline constexpr uint8_t kEntityCreated = 64;  // earliest created/copied; value = created_by
+inline constexpr uint8_t kEntityCopied = 16;   // "1" if the entity came from *.copied
 // Workspace row.
 inline constexpr uint8_t kWorkspaceOrganization = 20;
 inline constexpr uint8_t kWorkspaceFirstEvent = 65;  // earliest event time (value empty)

@@ -21,7 +21,9 @@ TEST(CodecTest, VarintAndLengthPrefixRoundTrip) {
   ASSERT_TRUE(GetLengthPrefixed(&in, &str));
   EXPECT_EQ(str, std::string_view("a\0b", 3));
   EXPECT_TRUE(in.empty());
-  std::string_view truncated = "\x05" "ab";
+  std::string_view truncated =
+      "\x05"
+      "ab";
   EXPECT_FALSE(GetLengthPrefixed(&truncated, &str));
 }
 

@@ -19,12 +19,12 @@ std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 Error FromRocks(const rocksdb::Status& s, std::string_view what) {
   ErrorCode code = ErrorCode::kInternal;
   if (s.IsCorruption()) code = ErrorCode::kDataLoss;
-  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) code = ErrorCode::kUnavailable;
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain())
+    code = ErrorCode::kUnavailable;
   return Error{code, std::string(what) + ": " + s.ToString(), {}};
 }
 
-constexpr const char* kFamilies[] = {"default", "counters", "bitmaps",
-                                 "records", "dedupe", "dict"};
+constexpr const char* kFamilies[] = {"default", "counters", "bitmaps", "records", "dedupe", "dict"};
 
 }  // namespace
 
@@ -186,9 +186,8 @@ bool ReadView::GetRecord(std::string_view key, Record* r) const {
   return true;
 }
 
-void ReadView::ScanRecords(
-    std::string_view prefix,
-    const std::function<bool(std::string_view, const Record&)>& fn) const {
+void ReadView::ScanRecords(std::string_view prefix,
+                           const std::function<bool(std::string_view, const Record&)>& fn) const {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot_;
   std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro, store_->records()));
