@@ -20,6 +20,7 @@
 #include "http/service.h"
 #include "ingest/consumer.h"
 #include "kafka/embedded_broker.h"
+#include "query/leaderboard.h"
 #include "query/workspace_metrics.h"
 #include "store/store.h"
 
@@ -55,7 +56,7 @@ int Die(const std::string& message) {
 int main(int argc, char** argv) {
   CLI::App app{
       "tallyd: streaming usage analytics. Consumes usage events from Kafka into RocksDB views "
-      "and serves the workspace-metrics API over HTTP.\n\n"
+      "and serves the workspace-metrics and agent-leaderboard APIs over HTTP.\n\n"
       "Examples:\n"
       "  tallyd --data-dir ./data --keys config/keys.dev.toml      # embedded broker\n"
       "  tallyd --brokers kafka1:9092,kafka2:9092 --group tally --listen 0.0.0.0:8080 \\\n"
@@ -196,6 +197,15 @@ int main(int argc, char** argv) {
     return tally::query::RunWorkspaceMetrics(*db, clock, r);
   };
   deps.workspace_metrics.workspace_known = [db](std::string_view ws) {
+    return tally::query::WorkspaceKnown(*db, ws);
+  };
+  deps.leaderboard.run = [db, &clock](const tally::query::LeaderboardRequest& r) {
+    return tally::query::RunLeaderboard(*db, clock, r);
+  };
+  deps.leaderboard.resolve_organization = [db](std::string_view org) {
+    return tally::query::ResolveWorkspaceByOrganization(*db, org);
+  };
+  deps.leaderboard.workspace_known = [db](std::string_view ws) {
     return tally::query::WorkspaceKnown(*db, ws);
   };
   deps.ready = [cons] {

@@ -14,6 +14,13 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
     return Fail(ErrorCode::kInvalidArgument, "http service: workspace metrics backend missing",
                 "workspace_metrics");
   }
+  const int leaderboard_parts = (deps.leaderboard.run ? 1 : 0) +
+                                (deps.leaderboard.resolve_organization ? 1 : 0) +
+                                (deps.leaderboard.workspace_known ? 1 : 0);
+  if (leaderboard_parts != 0 && leaderboard_parts != 3) {
+    return Fail(ErrorCode::kInvalidArgument, "http service: leaderboard backend incomplete",
+                "leaderboard");
+  }
   if (deps.cache_ttl_s < 0) {
     return Fail(ErrorCode::kInvalidArgument, "http service: cache_ttl_s must be >= 0",
                 "cache_ttl_s");
@@ -47,6 +54,13 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
     r.body = registry->RenderPrometheus();
     return r;
   });
+
+  if (leaderboard_parts == 3) {
+    auto leaderboard =
+        std::make_shared<const LeaderboardHandler>(deps.keys, std::move(deps.leaderboard));
+    router->Add("GET", "/api/agents/leaderboard",
+                [leaderboard](const Request& r) { return leaderboard->Handle(r); });
+  }
 
   WorkspaceMetricsOptions options;
   options.cache_ttl_s = deps.cache_ttl_s;

@@ -1,0 +1,168 @@
+#include "http/leaderboard_request.h"
+
+#include <charconv>
+#include <optional>
+#include <string_view>
+#include <unordered_set>
+
+#include "common/calendar.h"
+
+namespace tally::http {
+namespace {
+
+constexpr size_t kMaxStringLength = 255;
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// user_multiplai_ids, user_multiplai_ids[] and user_multiplai_ids[<anything>] (PHP arrays).
+bool IsUserIdsKey(std::string_view k) {
+  constexpr std::string_view kName = "user_multiplai_ids";
+  if (!k.starts_with(kName)) return false;
+  k.remove_prefix(kName.size());
+  return k.empty() || (k.front() == '[' && k.back() == ']');
+}
+
+// Laravel's `integer` rule on a query string: optional sign, digits.
+std::optional<int64_t> AsInteger(std::string_view s) {
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  if (s.empty()) return std::nullopt;
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ptr != s.data() + s.size()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range) return s.front() == '-' ? INT64_MIN : INT64_MAX;
+  if (ec != std::errc()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::expected<LeaderboardQuery, FieldErrors> ParseLeaderboardRequest(const StringPairs& query) {
+  // Null = absent. Pointers into `query` rather than optionals: fewer copies, and g++ 12 warns
+  // spuriously about optional<string_view> here.
+  const std::string *workspace = nullptr, *organization = nullptr, *limit = nullptr,
+                    *date_from = nullptr, *date_to = nullptr;
+  std::vector<std::string_view> user_values;
+  auto set = [](const std::string** slot, const std::string& v) {
+    // ConvertEmptyStringsToNull: a later empty value clears an earlier one.
+    *slot = v.empty() ? nullptr : &v;
+  };
+  for (const auto& [k, v] : query) {
+    if (k == "workspace_uuid") {
+      set(&workspace, v);
+    } else if (k == "organization_multiplai_id") {
+      set(&organization, v);
+    } else if (k == "limit") {
+      set(&limit, v);
+    } else if (k == "date_from") {
+      set(&date_from, v);
+    } else if (k == "date_to") {
+      set(&date_to, v);
+    } else if (IsUserIdsKey(k)) {
+      user_values.push_back(v);
+    }
+  }
+
+  LeaderboardQuery out;
+  FieldErrors errors;
+  auto fail = [&errors](std::string field, std::string message) {
+    errors.push_back(FieldError{std::move(field), std::move(message)});
+  };
+
+  if (workspace && workspace->size() > kMaxStringLength) {
+    fail("workspace_uuid", "The workspace uuid field must not be greater than 255 characters.");
+  } else if (workspace) {
+    out.workspace_uuid.assign(*workspace);
+  }
+  if (organization && organization->size() > kMaxStringLength) {
+    fail("organization_multiplai_id",
+         "The organization multiplai id field must not be greater than 255 characters.");
+  } else if (organization) {
+    out.organization_multiplai_id.assign(*organization);
+  }
+  if (!workspace && !organization) {
+    fail("workspace_uuid",
+         "The workspace uuid field is required when organization multiplai id is not present.");
+  }
+
+  // user_multiplai_ids
+  {
+    std::unordered_set<std::string_view> seen;
+    bool too_long = false;
+    for (std::string_view value : user_values) {
+      while (!value.empty()) {
+        size_t comma = value.find(',');
+        std::string_view item = Trim(value.substr(0, comma));
+        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+        if (item.empty()) continue;
+        if (item.size() > kMaxStringLength) {
+          too_long = true;
+          continue;
+        }
+        if (seen.insert(item).second) out.request.user_ids.emplace_back(item);
+      }
+    }
+    if (too_long) {
+      fail("user_multiplai_ids", "Each user multiplai id must not be greater than 255 characters.");
+    } else if (out.request.user_ids.size() > kLeaderboardMaxUserIds) {
+      fail("user_multiplai_ids", "The user multiplai ids field must not have more than " +
+                                     std::to_string(kLeaderboardMaxUserIds) + " items.");
+    }
+  }
+
+  // limit
+  if (limit) {
+    std::optional<int64_t> v = AsInteger(*limit);
+    if (!v) {
+      fail("limit", "The limit field must be an integer.");
+    } else if (*v < 1 || *v > 100) {
+      fail("limit", "The limit field must be between 1 and 100.");
+    } else {
+      out.request.limit = static_cast<int>(*v);
+    }
+  }
+
+  // date_from / date_to
+  std::optional<DayNumber> from, to;
+  bool dates_ok = true;
+  if (date_from) {
+    if (auto d = ParseDay(*date_from)) {
+      from = *d;
+    } else {
+      fail("date_from", "The date from field must match the format Y-m-d.");
+      dates_ok = false;
+    }
+  }
+  if (date_to) {
+    if (auto d = ParseDay(*date_to)) {
+      to = *d;
+    } else {
+      fail("date_to", "The date to field must match the format Y-m-d.");
+      dates_ok = false;
+    }
+  }
+  if (date_to && !date_from) {
+    fail("date_from", "The date from field is required when date to is present.");
+  } else if (date_from && !date_to) {
+    fail("date_to", "The date to field is required when date from is present.");
+  } else if (dates_ok && from && to) {
+    if (*from > *to) {
+      fail("date_to", "The date to field must be a date after or equal to date from.");
+    } else if (*to - *from + 1 > query::kLeaderboardMaxDays) {
+      fail("date_from", "The date range must not be longer than " +
+                            std::to_string(query::kLeaderboardMaxDays) + " days.");
+    } else {
+      out.request.from = from;
+      out.request.to = to;
+    }
+  }
+
+  if (!errors.empty()) return std::unexpected(std::move(errors));
+  out.request.workspace_id = out.workspace_uuid;
+  return out;
+}
+
+}  // namespace tally::http
