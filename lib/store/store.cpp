@@ -56,13 +56,9 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   descriptors.emplace_back(kFamilies[0], family(true, 4 << 20));
   auto counters = family(true, 64 << 20);
   counters.merge_operator = internal::NewCounterMergeOperator();
-  // Week and month rows of busy users and entities get a merge operand from nearly every batch;
-  // unbounded, a read would fold hundreds of them. Past a few, the write folds them instead.
-  counters.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[1], counters);
   auto bitmaps = family(true, 32 << 20);
   bitmaps.merge_operator = internal::NewBitmapOrMergeOperator();
-  bitmaps.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[2], bitmaps);
   auto records = family(true, 16 << 20);
   records.merge_operator = internal::NewRecordMergeOperator();
@@ -129,7 +125,10 @@ uint64_t Store::MalformedOperands() { return internal::MalformedOperandCount(); 
 ReadView::ReadView(const Store* store, const rocksdb::Snapshot* snapshot)
     : store_(store), snapshot_(snapshot) {}
 
-ReadView::~ReadView() { store_->db()->ReleaseSnapshot(snapshot_); }
+ReadView::~ReadView() {
+  counters_it_.reset();  // before the snapshot it reads from
+  store_->db()->ReleaseSnapshot(snapshot_);
+}
 
 bool ReadView::Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                    std::string* value) const {
@@ -150,16 +149,15 @@ bool ReadView::AddCounters(std::string_view key, Counters* c) const {
 void ReadView::ScanCounters(
     std::string_view prefix,
     const std::function<void(std::string_view, const Counters&)>& fn) const {
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot_;
-  std::string upper(prefix);
-  // Upper bound: the prefix with its last byte incremented (prefixes never end in 0xff here
-  // because they end in a bucket number or length-prefixed string; handle it anyway).
-  while (!upper.empty() && static_cast<uint8_t>(upper.back()) == 0xff) upper.pop_back();
-  if (!upper.empty()) upper.back() = static_cast<char>(static_cast<uint8_t>(upper.back()) + 1);
-  rocksdb::Slice upper_slice(upper);
-  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(store_->db()->NewIterator(ro, store_->counters()));
+  // One iterator per view, re-seeked for each prefix: a query scans a dozen or more buckets,
+  // and creating an iterator over every memtable and level costs more than a seek.
+  if (!counters_it_) {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot_;
+    ro.verify_checksums = false;  // blocks are checksummed when read from disk into the cache
+    counters_it_.reset(store_->db()->NewIterator(ro, store_->counters()));
+  }
+  rocksdb::Iterator* it = counters_it_.get();
   Counters c;
   for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
        it->Next()) {

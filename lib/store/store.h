@@ -42,6 +42,7 @@ class ColumnFamilyHandle;
 class WriteBatch;
 class Snapshot;
 class Cache;
+class Iterator;
 }  // namespace rocksdb
 
 namespace tally::store {
@@ -132,6 +133,7 @@ class ReadView {
   bool Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string* value) const;
   const Store* store_;
   const rocksdb::Snapshot* snapshot_;
+  mutable std::unique_ptr<rocksdb::Iterator> counters_it_;  // lazily created by ScanCounters
 };
 
 }  // namespace tally::store
