@@ -63,6 +63,7 @@ Try:
   curl -s 'http://$addr/api/v1/workspaces/metrics?workspace_uuid=$ws&entity=agents&metric=executions&aggregation=count&group_by=date&granularity=weekly&period=90d' -H 'Authorization: Bearer $token'
   curl -s 'http://$addr/api/v1/workspaces/metrics?workspace_uuid=$ws&entity=workflows&metric=executions&aggregation=count&group_by=user&limit=5' -H 'Authorization: Bearer $token'
   curl -s -X POST 'http://$addr/api/v1/workspaces/metrics' -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' -d '{"workspace_uuid":"$ws","entity":"workflows","metric":"avg_duration","aggregation":"avg","filters":{"period":"30d"}}'
+  curl -s 'http://$addr/api/agents/leaderboard?workspace_uuid=$ws&limit=5' -H 'Authorization: Bearer $token'
   curl -s http://$addr/metrics | grep ^tally_events
 
 Press Ctrl-C to stop.
