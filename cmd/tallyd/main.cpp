@@ -21,6 +21,7 @@
 #include "ingest/consumer.h"
 #include "kafka/embedded_broker.h"
 #include "query/leaderboard.h"
+#include "query/superagents.h"
 #include "query/workspace_metrics.h"
 #include "store/store.h"
 
@@ -56,7 +57,7 @@ int Die(const std::string& message) {
 int main(int argc, char** argv) {
   CLI::App app{
       "tallyd: streaming usage analytics. Consumes usage events from Kafka into RocksDB views "
-      "and serves the workspace-metrics and agent-leaderboard APIs over HTTP.\n\n"
+      "and serves the workspace-metrics, agent-leaderboard and agent-monitoring APIs over HTTP.\n\n"
       "Examples:\n"
       "  tallyd --data-dir ./data --keys config/keys.dev.toml      # embedded broker\n"
       "  tallyd --brokers kafka1:9092,kafka2:9092 --group tally --listen 0.0.0.0:8080 \\\n"
@@ -206,6 +207,12 @@ int main(int argc, char** argv) {
     return tally::query::ResolveWorkspaceByOrganization(*db, org);
   };
   deps.leaderboard.workspace_known = [db](std::string_view ws) {
+    return tally::query::WorkspaceKnown(*db, ws);
+  };
+  deps.superagents.run = [db, &clock](const tally::query::SuperagentsRequest& r) {
+    return tally::query::ListSuperagents(*db, clock, r);
+  };
+  deps.superagents.workspace_known = [db](std::string_view ws) {
     return tally::query::WorkspaceKnown(*db, ws);
   };
   deps.ready = [cons] {

@@ -21,6 +21,12 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
     return Fail(ErrorCode::kInvalidArgument, "http service: leaderboard backend incomplete",
                 "leaderboard");
   }
+  const int superagents_parts =
+      (deps.superagents.run ? 1 : 0) + (deps.superagents.workspace_known ? 1 : 0);
+  if (superagents_parts == 1) {
+    return Fail(ErrorCode::kInvalidArgument, "http service: superagents backend incomplete",
+                "superagents");
+  }
   if (deps.cache_ttl_s < 0) {
     return Fail(ErrorCode::kInvalidArgument, "http service: cache_ttl_s must be >= 0",
                 "cache_ttl_s");
@@ -60,6 +66,13 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
         std::make_shared<const LeaderboardHandler>(deps.keys, std::move(deps.leaderboard));
     router->Add("GET", "/api/agents/leaderboard",
                 [leaderboard](const Request& r) { return leaderboard->Handle(r); });
+  }
+
+  if (superagents_parts == 2) {
+    auto superagents = std::make_shared<const SuperagentsHandler>(
+        deps.keys, std::move(deps.superagents), deps.superagents_options);
+    router->Add("GET", "/api/v1/monitoring/{workspace_id}/superagents",
+                [superagents](const Request& r) { return superagents->Handle(r); });
   }
 
   WorkspaceMetricsOptions options;

@@ -7,13 +7,15 @@
 //   deps.clock = &clock;
 //   deps.workspace_metrics = {.run = ..., .workspace_known = ...};
 //   deps.leaderboard = {.run = ..., .resolve_organization = ..., .workspace_known = ...};
+//   deps.superagents = {.run = ..., .workspace_known = ...};
 //   deps.ready = [&] { return tally::http::ReadyState{consumer.Caught(), R"({"lag":0})"}; };
 //   auto router = tally::http::BuildRouter(std::move(deps));
 //   if (!router) die(router.error().message);
 //   auto server = tally::http::Server::Start(options, *router);
 //
 // Routes: GET /healthz, GET /readyz, GET /metrics (no auth), GET and POST
-// /api/v1/workspaces/metrics, GET /api/agents/leaderboard (API key, see auth.h).
+// /api/v1/workspaces/metrics, GET /api/agents/leaderboard,
+// GET /api/v1/monitoring/{workspace_id}/superagents (API key, see auth.h).
 
 #include <functional>
 #include <memory>
@@ -25,6 +27,7 @@
 #include "http/auth.h"
 #include "http/leaderboard_handler.h"
 #include "http/router.h"
+#include "http/superagents_handler.h"
 #include "http/workspace_metrics_handler.h"
 
 namespace tally::http {
@@ -43,13 +46,17 @@ struct ServiceDeps {
   MetricsBackend workspace_metrics;      // both functions required
   // All three functions, or none (then GET /api/agents/leaderboard is not routed: 404).
   LeaderboardBackend leaderboard;
-  ReadyFn ready;          // optional: absent = always ready
-  int cache_ttl_s = 300;  // workspace-metrics cache; 0 disables
+  // Both functions, or none (then GET /api/v1/monitoring/{workspace_id}/superagents is not
+  // routed: 404).
+  SuperagentsBackend superagents;
+  SuperagentsOptions superagents_options;  // cursor result-set cache
+  ReadyFn ready;                           // optional: absent = always ready
+  int cache_ttl_s = 300;                   // workspace-metrics cache; 0 disables
   size_t cache_max_entries = 10000;
 };
 
-// kInvalidArgument naming the missing dependency (also for a partly set leaderboard backend). The
-// router is immutable and thread-safe.
+// kInvalidArgument naming the missing dependency (also for a partly set leaderboard or
+// superagents backend). The router is immutable and thread-safe.
 //   /healthz -> 200 {"status":"ok"}
 //   /readyz  -> 200 {"status":"ready","details":...} or 503 {"status":"not_ready",...}
 //   /metrics -> 200 Prometheus text (text/plain; version=0.0.4)

@@ -1,0 +1,297 @@
+#include "http/superagents_handler.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+
+#include "common/calendar.h"
+#include "common/json_writer.h"
+#include "common/sha256.h"
+#include "http/error_mapping.h"
+#include "http/superagents_request.h"
+
+namespace tally::http {
+namespace {
+
+constexpr char kCursorVersion = 1;
+constexpr size_t kSetIdBytes = 16;
+constexpr size_t kTagBytes = 32;
+constexpr size_t kHeaderBytes = 1 + kSetIdBytes + 4;
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int DecodeChar(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+std::string RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    // Without OpenSSL's CSPRNG, fall back to the OS-random hex generator of common/.
+    const std::string hex = RandomHex(n);
+    auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+    for (size_t i = 0; i < n && 2 * i + 1 < hex.size(); ++i) {
+      out[i] = static_cast<char>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+    }
+  }
+  return out;
+}
+
+std::string Tag(std::string_view key, std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len);
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+Response CursorError(std::string message, std::string detail) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("message");
+  w.String(message);
+  w.Key("errors");
+  w.BeginObject();
+  w.Key("cursor");
+  w.BeginArray();
+  w.String(detail);
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  return JsonResponse(400, std::move(body));
+}
+
+Response InvalidCursor() {
+  return CursorError("The cursor is invalid.",
+                     "The cursor is malformed, was tampered with or belongs to another request.");
+}
+
+}  // namespace
+
+std::string Base64UrlEncode(std::string_view data) {
+  std::string out;
+  out.reserve((data.size() * 4 + 2) / 3);
+  size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8) | uint8_t(data[i + 2]);
+    out.push_back(kAlphabet[v >> 18]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  if (data.size() - i == 1) {
+    uint32_t v = uint8_t(data[i]) << 16;
+    out.push_back(kAlphabet[v >> 18]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+  } else if (data.size() - i == 2) {
+    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8);
+    out.push_back(kAlphabet[v >> 18]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+  }
+  return out;
+}
+
+std::optional<std::string> Base64UrlDecode(std::string_view text) {
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v = DecodeChar(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  // Canonical encodings only: the unused low bits of the last character must be zero, so
+  // that every cursor has exactly one spelling.
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+SuperagentsHandler::SuperagentsHandler(std::shared_ptr<const KeyStore> keys,
+                                       SuperagentsBackend backend, SuperagentsOptions options)
+    : keys_(std::move(keys)),
+      backend_(std::move(backend)),
+      options_(options),
+      hmac_key_(RandomBytes(32)) {
+  if (options_.max_result_sets == 0) options_.max_result_sets = 1;
+}
+
+std::string SuperagentsHandler::Remember(const std::string& workspace_id,
+                                         std::shared_ptr<const Rows> rows) const {
+  std::string id = RandomBytes(kSetIdBytes);
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(mu_);
+  // Drop expired sets (oldest first), then the oldest live ones beyond the bounds.
+  const size_t incoming = rows->size();
+  while (!order_.empty()) {
+    auto it = sets_.find(order_.front());
+    if (sets_.size() < options_.max_result_sets && it->second.expires > now &&
+        cached_rows_ + incoming <= options_.max_cached_rows) {
+      break;
+    }
+    cached_rows_ -= it->second.rows->size();
+    sets_.erase(it);
+    order_.pop_front();
+  }
+  cached_rows_ += incoming;
+  order_.push_back(id);
+  sets_[id] = Entry{workspace_id, std::move(rows), now + options_.ttl};
+  return id;
+}
+
+std::string SuperagentsHandler::MakeCursor(std::string_view set_id, uint32_t offset,
+                                           std::string_view workspace_id) const {
+  std::string payload;
+  payload.reserve(kHeaderBytes + workspace_id.size() + kTagBytes);
+  payload.push_back(kCursorVersion);
+  payload.append(set_id);
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    payload.push_back(static_cast<char>((offset >> shift) & 0xff));
+  }
+  payload.append(workspace_id);
+  payload.append(Tag(hmac_key_, payload));
+  return Base64UrlEncode(payload);
+}
+
+Response SuperagentsHandler::Handle(const Request& request) const {
+  std::optional<std::string_view> token = ExtractToken(request);
+  const ApiKey* key = token ? keys_->Authenticate(*token) : nullptr;
+  if (!key) return UnauthenticatedResponse();
+
+  const std::string ws(request.PathParam("workspace_id"));
+  // A key that does not hold the workspace learns nothing about it, not even whether it exists.
+  if (!key->admin && !key->IsMember(ws)) return ForbiddenResponse();
+  if (!backend_.workspace_known(ws) && !keys_->AnyKeyNamesWorkspace(ws)) {
+    return WorkspaceNotFoundResponse();
+  }
+
+  auto parsed = ParseSuperagentsRequest(request.query);
+  if (!parsed) return ValidationErrorResponse(parsed.error());
+
+  std::shared_ptr<const Rows> rows;
+  std::string set_id;
+  size_t offset = 0;
+  if (!parsed->cursor.empty()) {
+    std::optional<std::string> raw = Base64UrlDecode(parsed->cursor);
+    if (!raw || raw->size() < kHeaderBytes + kTagBytes || (*raw)[0] != kCursorVersion) {
+      return InvalidCursor();
+    }
+    std::string_view data(*raw);
+    std::string_view payload = data.substr(0, data.size() - kTagBytes);
+    if (!ConstantTimeEquals(Tag(hmac_key_, payload), data.substr(payload.size()))) {
+      return InvalidCursor();
+    }
+    if (payload.substr(kHeaderBytes) != ws) return InvalidCursor();
+    set_id.assign(payload.substr(1, kSetIdBytes));
+    uint32_t off = 0;
+    for (size_t i = 0; i < 4; ++i) off = (off << 8) | uint8_t(payload[1 + kSetIdBytes + i]);
+    offset = off;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = sets_.find(set_id);
+      if (it != sets_.end() && it->second.expires > std::chrono::steady_clock::now() &&
+          it->second.workspace_id == ws) {
+        rows = it->second.rows;
+      }
+    }
+    if (!rows) {
+      return CursorError("The cursor has expired; restart from the first page.",
+                         "The result set of this cursor is no longer available; request the "
+                         "first page again (without cursor).");
+    }
+    if (offset > rows->size()) return InvalidCursor();
+  } else {
+    parsed->request.workspace_id = ws;
+    Result<query::SuperagentsResult> result = backend_.run(parsed->request);
+    if (!result) {
+      if (result.error().code == ErrorCode::kInvalidArgument) {
+        const Error& e = result.error();
+        return ValidationErrorResponse(
+            {FieldError{e.field.empty() ? std::string("request") : e.field, e.message}});
+      }
+      return ErrorResponse(result.error());
+    }
+    rows = std::make_shared<const Rows>(std::move(result->rows));
+  }
+
+  const size_t next = offset + static_cast<size_t>(parsed->limit);
+  std::optional<std::string> next_cursor;
+  if (next < rows->size()) {
+    if (set_id.empty()) set_id = Remember(ws, rows);
+    next_cursor = MakeCursor(set_id, static_cast<uint32_t>(next), ws);
+  }
+  return JsonResponse(200, RenderSuperagents(*rows, offset, parsed->limit, next_cursor));
+}
+
+std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, size_t offset,
+                              int limit, const std::optional<std::string>& next_cursor) {
+  const size_t begin = std::min(offset, rows.size());
+  const size_t end = std::min(rows.size(), begin + static_cast<size_t>(limit));
+  std::string out;
+  out.reserve(96 + (end - begin) * 320);
+  JsonWriter w(&out);
+  auto optional_string = [&w](const std::optional<std::string>& s) {
+    if (s) {
+      w.String(*s);
+    } else {
+      w.Null();
+    }
+  };
+  w.BeginObject();
+  w.Key("superagents");
+  w.BeginArray();
+  for (size_t i = begin; i < end; ++i) {
+    const query::SuperagentRow& row = rows[i];
+    w.BeginObject();
+    w.Key("superagent_id");
+    w.String(row.superagent_id);
+    w.Key("superagent_name");
+    optional_string(row.superagent_name);
+    w.Key("active_users_last_30d");
+    w.Int(row.active_users_last_30d);
+    w.Key("message_credits_consumed");
+    w.Double(row.message_credits_consumed);
+    w.Key("integration_credits_consumed");
+    w.Double(row.integration_credits_consumed);
+    w.Key("total_credits_consumed");
+    w.Double(row.total_credits_consumed);
+    w.Key("owner_user_id");
+    w.String(row.owner_user_id);
+    w.Key("created_by_email");
+    optional_string(row.created_by_email);
+    w.Key("created_at");
+    w.String(FormatRfc3339Seconds(row.created_at_ms));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("pagination");
+  w.BeginObject();
+  w.Key("total");
+  w.Int(static_cast<int64_t>(rows.size()));
+  w.Key("limit");
+  w.Int(limit);
+  w.Key("has_more");
+  w.Bool(end < rows.size());
+  w.Key("next_cursor");
+  optional_string(next_cursor);
+  w.EndObject();
+  w.EndObject();
+  return out;
+}
+
+}  // namespace tally::http

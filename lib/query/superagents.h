@@ -1,0 +1,154 @@
+#pragma once
+// The engine behind GET /api/v1/monitoring/{workspace_id}/superagents
+// (seeds/base44-superagents.txt): the inventory of a workspace's live agents with their usage.
+//
+//   tally::query::SuperagentsRequest req;
+//   req.workspace_id = "ws_1";
+//   req.sort = *tally::query::ParseSuperagentSort("-total_credits_consumed");
+//   req.search = "support";                        // optional
+//   tally::Result<tally::query::SuperagentsResult> r =
+//       tally::query::ListSuperagents(store, clock, req);
+//   for (const tally::query::SuperagentRow& row : r->rows) { ... }   // full list, sorted
+//
+// Semantics (DESIGN.md "Choices"):
+//  - Inventory: agents with a created/copied event (field kEntityCreated) that are not deleted
+//    (no kEntityDeleted, or a later kEntityRevived); latest name and visibility.
+//  - active_users_last_30d: distinct users with agent.executed on the agent in the 30 days ending
+//    today (always that window, whatever from/to).
+//  - message/integration credits: sums over [from, to] (default: first day of the current UTC
+//    month .. today); total = message + integration.
+//  - owner_user_id: the latest owner field, else the creator (created_by).
+//  - created_by_email: the creator's latest profile email in this workspace; nullopt if unknown.
+//  - search: case-insensitive (ASCII) substring of the name or of the creator email.
+//  - visibility: exact kind, or kPublic = public_with_login or public_without_login.
+//  - Order: by the sort field (strings in byte order, absent name/email as ""), then always by
+//    superagent_id ascending.
+// Cost: one prefix scan of the agent rows, one counter-prefix scan per stored bucket of
+// DecomposeRange(from, to), one profile read per distinct creator, and DecomposeRange(30 days)
+// bitmap reads per listed agent.
+//
+// Thread-safe: any number of concurrent calls on one Store.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/calendar.h"
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace tally::store {
+class Store;
+}
+
+namespace tally::query {
+
+inline constexpr int32_t kSuperagentsMaxDays = 3660;
+inline constexpr size_t kSuperagentsMaxSearch = 100;
+
+enum class SuperagentSortField {
+  kName,
+  kCreatedAt,
+  kCreatedByEmail,
+  kOwnerUserId,
+  kActiveUsers,
+  kMessageCredits,
+  kIntegrationCredits,
+  kTotalCredits,
+};
+
+struct SuperagentSort {
+  SuperagentSortField field = SuperagentSortField::kTotalCredits;
+  bool descending = true;
+};
+
+// "superagent_name", "-created_at", ... (the 8 documented field names, optional "-" prefix for
+// descending). nullopt for anything else. Pure; inline so that tally_http needs no tally_query.
+inline std::optional<SuperagentSort> ParseSuperagentSort(std::string_view text);
+
+enum class VisibilityFilter {
+  kAny,
+  kPrivate,
+  kWorkspace,
+  kPublicWithLogin,
+  kPublicWithoutLogin,
+  kPublic,  // both public kinds
+};
+
+// "private", "workspace", "public_with_login", "public_without_login", "public"; nullopt
+// otherwise. Pure; inline like ParseSuperagentSort.
+inline std::optional<VisibilityFilter> ParseVisibilityFilter(std::string_view text);
+
+struct SuperagentsRequest {
+  std::string workspace_id;
+  // Inclusive credit range. Both set, or both unset (= first day of this UTC month .. today).
+  std::optional<DayNumber> from;
+  std::optional<DayNumber> to;
+  SuperagentSort sort;
+  std::string search;  // empty = no search; at most kSuperagentsMaxSearch bytes
+  VisibilityFilter visibility = VisibilityFilter::kAny;
+};
+
+struct SuperagentRow {
+  std::string superagent_id;
+  std::optional<std::string> superagent_name;  // nullopt when never sent
+  int64_t active_users_last_30d = 0;
+  double message_credits_consumed = 0;
+  double integration_credits_consumed = 0;
+  double total_credits_consumed = 0;
+  std::string owner_user_id;
+  std::optional<std::string> created_by_email;
+  int64_t created_at_ms = 0;
+};
+
+struct SuperagentsResult {
+  std::vector<SuperagentRow> rows;  // every matching agent, sorted
+  DayNumber from = 0;               // the credit range actually used
+  DayNumber to = 0;
+};
+
+// kInvalidArgument (with `field`) when only one of from/to is set ("to" / "from"), from > to
+// ("to"), the range is longer than kSuperagentsMaxDays ("from") or search is too long
+// ("search"). An unknown workspace gives an empty result.
+Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,
+                                          const SuperagentsRequest& request);
+
+// ---------------------------------------------------------------------------------------------
+// Inline definitions.
+
+inline std::optional<SuperagentSort> ParseSuperagentSort(std::string_view text) {
+  SuperagentSort s;
+  s.descending = !text.empty() && text.front() == '-';
+  if (s.descending) text.remove_prefix(1);
+  static constexpr std::pair<std::string_view, SuperagentSortField> kFields[] = {
+      {"superagent_name", SuperagentSortField::kName},
+      {"created_at", SuperagentSortField::kCreatedAt},
+      {"created_by_email", SuperagentSortField::kCreatedByEmail},
+      {"owner_user_id", SuperagentSortField::kOwnerUserId},
+      {"active_users_last_30d", SuperagentSortField::kActiveUsers},
+      {"message_credits_consumed", SuperagentSortField::kMessageCredits},
+      {"integration_credits_consumed", SuperagentSortField::kIntegrationCredits},
+      {"total_credits_consumed", SuperagentSortField::kTotalCredits},
+  };
+  for (const auto& [name, field] : kFields) {
+    if (text == name) {
+      s.field = field;
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+inline std::optional<VisibilityFilter> ParseVisibilityFilter(std::string_view text) {
+  if (text == "private") return VisibilityFilter::kPrivate;
+  if (text == "workspace") return VisibilityFilter::kWorkspace;
+  if (text == "public_with_login") return VisibilityFilter::kPublicWithLogin;
+  if (text == "public_without_login") return VisibilityFilter::kPublicWithoutLogin;
+  if (text == "public") return VisibilityFilter::kPublic;
+  return std::nullopt;
+}
+
+}  // namespace tally::query
