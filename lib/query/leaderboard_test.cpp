@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "aggregate/aggregator.h"
+#include "query/internal/views_test_base.h"
 #include "store/store.h"
 
 namespace tally::query {
@@ -17,22 +18,8 @@ using event::UsageEvent;
 
 DayNumber Day(const char* text) { return *ParseDay(text); }
 
-class LeaderboardTest : public ::testing::Test {
+class LeaderboardTest : public internal::ViewsTestBase {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tally_lb_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    store_ = std::move(*store::Store::Open({.path = dir_.string()}));
-    agg_ = std::move(*aggregate::Aggregator::Create(store_.get()));
-  }
-  void TearDown() override {
-    agg_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   // One event at 01:00 UTC of `day`.
   UsageEvent Ev(const char* day, std::string user, Action action = Action::kCreated,
                 std::string ws = "ws", EntityKind kind = EntityKind::kAgent) {
@@ -55,13 +42,6 @@ class LeaderboardTest : public ::testing::Test {
     Apply(evs);
   }
 
-  void Apply(const std::vector<UsageEvent>& events) {
-    std::vector<const UsageEvent*> ptrs;
-    for (const auto& e : events) ptrs.push_back(&e);
-    aggregate::PartitionOffset off{"t", 0, static_cast<int64_t>(++offset_)};
-    ASSERT_TRUE(agg_->Apply(ptrs, {&off, 1}, "c").has_value());
-  }
-
   LeaderboardResult Run(const LeaderboardRequest& r) {
     auto res = RunLeaderboard(*store_, clock_, r);
     EXPECT_TRUE(res.has_value()) << res.error().message;
@@ -76,10 +56,6 @@ class LeaderboardTest : public ::testing::Test {
     return r;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<aggregate::Aggregator> agg_;
-  int offset_ = 0;
   int next_id_ = 0;
   // Today = Sunday 2026-03-01.
   Clock clock_ = Clock::Fixed(int64_t{Day("2026-03-01")} * 86'400'000 + 5'000);

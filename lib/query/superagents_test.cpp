@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "aggregate/aggregator.h"
+#include "query/internal/views_test_base.h"
 #include "store/store.h"
 
 namespace tally::query {
@@ -18,21 +19,11 @@ using event::UsageEvent;
 DayNumber Day(const char* text) { return *ParseDay(text); }
 int64_t At(const char* day) { return int64_t{Day(day)} * 86'400'000 + 3'600'000; }
 
-class SuperagentsTest : public ::testing::Test {
+class SuperagentsTest : public internal::ViewsTestBase {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tally_sa_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    store_ = std::move(*store::Store::Open({.path = dir_.string()}));
-    agg_ = std::move(*aggregate::Aggregator::Create(store_.get()));
+    ViewsTestBase::SetUp();
     Load();
-  }
-  void TearDown() override {
-    agg_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   // One event at 01:00 UTC of `day` on agent `agent`.
@@ -54,13 +45,6 @@ class SuperagentsTest : public ::testing::Test {
     e.message_credits = msg;
     e.integration_credits = integ;
     return e;
-  }
-
-  void Apply(const std::vector<UsageEvent>& events) {
-    std::vector<const UsageEvent*> ptrs;
-    for (const auto& e : events) ptrs.push_back(&e);
-    aggregate::PartitionOffset off{"t", 0, static_cast<int64_t>(++offset_)};
-    ASSERT_TRUE(agg_->Apply(ptrs, {&off, 1}, "c").has_value());
   }
 
   // Today = 2026-03-15: default credit range 2026-03-01..03-15, last 30 days 02-14..03-15.
@@ -120,10 +104,6 @@ class SuperagentsTest : public ::testing::Test {
     return r;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<aggregate::Aggregator> agg_;
-  int offset_ = 0;
   int next_id_ = 0;
   Clock clock_ = Clock::Fixed(At("2026-03-15") + 5'000);
 };

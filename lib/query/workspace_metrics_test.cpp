@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "aggregate/aggregator.h"
+#include "query/internal/views_test_base.h"
 #include "store/store.h"
 
 namespace tally::query {
@@ -16,22 +17,8 @@ using event::Action;
 using event::EntityKind;
 using event::UsageEvent;
 
-class WorkspaceMetricsTest : public ::testing::Test {
+class WorkspaceMetricsTest : public internal::ViewsTestBase {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tally_wm_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    store_ = std::move(*store::Store::Open({.path = dir_.string()}));
-    agg_ = std::move(*aggregate::Aggregator::Create(store_.get()));
-  }
-  void TearDown() override {
-    agg_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   UsageEvent Ev(std::string id, EntityKind kind, Action action, const char* day, std::string user,
                 std::string name = "") {
     UsageEvent e;
@@ -47,23 +34,12 @@ class WorkspaceMetricsTest : public ::testing::Test {
     return e;
   }
 
-  void Apply(const std::vector<UsageEvent>& events) {
-    std::vector<const UsageEvent*> ptrs;
-    for (const auto& e : events) ptrs.push_back(&e);
-    aggregate::PartitionOffset off{"t", 0, static_cast<int64_t>(++offset_)};
-    ASSERT_TRUE(agg_->Apply(ptrs, {&off, 1}, "c").has_value());
-  }
-
   WorkspaceMetricsResult Run(const WorkspaceMetricsRequest& r) {
     auto res = RunWorkspaceMetrics(*store_, clock_, r);
     EXPECT_TRUE(res.has_value()) << res.error().message;
     return res.value_or(WorkspaceMetricsResult{});
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<aggregate::Aggregator> agg_;
-  int offset_ = 0;
   // Today = Sunday 2026-03-01.
   Clock clock_ = Clock::Fixed(int64_t{*ParseDay("2026-03-01")} * 86'400'000 + 5'000);
 };
