@@ -107,6 +107,14 @@ void JsonWriter::Double(double value) {
   out_->append(buf, r.ptr);
 }
 
+void JsonWriter::StringOrNull(const std::optional<std::string>& value) {
+  if (value) {
+    String(*value);
+  } else {
+    Null();
+  }
+}
+
 void JsonWriter::Bool(bool value) {
   Separate();
   out_->append(value ? "true" : "false");

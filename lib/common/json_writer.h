@@ -13,6 +13,7 @@
 // Not thread-safe (one writer per output string).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,8 @@ class JsonWriter {
   // Finite doubles are written in the shortest form that round-trips (integers without ".0");
   // non-finite values are written as null.
   void Double(double value);
+  // The string, or null when absent.
+  void StringOrNull(const std::optional<std::string>& value);
   void Bool(bool value);
   void Null();
   // Inserts pre-rendered JSON as a value.

@@ -82,13 +82,6 @@ std::string RenderLeaderboard(const query::LeaderboardResult& result) {
   std::string out;
   out.reserve(16 + result.rows.size() * 192);
   JsonWriter w(&out);
-  auto optional_string = [&w](const std::optional<std::string>& s) {
-    if (s) {
-      w.String(*s);
-    } else {
-      w.Null();
-    }
-  };
   w.BeginObject();
   w.Key("data");
   w.BeginArray();
@@ -105,9 +98,9 @@ std::string RenderLeaderboard(const query::LeaderboardResult& result) {
       w.String(row.user_id);
     }
     w.Key("name");
-    optional_string(row.name);
+    w.StringOrNull(row.name);
     w.Key("photo");
-    optional_string(row.photo);
+    w.StringOrNull(row.photo);
     w.EndObject();
     w.Key("agent_count");
     w.Int(row.agent_count);

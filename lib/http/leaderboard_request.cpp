@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "common/calendar.h"
+#include "http/internal/date_range_params.h"
 
 namespace tally::http {
 namespace {
@@ -125,39 +126,10 @@ std::expected<LeaderboardQuery, FieldErrors> ParseLeaderboardRequest(const Strin
     }
   }
 
-  // date_from / date_to
-  std::optional<DayNumber> from, to;
-  bool dates_ok = true;
-  if (date_from) {
-    if (auto d = ParseDay(*date_from)) {
-      from = *d;
-    } else {
-      fail("date_from", "The date from field must match the format Y-m-d.");
-      dates_ok = false;
-    }
-  }
-  if (date_to) {
-    if (auto d = ParseDay(*date_to)) {
-      to = *d;
-    } else {
-      fail("date_to", "The date to field must match the format Y-m-d.");
-      dates_ok = false;
-    }
-  }
-  if (date_to && !date_from) {
-    fail("date_from", "The date from field is required when date to is present.");
-  } else if (date_from && !date_to) {
-    fail("date_to", "The date to field is required when date from is present.");
-  } else if (dates_ok && from && to) {
-    if (*from > *to) {
-      fail("date_to", "The date to field must be a date after or equal to date from.");
-    } else if (*to - *from + 1 > query::kLeaderboardMaxDays) {
-      fail("date_from", "The date range must not be longer than " +
-                            std::to_string(query::kLeaderboardMaxDays) + " days.");
-    } else {
-      out.request.from = from;
-      out.request.to = to;
-    }
+  if (auto range = internal::ParseDateRangeParams("date_from", date_from, "date_to", date_to,
+                                                  query::kLeaderboardMaxDays, &errors)) {
+    out.request.from = range->first;
+    out.request.to = range->second;
   }
 
   if (!errors.empty()) return std::unexpected(std::move(errors));

@@ -245,13 +245,6 @@ std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, siz
   std::string out;
   out.reserve(96 + (end - begin) * 320);
   JsonWriter w(&out);
-  auto optional_string = [&w](const std::optional<std::string>& s) {
-    if (s) {
-      w.String(*s);
-    } else {
-      w.Null();
-    }
-  };
   w.BeginObject();
   w.Key("superagents");
   w.BeginArray();
@@ -261,7 +254,7 @@ std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, siz
     w.Key("superagent_id");
     w.String(row.superagent_id);
     w.Key("superagent_name");
-    optional_string(row.superagent_name);
+    w.StringOrNull(row.superagent_name);
     w.Key("active_users_last_30d");
     w.Int(row.active_users_last_30d);
     w.Key("message_credits_consumed");
@@ -273,7 +266,7 @@ std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, siz
     w.Key("owner_user_id");
     w.String(row.owner_user_id);
     w.Key("created_by_email");
-    optional_string(row.created_by_email);
+    w.StringOrNull(row.created_by_email);
     w.Key("created_at");
     w.String(FormatRfc3339Seconds(row.created_at_ms));
     w.EndObject();
@@ -288,7 +281,7 @@ std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, siz
   w.Key("has_more");
   w.Bool(end < rows.size());
   w.Key("next_cursor");
-  optional_string(next_cursor);
+  w.StringOrNull(next_cursor);
   w.EndObject();
   w.EndObject();
   return out;

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/calendar.h"
+#include "http/internal/date_range_params.h"
 
 namespace tally::http {
 namespace {
@@ -70,38 +71,10 @@ std::expected<SuperagentsQuery, FieldErrors> ParseSuperagentsRequest(const Strin
     }
   }
 
-  std::optional<DayNumber> from, to;
-  bool dates_ok = true;
-  if (from_s) {
-    if (auto d = ParseDay(*from_s)) {
-      from = *d;
-    } else {
-      fail("from", "The from field must match the format Y-m-d.");
-      dates_ok = false;
-    }
-  }
-  if (to_s) {
-    if (auto d = ParseDay(*to_s)) {
-      to = *d;
-    } else {
-      fail("to", "The to field must match the format Y-m-d.");
-      dates_ok = false;
-    }
-  }
-  if (to_s && !from_s) {
-    fail("from", "The from field is required when to is present.");
-  } else if (from_s && !to_s) {
-    fail("to", "The to field is required when from is present.");
-  } else if (dates_ok && from && to) {
-    if (*from > *to) {
-      fail("to", "The to field must be a date after or equal to from.");
-    } else if (*to - *from + 1 > query::kSuperagentsMaxDays) {
-      fail("from", "The date range must not be longer than " +
-                       std::to_string(query::kSuperagentsMaxDays) + " days.");
-    } else {
-      out.request.from = from;
-      out.request.to = to;
-    }
+  if (auto range = internal::ParseDateRangeParams("from", from_s, "to", to_s,
+                                                  query::kSuperagentsMaxDays, &errors)) {
+    out.request.from = range->first;
+    out.request.to = range->second;
   }
 
   if (sort) {
