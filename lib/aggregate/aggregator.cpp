@@ -62,7 +62,63 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
   } else if (!s.IsNotFound()) {
     return Fail(ErrorCode::kUnavailable, "reading user dictionary: " + s.ToString());
   }
+  for (auto [key, next] : {std::pair{store::AgentDictNextKey(), &agg->next_agent_index_},
+                           std::pair{store::PairDictNextKey(), &agg->next_pair_index_}}) {
+    s = store->db()->Get(rocksdb::ReadOptions(), store->dict(), key, &value);
+    if (s.ok()) {
+      if (!store::DecodeUint32(value, next)) {
+        return Fail(ErrorCode::kDataLoss, "agent/pair dictionary counter is malformed");
+      }
+    } else if (!s.IsNotFound()) {
+      return Fail(ErrorCode::kUnavailable, "reading agent dictionary: " + s.ToString());
+    }
+  }
   return agg;
+}
+
+Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id,
+                                        std::string_view agent_id) {
+  std::string ref = store::EncodeAgentRef(workspace_id, agent_id);
+  if (auto it = agent_index_cache_.find(ref); it != agent_index_cache_.end()) return it->second;
+  std::string value;
+  store::AgentDictKey(workspace_id, agent_id, &key_);
+  rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key_, &value);
+  uint32_t index;
+  if (s.ok()) {
+    if (!store::DecodeUint32(value, &index)) {
+      return Fail(ErrorCode::kDataLoss, "agent dictionary entry is malformed");
+    }
+  } else if (s.IsNotFound()) {
+    index = next_agent_index_++;
+    new_agents_.emplace_back(ref, index);
+    directory_updates_.push_back({store::Directory::Update::Kind::kNewAgent, index, 0,
+                                  std::string(workspace_id), std::string(agent_id)});
+  } else {
+    return Fail(ErrorCode::kUnavailable, "reading agent dictionary: " + s.ToString());
+  }
+  agent_index_cache_.emplace(std::move(ref), index);
+  return index;
+}
+
+Result<uint32_t> Aggregator::PairIndex(uint32_t agent_index, uint32_t user_index) {
+  const uint64_t pair = (uint64_t{agent_index} << 32) | user_index;
+  if (auto it = pair_index_cache_.find(pair); it != pair_index_cache_.end()) return it->second;
+  std::string value;
+  store::PairDictKey(agent_index, user_index, &key_);
+  rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key_, &value);
+  uint32_t index;
+  if (s.ok()) {
+    if (!store::DecodeUint32(value, &index)) {
+      return Fail(ErrorCode::kDataLoss, "pair dictionary entry is malformed");
+    }
+  } else if (s.IsNotFound()) {
+    index = next_pair_index_++;
+    new_pairs_.emplace_back(pair, index);
+  } else {
+    return Fail(ErrorCode::kUnavailable, "reading pair dictionary: " + s.ToString());
+  }
+  pair_index_cache_.emplace(pair, index);
+  return index;
 }
 
 Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
@@ -79,6 +135,8 @@ Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
   } else if (s.IsNotFound()) {
     index = next_user_index_++;
     new_users_.emplace_back(id, index);
+    directory_updates_.push_back(
+        {store::Directory::Update::Kind::kNewUser, index, 0, id, std::string()});
   } else {
     return Fail(ErrorCode::kUnavailable, "reading user dictionary: " + s.ToString());
   }
@@ -86,7 +144,36 @@ Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
   return index;
 }
 
-void Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
+void Aggregator::FoldRequest(const event::UsageEvent& e, uint32_t user_index,
+                             uint32_t agent_index, uint32_t pair_index) {
+  const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
+  store::Slice delta;
+  delta.totals = {1, e.is_error() ? 1u : 0u, static_cast<uint64_t>(e.tokens.value_or(0)),
+                  e.cost_usd.value_or(0)};
+  delta.users.push_back({user_index, 1, delta.totals.tokens, delta.totals.cost});
+  const std::string_view project = e.project_id;
+  for (const std::string_view* p : {static_cast<const std::string_view*>(nullptr), &project}) {
+    if (p && project.empty()) continue;
+    for (uint32_t agent : {store::kAllAgents, agent_index}) {
+      delta.agents.assign(1, {agent_index, 1, delta.totals.tokens});
+      store::RequestsSliceKey(e.organization_id, agent, p, Granularity::kDay, day, &key_);
+      store::Slice& slice = slices_[key_];
+      slice.totals.requests += 1;
+      slice.totals.errors += delta.totals.errors;
+      slice.totals.tokens += delta.totals.tokens;
+      slice.totals.cost += delta.totals.cost;
+      slice.users.push_back(delta.users[0]);
+      // An agent's own slices need no per-agent list: it is the totals.
+      if (agent == store::kAllAgents) slice.agents.push_back(delta.agents[0]);
+      store::RequestsUsersKey(e.organization_id, agent, p, Granularity::kDay, day, &key_);
+      slice_bitmaps_[key_].Add(user_index);
+    }
+    store::RequestsPairsKey(e.organization_id, p, Granularity::kDay, day, &key_);
+    slice_bitmaps_[key_].Add(pair_index);
+  }
+}
+
+Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
   const Counters delta = DeltaOf(e);
   const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
@@ -138,6 +225,28 @@ void Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   SetIfPresent(&ws, store::field::kWorkspaceOrganization, t, e.organization_id);
   store::MergeField({store::field::kWorkspaceFirstEvent, t, {}}, &ws);
   store::MergeField({store::field::kWorkspaceLastEvent, t, {}}, &ws);
+
+  // Request analytics: labels by dense index, and the slices.
+  if (!e.user_email.empty()) {
+    store::UserLabelKey(user_index, &key_);
+    store::MergeField({store::field::kLabel, t, e.user_email}, &records_[key_]);
+    directory_updates_.push_back(
+        {store::Directory::Update::Kind::kUserEmail, user_index, t, e.user_email, {}});
+  }
+  if (e.kind != EntityKind::kAgent) return Ok();
+  auto agent_index = AgentIndex(e.workspace_id, e.entity_id);
+  if (!agent_index) return std::unexpected(agent_index.error());
+  if (!e.entity_name.empty()) {
+    store::AgentLabelKey(*agent_index, &key_);
+    store::MergeField({store::field::kLabel, t, e.entity_name}, &records_[key_]);
+    directory_updates_.push_back(
+        {store::Directory::Update::Kind::kAgentName, *agent_index, t, e.entity_name, {}});
+  }
+  if (e.action != Action::kExecuted || e.organization_id.empty()) return Ok();
+  auto pair_index = PairIndex(*agent_index, user_index);
+  if (!pair_index) return std::unexpected(pair_index.error());
+  FoldRequest(e, user_index, *agent_index, *pair_index);
+  return Ok();
 }
 
 void Aggregator::RollUp() {
@@ -165,6 +274,30 @@ void Aggregator::RollUp() {
     }
   }
   for (auto& [key, b] : rollup_bitmaps_) bitmaps_[key] = std::move(b);
+
+  // Request slices and their bitmaps: the same roll-up on their own key layout.
+  rollup_slices_.clear();
+  for (const auto& [key, slice] : slices_) {
+    Granularity g;
+    int32_t day;
+    if (!store::RequestsKeyBucket(key, &g, &day)) continue;
+    for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
+      store::RequestsRebucket(key, up, BucketOf(day, up), &key_);
+      rollup_slices_[key_].Append(slice);
+    }
+  }
+  for (auto& [key, slice] : rollup_slices_) slices_[key] = std::move(slice);
+  rollup_bitmaps_.clear();
+  for (const auto& [key, b] : slice_bitmaps_) {
+    Granularity g;
+    int32_t day;
+    if (!store::RequestsKeyBucket(key, &g, &day)) continue;
+    for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
+      store::RequestsRebucket(key, up, BucketOf(day, up), &key_);
+      rollup_bitmaps_[key_].Or(b);
+    }
+  }
+  for (auto& [key, b] : rollup_bitmaps_) slice_bitmaps_[key] = std::move(b);
 }
 
 Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> events,
@@ -175,6 +308,11 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   bitmaps_.clear();
   records_.clear();
   new_users_.clear();
+  new_agents_.clear();
+  new_pairs_.clear();
+  directory_updates_.clear();
+  slices_.clear();
+  slice_bitmaps_.clear();
 
   // Dedupe: first within the batch, then against the store with one MultiGet. Working in key
   // order finds in-batch repeats as neighbours, lets MultiGet skip its own sort, and feeds the
@@ -219,9 +357,15 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   }
 
   const uint32_t next_before = next_user_index_;
+  const uint32_t next_agent_before = next_agent_index_;
+  const uint32_t next_pair_before = next_pair_index_;
   auto rollback = [&] {
     for (auto& [id, index] : new_users_) user_index_cache_.erase(id);
+    for (auto& [ref, index] : new_agents_) agent_index_cache_.erase(ref);
+    for (auto& [pair, index] : new_pairs_) pair_index_cache_.erase(pair);
     next_user_index_ = next_before;
+    next_agent_index_ = next_agent_before;
+    next_pair_index_ = next_pair_before;
   };
 
   rocksdb::WriteBatch batch;
@@ -236,7 +380,10 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
       rollback();
       return std::unexpected(index.error());
     }
-    Fold(e, *index);
+    if (auto folded = Fold(e, *index); !folded) {
+      rollback();
+      return std::unexpected(folded.error());
+    }
     store_->ObserveEventTime(e.time_ms);
     ++stats.applied;
   }
@@ -260,6 +407,17 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     entry->second.AppendEncoded(&value);
     batch.Merge(store_->bitmaps(), entry->first, value);
   }
+  for (auto* entry : Sorted(slices_)) {
+    entry->second.Normalize();
+    value.clear();
+    store::AppendSlice(entry->second, &value);
+    batch.Merge(store_->requests(), entry->first, value);
+  }
+  for (auto* entry : Sorted(slice_bitmaps_)) {
+    value.clear();
+    entry->second.AppendEncoded(&value);
+    batch.Merge(store_->bitmaps(), entry->first, value);
+  }
   for (auto* entry : Sorted(records_)) {
     if (entry->second.empty()) continue;
     value.clear();
@@ -275,6 +433,24 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   if (!new_users_.empty()) {
     batch.Put(store_->dict(), store::UserDictNextKey(), store::EncodeUint32(next_user_index_));
   }
+  for (auto& [ref, index] : new_agents_) {
+    std::string_view ws, agent;
+    store::DecodeAgentRef(ref, &ws, &agent);
+    store::AgentDictKey(ws, agent, &key_);
+    batch.Put(store_->dict(), key_, store::EncodeUint32(index));
+    store::AgentDictReverseKey(index, &key_);
+    batch.Put(store_->dict(), key_, ref);
+  }
+  if (!new_agents_.empty()) {
+    batch.Put(store_->dict(), store::AgentDictNextKey(), store::EncodeUint32(next_agent_index_));
+  }
+  for (auto& [pair, index] : new_pairs_) {
+    store::PairDictKey(static_cast<uint32_t>(pair >> 32), static_cast<uint32_t>(pair), &key_);
+    batch.Put(store_->dict(), key_, store::EncodeUint32(index));
+  }
+  if (!new_pairs_.empty()) {
+    batch.Put(store_->dict(), store::PairDictNextKey(), store::EncodeUint32(next_pair_index_));
+  }
   for (const PartitionOffset& o : offsets) {
     store::OffsetKey(o.topic, o.partition, &key_);
     batch.Put(store_->meta(), key_, store::EncodeOffset({std::string(cluster_id), o.next_offset}));
@@ -285,6 +461,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     rollback();
     return std::unexpected(s.error());
   }
+  if (directory_) directory_->Apply(directory_updates_);
   return stats;
 }
 

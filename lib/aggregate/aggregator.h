@@ -16,7 +16,12 @@
 // Views maintained per event (buckets: UTC day, ISO week, month; see store/codec.h):
 //   counters  workspace, workspace x user, workspace x entity, workspace x project
 //   bitmaps   users with agent.executed, per workspace / entity / project
-//   records   user profile (latest name/email/photo), entity inventory row, workspace row
+//   records   user profile (latest name/email/photo), entity inventory row, workspace row,
+//             user and agent labels (latest email / name, keyed by dense index)
+//   requests  request-analytics slices of agent.executed events with an organization: per
+//             organization x (all agents | agent) x (all projects | project) x bucket, with
+//             users and (agent, user) pairs bitmaps (store/codec.h)
+// Users, agents (workspace, agent id) and (agent, user) pairs get dense dictionary indexes.
 //
 // Thread-safety: not thread-safe; one Aggregator is the single writer of a Store.
 
@@ -30,6 +35,7 @@
 
 #include "common/result.h"
 #include "event/usage_event.h"
+#include "store/directory.h"
 #include "store/store.h"
 
 namespace tally::aggregate {
@@ -51,6 +57,10 @@ class Aggregator {
   // Reads the user dictionary's next free id. kUnavailable/kDataLoss from the store.
   static Result<std::unique_ptr<Aggregator>> Create(store::Store* store);
 
+  // Keeps `directory` (may be null; not owned; must outlive this) current: every stored batch's
+  // new users, agents and labels are applied to it after the write succeeded.
+  void set_directory(store::Directory* directory) { directory_ = directory; }
+
   // Applies one batch atomically with `offsets` (stored under `cluster_id`). On error nothing
   // of the batch is stored and the Aggregator stays consistent with the store.
   Result<ApplyStats> Apply(std::span<const event::UsageEvent* const> events,
@@ -60,12 +70,29 @@ class Aggregator {
   explicit Aggregator(store::Store* store) : store_(store) {}
   // Dense id of `user_id`, assigning one (recorded in *batch_dict) if new.
   Result<uint32_t> UserIndex(std::string_view user_id);
-  void Fold(const event::UsageEvent& e, uint32_t user_index);
+  // Dense id of the agent (workspace, agent id), assigning one if new.
+  Result<uint32_t> AgentIndex(std::string_view workspace_id, std::string_view agent_id);
+  // Dense id of the (agent, user) pair, assigning one if new.
+  Result<uint32_t> PairIndex(uint32_t agent_index, uint32_t user_index);
+  Status Fold(const event::UsageEvent& e, uint32_t user_index);
+  void FoldRequest(const event::UsageEvent& e, uint32_t user_index, uint32_t agent_index,
+                   uint32_t pair_index);
   // Adds the week and month rows derived from the batch's day rows.
   void RollUp();
 
   store::Store* store_;
+  store::Directory* directory_ = nullptr;
   uint32_t next_user_index_ = 0;
+  uint32_t next_agent_index_ = 0;
+  uint32_t next_pair_index_ = 0;
+  std::unordered_map<std::string, uint32_t> agent_index_cache_;  // key: EncodeAgentRef
+  std::unordered_map<uint64_t, uint32_t> pair_index_cache_;      // key: agent << 32 | user
+  std::vector<std::pair<std::string, uint32_t>> new_agents_;     // (EncodeAgentRef, index)
+  std::vector<std::pair<uint64_t, uint32_t>> new_pairs_;
+  std::vector<store::Directory::Update> directory_updates_;
+  std::unordered_map<std::string, store::Slice> slices_;
+  std::unordered_map<std::string, store::UserBitmap> slice_bitmaps_;
+  std::unordered_map<std::string, store::Slice> rollup_slices_;
   std::unordered_map<std::string, uint32_t> user_index_cache_;
   // Per-batch state, reused across batches to keep allocations down.
   std::vector<std::pair<std::string, uint32_t>> new_users_;

@@ -18,6 +18,16 @@ constexpr char kTagDict = 'U';
 constexpr char kTagDictReverse = 'R';
 constexpr char kTagDictNext = 'N';
 constexpr char kTagOffset = 'O';
+constexpr char kTagSlice = 'S';          // requests
+constexpr char kTagSliceUsers = 'X';     // bitmaps
+constexpr char kTagSlicePairs = 'Y';     // bitmaps
+constexpr char kTagUserLabel = 'L';      // records
+constexpr char kTagAgentLabel = 'M';     // records
+constexpr char kTagAgentDict = 'A';      // dict
+constexpr char kTagAgentReverse = 'a';   // dict
+constexpr char kTagAgentNext = 'n';      // dict
+constexpr char kTagPairDict = 'Q';       // dict
+constexpr char kTagPairNext = 'q';       // dict
 
 uint64_t ZigZag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
@@ -364,6 +374,309 @@ bool DecodeUint32(std::string_view in, uint32_t* v) {
   *v = static_cast<uint32_t>(x);
   return true;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request analytics.
+
+namespace {
+
+constexpr size_t kSliceTotalsBytes = 32;
+constexpr size_t kSliceUserBytes = 28;
+constexpr size_t kSliceAgentBytes = 20;
+
+template <typename T>
+void PutRaw(std::string* out, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));  // little-endian hosts only (x86-64, aarch64)
+  out->append(b, sizeof(T));
+}
+template <typename T>
+T GetRaw(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+void PutBigEndian32(std::string* out, uint32_t v) {
+  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+               static_cast<char>(v)};
+  out->append(b, 4);
+}
+
+bool GetBigEndian32(std::string_view* in, uint32_t* v) {
+  if (in->size() < 4) return false;
+  const auto* p = reinterpret_cast<const uint8_t*>(in->data());
+  *v = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+  in->remove_prefix(4);
+  return true;
+}
+
+void RequestsKey(char tag, std::string_view org, bool with_agent, uint32_t agent,
+                 const std::string_view* project, Granularity g, int32_t bucket,
+                 std::string* out) {
+  out->clear();
+  out->push_back(tag);
+  PutLengthPrefixed(out, org);
+  if (with_agent && agent != kAllAgents) {
+    out->push_back(1);
+    PutBigEndian32(out, agent);
+  } else if (with_agent) {
+    out->push_back(0);
+  }
+  if (project) {
+    out->push_back(1);
+    PutLengthPrefixed(out, *project);
+  } else {
+    out->push_back(0);
+  }
+  out->push_back(static_cast<char>(g));
+  PutOrderedInt32(out, bucket);
+}
+
+}  // namespace
+
+void Slice::Clear() {
+  totals = SliceTotals{};
+  users.clear();
+  agents.clear();
+}
+
+void Slice::Append(const Slice& o) {
+  totals.requests += o.totals.requests;
+  totals.errors += o.totals.errors;
+  totals.tokens += o.totals.tokens;
+  totals.cost += o.totals.cost;
+  users.insert(users.end(), o.users.begin(), o.users.end());
+  agents.insert(agents.end(), o.agents.begin(), o.agents.end());
+}
+
+void Slice::Normalize() {
+  // Stable sorts: equal indexes keep their order, so float sums are the same on every replay.
+  std::stable_sort(users.begin(), users.end(),
+                   [](const SliceUser& a, const SliceUser& b) { return a.user < b.user; });
+  std::stable_sort(agents.begin(), agents.end(),
+                   [](const SliceAgent& a, const SliceAgent& b) { return a.agent < b.agent; });
+  if (users.size() > 1) {
+    size_t w = 0;
+    for (size_t r = 1; r < users.size(); ++r) {
+      if (users[r].user == users[w].user) {
+        users[w].requests += users[r].requests;
+        users[w].tokens += users[r].tokens;
+        users[w].cost += users[r].cost;
+      } else {
+        users[++w] = users[r];
+      }
+    }
+    users.resize(w + 1);
+  }
+  if (agents.size() > 1) {
+    size_t w = 0;
+    for (size_t r = 1; r < agents.size(); ++r) {
+      if (agents[r].agent == agents[w].agent) {
+        agents[w].requests += agents[r].requests;
+        agents[w].tokens += agents[r].tokens;
+      } else {
+        agents[++w] = agents[r];
+      }
+    }
+    agents.resize(w + 1);
+  }
+}
+
+void AppendSlice(const Slice& s, std::string* out) {
+  out->reserve(out->size() + 1 + kSliceTotalsBytes + 10 + s.users.size() * kSliceUserBytes +
+               s.agents.size() * kSliceAgentBytes);
+  out->push_back(1);
+  PutRaw(out, s.totals.requests);
+  PutRaw(out, s.totals.errors);
+  PutRaw(out, s.totals.tokens);
+  PutRaw(out, s.totals.cost);
+  PutVarint64(out, s.users.size());
+  for (const SliceUser& u : s.users) {
+    PutRaw(out, u.user);
+    PutRaw(out, u.requests);
+    PutRaw(out, u.tokens);
+    PutRaw(out, u.cost);
+  }
+  PutVarint64(out, s.agents.size());
+  for (const SliceAgent& a : s.agents) {
+    PutRaw(out, a.agent);
+    PutRaw(out, a.requests);
+    PutRaw(out, a.tokens);
+  }
+}
+
+bool SliceView::Parse(std::string_view in) {
+  *this = SliceView();
+  if (in.size() < 1 + kSliceTotalsBytes || in[0] != 1) return false;
+  const char* p = in.data() + 1;
+  SliceTotals t;
+  t.requests = GetRaw<uint64_t>(p);
+  t.errors = GetRaw<uint64_t>(p + 8);
+  t.tokens = GetRaw<uint64_t>(p + 16);
+  t.cost = GetRaw<double>(p + 24);
+  in.remove_prefix(1 + kSliceTotalsBytes);
+  uint64_t nu, na;
+  if (!GetVarint64(&in, &nu) || nu > in.size() / kSliceUserBytes) return false;
+  const char* users = in.data();
+  in.remove_prefix(nu * kSliceUserBytes);
+  if (!GetVarint64(&in, &na) || na * kSliceAgentBytes != in.size()) return false;
+  totals_ = t;
+  users_ = users;
+  user_count_ = nu;
+  agents_ = in.data();
+  agent_count_ = na;
+  return true;
+}
+
+SliceUser SliceView::user(size_t i) const {
+  const char* p = users_ + i * kSliceUserBytes;
+  return SliceUser{GetRaw<uint32_t>(p), GetRaw<uint64_t>(p + 4), GetRaw<uint64_t>(p + 12),
+                   GetRaw<double>(p + 20)};
+}
+
+SliceAgent SliceView::agent(size_t i) const {
+  const char* p = agents_ + i * kSliceAgentBytes;
+  return SliceAgent{GetRaw<uint32_t>(p), GetRaw<uint64_t>(p + 4), GetRaw<uint64_t>(p + 12)};
+}
+
+bool AppendEncodedSlice(std::string_view in, Slice* s) {
+  SliceView v;
+  if (!v.Parse(in)) return false;
+  s->totals.requests += v.totals().requests;
+  s->totals.errors += v.totals().errors;
+  s->totals.tokens += v.totals().tokens;
+  s->totals.cost += v.totals().cost;
+  s->users.reserve(s->users.size() + v.user_count());
+  for (size_t i = 0; i < v.user_count(); ++i) s->users.push_back(v.user(i));
+  s->agents.reserve(s->agents.size() + v.agent_count());
+  for (size_t i = 0; i < v.agent_count(); ++i) s->agents.push_back(v.agent(i));
+  return true;
+}
+
+void RequestsSliceKey(std::string_view org, uint32_t agent, const std::string_view* project,
+                      Granularity g, int32_t bucket, std::string* out) {
+  RequestsKey(kTagSlice, org, true, agent, project, g, bucket, out);
+}
+
+void RequestsUsersKey(std::string_view org, uint32_t agent, const std::string_view* project,
+                      Granularity g, int32_t bucket, std::string* out) {
+  RequestsKey(kTagSliceUsers, org, true, agent, project, g, bucket, out);
+}
+
+void RequestsPairsKey(std::string_view org, const std::string_view* project, Granularity g,
+                      int32_t bucket, std::string* out) {
+  RequestsKey(kTagSlicePairs, org, false, kAllAgents, project, g, bucket, out);
+}
+
+bool RequestsRebucket(std::string_view key, Granularity g, int32_t bucket, std::string* out) {
+  if (key.size() < 8) return false;
+  out->assign(key.substr(0, key.size() - 5));
+  out->push_back(static_cast<char>(g));
+  PutOrderedInt32(out, bucket);
+  return true;
+}
+
+bool RequestsKeyBucket(std::string_view key, Granularity* g, int32_t* bucket) {
+  if (key.size() < 8) return false;
+  std::string_view tail = key.substr(key.size() - 5);
+  *g = static_cast<Granularity>(tail[0]);
+  tail.remove_prefix(1);
+  return GetOrderedInt32(&tail, bucket);
+}
+
+void RequestsProjectsPrefix(std::string_view org, uint32_t agent, std::string* out) {
+  out->clear();
+  out->push_back(kTagSlice);
+  PutLengthPrefixed(out, org);
+  if (agent != kAllAgents) {
+    out->push_back(1);
+    PutBigEndian32(out, agent);
+  } else {
+    out->push_back(0);
+  }
+  out->push_back(1);
+}
+
+void RequestsOrgPrefix(std::string_view org, std::string* out) {
+  out->clear();
+  out->push_back(kTagSlice);
+  PutLengthPrefixed(out, org);
+}
+
+bool DecodeRequestsProject(std::string_view rest, std::string_view* project, Granularity* g,
+                           int32_t* bucket) {
+  if (!GetLengthPrefixed(&rest, project) || rest.size() != 5) return false;
+  *g = static_cast<Granularity>(rest[0]);
+  rest.remove_prefix(1);
+  return GetOrderedInt32(&rest, bucket);
+}
+
+namespace {
+void IndexKey(char tag, uint32_t index, std::string* out) {
+  out->clear();
+  out->push_back(tag);
+  PutBigEndian32(out, index);
+}
+}  // namespace
+
+void UserLabelKey(uint32_t user_index, std::string* out) {
+  IndexKey(kTagUserLabel, user_index, out);
+}
+void AgentLabelKey(uint32_t agent_index, std::string* out) {
+  IndexKey(kTagAgentLabel, agent_index, out);
+}
+std::string UserLabelPrefix() { return std::string(1, kTagUserLabel); }
+std::string AgentLabelPrefix() { return std::string(1, kTagAgentLabel); }
+
+bool DecodeLabelKey(std::string_view key, uint32_t* index) {
+  if (key.size() != 5) return false;
+  key.remove_prefix(1);
+  return GetBigEndian32(&key, index);
+}
+
+void AgentDictKey(std::string_view workspace_id, std::string_view agent_id, std::string* out) {
+  out->clear();
+  out->push_back(kTagAgentDict);
+  PutLengthPrefixed(out, workspace_id);
+  PutLengthPrefixed(out, agent_id);
+}
+void AgentDictReverseKey(uint32_t index, std::string* out) {
+  IndexKey(kTagAgentReverse, index, out);
+}
+std::string AgentDictReversePrefix() { return std::string(1, kTagAgentReverse); }
+std::string AgentDictNextKey() { return std::string(1, kTagAgentNext); }
+
+std::string EncodeAgentRef(std::string_view workspace_id, std::string_view agent_id) {
+  std::string out;
+  PutLengthPrefixed(&out, workspace_id);
+  PutLengthPrefixed(&out, agent_id);
+  return out;
+}
+
+bool DecodeAgentRef(std::string_view in, std::string_view* workspace_id,
+                    std::string_view* agent_id) {
+  return GetLengthPrefixed(&in, workspace_id) && GetLengthPrefixed(&in, agent_id) && in.empty();
+}
+
+void PairDictKey(uint32_t agent_index, uint32_t user_index, std::string* out) {
+  out->clear();
+  out->push_back(kTagPairDict);
+  PutBigEndian32(out, agent_index);
+  PutBigEndian32(out, user_index);
+}
+std::string PairDictNextKey() { return std::string(1, kTagPairNext); }
+
+std::string UserDictReversePrefix() { return std::string(1, kTagDictReverse); }
+
+bool DecodeDictReverseKey(std::string_view key, uint32_t* index) {
+  if (key.size() != 5) return false;
+  key.remove_prefix(1);
+  // User reverse keys use PutOrderedInt32(index ^ 0x80000000), which is plain big-endian.
+  return GetBigEndian32(&key, index);
+}
+
+// ---------------------------------------------------------------------------------------------
 
 void OffsetKey(std::string_view topic, int32_t partition, std::string* out) {
   out->clear();

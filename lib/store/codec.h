@@ -194,6 +194,128 @@ std::string EncodeUint32(uint32_t v);
 bool DecodeUint32(std::string_view in, uint32_t* v);
 
 // ---------------------------------------------------------------------------------------------
+// Request analytics (column family "requests", merge operator "tally.slices"; user and pair
+// bitmaps in "bitmaps"). Only agent.executed events with an organization_id feed these views.
+//
+// A *slice* is the stats of the requests of one organization, narrowed to one agent or not and to
+// one project or not, in one (granularity, bucket):
+//   key   'S' | org | agent selector | project selector | granularity | bucket
+//   value totals + per-user stats (sorted by user index) + per-agent stats (sorted by agent index)
+// The selectors: 0x00 = all, or 0x01 then the agent's dense index (4 bytes, big-endian) / the
+// project id (length-prefixed). Granularity and bucket come last, so the day slices of one
+// selection are contiguous (per-day series are one scan) and a key is rebucketed by replacing its
+// last 5 bytes.
+// The matching bitmaps have the same layout with tags 'X' (users of the slice) and 'Y' (agent x
+// user pairs, dictionary-encoded, for slices of all agents only).
+
+struct SliceTotals {
+  uint64_t requests = 0;
+  uint64_t errors = 0;  // status == "error"
+  uint64_t tokens = 0;
+  double cost = 0;
+};
+struct SliceUser {
+  uint32_t user = 0;  // dense user index
+  uint64_t requests = 0;
+  uint64_t tokens = 0;
+  double cost = 0;
+};
+struct SliceAgent {
+  uint32_t agent = 0;  // dense agent index
+  uint64_t requests = 0;
+  uint64_t tokens = 0;
+};
+
+// A decoded (or in-construction) slice. Normalize() sorts and combines entries by index; the
+// encoders require normalized slices.
+struct Slice {
+  SliceTotals totals;
+  std::vector<SliceUser> users;
+  std::vector<SliceAgent> agents;
+
+  void Clear();
+  // Adds all of `o` (entries appended; call Normalize before encoding).
+  void Append(const Slice& o);
+  void Normalize();
+};
+
+// Encoding: version byte 1, totals (3 x u64, f64), varint n + n x 28-byte users, varint m + m x
+// 20-byte agents, all little-endian.
+void AppendSlice(const Slice& s, std::string* out);
+// Appends the decoded entries of `in` to *s (Normalize afterwards). False (s unchanged) if
+// malformed.
+bool AppendEncodedSlice(std::string_view in, Slice* s);
+
+// A zero-copy reader of an encoded slice; valid while the bytes it was parsed from live.
+class SliceView {
+ public:
+  // False if `in` is malformed (the view is then empty).
+  bool Parse(std::string_view in);
+  const SliceTotals& totals() const { return totals_; }
+  size_t user_count() const { return user_count_; }
+  size_t agent_count() const { return agent_count_; }
+  SliceUser user(size_t i) const;
+  SliceAgent agent(size_t i) const;
+
+ private:
+  SliceTotals totals_;
+  const char* users_ = nullptr;
+  const char* agents_ = nullptr;
+  size_t user_count_ = 0, agent_count_ = 0;
+};
+
+inline constexpr uint32_t kAllAgents = UINT32_MAX;  // agent selector "all"
+
+// Key of a slice (tag 'S'), users bitmap ('X') or pairs bitmap ('Y'). `agent` kAllAgents selects
+// all agents; `project` null selects all projects.
+void RequestsSliceKey(std::string_view org, uint32_t agent, const std::string_view* project,
+                      Granularity g, int32_t bucket, std::string* out);
+void RequestsUsersKey(std::string_view org, uint32_t agent, const std::string_view* project,
+                      Granularity g, int32_t bucket, std::string* out);
+void RequestsPairsKey(std::string_view org, const std::string_view* project, Granularity g,
+                      int32_t bucket, std::string* out);
+// The same key at another (granularity, bucket). False if `key` is too short.
+bool RequestsRebucket(std::string_view key, Granularity g, int32_t bucket, std::string* out);
+// The (granularity, bucket) of a requests key. False if malformed.
+bool RequestsKeyBucket(std::string_view key, Granularity* g, int32_t* bucket);
+// Prefix of every slice key of (org, agent selector) for a specific project: followed by the
+// length-prefixed project id. Used to enumerate the projects of an organization.
+void RequestsProjectsPrefix(std::string_view org, uint32_t agent, std::string* out);
+// Prefix of every slice key of an organization (does it have any request data?).
+void RequestsOrgPrefix(std::string_view org, std::string* out);
+// For a slice key under RequestsProjectsPrefix: `rest` is the key with that prefix removed.
+bool DecodeRequestsProject(std::string_view rest, std::string_view* project, Granularity* g,
+                           int32_t* bucket);
+
+// Labels shown by request analytics (column family "records", merge "tally.fields"): the latest
+// email of a user and the latest name of an agent, keyed by dense index.
+namespace field {
+inline constexpr uint8_t kLabel = 30;  // latest wins
+}  // namespace field
+void UserLabelKey(uint32_t user_index, std::string* out);
+void AgentLabelKey(uint32_t agent_index, std::string* out);
+std::string UserLabelPrefix();
+std::string AgentLabelPrefix();
+// The index of a key under UserLabelPrefix / AgentLabelPrefix.
+bool DecodeLabelKey(std::string_view key, uint32_t* index);
+
+// Agent dictionary (column family "dict"): (workspace, agent id) <-> dense uint32.
+void AgentDictKey(std::string_view workspace_id, std::string_view agent_id, std::string* out);
+void AgentDictReverseKey(uint32_t index, std::string* out);
+std::string AgentDictReversePrefix();
+std::string AgentDictNextKey();
+std::string EncodeAgentRef(std::string_view workspace_id, std::string_view agent_id);
+bool DecodeAgentRef(std::string_view in, std::string_view* workspace_id,
+                    std::string_view* agent_id);
+// Pair dictionary: (agent index, user index) <-> dense uint32.
+void PairDictKey(uint32_t agent_index, uint32_t user_index, std::string* out);
+std::string PairDictNextKey();
+// User dictionary reverse rows, for loading every user: prefix and index decoding.
+std::string UserDictReversePrefix();
+// The index of a key under UserDictReversePrefix / AgentDictReversePrefix.
+bool DecodeDictReverseKey(std::string_view key, uint32_t* index);
+
+// ---------------------------------------------------------------------------------------------
 // Offsets (default column family): (topic, partition) -> (cluster id, next offset).
 
 struct StoredOffset {

@@ -24,7 +24,8 @@ Error FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Error{code, std::string(what) + ": " + s.ToString(), {}};
 }
 
-constexpr const char* kFamilies[] = {"default", "counters", "bitmaps", "records", "dedupe", "dict"};
+constexpr const char* kFamilies[] = {"default", "counters", "bitmaps", "records",
+                                     "dedupe",  "dict",     "requests"};
 
 }  // namespace
 
@@ -72,6 +73,12 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
       internal::NewDedupeCompactionFilterFactory(store->newest_event_ms_, options.dedupe_window_ms);
   descriptors.emplace_back(kFamilies[4], dedupe);
   descriptors.emplace_back(kFamilies[5], family(true, 8 << 20));
+  auto requests = family(true, 32 << 20);
+  requests.merge_operator = internal::NewSliceMergeOperator();
+  // Month slices of a busy organization are rewritten by every batch; bounding the operands a
+  // read must fold keeps query latency flat between flushes.
+  requests.max_successive_merges = 32;
+  descriptors.emplace_back(kFamilies[6], requests);
 
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, options.path, descriptors, &store->cf_, &store->db_);
@@ -127,6 +134,7 @@ ReadView::ReadView(const Store* store, const rocksdb::Snapshot* snapshot)
 
 ReadView::~ReadView() {
   counters_it_.reset();  // before the snapshot it reads from
+  slices_it_.reset();
   store_->db()->ReleaseSnapshot(snapshot_);
 }
 
@@ -175,6 +183,45 @@ bool ReadView::OrBitmap(std::string_view key, UserBitmap* b) const {
   if (!store_->db()->Get(ro, store_->bitmaps(), ToSlice(key), &value).ok()) return false;
   b->OrEncoded(View(value));
   return true;
+}
+
+bool ReadView::ReadSlice(std::string_view key,
+                         const std::function<void(const SliceView&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  rocksdb::PinnableSlice value;
+  if (!store_->db()->Get(ro, store_->requests(), ToSlice(key), &value).ok()) return false;
+  SliceView v;
+  if (!v.Parse(View(value))) return false;
+  fn(v);
+  return true;
+}
+
+void ReadView::ScanSlices(
+    std::string_view prefix, std::string_view start,
+    const std::function<bool(std::string_view, const SliceView&)>& fn) const {
+  if (!slices_it_) {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot_;
+    ro.verify_checksums = false;
+    slices_it_.reset(store_->db()->NewIterator(ro, store_->requests()));
+  }
+  rocksdb::Iterator* it = slices_it_.get();
+  SliceView v;
+  for (it->Seek(ToSlice(start.empty() ? prefix : start));
+       it->Valid() && it->key().starts_with(ToSlice(prefix)); it->Next()) {
+    if (!v.Parse(View(it->value()))) continue;
+    if (!fn(View(it->key()), v)) break;
+  }
+}
+
+bool ReadView::HasSliceWithPrefix(std::string_view prefix) const {
+  bool found = false;
+  ScanSlices(prefix, {}, [&](std::string_view, const SliceView&) {
+    found = true;
+    return false;
+  });
+  return found;
 }
 
 bool ReadView::GetRecord(std::string_view key, Record* r) const {

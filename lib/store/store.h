@@ -19,7 +19,8 @@
 //   records  : profiles, inventory rows, workspace rows; merge "tally.fields" (per-field LWW/min)
 //   dedupe   : (source, id) -> event time; entries older than the dedupe window (relative to the
 //              newest event time seen) are dropped by a compaction filter
-//   dict     : user id <-> dense uint32
+//   dict     : user id <-> dense uint32, (workspace, agent) <-> dense uint32, pair dictionary
+//   requests : request-analytics slices (codec.h), merge "tally.slices"
 // Merge operators never fail on stored data: malformed operands are skipped and counted.
 //
 // Thread-safety: Store is thread-safe. A ReadView is not thread-safe; make one per request.
@@ -73,6 +74,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* records() const { return cf_[3]; }
   rocksdb::ColumnFamilyHandle* dedupe() const { return cf_[4]; }
   rocksdb::ColumnFamilyHandle* dict() const { return cf_[5]; }
+  rocksdb::ColumnFamilyHandle* requests() const { return cf_[6]; }
 
   // Applies `batch` atomically (WAL on, no fsync: survives a process kill, not a power loss).
   Status Write(rocksdb::WriteBatch* batch);
@@ -117,6 +119,15 @@ class ReadView {
                     const std::function<void(std::string_view, const Counters&)>& fn) const;
   // Unions the bitmap at `key` into *b; false if the key does not exist.
   bool OrBitmap(std::string_view key, UserBitmap* b) const;
+  // Calls fn with the slice stored at `key` (valid only during the call); false if absent or
+  // malformed.
+  bool ReadSlice(std::string_view key, const std::function<void(const SliceView&)>& fn) const;
+  // Calls fn(key, slice) for each slice whose key starts with `prefix`, from the first key >=
+  // `start` (empty: from `prefix`), until fn returns false. Malformed slices are skipped.
+  void ScanSlices(std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, const SliceView&)>& fn) const;
+  // True if any slice key starts with `prefix`.
+  bool HasSliceWithPrefix(std::string_view prefix) const;
   // Reads a record; false if absent.
   bool GetRecord(std::string_view key, Record* r) const;
   // Calls fn(key, record) for every record under `prefix`, in key order, until fn returns false.
@@ -134,6 +145,7 @@ class ReadView {
   const Store* store_;
   const rocksdb::Snapshot* snapshot_;
   mutable std::unique_ptr<rocksdb::Iterator> counters_it_;  // lazily created by ScanCounters
+  mutable std::unique_ptr<rocksdb::Iterator> slices_it_;    // lazily created by ScanSlices
 };
 
 }  // namespace tally::store

@@ -66,6 +66,35 @@ class BitmapOrMerge : public rocksdb::MergeOperator {
   }
 };
 
+// Slices of request analytics: totals added, per-user and per-agent entries combined by index.
+class SliceMerge : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "tally.slices"; }
+  bool AllowSingleOperand() const override { return true; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    Slice s;
+    if (in.existing_value && !AppendEncodedSlice(View(*in.existing_value), &s)) ++g_malformed;
+    for (const auto& op : in.operand_list)
+      if (!AppendEncodedSlice(View(op), &s)) ++g_malformed;
+    s.Normalize();
+    out->new_value.clear();
+    AppendSlice(s, &out->new_value);
+    return true;
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice&, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger*) const override {
+    Slice s;
+    for (const auto& op : operands)
+      if (!AppendEncodedSlice(View(op), &s)) ++g_malformed;
+    s.Normalize();
+    new_value->clear();
+    AppendSlice(s, new_value);
+    return true;
+  }
+};
+
 // Per-field last-writer-wins (by event time) / earliest-wins records. Operands are applied in
 // log order, so ties resolve the same way on every replay.
 class RecordMerge : public rocksdb::MergeOperator {
@@ -139,6 +168,10 @@ std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator() {
 std::shared_ptr<rocksdb::MergeOperator> NewBitmapOrMergeOperator() {
   return std::make_shared<BitmapOrMerge>();
 }
+std::shared_ptr<rocksdb::MergeOperator> NewSliceMergeOperator() {
+  return std::make_shared<SliceMerge>();
+}
+
 std::shared_ptr<rocksdb::MergeOperator> NewRecordMergeOperator() {
   return std::make_shared<RecordMerge>();
 }

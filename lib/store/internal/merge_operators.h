@@ -12,6 +12,7 @@ namespace tally::store::internal {
 std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator();
 std::shared_ptr<rocksdb::MergeOperator> NewBitmapOrMergeOperator();
 std::shared_ptr<rocksdb::MergeOperator> NewRecordMergeOperator();
+std::shared_ptr<rocksdb::MergeOperator> NewSliceMergeOperator();
 
 // Drops dedupe entries whose event time is older than (*newest - window_ms).
 std::shared_ptr<rocksdb::CompactionFilterFactory> NewDedupeCompactionFilterFactory(

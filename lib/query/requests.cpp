@@ -1,0 +1,438 @@
+#include "query/requests.h"
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <utility>
+
+#include "query/range.h"
+#include "store/bitmap.h"
+#include "store/codec.h"
+#include "store/directory.h"
+#include "store/store.h"
+
+namespace tally::query {
+namespace {
+
+using store::kAllAgents;
+
+constexpr std::array<std::pair<std::string_view, RequestsMetric>, 11> kMetricNames = {{
+    {"total-active-users", RequestsMetric::kTotalActiveUsers},
+    {"total-active-projects", RequestsMetric::kTotalActiveProjects},
+    {"total-active-agents", RequestsMetric::kTotalActiveAgents},
+    {"average-requests-per-day", RequestsMetric::kAverageRequestsPerDay},
+    {"average-users-per-project", RequestsMetric::kAverageUsersPerProject},
+    {"average-users-per-agent", RequestsMetric::kAverageUsersPerAgent},
+    {"top-10-agents-by-requests", RequestsMetric::kTop10AgentsByRequests},
+    {"top-10-users-by-requests", RequestsMetric::kTop10UsersByRequests},
+    {"top-10-agents-by-tokens", RequestsMetric::kTop10AgentsByTokens},
+    {"total-requests-per-day", RequestsMetric::kTotalRequestsPerDay},
+    {"agent-usage-per-user", RequestsMetric::kAgentUsagePerUser},
+}};
+
+// Per-index accumulators reused across requests on one thread: a generation stamp marks the
+// entries of the current request, so nothing is cleared or reallocated per request.
+struct Accumulator {
+  struct Entry {
+    uint32_t stamp = 0;
+    uint64_t requests = 0;
+    uint64_t tokens = 0;
+    double cost = 0;
+  };
+  std::vector<Entry> entries;
+  std::vector<uint32_t> touched;
+  uint32_t generation = 0;
+
+  void Begin() {
+    touched.clear();
+    if (++generation == 0) {  // wrapped: old stamps could collide
+      for (Entry& e : entries) e.stamp = 0;
+      generation = 1;
+    }
+  }
+  Entry& At(uint32_t index) {
+    if (index >= entries.size()) entries.resize(std::max<size_t>(index + 1, entries.size() * 2));
+    Entry& e = entries[index];
+    if (e.stamp != generation) {
+      e = Entry{generation, 0, 0, 0};
+      touched.push_back(index);
+    }
+    return e;
+  }
+};
+
+thread_local Accumulator tl_users;
+thread_local Accumulator tl_agents;
+
+// One request's plan: the (organization, agent selector) pairs and buckets to read.
+class Plan {
+ public:
+  Plan(const store::Store& store, const store::Directory& directory, const RequestsQuery& q)
+      : view_(store.NewReadView()), q_(q), buckets_(DecomposeRange(q.start, q.end)) {
+    orgs_ = q.organizations;
+    std::sort(orgs_.begin(), orgs_.end());
+    orgs_.erase(std::unique(orgs_.begin(), orgs_.end()), orgs_.end());
+    if (q.project_id) project_ = *q.project_id;
+    if (q.agent_name) {
+      store::Directory::Reader r(directory);
+      if (const std::vector<uint32_t>* named = r.AgentsNamed(*q.agent_name)) agents_ = *named;
+    } else {
+      agents_ = {kAllAgents};
+    }
+  }
+
+  const std::vector<std::string>& orgs() const { return orgs_; }
+  const std::vector<uint32_t>& agents() const { return agents_; }
+  const std::vector<BucketRef>& buckets() const { return buckets_; }
+  bool filtered() const { return q_.agent_name.has_value(); }
+  const std::string_view* project() const { return q_.project_id ? &project_ : nullptr; }
+  const store::ReadView& view() const { return *view_; }
+
+  // fn(org, agent selector, slice) for every stored slice of the scope in the range.
+  template <typename Fn>
+  void ForEachSlice(Fn fn) const {
+    std::string key;
+    for (const std::string& org : orgs_) {
+      for (uint32_t agent : agents_) {
+        for (const BucketRef& b : buckets_) {
+          store::RequestsSliceKey(org, agent, project(), b.granularity, b.bucket, &key);
+          view_->ReadSlice(key, [&](const store::SliceView& s) { fn(org, agent, s); });
+        }
+      }
+    }
+  }
+
+  // Unions the users bitmaps of (org, agent selector, project selector) over the range.
+  void OrUsers(std::string_view org, uint32_t agent, const std::string_view* project,
+               store::UserBitmap* out) const {
+    std::string key;
+    for (const BucketRef& b : buckets_) {
+      store::RequestsUsersKey(org, agent, project, b.granularity, b.bucket, &key);
+      view_->OrBitmap(key, out);
+    }
+  }
+
+  // The projects with slices under (org, agent selector), in key order (any bucket).
+  std::vector<std::string> ProjectsOf(std::string_view org, uint32_t agent) const {
+    std::vector<std::string> out;
+    std::string prefix, start;
+    store::RequestsProjectsPrefix(org, agent, &prefix);
+    start = prefix;
+    for (;;) {
+      bool found = false;
+      view_->ScanSlices(prefix, start, [&](std::string_view key, const store::SliceView&) {
+        std::string_view project;
+        Granularity g;
+        int32_t bucket;
+        if (store::DecodeRequestsProject(key.substr(prefix.size()), &project, &g, &bucket)) {
+          out.emplace_back(project);
+          found = true;
+        }
+        return false;
+      });
+      if (!found) break;
+      // Past every key of this project: its length-prefixed id followed by 0xff.
+      start = prefix;
+      store::PutLengthPrefixed(&start, out.back());
+      start.push_back('\xff');
+    }
+    return out;
+  }
+
+  // True if (org, agent selector, project) has a request in the range.
+  bool ProjectActive(std::string_view org, uint32_t agent, std::string_view project) const {
+    std::string key;
+    bool active = false;
+    for (const BucketRef& b : buckets_) {
+      store::RequestsSliceKey(org, agent, &project, b.granularity, b.bucket, &key);
+      view_->ReadSlice(key, [&](const store::SliceView& s) {
+        if (s.totals().requests > 0) active = true;
+      });
+      if (active) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::unique_ptr<store::ReadView> view_;
+  const RequestsQuery& q_;
+  std::vector<BucketRef> buckets_;
+  std::vector<std::string> orgs_;
+  std::vector<uint32_t> agents_;
+  std::string_view project_;
+};
+
+// Active agents of the scope, accumulated into tl_agents (requests and tokens per agent).
+void AccumulateAgents(const Plan& plan) {
+  Accumulator& acc = tl_agents;
+  acc.Begin();
+  plan.ForEachSlice([&](std::string_view, uint32_t agent, const store::SliceView& s) {
+    if (agent != kAllAgents) {
+      if (s.totals().requests == 0) return;
+      Accumulator::Entry& e = acc.At(agent);
+      e.requests += s.totals().requests;
+      e.tokens += s.totals().tokens;
+      return;
+    }
+    for (size_t i = 0; i < s.agent_count(); ++i) {
+      store::SliceAgent a = s.agent(i);
+      Accumulator::Entry& e = acc.At(a.agent);
+      e.requests += a.requests;
+      e.tokens += a.tokens;
+    }
+  });
+}
+
+void AccumulateUsers(const Plan& plan) {
+  Accumulator& acc = tl_users;
+  acc.Begin();
+  plan.ForEachSlice([&](std::string_view, uint32_t, const store::SliceView& s) {
+    for (size_t i = 0; i < s.user_count(); ++i) {
+      store::SliceUser u = s.user(i);
+      Accumulator::Entry& e = acc.At(u.user);
+      e.requests += u.requests;
+      e.tokens += u.tokens;
+      e.cost += u.cost;
+    }
+  });
+}
+
+uint64_t CountActive(const Accumulator& acc) {
+  uint64_t n = 0;
+  for (uint32_t i : acc.touched) n += acc.entries[i].requests > 0 ? 1 : 0;
+  return n;
+}
+
+// Every active project of the scope: ((org, project) -> union of its users).
+std::map<std::pair<std::string, std::string>, store::UserBitmap> ProjectUsers(const Plan& plan) {
+  std::map<std::pair<std::string, std::string>, store::UserBitmap> out;
+  for (const std::string& org : plan.orgs()) {
+    for (uint32_t agent : plan.agents()) {
+      std::vector<std::string> projects;
+      if (plan.project()) {
+        projects.emplace_back(*plan.project());
+      } else {
+        projects = plan.ProjectsOf(org, agent);
+      }
+      for (const std::string& p : projects) {
+        store::UserBitmap users;
+        std::string_view pv = p;
+        plan.OrUsers(org, agent, &pv, &users);
+        if (users.IsEmpty()) continue;
+        out[{org, p}].Or(users);
+      }
+    }
+  }
+  return out;
+}
+
+uint64_t ActiveProjects(const Plan& plan) {
+  std::vector<std::pair<std::string, std::string>> active;
+  for (const std::string& org : plan.orgs()) {
+    for (uint32_t agent : plan.agents()) {
+      std::vector<std::string> projects;
+      if (plan.project()) {
+        projects.emplace_back(*plan.project());
+      } else {
+        projects = plan.ProjectsOf(org, agent);
+      }
+      for (const std::string& p : projects) {
+        if (plan.ProjectActive(org, agent, p)) active.emplace_back(org, p);
+      }
+    }
+  }
+  std::sort(active.begin(), active.end());
+  return static_cast<uint64_t>(std::unique(active.begin(), active.end()) - active.begin());
+}
+
+// The top `limit` entries of `acc` by `value`, ties by label then id.
+template <typename Value, typename Label, typename Id>
+std::vector<uint32_t> TopIndexes(const Accumulator& acc, size_t limit, Value value, Label label,
+                                 Id id) {
+  std::vector<uint32_t> idx;
+  idx.reserve(acc.touched.size());
+  for (uint32_t i : acc.touched)
+    if (acc.entries[i].requests > 0) idx.push_back(i);
+  auto less = [&](uint32_t a, uint32_t b) {
+    uint64_t va = value(acc.entries[a]), vb = value(acc.entries[b]);
+    if (va != vb) return va > vb;
+    std::string_view la = label(a), lb = label(b);
+    if (la != lb) return la < lb;
+    return id(a) < id(b);
+  };
+  const size_t n = std::min(limit, idx.size());
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n), idx.end(), less);
+  idx.resize(n);
+  return idx;
+}
+
+std::vector<RankedRow> TopAgents(const Plan& plan, const store::Directory& dir, bool by_tokens) {
+  AccumulateAgents(plan);
+  store::Directory::Reader r(dir);
+  auto value = [by_tokens](const Accumulator::Entry& e) {
+    return by_tokens ? e.tokens : e.requests;
+  };
+  auto label = [&r](uint32_t i) { return r.AgentName(i); };
+  auto id = [&r](uint32_t i) { return r.AgentRef(i); };
+  std::vector<RankedRow> out;
+  for (uint32_t i : TopIndexes(tl_agents, 10, value, label, id)) {
+    out.push_back({std::string(r.AgentName(i)), value(tl_agents.entries[i])});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<RequestsMetric> ParseRequestsMetric(std::string_view segment) {
+  for (const auto& [name, metric] : kMetricNames)
+    if (name == segment) return metric;
+  return std::nullopt;
+}
+
+bool OrganizationHasRequests(const store::Store& store, std::string_view organization) {
+  std::string prefix;
+  store::RequestsOrgPrefix(organization, &prefix);
+  return store.NewReadView()->HasSliceWithPrefix(prefix);
+}
+
+Result<RequestsResult> RunRequests(const store::Store& store, const store::Directory& directory,
+                                   RequestsMetric metric, const RequestsQuery& query) {
+  if (query.start > query.end) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "The endDate must be a date after or equal to startDate.", "endDate");
+  }
+  const int64_t days = int64_t{query.end} - query.start + 1;
+  if (days > kRequestsMaxDays) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "The date range must not be longer than " + std::to_string(kRequestsMaxDays) +
+                    " days.",
+                "startDate");
+  }
+  RequestsResult result;
+  Plan plan(store, directory, query);
+  if (plan.agents().empty()) {  // no agent currently has that name: nothing matches
+    if (metric == RequestsMetric::kTotalRequestsPerDay) {
+      for (DayNumber d = query.start; d <= query.end; ++d) result.days.push_back({d, 0, 0});
+    }
+    return result;
+  }
+
+  switch (metric) {
+    case RequestsMetric::kTotalActiveUsers: {
+      store::UserBitmap users;
+      for (const std::string& org : plan.orgs())
+        for (uint32_t agent : plan.agents()) plan.OrUsers(org, agent, plan.project(), &users);
+      result.count = users.Cardinality();
+      break;
+    }
+    case RequestsMetric::kTotalActiveProjects:
+      result.count = ActiveProjects(plan);
+      break;
+    case RequestsMetric::kTotalActiveAgents:
+      AccumulateAgents(plan);
+      result.count = CountActive(tl_agents);
+      break;
+    case RequestsMetric::kAverageRequestsPerDay: {
+      uint64_t requests = 0;
+      plan.ForEachSlice([&](std::string_view, uint32_t, const store::SliceView& s) {
+        requests += s.totals().requests;
+      });
+      result.average = static_cast<double>(requests) / static_cast<double>(days);
+      break;
+    }
+    case RequestsMetric::kAverageUsersPerProject: {
+      uint64_t sum = 0, n = 0;
+      for (auto& [project, users] : ProjectUsers(plan)) {
+        sum += users.Cardinality();
+        ++n;
+      }
+      result.average = n ? static_cast<double>(sum) / static_cast<double>(n) : 0;
+      break;
+    }
+    case RequestsMetric::kAverageUsersPerAgent: {
+      uint64_t pairs = 0, n = 0;
+      if (!plan.filtered()) {
+        // Sum over agents of their distinct users = distinct (agent, user) pairs.
+        store::UserBitmap all_pairs;
+        std::string key;
+        for (const std::string& org : plan.orgs()) {
+          for (const BucketRef& b : plan.buckets()) {
+            store::RequestsPairsKey(org, plan.project(), b.granularity, b.bucket, &key);
+            plan.view().OrBitmap(key, &all_pairs);
+          }
+        }
+        pairs = all_pairs.Cardinality();
+        AccumulateAgents(plan);
+        n = CountActive(tl_agents);
+      } else {
+        for (uint32_t agent : plan.agents()) {
+          store::UserBitmap users;
+          for (const std::string& org : plan.orgs())
+            plan.OrUsers(org, agent, plan.project(), &users);
+          if (users.IsEmpty()) continue;
+          pairs += users.Cardinality();
+          ++n;
+        }
+      }
+      result.average = n ? static_cast<double>(pairs) / static_cast<double>(n) : 0;
+      break;
+    }
+    case RequestsMetric::kTop10AgentsByRequests:
+      result.top = TopAgents(plan, directory, /*by_tokens=*/false);
+      break;
+    case RequestsMetric::kTop10AgentsByTokens:
+      result.top = TopAgents(plan, directory, /*by_tokens=*/true);
+      break;
+    case RequestsMetric::kTop10UsersByRequests: {
+      AccumulateUsers(plan);
+      store::Directory::Reader r(directory);
+      auto value = [](const Accumulator::Entry& e) { return e.requests; };
+      auto label = [&r](uint32_t i) { return r.UserLabel(i); };
+      auto id = [&r](uint32_t i) { return r.UserId(i); };
+      for (uint32_t i : TopIndexes(tl_users, 10, value, label, id)) {
+        result.top.push_back({std::string(r.UserLabel(i)), tl_users.entries[i].requests});
+      }
+      break;
+    }
+    case RequestsMetric::kAgentUsagePerUser: {
+      AccumulateUsers(plan);
+      store::Directory::Reader r(directory);
+      auto value = [](const Accumulator::Entry& e) { return e.requests; };
+      auto label = [&r](uint32_t i) { return r.UserLabel(i); };
+      auto id = [&r](uint32_t i) { return r.UserId(i); };
+      std::vector<uint32_t> order = TopIndexes(tl_users, SIZE_MAX, value, label, id);
+      result.usage.reserve(order.size());
+      for (uint32_t i : order) {
+        const Accumulator::Entry& e = tl_users.entries[i];
+        result.usage.push_back({std::string(r.UserLabel(i)), e.cost, e.requests, e.tokens});
+      }
+      break;
+    }
+    case RequestsMetric::kTotalRequestsPerDay: {
+      result.days.resize(static_cast<size_t>(days));
+      for (int64_t i = 0; i < days; ++i) result.days[i].day = query.start + static_cast<int32_t>(i);
+      std::string start, prefix;
+      for (const std::string& org : plan.orgs()) {
+        for (uint32_t agent : plan.agents()) {
+          store::RequestsSliceKey(org, agent, plan.project(), Granularity::kDay, query.start,
+                                  &start);
+          prefix.assign(start, 0, start.size() - 4);  // without the bucket
+          plan.view().ScanSlices(
+              prefix, start, [&](std::string_view key, const store::SliceView& s) {
+                Granularity g;
+                int32_t day;
+                if (!store::RequestsKeyBucket(key, &g, &day) || day > query.end) return false;
+                DayRow& row = result.days[static_cast<size_t>(day - query.start)];
+                row.requests += s.totals().requests;
+                row.errors += s.totals().errors;
+                return true;
+              });
+        }
+      }
+      break;
+    }
+  }
+  return result;
+}
+
+}  // namespace tally::query

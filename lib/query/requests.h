@@ -1,0 +1,112 @@
+#pragma once
+// The engine behind the eleven GET /v1/analytics/requests/* endpoints
+// (seeds/genexus-analytics-requests.txt): request counts, tokens, cost and exact distinct users,
+// projects and agents of the agent.executed events of some organizations.
+//
+//   tally::query::RequestsQuery q;
+//   q.organizations = {"org_7"};                 // what the key may see (narrowed by headers)
+//   q.start = *tally::ParseDay("2026-01-01");
+//   q.end = *tally::ParseDay("2026-03-31");
+//   q.agent_name = "Support Agent";              // optional: the agents currently so named
+//   tally::Result<tally::query::RequestsResult> r = tally::query::RunRequests(
+//       store, directory, tally::query::RequestsMetric::kTotalActiveUsers, q);
+//   uint64_t users = r->count;
+//
+// Semantics (DESIGN.md "Choices", docs/request-analytics.md):
+//  - A request is an agent.executed event whose organization_id is in `organizations` (and whose
+//    project_id equals `project_id` when set), on a UTC day in [start, end].
+//  - Agents are (workspace, agent id); an agent's name is its latest name (its id when it never
+//    had one). `agent_name` keeps only the agents whose current name equals it exactly; none
+//    named so gives zeros and empty lists.
+//  - Users are user ids; their label is the latest email (the id when none is known).
+//  - Projects are (organization, project id); requests without a project count for everything
+//    except the two project numbers.
+//  - Distinct users, projects, agents and (agent, user) pairs are exact over any range: unions of
+//    the per-bucket Roaring bitmaps or entry sets, never sums of per-bucket distinct counts.
+//  - Rankings: value descending, then label ascending (byte order), then id ascending.
+//  - Averages: requests / days in the range; users per project (agent) = sum over active
+//    projects (agents) of their distinct users / number of active ones, 0 when none.
+// Cost: a few point reads per stored bucket of DecomposeRange(start, end) per organization
+// (per project or named agent where the metric needs that breakdown), independent of the number
+// of events; per-day series scan the range's day slices.
+//
+// Thread-safe: any number of concurrent calls on one Store and Directory.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/calendar.h"
+#include "common/result.h"
+
+namespace tally::store {
+class Store;
+class Directory;
+}  // namespace tally::store
+
+namespace tally::query {
+
+// The longest accepted range, in days.
+inline constexpr int32_t kRequestsMaxDays = 366;
+
+enum class RequestsMetric : uint8_t {
+  kTotalActiveUsers,
+  kTotalActiveProjects,
+  kTotalActiveAgents,
+  kAverageRequestsPerDay,
+  kAverageUsersPerProject,
+  kAverageUsersPerAgent,
+  kTop10AgentsByRequests,
+  kTop10UsersByRequests,
+  kTop10AgentsByTokens,
+  kTotalRequestsPerDay,
+  kAgentUsagePerUser,
+};
+
+// The metric named by an endpoint path segment ("total-active-users"); nullopt if none.
+std::optional<RequestsMetric> ParseRequestsMetric(std::string_view segment);
+
+struct RequestsQuery {
+  std::vector<std::string> organizations;  // the scope; duplicates are ignored
+  std::optional<std::string> project_id;   // narrows to one project of each organization
+  DayNumber start = 0;                     // inclusive; start <= end
+  DayNumber end = 0;
+  std::optional<std::string> agent_name;  // exact current agent name; nullopt = every agent
+};
+
+struct RankedRow {
+  std::string label;  // agent name or user label
+  uint64_t value = 0;
+};
+struct DayRow {
+  DayNumber day = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+};
+struct UsageRow {
+  std::string user;
+  double cost = 0;
+  uint64_t requests = 0;
+  uint64_t tokens = 0;
+};
+
+// The answer; which member is filled depends on the metric.
+struct RequestsResult {
+  uint64_t count = 0;            // kTotalActive*
+  double average = 0;            // kAverage*
+  std::vector<RankedRow> top;    // kTop10* (at most 10 rows)
+  std::vector<DayRow> days;      // kTotalRequestsPerDay: every day of the range, in order
+  std::vector<UsageRow> usage;   // kAgentUsagePerUser: every active user, ranked by requests
+};
+
+// kInvalidArgument (field startDate / endDate) for start > end or a range longer than
+// kRequestsMaxDays. Never fails on stored data (malformed slices are skipped).
+Result<RequestsResult> RunRequests(const store::Store& store, const store::Directory& directory,
+                                   RequestsMetric metric, const RequestsQuery& query);
+
+// True if any request of `organization` was ever stored.
+bool OrganizationHasRequests(const store::Store& store, std::string_view organization);
+
+}  // namespace tally::query

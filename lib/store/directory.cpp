@@ -1,0 +1,160 @@
+#include "store/directory.h"
+
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "store/codec.h"
+#include "store/store.h"
+
+namespace tally::store {
+namespace {
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+// Calls fn(key, value) for every row of `cf` under `prefix`; false on an iterator error.
+template <typename Fn>
+bool Scan(const Store& store, rocksdb::ColumnFamilyHandle* cf, const std::string& prefix, Fn fn) {
+  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    fn(View(it->key()), View(it->value()));
+  }
+  return it->status().ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Directory>> Directory::Load(const Store& store) {
+  auto dir = std::make_unique<Directory>();
+  std::vector<Update> updates;
+  auto add = [&](Update::Kind kind, std::string_view key, std::string a, std::string b,
+                 int64_t t) {
+    uint32_t index;
+    if (kind == Update::Kind::kNewUser || kind == Update::Kind::kNewAgent) {
+      if (!DecodeDictReverseKey(key, &index)) return;
+    } else if (!DecodeLabelKey(key, &index)) {
+      return;
+    }
+    updates.push_back(Update{kind, index, t, std::move(a), std::move(b)});
+  };
+  bool ok =
+      Scan(store, store.dict(), UserDictReversePrefix(),
+           [&](std::string_view k, std::string_view v) {
+             add(Update::Kind::kNewUser, k, std::string(v), {}, 0);
+           }) &&
+      Scan(store, store.dict(), AgentDictReversePrefix(),
+           [&](std::string_view k, std::string_view v) {
+             std::string_view ws, agent;
+             if (DecodeAgentRef(v, &ws, &agent)) {
+               add(Update::Kind::kNewAgent, k, std::string(ws), std::string(agent), 0);
+             }
+           });
+  // Labels after the dictionaries: an update for an index must find its entry.
+  Record r;
+  ok = ok &&
+       Scan(store, store.records(), UserLabelPrefix(),
+            [&](std::string_view k, std::string_view v) {
+              DecodeRecord(v, &r);
+              if (const Field* f = FindField(r, field::kLabel)) {
+                add(Update::Kind::kUserEmail, k, f->value, {}, f->time_ms);
+              }
+            }) &&
+       Scan(store, store.records(), AgentLabelPrefix(),
+            [&](std::string_view k, std::string_view v) {
+              DecodeRecord(v, &r);
+              if (const Field* f = FindField(r, field::kLabel)) {
+                add(Update::Kind::kAgentName, k, f->value, {}, f->time_ms);
+              }
+            });
+  if (!ok) return Fail(ErrorCode::kUnavailable, "reading the user and agent directory failed");
+  dir->Apply(updates);
+  return dir;
+}
+
+void Directory::Apply(const std::vector<Update>& updates) {
+  if (updates.empty()) return;
+  std::unique_lock lock(mu_);
+  for (const Update& u : updates) ApplyLocked(u);
+}
+
+void Directory::ApplyLocked(const Update& u) {
+  switch (u.kind) {
+    case Update::Kind::kNewUser:
+      if (u.index >= users_.size()) users_.resize(u.index + 1);
+      users_[u.index].id = u.a;
+      break;
+    case Update::Kind::kNewAgent:
+      if (u.index >= agents_.size()) agents_.resize(u.index + 1);
+      if (agents_[u.index].agent_id.empty()) {
+        agents_[u.index].workspace_id = u.a;
+        agents_[u.index].agent_id = u.b;
+        if (!agents_[u.index].name.set) Index(u.index);  // indexed under its id until named
+      }
+      break;
+    case Update::Kind::kUserEmail: {
+      if (u.index >= users_.size()) users_.resize(u.index + 1);
+      Label& l = users_[u.index].email;
+      if (!l.set || u.time_ms >= l.time_ms) l = Label{u.a, u.time_ms, true};
+      break;
+    }
+    case Update::Kind::kAgentName:
+      SetAgentName(u.index, u.a, u.time_ms);
+      break;
+  }
+}
+
+void Directory::SetAgentName(uint32_t index, std::string_view name, int64_t time_ms) {
+  if (index >= agents_.size()) agents_.resize(index + 1);
+  Label& l = agents_[index].name;
+  if (l.set && time_ms < l.time_ms) return;
+  Unindex(index);
+  l = Label{std::string(name), time_ms, true};
+  Index(index);
+}
+
+void Directory::Unindex(uint32_t index) {
+  const AgentEntry& a = agents_[index];
+  const std::string& key = a.name.set ? a.name.value : a.agent_id;
+  auto it = by_name_.find(key);
+  if (it == by_name_.end()) return;
+  std::erase(it->second, index);
+  if (it->second.empty()) by_name_.erase(it);
+}
+
+void Directory::Index(uint32_t index) {
+  const AgentEntry& a = agents_[index];
+  const std::string& key = a.name.set ? a.name.value : a.agent_id;
+  if (key.empty()) return;
+  std::vector<uint32_t>& v = by_name_[key];
+  v.insert(std::lower_bound(v.begin(), v.end(), index), index);
+}
+
+std::string_view Directory::Reader::UserLabel(uint32_t index) const {
+  if (index >= d_.users_.size()) return {};
+  const UserEntry& u = d_.users_[index];
+  return u.email.set && !u.email.value.empty() ? std::string_view(u.email.value)
+                                               : std::string_view(u.id);
+}
+
+std::string_view Directory::Reader::UserId(uint32_t index) const {
+  return index < d_.users_.size() ? std::string_view(d_.users_[index].id) : std::string_view();
+}
+
+std::string_view Directory::Reader::AgentName(uint32_t index) const {
+  if (index >= d_.agents_.size()) return {};
+  const AgentEntry& a = d_.agents_[index];
+  return a.name.set ? std::string_view(a.name.value) : std::string_view(a.agent_id);
+}
+
+std::pair<std::string_view, std::string_view> Directory::Reader::AgentRef(uint32_t index) const {
+  if (index >= d_.agents_.size()) return {};
+  return {d_.agents_[index].workspace_id, d_.agents_[index].agent_id};
+}
+
+const std::vector<uint32_t>* Directory::Reader::AgentsNamed(std::string_view name) const {
+  auto it = d_.by_name_.find(name);
+  return it == d_.by_name_.end() ? nullptr : &it->second;
+}
+
+}  // namespace tally::store

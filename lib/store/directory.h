@@ -1,0 +1,101 @@
+#pragma once
+// In-memory directory of the dictionary-encoded users and agents, with the labels that request
+// analytics shows: a user's latest email (its id when none is known) and an agent's latest name
+// (its id when none is known), plus an index from agent name to agents.
+//
+//   auto dir = tally::store::Directory::Load(*store);       // once at start
+//   aggregator->set_directory(dir->get());                   // kept current after every batch
+//   {
+//     tally::store::Directory::Reader r(**dir);              // shared lock for one request
+//     std::string_view label = r.UserLabel(17);
+//     const std::vector<uint32_t>* ids = r.AgentsNamed("Support Agent");
+//   }
+//
+// The labels mirror the "tally.fields" records (UserLabelKey / AgentLabelKey in codec.h): the
+// value with the latest event time wins, ties go to the later update, so the directory and the
+// store agree after a restart. Reading every label per request from RocksDB would cost one
+// lookup per user listed; this keeps it a vector index.
+//
+// Thread-safety: all methods are thread-safe; a Reader holds a shared lock while it lives.
+
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+
+namespace tally::store {
+
+class Store;
+
+class Directory {
+ public:
+  Directory() = default;
+  // Reads every user and agent dictionary entry and label. kUnavailable/kDataLoss from the store.
+  static Result<std::unique_ptr<Directory>> Load(const Store& store);
+
+  // One pending change, applied by Apply() after the batch that wrote it is stored.
+  struct Update {
+    enum class Kind : uint8_t { kNewUser, kNewAgent, kUserEmail, kAgentName } kind;
+    uint32_t index = 0;
+    int64_t time_ms = 0;
+    std::string a;  // user id / workspace id / email / name
+    std::string b;  // agent id (kNewAgent)
+  };
+  void Apply(const std::vector<Update>& updates);
+
+  class Reader {
+   public:
+    explicit Reader(const Directory& d) : d_(d), lock_(d.mu_) {}
+    // The user's latest email, or its id; "" for an unknown index.
+    std::string_view UserLabel(uint32_t index) const;
+    // The user's id; "" for an unknown index.
+    std::string_view UserId(uint32_t index) const;
+    // The agent's latest name, or its id; "" for an unknown index.
+    std::string_view AgentName(uint32_t index) const;
+    // (workspace id, agent id) of an agent index; empty views for an unknown index.
+    std::pair<std::string_view, std::string_view> AgentRef(uint32_t index) const;
+    // Agents whose current name equals `name` exactly, in increasing index order; null if none.
+    const std::vector<uint32_t>* AgentsNamed(std::string_view name) const;
+    size_t user_count() const { return d_.users_.size(); }
+    size_t agent_count() const { return d_.agents_.size(); }
+
+   private:
+    const Directory& d_;
+    std::shared_lock<std::shared_mutex> lock_;
+  };
+
+ private:
+  struct Label {
+    std::string value;
+    int64_t time_ms = INT64_MIN;
+    bool set = false;
+  };
+  struct UserEntry {
+    std::string id;
+    Label email;
+  };
+  struct AgentEntry {
+    std::string workspace_id, agent_id;
+    Label name;
+  };
+  void ApplyLocked(const Update& u);
+  void SetAgentName(uint32_t index, std::string_view name, int64_t time_ms);
+  void Unindex(uint32_t index);
+  void Index(uint32_t index);
+
+  mutable std::shared_mutex mu_;
+  std::vector<UserEntry> users_;
+  std::vector<AgentEntry> agents_;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, std::vector<uint32_t>, Hash, std::equal_to<>> by_name_;
+};
+
+}  // namespace tally::store
