@@ -21,7 +21,9 @@
 #include "ingest/consumer.h"
 #include "kafka/embedded_broker.h"
 #include "query/leaderboard.h"
+#include "query/requests.h"
 #include "query/superagents.h"
+#include "store/directory.h"
 #include "query/workspace_metrics.h"
 #include "store/store.h"
 
@@ -57,7 +59,8 @@ int Die(const std::string& message) {
 int main(int argc, char** argv) {
   CLI::App app{
       "tallyd: streaming usage analytics. Consumes usage events from Kafka into RocksDB views "
-      "and serves the workspace-metrics, agent-leaderboard and agent-monitoring APIs over HTTP.\n\n"
+      "and serves the workspace-metrics, agent-leaderboard, agent-monitoring and request-analytics "
+      "APIs over HTTP.\n\n"
       "Examples:\n"
       "  tallyd --data-dir ./data --keys config/keys.dev.toml      # embedded broker\n"
       "  tallyd --brokers kafka1:9092,kafka2:9092 --group tally --listen 0.0.0.0:8080 \\\n"
@@ -157,8 +160,12 @@ int main(int argc, char** argv) {
   auto store = tally::store::Store::Open(store_options);
   if (!store) return Die(store.error().message);
 
+  auto directory = tally::store::Directory::Load(**store);
+  if (!directory) return Die(directory.error().message);
+
   tally::MetricsRegistry registry;
   tally::ingest::ConsumerOptions co;
+  co.directory = directory->get();
   co.brokers = brokers;
   co.topic = topic;
   co.dlq_topic = dlq_topic;
@@ -215,6 +222,15 @@ int main(int argc, char** argv) {
   deps.superagents.workspace_known = [db](std::string_view ws) {
     return tally::query::WorkspaceKnown(*db, ws);
   };
+  const tally::store::Directory* dir = directory->get();
+  deps.requests.run = [db, dir](tally::query::RequestsMetric m,
+                                const tally::query::RequestsQuery& q) {
+    return tally::query::RunRequests(*db, *dir, m, q);
+  };
+  deps.requests.organization_known = [db](std::string_view org) {
+    return tally::query::OrganizationHasRequests(*db, org);
+  };
+  deps.requests.all_organizations = [db] { return tally::query::RequestOrganizations(*db); };
   deps.ready = [cons] {
     std::string details;
     tally::JsonWriter w(&details);

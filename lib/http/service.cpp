@@ -75,6 +75,19 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
                 [superagents](const Request& r) { return superagents->Handle(r); });
   }
 
+  const int requests_parts = (deps.requests.run ? 1 : 0) +
+                             (deps.requests.organization_known ? 1 : 0) +
+                             (deps.requests.all_organizations ? 1 : 0);
+  if (requests_parts != 0 && requests_parts != 3) {
+    return Fail(ErrorCode::kInvalidArgument, "http service: requests backend incomplete",
+                "requests");
+  }
+  if (requests_parts == 3) {
+    auto requests = std::make_shared<const RequestsHandler>(deps.keys, std::move(deps.requests));
+    router->Add("GET", "/v1/analytics/requests/{metric}",
+                [requests](const Request& r) { return requests->Handle(r); });
+  }
+
   WorkspaceMetricsOptions options;
   options.cache_ttl_s = deps.cache_ttl_s;
   options.cache_max_entries = deps.cache_max_entries;

@@ -26,6 +26,7 @@
 #include "common/result.h"
 #include "http/auth.h"
 #include "http/leaderboard_handler.h"
+#include "http/requests_handler.h"
 #include "http/router.h"
 #include "http/superagents_handler.h"
 #include "http/workspace_metrics_handler.h"
@@ -50,6 +51,8 @@ struct ServiceDeps {
   // routed: 404).
   SuperagentsBackend superagents;
   SuperagentsOptions superagents_options;  // cursor result-set cache
+  // All three functions, or none (then GET /v1/analytics/requests/* is not routed: 404).
+  RequestsBackend requests;
   ReadyFn ready;                           // optional: absent = always ready
   int cache_ttl_s = 300;                   // workspace-metrics cache; 0 disables
   size_t cache_max_entries = 10000;

@@ -373,6 +373,7 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   impl->aggregator = std::move(*agg);
+  impl->aggregator->set_directory(options.directory);
 
   kafka::ProducerOptions dlq_options;
   dlq_options.brokers = options.brokers;

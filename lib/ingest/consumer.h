@@ -32,6 +32,7 @@
 
 #include "common/metrics.h"
 #include "common/result.h"
+#include "store/directory.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
 
@@ -59,6 +60,9 @@ struct ConsumerOptions {
   int batch_max_ms = 50;
   NewLogPolicy new_log_policy = NewLogPolicy::kAuto;
   std::map<std::string, std::string> extra_config;  // extra librdkafka consumer settings
+  // Kept current with every stored batch (Aggregator::set_directory); may be null. Not owned;
+  // must outlive the consumer.
+  store::Directory* directory = nullptr;
 };
 
 struct PartitionProgress {

@@ -16,19 +16,6 @@ namespace {
 
 using store::kAllAgents;
 
-constexpr std::array<std::pair<std::string_view, RequestsMetric>, 11> kMetricNames = {{
-    {"total-active-users", RequestsMetric::kTotalActiveUsers},
-    {"total-active-projects", RequestsMetric::kTotalActiveProjects},
-    {"total-active-agents", RequestsMetric::kTotalActiveAgents},
-    {"average-requests-per-day", RequestsMetric::kAverageRequestsPerDay},
-    {"average-users-per-project", RequestsMetric::kAverageUsersPerProject},
-    {"average-users-per-agent", RequestsMetric::kAverageUsersPerAgent},
-    {"top-10-agents-by-requests", RequestsMetric::kTop10AgentsByRequests},
-    {"top-10-users-by-requests", RequestsMetric::kTop10UsersByRequests},
-    {"top-10-agents-by-tokens", RequestsMetric::kTop10AgentsByTokens},
-    {"total-requests-per-day", RequestsMetric::kTotalRequestsPerDay},
-    {"agent-usage-per-user", RequestsMetric::kAgentUsagePerUser},
-}};
 
 // Per-index accumulators reused across requests on one thread: a generation stamp marks the
 // entries of the current request, so nothing is cleared or reallocated per request.
@@ -283,16 +270,34 @@ std::vector<RankedRow> TopAgents(const Plan& plan, const store::Directory& dir, 
 
 }  // namespace
 
-std::optional<RequestsMetric> ParseRequestsMetric(std::string_view segment) {
-  for (const auto& [name, metric] : kMetricNames)
-    if (name == segment) return metric;
-  return std::nullopt;
-}
-
 bool OrganizationHasRequests(const store::Store& store, std::string_view organization) {
   std::string prefix;
   store::RequestsOrgPrefix(organization, &prefix);
   return store.NewReadView()->HasSliceWithPrefix(prefix);
+}
+
+std::vector<std::string> RequestOrganizations(const store::Store& store) {
+  std::vector<std::string> out;
+  auto view = store.NewReadView();
+  std::string prefix;
+  store::RequestsOrgPrefix("", &prefix);
+  prefix.resize(1);  // the tag alone
+  std::string start = prefix;
+  for (;;) {
+    bool found = false;
+    view->ScanSlices(prefix, start, [&](std::string_view key, const store::SliceView&) {
+      std::string_view rest = key.substr(1), org;
+      if (store::GetLengthPrefixed(&rest, &org)) {
+        out.emplace_back(org);
+        found = true;
+      }
+      return false;
+    });
+    if (!found) break;
+    store::RequestsOrgPrefix(out.back(), &start);
+    start.push_back('\xff');
+  }
+  return out;
 }
 
 Result<RequestsResult> RunRequests(const store::Store& store, const store::Directory& directory,

@@ -36,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/calendar.h"
@@ -65,8 +66,26 @@ enum class RequestsMetric : uint8_t {
   kAgentUsagePerUser,
 };
 
-// The metric named by an endpoint path segment ("total-active-users"); nullopt if none.
-std::optional<RequestsMetric> ParseRequestsMetric(std::string_view segment);
+// The metric named by an endpoint path segment ("total-active-users"); nullopt if none. Pure
+// and header-only (the http layer uses it without linking the engine).
+inline std::optional<RequestsMetric> ParseRequestsMetric(std::string_view segment) {
+  constexpr std::pair<std::string_view, RequestsMetric> kNames[] = {
+      {"total-active-users", RequestsMetric::kTotalActiveUsers},
+      {"total-active-projects", RequestsMetric::kTotalActiveProjects},
+      {"total-active-agents", RequestsMetric::kTotalActiveAgents},
+      {"average-requests-per-day", RequestsMetric::kAverageRequestsPerDay},
+      {"average-users-per-project", RequestsMetric::kAverageUsersPerProject},
+      {"average-users-per-agent", RequestsMetric::kAverageUsersPerAgent},
+      {"top-10-agents-by-requests", RequestsMetric::kTop10AgentsByRequests},
+      {"top-10-users-by-requests", RequestsMetric::kTop10UsersByRequests},
+      {"top-10-agents-by-tokens", RequestsMetric::kTop10AgentsByTokens},
+      {"total-requests-per-day", RequestsMetric::kTotalRequestsPerDay},
+      {"agent-usage-per-user", RequestsMetric::kAgentUsagePerUser},
+  };
+  for (const auto& [name, metric] : kNames)
+    if (name == segment) return metric;
+  return std::nullopt;
+}
 
 struct RequestsQuery {
   std::vector<std::string> organizations;  // the scope; duplicates are ignored
@@ -108,5 +127,9 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
 
 // True if any request of `organization` was ever stored.
 bool OrganizationHasRequests(const store::Store& store, std::string_view organization);
+
+// Every organization with stored requests, sorted (the scope of an admin key). One seek per
+// organization.
+std::vector<std::string> RequestOrganizations(const store::Store& store);
 
 }  // namespace tally::query

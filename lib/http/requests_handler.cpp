@@ -1,0 +1,205 @@
+#include "http/requests_handler.h"
+
+#include "common/calendar.h"
+#include "common/json_writer.h"
+#include "http/internal/date_range_params.h"
+
+namespace tally::http {
+namespace {
+
+constexpr size_t kMaxAgentNameBytes = 256;
+
+// The value of a header under either spelling; empty values count as absent. Two different
+// values are a 422 naming the canonical (hyphenated) header.
+std::optional<std::string> ScopeHeader(const Request& request, std::string_view canonical,
+                                       std::string_view alternate, FieldErrors* errors) {
+  const std::string* a = request.FindHeader(canonical);
+  const std::string* b = request.FindHeader(alternate);
+  if (a && a->empty()) a = nullptr;
+  if (b && b->empty()) b = nullptr;
+  if (a && b && *a != *b) {
+    errors->push_back({std::string(canonical), "The " + std::string(canonical) + " and " +
+                                                   std::string(alternate) +
+                                                   " headers name different values."});
+    return std::nullopt;
+  }
+  if (a) return *a;
+  if (b) return *b;
+  return std::nullopt;
+}
+
+Response OrganizationNotFound() {
+  return ErrorResponse(
+      Error{ErrorCode::kNotFound, "Organization not found.", "organization-id"});
+}
+
+}  // namespace
+
+std::expected<RequestsParams, FieldErrors> ParseRequestsParams(const Request& request) {
+  FieldErrors errors;
+  RequestsParams out;
+  const std::string* start = request.FindQuery("startDate");
+  const std::string* end = request.FindQuery("endDate");
+  if (!start) errors.push_back({"startDate", "The startDate field is required."});
+  if (!end) errors.push_back({"endDate", "The endDate field is required."});
+  if (start && end) {
+    auto range = internal::ParseDateRangeParams("startDate", start, "endDate", end,
+                                                query::kRequestsMaxDays, &errors);
+    if (range) {
+      out.query.start = range->first;
+      out.query.end = range->second;
+    }
+  } else if (start && !ParseDay(*start)) {
+    errors.push_back({"startDate", "The startDate field must match the format Y-m-d."});
+  } else if (end && !ParseDay(*end)) {
+    errors.push_back({"endDate", "The endDate field must match the format Y-m-d."});
+  }
+  if (const std::string* name = request.FindQuery("agentName"); name && !name->empty()) {
+    if (name->size() > kMaxAgentNameBytes) {
+      errors.push_back({"agentName", "The agentName field must not be greater than " +
+                                         std::to_string(kMaxAgentNameBytes) + " characters."});
+    } else {
+      out.query.agent_name = *name;
+    }
+  }
+  out.organization = ScopeHeader(request, "organization-id", "OrganizationId", &errors);
+  out.query.project_id = ScopeHeader(request, "project-id", "ProjectId", &errors);
+  if (!errors.empty()) return std::unexpected(std::move(errors));
+  return out;
+}
+
+RequestsHandler::RequestsHandler(std::shared_ptr<const KeyStore> keys, RequestsBackend backend)
+    : keys_(std::move(keys)), backend_(std::move(backend)) {}
+
+Response RequestsHandler::Handle(const Request& request) const {
+  std::optional<query::RequestsMetric> metric =
+      query::ParseRequestsMetric(request.PathParam("metric"));
+  if (!metric) return RouteNotFoundResponse();
+
+  std::optional<std::string_view> token = ExtractToken(request);
+  const ApiKey* key = token ? keys_->Authenticate(*token) : nullptr;
+  if (!key) return UnauthenticatedResponse();
+
+  auto params = ParseRequestsParams(request);
+  if (!params) return ValidationErrorResponse(params.error());
+  query::RequestsQuery& q = params->query;
+
+  if (!key->admin && key->organizations.empty()) return ForbiddenResponse();
+  if (params->organization) {
+    const std::string& org = *params->organization;
+    // A key learns nothing about organizations it does not hold, not even whether they exist.
+    if (!key->admin && !key->HoldsOrganization(org)) return ForbiddenResponse();
+    if (key->admin && !backend_.organization_known(org)) return OrganizationNotFound();
+    q.organizations = {org};
+  } else if (key->admin) {
+    q.organizations = backend_.all_organizations();
+  } else {
+    q.organizations = key->organizations;
+  }
+
+  Result<query::RequestsResult> result = backend_.run(*metric, q);
+  if (!result) {
+    if (result.error().code == ErrorCode::kInvalidArgument) {
+      return ValidationErrorResponse(
+          {FieldError{result.error().field.empty() ? std::string("request") : result.error().field,
+                      result.error().message}});
+    }
+    return ErrorResponse(result.error());
+  }
+  return JsonResponse(200, RenderRequests(*metric, *result));
+}
+
+std::string RenderRequests(query::RequestsMetric metric, const query::RequestsResult& r) {
+  using M = query::RequestsMetric;
+  std::string out;
+  out.reserve(64 + r.top.size() * 64 + r.days.size() * 72 + r.usage.size() * 120);
+  JsonWriter w(&out);
+  w.BeginObject();
+  auto ranked = [&](const char* list, const char* label, const char* value, bool value_first) {
+    w.Key(list);
+    w.BeginArray();
+    for (const query::RankedRow& row : r.top) {
+      w.BeginObject();
+      if (value_first) {
+        w.Key(value);
+        w.Int(static_cast<int64_t>(row.value));
+      }
+      w.Key(label);
+      w.String(row.label);
+      if (!value_first) {
+        w.Key(value);
+        w.Int(static_cast<int64_t>(row.value));
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+  };
+  switch (metric) {
+    case M::kTotalActiveUsers:
+      w.Key("totalActiveUsers");
+      w.Int(static_cast<int64_t>(r.count));
+      break;
+    case M::kTotalActiveProjects:
+      w.Key("totalActiveProjects");
+      w.Int(static_cast<int64_t>(r.count));
+      break;
+    case M::kTotalActiveAgents:
+      w.Key("totalActiveAgents");
+      w.Int(static_cast<int64_t>(r.count));
+      break;
+    case M::kAverageRequestsPerDay:
+      w.Key("averageRequests");
+      w.Double(r.average);
+      break;
+    case M::kAverageUsersPerProject:
+    case M::kAverageUsersPerAgent:
+      w.Key("averageUsers");
+      w.Double(r.average);
+      break;
+    case M::kTop10AgentsByRequests:
+      ranked("top10Agents", "agent", "totalRequests", false);
+      break;
+    case M::kTop10AgentsByTokens:
+      ranked("top10Agents", "agent", "totalTokens", false);
+      break;
+    case M::kTop10UsersByRequests:
+      ranked("top10Users", "user", "totalRequests", true);
+      break;
+    case M::kTotalRequestsPerDay:
+      w.Key("totalRequestsPerDay");
+      w.BeginArray();
+      for (const query::DayRow& d : r.days) {
+        w.BeginObject();
+        w.Key("date");
+        w.String(FormatDay(d.day));
+        w.Key("totalRequests");
+        w.Int(static_cast<int64_t>(d.requests));
+        w.Key("totalRequestsWithError");
+        w.Int(static_cast<int64_t>(d.errors));
+        w.EndObject();
+      }
+      w.EndArray();
+      break;
+    case M::kAgentUsagePerUser:
+      w.Key("agentUsage");
+      w.BeginArray();
+      for (const query::UsageRow& u : r.usage) {
+        w.BeginObject();
+        w.Key("totalCost");
+        w.Double(u.cost);
+        w.Key("totalRequests");
+        w.Int(static_cast<int64_t>(u.requests));
+        w.Key("totalTokens");
+        w.Int(static_cast<int64_t>(u.tokens));
+        w.Key("user");
+        w.String(u.user);
+        w.EndObject();
+      }
+      w.EndArray();
+      break;
+  }
+  w.EndObject();
+  return out;
+}
+
+}  // namespace tally::http
