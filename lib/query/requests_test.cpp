@@ -1,0 +1,330 @@
+// Unit tests of the request-analytics engine against a brute-force reference over random events
+// (several batches, renames, missing projects and emails, late events), and after reloading the
+// label directory from the store as a restarted tallyd would.
+#include "query/requests.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include "query/internal/views_test_base.h"
+#include "store/directory.h"
+
+namespace tally::query {
+namespace {
+
+using event::Action;
+using event::EntityKind;
+using event::UsageEvent;
+
+constexpr int64_t kDayMs = 86'400'000;
+constexpr DayNumber kFirstDay = 20'400;  // 2025-11-08
+constexpr int kDays = 70;
+
+struct Reference {
+  std::vector<UsageEvent> events;  // in log order
+
+  struct Latest {
+    int64_t t = INT64_MIN;
+    std::string v;
+    void Offer(int64_t time, const std::string& value) {
+      if (!value.empty() && time >= t) t = time, v = value;
+    }
+  };
+
+  std::string UserLabel(const std::string& user) const {
+    Latest l;
+    for (const auto& e : events)
+      if (e.user_id == user) l.Offer(e.time_ms, e.user_email);
+    return l.v.empty() ? user : l.v;
+  }
+  std::string AgentName(const std::pair<std::string, std::string>& agent) const {
+    Latest l;
+    for (const auto& e : events)
+      if (e.kind == EntityKind::kAgent && e.workspace_id == agent.first &&
+          e.entity_id == agent.second)
+        l.Offer(e.time_ms, e.entity_name);
+    return l.v.empty() ? agent.second : l.v;
+  }
+
+  std::vector<const UsageEvent*> Requests(const RequestsQuery& q) const {
+    std::vector<const UsageEvent*> out;
+    for (const auto& e : events) {
+      if (e.kind != EntityKind::kAgent || e.action != Action::kExecuted) continue;
+      if (e.organization_id.empty() ||
+          std::find(q.organizations.begin(), q.organizations.end(), e.organization_id) ==
+              q.organizations.end())
+        continue;
+      if (q.project_id && e.project_id != *q.project_id) continue;
+      DayNumber d = static_cast<DayNumber>(e.time_ms / kDayMs);
+      if (d < q.start || d > q.end) continue;
+      if (q.agent_name && AgentName({e.workspace_id, e.entity_id}) != *q.agent_name) continue;
+      out.push_back(&e);
+    }
+    return out;
+  }
+
+  RequestsResult Run(RequestsMetric m, const RequestsQuery& q) const {
+    auto reqs = Requests(q);
+    RequestsResult r;
+    std::set<std::string> users;
+    std::map<std::pair<std::string, std::string>, std::set<std::string>> by_project, by_agent;
+    std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> agent_stats;
+    struct U {
+      uint64_t requests = 0, tokens = 0;
+      double cost = 0;
+    };
+    std::map<std::string, U> user_stats;
+    for (const UsageEvent* e : reqs) {
+      users.insert(e->user_id);
+      if (!e->project_id.empty()) by_project[{e->organization_id, e->project_id}].insert(e->user_id);
+      by_agent[{e->workspace_id, e->entity_id}].insert(e->user_id);
+      auto& as = agent_stats[{e->workspace_id, e->entity_id}];
+      as.first += 1;
+      as.second += e->tokens.value_or(0);
+      U& u = user_stats[e->user_id];
+      u.requests += 1;
+      u.tokens += e->tokens.value_or(0);
+      u.cost += e->cost_usd.value_or(0);
+    }
+    auto avg = [](const auto& groups) {
+      uint64_t sum = 0;
+      for (const auto& [k, v] : groups) sum += v.size();
+      return groups.empty() ? 0.0 : static_cast<double>(sum) / static_cast<double>(groups.size());
+    };
+    auto top_agents = [&](bool tokens) {
+      std::vector<std::tuple<uint64_t, std::string, std::pair<std::string, std::string>>> v;
+      for (const auto& [a, s] : agent_stats) v.emplace_back(tokens ? s.second : s.first, AgentName(a), a);
+      std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) {
+        if (std::get<0>(x) != std::get<0>(y)) return std::get<0>(x) > std::get<0>(y);
+        if (std::get<1>(x) != std::get<1>(y)) return std::get<1>(x) < std::get<1>(y);
+        return std::get<2>(x) < std::get<2>(y);
+      });
+      std::vector<RankedRow> out;
+      for (size_t i = 0; i < v.size() && i < 10; ++i) out.push_back({std::get<1>(v[i]), std::get<0>(v[i])});
+      return out;
+    };
+    auto ranked_users = [&]() {
+      std::vector<std::tuple<uint64_t, std::string, std::string>> v;
+      for (const auto& [id, s] : user_stats) v.emplace_back(s.requests, UserLabel(id), id);
+      std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) {
+        if (std::get<0>(x) != std::get<0>(y)) return std::get<0>(x) > std::get<0>(y);
+        if (std::get<1>(x) != std::get<1>(y)) return std::get<1>(x) < std::get<1>(y);
+        return std::get<2>(x) < std::get<2>(y);
+      });
+      return v;
+    };
+    switch (m) {
+      case RequestsMetric::kTotalActiveUsers: r.count = users.size(); break;
+      case RequestsMetric::kTotalActiveProjects: r.count = by_project.size(); break;
+      case RequestsMetric::kTotalActiveAgents: r.count = by_agent.size(); break;
+      case RequestsMetric::kAverageRequestsPerDay:
+        r.average = static_cast<double>(reqs.size()) / (q.end - q.start + 1);
+        break;
+      case RequestsMetric::kAverageUsersPerProject: r.average = avg(by_project); break;
+      case RequestsMetric::kAverageUsersPerAgent: r.average = avg(by_agent); break;
+      case RequestsMetric::kTop10AgentsByRequests: r.top = top_agents(false); break;
+      case RequestsMetric::kTop10AgentsByTokens: r.top = top_agents(true); break;
+      case RequestsMetric::kTop10UsersByRequests: {
+        auto v = ranked_users();
+        for (size_t i = 0; i < v.size() && i < 10; ++i) r.top.push_back({std::get<1>(v[i]), std::get<0>(v[i])});
+        break;
+      }
+      case RequestsMetric::kAgentUsagePerUser:
+        for (const auto& [n, label, id] : ranked_users()) {
+          const U& u = user_stats.at(id);
+          r.usage.push_back({label, u.cost, u.requests, u.tokens});
+        }
+        break;
+      case RequestsMetric::kTotalRequestsPerDay:
+        for (DayNumber d = q.start; d <= q.end; ++d) r.days.push_back({d, 0, 0});
+        for (const UsageEvent* e : reqs) {
+          auto& row = r.days[static_cast<size_t>(e->time_ms / kDayMs - q.start)];
+          row.requests += 1;
+          row.errors += e->is_error() ? 1 : 0;
+        }
+        break;
+    }
+    return r;
+  }
+};
+
+void ExpectSame(const RequestsResult& want, const RequestsResult& got, const std::string& ctx) {
+  EXPECT_EQ(want.count, got.count) << ctx;
+  EXPECT_NEAR(want.average, got.average, 1e-9 * std::max(1.0, std::abs(want.average))) << ctx;
+  ASSERT_EQ(want.top.size(), got.top.size()) << ctx;
+  for (size_t i = 0; i < want.top.size(); ++i) {
+    EXPECT_EQ(want.top[i].label, got.top[i].label) << ctx << " top row " << i;
+    EXPECT_EQ(want.top[i].value, got.top[i].value) << ctx << " top row " << i;
+  }
+  ASSERT_EQ(want.days.size(), got.days.size()) << ctx;
+  for (size_t i = 0; i < want.days.size(); ++i) {
+    EXPECT_EQ(want.days[i].day, got.days[i].day) << ctx;
+    EXPECT_EQ(want.days[i].requests, got.days[i].requests) << ctx << " day " << i;
+    EXPECT_EQ(want.days[i].errors, got.days[i].errors) << ctx << " day " << i;
+  }
+  ASSERT_EQ(want.usage.size(), got.usage.size()) << ctx;
+  for (size_t i = 0; i < want.usage.size(); ++i) {
+    EXPECT_EQ(want.usage[i].user, got.usage[i].user) << ctx << " usage row " << i;
+    EXPECT_EQ(want.usage[i].requests, got.usage[i].requests) << ctx;
+    EXPECT_EQ(want.usage[i].tokens, got.usage[i].tokens) << ctx;
+    EXPECT_NEAR(want.usage[i].cost, got.usage[i].cost, 1e-9 * std::max(1.0, want.usage[i].cost))
+        << ctx;
+  }
+}
+
+constexpr RequestsMetric kAllMetrics[] = {
+    RequestsMetric::kTotalActiveUsers,       RequestsMetric::kTotalActiveProjects,
+    RequestsMetric::kTotalActiveAgents,      RequestsMetric::kAverageRequestsPerDay,
+    RequestsMetric::kAverageUsersPerProject, RequestsMetric::kAverageUsersPerAgent,
+    RequestsMetric::kTop10AgentsByRequests,  RequestsMetric::kTop10UsersByRequests,
+    RequestsMetric::kTop10AgentsByTokens,    RequestsMetric::kTotalRequestsPerDay,
+    RequestsMetric::kAgentUsagePerUser};
+
+class RequestsTest : public internal::ViewsTestBase {
+ protected:
+  void SetUp() override {
+    ViewsTestBase::SetUp();
+    dir_index_ = std::make_unique<store::Directory>();
+    agg_->set_directory(dir_index_.get());
+  }
+
+  // Random events: 3 organizations (plus none), 5 workspaces, 25 users, 14 agents that get
+  // renamed (names collide on purpose), projects missing now and then.
+  void Generate(int n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    auto pick = [&](int k) { return static_cast<int>(rng() % static_cast<uint32_t>(k)); };
+    std::vector<UsageEvent> batch;
+    for (int i = 0; i < n; ++i) {
+      UsageEvent e;
+      e.id = "e" + std::to_string(ref_.events.size() + batch.size());
+      e.source = "test";
+      int ws = pick(5);
+      e.workspace_id = "ws" + std::to_string(ws);
+      const int org = ws % 4;  // ws3 has no organization
+      if (org != 3) e.organization_id = "org" + std::to_string(org);
+      if (pick(10) != 0) e.project_id = "p" + std::to_string(pick(4));
+      int user = pick(25);
+      e.user_id = "u" + std::to_string(user);
+      if (pick(3) != 0) e.user_email = "mail" + std::to_string((user * 7 + pick(2)) % 30);
+      e.kind = pick(8) == 0 ? EntityKind::kWorkflow : EntityKind::kAgent;
+      e.action = pick(5) == 0 ? Action::kUpdated : Action::kExecuted;
+      e.entity_id = "a" + std::to_string(pick(14));
+      if (pick(4) == 0) e.entity_name = "name" + std::to_string(pick(6));
+      e.time_ms = int64_t{kFirstDay + pick(kDays)} * kDayMs + pick(86'400) * 1000;
+      if (pick(2)) e.tokens = pick(1000);
+      if (pick(2)) e.cost_usd = pick(1000) / 997.0;
+      if (pick(6) == 0) e.status = "error";
+      batch.push_back(std::move(e));
+      if (batch.size() == 97) Flush(&batch);
+    }
+    Flush(&batch);
+  }
+  void Flush(std::vector<UsageEvent>* batch) {
+    Apply(*batch);
+    for (auto& e : *batch) ref_.events.push_back(std::move(e));
+    batch->clear();
+  }
+
+  void CheckAll(const store::Directory& dir, uint32_t seed, int cases) {
+    std::mt19937 rng(seed);
+    auto pick = [&](int k) { return static_cast<int>(rng() % static_cast<uint32_t>(k)); };
+    for (int c = 0; c < cases; ++c) {
+      RequestsQuery q;
+      for (int o = 0; o < 3; ++o)
+        if (pick(2)) q.organizations.push_back("org" + std::to_string(o));
+      if (q.organizations.empty()) q.organizations.push_back("org1");
+      if (pick(3) == 0) q.project_id = "p" + std::to_string(pick(5));
+      if (pick(3) == 0) q.agent_name = pick(4) == 0 ? "a3" : "name" + std::to_string(pick(7));
+      q.start = kFirstDay - 3 + pick(kDays);
+      q.end = std::min<DayNumber>(q.start + pick(50), kFirstDay + kDays + 2);
+      if (pick(5) == 0) q.end = q.start;
+      for (RequestsMetric m : kAllMetrics) {
+        auto got = RunRequests(*store_, dir, m, q);
+        ASSERT_TRUE(got.has_value()) << got.error().message;
+        std::string ctx = "case " + std::to_string(c) + " metric " +
+                          std::to_string(static_cast<int>(m)) + " " + FormatDay(q.start) + ".." +
+                          FormatDay(q.end) + (q.agent_name ? " agent=" + *q.agent_name : "") +
+                          (q.project_id ? " project=" + *q.project_id : "");
+        ExpectSame(ref_.Run(m, q), *got, ctx);
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+
+  Reference ref_;
+  std::unique_ptr<store::Directory> dir_index_;
+};
+
+TEST_F(RequestsTest, MatchesBruteForceReference) {
+  Generate(3000, 7);
+  CheckAll(*dir_index_, 11, 60);
+}
+
+TEST_F(RequestsTest, DirectoryReloadedFromStoreAgrees) {
+  Generate(2000, 8);
+  auto reloaded = store::Directory::Load(*store_);
+  ASSERT_TRUE(reloaded.has_value());
+  CheckAll(**reloaded, 12, 30);
+}
+
+TEST_F(RequestsTest, DistinctUsersAreNotSumsOfDailyCounts) {
+  // One user active on 30 days: summing daily distinct counts would say 30.
+  std::vector<UsageEvent> evs;
+  for (int d = 0; d < 30; ++d) {
+    UsageEvent e;
+    e.id = "d" + std::to_string(d);
+    e.source = "t";
+    e.workspace_id = "ws";
+    e.organization_id = "org";
+    e.project_id = "p";
+    e.user_id = "same";
+    e.entity_id = "agent";
+    e.time_ms = int64_t{kFirstDay + d} * kDayMs;
+    evs.push_back(e);
+  }
+  Apply(evs);
+  RequestsQuery q{{"org"}, std::nullopt, kFirstDay, kFirstDay + 29, std::nullopt};
+  for (auto m : {RequestsMetric::kTotalActiveUsers}) {
+    auto r = RunRequests(*store_, *dir_index_, m, q);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->count, 1u);
+  }
+  auto per_project = RunRequests(*store_, *dir_index_, RequestsMetric::kAverageUsersPerProject, q);
+  EXPECT_EQ(per_project->average, 1.0);
+  auto per_agent = RunRequests(*store_, *dir_index_, RequestsMetric::kAverageUsersPerAgent, q);
+  EXPECT_EQ(per_agent->average, 1.0);
+}
+
+TEST_F(RequestsTest, RejectsReversedAndTooLongRanges) {
+  RequestsQuery q{{"org"}, std::nullopt, kFirstDay, kFirstDay - 1, std::nullopt};
+  auto r = RunRequests(*store_, *dir_index_, RequestsMetric::kTotalActiveUsers, q);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().field, "endDate");
+  q.end = kFirstDay + kRequestsMaxDays;
+  r = RunRequests(*store_, *dir_index_, RequestsMetric::kTotalActiveUsers, q);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().field, "startDate");
+}
+
+TEST_F(RequestsTest, OrganizationsListedAndKnown) {
+  Generate(300, 9);
+  EXPECT_EQ(RequestOrganizations(*store_), (std::vector<std::string>{"org0", "org1", "org2"}));
+  EXPECT_TRUE(OrganizationHasRequests(*store_, "org1"));
+  EXPECT_FALSE(OrganizationHasRequests(*store_, "org"));
+  EXPECT_FALSE(OrganizationHasRequests(*store_, "org3"));
+}
+
+TEST(RequestsMetricTest, ParsesEveryEndpointName) {
+  EXPECT_EQ(ParseRequestsMetric("total-active-users"), RequestsMetric::kTotalActiveUsers);
+  EXPECT_EQ(ParseRequestsMetric("agent-usage-per-user"), RequestsMetric::kAgentUsagePerUser);
+  EXPECT_EQ(ParseRequestsMetric("top-10-agents-by-tokens"), RequestsMetric::kTop10AgentsByTokens);
+  EXPECT_FALSE(ParseRequestsMetric("Total-Active-Users").has_value());
+  EXPECT_FALSE(ParseRequestsMetric("").has_value());
+}
+
+}  // namespace
+}  // namespace tally::query
