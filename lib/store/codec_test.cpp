@@ -105,6 +105,73 @@ TEST(CodecTest, OffsetsRoundTrip) {
   EXPECT_EQ(o.next_offset, 12345);
 }
 
+TEST(CodecTest, SlicesRoundTripAndCombine) {
+  Slice a;
+  a.totals = {3, 1, 30, 0.5};
+  a.users = {{7, 2, 20, 0.25}, {3, 1, 10, 0.25}, {7, 0, 0, 0}};
+  a.agents = {{9, 3, 30}};
+  a.Normalize();
+  ASSERT_EQ(a.users.size(), 2u);
+  EXPECT_EQ(a.users[0].user, 3u);
+  EXPECT_EQ(a.users[1].requests, 2u);
+  std::string enc;
+  AppendSlice(a, &enc);
+  SliceView v;
+  ASSERT_TRUE(v.Parse(enc));
+  EXPECT_EQ(v.totals().requests, 3u);
+  EXPECT_EQ(v.totals().tokens, 30u);
+  EXPECT_DOUBLE_EQ(v.totals().cost, 0.5);
+  ASSERT_EQ(v.user_count(), 2u);
+  EXPECT_EQ(v.user(1).user, 7u);
+  EXPECT_EQ(v.user(1).tokens, 20u);
+  ASSERT_EQ(v.agent_count(), 1u);
+  EXPECT_EQ(v.agent(0).agent, 9u);
+
+  Slice sum;
+  ASSERT_TRUE(AppendEncodedSlice(enc, &sum));
+  ASSERT_TRUE(AppendEncodedSlice(enc, &sum));
+  sum.Normalize();
+  EXPECT_EQ(sum.totals.requests, 6u);
+  ASSERT_EQ(sum.users.size(), 2u);
+  EXPECT_EQ(sum.users[1].requests, 4u);
+  EXPECT_EQ(sum.agents[0].tokens, 60u);
+
+  // Malformed input never decodes (truncated, wrong version, trailing bytes).
+  EXPECT_FALSE(v.Parse(std::string_view(enc).substr(0, enc.size() - 1)));
+  EXPECT_FALSE(v.Parse("\x02" + enc.substr(1)));
+  EXPECT_FALSE(v.Parse(enc + "x"));
+  EXPECT_FALSE(AppendEncodedSlice("", &sum));
+  EXPECT_EQ(sum.totals.requests, 6u);
+}
+
+TEST(CodecTest, RequestsKeysRebucketAndListProjects) {
+  std::string_view project = "p1";
+  std::string day, month, prefix;
+  RequestsSliceKey("org", 5, &project, Granularity::kDay, 20000, &day);
+  ASSERT_TRUE(RequestsRebucket(day, Granularity::kMonth, 657, &month));
+  Granularity g;
+  int32_t bucket;
+  ASSERT_TRUE(RequestsKeyBucket(month, &g, &bucket));
+  EXPECT_EQ(g, Granularity::kMonth);
+  EXPECT_EQ(bucket, 657);
+  RequestsProjectsPrefix("org", 5, &prefix);
+  ASSERT_TRUE(day.starts_with(prefix));
+  std::string_view got;
+  ASSERT_TRUE(DecodeRequestsProject(std::string_view(day).substr(prefix.size()), &got, &g,
+                                    &bucket));
+  EXPECT_EQ(got, "p1");
+  EXPECT_EQ(bucket, 20000);
+  // All-agents and all-projects keys never share the per-project prefix.
+  std::string all;
+  RequestsSliceKey("org", kAllAgents, nullptr, Granularity::kDay, 20000, &all);
+  RequestsProjectsPrefix("org", kAllAgents, &prefix);
+  EXPECT_FALSE(all.starts_with(prefix));
+  // An organization's keys never prefix another organization's.
+  std::string other;
+  RequestsOrgPrefix("or", &other);
+  EXPECT_FALSE(all.starts_with(other));
+}
+
 TEST(BitmapTest, UnionAndSerialization) {
   UserBitmap a, b;
   a.Add(1);

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "store/directory.h"
+
 namespace tally::store {
 namespace {
 
@@ -76,6 +78,83 @@ TEST_F(StoreTest, MergesSurviveReopenAndCompaction) {
   ASSERT_TRUE(view->GetRecord(rkey, &r));
   EXPECT_EQ(FindField(r, field::kUserName)->value, "name1");
   EXPECT_EQ(Store::MalformedOperands(), 0u);
+}
+
+TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
+  std::string key;
+  RequestsSliceKey("org", kAllAgents, nullptr, Granularity::kMonth, 600, &key);
+  for (int round = 0; round < 3; ++round) {
+    Slice s;
+    s.totals = {1, 0, 10, 0.5};
+    s.users = {{static_cast<uint32_t>(round % 2), 1, 10, 0.5}};
+    s.agents = {{4, 1, 10}};
+    std::string enc;
+    AppendSlice(s, &enc);
+    rocksdb::WriteBatch batch;
+    batch.Merge(store_->requests(), key, enc);
+    // Labels: out-of-order event times, the latest wins.
+    std::string lkey;
+    UserLabelKey(0, &lkey);
+    Record r;
+    MergeField({field::kLabel, round == 1 ? 500 : 100 + round, "mail" + std::to_string(round)},
+               &r);
+    std::string renc;
+    AppendRecord(r, &renc);
+    batch.Merge(store_->records(), lkey, renc);
+    ASSERT_TRUE(store_->Write(&batch).has_value());
+    if (round == 1) {
+      Reopen();
+      store_->db()->CompactRange({}, store_->requests(), nullptr, nullptr);
+    }
+  }
+  rocksdb::WriteBatch dict;
+  std::string k;
+  UserDictReverseKey(0, &k);
+  dict.Put(store_->dict(), k, "u0");
+  UserDictReverseKey(1, &k);
+  dict.Put(store_->dict(), k, "u1");
+  AgentDictReverseKey(4, &k);
+  dict.Put(store_->dict(), k, EncodeAgentRef("ws", "agent4"));
+  ASSERT_TRUE(store_->Write(&dict).has_value());
+
+  auto view = store_->NewReadView();
+  bool read = view->ReadSlice(key, [](const SliceView& s) {
+    EXPECT_EQ(s.totals().requests, 3u);
+    ASSERT_EQ(s.user_count(), 2u);
+    EXPECT_EQ(s.user(0).requests, 2u);
+    ASSERT_EQ(s.agent_count(), 1u);
+    EXPECT_EQ(s.agent(0).requests, 3u);
+  });
+  EXPECT_TRUE(read);
+
+  auto dir = Directory::Load(*store_);
+  ASSERT_TRUE(dir.has_value());
+  Directory::Reader r(**dir);
+  EXPECT_EQ(r.UserLabel(0), "mail1");
+  EXPECT_EQ(r.UserLabel(1), "u1");  // no email: the id
+  EXPECT_EQ(r.AgentName(4), "agent4");  // never named: the id
+  ASSERT_NE(r.AgentsNamed("agent4"), nullptr);
+  EXPECT_EQ(Store::MalformedOperands(), 0u);
+}
+
+TEST(DirectoryTest, RenamesMoveTheNameIndexAndLatestWins) {
+  Directory d;
+  using K = Directory::Update::Kind;
+  d.Apply({{K::kNewAgent, 2, 0, "ws", "a2"},
+           {K::kAgentName, 2, 100, "Old", ""},
+           {K::kAgentName, 2, 300, "New", ""},
+           {K::kAgentName, 2, 200, "Stale", ""},  // older than "New": ignored
+           {K::kNewAgent, 5, 0, "ws", "a5"},
+           {K::kAgentName, 5, 50, "New", ""}});
+  Directory::Reader r(d);
+  EXPECT_EQ(r.AgentName(2), "New");
+  EXPECT_EQ(r.AgentsNamed("Old"), nullptr);
+  EXPECT_EQ(r.AgentsNamed("Stale"), nullptr);
+  ASSERT_NE(r.AgentsNamed("New"), nullptr);
+  EXPECT_EQ(*r.AgentsNamed("New"), (std::vector<uint32_t>{2, 5}));
+  EXPECT_EQ(r.AgentsNamed("a2"), nullptr);  // named agents are not found by id
+  EXPECT_EQ(r.AgentRef(5).second, "a5");
+  EXPECT_EQ(r.UserLabel(99), "");
 }
 
 TEST_F(StoreTest, SnapshotIsolatesReads) {
