@@ -23,8 +23,8 @@
 #include "query/leaderboard.h"
 #include "query/requests.h"
 #include "query/superagents.h"
-#include "store/directory.h"
 #include "query/workspace_metrics.h"
+#include "store/directory.h"
 #include "store/store.h"
 
 namespace {

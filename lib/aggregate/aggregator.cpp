@@ -76,8 +76,7 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
   return agg;
 }
 
-Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id,
-                                        std::string_view agent_id) {
+Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::string_view agent_id) {
   std::string ref = store::EncodeAgentRef(workspace_id, agent_id);
   if (auto it = agent_index_cache_.find(ref); it != agent_index_cache_.end()) return it->second;
   std::string value;
@@ -144,8 +143,8 @@ Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
   return index;
 }
 
-void Aggregator::FoldRequest(const event::UsageEvent& e, uint32_t user_index,
-                             uint32_t agent_index, uint32_t pair_index) {
+void Aggregator::FoldRequest(const event::UsageEvent& e, uint32_t user_index, uint32_t agent_index,
+                             uint32_t pair_index) {
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
   store::Slice delta;
   delta.totals = {1, e.is_error() ? 1u : 0u, static_cast<uint64_t>(e.tokens.value_or(0)),

@@ -29,8 +29,7 @@ std::optional<std::string> ScopeHeader(const Request& request, std::string_view 
 }
 
 Response OrganizationNotFound() {
-  return ErrorResponse(
-      Error{ErrorCode::kNotFound, "Organization not found.", "organization-id"});
+  return ErrorResponse(Error{ErrorCode::kNotFound, "Organization not found.", "organization-id"});
 }
 
 }  // namespace

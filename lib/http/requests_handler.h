@@ -32,8 +32,8 @@
 
 #include <expected>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,7 +68,7 @@ class RequestsHandler {
 
 // The validated parameters and headers of a request (scope not yet resolved).
 struct RequestsParams {
-  query::RequestsQuery query;             // organizations empty; dates, agent_name, project_id
+  query::RequestsQuery query;               // organizations empty; dates, agent_name, project_id
   std::optional<std::string> organization;  // from organization-id / OrganizationId
 };
 // Validates startDate, endDate, agentName and the scope headers. On failure the errors name

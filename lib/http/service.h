@@ -53,8 +53,8 @@ struct ServiceDeps {
   SuperagentsOptions superagents_options;  // cursor result-set cache
   // All three functions, or none (then GET /v1/analytics/requests/* is not routed: 404).
   RequestsBackend requests;
-  ReadyFn ready;                           // optional: absent = always ready
-  int cache_ttl_s = 300;                   // workspace-metrics cache; 0 disables
+  ReadyFn ready;          // optional: absent = always ready
+  int cache_ttl_s = 300;  // workspace-metrics cache; 0 disables
   size_t cache_max_entries = 10000;
 };
 

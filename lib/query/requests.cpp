@@ -16,7 +16,6 @@ namespace {
 
 using store::kAllAgents;
 
-
 // Per-index accumulators reused across requests on one thread: a generation stamp marks the
 // entries of the current request, so nothing is cleared or reallocated per request.
 struct Accumulator {
@@ -308,10 +307,10 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
   }
   const int64_t days = int64_t{query.end} - query.start + 1;
   if (days > kRequestsMaxDays) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "The date range must not be longer than " + std::to_string(kRequestsMaxDays) +
-                    " days.",
-                "startDate");
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        "The date range must not be longer than " + std::to_string(kRequestsMaxDays) + " days.",
+        "startDate");
   }
   RequestsResult result;
   Plan plan(store, directory, query);

@@ -113,11 +113,11 @@ struct UsageRow {
 
 // The answer; which member is filled depends on the metric.
 struct RequestsResult {
-  uint64_t count = 0;            // kTotalActive*
-  double average = 0;            // kAverage*
-  std::vector<RankedRow> top;    // kTop10* (at most 10 rows)
-  std::vector<DayRow> days;      // kTotalRequestsPerDay: every day of the range, in order
-  std::vector<UsageRow> usage;   // kAgentUsagePerUser: every active user, ranked by requests
+  uint64_t count = 0;           // kTotalActive*
+  double average = 0;           // kAverage*
+  std::vector<RankedRow> top;   // kTop10* (at most 10 rows)
+  std::vector<DayRow> days;     // kTotalRequestsPerDay: every day of the range, in order
+  std::vector<UsageRow> usage;  // kAgentUsagePerUser: every active user, ranked by requests
 };
 
 // kInvalidArgument (field startDate / endDate) for start > end or a range longer than

@@ -54,9 +54,8 @@ struct Reference {
     std::vector<const UsageEvent*> out;
     for (const auto& e : events) {
       if (e.kind != EntityKind::kAgent || e.action != Action::kExecuted) continue;
-      if (e.organization_id.empty() ||
-          std::find(q.organizations.begin(), q.organizations.end(), e.organization_id) ==
-              q.organizations.end())
+      if (e.organization_id.empty() || std::find(q.organizations.begin(), q.organizations.end(),
+                                                 e.organization_id) == q.organizations.end())
         continue;
       if (q.project_id && e.project_id != *q.project_id) continue;
       DayNumber d = static_cast<DayNumber>(e.time_ms / kDayMs);
@@ -80,7 +79,8 @@ struct Reference {
     std::map<std::string, U> user_stats;
     for (const UsageEvent* e : reqs) {
       users.insert(e->user_id);
-      if (!e->project_id.empty()) by_project[{e->organization_id, e->project_id}].insert(e->user_id);
+      if (!e->project_id.empty())
+        by_project[{e->organization_id, e->project_id}].insert(e->user_id);
       by_agent[{e->workspace_id, e->entity_id}].insert(e->user_id);
       auto& as = agent_stats[{e->workspace_id, e->entity_id}];
       as.first += 1;
@@ -97,14 +97,16 @@ struct Reference {
     };
     auto top_agents = [&](bool tokens) {
       std::vector<std::tuple<uint64_t, std::string, std::pair<std::string, std::string>>> v;
-      for (const auto& [a, s] : agent_stats) v.emplace_back(tokens ? s.second : s.first, AgentName(a), a);
+      for (const auto& [a, s] : agent_stats)
+        v.emplace_back(tokens ? s.second : s.first, AgentName(a), a);
       std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) {
         if (std::get<0>(x) != std::get<0>(y)) return std::get<0>(x) > std::get<0>(y);
         if (std::get<1>(x) != std::get<1>(y)) return std::get<1>(x) < std::get<1>(y);
         return std::get<2>(x) < std::get<2>(y);
       });
       std::vector<RankedRow> out;
-      for (size_t i = 0; i < v.size() && i < 10; ++i) out.push_back({std::get<1>(v[i]), std::get<0>(v[i])});
+      for (size_t i = 0; i < v.size() && i < 10; ++i)
+        out.push_back({std::get<1>(v[i]), std::get<0>(v[i])});
       return out;
     };
     auto ranked_users = [&]() {
@@ -118,19 +120,34 @@ struct Reference {
       return v;
     };
     switch (m) {
-      case RequestsMetric::kTotalActiveUsers: r.count = users.size(); break;
-      case RequestsMetric::kTotalActiveProjects: r.count = by_project.size(); break;
-      case RequestsMetric::kTotalActiveAgents: r.count = by_agent.size(); break;
+      case RequestsMetric::kTotalActiveUsers:
+        r.count = users.size();
+        break;
+      case RequestsMetric::kTotalActiveProjects:
+        r.count = by_project.size();
+        break;
+      case RequestsMetric::kTotalActiveAgents:
+        r.count = by_agent.size();
+        break;
       case RequestsMetric::kAverageRequestsPerDay:
         r.average = static_cast<double>(reqs.size()) / (q.end - q.start + 1);
         break;
-      case RequestsMetric::kAverageUsersPerProject: r.average = avg(by_project); break;
-      case RequestsMetric::kAverageUsersPerAgent: r.average = avg(by_agent); break;
-      case RequestsMetric::kTop10AgentsByRequests: r.top = top_agents(false); break;
-      case RequestsMetric::kTop10AgentsByTokens: r.top = top_agents(true); break;
+      case RequestsMetric::kAverageUsersPerProject:
+        r.average = avg(by_project);
+        break;
+      case RequestsMetric::kAverageUsersPerAgent:
+        r.average = avg(by_agent);
+        break;
+      case RequestsMetric::kTop10AgentsByRequests:
+        r.top = top_agents(false);
+        break;
+      case RequestsMetric::kTop10AgentsByTokens:
+        r.top = top_agents(true);
+        break;
       case RequestsMetric::kTop10UsersByRequests: {
         auto v = ranked_users();
-        for (size_t i = 0; i < v.size() && i < 10; ++i) r.top.push_back({std::get<1>(v[i]), std::get<0>(v[i])});
+        for (size_t i = 0; i < v.size() && i < 10; ++i)
+          r.top.push_back({std::get<1>(v[i]), std::get<0>(v[i])});
         break;
       }
       case RequestsMetric::kAgentUsagePerUser:

@@ -18,16 +18,16 @@ constexpr char kTagDict = 'U';
 constexpr char kTagDictReverse = 'R';
 constexpr char kTagDictNext = 'N';
 constexpr char kTagOffset = 'O';
-constexpr char kTagSlice = 'S';          // requests
-constexpr char kTagSliceUsers = 'X';     // bitmaps
-constexpr char kTagSlicePairs = 'Y';     // bitmaps
-constexpr char kTagUserLabel = 'L';      // records
-constexpr char kTagAgentLabel = 'M';     // records
-constexpr char kTagAgentDict = 'A';      // dict
-constexpr char kTagAgentReverse = 'a';   // dict
-constexpr char kTagAgentNext = 'n';      // dict
-constexpr char kTagPairDict = 'Q';       // dict
-constexpr char kTagPairNext = 'q';       // dict
+constexpr char kTagSlice = 'S';         // requests
+constexpr char kTagSliceUsers = 'X';    // bitmaps
+constexpr char kTagSlicePairs = 'Y';    // bitmaps
+constexpr char kTagUserLabel = 'L';     // records
+constexpr char kTagAgentLabel = 'M';    // records
+constexpr char kTagAgentDict = 'A';     // dict
+constexpr char kTagAgentReverse = 'a';  // dict
+constexpr char kTagAgentNext = 'n';     // dict
+constexpr char kTagPairDict = 'Q';      // dict
+constexpr char kTagPairNext = 'q';      // dict
 
 uint64_t ZigZag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
@@ -412,8 +412,7 @@ bool GetBigEndian32(std::string_view* in, uint32_t* v) {
 }
 
 void RequestsKey(char tag, std::string_view org, bool with_agent, uint32_t agent,
-                 const std::string_view* project, Granularity g, int32_t bucket,
-                 std::string* out) {
+                 const std::string_view* project, Granularity g, int32_t bucket, std::string* out) {
   out->clear();
   out->push_back(tag);
   PutLengthPrefixed(out, org);

@@ -157,8 +157,8 @@ TEST(CodecTest, RequestsKeysRebucketAndListProjects) {
   RequestsProjectsPrefix("org", 5, &prefix);
   ASSERT_TRUE(day.starts_with(prefix));
   std::string_view got;
-  ASSERT_TRUE(DecodeRequestsProject(std::string_view(day).substr(prefix.size()), &got, &g,
-                                    &bucket));
+  ASSERT_TRUE(
+      DecodeRequestsProject(std::string_view(day).substr(prefix.size()), &got, &g, &bucket));
   EXPECT_EQ(got, "p1");
   EXPECT_EQ(bucket, 20000);
   // All-agents and all-projects keys never share the per-project prefix.

@@ -28,8 +28,7 @@ bool Scan(const Store& store, rocksdb::ColumnFamilyHandle* cf, const std::string
 Result<std::unique_ptr<Directory>> Directory::Load(const Store& store) {
   auto dir = std::make_unique<Directory>();
   std::vector<Update> updates;
-  auto add = [&](Update::Kind kind, std::string_view key, std::string a, std::string b,
-                 int64_t t) {
+  auto add = [&](Update::Kind kind, std::string_view key, std::string a, std::string b, int64_t t) {
     uint32_t index;
     if (kind == Update::Kind::kNewUser || kind == Update::Kind::kNewAgent) {
       if (!DecodeDictReverseKey(key, &index)) return;
@@ -38,35 +37,34 @@ Result<std::unique_ptr<Directory>> Directory::Load(const Store& store) {
     }
     updates.push_back(Update{kind, index, t, std::move(a), std::move(b)});
   };
-  bool ok =
-      Scan(store, store.dict(), UserDictReversePrefix(),
-           [&](std::string_view k, std::string_view v) {
-             add(Update::Kind::kNewUser, k, std::string(v), {}, 0);
-           }) &&
-      Scan(store, store.dict(), AgentDictReversePrefix(),
-           [&](std::string_view k, std::string_view v) {
-             std::string_view ws, agent;
-             if (DecodeAgentRef(v, &ws, &agent)) {
-               add(Update::Kind::kNewAgent, k, std::string(ws), std::string(agent), 0);
-             }
-           });
+  bool ok = Scan(store, store.dict(), UserDictReversePrefix(),
+                 [&](std::string_view k, std::string_view v) {
+                   add(Update::Kind::kNewUser, k, std::string(v), {}, 0);
+                 }) &&
+            Scan(store, store.dict(), AgentDictReversePrefix(),
+                 [&](std::string_view k, std::string_view v) {
+                   std::string_view ws, agent;
+                   if (DecodeAgentRef(v, &ws, &agent)) {
+                     add(Update::Kind::kNewAgent, k, std::string(ws), std::string(agent), 0);
+                   }
+                 });
   // Labels after the dictionaries: an update for an index must find its entry.
   Record r;
-  ok = ok &&
-       Scan(store, store.records(), UserLabelPrefix(),
-            [&](std::string_view k, std::string_view v) {
-              DecodeRecord(v, &r);
-              if (const Field* f = FindField(r, field::kLabel)) {
-                add(Update::Kind::kUserEmail, k, f->value, {}, f->time_ms);
-              }
-            }) &&
-       Scan(store, store.records(), AgentLabelPrefix(),
-            [&](std::string_view k, std::string_view v) {
-              DecodeRecord(v, &r);
-              if (const Field* f = FindField(r, field::kLabel)) {
-                add(Update::Kind::kAgentName, k, f->value, {}, f->time_ms);
-              }
-            });
+  ok =
+      ok &&
+      Scan(store, store.records(), UserLabelPrefix(),
+           [&](std::string_view k, std::string_view v) {
+             DecodeRecord(v, &r);
+             if (const Field* f = FindField(r, field::kLabel)) {
+               add(Update::Kind::kUserEmail, k, f->value, {}, f->time_ms);
+             }
+           }) &&
+      Scan(store, store.records(), AgentLabelPrefix(), [&](std::string_view k, std::string_view v) {
+        DecodeRecord(v, &r);
+        if (const Field* f = FindField(r, field::kLabel)) {
+          add(Update::Kind::kAgentName, k, f->value, {}, f->time_ms);
+        }
+      });
   if (!ok) return Fail(ErrorCode::kUnavailable, "reading the user and agent directory failed");
   dir->Apply(updates);
   return dir;

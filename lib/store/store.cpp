@@ -197,9 +197,8 @@ bool ReadView::ReadSlice(std::string_view key,
   return true;
 }
 
-void ReadView::ScanSlices(
-    std::string_view prefix, std::string_view start,
-    const std::function<bool(std::string_view, const SliceView&)>& fn) const {
+void ReadView::ScanSlices(std::string_view prefix, std::string_view start,
+                          const std::function<bool(std::string_view, const SliceView&)>& fn) const {
   if (!slices_it_) {
     rocksdb::ReadOptions ro;
     ro.snapshot = snapshot_;

@@ -96,8 +96,7 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
     std::string lkey;
     UserLabelKey(0, &lkey);
     Record r;
-    MergeField({field::kLabel, round == 1 ? 500 : 100 + round, "mail" + std::to_string(round)},
-               &r);
+    MergeField({field::kLabel, round == 1 ? 500 : 100 + round, "mail" + std::to_string(round)}, &r);
     std::string renc;
     AppendRecord(r, &renc);
     batch.Merge(store_->records(), lkey, renc);
@@ -131,7 +130,7 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
   ASSERT_TRUE(dir.has_value());
   Directory::Reader r(**dir);
   EXPECT_EQ(r.UserLabel(0), "mail1");
-  EXPECT_EQ(r.UserLabel(1), "u1");  // no email: the id
+  EXPECT_EQ(r.UserLabel(1), "u1");      // no email: the id
   EXPECT_EQ(r.AgentName(4), "agent4");  // never named: the id
   ASSERT_NE(r.AgentsNamed("agent4"), nullptr);
   EXPECT_EQ(Store::MalformedOperands(), 0u);
