@@ -45,6 +45,9 @@ build/cmd/tally/tally produce --broker-addr-file "$data/broker.addr" --rate 4000
 pids+=($!)
 
 ws="$(grep -m1 -o '"workspace_id":"[^"]*"' "$data/events.ndjson" | cut -d'"' -f4 || true)"
+org="$(grep -m1 -o '"organization_id":"[^"]*"' "$data/events.ndjson" | cut -d'"' -f4 || true)"
+since="$(date -u -d '-89 days' +%Y-%m-%d)"
+today="$(date -u +%Y-%m-%d)"
 echo "demo: waiting for tallyd to catch up..." >&2
 for _ in $(seq 1 300); do
   consumed="$(curl -s "http://$addr/metrics" | awk '/^tally_events_consumed_total/ {print $2}')"
@@ -64,6 +67,8 @@ Try:
   curl -s 'http://$addr/api/v1/workspaces/metrics?workspace_uuid=$ws&entity=workflows&metric=executions&aggregation=count&group_by=user&limit=5' -H 'Authorization: Bearer $token'
   curl -s -X POST 'http://$addr/api/v1/workspaces/metrics' -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' -d '{"workspace_uuid":"$ws","entity":"workflows","metric":"avg_duration","aggregation":"avg","filters":{"period":"30d"}}'
   curl -s 'http://$addr/api/agents/leaderboard?workspace_uuid=$ws&limit=5' -H 'Authorization: Bearer $token'
+  curl -s 'http://$addr/v1/analytics/requests/top-10-agents-by-requests?startDate=$since&endDate=$today' -H 'Authorization: Bearer $token' -H 'organization-id: $org'
+  curl -s 'http://$addr/v1/analytics/requests/total-active-users?startDate=$since&endDate=$today' -H 'Authorization: Bearer $token'
   curl -s http://$addr/metrics | grep ^tally_events
 
 Press Ctrl-C to stop.
