@@ -77,8 +77,11 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
 }
 
 Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::string_view agent_id) {
-  std::string ref = store::EncodeAgentRef(workspace_id, agent_id);
-  if (auto it = agent_index_cache_.find(ref); it != agent_index_cache_.end()) return it->second;
+  store::EncodeAgentRef(workspace_id, agent_id, &agent_ref_);
+  if (auto it = agent_index_cache_.find(agent_ref_); it != agent_index_cache_.end()) {
+    return it->second;
+  }
+  std::string ref = agent_ref_;
   std::string value;
   store::AgentDictKey(workspace_id, agent_id, &key_);
   rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key_, &value);
@@ -143,32 +146,47 @@ Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
   return index;
 }
 
+size_t Aggregator::SliceKeyHash::operator()(const SliceKey& k) const {
+  uint64_t h = (uint64_t{k.org} << 40) ^ (uint64_t{k.project} << 20) ^ k.agent;
+  h = h * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(static_cast<uint32_t>(k.bucket)) << 2) ^
+      static_cast<uint64_t>(k.granularity);
+  return static_cast<size_t>(h * 0xBF58476D1CE4E5B9ULL >> 17);
+}
+
+uint32_t Aggregator::Intern(std::string_view s, std::vector<std::string>* names,
+                            std::unordered_map<std::string, uint32_t>* ids) {
+  // Batches hold a handful of organizations and projects: the last one usually matches.
+  if (!names->empty() && names->back() == s) return static_cast<uint32_t>(names->size() - 1);
+  auto [it, inserted] = ids->try_emplace(std::string(s), static_cast<uint32_t>(names->size()));
+  if (inserted) names->emplace_back(s);
+  return it->second;
+}
+
 void Aggregator::FoldRequest(const event::UsageEvent& e, uint32_t user_index, uint32_t agent_index,
                              uint32_t pair_index) {
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
-  store::Slice delta;
-  delta.totals = {1, e.is_error() ? 1u : 0u, static_cast<uint64_t>(e.tokens.value_or(0)),
-                  e.cost_usd.value_or(0)};
-  delta.users.push_back({user_index, 1, delta.totals.tokens, delta.totals.cost});
-  const std::string_view project = e.project_id;
-  for (const std::string_view* p : {static_cast<const std::string_view*>(nullptr), &project}) {
-    if (p && project.empty()) continue;
+  const uint64_t errors = e.is_error() ? 1 : 0;
+  const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
+  const double cost = e.cost_usd.value_or(0);
+  const uint32_t org = Intern(e.organization_id, &batch_orgs_, &batch_org_ids_);
+  const uint32_t project =
+      e.project_id.empty() ? 0 : 1 + Intern(e.project_id, &batch_projects_, &batch_project_ids_);
+  for (uint32_t p : {0u, project}) {
     for (uint32_t agent : {store::kAllAgents, agent_index}) {
-      delta.agents.assign(1, {agent_index, 1, delta.totals.tokens});
-      store::RequestsSliceKey(e.organization_id, agent, p, Granularity::kDay, day, &key_);
-      store::Slice& slice = slices_[key_];
-      slice.totals.requests += 1;
-      slice.totals.errors += delta.totals.errors;
-      slice.totals.tokens += delta.totals.tokens;
-      slice.totals.cost += delta.totals.cost;
-      slice.users.push_back(delta.users[0]);
+      SliceAcc& acc = slices_[SliceKey{org, agent, p, Granularity::kDay, day}];
+      store::SliceTotals& t = acc.slice.totals;
+      t.requests += 1;
+      t.errors += errors;
+      t.tokens += tokens;
+      t.cost += cost;
+      acc.slice.users.push_back({user_index, 1, tokens, cost});
       // An agent's own slices need no per-agent list: it is the totals.
-      if (agent == store::kAllAgents) slice.agents.push_back(delta.agents[0]);
-      store::RequestsUsersKey(e.organization_id, agent, p, Granularity::kDay, day, &key_);
-      slice_bitmaps_[key_].Add(user_index);
+      if (agent == store::kAllAgents) {
+        acc.slice.agents.push_back({agent_index, 1, tokens});
+        acc.pairs.push_back(pair_index);
+      }
     }
-    store::RequestsPairsKey(e.organization_id, p, Granularity::kDay, day, &key_);
-    slice_bitmaps_[key_].Add(pair_index);
+    if (project == 0) break;  // no project: only the all-projects slices
   }
 }
 
@@ -274,29 +292,23 @@ void Aggregator::RollUp() {
   }
   for (auto& [key, b] : rollup_bitmaps_) bitmaps_[key] = std::move(b);
 
-  // Request slices and their bitmaps: the same roll-up on their own key layout.
+  // Request slices: the same roll-up on their integer keys.
   rollup_slices_.clear();
-  for (const auto& [key, slice] : slices_) {
-    Granularity g;
-    int32_t day;
-    if (!store::RequestsKeyBucket(key, &g, &day)) continue;
+  for (const auto& [key, acc] : slices_) {
     for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
-      store::RequestsRebucket(key, up, BucketOf(day, up), &key_);
-      rollup_slices_[key_].Append(slice);
+      SliceKey k = key;
+      k.granularity = up;
+      k.bucket = BucketOf(key.bucket, up);
+      rollup_slices_.emplace_back(k, SliceAcc{});
+      rollup_slices_.back().second.slice.Append(acc.slice);
+      rollup_slices_.back().second.pairs = acc.pairs;
     }
   }
-  for (auto& [key, slice] : rollup_slices_) slices_[key] = std::move(slice);
-  rollup_bitmaps_.clear();
-  for (const auto& [key, b] : slice_bitmaps_) {
-    Granularity g;
-    int32_t day;
-    if (!store::RequestsKeyBucket(key, &g, &day)) continue;
-    for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
-      store::RequestsRebucket(key, up, BucketOf(day, up), &key_);
-      rollup_bitmaps_[key_].Or(b);
-    }
+  for (auto& [key, acc] : rollup_slices_) {
+    SliceAcc& into = slices_[key];
+    into.slice.Append(acc.slice);
+    into.pairs.insert(into.pairs.end(), acc.pairs.begin(), acc.pairs.end());
   }
-  for (auto& [key, b] : rollup_bitmaps_) slice_bitmaps_[key] = std::move(b);
 }
 
 Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> events,
@@ -311,7 +323,10 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   new_pairs_.clear();
   directory_updates_.clear();
   slices_.clear();
-  slice_bitmaps_.clear();
+  batch_orgs_.clear();
+  batch_projects_.clear();
+  batch_org_ids_.clear();
+  batch_project_ids_.clear();
 
   // Dedupe: first within the batch, then against the store with one MultiGet. Working in key
   // order finds in-batch repeats as neighbours, lets MultiGet skip its own sort, and feeds the
@@ -406,16 +421,48 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     entry->second.AppendEncoded(&value);
     batch.Merge(store_->bitmaps(), entry->first, value);
   }
-  for (auto* entry : Sorted(slices_)) {
-    entry->second.Normalize();
-    value.clear();
-    store::AppendSlice(entry->second, &value);
-    batch.Merge(store_->requests(), entry->first, value);
-  }
-  for (auto* entry : Sorted(slice_bitmaps_)) {
-    value.clear();
-    entry->second.AppendEncoded(&value);
-    batch.Merge(store_->bitmaps(), entry->first, value);
+  {
+    // Slices, their users bitmaps and (all agents) pairs bitmaps, in key order per family.
+    std::vector<std::pair<std::string, SliceAcc*>> keyed;
+    keyed.reserve(slices_.size());
+    for (auto& [k, acc] : slices_) {
+      std::string_view project =
+          k.project ? std::string_view(batch_projects_[k.project - 1]) : std::string_view();
+      store::RequestsSliceKey(batch_orgs_[k.org], k.agent, k.project ? &project : nullptr,
+                              k.granularity, k.bucket, &key_);
+      keyed.emplace_back(key_, &acc);
+    }
+    std::sort(keyed.begin(), keyed.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [k, acc] : keyed) {
+      acc->slice.Normalize();
+      value.clear();
+      store::AppendSlice(acc->slice, &value);
+      batch.Merge(store_->requests(), k, value);
+    }
+    // The bitmap keys differ from the slice keys only in their tag, so the same order holds.
+    for (auto& [k, acc] : keyed) {
+      store::UserBitmap users;
+      for (const store::SliceUser& u : acc->slice.users) users.Add(u.user);
+      value.clear();
+      users.AppendEncoded(&value);
+      if (!store::RequestsUsersKeyOf(k, &key_)) continue;
+      batch.Merge(store_->bitmaps(), key_, value);
+    }
+    for (auto& [k, acc] : keyed) {
+      if (acc->pairs.empty()) continue;
+      std::sort(acc->pairs.begin(), acc->pairs.end());
+      store::UserBitmap pairs;
+      uint32_t last = UINT32_MAX;
+      for (uint32_t p : acc->pairs) {
+        if (p != last) pairs.Add(p);
+        last = p;
+      }
+      value.clear();
+      pairs.AppendEncoded(&value);
+      if (!store::RequestsPairsKeyOf(k, &key_)) continue;
+      batch.Merge(store_->bitmaps(), key_, value);
+    }
   }
   for (auto* entry : Sorted(records_)) {
     if (entry->second.empty()) continue;

@@ -90,9 +90,30 @@ class Aggregator {
   std::vector<std::pair<std::string, uint32_t>> new_agents_;     // (EncodeAgentRef, index)
   std::vector<std::pair<uint64_t, uint32_t>> new_pairs_;
   std::vector<store::Directory::Update> directory_updates_;
-  std::unordered_map<std::string, store::Slice> slices_;
-  std::unordered_map<std::string, store::UserBitmap> slice_bitmaps_;
-  std::unordered_map<std::string, store::Slice> rollup_slices_;
+  // Request slices of the batch, keyed by small integers (organizations and projects interned
+  // per batch) so the per-event work hashes no strings; keys are encoded once at write time.
+  struct SliceKey {
+    uint32_t org = 0;
+    uint32_t agent = 0;    // store::kAllAgents or an agent index
+    uint32_t project = 0;  // 0 = all projects, else 1 + index into batch_projects_
+    Granularity granularity = Granularity::kDay;
+    int32_t bucket = 0;
+    bool operator==(const SliceKey&) const = default;
+  };
+  struct SliceKeyHash {
+    size_t operator()(const SliceKey& k) const;
+  };
+  struct SliceAcc {
+    store::Slice slice;
+    std::vector<uint32_t> pairs;  // (agent, user) pair indexes; all-agents slices only
+  };
+  uint32_t Intern(std::string_view s, std::vector<std::string>* names,
+                  std::unordered_map<std::string, uint32_t>* ids);
+  std::unordered_map<SliceKey, SliceAcc, SliceKeyHash> slices_;
+  std::vector<std::pair<SliceKey, SliceAcc>> rollup_slices_;
+  std::vector<std::string> batch_orgs_, batch_projects_;
+  std::unordered_map<std::string, uint32_t> batch_org_ids_, batch_project_ids_;
+  std::string agent_ref_;
   std::unordered_map<std::string, uint32_t> user_index_cache_;
   // Per-batch state, reused across batches to keep allocations down.
   std::vector<std::pair<std::string, uint32_t>> new_users_;

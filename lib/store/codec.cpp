@@ -568,6 +568,24 @@ void RequestsPairsKey(std::string_view org, const std::string_view* project, Gra
   RequestsKey(kTagSlicePairs, org, false, kAllAgents, project, g, bucket, out);
 }
 
+bool RequestsUsersKeyOf(std::string_view slice_key, std::string* out) {
+  if (slice_key.empty() || slice_key[0] != kTagSlice) return false;
+  out->assign(slice_key);
+  (*out)[0] = kTagSliceUsers;
+  return true;
+}
+
+bool RequestsPairsKeyOf(std::string_view slice_key, std::string* out) {
+  if (slice_key.empty() || slice_key[0] != kTagSlice) return false;
+  std::string_view rest = slice_key.substr(1), org;
+  if (!GetLengthPrefixed(&rest, &org) || rest.empty() || rest[0] != 0) return false;
+  out->clear();
+  out->push_back(kTagSlicePairs);
+  PutLengthPrefixed(out, org);
+  out->append(rest.substr(1));  // without the all-agents selector
+  return true;
+}
+
 bool RequestsRebucket(std::string_view key, Granularity g, int32_t bucket, std::string* out) {
   if (key.size() < 8) return false;
   out->assign(key.substr(0, key.size() - 5));
@@ -648,9 +666,14 @@ std::string AgentDictNextKey() { return std::string(1, kTagAgentNext); }
 
 std::string EncodeAgentRef(std::string_view workspace_id, std::string_view agent_id) {
   std::string out;
-  PutLengthPrefixed(&out, workspace_id);
-  PutLengthPrefixed(&out, agent_id);
+  EncodeAgentRef(workspace_id, agent_id, &out);
   return out;
+}
+
+void EncodeAgentRef(std::string_view workspace_id, std::string_view agent_id, std::string* out) {
+  out->clear();
+  PutLengthPrefixed(out, workspace_id);
+  PutLengthPrefixed(out, agent_id);
 }
 
 bool DecodeAgentRef(std::string_view in, std::string_view* workspace_id,

@@ -274,6 +274,10 @@ void RequestsUsersKey(std::string_view org, uint32_t agent, const std::string_vi
                       Granularity g, int32_t bucket, std::string* out);
 void RequestsPairsKey(std::string_view org, const std::string_view* project, Granularity g,
                       int32_t bucket, std::string* out);
+// The users bitmap key of a slice key, and the pairs bitmap key of an all-agents slice key (false
+// for a malformed key or, for pairs, a per-agent slice key). Same order as the slice keys.
+bool RequestsUsersKeyOf(std::string_view slice_key, std::string* out);
+bool RequestsPairsKeyOf(std::string_view slice_key, std::string* out);
 // The same key at another (granularity, bucket). False if `key` is too short.
 bool RequestsRebucket(std::string_view key, Granularity g, int32_t bucket, std::string* out);
 // The (granularity, bucket) of a requests key. False if malformed.
@@ -305,6 +309,7 @@ void AgentDictReverseKey(uint32_t index, std::string* out);
 std::string AgentDictReversePrefix();
 std::string AgentDictNextKey();
 std::string EncodeAgentRef(std::string_view workspace_id, std::string_view agent_id);
+void EncodeAgentRef(std::string_view workspace_id, std::string_view agent_id, std::string* out);
 bool DecodeAgentRef(std::string_view in, std::string_view* workspace_id,
                     std::string_view* agent_id);
 // Pair dictionary: (agent index, user index) <-> dense uint32.
