@@ -2,10 +2,10 @@
 // status, Content-Type and body of each answer: 401 for a missing or unknown token (before any
 // validation), 403 for an organization the key does not hold and for a key without
 // organizations, 404 for an admin naming an organization without data and for an unknown
-// endpoint, 422 naming the parameter at fault (startDate, endDate, organization-id) for missing,
-// malformed, reversed and too long date ranges and for conflicting header spellings; and the
-// 200s next to them (both token headers, both header spellings, range bounds) equal to the
-// reference.
+// endpoint, 422 naming the parameter at fault (startDate, endDate, agentName, organization-id,
+// project-id) for missing, malformed, reversed and too long date ranges, too long agent names
+// and conflicting header spellings; and the 200s next to them (both token headers, both header
+// spellings, empty header values, range bounds) equal to the reference.
 
 #include <gtest/gtest.h>
 
@@ -286,12 +286,33 @@ TEST_F(RequestsAuthE2E, BadDates) {
             range("2025-03-01", "2026-03-01"));
 }
 
+TEST_F(RequestsAuthE2E, AgentNameLength) {
+  // At most 256 bytes (schemas/openapi.yaml); longer is a 422 naming agentName.
+  const Headers a = Bearer("tok-a");
+  Expect422(Users(std::string(kFeb) + "&agentName=" + std::string(257, 'x')), a, {"agentName"});
+  Expect422(Users(std::string(kFeb) + "&agentName=" + std::string(5000, 'x')), a, {"agentName"});
+  Expect422(Users("agentName=" + std::string(300, 'x')), a, {"startDate", "endDate", "agentName"});
+  ReqQuery q = Query(std::set<std::string>{"org_a"}, "2026-02-01", "2026-02-28");
+  q.agent_name = std::string(256, 'x');
+  ExpectRef("total-active-users", std::string(kFeb) + "&agentName=" + q.agent_name, a, q);
+  q.agent_name = "Agent";
+  ExpectRef("top-10-agents-by-requests", std::string(kFeb) + "&agentName=Agent", a, q);
+}
+
 TEST_F(RequestsAuthE2E, HeaderSpellings) {
   // Conflicting spellings of the organization header: 422 naming organization-id.
   Headers h = With(With(Bearer("tok-ab"), "organization-id", "org_a"), "OrganizationId", "org_b");
   Expect422(Users(kFeb), h, {"organization-id"});
   h = With(With(Bearer("tok-admin"), "OrganizationId", "org_a"), "organization-id", "org_b");
   Expect422(Users(kFeb), h, {"organization-id"});
+  // Likewise for the project header, naming project-id.
+  h = With(With(Bearer("tok-a"), "project-id", "org_a-p0"), "ProjectId", "org_a-p1");
+  Expect422(Users(kFeb), h, {"project-id"});
+  // Empty values count as absent.
+  ExpectRef("total-active-users", kFeb, With(Bearer("tok-a"), "organization-id", ""),
+            Query(std::set<std::string>{"org_a"}, "2026-02-01", "2026-02-28"));
+  ExpectRef("total-active-users", kFeb, With(Bearer("tok-ab"), "ProjectId", ""),
+            Query(std::set<std::string>{"org_a", "org_b"}, "2026-02-01", "2026-02-28"));
   // The same value in both: no conflict.
   h = With(With(Bearer("tok-ab"), "organization-id", "org_b"), "OrganizationId", "org_b");
   ExpectRef("total-active-users", kFeb, h,
