@@ -1,5 +1,8 @@
 #include "http/requests_handler.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "common/calendar.h"
 #include "common/json_writer.h"
 #include "http/internal/date_range_params.h"
@@ -13,19 +16,27 @@ constexpr size_t kMaxAgentNameBytes = 256;
 // values are a 422 naming the canonical (hyphenated) header.
 std::optional<std::string> ScopeHeader(const Request& request, std::string_view canonical,
                                        std::string_view alternate, FieldErrors* errors) {
-  const std::string* a = request.FindHeader(canonical);
-  const std::string* b = request.FindHeader(alternate);
-  if (a && a->empty()) a = nullptr;
-  if (b && b->empty()) b = nullptr;
-  if (a && b && *a != *b) {
-    errors->push_back({std::string(canonical), "The " + std::string(canonical) + " and " +
-                                                   std::string(alternate) +
-                                                   " headers name different values."});
-    return std::nullopt;
+  // Every occurrence under either spelling must agree: a second, different value could
+  // otherwise mean one thing to a proxy and another to tally.
+  auto same_name = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  std::optional<std::string> value;
+  for (const auto& [name, v] : request.headers) {
+    if (v.empty() || !(same_name(name, canonical) || same_name(name, alternate))) continue;
+    if (value && *value != v) {
+      errors->push_back({std::string(canonical), "The " + std::string(canonical) + " and " +
+                                                     std::string(alternate) +
+                                                     " headers must name one value."});
+      return std::nullopt;
+    }
+    value = v;
   }
-  if (a) return *a;
-  if (b) return *b;
-  return std::nullopt;
+  return value;
 }
 
 Response OrganizationNotFound() {
@@ -55,8 +66,8 @@ std::expected<RequestsParams, FieldErrors> ParseRequestsParams(const Request& re
   }
   if (const std::string* name = request.FindQuery("agentName"); name && !name->empty()) {
     if (name->size() > kMaxAgentNameBytes) {
-      errors.push_back({"agentName", "The agentName field must not be greater than " +
-                                         std::to_string(kMaxAgentNameBytes) + " characters."});
+      errors.push_back({"agentName", "The agentName field must not be longer than " +
+                                         std::to_string(kMaxAgentNameBytes) + " bytes."});
     } else {
       out.query.agent_name = *name;
     }

@@ -171,6 +171,10 @@ TEST_F(RequestsHandlerTest, ConflictingHeaderSpellings) {
                 {"organization-id"});
   ExpectInvalid(Get("total-active-users", kRange, {{"project-id", "p1"}, {"ProjectId", "p2"}}),
                 {"project-id"});
+  // The same header twice with different values, too.
+  ExpectInvalid(Get("total-active-users", kRange,
+                    {{"organization-id", "org_1"}, {"organization-id", "org_2"}}),
+                {"organization-id"});
   // The same value twice is fine.
   EXPECT_EQ(Get("total-active-users", kRange, {{"project-id", "p1"}, {"ProjectId", "p1"}}).status,
             200);
