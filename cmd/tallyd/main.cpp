@@ -19,12 +19,13 @@
 #include "http/server.h"
 #include "http/service.h"
 #include "ingest/consumer.h"
+#include "ingest/live_views.h"
 #include "kafka/embedded_broker.h"
 #include "query/leaderboard.h"
 #include "query/requests.h"
 #include "query/superagents.h"
 #include "query/workspace_metrics.h"
-#include "store/directory.h"
+#include "store/data_dir.h"
 #include "store/store.h"
 
 namespace {
@@ -54,6 +55,32 @@ int Die(const std::string& message) {
   return 1;
 }
 
+// Copies a snapshot (a RocksDB checkpoint) into <data_dir>/db unless a store is already there.
+tally::Status SeedFromSnapshot(const std::string& snapshot, const std::string& data_dir) {
+  const std::filesystem::path live =
+      std::filesystem::path(data_dir) / tally::store::CurrentDbName(data_dir);
+  if (std::filesystem::exists(live / "CURRENT")) {
+    spdlog::warn("--from-snapshot ignored: {} already holds a store", live.string());
+    return tally::Ok();
+  }
+  if (!std::filesystem::exists(std::filesystem::path(snapshot) / "CURRENT")) {
+    return tally::Fail(tally::ErrorCode::kNotFound,
+                       "--from-snapshot: " + snapshot + " is not a snapshot (no CURRENT file)");
+  }
+  std::error_code ec;
+  const std::filesystem::path tmp = std::filesystem::path(data_dir) / "db.from-snapshot.tmp";
+  std::filesystem::remove_all(tmp, ec);
+  std::filesystem::copy(snapshot, tmp, std::filesystem::copy_options::recursive, ec);
+  if (!ec) std::filesystem::rename(tmp, std::filesystem::path(data_dir) / "db", ec);
+  if (ec) {
+    return tally::Fail(tally::ErrorCode::kUnavailable,
+                       "--from-snapshot: copying " + snapshot + ": " + ec.message());
+  }
+  if (auto s = tally::store::SetCurrentDbName(data_dir, "db"); !s) return s;
+  spdlog::info("seeded {}/db from snapshot {}", data_dir, snapshot);
+  return tally::Ok();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -71,6 +98,7 @@ int main(int argc, char** argv) {
   std::string now_text, port_file, new_log = "auto", log_level = "info";
   int cache_ttl = 300, http_threads = 2, partitions = 4, batch_max = 20000, batch_ms = 50;
   double dedupe_days = 7;
+  std::string from_snapshot;
   std::string instance_id = "auto";
   std::vector<std::string> kafka_options;
   app.add_option("--brokers", brokers,
@@ -110,6 +138,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--kafka-option", kafka_options,
                  "Extra librdkafka consumer setting NAME=VALUE (repeatable)");
+  app.add_option("--from-snapshot", from_snapshot,
+                 "Start from a snapshot (`tally snapshot`): copied into --data-dir when it has no "
+                 "store yet; ingest then continues from the snapshot's offsets");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -155,17 +186,18 @@ int main(int argc, char** argv) {
   }
 
   tally::store::StoreOptions store_options;
-  store_options.path = (std::filesystem::path(data_dir) / "db").string();
   store_options.dedupe_window_ms = static_cast<int64_t>(dedupe_days * 86'400'000);
-  auto store = tally::store::Store::Open(store_options);
-  if (!store) return Die(store.error().message);
-
-  auto directory = tally::store::Directory::Load(**store);
-  if (!directory) return Die(directory.error().message);
+  if (!from_snapshot.empty()) {
+    if (auto s = SeedFromSnapshot(from_snapshot, data_dir); !s) return Die(s.error().message);
+  }
+  auto live_views = tally::ingest::LiveViews::Open(data_dir, store_options);
+  if (!live_views) return Die(live_views.error().message);
+  tally::ingest::LiveViews* live = live_views->get();
+  auto first = live->Current();
 
   tally::MetricsRegistry registry;
   tally::ingest::ConsumerOptions co;
-  co.directory = directory->get();
+  co.directory = first->directory.get();
   co.brokers = brokers;
   co.topic = topic;
   co.dlq_topic = dlq_topic;
@@ -191,46 +223,51 @@ int main(int argc, char** argv) {
   co.new_log_policy = new_log == "restart" ? tally::ingest::NewLogPolicy::kRestart
                       : new_log == "stop"  ? tally::ingest::NewLogPolicy::kStop
                                            : tally::ingest::NewLogPolicy::kAuto;
-  auto consumer = tally::ingest::Consumer::Create(co, store->get(), &registry);
+  auto consumer = tally::ingest::Consumer::Create(co, first->store.get(), &registry);
   if (!consumer) return Die(consumer.error().message);
+  first.reset();
+  live->AttachConsumer(consumer->get());
 
-  tally::store::Store* db = store->get();
+  // Every request takes the live views once (a switch never changes them mid-request).
   tally::ingest::Consumer* cons = consumer->get();
   tally::http::ServiceDeps deps;
   deps.keys = std::make_shared<const tally::http::KeyStore>(std::move(*keys));
   deps.metrics = &registry;
   deps.clock = &clock;
   deps.cache_ttl_s = cache_ttl;
-  deps.workspace_metrics.run = [db, &clock](const tally::query::WorkspaceMetricsRequest& r) {
-    return tally::query::RunWorkspaceMetrics(*db, clock, r);
+  deps.workspace_metrics.run = [live, &clock](const tally::query::WorkspaceMetricsRequest& r) {
+    return tally::query::RunWorkspaceMetrics(*live->Current()->store, clock, r);
   };
-  deps.workspace_metrics.workspace_known = [db](std::string_view ws) {
-    return tally::query::WorkspaceKnown(*db, ws);
+  deps.workspace_metrics.workspace_known = [live](std::string_view ws) {
+    return tally::query::WorkspaceKnown(*live->Current()->store, ws);
   };
-  deps.leaderboard.run = [db, &clock](const tally::query::LeaderboardRequest& r) {
-    return tally::query::RunLeaderboard(*db, clock, r);
+  deps.leaderboard.run = [live, &clock](const tally::query::LeaderboardRequest& r) {
+    return tally::query::RunLeaderboard(*live->Current()->store, clock, r);
   };
-  deps.leaderboard.resolve_organization = [db](std::string_view org) {
-    return tally::query::ResolveWorkspaceByOrganization(*db, org);
+  deps.leaderboard.resolve_organization = [live](std::string_view org) {
+    return tally::query::ResolveWorkspaceByOrganization(*live->Current()->store, org);
   };
-  deps.leaderboard.workspace_known = [db](std::string_view ws) {
-    return tally::query::WorkspaceKnown(*db, ws);
+  deps.leaderboard.workspace_known = [live](std::string_view ws) {
+    return tally::query::WorkspaceKnown(*live->Current()->store, ws);
   };
-  deps.superagents.run = [db, &clock](const tally::query::SuperagentsRequest& r) {
-    return tally::query::ListSuperagents(*db, clock, r);
+  deps.superagents.run = [live, &clock](const tally::query::SuperagentsRequest& r) {
+    return tally::query::ListSuperagents(*live->Current()->store, clock, r);
   };
-  deps.superagents.workspace_known = [db](std::string_view ws) {
-    return tally::query::WorkspaceKnown(*db, ws);
+  deps.superagents.workspace_known = [live](std::string_view ws) {
+    return tally::query::WorkspaceKnown(*live->Current()->store, ws);
   };
-  const tally::store::Directory* dir = directory->get();
-  deps.requests.run = [db, dir](tally::query::RequestsMetric m,
-                                const tally::query::RequestsQuery& q) {
-    return tally::query::RunRequests(*db, *dir, m, q);
+  deps.requests.run = [live](tally::query::RequestsMetric m, const tally::query::RequestsQuery& q) {
+    auto v = live->Current();
+    return tally::query::RunRequests(*v->store, *v->directory, m, q);
   };
-  deps.requests.organization_known = [db](std::string_view org) {
-    return tally::query::OrganizationHasRequests(*db, org);
+  deps.requests.organization_known = [live](std::string_view org) {
+    return tally::query::OrganizationHasRequests(*live->Current()->store, org);
   };
-  deps.requests.all_organizations = [db] { return tally::query::RequestOrganizations(*db); };
+  deps.requests.all_organizations = [live] {
+    return tally::query::RequestOrganizations(*live->Current()->store);
+  };
+  deps.admin.switch_db = [live](std::string_view db) { return live->Switch(db); };
+  deps.admin.snapshot = [live](const std::string& path) { return live->Snapshot(path); };
   deps.ready = [cons] {
     std::string details;
     tally::JsonWriter w(&details);

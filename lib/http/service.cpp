@@ -88,6 +88,17 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
                 [requests](const Request& r) { return requests->Handle(r); });
   }
 
+  if (static_cast<bool>(deps.admin.switch_db) != static_cast<bool>(deps.admin.snapshot)) {
+    return Fail(ErrorCode::kInvalidArgument, "http service: admin backend incomplete", "admin");
+  }
+  if (deps.admin.switch_db) {
+    auto admin = std::make_shared<const AdminHandler>(deps.keys, std::move(deps.admin));
+    router->Add("POST", "/admin/v1/switch",
+                [admin](const Request& r) { return admin->Switch(r); });
+    router->Add("POST", "/admin/v1/snapshot",
+                [admin](const Request& r) { return admin->Snapshot(r); });
+  }
+
   WorkspaceMetricsOptions options;
   options.cache_ttl_s = deps.cache_ttl_s;
   options.cache_max_entries = deps.cache_max_entries;

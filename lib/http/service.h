@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/result.h"
+#include "http/admin_handler.h"
 #include "http/auth.h"
 #include "http/leaderboard_handler.h"
 #include "http/requests_handler.h"
@@ -53,6 +54,8 @@ struct ServiceDeps {
   SuperagentsOptions superagents_options;  // cursor result-set cache
   // All three functions, or none (then GET /v1/analytics/requests/* is not routed: 404).
   RequestsBackend requests;
+  // Both functions, or none (then POST /admin/v1/switch and /admin/v1/snapshot are 404).
+  AdminBackend admin;
   ReadyFn ready;          // optional: absent = always ready
   int cache_ttl_s = 300;  // workspace-metrics cache; 0 disables
   size_t cache_max_entries = 10000;

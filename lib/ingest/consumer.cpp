@@ -53,6 +53,15 @@ struct Consumer::Impl {
   std::vector<int32_t> assigned;
   std::string fatal;  // non-empty: ingest must stop with this message
 
+  // A requested store switch (SwitchStore), served by the consumer thread between batches.
+  std::mutex switch_mu;
+  std::condition_variable switch_cv;
+  store::Store* switch_store = nullptr;
+  store::Directory* switch_directory = nullptr;
+  bool switch_done = false;
+  Status switch_result = Ok();
+  std::atomic<bool> running{false};
+
   // The batch being collected.
   std::vector<rd_kafka_message_t*> pending;
   std::vector<event::UsageEvent> pool;
@@ -335,6 +344,56 @@ struct Consumer::Impl {
     }
   }
 
+  // On the consumer thread: applies a pending SwitchStore request, if any.
+  void MaybeSwitch() {
+    std::unique_lock lk(switch_mu);
+    if (!switch_store || switch_done) return;
+    switch_result = DoSwitch(switch_store, switch_directory);
+    switch_done = true;
+    lk.unlock();
+    switch_cv.notify_all();
+  }
+
+  Status DoSwitch(store::Store* to, store::Directory* directory) {
+    ApplyPending();  // the batch in progress belongs to the old store's offsets
+    if (!pending.empty()) return Fail(ErrorCode::kUnavailable, "stopping");
+    auto agg = aggregate::Aggregator::Create(to);
+    if (!agg) return std::unexpected(agg.error());
+    auto stored = to->LoadOffsets();
+    if (!stored) return std::unexpected(stored.error());
+    std::lock_guard lock(mu);
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(assigned.size()) + 1);
+    for (int32_t p : assigned) {
+      int64_t lo = -1, hi = -1;
+      rd_kafka_query_watermark_offsets(rk, options.topic.c_str(), p, &lo, &hi, kMetadataTimeoutMs);
+      int64_t start = lo >= 0 ? lo : 0;
+      for (const auto& e : *stored) {
+        if (e.topic == options.topic && e.partition == p && e.offset.cluster_id == cluster_id &&
+            (hi < 0 || e.offset.next_offset <= hi)) {
+          start = std::max(e.offset.next_offset, start);
+        }
+      }
+      rd_kafka_topic_partition_list_add(list, options.topic.c_str(), p)->offset = start;
+      auto& pr = progress[p];
+      pr.next_offset = start;
+      pr.high_watermark = hi;
+    }
+    // Re-assigning with new offsets drops what was fetched for the old positions.
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Fail(ErrorCode::kUnavailable,
+                  std::string("re-assigning partitions failed: ") + rd_kafka_err2str(err));
+    }
+    aggregator = std::move(*agg);
+    aggregator->set_directory(directory);
+    store = to;
+    spdlog::info("ingest: switched to another store; continuing {} partition(s) from its offsets",
+                 assigned.size());
+    return Ok();
+  }
+
   void HandleError(rd_kafka_message_t* m) {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
     spdlog::warn("ingest: consumer: {}", rd_kafka_message_errstr(m));
@@ -430,10 +489,32 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   return std::unique_ptr<Consumer>(new Consumer(std::move(impl)));
 }
 
+Status Consumer::SwitchStore(store::Store* store, store::Directory* directory,
+                             std::chrono::milliseconds timeout) {
+  Impl& s = *impl_;
+  if (!s.running.load()) return Fail(ErrorCode::kFailedPrecondition, "ingest is not running");
+  std::unique_lock lk(s.switch_mu);
+  s.switch_store = store;
+  s.switch_directory = directory;
+  s.switch_done = false;
+  if (!s.switch_cv.wait_for(lk, timeout, [&] { return s.switch_done; })) {
+    s.switch_store = nullptr;  // withdrawn: the consumer thread will not pick it up any more
+    return Fail(ErrorCode::kUnavailable, "ingest did not switch stores in time");
+  }
+  s.switch_store = nullptr;
+  return s.switch_result;
+}
+
 Status Consumer::Run() {
   Impl& s = *impl_;
+  s.running.store(true);
+  struct Running {
+    Impl& s;
+    ~Running() { s.running.store(false); }
+  } running{s};
   auto last_lag = Clock::now();
   while (!stop_.load()) {
+    s.MaybeSwitch();
     {
       std::lock_guard lock(s.mu);
       if (!s.fatal.empty()) return Fail(ErrorCode::kFailedPrecondition, s.fatal);

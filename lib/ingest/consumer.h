@@ -23,6 +23,8 @@
 // Thread-safety: Run() on one thread; Stop(), Progress() and Ready() from any thread.
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -84,6 +86,17 @@ class Consumer {
   // log on a real cluster, an unrecoverable store error).
   Status Run();
   void Stop() { stop_.store(true); }
+
+  // Moves ingest to another store (a rebuilt data directory) without stopping: the consumer
+  // thread stores the batch in progress into the current store, then folds into `store`
+  // (keeping `directory` current) and continues every assigned partition from the offsets stored
+  // in `store` for this cluster (from the log start where it has none). Blocks until the
+  // consumer thread has switched. Thread-safe; the caller keeps both stores alive until this
+  // returns, and `store` (and `directory`) as long as the consumer uses them.
+  // kUnavailable if the consumer thread does not get to it within `timeout` (then nothing
+  // changed), kFailedPrecondition if Run() is not running.
+  Status SwitchStore(store::Store* store, store::Directory* directory,
+                     std::chrono::milliseconds timeout);
 
   std::vector<PartitionProgress> Progress() const;
   // True once partitions are assigned and no fatal condition was met.

@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <climits>
@@ -117,6 +118,21 @@ Result<std::vector<Store::OffsetEntry>> Store::LoadOffsets() const {
   }
   if (!it->status().ok()) return std::unexpected(FromRocks(it->status(), "reading offsets"));
   return out;
+}
+
+Status Store::Checkpoint(const std::string& path) const {
+  rocksdb::Checkpoint* cp = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(db_, &cp);
+  if (!s.ok()) return std::unexpected(FromRocks(s, "cannot start a checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> owner(cp);
+  // The WAL is flushed into the checkpoint (log_size_for_flush 0), so it opens without replay
+  // surprises and holds every acknowledged batch.
+  s = cp->CreateCheckpoint(path, /*log_size_for_flush=*/0);
+  if (s.IsInvalidArgument()) {
+    return Fail(ErrorCode::kInvalidArgument, "checkpoint: " + s.ToString(), "path");
+  }
+  if (!s.ok()) return std::unexpected(FromRocks(s, "checkpoint to " + path + " failed"));
+  return Ok();
 }
 
 void Store::ObserveEventTime(int64_t time_ms) {

@@ -90,6 +90,11 @@ class Store {
   };
   Result<std::vector<OffsetEntry>> LoadOffsets() const;
 
+  // A consistent, openable copy of the whole store (every column family, offsets included) at
+  // `path`, which must not exist; SST files are hard-linked where possible. kInvalidArgument if
+  // `path` exists, kUnavailable on I/O errors.
+  Status Checkpoint(const std::string& path) const;
+
   // Tells the dedupe compaction filter the newest event time seen so far.
   void ObserveEventTime(int64_t time_ms);
   int64_t dedupe_window_ms() const { return options_.dedupe_window_ms; }
