@@ -17,5 +17,7 @@ Command AddBrokerCommand(CLI::App& app);
 Command AddGenCommand(CLI::App& app);
 Command AddProduceCommand(CLI::App& app);
 Command AddKeysCommand(CLI::App& app);
+Command AddReplayCommand(CLI::App& app);
+Command AddSnapshotCommand(CLI::App& app);
 
 }  // namespace tally::cli

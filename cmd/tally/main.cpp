@@ -17,7 +17,10 @@ int main(int argc, char** argv) {
       "  tally gen --events 100000 --malformed 0.01 -o events.ndjson\n"
       "  tally produce --broker-addr-file /tmp/broker.addr events.ndjson\n"
       "  tally gen --events 1000000 | tally produce --brokers 127.0.0.1:9092 --rate 50000\n"
-      "  tally keys new --name dash --workspace WS_ID=owner --append config/keys.toml\n"};
+      "  tally keys new --name dash --workspace WS_ID=owner --append config/keys.toml\n"
+      "  tally replay --mode rebuild --data-dir ./data events.ndjson.zst --from-topic \\\n"
+      "      --broker-addr-file ./data/broker.addr --tallyd http://127.0.0.1:8080 --token T\n"
+      "  tally snapshot --tallyd http://127.0.0.1:8080 --token T --out /backups/tally-1\n"};
   app.require_subcommand(1);
   // Logs (librdkafka's included) go to stderr; stdout carries data and addresses only.
   spdlog::set_default_logger(spdlog::stderr_color_mt("tally"));
@@ -30,6 +33,8 @@ int main(int argc, char** argv) {
       tally::cli::AddGenCommand(app),
       tally::cli::AddProduceCommand(app),
       tally::cli::AddKeysCommand(app),
+      tally::cli::AddReplayCommand(app),
+      tally::cli::AddSnapshotCommand(app),
   };
 
   try {

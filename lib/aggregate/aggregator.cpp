@@ -167,7 +167,7 @@ void Aggregator::FoldRequest(const event::UsageEvent& e, uint32_t user_index, ui
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
   const uint64_t errors = e.is_error() ? 1 : 0;
   const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
-  const double cost = e.cost_usd.value_or(0);
+  const int64_t cost = store::CostNanos(e.cost_usd.value_or(0));
   const uint32_t org = Intern(e.organization_id, &batch_orgs_, &batch_org_ids_);
   const uint32_t project =
       e.project_id.empty() ? 0 : 1 + Intern(e.project_id, &batch_projects_, &batch_project_ids_);
@@ -178,7 +178,7 @@ void Aggregator::FoldRequest(const event::UsageEvent& e, uint32_t user_index, ui
       t.requests += 1;
       t.errors += errors;
       t.tokens += tokens;
-      t.cost += cost;
+      t.cost_nanos += cost;
       acc.slice.users.push_back({user_index, 1, tokens, cost});
       // An agent's own slices need no per-agent list: it is the totals.
       if (agent == store::kAllAgents) {

@@ -23,7 +23,7 @@ struct Accumulator {
     uint32_t stamp = 0;
     uint64_t requests = 0;
     uint64_t tokens = 0;
-    double cost = 0;
+    int64_t cost_nanos = 0;
   };
   std::vector<Entry> entries;
   std::vector<uint32_t> touched;
@@ -178,7 +178,7 @@ void AccumulateUsers(const Plan& plan) {
       Accumulator::Entry& e = acc.At(u.user);
       e.requests += u.requests;
       e.tokens += u.tokens;
-      e.cost += u.cost;
+      e.cost_nanos += u.cost_nanos;
     }
   });
 }
@@ -408,7 +408,8 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
       result.usage.reserve(order.size());
       for (uint32_t i : order) {
         const Accumulator::Entry& e = tl_users.entries[i];
-        result.usage.push_back({std::string(r.UserLabel(i)), e.cost, e.requests, e.tokens});
+        result.usage.push_back({std::string(r.UserLabel(i)),
+                                static_cast<double>(e.cost_nanos) / 1e9, e.requests, e.tokens});
       }
       break;
     }

@@ -188,7 +188,10 @@ void ExpectSame(const RequestsResult& want, const RequestsResult& got, const std
     EXPECT_EQ(want.usage[i].user, got.usage[i].user) << ctx << " usage row " << i;
     EXPECT_EQ(want.usage[i].requests, got.usage[i].requests) << ctx;
     EXPECT_EQ(want.usage[i].tokens, got.usage[i].tokens) << ctx;
-    EXPECT_NEAR(want.usage[i].cost, got.usage[i].cost, 1e-9 * std::max(1.0, want.usage[i].cost))
+    // Costs are summed in nano-dollars (each event's cost rounded to 1e-9 USD, exact and
+    // independent of batching): up to half a nano-dollar per request from the float sum.
+    EXPECT_NEAR(want.usage[i].cost, got.usage[i].cost,
+                1e-9 * std::max(1.0, want.usage[i].cost) + 0.5e-9 * want.usage[i].requests)
         << ctx;
   }
 }

@@ -1,6 +1,7 @@
 #include "store/codec.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace tally::store {
@@ -434,6 +435,12 @@ void RequestsKey(char tag, std::string_view org, bool with_agent, uint32_t agent
 
 }  // namespace
 
+int64_t CostNanos(double usd) {
+  const double nanos = usd * 1e9;
+  if (!(nanos < 9e18)) return nanos > 0 ? INT64_C(9000000000000000000) : 0;
+  return std::llround(nanos);
+}
+
 void Slice::Clear() {
   totals = SliceTotals{};
   users.clear();
@@ -444,7 +451,7 @@ void Slice::Append(const Slice& o) {
   totals.requests += o.totals.requests;
   totals.errors += o.totals.errors;
   totals.tokens += o.totals.tokens;
-  totals.cost += o.totals.cost;
+  totals.cost_nanos += o.totals.cost_nanos;
   users.insert(users.end(), o.users.begin(), o.users.end());
   agents.insert(agents.end(), o.agents.begin(), o.agents.end());
 }
@@ -461,7 +468,7 @@ void Slice::Normalize() {
       if (users[r].user == users[w].user) {
         users[w].requests += users[r].requests;
         users[w].tokens += users[r].tokens;
-        users[w].cost += users[r].cost;
+        users[w].cost_nanos += users[r].cost_nanos;
       } else {
         users[++w] = users[r];
       }
@@ -489,13 +496,13 @@ void AppendSlice(const Slice& s, std::string* out) {
   PutRaw(out, s.totals.requests);
   PutRaw(out, s.totals.errors);
   PutRaw(out, s.totals.tokens);
-  PutRaw(out, s.totals.cost);
+  PutRaw(out, s.totals.cost_nanos);
   PutVarint64(out, s.users.size());
   for (const SliceUser& u : s.users) {
     PutRaw(out, u.user);
     PutRaw(out, u.requests);
     PutRaw(out, u.tokens);
-    PutRaw(out, u.cost);
+    PutRaw(out, u.cost_nanos);
   }
   PutVarint64(out, s.agents.size());
   for (const SliceAgent& a : s.agents) {
@@ -513,7 +520,7 @@ bool SliceView::Parse(std::string_view in) {
   t.requests = GetRaw<uint64_t>(p);
   t.errors = GetRaw<uint64_t>(p + 8);
   t.tokens = GetRaw<uint64_t>(p + 16);
-  t.cost = GetRaw<double>(p + 24);
+  t.cost_nanos = GetRaw<int64_t>(p + 24);
   in.remove_prefix(1 + kSliceTotalsBytes);
   uint64_t nu, na;
   if (!GetVarint64(&in, &nu) || nu > in.size() / kSliceUserBytes) return false;
@@ -531,7 +538,7 @@ bool SliceView::Parse(std::string_view in) {
 SliceUser SliceView::user(size_t i) const {
   const char* p = users_ + i * kSliceUserBytes;
   return SliceUser{GetRaw<uint32_t>(p), GetRaw<uint64_t>(p + 4), GetRaw<uint64_t>(p + 12),
-                   GetRaw<double>(p + 20)};
+                   GetRaw<int64_t>(p + 20)};
 }
 
 SliceAgent SliceView::agent(size_t i) const {
@@ -545,7 +552,7 @@ bool AppendEncodedSlice(std::string_view in, Slice* s) {
   s->totals.requests += v.totals().requests;
   s->totals.errors += v.totals().errors;
   s->totals.tokens += v.totals().tokens;
-  s->totals.cost += v.totals().cost;
+  s->totals.cost_nanos += v.totals().cost_nanos;
   s->users.reserve(s->users.size() + v.user_count());
   for (size_t i = 0; i < v.user_count(); ++i) s->users.push_back(v.user(i));
   s->agents.reserve(s->agents.size() + v.agent_count());

@@ -212,13 +212,15 @@ struct SliceTotals {
   uint64_t requests = 0;
   uint64_t errors = 0;  // status == "error"
   uint64_t tokens = 0;
-  double cost = 0;
+  // cost_usd in nano-dollars: integer sums are exact and independent of batching, so a rebuild
+  // answers exactly like live ingest did.
+  int64_t cost_nanos = 0;
 };
 struct SliceUser {
   uint32_t user = 0;  // dense user index
   uint64_t requests = 0;
   uint64_t tokens = 0;
-  double cost = 0;
+  int64_t cost_nanos = 0;
 };
 struct SliceAgent {
   uint32_t agent = 0;  // dense agent index
@@ -239,7 +241,10 @@ struct Slice {
   void Normalize();
 };
 
-// Encoding: version byte 1, totals (3 x u64, f64), varint n + n x 28-byte users, varint m + m x
+// Nano-dollars of a cost_usd value (rounded to the nearest; saturates far beyond real costs).
+int64_t CostNanos(double usd);
+
+// Encoding: version byte 1, totals (3 x u64, i64), varint n + n x 28-byte users, varint m + m x
 // 20-byte agents, all little-endian.
 void AppendSlice(const Slice& s, std::string* out);
 // Appends the decoded entries of `in` to *s (Normalize afterwards). False (s unchanged) if

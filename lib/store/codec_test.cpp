@@ -107,8 +107,8 @@ TEST(CodecTest, OffsetsRoundTrip) {
 
 TEST(CodecTest, SlicesRoundTripAndCombine) {
   Slice a;
-  a.totals = {3, 1, 30, 0.5};
-  a.users = {{7, 2, 20, 0.25}, {3, 1, 10, 0.25}, {7, 0, 0, 0}};
+  a.totals = {3, 1, 30, 500'000'000};
+  a.users = {{7, 2, 20, 250'000'000}, {3, 1, 10, 250'000'000}, {7, 0, 0, 0}};
   a.agents = {{9, 3, 30}};
   a.Normalize();
   ASSERT_EQ(a.users.size(), 2u);
@@ -120,7 +120,8 @@ TEST(CodecTest, SlicesRoundTripAndCombine) {
   ASSERT_TRUE(v.Parse(enc));
   EXPECT_EQ(v.totals().requests, 3u);
   EXPECT_EQ(v.totals().tokens, 30u);
-  EXPECT_DOUBLE_EQ(v.totals().cost, 0.5);
+  EXPECT_EQ(v.totals().cost_nanos, 500'000'000);
+  EXPECT_EQ(CostNanos(0.0123), 12'300'000);
   ASSERT_EQ(v.user_count(), 2u);
   EXPECT_EQ(v.user(1).user, 7u);
   EXPECT_EQ(v.user(1).tokens, 20u);

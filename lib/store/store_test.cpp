@@ -85,8 +85,8 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
   RequestsSliceKey("org", kAllAgents, nullptr, Granularity::kMonth, 600, &key);
   for (int round = 0; round < 3; ++round) {
     Slice s;
-    s.totals = {1, 0, 10, 0.5};
-    s.users = {{static_cast<uint32_t>(round % 2), 1, 10, 0.5}};
+    s.totals = {1, 0, 10, 500};
+    s.users = {{static_cast<uint32_t>(round % 2), 1, 10, 500}};
     s.agents = {{4, 1, 10}};
     std::string enc;
     AppendSlice(s, &enc);

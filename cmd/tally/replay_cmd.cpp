@@ -1,0 +1,423 @@
+// tally replay: rebuild or extend tally's views from NDJSON files (plain, .gz, .zst) and/or a
+// Kafka topic, through the same parse/validate/dedupe/fold path as live ingest (lib/replay).
+// tally snapshot: ask a running tallyd for a consistent RocksDB checkpoint.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "common/json_writer.h"
+#include "event/event_parser.h"
+#include "http/testing/http_client.h"
+#include "kafka/admin.h"
+#include "replay/line_reader.h"
+#include "replay/progress.h"
+#include "replay/replayer.h"
+#include "replay/topic_reader.h"
+#include "store/data_dir.h"
+#include "store/store.h"
+
+namespace tally::cli {
+namespace {
+
+struct ReplayArgs {
+  std::string mode = "rebuild";
+  std::string data_dir;
+  std::vector<std::string> files;
+  std::string brokers, broker_addr_file, topic = "usage-events";
+  bool from_topic = false;
+  std::string start = "beginning";
+  std::string tallyd, token;
+  size_t batch = 20000;
+  double dedupe_days = 7;
+  bool no_switch = false;
+};
+
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+Result<replay::TopicStart> ParseStart(const std::string& text) {
+  replay::TopicStart s;
+  if (text == "beginning") return s;
+  if (text.rfind("offsets:", 0) == 0) {
+    s.kind = replay::TopicStart::Kind::kOffsets;
+    std::string rest = text.substr(8);
+    size_t pos = 0;
+    while (pos < rest.size()) {
+      size_t comma = rest.find(',', pos);
+      std::string item =
+          rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      size_t eq = item.find('=');
+      if (eq == std::string::npos) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "--start offsets:P=O[,P=O...] expected, got '" + text + "'", "start");
+      }
+      s.offsets[std::stoi(item.substr(0, eq))] = std::stoll(item.substr(eq + 1));
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    return s;
+  }
+  auto t = ParseRfc3339Millis(text);
+  if (!t) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "--start must be 'beginning', an RFC 3339 time (2026-01-01T00:00:00Z) or "
+                "offsets:P=O[,P=O...]; got '" +
+                    text + "'",
+                "start");
+  }
+  s.kind = replay::TopicStart::Kind::kTimestamp;
+  s.timestamp_ms = *t;
+  return s;
+}
+
+void PrintSummary(const replay::ReplayStats& st, const std::string& where) {
+  std::printf("replay summary: read %s, applied %s, duplicates %s, rejected %s\n",
+              replay::Progress::Thousands(st.read).c_str(),
+              replay::Progress::Thousands(st.applied).c_str(),
+              replay::Progress::Thousands(st.duplicates).c_str(),
+              replay::Progress::Thousands(st.rejected).c_str());
+  for (const auto& [reason, n] : st.rejected_by_reason) {
+    std::printf("  rejected %-20s %s\n", reason.c_str(), replay::Progress::Thousands(n).c_str());
+  }
+  if (!where.empty()) std::printf("views: %s\n", where.c_str());
+}
+
+// Feeds every file, then the topic if asked, into `replayer`.
+int Feed(const ReplayArgs& a, replay::Replayer* replayer, const std::string& brokers) {
+  uint64_t total = 0;
+  for (const std::string& f : a.files) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(f, ec);
+    if (!ec) total += size;
+  }
+  replay::Progress progress(stderr, total);
+  uint64_t done_before = 0;
+  for (const std::string& f : a.files) {
+    auto reader = replay::LineReader::Open(f);
+    if (!reader) {
+      std::fprintf(stderr, "replay: %s\n", reader.error().message.c_str());
+      return 1;
+    }
+    std::string_view line;
+    while ((*reader)->Next(&line)) {
+      if (line.empty()) continue;
+      if (auto s = replayer->Add(line); !s) {
+        std::fprintf(stderr, "\nreplay: store error: %s\n", s.error().message.c_str());
+        return 1;
+      }
+      progress.Update(replayer->stats().read, done_before + (*reader)->file_bytes_read());
+    }
+    if (auto s = (*reader)->status(); !s) {
+      std::fprintf(stderr, "\nreplay: %s (lines before the error were applied)\n",
+                   s.error().message.c_str());
+      return 1;
+    }
+    done_before += (*reader)->file_bytes_read();
+  }
+  uint64_t bytes = done_before;
+  if (a.from_topic) {
+    auto start = ParseStart(a.start);
+    if (!start) {
+      std::fprintf(stderr, "replay: %s\n", start.error().message.c_str());
+      return 2;
+    }
+    replay::TopicReaderOptions o;
+    o.brokers = brokers;
+    o.topic = a.topic;
+    o.start = *start;
+    auto reader = replay::TopicReader::Open(o);
+    if (!reader) {
+      std::fprintf(stderr, "replay: topic %s: %s\n", a.topic.c_str(),
+                   reader.error().message.c_str());
+      return 1;
+    }
+    progress.set_total_bytes(0);
+    replay::TopicMessage m;
+    // Chase a live topic: read to the end seen at the start, then to the new end, until little
+    // is left, so that the service that takes these views over has little to catch up.
+    for (int round = 0; round < 5; ++round) {
+      while ((*reader)->Next(&m)) {
+        bytes += m.payload.size();
+        if (auto s = replayer->Add(m.payload, replay::LineOrigin{a.topic, m.partition, m.offset});
+            !s) {
+          std::fprintf(stderr, "\nreplay: store error: %s\n", s.error().message.c_str());
+          return 1;
+        }
+        progress.Update(replayer->stats().read, bytes, (*reader)->remaining());
+      }
+      if (auto s = (*reader)->status(); !s) {
+        std::fprintf(stderr, "\nreplay: topic %s: %s\n", a.topic.c_str(),
+                     s.error().message.c_str());
+        return 1;
+      }
+      if (auto s = (*reader)->RefreshEnd(); !s) break;
+      if ((*reader)->remaining() < 1000) break;
+    }
+    if ((*reader)->skipped() > 0) {
+      std::fprintf(stderr,
+                   "\nreplay: WARNING: %lld messages were trimmed from the topic before they "
+                   "could be read; they are not in the rebuilt views\n",
+                   static_cast<long long>((*reader)->skipped()));
+    }
+  }
+  if (auto s = replayer->Finish(); !s) {
+    std::fprintf(stderr, "\nreplay: store error: %s\n", s.error().message.c_str());
+    return 1;
+  }
+  progress.Done(replayer->stats().read, bytes);
+  return 0;
+}
+
+// POST /admin/v1/switch on a running tallyd. "" on success, else the reason.
+std::string AskToSwitch(const std::string& url, const std::string& token, const std::string& db) {
+  std::string hostport = url;
+  if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
+  if (auto slash = hostport.find('/'); slash != std::string::npos) hostport.resize(slash);
+  auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) return "--tallyd must be http://HOST:PORT";
+  auto client = http::testing::HttpClient::Connect(
+      hostport.substr(0, colon), static_cast<uint16_t>(std::stoi(hostport.substr(colon + 1))));
+  if (!client) return client.error().message;
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("db");
+  w.String(db);
+  w.EndObject();
+  auto reply =
+      client->Send("POST", "/admin/v1/switch", body, {{"Authorization", "Bearer " + token}});
+  if (!reply) return reply.error().message;
+  if (reply->status != 200) return "HTTP " + std::to_string(reply->status) + ": " + reply->body;
+  return "";
+}
+
+int RunReplay(const ReplayArgs& a) {
+  std::string brokers = a.brokers;
+  if (brokers.empty() && !a.broker_addr_file.empty()) brokers = ReadFirstLine(a.broker_addr_file);
+  if (a.files.empty() && !a.from_topic) {
+    std::fprintf(stderr, "replay: nothing to read: give FILES and/or --from-topic\n");
+    return 2;
+  }
+  if (a.from_topic && brokers.empty()) {
+    std::fprintf(stderr, "replay: --from-topic needs --brokers or --broker-addr-file\n");
+    return 2;
+  }
+  store::StoreOptions so;
+  so.dedupe_window_ms = static_cast<int64_t>(a.dedupe_days * 86'400'000);
+  replay::ReplayOptions ro;
+  ro.batch_size = a.batch;
+  if (a.from_topic) {
+    auto cid = kafka::ClusterId(brokers, 15000);
+    if (!cid) {
+      std::fprintf(stderr, "replay: %s\n", cid.error().message.c_str());
+      return 1;
+    }
+    ro.cluster_id = *cid;
+  }
+
+  if (a.mode == "merge") {
+    if (a.data_dir.empty()) {
+      std::fprintf(stderr,
+                   "replay: merge needs --data-dir (with tallyd stopped). To merge into a "
+                   "running tallyd, produce the events to its topic instead: `tally produce "
+                   "--brokers B FILE` (duplicates by (source, id) are absorbed there).\n");
+      return 2;
+    }
+    so.path = a.data_dir + "/" + store::CurrentDbName(a.data_dir);
+    so.create_if_missing = false;
+    auto st = store::Store::Open(so);
+    if (!st) {
+      std::fprintf(stderr,
+                   "replay: cannot open %s: %s\n(is tallyd running on it? Stop it first, or "
+                   "produce the events to its topic with `tally produce`.)\n",
+                   so.path.c_str(), st.error().message.c_str());
+      return 1;
+    }
+    auto replayer = replay::Replayer::Create(st->get(), ro);
+    if (!replayer) {
+      std::fprintf(stderr, "replay: %s\n", replayer.error().message.c_str());
+      return 1;
+    }
+    int rc = Feed(a, replayer->get(), brokers);
+    PrintSummary((*replayer)->stats(), so.path + " (merged)");
+    return rc;
+  }
+
+  // Rebuild: a fresh store next to the live one, switched to only once complete.
+  if (a.data_dir.empty()) {
+    std::fprintf(stderr, "replay: rebuild needs --data-dir (tallyd's data directory)\n");
+    return 2;
+  }
+  std::filesystem::create_directories(a.data_dir);
+  const std::string name = store::NewRebuildDbName();
+  so.path = a.data_dir + "/" + name;
+  int rc;
+  replay::ReplayStats stats;
+  {
+    auto st = store::Store::Open(so);
+    if (!st) {
+      std::fprintf(stderr, "replay: %s\n", st.error().message.c_str());
+      return 1;
+    }
+    auto replayer = replay::Replayer::Create(st->get(), ro);
+    if (!replayer) {
+      std::fprintf(stderr, "replay: %s\n", replayer.error().message.c_str());
+      return 1;
+    }
+    rc = Feed(a, replayer->get(), brokers);
+    stats = (*replayer)->stats();
+  }  // closed: tallyd can open it
+  PrintSummary(stats, so.path);
+  if (rc != 0) {
+    std::fprintf(stderr, "replay: the rebuild is incomplete and was NOT switched to; remove %s\n",
+                 so.path.c_str());
+    return rc;
+  }
+  if (a.no_switch) {
+    std::printf(
+        "not switched (--no-switch). To switch a running tallyd:\n  curl -X POST "
+        "http://HOST:PORT/admin/v1/switch -H 'Authorization: Bearer <admin token>' "
+        "-d '{\"db\":\"%s\"}'\n",
+        name.c_str());
+    return 0;
+  }
+  if (!a.tallyd.empty()) {
+    std::string err = AskToSwitch(a.tallyd, a.token, name);
+    if (!err.empty()) {
+      std::fprintf(stderr, "replay: tallyd did not switch: %s\n", err.c_str());
+      return 1;
+    }
+    std::printf("tallyd at %s now serves and ingests into %s\n", a.tallyd.c_str(), name.c_str());
+    return 0;
+  }
+  // No tallyd named: switch directly if nothing holds the live store, else say how.
+  store::StoreOptions probe = so;
+  probe.path = a.data_dir + "/" + store::CurrentDbName(a.data_dir);
+  probe.create_if_missing = false;
+  bool held = std::filesystem::exists(probe.path) && !store::Store::Open(probe).has_value();
+  if (held) {
+    std::printf(
+        "a tallyd holds %s. Switch it with:\n  curl -X POST http://HOST:PORT/admin/v1/switch "
+        "-H 'Authorization: Bearer <admin token>' -d '{\"db\":\"%s\"}'\n(or rerun with "
+        "--tallyd http://HOST:PORT --token TOKEN)\n",
+        probe.path.c_str(), name.c_str());
+    return 0;
+  }
+  if (auto s = store::SetCurrentDbName(a.data_dir, name); !s) {
+    std::fprintf(stderr, "replay: %s\n", s.error().message.c_str());
+    return 1;
+  }
+  std::printf("%s/CURRENT now names %s: tallyd --data-dir %s starts from it\n", a.data_dir.c_str(),
+              name.c_str(), a.data_dir.c_str());
+  return 0;
+}
+
+struct SnapshotArgs {
+  std::string tallyd, token, out;
+};
+
+int RunSnapshot(const SnapshotArgs& a) {
+  std::string hostport = a.tallyd;
+  if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
+  auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) {
+    std::fprintf(stderr, "snapshot: --tallyd must be http://HOST:PORT\n");
+    return 2;
+  }
+  std::string out = std::filesystem::absolute(a.out).lexically_normal().string();
+  auto client = http::testing::HttpClient::Connect(
+      hostport.substr(0, colon), static_cast<uint16_t>(std::stoi(hostport.substr(colon + 1))));
+  if (!client) {
+    std::fprintf(stderr, "snapshot: %s\n", client.error().message.c_str());
+    return 1;
+  }
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("path");
+  w.String(out);
+  w.EndObject();
+  auto reply =
+      client->Send("POST", "/admin/v1/snapshot", body, {{"Authorization", "Bearer " + a.token}});
+  if (!reply) {
+    std::fprintf(stderr, "snapshot: %s\n", reply.error().message.c_str());
+    return 1;
+  }
+  if (reply->status != 200) {
+    std::fprintf(stderr, "snapshot: HTTP %d: %s\n", reply->status, reply->body.c_str());
+    return 1;
+  }
+  std::printf(
+      "snapshot written to %s\nstart a replica from it: tallyd --data-dir NEW_DIR "
+      "--from-snapshot %s --group <another group>\n",
+      out.c_str(), out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command AddReplayCommand(CLI::App& app) {
+  auto a = std::make_shared<ReplayArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "replay",
+      "Rebuild or extend tally's views from NDJSON files (plain, .gz, .zst) and/or a Kafka "
+      "topic, through the same validation and dedupe as live ingest.");
+  sub->add_option("--mode", a->mode,
+                  "rebuild: write a fresh store next to the live one and switch to it when "
+                  "complete; merge: add events into the existing views (tallyd stopped)")
+      ->check(CLI::IsMember({"rebuild", "merge"}))
+      ->capture_default_str();
+  sub->add_option("--data-dir", a->data_dir, "tallyd's --data-dir")->required();
+  sub->add_option("files", a->files, "NDJSON files, plain, gzip or zstd ('-' = stdin)");
+  sub->add_flag("--from-topic", a->from_topic, "Also read the Kafka topic (after the files)");
+  sub->add_option("-b,--brokers", a->brokers, "bootstrap.servers of the topic");
+  sub->add_option("--broker-addr-file", a->broker_addr_file,
+                  "Read the bootstrap address from this file (e.g. <data-dir>/broker.addr)");
+  sub->add_option("-t,--topic", a->topic, "Topic")->capture_default_str();
+  sub->add_option("--start", a->start,
+                  "Where to start in the topic: beginning, an RFC 3339 time, or "
+                  "offsets:P=O[,P=O...]")
+      ->capture_default_str();
+  sub->add_option("--tallyd", a->tallyd,
+                  "Running tallyd to switch to the rebuilt store (http://HOST:PORT)");
+  sub->add_option("--token", a->token, "Admin API token for --tallyd");
+  sub->add_flag("--no-switch", a->no_switch, "Build only; print the command that switches");
+  sub->add_option("--batch", a->batch, "Events per WriteBatch")->capture_default_str();
+  sub->add_option("--dedupe-window-days", a->dedupe_days, "As tallyd's")->capture_default_str();
+  sub->footer(
+      "A progress bar is drawn on a terminal (plain lines every 5 s otherwise); a summary "
+      "(read, applied, duplicates, rejected by reason) ends the run.\n\n"
+      "Examples:\n"
+      "  # rebuild from archives plus the live topic, then switch the running tallyd:\n"
+      "  tally replay --mode rebuild --data-dir /var/lib/tally 2026-*.ndjson.zst --from-topic \\\n"
+      "      --brokers kafka:9092 --tallyd http://127.0.0.1:8080 --token $ADMIN_TOKEN\n"
+      "  # backfill history into a stopped tallyd's views (re-running it changes nothing):\n"
+      "  tally replay --mode merge --data-dir /var/lib/tally history.ndjson.gz\n"
+      "  # rebuild from the topic since a time:\n"
+      "  tally replay --data-dir ./data --from-topic --broker-addr-file ./data/broker.addr "
+      "--start 2026-01-01T00:00:00Z");
+  return {sub, [a] { return RunReplay(*a); }};
+}
+
+Command AddSnapshotCommand(CLI::App& app) {
+  auto a = std::make_shared<SnapshotArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "snapshot",
+      "Ask a running tallyd for a consistent checkpoint of its views (offsets included), to "
+      "start a replica from (`tallyd --from-snapshot`).");
+  sub->add_option("--tallyd", a->tallyd, "http://HOST:PORT of the running tallyd")->required();
+  sub->add_option("--token", a->token, "Admin API token")->required();
+  sub->add_option("-o,--out", a->out, "Directory to create (same machine as tallyd)")->required();
+  return {sub, [a] { return RunSnapshot(*a); }};
+}
+
+}  // namespace tally::cli
