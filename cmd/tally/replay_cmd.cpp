@@ -35,6 +35,7 @@ struct ReplayArgs {
   size_t batch = 20000;
   double dedupe_days = 7;
   bool no_switch = false;
+  std::string late_events = "apply";
 };
 
 std::string ReadFirstLine(const std::string& path) {
@@ -215,6 +216,8 @@ int RunReplay(const ReplayArgs& a) {
   so.dedupe_window_ms = static_cast<int64_t>(a.dedupe_days * 86'400'000);
   replay::ReplayOptions ro;
   ro.batch_size = a.batch;
+  ro.late_policy =
+      a.late_events == "reject" ? aggregate::LatePolicy::kReject : aggregate::LatePolicy::kApply;
   if (a.from_topic) {
     auto cid = kafka::ClusterId(brokers, 15000);
     if (!cid) {
@@ -392,6 +395,11 @@ Command AddReplayCommand(CLI::App& app) {
   sub->add_option("--token", a->token, "Admin API token for --tallyd");
   sub->add_flag("--no-switch", a->no_switch, "Build only; print the command that switches");
   sub->add_option("--batch", a->batch, "Events per WriteBatch")->capture_default_str();
+  sub->add_option("--late-events", a->late_events,
+                  "Events older than the dedupe window before the newest event: apply (count "
+                  "them) or reject (count them as rejected, reason late_event)")
+      ->check(CLI::IsMember({"apply", "reject"}))
+      ->capture_default_str();
   sub->add_option("--dedupe-window-days", a->dedupe_days, "As tallyd's")->capture_default_str();
   sub->footer(
       "A progress bar is drawn on a terminal (plain lines every 5 s otherwise); a summary "

@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   int cache_ttl = 300, http_threads = 2, partitions = 4, batch_max = 20000, batch_ms = 50;
   double dedupe_days = 7;
   std::string from_snapshot;
+  std::string late_events = "apply";
   std::string instance_id = "auto";
   std::vector<std::string> kafka_options;
   app.add_option("--brokers", brokers,
@@ -138,6 +139,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--kafka-option", kafka_options,
                  "Extra librdkafka consumer setting NAME=VALUE (repeatable)");
+  app.add_option("--late-events", late_events,
+                 "Events older than the dedupe window before the newest event seen: apply "
+                 "(count them) or reject (dead-letter them with reason 'late event')")
+      ->check(CLI::IsMember({"apply", "reject"}))
+      ->capture_default_str();
   app.add_option("--from-snapshot", from_snapshot,
                  "Start from a snapshot (`tally snapshot`): copied into --data-dir when it has no "
                  "store yet; ingest then continues from the snapshot's offsets");
@@ -219,6 +225,8 @@ int main(int argc, char** argv) {
     co.instance_id = instance_id;
   }
   co.batch_max_messages = batch_max;
+  co.late_policy = late_events == "reject" ? tally::aggregate::LatePolicy::kReject
+                                           : tally::aggregate::LatePolicy::kApply;
   co.batch_max_ms = batch_ms;
   co.new_log_policy = new_log == "restart" ? tally::ingest::NewLogPolicy::kRestart
                       : new_log == "stop"  ? tally::ingest::NewLogPolicy::kStop

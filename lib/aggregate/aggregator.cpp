@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <chrono>
 
 namespace tally::aggregate {
 namespace {
@@ -311,6 +312,21 @@ void Aggregator::RollUp() {
   }
 }
 
+void Aggregator::MarkLate(std::span<const event::UsageEvent* const> events,
+                          std::vector<uint8_t>* late) const {
+  late->assign(events.size(), 0);
+  int64_t newest = store_->newest_event_ms();
+  const int64_t window = store_->dedupe_window_ms();
+  for (size_t i = 0; i < events.size(); ++i) {
+    const int64_t t = events[i]->time_ms;
+    if (newest != INT64_MIN && t < newest - window) {
+      (*late)[i] = 1;
+    } else {
+      newest = std::max(newest, t);
+    }
+  }
+}
+
 Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> events,
                                      std::span<const PartitionOffset> offsets,
                                      std::string_view cluster_id) {
@@ -370,6 +386,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     }
   }
 
+  const int64_t newest_before = store_->newest_event_ms();
   const uint32_t next_before = next_user_index_;
   const uint32_t next_agent_before = next_agent_index_;
   const uint32_t next_pair_before = next_pair_index_;
@@ -405,10 +422,19 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   RollUp();
   // Keys go into the batch in sorted order: the memtable skip list then finds each insert
   // position next to the previous one instead of searching from the top.
+  const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
   for (size_t i : order) {
     if (!dup[i]) {
-      batch.Put(store_->dedupe(), dedupe_keys[i], store::EncodeDedupeValue(events[i]->time_ms));
+      batch.Put(store_->dedupe(), dedupe_keys[i],
+                store::EncodeDedupeValue(events[i]->time_ms, wall_ms));
     }
+  }
+  if (store_->newest_event_ms() > newest_before) {
+    std::string v;
+    store::PutFixed64(&v, static_cast<uint64_t>(store_->newest_event_ms()));
+    batch.Put(store_->meta(), store::NewestEventTimeKey(), v);
   }
   std::string value;
   for (auto* entry : Sorted(counters_)) {

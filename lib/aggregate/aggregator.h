@@ -46,6 +46,14 @@ struct PartitionOffset {
   int64_t next_offset = 0;  // the offset of the next message to consume
 };
 
+// What to do with an event older than the dedupe window (event time before the newest event
+// time seen minus the window): such events can no longer be told apart from re-sent ones by
+// their (source, id) forever, so an operator chooses.
+enum class LatePolicy : uint8_t {
+  kApply = 0,   // count it (dedupe entries are also kept for a window of wall-clock time)
+  kReject = 1,  // refuse it: ingest dead-letters it (reason "late event"), replay counts it
+};
+
 struct ApplyStats {
   size_t applied = 0;
   size_t duplicates = 0;
@@ -60,6 +68,11 @@ class Aggregator {
   // Keeps `directory` (may be null; not owned; must outlive this) current: every stored batch's
   // new users, agents and labels are applied to it after the write succeeded.
   void set_directory(store::Directory* directory) { directory_ = directory; }
+
+  // Marks (*late)[i] = 1 for each event that is late under the window of the store, judged in
+  // order against the newest event time so far (the stored one, then earlier events of the
+  // batch), exactly as a following Apply would see them. Pure with respect to the store.
+  void MarkLate(std::span<const event::UsageEvent* const> events, std::vector<uint8_t>* late) const;
 
   // Applies one batch atomically with `offsets` (stored under `cluster_id`). On error nothing
   // of the batch is stored and the Aggregator stays consistent with the store.

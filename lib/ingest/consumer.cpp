@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "aggregate/aggregator.h"
+#include "common/calendar.h"
 #include "event/event_parser.h"
 #include "kafka/producer.h"
 #include "store/store.h"
@@ -66,6 +67,7 @@ struct Consumer::Impl {
   std::vector<rd_kafka_message_t*> pending;
   std::vector<event::UsageEvent> pool;
   std::vector<const event::UsageEvent*> ptrs;
+  std::vector<uint8_t> late;
   Clock::time_point last_commit{};
 
   ~Impl() {
@@ -210,6 +212,8 @@ struct Consumer::Impl {
     size_t rejected = 0;
     const std::string& topic = options.topic;
     if (!CheckContinuity()) return;
+    std::vector<rd_kafka_message_t*> parsed_from;  // the message of each entry of ptrs
+    std::vector<std::pair<rd_kafka_message_t*, std::string>> refused;
     for (rd_kafka_message_t* m : pending) {
       next[m->partition] = m->offset + 1;
       std::string_view payload(static_cast<const char*>(m->payload), m->len);
@@ -217,13 +221,35 @@ struct Consumer::Impl {
       Status s = parser.ParseInto(payload, e);
       if (s) {
         ptrs.push_back(e);
+        parsed_from.push_back(m);
         continue;
       }
-      ++rejected;
       RejectedCounter(event::ReasonCategory(s.error()))->Add();
+      refused.emplace_back(m, s.error().message);
+    }
+    if (options.late_policy == aggregate::LatePolicy::kReject && !ptrs.empty()) {
+      aggregator->MarkLate(ptrs, &late);
+      size_t w = 0;
+      for (size_t i = 0; i < ptrs.size(); ++i) {
+        if (!late[i]) {
+          ptrs[w] = ptrs[i];
+          parsed_from[w++] = parsed_from[i];
+          continue;
+        }
+        RejectedCounter("late_event")->Add();
+        refused.emplace_back(parsed_from[i],
+                             "late event: its time " + FormatRfc3339Seconds(ptrs[i]->time_ms) +
+                                 " is older than the dedupe window before the newest event "
+                                 "seen (--late-events reject)");
+      }
+      ptrs.resize(w);
+    }
+    for (auto& [m, reason] : refused) {
+      ++rejected;
+      std::string_view payload(static_cast<const char*>(m->payload), m->len);
       std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
       std::vector<std::pair<std::string, std::string>> headers = {
-          {"tally-dlq-reason", s.error().message},
+          {"tally-dlq-reason", reason},
           {"tally-source-topic", topic},
           {"tally-source-partition", std::to_string(m->partition)},
           {"tally-source-offset", std::to_string(m->offset)},

@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregate/aggregator.h"
 #include "common/metrics.h"
 #include "common/result.h"
 #include "store/directory.h"
@@ -61,6 +62,9 @@ struct ConsumerOptions {
   int batch_max_messages = 20000;
   int batch_max_ms = 50;
   NewLogPolicy new_log_policy = NewLogPolicy::kAuto;
+  // Events older than the dedupe window (aggregator.h): applied, or dead-lettered with the
+  // reason "late event: ...".
+  aggregate::LatePolicy late_policy = aggregate::LatePolicy::kApply;
   std::map<std::string, std::string> extra_config;  // extra librdkafka consumer settings
   // Kept current with every stored batch (Aggregator::set_directory); may be null. Not owned;
   // must outlive the consumer.

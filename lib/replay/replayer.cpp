@@ -36,6 +36,19 @@ Status Replayer::Finish() { return ApplyPending(); }
 
 Status Replayer::ApplyPending() {
   if (pending_.empty() && !offsets_dirty_) return Ok();
+  if (options_.late_policy == aggregate::LatePolicy::kReject && !pending_.empty()) {
+    aggregator_->MarkLate(pending_, &late_);
+    size_t w = 0;
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (late_[i]) {
+        ++stats_.rejected;
+        ++stats_.rejected_by_reason["late_event"];
+      } else {
+        pending_[w++] = pending_[i];
+      }
+    }
+    pending_.resize(w);
+  }
   std::vector<aggregate::PartitionOffset> offsets;
   for (const auto& [tp, next] : offsets_) offsets.push_back({tp.first, tp.second, next});
   auto applied = aggregator_->Apply(pending_, offsets, options_.cluster_id);

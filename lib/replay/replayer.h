@@ -35,6 +35,8 @@ struct ReplayOptions {
   size_t batch_size = 20000;
   // Cluster id stored with topic offsets (kafka::ClusterId of the source).
   std::string cluster_id;
+  // Events older than the dedupe window: applied, or counted as rejected ("late_event").
+  aggregate::LatePolicy late_policy = aggregate::LatePolicy::kApply;
 };
 
 struct ReplayStats {
@@ -74,6 +76,7 @@ class Replayer {
   event::EventParser parser_;
   std::vector<event::UsageEvent> pool_;
   std::vector<const event::UsageEvent*> pending_;
+  std::vector<uint8_t> late_;
   std::map<std::pair<std::string, int32_t>, int64_t> offsets_;  // next offset per partition
   bool offsets_dirty_ = false;
   ReplayStats stats_;

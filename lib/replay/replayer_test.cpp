@@ -77,5 +77,54 @@ TEST_F(ReplayerTest, TopicOffsetsAreStoredWithTheViews) {
   }
 }
 
+std::string EventAt(const std::string& id, const std::string& time) {
+  return R"({"specversion":"1.0","id":")" + id +
+         R"(","source":"s","type":"agent.executed","time":")" + time +
+         R"(","data":{"workspace_id":"ws1","organization_id":"org","user":{"id":"u1"},"agent":{"id":"a1"}}})";
+}
+
+// Late events (older than the 7-day window before the newest event) under both policies: the
+// same input, two stores.
+TEST_F(ReplayerTest, LateEventsAppliedOrRejectedByPolicy) {
+  const std::vector<std::string> lines = {
+      EventAt("new", "2026-03-20T00:00:00Z"),
+      EventAt("in-window", "2026-03-14T00:00:00Z"),  // 6 days before the newest: on time
+      EventAt("late", "2026-03-01T00:00:00Z"),       // 19 days before: late
+      EventAt("newer", "2026-03-25T00:00:00Z"),
+      EventAt("late2", "2026-03-17T00:00:00Z"),  // 8 days before the new newest: late
+  };
+  for (auto policy : {aggregate::LatePolicy::kApply, aggregate::LatePolicy::kReject}) {
+    std::filesystem::path d =
+        dir_.string() + (policy == aggregate::LatePolicy::kApply ? "_a" : "_r");
+    std::filesystem::remove_all(d);
+    auto s = store::Store::Open({.path = d.string()});
+    ASSERT_TRUE(s.has_value());
+    // Two batches: the newest time must carry over between them (and across a reopen).
+    auto r = Replayer::Create(s->get(), {.batch_size = 2, .late_policy = policy});
+    for (const auto& line : lines) ASSERT_TRUE((*r)->Add(line).has_value());
+    ASSERT_TRUE((*r)->Finish().has_value());
+    if (policy == aggregate::LatePolicy::kApply) {
+      EXPECT_EQ((*r)->stats().applied, 5u);
+      EXPECT_EQ((*r)->stats().rejected, 0u);
+    } else {
+      EXPECT_EQ((*r)->stats().applied, 3u);
+      EXPECT_EQ((*r)->stats().rejected, 2u);
+      EXPECT_EQ((*r)->stats().rejected_by_reason.at("late_event"), 2u);
+    }
+    r->reset();
+    s->reset();
+    // After a reopen the newest time is still known: a late event stays late.
+    auto again = store::Store::Open({.path = d.string()});
+    ASSERT_TRUE(again.has_value());
+    auto r2 = Replayer::Create(again->get(), {.batch_size = 2, .late_policy = policy});
+    ASSERT_TRUE((*r2)->Add(EventAt("late3", "2026-03-02T00:00:00Z")).has_value());
+    ASSERT_TRUE((*r2)->Finish().has_value());
+    EXPECT_EQ((*r2)->stats().rejected, policy == aggregate::LatePolicy::kReject ? 1u : 0u);
+    r2->reset();
+    again->reset();
+    std::filesystem::remove_all(d);
+  }
+}
+
 }  // namespace
 }  // namespace tally::replay

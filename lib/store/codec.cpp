@@ -19,6 +19,7 @@ constexpr char kTagDict = 'U';
 constexpr char kTagDictReverse = 'R';
 constexpr char kTagDictNext = 'N';
 constexpr char kTagOffset = 'O';
+constexpr char kTagNewestEvent = 'T';   // default
 constexpr char kTagSlice = 'S';         // requests
 constexpr char kTagSliceUsers = 'X';    // bitmaps
 constexpr char kTagSlicePairs = 'Y';    // bitmaps
@@ -336,18 +337,23 @@ void DedupeKey(std::string_view source, std::string_view id, std::string* out) {
   PutLengthPrefixed(out, id);
 }
 
-std::string EncodeDedupeValue(int64_t time_ms) {
+std::string EncodeDedupeValue(int64_t time_ms, int64_t inserted_ms) {
   std::string out;
   PutFixed64(&out, static_cast<uint64_t>(time_ms));
+  PutFixed64(&out, static_cast<uint64_t>(inserted_ms));
   return out;
 }
 
-bool DecodeDedupeValue(std::string_view in, int64_t* time_ms) {
-  uint64_t v;
+bool DecodeDedupeValue(std::string_view in, int64_t* time_ms, int64_t* inserted_ms) {
+  uint64_t v, w = 0;
   if (!GetFixed64(&in, &v)) return false;
+  if (!in.empty() && !GetFixed64(&in, &w)) return false;
   *time_ms = static_cast<int64_t>(v);
+  *inserted_ms = static_cast<int64_t>(w);
   return true;
 }
+
+std::string NewestEventTimeKey() { return std::string(1, kTagNewestEvent); }
 
 void UserDictKey(std::string_view user_id, std::string* out) {
   out->clear();

@@ -178,11 +178,16 @@ void WorkspaceKey(std::string_view workspace_id, std::string* out);
 std::string WorkspacePrefix();
 
 // ---------------------------------------------------------------------------------------------
-// Dedupe (column family "dedupe"): key (source, id) -> event time (fixed64).
+// Dedupe (column family "dedupe"): key (source, id) -> event time (fixed64) and the wall-clock
+// time the entry was written (fixed64; absent in entries of older versions: 0).
 
 void DedupeKey(std::string_view source, std::string_view id, std::string* out);
-std::string EncodeDedupeValue(int64_t time_ms);
-bool DecodeDedupeValue(std::string_view in, int64_t* time_ms);
+std::string EncodeDedupeValue(int64_t time_ms, int64_t inserted_ms);
+bool DecodeDedupeValue(std::string_view in, int64_t* time_ms, int64_t* inserted_ms);
+
+// The newest event time applied so far (default column family, fixed64): the reference point of
+// the dedupe window and of the late-event policy, kept across restarts.
+std::string NewestEventTimeKey();
 
 // ---------------------------------------------------------------------------------------------
 // Dictionary (column family "dict"): user id -> dense uint32, and the next free id.

@@ -84,6 +84,12 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, options.path, descriptors, &store->cf_, &store->db_);
   if (!s.ok()) return std::unexpected(FromRocks(s, "cannot open store at " + options.path));
+  std::string newest;
+  if (store->db_->Get(rocksdb::ReadOptions(), store->meta(), NewestEventTimeKey(), &newest).ok()) {
+    std::string_view in = newest;
+    uint64_t v;
+    if (GetFixed64(&in, &v)) store->newest_event_ms_->store(static_cast<int64_t>(v));
+  }
   return store;
 }
 

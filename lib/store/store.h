@@ -98,6 +98,8 @@ class Store {
   // Tells the dedupe compaction filter the newest event time seen so far.
   void ObserveEventTime(int64_t time_ms);
   int64_t dedupe_window_ms() const { return options_.dedupe_window_ms; }
+  // The newest event time observed (persisted by the aggregator); INT64_MIN before any event.
+  int64_t newest_event_ms() const { return newest_event_ms_->load(std::memory_order_relaxed); }
 
   // Count of malformed merge operands skipped so far (should stay 0).
   static uint64_t MalformedOperands();

@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include "store/directory.h"
@@ -154,6 +155,39 @@ TEST(DirectoryTest, RenamesMoveTheNameIndexAndLatestWins) {
   EXPECT_EQ(r.AgentsNamed("a2"), nullptr);  // named agents are not found by id
   EXPECT_EQ(r.AgentRef(5).second, "a5");
   EXPECT_EQ(r.UserLabel(99), "");
+}
+
+TEST_F(StoreTest, DedupeEntriesExpireByEventTimeAndWallClock) {
+  const int64_t day = 86'400'000;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::string old_recent, old_old, fresh;
+  DedupeKey("s", "old-event-written-now", &old_recent);
+  DedupeKey("s", "old-event-written-long-ago", &old_old);
+  DedupeKey("s", "fresh-event", &fresh);
+  rocksdb::WriteBatch batch;
+  batch.Put(store_->dedupe(), old_recent, EncodeDedupeValue(1000 * day, now));
+  batch.Put(store_->dedupe(), old_old, EncodeDedupeValue(1000 * day, now - 30 * day));
+  batch.Put(store_->dedupe(), fresh, EncodeDedupeValue(2000 * day, now - 30 * day));
+  ASSERT_TRUE(store_->Write(&batch).has_value());
+  store_->ObserveEventTime(2000 * day);
+  ASSERT_TRUE(store_->db()->Flush({}, store_->dedupe()).ok());
+  ASSERT_TRUE(store_->db()->CompactRange({}, store_->dedupe(), nullptr, nullptr).ok());
+  std::string v;
+  // A backfilled (old) event written just now is kept: re-running the backfill is a no-op.
+  EXPECT_TRUE(store_->db()->Get({}, store_->dedupe(), old_recent, &v).ok());
+  EXPECT_FALSE(store_->db()->Get({}, store_->dedupe(), old_old, &v).ok());
+  EXPECT_TRUE(store_->db()->Get({}, store_->dedupe(), fresh, &v).ok());
+  int64_t t, inserted;
+  ASSERT_TRUE(DecodeDedupeValue(v, &t, &inserted));
+  EXPECT_EQ(t, 2000 * day);
+  // Entries of the previous format (event time only) still decode.
+  std::string legacy;
+  PutFixed64(&legacy, 42);
+  ASSERT_TRUE(DecodeDedupeValue(legacy, &t, &inserted));
+  EXPECT_EQ(t, 42);
+  EXPECT_EQ(inserted, 0);
 }
 
 TEST_F(StoreTest, SnapshotIsolatesReads) {

@@ -1,5 +1,6 @@
 #include "store/internal/merge_operators.h"
 
+#include <chrono>
 #include <string>
 
 #include "store/bitmap.h"
@@ -129,17 +130,21 @@ class RecordMerge : public rocksdb::MergeOperator {
 
 class DedupeFilter : public rocksdb::CompactionFilter {
  public:
-  explicit DedupeFilter(int64_t horizon_ms) : horizon_ms_(horizon_ms) {}
+  DedupeFilter(int64_t horizon_ms, int64_t wall_horizon_ms)
+      : horizon_ms_(horizon_ms), wall_horizon_ms_(wall_horizon_ms) {}
   const char* Name() const override { return "tally.dedupe_expiry"; }
   bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
               bool*) const override {
-    int64_t t;
-    if (!DecodeDedupeValue(View(value), &t)) return false;  // keep what we cannot read
-    return t < horizon_ms_;
+    int64_t t, inserted;
+    if (!DecodeDedupeValue(View(value), &t, &inserted)) return false;  // keep what we can't read
+    // Kept while its event time is inside the window OR it was written less than a window ago
+    // (wall clock): a backfill of old events re-run within the window stays a no-op.
+    return t < horizon_ms_ && inserted < wall_horizon_ms_;
   }
 
  private:
   int64_t horizon_ms_;
+  int64_t wall_horizon_ms_;
 };
 
 class DedupeFilterFactory : public rocksdb::CompactionFilterFactory {
@@ -152,7 +157,10 @@ class DedupeFilterFactory : public rocksdb::CompactionFilterFactory {
     int64_t newest = newest_->load(std::memory_order_relaxed);
     // Before any event has been seen there is no horizon: keep everything.
     int64_t horizon = newest == INT64_MIN ? INT64_MIN : newest - window_ms_;
-    return std::make_unique<DedupeFilter>(horizon);
+    const int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    return std::make_unique<DedupeFilter>(horizon, wall - window_ms_);
   }
 
  private:
