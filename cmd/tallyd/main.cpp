@@ -21,6 +21,7 @@
 #include "ingest/consumer.h"
 #include "ingest/live_views.h"
 #include "kafka/embedded_broker.h"
+#include "kafka/producer.h"
 #include "query/leaderboard.h"
 #include "query/requests.h"
 #include "query/superagents.h"
@@ -102,6 +103,9 @@ int main(int argc, char** argv) {
   std::string late_events = "apply";
   std::string instance_id = "auto";
   std::vector<std::string> kafka_options;
+  bool http_ingest = true;
+  size_t ingest_max_bytes = 1 << 20, ingest_max_events = 1000;
+  int ingest_timeout_ms = 10000, ingest_max_concurrent = 0;
   app.add_option("--brokers", brokers,
                  "Kafka bootstrap servers, or 'embedded' for an in-process broker")
       ->capture_default_str();
@@ -138,7 +142,8 @@ int main(int argc, char** argv) {
                  "restarted tallyd gets its partitions back at once; 'none' for dynamic membership")
       ->capture_default_str();
   app.add_option("--kafka-option", kafka_options,
-                 "Extra librdkafka consumer setting NAME=VALUE (repeatable)");
+                 "Extra librdkafka setting NAME=VALUE (repeatable), for the consumer and the "
+                 "POST /v1/events producer");
   app.add_option("--late-events", late_events,
                  "Events older than the dedupe window before the newest event seen: apply "
                  "(count them) or reject (dead-letter them with reason 'late event')")
@@ -147,6 +152,22 @@ int main(int argc, char** argv) {
   app.add_option("--from-snapshot", from_snapshot,
                  "Start from a snapshot (`tally snapshot`): copied into --data-dir when it has no "
                  "store yet; ingest then continues from the snapshot's offsets");
+  app.add_option("--http-ingest", http_ingest,
+                 "Serve POST /v1/events (CloudEvents over HTTP, published to --topic): on/off")
+      ->capture_default_str();
+  app.add_option("--http-ingest-max-bytes", ingest_max_bytes,
+                 "Largest POST /v1/events body (413 above; raises the server's body limit)")
+      ->capture_default_str();
+  app.add_option("--http-ingest-max-events", ingest_max_events,
+                 "Most events per POST /v1/events batch (413 above)")
+      ->capture_default_str();
+  app.add_option("--http-ingest-timeout-ms", ingest_timeout_ms,
+                 "How long POST /v1/events waits for the broker's acknowledgements (503 after)")
+      ->capture_default_str();
+  app.add_option("--http-ingest-max-concurrent", ingest_max_concurrent,
+                 "POST /v1/events requests waiting for the broker at once (503 above; 0 = no "
+                 "limit); each holds an HTTP thread while it waits")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -164,6 +185,9 @@ int main(int argc, char** argv) {
   server_options.host = listen.substr(0, colon);
   server_options.port = static_cast<uint16_t>(std::stoi(listen.substr(colon + 1)));
   server_options.threads = http_threads;
+  if (http_ingest) {
+    server_options.max_body_bytes = std::max(server_options.max_body_bytes, ingest_max_bytes);
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
@@ -303,6 +327,26 @@ int main(int argc, char** argv) {
     w.EndObject();
     return tally::http::ReadyState{cons->Ready(), std::move(details)};
   };
+  // POST /v1/events: one shared idempotent producer; each request waits for its own messages.
+  std::unique_ptr<tally::kafka::Producer> ingest_producer;
+  if (http_ingest) {
+    tally::kafka::ProducerOptions po;
+    po.brokers = brokers;
+    for (const auto& [name, value] : co.extra_config) po.extra[name] = value;
+    auto p = tally::kafka::Producer::Create(po);
+    if (!p) return Die("cannot create the HTTP ingest producer: " + p.error().message);
+    ingest_producer = std::move(*p);
+    deps.events.publish = [producer = ingest_producer.get(), topic,
+                           ingest_timeout_ms](std::span<const tally::http::EventMessage> events) {
+      std::vector<tally::kafka::OutMessage> out;
+      out.reserve(events.size());
+      for (const auto& e : events) out.push_back({.key = e.key, .value = e.value});
+      return producer->ProduceAndWait(topic, out, ingest_timeout_ms);
+    };
+    deps.events_options.max_body_bytes = ingest_max_bytes;
+    deps.events_options.max_events = ingest_max_events;
+    deps.events_options.max_concurrent_publishes = ingest_max_concurrent;
+  }
   auto router = tally::http::BuildRouter(std::move(deps));
   if (!router) return Die(router.error().message);
   auto server = tally::http::Server::Start(server_options, *router);

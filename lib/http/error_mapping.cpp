@@ -111,6 +111,67 @@ Response ValidationErrorResponse(const FieldErrors& errors) {
   return JsonResponse(422, std::move(body));
 }
 
+namespace {
+
+Response ItemErrorsResponse(int status, std::string_view message, const ItemErrors& errors) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("message");
+  w.String(message);
+  w.Key("errors");
+  w.BeginArray();
+  for (const ItemError& e : errors) {
+    w.BeginObject();
+    w.Key("index");
+    w.Int(static_cast<int64_t>(e.index));
+    w.Key("field");
+    w.String(e.field);
+    w.Key("reason");
+    w.String(e.reason);
+    if (!e.category.empty()) {
+      w.Key("category");
+      w.String(e.category);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return JsonResponse(status, std::move(body));
+}
+
+}  // namespace
+
+Response InvalidItemsResponse(std::string_view message, const ItemErrors& errors) {
+  return ItemErrorsResponse(400, message, errors);
+}
+
+Response ForbiddenItemsResponse(const ItemErrors& errors) {
+  return ItemErrorsResponse(403, "This action is unauthorized.", errors);
+}
+
+Response TooLargeResponse(std::string_view message) { return MessageResponse(413, message); }
+
+Response UnsupportedMediaTypeResponse(const std::vector<std::string>& accepted) {
+  std::string message = "Unsupported Content-Type; send ";
+  for (size_t i = 0; i < accepted.size(); ++i) {
+    if (i > 0) message += i + 1 == accepted.size() ? " or " : ", ";
+    message += accepted[i];
+  }
+  message += ".";
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("message");
+  w.String(message);
+  w.Key("accepted");
+  w.BeginArray();
+  for (const std::string& a : accepted) w.String(a);
+  w.EndArray();
+  w.EndObject();
+  return JsonResponse(415, std::move(body));
+}
+
 Response RouteNotFoundResponse() { return MessageResponse(404, "Not found."); }
 
 Response MethodNotAllowedResponse(std::string_view allow) {

@@ -47,6 +47,28 @@ Response ValidationErrorResponse(const FieldErrors& errors);
 // Laravel's summary line for `errors` (the "message" of ValidationErrorResponse).
 std::string ValidationSummary(const FieldErrors& errors);
 
+// One rejected item of a batch request (POST /v1/events): its 0-based index in the request, the
+// field at fault ("data.user.id"; "$" for the item as a whole), a reason sentence, and a stable
+// category ("missing_field", see event/event_parser.h ReasonCategory; may be empty).
+struct ItemError {
+  size_t index = 0;
+  std::string field;
+  std::string reason;
+  std::string category;  // left out of the body when empty
+};
+using ItemErrors = std::vector<ItemError>;
+
+// 400 {"message": message, "errors": [{"index","field","reason"[,"category"]}]}: items that
+// failed validation (`errors` is empty when the body as a whole is malformed).
+Response InvalidItemsResponse(std::string_view message, const ItemErrors& errors);
+// 403 {"message": "This action is unauthorized.", "errors": [...]}: the items the key may not
+// write (as InvalidItemsResponse).
+Response ForbiddenItemsResponse(const ItemErrors& errors);
+// 413 {"message": message}: an endpoint's own limit (bytes of a body, items per request).
+Response TooLargeResponse(std::string_view message);
+// 415 {"message": ..., "accepted": [...]}, naming the media types the endpoint accepts.
+Response UnsupportedMediaTypeResponse(const std::vector<std::string>& accepted);
+
 // Router and transport errors (generic body).
 Response RouteNotFoundResponse();                           // 404 "Not found."
 Response MethodNotAllowedResponse(std::string_view allow);  // 405 + Allow header

@@ -88,6 +88,18 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
                 [requests](const Request& r) { return requests->Handle(r); });
   }
 
+  if (deps.events.publish) {
+    const EventsOptions& eo = deps.events_options;
+    if (eo.max_body_bytes == 0 || eo.max_events == 0 || eo.max_concurrent_publishes < 0) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "http service: events limits must be positive (max_concurrent_publishes >= 0)",
+                  "events_options");
+    }
+    auto events = std::make_shared<const EventsHandler>(deps.keys, std::move(deps.events),
+                                                        deps.events_options, registry);
+    router->Add("POST", "/v1/events", [events](const Request& r) { return events->Handle(r); });
+  }
+
   if (static_cast<bool>(deps.admin.switch_db) != static_cast<bool>(deps.admin.snapshot)) {
     return Fail(ErrorCode::kInvalidArgument, "http service: admin backend incomplete", "admin");
   }

@@ -15,7 +15,8 @@
 //
 // Routes: GET /healthz, GET /readyz, GET /metrics (no auth), GET and POST
 // /api/v1/workspaces/metrics, GET /api/agents/leaderboard,
-// GET /api/v1/monitoring/{workspace_id}/superagents (API key, see auth.h).
+// GET /api/v1/monitoring/{workspace_id}/superagents (API key, see auth.h), POST /v1/events
+// (events_handler.h) when deps.events is set.
 
 #include <functional>
 #include <memory>
@@ -26,6 +27,7 @@
 #include "common/result.h"
 #include "http/admin_handler.h"
 #include "http/auth.h"
+#include "http/events_handler.h"
 #include "http/leaderboard_handler.h"
 #include "http/requests_handler.h"
 #include "http/router.h"
@@ -56,6 +58,9 @@ struct ServiceDeps {
   RequestsBackend requests;
   // Both functions, or none (then POST /admin/v1/switch and /admin/v1/snapshot are 404).
   AdminBackend admin;
+  // POST /v1/events (HTTP ingest) when `events.publish` is set; not routed (404) otherwise.
+  EventsBackend events;
+  EventsOptions events_options;
   ReadyFn ready;          // optional: absent = always ready
   int cache_ttl_s = 300;  // workspace-metrics cache; 0 disables
   size_t cache_max_entries = 10000;

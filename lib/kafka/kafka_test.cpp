@@ -4,6 +4,8 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "kafka/admin.h"
 #include "kafka/embedded_broker.h"
@@ -193,6 +195,102 @@ TEST(KafkaTest, ErrorsForUnknownTopicAndEmptyBrokers) {
   auto bad = Producer::Create({.brokers = "x:1", .extra = {{"no.such.property", "1"}}});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().field, "no.such.property");
+}
+
+TEST(KafkaTest, ProduceAndWaitAcknowledgesExactlyItsMessages) {
+  auto broker = EmbeddedBroker::Start({});
+  ASSERT_TRUE(broker) << broker.error().message;
+  ProducerOptions opts;
+  opts.brokers = (*broker)->bootstrap();
+  auto producer = Producer::Create(opts);
+  ASSERT_TRUE(producer) << producer.error().message;
+  Producer* p = producer->get();
+  EXPECT_TRUE(p->ProduceAndWait("usage-events", {}, 0));  // nothing to wait for
+
+  // Several threads, each waiting for its own batches, while plain Produce() runs alongside.
+  constexpr int kThreads = 4, kBatches = 10, kBatch = 25;
+  std::vector<std::thread> threads;
+  std::vector<int> failures(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<std::string> values;
+        for (int i = 0; i < kBatch; ++i) {
+          values.push_back("t" + std::to_string(t) + "b" + std::to_string(b) + "i" +
+                           std::to_string(i));
+        }
+        const std::string key = "ws_" + std::to_string(t);  // OutMessage holds views
+        std::vector<OutMessage> batch;
+        for (const std::string& v : values) batch.push_back({.key = key, .value = v});
+        auto st = p->ProduceAndWait("usage-events", batch, 30000);
+        if (!st) {
+          ++failures[t];
+          ADD_FAILURE() << st.error().message;
+        }
+      }
+    });
+  }
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(p->Produce("usage-events", "ws_plain", "plain"));
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[t], 0) << "thread " << t;
+  ASSERT_TRUE(p->Flush(30000));
+  constexpr int kTotal = kThreads * kBatches * kBatch + 100;
+  EXPECT_EQ(p->delivered(), kTotal);
+  EXPECT_EQ(p->failed(), 0);
+  std::vector<Got> got = ConsumeAll((*broker)->bootstrap(), "usage-events", 4, kTotal);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kTotal));
+  std::map<std::string, int> seen;
+  for (const Got& g : got) ++seen[g.value];
+  EXPECT_EQ(seen["plain"], 100);
+  EXPECT_EQ(seen["t3b9i24"], 1);
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kThreads * kBatches * kBatch + 1));
+}
+
+TEST(KafkaTest, ProduceAndWaitTimesOutWhenNoBrokerAnswers) {
+  // Nothing listens on port 1: nothing can be acknowledged.
+  ProducerOptions opts;
+  opts.brokers = "127.0.0.1:1";
+  auto producer = Producer::Create(opts);
+  ASSERT_TRUE(producer) << producer.error().message;
+  std::vector<OutMessage> batch = {{.key = "ws", .value = "a"}, {.key = "ws", .value = "b"}};
+  auto start = std::chrono::steady_clock::now();
+  auto st = (*producer)->ProduceAndWait("usage-events", batch, 300);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(st.error().message.find("2 of 2 Kafka messages not acknowledged within 300 ms"),
+            std::string::npos)
+      << st.error().message;
+  EXPECT_GE(took, std::chrono::milliseconds(300));
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_EQ((*producer)->in_flight(), 2);
+  // The destructor purges them; their late reports must not touch the finished call's state.
+  producer->reset();
+}
+
+TEST(KafkaTest, ProduceAndWaitReportsItsFailuresAndFlushDoesNot) {
+  // message.timeout.ms makes librdkafka fail the undeliverable messages quickly.
+  auto producer = Producer::Create(
+      {.brokers = "127.0.0.1:1", .linger_ms = 0, .extra = {{"message.timeout.ms", "300"}}});
+  ASSERT_TRUE(producer) << producer.error().message;
+  std::vector<OutMessage> batch = {{.key = "ws", .value = "a"},
+                                   {.key = "ws", .value = "b", .headers = {{"h", "v"}}},
+                                   {.key = "", .value = "c"}};
+  auto st = (*producer)->ProduceAndWait("usage-events", batch, 20000);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(st.error().message.find("3 of 3 Kafka deliveries failed"), std::string::npos)
+      << st.error().message;
+  EXPECT_EQ((*producer)->failed(), 3);
+  EXPECT_EQ((*producer)->in_flight(), 0);
+  // Those failures were reported to their caller, not to whoever flushes next.
+  EXPECT_TRUE((*producer)->Flush(1000));
+  // A plain Produce() failure is still Flush()'s to report.
+  ASSERT_TRUE((*producer)->Produce("usage-events", "ws", "d"));
+  auto fl = (*producer)->Flush(20000);
+  ASSERT_FALSE(fl);
+  EXPECT_NE(fl.error().message.find("1 Kafka deliveries failed"), std::string::npos)
+      << fl.error().message;
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "kafka/internal/rdkafka_util.h"
 
 namespace tally::kafka {
@@ -23,15 +26,50 @@ void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
 
 }  // namespace
 
+// Shared by one ProduceAndWait() call and the delivery reports of its messages (whichever
+// thread serves them): it lives until the caller has stopped waiting AND every enqueued message
+// has been reported, so a report arriving after a timeout never touches freed memory.
+struct Producer::Waiter {
+  std::mutex mu;
+  int64_t pending = 0;  // enqueued messages without a delivery report yet
+  int64_t refs = 1;     // pending + 1 while the caller waits
+  int64_t failed = 0;
+  std::string first_error;
+
+  // Drops one reference; deletes the waiter when it was the last.
+  static void Release(Waiter* w) {
+    bool last;
+    {
+      std::lock_guard lock(w->mu);
+      last = --w->refs == 0;
+    }
+    if (last) delete w;
+  }
+};
+
 void Producer::OnDelivery(rd_kafka_t* rk, const void* msg_ptr, void* opaque) {
   auto* self = static_cast<Producer*>(opaque);
   const auto* msg = static_cast<const rd_kafka_message_t*>(msg_ptr);
-  if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  const bool ok = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (ok) {
     self->delivered_.fetch_add(1, std::memory_order_relaxed);
     self->delivered_bytes_.fetch_add(static_cast<int64_t>(msg->len), std::memory_order_relaxed);
+  } else {
+    self->failed_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (msg->_private != nullptr) {  // a ProduceAndWait() message: report to its caller only
+    auto* w = static_cast<Waiter*>(msg->_private);
+    bool last;
+    {
+      std::lock_guard lock(w->mu);
+      --w->pending;
+      if (!ok && w->failed++ == 0) w->first_error = rd_kafka_message_errstr(msg);
+      last = --w->refs == 0;
+    }
+    if (last) delete w;
     return;
   }
-  self->failed_.fetch_add(1, std::memory_order_relaxed);
+  if (ok) return;
   self->failed_since_flush_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(self->error_mu_);
   if (self->first_error_.empty()) self->first_error_ = rd_kafka_message_errstr(msg);
@@ -80,16 +118,88 @@ rd_kafka_topic_t* Producer::Topic(std::string_view name) {
   return rkt;
 }
 
+namespace {
+
+Error InvalidTopic(std::string_view topic) {
+  return Error{ErrorCode::kInvalidArgument,
+               "Invalid Kafka topic '" + std::string(topic) +
+                   "': " + rd_kafka_err2str(rd_kafka_last_error()),
+               "topic"};
+}
+
+}  // namespace
+
 Status Producer::Produce(std::string_view topic, std::string_view key, std::string_view value,
                          const std::vector<std::pair<std::string, std::string>>& headers,
                          int32_t partition) {
   rd_kafka_topic_t* rkt = Topic(topic);
-  if (rkt == nullptr) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "Invalid Kafka topic '" + std::string(topic) +
-                    "': " + rd_kafka_err2str(rd_kafka_last_error()),
-                "topic");
+  if (rkt == nullptr) return std::unexpected(InvalidTopic(topic));
+  return Enqueue(rkt, key, value, headers, partition, nullptr,
+                 std::chrono::steady_clock::time_point::max());
+}
+
+Status Producer::ProduceAndWait(std::string_view topic, std::span<const OutMessage> messages,
+                                int timeout_ms) {
+  if (messages.empty()) return Ok();
+  rd_kafka_topic_t* rkt = Topic(topic);
+  if (rkt == nullptr) return std::unexpected(InvalidTopic(topic));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  auto* w = new Waiter();
+  Status enqueued = Ok();
+  for (const OutMessage& m : messages) {
+    {
+      // Counted before the enqueue: the report may be served (by another thread) before
+      // Enqueue() returns.
+      std::lock_guard lock(w->mu);
+      ++w->pending;
+      ++w->refs;
+    }
+    enqueued = Enqueue(rkt, m.key, m.value, m.headers, m.partition, w, deadline);
+    if (!enqueued) {
+      std::lock_guard lock(w->mu);  // never enqueued: no report will come for it
+      --w->pending;
+      --w->refs;
+      break;
+    }
   }
+  int64_t pending = 0, failed = 0;
+  std::string first_error;
+  for (;;) {
+    {
+      std::lock_guard lock(w->mu);
+      pending = w->pending;
+      failed = w->failed;
+      first_error = w->first_error;
+    }
+    if (pending == 0 || !enqueued) break;
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+            .count();
+    if (left <= 0) break;
+    // Any thread may serve our reports; poll in short slices so we notice that promptly.
+    rd_kafka_poll(rk_, static_cast<int>(std::min<int64_t>(left, 10)));
+  }
+  Waiter::Release(w);
+  if (!enqueued) return enqueued;
+  if (failed > 0) {
+    return Fail(ErrorCode::kUnavailable,
+                std::to_string(failed) + " of " + std::to_string(messages.size()) +
+                    " Kafka deliveries failed; first error: " + first_error);
+  }
+  if (pending > 0) {
+    return Fail(ErrorCode::kUnavailable, std::to_string(pending) + " of " +
+                                             std::to_string(messages.size()) +
+                                             " Kafka messages not acknowledged within " +
+                                             std::to_string(timeout_ms) + " ms.");
+  }
+  return Ok();
+}
+
+Status Producer::Enqueue(rd_kafka_topic_t* rkt, std::string_view key, std::string_view value,
+                         const std::vector<std::pair<std::string, std::string>>& headers,
+                         int32_t partition, void* msg_opaque,
+                         std::chrono::steady_clock::time_point deadline) {
   for (;;) {
     rd_kafka_headers_t* hdrs = nullptr;
     if (!headers.empty()) {
@@ -104,7 +214,7 @@ Status Producer::Produce(std::string_view topic, std::string_view key, std::stri
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
                           RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
-                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       // Serves delivery callbacks without blocking so the counters keep up.
       rd_kafka_poll(rk_, 0);
@@ -114,6 +224,10 @@ Status Producer::Produce(std::string_view topic, std::string_view key, std::stri
     if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);
     switch (err) {
       case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        if (std::chrono::steady_clock::now() >= deadline) {
+          return Fail(ErrorCode::kUnavailable,
+                      "The Kafka producer's local queue stayed full until the deadline.");
+        }
         rd_kafka_poll(rk_, 50);
         continue;
       case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:

@@ -7,14 +7,21 @@
 //   ...
 //   if (auto f = (*producer)->Flush(30000); !f) log(f.error().message);  // failed deliveries
 //
-// Thread-safety: Produce(), Flush() and the counters may be called from any thread
-// concurrently. Flush() reports the failures seen since the previous Flush() by any thread.
+//   // Or: publish a group of messages and wait for exactly their acknowledgements.
+//   std::vector<tally::kafka::OutMessage> batch = {{.key = ws, .value = json}};
+//   if (auto st = (*producer)->ProduceAndWait("usage-events", batch, 10000); !st) ...
+//
+// Thread-safety: Produce(), ProduceAndWait(), Flush() and the counters may be called from any
+// thread concurrently. Flush() reports the failures seen since the previous Flush() by any
+// thread among messages sent with Produce(); ProduceAndWait() reports only its own messages.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +40,14 @@ struct ProducerOptions {
   int linger_ms = 5;       // linger.ms: batching delay
   // Further librdkafka properties (e.g. {"compression.type", "zstd"}); they override the above.
   std::map<std::string, std::string> extra;
+};
+
+// One message of Producer::ProduceAndWait(). The views are only read during the call.
+struct OutMessage {
+  std::string_view key;  // empty: null key
+  std::string_view value;
+  std::vector<std::pair<std::string, std::string>> headers = {};
+  int32_t partition = -1;  // -1: the partitioner chooses (by key)
 };
 
 class Producer {
@@ -57,12 +72,28 @@ class Producer {
                  const std::vector<std::pair<std::string, std::string>>& headers = {},
                  int32_t partition = -1);
 
+  // Enqueues `messages` to `topic` in order (as Produce() would) and waits up to timeout_ms for
+  // the delivery report of each of THESE messages, serving delivery reports meanwhile (of any
+  // thread's messages). Concurrent calls wait independently: one call's outcome never depends
+  // on another's messages. Ok once the broker acknowledged every message (an empty span is
+  // Ok at once). Errors:
+  //   - Produce()'s errors when a message cannot be enqueued; the messages before it stay
+  //     queued and may still be delivered;
+  //   - kUnavailable naming the count and the first error when any delivery failed;
+  //   - kUnavailable when some are still unacknowledged at the deadline; they stay queued and
+  //     may still be delivered (within librdkafka's message.timeout.ms).
+  // So an error means "some, all or none may be published": safe to retry only for consumers
+  // that deduplicate (tally does, by source and id). Failures of these messages count in
+  // failed() but are not reported by Flush().
+  Status ProduceAndWait(std::string_view topic, std::span<const OutMessage> messages,
+                        int timeout_ms);
+
   // Serves delivery reports and waits up to timeout_ms for every queued message. kUnavailable if
   // messages are still in flight at the deadline; kUnavailable (with the first error text) if any
   // delivery failed since the previous Flush().
   Status Flush(int timeout_ms);
 
-  // Messages acknowledged by the broker / definitively failed, since creation.
+  // Messages acknowledged by the broker / definitively failed, since creation (both APIs).
   int64_t delivered() const { return delivered_.load(std::memory_order_relaxed); }
   // Value bytes of the acknowledged messages.
   int64_t delivered_bytes() const { return delivered_bytes_.load(std::memory_order_relaxed); }
@@ -71,9 +102,15 @@ class Producer {
   int64_t in_flight() const;
 
  private:
+  struct Waiter;  // delivery tracking of one ProduceAndWait() call
   Producer() = default;
   static void OnDelivery(rd_kafka_t* rk, const void* msg, void* opaque);
   rd_kafka_topic_t* Topic(std::string_view name);
+  // Enqueues one message with `msg_opaque` as its per-message opaque (a Waiter* or null). While
+  // the local queue is full it serves reports and retries, until `deadline` (then kUnavailable).
+  Status Enqueue(rd_kafka_topic_t* rkt, std::string_view key, std::string_view value,
+                 const std::vector<std::pair<std::string, std::string>>& headers, int32_t partition,
+                 void* msg_opaque, std::chrono::steady_clock::time_point deadline);
 
   rd_kafka_t* rk_ = nullptr;  // owned
   std::mutex topics_mu_;
