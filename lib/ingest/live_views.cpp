@@ -61,7 +61,7 @@ Status LiveViews::Switch(std::string_view name) {
     return Fail(ErrorCode::kInvalidArgument, "'" + std::string(name) + "' is already live.", "db");
   }
   const std::string path = root_ + "/" + std::string(name);
-  if (!std::filesystem::is_directory(path)) {
+  if (!std::filesystem::exists(path + "/CURRENT")) {  // a RocksDB store, not just any directory
     return Fail(ErrorCode::kNotFound,
                 "No store directory '" + std::string(name) + "' under the data directory.", "db");
   }
