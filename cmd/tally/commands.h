@@ -19,5 +19,6 @@ Command AddProduceCommand(CLI::App& app);
 Command AddKeysCommand(CLI::App& app);
 Command AddReplayCommand(CLI::App& app);
 Command AddSnapshotCommand(CLI::App& app);
+Command AddDlqCommand(CLI::App& app);
 
 }  // namespace tally::cli

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
       "  tally keys new --name dash --workspace WS_ID=owner --append config/keys.toml\n"
       "  tally replay --mode rebuild --data-dir ./data events.ndjson.zst --from-topic \\\n"
       "      --broker-addr-file ./data/broker.addr --tallyd http://127.0.0.1:8080 --token T\n"
-      "  tally snapshot --tallyd http://127.0.0.1:8080 --token T --out /backups/tally-1\n"};
+      "  tally snapshot --tallyd http://127.0.0.1:8080 --token T --out /backups/tally-1\n"
+      "  tally dlq list --broker-addr-file ./data/broker.addr\n"};
   app.require_subcommand(1);
   // Logs (librdkafka's included) go to stderr; stdout carries data and addresses only.
   spdlog::set_default_logger(spdlog::stderr_color_mt("tally"));
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
       tally::cli::AddKeysCommand(app),
       tally::cli::AddReplayCommand(app),
       tally::cli::AddSnapshotCommand(app),
+      tally::cli::AddDlqCommand(app),
   };
 
   try {
