@@ -179,7 +179,9 @@ int Feed(const ReplayArgs& a, replay::Replayer* replayer, const std::string& bro
 }
 
 // POST /admin/v1/switch on a running tallyd. "" on success, else the reason.
-std::string AskToSwitch(const std::string& url, const std::string& token, const std::string& db) {
+std::string AskToSwitch(const std::string& url, const std::string& token, const std::string& db,
+                        bool* pending) {
+  *pending = false;
   std::string hostport = url;
   if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
   if (auto slash = hostport.find('/'); slash != std::string::npos) hostport.resize(slash);
@@ -197,6 +199,14 @@ std::string AskToSwitch(const std::string& url, const std::string& token, const 
   auto reply =
       client->Send("POST", "/admin/v1/switch", body, {{"Authorization", "Bearer " + token}});
   if (!reply) return reply.error().message;
+  if (reply->status == 202) {
+    *pending = true;
+    std::printf(
+        "tallyd ingests into %s and moves queries to it once it has caught up with the "
+        "old store (watch its log)\n",
+        db.c_str());
+    return "";
+  }
   if (reply->status != 200) return "HTTP " + std::to_string(reply->status) + ": " + reply->body;
   return "";
 }
@@ -294,12 +304,15 @@ int RunReplay(const ReplayArgs& a) {
     return 0;
   }
   if (!a.tallyd.empty()) {
-    std::string err = AskToSwitch(a.tallyd, a.token, name);
+    bool pending = false;
+    std::string err = AskToSwitch(a.tallyd, a.token, name, &pending);
     if (!err.empty()) {
       std::fprintf(stderr, "replay: tallyd did not switch: %s\n", err.c_str());
       return 1;
     }
-    std::printf("tallyd at %s now serves and ingests into %s\n", a.tallyd.c_str(), name.c_str());
+    if (!pending) {
+      std::printf("tallyd at %s now serves and ingests into %s\n", a.tallyd.c_str(), name.c_str());
+    }
     return 0;
   }
   // No tallyd named: switch directly if nothing holds the live store, else say how.

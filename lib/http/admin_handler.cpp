@@ -38,21 +38,22 @@ Response AdminHandler::Switch(const Request& request) const {
   auto db = Field(request, "db");
   if (auto* r = std::get_if<Response>(&db)) return *r;
   const std::string& name = std::get<std::string>(db);
-  if (Status s = backend_.switch_db(name); !s) {
-    if (s.error().code == ErrorCode::kInvalidArgument) {
-      return ValidationErrorResponse({FieldError{"db", s.error().message}});
+  Result<bool> done = backend_.switch_db(name);
+  if (!done) {
+    if (done.error().code == ErrorCode::kInvalidArgument) {
+      return ValidationErrorResponse({FieldError{"db", done.error().message}});
     }
-    return ErrorResponse(s.error());
+    return ErrorResponse(done.error());
   }
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
   w.Key("status");
-  w.String("switched");
+  w.String(*done ? "switched" : "catching_up");
   w.Key("db");
   w.String(name);
   w.EndObject();
-  return JsonResponse(200, body);
+  return JsonResponse(*done ? 200 : 202, body);
 }
 
 Response AdminHandler::Snapshot(const Request& request) const {

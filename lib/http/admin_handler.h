@@ -11,7 +11,9 @@
 //
 // Checks: 401 no/unknown token -> 403 not an admin key -> 422 body not a JSON object or the field
 // missing / not a string -> backend errors through error_mapping.h (kInvalidArgument 422 naming
-// the field, kNotFound 404, kUnavailable 503) -> 200 {"status": "switched"|"created", ...}.
+// the field, kNotFound 404, kUnavailable / kFailedPrecondition 503) -> 200 {"status":
+// "switched"|"created", ...}, or 202 {"status": "catching_up"} when the rebuilt store still has
+// to catch up with the live one before queries move to it (ingest already writes into it).
 
 #include <functional>
 #include <memory>
@@ -27,7 +29,8 @@ namespace tally::http {
 
 // Both functions must be set and thread-safe.
 struct AdminBackend {
-  std::function<Status(std::string_view db)> switch_db;
+  // true: switched; false: accepted, queries move once the new store has caught up.
+  std::function<Result<bool>(std::string_view db)> switch_db;
   std::function<Status(const std::string& path)> snapshot;
 };
 

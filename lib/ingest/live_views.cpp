@@ -50,8 +50,53 @@ Result<std::unique_ptr<LiveViews>> LiveViews::Open(const std::string& root,
   return live;
 }
 
-Status LiveViews::Switch(std::string_view name) {
+LiveViews::~LiveViews() {
+  closing_.store(true);
+  if (finisher_.joinable()) finisher_.join();
+}
+
+bool LiveViews::CaughtUp(const Views& old, const Views& next) const {
+  if (!consumer_) return true;
+  auto want = old.store->LoadOffsets();
+  auto have = next.store->LoadOffsets();
+  if (!want || !have) return false;
+  for (const auto& w : *want) {
+    bool ok = false;
+    for (const auto& h : *have) {
+      if (h.topic == w.topic && h.partition == w.partition &&
+          h.offset.cluster_id == w.offset.cluster_id &&
+          h.offset.next_offset >= w.offset.next_offset) {
+        ok = true;
+      }
+    }
+    // An offset of another cluster (an older log) cannot be caught up with: ignore it.
+    if (!ok && !consumer_->cluster_id().empty() && w.offset.cluster_id != consumer_->cluster_id())
+      ok = true;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status LiveViews::Publish(std::shared_ptr<const Views> old, std::shared_ptr<const Views> next) {
+  current_.store(next);
+  if (Status s = store::SetCurrentDbName(root_, next->name); !s) {
+    // Serving the new views already; a restart would reopen the old ones. Say so loudly.
+    spdlog::error("switched to {} but could not record it in CURRENT: {}", next->name,
+                  s.error().message);
+    return s;
+  }
+  old->retired->store(true);
+  spdlog::info("now serving and ingesting into {} (replaced {})", next->name, old->name);
+  return Ok();
+}
+
+Result<bool> LiveViews::Switch(std::string_view name, std::chrono::milliseconds wait) {
   std::lock_guard lock(admin_mu_);
+  if (switching_.load()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "A switch is still catching up; try again when it is done.", "db");
+  }
+  if (finisher_.joinable()) finisher_.join();
   if (!store::ValidDbName(name)) {
     return Fail(ErrorCode::kInvalidArgument,
                 "The db field must be a directory name under the data directory.", "db");
@@ -65,22 +110,34 @@ Status LiveViews::Switch(std::string_view name) {
     return Fail(ErrorCode::kNotFound,
                 "No store directory '" + std::string(name) + "' under the data directory.", "db");
   }
-  auto next = OpenViews(root_, name, options_);
-  if (!next) return std::unexpected(next.error());
+  auto opened = OpenViews(root_, name, options_);
+  if (!opened) return std::unexpected(opened.error());
+  std::shared_ptr<const Views> next = std::move(*opened);
   if (consumer_) {
-    Status s = consumer_->SwitchStore((*next)->store.get(), (*next)->directory.get(),
-                                      std::chrono::seconds(60));
-    if (!s) return s;
+    Status s =
+        consumer_->SwitchStore(next->store.get(), next->directory.get(), std::chrono::seconds(60));
+    if (!s) return std::unexpected(s.error());
   }
-  current_.store(*next);
-  if (Status s = store::SetCurrentDbName(root_, name); !s) {
-    // Serving the new views already; a restart would reopen the old ones. Say so loudly.
-    spdlog::error("switched to {} but could not record it in CURRENT: {}", name, s.error().message);
-    return s;
+  // From here the old store is frozen (complete up to its offsets) and keeps answering queries
+  // until the new one has ingested at least as far.
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (!CaughtUp(*old, *next)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      switching_.store(true);
+      spdlog::info("switch to {}: catching up with {} before queries move", name, old->name);
+      finisher_ = std::thread([this, old, next] {
+        while (!closing_.load() && !CaughtUp(*old, *next)) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        if (!closing_.load()) Publish(old, next);
+        switching_.store(false);
+      });
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  old->retired->store(true);
-  spdlog::info("now serving and ingesting into {} (replaced {})", name, old->name);
-  return Ok();
+  if (Status s = Publish(old, next); !s) return std::unexpected(s.error());
+  return true;
 }
 
 Status LiveViews::Snapshot(const std::string& path) {

@@ -11,9 +11,11 @@
 //
 // Switch order: open the new store and load its directory (nothing changes if that fails) ->
 // the consumer stores its batch in progress into the old store and continues from the new
-// store's offsets -> queries see the new store (one atomic pointer swap: a query sees the old
-// or the new views, never a mix) -> CURRENT names the new store (restarts open it) -> the old
-// store is closed when its last query ends, and its directory is deleted.
+// store's offsets -> queries keep reading the old (now frozen, complete) store until the new
+// one has caught up with the old one's offsets, so no answer ever goes backwards -> queries see
+// the new store (one atomic pointer swap: a query sees the old or the new views, never a mix) ->
+// CURRENT names the new store (restarts open it) -> the old store is closed when its last query
+// ends, and its directory is deleted.
 //
 // Thread-safety: all methods are thread-safe; Switch and Snapshot are serialised.
 
@@ -23,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "common/result.h"
 #include "store/directory.h"
@@ -53,10 +56,15 @@ class LiveViews {
   // The consumer that must follow switches (may be null: no ingest). Not owned.
   void AttachConsumer(Consumer* consumer) { consumer_ = consumer; }
 
-  // Makes <root>/<name> the live store (see the order above). kInvalidArgument for a bad name
-  // or the current one, kNotFound if it does not exist, errors of Store::Open (kUnavailable when
-  // something else holds it open), Consumer::SwitchStore, SetCurrentDbName.
-  Status Switch(std::string_view name);
+  // Makes <root>/<name> the live store (see the order above). Returns true when queries already
+  // use it, false when the new store is still catching up after `wait` (the swap then happens
+  // in the background as soon as it has). kInvalidArgument for a bad name or the current one,
+  // kNotFound if it holds no store, kFailedPrecondition while another switch is catching up,
+  // errors of Store::Open (kUnavailable when something else holds it open),
+  // Consumer::SwitchStore, SetCurrentDbName.
+  Result<bool> Switch(std::string_view name,
+                      std::chrono::milliseconds wait = std::chrono::seconds(8));
+  ~LiveViews();
 
   // A consistent checkpoint of the current store at `path` (must not exist; absolute).
   Status Snapshot(const std::string& path);
@@ -66,8 +74,16 @@ class LiveViews {
   std::string root_;
   store::StoreOptions options_;
   std::atomic<std::shared_ptr<const Views>> current_;
+  // True once `next` has reached `old`'s stored offsets (nothing to catch up without ingest).
+  bool CaughtUp(const Views& old, const Views& next) const;
+  // Publishes `next` for queries, records it in CURRENT and retires `old`.
+  Status Publish(std::shared_ptr<const Views> old, std::shared_ptr<const Views> next);
+
   Consumer* consumer_ = nullptr;
   std::mutex admin_mu_;
+  std::thread finisher_;  // completes a switch that is catching up
+  std::atomic<bool> switching_{false};
+  std::atomic<bool> closing_{false};
 };
 
 }  // namespace tally::ingest
