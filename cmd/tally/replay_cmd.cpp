@@ -32,7 +32,7 @@ struct ReplayArgs {
   bool from_topic = false;
   std::string start = "beginning";
   std::string tallyd, token;
-  size_t batch = 20000;
+  size_t batch = 100000;  // bigger than live ingest's: fewer rolled-up rows to rewrite
   double dedupe_days = 7;
   bool no_switch = false;
   std::string late_events = "apply";
