@@ -1,11 +1,38 @@
 #include "query/superagents.h"
 
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/snapshot.h>
+
 #include <algorithm>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string_view>
 #include <unordered_map>
 
 #include "query/range.h"
 #include "store/store.h"
 
+// How a request is answered (see superagents.h for the semantics):
+//
+//  1. The workspace's agent table ("inventory": every live agent with its name, visibility,
+//     owner, creator, created_at and creator email, plus lower-cased search texts) is built from
+//     one RocksDB snapshot by one scan of the agent rows and one scan (or a few point reads) of
+//     the workspace's user profiles.
+//  2. Credits over [from, to] and active users of the last 30 days are computed either for the
+//     whole table (one counter scan / bitmap scan per bucket of the range, when many agents are
+//     listed) or for the listed agents only (point reads, when few are).
+//  3. Search and visibility filter the table, the listed agents are sorted by index, and only
+//     then are the result rows materialized.
+//
+// The table and the whole-table credit and active-user columns are kept in a small in-process
+// cache keyed by (database identity and path, workspace) and tagged with the snapshot's sequence
+// number: they are reused only by a request whose snapshot has the same sequence number, i.e. when
+// nothing at all was written to the store in between, so a cached answer is always identical to
+// a recomputed one. Any write (an ingest batch) makes the next request rebuild them.
 namespace tally::query {
 namespace {
 
@@ -13,76 +40,593 @@ using event::EntityKind;
 using store::Counters;
 using store::Scope;
 
+char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string Folded(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = Lower(c);
+  return out;
+}
+
+// Visibility kinds as stored; kOther for anything else (matches only VisibilityFilter::kAny).
+enum Vis : uint8_t { kOther, kPrivate, kWorkspace, kPublicWithLogin, kPublicWithoutLogin };
+
+Vis ParseVis(std::string_view v) {
+  if (v == "private") return kPrivate;
+  if (v == "workspace") return kWorkspace;
+  if (v == "public_with_login") return kPublicWithLogin;
+  if (v == "public_without_login") return kPublicWithoutLogin;
+  return kOther;
+}
+
+bool VisibilityMatches(VisibilityFilter f, Vis v) {
+  switch (f) {
+    case VisibilityFilter::kAny:
+      return true;
+    case VisibilityFilter::kPrivate:
+      return v == kPrivate;
+    case VisibilityFilter::kWorkspace:
+      return v == kWorkspace;
+    case VisibilityFilter::kPublicWithLogin:
+      return v == kPublicWithLogin;
+    case VisibilityFilter::kPublicWithoutLogin:
+      return v == kPublicWithoutLogin;
+    case VisibilityFilter::kPublic:
+      return v == kPublicWithLogin || v == kPublicWithoutLogin;
+  }
+  return false;
+}
+
+constexpr uint32_t kNoEmail = UINT32_MAX;
+
+// One live agent; its strings live in Inventory::text (compact rows, few cache misses when the
+// listed rows are materialized in sort order).
+struct Agent {
+  std::string_view id;
+  std::string_view name;  // "" unless has_name
+  std::string_view owner;
+  int64_t created_at_ms = 0;
+  uint32_t email = kNoEmail;  // index into Inventory::emails
+  bool has_name = false;
+  Vis visibility = kOther;
+};
+
+// Every live agent of one workspace at one snapshot, sorted by id (so an agent's index is its
+// rank by id, the tie-break of every sort).
+struct Inventory {
+  uint64_t seq = 0;
+  std::vector<Agent> agents;
+  std::string text;  // every agent's id, name and owner (Agent's views point here)
+  // Lower-cased names, each followed by '\0', in agent order (unnamed agents: just '\0'), so a
+  // search is one memmem pass; name_end[i] = offset of agent i's terminator.
+  std::string folded_names;
+  std::vector<uint32_t> name_end;
+  // Per agent, for the filter pass without touching the (large) Agent structs.
+  std::vector<uint32_t> email_of;          // = agents[i].email
+  std::vector<uint8_t> vis_of;             // = agents[i].visibility
+  std::vector<std::string> emails;         // distinct creator emails
+  std::vector<std::string> folded_emails;  // the same, lower-cased
+  // The agents in key order (the order of the length-prefixed id in every counter, bitmap and
+  // record key), to join scans without lookups: key_order[p] = agent index, and the encoded id
+  // (length prefix + id) of position p is key_ids[key_off[p], key_off[p + 1]).
+  std::vector<uint32_t> key_order;
+  std::string key_ids;
+  std::vector<uint32_t> key_off;
+  std::string_view KeyId(size_t p) const {
+    return std::string_view(key_ids).substr(key_off[p], key_off[p + 1] - key_off[p]);
+  }
+};
+
 struct Credits {
   double message = 0;
   double integration = 0;
 };
 
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+// Whole-table columns, aligned with Inventory::agents.
+using CreditColumn = std::vector<Credits>;
+using ActiveColumn = std::vector<int64_t>;
 
-// `needle` must already be lower case.
-bool ContainsFolded(std::string_view hay, std::string_view needle) {
-  if (needle.empty()) return true;
-  if (hay.size() < needle.size()) return false;
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    size_t j = 0;
-    while (j < needle.size() && Lower(hay[i + j]) == needle[j]) ++j;
-    if (j == needle.size()) return true;
+// ---------------------------------------------------------------------------------- the cache
+
+constexpr size_t kCacheWorkspaces = 16;
+constexpr size_t kCacheAgents = 1'000'000;  // agents of all cached inventories together
+constexpr size_t kCacheColumnsPerKind = 4;  // credit ranges / active-user days per workspace
+constexpr size_t kCacheOrders = 16;         // sort orders per workspace
+
+// A sort order of the whole inventory: agent indexes in listing order.
+using Order = std::vector<uint32_t>;
+struct OrderKey {
+  SuperagentSortField field;
+  bool descending;
+  DayNumber from, to, today;  // the columns it was computed from
+  bool operator==(const OrderKey&) const = default;
+};
+
+struct CacheEntry {
+  std::shared_ptr<const Inventory> inventory;
+  std::list<std::pair<std::pair<DayNumber, DayNumber>, std::shared_ptr<const CreditColumn>>>
+      credits;  // most recent first
+  std::list<std::pair<DayNumber, std::shared_ptr<const ActiveColumn>>> active;
+  std::list<std::pair<OrderKey, std::shared_ptr<const Order>>> orders;
+  uint64_t last_use = 0;
+};
+
+class Cache {
+ public:
+  static Cache& Get() {
+    static Cache* cache = new Cache();  // never destroyed: used until exit
+    return *cache;
   }
-  return false;
-}
 
-bool VisibilityMatches(VisibilityFilter f, std::string_view v) {
-  switch (f) {
-    case VisibilityFilter::kAny:
-      return true;
-    case VisibilityFilter::kPrivate:
-      return v == "private";
-    case VisibilityFilter::kWorkspace:
-      return v == "workspace";
-    case VisibilityFilter::kPublicWithLogin:
-      return v == "public_with_login";
-    case VisibilityFilter::kPublicWithoutLogin:
-      return v == "public_without_login";
-    case VisibilityFilter::kPublic:
-      return v == "public_with_login" || v == "public_without_login";
+  std::shared_ptr<const Inventory> FindInventory(const std::string& key, uint64_t seq) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.inventory->seq != seq) return nullptr;
+    it->second.last_use = ++clock_;
+    return it->second.inventory;
   }
-  return false;
-}
 
-// <0, 0, >0 on the sort field only (ascending sense).
-int CompareField(SuperagentSortField f, const SuperagentRow& a, const SuperagentRow& b) {
-  auto cmp_num = [](auto x, auto y) { return x < y ? -1 : (y < x ? 1 : 0); };
-  auto cmp_opt = [](const std::optional<std::string>& x, const std::optional<std::string>& y) {
-    std::string_view xs = x ? std::string_view(*x) : std::string_view();
-    std::string_view ys = y ? std::string_view(*y) : std::string_view();
-    return xs.compare(ys);
+  void PutInventory(const std::string& key, std::shared_ptr<const Inventory> inv) {
+    CacheEntry old;  // destroyed after the lock is released
+    std::lock_guard lock(mu_);
+    CacheEntry& e = entries_[key];
+    if (e.inventory && e.inventory->seq >= inv->seq) return;  // keep the newer one
+    agents_ -= e.inventory ? e.inventory->agents.size() : 0;
+    agents_ += inv->agents.size();
+    old = std::move(e);
+    e = CacheEntry{};
+    e.inventory = std::move(inv);
+    e.last_use = ++clock_;
+    Evict(key);
+  }
+
+  std::shared_ptr<const CreditColumn> FindCredits(const std::string& key, const Inventory* inv,
+                                                  DayNumber from, DayNumber to) {
+    std::lock_guard lock(mu_);
+    CacheEntry* e = Entry(key, inv);
+    if (!e) return nullptr;
+    for (const auto& [range, col] : e->credits)
+      if (range.first == from && range.second == to) return col;
+    return nullptr;
+  }
+
+  void PutCredits(const std::string& key, const Inventory* inv, DayNumber from, DayNumber to,
+                  std::shared_ptr<const CreditColumn> col) {
+    std::lock_guard lock(mu_);
+    CacheEntry* e = Entry(key, inv);
+    if (!e) return;
+    e->credits.emplace_front(std::make_pair(from, to), std::move(col));
+    if (e->credits.size() > kCacheColumnsPerKind) e->credits.pop_back();
+  }
+
+  std::shared_ptr<const ActiveColumn> FindActive(const std::string& key, const Inventory* inv,
+                                                 DayNumber today) {
+    std::lock_guard lock(mu_);
+    CacheEntry* e = Entry(key, inv);
+    if (!e) return nullptr;
+    for (const auto& [day, col] : e->active)
+      if (day == today) return col;
+    return nullptr;
+  }
+
+  void PutActive(const std::string& key, const Inventory* inv, DayNumber today,
+                 std::shared_ptr<const ActiveColumn> col) {
+    std::lock_guard lock(mu_);
+    CacheEntry* e = Entry(key, inv);
+    if (!e) return;
+    e->active.emplace_front(today, std::move(col));
+    if (e->active.size() > kCacheColumnsPerKind) e->active.pop_back();
+  }
+
+  std::shared_ptr<const Order> FindOrder(const std::string& key, const Inventory* inv,
+                                         const OrderKey& ok) {
+    std::lock_guard lock(mu_);
+    CacheEntry* e = Entry(key, inv);
+    if (!e) return nullptr;
+    for (const auto& [k, order] : e->orders)
+      if (k == ok) return order;
+    return nullptr;
+  }
+
+  void PutOrder(const std::string& key, const Inventory* inv, const OrderKey& ok,
+                std::shared_ptr<const Order> order) {
+    std::lock_guard lock(mu_);
+    CacheEntry* e = Entry(key, inv);
+    if (!e) return;
+    e->orders.emplace_front(ok, std::move(order));
+    if (e->orders.size() > kCacheOrders) e->orders.pop_back();
+  }
+
+ private:
+  // The entry of `key` if it holds exactly `inv` (columns belong to one inventory).
+  CacheEntry* Entry(const std::string& key, const Inventory* inv) {
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.inventory.get() != inv) return nullptr;
+    it->second.last_use = ++clock_;
+    return &it->second;
+  }
+
+  // Drops the least recently used entries (never `keep`) beyond the bounds.
+  void Evict(const std::string& keep) {
+    while (entries_.size() > kCacheWorkspaces || (agents_ > kCacheAgents && entries_.size() > 1)) {
+      auto victim = entries_.end();
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (it->first == keep) continue;
+        if (victim == entries_.end() || it->second.last_use < victim->second.last_use) victim = it;
+      }
+      if (victim == entries_.end()) return;
+      agents_ -= victim->second.inventory->agents.size();
+      entries_.erase(victim);
+    }
+  }
+
+  std::mutex mu_;
+  std::unordered_map<std::string, CacheEntry> entries_;  // key: db identity, path, workspace
+  size_t agents_ = 0;
+  uint64_t clock_ = 0;
+};
+
+// ---------------------------------------------------------------------------------- reading
+
+// One RocksDB snapshot for every read of a request (the engine reads the column families
+// directly: it needs bitmap scans, which ReadView does not offer).
+class Reader {
+ public:
+  explicit Reader(const store::Store& store)
+      : store_(store), db_(store.db()), snapshot_(db_->GetSnapshot()) {
+    read_.snapshot = snapshot_;
+    scan_.snapshot = snapshot_;
+    scan_.verify_checksums = false;  // as ReadView's scans
+  }
+  ~Reader() { db_->ReleaseSnapshot(snapshot_); }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  uint64_t seq() const { return snapshot_->GetSequenceNumber(); }
+  const store::Store& store() const { return store_; }
+
+  bool Get(rocksdb::ColumnFamilyHandle* cf, const std::string& key,
+           rocksdb::PinnableSlice* value) const {
+    value->Reset();
+    return db_->Get(read_, cf, key, value).ok();
+  }
+
+  std::unique_ptr<rocksdb::Iterator> NewScanIterator(rocksdb::ColumnFamilyHandle* cf) const {
+    return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(scan_, cf));
+  }
+
+  // fn(key, value) for every key under `prefix`.
+  template <typename Fn>
+  void Scan(rocksdb::ColumnFamilyHandle* cf, const std::string& prefix, Fn fn) const {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan_, cf));
+    const rocksdb::Slice p(prefix);
+    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+      fn(std::string_view(it->key().data(), it->key().size()),
+         std::string_view(it->value().data(), it->value().size()));
+    }
+  }
+
+ private:
+  const store::Store& store_;
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  rocksdb::ReadOptions read_, scan_;
+};
+
+// Above this many distinct creators, their emails come from one scan of the workspace's
+// profiles instead of one point read each.
+constexpr size_t kProfileScanThreshold = 64;
+
+std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& ws) {
+  auto inv = std::make_shared<Inventory>();
+  inv->seq = rd.seq();
+  const store::Store& store = rd.store();
+
+  // 1. Live agents with their creator.
+  std::vector<std::string> created_by;
+  struct Span {
+    uint32_t id, name, owner, id_len, name_len, owner_len;
   };
-  switch (f) {
-    case SuperagentSortField::kName:
-      return cmp_opt(a.superagent_name, b.superagent_name);
-    case SuperagentSortField::kCreatedAt:
-      return cmp_num(a.created_at_ms, b.created_at_ms);
-    case SuperagentSortField::kCreatedByEmail:
-      return cmp_opt(a.created_by_email, b.created_by_email);
-    case SuperagentSortField::kOwnerUserId:
-      return a.owner_user_id.compare(b.owner_user_id);
-    case SuperagentSortField::kActiveUsers:
-      return cmp_num(a.active_users_last_30d, b.active_users_last_30d);
-    case SuperagentSortField::kMessageCredits:
-      return cmp_num(a.message_credits_consumed, b.message_credits_consumed);
-    case SuperagentSortField::kIntegrationCredits:
-      return cmp_num(a.integration_credits_consumed, b.integration_credits_consumed);
-    case SuperagentSortField::kTotalCredits:
-      return cmp_num(a.total_credits_consumed, b.total_credits_consumed);
+  std::vector<Span> spans;  // into inv->text, which grows while scanning
+  std::string prefix;
+  store::EntityPrefix(ws, EntityKind::kAgent, &prefix);
+  store::Record r;
+  rd.Scan(store.records(), prefix, [&](std::string_view k, std::string_view v) {
+    store::DecodeRecord(v, &r);
+    const store::Field* created = store::FindField(r, store::field::kEntityCreated);
+    if (!created) return;
+    const store::Field* deleted = store::FindField(r, store::field::kEntityDeleted);
+    const store::Field* revived = store::FindField(r, store::field::kEntityRevived);
+    if (deleted && !(revived && revived->time_ms > deleted->time_ms)) return;
+    const std::string_view encoded = k.substr(prefix.size());
+    std::string_view rest = encoded;
+    std::string_view id;
+    if (!store::GetLengthPrefixed(&rest, &id) || !rest.empty()) return;
+    inv->key_off.push_back(static_cast<uint32_t>(inv->key_ids.size()));
+    inv->key_ids.append(encoded);
+    Agent& a = inv->agents.emplace_back();
+    std::string& text = inv->text;
+    auto put = [&text](std::string_view v, uint32_t* off, uint32_t* len) {
+      *off = static_cast<uint32_t>(text.size());
+      *len = static_cast<uint32_t>(v.size());
+      text.append(v);
+    };
+    Span& sp = spans.emplace_back();
+    put(id, &sp.id, &sp.id_len);
+    std::string_view name;
+    if (const store::Field* n = store::FindField(r, store::field::kEntityName);
+        n && !n->value.empty()) {
+      a.has_name = true;
+      name = n->value;
+    }
+    put(name, &sp.name, &sp.name_len);
+    const store::Field* vis = store::FindField(r, store::field::kEntityVisibility);
+    a.visibility = vis ? ParseVis(vis->value) : kOther;
+    const store::Field* owner = store::FindField(r, store::field::kEntityOwner);
+    put(owner && !owner->value.empty() ? std::string_view(owner->value)
+                                       : std::string_view(created->value),
+        &sp.owner, &sp.owner_len);
+    a.created_at_ms = created->time_ms;
+    created_by.push_back(created->value);
+  });
+
+  // 2. Creator emails: the latest profile email of each distinct creator in this workspace.
+  std::unordered_map<std::string_view, uint32_t> creators;  // creator -> email index or kNoEmail
+  for (const std::string& c : created_by) creators.emplace(c, kNoEmail);
+  auto take_email = [&](uint32_t* slot, const store::Record& profile) {
+    const store::Field* e = store::FindField(profile, store::field::kUserEmail);
+    if (!e || e->value.empty()) return;
+    *slot = static_cast<uint32_t>(inv->emails.size());
+    inv->emails.push_back(e->value);
+    inv->folded_emails.push_back(Folded(e->value));
+  };
+  std::string key;
+  if (creators.size() > kProfileScanThreshold) {
+    store::UserProfileKey(ws, "", &prefix);
+    prefix.pop_back();  // without the empty user id's length prefix
+    rd.Scan(store.records(), prefix, [&](std::string_view k, std::string_view v) {
+      std::string_view rest = k.substr(prefix.size()), user;
+      if (!store::GetLengthPrefixed(&rest, &user) || !rest.empty()) return;
+      auto it = creators.find(user);
+      if (it == creators.end()) return;
+      store::DecodeRecord(v, &r);
+      take_email(&it->second, r);
+    });
+  } else {
+    rocksdb::PinnableSlice value;
+    for (auto& [creator, slot] : creators) {
+      store::UserProfileKey(ws, creator, &key);
+      if (!rd.Get(store.records(), key, &value)) continue;
+      store::DecodeRecord(std::string_view(value.data(), value.size()), &r);
+      take_email(&slot, r);
+    }
   }
-  return 0;
+  for (size_t i = 0; i < inv->agents.size(); ++i) {
+    Agent& a = inv->agents[i];
+    a.email = creators[created_by[i]];
+    const Span& sp = spans[i];
+    const std::string_view text = inv->text;  // final: the views stay valid
+    a.id = text.substr(sp.id, sp.id_len);
+    a.name = text.substr(sp.name, sp.name_len);
+    a.owner = text.substr(sp.owner, sp.owner_len);
+  }
+
+  // Id order (the scan returned key order: by id length, then id).
+  const size_t n = inv->agents.size();
+  inv->key_off.push_back(static_cast<uint32_t>(inv->key_ids.size()));
+  inv->key_order.resize(n);
+  for (uint32_t p = 0; p < n; ++p) inv->key_order[p] = p;
+  auto by_id = [&](uint32_t x, uint32_t y) { return inv->agents[x].id < inv->agents[y].id; };
+  if (!std::is_sorted(inv->key_order.begin(), inv->key_order.end(), by_id)) {
+    std::vector<uint32_t> perm = inv->key_order;  // perm[j] = key position of the j-th by id
+    std::sort(perm.begin(), perm.end(), by_id);
+    std::vector<Agent> sorted(n);
+    for (uint32_t j = 0; j < n; ++j) {
+      sorted[j] = inv->agents[perm[j]];
+      inv->key_order[perm[j]] = j;
+    }
+    inv->agents = std::move(sorted);
+  }
+  inv->name_end.reserve(inv->agents.size());
+  inv->email_of.reserve(inv->agents.size());
+  inv->vis_of.reserve(inv->agents.size());
+  for (const Agent& a : inv->agents) {
+    inv->email_of.push_back(a.email);
+    inv->vis_of.push_back(a.visibility);
+    if (a.has_name) inv->folded_names += Folded(a.name);
+    inv->name_end.push_back(static_cast<uint32_t>(inv->folded_names.size()));
+    inv->folded_names.push_back('\0');
+  }
+  return inv;
 }
+
+// Walks the agent rows under every prefix at once (prefix = a counter or bitmap bucket prefix
+// plus the agent kind byte), in key order: fn(agent, k, value) for each row of an inventory agent
+// under prefixes[k], all rows of one agent together and in increasing k, then done(agent). The
+// rows and the inventory share the key order, so they are joined by one forward pass.
+template <typename Fn, typename Done>
+void MergeScan(const Reader& rd, rocksdb::ColumnFamilyHandle* cf,
+               const std::vector<std::string>& prefixes, const Inventory& inv, Fn fn, Done done) {
+  struct Cursor {
+    std::unique_ptr<rocksdb::Iterator> it;
+    rocksdb::Slice prefix;
+    bool valid = false;
+    std::string_view suffix() const {
+      return std::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    }
+    void Check() { valid = it->Valid() && it->key().starts_with(prefix); }
+  };
+  std::vector<Cursor> cur(prefixes.size());
+  for (size_t k = 0; k < prefixes.size(); ++k) {
+    cur[k].it = rd.NewScanIterator(cf);
+    cur[k].prefix = rocksdb::Slice(prefixes[k]);
+    cur[k].it->Seek(cur[k].prefix);
+    cur[k].Check();
+  }
+  const size_t n = inv.key_order.size();
+  size_t p = 0;  // position in key order
+  std::string min;
+  for (;;) {
+    bool any = false;
+    for (const Cursor& c : cur) {
+      if (!c.valid) continue;
+      if (!any || c.suffix() < std::string_view(min)) min.assign(c.suffix());
+      any = true;
+    }
+    if (!any) return;
+    while (p < n && inv.KeyId(p) < std::string_view(min)) ++p;
+    const bool known = p < n && inv.KeyId(p) == std::string_view(min);
+    for (size_t k = 0; k < cur.size(); ++k) {
+      Cursor& c = cur[k];
+      if (!c.valid || c.suffix() != std::string_view(min)) continue;
+      if (known) {
+        const rocksdb::Slice v = c.it->value();
+        fn(inv.key_order[p], k, std::string_view(v.data(), v.size()));
+      }
+      c.it->Next();
+      c.Check();
+    }
+    if (known) done(inv.key_order[p]);
+  }
+}
+
+// The agent-row prefixes of `buckets`: counter (bitmaps = false) or bitmap bucket prefixes of
+// the workspace's entity scope, plus the agent kind byte.
+std::vector<std::string> AgentPrefixes(const std::string& ws, const std::vector<BucketRef>& buckets,
+                                       bool bitmaps) {
+  std::vector<std::string> out(buckets.size());
+  for (size_t k = 0; k < buckets.size(); ++k) {
+    if (bitmaps) {
+      store::BitmapKey(Scope::kEntity, ws, buckets[k].granularity, buckets[k].bucket, "", &out[k]);
+    } else {
+      store::CounterBucketPrefix(Scope::kEntity, ws, buckets[k].granularity, buckets[k].bucket,
+                                 &out[k]);
+    }
+    out[k].push_back(static_cast<char>(EntityKind::kAgent));
+  }
+  return out;
+}
+
+// Credits of every agent of `inv` over the buckets of [from, to] (added in bucket order).
+std::shared_ptr<CreditColumn> AllCredits(const Reader& rd, const std::string& ws,
+                                         const Inventory& inv, DayNumber from, DayNumber to) {
+  auto col = std::make_shared<CreditColumn>(inv.agents.size());
+  Counters c;
+  MergeScan(
+      rd, rd.store().counters(), AgentPrefixes(ws, DecomposeRange(from, to), false), inv,
+      [&](uint32_t agent, size_t, std::string_view v) {
+        c = Counters{};
+        if (!store::AddEncodedCounters(v, &c)) return;
+        Credits& cr = (*col)[agent];
+        cr.message += c.d[Counters::kAgentMessageCredits];
+        cr.integration += c.d[Counters::kAgentIntegrationCredits];
+      },
+      [](uint32_t) {});
+  return col;
+}
+
+// Credits of one agent over `buckets`: point reads.
+Credits AgentCredits(const Reader& rd, const std::string& ws, const Agent& a,
+                     const std::vector<BucketRef>& buckets) {
+  Credits cr;
+  std::string extra, key;
+  store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
+  rocksdb::PinnableSlice value;
+  Counters c;
+  for (const BucketRef& b : buckets) {
+    store::CounterKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, &key);
+    if (!rd.Get(rd.store().counters(), key, &value)) continue;
+    c = Counters{};
+    if (!store::AddEncodedCounters(std::string_view(value.data(), value.size()), &c)) continue;
+    cr.message += c.d[Counters::kAgentMessageCredits];
+    cr.integration += c.d[Counters::kAgentIntegrationCredits];
+  }
+  return cr;
+}
+
+// Distinct users of every agent of `inv` over `buckets`: the union of its bitmaps.
+std::shared_ptr<ActiveColumn> AllActive(const Reader& rd, const std::string& ws,
+                                        const Inventory& inv,
+                                        const std::vector<BucketRef>& buckets) {
+  auto col = std::make_shared<ActiveColumn>(inv.agents.size(), 0);
+  store::UserBitmap users;
+  bool dirty = false;
+  MergeScan(
+      rd, rd.store().bitmaps(), AgentPrefixes(ws, buckets, true), inv,
+      [&](uint32_t, size_t, std::string_view v) {
+        users.OrEncoded(v);
+        dirty = true;
+      },
+      [&](uint32_t agent) {
+        if (!dirty) return;
+        (*col)[agent] = static_cast<int64_t>(users.Cardinality());
+        users = store::UserBitmap();
+        dirty = false;
+      });
+  return col;
+}
+
+int64_t AgentActive(const Reader& rd, const std::string& ws, const Agent& a,
+                    const std::vector<BucketRef>& buckets) {
+  std::string extra, key;
+  store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
+  store::UserBitmap users;
+  rocksdb::PinnableSlice value;
+  for (const BucketRef& b : buckets) {
+    store::BitmapKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, &key);
+    if (rd.Get(rd.store().bitmaps(), key, &value))
+      users.OrEncoded(std::string_view(value.data(), value.size()));
+  }
+  return static_cast<int64_t>(users.Cardinality());
+}
+
+// Whether point reads for `listed` agents over `buckets` beat whole-table scans (which are
+// cached for the next requests): roughly, a point read costs what scanning ~8 rows does.
+bool UsePointReads(size_t listed, size_t buckets, size_t table) {
+  return listed <= 32 || listed * std::max<size_t>(buckets, 1) * 8 < table;
+}
+
+// The listing of one request: references to the (shared, immutable) inventory and columns and
+// the listed agents in order; rows are built on demand.
+class Listing final : public SuperagentsListing {
+ public:
+  size_t size() const override { return listed.size(); }
+  SuperagentRow Row(size_t k) const override {
+    SuperagentRow row;
+    Fill(k, &row);
+    return row;
+  }
+  void Fill(size_t k, SuperagentRow* row) const {
+    const uint32_t i = listed[k];
+    const Agent& a = inv->agents[i];
+    const Credits c = point_credits.empty() ? (*credits)[i] : point_credits[k];
+    row->superagent_id.assign(a.id);
+    if (a.has_name) row->superagent_name.emplace(a.name);
+    row->active_users_last_30d = point_active.empty() ? (*active)[i] : point_active[k];
+    row->message_credits_consumed = c.message;
+    row->integration_credits_consumed = c.integration;
+    row->total_credits_consumed = c.message + c.integration;
+    row->owner_user_id.assign(a.owner);
+    if (a.email != kNoEmail) row->created_by_email.emplace(inv->emails[a.email]);
+    row->created_at_ms = a.created_at_ms;
+  }
+  DayNumber from() const override { return from_; }
+  DayNumber to() const override { return to_; }
+
+  DayNumber from_ = 0, to_ = 0;
+  std::shared_ptr<const Inventory> inv;
+  std::shared_ptr<const CreditColumn> credits;  // null when point_credits is used
+  std::shared_ptr<const ActiveColumn> active;   // null when point_active is used
+  std::vector<uint32_t> listed;                 // agent indexes, in listing order
+  std::vector<Credits> point_credits;           // by position in `listed`, without a column
+  std::vector<int64_t> point_active;
+};
 
 }  // namespace
 
-Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,
-                                          const SuperagentsRequest& req) {
+Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::Store& store,
+                                                                  const Clock& clock,
+                                                                  const SuperagentsRequest& req) {
   if (req.from.has_value() != req.to.has_value()) {
     return req.from ? Fail(ErrorCode::kInvalidArgument,
                            "The to field is required when from is present.", "to")
@@ -93,134 +637,257 @@ Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock
     return Fail(ErrorCode::kInvalidArgument,
                 "The search field must not be greater than 100 characters.", "search");
   }
-  SuperagentsResult out;
+  auto out = std::make_shared<Listing>();
   const DayNumber today = clock.Today();
+  DayNumber from, to;
   if (req.from) {
-    out.from = *req.from;
-    out.to = *req.to;
+    from = *req.from;
+    to = *req.to;
   } else {
     const CivilDate c = CivilFromDays(today);
-    out.from = DaysFromCivil(c.year, c.month, 1);
-    out.to = today;
+    from = DaysFromCivil(c.year, c.month, 1);
+    to = today;
   }
-  if (out.from > out.to) {
+  out->from_ = from;
+  out->to_ = to;
+  if (from > to) {
     return Fail(ErrorCode::kInvalidArgument, "The to field must be a date after or equal to from.",
                 "to");
   }
-  if (out.to - out.from + 1 > kSuperagentsMaxDays) {
+  if (to - from + 1 > kSuperagentsMaxDays) {
     return Fail(
         ErrorCode::kInvalidArgument,
         "The date range must not be longer than " + std::to_string(kSuperagentsMaxDays) + " days.",
         "from");
   }
 
-  std::string needle(req.search);
-  for (char& c : needle) c = Lower(c);
-
-  auto view = store.NewReadView();
   const std::string& ws = req.workspace_id;
-  std::string key;
+  const Reader rd(store);
+  // The database's identity and path: a rebuilt store or a checkpoint copy opened in this
+  // process (same identity, its own history after the copy) never shares entries.
+  std::string cache_key;
+  store.db()->GetDbIdentity(cache_key);
+  cache_key.push_back('\0');
+  cache_key += store.path();
+  cache_key.push_back('\0');
+  cache_key += ws;
+  Cache& cache = Cache::Get();
 
-  // 1. Live agents passing the visibility filter, with their creator.
-  struct Candidate {
-    SuperagentRow row;
-    std::string created_by;
-  };
-  std::vector<Candidate> agents;
-  std::string prefix;
-  store::EntityPrefix(ws, EntityKind::kAgent, &prefix);
-  view->ScanRecords(prefix, [&](std::string_view k, const store::Record& r) {
-    const store::Field* created = store::FindField(r, store::field::kEntityCreated);
-    if (!created) return true;
-    const store::Field* deleted = store::FindField(r, store::field::kEntityDeleted);
-    const store::Field* revived = store::FindField(r, store::field::kEntityRevived);
-    if (deleted && !(revived && revived->time_ms > deleted->time_ms)) return true;
-    const store::Field* vis = store::FindField(r, store::field::kEntityVisibility);
-    if (!VisibilityMatches(req.visibility, vis ? std::string_view(vis->value) : "")) return true;
-    std::string_view rest = k.substr(prefix.size());
-    std::string_view id;
-    if (!store::GetLengthPrefixed(&rest, &id) || !rest.empty()) return true;
-    Candidate c;
-    c.row.superagent_id.assign(id);
-    if (const store::Field* n = store::FindField(r, store::field::kEntityName);
-        n && !n->value.empty()) {
-      c.row.superagent_name = n->value;
-    }
-    const store::Field* owner = store::FindField(r, store::field::kEntityOwner);
-    c.row.owner_user_id = owner && !owner->value.empty() ? owner->value : created->value;
-    c.row.created_at_ms = created->time_ms;
-    c.created_by = created->value;
-    agents.push_back(std::move(c));
-    return true;
-  });
+  // 1. The inventory at this snapshot.
+  std::shared_ptr<const Inventory> inv = cache.FindInventory(cache_key, rd.seq());
+  if (!inv) {
+    std::shared_ptr<const Inventory> built = BuildInventory(rd, ws);
+    if (built->agents.empty()) return out;
+    cache.PutInventory(cache_key, built);
+    inv = std::move(built);
+  }
+  const std::vector<Agent>& agents = inv->agents;
+  const size_t n = agents.size();
 
-  // 2. Creator emails (one profile read per distinct creator), then the search filter.
-  std::unordered_map<std::string, std::optional<std::string>> emails;
-  std::vector<SuperagentRow> rows;
-  rows.reserve(agents.size());
-  for (Candidate& c : agents) {
-    auto [it, inserted] = emails.try_emplace(c.created_by);
-    if (inserted) {
-      store::UserProfileKey(ws, c.created_by, &key);
-      store::Record profile;
-      if (view->GetRecord(key, &profile)) {
-        const store::Field* e = store::FindField(profile, store::field::kUserEmail);
-        if (e && !e->value.empty()) it->second = e->value;
+  // 2. Search and visibility: match[i] for every agent, and how many match.
+  std::vector<uint8_t> match(n, 0);
+  size_t listed_count = 0;
+  const std::string needle = Folded(req.search);
+  if (needle.empty()) {
+    for (size_t i = 0; i < n; ++i)
+      match[i] = VisibilityMatches(req.visibility, static_cast<Vis>(inv->vis_of[i]));
+  } else {
+    // Names: one pass over the '\0'-separated buffer with a searcher built once (a needle
+    // holding '\0' could span two names there: test each name on its own instead).
+    const std::string& names = inv->folded_names;
+    if (needle.find('\0') == std::string::npos) {
+      const std::boyer_moore_horspool_searcher search(needle.begin(), needle.end());
+      auto from_it = names.begin();
+      size_t i = 0;  // hits come in increasing agent order
+      for (;;) {
+        const auto hit = search(from_it, names.end()).first;
+        if (hit == names.end()) break;
+        const size_t at = static_cast<size_t>(hit - names.begin());
+        while (inv->name_end[i] < at) ++i;
+        match[i] = 1;
+        from_it = names.begin() + inv->name_end[i] + 1;  // the next name
+      }
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        const size_t begin = i == 0 ? 0 : inv->name_end[i - 1] + 1;
+        match[i] = std::string_view(names).substr(begin, inv->name_end[i] - begin).find(needle) !=
+                   std::string_view::npos;
       }
     }
-    c.row.created_by_email = it->second;
-    if (!needle.empty() &&
-        !(c.row.superagent_name && ContainsFolded(*c.row.superagent_name, needle)) &&
-        !(c.row.created_by_email && ContainsFolded(*c.row.created_by_email, needle))) {
-      continue;
+    std::vector<uint8_t> email_hit(inv->folded_emails.size());
+    for (size_t e = 0; e < email_hit.size(); ++e)
+      email_hit[e] = inv->folded_emails[e].find(needle) != std::string::npos;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t e = inv->email_of[i];
+      if (!match[i] && e != kNoEmail && email_hit[e]) match[i] = 1;
+      if (match[i] && !VisibilityMatches(req.visibility, static_cast<Vis>(inv->vis_of[i]))) {
+        match[i] = 0;
+      }
     }
-    rows.push_back(std::move(c.row));
   }
-  agents.clear();
-  if (rows.empty()) return out;
+  for (uint8_t m : match) listed_count += m;
+  if (listed_count == 0) return out;
 
-  // 3. Credits over [from, to]: one scan per bucket of every agent's counters.
-  std::unordered_map<std::string, Credits> credits;
-  for (const BucketRef& b : DecomposeRange(out.from, out.to)) {
-    store::CounterBucketPrefix(Scope::kEntity, ws, b.granularity, b.bucket, &key);
-    view->ScanCounters(key, [&](std::string_view rest, const Counters& c) {
-      EntityKind kind;
-      std::string_view id;
-      if (!store::DecodeScopeIdEntity(rest, &kind, &id) || kind != EntityKind::kAgent) return;
-      const double m = c.d[Counters::kAgentMessageCredits];
-      const double i = c.d[Counters::kAgentIntegrationCredits];
-      if (m == 0 && i == 0) return;
-      Credits& cr = credits[std::string(id)];
-      cr.message += m;
-      cr.integration += i;
-    });
-  }
-
-  // 4. Active users of the last 30 days, per listed agent.
+  // 3. Credits over [from, to] and active users of the last 30 days: whole-table columns (cached
+  // or computed by scans), or point reads for a few listed agents.
+  const std::vector<BucketRef> range = DecomposeRange(from, to);
   const std::vector<BucketRef> last30 = DecomposeRange(today - 29, today);
-  std::string extra;
-  for (SuperagentRow& row : rows) {
-    if (auto it = credits.find(row.superagent_id); it != credits.end()) {
-      row.message_credits_consumed = it->second.message;
-      row.integration_credits_consumed = it->second.integration;
-      row.total_credits_consumed = it->second.message + it->second.integration;
-    }
-    store::ScopeIdEntity(EntityKind::kAgent, row.superagent_id, &extra);
-    store::UserBitmap users;
-    for (const BucketRef& b : last30) {
-      store::BitmapKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, &key);
-      view->OrBitmap(key, &users);
-    }
-    row.active_users_last_30d = static_cast<int64_t>(users.Cardinality());
+  std::shared_ptr<const CreditColumn> credits = cache.FindCredits(cache_key, inv.get(), from, to);
+  if (!credits && !UsePointReads(listed_count, range.size(), n)) {
+    std::shared_ptr<const CreditColumn> col = AllCredits(rd, ws, *inv, from, to);
+    cache.PutCredits(cache_key, inv.get(), from, to, col);
+    credits = std::move(col);
+  }
+  std::shared_ptr<const ActiveColumn> active = cache.FindActive(cache_key, inv.get(), today);
+  if (!active && !UsePointReads(listed_count, last30.size(), n)) {
+    std::shared_ptr<const ActiveColumn> col = AllActive(rd, ws, *inv, last30);
+    cache.PutActive(cache_key, inv.get(), today, col);
+    active = std::move(col);
   }
 
-  const SuperagentSort sort = req.sort;
-  std::sort(rows.begin(), rows.end(), [sort](const SuperagentRow& a, const SuperagentRow& b) {
-    int c = CompareField(sort.field, a, b);
-    if (c != 0) return sort.descending ? c > 0 : c < 0;
-    return a.superagent_id < b.superagent_id;
-  });
-  out.rows = std::move(rows);
+  // 4. The listing order: a cached order of the whole table filtered by `match`, or the listed
+  // agents sorted here.
+  auto email_of = [&](const Agent& a) {
+    return a.email == kNoEmail ? std::string_view() : std::string_view(inv->emails[a.email]);
+  };
+  const SuperagentSortField field = req.sort.field;
+  const bool descending = req.sort.descending;
+  const OrderKey order_key{field, descending, from, to, today};
+  std::vector<uint32_t> listed;
+  listed.reserve(listed_count);
+  std::vector<Credits> point_credits;  // by position in `listed`, when no column
+  std::vector<int64_t> point_active;
+  if (std::shared_ptr<const Order> order = cache.FindOrder(cache_key, inv.get(), order_key);
+      order && credits && active) {
+    for (uint32_t i : *order)
+      if (match[i]) listed.push_back(i);
+  } else {
+    // Sorting the whole table pays when many agents are listed: its order is cached and serves
+    // every later search with the same sort. A few listed agents are sorted on their own.
+    const bool whole = credits && active && listed_count * 8 >= n;
+    if (whole) {
+      listed.resize(n);
+      for (uint32_t i = 0; i < n; ++i) listed[i] = i;  // sort the whole table, cache its order
+    } else {
+      for (uint32_t i = 0; i < n; ++i)
+        if (match[i]) listed.push_back(i);
+      if (!credits || !active) {
+        point_credits.resize(listed.size());
+        point_active.resize(listed.size());
+        for (size_t k = 0; k < listed.size(); ++k) {
+          const Agent& a = agents[listed[k]];
+          point_credits[k] = credits ? (*credits)[listed[k]] : AgentCredits(rd, ws, a, range);
+          point_active[k] = active ? (*active)[listed[k]] : AgentActive(rd, ws, a, last30);
+        }
+      }
+    }
+    // Sort keys by agent index (a numeric key for the numeric fields).
+    std::vector<double> numeric;
+    const bool is_numeric = field == SuperagentSortField::kCreatedAt ||
+                            field == SuperagentSortField::kActiveUsers ||
+                            field == SuperagentSortField::kMessageCredits ||
+                            field == SuperagentSortField::kIntegrationCredits ||
+                            field == SuperagentSortField::kTotalCredits;
+    if (is_numeric) {
+      // Keyed by position in `listed` (which is sorted by index, i.e. by id).
+      numeric.resize(listed.size());
+      for (size_t k = 0; k < listed.size(); ++k) {
+        const uint32_t i = listed[k];
+        const Credits c = point_credits.empty() ? (*credits)[i] : point_credits[k];
+        switch (field) {
+          case SuperagentSortField::kCreatedAt:
+            numeric[k] = static_cast<double>(agents[i].created_at_ms);
+            break;
+          case SuperagentSortField::kActiveUsers:
+            numeric[k] = static_cast<double>(point_active.empty() ? (*active)[i] : point_active[k]);
+            break;
+          case SuperagentSortField::kMessageCredits:
+            numeric[k] = c.message;
+            break;
+          case SuperagentSortField::kIntegrationCredits:
+            numeric[k] = c.integration;
+            break;
+          default:
+            numeric[k] = c.message + c.integration;
+        }
+      }
+    }
+    // Positions sorted by (key, id); ids order like positions.
+    std::vector<uint32_t> pos(listed.size());
+    for (uint32_t k = 0; k < pos.size(); ++k) pos[k] = k;
+    auto str_key = [&](uint32_t k) -> std::string_view {
+      const Agent& a = agents[listed[k]];
+      switch (field) {
+        case SuperagentSortField::kName:
+          return a.name;
+        case SuperagentSortField::kCreatedByEmail:
+          return email_of(a);
+        default:
+          return a.owner;
+      }
+    };
+    if (is_numeric) {
+      // created_at_ms fits a double exactly (< 2^53).
+      std::sort(pos.begin(), pos.end(), [&](uint32_t x, uint32_t y) {
+        if (numeric[x] != numeric[y])
+          return descending ? numeric[x] > numeric[y] : numeric[x] < numeric[y];
+        return x < y;
+      });
+    } else {
+      std::sort(pos.begin(), pos.end(), [&](uint32_t x, uint32_t y) {
+        const int c = str_key(x).compare(str_key(y));
+        if (c != 0) return descending ? c > 0 : c < 0;
+        return x < y;
+      });
+    }
+    std::vector<uint32_t> sorted(listed.size());
+    for (size_t k = 0; k < pos.size(); ++k) sorted[k] = listed[pos[k]];
+    if (!point_credits.empty()) {
+      std::vector<Credits> pc(pos.size());
+      std::vector<int64_t> pa(pos.size());
+      for (size_t k = 0; k < pos.size(); ++k) {
+        pc[k] = point_credits[pos[k]];
+        pa[k] = point_active[pos[k]];
+      }
+      point_credits = std::move(pc);
+      point_active = std::move(pa);
+    }
+    listed = std::move(sorted);
+    if (whole) {
+      auto order = std::make_shared<const Order>(listed);
+      cache.PutOrder(cache_key, inv.get(), order_key, order);
+      listed.clear();
+      for (uint32_t i : *order)
+        if (match[i]) listed.push_back(i);
+    }
+  }
+
+  out->inv = std::move(inv);
+  out->credits = std::move(credits);
+  out->active = std::move(active);
+  out->listed = std::move(listed);
+  out->point_credits = std::move(point_credits);
+  out->point_active = std::move(point_active);
+  return out;
+}
+
+Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,
+                                          const SuperagentsRequest& req) {
+  Result<std::shared_ptr<const SuperagentsListing>> listing = OpenSuperagents(store, clock, req);
+  if (!listing) return std::unexpected(listing.error());
+  const auto& l = static_cast<const Listing&>(**listing);
+  SuperagentsResult out;
+  out.from = l.from();
+  out.to = l.to();
+  const size_t n = l.size();
+  if (n == 0) return out;
+  out.rows.resize(n);
+  // Fill the rows in agent (memory) order rather than in listing order: the agent table is then
+  // read sequentially, and only the writes land at random places.
+  std::vector<uint32_t> row_of(l.inv->agents.size(), UINT32_MAX);
+  for (size_t k = 0; k < n; ++k) row_of[l.listed[k]] = static_cast<uint32_t>(k);
+  for (uint32_t k : row_of)
+    if (k != UINT32_MAX) l.Fill(k, &out.rows[k]);
   return out;
 }
 

@@ -23,13 +23,23 @@
 //  - visibility: exact kind, or kPublic = public_with_login or public_without_login.
 //  - Order: by the sort field (strings in byte order, absent name/email as ""), then always by
 //    superagent_id ascending.
-// Cost: one prefix scan of the agent rows, one counter-prefix scan per stored bucket of
-// DecomposeRange(from, to), one profile read per distinct creator, and DecomposeRange(30 days)
-// bitmap reads per listed agent.
+// Cost: the workspace's agent table (one scan of its agent rows and of its user profiles), the
+// credits over [from, to] (one pass over the counter rows of DecomposeRange(from, to)) and the
+// active users (one pass over the bitmap rows of the last 30 days) are computed from one store
+// snapshot and cached in-process, keyed by the snapshot's sequence number: they are reused only
+// while nothing at all has been written to the store, so a cached answer is identical to a
+// recomputed one. A request that lists few agents reads their credits and users with point
+// reads instead. Then: the search over the table (one memmem pass over the names, one find per
+// distinct creator email), the sort (the whole table's order is cached per sort field and
+// range), and one row per listed agent. So with an idle store a request costs O(agents of the
+// workspace) for the filter plus O(listed agents) for the rows; after any write, the next
+// request rebuilds the table and the columns it needs (O(agent rows in the range's buckets)).
 //
 // Thread-safe: any number of concurrent calls on one Store.
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,9 +122,29 @@ struct SuperagentsResult {
 
 // kInvalidArgument (with `field`) when only one of from/to is set ("to" / "from"), from > to
 // ("to"), the range is longer than kSuperagentsMaxDays ("from") or search is too long
-// ("search"). An unknown workspace gives an empty result.
+// ("search"). An unknown workspace gives an empty result. = OpenSuperagents + every Row().
 Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,
                                           const SuperagentsRequest& request);
+
+// The same list, filtered and sorted but with rows built on demand: opening it costs the filter
+// and the sort, not the rows, so a caller that shows one page of a long list (and keeps the
+// listing for the next pages) pays for that page only. Immutable and thread-safe; it keeps the
+// workspace's agent table it was cut from alive (about 300 bytes per agent of the workspace,
+// shared by every listing of the same store state), plus 4 bytes per listed agent.
+class SuperagentsListing {
+ public:
+  virtual ~SuperagentsListing() = default;
+  virtual size_t size() const = 0;
+  // Row i of the sorted list, 0 <= i < size(); equal to ListSuperagents(...).rows[i].
+  virtual SuperagentRow Row(size_t i) const = 0;
+  // The credit range used.
+  virtual DayNumber from() const = 0;
+  virtual DayNumber to() const = 0;
+};
+
+// Errors as ListSuperagents.
+Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(
+    const store::Store& store, const Clock& clock, const SuperagentsRequest& request);
 
 // ---------------------------------------------------------------------------------------------
 // Inline definitions.

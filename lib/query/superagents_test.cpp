@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "aggregate/aggregator.h"
 #include "query/internal/views_test_base.h"
@@ -211,6 +215,236 @@ TEST_F(SuperagentsTest, Validation) {
   res = ListSuperagents(*store_, clock_, r);
   ASSERT_FALSE(res.has_value());
   EXPECT_EQ(res.error().field, "search");
+}
+
+TEST_F(SuperagentsTest, AnswersFollowEveryWrite) {
+  // The engine caches per-workspace tables tagged with the store's sequence number: a write
+  // must be visible to the very next request, and repeated requests must agree.
+  SuperagentsResult before = Run({});
+  EXPECT_EQ(Run({}).rows.size(), before.rows.size());
+  ASSERT_EQ(Ids(before), (IdList{"a2", "a1", "a4"}));
+  UsageEvent e = Ev("2026-03-12", "dave", Action::kCreated, "a5");
+  e.entity_name = "Fresh Agent";
+  e.user_email = "dave@corp.com";
+  Apply({e, Exec("2026-03-13", "u9", "a5", 50, 0), Exec("2026-03-14", "u8", "a4", 1, 0)});
+  SuperagentsResult after = Run({});
+  ASSERT_EQ(Ids(after), (IdList{"a5", "a2", "a1", "a4"}));
+  EXPECT_EQ(after.rows[0].total_credits_consumed, 50);
+  EXPECT_EQ(after.rows[0].active_users_last_30d, 1);
+  EXPECT_EQ(after.rows[3].total_credits_consumed, 1);
+  EXPECT_EQ(after.rows[3].active_users_last_30d, 1);
+  SuperagentsRequest r;
+  r.search = "fresh";
+  EXPECT_EQ(Ids(Run(r)), (IdList{"a5"}));
+  Apply({Ev("2026-03-14", "dave", Action::kDeleted, "a5")});
+  EXPECT_EQ(Ids(Run(r)), (IdList{}));
+  EXPECT_EQ(Ids(Run({})), (IdList{"a2", "a1", "a4"}));
+}
+
+// Many agents and creators, so that whole-table scans (credits, active users, profiles) and
+// per-agent point reads are both used; every answer must equal a brute-force reference computed
+// from the events.
+class SuperagentsManyTest : public internal::ViewsTestBase {
+ protected:
+  struct Ref {
+    std::string id;
+    std::optional<std::string> name;
+    std::optional<std::string> email;
+    std::string owner;
+    int64_t created_at = 0;
+    std::string visibility;
+    bool live = true;
+    struct Exec {
+      DayNumber day;
+      std::string user;
+      double msg, integ;
+    };
+    std::vector<Exec> execs;
+  };
+
+  void SetUp() override {
+    ViewsTestBase::SetUp();
+    const char* kVis[] = {"private", "workspace", "public_with_login", "public_without_login", ""};
+    std::vector<UsageEvent> evs;
+    int id = 0;
+    auto ev = [&](DayNumber day, const std::string& user, Action a, const std::string& agent) {
+      UsageEvent e;
+      e.id = std::to_string(++id);
+      e.source = "test";
+      e.kind = EntityKind::kAgent;
+      e.action = a;
+      e.time_ms = int64_t{day} * 86'400'000 + 3'600'000;
+      e.workspace_id = "ws";
+      e.user_id = user;
+      e.entity_id = agent;
+      return e;
+    };
+    for (int i = 0; i < 300; ++i) {
+      Ref r;
+      char buf[16];
+      // Ids of different lengths: key order (length first) differs from id order.
+      std::snprintf(buf, sizeof buf, i % 10 == 0 ? "ag%03d-x" : i % 10 == 1 ? "b%d" : "ag%03d", i);
+      r.id = buf;
+      const std::string creator = "c" + std::to_string(i % 100);
+      r.owner = creator;
+      if (i % 100 != 99) r.email = "Creator" + std::to_string(i % 100) + "@Example.com";
+      if (i % 3 == 0) r.name = "Agent " + std::to_string(i);
+      if (i % 3 == 1) r.name = "Bot " + std::to_string(i);
+      r.visibility = kVis[i % 5];
+      const DayNumber created = Day("2026-02-01") + i % 10;
+      r.created_at = int64_t{created} * 86'400'000 + 3'600'000;
+      UsageEvent e = ev(created, creator, Action::kCreated, r.id);
+      if (r.name) e.entity_name = *r.name;
+      e.entity_visibility = r.visibility;
+      if (r.email) e.user_email = *r.email;
+      evs.push_back(e);
+      for (int k = 0; k < i % 6; ++k) {
+        Ref::Exec x{Day("2026-02-10") + (i * 3 + k * 11) % 34,
+                    "u" + std::to_string((i * 7 + k) % 40), double(i % 5 + k), double(k % 2)};
+        UsageEvent ex = ev(x.day, x.user, Action::kExecuted, r.id);
+        ex.message_credits = x.msg;
+        ex.integration_credits = x.integ;
+        evs.push_back(ex);
+        r.execs.push_back(x);
+      }
+      if (i % 7 == 0) {
+        evs.push_back(ev(Day("2026-03-01"), creator, Action::kDeleted, r.id));
+        r.live = false;
+      }
+      refs_.push_back(std::move(r));
+    }
+    // Several batches, as ingest would write them.
+    for (size_t b = 0; b < evs.size(); b += 97) {
+      Apply(std::vector<UsageEvent>(evs.begin() + b, evs.begin() + std::min(evs.size(), b + 97)));
+    }
+  }
+
+  std::vector<SuperagentRow> Expected(const SuperagentsRequest& req) const {
+    const DayNumber today = Day("2026-03-15");
+    const DayNumber from = req.from.value_or(Day("2026-03-01")), to = req.to.value_or(today);
+    std::string needle = req.search;
+    for (char& c : needle) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto contains = [&](const std::optional<std::string>& s) {
+      if (!s) return false;
+      std::string f = *s;
+      for (char& c : f) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return f.find(needle) != std::string::npos;
+    };
+    std::vector<SuperagentRow> rows;
+    for (const Ref& r : refs_) {
+      if (!r.live) continue;
+      if (req.visibility == VisibilityFilter::kPublic && r.visibility != "public_with_login" &&
+          r.visibility != "public_without_login") {
+        continue;
+      }
+      if (!needle.empty() && !contains(r.name) && !contains(r.email)) continue;
+      SuperagentRow row;
+      row.superagent_id = r.id;
+      row.superagent_name = r.name;
+      row.owner_user_id = r.owner;
+      row.created_by_email = r.email;
+      row.created_at_ms = r.created_at;
+      std::set<std::string> users;
+      for (const Ref::Exec& x : r.execs) {
+        if (x.day >= from && x.day <= to) {
+          row.message_credits_consumed += x.msg;
+          row.integration_credits_consumed += x.integ;
+        }
+        if (x.day >= today - 29 && x.day <= today) users.insert(x.user);
+      }
+      row.total_credits_consumed = row.message_credits_consumed + row.integration_credits_consumed;
+      row.active_users_last_30d = static_cast<int64_t>(users.size());
+      rows.push_back(std::move(row));
+    }
+    auto key = [&](const SuperagentRow& r) -> std::pair<double, std::string> {
+      switch (req.sort.field) {
+        case SuperagentSortField::kTotalCredits:
+          return {r.total_credits_consumed, ""};
+        case SuperagentSortField::kActiveUsers:
+          return {double(r.active_users_last_30d), ""};
+        case SuperagentSortField::kName:
+          return {0, r.superagent_name.value_or("")};
+        case SuperagentSortField::kCreatedByEmail:
+          return {0, r.created_by_email.value_or("")};
+        default:
+          ADD_FAILURE() << "sort field not covered by the reference";
+          return {0, ""};
+      }
+    };
+    std::sort(rows.begin(), rows.end(), [&](const SuperagentRow& a, const SuperagentRow& b) {
+      auto ka = key(a), kb = key(b);
+      if (ka != kb) return req.sort.descending ? ka > kb : ka < kb;
+      return a.superagent_id < b.superagent_id;
+    });
+    return rows;
+  }
+
+  void Check(SuperagentsRequest req, const std::string& what) {
+    req.workspace_id = "ws";
+    auto res = ListSuperagents(*store_, clock_, req);
+    ASSERT_TRUE(res.has_value()) << res.error().message;
+    std::vector<SuperagentRow> want = Expected(req);
+    ASSERT_EQ(res->rows.size(), want.size()) << what;
+    // The on-demand listing: the same rows.
+    auto listing = OpenSuperagents(*store_, clock_, req);
+    ASSERT_TRUE(listing.has_value()) << listing.error().message;
+    ASSERT_EQ((*listing)->size(), want.size()) << what;
+    EXPECT_EQ((*listing)->from(), res->from);
+    EXPECT_EQ((*listing)->to(), res->to);
+    for (size_t i = 0; i < want.size(); ++i) {
+      const SuperagentRow r = (*listing)->Row(i);
+      ASSERT_EQ(r.superagent_id, res->rows[i].superagent_id) << what;
+      EXPECT_EQ(r.total_credits_consumed, res->rows[i].total_credits_consumed) << what;
+      EXPECT_EQ(r.active_users_last_30d, res->rows[i].active_users_last_30d) << what;
+      EXPECT_EQ(r.created_by_email, res->rows[i].created_by_email) << what;
+    }
+    for (size_t i = 0; i < want.size(); ++i) {
+      const SuperagentRow& g = res->rows[i];
+      const SuperagentRow& w = want[i];
+      ASSERT_EQ(g.superagent_id, w.superagent_id) << what << " row " << i;
+      EXPECT_EQ(g.superagent_name, w.superagent_name) << what << " " << w.superagent_id;
+      EXPECT_EQ(g.active_users_last_30d, w.active_users_last_30d) << what << " " << w.superagent_id;
+      EXPECT_EQ(g.message_credits_consumed, w.message_credits_consumed) << what;
+      EXPECT_EQ(g.integration_credits_consumed, w.integration_credits_consumed) << what;
+      EXPECT_EQ(g.total_credits_consumed, w.total_credits_consumed) << what;
+      EXPECT_EQ(g.owner_user_id, w.owner_user_id) << what;
+      EXPECT_EQ(g.created_by_email, w.created_by_email) << what << " " << w.superagent_id;
+      EXPECT_EQ(g.created_at_ms, w.created_at_ms) << what;
+    }
+  }
+
+  std::vector<Ref> refs_;
+  Clock clock_ = Clock::Fixed(At("2026-03-15") + 5'000);
+};
+
+TEST_F(SuperagentsManyTest, EveryPathMatchesBruteForceReference) {
+  auto req = [](const char* sort, std::string search = "") {
+    SuperagentsRequest r;
+    r.sort = *ParseSuperagentSort(sort);
+    r.search = std::move(search);
+    return r;
+  };
+  // A few matches first (point reads, nothing cached but the table), then everything (whole-
+  // table columns), then few again (served from the cached columns).
+  Check(req("-total_credits_consumed", "agent 27"), "few, cold");
+  Check(req("-total_credits_consumed"), "all");
+  Check(req("-total_credits_consumed", "BOT"), "many by name");
+  Check(req("-total_credits_consumed", "creator1"), "many by email");
+  Check(req("-total_credits_consumed", "agent 27"), "few, warm");
+  Check(req("-active_users_last_30d"), "by active users");
+  Check(req("superagent_name", "example"), "by name");
+  Check(req("superagent_name", "agent 27"), "few by name, columns cached");
+  Check(req("-total_credits_consumed", "BOT"), "many by name again (cached order)");
+  Check(req("-created_by_email"), "by email");
+  SuperagentsRequest r = req("-total_credits_consumed", "o");
+  r.visibility = VisibilityFilter::kPublic;
+  Check(r, "public");
+  r = req("total_credits_consumed");
+  r.from = Day("2026-02-01");
+  r.to = Day("2026-03-10");
+  Check(r, "explicit range");
+  r.search = "agent 1";
+  Check(r, "explicit range, few");
 }
 
 TEST(SuperagentsParse, SortAndVisibility) {
