@@ -8,14 +8,18 @@
 #                                                   no Kafka (default 1000000 events, 3 runs)
 #   scripts/bench.sh replay [events] [runs]         `tally replay --mode rebuild` from a .zst
 #                                                   file (default 10000000 events, 3 runs)
+#   scripts/bench.sh requests [requests_bench flags] GET /v1/analytics/requests/* (11 endpoints)
+#                                                   p50/p99 at 1M and 10M events, and their ratio
+#   scripts/bench.sh superagents [superagents_bench flags]  GET .../superagents p50/p99, 50-row
+#                                                   pages of a workspace with ~100k agents, 10M events
 # Flags: `scripts/bench.sh ingest --help`. BUILD_DIR overrides the build directory (./build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-}"
 case "$what" in
-  ingest | query | pipeline | replay) shift ;;
+  ingest | query | pipeline | replay | requests | superagents) shift ;;
   *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
@@ -27,10 +31,14 @@ if [ "$what" = pipeline ]; then targets+=(tally); fi
 if [ "$what" = replay ]; then targets=(tally); fi
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
+# A shared working tree: say which files differ from the commit measured.
+git diff --stat HEAD 2>/dev/null | sed -n '$!s/^/  changed: /p' | head -20 || true
 
 case "$what" in
   ingest) exec "$build/bench/ingest_bench" "$@" ;;
   query) exec "$build/bench/query_bench" "$@" ;;
+  requests) exec "$build/bench/requests_bench" "$@" ;;
+  superagents) exec "$build/bench/superagents_bench" "$@" ;;
   replay)
     events="${1:-10000000}"
     runs="${2:-3}"
