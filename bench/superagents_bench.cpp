@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
 
   if (!tmp_base.empty()) setenv("TMPDIR", tmp_base.c_str(), 1);
   tb::TempDir tmp("tally-superagents-bench-");
-  if (keep || !data_dir.empty()) tmp.keep();
+  if (keep) tmp.keep();  // with --reuse it only holds the keys file and tallyd's log
 
   // ---------------------------------------------------------------- load
   tb::PreloadOptions po;
