@@ -247,7 +247,11 @@ std::vector<uint32_t> TopIndexes(const Accumulator& acc, size_t limit, Value val
     return id(a) < id(b);
   };
   const size_t n = std::min(limit, idx.size());
-  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n), idx.end(), less);
+  if (n == idx.size()) {
+    std::sort(idx.begin(), idx.end(), less);  // partial_sort of everything is a slower heap sort
+  } else {
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n), idx.end(), less);
+  }
   idx.resize(n);
   return idx;
 }
