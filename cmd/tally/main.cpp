@@ -30,12 +30,9 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log librdkafka and tally details on stderr.");
 
   const std::vector<tally::cli::Command> commands = {
-      tally::cli::AddBrokerCommand(app),
-      tally::cli::AddGenCommand(app),
-      tally::cli::AddProduceCommand(app),
-      tally::cli::AddKeysCommand(app),
-      tally::cli::AddReplayCommand(app),
-      tally::cli::AddSnapshotCommand(app),
+      tally::cli::AddBrokerCommand(app),  tally::cli::AddGenCommand(app),
+      tally::cli::AddProduceCommand(app), tally::cli::AddKeysCommand(app),
+      tally::cli::AddReplayCommand(app),  tally::cli::AddSnapshotCommand(app),
       tally::cli::AddDlqCommand(app),
   };
 

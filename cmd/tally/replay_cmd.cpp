@@ -178,17 +178,25 @@ int Feed(const ReplayArgs& a, replay::Replayer* replayer, const std::string& bro
   return 0;
 }
 
-// POST /admin/v1/switch on a running tallyd. "" on success, else the reason.
-std::string AskToSwitch(const std::string& url, const std::string& token, const std::string& db,
-                        bool* pending) {
-  *pending = false;
+// A connection to the tallyd at `url` (http://HOST:PORT[/...]); kInvalidArgument for another
+// form, kUnavailable when it does not answer.
+Result<http::testing::HttpClient> ConnectTallyd(const std::string& url) {
   std::string hostport = url;
   if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
   if (auto slash = hostport.find('/'); slash != std::string::npos) hostport.resize(slash);
   auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) return "--tallyd must be http://HOST:PORT";
-  auto client = http::testing::HttpClient::Connect(
+  if (colon == std::string::npos || colon + 1 == hostport.size()) {
+    return Fail(ErrorCode::kInvalidArgument, "--tallyd must be http://HOST:PORT", "tallyd");
+  }
+  return http::testing::HttpClient::Connect(
       hostport.substr(0, colon), static_cast<uint16_t>(std::stoi(hostport.substr(colon + 1))));
+}
+
+// POST /admin/v1/switch on a running tallyd. "" on success, else the reason.
+std::string AskToSwitch(const std::string& url, const std::string& token, const std::string& db,
+                        bool* pending) {
+  *pending = false;
+  auto client = ConnectTallyd(url);
   if (!client) return client.error().message;
   std::string body;
   JsonWriter w(&body);
@@ -342,19 +350,11 @@ struct SnapshotArgs {
 };
 
 int RunSnapshot(const SnapshotArgs& a) {
-  std::string hostport = a.tallyd;
-  if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
-  auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) {
-    std::fprintf(stderr, "snapshot: --tallyd must be http://HOST:PORT\n");
-    return 2;
-  }
   std::string out = std::filesystem::absolute(a.out).lexically_normal().string();
-  auto client = http::testing::HttpClient::Connect(
-      hostport.substr(0, colon), static_cast<uint16_t>(std::stoi(hostport.substr(colon + 1))));
+  auto client = ConnectTallyd(a.tallyd);
   if (!client) {
     std::fprintf(stderr, "snapshot: %s\n", client.error().message.c_str());
-    return 1;
+    return client.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
   }
   std::string body;
   JsonWriter w(&body);

@@ -19,8 +19,7 @@ std::optional<std::string> ScopeHeader(const Request& request, std::string_view 
   // Every occurrence under either spelling must agree: a second, different value could
   // otherwise mean one thing to a proxy and another to tally.
   auto same_name = [](std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
              return std::tolower(static_cast<unsigned char>(x)) ==
                     std::tolower(static_cast<unsigned char>(y));
            });

@@ -105,8 +105,7 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
   }
   if (deps.admin.switch_db) {
     auto admin = std::make_shared<const AdminHandler>(deps.keys, std::move(deps.admin));
-    router->Add("POST", "/admin/v1/switch",
-                [admin](const Request& r) { return admin->Switch(r); });
+    router->Add("POST", "/admin/v1/switch", [admin](const Request& r) { return admin->Switch(r); });
     router->Add("POST", "/admin/v1/snapshot",
                 [admin](const Request& r) { return admin->Snapshot(r); });
   }

@@ -125,6 +125,12 @@ class Plan {
     return out;
   }
 
+  // The project header's project, or every project with slices under (org, agent selector).
+  std::vector<std::string> ScopeProjects(std::string_view org, uint32_t agent) const {
+    if (project()) return {std::string(*project())};
+    return ProjectsOf(org, agent);
+  }
+
   // True if (org, agent selector, project) has a request in the range.
   bool ProjectActive(std::string_view org, uint32_t agent, std::string_view project) const {
     std::string key;
@@ -194,12 +200,7 @@ std::map<std::pair<std::string, std::string>, store::UserBitmap> ProjectUsers(co
   std::map<std::pair<std::string, std::string>, store::UserBitmap> out;
   for (const std::string& org : plan.orgs()) {
     for (uint32_t agent : plan.agents()) {
-      std::vector<std::string> projects;
-      if (plan.project()) {
-        projects.emplace_back(*plan.project());
-      } else {
-        projects = plan.ProjectsOf(org, agent);
-      }
+      const std::vector<std::string> projects = plan.ScopeProjects(org, agent);
       for (const std::string& p : projects) {
         store::UserBitmap users;
         std::string_view pv = p;
@@ -216,12 +217,7 @@ uint64_t ActiveProjects(const Plan& plan) {
   std::vector<std::pair<std::string, std::string>> active;
   for (const std::string& org : plan.orgs()) {
     for (uint32_t agent : plan.agents()) {
-      std::vector<std::string> projects;
-      if (plan.project()) {
-        projects.emplace_back(*plan.project());
-      } else {
-        projects = plan.ProjectsOf(org, agent);
-      }
+      const std::vector<std::string> projects = plan.ScopeProjects(org, agent);
       for (const std::string& p : projects) {
         if (plan.ProjectActive(org, agent, p)) active.emplace_back(org, p);
       }
