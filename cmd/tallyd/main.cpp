@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
     return tally::query::WorkspaceKnown(*live->Current()->store, ws);
   };
   deps.superagents.run = [live, &clock](const tally::query::SuperagentsRequest& r) {
-    return tally::query::ListSuperagents(*live->Current()->store, clock, r);
+    return tally::query::OpenSuperagents(*live->Current()->store, clock, r);
   };
   deps.superagents.workspace_known = [live](std::string_view ws) {
     return tally::query::WorkspaceKnown(*live->Current()->store, ws);

@@ -131,26 +131,39 @@ SuperagentsHandler::SuperagentsHandler(std::shared_ptr<const KeyStore> keys,
   if (options_.max_result_sets == 0) options_.max_result_sets = 1;
 }
 
-std::string SuperagentsHandler::Remember(const std::string& workspace_id,
-                                         std::shared_ptr<const Rows> rows) const {
+void SuperagentsHandler::Account(const query::SuperagentsListing& listing, int sign) const {
+  size_t bytes = listing.OwnBytes();
+  if (const void* table = listing.SharedTable()) {
+    size_t& users = tables_[table];
+    // The shared table counts once, while at least one cached set uses it.
+    if (sign > 0 ? users++ == 0 : --users == 0) bytes += listing.SharedTableBytes();
+    if (users == 0) tables_.erase(table);
+  }
+  cached_bytes_ = sign > 0 ? cached_bytes_ + bytes : cached_bytes_ - bytes;
+}
+
+std::string SuperagentsHandler::Remember(const std::string& workspace_id, Listing listing) const {
   std::string id = RandomBytes(kSetIdBytes);
   const auto now = std::chrono::steady_clock::now();
+  // Evicted listings may be the last owners of large tables: they are destroyed here, after the
+  // lock is released, so that other requests do not wait for it.
+  std::vector<Listing> evicted;
   std::lock_guard<std::mutex> lock(mu_);
+  Account(*listing, +1);
   // Drop expired sets (oldest first), then the oldest live ones beyond the bounds.
-  const size_t incoming = rows->size();
   while (!order_.empty()) {
     auto it = sets_.find(order_.front());
     if (sets_.size() < options_.max_result_sets && it->second.expires > now &&
-        cached_rows_ + incoming <= options_.max_cached_rows) {
+        cached_bytes_ <= options_.max_cached_bytes) {
       break;
     }
-    cached_rows_ -= it->second.rows->size();
+    Account(*it->second.listing, -1);
+    evicted.push_back(std::move(it->second.listing));
     sets_.erase(it);
     order_.pop_front();
   }
-  cached_rows_ += incoming;
   order_.push_back(id);
-  sets_[id] = Entry{workspace_id, std::move(rows), now + options_.ttl};
+  sets_[id] = Entry{workspace_id, std::move(listing), now + options_.ttl};
   return id;
 }
 
@@ -183,7 +196,7 @@ Response SuperagentsHandler::Handle(const Request& request) const {
   auto parsed = ParseSuperagentsRequest(request.query);
   if (!parsed) return ValidationErrorResponse(parsed.error());
 
-  std::shared_ptr<const Rows> rows;
+  Listing listing;
   std::string set_id;
   size_t offset = 0;
   if (!parsed->cursor.empty()) {
@@ -206,18 +219,18 @@ Response SuperagentsHandler::Handle(const Request& request) const {
       auto it = sets_.find(set_id);
       if (it != sets_.end() && it->second.expires > std::chrono::steady_clock::now() &&
           it->second.workspace_id == ws) {
-        rows = it->second.rows;
+        listing = it->second.listing;
       }
     }
-    if (!rows) {
+    if (!listing) {
       return CursorError("The cursor has expired; restart from the first page.",
                          "The result set of this cursor is no longer available; request the "
                          "first page again (without cursor).");
     }
-    if (offset > rows->size()) return InvalidCursor();
+    if (offset > listing->size()) return InvalidCursor();
   } else {
     parsed->request.workspace_id = ws;
-    Result<query::SuperagentsResult> result = backend_.run(parsed->request);
+    Result<Listing> result = backend_.run(parsed->request);
     if (!result) {
       if (result.error().code == ErrorCode::kInvalidArgument) {
         const Error& e = result.error();
@@ -226,22 +239,23 @@ Response SuperagentsHandler::Handle(const Request& request) const {
       }
       return ErrorResponse(result.error());
     }
-    rows = std::make_shared<const Rows>(std::move(result->rows));
+    listing = std::move(*result);
   }
 
   const size_t next = offset + static_cast<size_t>(parsed->limit);
   std::optional<std::string> next_cursor;
-  if (next < rows->size()) {
-    if (set_id.empty()) set_id = Remember(ws, rows);
+  if (next < listing->size()) {
+    if (set_id.empty()) set_id = Remember(ws, listing);
     next_cursor = MakeCursor(set_id, static_cast<uint32_t>(next), ws);
   }
-  return JsonResponse(200, RenderSuperagents(*rows, offset, parsed->limit, next_cursor));
+  return JsonResponse(200, RenderSuperagents(*listing, offset, parsed->limit, next_cursor));
 }
 
-std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, size_t offset,
-                              int limit, const std::optional<std::string>& next_cursor) {
-  const size_t begin = std::min(offset, rows.size());
-  const size_t end = std::min(rows.size(), begin + static_cast<size_t>(limit));
+std::string RenderSuperagents(const query::SuperagentsListing& listing, size_t offset, int limit,
+                              const std::optional<std::string>& next_cursor) {
+  const size_t total = listing.size();
+  const size_t begin = std::min(offset, total);
+  const size_t end = std::min(total, begin + static_cast<size_t>(limit));
   std::string out;
   out.reserve(96 + (end - begin) * 320);
   JsonWriter w(&out);
@@ -249,7 +263,7 @@ std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, siz
   w.Key("superagents");
   w.BeginArray();
   for (size_t i = begin; i < end; ++i) {
-    const query::SuperagentRow& row = rows[i];
+    const query::SuperagentRow row = listing.Row(i);
     w.BeginObject();
     w.Key("superagent_id");
     w.String(row.superagent_id);
@@ -275,11 +289,11 @@ std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, siz
   w.Key("pagination");
   w.BeginObject();
   w.Key("total");
-  w.Int(static_cast<int64_t>(rows.size()));
+  w.Int(static_cast<int64_t>(total));
   w.Key("limit");
   w.Int(limit);
   w.Key("has_more");
-  w.Bool(end < rows.size());
+  w.Bool(end < total);
   w.Key("next_cursor");
   w.StringOrNull(next_cursor);
   w.EndObject();

@@ -4,7 +4,7 @@
 //
 //   tally::http::SuperagentsBackend backend{
 //       .run = [&](const tally::query::SuperagentsRequest& r) {
-//         return tally::query::ListSuperagents(store, clock, r);
+//         return tally::query::OpenSuperagents(store, clock, r);
 //       },
 //       .workspace_known = [&](std::string_view ws) {
 //         return tally::query::WorkspaceKnown(store, ws);
@@ -24,8 +24,9 @@
 //       is no longer cached ->
 //   200 {"superagents":[...],"pagination":{"total","limit","has_more","next_cursor"}}.
 //
-// Pagination: the first page (no cursor) computes the whole filtered, sorted list and, when more
-// pages follow, keeps it in a bounded in-memory cache under a random result-set id. next_cursor
+// Pagination: the first page (no cursor) opens the filtered, sorted listing (rows are built for
+// the page only) and, when more pages follow, keeps the listing in a bounded in-memory cache
+// under a random result-set id. next_cursor
 // = base64url(version, result-set id, next offset, workspace id) + HMAC-SHA256 tag under a
 // per-process random key. Pages read with a cursor come from that frozen list, so a walk sees
 // every agent exactly once however many events arrive meanwhile; they ignore the request's
@@ -52,8 +53,11 @@ namespace tally::http {
 
 // Where the handler gets its data. Both functions must be set and thread-safe.
 struct SuperagentsBackend {
-  // Runs a validated request. kInvalidArgument -> 422, others per error_mapping.h.
-  std::function<Result<query::SuperagentsResult>(const query::SuperagentsRequest&)> run;
+  // Opens the listing of a validated request (immutable; the handler keeps it for the cursor
+  // pages). kInvalidArgument -> 422, others per error_mapping.h.
+  std::function<Result<std::shared_ptr<const query::SuperagentsListing>>(
+      const query::SuperagentsRequest&)>
+      run;
   // True if the workspace has been seen in any event.
   std::function<bool(std::string_view)> workspace_known;
 };
@@ -61,9 +65,10 @@ struct SuperagentsBackend {
 struct SuperagentsOptions {
   size_t max_result_sets = 256;  // cached result sets; the oldest is evicted beyond this
   std::chrono::milliseconds ttl = std::chrono::minutes(10);
-  // Bound on the rows held by all cached sets together (memory: ~200 bytes a row); the oldest
-  // sets are evicted to make room. A single larger set is still cached (alone).
-  size_t max_cached_rows = 1'000'000;
+  // Bound on the memory held by all cached sets together (SuperagentsListing::OwnBytes of each,
+  // plus each distinct shared table once); the oldest sets are evicted to make room. A single
+  // larger set is still cached (alone).
+  size_t max_cached_bytes = 256u << 20;
 };
 
 class SuperagentsHandler {
@@ -76,14 +81,16 @@ class SuperagentsHandler {
   Response Handle(const Request& request) const;
 
  private:
-  using Rows = std::vector<query::SuperagentRow>;
+  using Listing = std::shared_ptr<const query::SuperagentsListing>;
   struct Entry {
     std::string workspace_id;
-    std::shared_ptr<const Rows> rows;
+    Listing listing;
     std::chrono::steady_clock::time_point expires;
   };
 
-  std::string Remember(const std::string& workspace_id, std::shared_ptr<const Rows> rows) const;
+  std::string Remember(const std::string& workspace_id, Listing listing) const;
+  // Under mu_: accounts for `listing` entering (+1) or leaving (-1) the cache.
+  void Account(const query::SuperagentsListing& listing, int sign) const;
   std::string MakeCursor(std::string_view set_id, uint32_t offset,
                          std::string_view workspace_id) const;
 
@@ -93,9 +100,10 @@ class SuperagentsHandler {
   std::string hmac_key_;  // 32 random bytes, per process
 
   mutable std::mutex mu_;
-  mutable std::unordered_map<std::string, Entry> sets_;  // by raw 16-byte result-set id
-  mutable std::list<std::string> order_;                 // insertion order, oldest first
-  mutable size_t cached_rows_ = 0;                       // rows of all sets in sets_
+  mutable std::unordered_map<std::string, Entry> sets_;     // by raw 16-byte result-set id
+  mutable std::list<std::string> order_;                    // insertion order, oldest first
+  mutable size_t cached_bytes_ = 0;                         // see max_cached_bytes
+  mutable std::unordered_map<const void*, size_t> tables_;  // shared table -> sets using it
 };
 
 // base64url without padding (RFC 4648 §5). Pure.
@@ -104,8 +112,8 @@ std::string Base64UrlEncode(std::string_view data);
 // impossible length. Pure.
 std::optional<std::string> Base64UrlDecode(std::string_view text);
 
-// The 200 body for rows[offset, offset + limit). Pure.
-std::string RenderSuperagents(const std::vector<query::SuperagentRow>& rows, size_t offset,
-                              int limit, const std::optional<std::string>& next_cursor);
+// The 200 body for rows [offset, offset + limit) of `listing` (only those rows are built).
+std::string RenderSuperagents(const query::SuperagentsListing& listing, size_t offset, int limit,
+                              const std::optional<std::string>& next_cursor);
 
 }  // namespace tally::http

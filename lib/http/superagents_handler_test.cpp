@@ -57,13 +57,17 @@ class SuperagentsHandlerTest : public ::testing::Test {
     auto keys = KeyStore::LoadString(KeysToml());
     ASSERT_TRUE(keys.has_value()) << keys.error().message;
     SuperagentsBackend backend;
-    backend.run = [this](const query::SuperagentsRequest& r) -> Result<query::SuperagentsResult> {
+    backend.run = [this](const query::SuperagentsRequest& r)
+        -> Result<std::shared_ptr<const query::SuperagentsListing>> {
       ++calls_;
       last_ = r;
       if (fail_) return std::unexpected(*fail_);
       query::SuperagentsResult res;
       for (int i = 0; i < rows_; ++i) res.rows.push_back(Row(i));
-      return res;
+      if (shared_table_) {
+        return std::make_shared<const SharedTableListing>(std::move(res), shared_table_);
+      }
+      return std::make_shared<const query::RowsListing>(std::move(res));
     };
     backend.workspace_known = [](std::string_view ws) { return ws == "ws-a" || ws == "ws-b"; };
     handler_ = std::make_unique<SuperagentsHandler>(
@@ -95,7 +99,26 @@ class SuperagentsHandlerTest : public ::testing::Test {
     Expect(r, 422, json{{"message", message}, {"errors", {{field, {message}}}}});
   }
 
+  // Rows over a table shared with other listings (like the engine's agent table).
+  class SharedTableListing final : public query::SuperagentsListing {
+   public:
+    SharedTableListing(query::SuperagentsResult res, const void* table)
+        : rows_(std::move(res)), table_(table) {}
+    size_t size() const override { return rows_.size(); }
+    query::SuperagentRow Row(size_t i) const override { return rows_.Row(i); }
+    DayNumber from() const override { return 0; }
+    DayNumber to() const override { return 0; }
+    size_t OwnBytes() const override { return 100; }
+    const void* SharedTable() const override { return table_; }
+    size_t SharedTableBytes() const override { return 10'000; }
+
+   private:
+    query::RowsListing rows_;
+    const void* table_;
+  };
+
   std::unique_ptr<SuperagentsHandler> handler_;
+  const void* shared_table_ = nullptr;  // when set, listings share this table
   int rows_ = 2;
   std::optional<Error> fail_;
   int calls_ = 0;
@@ -289,8 +312,10 @@ TEST_F(SuperagentsHandlerTest, ExpiredAndEvictedCursors) {
   EXPECT_EQ(Call("tok-owner-a", {{"cursor", cursors[2]}}).status, 200);
 }
 
-TEST_F(SuperagentsHandlerTest, RowBoundEvictsOldestSets) {
-  Make({.max_result_sets = 256, .ttl = std::chrono::minutes(10), .max_cached_rows = 25});
+TEST_F(SuperagentsHandlerTest, ByteBoundEvictsOldestSets) {
+  Make({.max_result_sets = 256,
+        .ttl = std::chrono::minutes(10),
+        .max_cached_bytes = 25 * sizeof(query::SuperagentRow)});
   rows_ = 10;
   std::vector<std::string> cursors;
   for (int i = 0; i < 3; ++i) {  // 30 rows > 25: the first set must go
@@ -300,6 +325,26 @@ TEST_F(SuperagentsHandlerTest, RowBoundEvictsOldestSets) {
   EXPECT_EQ(Call("tok-owner-a", {{"cursor", cursors[0]}}).status, 400);
   EXPECT_EQ(Call("tok-owner-a", {{"cursor", cursors[1]}}).status, 200);
   EXPECT_EQ(Call("tok-owner-a", {{"cursor", cursors[2]}}).status, 200);
+}
+
+// A table shared by several cached sets counts once against the bound, and again for each set
+// that pins another one.
+TEST_F(SuperagentsHandlerTest, SharedTableCountsOnce) {
+  Make({.max_result_sets = 256, .ttl = std::chrono::minutes(10), .max_cached_bytes = 10'500});
+  rows_ = 10;
+  int tables[2];
+  auto first_page = [&] {
+    return json::parse(Call("tok-owner-a", {{"limit", "3"}}).body)["pagination"]["next_cursor"]
+        .get<std::string>();
+  };
+  shared_table_ = &tables[0];
+  std::vector<std::string> same;  // 3 x 100 + 10,000 <= 10,500: all stay
+  for (int i = 0; i < 3; ++i) same.push_back(first_page());
+  for (const std::string& c : same) EXPECT_EQ(Call("tok-owner-a", {{"cursor", c}}).status, 200);
+  shared_table_ = &tables[1];  // a second table does not fit next to the first: evicts them all
+  const std::string other = first_page();
+  for (const std::string& c : same) EXPECT_EQ(Call("tok-owner-a", {{"cursor", c}}).status, 400);
+  EXPECT_EQ(Call("tok-owner-a", {{"cursor", other}}).status, 200);
 }
 
 TEST(Base64Url, RoundTripsAndRejectsNonCanonical) {
@@ -354,7 +399,8 @@ TEST(SuperagentsService, OptionalRegistration) {
     query::SuperagentRow row = Row(7);
     row.superagent_id = r.workspace_id;  // shows the path parameter reached the engine
     res.rows.push_back(row);
-    return Result<query::SuperagentsResult>(std::move(res));
+    return Result<std::shared_ptr<const query::SuperagentsListing>>(
+        std::make_shared<const query::RowsListing>(std::move(res)));
   };
   auto with = BuildRouter(std::move(full));
   ASSERT_TRUE(with.has_value()) << with.error().message;

@@ -112,6 +112,7 @@ struct Inventory {
   std::vector<uint32_t> key_order;
   std::string key_ids;
   std::vector<uint32_t> key_off;
+  size_t bytes = 0;  // approximate memory held, set once built
   std::string_view KeyId(size_t p) const {
     return std::string_view(key_ids).substr(key_off[p], key_off[p + 1] - key_off[p]);
   }
@@ -437,6 +438,13 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
     inv->name_end.push_back(static_cast<uint32_t>(inv->folded_names.size()));
     inv->folded_names.push_back('\0');
   }
+  size_t email_bytes = 0;
+  for (const std::string& e : inv->emails) email_bytes += 2 * (e.size() + sizeof(std::string));
+  inv->bytes = sizeof(Inventory) + inv->agents.capacity() * sizeof(Agent) + inv->text.capacity() +
+               inv->folded_names.capacity() + inv->name_end.capacity() * 4 +
+               inv->email_of.capacity() * 4 + inv->vis_of.capacity() + email_bytes +
+               inv->key_order.capacity() * 4 + inv->key_ids.capacity() +
+               inv->key_off.capacity() * 4;
   return inv;
 }
 
@@ -612,6 +620,15 @@ class Listing final : public SuperagentsListing {
   }
   DayNumber from() const override { return from_; }
   DayNumber to() const override { return to_; }
+  size_t OwnBytes() const override {
+    return sizeof(*this) + listed.capacity() * sizeof(uint32_t) +
+           point_credits.capacity() * sizeof(Credits) + point_active.capacity() * sizeof(int64_t);
+  }
+  const void* SharedTable() const override { return inv.get(); }
+  // The table plus its two columns (shared with the listings of the same store state).
+  size_t SharedTableBytes() const override {
+    return inv ? inv->bytes + inv->agents.size() * (sizeof(Credits) + sizeof(int64_t)) : 0;
+  }
 
   DayNumber from_ = 0, to_ = 0;
   std::shared_ptr<const Inventory> inv;

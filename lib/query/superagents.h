@@ -140,6 +140,26 @@ class SuperagentsListing {
   // The credit range used.
   virtual DayNumber from() const = 0;
   virtual DayNumber to() const = 0;
+  // Memory kept alive, for callers that bound a cache of listings: OwnBytes() is this listing's
+  // alone; SharedTable() identifies a table shared by every listing cut from the same store
+  // state (nullptr if none) and SharedTableBytes() is its size, to be counted once per table.
+  virtual size_t OwnBytes() const = 0;
+  virtual const void* SharedTable() const { return nullptr; }
+  virtual size_t SharedTableBytes() const { return 0; }
+};
+
+// A listing over rows built beforehand (for tests and adapters). Header-only, like the parsers.
+class RowsListing final : public SuperagentsListing {
+ public:
+  explicit RowsListing(SuperagentsResult result) : result_(std::move(result)) {}
+  size_t size() const override { return result_.rows.size(); }
+  SuperagentRow Row(size_t i) const override { return result_.rows[i]; }
+  DayNumber from() const override { return result_.from; }
+  DayNumber to() const override { return result_.to; }
+  size_t OwnBytes() const override { return result_.rows.size() * sizeof(SuperagentRow); }
+
+ private:
+  SuperagentsResult result_;
 };
 
 // Errors as ListSuperagents.
