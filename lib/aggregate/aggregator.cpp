@@ -490,7 +490,12 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
       batch.Merge(store_->bitmaps(), key_, value);
     }
   }
+  // Every record key of the batch, for the store's change log: each event touches its agent's
+  // row here (even with no field to set) whenever it touches that agent's counters or bitmaps.
+  touched_records_.clear();
+  touched_records_.reserve(records_.size());
   for (auto* entry : Sorted(records_)) {
+    touched_records_.push_back(entry->first);
     if (entry->second.empty()) continue;
     value.clear();
     store::AppendRecord(entry->second, &value);
@@ -529,7 +534,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   }
   stats.new_users = new_users_.size();
 
-  if (auto s = store_->Write(&batch); !s) {
+  if (auto s = store_->Write(&batch, &touched_records_); !s) {
     rollback();
     return std::unexpected(s.error());
   }

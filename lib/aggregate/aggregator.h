@@ -136,6 +136,7 @@ class Aggregator {
   std::unordered_map<std::string, store::Counters> rollup_counters_;
   std::unordered_map<std::string, store::UserBitmap> rollup_bitmaps_;
   std::vector<std::string> dedupe_keys_;
+  std::vector<std::string_view> touched_records_;  // keys of records_, for Store::Write
   std::string key_, scope_id_;
 };
 

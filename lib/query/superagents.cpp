@@ -6,6 +6,7 @@
 #include <rocksdb/snapshot.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <list>
 #include <memory>
@@ -29,10 +30,11 @@
 //     then are the result rows materialized.
 //
 // The table and the whole-table credit and active-user columns are kept in a small in-process
-// cache keyed by (database identity and path, workspace) and tagged with the snapshot's sequence
-// number: they are reused only by a request whose snapshot has the same sequence number, i.e. when
-// nothing at all was written to the store in between, so a cached answer is always identical to
-// a recomputed one. Any write (an ingest batch) makes the next request rebuild them.
+// cache keyed by (database identity and path, workspace) and tagged with the sequence number of
+// the store state they describe: reused as they are by a request whose snapshot has the same
+// sequence number; brought forward by Refresh (below) when the store's change log proves that
+// only the usage of some agents changed since; rebuilt otherwise. A cached answer is always
+// identical to a recomputed one.
 namespace tally::query {
 namespace {
 
@@ -85,6 +87,7 @@ struct Agent {
   std::string_view id;
   std::string_view name;  // "" unless has_name
   std::string_view owner;
+  std::string_view creator;  // created_by (the user whose profile email is shown)
   int64_t created_at_ms = 0;
   uint32_t email = kNoEmail;  // index into Inventory::emails
   bool has_name = false;
@@ -94,7 +97,6 @@ struct Agent {
 // Every live agent of one workspace at one snapshot, sorted by id (so an agent's index is its
 // rank by id, the tie-break of every sort).
 struct Inventory {
-  uint64_t seq = 0;
   std::vector<Agent> agents;
   std::string text;  // every agent's id, name and owner (Agent's views point here)
   // Lower-cased names, each followed by '\0', in agent order (unnamed agents: just '\0'), so a
@@ -106,6 +108,8 @@ struct Inventory {
   std::vector<uint8_t> vis_of;             // = agents[i].visibility
   std::vector<std::string> emails;         // distinct creator emails
   std::vector<std::string> folded_emails;  // the same, lower-cased
+  // Each distinct creator's email index (or kNoEmail); keys view into `text`.
+  std::unordered_map<std::string_view, uint32_t> creator_email;
   // The agents in key order (the order of the length-prefixed id in every counter, bitmap and
   // record key), to join scans without lookups: key_order[p] = agent index, and the encoded id
   // (length prefix + id) of position p is key_ids[key_off[p], key_off[p + 1]).
@@ -143,7 +147,11 @@ struct OrderKey {
   bool operator==(const OrderKey&) const = default;
 };
 
+// The cached state of one workspace: the inventory and the columns and orders computed from
+// it, all describing the store at sequence number `seq` (the inventory may have been built at an
+// earlier one and carried forward by Refresh when only usage changed since).
 struct CacheEntry {
+  uint64_t seq = 0;
   std::shared_ptr<const Inventory> inventory;
   std::list<std::pair<std::pair<DayNumber, DayNumber>, std::shared_ptr<const CreditColumn>>>
       credits;  // most recent first
@@ -161,88 +169,92 @@ class Cache {
 
   std::shared_ptr<const Inventory> FindInventory(const std::string& key, uint64_t seq) {
     std::lock_guard lock(mu_);
-    auto it = entries_.find(key);
-    if (it == entries_.end() || it->second.inventory->seq != seq) return nullptr;
-    it->second.last_use = ++clock_;
-    return it->second.inventory;
+    CacheEntry* e = Entry(key, seq);
+    return e ? e->inventory : nullptr;
   }
 
-  void PutInventory(const std::string& key, std::shared_ptr<const Inventory> inv) {
+  // A copy of the entry of `key` (empty inventory if none).
+  CacheEntry Copy(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(key);
+    return it == entries_.end() ? CacheEntry{} : it->second;
+  }
+
+  // Replaces the entry of `key` by `entry` unless the cached one describes a later state.
+  void Put(const std::string& key, CacheEntry entry) {
     CacheEntry old;  // destroyed after the lock is released
     std::lock_guard lock(mu_);
     CacheEntry& e = entries_[key];
-    if (e.inventory && e.inventory->seq >= inv->seq) return;  // keep the newer one
+    if (e.inventory && e.seq >= entry.seq) return;  // keep the newer one
     agents_ -= e.inventory ? e.inventory->agents.size() : 0;
-    agents_ += inv->agents.size();
+    agents_ += entry.inventory->agents.size();
     old = std::move(e);
-    e = CacheEntry{};
-    e.inventory = std::move(inv);
+    e = std::move(entry);
     e.last_use = ++clock_;
     Evict(key);
   }
 
-  std::shared_ptr<const CreditColumn> FindCredits(const std::string& key, const Inventory* inv,
+  std::shared_ptr<const CreditColumn> FindCredits(const std::string& key, uint64_t seq,
                                                   DayNumber from, DayNumber to) {
     std::lock_guard lock(mu_);
-    CacheEntry* e = Entry(key, inv);
+    CacheEntry* e = Entry(key, seq);
     if (!e) return nullptr;
     for (const auto& [range, col] : e->credits)
       if (range.first == from && range.second == to) return col;
     return nullptr;
   }
 
-  void PutCredits(const std::string& key, const Inventory* inv, DayNumber from, DayNumber to,
+  void PutCredits(const std::string& key, uint64_t seq, DayNumber from, DayNumber to,
                   std::shared_ptr<const CreditColumn> col) {
     std::lock_guard lock(mu_);
-    CacheEntry* e = Entry(key, inv);
+    CacheEntry* e = Entry(key, seq);
     if (!e) return;
     e->credits.emplace_front(std::make_pair(from, to), std::move(col));
     if (e->credits.size() > kCacheColumnsPerKind) e->credits.pop_back();
   }
 
-  std::shared_ptr<const ActiveColumn> FindActive(const std::string& key, const Inventory* inv,
+  std::shared_ptr<const ActiveColumn> FindActive(const std::string& key, uint64_t seq,
                                                  DayNumber today) {
     std::lock_guard lock(mu_);
-    CacheEntry* e = Entry(key, inv);
+    CacheEntry* e = Entry(key, seq);
     if (!e) return nullptr;
     for (const auto& [day, col] : e->active)
       if (day == today) return col;
     return nullptr;
   }
 
-  void PutActive(const std::string& key, const Inventory* inv, DayNumber today,
+  void PutActive(const std::string& key, uint64_t seq, DayNumber today,
                  std::shared_ptr<const ActiveColumn> col) {
     std::lock_guard lock(mu_);
-    CacheEntry* e = Entry(key, inv);
+    CacheEntry* e = Entry(key, seq);
     if (!e) return;
     e->active.emplace_front(today, std::move(col));
     if (e->active.size() > kCacheColumnsPerKind) e->active.pop_back();
   }
 
-  std::shared_ptr<const Order> FindOrder(const std::string& key, const Inventory* inv,
-                                         const OrderKey& ok) {
+  std::shared_ptr<const Order> FindOrder(const std::string& key, uint64_t seq, const OrderKey& ok) {
     std::lock_guard lock(mu_);
-    CacheEntry* e = Entry(key, inv);
+    CacheEntry* e = Entry(key, seq);
     if (!e) return nullptr;
     for (const auto& [k, order] : e->orders)
       if (k == ok) return order;
     return nullptr;
   }
 
-  void PutOrder(const std::string& key, const Inventory* inv, const OrderKey& ok,
+  void PutOrder(const std::string& key, uint64_t seq, const OrderKey& ok,
                 std::shared_ptr<const Order> order) {
     std::lock_guard lock(mu_);
-    CacheEntry* e = Entry(key, inv);
+    CacheEntry* e = Entry(key, seq);
     if (!e) return;
     e->orders.emplace_front(ok, std::move(order));
     if (e->orders.size() > kCacheOrders) e->orders.pop_back();
   }
 
  private:
-  // The entry of `key` if it holds exactly `inv` (columns belong to one inventory).
-  CacheEntry* Entry(const std::string& key, const Inventory* inv) {
+  // The entry of `key` if it describes exactly the store state `seq`.
+  CacheEntry* Entry(const std::string& key, uint64_t seq) {
     auto it = entries_.find(key);
-    if (it == entries_.end() || it->second.inventory.get() != inv) return nullptr;
+    if (it == entries_.end() || !it->second.inventory || it->second.seq != seq) return nullptr;
     it->second.last_use = ++clock_;
     return &it->second;
   }
@@ -314,31 +326,57 @@ class Reader {
   rocksdb::ReadOptions read_, scan_;
 };
 
+// The inventory fields of one agent row (views into the record).
+struct AgentFields {
+  std::string_view name;  // "" unless has_name
+  bool has_name = false;
+  Vis visibility = kOther;
+  std::string_view owner;    // the owner field, else the creator
+  std::string_view creator;  // created_by
+  int64_t created_at_ms = 0;
+};
+
+// False if the row is not a live agent (never created or copied, or deleted and not revived).
+bool LiveAgentFields(const store::Record& r, AgentFields* f) {
+  const store::Field* created = store::FindField(r, store::field::kEntityCreated);
+  if (!created) return false;
+  const store::Field* deleted = store::FindField(r, store::field::kEntityDeleted);
+  const store::Field* revived = store::FindField(r, store::field::kEntityRevived);
+  if (deleted && !(revived && revived->time_ms > deleted->time_ms)) return false;
+  const store::Field* n = store::FindField(r, store::field::kEntityName);
+  f->has_name = n && !n->value.empty();
+  f->name = f->has_name ? std::string_view(n->value) : std::string_view();
+  const store::Field* vis = store::FindField(r, store::field::kEntityVisibility);
+  f->visibility = vis ? ParseVis(vis->value) : kOther;
+  const store::Field* owner = store::FindField(r, store::field::kEntityOwner);
+  f->owner = owner && !owner->value.empty() ? std::string_view(owner->value)
+                                            : std::string_view(created->value);
+  f->creator = created->value;
+  f->created_at_ms = created->time_ms;
+  return true;
+}
+
 // Above this many distinct creators, their emails come from one scan of the workspace's
 // profiles instead of one point read each.
 constexpr size_t kProfileScanThreshold = 64;
 
 std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& ws) {
   auto inv = std::make_shared<Inventory>();
-  inv->seq = rd.seq();
   const store::Store& store = rd.store();
 
   // 1. Live agents with their creator.
   std::vector<std::string> created_by;
   struct Span {
-    uint32_t id, name, owner, id_len, name_len, owner_len;
+    uint32_t id, name, owner, creator, id_len, name_len, owner_len, creator_len;
   };
   std::vector<Span> spans;  // into inv->text, which grows while scanning
   std::string prefix;
   store::EntityPrefix(ws, EntityKind::kAgent, &prefix);
   store::Record r;
+  AgentFields f;
   rd.Scan(store.records(), prefix, [&](std::string_view k, std::string_view v) {
     store::DecodeRecord(v, &r);
-    const store::Field* created = store::FindField(r, store::field::kEntityCreated);
-    if (!created) return;
-    const store::Field* deleted = store::FindField(r, store::field::kEntityDeleted);
-    const store::Field* revived = store::FindField(r, store::field::kEntityRevived);
-    if (deleted && !(revived && revived->time_ms > deleted->time_ms)) return;
+    if (!LiveAgentFields(r, &f)) return;
     const std::string_view encoded = k.substr(prefix.size());
     std::string_view rest = encoded;
     std::string_view id;
@@ -354,21 +392,13 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
     };
     Span& sp = spans.emplace_back();
     put(id, &sp.id, &sp.id_len);
-    std::string_view name;
-    if (const store::Field* n = store::FindField(r, store::field::kEntityName);
-        n && !n->value.empty()) {
-      a.has_name = true;
-      name = n->value;
-    }
-    put(name, &sp.name, &sp.name_len);
-    const store::Field* vis = store::FindField(r, store::field::kEntityVisibility);
-    a.visibility = vis ? ParseVis(vis->value) : kOther;
-    const store::Field* owner = store::FindField(r, store::field::kEntityOwner);
-    put(owner && !owner->value.empty() ? std::string_view(owner->value)
-                                       : std::string_view(created->value),
-        &sp.owner, &sp.owner_len);
-    a.created_at_ms = created->time_ms;
-    created_by.push_back(created->value);
+    a.has_name = f.has_name;
+    put(f.name, &sp.name, &sp.name_len);
+    a.visibility = f.visibility;
+    put(f.owner, &sp.owner, &sp.owner_len);
+    put(f.creator, &sp.creator, &sp.creator_len);
+    a.created_at_ms = f.created_at_ms;
+    created_by.emplace_back(f.creator);
   });
 
   // 2. Creator emails: the latest profile email of each distinct creator in this workspace.
@@ -410,6 +440,8 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
     a.id = text.substr(sp.id, sp.id_len);
     a.name = text.substr(sp.name, sp.name_len);
     a.owner = text.substr(sp.owner, sp.owner_len);
+    a.creator = text.substr(sp.creator, sp.creator_len);
+    inv->creator_email.emplace(a.creator, a.email);
   }
 
   // Id order (the scan returned key order: by id length, then id).
@@ -594,6 +626,152 @@ bool UsePointReads(size_t listed, size_t buckets, size_t table) {
   return listed <= 32 || listed * std::max<size_t>(buckets, 1) * 8 < table;
 }
 
+std::atomic<uint64_t> g_builds{0}, g_refreshes{0};
+
+bool IsColumnSort(SuperagentSortField f) {
+  return f == SuperagentSortField::kActiveUsers || f == SuperagentSortField::kMessageCredits ||
+         f == SuperagentSortField::kIntegrationCredits || f == SuperagentSortField::kTotalCredits;
+}
+
+// The sort key of agent i for a field that depends on the columns.
+double ColumnKey(SuperagentSortField f, const CreditColumn& credits, const ActiveColumn& active,
+                 uint32_t i) {
+  switch (f) {
+    case SuperagentSortField::kActiveUsers:
+      return static_cast<double>(active[i]);
+    case SuperagentSortField::kMessageCredits:
+      return credits[i].message;
+    case SuperagentSortField::kIntegrationCredits:
+      return credits[i].integration;
+    default:
+      return credits[i].message + credits[i].integration;
+  }
+}
+
+// Whether re-reading `touched` agents with point reads over `buckets` beats recomputing the
+// column by scans (when it is next needed).
+bool PatchColumn(size_t touched, size_t buckets, size_t table) {
+  return UsePointReads(touched, buckets, table);
+}
+
+// Brings the cached state of `key` forward to the snapshot of `rd` when the store's change log
+// proves that, in between, the workspace's agents changed only in usage (credits, active users):
+// the inventory is kept, the touched agents' entries of the cached columns are re-read with point
+// reads and the column-dependent orders are patched (touched agents removed and merged back).
+// False, changing nothing, when the log cannot prove it (too far back, unlogged writes) or when a
+// touched agent was created, deleted, renamed, re-owned or changed visibility, or a creator's
+// email changed: the caller then rebuilds everything from the snapshot.
+bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::string& ws) {
+  CacheEntry old = cache.Copy(key);
+  if (!old.inventory || old.seq >= rd.seq()) return false;
+  store::ChangeLog::Touched touched;
+  if (!rd.store().changes().Collect(ws, old.seq, rd.seq(), &touched)) return false;
+  const Inventory& inv = *old.inventory;
+  const std::vector<Agent>& agents = inv.agents;
+  const size_t n = agents.size();
+
+  // 1. Only usage may have changed: compare every touched agent row and creator profile.
+  std::vector<uint32_t> changed;  // indexes of touched inventory agents
+  std::string k;
+  rocksdb::PinnableSlice value;
+  store::Record r;
+  AgentFields f;
+  for (const std::string& id : touched.agents) {
+    auto it = std::lower_bound(agents.begin(), agents.end(), id,
+                               [](const Agent& a, const std::string& x) { return a.id < x; });
+    const bool known = it != agents.end() && it->id == id;
+    store::EntityKey(ws, EntityKind::kAgent, id, &k);
+    const bool live = rd.Get(rd.store().records(), k, &value) &&
+                      (store::DecodeRecord(std::string_view(value.data(), value.size()), &r),
+                       LiveAgentFields(r, &f));
+    if (!known) {
+      if (live) return false;  // a new agent
+      continue;                // not listed before or after
+    }
+    if (!live || f.has_name != it->has_name || f.name != it->name ||
+        f.visibility != it->visibility || f.owner != it->owner || f.creator != it->creator ||
+        f.created_at_ms != it->created_at_ms) {
+      return false;
+    }
+    changed.push_back(static_cast<uint32_t>(it - agents.begin()));
+  }
+  for (const std::string& user : touched.users) {
+    auto c = inv.creator_email.find(user);
+    if (c == inv.creator_email.end()) continue;
+    store::UserProfileKey(ws, user, &k);
+    std::string_view email;
+    if (rd.Get(rd.store().records(), k, &value)) {
+      store::DecodeRecord(std::string_view(value.data(), value.size()), &r);
+      if (const store::Field* e = store::FindField(r, store::field::kUserEmail)) email = e->value;
+    }
+    const std::string_view cached =
+        c->second == kNoEmail ? std::string_view() : std::string_view(inv.emails[c->second]);
+    if (email != cached) return false;
+  }
+
+  // 2. The same inventory at the new sequence number, with patched columns and orders.
+  CacheEntry next;
+  next.seq = rd.seq();
+  next.inventory = old.inventory;
+  for (auto& [range, col] : old.credits) {
+    const std::vector<BucketRef> buckets = DecomposeRange(range.first, range.second);
+    if (changed.empty()) {
+      next.credits.emplace_back(range, col);
+    } else if (PatchColumn(changed.size(), buckets.size(), n)) {
+      auto patched = std::make_shared<CreditColumn>(*col);
+      for (uint32_t i : changed) (*patched)[i] = AgentCredits(rd, ws, agents[i], buckets);
+      next.credits.emplace_back(range, std::move(patched));
+    }
+  }
+  for (auto& [today, col] : old.active) {
+    const std::vector<BucketRef> buckets = DecomposeRange(today - 29, today);
+    if (changed.empty()) {
+      next.active.emplace_back(today, col);
+    } else if (PatchColumn(changed.size(), buckets.size(), n)) {
+      auto patched = std::make_shared<ActiveColumn>(*col);
+      for (uint32_t i : changed) (*patched)[i] = AgentActive(rd, ws, agents[i], buckets);
+      next.active.emplace_back(today, std::move(patched));
+    }
+  }
+  std::vector<uint8_t> is_changed(changed.empty() ? 0 : n, 0);
+  for (uint32_t i : changed) is_changed[i] = 1;
+  for (auto& [ok, order] : old.orders) {
+    if (changed.empty() || !IsColumnSort(ok.field)) {
+      next.orders.emplace_back(ok, order);  // does not depend on usage
+      continue;
+    }
+    const CreditColumn* credits = nullptr;
+    const ActiveColumn* active = nullptr;
+    for (const auto& [range, col] : next.credits)
+      if (range.first == ok.from && range.second == ok.to) credits = col.get();
+    for (const auto& [day, col] : next.active)
+      if (day == ok.today) active = col.get();
+    if (!credits || !active) continue;  // its column was dropped: recomputed when needed
+    auto less = [&, field = ok.field, desc = ok.descending](uint32_t x, uint32_t y) {
+      const double kx = ColumnKey(field, *credits, *active, x);
+      const double ky = ColumnKey(field, *credits, *active, y);
+      if (kx != ky) return desc ? kx > ky : kx < ky;
+      return x < y;
+    };
+    std::vector<uint32_t> moved = changed;
+    std::sort(moved.begin(), moved.end(), less);
+    auto patched = std::make_shared<Order>();
+    patched->reserve(n);
+    // The untouched agents keep their keys, so they stay in order; the touched ones merge in.
+    auto m = moved.begin();
+    for (uint32_t i : *order) {
+      if (is_changed[i]) continue;
+      while (m != moved.end() && less(*m, i)) patched->push_back(*m++);
+      patched->push_back(i);
+    }
+    patched->insert(patched->end(), m, moved.end());
+    next.orders.emplace_back(ok, std::move(patched));
+  }
+  cache.Put(key, std::move(next));
+  g_refreshes.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 // The listing of one request: references to the (shared, immutable) inventory and columns and
 // the listed agents in order; rows are built on demand.
 class Listing final : public SuperagentsListing {
@@ -692,10 +870,15 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
 
   // 1. The inventory at this snapshot.
   std::shared_ptr<const Inventory> inv = cache.FindInventory(cache_key, rd.seq());
+  if (!inv && Refresh(cache, cache_key, rd, ws)) inv = cache.FindInventory(cache_key, rd.seq());
   if (!inv) {
     std::shared_ptr<const Inventory> built = BuildInventory(rd, ws);
+    g_builds.fetch_add(1, std::memory_order_relaxed);
     if (built->agents.empty()) return out;
-    cache.PutInventory(cache_key, built);
+    CacheEntry entry;
+    entry.seq = rd.seq();
+    entry.inventory = built;
+    cache.Put(cache_key, std::move(entry));
     inv = std::move(built);
   }
   const std::vector<Agent>& agents = inv->agents;
@@ -749,16 +932,16 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   // or computed by scans), or point reads for a few listed agents.
   const std::vector<BucketRef> range = DecomposeRange(from, to);
   const std::vector<BucketRef> last30 = DecomposeRange(today - 29, today);
-  std::shared_ptr<const CreditColumn> credits = cache.FindCredits(cache_key, inv.get(), from, to);
+  std::shared_ptr<const CreditColumn> credits = cache.FindCredits(cache_key, rd.seq(), from, to);
   if (!credits && !UsePointReads(listed_count, range.size(), n)) {
     std::shared_ptr<const CreditColumn> col = AllCredits(rd, ws, *inv, from, to);
-    cache.PutCredits(cache_key, inv.get(), from, to, col);
+    cache.PutCredits(cache_key, rd.seq(), from, to, col);
     credits = std::move(col);
   }
-  std::shared_ptr<const ActiveColumn> active = cache.FindActive(cache_key, inv.get(), today);
+  std::shared_ptr<const ActiveColumn> active = cache.FindActive(cache_key, rd.seq(), today);
   if (!active && !UsePointReads(listed_count, last30.size(), n)) {
     std::shared_ptr<const ActiveColumn> col = AllActive(rd, ws, *inv, last30);
-    cache.PutActive(cache_key, inv.get(), today, col);
+    cache.PutActive(cache_key, rd.seq(), today, col);
     active = std::move(col);
   }
 
@@ -774,7 +957,7 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   listed.reserve(listed_count);
   std::vector<Credits> point_credits;  // by position in `listed`, when no column
   std::vector<int64_t> point_active;
-  if (std::shared_ptr<const Order> order = cache.FindOrder(cache_key, inv.get(), order_key);
+  if (std::shared_ptr<const Order> order = cache.FindOrder(cache_key, rd.seq(), order_key);
       order && credits && active) {
     for (uint32_t i : *order)
       if (match[i]) listed.push_back(i);
@@ -872,7 +1055,7 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     listed = std::move(sorted);
     if (whole) {
       auto order = std::make_shared<const Order>(listed);
-      cache.PutOrder(cache_key, inv.get(), order_key, order);
+      cache.PutOrder(cache_key, rd.seq(), order_key, order);
       listed.clear();
       for (uint32_t i : *order)
         if (match[i]) listed.push_back(i);
@@ -886,6 +1069,10 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   out->point_credits = std::move(point_credits);
   out->point_active = std::move(point_active);
   return out;
+}
+
+SuperagentsCacheStats GetSuperagentsCacheStats() {
+  return {g_builds.load(std::memory_order_relaxed), g_refreshes.load(std::memory_order_relaxed)};
 }
 
 Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,

@@ -26,14 +26,21 @@
 // Cost: the workspace's agent table (one scan of its agent rows and of its user profiles), the
 // credits over [from, to] (one pass over the counter rows of DecomposeRange(from, to)) and the
 // active users (one pass over the bitmap rows of the last 30 days) are computed from one store
-// snapshot and cached in-process, keyed by the snapshot's sequence number: they are reused only
-// while nothing at all has been written to the store, so a cached answer is identical to a
-// recomputed one. A request that lists few agents reads their credits and users with point
-// reads instead. Then: the search over the table (one memmem pass over the names, one find per
-// distinct creator email), the sort (the whole table's order is cached per sort field and
-// range), and one row per listed agent. So with an idle store a request costs O(agents of the
-// workspace) for the filter plus O(listed agents) for the rows; after any write, the next
-// request rebuilds the table and the columns it needs (O(agent rows in the range's buckets)).
+// snapshot and cached in-process, tagged with the snapshot's sequence number: a request whose
+// snapshot has the same sequence number reuses them. After writes, the store's change log
+// (store/change_log.h) says which of the workspace's agents and profiles they touched: when only
+// usage changed (credits, active users), the cached table is carried forward and just the
+// touched agents' column entries are re-read (point reads) and merged back into the cached sort
+// orders; any other change (an agent created, deleted, renamed, re-owned or with a new
+// visibility, a creator's new email), or a log that cannot prove what changed, rebuilds them.
+// Either way a cached answer is identical to a recomputed one. A request that lists few agents
+// reads their credits and users with point reads instead. Then: the search over the table (one
+// memmem pass over the names, one find per distinct creator email), the sort (the whole table's
+// order is cached per sort field and range), and one row per listed agent. So with an idle store
+// a request costs O(agents of the workspace) for the filter plus O(listed agents) for the rows;
+// after usage-only writes, O(touched agents) point reads plus O(agents) to patch the columns;
+// after other writes, a rebuild of the table and of the columns it needs (O(agent rows in the
+// range's buckets)).
 //
 // Thread-safe: any number of concurrent calls on one Store.
 
@@ -165,6 +172,15 @@ class RowsListing final : public SuperagentsListing {
 // Errors as ListSuperagents.
 Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(
     const store::Store& store, const Clock& clock, const SuperagentsRequest& request);
+
+// Counts since process start, over all stores (for tests and monitoring): agent tables built from
+// a store snapshot, and cached tables brought forward to a newer snapshot without a rebuild
+// because the store's change log showed usage-only changes.
+struct SuperagentsCacheStats {
+  uint64_t builds = 0;
+  uint64_t refreshes = 0;
+};
+SuperagentsCacheStats GetSuperagentsCacheStats();
 
 // ---------------------------------------------------------------------------------------------
 // Inline definitions.

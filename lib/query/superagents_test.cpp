@@ -447,6 +447,103 @@ TEST_F(SuperagentsManyTest, EveryPathMatchesBruteForceReference) {
   Check(r, "explicit range, few");
 }
 
+// After usage-only writes the cached table is brought forward (not rebuilt) and every answer
+// still equals the reference; any other change to a listed agent or creator rebuilds it.
+TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
+  auto req = [](const char* sort, std::string search = "") {
+    SuperagentsRequest r;
+    r.sort = *ParseSuperagentSort(sort);
+    r.search = std::move(search);
+    return r;
+  };
+  auto check_all = [&](const std::string& what) {
+    Check(req("-total_credits_consumed"), what + ": by credits");
+    Check(req("-total_credits_consumed", "bot"), what + ": by credits, search");
+    Check(req("-active_users_last_30d"), what + ": by active users");
+    Check(req("superagent_name", "agent"), what + ": by name");
+    Check(req("-total_credits_consumed", "agent 27"), what + ": few");
+  };
+  check_all("warm-up");
+  int next_id = 100'000;
+  auto exec = [&](size_t agent, const char* day, const std::string& user, double msg,
+                  double integ) {
+    Ref& r = refs_[agent];
+    UsageEvent e;
+    e.id = std::to_string(++next_id);
+    e.source = "test";
+    e.kind = EntityKind::kAgent;
+    e.action = Action::kExecuted;
+    e.time_ms = At(day);
+    e.workspace_id = "ws";
+    e.user_id = user;
+    e.entity_id = r.id;
+    if (r.name) e.entity_name = *r.name;  // unchanged fields, as producers send them
+    e.entity_visibility = r.visibility;
+    e.message_credits = msg;
+    e.integration_credits = integ;
+    r.execs.push_back({Day(day), user, msg, integ});
+    return e;
+  };
+
+  // 1. Usage only: a few live agents (one gets a new user, one moves to the top), one deleted
+  // agent, and an event by a creator that repeats its email.
+  SuperagentsCacheStats before = GetSuperagentsCacheStats();
+  UsageEvent by_creator = exec(2, "2026-03-14", "c2", 1, 0);
+  by_creator.user_email = *refs_[2].email;
+  Apply({exec(5, "2026-03-14", "u-new", 2, 1), exec(8, "2026-03-13", "u1", 500, 0),
+         exec(7, "2026-03-14", "u2", 3, 0), by_creator});
+  check_all("usage only");
+  SuperagentsCacheStats after = GetSuperagentsCacheStats();
+  EXPECT_EQ(after.builds, before.builds);
+  EXPECT_GE(after.refreshes, before.refreshes + 1);
+
+  // 2. Many agents touched at once (beyond point-read patching of the columns): still exact.
+  std::vector<UsageEvent> many;
+  for (size_t i = 0; i < refs_.size(); i += 2) many.push_back(exec(i, "2026-03-15", "u3", 1, 1));
+  Apply(many);
+  check_all("many agents");
+  EXPECT_EQ(GetSuperagentsCacheStats().builds, after.builds);
+
+  // 3. A rename rebuilds.
+  before = GetSuperagentsCacheStats();
+  UsageEvent rename = exec(4, "2026-03-15", "u4", 0, 0);
+  refs_[4].name = "Renamed Agent";
+  rename.entity_name = "Renamed Agent";
+  rename.time_ms += 1000;  // after the same-day events that carried the old name
+  Apply({rename});
+  check_all("rename");
+  EXPECT_GT(GetSuperagentsCacheStats().builds, before.builds);
+
+  // 4. A creator's new email rebuilds.
+  before = GetSuperagentsCacheStats();
+  UsageEvent email = exec(3, "2026-03-15", "c3", 0, 0);
+  email.user_email = "new3@example.com";
+  for (Ref& r : refs_)
+    if (r.owner == "c3") r.email = email.user_email;
+  Apply({email});
+  check_all("email");
+  EXPECT_GT(GetSuperagentsCacheStats().builds, before.builds);
+
+  // 5. A new agent rebuilds.
+  before = GetSuperagentsCacheStats();
+  Ref fresh;
+  fresh.id = "zz-new";
+  fresh.name = "Agent New";
+  fresh.owner = "c1";
+  fresh.email = refs_[1].email;
+  fresh.visibility = "private";
+  fresh.created_at = At("2026-03-15");
+  refs_.push_back(fresh);
+  UsageEvent created = exec(refs_.size() - 1, "2026-03-15", "c1", 0, 0);
+  refs_.back().execs.clear();
+  created.action = Action::kCreated;
+  created.message_credits = created.integration_credits = 0;
+  created.entity_visibility = "private";
+  Apply({created, exec(refs_.size() - 1, "2026-03-15", "u9", 4, 0)});
+  check_all("new agent");
+  EXPECT_GT(GetSuperagentsCacheStats().builds, before.builds);
+}
+
 TEST(SuperagentsParse, SortAndVisibility) {
   EXPECT_FALSE(ParseSuperagentSort("name").has_value());
   EXPECT_FALSE(ParseSuperagentSort("").has_value());

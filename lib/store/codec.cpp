@@ -320,6 +320,23 @@ void EntityPrefix(std::string_view ws, event::EntityKind kind, std::string* out)
   out->push_back(static_cast<char>(kind));
 }
 
+RecordKeyRef ParseRecordKey(std::string_view key) {
+  RecordKeyRef ref;
+  if (key.empty() || (key[0] != kTagProfile && key[0] != kTagEntity)) return ref;
+  const char tag = key[0];
+  std::string_view rest = key.substr(1), ws, id;
+  if (!GetLengthPrefixed(&rest, &ws)) return ref;
+  if (tag == kTagEntity) {
+    if (rest.empty() || rest[0] != static_cast<char>(event::EntityKind::kAgent)) return ref;
+    rest.remove_prefix(1);
+  }
+  if (!GetLengthPrefixed(&rest, &id) || !rest.empty()) return ref;
+  ref.kind = tag == kTagProfile ? RecordKeyRef::Kind::kProfile : RecordKeyRef::Kind::kAgent;
+  ref.workspace_id = ws;
+  ref.id = id;
+  return ref;
+}
+
 void WorkspaceKey(std::string_view ws, std::string* out) {
   out->clear();
   out->push_back(kTagWorkspace);

@@ -177,6 +177,16 @@ void WorkspaceKey(std::string_view workspace_id, std::string* out);
 // Prefix of all workspace rows.
 std::string WorkspacePrefix();
 
+// What a records key names, for change tracking (store/change_log.h): a user profile
+// (UserProfileKey), an agent's inventory row (EntityKey of kind agent), or anything else. The
+// views point into `key`. Pure; never fails (malformed keys are kOther).
+struct RecordKeyRef {
+  enum class Kind : uint8_t { kOther, kProfile, kAgent } kind = Kind::kOther;
+  std::string_view workspace_id;
+  std::string_view id;  // user id or agent id
+};
+RecordKeyRef ParseRecordKey(std::string_view key);
+
 // ---------------------------------------------------------------------------------------------
 // Dedupe (column family "dedupe"): key (source, id) -> event time (fixed64) and the wall-clock
 // time the entry was written (fixed64; absent in entries of older versions: 0).

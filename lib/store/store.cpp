@@ -98,11 +98,16 @@ Store::~Store() {
   delete db_;
 }
 
-Status Store::Write(rocksdb::WriteBatch* batch) {
+Status Store::Write(rocksdb::WriteBatch* batch,
+                    const std::vector<std::string_view>* touched_records) {
   rocksdb::WriteOptions wo;
   wo.sync = false;
+  // Serialized so that the sequence numbers read around the write are exactly its own.
+  std::lock_guard lock(*write_mu_);
+  const uint64_t before = db_->GetLatestSequenceNumber();
   rocksdb::Status s = db_->Write(wo, batch);
   if (!s.ok()) return std::unexpected(FromRocks(s, "store write failed"));
+  changes_->Record(before, db_->GetLatestSequenceNumber(), touched_records);
   return Ok();
 }
 

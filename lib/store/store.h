@@ -29,12 +29,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/result.h"
 #include "store/bitmap.h"
+#include "store/change_log.h"
 #include "store/codec.h"
 
 namespace rocksdb {
@@ -77,7 +79,14 @@ class Store {
   rocksdb::ColumnFamilyHandle* requests() const { return cf_[6]; }
 
   // Applies `batch` atomically (WAL on, no fsync: survives a process kill, not a power loss).
-  Status Write(rocksdb::WriteBatch* batch);
+  // `touched_records`: every records-CF key the batch writes, for changes() (see
+  // ChangeLog::Record for what the writer guarantees); null = unknown, which makes readers of
+  // changes() recompute instead of refresh. Writes are serialized.
+  Status Write(rocksdb::WriteBatch* batch,
+               const std::vector<std::string_view>* touched_records = nullptr);
+
+  // What recent writes touched (only writes made through Write()).
+  const ChangeLog& changes() const { return *changes_; }
 
   // A consistent snapshot for reads.
   std::unique_ptr<ReadView> NewReadView() const;
@@ -113,6 +122,8 @@ class Store {
   std::vector<rocksdb::ColumnFamilyHandle*> cf_;
   std::shared_ptr<std::atomic<int64_t>> newest_event_ms_;
   std::shared_ptr<rocksdb::Cache> cache_;
+  std::unique_ptr<std::mutex> write_mu_ = std::make_unique<std::mutex>();
+  std::unique_ptr<ChangeLog> changes_ = std::make_unique<ChangeLog>();
 };
 
 // A consistent point-in-time view of the store. Not thread-safe; cheap to create.

@@ -1,0 +1,68 @@
+#pragma once
+// Which agents and user profiles recent store writes touched, by workspace, so that a reader
+// holding in-memory views computed from the store at sequence number S can bring them to a later
+// sequence number S' by re-reading only what changed (query/superagents.cpp does).
+//
+//   // writer (Store::Write does this under its write lock):
+//   log.Record(before_seq, after_seq, &touched_record_keys);   // null: "unknown changes"
+//   // reader:
+//   tally::store::ChangeLog::Touched t;
+//   if (store.changes().Collect("ws_1", cached_seq, snapshot_seq, &t)) {
+//     // t.agents / t.users: everything of ws_1 that may differ between the two states
+//   } else {
+//     // not provable from the log (too old, or a write without a note): recompute everything
+//   }
+//
+// Exactness: an entry covers the sequence numbers (before, after] of one write. Collect succeeds
+// only when the recorded entries chain without a gap from S to S', so a write the log did not
+// see (or one recorded without its touched keys) makes it fail rather than miss a change.
+//
+// Thread-safety: thread-safe.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace tally::store {
+
+class ChangeLog {
+ public:
+  // Bounds: entries kept (oldest dropped first), and ids kept over all entries.
+  explicit ChangeLog(size_t max_entries = 512, size_t max_ids = 2'000'000)
+      : max_entries_(max_entries), max_ids_(max_ids) {}
+
+  // Records one write that moved the store from sequence number `before` to `after`.
+  // `record_keys`: every records-CF key the write touched (codec.h ParseRecordKey decides what
+  // counts: user profiles and agent rows; the writer guarantees that every change to an agent's
+  // counters or bitmaps comes with its agent row key); null when unknown.
+  void Record(uint64_t before, uint64_t after, const std::vector<std::string_view>* record_keys);
+
+  struct Touched {
+    std::vector<std::string> agents;  // agent ids, sorted, distinct
+    std::vector<std::string> users;   // user ids with a profile write, sorted, distinct
+  };
+  // Fills *out with what writes in (from, to] touched in `workspace_id`. False (and *out
+  // unspecified) unless recorded entries with known keys chain exactly from `from` to `to`.
+  // from == to is true with nothing touched.
+  bool Collect(std::string_view workspace_id, uint64_t from, uint64_t to, Touched* out) const;
+
+ private:
+  struct Entry {
+    uint64_t before = 0, after = 0;
+    bool known = false;
+    size_t ids = 0;
+    std::unordered_map<std::string, Touched> workspaces;  // unsorted, may repeat
+  };
+
+  const size_t max_entries_, max_ids_;
+  mutable std::mutex mu_;
+  std::deque<Entry> entries_;  // increasing sequence numbers
+  size_t ids_ = 0;
+};
+
+}  // namespace tally::store
