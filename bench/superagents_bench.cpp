@@ -21,10 +21,11 @@
 // (which the handler serves from the result set it froze at the first page). Each run sends
 // --requests walks per shape, one block per shape (--mix: shuffled together).
 // Then (--cold-requests) first pages right after a write: one event is produced to tallyd's
-// embedded broker and applied before each, so nothing computed for earlier requests is reused
-// (what every request sees under continuous ingest). Reported: server-side latency
-// (Server-Timing: app;dur) and client-side latency (send -> last byte), p50/p99 per run and
-// their medians over runs, for first pages per shape and for cursor pages.
+// embedded broker and applied before each (what every request sees under continuous ingest),
+// cycling through three kinds of write: an agent.executed on a listed agent (usage only), an
+// agent.updated renaming a listed agent, and an agent.created adding an agent. Reported:
+// server-side latency (Server-Timing: app;dur) and client-side latency (send -> last byte), p50/p99
+// per run and their medians over runs, for first pages per shape and for cursor pages.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -119,8 +120,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Unmeasured walks per shape before the runs")
       ->capture_default_str();
   app.add_option("--cold-requests", cold_requests,
-                 "First pages per shape measured right after a write (one event produced to "
-                 "tallyd's broker and applied before each); 0 skips this phase")
+                 "First pages per shape and kind of write (executed, renamed, created) measured "
+                 "right after a write (one event produced to tallyd's broker and applied before "
+                 "each); 0 skips this phase")
       ->capture_default_str();
   app.add_option("--engine-requests", engine_requests,
                  "Calls per shape of the in-process engine phase (after tallyd stops); 0 skips it")
@@ -349,7 +351,9 @@ int main(int argc, char** argv) {
   // Each measured first page follows one agent.executed event produced to tallyd's embedded
   // broker and applied (its /readyz offsets advanced): the store changed since the previous
   // request, as under live ingest, so nothing computed for earlier requests may be reused.
-  std::vector<std::vector<tb::Sample>> cold(n);
+  constexpr const char* kWriteKinds[] = {"executed", "renamed", "created"};
+  constexpr size_t kKinds = 3;
+  std::vector<std::vector<tb::Sample>> cold(n * kKinds);  // [shape * kKinds + kind]
   double apply_wait_s = 0;
   if (cold_requests > 0) {
     std::ifstream addr_in(data_dir + "/broker.addr");
@@ -382,20 +386,34 @@ int main(int argc, char** argv) {
       for (int64_t v : next) total += v;
       return total;
     };
-    std::vector<size_t> order;
-    for (size_t i = 0; i < n; ++i)
+    std::vector<size_t> order;  // shape * kKinds + kind
+    for (size_t i = 0; i < n * kKinds; ++i)
       for (int k = 0; k < cold_requests; ++k) order.push_back(i);
     std::shuffle(order.begin(), order.end(), rng);
     int64_t seen = consumed();
     int serial = 0;
-    for (size_t i : order) {
+    for (size_t slot : order) {
+      const size_t i = slot / kKinds, kind = slot % kKinds;
       ++serial;
-      const std::string event =
-          "{\"specversion\":\"1.0\",\"id\":\"bench-write-" + std::to_string(serial) +
-          "\",\"source\":\"bench\",\"type\":\"agent.executed\",\"time\":\"" + end_day +
-          "T11:00:00.000Z\",\"data\":{\"workspace_id\":\"" + workspace +
-          "\",\"user\":{\"id\":\"1\"},\"agent\":{\"id\":\"" + ids[serial % ids.size()] +
-          "\"},\"message_credits\":3,\"integration_credits\":1}}";
+      const std::string sn = std::to_string(serial);
+      std::string type = "agent.executed", agent = "\"id\":\"" + ids[serial % ids.size()] + "\"";
+      if (kind == 1) {
+        type = "agent.updated";
+        agent += ",\"name\":\"Bench renamed " + sn + "\"";
+      } else if (kind == 2) {
+        type = "agent.created";
+        agent = "\"id\":\"bench-agent-" + sn + "\",\"name\":\"Bench agent " + sn +
+                "\",\"visibility\":\"workspace\"";
+      }
+      // Seconds apart, after every generated event: each rename is the latest.
+      const std::string event = "{\"specversion\":\"1.0\",\"id\":\"bench-write-" + sn +
+                                "\",\"source\":\"bench\",\"type\":\"" + type + "\",\"time\":\"" +
+                                end_day + "T11:" + (serial / 60 < 10 ? "0" : "") +
+                                std::to_string(serial / 60 % 60) + ":" +
+                                (serial % 60 < 10 ? "0" : "") + std::to_string(serial % 60) +
+                                ".000Z\",\"data\":{\"workspace_id\":\"" + workspace +
+                                "\",\"user\":{\"id\":\"1\"},\"agent\":{" + agent +
+                                "},\"message_credits\":3,\"integration_credits\":1}}";
       const auto w0 = tb::SteadyClock::now();
       if (auto st = (*producer)->Produce("usage-events", workspace, event);
           !st || !(*producer)->Flush(10'000)) {
@@ -417,21 +435,22 @@ int main(int argc, char** argv) {
         fail(shapes[i].target, reply);
         continue;
       }
-      cold[i].push_back(s);
+      cold[slot].push_back(s);
     }
     std::printf(
-        "\nAfter a write (%d first pages per shape, each right after one event was applied; "
-        "mean produce -> applied %.0f ms; load average %s):\n\n| shape | first pages | server "
-        "p50 ms | server p99 ms | server max ms | client p50 ms | client p99 ms |\n"
-        "|---|---|---|---|---|---|---|\n",
+        "\nAfter a write (%d first pages per shape and kind of write, each right after one event "
+        "was applied; mean produce -> applied %.0f ms; load average %s):\n\n| shape | write | "
+        "first pages | server p50 ms | server p99 ms | server max ms | client p50 ms | client p99 "
+        "ms |\n|---|---|---|---|---|---|---|---|\n",
         cold_requests, 1000 * apply_wait_s / std::max<size_t>(1, order.size()),
         tb::LoadAverage().c_str());
-    for (size_t i = 0; i < n; ++i) {
-      Stats st = summarize(cold[i]);
+    for (size_t slot = 0; slot < n * kKinds; ++slot) {
+      Stats st = summarize(cold[slot]);
       std::vector<double> s;
-      for (const tb::Sample& x : cold[i]) s.push_back(x.server_ms);
-      std::printf("| %s | %zu | %.3f | %.3f | %.3f | %.3f | %.3f |\n", shapes[i].name.c_str(),
-                  cold[i].size(), st.s50, st.s99, tb::Percentile(s, 1.0), st.c50, st.c99);
+      for (const tb::Sample& x : cold[slot]) s.push_back(x.server_ms);
+      std::printf("| %s | %s | %zu | %.3f | %.3f | %.3f | %.3f | %.3f |\n",
+                  shapes[slot / kKinds].name.c_str(), kWriteKinds[slot % kKinds], cold[slot].size(),
+                  st.s50, st.s99, tb::Percentile(s, 1.0), st.c50, st.c99);
     }
     std::fflush(stdout);
   }

@@ -81,7 +81,7 @@ bool VisibilityMatches(VisibilityFilter f, Vis v) {
 
 constexpr uint32_t kNoEmail = UINT32_MAX;
 
-// One live agent; its strings live in Inventory::text (compact rows, few cache misses when the
+// One live agent; its strings live in Inventory::texts (compact rows, few cache misses when the
 // listed rows are materialized in sort order).
 struct Agent {
   std::string_view id;
@@ -98,7 +98,9 @@ struct Agent {
 // rank by id, the tie-break of every sort).
 struct Inventory {
   std::vector<Agent> agents;
-  std::string text;  // every agent's id, name and owner (Agent's views point here)
+  // Every agent's id, name, owner and creator (Agent's views point here); a refreshed inventory
+  // shares its predecessor's buffers and adds one for the agents it changed.
+  std::vector<std::shared_ptr<const std::string>> texts;
   // Lower-cased names, each followed by '\0', in agent order (unnamed agents: just '\0'), so a
   // search is one memmem pass; name_end[i] = offset of agent i's terminator.
   std::string folded_names;
@@ -108,7 +110,7 @@ struct Inventory {
   std::vector<uint8_t> vis_of;             // = agents[i].visibility
   std::vector<std::string> emails;         // distinct creator emails
   std::vector<std::string> folded_emails;  // the same, lower-cased
-  // Each distinct creator's email index (or kNoEmail); keys view into `text`.
+  // Each distinct creator's email index (or kNoEmail); keys view into `texts`.
   std::unordered_map<std::string_view, uint32_t> creator_email;
   // The agents in key order (the order of the length-prefixed id in every counter, bitmap and
   // record key), to join scans without lookups: key_order[p] = agent index, and the encoded id
@@ -356,6 +358,35 @@ bool LiveAgentFields(const store::Record& r, AgentFields* f) {
   return true;
 }
 
+// Fills the per-agent filter arrays (folded names, emails, visibility) and the size estimate of
+// an inventory whose agents, emails and key order are set.
+void FinishInventory(Inventory* inv) {
+  const size_t n = inv->agents.size();
+  inv->name_end.clear();
+  inv->email_of.clear();
+  inv->vis_of.clear();
+  inv->folded_names.clear();
+  inv->name_end.reserve(n);
+  inv->email_of.reserve(n);
+  inv->vis_of.reserve(n);
+  for (const Agent& a : inv->agents) {
+    inv->email_of.push_back(a.email);
+    inv->vis_of.push_back(a.visibility);
+    if (a.has_name)
+      for (char c : a.name) inv->folded_names.push_back(Lower(c));
+    inv->name_end.push_back(static_cast<uint32_t>(inv->folded_names.size()));
+    inv->folded_names.push_back('\0');
+  }
+  size_t other_bytes = inv->creator_email.size() * 48;
+  for (const std::string& e : inv->emails) other_bytes += 2 * (e.size() + sizeof(std::string));
+  for (const auto& t : inv->texts) other_bytes += t->capacity();
+  inv->bytes = sizeof(Inventory) + inv->agents.capacity() * sizeof(Agent) +
+               inv->folded_names.capacity() + inv->name_end.capacity() * 4 +
+               inv->email_of.capacity() * 4 + inv->vis_of.capacity() + other_bytes +
+               inv->key_order.capacity() * 4 + inv->key_ids.capacity() +
+               inv->key_off.capacity() * 4;
+}
+
 // Above this many distinct creators, their emails come from one scan of the workspace's
 // profiles instead of one point read each.
 constexpr size_t kProfileScanThreshold = 64;
@@ -369,7 +400,9 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
   struct Span {
     uint32_t id, name, owner, creator, id_len, name_len, owner_len, creator_len;
   };
-  std::vector<Span> spans;  // into inv->text, which grows while scanning
+  std::vector<Span> spans;  // into text, which grows while scanning
+  auto text_buffer = std::make_shared<std::string>();
+  std::string& text = *text_buffer;
   std::string prefix;
   store::EntityPrefix(ws, EntityKind::kAgent, &prefix);
   store::Record r;
@@ -384,7 +417,6 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
     inv->key_off.push_back(static_cast<uint32_t>(inv->key_ids.size()));
     inv->key_ids.append(encoded);
     Agent& a = inv->agents.emplace_back();
-    std::string& text = inv->text;
     auto put = [&text](std::string_view v, uint32_t* off, uint32_t* len) {
       *off = static_cast<uint32_t>(text.size());
       *len = static_cast<uint32_t>(v.size());
@@ -436,13 +468,14 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
     Agent& a = inv->agents[i];
     a.email = creators[created_by[i]];
     const Span& sp = spans[i];
-    const std::string_view text = inv->text;  // final: the views stay valid
-    a.id = text.substr(sp.id, sp.id_len);
-    a.name = text.substr(sp.name, sp.name_len);
-    a.owner = text.substr(sp.owner, sp.owner_len);
-    a.creator = text.substr(sp.creator, sp.creator_len);
+    const std::string_view final_text = text;  // final: the views stay valid
+    a.id = final_text.substr(sp.id, sp.id_len);
+    a.name = final_text.substr(sp.name, sp.name_len);
+    a.owner = final_text.substr(sp.owner, sp.owner_len);
+    a.creator = final_text.substr(sp.creator, sp.creator_len);
     inv->creator_email.emplace(a.creator, a.email);
   }
+  inv->texts.push_back(std::move(text_buffer));
 
   // Id order (the scan returned key order: by id length, then id).
   const size_t n = inv->agents.size();
@@ -460,23 +493,7 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
     }
     inv->agents = std::move(sorted);
   }
-  inv->name_end.reserve(inv->agents.size());
-  inv->email_of.reserve(inv->agents.size());
-  inv->vis_of.reserve(inv->agents.size());
-  for (const Agent& a : inv->agents) {
-    inv->email_of.push_back(a.email);
-    inv->vis_of.push_back(a.visibility);
-    if (a.has_name) inv->folded_names += Folded(a.name);
-    inv->name_end.push_back(static_cast<uint32_t>(inv->folded_names.size()));
-    inv->folded_names.push_back('\0');
-  }
-  size_t email_bytes = 0;
-  for (const std::string& e : inv->emails) email_bytes += 2 * (e.size() + sizeof(std::string));
-  inv->bytes = sizeof(Inventory) + inv->agents.capacity() * sizeof(Agent) + inv->text.capacity() +
-               inv->folded_names.capacity() + inv->name_end.capacity() * 4 +
-               inv->email_of.capacity() * 4 + inv->vis_of.capacity() + email_bytes +
-               inv->key_order.capacity() * 4 + inv->key_ids.capacity() +
-               inv->key_off.capacity() * 4;
+  FinishInventory(inv.get());
   return inv;
 }
 
@@ -654,50 +671,114 @@ bool PatchColumn(size_t touched, size_t buckets, size_t table) {
   return UsePointReads(touched, buckets, table);
 }
 
-// Brings the cached state of `key` forward to the snapshot of `rd` when the store's change log
-// proves that, in between, the workspace's agents changed only in usage (credits, active users):
-// the inventory is kept, the touched agents' entries of the cached columns are re-read with point
-// reads and the column-dependent orders are patched (touched agents removed and merged back).
-// False, changing nothing, when the log cannot prove it (too far back, unlogged writes) or when a
-// touched agent was created, deleted, renamed, re-owned or changed visibility, or a creator's
-// email changed: the caller then rebuilds everything from the snapshot.
+constexpr uint32_t kGone = UINT32_MAX;
+
+// A strict weak order on agent indexes of `inv` for one sort (ties by index, i.e. by id), given
+// the columns it needs (null for the fields that need none).
+struct SortLess {
+  const Inventory* inv;
+  SuperagentSortField field;
+  bool descending;
+  const CreditColumn* credits;
+  const ActiveColumn* active;
+
+  std::string_view Text(uint32_t i) const {
+    const Agent& a = inv->agents[i];
+    switch (field) {
+      case SuperagentSortField::kName:
+        return a.name;
+      case SuperagentSortField::kCreatedByEmail:
+        return a.email == kNoEmail ? std::string_view() : std::string_view(inv->emails[a.email]);
+      default:
+        return a.owner;
+    }
+  }
+  bool operator()(uint32_t x, uint32_t y) const {
+    if (IsColumnSort(field) || field == SuperagentSortField::kCreatedAt) {
+      const double kx = field == SuperagentSortField::kCreatedAt
+                            ? static_cast<double>(inv->agents[x].created_at_ms)
+                            : ColumnKey(field, *credits, *active, x);
+      const double ky = field == SuperagentSortField::kCreatedAt
+                            ? static_cast<double>(inv->agents[y].created_at_ms)
+                            : ColumnKey(field, *credits, *active, y);
+      if (kx != ky) return descending ? kx > ky : kx < ky;
+    } else {
+      const int c = Text(x).compare(Text(y));
+      if (c != 0) return descending ? c > 0 : c < 0;
+    }
+    return x < y;
+  }
+};
+
+// Brings the cached state of `key` forward to the snapshot of `rd` using the store's change log
+// (false, changing nothing, when the log cannot prove what changed since the cached state: too
+// far back, or unlogged writes; the caller then rebuilds everything from the snapshot):
+//  - the touched agents' rows and the touched creators' profiles are re-read;
+//  - if only usage changed (credits, active users), the inventory is kept as it is;
+//  - otherwise (agents created, deleted, renamed, re-owned, with a new visibility, creators with
+//    a new email) a new inventory is made from the cached one in memory: unchanged agents keep
+//    their strings (shared buffers) and move to their new index, changed ones are inserted;
+//  - the touched agents' entries of the cached columns are re-read with point reads (columns
+//    with too many touched agents are dropped and rescanned when next needed), and the cached
+//    sort orders are patched: untouched agents keep their relative order (their keys did not
+//    change and indexes keep the id order), the touched ones are sorted and merged back.
 bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::string& ws) {
   CacheEntry old = cache.Copy(key);
   if (!old.inventory || old.seq >= rd.seq()) return false;
   store::ChangeLog::Touched touched;
   if (!rd.store().changes().Collect(ws, old.seq, rd.seq(), &touched)) return false;
-  const Inventory& inv = *old.inventory;
-  const std::vector<Agent>& agents = inv.agents;
-  const size_t n = agents.size();
+  const Inventory& prev = *old.inventory;
+  const std::vector<Agent>& prev_agents = prev.agents;
+  const size_t prev_n = prev_agents.size();
 
-  // 1. Only usage may have changed: compare every touched agent row and creator profile.
-  std::vector<uint32_t> changed;  // indexes of touched inventory agents
+  // 1. What changed. `usage`: old indexes whose row is unchanged; `updates`: rows that changed
+  // or appeared or went away.
+  struct Update {
+    uint32_t old = kGone;
+    bool live = false;
+    AgentFields f;    // views into `strings` once final
+    uint32_t at = 0;  // offset of id, name, owner, creator in `strings`
+    uint32_t len[4] = {0, 0, 0, 0};
+  };
+  std::vector<uint32_t> usage;
+  std::vector<Update> updates;
+  auto strings = std::make_shared<std::string>();
   std::string k;
   rocksdb::PinnableSlice value;
   store::Record r;
   AgentFields f;
   for (const std::string& id : touched.agents) {
-    auto it = std::lower_bound(agents.begin(), agents.end(), id,
+    auto it = std::lower_bound(prev_agents.begin(), prev_agents.end(), id,
                                [](const Agent& a, const std::string& x) { return a.id < x; });
-    const bool known = it != agents.end() && it->id == id;
+    const bool known = it != prev_agents.end() && it->id == id;
     store::EntityKey(ws, EntityKind::kAgent, id, &k);
     const bool live = rd.Get(rd.store().records(), k, &value) &&
                       (store::DecodeRecord(std::string_view(value.data(), value.size()), &r),
                        LiveAgentFields(r, &f));
-    if (!known) {
-      if (live) return false;  // a new agent
-      continue;                // not listed before or after
+    if (!known && !live) continue;  // not listed before or after
+    const uint32_t old_index = known ? static_cast<uint32_t>(it - prev_agents.begin()) : kGone;
+    if (known && live && f.has_name == it->has_name && f.name == it->name &&
+        f.visibility == it->visibility && f.owner == it->owner && f.creator == it->creator &&
+        f.created_at_ms == it->created_at_ms) {
+      usage.push_back(old_index);
+      continue;
     }
-    if (!live || f.has_name != it->has_name || f.name != it->name ||
-        f.visibility != it->visibility || f.owner != it->owner || f.creator != it->creator ||
-        f.created_at_ms != it->created_at_ms) {
-      return false;
+    Update& u = updates.emplace_back();
+    u.old = old_index;
+    u.live = live;
+    if (!live) continue;
+    u.f = f;
+    u.at = static_cast<uint32_t>(strings->size());
+    const std::string_view parts[4] = {id, f.name, f.owner, f.creator};
+    for (int p = 0; p < 4; ++p) {
+      u.len[p] = static_cast<uint32_t>(parts[p].size());
+      strings->append(parts[p]);
     }
-    changed.push_back(static_cast<uint32_t>(it - agents.begin()));
   }
+  std::vector<std::pair<std::string_view, std::string>> new_emails;  // (creator, email)
   for (const std::string& user : touched.users) {
-    auto c = inv.creator_email.find(user);
-    if (c == inv.creator_email.end()) continue;
+    auto c = prev.creator_email.find(user);
+    if (c == prev.creator_email.end()) continue;
     store::UserProfileKey(ws, user, &k);
     std::string_view email;
     if (rd.Get(rd.store().records(), k, &value)) {
@@ -705,66 +786,199 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       if (const store::Field* e = store::FindField(r, store::field::kUserEmail)) email = e->value;
     }
     const std::string_view cached =
-        c->second == kNoEmail ? std::string_view() : std::string_view(inv.emails[c->second]);
-    if (email != cached) return false;
+        c->second == kNoEmail ? std::string_view() : std::string_view(prev.emails[c->second]);
+    if (email != cached) new_emails.emplace_back(c->first, std::string(email));
   }
 
-  // 2. The same inventory at the new sequence number, with patched columns and orders.
+  // 2. The inventory at the new state, and where each old agent went.
+  std::shared_ptr<const Inventory> inv = old.inventory;
+  std::vector<uint32_t> moved;       // new indexes of the agents whose keys may have changed
+  std::vector<uint32_t> old_to_new;  // empty: the identity
+  if (updates.empty() && new_emails.empty()) {
+    moved = usage;
+  } else {
+    auto next_inv = std::make_shared<Inventory>();
+    Inventory& ni = *next_inv;
+    ni.texts = prev.texts;
+    ni.texts.push_back(strings);  // final: views into it stay valid
+    ni.emails = prev.emails;
+    ni.folded_emails = prev.folded_emails;
+    ni.creator_email = prev.creator_email;
+    std::vector<std::string_view> gained;  // creators that had no email before
+    auto set_email = [&](std::string_view creator, std::string_view email) {
+      uint32_t& slot = ni.creator_email[creator];
+      if (email.empty()) {
+        slot = kNoEmail;  // (profiles never lose an email; kept for completeness)
+      } else if (slot == kNoEmail) {
+        slot = static_cast<uint32_t>(ni.emails.size());
+        ni.emails.emplace_back(email);
+        ni.folded_emails.push_back(Folded(email));
+        gained.push_back(creator);
+      } else {
+        ni.emails[slot] = email;
+        ni.folded_emails[slot] = Folded(email);
+      }
+    };
+    for (const auto& [creator, email] : new_emails) set_email(creator, email);
+    std::vector<Agent> live_updates;  // by id
+    std::vector<uint8_t> replaced(prev_n, 0);
+    for (Update& u : updates) {
+      if (u.old != kGone) replaced[u.old] = 1;
+      if (!u.live) continue;
+      const std::string_view all(*strings);
+      size_t at = u.at;
+      std::string_view part[4];
+      for (int p = 0; p < 4; ++p) {
+        part[p] = all.substr(at, u.len[p]);
+        at += u.len[p];
+      }
+      Agent& a = live_updates.emplace_back();
+      a.id = part[0];
+      a.name = part[1];
+      a.owner = part[2];
+      a.creator = part[3];
+      a.has_name = u.f.has_name;
+      a.visibility = u.f.visibility;
+      a.created_at_ms = u.f.created_at_ms;
+      if (!ni.creator_email.contains(a.creator)) {  // a new creator: its profile email
+        store::UserProfileKey(ws, a.creator, &k);
+        std::string_view email;
+        if (rd.Get(rd.store().records(), k, &value)) {
+          store::DecodeRecord(std::string_view(value.data(), value.size()), &r);
+          if (const store::Field* e = store::FindField(r, store::field::kUserEmail))
+            email = e->value;
+        }
+        ni.creator_email.emplace(a.creator, kNoEmail);
+        set_email(a.creator, email);
+      }
+      a.email = ni.creator_email[a.creator];
+    }
+    std::sort(live_updates.begin(), live_updates.end(),
+              [](const Agent& x, const Agent& y) { return x.id < y.id; });
+    // Merge by id: unchanged old agents and the live updates.
+    old_to_new.assign(prev_n, kGone);
+    ni.agents.reserve(prev_n + live_updates.size());
+    size_t u = 0;
+    std::vector<uint32_t> inserted;  // new indexes of the live updates
+    auto take_update = [&] {
+      inserted.push_back(static_cast<uint32_t>(ni.agents.size()));
+      ni.agents.push_back(live_updates[u++]);
+    };
+    for (uint32_t j = 0; j < prev_n; ++j) {
+      if (replaced[j]) continue;
+      while (u < live_updates.size() && live_updates[u].id < prev_agents[j].id) take_update();
+      old_to_new[j] = static_cast<uint32_t>(ni.agents.size());
+      Agent& a = ni.agents.emplace_back(prev_agents[j]);
+      if (!gained.empty() && std::find(gained.begin(), gained.end(), a.creator) != gained.end())
+        a.email = ni.creator_email[a.creator];
+    }
+    while (u < live_updates.size()) take_update();
+    moved = inserted;
+    for (uint32_t j : usage) moved.push_back(old_to_new[j]);
+    // Key order: the old one mapped, with the live updates merged in by encoded id.
+    std::vector<std::pair<std::string, uint32_t>> update_keys;  // (encoded id, new index)
+    for (uint32_t i : inserted) {
+      std::string enc;
+      store::PutLengthPrefixed(&enc, ni.agents[i].id);
+      update_keys.emplace_back(std::move(enc), i);
+    }
+    std::sort(update_keys.begin(), update_keys.end());
+    ni.key_order.reserve(ni.agents.size());
+    ni.key_ids.reserve(prev.key_ids.size() + update_keys.size() * 24);
+    ni.key_off.reserve(ni.agents.size() + 1);
+    auto push_key = [&](std::string_view enc, uint32_t index) {
+      ni.key_order.push_back(index);
+      ni.key_off.push_back(static_cast<uint32_t>(ni.key_ids.size()));
+      ni.key_ids.append(enc);
+    };
+    size_t q = 0;
+    for (size_t p = 0; p < prev.key_order.size(); ++p) {
+      const uint32_t to = old_to_new[prev.key_order[p]];
+      if (to == kGone) continue;
+      const std::string_view enc = prev.KeyId(p);
+      while (q < update_keys.size() && std::string_view(update_keys[q].first) < enc) {
+        push_key(update_keys[q].first, update_keys[q].second);
+        ++q;
+      }
+      push_key(enc, to);
+    }
+    for (; q < update_keys.size(); ++q) push_key(update_keys[q].first, update_keys[q].second);
+    ni.key_off.push_back(static_cast<uint32_t>(ni.key_ids.size()));
+    FinishInventory(&ni);
+    inv = std::move(next_inv);
+  }
+  const size_t n = inv->agents.size();
+  auto new_index = [&](uint32_t j) { return old_to_new.empty() ? j : old_to_new[j]; };
+
+  // 3. Columns: unchanged entries carried over, the moved agents' entries re-read.
   CacheEntry next;
   next.seq = rd.seq();
-  next.inventory = old.inventory;
+  next.inventory = inv;
+  const bool same_indexes = old_to_new.empty();
+  auto carry = [&](const auto& col, auto* out) {
+    out->assign(n, {});
+    for (uint32_t j = 0; j < prev_n; ++j)
+      if (const uint32_t to = new_index(j); to != kGone) (*out)[to] = col[j];
+  };
   for (auto& [range, col] : old.credits) {
     const std::vector<BucketRef> buckets = DecomposeRange(range.first, range.second);
-    if (changed.empty()) {
+    if (moved.empty() && same_indexes) {
       next.credits.emplace_back(range, col);
-    } else if (PatchColumn(changed.size(), buckets.size(), n)) {
-      auto patched = std::make_shared<CreditColumn>(*col);
-      for (uint32_t i : changed) (*patched)[i] = AgentCredits(rd, ws, agents[i], buckets);
+    } else if (PatchColumn(moved.size(), buckets.size(), n)) {
+      auto patched = std::make_shared<CreditColumn>();
+      if (same_indexes)
+        *patched = *col;
+      else
+        carry(*col, patched.get());
+      for (uint32_t i : moved) (*patched)[i] = AgentCredits(rd, ws, inv->agents[i], buckets);
       next.credits.emplace_back(range, std::move(patched));
     }
   }
   for (auto& [today, col] : old.active) {
     const std::vector<BucketRef> buckets = DecomposeRange(today - 29, today);
-    if (changed.empty()) {
+    if (moved.empty() && same_indexes) {
       next.active.emplace_back(today, col);
-    } else if (PatchColumn(changed.size(), buckets.size(), n)) {
-      auto patched = std::make_shared<ActiveColumn>(*col);
-      for (uint32_t i : changed) (*patched)[i] = AgentActive(rd, ws, agents[i], buckets);
+    } else if (PatchColumn(moved.size(), buckets.size(), n)) {
+      auto patched = std::make_shared<ActiveColumn>();
+      if (same_indexes)
+        *patched = *col;
+      else
+        carry(*col, patched.get());
+      for (uint32_t i : moved) (*patched)[i] = AgentActive(rd, ws, inv->agents[i], buckets);
       next.active.emplace_back(today, std::move(patched));
     }
   }
-  std::vector<uint8_t> is_changed(changed.empty() ? 0 : n, 0);
-  for (uint32_t i : changed) is_changed[i] = 1;
+
+  // 4. Orders: untouched agents in their old relative order, the moved ones merged back.
+  std::vector<uint8_t> is_moved(n, 0);
+  for (uint32_t i : moved) is_moved[i] = 1;
   for (auto& [ok, order] : old.orders) {
-    if (changed.empty() || !IsColumnSort(ok.field)) {
-      next.orders.emplace_back(ok, order);  // does not depend on usage
+    // Email orders: a creator's new email moves all of its agents.
+    if (ok.field == SuperagentSortField::kCreatedByEmail && !new_emails.empty()) continue;
+    if (moved.empty() && same_indexes) {
+      next.orders.emplace_back(ok, order);
       continue;
     }
-    const CreditColumn* credits = nullptr;
-    const ActiveColumn* active = nullptr;
-    for (const auto& [range, col] : next.credits)
-      if (range.first == ok.from && range.second == ok.to) credits = col.get();
-    for (const auto& [day, col] : next.active)
-      if (day == ok.today) active = col.get();
-    if (!credits || !active) continue;  // its column was dropped: recomputed when needed
-    auto less = [&, field = ok.field, desc = ok.descending](uint32_t x, uint32_t y) {
-      const double kx = ColumnKey(field, *credits, *active, x);
-      const double ky = ColumnKey(field, *credits, *active, y);
-      if (kx != ky) return desc ? kx > ky : kx < ky;
-      return x < y;
-    };
-    std::vector<uint32_t> moved = changed;
-    std::sort(moved.begin(), moved.end(), less);
+    SortLess less{inv.get(), ok.field, ok.descending, nullptr, nullptr};
+    if (IsColumnSort(ok.field)) {
+      for (const auto& [range, col] : next.credits)
+        if (range.first == ok.from && range.second == ok.to) less.credits = col.get();
+      for (const auto& [day, col] : next.active)
+        if (day == ok.today) less.active = col.get();
+      if (!less.credits || !less.active) continue;  // recomputed with its column when needed
+    }
+    std::vector<uint32_t> sorted_moved = moved;
+    std::sort(sorted_moved.begin(), sorted_moved.end(), less);
     auto patched = std::make_shared<Order>();
     patched->reserve(n);
-    // The untouched agents keep their keys, so they stay in order; the touched ones merge in.
-    auto m = moved.begin();
-    for (uint32_t i : *order) {
-      if (is_changed[i]) continue;
-      while (m != moved.end() && less(*m, i)) patched->push_back(*m++);
+    auto m = sorted_moved.begin();
+    for (uint32_t j : *order) {
+      const uint32_t i = new_index(j);
+      if (i == kGone || is_moved[i]) continue;
+      while (m != sorted_moved.end() && less(*m, i)) patched->push_back(*m++);
       patched->push_back(i);
     }
-    patched->insert(patched->end(), m, moved.end());
+    patched->insert(patched->end(), m, sorted_moved.end());
     next.orders.emplace_back(ok, std::move(patched));
   }
   cache.Put(key, std::move(next));

@@ -2,6 +2,7 @@
 #include "query/superagents.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <algorithm>
 #include <cctype>
@@ -366,6 +367,10 @@ class SuperagentsManyTest : public internal::ViewsTestBase {
           return {0, r.superagent_name.value_or("")};
         case SuperagentSortField::kCreatedByEmail:
           return {0, r.created_by_email.value_or("")};
+        case SuperagentSortField::kCreatedAt:
+          return {double(r.created_at_ms), ""};
+        case SuperagentSortField::kOwnerUserId:
+          return {0, r.owner_user_id};
         default:
           ADD_FAILURE() << "sort field not covered by the reference";
           return {0, ""};
@@ -504,44 +509,76 @@ TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
   check_all("many agents");
   EXPECT_EQ(GetSuperagentsCacheStats().builds, after.builds);
 
-  // 3. A rename rebuilds.
+  // 3. Every other kind of change in one batch, after the same-day events above: a rename, a
+  // new visibility, a deletion, two new agents (one by a new creator), a creator's new email and
+  // a creator's first email. The cached table is patched in memory, not rebuilt.
   before = GetSuperagentsCacheStats();
-  UsageEvent rename = exec(4, "2026-03-15", "u4", 0, 0);
+  std::vector<UsageEvent> batch;
+  auto later = [&](UsageEvent e) {
+    e.time_ms += 1000;
+    batch.push_back(std::move(e));
+  };
   refs_[4].name = "Renamed Agent";
-  rename.entity_name = "Renamed Agent";
-  rename.time_ms += 1000;  // after the same-day events that carried the old name
-  Apply({rename});
-  check_all("rename");
-  EXPECT_GT(GetSuperagentsCacheStats().builds, before.builds);
+  later(exec(4, "2026-03-15", "u4", 0, 0));
+  refs_[5].visibility = "public_with_login";
+  later(exec(5, "2026-03-15", "u5", 1, 0));
+  {
+    UsageEvent del = exec(10, "2026-03-15", "c10", 0, 0);
+    refs_[10].execs.pop_back();
+    del.action = Action::kDeleted;
+    del.message_credits = del.integration_credits = 0;
+    refs_[10].live = false;
+    later(del);
+  }
+  {
+    UsageEvent email = exec(3, "2026-03-15", "c3", 0, 0);
+    email.user_email = "New3@example.com";
+    for (Ref& r : refs_)
+      if (r.owner == "c3") r.email = email.user_email;
+    later(email);
+    UsageEvent first = exec(99, "2026-03-15", "c99", 0, 0);
+    first.user_email = "c99@first.org";
+    for (Ref& r : refs_)
+      if (r.owner == "c99") r.email = first.user_email;
+    later(first);
+  }
+  auto create = [&](const std::string& id, const std::string& creator,
+                    std::optional<std::string> email, const char* name) {
+    Ref fresh;
+    fresh.id = id;
+    fresh.name = name;
+    fresh.owner = creator;
+    fresh.email = std::move(email);
+    fresh.visibility = "private";
+    fresh.created_at = At("2026-03-15") + 1000;
+    refs_.push_back(fresh);
+    UsageEvent created = exec(refs_.size() - 1, "2026-03-15", creator, 0, 0);
+    refs_.back().execs.clear();
+    created.action = Action::kCreated;
+    created.message_credits = created.integration_credits = 0;
+    if (refs_.back().email) created.user_email = *refs_.back().email;
+    later(created);
+    later(exec(refs_.size() - 1, "2026-03-15", "u9", 4, 0));
+  };
+  create("zz-new", "c1", refs_[1].email, "Agent New");
+  create("ag000-new", "c-new", "CNEW@x.com", "Bot New");
+  Apply(batch);
+  check_all("structural changes");
+  Check(req("-created_by_email"), "structural changes: by email");
+  Check(req("created_at", "new"), "structural changes: by created_at");
+  Check(req("-owner_user_id"), "structural changes: by owner");
+  SuperagentsRequest range = req("-total_credits_consumed");  // a range not cached: a scan
+  range.from = Day("2026-02-20");
+  range.to = Day("2026-03-15");
+  Check(range, "structural changes: new range");
+  SuperagentsCacheStats now = GetSuperagentsCacheStats();
+  EXPECT_EQ(now.builds, before.builds);
+  EXPECT_GT(now.refreshes, before.refreshes);
 
-  // 4. A creator's new email rebuilds.
-  before = GetSuperagentsCacheStats();
-  UsageEvent email = exec(3, "2026-03-15", "c3", 0, 0);
-  email.user_email = "new3@example.com";
-  for (Ref& r : refs_)
-    if (r.owner == "c3") r.email = email.user_email;
-  Apply({email});
-  check_all("email");
-  EXPECT_GT(GetSuperagentsCacheStats().builds, before.builds);
-
-  // 5. A new agent rebuilds.
-  before = GetSuperagentsCacheStats();
-  Ref fresh;
-  fresh.id = "zz-new";
-  fresh.name = "Agent New";
-  fresh.owner = "c1";
-  fresh.email = refs_[1].email;
-  fresh.visibility = "private";
-  fresh.created_at = At("2026-03-15");
-  refs_.push_back(fresh);
-  UsageEvent created = exec(refs_.size() - 1, "2026-03-15", "c1", 0, 0);
-  refs_.back().execs.clear();
-  created.action = Action::kCreated;
-  created.message_credits = created.integration_credits = 0;
-  created.entity_visibility = "private";
-  Apply({created, exec(refs_.size() - 1, "2026-03-15", "u9", 4, 0)});
-  check_all("new agent");
-  EXPECT_GT(GetSuperagentsCacheStats().builds, before.builds);
+  // 4. A write the change log did not see: the next request rebuilds.
+  ASSERT_TRUE(store_->db()->Put(rocksdb::WriteOptions(), store_->meta(), "x", "1").ok());
+  check_all("after an unlogged write");
+  EXPECT_GT(GetSuperagentsCacheStats().builds, now.builds);
 }
 
 TEST(SuperagentsParse, SortAndVisibility) {
