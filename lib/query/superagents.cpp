@@ -11,6 +11,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 
@@ -173,6 +174,13 @@ class Cache {
     std::lock_guard lock(mu_);
     CacheEntry* e = Entry(key, seq);
     return e ? e->inventory : nullptr;
+  }
+
+  // The store state the entry of `key` describes; 0 if none.
+  uint64_t Seq(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(key);
+    return it == entries_.end() || !it->second.inventory ? 0 : it->second.seq;
   }
 
   // A copy of the entry of `key` (empty inventory if none).
@@ -385,6 +393,40 @@ void FinishInventory(Inventory* inv) {
                inv->email_of.capacity() * 4 + inv->vis_of.capacity() + other_bytes +
                inv->key_order.capacity() * 4 + inv->key_ids.capacity() +
                inv->key_off.capacity() * 4;
+}
+
+// A refreshed inventory shares the string buffers of its predecessors; beyond this many, Refresh
+// repacks them into one so that strings of replaced agents do not accumulate.
+constexpr size_t kMaxTextBuffers = 16;
+
+// Copies every agent's strings into one new buffer and re-keys creator_email on it (dropping
+// creators without agents), so that the older buffers can be freed.
+void Repack(Inventory* inv) {
+  auto buffer = std::make_shared<std::string>();
+  size_t total = 0;
+  for (const Agent& a : inv->agents)
+    total += a.id.size() + a.name.size() + a.owner.size() + a.creator.size();
+  buffer->reserve(total);
+  for (const Agent& a : inv->agents) {
+    for (std::string_view part : {a.id, a.name, a.owner, a.creator}) buffer->append(part);
+  }
+  std::unordered_map<std::string_view, uint32_t> creators;
+  creators.reserve(inv->creator_email.size());
+  size_t at = 0;
+  auto view = [&](std::string_view old) {
+    const std::string_view v(buffer->data() + at, old.size());
+    at += old.size();
+    return v;
+  };
+  for (Agent& a : inv->agents) {
+    a.id = view(a.id);
+    a.name = view(a.name);
+    a.owner = view(a.owner);
+    a.creator = view(a.creator);
+    creators.emplace(a.creator, a.email);  // an agent's email is its creator's slot
+  }
+  inv->creator_email = std::move(creators);
+  inv->texts.assign(1, std::move(buffer));
 }
 
 // Above this many distinct creators, their emails come from one scan of the workspace's
@@ -873,6 +915,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
         a.email = ni.creator_email[a.creator];
     }
     while (u < live_updates.size()) take_update();
+    if (ni.texts.size() > kMaxTextBuffers) Repack(&ni);
     moved = inserted;
     for (uint32_t j : usage) moved.push_back(old_to_new[j]);
     // Key order: the old one mapped, with the live updates merged in by encoded id.
@@ -1071,7 +1114,6 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   }
 
   const std::string& ws = req.workspace_id;
-  const Reader rd(store);
   // The database's identity and path: a rebuilt store or a checkpoint copy opened in this
   // process (same identity, its own history after the copy) never shares entries.
   std::string cache_key;
@@ -1081,6 +1123,12 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   cache_key.push_back('\0');
   cache_key += ws;
   Cache& cache = Cache::Get();
+  std::optional<Reader> reader(std::in_place, store);
+  // A concurrent request may have brought the cache past this snapshot: a newer snapshot (any
+  // state since the request began is a correct answer) reuses it instead of building an older
+  // state from scratch.
+  if (cache.Seq(cache_key) > reader->seq()) reader.emplace(store);
+  const Reader& rd = *reader;
 
   // 1. The inventory at this snapshot.
   std::shared_ptr<const Inventory> inv = cache.FindInventory(cache_key, rd.seq());

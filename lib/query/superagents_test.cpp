@@ -575,7 +575,22 @@ TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
   EXPECT_EQ(now.builds, before.builds);
   EXPECT_GT(now.refreshes, before.refreshes);
 
-  // 4. A write the change log did not see: the next request rebuilds.
+  // 4. Many structural refreshes in a row (the table's string buffers are repacked on the way).
+  for (int round = 0; round < 24; ++round) {
+    batch.clear();
+    Ref& renamed = refs_[20 + round];
+    renamed.name = "Round " + std::to_string(round) + " Agent";
+    later(exec(20 + round, "2026-03-15", "u7", 1, 0));
+    create("new-" + std::to_string(round), "c" + std::to_string(round), refs_[round].email,
+           "Bot round");
+    Apply(batch);
+    Check(req("-total_credits_consumed", "round"), "round " + std::to_string(round));
+  }
+  check_all("after the rounds");
+  Check(req("-created_by_email"), "after the rounds: by email");
+  EXPECT_EQ(GetSuperagentsCacheStats().builds, now.builds);
+
+  // 5. A write the change log did not see: the next request rebuilds.
   ASSERT_TRUE(store_->db()->Put(rocksdb::WriteOptions(), store_->meta(), "x", "1").ok());
   check_all("after an unlogged write");
   EXPECT_GT(GetSuperagentsCacheStats().builds, now.builds);
