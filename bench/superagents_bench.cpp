@@ -392,6 +392,10 @@ int main(int argc, char** argv) {
     std::shuffle(order.begin(), order.end(), rng);
     int64_t seen = consumed();
     int serial = 0;
+    // Event ids unique to this invocation: with --reuse, an earlier run's writes are in the dedupe
+    // window and the same ids would be dropped as duplicates (no write at all).
+    const std::string run_id =
+        std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-";
     for (size_t slot : order) {
       const size_t i = slot / kKinds, kind = slot % kKinds;
       ++serial;
@@ -399,14 +403,14 @@ int main(int argc, char** argv) {
       std::string type = "agent.executed", agent = "\"id\":\"" + ids[serial % ids.size()] + "\"";
       if (kind == 1) {
         type = "agent.updated";
-        agent += ",\"name\":\"Bench renamed " + sn + "\"";
+        agent += ",\"name\":\"Bench renamed " + run_id + sn + "\"";
       } else if (kind == 2) {
         type = "agent.created";
-        agent = "\"id\":\"bench-agent-" + sn + "\",\"name\":\"Bench agent " + sn +
+        agent = "\"id\":\"bench-agent-" + run_id + sn + "\",\"name\":\"Bench agent " + sn +
                 "\",\"visibility\":\"workspace\"";
       }
       // Seconds apart, after every generated event: each rename is the latest.
-      const std::string event = "{\"specversion\":\"1.0\",\"id\":\"bench-write-" + sn +
+      const std::string event = "{\"specversion\":\"1.0\",\"id\":\"bench-write-" + run_id + sn +
                                 "\",\"source\":\"bench\",\"type\":\"" + type + "\",\"time\":\"" +
                                 end_day + "T11:" + (serial / 60 < 10 ? "0" : "") +
                                 std::to_string(serial / 60 % 60) + ":" +
