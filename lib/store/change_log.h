@@ -32,8 +32,10 @@ namespace tally::store {
 
 class ChangeLog {
  public:
-  // Bounds: entries kept (oldest dropped first), and ids kept over all entries.
-  explicit ChangeLog(size_t max_entries = 512, size_t max_ids = 2'000'000)
+  // Bounds: entries kept (oldest dropped first), and ids kept over all entries (about 50 bytes
+  // each: the default holds a few dozen large ingest batches in about 13 MB). A reader whose
+  // state is older than the oldest entry recomputes.
+  explicit ChangeLog(size_t max_entries = 512, size_t max_ids = 256'000)
       : max_entries_(max_entries), max_ids_(max_ids) {}
 
   // Records one write that moved the store from sequence number `before` to `after`.
