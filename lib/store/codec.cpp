@@ -1,6 +1,7 @@
 #include "store/codec.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -151,27 +152,36 @@ std::string EncodeCounters(const Counters& c) {
 }
 
 bool AddEncodedCounters(std::string_view in, Counters* c) {
-  Counters parsed;
   uint64_t mask_i, mask_d;
   if (!GetVarint64(&in, &mask_i) || !GetVarint64(&in, &mask_d)) return false;
   // Fields beyond the known ones come from a newer writer; refuse rather than misread.
   if (mask_i >> Counters::kInts || mask_d >> Counters::kDoubles) return false;
-  for (int k = 0; k < Counters::kInts; ++k) {
-    if (mask_i & (uint64_t{1} << k)) {
-      uint64_t v;
-      if (!GetVarint64(&in, &v)) return false;
-      parsed.i[k] = UnZigZag(v);
+  // Only the (few) present fields are visited; they are added once the whole value decoded, so
+  // a malformed value leaves *c unchanged. This runs for every merge operand on every read.
+  int64_t ints[Counters::kInts];
+  double doubles[Counters::kDoubles];
+  int n = 0;
+  for (uint64_t m = mask_i; m != 0; m &= m - 1) {
+    uint64_t v;
+    if (!in.empty() && static_cast<uint8_t>(in[0]) < 0x80) {  // one-byte varint: most counts
+      v = static_cast<uint8_t>(in[0]);
+      in.remove_prefix(1);
+    } else if (!GetVarint64(&in, &v)) {
+      return false;
     }
+    ints[n++] = UnZigZag(v);
   }
-  for (int k = 0; k < Counters::kDoubles; ++k) {
-    if (mask_d & (uint64_t{1} << k)) {
-      uint64_t bits;
-      if (!GetFixed64(&in, &bits)) return false;
-      std::memcpy(&parsed.d[k], &bits, 8);
-    }
+  n = 0;
+  for (uint64_t m = mask_d; m != 0; m &= m - 1) {
+    uint64_t bits;
+    if (!GetFixed64(&in, &bits)) return false;
+    std::memcpy(&doubles[n++], &bits, 8);
   }
   if (!in.empty()) return false;
-  c->Add(parsed);
+  n = 0;
+  for (uint64_t m = mask_i; m != 0; m &= m - 1) c->i[std::countr_zero(m)] += ints[n++];
+  n = 0;
+  for (uint64_t m = mask_d; m != 0; m &= m - 1) c->d[std::countr_zero(m)] += doubles[n++];
   return true;
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "store/bitmap.h"
 
 namespace tally::store {
@@ -72,6 +74,47 @@ TEST(CodecTest, CountersAddAndRejectMalformed) {
   EXPECT_EQ(sum.i[3], before.i[3]);
   EXPECT_FALSE(AddEncodedCounters("\xff\xff\xff\xff\x0f", &sum));
   EXPECT_TRUE(EncodeCounters(Counters{}).size() == 2 && Counters{}.IsZero());
+}
+
+// Random sparse counters (small and large, negative ints; doubles) round-trip through the codec
+// and add field-wise; every truncation or extension of a valid value is refused and leaves the
+// sum unchanged.
+TEST(CodecTest, CountersRandomRoundTripAndTruncations) {
+  std::mt19937_64 rng(7);
+  Counters expected, sum;
+  for (int round = 0; round < 2000; ++round) {
+    Counters c;
+    for (int k = 0; k < Counters::kInts; ++k) {
+      switch (rng() % 4) {
+        case 0:
+          c.i[k] = static_cast<int64_t>(rng() % 60);  // one-byte varints
+          break;
+        case 1:
+          c.i[k] = static_cast<int64_t>(rng()) >> (rng() % 63);  // any size, either sign
+          break;
+        default:
+          break;  // absent
+      }
+    }
+    for (int k = 0; k < Counters::kDoubles; ++k)
+      if (rng() % 2) c.d[k] = static_cast<double>(rng() % 100000) / 7.0;
+    const std::string enc = EncodeCounters(c);
+    Counters one;
+    ASSERT_TRUE(AddEncodedCounters(enc, &one));
+    for (int k = 0; k < Counters::kInts; ++k) ASSERT_EQ(one.i[k], c.i[k]) << round << " " << k;
+    for (int k = 0; k < Counters::kDoubles; ++k) ASSERT_EQ(one.d[k], c.d[k]) << round;
+    ASSERT_TRUE(AddEncodedCounters(enc, &sum));
+    expected.Add(c);
+    const Counters before = sum;
+    for (size_t len = 0; len < enc.size(); ++len) {
+      ASSERT_FALSE(AddEncodedCounters(std::string_view(enc).substr(0, len), &sum)) << len;
+    }
+    ASSERT_FALSE(AddEncodedCounters(enc + '\x01', &sum));
+    for (int k = 0; k < Counters::kInts; ++k) ASSERT_EQ(sum.i[k], before.i[k]);
+    for (int k = 0; k < Counters::kDoubles; ++k) ASSERT_EQ(sum.d[k], before.d[k]);
+  }
+  for (int k = 0; k < Counters::kInts; ++k) EXPECT_EQ(sum.i[k], expected.i[k]);
+  for (int k = 0; k < Counters::kDoubles; ++k) EXPECT_DOUBLE_EQ(sum.d[k], expected.d[k]);
 }
 
 TEST(CodecTest, RecordPolicies) {
