@@ -1,41 +1,82 @@
 #include "common/json_writer.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 
 namespace tally {
 
-void AppendJsonString(std::string* out, std::string_view s) {
+namespace {
+
+// 1 for the bytes that JSON strings must escape ('"', '\\' and control characters).
+constexpr std::array<uint8_t, 256> kNeedsEscape = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 1;
+  t['"'] = 1;
+  t['\\'] = 1;
+  return t;
+}();
+
+void AppendEscaped(std::string* out, unsigned char c) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 15]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+  switch (c) {
+    case '"':
+      out->append("\\\"");
+      break;
+    case '\\':
+      out->append("\\\\");
+      break;
+    case '\n':
+      out->append("\\n");
+      break;
+    case '\r':
+      out->append("\\r");
+      break;
+    case '\t':
+      out->append("\\t");
+      break;
+    default: {
+      const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+      out->append(u, sizeof u);
     }
   }
+}
+
+}  // namespace
+
+void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
+  // Runs of bytes that need no escaping (nearly all of them) are appended at once.
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (!kNeedsEscape[c]) continue;
+    out->append(s.data() + run, i - run);
+    AppendEscaped(out, c);
+    run = i + 1;
+  }
+  out->append(s.data() + run, s.size() - run);
+  out->push_back('"');
+}
+
+void AppendJsonInt(std::string* out, int64_t value) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, value);
+  out->append(buf, r.ptr);
+}
+
+void AppendJsonDouble(std::string* out, double value) {
+  if (!std::isfinite(value)) {
+    out->append("null");
+    return;
+  }
+  if (value == std::trunc(value) && std::fabs(value) < 9e15) {
+    AppendJsonInt(out, static_cast<int64_t>(value));
+    return;
+  }
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, value);
+  out->append(buf, r.ptr);
 }
 
 void JsonWriter::Separate() {
@@ -85,26 +126,12 @@ void JsonWriter::String(std::string_view value) {
 
 void JsonWriter::Int(int64_t value) {
   Separate();
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, value);
-  out_->append(buf, r.ptr);
+  AppendJsonInt(out_, value);
 }
 
 void JsonWriter::Double(double value) {
   Separate();
-  if (!std::isfinite(value)) {
-    out_->append("null");
-    return;
-  }
-  if (value == std::trunc(value) && std::fabs(value) < 9e15) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(value));
-    out_->append(buf, r.ptr);
-    return;
-  }
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, value);
-  out_->append(buf, r.ptr);
+  AppendJsonDouble(out_, value);
 }
 
 void JsonWriter::StringOrNull(const std::optional<std::string>& value) {

@@ -48,7 +48,13 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-// Appends `s` as a quoted JSON string with escaping.
+// Appends `s` as a quoted JSON string with escaping ('"', '\\', and control characters; other
+// bytes, UTF-8 included, are copied as they are).
 void AppendJsonString(std::string* out, std::string_view s);
+// Appends `value` as a JSON number, as JsonWriter::Int writes it.
+void AppendJsonInt(std::string* out, int64_t value);
+// Appends `value` as JsonWriter::Double writes it: the shortest form that round-trips, integers
+// without ".0", null for non-finite values.
+void AppendJsonDouble(std::string* out, double value);
 
 }  // namespace tally

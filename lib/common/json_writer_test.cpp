@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
 #include "common/sha256.h"
 
 namespace tally {
@@ -26,6 +32,101 @@ TEST(JsonWriterTest, WritesNestedValues) {
   w.EndObject();
   w.EndObject();
   EXPECT_EQ(out, R"({"a":1,"b":[1.5,2,"x\"y\n\u0001"],"c":null,"d":{}})");
+}
+
+// The escaping rules, one byte at a time (the simple form the fast path must match).
+std::string ReferenceJsonString(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+TEST(JsonWriterTest, AppendJsonStringMatchesTheByteByByteRules) {
+  EXPECT_EQ(ReferenceJsonString("a\"b\\c\x1f\x7f\xc3\xa9"), R"("a\"b\\c\u001f)"
+                                                            "\x7f\xc3\xa9\"");
+  std::mt19937 rng(7);
+  // Every byte value alone, then random strings mixing plain runs and bytes to escape.
+  for (int c = 0; c < 256; ++c) {
+    const std::string s(1, static_cast<char>(c));
+    std::string out = "x";
+    AppendJsonString(&out, s);
+    EXPECT_EQ(out, "x" + ReferenceJsonString(s)) << c;
+  }
+  for (int i = 0; i < 5000; ++i) {
+    std::string s(rng() % 40, 'a');
+    for (char& c : s) c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : 'a' + rng() % 26);
+    std::string out;
+    AppendJsonString(&out, s);
+    ASSERT_EQ(out, ReferenceJsonString(s)) << i;
+  }
+}
+
+// JsonWriter::Double's documented form, written out without the shared helper.
+std::string ReferenceJsonDouble(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  if (v == std::trunc(v) && std::fabs(v) < 9e15) {
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v)).ptr);
+  }
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+TEST(JsonWriterTest, AppendJsonNumbersMatchTheWriter) {
+  std::vector<double> values = {0.0,
+                                -0.0,
+                                1.0,
+                                0.125,
+                                1e-9,
+                                1e-6,
+                                123456.000000001,
+                                9e15,
+                                -9e15 + 1,
+                                1e300,
+                                std::numeric_limits<double>::infinity(),
+                                std::numeric_limits<double>::quiet_NaN(),
+                                std::numeric_limits<double>::denorm_min()};
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 20000; ++i) {
+    // Nano-dollar sums as the request endpoints render them, and arbitrary doubles.
+    values.push_back(static_cast<double>(rng() % 100'000'000'000'000ULL) / 1e9);
+    uint64_t bits = rng();
+    double d;
+    std::memcpy(&d, &bits, sizeof d);
+    values.push_back(d);
+  }
+  for (double v : values) {
+    std::string out = "[", via_writer;
+    AppendJsonDouble(&out, v);
+    JsonWriter w(&via_writer);
+    w.Double(v);
+    ASSERT_EQ(out, "[" + ReferenceJsonDouble(v)) << v;
+    ASSERT_EQ(via_writer, ReferenceJsonDouble(v)) << v;
+  }
+  for (int64_t v : {int64_t{0}, int64_t{-1}, int64_t{42}, std::numeric_limits<int64_t>::min(),
+                    std::numeric_limits<int64_t>::max()}) {
+    std::string out;
+    AppendJsonInt(&out, v);
+    EXPECT_EQ(out, std::to_string(v));
+  }
 }
 
 TEST(Sha256Test, KnownVector) {

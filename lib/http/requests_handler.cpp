@@ -118,10 +118,41 @@ Response RequestsHandler::Handle(const Request& request) const {
   return JsonResponse(200, RenderRequests(*metric, *result));
 }
 
+namespace {
+
+// {"agentUsage":[...]} appended straight to `out`: thousands of rows, so no per-value writer
+// bookkeeping; the same bytes JsonWriter would write.
+void RenderAgentUsage(const std::vector<query::UsageRow>& rows, std::string* out) {
+  size_t bytes = 32;
+  for (const query::UsageRow& u : rows) bytes += 104 + u.user.size();
+  out->reserve(bytes);
+  out->append(R"({"agentUsage":[)");
+  bool first = true;
+  for (const query::UsageRow& u : rows) {
+    out->append(first ? R"({"totalCost":)" : R"(,{"totalCost":)");
+    first = false;
+    AppendJsonDouble(out, u.cost);
+    out->append(R"(,"totalRequests":)");
+    AppendJsonInt(out, static_cast<int64_t>(u.requests));
+    out->append(R"(,"totalTokens":)");
+    AppendJsonInt(out, static_cast<int64_t>(u.tokens));
+    out->append(R"(,"user":)");
+    AppendJsonString(out, u.user);
+    out->push_back('}');
+  }
+  out->append("]}");
+}
+
+}  // namespace
+
 std::string RenderRequests(query::RequestsMetric metric, const query::RequestsResult& r) {
   using M = query::RequestsMetric;
   std::string out;
-  out.reserve(64 + r.top.size() * 64 + r.days.size() * 72 + r.usage.size() * 120);
+  if (metric == M::kAgentUsagePerUser) {
+    RenderAgentUsage(r.usage, &out);
+    return out;
+  }
+  out.reserve(64 + r.top.size() * 64 + r.days.size() * 72);
   JsonWriter w(&out);
   w.BeginObject();
   auto ranked = [&](const char* list, const char* label, const char* value, bool value_first) {
@@ -189,22 +220,7 @@ std::string RenderRequests(query::RequestsMetric metric, const query::RequestsRe
       }
       w.EndArray();
       break;
-    case M::kAgentUsagePerUser:
-      w.Key("agentUsage");
-      w.BeginArray();
-      for (const query::UsageRow& u : r.usage) {
-        w.BeginObject();
-        w.Key("totalCost");
-        w.Double(u.cost);
-        w.Key("totalRequests");
-        w.Int(static_cast<int64_t>(u.requests));
-        w.Key("totalTokens");
-        w.Int(static_cast<int64_t>(u.tokens));
-        w.Key("user");
-        w.String(u.user);
-        w.EndObject();
-      }
-      w.EndArray();
+    case M::kAgentUsagePerUser:  // rendered above
       break;
   }
   w.EndObject();

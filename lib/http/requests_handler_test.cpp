@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_writer.h"
 #include "common/sha256.h"
 
 namespace tally::http {
@@ -231,6 +232,47 @@ TEST_F(RequestsHandlerTest, RendersTheSeedShapes) {
             json::parse(R"({"agentUsage":[{"totalCost":0.125,"totalRequests":3,
                                            "totalTokens":812,"user":"jane@x.com"}]})"));
   EXPECT_EQ(metric_, RequestsMetric::kAgentUsagePerUser);
+}
+
+// The agent-usage rows are appended directly (no JsonWriter): the bytes must be the writer's.
+TEST(RenderRequestsTest, AgentUsageBytesAreTheJsonWritersBytes) {
+  auto reference = [](const std::vector<query::UsageRow>& rows) {
+    std::string out;
+    JsonWriter w(&out);
+    w.BeginObject();
+    w.Key("agentUsage");
+    w.BeginArray();
+    for (const query::UsageRow& u : rows) {
+      w.BeginObject();
+      w.Key("totalCost");
+      w.Double(u.cost);
+      w.Key("totalRequests");
+      w.Int(static_cast<int64_t>(u.requests));
+      w.Key("totalTokens");
+      w.Int(static_cast<int64_t>(u.tokens));
+      w.Key("user");
+      w.String(u.user);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return out;
+  };
+  query::RequestsResult r;
+  EXPECT_EQ(RenderRequests(RequestsMetric::kAgentUsagePerUser, r), R"({"agentUsage":[]})");
+  const std::string nul("a\0b", 3);
+  r.usage = {{"jane@x.com", 0.125, 3, 812},
+             {"q\"uote\\back\nline\x01\x1f\xc3\xa9", 3710.8825, 250660, 268413822},
+             {"", 0, 0, 0},
+             {nul, 1e-6, 1, 1},
+             {"big", 9007199254.740993, UINT64_MAX >> 1, 1ULL << 40},
+             {"neg", -2.5, 7, 7}};
+  EXPECT_EQ(RenderRequests(RequestsMetric::kAgentUsagePerUser, r), reference(r.usage));
+  for (int i = 0; i < 3000; ++i) {
+    r.usage.push_back({r.usage[static_cast<size_t>(i) % 6].user, i * 0.001234567, uint64_t(i),
+                       uint64_t(i) * 977});
+  }
+  EXPECT_EQ(RenderRequests(RequestsMetric::kAgentUsagePerUser, r), reference(r.usage));
 }
 
 }  // namespace
