@@ -227,12 +227,63 @@ uint64_t ActiveProjects(const Plan& plan) {
   return static_cast<uint64_t>(std::unique(active.begin(), active.end()) - active.begin());
 }
 
+// A row of a full ranking: its value, label and accumulator index.
+struct RankKey {
+  uint64_t value;
+  uint64_t prefix;  // the label's first 8 bytes, big-endian, zero-padded: orders like the label
+  std::string_view label;
+  uint32_t index;
+};
+
+// The first 8 bytes of `s` as a big-endian number (missing bytes 0): a < b on these implies
+// a < b on the strings (byte order), equal prefixes need the full comparison.
+inline uint64_t LabelPrefix(std::string_view s) {
+  uint64_t p = 0;
+  const size_t n = std::min<size_t>(s.size(), 8);
+  for (size_t i = 0; i < 8; ++i) {
+    p <<= 8;
+    if (i < n) p |= static_cast<unsigned char>(s[i]);
+  }
+  return p;
+}
+
+// Every active entry of `acc` ranked by `value` descending, ties by label then id ascending.
+// The sort keys are gathered once into one array, so comparisons cost no accumulator or
+// directory lookups, and most label ties are settled by the 8-byte prefix (agent-usage-per-user
+// ranks thousands of users, many of them tied on small values).
+template <typename Value, typename Label, typename Id>
+std::vector<RankKey> RankAll(const Accumulator& acc, Value value, Label label, Id id) {
+  std::vector<RankKey> keys;
+  keys.reserve(acc.touched.size());
+  for (uint32_t i : acc.touched) {
+    const Accumulator::Entry& e = acc.entries[i];
+    if (e.requests == 0) continue;
+    const std::string_view l = label(i);
+    keys.push_back({value(e), LabelPrefix(l), l, i});
+  }
+  std::sort(keys.begin(), keys.end(), [&](const RankKey& a, const RankKey& b) {
+    if (a.value != b.value) return a.value > b.value;
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    if (a.label != b.label) return a.label < b.label;
+    return id(a.index) < id(b.index);
+  });
+  return keys;
+}
+
 // The top `limit` entries of `acc` by `value`, ties by label then id.
 template <typename Value, typename Label, typename Id>
 std::vector<uint32_t> TopIndexes(const Accumulator& acc, size_t limit, Value value, Label label,
                                  Id id) {
+  size_t active = 0;
+  for (uint32_t i : acc.touched) active += acc.entries[i].requests > 0 ? 1 : 0;
   std::vector<uint32_t> idx;
-  idx.reserve(acc.touched.size());
+  if (limit >= active) {
+    for (const RankKey& k : RankAll(acc, value, label, id)) idx.push_back(k.index);
+    return idx;
+  }
+  // A few rows out of many: most candidates lose on the value alone, so labels are looked up
+  // only on ties.
+  idx.reserve(active);
   for (uint32_t i : acc.touched)
     if (acc.entries[i].requests > 0) idx.push_back(i);
   auto less = [&](uint32_t a, uint32_t b) {
@@ -242,13 +293,8 @@ std::vector<uint32_t> TopIndexes(const Accumulator& acc, size_t limit, Value val
     if (la != lb) return la < lb;
     return id(a) < id(b);
   };
-  const size_t n = std::min(limit, idx.size());
-  if (n == idx.size()) {
-    std::sort(idx.begin(), idx.end(), less);  // partial_sort of everything is a slower heap sort
-  } else {
-    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n), idx.end(), less);
-  }
-  idx.resize(n);
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(limit), idx.end(), less);
+  idx.resize(limit);
   return idx;
 }
 
@@ -404,13 +450,24 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
       auto value = [](const Accumulator::Entry& e) { return e.requests; };
       auto label = [&r](uint32_t i) { return r.UserLabel(i); };
       auto id = [&r](uint32_t i) { return r.UserId(i); };
-      std::vector<uint32_t> order = TopIndexes(tl_users, SIZE_MAX, value, label, id);
-      result.usage.reserve(order.size());
-      for (uint32_t i : order) {
-        const Accumulator::Entry& e = tl_users.entries[i];
-        result.usage.push_back({std::string(r.UserLabel(i)),
-                                static_cast<double>(e.cost_nanos) / 1e9, e.requests, e.tokens});
+      const std::vector<RankKey> order = RankAll(tl_users, value, label, id);
+      // Every label copied into one buffer (no allocation per row), then viewed by the rows.
+      size_t bytes = 0;
+      for (const RankKey& k : order) bytes += k.label.size();
+      auto text = std::make_shared<std::string>();
+      text->reserve(bytes);
+      for (const RankKey& k : order) text->append(k.label);
+      result.usage.resize(order.size());
+      const std::string_view all = *text;
+      size_t at = 0;
+      for (size_t i = 0; i < order.size(); ++i) {
+        const Accumulator::Entry& e = tl_users.entries[order[i].index];
+        const size_t n = order[i].label.size();
+        result.usage[i] = {all.substr(at, n), static_cast<double>(e.cost_nanos) / 1e9, e.requests,
+                           e.tokens};
+        at += n;
       }
+      result.text = std::move(text);
       break;
     }
     case RequestsMetric::kTotalRequestsPerDay: {

@@ -33,6 +33,7 @@
 // Thread-safe: any number of concurrent calls on one Store and Directory.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,7 +106,10 @@ struct DayRow {
   uint64_t errors = 0;
 };
 struct UsageRow {
-  std::string user;
+  // The user label. RunRequests points it into RequestsResult::text (one buffer for thousands of
+  // rows instead of one string each); rows built elsewhere may point at any storage that
+  // outlives them.
+  std::string_view user;
   double cost = 0;
   uint64_t requests = 0;
   uint64_t tokens = 0;
@@ -118,6 +122,9 @@ struct RequestsResult {
   std::vector<RankedRow> top;   // kTop10* (at most 10 rows)
   std::vector<DayRow> days;     // kTotalRequestsPerDay: every day of the range, in order
   std::vector<UsageRow> usage;  // kAgentUsagePerUser: every active user, ranked by requests
+  // The bytes `usage` labels point into; immutable and shared by copies of the result, so
+  // copies and moves keep the rows valid.
+  std::shared_ptr<const std::string> text;
 };
 
 // kInvalidArgument (field startDate / endDate) for start > end or a range longer than

@@ -150,12 +150,21 @@ struct Reference {
           r.top.push_back({std::get<1>(v[i]), std::get<0>(v[i])});
         break;
       }
-      case RequestsMetric::kAgentUsagePerUser:
-        for (const auto& [n, label, id] : ranked_users()) {
+      case RequestsMetric::kAgentUsagePerUser: {
+        // The rows view their labels in r.text, as RunRequests' rows do.
+        const auto ranked = ranked_users();
+        auto text = std::make_shared<std::string>();
+        for (const auto& [n, label, id] : ranked) *text += label;
+        size_t at = 0;
+        for (const auto& [n, label, id] : ranked) {
           const U& u = user_stats.at(id);
-          r.usage.push_back({label, u.cost, u.requests, u.tokens});
+          r.usage.push_back(
+              {std::string_view(*text).substr(at, label.size()), u.cost, u.requests, u.tokens});
+          at += label.size();
         }
+        r.text = std::move(text);
         break;
+      }
       case RequestsMetric::kTotalRequestsPerDay:
         for (DayNumber d = q.start; d <= q.end; ++d) r.days.push_back({d, 0, 0});
         for (const UsageEvent* e : reqs) {
@@ -317,6 +326,60 @@ TEST_F(RequestsTest, DistinctUsersAreNotSumsOfDailyCounts) {
   EXPECT_EQ(per_project->average, 1.0);
   auto per_agent = RunRequests(*store_, *dir_index_, RequestsMetric::kAverageUsersPerAgent, q);
   EXPECT_EQ(per_agent->average, 1.0);
+}
+
+TEST_F(RequestsTest, RanksTiedUsersByWholeLabelThenId) {
+  // Tied request counts with labels that agree on their first 8 bytes (or more), are prefixes of
+  // one another, hold bytes >= 0x80 or NUL, repeat (then the user id decides), or are absent
+  // (then the label is the user id).
+  const std::vector<std::string> emails = {"same.prefix.long@x",
+                                           "same.prefix.lonf@x",
+                                           "same.pre",
+                                           "same.prefix",
+                                           "same.pre\xc3\xa9",
+                                           "same.pre\x01",
+                                           "same.pr",
+                                           std::string("same.pr\0", 8),
+                                           std::string("same.pre\0x", 10),
+                                           "",
+                                           "same.prefix.long@x",
+                                           "\xff\xfe",
+                                           "Same",
+                                           "same.pref\xff",
+                                           "u9",
+                                           "a"};
+  std::vector<UsageEvent> batch;
+  for (size_t i = 0; i < emails.size(); ++i) {
+    const int requests = i % 5 == 0 ? 1 : 2;  // most users tie
+    for (int k = 0; k < requests; ++k) {
+      UsageEvent e;
+      e.id = "t" + std::to_string(i) + "." + std::to_string(k);
+      e.source = "t";
+      e.workspace_id = "ws";
+      e.organization_id = "org";
+      e.project_id = "p";
+      e.user_id = "u" + std::to_string(i);
+      e.user_email = emails[i];
+      e.entity_id = "agent";
+      e.time_ms = int64_t{kFirstDay + k} * kDayMs;
+      batch.push_back(std::move(e));
+    }
+  }
+  Flush(&batch);
+  RequestsQuery q{{"org"}, std::nullopt, kFirstDay, kFirstDay + 3, std::nullopt};
+  for (RequestsMetric m :
+       {RequestsMetric::kAgentUsagePerUser, RequestsMetric::kTop10UsersByRequests}) {
+    auto got = RunRequests(*store_, *dir_index_, m, q);
+    ASSERT_TRUE(got.has_value()) << got.error().message;
+    ExpectSame(ref_.Run(m, q), *got, "metric " + std::to_string(static_cast<int>(m)));
+  }
+  auto usage = RunRequests(*store_, *dir_index_, RequestsMetric::kAgentUsagePerUser, q);
+  ASSERT_EQ(usage->usage.size(), emails.size());
+  // The rows view one shared buffer: a copy stays valid after the original is gone.
+  RequestsResult copy = *usage;
+  usage = RequestsResult{};
+  EXPECT_EQ(copy.usage.front().user, "Same");
+  EXPECT_EQ(copy.usage.back().user, "same.prefix.long@x");
 }
 
 TEST_F(RequestsTest, RejectsReversedAndTooLongRanges) {
