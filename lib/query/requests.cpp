@@ -5,6 +5,7 @@
 #include <map>
 #include <utility>
 
+#include "query/internal/requests_reader.h"
 #include "query/range.h"
 #include "store/bitmap.h"
 #include "store/codec.h"
@@ -195,22 +196,40 @@ uint64_t CountActive(const Accumulator& acc) {
   return n;
 }
 
-// Every active project of the scope: ((org, project) -> union of its users).
-std::map<std::pair<std::string, std::string>, store::UserBitmap> ProjectUsers(const Plan& plan) {
-  std::map<std::pair<std::string, std::string>, store::UserBitmap> out;
+// Over the active projects of the scope: (sum of their distinct users, their number). A
+// project is (org, project id); its users are the union of its users bitmaps over every agent
+// selector and bucket. All the bitmaps are read with one MultiGet and each project's union is
+// computed once (RequestsReader), instead of one point read and one eager OR per bitmap.
+std::pair<uint64_t, uint64_t> ProjectUserSums(const store::Store& store, const Plan& plan) {
+  internal::RequestsReader reader(store);
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> keys;
   for (const std::string& org : plan.orgs()) {
     for (uint32_t agent : plan.agents()) {
-      const std::vector<std::string> projects = plan.ScopeProjects(org, agent);
+      std::vector<std::string> projects;
+      if (plan.project()) {
+        projects = {std::string(*plan.project())};
+      } else {
+        projects = reader.ProjectsOf(org, agent);
+      }
       for (const std::string& p : projects) {
-        store::UserBitmap users;
-        std::string_view pv = p;
-        plan.OrUsers(org, agent, &pv, &users);
-        if (users.IsEmpty()) continue;
-        out[{org, p}].Or(users);
+        std::vector<std::string>& k = keys[{org, p}];
+        const std::string_view pv = p;
+        for (const BucketRef& b : plan.buckets()) {
+          store::RequestsUsersKey(org, agent, &pv, b.granularity, b.bucket, &k.emplace_back());
+        }
       }
     }
   }
-  return out;
+  std::vector<std::vector<std::string>> groups;
+  groups.reserve(keys.size());
+  for (auto& [project, k] : keys) groups.push_back(std::move(k));
+  uint64_t sum = 0, n = 0;
+  for (uint64_t users : reader.UnionCardinalities(groups)) {
+    if (users == 0) continue;
+    sum += users;
+    ++n;
+  }
+  return {sum, n};
 }
 
 uint64_t ActiveProjects(const Plan& plan) {
@@ -391,11 +410,7 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
       break;
     }
     case RequestsMetric::kAverageUsersPerProject: {
-      uint64_t sum = 0, n = 0;
-      for (auto& [project, users] : ProjectUsers(plan)) {
-        sum += users.Cardinality();
-        ++n;
-      }
+      const auto [sum, n] = ProjectUserSums(store, plan);
       result.average = n ? static_cast<double>(sum) / static_cast<double>(n) : 0;
       break;
     }
