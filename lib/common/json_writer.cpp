@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace tally {
 
@@ -65,6 +66,44 @@ void AppendJsonInt(std::string* out, int64_t value) {
   out->append(buf, r.ptr);
 }
 
+namespace {
+
+// Fast path for values that are a whole number of billionths n / 1e9 (the request endpoints'
+// nano-dollar costs) with 1e6 <= n < 1e15 and n not a multiple of 1e9: appends what
+// std::to_chars writes for them and returns true; false (nothing appended) for anything else.
+// Why the bytes are the same: n / 1e9 has at most 15 significant digits; a double near it is
+// precise to ~2.2e-16 relatively, finer than the spacing of 15-digit decimals, so the shortest
+// decimal that rounds to the double is n / 1e9 itself (and no other decimal of that length);
+// with values in [0.001, 1e6) the fixed form of those digits is never longer than the
+// scientific one, and to_chars resolves ties in favour of fixed.
+bool AppendBillionths(std::string* out, double value) {
+  if (!(value >= 0.001 && value < 1e6)) return false;
+  // Any n will do as long as the check below holds: it makes `value` that quotient's double.
+  const int64_t n = static_cast<int64_t>(value * 1e9 + 0.5);
+  if (n < 1'000'000 || n >= 1'000'000'000'000'000 || n % 1'000'000'000 == 0) return false;
+  if (static_cast<double>(n) / 1e9 != value) return false;
+  static constexpr char kPairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
+  char buf[32];
+  char* p = std::to_chars(buf, buf + 20, n / 1'000'000'000).ptr;
+  *p++ = '.';
+  // The 9 fraction digits (leading zeros kept), then without the trailing zeros.
+  uint32_t frac = static_cast<uint32_t>(n % 1'000'000'000);
+  p[0] = static_cast<char>('0' + frac / 100'000'000);
+  frac %= 100'000'000;
+  for (int i = 7; i >= 1; i -= 2, frac /= 100) {
+    std::memcpy(p + i, kPairs + 2 * (frac % 100), 2);
+  }
+  int digits = 9;
+  while (p[digits - 1] == '0') --digits;
+  out->append(buf, p + digits);
+  return true;
+}
+
+}  // namespace
+
 void AppendJsonDouble(std::string* out, double value) {
   if (!std::isfinite(value)) {
     out->append("null");
@@ -74,6 +113,7 @@ void AppendJsonDouble(std::string* out, double value) {
     AppendJsonInt(out, static_cast<int64_t>(value));
     return;
   }
+  if (AppendBillionths(out, value)) return;
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, value);
   out->append(buf, r.ptr);

@@ -104,10 +104,23 @@ TEST(JsonWriterTest, AppendJsonNumbersMatchTheWriter) {
                                 std::numeric_limits<double>::infinity(),
                                 std::numeric_limits<double>::quiet_NaN(),
                                 std::numeric_limits<double>::denorm_min()};
+  // Whole numbers of billionths (the request endpoints' costs) around the fast path's bounds and
+  // its digit handling.
+  for (int64_t n : {int64_t{999'999}, int64_t{1'000'000}, int64_t{1'000'001}, int64_t{1'234'500},
+                    int64_t{100'000'000}, int64_t{200'000'000}, int64_t{300'000'000},
+                    int64_t{999'999'999}, int64_t{1'000'000'001}, int64_t{123'000'000'001},
+                    int64_t{999'999'999'999'999}, int64_t{1'000'000'000'000'000},
+                    int64_t{1'000'000'000'000'001}, int64_t{3'710'882'500'000}}) {
+    values.push_back(static_cast<double>(n) / 1e9);
+    values.push_back(-static_cast<double>(n) / 1e9);
+  }
   std::mt19937_64 rng(11);
-  for (int i = 0; i < 20000; ++i) {
-    // Nano-dollar sums as the request endpoints render them, and arbitrary doubles.
+  for (int i = 0; i < 200000; ++i) {
+    // Nano-dollar sums as the request endpoints render them (every magnitude), arbitrary doubles,
+    // and neighbours of billionths that are not themselves the quotient's double.
     values.push_back(static_cast<double>(rng() % 100'000'000'000'000ULL) / 1e9);
+    values.push_back(static_cast<double>(rng() >> (rng() % 64)) / 1e9);
+    values.push_back(std::nextafter(static_cast<double>(rng() % 1'000'000'000'000ULL) / 1e9, 1e9));
     uint64_t bits = rng();
     double d;
     std::memcpy(&d, &bits, sizeof d);
