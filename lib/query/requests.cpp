@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <map>
 #include <utility>
 
@@ -257,12 +258,10 @@ struct RankKey {
 // The first 8 bytes of `s` as a big-endian number (missing bytes 0): a < b on these implies
 // a < b on the strings (byte order), equal prefixes need the full comparison.
 inline uint64_t LabelPrefix(std::string_view s) {
+  unsigned char b[8] = {};
+  if (!s.empty()) std::memcpy(b, s.data(), std::min<size_t>(s.size(), 8));
   uint64_t p = 0;
-  const size_t n = std::min<size_t>(s.size(), 8);
-  for (size_t i = 0; i < 8; ++i) {
-    p <<= 8;
-    if (i < n) p |= static_cast<unsigned char>(s[i]);
-  }
+  for (unsigned char c : b) p = (p << 8) | c;  // compiles to a load and a byte swap
   return p;
 }
 
