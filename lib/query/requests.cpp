@@ -6,6 +6,7 @@
 #include <map>
 #include <utility>
 
+#include "query/internal/rank_sort.h"
 #include "query/internal/requests_reader.h"
 #include "query/range.h"
 #include "store/bitmap.h"
@@ -267,8 +268,9 @@ inline uint64_t LabelPrefix(std::string_view s) {
 
 // Every active entry of `acc` ranked by `value` descending, ties by label then id ascending.
 // The sort keys are gathered once into one array, so comparisons cost no accumulator or
-// directory lookups, and most label ties are settled by the 8-byte prefix (agent-usage-per-user
-// ranks thousands of users, many of them tied on small values).
+// directory lookups; values are ordered by a radix sort (internal/rank_sort.h) and only rows
+// with equal values are compared, most of them settled by the 8-byte label prefix
+// (agent-usage-per-user ranks thousands of users, many of them tied on small values).
 template <typename Value, typename Label, typename Id>
 std::vector<RankKey> RankAll(const Accumulator& acc, Value value, Label label, Id id) {
   std::vector<RankKey> keys;
@@ -279,12 +281,13 @@ std::vector<RankKey> RankAll(const Accumulator& acc, Value value, Label label, I
     const std::string_view l = label(i);
     keys.push_back({value(e), LabelPrefix(l), l, i});
   }
-  std::sort(keys.begin(), keys.end(), [&](const RankKey& a, const RankKey& b) {
-    if (a.value != b.value) return a.value > b.value;
-    if (a.prefix != b.prefix) return a.prefix < b.prefix;
-    if (a.label != b.label) return a.label < b.label;
-    return id(a.index) < id(b.index);
-  });
+  internal::SortByValueDescending(
+      &keys, [](const RankKey& k) { return k.value; },
+      [&](const RankKey& a, const RankKey& b) {
+        if (a.prefix != b.prefix) return a.prefix < b.prefix;
+        if (a.label != b.label) return a.label < b.label;
+        return id(a.index) < id(b.index);
+      });
   return keys;
 }
 
