@@ -3,6 +3,7 @@
 #include <roaring/roaring.h>
 
 #include <utility>
+#include <vector>
 
 namespace tally::store {
 
@@ -28,6 +29,30 @@ bool UserBitmap::OrEncoded(std::string_view in) {
   roaring_bitmap_or_inplace(r_, other);
   roaring_bitmap_free(other);
   return true;
+}
+
+uint64_t UnionCardinalityOfEncoded(std::span<const std::string_view> encoded) {
+  std::vector<roaring_bitmap_t*> parts;
+  parts.reserve(encoded.size());
+  for (std::string_view in : encoded) {
+    if (in.empty()) continue;
+    // The _safe variant never reads past `in`; null on anything malformed.
+    if (roaring_bitmap_t* b = roaring_bitmap_portable_deserialize_safe(in.data(), in.size()))
+      parts.push_back(b);
+  }
+  uint64_t n = 0;
+  if (parts.size() == 1) {
+    n = roaring_bitmap_get_cardinality(parts[0]);
+  } else if (parts.size() > 1) {
+    roaring_bitmap_t* u = roaring_bitmap_lazy_or(parts[0], parts[1], /*bitsetconversion=*/true);
+    for (size_t i = 2; i < parts.size(); ++i)
+      roaring_bitmap_lazy_or_inplace(u, parts[i], /*bitsetconversion=*/true);
+    roaring_bitmap_repair_after_lazy(u);
+    n = roaring_bitmap_get_cardinality(u);
+    roaring_bitmap_free(u);
+  }
+  for (roaring_bitmap_t* b : parts) roaring_bitmap_free(b);
+  return n;
 }
 
 uint64_t UserBitmap::Cardinality() const { return roaring_bitmap_get_cardinality(r_); }

@@ -9,6 +9,7 @@
 // Movable, not copyable, not thread-safe. The serialized form is CRoaring's portable format.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -41,6 +42,11 @@ class UserBitmap {
  private:
   roaring_bitmap_s* r_;
 };
+
+// How many distinct ids the union of the portable-serialized bitmaps in `encoded` holds; empty or
+// malformed ones count as empty. Uses CRoaring's lazy OR, so dense unions become bitset
+// containers at once instead of growing sorted arrays merge by merge. Pure; thread-safe.
+uint64_t UnionCardinalityOfEncoded(std::span<const std::string_view> encoded);
 
 }  // namespace tally::store
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 
 #include "store/bitmap.h"
 
@@ -115,6 +116,35 @@ TEST(CodecTest, CountersRandomRoundTripAndTruncations) {
   }
   for (int k = 0; k < Counters::kInts; ++k) EXPECT_EQ(sum.i[k], expected.i[k]);
   for (int k = 0; k < Counters::kDoubles; ++k) EXPECT_DOUBLE_EQ(sum.d[k], expected.d[k]);
+}
+
+// The union's cardinality equals a std::set's, with sparse and dense (bitset) bitmaps, empty and
+// malformed values among them.
+TEST(CodecTest, UnionCardinalityOfEncodedBitmaps) {
+  std::mt19937 rng(11);
+  for (int round = 0; round < 50; ++round) {
+    std::set<uint32_t> all;
+    std::vector<std::string> encoded;
+    const int parts = 1 + round % 7;
+    for (int p = 0; p < parts; ++p) {
+      UserBitmap b;
+      const int n = (p % 3 == 0) ? 6000 : 40;  // dense (bitset containers) or sparse
+      const uint32_t span = (p % 2) ? 70000 : 9000;
+      for (int k = 0; k < n; ++k) {
+        const uint32_t id = rng() % span;
+        b.Add(id);
+        all.insert(id);
+      }
+      std::string e;
+      b.AppendEncoded(&e);
+      encoded.push_back(std::move(e));
+    }
+    encoded.push_back("");                         // empty: nothing
+    encoded.push_back("\x3b\x30\x00\x00garbage");  // malformed: nothing
+    std::vector<std::string_view> views(encoded.begin(), encoded.end());
+    EXPECT_EQ(UnionCardinalityOfEncoded(views), all.size()) << round;
+  }
+  EXPECT_EQ(UnionCardinalityOfEncoded({}), 0u);
 }
 
 TEST(CodecTest, RecordPolicies) {

@@ -8,12 +8,11 @@
 //   std::vector<std::vector<std::string>> groups = ...;  // users-bitmap keys (codec.h)
 //   std::vector<uint64_t> users = rd.UnionCardinalities(groups);
 //
-// Keys come from store/codec.h; values are CRoaring's portable format, decoded by CRoaring
-// (as store::UserBitmap does). Header-only: included by the requests engine alone.
+// Keys come from store/codec.h and values are decoded by store/bitmap.h (the store owns every
+// encoding). Header-only: included by the requests engine alone.
 //
 // Not thread-safe (one reader per request); reads see the snapshot taken at construction.
 
-#include <roaring/roaring.h>
 #include <rocksdb/db.h>
 
 #include <cstdint>
@@ -22,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "store/bitmap.h"
 #include "store/codec.h"
 #include "store/store.h"
 
@@ -93,35 +93,18 @@ class RequestsReader {
     std::vector<uint64_t> out;
     out.reserve(groups.size());
     size_t at = 0;
-    std::vector<roaring_bitmap_t*> parts;
+    std::vector<std::string_view> parts;
     for (const auto& g : groups) {
       parts.clear();
       for (size_t i = 0; i < g.size(); ++i, ++at) {
-        if (!statuses[at].ok() || values[at].empty()) continue;
-        // The _safe variant never reads past the value; null on anything malformed.
-        roaring_bitmap_t* b =
-            roaring_bitmap_portable_deserialize_safe(values[at].data(), values[at].size());
-        if (b) parts.push_back(b);
+        if (statuses[at].ok()) parts.emplace_back(values[at].data(), values[at].size());
       }
-      out.push_back(UnionCardinality(parts));
-      for (roaring_bitmap_t* b : parts) roaring_bitmap_free(b);
+      out.push_back(store::UnionCardinalityOfEncoded(parts));
     }
     return out;
   }
 
  private:
-  static uint64_t UnionCardinality(const std::vector<roaring_bitmap_t*>& parts) {
-    if (parts.empty()) return 0;
-    if (parts.size() == 1) return roaring_bitmap_get_cardinality(parts[0]);
-    roaring_bitmap_t* u = roaring_bitmap_lazy_or(parts[0], parts[1], /*bitsetconversion=*/true);
-    for (size_t i = 2; i < parts.size(); ++i)
-      roaring_bitmap_lazy_or_inplace(u, parts[i], /*bitsetconversion=*/true);
-    roaring_bitmap_repair_after_lazy(u);
-    const uint64_t n = roaring_bitmap_get_cardinality(u);
-    roaring_bitmap_free(u);
-    return n;
-  }
-
   const store::Store& store_;
   rocksdb::DB* db_;
   const rocksdb::Snapshot* snapshot_;
