@@ -14,8 +14,10 @@
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 
+#include "query/internal/snapshot_reader.h"
 #include "query/range.h"
 #include "store/store.h"
 
@@ -294,48 +296,7 @@ class Cache {
 
 // One RocksDB snapshot for every read of a request (the engine reads the column families
 // directly: it needs bitmap scans, which ReadView does not offer).
-class Reader {
- public:
-  explicit Reader(const store::Store& store)
-      : store_(store), db_(store.db()), snapshot_(db_->GetSnapshot()) {
-    read_.snapshot = snapshot_;
-    scan_.snapshot = snapshot_;
-    scan_.verify_checksums = false;  // as ReadView's scans
-  }
-  ~Reader() { db_->ReleaseSnapshot(snapshot_); }
-  Reader(const Reader&) = delete;
-  Reader& operator=(const Reader&) = delete;
-
-  uint64_t seq() const { return snapshot_->GetSequenceNumber(); }
-  const store::Store& store() const { return store_; }
-
-  bool Get(rocksdb::ColumnFamilyHandle* cf, const std::string& key,
-           rocksdb::PinnableSlice* value) const {
-    value->Reset();
-    return db_->Get(read_, cf, key, value).ok();
-  }
-
-  std::unique_ptr<rocksdb::Iterator> NewScanIterator(rocksdb::ColumnFamilyHandle* cf) const {
-    return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(scan_, cf));
-  }
-
-  // fn(key, value) for every key under `prefix`.
-  template <typename Fn>
-  void Scan(rocksdb::ColumnFamilyHandle* cf, const std::string& prefix, Fn fn) const {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan_, cf));
-    const rocksdb::Slice p(prefix);
-    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
-      fn(std::string_view(it->key().data(), it->key().size()),
-         std::string_view(it->value().data(), it->value().size()));
-    }
-  }
-
- private:
-  const store::Store& store_;
-  rocksdb::DB* db_;
-  const rocksdb::Snapshot* snapshot_;
-  rocksdb::ReadOptions read_, scan_;
-};
+using Reader = internal::SnapshotReader;
 
 // The inventory fields of one agent row (views into the record).
 struct AgentFields {
@@ -959,39 +920,35 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   next.seq = rd.seq();
   next.inventory = inv;
   const bool same_indexes = old_to_new.empty();
-  auto carry = [&](const auto& col, auto* out) {
-    out->assign(n, {});
-    for (uint32_t j = 0; j < prev_n; ++j)
-      if (const uint32_t to = new_index(j); to != kGone) (*out)[to] = col[j];
+  // Carries each cached column over (cells of removed agents dropped, the others moved to their
+  // new index) and re-reads the moved agents' cells; drops it when that would read too much.
+  auto patch = [&](const auto& old_list, auto* next_list, auto buckets_of, auto read) {
+    for (const auto& [key, col] : old_list) {
+      const std::vector<BucketRef> buckets = buckets_of(key);
+      if (moved.empty() && same_indexes) {
+        next_list->emplace_back(key, col);
+        continue;
+      }
+      if (!PatchColumn(moved.size(), buckets.size(), n)) continue;
+      auto patched = std::make_shared<typename std::decay_t<decltype(*col)>>();
+      if (same_indexes) {
+        *patched = *col;
+      } else {
+        patched->resize(n);
+        for (uint32_t j = 0; j < prev_n; ++j)
+          if (const uint32_t to = new_index(j); to != kGone) (*patched)[to] = (*col)[j];
+      }
+      for (uint32_t i : moved) (*patched)[i] = read(inv->agents[i], buckets);
+      next_list->emplace_back(key, std::move(patched));
+    }
   };
-  for (auto& [range, col] : old.credits) {
-    const std::vector<BucketRef> buckets = DecomposeRange(range.first, range.second);
-    if (moved.empty() && same_indexes) {
-      next.credits.emplace_back(range, col);
-    } else if (PatchColumn(moved.size(), buckets.size(), n)) {
-      auto patched = std::make_shared<CreditColumn>();
-      if (same_indexes)
-        *patched = *col;
-      else
-        carry(*col, patched.get());
-      for (uint32_t i : moved) (*patched)[i] = AgentCredits(rd, ws, inv->agents[i], buckets);
-      next.credits.emplace_back(range, std::move(patched));
-    }
-  }
-  for (auto& [today, col] : old.active) {
-    const std::vector<BucketRef> buckets = DecomposeRange(today - 29, today);
-    if (moved.empty() && same_indexes) {
-      next.active.emplace_back(today, col);
-    } else if (PatchColumn(moved.size(), buckets.size(), n)) {
-      auto patched = std::make_shared<ActiveColumn>();
-      if (same_indexes)
-        *patched = *col;
-      else
-        carry(*col, patched.get());
-      for (uint32_t i : moved) (*patched)[i] = AgentActive(rd, ws, inv->agents[i], buckets);
-      next.active.emplace_back(today, std::move(patched));
-    }
-  }
+  patch(
+      old.credits, &next.credits,
+      [](const std::pair<DayNumber, DayNumber>& r) { return DecomposeRange(r.first, r.second); },
+      [&](const Agent& a, const std::vector<BucketRef>& b) { return AgentCredits(rd, ws, a, b); });
+  patch(
+      old.active, &next.active, [](DayNumber today) { return DecomposeRange(today - 29, today); },
+      [&](const Agent& a, const std::vector<BucketRef>& b) { return AgentActive(rd, ws, a, b); });
 
   // 4. Orders: untouched agents in their old relative order, the moved ones merged back.
   std::vector<uint8_t> is_moved(n, 0);

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "query/internal/snapshot_reader.h"
 #include "store/bitmap.h"
 #include "store/codec.h"
 #include "store/store.h"
@@ -29,16 +30,8 @@ namespace tally::query::internal {
 
 class RequestsReader {
  public:
-  explicit RequestsReader(const store::Store& store)
-      : store_(store), db_(store.db()), snapshot_(db_->GetSnapshot()) {
-    read_.snapshot = snapshot_;
-    scan_.snapshot = snapshot_;
-    scan_.verify_checksums = false;  // as ReadView's scans
-  }
-  ~RequestsReader() {
-    slices_it_.reset();  // before the snapshot it reads from
-    db_->ReleaseSnapshot(snapshot_);
-  }
+  explicit RequestsReader(const store::Store& store) : snap_(store) {}
+  ~RequestsReader() { slices_it_.reset(); }  // before the snapshot it reads from
   RequestsReader(const RequestsReader&) = delete;
   RequestsReader& operator=(const RequestsReader&) = delete;
 
@@ -49,7 +42,7 @@ class RequestsReader {
     std::vector<std::string> out;
     std::string prefix;
     store::RequestsProjectsPrefix(org, agent, &prefix);
-    if (!slices_it_) slices_it_.reset(db_->NewIterator(scan_, store_.requests()));
+    if (!slices_it_) slices_it_ = snap_.NewScanIterator(snap_.store().requests());
     rocksdb::Iterator* it = slices_it_.get();
     const rocksdb::Slice p(prefix);
     std::string start = prefix;
@@ -87,8 +80,8 @@ class RequestsReader {
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
     if (!keys.empty()) {
-      db_->MultiGet(read_, store_.bitmaps(), keys.size(), keys.data(), values.data(),
-                    statuses.data());
+      snap_.db()->MultiGet(snap_.read_options(), snap_.store().bitmaps(), keys.size(), keys.data(),
+                           values.data(), statuses.data());
     }
     std::vector<uint64_t> out;
     out.reserve(groups.size());
@@ -105,10 +98,7 @@ class RequestsReader {
   }
 
  private:
-  const store::Store& store_;
-  rocksdb::DB* db_;
-  const rocksdb::Snapshot* snapshot_;
-  rocksdb::ReadOptions read_, scan_;
+  SnapshotReader snap_;
   mutable std::unique_ptr<rocksdb::Iterator> slices_it_;
 };
 
