@@ -409,15 +409,18 @@ int main(int argc, char** argv) {
         agent = "\"id\":\"bench-agent-" + run_id + sn + "\",\"name\":\"Bench agent " + sn +
                 "\",\"visibility\":\"workspace\"";
       }
-      // Seconds apart, after every generated event: each rename is the latest.
-      const std::string event = "{\"specversion\":\"1.0\",\"id\":\"bench-write-" + run_id + sn +
-                                "\",\"source\":\"bench\",\"type\":\"" + type + "\",\"time\":\"" +
-                                end_day + "T11:" + (serial / 60 < 10 ? "0" : "") +
-                                std::to_string(serial / 60 % 60) + ":" +
-                                (serial % 60 < 10 ? "0" : "") + std::to_string(serial % 60) +
-                                ".000Z\",\"data\":{\"workspace_id\":\"" + workspace +
-                                "\",\"user\":{\"id\":\"1\"},\"agent\":{" + agent +
-                                "},\"message_credits\":3,\"integration_credits\":1}}";
+      // Seconds apart. Renames are dated the next day, after every generated event (the
+      // generator writes until the end of --end-day), so that each one is the latest name and
+      // really changes the agent; the other writes fall in today's credit range.
+      const std::string event =
+          "{\"specversion\":\"1.0\",\"id\":\"bench-write-" + run_id + sn +
+          "\",\"source\":\"bench\",\"type\":\"" + type + "\",\"time\":\"" +
+          (kind == 1 ? tally::FormatDay(*end + 1) + "T00:" : end_day + "T11:") +
+          (serial / 60 < 10 ? "0" : "") + std::to_string(serial / 60 % 60) + ":" +
+          (serial % 60 < 10 ? "0" : "") + std::to_string(serial % 60) +
+          ".000Z\",\"data\":{\"workspace_id\":\"" + workspace +
+          "\",\"user\":{\"id\":\"1\"},\"agent\":{" + agent +
+          "},\"message_credits\":3,\"integration_credits\":1}}";
       const auto w0 = tb::SteadyClock::now();
       if (auto st = (*producer)->Produce("usage-events", workspace, event);
           !st || !(*producer)->Flush(10'000)) {

@@ -84,6 +84,7 @@ bool VisibilityMatches(VisibilityFilter f, Vis v) {
 }
 
 constexpr uint32_t kNoEmail = UINT32_MAX;
+constexpr uint32_t kGone = UINT32_MAX;  // an agent index that is not there
 
 // One live agent; its strings live in Inventory::texts (compact rows, few cache misses when the
 // listed rows are materialized in sort order).
@@ -329,8 +330,11 @@ bool LiveAgentFields(const store::Record& r, AgentFields* f) {
 }
 
 // Fills the per-agent filter arrays (folded names, emails, visibility) and the size estimate of
-// an inventory whose agents, emails and key order are set.
-void FinishInventory(Inventory* inv) {
+// an inventory whose agents, emails and key order are set. With `prev` and `from_prev` (the index
+// in `prev` each agent was copied from, or kGone), unchanged agents' folded names are copied
+// from `prev` instead of being folded again.
+void FinishInventory(Inventory* inv, const Inventory* prev = nullptr,
+                     const std::vector<uint32_t>* from_prev = nullptr) {
   const size_t n = inv->agents.size();
   inv->name_end.clear();
   inv->email_of.clear();
@@ -339,11 +343,17 @@ void FinishInventory(Inventory* inv) {
   inv->name_end.reserve(n);
   inv->email_of.reserve(n);
   inv->vis_of.reserve(n);
-  for (const Agent& a : inv->agents) {
+  if (prev) inv->folded_names.reserve(prev->folded_names.size() + 64);
+  for (size_t i = 0; i < n; ++i) {
+    const Agent& a = inv->agents[i];
     inv->email_of.push_back(a.email);
     inv->vis_of.push_back(a.visibility);
-    if (a.has_name)
+    if (const uint32_t j = from_prev ? (*from_prev)[i] : kGone; j != kGone) {
+      const size_t begin = j == 0 ? 0 : prev->name_end[j - 1] + 1;
+      inv->folded_names.append(prev->folded_names, begin, prev->name_end[j] - begin);
+    } else if (a.has_name) {
       for (char c : a.name) inv->folded_names.push_back(Lower(c));
+    }
     inv->name_end.push_back(static_cast<uint32_t>(inv->folded_names.size()));
     inv->folded_names.push_back('\0');
   }
@@ -675,8 +685,6 @@ bool PatchColumn(size_t touched, size_t buckets, size_t table) {
   return UsePointReads(touched, buckets, table);
 }
 
-constexpr uint32_t kGone = UINT32_MAX;
-
 // A strict weak order on agent indexes of `inv` for one sort (ties by index, i.e. by id), given
 // the columns it needs (null for the fields that need none).
 struct SortLess {
@@ -863,15 +871,19 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     old_to_new.assign(prev_n, kGone);
     ni.agents.reserve(prev_n + live_updates.size());
     size_t u = 0;
-    std::vector<uint32_t> inserted;  // new indexes of the live updates
+    std::vector<uint32_t> inserted;   // new indexes of the live updates
+    std::vector<uint32_t> from_prev;  // new index -> old index (kGone for the updates)
+    from_prev.reserve(prev_n + live_updates.size());
     auto take_update = [&] {
       inserted.push_back(static_cast<uint32_t>(ni.agents.size()));
+      from_prev.push_back(kGone);
       ni.agents.push_back(live_updates[u++]);
     };
     for (uint32_t j = 0; j < prev_n; ++j) {
       if (replaced[j]) continue;
       while (u < live_updates.size() && live_updates[u].id < prev_agents[j].id) take_update();
       old_to_new[j] = static_cast<uint32_t>(ni.agents.size());
+      from_prev.push_back(j);
       Agent& a = ni.agents.emplace_back(prev_agents[j]);
       if (!gained.empty() && std::find(gained.begin(), gained.end(), a.creator) != gained.end())
         a.email = ni.creator_email[a.creator];
@@ -909,7 +921,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     }
     for (; q < update_keys.size(); ++q) push_key(update_keys[q].first, update_keys[q].second);
     ni.key_off.push_back(static_cast<uint32_t>(ni.key_ids.size()));
-    FinishInventory(&ni);
+    FinishInventory(&ni, &prev, &from_prev);
     inv = std::move(next_inv);
   }
   const size_t n = inv->agents.size();
@@ -972,14 +984,20 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     std::sort(sorted_moved.begin(), sorted_moved.end(), less);
     auto patched = std::make_shared<Order>();
     patched->reserve(n);
-    auto m = sorted_moved.begin();
     for (uint32_t j : *order) {
       const uint32_t i = new_index(j);
-      if (i == kGone || is_moved[i]) continue;
-      while (m != sorted_moved.end() && less(*m, i)) patched->push_back(*m++);
-      patched->push_back(i);
+      if (i != kGone && !is_moved[i]) patched->push_back(i);
     }
-    patched->insert(patched->end(), m, sorted_moved.end());
+    if (sorted_moved.size() <= 64) {
+      // A few: each one's place by binary search (no two agents compare equal).
+      for (uint32_t i : sorted_moved)
+        patched->insert(std::upper_bound(patched->begin(), patched->end(), i, less), i);
+    } else {
+      Order merged(patched->size() + sorted_moved.size());
+      std::merge(patched->begin(), patched->end(), sorted_moved.begin(), sorted_moved.end(),
+                 merged.begin(), less);
+      *patched = std::move(merged);
+    }
     next.orders.emplace_back(ok, std::move(patched));
   }
   cache.Put(key, std::move(next));
