@@ -223,19 +223,14 @@ std::map<std::pair<std::string, std::string>, store::UserBitmap> ProjectUsers(co
 // MultiGet and each project's union is computed once (RequestsReader), instead of one point
 // read and one eager OR per bitmap: for every project of whole organizations (hundreds of
 // bitmaps) that is 1.4x faster; for one project or one named agent's few projects, the reader's
-// own snapshot, iterator and batch cost more than they save, so those use ProjectUsers.
+// own snapshot, iterator and batch cost more than they save, so those use ProjectUsers (the
+// caller picks: this one serves neither a project header nor an agent filter).
 std::pair<uint64_t, uint64_t> ProjectUserSums(const store::Store& store, const Plan& plan) {
   internal::RequestsReader reader(store);
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> keys;
   for (const std::string& org : plan.orgs()) {
     for (uint32_t agent : plan.agents()) {
-      std::vector<std::string> projects;
-      if (plan.project()) {
-        projects = {std::string(*plan.project())};
-      } else {
-        projects = reader.ProjectsOf(org, agent);
-      }
-      for (const std::string& p : projects) {
+      for (const std::string& p : reader.ProjectsOf(org, agent)) {
         std::vector<std::string>& k = keys[{org, p}];
         const std::string_view pv = p;
         for (const BucketRef& b : plan.buckets()) {

@@ -124,6 +124,10 @@ struct Inventory {
   std::string key_ids;
   std::vector<uint32_t> key_off;
   size_t bytes = 0;  // approximate memory held, set once built
+  // The email of slot `e` (Agent::email, creator_email); "" for kNoEmail.
+  std::string_view EmailAt(uint32_t e) const {
+    return e == kNoEmail ? std::string_view() : std::string_view(emails[e]);
+  }
   std::string_view KeyId(size_t p) const {
     return std::string_view(key_ids).substr(key_off[p], key_off[p + 1] - key_off[p]);
   }
@@ -401,6 +405,24 @@ void Repack(Inventory* inv) {
   inv->texts.assign(1, std::move(buffer));
 }
 
+// The email of a profile record; "" if none.
+std::string_view ProfileRecordEmail(const store::Record& profile) {
+  const store::Field* e = store::FindField(profile, store::field::kUserEmail);
+  return e ? std::string_view(e->value) : std::string_view();
+}
+
+// The latest profile email of `user` in `ws` at the reader's snapshot; "" if none. The view
+// points into *scratch.
+std::string_view ProfileEmail(const Reader& rd, const std::string& ws, std::string_view user,
+                              store::Record* scratch) {
+  std::string key;
+  store::UserProfileKey(ws, user, &key);
+  rocksdb::PinnableSlice value;
+  if (!rd.Get(rd.store().records(), key, &value)) return {};
+  store::DecodeRecord(std::string_view(value.data(), value.size()), scratch);
+  return ProfileRecordEmail(*scratch);
+}
+
 // Above this many distinct creators, their emails come from one scan of the workspace's
 // profiles instead of one point read each.
 constexpr size_t kProfileScanThreshold = 64;
@@ -450,14 +472,12 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
   // 2. Creator emails: the latest profile email of each distinct creator in this workspace.
   std::unordered_map<std::string_view, uint32_t> creators;  // creator -> email index or kNoEmail
   for (const std::string& c : created_by) creators.emplace(c, kNoEmail);
-  auto take_email = [&](uint32_t* slot, const store::Record& profile) {
-    const store::Field* e = store::FindField(profile, store::field::kUserEmail);
-    if (!e || e->value.empty()) return;
+  auto take_email = [&](uint32_t* slot, std::string_view email) {
+    if (email.empty()) return;
     *slot = static_cast<uint32_t>(inv->emails.size());
-    inv->emails.push_back(e->value);
-    inv->folded_emails.push_back(Folded(e->value));
+    inv->emails.emplace_back(email);
+    inv->folded_emails.push_back(Folded(email));
   };
-  std::string key;
   if (creators.size() > kProfileScanThreshold) {
     store::UserProfileKey(ws, "", &prefix);
     prefix.pop_back();  // without the empty user id's length prefix
@@ -467,16 +487,10 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
       auto it = creators.find(user);
       if (it == creators.end()) return;
       store::DecodeRecord(v, &r);
-      take_email(&it->second, r);
+      take_email(&it->second, ProfileRecordEmail(r));
     });
   } else {
-    rocksdb::PinnableSlice value;
-    for (auto& [creator, slot] : creators) {
-      store::UserProfileKey(ws, creator, &key);
-      if (!rd.Get(store.records(), key, &value)) continue;
-      store::DecodeRecord(std::string_view(value.data(), value.size()), &r);
-      take_email(&slot, r);
-    }
+    for (auto& [creator, slot] : creators) take_email(&slot, ProfileEmail(rd, ws, creator, &r));
   }
   for (size_t i = 0; i < inv->agents.size(); ++i) {
     Agent& a = inv->agents[i];
@@ -700,7 +714,7 @@ struct SortLess {
       case SuperagentSortField::kName:
         return a.name;
       case SuperagentSortField::kCreatedByEmail:
-        return a.email == kNoEmail ? std::string_view() : std::string_view(inv->emails[a.email]);
+        return inv->EmailAt(a.email);
       default:
         return a.owner;
     }
@@ -748,7 +762,9 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   struct Update {
     uint32_t old = kGone;
     bool live = false;
-    AgentFields f;    // views into `strings` once final
+    bool has_name = false;
+    Vis visibility = kOther;
+    int64_t created_at_ms = 0;
     uint32_t at = 0;  // offset of id, name, owner, creator in `strings`
     uint32_t len[4] = {0, 0, 0, 0};
   };
@@ -779,7 +795,9 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     u.old = old_index;
     u.live = live;
     if (!live) continue;
-    u.f = f;
+    u.has_name = f.has_name;
+    u.visibility = f.visibility;
+    u.created_at_ms = f.created_at_ms;
     u.at = static_cast<uint32_t>(strings->size());
     const std::string_view parts[4] = {id, f.name, f.owner, f.creator};
     for (int p = 0; p < 4; ++p) {
@@ -791,15 +809,8 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   for (const std::string& user : touched.users) {
     auto c = prev.creator_email.find(user);
     if (c == prev.creator_email.end()) continue;
-    store::UserProfileKey(ws, user, &k);
-    std::string_view email;
-    if (rd.Get(rd.store().records(), k, &value)) {
-      store::DecodeRecord(std::string_view(value.data(), value.size()), &r);
-      if (const store::Field* e = store::FindField(r, store::field::kUserEmail)) email = e->value;
-    }
-    const std::string_view cached =
-        c->second == kNoEmail ? std::string_view() : std::string_view(prev.emails[c->second]);
-    if (email != cached) new_emails.emplace_back(c->first, std::string(email));
+    const std::string_view email = ProfileEmail(rd, ws, user, &r);
+    if (email != prev.EmailAt(c->second)) new_emails.emplace_back(c->first, std::string(email));
   }
 
   // 2. The inventory at the new state, and where each old agent went.
@@ -849,19 +860,12 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       a.name = part[1];
       a.owner = part[2];
       a.creator = part[3];
-      a.has_name = u.f.has_name;
-      a.visibility = u.f.visibility;
-      a.created_at_ms = u.f.created_at_ms;
+      a.has_name = u.has_name;
+      a.visibility = u.visibility;
+      a.created_at_ms = u.created_at_ms;
       if (!ni.creator_email.contains(a.creator)) {  // a new creator: its profile email
-        store::UserProfileKey(ws, a.creator, &k);
-        std::string_view email;
-        if (rd.Get(rd.store().records(), k, &value)) {
-          store::DecodeRecord(std::string_view(value.data(), value.size()), &r);
-          if (const store::Field* e = store::FindField(r, store::field::kUserEmail))
-            email = e->value;
-        }
         ni.creator_email.emplace(a.creator, kNoEmail);
-        set_email(a.creator, email);
+        set_email(a.creator, ProfileEmail(rd, ws, a.creator, &r));
       }
       a.email = ni.creator_email[a.creator];
     }
@@ -1189,9 +1193,6 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
 
   // 4. The listing order: a cached order of the whole table filtered by `match`, or the listed
   // agents sorted here.
-  auto email_of = [&](const Agent& a) {
-    return a.email == kNoEmail ? std::string_view() : std::string_view(inv->emails[a.email]);
-  };
   const SuperagentSortField field = req.sort.field;
   const bool descending = req.sort.descending;
   const OrderKey order_key{field, descending, from, to, today};
@@ -1257,17 +1258,8 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     // Positions sorted by (key, id); ids order like positions.
     std::vector<uint32_t> pos(listed.size());
     for (uint32_t k = 0; k < pos.size(); ++k) pos[k] = k;
-    auto str_key = [&](uint32_t k) -> std::string_view {
-      const Agent& a = agents[listed[k]];
-      switch (field) {
-        case SuperagentSortField::kName:
-          return a.name;
-        case SuperagentSortField::kCreatedByEmail:
-          return email_of(a);
-        default:
-          return a.owner;
-      }
-    };
+    const SortLess text_of{inv.get(), field, descending, nullptr, nullptr};
+    auto str_key = [&](uint32_t k) { return text_of.Text(listed[k]); };
     if (is_numeric) {
       // created_at_ms fits a double exactly (< 2^53).
       std::sort(pos.begin(), pos.end(), [&](uint32_t x, uint32_t y) {

@@ -103,11 +103,11 @@ Status Store::Write(rocksdb::WriteBatch* batch,
   rocksdb::WriteOptions wo;
   wo.sync = false;
   // Serialized so that the sequence numbers read around the write are exactly its own.
-  std::lock_guard lock(*write_mu_);
+  std::lock_guard lock(write_mu_);
   const uint64_t before = db_->GetLatestSequenceNumber();
   rocksdb::Status s = db_->Write(wo, batch);
   if (!s.ok()) return std::unexpected(FromRocks(s, "store write failed"));
-  changes_->Record(before, db_->GetLatestSequenceNumber(), touched_records);
+  changes_.Record(before, db_->GetLatestSequenceNumber(), touched_records);
   return Ok();
 }
 

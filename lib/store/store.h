@@ -86,7 +86,7 @@ class Store {
                const std::vector<std::string_view>* touched_records = nullptr);
 
   // What recent writes touched (only writes made through Write()).
-  const ChangeLog& changes() const { return *changes_; }
+  const ChangeLog& changes() const { return changes_; }
 
   // A consistent snapshot for reads.
   std::unique_ptr<ReadView> NewReadView() const;
@@ -122,8 +122,8 @@ class Store {
   std::vector<rocksdb::ColumnFamilyHandle*> cf_;
   std::shared_ptr<std::atomic<int64_t>> newest_event_ms_;
   std::shared_ptr<rocksdb::Cache> cache_;
-  std::unique_ptr<std::mutex> write_mu_ = std::make_unique<std::mutex>();
-  std::unique_ptr<ChangeLog> changes_ = std::make_unique<ChangeLog>();
+  std::mutex write_mu_;
+  ChangeLog changes_;
 };
 
 // A consistent point-in-time view of the store. Not thread-safe; cheap to create.
