@@ -327,7 +327,13 @@ int RunReplay(const ReplayArgs& a) {
   store::StoreOptions probe = so;
   probe.path = a.data_dir + "/" + store::CurrentDbName(a.data_dir);
   probe.create_if_missing = false;
-  bool held = std::filesystem::exists(probe.path) && !store::Store::Open(probe).has_value();
+  // Held = locked by a process. A store of an older data layout also fails to open, but it is
+  // exactly the one a rebuild replaces.
+  bool held = false;
+  if (std::filesystem::exists(probe.path)) {
+    auto live = store::Store::Open(probe);
+    held = !live.has_value() && live.error().code == ErrorCode::kUnavailable;
+  }
   if (held) {
     std::printf(
         "a tallyd holds %s. Switch it with:\n  curl -X POST http://HOST:PORT/admin/v1/switch "

@@ -437,10 +437,27 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     batch.Put(store_->meta(), store::NewestEventTimeKey(), v);
   }
   std::string value;
-  for (auto* entry : Sorted(counters_)) {
-    value.clear();
-    store::AppendCounters(entry->second, &value);
-    batch.Merge(store_->counters(), entry->first, value);
+  {
+    // User-scope rows become one pack operand per (workspace, bucket): in key order they are
+    // contiguous per bucket and sorted by user index, which is the pack's own order.
+    std::string pack_key, open_key, pack;
+    store::UserPackWriter pack_writer(&pack);
+    for (auto* entry : Sorted(counters_)) {
+      uint32_t user;
+      if (store::UserPackKeyOf(entry->first, &pack_key, &user)) {
+        if (pack_key != open_key) {
+          if (!open_key.empty()) batch.Merge(store_->userpacks(), open_key, pack);
+          open_key.swap(pack_key);
+          pack_writer = store::UserPackWriter(&pack);
+        }
+        pack_writer.Add(user, entry->second);
+        continue;
+      }
+      value.clear();
+      store::AppendCounters(entry->second, &value);
+      batch.Merge(store_->counters(), entry->first, value);
+    }
+    if (!open_key.empty()) batch.Merge(store_->userpacks(), open_key, pack);
   }
   for (auto* entry : Sorted(bitmaps_)) {
     value.clear();

@@ -14,7 +14,8 @@
 // instant lose nothing and count nothing twice.
 //
 // Views maintained per event (buckets: UTC day, ISO week, month; see store/codec.h):
-//   counters  workspace, workspace x user, workspace x entity, workspace x project
+//   counters  workspace, workspace x entity, workspace x project
+//   userpacks workspace x user: every user of a (workspace, bucket) in one value (codec.h)
 //   bitmaps   users with agent.executed, per workspace / entity / project
 //   records   user profile (latest name/email/photo), entity inventory row, workspace row,
 //             user and agent labels (latest email / name, keyed by dense index)

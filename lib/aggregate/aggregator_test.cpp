@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 namespace tally::aggregate {
 namespace {
@@ -87,11 +88,21 @@ TEST_F(AggregatorTest, DedupesWithinAndAcrossBatchesAndStoresOffsets) {
   EXPECT_DOUBLE_EQ(day100.d[Counters::kAgentCost], 1.0);
   Counters month = Read(store::Scope::kWorkspace, {}, Granularity::kMonth, MonthOfDay(100));
   EXPECT_EQ(month.i[cf], 3);
-  std::string uid;
-  uint32_t u1;
+  uint32_t u1, u2;
   ASSERT_TRUE(store_->NewReadView()->LookupUser("u1", &u1));
-  store::ScopeIdUser(u1, &uid);
-  EXPECT_EQ(Read(store::Scope::kUser, uid, Granularity::kWeek, WeekOfDay(100)).i[cf], 2);
+  ASSERT_TRUE(store_->NewReadView()->LookupUser("u2", &u2));
+  // Per-user counters live in the week's user pack (written by two batches: merged on read).
+  std::string pack_key, pack;
+  store::UserPackKey("ws", Granularity::kWeek, WeekOfDay(100), &pack_key);
+  ASSERT_TRUE(store_->NewReadView()->GetUserPack(pack_key, &pack));
+  std::map<uint32_t, Counters> per_user;
+  ASSERT_TRUE(store::ForEachUserPackEntry(pack, [&](uint32_t user, std::string_view c) {
+    EXPECT_TRUE(store::AddEncodedCounters(c, &per_user[user]));
+  }));
+  ASSERT_EQ(per_user.size(), 2u);
+  EXPECT_EQ(per_user[u1].i[cf], 2);
+  EXPECT_EQ(per_user[u1].i[Counters::kAgentTokens], 11);
+  EXPECT_EQ(per_user[u2].i[cf], 1);
 
   // Distinct users of the project over both days: a union, not a sum of daily counts.
   store::UserBitmap users;

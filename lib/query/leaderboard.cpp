@@ -12,7 +12,6 @@ namespace {
 using event::Action;
 using event::EntityKind;
 using store::Counters;
-using store::Scope;
 
 constexpr int kCreatedField = Counters::CountField(EntityKind::kAgent, Action::kCreated);
 
@@ -21,32 +20,35 @@ struct Counts {
   int64_t previous = 0;
 };
 
-// Adds the agent.created counts of every user row of [from, to] into (*out)[user].*slot.
+// Adds the agent.created counts of every user of [from, to] into (*out)[user].*slot.
 void ScanUsers(const store::ReadView& view, std::string_view ws, DayNumber from, DayNumber to,
                int64_t Counts::*slot, std::unordered_map<uint32_t, Counts>* out) {
-  std::string prefix;
+  std::string key, pack;
   for (const BucketRef& b : DecomposeRange(from, to)) {
-    store::CounterBucketPrefix(Scope::kUser, ws, b.granularity, b.bucket, &prefix);
-    view.ScanCounters(prefix, [&](std::string_view rest, const Counters& c) {
+    store::UserPackKey(ws, b.granularity, b.bucket, &key);
+    if (!view.GetUserPack(key, &pack)) continue;
+    store::ForEachUserPackEntry(pack, [&](uint32_t user, std::string_view counters) {
+      Counters c;
+      if (!store::AddEncodedCounters(counters, &c)) return;
       const int64_t n = c.i[kCreatedField];
-      if (n == 0) return;
-      uint32_t user;
-      if (!store::DecodeScopeIdUser(rest, &user)) return;
-      (*out)[user].*slot += n;
+      if (n != 0) (*out)[user].*slot += n;
     });
   }
 }
 
-// agent.created count of one user over [from, to], by point reads.
+// agent.created count of one user over [from, to].
 int64_t SumUser(const store::ReadView& view, std::string_view ws, uint32_t user, DayNumber from,
                 DayNumber to) {
-  std::string extra, key;
-  store::ScopeIdUser(user, &extra);
+  std::string key, pack;
   int64_t n = 0;
   for (const BucketRef& b : DecomposeRange(from, to)) {
-    store::CounterKey(Scope::kUser, ws, b.granularity, b.bucket, extra, &key);
+    store::UserPackKey(ws, b.granularity, b.bucket, &key);
+    if (!view.GetUserPack(key, &pack)) continue;
     Counters c;
-    if (view.AddCounters(key, &c)) n += c.i[kCreatedField];
+    store::ForEachUserPackEntry(pack, [&](uint32_t u, std::string_view counters) {
+      if (u == user) store::AddEncodedCounters(counters, &c);
+    });
+    n += c.i[kCreatedField];
   }
   return n;
 }

@@ -69,10 +69,8 @@ class Engine {
   Engine(const store::ReadView& view, const WorkspaceMetricsRequest& req)
       : view_(view), req_(req), reader_(ReaderFor(req.entity, req.metric)) {
     if (req.user_id) {
-      scope_ = Scope::kUser;
-      uint32_t index;
-      known_user_ = view.LookupUser(*req.user_id, &index);
-      if (known_user_) store::ScopeIdUser(index, &extra_);
+      by_user_ = true;
+      known_user_ = view.LookupUser(*req.user_id, &user_);
     }
   }
 
@@ -81,20 +79,30 @@ class Engine {
     Acc acc;
     if (!known_user_) return acc;
     for (const BucketRef& b : DecomposeRange(from, to)) {
-      store::CounterKey(scope_, req_.workspace_id, b.granularity, b.bucket, extra_, &key_);
       Counters c;
+      if (by_user_) {
+        store::UserPackKey(req_.workspace_id, b.granularity, b.bucket, &key_);
+        if (!view_.GetUserPack(key_, &pack_)) continue;
+        store::ForEachUserPackEntry(pack_, [&](uint32_t user, std::string_view counters) {
+          if (user == user_) store::AddEncodedCounters(counters, &c);
+        });
+        acc.Add(reader_.Read(c));
+        continue;
+      }
+      store::CounterKey(Scope::kWorkspace, req_.workspace_id, b.granularity, b.bucket, {}, &key_);
       if (view_.AddCounters(key_, &c)) acc.Add(reader_.Read(c));
     }
     return acc;
   }
 
-  // Per-user sums over [from, to], keyed by user dictionary index.
+  // Per-user sums over [from, to], keyed by user dictionary index: one user pack per bucket.
   void SumByUser(DayNumber from, DayNumber to, std::unordered_map<uint32_t, Acc>* out) {
     for (const BucketRef& b : DecomposeRange(from, to)) {
-      store::CounterBucketPrefix(Scope::kUser, req_.workspace_id, b.granularity, b.bucket, &key_);
-      view_.ScanCounters(key_, [&](std::string_view rest, const Counters& c) {
-        uint32_t user;
-        if (!store::DecodeScopeIdUser(rest, &user)) return;
+      store::UserPackKey(req_.workspace_id, b.granularity, b.bucket, &key_);
+      if (!view_.GetUserPack(key_, &pack_)) continue;
+      store::ForEachUserPackEntry(pack_, [&](uint32_t user, std::string_view counters) {
+        Counters c;
+        if (!store::AddEncodedCounters(counters, &c)) return;
         Acc a = reader_.Read(c);
         if (a.count == 0 && a.sum == 0) return;
         (*out)[user].Add(a);
@@ -120,10 +128,11 @@ class Engine {
   const store::ReadView& view_;
   const WorkspaceMetricsRequest& req_;
   MetricReader reader_;
-  Scope scope_ = Scope::kWorkspace;
-  bool known_user_ = true;
-  std::string extra_;
+  bool by_user_ = false;    // a user_id filter: read that user's entries of the user packs
+  bool known_user_ = true;  // false: the filtered user has no data anywhere
+  uint32_t user_ = 0;       // dictionary index of the filtered user
   std::string key_;
+  std::string pack_;
 };
 
 // First day with data of a workspace, if any.

@@ -20,17 +20,19 @@ constexpr char kTagDict = 'U';
 constexpr char kTagDictReverse = 'R';
 constexpr char kTagDictNext = 'N';
 constexpr char kTagOffset = 'O';
-constexpr char kTagNewestEvent = 'T';   // default
-constexpr char kTagSlice = 'S';         // requests
-constexpr char kTagSliceUsers = 'X';    // bitmaps
-constexpr char kTagSlicePairs = 'Y';    // bitmaps
-constexpr char kTagUserLabel = 'L';     // records
-constexpr char kTagAgentLabel = 'M';    // records
-constexpr char kTagAgentDict = 'A';     // dict
-constexpr char kTagAgentReverse = 'a';  // dict
-constexpr char kTagAgentNext = 'n';     // dict
-constexpr char kTagPairDict = 'Q';      // dict
-constexpr char kTagPairNext = 'q';      // dict
+constexpr char kTagNewestEvent = 'T';    // default
+constexpr char kTagSchemaVersion = 'V';  // default
+constexpr char kTagSlice = 'S';          // requests
+constexpr char kTagSliceUsers = 'X';     // bitmaps
+constexpr char kTagSlicePairs = 'Y';     // bitmaps
+constexpr char kTagUserLabel = 'L';      // records
+constexpr char kTagAgentLabel = 'M';     // records
+constexpr char kTagAgentDict = 'A';      // dict
+constexpr char kTagAgentReverse = 'a';   // dict
+constexpr char kTagAgentNext = 'n';      // dict
+constexpr char kTagPairDict = 'Q';       // dict
+constexpr char kTagPairNext = 'q';       // dict
+constexpr char kTagUserPack = 'K';       // userpacks
 
 uint64_t ZigZag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
@@ -229,6 +231,129 @@ void CounterBucketPrefix(Scope scope, std::string_view ws, Granularity g, int32_
   ScopedKey(kTagCounter, scope, ws, g, bucket, {}, out);
 }
 
+void UserPackKey(std::string_view ws, Granularity g, int32_t bucket, std::string* out) {
+  out->clear();
+  out->push_back(kTagUserPack);
+  PutLengthPrefixed(out, ws);
+  out->push_back(static_cast<char>(g));
+  PutOrderedInt32(out, bucket);
+}
+
+bool UserPackKeyOf(std::string_view key, std::string* pack_key, uint32_t* user) {
+  // tag | scope | ws | g | bucket | 4-byte big-endian user index
+  if (key.size() < 2 + 1 + 5 + 4 || key[0] != kTagCounter ||
+      key[1] != static_cast<char>(Scope::kUser)) {
+    return false;
+  }
+  std::string_view rest = key.substr(2);
+  std::string_view ws;
+  if (!GetLengthPrefixed(&rest, &ws) || rest.size() != 5 + 4) return false;
+  pack_key->clear();
+  pack_key->push_back(kTagUserPack);
+  pack_key->append(key.substr(2, key.size() - 2 - 4));
+  const auto* p = reinterpret_cast<const uint8_t*>(rest.data() + 5);
+  *user = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+  return true;
+}
+
+void UserPackWriter::AddEncoded(uint32_t user, std::string_view counters) {
+  PutVarint64(out_, first_ ? user : user - last_);
+  PutLengthPrefixed(out_, counters);
+  last_ = user;
+  first_ = false;
+}
+
+void UserPackWriter::Add(uint32_t user, const Counters& c) {
+  PutVarint64(out_, first_ ? user : user - last_);
+  // Length prefix of one byte for the usual (short) encodings; re-encoded if longer.
+  const size_t at = out_->size();
+  out_->push_back(0);
+  AppendCounters(c, out_);
+  const size_t n = out_->size() - at - 1;
+  if (n < 0x80) {
+    (*out_)[at] = static_cast<char>(n);
+  } else {
+    std::string body = out_->substr(at + 1);
+    out_->resize(at);
+    PutLengthPrefixed(out_, body);
+  }
+  last_ = user;
+  first_ = false;
+}
+
+bool NextUserPackEntry(std::string_view* in, bool first, uint32_t* user,
+                       std::string_view* counters) {
+  uint64_t delta;
+  if (!GetVarint64(in, &delta)) return false;
+  if (!first && delta == 0) return false;  // indexes must increase strictly
+  const uint64_t u = first ? delta : uint64_t{*user} + delta;
+  if (u > UINT32_MAX) return false;
+  if (!GetLengthPrefixed(in, counters)) return false;
+  *user = static_cast<uint32_t>(u);
+  return true;
+}
+
+int MergeUserPacks(const std::string_view* packs, size_t n, std::string* out) {
+  // A k-way merge: k is the number of operands RocksDB hands over (bounded by
+  // max_successive_merges and the number of sorted runs), so a linear minimum is cheapest.
+  // Entries present in one input only are copied as bytes, without decoding their counters.
+  struct Cursor {
+    std::string_view rest;
+    uint32_t user = 0;
+    std::string_view counters;
+    bool live = false;
+    bool first = true;
+  };
+  int malformed = 0;
+  std::vector<Cursor> cursors(n);
+  auto advance = [&](Cursor& c) {
+    if (c.rest.empty()) {
+      c.live = false;
+      return;
+    }
+    c.live = NextUserPackEntry(&c.rest, c.first, &c.user, &c.counters);
+    c.first = false;
+    if (!c.live) ++malformed;
+  };
+  for (size_t k = 0; k < n; ++k) {
+    cursors[k].rest = packs[k];
+    advance(cursors[k]);
+  }
+  out->clear();
+  UserPackWriter w(out);
+  Counters sum;
+  while (true) {
+    uint32_t min = UINT32_MAX;
+    int holders = 0;
+    size_t only = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const Cursor& c = cursors[k];
+      if (!c.live) continue;
+      if (holders == 0 || c.user < min) {
+        min = c.user;
+        holders = 1;
+        only = k;
+      } else if (c.user == min) {
+        ++holders;
+      }
+    }
+    if (holders == 0) break;
+    if (holders == 1) {
+      w.AddEncoded(min, cursors[only].counters);
+      advance(cursors[only]);
+      continue;
+    }
+    sum = Counters();
+    for (Cursor& c : cursors) {
+      if (!c.live || c.user != min) continue;
+      if (!AddEncodedCounters(c.counters, &sum)) ++malformed;
+      advance(c);
+    }
+    w.Add(min, sum);
+  }
+  return malformed;
+}
+
 void ScopeIdUser(uint32_t user_index, std::string* out) {
   out->clear();
   PutOrderedInt32(out, static_cast<int32_t>(user_index ^ 0x80000000u));
@@ -381,6 +506,7 @@ bool DecodeDedupeValue(std::string_view in, int64_t* time_ms, int64_t* inserted_
 }
 
 std::string NewestEventTimeKey() { return std::string(1, kTagNewestEvent); }
+std::string SchemaVersionKey() { return std::string(1, kTagSchemaVersion); }
 
 void UserDictKey(std::string_view user_id, std::string* out) {
   out->clear();

@@ -46,7 +46,7 @@ bool GetFixed64(std::string_view* in, uint64_t* v);
 // The dimension a counter or bitmap row belongs to.
 enum class Scope : uint8_t {
   kWorkspace = 0,  // no extra id
-  kUser = 1,       // extra id: the user's dense dictionary index (4 bytes)
+  kUser = 1,       // extra id: the user's dense dictionary index (4 bytes); stored as packs
   kEntity = 2,     // extra id: entity kind byte + entity id
   kProject = 3,    // extra id: project id
 };
@@ -111,6 +111,64 @@ void ScopeIdProject(std::string_view project_id, std::string* out);
 bool DecodeScopeIdUser(std::string_view rest, uint32_t* user_index);
 bool DecodeScopeIdEntity(std::string_view rest, event::EntityKind* kind,
                          std::string_view* entity_id);
+
+// ---------------------------------------------------------------------------------------------
+// User packs (column family "userpacks", merge operator "tally.user_counters"): the Counters of
+// every user of one (workspace, granularity, bucket) in ONE value, so that listing a workspace's
+// users over a range reads a dozen values instead of one row per (user, bucket).
+//   key    'K' | ws | granularity | bucket
+//   value  entries in strictly increasing user index order, each
+//          varint (user index - previous entry's index; the first: the index itself)
+//          varint n | n bytes of AppendCounters
+// Merging packs adds the Counters of equal user indexes (MergeUserPacks).
+
+void UserPackKey(std::string_view workspace_id, Granularity g, int32_t bucket, std::string* out);
+// The pack key and user index of a user-scope counter key (CounterKey(Scope::kUser, ...)); false
+// for any other key. The aggregator folds user counters under counter keys (so that they roll up
+// like the others) and stores them as packs.
+bool UserPackKeyOf(std::string_view user_counter_key, std::string* pack_key, uint32_t* user);
+
+// Builds one pack value. Entries must be added in strictly increasing user order.
+class UserPackWriter {
+ public:
+  // Starts a new value in *out (cleared); `out` must outlive the writer's use.
+  explicit UserPackWriter(std::string* out) : out_(out) { out_->clear(); }
+  void Add(uint32_t user, const Counters& c);
+  // Adds an entry whose counters are already encoded (AppendCounters bytes).
+  void AddEncoded(uint32_t user, std::string_view counters);
+
+ private:
+  std::string* out_;
+  uint32_t last_ = 0;
+  bool first_ = true;
+};
+
+// Calls fn(user, encoded_counters) for each entry of `pack`, in user order (decode the counters
+// with AddEncodedCounters). False if `pack` is malformed; the entries before the fault were
+// delivered.
+template <typename Fn>
+bool ForEachUserPackEntry(std::string_view pack, Fn&& fn);
+
+// Merges packs into *out (cleared first): one entry per user index present in any input, with
+// the Counters of that index added up. A malformed input contributes the entries before its
+// fault. Returns the number of malformed inputs (0 normally). Never fails.
+int MergeUserPacks(const std::string_view* packs, size_t n, std::string* out);
+
+// Reads one pack entry from the front of *in: false if malformed. `user` carries the previous
+// index in and the entry's index out (start with `first` = true).
+bool NextUserPackEntry(std::string_view* in, bool first, uint32_t* user,
+                       std::string_view* counters);
+
+template <typename Fn>
+bool ForEachUserPackEntry(std::string_view pack, Fn&& fn) {
+  uint32_t user = 0;
+  std::string_view counters;
+  for (bool first = true; !pack.empty(); first = false) {
+    if (!NextUserPackEntry(&pack, first, &user, &counters)) return false;
+    fn(user, counters);
+  }
+  return true;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Bitmaps (column family "bitmaps", merge operator "tally.bitmap_or"): portable-serialized
@@ -198,6 +256,12 @@ bool DecodeDedupeValue(std::string_view in, int64_t* time_ms, int64_t* inserted_
 // The newest event time applied so far (default column family, fixed64): the reference point of
 // the dedupe window and of the late-event policy, kept across restarts.
 std::string NewestEventTimeKey();
+
+// The layout version of a store's data (default column family, EncodeUint32). Stores without it
+// were written before versions were recorded: version 1, whose per-user counters were one row
+// per (user, bucket) instead of user packs. A store is only read at the current version.
+inline constexpr uint32_t kSchemaVersion = 2;
+std::string SchemaVersionKey();
 
 // ---------------------------------------------------------------------------------------------
 // Dictionary (column family "dict"): user id -> dense uint32, and the next free id.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 #include <set>
 
@@ -120,6 +121,117 @@ TEST(CodecTest, CountersRandomRoundTripAndTruncations) {
 
 // The union's cardinality equals a std::set's, with sparse and dense (bitset) bitmaps, empty and
 // malformed values among them.
+// Decodes a pack into a map (the reference form); false if malformed.
+bool PackToMap(std::string_view pack, std::map<uint32_t, Counters>* out) {
+  out->clear();
+  uint32_t last = 0;
+  bool first = true, ordered = true;
+  bool ok = ForEachUserPackEntry(pack, [&](uint32_t user, std::string_view c) {
+    if (!first && user <= last) ordered = false;
+    first = false;
+    last = user;
+    EXPECT_TRUE(AddEncodedCounters(c, &(*out)[user]));
+  });
+  return ok && ordered;
+}
+
+std::string PackOf(const std::map<uint32_t, Counters>& m) {
+  std::string out;
+  UserPackWriter w(&out);
+  for (const auto& [user, c] : m) w.Add(user, c);
+  return out;
+}
+
+TEST(CodecTest, UserPackKeysFromUserCounterKeys) {
+  std::string uid, counter_key, pack_key, want;
+  ScopeIdUser(0x01020304, &uid);
+  CounterKey(Scope::kUser, "ws", Granularity::kWeek, -3, uid, &counter_key);
+  uint32_t user = 0;
+  ASSERT_TRUE(UserPackKeyOf(counter_key, &pack_key, &user));
+  EXPECT_EQ(user, 0x01020304u);
+  UserPackKey("ws", Granularity::kWeek, -3, &want);
+  EXPECT_EQ(pack_key, want);
+  // Other scopes, other families and truncated keys are not user counter keys.
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kWeek, -3, {}, &counter_key);
+  EXPECT_FALSE(UserPackKeyOf(counter_key, &pack_key, &user));
+  BitmapKey(Scope::kUser, "ws", Granularity::kWeek, -3, uid, &counter_key);
+  EXPECT_FALSE(UserPackKeyOf(counter_key, &pack_key, &user));
+  CounterKey(Scope::kUser, "ws", Granularity::kWeek, -3, uid, &counter_key);
+  EXPECT_FALSE(UserPackKeyOf(counter_key.substr(0, counter_key.size() - 1), &pack_key, &user));
+  // Pack keys sort like their buckets.
+  std::string a, b;
+  UserPackKey("ws", Granularity::kDay, 9, &a);
+  UserPackKey("ws", Granularity::kDay, 10, &b);
+  EXPECT_LT(a, b);
+}
+
+TEST(CodecTest, UserPacksRoundTripAndMergeLikeAMapOfCounters) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 300; ++round) {
+    const int inputs = 1 + static_cast<int>(rng() % 6);
+    std::map<uint32_t, Counters> want;
+    std::vector<std::string> packs(inputs);
+    for (int k = 0; k < inputs; ++k) {
+      std::map<uint32_t, Counters> m;
+      const int n = static_cast<int>(rng() % 40);
+      for (int e = 0; e < n; ++e) {
+        // Small and huge indexes (multi-byte deltas), some shared across inputs.
+        uint32_t user = rng() % 4 == 0 ? UINT32_MAX - rng() % 3 : rng() % 200;
+        Counters c;
+        c.i[rng() % Counters::kInts] = static_cast<int64_t>(rng() % 1000) - 10;
+        if (rng() % 3 == 0) c.d[rng() % Counters::kDoubles] = 0.25 * (rng() % 100);
+        if (rng() % 10 == 0) {  // an encoding longer than 127 bytes
+          for (int f = 0; f < Counters::kInts; ++f) c.i[f] = INT64_MIN + f;
+          for (int f = 0; f < Counters::kDoubles; ++f) c.d[f] = 1.5;
+        }
+        m[user].Add(c);
+      }
+      for (const auto& [user, c] : m) want[user].Add(c);
+      packs[k] = PackOf(m);
+      std::map<uint32_t, Counters> back;
+      ASSERT_TRUE(PackToMap(packs[k], &back));
+      ASSERT_EQ(back.size(), m.size());
+      for (const auto& [user, c] : m) {
+        EXPECT_EQ(back[user].i, c.i);
+        EXPECT_EQ(back[user].d, c.d);
+      }
+    }
+    std::vector<std::string_view> views(packs.begin(), packs.end());
+    std::string merged;
+    EXPECT_EQ(MergeUserPacks(views.data(), views.size(), &merged), 0);
+    std::map<uint32_t, Counters> got;
+    ASSERT_TRUE(PackToMap(merged, &got));
+    ASSERT_EQ(got.size(), want.size()) << "round " << round;
+    for (const auto& [user, c] : want) {
+      EXPECT_EQ(got[user].i, c.i) << "user " << user;
+      EXPECT_EQ(got[user].d, c.d) << "user " << user;
+    }
+  }
+}
+
+TEST(CodecTest, MalformedUserPacksContributeTheirValidPrefix) {
+  Counters one;
+  one.i[0] = 1;
+  std::string good = PackOf({{5, one}, {9, one}});
+  std::string bad = PackOf({{5, one}, {7, one}});
+  bad.back() = '\x7f';  // the last entry's counters no longer decode
+  std::string unordered;
+  UserPackWriter w(&unordered);
+  w.Add(3, one);
+  unordered += '\x00';  // delta 0: not strictly increasing
+  std::string truncated = good.substr(0, good.size() - 1);
+  std::vector<std::string_view> views = {good, bad, unordered, truncated, {}};
+  std::string merged;
+  EXPECT_GE(MergeUserPacks(views.data(), views.size(), &merged), 2);
+  std::map<uint32_t, Counters> got;
+  ASSERT_TRUE(ForEachUserPackEntry(
+      merged, [&](uint32_t user, std::string_view c) { AddEncodedCounters(c, &got[user]); }));
+  EXPECT_EQ(got[3].i[0], 1);  // unordered: its first entry
+  EXPECT_EQ(got[5].i[0], 3);  // good, bad, truncated
+  EXPECT_EQ(got[9].i[0], 1);  // good only (truncated lost its last entry)
+  EXPECT_FALSE(ForEachUserPackEntry(truncated, [](uint32_t, std::string_view) {}));
+}
+
 TEST(CodecTest, UnionCardinalityOfEncodedBitmaps) {
   std::mt19937 rng(11);
   for (int round = 0; round < 50; ++round) {

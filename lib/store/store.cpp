@@ -25,8 +25,15 @@ Error FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Error{code, std::string(what) + ": " + s.ToString(), {}};
 }
 
-constexpr const char* kFamilies[] = {"default", "counters", "bitmaps", "records",
-                                     "dedupe",  "dict",     "requests"};
+constexpr const char* kFamilies[] = {"default", "counters", "bitmaps",  "records",
+                                     "dedupe",  "dict",     "requests", "userpacks"};
+
+// True if the column family holds no key at all.
+bool FamilyEmpty(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+  it->SeekToFirst();
+  return !it->Valid();
+}
 
 }  // namespace
 
@@ -80,10 +87,17 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   // read must fold keeps query latency flat between flushes.
   requests.max_successive_merges = 32;
   descriptors.emplace_back(kFamilies[6], requests);
+  auto packs = family(true, 16 << 20);
+  packs.merge_operator = internal::NewUserPackMergeOperator();
+  // Every batch adds an operand to the packs of the buckets it touches; folding them at write
+  // time every few operands keeps a read from merging one operand per batch since the flush.
+  packs.max_successive_merges = 8;
+  descriptors.emplace_back(kFamilies[7], packs);
 
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, options.path, descriptors, &store->cf_, &store->db_);
   if (!s.ok()) return std::unexpected(FromRocks(s, "cannot open store at " + options.path));
+  if (auto v = store->CheckSchemaVersion(); !v) return std::unexpected(v.error());
   std::string newest;
   if (store->db_->Get(rocksdb::ReadOptions(), store->meta(), NewestEventTimeKey(), &newest).ok()) {
     std::string_view in = newest;
@@ -91,6 +105,33 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     if (GetFixed64(&in, &v)) store->newest_event_ms_->store(static_cast<int64_t>(v));
   }
   return store;
+}
+
+Status Store::CheckSchemaVersion() {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta(), SchemaVersionKey(), &value);
+  uint32_t version = 1;
+  if (s.ok()) {
+    if (!DecodeUint32(value, &version)) {
+      return Fail(ErrorCode::kDataLoss, "store at " + options_.path + ": malformed schema version");
+    }
+  } else if (!s.IsNotFound()) {
+    return std::unexpected(FromRocks(s, "reading the schema version of " + options_.path));
+  } else if (FamilyEmpty(db_, records()) && FamilyEmpty(db_, counters())) {
+    // A new store (every applied event writes counters and records): this version writes it.
+    s = db_->Put(rocksdb::WriteOptions(), meta(), SchemaVersionKey(), EncodeUint32(kSchemaVersion));
+    if (!s.ok()) return std::unexpected(FromRocks(s, "writing the schema version"));
+    version = kSchemaVersion;
+  }
+  if (version != kSchemaVersion) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the store at " + options_.path + " has data layout version " +
+                    std::to_string(version) + " and this tally reads version " +
+                    std::to_string(kSchemaVersion) +
+                    ": rebuild the views from the topic or your archives with `tally replay "
+                    "--mode rebuild --data-dir <data-dir> ...` (see `tally replay --help`)");
+  }
+  return Ok();
 }
 
 Store::~Store() {
@@ -210,6 +251,12 @@ bool ReadView::OrBitmap(std::string_view key, UserBitmap* b) const {
   if (!store_->db()->Get(ro, store_->bitmaps(), ToSlice(key), &value).ok()) return false;
   b->OrEncoded(View(value));
   return true;
+}
+
+bool ReadView::GetUserPack(std::string_view key, std::string* pack) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  return store_->db()->Get(ro, store_->userpacks(), ToSlice(key), pack).ok();
 }
 
 bool ReadView::ReadSlice(std::string_view key,

@@ -21,6 +21,7 @@
 //              newest event time seen) are dropped by a compaction filter
 //   dict     : user id <-> dense uint32, (workspace, agent) <-> dense uint32, pair dictionary
 //   requests : request-analytics slices (codec.h), merge "tally.slices"
+//   userpacks: every user's Counters per (workspace, bucket), merge "tally.user_counters"
 // Merge operators never fail on stored data: malformed operands are skipped and counted.
 //
 // Thread-safety: Store is thread-safe. A ReadView is not thread-safe; make one per request.
@@ -63,7 +64,9 @@ class ReadView;
 class Store {
  public:
   // Opens (creating if allowed) the database at options.path. kUnavailable if it is locked by
-  // another process or cannot be opened, kDataLoss if it is corrupt.
+  // another process or cannot be opened, kDataLoss if it is corrupt, kFailedPrecondition if
+  // its data layout is not codec.h's kSchemaVersion (the message says how to rebuild it). A new
+  // store is stamped with kSchemaVersion.
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
   ~Store();
   Store(const Store&) = delete;
@@ -77,6 +80,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* dedupe() const { return cf_[4]; }
   rocksdb::ColumnFamilyHandle* dict() const { return cf_[5]; }
   rocksdb::ColumnFamilyHandle* requests() const { return cf_[6]; }
+  rocksdb::ColumnFamilyHandle* userpacks() const { return cf_[7]; }
 
   // Applies `batch` atomically (WAL on, no fsync: survives a process kill, not a power loss).
   // `touched_records`: every records-CF key the batch writes, for changes() (see
@@ -117,6 +121,7 @@ class Store {
 
  private:
   Store() = default;
+  Status CheckSchemaVersion();
   StoreOptions options_;
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> cf_;
@@ -135,6 +140,8 @@ class ReadView {
   // Calls fn(key_suffix_after_prefix, counters) for each counters row under `prefix`.
   void ScanCounters(std::string_view prefix,
                     const std::function<void(std::string_view, const Counters&)>& fn) const;
+  // Reads the user pack at `key` (UserPackKey) into *pack; false if the key does not exist.
+  bool GetUserPack(std::string_view key, std::string* pack) const;
   // Unions the bitmap at `key` into *b; false if the key does not exist.
   bool OrBitmap(std::string_view key, UserBitmap* b) const;
   // Calls fn with the slice stored at `key` (valid only during the call); false if absent or

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 
 #include "store/directory.h"
 
@@ -252,6 +253,82 @@ TEST_F(StoreTest, OffsetsPersist) {
   EXPECT_EQ((*offsets)[0].partition, 2);
   EXPECT_EQ((*offsets)[0].offset.next_offset, 99);
   EXPECT_EQ((*offsets)[0].offset.cluster_id, "c1");
+}
+
+TEST_F(StoreTest, UserPacksMergePerUserAcrossWritesFlushesAndCompaction) {
+  std::string key;
+  UserPackKey("ws", Granularity::kMonth, 7, &key);
+  // 40 writes (well past max_successive_merges), each adding one to users round % 5 and 1000.
+  std::map<uint32_t, int64_t> want;
+  for (int round = 0; round < 40; ++round) {
+    Counters one;
+    one.i[3] = 1;
+    std::string pack;
+    UserPackWriter w(&pack);
+    w.Add(static_cast<uint32_t>(round % 5), one);
+    w.Add(1000, one);
+    ++want[static_cast<uint32_t>(round % 5)];
+    ++want[1000];
+    rocksdb::WriteBatch batch;
+    batch.Merge(store_->userpacks(), key, pack);
+    ASSERT_TRUE(store_->Write(&batch).has_value());
+    if (round == 10) ASSERT_TRUE(store_->db()->Flush({}, store_->userpacks()).ok());
+    if (round == 20) Reopen();
+    if (round == 30) store_->db()->CompactRange({}, store_->userpacks(), nullptr, nullptr);
+  }
+  std::string pack;
+  ASSERT_TRUE(store_->NewReadView()->GetUserPack(key, &pack));
+  std::map<uint32_t, int64_t> got;
+  ASSERT_TRUE(ForEachUserPackEntry(pack, [&](uint32_t user, std::string_view c) {
+    Counters counters;
+    EXPECT_TRUE(AddEncodedCounters(c, &counters));
+    got[user] += counters.i[3];
+  }));
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(Store::MalformedOperands(), 0u);
+}
+
+TEST_F(StoreTest, OnlyTheCurrentSchemaVersionOpens) {
+  // A new store is stamped with the current version and reopens.
+  std::string value;
+  ASSERT_TRUE(store_->db()->Get({}, store_->meta(), SchemaVersionKey(), &value).ok());
+  EXPECT_EQ(value, EncodeUint32(kSchemaVersion));
+  Reopen();
+  // A store with data and no stamp was written before versions existed (version 1).
+  std::string ckey;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 1, {}, &ckey);
+  rocksdb::WriteBatch batch;
+  batch.Merge(store_->counters(), ckey, EncodeCounters(Counters()));
+  batch.Delete(store_->meta(), SchemaVersionKey());
+  ASSERT_TRUE(store_->Write(&batch).has_value());
+  store_.reset();
+  auto old = Store::Open({.path = dir_.string()});
+  ASSERT_FALSE(old.has_value());
+  EXPECT_EQ(old.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(old.error().message.find("version 1"), std::string::npos) << old.error().message;
+  EXPECT_NE(old.error().message.find("tally replay --mode rebuild"), std::string::npos);
+  // So is a store of a newer version.
+  {
+    rocksdb::DB* db = nullptr;
+    rocksdb::Options o;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(o, dir_.string(), &names).ok());
+    for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir_.string(), cfs, &handles, &db).ok());
+    const size_t meta = std::find(names.begin(), names.end(), "default") - names.begin();
+    ASSERT_LT(meta, names.size());
+    ASSERT_TRUE(
+        db->Put({}, handles[meta], SchemaVersionKey(), EncodeUint32(kSchemaVersion + 1)).ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  auto newer = Store::Open({.path = dir_.string()});
+  ASSERT_FALSE(newer.has_value());
+  EXPECT_EQ(newer.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(newer.error().message.find("version " + std::to_string(kSchemaVersion + 1)),
+            std::string::npos);
 }
 
 TEST_F(StoreTest, SecondOpenOfSameDirectoryFailsClearly) {

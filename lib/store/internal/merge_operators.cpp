@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "store/bitmap.h"
 #include "store/codec.h"
@@ -128,6 +130,31 @@ class RecordMerge : public rocksdb::MergeOperator {
   }
 };
 
+// Per-user Counters of one bucket: union of the users, field-wise addition per user.
+class UserPackMerge : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "tally.user_counters"; }
+  bool AllowSingleOperand() const override { return true; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    std::vector<std::string_view> packs;
+    packs.reserve(in.operand_list.size() + 1);
+    if (in.existing_value) packs.push_back(View(*in.existing_value));
+    for (const auto& op : in.operand_list) packs.push_back(View(op));
+    g_malformed += MergeUserPacks(packs.data(), packs.size(), &out->new_value);
+    return true;
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice&, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger*) const override {
+    std::vector<std::string_view> packs;
+    packs.reserve(operands.size());
+    for (const auto& op : operands) packs.push_back(View(op));
+    g_malformed += MergeUserPacks(packs.data(), packs.size(), new_value);
+    return true;
+  }
+};
+
 class DedupeFilter : public rocksdb::CompactionFilter {
  public:
   DedupeFilter(int64_t horizon_ms, int64_t wall_horizon_ms)
@@ -178,6 +205,9 @@ std::shared_ptr<rocksdb::MergeOperator> NewBitmapOrMergeOperator() {
 }
 std::shared_ptr<rocksdb::MergeOperator> NewSliceMergeOperator() {
   return std::make_shared<SliceMerge>();
+}
+std::shared_ptr<rocksdb::MergeOperator> NewUserPackMergeOperator() {
+  return std::make_shared<UserPackMerge>();
 }
 
 std::shared_ptr<rocksdb::MergeOperator> NewRecordMergeOperator() {

@@ -13,6 +13,7 @@ std::shared_ptr<rocksdb::MergeOperator> NewCounterMergeOperator();
 std::shared_ptr<rocksdb::MergeOperator> NewBitmapOrMergeOperator();
 std::shared_ptr<rocksdb::MergeOperator> NewRecordMergeOperator();
 std::shared_ptr<rocksdb::MergeOperator> NewSliceMergeOperator();
+std::shared_ptr<rocksdb::MergeOperator> NewUserPackMergeOperator();
 
 // Drops dedupe entries whose event time is older than (*newest - window_ms).
 std::shared_ptr<rocksdb::CompactionFilterFactory> NewDedupeCompactionFilterFactory(
