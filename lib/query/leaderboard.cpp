@@ -23,15 +23,16 @@ struct Counts {
 // Adds the agent.created counts of every user of [from, to] into (*out)[user].*slot.
 void ScanUsers(const store::ReadView& view, std::string_view ws, DayNumber from, DayNumber to,
                int64_t Counts::*slot, std::unordered_map<uint32_t, Counts>* out) {
-  std::string key, pack;
+  std::string key;
   for (const BucketRef& b : DecomposeRange(from, to)) {
     store::UserPackKey(ws, b.granularity, b.bucket, &key);
-    if (!view.GetUserPack(key, &pack)) continue;
-    store::ForEachUserPackEntry(pack, [&](uint32_t user, std::string_view counters) {
-      Counters c;
-      if (!store::AddEncodedCounters(counters, &c)) return;
-      const int64_t n = c.i[kCreatedField];
-      if (n != 0) (*out)[user].*slot += n;
+    view.ForEachUserPackPart(key, [&](std::string_view part) {
+      store::ForEachUserPackEntry(part, [&](uint32_t user, std::string_view counters) {
+        Counters c;
+        if (!store::AddEncodedCounters(counters, &c)) return;
+        const int64_t n = c.i[kCreatedField];
+        if (n != 0) (*out)[user].*slot += n;
+      });
     });
   }
 }
@@ -39,14 +40,14 @@ void ScanUsers(const store::ReadView& view, std::string_view ws, DayNumber from,
 // agent.created count of one user over [from, to].
 int64_t SumUser(const store::ReadView& view, std::string_view ws, uint32_t user, DayNumber from,
                 DayNumber to) {
-  std::string key, pack;
+  std::string key;
   int64_t n = 0;
   for (const BucketRef& b : DecomposeRange(from, to)) {
     store::UserPackKey(ws, b.granularity, b.bucket, &key);
-    if (!view.GetUserPack(key, &pack)) continue;
     Counters c;
-    store::ForEachUserPackEntry(pack, [&](uint32_t u, std::string_view counters) {
-      if (u == user) store::AddEncodedCounters(counters, &c);
+    view.ForEachUserPackPart(key, [&](std::string_view part) {
+      std::string_view counters;
+      if (store::FindUserPackEntry(part, user, &counters)) store::AddEncodedCounters(counters, &c);
     });
     n += c.i[kCreatedField];
   }

@@ -82,9 +82,11 @@ class Engine {
       Counters c;
       if (by_user_) {
         store::UserPackKey(req_.workspace_id, b.granularity, b.bucket, &key_);
-        if (!view_.GetUserPack(key_, &pack_)) continue;
-        store::ForEachUserPackEntry(pack_, [&](uint32_t user, std::string_view counters) {
-          if (user == user_) store::AddEncodedCounters(counters, &c);
+        view_.ForEachUserPackPart(key_, [&](std::string_view part) {
+          std::string_view counters;
+          if (store::FindUserPackEntry(part, user_, &counters)) {
+            store::AddEncodedCounters(counters, &c);
+          }
         });
         acc.Add(reader_.Read(c));
         continue;
@@ -99,13 +101,14 @@ class Engine {
   void SumByUser(DayNumber from, DayNumber to, std::unordered_map<uint32_t, Acc>* out) {
     for (const BucketRef& b : DecomposeRange(from, to)) {
       store::UserPackKey(req_.workspace_id, b.granularity, b.bucket, &key_);
-      if (!view_.GetUserPack(key_, &pack_)) continue;
-      store::ForEachUserPackEntry(pack_, [&](uint32_t user, std::string_view counters) {
-        Counters c;
-        if (!store::AddEncodedCounters(counters, &c)) return;
-        Acc a = reader_.Read(c);
-        if (a.count == 0 && a.sum == 0) return;
-        (*out)[user].Add(a);
+      view_.ForEachUserPackPart(key_, [&](std::string_view part) {
+        store::ForEachUserPackEntry(part, [&](uint32_t user, std::string_view counters) {
+          Counters c;
+          if (!store::AddEncodedCounters(counters, &c)) return;
+          Acc a = reader_.Read(c);
+          if (a.count == 0 && a.sum == 0) return;
+          (*out)[user].Add(a);
+        });
       });
     }
   }
@@ -132,7 +135,6 @@ class Engine {
   bool known_user_ = true;  // false: the filtered user has no data anywhere
   uint32_t user_ = 0;       // dictionary index of the filtered user
   std::string key_;
-  std::string pack_;
 };
 
 // First day with data of a workspace, if any.

@@ -293,6 +293,15 @@ bool NextUserPackEntry(std::string_view* in, bool first, uint32_t* user,
   return true;
 }
 
+bool FindUserPackEntry(std::string_view pack, uint32_t user, std::string_view* counters) {
+  uint32_t at = 0;
+  for (bool first = true; !pack.empty(); first = false) {
+    if (!NextUserPackEntry(&pack, first, &at, counters)) return false;
+    if (at >= user) return at == user;
+  }
+  return false;
+}
+
 int MergeUserPacks(const std::string_view* packs, size_t n, std::string* out) {
   // A k-way merge: k is the number of operands RocksDB hands over (bounded by
   // max_successive_merges and the number of sorted runs), so a linear minimum is cheapest.

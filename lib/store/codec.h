@@ -149,6 +149,10 @@ class UserPackWriter {
 template <typename Fn>
 bool ForEachUserPackEntry(std::string_view pack, Fn&& fn);
 
+// The encoded counters of `user` in `pack`, scanning in user order up to it; false if absent
+// (or `pack` is malformed before it).
+bool FindUserPackEntry(std::string_view pack, uint32_t user, std::string_view* counters);
+
 // Merges packs into *out (cleared first): one entry per user index present in any input, with
 // the Counters of that index added up. A malformed input contributes the entries before its
 // fault. Returns the number of malformed inputs (0 normally). Never fails.

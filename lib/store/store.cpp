@@ -201,6 +201,7 @@ ReadView::ReadView(const Store* store, const rocksdb::Snapshot* snapshot)
     : store_(store), snapshot_(snapshot) {}
 
 ReadView::~ReadView() {
+  parts_.reset();        // pinned blocks, before the snapshot they were read at
   counters_it_.reset();  // before the snapshot it reads from
   slices_it_.reset();
   store_->db()->ReleaseSnapshot(snapshot_);
@@ -257,6 +258,45 @@ bool ReadView::GetUserPack(std::string_view key, std::string* pack) const {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot_;
   return store_->db()->Get(ro, store_->userpacks(), ToSlice(key), pack).ok();
+}
+
+// Up to kMaxParts operands are returned unmerged; a key with more (a flush or compaction has
+// not caught up) is read merged, as one part.
+struct ReadView::PinnedParts {
+  static constexpr int kMaxParts = 32;
+  rocksdb::PinnableSlice parts[kMaxParts];
+  std::string merged;
+  size_t count = 0;
+  bool use_merged = false;
+};
+
+size_t ReadView::PinUserPackParts(std::string_view key) const {
+  if (!parts_) parts_ = std::make_unique<PinnedParts>();
+  PinnedParts& p = *parts_;
+  for (size_t i = 0; i < p.count; ++i) p.parts[i].Reset();
+  p.count = 0;
+  p.use_merged = false;
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  rocksdb::GetMergeOperandsOptions options;
+  options.expected_max_number_of_operands = PinnedParts::kMaxParts;
+  int n = 0;
+  rocksdb::Status s =
+      store_->db()->GetMergeOperands(ro, store_->userpacks(), ToSlice(key), p.parts, &options, &n);
+  if (s.ok()) {
+    p.count = static_cast<size_t>(n);
+    return p.count;
+  }
+  if (s.IsIncomplete() && GetUserPack(key, &p.merged)) {
+    p.use_merged = true;
+    return 1;
+  }
+  return 0;
+}
+
+std::string_view ReadView::PinnedPart(size_t i) const {
+  if (parts_->use_merged) return parts_->merged;
+  return View(parts_->parts[i]);
 }
 
 bool ReadView::ReadSlice(std::string_view key,

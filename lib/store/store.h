@@ -142,6 +142,12 @@ class ReadView {
                     const std::function<void(std::string_view, const Counters&)>& fn) const;
   // Reads the user pack at `key` (UserPackKey) into *pack; false if the key does not exist.
   bool GetUserPack(std::string_view key, std::string* pack) const;
+  // Calls fn(part) for each stored part of the user pack at `key` (its base value and merge
+  // operands, unmerged: a user may appear in several parts, and the pack is the per-user sum of
+  // all of them). Cheaper than GetUserPack for readers that sum anyway: nothing is re-encoded.
+  // Parts are valid during the call only. False if the key does not exist.
+  template <typename Fn>
+  bool ForEachUserPackPart(std::string_view key, Fn&& fn) const;
   // Unions the bitmap at `key` into *b; false if the key does not exist.
   bool OrBitmap(std::string_view key, UserBitmap* b) const;
   // Calls fn with the slice stored at `key` (valid only during the call); false if absent or
@@ -167,10 +173,23 @@ class ReadView {
   friend class Store;
   ReadView(const Store* store, const rocksdb::Snapshot* snapshot);
   bool Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string* value) const;
+  // Pins the parts of a user pack (see ForEachUserPackPart); returns their number, 0 if absent.
+  // Valid until the next call.
+  size_t PinUserPackParts(std::string_view key) const;
+  std::string_view PinnedPart(size_t i) const;
+  struct PinnedParts;
+  mutable std::unique_ptr<PinnedParts> parts_;
   const Store* store_;
   const rocksdb::Snapshot* snapshot_;
   mutable std::unique_ptr<rocksdb::Iterator> counters_it_;  // lazily created by ScanCounters
   mutable std::unique_ptr<rocksdb::Iterator> slices_it_;    // lazily created by ScanSlices
 };
+
+template <typename Fn>
+bool ReadView::ForEachUserPackPart(std::string_view key, Fn&& fn) const {
+  const size_t n = PinUserPackParts(key);
+  for (size_t i = 0; i < n; ++i) fn(PinnedPart(i));
+  return n > 0;
+}
 
 }  // namespace tally::store

@@ -285,6 +285,41 @@ TEST_F(StoreTest, UserPacksMergePerUserAcrossWritesFlushesAndCompaction) {
     got[user] += counters.i[3];
   }));
   EXPECT_EQ(got, want);
+  // The unmerged parts sum to the same, and a single user is found in them.
+  for (int extra = 0; extra < 3; ++extra) {  // operands on top of the compacted value
+    Counters one;
+    one.i[3] = 1;
+    std::string p;
+    UserPackWriter w(&p);
+    w.Add(1000, one);
+    ++want[1000];
+    rocksdb::WriteBatch batch;
+    batch.Merge(store_->userpacks(), key, p);
+    ASSERT_TRUE(store_->Write(&batch).has_value());
+  }
+  auto view = store_->NewReadView();
+  std::map<uint32_t, int64_t> from_parts;
+  int64_t user_1000 = 0;
+  size_t parts = 0;
+  ASSERT_TRUE(view->ForEachUserPackPart(key, [&](std::string_view part) {
+    ++parts;
+    ForEachUserPackEntry(part, [&](uint32_t user, std::string_view c) {
+      Counters counters;
+      EXPECT_TRUE(AddEncodedCounters(c, &counters));
+      from_parts[user] += counters.i[3];
+    });
+    std::string_view c;
+    Counters counters;
+    if (FindUserPackEntry(part, 1000, &c)) AddEncodedCounters(c, &counters);
+    user_1000 += counters.i[3];
+    EXPECT_FALSE(FindUserPackEntry(part, 999, &c));
+  }));
+  EXPECT_GT(parts, 1u);
+  EXPECT_EQ(from_parts, want);
+  EXPECT_EQ(user_1000, want[1000]);
+  std::string absent;
+  UserPackKey("ws", Granularity::kMonth, 8, &absent);
+  EXPECT_FALSE(view->ForEachUserPackPart(absent, [](std::string_view) { FAIL(); }));
   EXPECT_EQ(Store::MalformedOperands(), 0u);
 }
 
