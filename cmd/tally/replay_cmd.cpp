@@ -281,6 +281,9 @@ int RunReplay(const ReplayArgs& a) {
   std::filesystem::create_directories(a.data_dir);
   const std::string name = store::NewRebuildDbName();
   so.path = a.data_dir + "/" + name;
+  // Nothing reads a rebuild before it is complete, and a failed one is rebuilt from scratch: a
+  // write-ahead log would only slow it down. Flushed below before anything can open it.
+  so.disable_wal = true;
   int rc;
   replay::ReplayStats stats;
   {
@@ -296,6 +299,10 @@ int RunReplay(const ReplayArgs& a) {
     }
     rc = Feed(a, replayer->get(), brokers);
     stats = (*replayer)->stats();
+    if (auto flushed = (*st)->Flush(); !flushed) {
+      std::fprintf(stderr, "replay: %s\n", flushed.error().message.c_str());
+      rc = 1;
+    }
   }  // closed: tallyd can open it
   PrintSummary(stats, so.path);
   if (rc != 0) {

@@ -45,8 +45,8 @@ std::vector<typename Map::value_type*> Sorted(Map& map) {
   return out;
 }
 
-void SetIfPresent(store::Record* r, uint8_t id, int64_t t, const std::string& value) {
-  if (!value.empty()) store::MergeField({id, t, value}, r);
+void SetIfPresent(store::Record* r, uint8_t id, int64_t t, std::string_view value) {
+  if (!value.empty()) store::MergeField(id, t, value, r);
 }
 
 }  // namespace
@@ -125,8 +125,8 @@ Result<uint32_t> Aggregator::PairIndex(uint32_t agent_index, uint32_t user_index
 }
 
 Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
+  if (auto it = user_index_cache_.find(user_id); it != user_index_cache_.end()) return it->second;
   std::string id(user_id);
-  if (auto it = user_index_cache_.find(id); it != user_index_cache_.end()) return it->second;
   std::string key, value;
   store::UserDictKey(user_id, &key);
   rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key, &value);
@@ -230,35 +230,31 @@ Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   SetIfPresent(&entity, store::field::kEntityOwner, t, e.entity_owner_user_id);
   SetIfPresent(&entity, store::field::kEntityProject, t, e.project_id);
   if (e.action == Action::kCreated || e.action == Action::kCopied) {
-    store::MergeField({store::field::kEntityCreated, t, e.user_id}, &entity);
-    store::MergeField({store::field::kEntityRevived, t, {}}, &entity);
+    store::MergeField(store::field::kEntityCreated, t, e.user_id, &entity);
+    store::MergeField(store::field::kEntityRevived, t, {}, &entity);
     if (e.action == Action::kCopied)
-      store::MergeField({store::field::kEntityCopied, t, "1"}, &entity);
+      store::MergeField(store::field::kEntityCopied, t, "1", &entity);
   } else if (e.action == Action::kDeleted) {
-    store::MergeField({store::field::kEntityDeleted, t, {}}, &entity);
+    store::MergeField(store::field::kEntityDeleted, t, {}, &entity);
   }
 
   store::WorkspaceKey(e.workspace_id, &key_);
   store::Record& ws = records_[key_];
   SetIfPresent(&ws, store::field::kWorkspaceOrganization, t, e.organization_id);
-  store::MergeField({store::field::kWorkspaceFirstEvent, t, {}}, &ws);
-  store::MergeField({store::field::kWorkspaceLastEvent, t, {}}, &ws);
+  store::MergeField(store::field::kWorkspaceFirstEvent, t, {}, &ws);
+  store::MergeField(store::field::kWorkspaceLastEvent, t, {}, &ws);
 
   // Request analytics: labels by dense index, and the slices.
   if (!e.user_email.empty()) {
     store::UserLabelKey(user_index, &key_);
-    store::MergeField({store::field::kLabel, t, e.user_email}, &records_[key_]);
-    directory_updates_.push_back(
-        {store::Directory::Update::Kind::kUserEmail, user_index, t, e.user_email, {}});
+    store::MergeField(store::field::kLabel, t, e.user_email, &records_[key_]);
   }
   if (e.kind != EntityKind::kAgent) return Ok();
   auto agent_index = AgentIndex(e.workspace_id, e.entity_id);
   if (!agent_index) return std::unexpected(agent_index.error());
   if (!e.entity_name.empty()) {
     store::AgentLabelKey(*agent_index, &key_);
-    store::MergeField({store::field::kLabel, t, e.entity_name}, &records_[key_]);
-    directory_updates_.push_back(
-        {store::Directory::Update::Kind::kAgentName, *agent_index, t, e.entity_name, {}});
+    store::MergeField(store::field::kLabel, t, e.entity_name, &records_[key_]);
   }
   if (e.action != Action::kExecuted || e.organization_id.empty()) return Ok();
   auto pair_index = PairIndex(*agent_index, user_index);
@@ -293,7 +289,13 @@ void Aggregator::RollUp() {
   }
   for (auto& [key, b] : rollup_bitmaps_) bitmaps_[key] = std::move(b);
 
-  // Request slices: the same roll-up on their integer keys.
+  // Request slices: the same roll-up on their integer keys. Day slices hold one entry per event
+  // until combined: combining them first makes the week and month copies small.
+  for (auto& [key, acc] : slices_) {
+    acc.slice.Normalize();
+    std::sort(acc.pairs.begin(), acc.pairs.end());
+    acc.pairs.erase(std::unique(acc.pairs.begin(), acc.pairs.end()), acc.pairs.end());
+  }
   rollup_slices_.clear();
   for (const auto& [key, acc] : slices_) {
     for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
@@ -511,9 +513,26 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   // row here (even with no field to set) whenever it touches that agent's counters or bitmaps.
   touched_records_.clear();
   touched_records_.reserve(records_.size());
+  const std::string user_label_prefix = store::UserLabelPrefix();
+  const std::string agent_label_prefix = store::AgentLabelPrefix();
   for (auto* entry : Sorted(records_)) {
     touched_records_.push_back(entry->first);
     if (entry->second.empty()) continue;
+    // The directory takes the batch's winning label per user / agent: its latest-wins rule
+    // (ties to the later) gives the same result as applying every event's label in order.
+    uint32_t index;
+    const bool user_label = entry->first.starts_with(user_label_prefix);
+    if ((user_label || entry->first.starts_with(agent_label_prefix)) &&
+        store::DecodeLabelKey(entry->first, &index)) {
+      if (const store::Field* f = store::FindField(entry->second, store::field::kLabel)) {
+        directory_updates_.push_back({user_label ? store::Directory::Update::Kind::kUserEmail
+                                                 : store::Directory::Update::Kind::kAgentName,
+                                      index,
+                                      f->time_ms,
+                                      f->value,
+                                      {}});
+      }
+    }
     value.clear();
     store::AppendRecord(entry->second, &value);
     batch.Merge(store_->records(), entry->first, value);

@@ -128,7 +128,12 @@ class Aggregator {
   std::vector<std::string> batch_orgs_, batch_projects_;
   std::unordered_map<std::string, uint32_t> batch_org_ids_, batch_project_ids_;
   std::string agent_ref_;
-  std::unordered_map<std::string, uint32_t> user_index_cache_;
+  // Looked up by std::string_view (no key copy per event).
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> user_index_cache_;
   // Per-batch state, reused across batches to keep allocations down.
   std::vector<std::pair<std::string, uint32_t>> new_users_;
   std::unordered_map<std::string, store::Counters> counters_;

@@ -10,9 +10,16 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(store::Store* store, ReplayOp
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   r->aggregator_ = std::move(*agg);
-  r->pool_.resize(r->options_.batch_size);
-  r->pending_.reserve(r->options_.batch_size);
+  for (Batch& b : r->batches_) {
+    b.pool.resize(r->options_.batch_size);
+    b.pending.reserve(r->options_.batch_size);
+  }
   return r;
+}
+
+Replayer::~Replayer() {
+  // The worker uses the aggregator and the store: let it finish (its result no longer matters).
+  if (in_flight_.valid()) in_flight_.wait();
 }
 
 Status Replayer::Add(std::string_view line, const std::optional<LineOrigin>& origin) {
@@ -21,43 +28,69 @@ Status Replayer::Add(std::string_view line, const std::optional<LineOrigin>& ori
     offsets_[{std::string(origin->topic), origin->partition}] = origin->offset + 1;
     offsets_dirty_ = true;
   }
-  event::UsageEvent* e = &pool_[pending_.size()];
+  Batch& b = batches_[filling_];
+  event::UsageEvent* e = &b.pool[b.pending.size()];
   if (Status s = parser_.ParseInto(line, e); !s) {
     ++stats_.rejected;
     ++stats_.rejected_by_reason[std::string(event::ReasonCategory(s.error()))];
   } else {
-    pending_.push_back(e);
+    b.pending.push_back(e);
   }
-  if (pending_.size() >= options_.batch_size) return ApplyPending();
+  if (b.pending.size() >= options_.batch_size) return Submit();
   return Ok();
 }
 
-Status Replayer::Finish() { return ApplyPending(); }
+Status Replayer::Finish() {
+  if (Status s = Submit(); !s) return s;
+  return Wait();
+}
 
-Status Replayer::ApplyPending() {
-  if (pending_.empty() && !offsets_dirty_) return Ok();
-  if (options_.late_policy == aggregate::LatePolicy::kReject && !pending_.empty()) {
-    aggregator_->MarkLate(pending_, &late_);
+Status Replayer::Wait() {
+  if (!in_flight_.valid()) return Ok();
+  Result<Applied> done = in_flight_.get();
+  if (!done) return std::unexpected(done.error());
+  stats_.applied += done->applied;
+  stats_.duplicates += done->duplicates;
+  if (done->late > 0) {
+    stats_.rejected += done->late;
+    stats_.rejected_by_reason["late_event"] += done->late;
+  }
+  return Ok();
+}
+
+Status Replayer::Submit() {
+  Batch& b = batches_[filling_];
+  if (b.pending.empty() && !offsets_dirty_) return Ok();
+  // The other buffer is free only once its batch is applied; batches stay in input order.
+  if (Status s = Wait(); !s) return s;
+  b.offsets.clear();
+  for (const auto& [tp, next] : offsets_) b.offsets.push_back({tp.first, tp.second, next});
+  offsets_dirty_ = false;
+  in_flight_ = std::async(std::launch::async, [this, &b] { return ApplyBatch(&b); });
+  filling_ ^= 1;
+  batches_[filling_].pending.clear();
+  return Ok();
+}
+
+Result<Replayer::Applied> Replayer::ApplyBatch(Batch* b) {
+  Applied out;
+  if (options_.late_policy == aggregate::LatePolicy::kReject && !b->pending.empty()) {
+    aggregator_->MarkLate(b->pending, &late_);
     size_t w = 0;
-    for (size_t i = 0; i < pending_.size(); ++i) {
+    for (size_t i = 0; i < b->pending.size(); ++i) {
       if (late_[i]) {
-        ++stats_.rejected;
-        ++stats_.rejected_by_reason["late_event"];
+        ++out.late;
       } else {
-        pending_[w++] = pending_[i];
+        b->pending[w++] = b->pending[i];
       }
     }
-    pending_.resize(w);
+    b->pending.resize(w);
   }
-  std::vector<aggregate::PartitionOffset> offsets;
-  for (const auto& [tp, next] : offsets_) offsets.push_back({tp.first, tp.second, next});
-  auto applied = aggregator_->Apply(pending_, offsets, options_.cluster_id);
+  auto applied = aggregator_->Apply(b->pending, b->offsets, options_.cluster_id);
   if (!applied) return std::unexpected(applied.error());
-  stats_.applied += applied->applied;
-  stats_.duplicates += applied->duplicates;
-  pending_.clear();
-  offsets_dirty_ = false;
-  return Ok();
+  out.applied = applied->applied;
+  out.duplicates = applied->duplicates;
+  return out;
 }
 
 }  // namespace tally::replay

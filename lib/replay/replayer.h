@@ -13,10 +13,16 @@
 // same WriteBatch as the views they produced (exactly as live ingest does), so a service started
 // on the result continues the topic where the replay stopped.
 //
-// Errors: only store failures (kUnavailable / kDataLoss); bad lines are counted by reason, never
-// fatal. Not thread-safe.
+// Batches are double-buffered: while one batch is applied (dedupe, fold, write) on a worker
+// thread, the caller's thread parses the next one, so reading, decompressing and parsing overlap
+// with the store's work. Batches are still applied one at a time, in input order.
+//
+// Errors: only store failures (kUnavailable / kDataLoss), reported by the Add or Finish call
+// after the failed batch; bad lines are counted by reason, never fatal. Not thread-safe (one
+// caller thread; the worker is internal).
 
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -61,22 +67,42 @@ class Replayer {
 
   // Parses `line` (copied as needed) and applies a batch when batch_size events are pending.
   Status Add(std::string_view line, const std::optional<LineOrigin>& origin = std::nullopt);
-  // Applies what is pending. Call once at the end (Add may still follow: it starts a new batch).
+  // Applies what is pending and waits for it. Call once at the end (Add may still follow: it
+  // starts a new batch).
   Status Finish();
 
+  // read and rejected-by-parsing are current; applied, duplicates and late rejections include
+  // the batches applied so far (all of them after Finish).
   const ReplayStats& stats() const { return stats_; }
 
+  ~Replayer();
+
  private:
+  // One buffer of parsed events and the offsets they end at.
+  struct Batch {
+    std::vector<event::UsageEvent> pool;
+    std::vector<const event::UsageEvent*> pending;
+    std::vector<aggregate::PartitionOffset> offsets;
+  };
+  struct Applied {
+    size_t applied = 0, duplicates = 0, late = 0;
+  };
   Replayer() = default;
-  Status ApplyPending();
+  // Hands the filling batch to the worker (after the previous one is done) and switches buffers.
+  Status Submit();
+  // Waits for the batch in flight, if any, and takes its counts.
+  Status Wait();
+  // Runs on the worker: late policy, then Aggregator::Apply.
+  Result<Applied> ApplyBatch(Batch* b);
 
   store::Store* store_ = nullptr;
   ReplayOptions options_;
-  std::unique_ptr<aggregate::Aggregator> aggregator_;
+  std::unique_ptr<aggregate::Aggregator> aggregator_;  // used by the worker only
   event::EventParser parser_;
-  std::vector<event::UsageEvent> pool_;
-  std::vector<const event::UsageEvent*> pending_;
-  std::vector<uint8_t> late_;
+  Batch batches_[2];
+  int filling_ = 0;
+  std::future<Result<Applied>> in_flight_;
+  std::vector<uint8_t> late_;                                   // worker only
   std::map<std::pair<std::string, int32_t>, int64_t> offsets_;  // next offset per partition
   bool offsets_dirty_ = false;
   ReplayStats stats_;

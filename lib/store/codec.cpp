@@ -434,6 +434,19 @@ void MergeField(Field f, Record* r) {
   if (replace) *it = std::move(f);
 }
 
+void MergeField(uint8_t id, int64_t time_ms, std::string_view value, Record* r) {
+  auto it = std::lower_bound(r->begin(), r->end(), id,
+                             [](const Field& a, uint8_t x) { return a.id < x; });
+  if (it == r->end() || it->id != id) {
+    r->insert(it, Field{id, time_ms, std::string(value)});
+    return;
+  }
+  if (PolicyOf(id) == kEarliestWins ? time_ms < it->time_ms : time_ms >= it->time_ms) {
+    it->time_ms = time_ms;
+    it->value.assign(value);
+  }
+}
+
 void MergeRecord(const Record& update, Record* base) {
   for (const Field& f : update) MergeField(f, base);
 }
@@ -625,11 +638,11 @@ void Slice::Append(const Slice& o) {
 }
 
 void Slice::Normalize() {
-  // Stable sorts: equal indexes keep their order, so float sums are the same on every replay.
-  std::stable_sort(users.begin(), users.end(),
-                   [](const SliceUser& a, const SliceUser& b) { return a.user < b.user; });
-  std::stable_sort(agents.begin(), agents.end(),
-                   [](const SliceAgent& a, const SliceAgent& b) { return a.agent < b.agent; });
+  // Every field is an integer, so the order in which equal indexes combine cannot matter.
+  std::sort(users.begin(), users.end(),
+            [](const SliceUser& a, const SliceUser& b) { return a.user < b.user; });
+  std::sort(agents.begin(), agents.end(),
+            [](const SliceAgent& a, const SliceAgent& b) { return a.agent < b.agent; });
   if (users.size() > 1) {
     size_t w = 0;
     for (size_t r = 1; r < users.size(); ++r) {

@@ -227,6 +227,9 @@ bool DecodeRecord(std::string_view in, Record* r);
 void MergeRecord(const Record& update, Record* base);
 // Sets or merges one field into *r per policy (keeps r sorted).
 void MergeField(Field f, Record* r);
+// The same without building a Field: the value is copied only if it wins (into the existing
+// field's storage when there is one).
+void MergeField(uint8_t id, int64_t time_ms, std::string_view value, Record* r);
 const Field* FindField(const Record& r, uint8_t id);
 
 // Record keys.

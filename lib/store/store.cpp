@@ -49,6 +49,8 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
   db_options.keep_log_file_num = 5;
+  // Without a WAL, column families must flush together to stay consistent with each other.
+  db_options.atomic_flush = options.disable_wal;
 
   auto family = [&](bool bloom, size_t write_buffer) {
     rocksdb::ColumnFamilyOptions cf;
@@ -107,6 +109,14 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   return store;
 }
 
+Status Store::Flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  rocksdb::Status s = db_->Flush(fo, cf_);
+  if (!s.ok()) return std::unexpected(FromRocks(s, "flushing " + options_.path));
+  return Ok();
+}
+
 Status Store::CheckSchemaVersion() {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta(), SchemaVersionKey(), &value);
@@ -143,6 +153,7 @@ Status Store::Write(rocksdb::WriteBatch* batch,
                     const std::vector<std::string_view>* touched_records) {
   rocksdb::WriteOptions wo;
   wo.sync = false;
+  wo.disableWAL = options_.disable_wal;
   // Serialized so that the sequence numbers read around the write are exactly its own.
   std::lock_guard lock(write_mu_);
   const uint64_t before = db_->GetLatestSequenceNumber();

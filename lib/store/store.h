@@ -57,6 +57,10 @@ struct StoreOptions {
   int64_t dedupe_window_ms = 7LL * 24 * 3600 * 1000;
   size_t block_cache_bytes = 256u << 20;
   bool create_if_missing = true;
+  // Writes skip the write-ahead log, so a crash loses every write since the last flush. Only
+  // for a store that is thrown away when its writer dies (a rebuild, which nothing reads until
+  // it is complete); call Store::Flush before handing it over.
+  bool disable_wal = false;
 };
 
 class ReadView;
@@ -88,6 +92,10 @@ class Store {
   // changes() recompute instead of refresh. Writes are serialized.
   Status Write(rocksdb::WriteBatch* batch,
                const std::vector<std::string_view>* touched_records = nullptr);
+
+  // Persists every column family's memtable to SST files (all of them or none: atomic). Needed
+  // only with StoreOptions::disable_wal. kUnavailable on I/O errors.
+  Status Flush();
 
   // What recent writes touched (only writes made through Write()).
   const ChangeLog& changes() const { return changes_; }

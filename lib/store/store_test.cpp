@@ -366,6 +366,38 @@ TEST_F(StoreTest, OnlyTheCurrentSchemaVersionOpens) {
             std::string::npos);
 }
 
+TEST_F(StoreTest, WithoutWalAFlushPersistsEveryFamily) {
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+  auto nowal = Store::Open({.path = dir_.string(), .disable_wal = true});
+  ASSERT_TRUE(nowal.has_value()) << nowal.error().message;
+  std::string ckey, pkey;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 1, {}, &ckey);
+  UserPackKey("ws", Granularity::kDay, 1, &pkey);
+  Counters one;
+  one.i[0] = 1;
+  std::string pack;
+  UserPackWriter(&pack).Add(7, one);
+  rocksdb::WriteBatch batch;
+  batch.Merge((*nowal)->counters(), ckey, EncodeCounters(one));
+  batch.Merge((*nowal)->userpacks(), pkey, pack);
+  batch.Put((*nowal)->meta(), "offset", "42");
+  ASSERT_TRUE((*nowal)->Write(&batch).has_value());
+  ASSERT_TRUE((*nowal)->Flush().has_value());
+  nowal->reset();
+  Reopen();
+  auto view = store_->NewReadView();
+  Counters c;
+  ASSERT_TRUE(view->AddCounters(ckey, &c));
+  EXPECT_EQ(c.i[0], 1);
+  std::string got;
+  ASSERT_TRUE(view->GetUserPack(pkey, &got));
+  EXPECT_EQ(got, pack);
+  std::string offset;
+  ASSERT_TRUE(store_->db()->Get({}, store_->meta(), "offset", &offset).ok());
+  EXPECT_EQ(offset, "42");
+}
+
 TEST_F(StoreTest, SecondOpenOfSameDirectoryFailsClearly) {
   auto second = Store::Open({.path = dir_.string()});
   ASSERT_FALSE(second.has_value());
