@@ -323,6 +323,40 @@ TEST_F(StoreTest, UserPacksMergePerUserAcrossWritesFlushesAndCompaction) {
   EXPECT_EQ(Store::MalformedOperands(), 0u);
 }
 
+TEST_F(StoreTest, UserPackWithMorePartsThanPinnedIsReadMerged) {
+  // 34 operands in 34 L0 files (compactions off): more than ReadView pins unmerged (32), so the
+  // read falls back to one merged part, with the same per-user sums.
+  ASSERT_TRUE(
+      store_->db()->SetOptions(store_->userpacks(), {{"disable_auto_compactions", "true"}}).ok());
+  std::string key;
+  UserPackKey("ws", Granularity::kDay, 3, &key);
+  for (uint32_t round = 0; round < 34; ++round) {
+    Counters c;
+    c.i[1] = round + 1;
+    std::string pack;
+    UserPackWriter w(&pack);
+    w.Add(round % 3, c);
+    rocksdb::WriteBatch batch;
+    batch.Merge(store_->userpacks(), key, pack);
+    ASSERT_TRUE(store_->Write(&batch).has_value());
+    ASSERT_TRUE(store_->db()->Flush({}, store_->userpacks()).ok());
+  }
+  std::map<uint32_t, int64_t> want;
+  for (uint32_t round = 0; round < 34; ++round) want[round % 3] += round + 1;
+  std::map<uint32_t, int64_t> got;
+  size_t parts = 0;
+  ASSERT_TRUE(store_->NewReadView()->ForEachUserPackPart(key, [&](std::string_view part) {
+    ++parts;
+    ForEachUserPackEntry(part, [&](uint32_t user, std::string_view c) {
+      Counters counters;
+      EXPECT_TRUE(AddEncodedCounters(c, &counters));
+      got[user] += counters.i[1];
+    });
+  }));
+  EXPECT_EQ(parts, 1u);
+  EXPECT_EQ(got, want);
+}
+
 TEST_F(StoreTest, OnlyTheCurrentSchemaVersionOpens) {
   // A new store is stamped with the current version and reopens.
   std::string value;
