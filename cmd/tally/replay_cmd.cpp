@@ -279,7 +279,12 @@ int RunReplay(const ReplayArgs& a) {
     return 2;
   }
   std::filesystem::create_directories(a.data_dir);
-  const std::string name = store::NewRebuildDbName();
+  auto reserved = store::NewRebuildDbName(a.data_dir);
+  if (!reserved) {
+    std::fprintf(stderr, "replay: %s\n", reserved.error().message.c_str());
+    return 1;
+  }
+  const std::string name = *reserved;
   so.path = a.data_dir + "/" + name;
   // Nothing reads a rebuild before it is complete, and a failed one is rebuilt from scratch: a
   // write-ahead log would only slow it down. Flushed below before anything can open it.

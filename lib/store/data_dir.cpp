@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 
 namespace tally::store {
@@ -52,13 +53,23 @@ Status SetCurrentDbName(const std::string& root, std::string_view name) {
   return Ok();
 }
 
-std::string NewRebuildDbName() {
+Result<std::string> NewRebuildDbName(const std::string& root) {
   std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[64];
   std::strftime(buf, sizeof buf, "db.rebuild-%Y%m%dT%H%M%SZ", &tm);
-  return buf;
+  for (int n = 1; n < 1000; ++n) {
+    std::string name = n == 1 ? std::string(buf) : std::string(buf) + "-" + std::to_string(n);
+    std::error_code ec;
+    // create_directory is false (no error) when the directory exists: try the next name.
+    if (std::filesystem::create_directory(root + "/" + name, ec)) return name;
+    if (ec) {
+      return Fail(ErrorCode::kUnavailable,
+                  "cannot create " + root + "/" + name + ": " + ec.message());
+    }
+  }
+  return Fail(ErrorCode::kUnavailable, "no free rebuild directory name under " + root);
 }
 
 }  // namespace tally::store

@@ -26,7 +26,10 @@ std::string CurrentDbName(const std::string& root);
 // Points CURRENT at `name` atomically (the old or the new name is seen, never a mix).
 // kInvalidArgument for a bad name, kUnavailable on I/O errors.
 Status SetCurrentDbName(const std::string& root, std::string_view name);
-// A fresh name for a rebuilt store: "db.rebuild-<UTC timestamp>".
-std::string NewRebuildDbName();
+// Reserves a fresh store directory under `root` (which must exist) for a rebuild and returns its
+// name: "db.rebuild-<UTC timestamp>", with "-2", "-3", ... appended when that directory already
+// exists (two rebuilds in the same second), so a rebuild never opens an existing store. The
+// directory is created empty. kUnavailable on I/O errors.
+Result<std::string> NewRebuildDbName(const std::string& root);
 
 }  // namespace tally::store

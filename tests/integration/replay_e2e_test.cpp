@@ -26,6 +26,7 @@
 
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
+#include <rocksdb/db.h>
 #include <sys/wait.h>
 #include <zstd.h>
 
@@ -55,6 +56,7 @@
 #include "metrics_compare.h"
 #include "reference.h"
 #include "requests_reference.h"
+#include "store/store.h"
 
 namespace tally::integration {
 namespace {
@@ -849,6 +851,59 @@ TEST(ReplayE2E, SnapshotReplica) {
   EXPECT_EQ(CheckAll(s.http(), kAdminToken, ref, sample), 0);
   std::fprintf(stderr, "[replay_e2e] acceptance 4 done in %.1f s (%zu queries)\n", Seconds(t0),
                queries.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrades: a store written by an older data layout (before layout versions were stamped) is
+// refused by tallyd with the way out, and the rebuild it names replaces it in place: the
+// rebuild's switch must not mistake "older layout" for "a tallyd holds the store".
+
+TEST(ReplayE2E, OlderLayoutIsRefusedThenRebuiltInPlace) {
+  Dataset data = GenerateDataset(Options(5005, 3000));
+  ReferenceModel ref(Stack::kToday);
+  for (const std::string& l : data.lines) ref.Add(l);
+  Stack stack;
+  const std::string keys = WriteKeys(stack.dir(), ref.WorkspacesByActivity().front());
+  const std::string zst = stack.dir().File("events.ndjson.zst");
+  ASSERT_TRUE(WriteZstd(zst, data.lines));
+  const std::string d = stack.dir().File("d");
+  CliRun first =
+      RunTally(stack.dir(), "replay-first", {"replay", "--mode", "rebuild", "--data-dir", d, zst});
+  ASSERT_EQ(first.exit_code, 0) << first.Describe();
+  {
+    // What an older tally leaves: views and offsets, no layout stamp.
+    auto st = store::Store::Open({.path = d + "/" + ReadCurrent(d)});
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    ASSERT_TRUE((*st)->db()->Delete({}, (*st)->meta(), store::SchemaVersionKey()).ok());
+  }
+
+  Process old;
+  ASSERT_TRUE(
+      old.Start({TallydBinary(), "--data-dir", d, "--listen", "127.0.0.1:0", "--keys", keys},
+                stack.dir().File("tallyd-old"))
+          .has_value());
+  Result<int> status = old.Wait(Millis(30000));
+  ASSERT_TRUE(status.has_value()) << "tallyd kept running on a store of an older layout";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0);
+  const std::string err = ReadFileOrEmpty(stack.dir().File("tallyd-old.out")) +
+                          ReadFileOrEmpty(stack.dir().File("tallyd-old.err"));
+  EXPECT_NE(err.find("data layout version 1"), std::string::npos) << err;
+  EXPECT_NE(err.find("tally replay --mode rebuild"), std::string::npos) << err;
+
+  const std::string before = ReadCurrent(d);
+  CliRun rebuild = RunTally(stack.dir(), "replay-upgrade",
+                            {"replay", "--mode", "rebuild", "--data-dir", d, zst});
+  ASSERT_EQ(rebuild.exit_code, 0) << rebuild.Describe();
+  EXPECT_NE(rebuild.out.find("CURRENT now names"), std::string::npos) << rebuild.Describe();
+  EXPECT_NE(ReadCurrent(d), before);
+
+  Tallyd t(&stack.dir(), "tallyd-new");
+  ASSERT_TRUE(t.Start("embedded", d, "group-new", keys));
+  ASSERT_TRUE(t.WaitForCatchUp(Millis(60000)));
+  std::vector<MetricsCall> calls = AllCombinations(ref.WorkspacesByActivity().front(), "");
+  std::vector<MetricsCall> sample;
+  for (size_t i = 0; i < calls.size(); i += 7) sample.push_back(calls[i]);
+  EXPECT_EQ(CheckAll(t.http(), kAdminToken, ref, sample), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
