@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include "aggregate/aggregator.h"
@@ -63,20 +64,57 @@ struct Consumer::Impl {
   Status switch_result = Ok();
   std::atomic<bool> running{false};
 
-  // The batch being collected.
-  std::vector<rd_kafka_message_t*> pending;
-  std::vector<event::UsageEvent> pool;
-  std::vector<const event::UsageEvent*> ptrs;
-  std::vector<uint8_t> late;
+  // Batches are double-buffered, as in replay::Replayer: while the worker stores one (late
+  // check, dead letters, dedupe, fold, write), this thread polls and parses the next. Batches
+  // are still stored one at a time, in consume order, each with its own offsets.
+  struct Batch {
+    // Owned until the batch is stored: the dead-letter path reads their payloads and keys.
+    std::vector<rd_kafka_message_t*> messages;
+    std::vector<event::UsageEvent> pool;
+    std::vector<const event::UsageEvent*> ptrs;
+    std::vector<rd_kafka_message_t*> parsed_from;  // the message of each entry of ptrs
+    std::vector<std::pair<rd_kafka_message_t*, std::string>> refused;  // with the reason
+    std::vector<aggregate::PartitionOffset> offsets;  // next offset per partition after it
+    std::string cluster_id;
+    double parse_seconds = 0;
+  };
+  // What the worker did with a batch.
+  struct Applied {
+    bool stored = false;  // false: Stop() interrupted a retry, nothing of the batch was stored
+    size_t late = 0;
+    size_t dead_lettered = 0;  // acknowledged by the dead-letter topic
+    aggregate::ApplyStats stats;
+    double seconds = 0;
+  };
+  Batch buffers[2];
+  int filling = 0;          // the batch being collected; the other one may be in flight
+  Batch* flying = nullptr;  // the batch the worker is storing
+  std::future<Applied> in_flight;
+  // A batch was not stored (Stop()): no later batch may be, or its offsets would skip it.
+  bool stalled = false;
+  // Next offset per partition after the batches handed to the worker (progress lags them by the
+  // batch in flight); reset on assignment and store switch. For CheckContinuity.
+  std::map<int32_t, int64_t> expected_next;
+  std::vector<uint8_t> late;  // worker only
   Clock::time_point last_commit{};
 
   ~Impl() {
-    for (auto* m : pending) rd_kafka_message_destroy(m);
+    // The worker uses a batch's messages, the aggregator and the producer: let it finish (its
+    // result no longer matters), then drop what was not stored before closing, so that the
+    // revocation on close has nothing to store.
+    if (in_flight.valid()) in_flight.get();
+    flying = nullptr;
+    for (Batch& b : buffers) {
+      for (auto* m : b.messages) rd_kafka_message_destroy(m);
+      b.messages.clear();
+    }
     if (rk) {
       rd_kafka_consumer_close(rk);
       rd_kafka_destroy(rk);
     }
   }
+
+  std::vector<rd_kafka_message_t*>& Pending() { return buffers[filling].messages; }
 
   void SetFatal(std::string message) {
     spdlog::critical("ingest: {}", message);
@@ -175,6 +213,7 @@ struct Consumer::Impl {
       p.partition = tp.partition;
       p.next_offset = start >= 0 ? start : (lo >= 0 ? lo : 0);
       p.high_watermark = hi;
+      expected_next[tp.partition] = p.next_offset;
       assigned.push_back(tp.partition);
     }
   }
@@ -183,6 +222,8 @@ struct Consumer::Impl {
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      // Start positions come from the stored offsets: let the batch in flight land first.
+      self->Wait();
       self->OnAssign(parts);
       bool fatal;
       {
@@ -192,7 +233,8 @@ struct Consumer::Impl {
       rd_kafka_assign(rk, fatal ? nullptr : parts);
       if (!fatal) self->ready->store(true);
     } else {
-      // Store what was consumed from the revoked partitions before letting them go.
+      // Store what was consumed from the revoked partitions (the batch in flight, then the one
+      // being collected) before letting them go.
       self->ApplyPending();
       rd_kafka_assign(rk, nullptr);
       std::lock_guard lock(self->mu);
@@ -201,51 +243,116 @@ struct Consumer::Impl {
     }
   }
 
-  // Parses, dead-letters and applies the pending batch. Retries store and dead-letter failures
-  // until they succeed or Stop() is called: a batch is never half-applied or skipped.
-  void ApplyPending() {
-    if (pending.empty()) return;
+  // Hands the collected batch to the worker. It is checked and parsed here, overlapping the
+  // worker's store of the previous batch, which is then waited for: batches are stored one at a
+  // time, in consume order. False if the batch was not handed over (ingest must stop, or Stop()
+  // interrupted an earlier batch); it then stays pending.
+  bool Submit() {
+    Batch& b = buffers[filling];
+    if (b.messages.empty()) return true;
+    if (stalled || !CheckContinuity(b.messages)) return false;
+    Parse(&b);
+    if (!Wait()) return false;
+    {
+      std::lock_guard lock(mu);
+      b.cluster_id = cluster_id;
+    }
+    flying = &b;
+    in_flight = std::async(std::launch::async, [this, &b] { return ApplyBatch(&b); });
+    filling ^= 1;
+    return true;
+  }
+
+  // Stores the collected batch and waits for it (and for the batch in flight before it).
+  // False if something is left unstored (see Submit).
+  bool ApplyPending() { return Submit() && Wait(); }
+
+  // Waits for the batch in flight, if any, and accounts for it: metrics, progress, commit; its
+  // messages are destroyed. False if it (or an earlier batch) was not stored.
+  bool Wait() {
+    if (!in_flight.valid()) return !stalled;
+    Applied done = in_flight.get();
+    Batch& b = *flying;
+    flying = nullptr;
+    if (done.late > 0) RejectedCounter("late_event")->Add(static_cast<double>(done.late));
+    if (done.dead_lettered > 0) dlq_produced->Add(static_cast<double>(done.dead_lettered));
+    if (!done.stored) {
+      stalled = true;
+      return false;
+    }
+    consumed->Add(static_cast<double>(b.messages.size()));
+    applied->Add(static_cast<double>(done.stats.applied));
+    duplicates->Add(static_cast<double>(done.stats.duplicates));
+    batches->Add();
+    apply_seconds->Observe(b.parse_seconds + done.seconds);
+    {
+      std::lock_guard lock(mu);
+      for (const auto& o : b.offsets) {
+        auto& pr = progress[o.partition];
+        pr.topic = o.topic;
+        pr.partition = o.partition;
+        pr.next_offset = o.next_offset;
+      }
+    }
+    for (auto* m : b.messages) rd_kafka_message_destroy(m);
+    b.messages.clear();
+    MaybeCommit();
+    return true;
+  }
+
+  // On the consumer thread: parses the batch's messages; rejected ones are kept for the worker
+  // to dead-letter.
+  void Parse(Batch* b) {
     const auto t0 = Clock::now();
-    if (pool.size() < pending.size()) pool.resize(pending.size());
-    ptrs.clear();
+    if (b->pool.size() < b->messages.size()) b->pool.resize(b->messages.size());
+    b->ptrs.clear();
+    b->parsed_from.clear();
+    b->refused.clear();
     std::map<int32_t, int64_t> next;
-    size_t rejected = 0;
-    const std::string& topic = options.topic;
-    if (!CheckContinuity()) return;
-    std::vector<rd_kafka_message_t*> parsed_from;  // the message of each entry of ptrs
-    std::vector<std::pair<rd_kafka_message_t*, std::string>> refused;
-    for (rd_kafka_message_t* m : pending) {
+    for (rd_kafka_message_t* m : b->messages) {
       next[m->partition] = m->offset + 1;
       std::string_view payload(static_cast<const char*>(m->payload), m->len);
-      event::UsageEvent* e = &pool[ptrs.size()];
+      event::UsageEvent* e = &b->pool[b->ptrs.size()];
       Status s = parser.ParseInto(payload, e);
       if (s) {
-        ptrs.push_back(e);
-        parsed_from.push_back(m);
+        b->ptrs.push_back(e);
+        b->parsed_from.push_back(m);
         continue;
       }
       RejectedCounter(event::ReasonCategory(s.error()))->Add();
-      refused.emplace_back(m, s.error().message);
+      b->refused.emplace_back(m, s.error().message);
     }
-    if (options.late_policy == aggregate::LatePolicy::kReject && !ptrs.empty()) {
-      aggregator->MarkLate(ptrs, &late);
+    b->offsets.clear();
+    for (auto [p, o] : next) b->offsets.push_back({options.topic, p, o});
+    b->parse_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
+  // On the worker: late check, dead letters, then views and offsets in one WriteBatch. Retries
+  // store and dead-letter failures until they succeed or Stop() is called: a batch is never
+  // half-applied or skipped. The late check runs here so that it sees every earlier batch.
+  Applied ApplyBatch(Batch* b) {
+    const auto t0 = Clock::now();
+    Applied out;
+    const std::string& topic = options.topic;
+    if (options.late_policy == aggregate::LatePolicy::kReject && !b->ptrs.empty()) {
+      aggregator->MarkLate(b->ptrs, &late);
       size_t w = 0;
-      for (size_t i = 0; i < ptrs.size(); ++i) {
+      for (size_t i = 0; i < b->ptrs.size(); ++i) {
         if (!late[i]) {
-          ptrs[w] = ptrs[i];
-          parsed_from[w++] = parsed_from[i];
+          b->ptrs[w] = b->ptrs[i];
+          b->parsed_from[w++] = b->parsed_from[i];
           continue;
         }
-        RejectedCounter("late_event")->Add();
-        refused.emplace_back(parsed_from[i],
-                             "late event: its time " + FormatRfc3339Seconds(ptrs[i]->time_ms) +
-                                 " is older than the dedupe window before the newest event "
-                                 "seen (--late-events reject)");
+        ++out.late;
+        b->refused.emplace_back(
+            b->parsed_from[i], "late event: its time " + FormatRfc3339Seconds(b->ptrs[i]->time_ms) +
+                                   " is older than the dedupe window before the newest event "
+                                   "seen (--late-events reject)");
       }
-      ptrs.resize(w);
+      b->ptrs.resize(w);
+      b->parsed_from.resize(w);
     }
-    for (auto& [m, reason] : refused) {
-      ++rejected;
+    for (auto& [m, reason] : b->refused) {
       std::string_view payload(static_cast<const char*>(m->payload), m->len);
       std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
       std::vector<std::pair<std::string, std::string>> headers = {
@@ -258,68 +365,44 @@ struct Consumer::Impl {
         Status p = dlq->Produce(options.dlq_topic, key, payload, headers);
         if (p) break;
         spdlog::error("ingest: dead-letter produce failed ({}); retrying", p.error().message);
-        if (stop->load()) return;
+        if (stop->load()) return out;
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     }
-    if (rejected) {
+    if (!b->refused.empty()) {
       // Dead letters must be acknowledged before the offsets that skip them are stored.
       while (true) {
         Status f = dlq->Flush(10'000);
         if (f) break;
         spdlog::error("ingest: dead-letter flush failed ({}); retrying", f.error().message);
-        if (stop->load()) return;
+        if (stop->load()) return out;
       }
-      dlq_produced->Add(static_cast<double>(rejected));
+      out.dead_lettered = b->refused.size();
     }
-    std::vector<aggregate::PartitionOffset> offsets;
-    for (auto [p, o] : next) offsets.push_back({topic, p, o});
-    std::string cid;
-    {
-      std::lock_guard lock(mu);
-      cid = cluster_id;
-    }
-    Result<aggregate::ApplyStats> stats;
     int backoff_ms = 100;
     while (true) {
-      stats = aggregator->Apply(ptrs, offsets, cid);
-      if (stats) break;
+      auto stats = aggregator->Apply(b->ptrs, b->offsets, b->cluster_id);
+      if (stats) {
+        out.stats = *stats;
+        break;
+      }
       spdlog::error("ingest: applying a batch failed ({}); retrying", stats.error().message);
-      if (stop->load()) return;
+      if (stop->load()) return out;
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
       backoff_ms = std::min(backoff_ms * 2, 5000);
     }
-    consumed->Add(static_cast<double>(pending.size()));
-    applied->Add(static_cast<double>(stats->applied));
-    duplicates->Add(static_cast<double>(stats->duplicates));
-    batches->Add();
-    apply_seconds->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
-    {
-      std::lock_guard lock(mu);
-      for (auto [p, o] : next) {
-        auto& pr = progress[p];
-        pr.topic = topic;
-        pr.partition = p;
-        pr.next_offset = o;
-      }
-    }
-    for (auto* m : pending) rd_kafka_message_destroy(m);
-    pending.clear();
-    MaybeCommit(offsets);
+    out.stored = true;
+    out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return out;
   }
 
   // The usage topic is neither compacted nor transactional, so consecutive messages of a
   // partition have consecutive offsets: a jump means events were trimmed from the log before we
   // read them. Returns false if ingest must stop (real cluster).
-  bool CheckContinuity() {
-    std::map<int32_t, int64_t> expected;
-    {
-      std::lock_guard lock(mu);
-      for (const auto& [p, pr] : progress) expected[p] = pr.next_offset;
-    }
-    for (rd_kafka_message_t* m : pending) {
-      auto it = expected.find(m->partition);
-      if (it != expected.end() && m->offset > it->second) {
+  bool CheckContinuity(const std::vector<rd_kafka_message_t*>& messages) {
+    for (rd_kafka_message_t* m : messages) {
+      auto it = expected_next.find(m->partition);
+      if (it != expected_next.end() && m->offset > it->second) {
         trimmed->Add();
         spdlog::error(
             "ingest: {}[{}]: offsets {}..{} were trimmed from the log before tally read them; "
@@ -331,13 +414,13 @@ struct Consumer::Impl {
           return false;
         }
       }
-      expected[m->partition] = m->offset + 1;
+      expected_next[m->partition] = m->offset + 1;
     }
     return true;
   }
 
   // Kafka commits are informational (lag tools); the truth is in RocksDB.
-  void MaybeCommit(const std::vector<aggregate::PartitionOffset>& offsets) {
+  void MaybeCommit() {
     auto now = Clock::now();
     if (now - last_commit < std::chrono::seconds(1)) return;
     last_commit = now;
@@ -381,8 +464,8 @@ struct Consumer::Impl {
   }
 
   Status DoSwitch(store::Store* to, store::Directory* directory) {
-    ApplyPending();  // the batch in progress belongs to the old store's offsets
-    if (!pending.empty()) return Fail(ErrorCode::kUnavailable, "stopping");
+    // The batches in flight and in progress belong to the old store's offsets.
+    if (!ApplyPending()) return Fail(ErrorCode::kUnavailable, "stopping");
     auto agg = aggregate::Aggregator::Create(to);
     if (!agg) return std::unexpected(agg.error());
     auto stored = to->LoadOffsets();
@@ -404,6 +487,7 @@ struct Consumer::Impl {
       auto& pr = progress[p];
       pr.next_offset = start;
       pr.high_watermark = hi;
+      expected_next[p] = start;
     }
     // Re-assigning with new offsets drops what was fetched for the old positions.
     rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
@@ -541,33 +625,46 @@ Status Consumer::Run() {
   auto last_lag = Clock::now();
   while (!stop_.load()) {
     s.MaybeSwitch();
+    bool fatal;
     {
       std::lock_guard lock(s.mu);
-      if (!s.fatal.empty()) return Fail(ErrorCode::kFailedPrecondition, s.fatal);
+      fatal = !s.fatal.empty();
+    }
+    if (fatal) {
+      s.Wait();  // the batch in flight was consumed before the fatal condition: store it
+      std::lock_guard lock(s.mu);
+      return Fail(ErrorCode::kFailedPrecondition, s.fatal);
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(s.options.batch_max_ms);
-    while (static_cast<int>(s.pending.size()) < s.options.batch_max_messages && !stop_.load()) {
+    // Pending() is re-read each time: a revocation inside poll stores the batch and flips it.
+    while (static_cast<int>(s.Pending().size()) < s.options.batch_max_messages && !stop_.load()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      int timeout = s.pending.empty() ? 100 : static_cast<int>(std::max<int64_t>(0, left.count()));
+      int timeout =
+          s.Pending().empty() ? 100 : static_cast<int>(std::max<int64_t>(0, left.count()));
       rd_kafka_message_t* m = rd_kafka_consumer_poll(s.rk, timeout);
       if (m) {
         if (m->err) {
           s.HandleError(m);
           rd_kafka_message_destroy(m);
         } else {
-          s.pending.push_back(m);
+          s.Pending().push_back(m);
         }
       }
-      if (!s.pending.empty() && Clock::now() >= deadline) break;
-      if (s.pending.empty() && !m) break;  // idle: go round to check stop/fatal
+      if (!s.Pending().empty() && Clock::now() >= deadline) break;
+      if (s.Pending().empty() && !m) break;  // idle: go round to check stop/fatal
     }
-    s.ApplyPending();
+    if (!s.Pending().empty()) {
+      s.Submit();
+    } else {
+      s.Wait();  // idle: account for the batch in flight so that progress and metrics catch up
+    }
     if (Clock::now() - last_lag > std::chrono::milliseconds(500)) {
       s.UpdateLag();
       last_lag = Clock::now();
     }
   }
   s.ApplyPending();
+  s.Wait();  // in case the pending batch could not be handed over
   return Ok();
 }
 
