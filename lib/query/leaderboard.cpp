@@ -26,13 +26,9 @@ void ScanUsers(const store::ReadView& view, std::string_view ws, DayNumber from,
   std::string key;
   for (const BucketRef& b : DecomposeRange(from, to)) {
     store::UserPackKey(ws, b.granularity, b.bucket, &key);
-    view.ForEachUserPackPart(key, [&](std::string_view part) {
-      store::ForEachUserPackEntry(part, [&](uint32_t user, std::string_view counters) {
-        Counters c;
-        if (!store::AddEncodedCounters(counters, &c)) return;
-        const int64_t n = c.i[kCreatedField];
-        if (n != 0) (*out)[user].*slot += n;
-      });
+    view.ForEachUserCounters(key, [&](uint32_t user, const Counters& c) {
+      const int64_t n = c.i[kCreatedField];
+      if (n != 0) (*out)[user].*slot += n;
     });
   }
 }
@@ -45,10 +41,7 @@ int64_t SumUser(const store::ReadView& view, std::string_view ws, uint32_t user,
   for (const BucketRef& b : DecomposeRange(from, to)) {
     store::UserPackKey(ws, b.granularity, b.bucket, &key);
     Counters c;
-    view.ForEachUserPackPart(key, [&](std::string_view part) {
-      std::string_view counters;
-      if (store::FindUserPackEntry(part, user, &counters)) store::AddEncodedCounters(counters, &c);
-    });
+    view.AddUserCounters(key, user, &c);
     n += c.i[kCreatedField];
   }
   return n;

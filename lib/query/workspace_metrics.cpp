@@ -82,12 +82,7 @@ class Engine {
       Counters c;
       if (by_user_) {
         store::UserPackKey(req_.workspace_id, b.granularity, b.bucket, &key_);
-        view_.ForEachUserPackPart(key_, [&](std::string_view part) {
-          std::string_view counters;
-          if (store::FindUserPackEntry(part, user_, &counters)) {
-            store::AddEncodedCounters(counters, &c);
-          }
-        });
+        view_.AddUserCounters(key_, user_, &c);
         acc.Add(reader_.Read(c));
         continue;
       }
@@ -101,14 +96,10 @@ class Engine {
   void SumByUser(DayNumber from, DayNumber to, std::unordered_map<uint32_t, Acc>* out) {
     for (const BucketRef& b : DecomposeRange(from, to)) {
       store::UserPackKey(req_.workspace_id, b.granularity, b.bucket, &key_);
-      view_.ForEachUserPackPart(key_, [&](std::string_view part) {
-        store::ForEachUserPackEntry(part, [&](uint32_t user, std::string_view counters) {
-          Counters c;
-          if (!store::AddEncodedCounters(counters, &c)) return;
-          Acc a = reader_.Read(c);
-          if (a.count == 0 && a.sum == 0) return;
-          (*out)[user].Add(a);
-        });
+      view_.ForEachUserCounters(key_, [&](uint32_t user, const Counters& c) {
+        Acc a = reader_.Read(c);
+        if (a.count == 0 && a.sum == 0) return;
+        (*out)[user].Add(a);
       });
     }
   }

@@ -240,19 +240,19 @@ void UserPackKey(std::string_view ws, Granularity g, int32_t bucket, std::string
 }
 
 bool UserPackKeyOf(std::string_view key, std::string* pack_key, uint32_t* user) {
-  // tag | scope | ws | g | bucket | 4-byte big-endian user index
-  if (key.size() < 2 + 1 + 5 + 4 || key[0] != kTagCounter ||
-      key[1] != static_cast<char>(Scope::kUser)) {
+  // tag | scope | ws | g | bucket | user scope id (4 bytes)
+  if (key.size() < 2 || key[0] != kTagCounter || key[1] != static_cast<char>(Scope::kUser)) {
     return false;
   }
   std::string_view rest = key.substr(2);
   std::string_view ws;
-  if (!GetLengthPrefixed(&rest, &ws) || rest.size() != 5 + 4) return false;
+  if (!GetLengthPrefixed(&rest, &ws) || rest.size() < 5 ||
+      !DecodeScopeIdUser(rest.substr(5), user)) {
+    return false;
+  }
   pack_key->clear();
   pack_key->push_back(kTagUserPack);
-  pack_key->append(key.substr(2, key.size() - 2 - 4));
-  const auto* p = reinterpret_cast<const uint8_t*>(rest.data() + 5);
-  *user = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+  pack_key->append(key.substr(2, key.size() - 2 - (rest.size() - 5)));
   return true;
 }
 
@@ -264,21 +264,9 @@ void UserPackWriter::AddEncoded(uint32_t user, std::string_view counters) {
 }
 
 void UserPackWriter::Add(uint32_t user, const Counters& c) {
-  PutVarint64(out_, first_ ? user : user - last_);
-  // Length prefix of one byte for the usual (short) encodings; re-encoded if longer.
-  const size_t at = out_->size();
-  out_->push_back(0);
-  AppendCounters(c, out_);
-  const size_t n = out_->size() - at - 1;
-  if (n < 0x80) {
-    (*out_)[at] = static_cast<char>(n);
-  } else {
-    std::string body = out_->substr(at + 1);
-    out_->resize(at);
-    PutLengthPrefixed(out_, body);
-  }
-  last_ = user;
-  first_ = false;
+  scratch_.clear();
+  AppendCounters(c, &scratch_);
+  AddEncoded(user, scratch_);
 }
 
 bool NextUserPackEntry(std::string_view* in, bool first, uint32_t* user,
@@ -409,30 +397,17 @@ void AppendRecord(const Record& r, std::string* out) {
 bool DecodeRecord(std::string_view in, Record* r) {
   r->clear();
   while (!in.empty()) {
-    Field f;
-    f.id = static_cast<uint8_t>(in.front());
+    const auto id = static_cast<uint8_t>(in.front());
     in.remove_prefix(1);
     uint64_t t;
     std::string_view v;
     if (!GetVarint64(&in, &t) || !GetLengthPrefixed(&in, &v)) return false;
-    f.time_ms = UnZigZag(t);
-    f.value.assign(v);
-    MergeField(std::move(f), r);
+    MergeField(id, UnZigZag(t), v, r);
   }
   return true;
 }
 
-void MergeField(Field f, Record* r) {
-  auto it = std::lower_bound(r->begin(), r->end(), f.id,
-                             [](const Field& a, uint8_t id) { return a.id < id; });
-  if (it == r->end() || it->id != f.id) {
-    r->insert(it, std::move(f));
-    return;
-  }
-  bool replace =
-      PolicyOf(f.id) == kEarliestWins ? f.time_ms < it->time_ms : f.time_ms >= it->time_ms;
-  if (replace) *it = std::move(f);
-}
+void MergeField(Field f, Record* r) { MergeField(f.id, f.time_ms, f.value, r); }
 
 void MergeField(uint8_t id, int64_t time_ms, std::string_view value, Record* r) {
   auto it = std::lower_bound(r->begin(), r->end(), id,

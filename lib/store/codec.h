@@ -139,6 +139,7 @@ class UserPackWriter {
 
  private:
   std::string* out_;
+  std::string scratch_;  // Add's encoding of one entry's counters
   uint32_t last_ = 0;
   bool first_ = true;
 };

@@ -271,6 +271,13 @@ bool ReadView::GetUserPack(std::string_view key, std::string* pack) const {
   return store_->db()->Get(ro, store_->userpacks(), ToSlice(key), pack).ok();
 }
 
+bool ReadView::AddUserCounters(std::string_view key, uint32_t user, Counters* c) const {
+  return ForEachUserPackPart(key, [&](std::string_view part) {
+    std::string_view encoded;
+    if (FindUserPackEntry(part, user, &encoded)) AddEncodedCounters(encoded, c);
+  });
+}
+
 // Up to kMaxParts operands are returned unmerged; a key with more (a flush or compaction has
 // not caught up) is read merged, as one part.
 struct ReadView::PinnedParts {

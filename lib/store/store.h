@@ -156,6 +156,12 @@ class ReadView {
   // Parts are valid during the call only. False if the key does not exist.
   template <typename Fn>
   bool ForEachUserPackPart(std::string_view key, Fn&& fn) const;
+  // Calls fn(user, const Counters&) for each entry of each part of the user pack at `key`: a
+  // user may come more than once (sum them). Entries whose counters are malformed are skipped.
+  template <typename Fn>
+  void ForEachUserCounters(std::string_view key, Fn&& fn) const;
+  // Adds the counters of `user` in the user pack at `key` to *c; false if the pack is absent.
+  bool AddUserCounters(std::string_view key, uint32_t user, Counters* c) const;
   // Unions the bitmap at `key` into *b; false if the key does not exist.
   bool OrBitmap(std::string_view key, UserBitmap* b) const;
   // Calls fn with the slice stored at `key` (valid only during the call); false if absent or
@@ -198,6 +204,16 @@ bool ReadView::ForEachUserPackPart(std::string_view key, Fn&& fn) const {
   const size_t n = PinUserPackParts(key);
   for (size_t i = 0; i < n; ++i) fn(PinnedPart(i));
   return n > 0;
+}
+
+template <typename Fn>
+void ReadView::ForEachUserCounters(std::string_view key, Fn&& fn) const {
+  ForEachUserPackPart(key, [&](std::string_view part) {
+    ForEachUserPackEntry(part, [&](uint32_t user, std::string_view encoded) {
+      Counters c;
+      if (AddEncodedCounters(encoded, &c)) fn(user, static_cast<const Counters&>(c));
+    });
+  });
 }
 
 }  // namespace tally::store
