@@ -34,20 +34,10 @@ Counters DeltaOf(const event::UsageEvent& e) {
   return c;
 }
 
-// Pointers to the entries of `map`, in key order.
-template <typename Map>
-std::vector<typename Map::value_type*> Sorted(Map& map) {
-  std::vector<typename Map::value_type*> out;
-  out.reserve(map.size());
-  for (auto& entry : map) out.push_back(&entry);
-  std::sort(out.begin(), out.end(),
-            [](const auto* a, const auto* b) { return a->first < b->first; });
-  return out;
-}
+constexpr int kGranularities = 3;
+constexpr Granularity kUp[] = {Granularity::kWeek, Granularity::kMonth};
 
-void SetIfPresent(store::Record* r, uint8_t id, int64_t t, std::string_view value) {
-  if (!value.empty()) store::MergeField(id, t, value, r);
-}
+int G(Granularity g) { return static_cast<int>(g); }
 
 }  // namespace
 
@@ -82,7 +72,6 @@ Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::stri
   if (auto it = agent_index_cache_.find(agent_ref_); it != agent_index_cache_.end()) {
     return it->second;
   }
-  std::string ref = agent_ref_;
   std::string value;
   store::AgentDictKey(workspace_id, agent_id, &key_);
   rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key_, &value);
@@ -93,13 +82,13 @@ Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::stri
     }
   } else if (s.IsNotFound()) {
     index = next_agent_index_++;
-    new_agents_.emplace_back(ref, index);
+    new_agents_.emplace_back(agent_ref_, index);
     directory_updates_.push_back({store::Directory::Update::Kind::kNewAgent, index, 0,
                                   std::string(workspace_id), std::string(agent_id)});
   } else {
     return Fail(ErrorCode::kUnavailable, "reading agent dictionary: " + s.ToString());
   }
-  agent_index_cache_.emplace(std::move(ref), index);
+  agent_index_cache_.emplace(agent_ref_, index);
   return index;
 }
 
@@ -126,7 +115,6 @@ Result<uint32_t> Aggregator::PairIndex(uint32_t agent_index, uint32_t user_index
 
 Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
   if (auto it = user_index_cache_.find(user_id); it != user_index_cache_.end()) return it->second;
-  std::string id(user_id);
   std::string key, value;
   store::UserDictKey(user_id, &key);
   rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key, &value);
@@ -137,41 +125,58 @@ Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
     }
   } else if (s.IsNotFound()) {
     index = next_user_index_++;
-    new_users_.emplace_back(id, index);
+    new_users_.emplace_back(user_id, index);
     directory_updates_.push_back(
-        {store::Directory::Update::Kind::kNewUser, index, 0, id, std::string()});
+        {store::Directory::Update::Kind::kNewUser, index, 0, std::string(user_id), std::string()});
   } else {
     return Fail(ErrorCode::kUnavailable, "reading user dictionary: " + s.ToString());
   }
-  user_index_cache_.emplace(std::move(id), index);
+  user_index_cache_.emplace(user_id, index);
   return index;
 }
 
-size_t Aggregator::SliceKeyHash::operator()(const SliceKey& k) const {
-  uint64_t h = (uint64_t{k.org} << 40) ^ (uint64_t{k.project} << 20) ^ k.agent;
-  h = h * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(static_cast<uint32_t>(k.bucket)) << 2) ^
-      static_cast<uint64_t>(k.granularity);
-  return static_cast<size_t>(h * 0xBF58476D1CE4E5B9ULL >> 17);
-}
-
-uint32_t Aggregator::Intern(std::string_view s, std::vector<std::string>* names,
-                            std::unordered_map<std::string, uint32_t>* ids) {
-  // Batches hold a handful of organizations and projects: the last one usually matches.
-  if (!names->empty() && names->back() == s) return static_cast<uint32_t>(names->size() - 1);
-  auto [it, inserted] = ids->try_emplace(std::string(s), static_cast<uint32_t>(names->size()));
-  if (inserted) names->emplace_back(s);
+uint32_t Aggregator::Interner::Id(std::string_view s) {
+  auto [it, inserted] = ids.try_emplace(s, static_cast<uint32_t>(names.size()));
+  if (inserted) names.push_back(s);
   return it->second;
 }
 
+uint32_t Aggregator::EntityId(uint32_t ws, event::EntityKind kind, std::string_view id) {
+  EntityRef ref{ws, kind, id};
+  auto [it, inserted] = entity_ids_.try_emplace(ref, static_cast<uint32_t>(entities_.size()));
+  if (inserted) entities_.push_back({ref, -1});
+  return it->second;
+}
+
+void Aggregator::RecordAcc::Merge(uint8_t id, int64_t time_ms, std::string_view value) {
+  // store::MergeField's rules, on views: latest wins (ties to the later event), or earliest
+  // wins (ties to the first) for ids 64..127.
+  for (uint8_t k = 0; k < size; ++k) {
+    FieldAcc& f = fields[k];
+    if (f.id != id) continue;
+    if (store::PolicyOf(id) == store::kEarliestWins ? time_ms < f.time_ms : time_ms >= f.time_ms) {
+      f.time_ms = time_ms;
+      f.value = value;
+    }
+    return;
+  }
+  fields[size++] = FieldAcc{id, time_ms, value};
+}
+
+Aggregator::RecordAcc& Aggregator::RecordOf(RecordKind kind, uint32_t a, uint32_t b,
+                                            const event::UsageEvent& e) {
+  RecordAcc& r = records_[RecordRef{kind, a, b}];
+  if (r.origin == nullptr) r.origin = &e;
+  return r;
+}
+
 void Aggregator::FoldRequest(const event::UsageEvent& e, uint32_t user_index, uint32_t agent_index,
-                             uint32_t pair_index) {
+                             uint32_t pair_index, uint32_t project) {
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
   const uint64_t errors = e.is_error() ? 1 : 0;
   const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
   const int64_t cost = store::CostNanos(e.cost_usd.value_or(0));
-  const uint32_t org = Intern(e.organization_id, &batch_orgs_, &batch_org_ids_);
-  const uint32_t project =
-      e.project_id.empty() ? 0 : 1 + Intern(e.project_id, &batch_projects_, &batch_project_ids_);
+  const uint32_t org = orgs_.Id(e.organization_id);
   for (uint32_t p : {0u, project}) {
     for (uint32_t agent : {store::kAllAgents, agent_index}) {
       SliceAcc& acc = slices_[SliceKey{org, agent, p, Granularity::kDay, day}];
@@ -195,99 +200,83 @@ Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
   const Counters delta = DeltaOf(e);
   const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
+  const uint32_t ws = workspaces_.Id(e.workspace_id);
+  const uint32_t entity = EntityId(ws, e.kind, e.entity_id);
+  // 0 = no project, else 1 + batch project id (the slices' convention).
+  const uint32_t project = e.project_id.empty() ? 0 : 1 + projects_.Id(e.project_id);
 
   // Only day rows are combined per event; week and month rows are rolled up from them once
-  // per batch (Flush), which is a third of the hashing on this hot path.
-  auto add = [&](Scope scope, std::string_view extra) {
-    store::CounterKey(scope, e.workspace_id, Granularity::kDay, day, extra, &key_);
-    counters_[key_].Add(delta);
-    if (active && scope != Scope::kUser) {
-      store::BitmapKey(scope, e.workspace_id, Granularity::kDay, day, extra, &key_);
-      bitmaps_[key_].Add(user_index);
-    }
+  // per batch (RollUp), which is a third of the hashing on this hot path.
+  auto& day_counters = counters_[G(Granularity::kDay)];
+  auto& day_bitmaps = bitmaps_[G(Granularity::kDay)];
+  auto add = [&](Scope scope, uint32_t id) {
+    const RowKey k{ws, id, day, scope};
+    day_counters[k].Add(delta);
+    if (active && scope != Scope::kUser) day_bitmaps[k].Add(user_index);
   };
-  add(Scope::kWorkspace, {});
-  store::ScopeIdUser(user_index, &scope_id_);
-  add(Scope::kUser, scope_id_);
-  store::ScopeIdEntity(e.kind, e.entity_id, &scope_id_);
-  add(Scope::kEntity, scope_id_);
-  if (!e.project_id.empty()) {
-    store::ScopeIdProject(e.project_id, &scope_id_);
-    add(Scope::kProject, scope_id_);
-  }
+  add(Scope::kWorkspace, 0);
+  add(Scope::kUser, user_index);
+  add(Scope::kEntity, entity);
+  if (project != 0) add(Scope::kProject, project - 1);
 
   const int64_t t = e.time_ms;
-  store::UserProfileKey(e.workspace_id, e.user_id, &key_);
-  store::Record& profile = records_[key_];
-  SetIfPresent(&profile, store::field::kUserName, t, e.user_name);
-  SetIfPresent(&profile, store::field::kUserEmail, t, e.user_email);
-  SetIfPresent(&profile, store::field::kUserPhoto, t, e.user_photo);
+  RecordAcc& profile = RecordOf(RecordKind::kProfile, ws, user_index, e);
+  profile.SetIfPresent(store::field::kUserName, t, e.user_name);
+  profile.SetIfPresent(store::field::kUserEmail, t, e.user_email);
+  profile.SetIfPresent(store::field::kUserPhoto, t, e.user_photo);
 
-  store::EntityKey(e.workspace_id, e.kind, e.entity_id, &key_);
-  store::Record& entity = records_[key_];
-  SetIfPresent(&entity, store::field::kEntityName, t, e.entity_name);
-  SetIfPresent(&entity, store::field::kEntityVisibility, t, e.entity_visibility);
-  SetIfPresent(&entity, store::field::kEntityOwner, t, e.entity_owner_user_id);
-  SetIfPresent(&entity, store::field::kEntityProject, t, e.project_id);
+  RecordAcc& row = RecordOf(RecordKind::kEntity, entity, 0, e);
+  row.SetIfPresent(store::field::kEntityName, t, e.entity_name);
+  row.SetIfPresent(store::field::kEntityVisibility, t, e.entity_visibility);
+  row.SetIfPresent(store::field::kEntityOwner, t, e.entity_owner_user_id);
+  row.SetIfPresent(store::field::kEntityProject, t, e.project_id);
   if (e.action == Action::kCreated || e.action == Action::kCopied) {
-    store::MergeField(store::field::kEntityCreated, t, e.user_id, &entity);
-    store::MergeField(store::field::kEntityRevived, t, {}, &entity);
-    if (e.action == Action::kCopied)
-      store::MergeField(store::field::kEntityCopied, t, "1", &entity);
+    row.Merge(store::field::kEntityCreated, t, e.user_id);
+    row.Merge(store::field::kEntityRevived, t, {});
+    if (e.action == Action::kCopied) row.Merge(store::field::kEntityCopied, t, "1");
   } else if (e.action == Action::kDeleted) {
-    store::MergeField(store::field::kEntityDeleted, t, {}, &entity);
+    row.Merge(store::field::kEntityDeleted, t, {});
   }
 
-  store::WorkspaceKey(e.workspace_id, &key_);
-  store::Record& ws = records_[key_];
-  SetIfPresent(&ws, store::field::kWorkspaceOrganization, t, e.organization_id);
-  store::MergeField(store::field::kWorkspaceFirstEvent, t, {}, &ws);
-  store::MergeField(store::field::kWorkspaceLastEvent, t, {}, &ws);
+  RecordAcc& wsrow = RecordOf(RecordKind::kWorkspace, ws, 0, e);
+  wsrow.SetIfPresent(store::field::kWorkspaceOrganization, t, e.organization_id);
+  wsrow.Merge(store::field::kWorkspaceFirstEvent, t, {});
+  wsrow.Merge(store::field::kWorkspaceLastEvent, t, {});
 
   // Request analytics: labels by dense index, and the slices.
   if (!e.user_email.empty()) {
-    store::UserLabelKey(user_index, &key_);
-    store::MergeField(store::field::kLabel, t, e.user_email, &records_[key_]);
+    RecordOf(RecordKind::kUserLabel, user_index, 0, e).Merge(store::field::kLabel, t, e.user_email);
   }
   if (e.kind != EntityKind::kAgent) return Ok();
-  auto agent_index = AgentIndex(e.workspace_id, e.entity_id);
-  if (!agent_index) return std::unexpected(agent_index.error());
+  EntityInfo& info = entities_[entity];
+  if (info.agent_index < 0) {
+    auto agent_index = AgentIndex(e.workspace_id, e.entity_id);
+    if (!agent_index) return std::unexpected(agent_index.error());
+    info.agent_index = *agent_index;
+  }
+  const auto agent_index = static_cast<uint32_t>(info.agent_index);
   if (!e.entity_name.empty()) {
-    store::AgentLabelKey(*agent_index, &key_);
-    store::MergeField(store::field::kLabel, t, e.entity_name, &records_[key_]);
+    RecordOf(RecordKind::kAgentLabel, agent_index, 0, e)
+        .Merge(store::field::kLabel, t, e.entity_name);
   }
   if (e.action != Action::kExecuted || e.organization_id.empty()) return Ok();
-  auto pair_index = PairIndex(*agent_index, user_index);
+  auto pair_index = PairIndex(agent_index, user_index);
   if (!pair_index) return std::unexpected(pair_index.error());
-  FoldRequest(e, user_index, *agent_index, *pair_index);
+  FoldRequest(e, user_index, agent_index, *pair_index, project);
   return Ok();
 }
 
 void Aggregator::RollUp() {
-  // Iterating while inserting into the same map would invalidate iteration; collect first.
-  rollup_counters_.clear();
-  for (const auto& [key, c] : counters_) {
-    Granularity g;
-    int32_t day;
-    if (!store::KeyBucket(key, &g, &day)) continue;
-    for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
-      store::RebucketKey(key, up, BucketOf(day, up), &key_);
-      rollup_counters_[key_].Add(c);
+  for (Granularity up : kUp) {
+    auto& counters = counters_[G(up)];
+    for (const auto& [k, c] : counters_[G(Granularity::kDay)]) {
+      counters[RowKey{k.ws, k.id, BucketOf(k.bucket, up), k.scope}].Add(c);
+    }
+    auto& bitmaps = bitmaps_[G(up)];
+    for (const auto& [k, b] : bitmaps_[G(Granularity::kDay)]) {
+      bitmaps[RowKey{k.ws, k.id, BucketOf(k.bucket, up), k.scope}].Or(b);
     }
   }
-  for (auto& [key, c] : rollup_counters_) counters_[key].Add(c);
-
-  rollup_bitmaps_.clear();
-  for (const auto& [key, b] : bitmaps_) {
-    Granularity g;
-    int32_t day;
-    if (!store::KeyBucket(key, &g, &day)) continue;
-    for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
-      store::RebucketKey(key, up, BucketOf(day, up), &key_);
-      rollup_bitmaps_[key_].Or(b);
-    }
-  }
-  for (auto& [key, b] : rollup_bitmaps_) bitmaps_[key] = std::move(b);
 
   // Request slices: the same roll-up on their integer keys. Day slices hold one entry per event
   // until combined: combining them first makes the week and month copies small.
@@ -298,7 +287,7 @@ void Aggregator::RollUp() {
   }
   rollup_slices_.clear();
   for (const auto& [key, acc] : slices_) {
-    for (Granularity up : {Granularity::kWeek, Granularity::kMonth}) {
+    for (Granularity up : kUp) {
       SliceKey k = key;
       k.granularity = up;
       k.bucket = BucketOf(key.bucket, up);
@@ -311,6 +300,212 @@ void Aggregator::RollUp() {
     SliceAcc& into = slices_[key];
     into.slice.Append(acc.slice);
     into.pairs.insert(into.pairs.end(), acc.pairs.begin(), acc.pairs.end());
+  }
+}
+
+std::string* Aggregator::NextKey() {
+  if (keys_used_ == key_pool_.size()) key_pool_.emplace_back();
+  return &key_pool_[keys_used_++];
+}
+
+void Aggregator::EncodeRowKey(bool bitmap, const RowKey& k, Granularity g, std::string* out) {
+  switch (k.scope) {
+    case Scope::kWorkspace:
+      scope_id_.clear();
+      break;
+    case Scope::kUser:
+      store::ScopeIdUser(k.id, &scope_id_);
+      break;
+    case Scope::kEntity: {
+      const EntityRef& ref = entities_[k.id].ref;
+      store::ScopeIdEntity(ref.kind, ref.id, &scope_id_);
+      break;
+    }
+    case Scope::kProject:
+      store::ScopeIdProject(projects_.names[k.id], &scope_id_);
+      break;
+  }
+  const std::string_view ws = workspaces_.names[k.ws];
+  if (bitmap) {
+    store::BitmapKey(k.scope, ws, g, k.bucket, scope_id_, out);
+  } else {
+    store::CounterKey(k.scope, ws, g, k.bucket, scope_id_, out);
+  }
+}
+
+void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
+  // Keys go into the batch in sorted order per family: the memtable skip list then finds each
+  // insert position next to the previous one instead of searching from the top.
+  std::string value;
+  {
+    // Counters. User-scope rows become one pack operand per (workspace, bucket), holding the
+    // bucket's users in index order (the pack's own order).
+    std::vector<std::pair<std::string_view, const Counters*>> rows;
+    struct UserRow {
+      uint32_t ws;
+      Granularity g;
+      int32_t bucket;
+      uint32_t user;
+      const Counters* c;
+    };
+    std::vector<UserRow> user_rows;
+    for (int g = 0; g < kGranularities; ++g) {
+      for (const auto& [k, c] : counters_[g]) {
+        if (k.scope == Scope::kUser) {
+          user_rows.push_back({k.ws, static_cast<Granularity>(g), k.bucket, k.id, &c});
+          continue;
+        }
+        std::string* key = NextKey();
+        EncodeRowKey(false, k, static_cast<Granularity>(g), key);
+        rows.emplace_back(*key, &c);
+      }
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [key, c] : rows) {
+      value.clear();
+      store::AppendCounters(*c, &value);
+      batch->Merge(store_->counters(), key, value);
+    }
+    std::sort(user_rows.begin(), user_rows.end(), [](const UserRow& a, const UserRow& b) {
+      return std::tie(a.ws, a.g, a.bucket, a.user) < std::tie(b.ws, b.g, b.bucket, b.user);
+    });
+    std::string pack;
+    for (size_t i = 0; i < user_rows.size();) {
+      const UserRow& first = user_rows[i];
+      store::UserPackWriter writer(&pack);
+      size_t j = i;
+      for (; j < user_rows.size() && user_rows[j].ws == first.ws && user_rows[j].g == first.g &&
+             user_rows[j].bucket == first.bucket;
+           ++j) {
+        writer.Add(user_rows[j].user, *user_rows[j].c);
+      }
+      store::UserPackKey(workspaces_.names[first.ws], first.g, first.bucket, &key_);
+      batch->Merge(store_->userpacks(), key_, pack);
+      i = j;
+    }
+  }
+  {
+    std::vector<std::pair<std::string_view, store::UserBitmap*>> rows;
+    for (int g = 0; g < kGranularities; ++g) {
+      for (auto& [k, b] : bitmaps_[g]) {
+        std::string* key = NextKey();
+        EncodeRowKey(true, k, static_cast<Granularity>(g), key);
+        rows.emplace_back(*key, &b);
+      }
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [key, b] : rows) {
+      value.clear();
+      b->AppendEncoded(&value);
+      batch->Merge(store_->bitmaps(), key, value);
+    }
+  }
+  {
+    // Slices, their users bitmaps and (all agents) pairs bitmaps, in key order per family.
+    std::vector<std::pair<std::string_view, SliceAcc*>> keyed;
+    keyed.reserve(slices_.size());
+    for (auto& [k, acc] : slices_) {
+      std::string_view project = k.project ? projects_.names[k.project - 1] : std::string_view();
+      std::string* key = NextKey();
+      store::RequestsSliceKey(orgs_.names[k.org], k.agent, k.project ? &project : nullptr,
+                              k.granularity, k.bucket, key);
+      keyed.emplace_back(*key, &acc);
+    }
+    std::sort(keyed.begin(), keyed.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [k, acc] : keyed) {
+      acc->slice.Normalize();
+      value.clear();
+      store::AppendSlice(acc->slice, &value);
+      batch->Merge(store_->requests(), k, value);
+    }
+    // The bitmap keys differ from the slice keys only in their tag, so the same order holds.
+    for (auto& [k, acc] : keyed) {
+      store::UserBitmap users;
+      for (const store::SliceUser& u : acc->slice.users) users.Add(u.user);
+      value.clear();
+      users.AppendEncoded(&value);
+      if (!store::RequestsUsersKeyOf(k, &key_)) continue;
+      batch->Merge(store_->bitmaps(), key_, value);
+    }
+    for (auto& [k, acc] : keyed) {
+      if (acc->pairs.empty()) continue;
+      std::sort(acc->pairs.begin(), acc->pairs.end());
+      store::UserBitmap pairs;
+      uint32_t last = UINT32_MAX;
+      for (uint32_t p : acc->pairs) {
+        if (p != last) pairs.Add(p);
+        last = p;
+      }
+      value.clear();
+      pairs.AppendEncoded(&value);
+      if (!store::RequestsPairsKeyOf(k, &key_)) continue;
+      batch->Merge(store_->bitmaps(), key_, value);
+    }
+  }
+  {
+    // Records. Every record key of the batch goes to the store's change log: each event touches
+    // its agent's row here (even with no field to set) whenever it touches that agent's counters
+    // or bitmaps.
+    std::vector<std::pair<std::string_view, RecordAcc*>> rows;
+    rows.reserve(records_.size());
+    for (auto& [ref, r] : records_) {
+      std::string* key = NextKey();
+      const event::UsageEvent& e = *r.origin;
+      switch (ref.kind) {
+        case RecordKind::kProfile:
+          store::UserProfileKey(e.workspace_id, e.user_id, key);
+          break;
+        case RecordKind::kEntity:
+          store::EntityKey(e.workspace_id, e.kind, e.entity_id, key);
+          break;
+        case RecordKind::kWorkspace:
+          store::WorkspaceKey(e.workspace_id, key);
+          break;
+        case RecordKind::kUserLabel:
+          store::UserLabelKey(ref.a, key);
+          break;
+        case RecordKind::kAgentLabel:
+          store::AgentLabelKey(ref.a, key);
+          break;
+      }
+      rows.emplace_back(*key, &r);
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    touched_records_.clear();
+    touched_records_.reserve(rows.size());
+    for (auto& [key, r] : rows) {
+      touched_records_.push_back(key);
+      if (r->size == 0) continue;
+      std::sort(r->fields.begin(), r->fields.begin() + r->size,
+                [](const auto& a, const auto& b) { return a.id < b.id; });
+      record_scratch_.resize(r->size);
+      for (uint8_t k = 0; k < r->size; ++k) {
+        record_scratch_[k].id = r->fields[k].id;
+        record_scratch_[k].time_ms = r->fields[k].time_ms;
+        record_scratch_[k].value.assign(r->fields[k].value);
+      }
+      value.clear();
+      store::AppendRecord(record_scratch_, &value);
+      batch->Merge(store_->records(), key, value);
+    }
+    // The directory takes the batch's winning label per user / agent: its latest-wins rule
+    // (ties to the later) gives the same result as applying every event's label in order.
+    for (auto& [ref, r] : records_) {
+      if (ref.kind != RecordKind::kUserLabel && ref.kind != RecordKind::kAgentLabel) continue;
+      if (r.size == 0) continue;
+      const RecordAcc::FieldAcc& f = r.fields[0];  // labels hold one field, kLabel
+      directory_updates_.push_back({ref.kind == RecordKind::kUserLabel
+                                        ? store::Directory::Update::Kind::kUserEmail
+                                        : store::Directory::Update::Kind::kAgentName,
+                                    ref.a,
+                                    f.time_ms,
+                                    std::string(f.value),
+                                    {}});
+    }
   }
 }
 
@@ -333,18 +528,22 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
                                      std::span<const PartitionOffset> offsets,
                                      std::string_view cluster_id) {
   ApplyStats stats;
-  counters_.clear();
-  bitmaps_.clear();
+  for (int g = 0; g < kGranularities; ++g) {
+    counters_[g].clear();
+    bitmaps_[g].clear();
+  }
   records_.clear();
   new_users_.clear();
   new_agents_.clear();
   new_pairs_.clear();
   directory_updates_.clear();
   slices_.clear();
-  batch_orgs_.clear();
-  batch_projects_.clear();
-  batch_org_ids_.clear();
-  batch_project_ids_.clear();
+  workspaces_.Clear();
+  projects_.Clear();
+  orgs_.Clear();
+  entity_ids_.clear();
+  entities_.clear();
+  keys_used_ = 0;
 
   // Dedupe: first within the batch, then against the store with one MultiGet. Working in key
   // order finds in-batch repeats as neighbours, lets MultiGet skip its own sort, and feeds the
@@ -438,105 +637,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     store::PutFixed64(&v, static_cast<uint64_t>(store_->newest_event_ms()));
     batch.Put(store_->meta(), store::NewestEventTimeKey(), v);
   }
-  std::string value;
-  {
-    // User-scope rows become one pack operand per (workspace, bucket): in key order they are
-    // contiguous per bucket and sorted by user index, which is the pack's own order.
-    std::string pack_key, open_key, pack;
-    store::UserPackWriter pack_writer(&pack);
-    for (auto* entry : Sorted(counters_)) {
-      uint32_t user;
-      if (store::UserPackKeyOf(entry->first, &pack_key, &user)) {
-        if (pack_key != open_key) {
-          if (!open_key.empty()) batch.Merge(store_->userpacks(), open_key, pack);
-          open_key.swap(pack_key);
-          pack_writer = store::UserPackWriter(&pack);
-        }
-        pack_writer.Add(user, entry->second);
-        continue;
-      }
-      value.clear();
-      store::AppendCounters(entry->second, &value);
-      batch.Merge(store_->counters(), entry->first, value);
-    }
-    if (!open_key.empty()) batch.Merge(store_->userpacks(), open_key, pack);
-  }
-  for (auto* entry : Sorted(bitmaps_)) {
-    value.clear();
-    entry->second.AppendEncoded(&value);
-    batch.Merge(store_->bitmaps(), entry->first, value);
-  }
-  {
-    // Slices, their users bitmaps and (all agents) pairs bitmaps, in key order per family.
-    std::vector<std::pair<std::string, SliceAcc*>> keyed;
-    keyed.reserve(slices_.size());
-    for (auto& [k, acc] : slices_) {
-      std::string_view project =
-          k.project ? std::string_view(batch_projects_[k.project - 1]) : std::string_view();
-      store::RequestsSliceKey(batch_orgs_[k.org], k.agent, k.project ? &project : nullptr,
-                              k.granularity, k.bucket, &key_);
-      keyed.emplace_back(key_, &acc);
-    }
-    std::sort(keyed.begin(), keyed.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (auto& [k, acc] : keyed) {
-      acc->slice.Normalize();
-      value.clear();
-      store::AppendSlice(acc->slice, &value);
-      batch.Merge(store_->requests(), k, value);
-    }
-    // The bitmap keys differ from the slice keys only in their tag, so the same order holds.
-    for (auto& [k, acc] : keyed) {
-      store::UserBitmap users;
-      for (const store::SliceUser& u : acc->slice.users) users.Add(u.user);
-      value.clear();
-      users.AppendEncoded(&value);
-      if (!store::RequestsUsersKeyOf(k, &key_)) continue;
-      batch.Merge(store_->bitmaps(), key_, value);
-    }
-    for (auto& [k, acc] : keyed) {
-      if (acc->pairs.empty()) continue;
-      std::sort(acc->pairs.begin(), acc->pairs.end());
-      store::UserBitmap pairs;
-      uint32_t last = UINT32_MAX;
-      for (uint32_t p : acc->pairs) {
-        if (p != last) pairs.Add(p);
-        last = p;
-      }
-      value.clear();
-      pairs.AppendEncoded(&value);
-      if (!store::RequestsPairsKeyOf(k, &key_)) continue;
-      batch.Merge(store_->bitmaps(), key_, value);
-    }
-  }
-  // Every record key of the batch, for the store's change log: each event touches its agent's
-  // row here (even with no field to set) whenever it touches that agent's counters or bitmaps.
-  touched_records_.clear();
-  touched_records_.reserve(records_.size());
-  const std::string user_label_prefix = store::UserLabelPrefix();
-  const std::string agent_label_prefix = store::AgentLabelPrefix();
-  for (auto* entry : Sorted(records_)) {
-    touched_records_.push_back(entry->first);
-    if (entry->second.empty()) continue;
-    // The directory takes the batch's winning label per user / agent: its latest-wins rule
-    // (ties to the later) gives the same result as applying every event's label in order.
-    uint32_t index;
-    const bool user_label = entry->first.starts_with(user_label_prefix);
-    if ((user_label || entry->first.starts_with(agent_label_prefix)) &&
-        store::DecodeLabelKey(entry->first, &index)) {
-      if (const store::Field* f = store::FindField(entry->second, store::field::kLabel)) {
-        directory_updates_.push_back({user_label ? store::Directory::Update::Kind::kUserEmail
-                                                 : store::Directory::Update::Kind::kAgentName,
-                                      index,
-                                      f->time_ms,
-                                      f->value,
-                                      {}});
-      }
-    }
-    value.clear();
-    store::AppendRecord(entry->second, &value);
-    batch.Merge(store_->records(), entry->first, value);
-  }
+  WriteRows(&batch);
   for (auto& [id, index] : new_users_) {
     store::UserDictKey(id, &key_);
     batch.Put(store_->dict(), key_, store::EncodeUint32(index));

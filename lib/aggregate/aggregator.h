@@ -26,12 +26,17 @@
 //
 // Thread-safety: not thread-safe; one Aggregator is the single writer of a Store.
 
+#include <absl/container/flat_hash_map.h>
+#include <absl/hash/hash.h>
+#include <rocksdb/write_batch.h>
+
+#include <array>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -82,68 +87,152 @@ class Aggregator {
 
  private:
   explicit Aggregator(store::Store* store) : store_(store) {}
-  // Dense id of `user_id`, assigning one (recorded in *batch_dict) if new.
+
+  // --- Batch-local state. Every string_view below points into the batch's events, which
+  // outlive Apply; rows are keyed by small integers so the per-event work hashes each of the
+  // event's strings once, and row keys are encoded once per row at write time.
+
+  // A counter or bitmap row: scope x workspace x scope id x bucket (the granularity is the
+  // index of the map holding the row). `id` is 0 (workspace scope), a user index, a batch
+  // entity id or a batch project id.
+  struct RowKey {
+    uint32_t ws = 0;
+    uint32_t id = 0;
+    int32_t bucket = 0;
+    store::Scope scope = store::Scope::kWorkspace;
+    bool operator==(const RowKey&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const RowKey& k) {
+      return H::combine(std::move(h), k.ws, k.id, k.bucket, k.scope);
+    }
+  };
+  struct EntityRef {
+    uint32_t ws = 0;
+    event::EntityKind kind = event::EntityKind::kAgent;
+    std::string_view id;
+    bool operator==(const EntityRef&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const EntityRef& k) {
+      return H::combine(std::move(h), k.ws, k.kind, k.id);
+    }
+  };
+  struct EntityInfo {
+    EntityRef ref;
+    int64_t agent_index = -1;  // resolved on first use (agents only)
+  };
+  enum class RecordKind : uint8_t { kProfile, kEntity, kWorkspace, kUserLabel, kAgentLabel };
+  struct RecordRef {
+    RecordKind kind = RecordKind::kWorkspace;
+    uint32_t a = 0;  // workspace / entity / user index / agent index
+    uint32_t b = 0;  // user index (profiles)
+    bool operator==(const RecordRef&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const RecordRef& k) {
+      return H::combine(std::move(h), k.kind, k.a, k.b);
+    }
+  };
+  // A record's fields folded over the batch, under store::MergeField's rules.
+  struct RecordAcc {
+    struct FieldAcc {
+      uint8_t id;
+      int64_t time_ms;
+      std::string_view value;
+    };
+    const event::UsageEvent* origin = nullptr;  // names the row (workspace, user, entity ids)
+    uint8_t size = 0;
+    std::array<FieldAcc, 8> fields;
+    void Merge(uint8_t id, int64_t time_ms, std::string_view value);
+    void SetIfPresent(uint8_t id, int64_t time_ms, std::string_view value) {
+      if (!value.empty()) Merge(id, time_ms, value);
+    }
+  };
+  // Request slices of the batch, keyed by small integers (organization and project ids of the
+  // batch).
+  struct SliceKey {
+    uint32_t org = 0;
+    uint32_t agent = 0;    // store::kAllAgents or an agent index
+    uint32_t project = 0;  // 0 = all projects, else 1 + batch project id
+    Granularity granularity = Granularity::kDay;
+    int32_t bucket = 0;
+    bool operator==(const SliceKey&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const SliceKey& k) {
+      return H::combine(std::move(h), k.org, k.agent, k.project, k.granularity, k.bucket);
+    }
+  };
+  struct SliceAcc {
+    store::Slice slice;
+    std::vector<uint32_t> pairs;  // (agent, user) pair indexes; all-agents slices only
+  };
+  // Hashes std::string and std::string_view keys alike (Debian's Abseil has its own
+  // string_view type, so its default string hash does not take std::string_view).
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return absl::Hash<std::string_view>()(s); }
+  };
+  template <typename K>
+  using StringMap = absl::flat_hash_map<K, uint32_t, StringHash, std::equal_to<>>;
+  // Batch id of a string (one table per kind of string).
+  struct Interner {
+    StringMap<std::string_view> ids;
+    std::vector<std::string_view> names;
+    uint32_t Id(std::string_view s);
+    void Clear() {
+      ids.clear();
+      names.clear();
+    }
+  };
+
+  // Dense id of `user_id`, assigning one (recorded in new_users_) if new.
   Result<uint32_t> UserIndex(std::string_view user_id);
   // Dense id of the agent (workspace, agent id), assigning one if new.
   Result<uint32_t> AgentIndex(std::string_view workspace_id, std::string_view agent_id);
   // Dense id of the (agent, user) pair, assigning one if new.
   Result<uint32_t> PairIndex(uint32_t agent_index, uint32_t user_index);
+  uint32_t EntityId(uint32_t ws, event::EntityKind kind, std::string_view id);
+  RecordAcc& RecordOf(RecordKind kind, uint32_t a, uint32_t b, const event::UsageEvent& e);
   Status Fold(const event::UsageEvent& e, uint32_t user_index);
   void FoldRequest(const event::UsageEvent& e, uint32_t user_index, uint32_t agent_index,
-                   uint32_t pair_index);
+                   uint32_t pair_index, uint32_t project);
   // Adds the week and month rows derived from the batch's day rows.
   void RollUp();
+  // Appends every row of the batch to `batch`, in key order per column family.
+  void WriteRows(rocksdb::WriteBatch* batch);
+  // Encodes the key of a counter/bitmap row of granularity `g`.
+  void EncodeRowKey(bool bitmap, const RowKey& k, Granularity g, std::string* out);
+  std::string* NextKey();  // a reusable string from key_pool_
 
   store::Store* store_;
   store::Directory* directory_ = nullptr;
   uint32_t next_user_index_ = 0;
   uint32_t next_agent_index_ = 0;
   uint32_t next_pair_index_ = 0;
-  std::unordered_map<std::string, uint32_t> agent_index_cache_;  // key: EncodeAgentRef
-  std::unordered_map<uint64_t, uint32_t> pair_index_cache_;      // key: agent << 32 | user
-  std::vector<std::pair<std::string, uint32_t>> new_agents_;     // (EncodeAgentRef, index)
+  // Dictionary caches (kept across batches; entries of a failed batch are rolled back).
+  StringMap<std::string> user_index_cache_;
+  StringMap<std::string> agent_index_cache_;                  // key: EncodeAgentRef
+  absl::flat_hash_map<uint64_t, uint32_t> pair_index_cache_;  // key: agent << 32 | user
+  std::vector<std::pair<std::string, uint32_t>> new_users_;
+  std::vector<std::pair<std::string, uint32_t>> new_agents_;  // (EncodeAgentRef, index)
   std::vector<std::pair<uint64_t, uint32_t>> new_pairs_;
   std::vector<store::Directory::Update> directory_updates_;
-  // Request slices of the batch, keyed by small integers (organizations and projects interned
-  // per batch) so the per-event work hashes no strings; keys are encoded once at write time.
-  struct SliceKey {
-    uint32_t org = 0;
-    uint32_t agent = 0;    // store::kAllAgents or an agent index
-    uint32_t project = 0;  // 0 = all projects, else 1 + index into batch_projects_
-    Granularity granularity = Granularity::kDay;
-    int32_t bucket = 0;
-    bool operator==(const SliceKey&) const = default;
-  };
-  struct SliceKeyHash {
-    size_t operator()(const SliceKey& k) const;
-  };
-  struct SliceAcc {
-    store::Slice slice;
-    std::vector<uint32_t> pairs;  // (agent, user) pair indexes; all-agents slices only
-  };
-  uint32_t Intern(std::string_view s, std::vector<std::string>* names,
-                  std::unordered_map<std::string, uint32_t>* ids);
-  std::unordered_map<SliceKey, SliceAcc, SliceKeyHash> slices_;
+
+  Interner workspaces_, projects_, orgs_;
+  absl::flat_hash_map<EntityRef, uint32_t> entity_ids_;
+  std::vector<EntityInfo> entities_;
+  // Rows by granularity (index: Granularity).
+  std::array<absl::flat_hash_map<RowKey, store::Counters>, 3> counters_;
+  std::array<absl::flat_hash_map<RowKey, store::UserBitmap>, 3> bitmaps_;
+  absl::flat_hash_map<RecordRef, RecordAcc> records_;
+  absl::flat_hash_map<SliceKey, SliceAcc> slices_;
   std::vector<std::pair<SliceKey, SliceAcc>> rollup_slices_;
-  std::vector<std::string> batch_orgs_, batch_projects_;
-  std::unordered_map<std::string, uint32_t> batch_org_ids_, batch_project_ids_;
-  std::string agent_ref_;
-  // Looked up by std::string_view (no key copy per event).
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> user_index_cache_;
-  // Per-batch state, reused across batches to keep allocations down.
-  std::vector<std::pair<std::string, uint32_t>> new_users_;
-  std::unordered_map<std::string, store::Counters> counters_;
-  std::unordered_map<std::string, store::UserBitmap> bitmaps_;
-  std::unordered_map<std::string, store::Record> records_;
-  std::unordered_map<std::string, store::Counters> rollup_counters_;
-  std::unordered_map<std::string, store::UserBitmap> rollup_bitmaps_;
   std::vector<std::string> dedupe_keys_;
-  std::vector<std::string_view> touched_records_;  // keys of records_, for Store::Write
-  std::string key_, scope_id_;
+  // Encoded keys of the batch's rows; they back the WriteBatch calls and touched_records_.
+  // A deque: growing it must not move the strings (short keys live inside the string object).
+  std::deque<std::string> key_pool_;
+  size_t keys_used_ = 0;
+  std::vector<std::string_view> touched_records_;  // record keys, for Store::Write
+  store::Record record_scratch_;
+  std::string agent_ref_, key_, scope_id_;
 };
 
 }  // namespace tally::aggregate

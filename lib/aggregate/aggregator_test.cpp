@@ -143,5 +143,48 @@ TEST_F(AggregatorTest, InventoryRowsKeepLatestAndEarliest) {
   EXPECT_EQ(store::FindField(r, store::field::kEntityCreated)->time_ms, 100 * 86'400'000LL);
 }
 
+// Regression: row keys short enough to live inside std::string (small-string buffer) were
+// referenced from a growing vector of strings, so a batch with many rows wrote some rows under
+// garbage keys. Every one of many short-id agents of one batch must get exactly its own rows.
+TEST_F(AggregatorTest, ManyShortKeyedRowsInOneBatchKeepTheirKeys) {
+  std::vector<UsageEvent> evs;
+  for (int i = 0; i < 500; ++i) {
+    UsageEvent e = Exec("s" + std::to_string(i), "u" + std::to_string(i % 7), 100 + i % 3, i);
+    e.entity_id = "b" + std::to_string(i % 250);
+    e.project_id = "p" + std::to_string(i % 11);
+    e.entity_name = "n" + std::to_string(i);
+    evs.push_back(std::move(e));
+  }
+  ASSERT_TRUE(Apply(evs, 500).has_value());
+  const int cf = Counters::CountField(EntityKind::kAgent, Action::kExecuted);
+  for (int a = 0; a < 250; ++a) {
+    std::string extra;
+    store::ScopeIdEntity(EntityKind::kAgent, "b" + std::to_string(a), &extra);
+    Counters month = Read(store::Scope::kEntity, extra, Granularity::kMonth, MonthOfDay(100));
+    // Agent a runs events a and a + 250 (tokens = the event number).
+    EXPECT_EQ(month.i[cf], 2) << a;
+    EXPECT_EQ(month.i[Counters::kAgentTokens], 2 * a + 250) << a;
+    std::string key;
+    store::EntityKey("ws", EntityKind::kAgent, "b" + std::to_string(a), &key);
+    store::Record r;
+    ASSERT_TRUE(store_->NewReadView()->GetRecord(key, &r)) << a;
+    ASSERT_NE(store::FindField(r, store::field::kEntityName), nullptr) << a;
+    // The later event time wins the name (ties: the later event).
+    const int winner = (a + 250) % 3 >= a % 3 ? a + 250 : a;
+    EXPECT_EQ(store::FindField(r, store::field::kEntityName)->value, "n" + std::to_string(winner));
+  }
+  for (int p = 0; p < 11; ++p) {
+    std::string extra;
+    store::ScopeIdProject("p" + std::to_string(p), &extra);
+    int64_t want = 0;
+    for (int i = p; i < 500; i += 11) ++want;
+    int64_t got = 0;
+    for (int32_t day : {100, 101, 102}) {
+      got += Read(store::Scope::kProject, extra, Granularity::kDay, day).i[cf];
+    }
+    EXPECT_EQ(got, want) << p;
+  }
+}
+
 }  // namespace
 }  // namespace tally::aggregate

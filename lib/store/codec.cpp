@@ -197,35 +197,6 @@ void BitmapKey(Scope scope, std::string_view ws, Granularity g, int32_t bucket,
   ScopedKey(kTagBitmap, scope, ws, g, bucket, extra, out);
 }
 
-namespace {
-// Offset of the granularity byte in a counter/bitmap key, or npos.
-size_t GranularityOffset(std::string_view key) {
-  if (key.size() < 2) return std::string_view::npos;
-  std::string_view rest = key.substr(2);
-  std::string_view ws;
-  if (!GetLengthPrefixed(&rest, &ws) || rest.size() < 5) return std::string_view::npos;
-  return key.size() - rest.size();
-}
-}  // namespace
-
-bool RebucketKey(std::string_view key, Granularity g, int32_t bucket, std::string* out) {
-  size_t at = GranularityOffset(key);
-  if (at == std::string_view::npos) return false;
-  out->assign(key.substr(0, at));
-  out->push_back(static_cast<char>(g));
-  PutOrderedInt32(out, bucket);
-  out->append(key.substr(at + 5));
-  return true;
-}
-
-bool KeyBucket(std::string_view key, Granularity* g, int32_t* bucket) {
-  size_t at = GranularityOffset(key);
-  if (at == std::string_view::npos) return false;
-  *g = static_cast<Granularity>(key[at]);
-  std::string_view rest = key.substr(at + 1);
-  return GetOrderedInt32(&rest, bucket);
-}
-
 void CounterBucketPrefix(Scope scope, std::string_view ws, Granularity g, int32_t bucket,
                          std::string* out) {
   ScopedKey(kTagCounter, scope, ws, g, bucket, {}, out);
@@ -237,23 +208,6 @@ void UserPackKey(std::string_view ws, Granularity g, int32_t bucket, std::string
   PutLengthPrefixed(out, ws);
   out->push_back(static_cast<char>(g));
   PutOrderedInt32(out, bucket);
-}
-
-bool UserPackKeyOf(std::string_view key, std::string* pack_key, uint32_t* user) {
-  // tag | scope | ws | g | bucket | user scope id (4 bytes)
-  if (key.size() < 2 || key[0] != kTagCounter || key[1] != static_cast<char>(Scope::kUser)) {
-    return false;
-  }
-  std::string_view rest = key.substr(2);
-  std::string_view ws;
-  if (!GetLengthPrefixed(&rest, &ws) || rest.size() < 5 ||
-      !DecodeScopeIdUser(rest.substr(5), user)) {
-    return false;
-  }
-  pack_key->clear();
-  pack_key->push_back(kTagUserPack);
-  pack_key->append(key.substr(2, key.size() - 2 - (rest.size() - 5)));
-  return true;
 }
 
 void UserPackWriter::AddEncoded(uint32_t user, std::string_view counters) {

@@ -90,11 +90,6 @@ void CounterKey(Scope scope, std::string_view workspace_id, Granularity g, int32
                 std::string_view extra, std::string* out);
 void BitmapKey(Scope scope, std::string_view workspace_id, Granularity g, int32_t bucket,
                std::string_view extra, std::string* out);
-// The same counter or bitmap key at another (granularity, bucket): used to roll day rows up into
-// week and month rows without re-encoding the scope. False if `key` is malformed.
-bool RebucketKey(std::string_view key, Granularity g, int32_t bucket, std::string* out);
-// The (granularity, bucket) of a counter or bitmap key. False if `key` is malformed.
-bool KeyBucket(std::string_view key, Granularity* g, int32_t* bucket);
 
 // Prefix of every counter key of (scope, ws, g, bucket): scan it to list all ids of a scope.
 void CounterBucketPrefix(Scope scope, std::string_view workspace_id, Granularity g, int32_t bucket,
@@ -123,10 +118,6 @@ bool DecodeScopeIdEntity(std::string_view rest, event::EntityKind* kind,
 // Merging packs adds the Counters of equal user indexes (MergeUserPacks).
 
 void UserPackKey(std::string_view workspace_id, Granularity g, int32_t bucket, std::string* out);
-// The pack key and user index of a user-scope counter key (CounterKey(Scope::kUser, ...)); false
-// for any other key. The aggregator folds user counters under counter keys (so that they roll up
-// like the others) and stores them as packs.
-bool UserPackKeyOf(std::string_view user_counter_key, std::string* pack_key, uint32_t* user);
 
 // Builds one pack value. Entries must be added in strictly increasing user order.
 class UserPackWriter {

@@ -142,22 +142,7 @@ std::string PackOf(const std::map<uint32_t, Counters>& m) {
   return out;
 }
 
-TEST(CodecTest, UserPackKeysFromUserCounterKeys) {
-  std::string uid, counter_key, pack_key, want;
-  ScopeIdUser(0x01020304, &uid);
-  CounterKey(Scope::kUser, "ws", Granularity::kWeek, -3, uid, &counter_key);
-  uint32_t user = 0;
-  ASSERT_TRUE(UserPackKeyOf(counter_key, &pack_key, &user));
-  EXPECT_EQ(user, 0x01020304u);
-  UserPackKey("ws", Granularity::kWeek, -3, &want);
-  EXPECT_EQ(pack_key, want);
-  // Other scopes, other families and truncated keys are not user counter keys.
-  CounterKey(Scope::kWorkspace, "ws", Granularity::kWeek, -3, {}, &counter_key);
-  EXPECT_FALSE(UserPackKeyOf(counter_key, &pack_key, &user));
-  BitmapKey(Scope::kUser, "ws", Granularity::kWeek, -3, uid, &counter_key);
-  EXPECT_FALSE(UserPackKeyOf(counter_key, &pack_key, &user));
-  CounterKey(Scope::kUser, "ws", Granularity::kWeek, -3, uid, &counter_key);
-  EXPECT_FALSE(UserPackKeyOf(counter_key.substr(0, counter_key.size() - 1), &pack_key, &user));
+TEST(CodecTest, UserPackKeysSortLikeTheirBuckets) {
   // Pack keys sort like their buckets.
   std::string a, b;
   UserPackKey("ws", Granularity::kDay, 9, &a);
