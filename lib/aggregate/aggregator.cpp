@@ -35,6 +35,9 @@ Counters DeltaOf(const event::UsageEvent& e) {
 }
 
 constexpr int kGranularities = 3;
+// Keys the dedupe filter is sized for (12 bits each: 24 MiB). A store holding more dedupe
+// entries (the dedupe window's worth of events) is deduplicated by store lookups alone.
+constexpr size_t kDedupeFilterKeys = size_t{16} << 20;
 constexpr Granularity kUp[] = {Granularity::kWeek, Granularity::kMonth};
 
 int G(Granularity g) { return static_cast<int>(g); }
@@ -64,7 +67,25 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
       return Fail(ErrorCode::kUnavailable, "reading agent dictionary: " + s.ToString());
     }
   }
+  agg->LoadDedupeFilter();
   return agg;
+}
+
+void Aggregator::LoadDedupeFilter() {
+  uint64_t estimate = 0;
+  store_->db()->GetIntProperty(store_->dedupe(), "rocksdb.estimate-num-keys", &estimate);
+  if (estimate > kDedupeFilterKeys) return;
+  auto filter = std::make_unique<internal::KeyFilter>(kDedupeFilterKeys);
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->dedupe()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    // The estimate can be low: past the filter's size, lookups alone are the better choice.
+    if (filter->added() >= kDedupeFilterKeys) return;
+    filter->Add(std::string_view(it->key().data(), it->key().size()));
+  }
+  // Without every key in it, the filter would call old events new: use lookups alone.
+  if (!it->status().ok()) return;
+  dedupe_filter_ = std::move(filter);
 }
 
 Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::string_view agent_id) {
@@ -524,10 +545,20 @@ void Aggregator::MarkLate(std::span<const event::UsageEvent* const> events,
   }
 }
 
+double g_prof[8];
+struct ProfMark {
+  std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+  void Lap(int i) {
+    auto n = std::chrono::steady_clock::now();
+    g_prof[i] += std::chrono::duration<double>(n - t).count();
+    t = n;
+  }
+};
 Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> events,
                                      std::span<const PartitionOffset> offsets,
                                      std::string_view cluster_id) {
   ApplyStats stats;
+  ProfMark pm;
   for (int g = 0; g < kGranularities; ++g) {
     counters_[g].clear();
     bitmaps_[g].clear();
@@ -558,6 +589,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return dedupe_keys[a] < dedupe_keys[b]; });
   std::vector<uint8_t> dup(events.size(), 0);
+  pm.Lap(0);
   {
     std::vector<rocksdb::Slice> slices;
     std::vector<size_t> which;
@@ -569,6 +601,8 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
         dup[order[k]] = 1;
         continue;
       }
+      // Not in the filter: certainly not in the store either.
+      if (dedupe_filter_ && !dedupe_filter_->MayContain(dedupe_keys[order[k]])) continue;
       slices.emplace_back(dedupe_keys[order[k]]);
       which.push_back(order[k]);
     }
@@ -587,6 +621,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     }
   }
 
+  pm.Lap(1);
   const int64_t newest_before = store_->newest_event_ms();
   const uint32_t next_before = next_user_index_;
   const uint32_t next_agent_before = next_agent_index_;
@@ -620,7 +655,9 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     ++stats.applied;
   }
 
+  pm.Lap(2);
   RollUp();
+  pm.Lap(3);
   // Keys go into the batch in sorted order: the memtable skip list then finds each insert
   // position next to the previous one instead of searching from the top.
   const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -630,13 +667,17 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     if (!dup[i]) {
       batch.Put(store_->dedupe(), dedupe_keys[i],
                 store::EncodeDedupeValue(events[i]->time_ms, wall_ms));
+      // Added before the write succeeds: a failed batch only leaves false positives.
+      if (dedupe_filter_) dedupe_filter_->Add(dedupe_keys[i]);
     }
   }
+  if (dedupe_filter_ && dedupe_filter_->Saturated()) dedupe_filter_.reset();
   if (store_->newest_event_ms() > newest_before) {
     std::string v;
     store::PutFixed64(&v, static_cast<uint64_t>(store_->newest_event_ms()));
     batch.Put(store_->meta(), store::NewestEventTimeKey(), v);
   }
+  pm.Lap(4);
   WriteRows(&batch);
   for (auto& [id, index] : new_users_) {
     store::UserDictKey(id, &key_);
@@ -670,11 +711,13 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     batch.Put(store_->meta(), key_, store::EncodeOffset({std::string(cluster_id), o.next_offset}));
   }
   stats.new_users = new_users_.size();
+  pm.Lap(5);
 
   if (auto s = store_->Write(&batch, &touched_records_); !s) {
     rollback();
     return std::unexpected(s.error());
   }
+  pm.Lap(6);
   if (directory_) directory_->Apply(directory_updates_);
   return stats;
 }

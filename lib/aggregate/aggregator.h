@@ -24,6 +24,10 @@
 //             users and (agent, user) pairs bitmaps (store/codec.h)
 // Users, agents (workspace, agent id) and (agent, user) pairs get dense dictionary indexes.
 //
+// Dedupe lookups go to the store only for keys an in-memory filter of the store's dedupe keys
+// may hold (loaded by Create when the family has at most 16M keys; otherwise every key is looked
+// up). For that, no other writer may add dedupe keys to the store while an Aggregator lives.
+//
 // Thread-safety: not thread-safe; one Aggregator is the single writer of a Store.
 
 #include <absl/container/flat_hash_map.h>
@@ -39,6 +43,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aggregate/internal/key_filter.h"
 #include "common/result.h"
 #include "event/usage_event.h"
 #include "store/directory.h"
@@ -183,6 +188,9 @@ class Aggregator {
     }
   };
 
+  // Loads every key of the dedupe family into dedupe_filter_ if they fit; leaves it null if
+  // not (or if reading fails).
+  void LoadDedupeFilter();
   // Dense id of `user_id`, assigning one (recorded in new_users_) if new.
   Result<uint32_t> UserIndex(std::string_view user_id);
   // Dense id of the agent (workspace, agent id), assigning one if new.
@@ -226,6 +234,10 @@ class Aggregator {
   absl::flat_hash_map<SliceKey, SliceAcc> slices_;
   std::vector<std::pair<SliceKey, SliceAcc>> rollup_slices_;
   std::vector<std::string> dedupe_keys_;
+  // Every key of the store's dedupe family (loaded by Create, then added to by each batch) while
+  // that fits its size; null otherwise. A key it does not contain is certainly new, so only the
+  // filter's positives are looked up in the store.
+  std::unique_ptr<internal::KeyFilter> dedupe_filter_;
   // Encoded keys of the batch's rows; they back the WriteBatch calls and touched_records_.
   // A deque: growing it must not move the strings (short keys live inside the string object).
   std::deque<std::string> key_pool_;
