@@ -2,10 +2,17 @@
 
 #include <simdjson.h>
 
+#include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/calendar.h"
 
@@ -173,6 +180,77 @@ std::string ChildPath(std::string_view parent, std::string_view key) {
     if (auto _st = (expr); !_st) return _st; \
   } while (0)
 
+// simdjson's get_string() and unescaped_key() copy every string into its string buffer to
+// unescape it, through a virtual call. Event strings almost never hold an escape: those without
+// a backslash are read where they lie in the input, and the others still go through simdjson,
+// which decodes and validates escapes exactly as before. (Stage 1 has already rejected unclosed
+// strings and control characters, so a string without a backslash cannot fail to unescape.)
+
+// Given the first byte of a string's contents, returns its closing quote, or nullptr when a
+// backslash comes first. Reads 16 (SSE2) or 8 bytes at a time, so it may look up to 15 bytes
+// past the quote: that is within the input's padding.
+const char* PlainStringEnd(const char* p) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  for (;; p += 16) {
+    const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const int hits =
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, backslash)));
+    if (hits != 0) {
+      p += std::countr_zero(static_cast<unsigned>(hits));
+      return *p == '"' ? p : nullptr;
+    }
+  }
+#else
+  if constexpr (std::endian::native == std::endian::little) {
+    constexpr uint64_t kOnes = 0x0101010101010101u;
+    constexpr uint64_t kHighs = 0x8080808080808080u;
+    for (;; p += 8) {
+      uint64_t w;
+      std::memcpy(&w, p, sizeof w);
+      const uint64_t q = w ^ (kOnes * '"');
+      const uint64_t b = w ^ (kOnes * '\\');
+      // The high bit of each zero byte of q or b; bits above the first such byte may be spurious
+      // (borrows), the lowest one is exact.
+      const uint64_t hits = (((q - kOnes) & ~q) | ((b - kOnes) & ~b)) & kHighs;
+      if (hits != 0) {
+        p += std::countr_zero(hits) / 8;
+        return *p == '"' ? p : nullptr;
+      }
+    }
+  } else {
+    for (;; ++p) {
+      if (*p == '"') return p;
+      if (*p == '\\') return nullptr;
+    }
+  }
+#endif
+}
+
+// The key of `f`, unescaped; the view lives as long as the input or the parser's string buffer.
+error_code KeyOf(od::field& f, std::string_view* key) {
+  const char* start = f.key().raw();
+  if (const char* end = PlainStringEnd(start)) {
+    *key = std::string_view(start, static_cast<size_t>(end - start));
+    return simdjson::SUCCESS;
+  }
+  return f.unescaped_key().get(*key);
+}
+
+// v.get_string(), without the copy when the string has no escape.
+error_code GetString(od::value& v, std::string_view* s) {
+  std::string_view token = v.raw_json_token();
+  if (token.empty() || token[0] != '"') return v.get_string().get(*s);
+  const char* start = token.data() + 1;
+  const char* end = PlainStringEnd(start);
+  if (end == nullptr) return v.get_string().get(*s);
+  od::raw_json_string raw;  // only moves the iterator past the string
+  if (auto e = v.get_raw_json_string().get(raw)) return e;
+  *s = std::string_view(start, static_cast<size_t>(end - start));
+  return simdjson::SUCCESS;
+}
+
 // Walks a value nobody asked for, so that malformed JSON is rejected even in fields that are
 // ignored (the on-demand parser would otherwise skip it structurally without looking).
 error_code SkipValidated(od::value& v, int depth) {
@@ -187,7 +265,7 @@ error_code SkipValidated(od::value& v, int depth) {
         od::field f;
         if (auto e = std::move(fr).get(f)) return e;
         std::string_view key;
-        if (auto e = f.unescaped_key().get(key)) return e;
+        if (auto e = KeyOf(f, &key)) return e;
         od::value child = f.value();
         if (auto e = SkipValidated(child, depth + 1)) return e;
       }
@@ -210,7 +288,7 @@ error_code SkipValidated(od::value& v, int depth) {
     }
     case od::json_type::string: {
       std::string_view s;
-      return v.get_string().get(s);
+      return GetString(v, &s);
     }
     case od::json_type::boolean: {
       bool b;
@@ -246,7 +324,7 @@ Status ReadStringView(od::value& v, std::string_view path, std::string_view* s, 
     return Ok();
   }
   if (*t != od::json_type::string) return Reject(path, Reason::kNotString);
-  if (auto e = v.get_string().get(*s)) return JsonError(path, e);
+  if (auto e = GetString(v, s)) return JsonError(path, e);
   *present = true;
   return Ok();
 }
@@ -394,28 +472,39 @@ struct Key {
   std::string_view path;  // full JSON path, for error messages
 };
 
-// Calls on_known(index, value, path) for each key of `keys` (a duplicate is rejected) and
+// Index of `key` in kKeys, or std::size(kKeys). Unrolled over the table so that each comparison
+// is a length check and an inlined compare with a constant (no memcmp call per key).
+template <const auto& kKeys, size_t... I>
+size_t FindKeyIn(std::string_view key, std::index_sequence<I...>) {
+  size_t found = sizeof...(I);
+  (void)((key.size() == kKeys[I].name.size() &&
+          std::memcmp(key.data(), kKeys[I].name.data(), kKeys[I].name.size()) == 0 &&
+          (found = I, true)) ||
+         ...);
+  return found;
+}
+
+// Calls on_known(index, value, path) for each key of kKeys (a duplicate is rejected) and
 // validates-and-ignores every other key.
-template <size_t N, typename F>
-Status ForEachField(od::object& obj, std::string_view path, int depth, const Key (&keys)[N],
-                    F&& on_known) {
+template <const auto& kKeys, typename F>
+Status ForEachField(od::object& obj, std::string_view path, int depth, F&& on_known) {
+  constexpr size_t N = std::size(kKeys);
   static_assert(N <= 32);
   uint32_t seen = 0;
   for (auto fr : obj) {
     od::field f;
     if (auto e = std::move(fr).get(f)) return JsonError(path, e);
     std::string_view key;
-    if (auto e = f.unescaped_key().get(key)) return JsonError(path, e);
+    if (auto e = KeyOf(f, &key)) return JsonError(path, e);
     od::value v = f.value();
-    size_t i = 0;
-    while (i < N && keys[i].name != key) ++i;
+    const size_t i = FindKeyIn<kKeys>(key, std::make_index_sequence<N>());
     if (i == N) {
       if (auto e = SkipValidated(v, depth + 1)) return JsonError(ChildPath(path, key), e);
       continue;
     }
-    if (seen & (1u << i)) return Reject(keys[i].path, Reason::kDuplicateKey);
+    if (seen & (1u << i)) return Reject(kKeys[i].path, Reason::kDuplicateKey);
     seen |= 1u << i;
-    TALLY_EVENT_TRY(on_known(i, v, keys[i].path));
+    TALLY_EVENT_TRY(on_known(i, v, kKeys[i].path));
   }
   return Ok();
 }
@@ -594,7 +683,8 @@ struct EventParser::Impl {
   Status Run(std::string_view json, UsageEvent* out);
   Status ParseData(od::value& v, UsageEvent* out, bool* present);
   Status ParseUser(od::value& v, UsageEvent* out, bool* present);
-  Status ParseEntity(od::value& v, const Key (&keys)[4], EntityScratch* e);
+  template <const auto& kKeys>
+  Status ParseEntity(od::value& v, EntityScratch* e);
 };
 
 Status EventParser::Impl::Run(std::string_view json, UsageEvent* out) {
@@ -619,8 +709,8 @@ Status EventParser::Impl::Run(std::string_view json, UsageEvent* out) {
   bool has_spec = false, has_id = false, has_source = false, has_type = false, has_time = false,
        has_data = false;
 
-  TALLY_EVENT_TRY(ForEachField(
-      root, "", 1, kTopKeys, [&](size_t key, od::value& v, std::string_view path) -> Status {
+  TALLY_EVENT_TRY(ForEachField<kTopKeys>(
+      root, "", 1, [&](size_t key, od::value& v, std::string_view path) -> Status {
         std::string_view s;
         switch (key) {
           case kSpecversion:
@@ -684,8 +774,8 @@ Status EventParser::Impl::ParseData(od::value& v, UsageEvent* out, bool* present
   TALLY_EVENT_TRY(ReadObject(v, "data", &obj, present));
   if (!*present) return Ok();
   bool has_workspace = false, has_user = false, unused = false;
-  TALLY_EVENT_TRY(ForEachField(
-      obj, "data", 2, kDataKeys, [&](size_t key, od::value& v, std::string_view path) -> Status {
+  TALLY_EVENT_TRY(ForEachField<kDataKeys>(
+      obj, "data", 2, [&](size_t key, od::value& v, std::string_view path) -> Status {
         switch (key) {
           case kWorkspaceId:
             return ReadString(v, path, kMaxIdBytes, true, &out->workspace_id, &has_workspace);
@@ -696,9 +786,9 @@ Status EventParser::Impl::ParseData(od::value& v, UsageEvent* out, bool* present
           case kUser:
             return ParseUser(v, out, &has_user);
           case kAgent:
-            return ParseEntity(v, kAgentKeys, &agent);
+            return ParseEntity<kAgentKeys>(v, &agent);
           case kWorkflow:
-            return ParseEntity(v, kWorkflowKeys, &workflow);
+            return ParseEntity<kWorkflowKeys>(v, &workflow);
           case kDurationMs:
             return ReadAmount(v, path, &out->duration_ms);
           case kTokens:
@@ -724,9 +814,8 @@ Status EventParser::Impl::ParseUser(od::value& v, UsageEvent* out, bool* present
   TALLY_EVENT_TRY(ReadObject(v, "data.user", &obj, present));
   if (!*present) return Ok();
   bool has_id = false, unused = false;
-  TALLY_EVENT_TRY(ForEachField(
-      obj, "data.user", 3, kUserKeys,
-      [&](size_t key, od::value& v, std::string_view path) -> Status {
+  TALLY_EVENT_TRY(ForEachField<kUserKeys>(
+      obj, "data.user", 3, [&](size_t key, od::value& v, std::string_view path) -> Status {
         switch (key) {
           case kUserId:
             return ReadId(v, path, true, &out->user_id, &has_id);
@@ -743,35 +832,36 @@ Status EventParser::Impl::ParseUser(od::value& v, UsageEvent* out, bool* present
   return Ok();
 }
 
-Status EventParser::Impl::ParseEntity(od::value& v, const Key (&keys)[4], EntityScratch* e) {
-  // keys[0].path is "data.<kind>.id": the object's own path is its prefix.
-  std::string_view path = keys[0].path.substr(0, keys[0].path.size() - 3);
+template <const auto& kKeys>
+Status EventParser::Impl::ParseEntity(od::value& v, EntityScratch* e) {
+  // kKeys[0].path is "data.<kind>.id": the object's own path is its prefix.
+  constexpr std::string_view path = kKeys[0].path.substr(0, kKeys[0].path.size() - 3);
   od::object obj;
   // A second data.agent/data.workflow key never gets here: ForEachField rejects duplicates.
   TALLY_EVENT_TRY(ReadObject(v, path, &obj, &e->present));
   if (!e->present) return Ok();
   bool unused = false;
-  return ForEachField(obj, path, 3, keys,
-                      [&](size_t key, od::value& v, std::string_view field) -> Status {
-                        switch (key) {
-                          case kEntityId:
-                            return ReadId(v, field, true, &e->id, &e->has_id);
-                          case kEntityName:
-                            return ReadString(v, field, kMaxTextBytes, false, &e->name, &unused);
-                          case kEntityVisibility: {
-                            std::string_view s;
-                            bool has_visibility = false;
-                            TALLY_EVENT_TRY(ReadStringView(v, field, &s, &has_visibility));
-                            if (!has_visibility) return Ok();
-                            if (!IsVisibility(s)) return Reject(field, Reason::kBadVisibility);
-                            e->visibility.assign(s);
-                            return Ok();
-                          }
-                          case kEntityOwner:
-                            return ReadId(v, field, false, &e->owner_user_id, &unused);
-                        }
-                        return Ok();
-                      });
+  return ForEachField<kKeys>(
+      obj, path, 3, [&](size_t key, od::value& v, std::string_view field) -> Status {
+        switch (key) {
+          case kEntityId:
+            return ReadId(v, field, true, &e->id, &e->has_id);
+          case kEntityName:
+            return ReadString(v, field, kMaxTextBytes, false, &e->name, &unused);
+          case kEntityVisibility: {
+            std::string_view s;
+            bool has_visibility = false;
+            TALLY_EVENT_TRY(ReadStringView(v, field, &s, &has_visibility));
+            if (!has_visibility) return Ok();
+            if (!IsVisibility(s)) return Reject(field, Reason::kBadVisibility);
+            e->visibility.assign(s);
+            return Ok();
+          }
+          case kEntityOwner:
+            return ReadId(v, field, false, &e->owner_user_id, &unused);
+        }
+        return Ok();
+      });
 }
 
 EventParser::EventParser() : impl_(std::make_unique<Impl>()) {}
