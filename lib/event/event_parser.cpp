@@ -303,30 +303,41 @@ error_code SkipValidated(od::value& v, int depth) {
   return simdjson::TAPE_ERROR;
 }
 
-// Type of `v`; a null is fully validated here (callers treat it as "absent").
-Result<od::json_type> TypeOf(od::value& v, std::string_view path) {
-  od::json_type t;
-  if (auto e = v.type().get(t)) return JsonError(path, e);
-  if (t == od::json_type::null) {
+// Type of `v`; a null is fully validated here (callers treat it as "absent"). Returns a bare
+// error code (the caller makes it a JsonError) so that the common case carries no Result<>.
+error_code TypeOf(od::value& v, od::json_type* t) {
+  if (auto e = v.type().get(*t)) return e;
+  if (*t == od::json_type::null) {
     bool is_null;
-    if (auto e = v.is_null().get(is_null)) return JsonError(path, e);
-    if (!is_null) return JsonError(path, simdjson::N_ATOM_ERROR);
+    if (auto e = v.is_null().get(is_null)) return e;
+    if (!is_null) return simdjson::N_ATOM_ERROR;
   }
-  return t;
+  return simdjson::SUCCESS;
 }
 
 // A string or null. `*present` is false for null.
 Status ReadStringView(od::value& v, std::string_view path, std::string_view* s, bool* present) {
-  auto t = TypeOf(v, path);
-  if (!t) return std::unexpected(std::move(t.error()));
-  if (*t == od::json_type::null) {
+  od::json_type t;
+  if (auto e = TypeOf(v, &t)) return JsonError(path, e);
+  if (t == od::json_type::null) {
     *present = false;
     return Ok();
   }
-  if (*t != od::json_type::string) return Reject(path, Reason::kNotString);
+  if (t != od::json_type::string) return Reject(path, Reason::kNotString);
   if (auto e = GetString(v, s)) return JsonError(path, e);
   *present = true;
   return Ok();
+}
+
+// *dst = s, in dst's capacity when it is enough. std::string::assign goes through the general
+// _M_replace (aliasing checks and all) and append() through length checks that throw;
+// resize_and_overwrite is a capacity check and a copy. The callback ignores its size argument:
+// libstdc++ 12 passes the grown capacity instead of the requested size when it reallocates.
+void AssignTo(std::string* dst, std::string_view s) {
+  dst->resize_and_overwrite(s.size(), [s](char* p, size_t) {
+    std::memcpy(p, s.data(), s.size());
+    return s.size();
+  });
 }
 
 // A string or null, at most `max` bytes, non-empty when `non_empty`; copied into *dst.
@@ -339,7 +350,7 @@ Status ReadString(od::value& v, std::string_view path, size_t max, bool non_empt
     return Reject(path, max == kMaxIdBytes ? Reason::kIdTooLong : Reason::kTextTooLong);
   }
   if (non_empty && s.empty()) return Reject(path, Reason::kEmpty);
-  dst->assign(s);
+  AssignTo(dst, s);
   return Ok();
 }
 
@@ -378,12 +389,12 @@ Status ReadNumber(od::value& v, std::string_view path, od::number* n) {
 // with numeric user ids). 42.0 and 4.2e1 are integers too (JSON Schema semantics) -> "42".
 Status ReadId(od::value& v, std::string_view path, bool non_empty, std::string* dst,
               bool* present) {
-  auto t = TypeOf(v, path);
-  if (!t) return std::unexpected(std::move(t.error()));
-  if (*t == od::json_type::string || *t == od::json_type::null) {
+  od::json_type t;
+  if (auto e = TypeOf(v, &t)) return JsonError(path, e);
+  if (t == od::json_type::string || t == od::json_type::null) {
     return ReadString(v, path, kMaxIdBytes, non_empty, dst, present);
   }
-  if (*t != od::json_type::number) return Reject(path, Reason::kNotId);
+  if (t != od::json_type::number) return Reject(path, Reason::kNotId);
   od::number n;
   TALLY_EVENT_TRY(ReadNumber(v, path, &n));
   char buf[24];
@@ -408,17 +419,17 @@ Status ReadId(od::value& v, std::string_view path, bool non_empty, std::string* 
       break;
     }
   }
-  dst->assign(buf, r.ptr);
+  AssignTo(dst, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
   *present = true;
   return Ok();
 }
 
 // An optional number: finite (JSON cannot say otherwise) and >= 0.
 Status ReadAmount(od::value& v, std::string_view path, std::optional<double>* dst) {
-  auto t = TypeOf(v, path);
-  if (!t) return std::unexpected(std::move(t.error()));
-  if (*t == od::json_type::null) return Ok();
-  if (*t != od::json_type::number) return Reject(path, Reason::kNotNumber);
+  od::json_type t;
+  if (auto e = TypeOf(v, &t)) return JsonError(path, e);
+  if (t == od::json_type::null) return Ok();
+  if (t != od::json_type::number) return Reject(path, Reason::kNotNumber);
   double d;
   if (auto e = v.get_double().get(d)) return JsonError(path, e);
   if (!std::isfinite(d)) return Reject(path, Reason::kInvalidNumber);
@@ -429,10 +440,10 @@ Status ReadAmount(od::value& v, std::string_view path, std::optional<double>* ds
 
 // An optional integer >= 0 that fits in int64_t.
 Status ReadCount(od::value& v, std::string_view path, std::optional<int64_t>* dst) {
-  auto t = TypeOf(v, path);
-  if (!t) return std::unexpected(std::move(t.error()));
-  if (*t == od::json_type::null) return Ok();
-  if (*t != od::json_type::number) return Reject(path, Reason::kNotInteger);
+  od::json_type t;
+  if (auto e = TypeOf(v, &t)) return JsonError(path, e);
+  if (t == od::json_type::null) return Ok();
+  if (t != od::json_type::number) return Reject(path, Reason::kNotInteger);
   od::number n;
   TALLY_EVENT_TRY(ReadNumber(v, path, &n));
   switch (n.get_number_type()) {
@@ -455,13 +466,13 @@ Status ReadCount(od::value& v, std::string_view path, std::optional<int64_t>* ds
 
 // An object or null. `*present` is false for null.
 Status ReadObject(od::value& v, std::string_view path, od::object* obj, bool* present) {
-  auto t = TypeOf(v, path);
-  if (!t) return std::unexpected(std::move(t.error()));
-  if (*t == od::json_type::null) {
+  od::json_type t;
+  if (auto e = TypeOf(v, &t)) return JsonError(path, e);
+  if (t == od::json_type::null) {
     *present = false;
     return Ok();
   }
-  if (*t != od::json_type::object) return Reject(path, Reason::kNotObject);
+  if (t != od::json_type::object) return Reject(path, Reason::kNotObject);
   if (auto e = v.get_object().get(*obj)) return JsonError(path, e);
   *present = true;
   return Ok();
@@ -762,10 +773,10 @@ Status EventParser::Impl::Run(std::string_view json, UsageEvent* out) {
     return Reject(is_agent ? "data.agent" : "data.workflow", Reason::kMissingObject);
   if (!subject.has_id)
     return Reject(is_agent ? "data.agent.id" : "data.workflow.id", Reason::kMissingId);
-  out->entity_id.assign(subject.id);
-  out->entity_name.assign(subject.name);
-  out->entity_visibility.assign(subject.visibility);
-  out->entity_owner_user_id.assign(subject.owner_user_id);
+  AssignTo(&out->entity_id, subject.id);
+  AssignTo(&out->entity_name, subject.name);
+  AssignTo(&out->entity_visibility, subject.visibility);
+  AssignTo(&out->entity_owner_user_id, subject.owner_user_id);
   return Ok();
 }
 
@@ -854,7 +865,7 @@ Status EventParser::Impl::ParseEntity(od::value& v, EntityScratch* e) {
             TALLY_EVENT_TRY(ReadStringView(v, field, &s, &has_visibility));
             if (!has_visibility) return Ok();
             if (!IsVisibility(s)) return Reject(field, Reason::kBadVisibility);
-            e->visibility.assign(s);
+            AssignTo(&e->visibility, s);
             return Ok();
           }
           case kEntityOwner:
