@@ -3,8 +3,7 @@
 // round and their median. No store, no aggregation: isolates the parser from pipeline_bench.
 // Also reports the thread's CPU time per event, which is steadier than wall time when other work
 // shares the machine.
-// Usage: parse_bench FILE.ndjson [rounds [inplace]]
-//        (inplace: ParseInto(line, readable, event), parsing the lines where they are)
+// Usage: parse_bench FILE.ndjson [rounds]
 //        parse_bench FILE.ndjson dump   one line per input: every field, or the rejection (to
 //                                       diff the results of two builds of the parser)
 #include <algorithm>
@@ -27,7 +26,6 @@ int main(int argc, char** argv) {
   }
   const bool dump = argc > 2 && std::string_view(argv[2]) == "dump";
   const int rounds = argc > 2 && !dump ? std::stoi(argv[2]) : 5;
-  const bool inplace = argc > 3 && std::string_view(argv[3]) == "inplace";
   std::string text;
   {
     std::ifstream in(argv[1], std::ios::binary | std::ios::ate);
@@ -36,7 +34,6 @@ int main(int argc, char** argv) {
     in.read(text.data(), static_cast<std::streamsize>(text.size()));
   }
   const size_t text_size = text.size();
-  text.append(tally::event::kParsePadding, '\n');  // readable bytes after the last line
   std::vector<std::string_view> lines;
   for (size_t pos = 0; pos < text_size;) {
     size_t nl = text.find('\n', pos);
@@ -92,9 +89,7 @@ int main(int argc, char** argv) {
     auto t0 = C::now();
     double cpu0 = cpu_now();
     for (std::string_view line : lines) {
-      tally::Status st =
-          inplace ? parser.ParseInto(line, text.data() + text.size() - line.data(), &event)
-                  : parser.ParseInto(line, &event);
+      tally::Status st = parser.ParseInto(line, &event);
       if (st) {
         ++accepted;
         checksum += event.time_ms + static_cast<int64_t>(event.user_id.size());
@@ -113,7 +108,7 @@ int main(int argc, char** argv) {
               accepted, rejected,
               static_cast<double>(text_size) / static_cast<double>(lines.size()),
               static_cast<long long>(checksum));
-  std::printf("%s rounds:", inplace ? "inplace" : "copy");
+  std::printf("rounds:");
   for (double v : ns_per_event) std::printf(" %.1f", v);
   std::printf("\nmedian %.1f ns/event  min %.1f ns/event\n", sorted[sorted.size() / 2], sorted[0]);
   std::printf("cpu %.1f ns/event  min %.1f ns/event (thread CPU time, median of rounds)\n",
