@@ -38,6 +38,8 @@ constexpr int kGranularities = 3;
 // Keys the dedupe filter is sized for (12 bits each: 24 MiB). A store holding more dedupe
 // entries (the dedupe window's worth of events) is deduplicated by store lookups alone.
 constexpr size_t kDedupeFilterKeys = size_t{16} << 20;
+// Filter probes run this many keys behind their prefetches (each probe is one cache miss).
+constexpr size_t kPrefetchAhead = 8;
 constexpr Granularity kUp[] = {Granularity::kWeek, Granularity::kMonth};
 
 int G(Granularity g) { return static_cast<int>(g); }
@@ -290,7 +292,7 @@ Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
 void Aggregator::RollUp() {
   for (Granularity up : kUp) {
     auto& counters = counters_[G(up)];
-    for (const auto& [k, c] : counters_[G(Granularity::kDay)]) {
+    for (const auto& [k, c] : counters_[G(Granularity::kDay)].rows) {
       counters[RowKey{k.ws, k.id, BucketOf(k.bucket, up), k.scope}].Add(c);
     }
     auto& bitmaps = bitmaps_[G(up)];
@@ -371,7 +373,7 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
     };
     std::vector<UserRow> user_rows;
     for (int g = 0; g < kGranularities; ++g) {
-      for (const auto& [k, c] : counters_[g]) {
+      for (const auto& [k, c] : counters_[g].rows) {
         if (k.scope == Scope::kUser) {
           user_rows.push_back({k.ws, static_cast<Granularity>(g), k.bucket, k.id, &c});
           continue;
@@ -471,8 +473,8 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
     // its agent's row here (even with no field to set) whenever it touches that agent's counters
     // or bitmaps.
     std::vector<std::pair<std::string_view, RecordAcc*>> rows;
-    rows.reserve(records_.size());
-    for (auto& [ref, r] : records_) {
+    rows.reserve(records_.rows.size());
+    for (auto& [ref, r] : records_.rows) {
       std::string* key = NextKey();
       const event::UsageEvent& e = *r.origin;
       switch (ref.kind) {
@@ -515,7 +517,7 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
     }
     // The directory takes the batch's winning label per user / agent: its latest-wins rule
     // (ties to the later) gives the same result as applying every event's label in order.
-    for (auto& [ref, r] : records_) {
+    for (auto& [ref, r] : records_.rows) {
       if (ref.kind != RecordKind::kUserLabel && ref.kind != RecordKind::kAgentLabel) continue;
       if (r.size == 0) continue;
       const RecordAcc::FieldAcc& f = r.fields[0];  // labels hold one field, kLabel
@@ -581,9 +583,11 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   // memtable sorted inserts later.
   dedupe_keys_.resize(std::max(dedupe_keys_.size(), events.size()));
   std::vector<std::string>& dedupe_keys = dedupe_keys_;
+  if (dedupe_filter_) dedupe_hashes_.resize(events.size());
   std::vector<size_t> order(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     store::DedupeKey(events[i]->source, events[i]->id, &dedupe_keys[i]);
+    if (dedupe_filter_) dedupe_hashes_[i] = internal::KeyFilter::HashOf(dedupe_keys[i]);
     order[i] = i;
   }
   std::stable_sort(order.begin(), order.end(),
@@ -602,7 +606,12 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
         continue;
       }
       // Not in the filter: certainly not in the store either.
-      if (dedupe_filter_ && !dedupe_filter_->MayContain(dedupe_keys[order[k]])) continue;
+      if (dedupe_filter_) {
+        if (k + kPrefetchAhead < order.size()) {
+          dedupe_filter_->Prefetch(dedupe_hashes_[order[k + kPrefetchAhead]]);
+        }
+        if (!dedupe_filter_->MayContainHash(dedupe_hashes_[order[k]])) continue;
+      }
       slices.emplace_back(dedupe_keys[order[k]]);
       which.push_back(order[k]);
     }
@@ -667,8 +676,15 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     if (!dup[i]) {
       batch.Put(store_->dedupe(), dedupe_keys[i],
                 store::EncodeDedupeValue(events[i]->time_ms, wall_ms));
-      // Added before the write succeeds: a failed batch only leaves false positives.
-      if (dedupe_filter_) dedupe_filter_->Add(dedupe_keys[i]);
+    }
+  }
+  if (dedupe_filter_) {
+    // Added before the write succeeds: a failed batch only leaves false positives.
+    for (size_t k = 0; k < order.size(); ++k) {
+      if (k + kPrefetchAhead < order.size()) {
+        dedupe_filter_->Prefetch(dedupe_hashes_[order[k + kPrefetchAhead]]);
+      }
+      if (!dup[order[k]]) dedupe_filter_->AddHash(dedupe_hashes_[order[k]]);
     }
   }
   if (dedupe_filter_ && dedupe_filter_->Saturated()) dedupe_filter_.reset();

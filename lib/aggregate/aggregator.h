@@ -169,6 +169,23 @@ class Aggregator {
     store::Slice slice;
     std::vector<uint32_t> pairs;  // (agent, user) pair indexes; all-agents slices only
   };
+  // Rows of one kind keyed by K, stored densely in insertion order (the hash map holds only
+  // indexes, so probing touches few cache lines). References from operator[] are invalidated by
+  // the next insertion.
+  template <typename K, typename V>
+  struct RowTable {
+    absl::flat_hash_map<K, uint32_t> index;
+    std::vector<std::pair<K, V>> rows;
+    V& operator[](const K& k) {
+      auto [it, inserted] = index.try_emplace(k, static_cast<uint32_t>(rows.size()));
+      if (inserted) rows.emplace_back(k, V{});
+      return rows[it->second].second;
+    }
+    void clear() {
+      index.clear();
+      rows.clear();
+    }
+  };
   // Hashes std::string and std::string_view keys alike (Debian's Abseil has its own
   // string_view type, so its default string hash does not take std::string_view).
   struct StringHash {
@@ -228,9 +245,9 @@ class Aggregator {
   absl::flat_hash_map<EntityRef, uint32_t> entity_ids_;
   std::vector<EntityInfo> entities_;
   // Rows by granularity (index: Granularity).
-  std::array<absl::flat_hash_map<RowKey, store::Counters>, 3> counters_;
+  std::array<RowTable<RowKey, store::Counters>, 3> counters_;
   std::array<absl::flat_hash_map<RowKey, store::UserBitmap>, 3> bitmaps_;
-  absl::flat_hash_map<RecordRef, RecordAcc> records_;
+  RowTable<RecordRef, RecordAcc> records_;
   absl::flat_hash_map<SliceKey, SliceAcc> slices_;
   std::vector<std::pair<SliceKey, SliceAcc>> rollup_slices_;
   std::vector<std::string> dedupe_keys_;
@@ -238,6 +255,7 @@ class Aggregator {
   // that fits its size; null otherwise. A key it does not contain is certainly new, so only the
   // filter's positives are looked up in the store.
   std::unique_ptr<internal::KeyFilter> dedupe_filter_;
+  std::vector<uint64_t> dedupe_hashes_;  // KeyFilter::HashOf each dedupe key of the batch
   // Encoded keys of the batch's rows; they back the WriteBatch calls and touched_records_.
   // A deque: growing it must not move the strings (short keys live inside the string object).
   std::deque<std::string> key_pool_;

@@ -13,18 +13,13 @@ KeyFilter::KeyFilter(size_t expected_keys) : expected_(expected_keys) {
   std::memset(data_.get(), 0, blocks_ * sizeof(Block));
 }
 
-uint64_t KeyFilter::Hash(std::string_view key) {
+uint64_t KeyFilter::HashOf(std::string_view key) {
   // absl's hash is seeded per process, which is fine for a filter that never leaves memory; the
   // final multiply spreads it over all 64 bits (the block index uses the high bits).
   return static_cast<uint64_t>(absl::Hash<std::string_view>()(key)) * 0x9E3779B97F4A7C15ULL;
 }
 
-const KeyFilter::Block* KeyFilter::BlockOf(uint64_t h) const {
-  return &data_[static_cast<size_t>((static_cast<unsigned __int128>(h) * blocks_) >> 64)];
-}
-
-void KeyFilter::Add(std::string_view key) {
-  const uint64_t h = Hash(key);
+void KeyFilter::AddHash(uint64_t h) {
   Block* b = const_cast<Block*>(BlockOf(h));
   for (int i = 0; i < kProbes; ++i) {
     const uint32_t bit = static_cast<uint32_t>(h >> (i * 9)) & 511;
@@ -33,8 +28,7 @@ void KeyFilter::Add(std::string_view key) {
   ++added_;
 }
 
-bool KeyFilter::MayContain(std::string_view key) const {
-  const uint64_t h = Hash(key);
+bool KeyFilter::MayContainHash(uint64_t h) const {
   const Block* b = BlockOf(h);
   for (int i = 0; i < kProbes; ++i) {
     const uint32_t bit = static_cast<uint32_t>(h >> (i * 9)) & 511;

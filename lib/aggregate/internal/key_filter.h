@@ -22,8 +22,14 @@ class KeyFilter {
   // A filter of about 12 bits per key for `expected_keys` keys (at least one block).
   explicit KeyFilter(size_t expected_keys);
 
-  void Add(std::string_view key);
-  bool MayContain(std::string_view key) const;
+  void Add(std::string_view key) { AddHash(HashOf(key)); }
+  bool MayContain(std::string_view key) const { return MayContainHash(HashOf(key)); }
+
+  // The same in steps, for batches: hash each key once, Prefetch a few keys ahead of the probe.
+  static uint64_t HashOf(std::string_view key);
+  void Prefetch(uint64_t hash) const { __builtin_prefetch(BlockOf(hash)); }
+  void AddHash(uint64_t hash);
+  bool MayContainHash(uint64_t hash) const;
   size_t added() const { return added_; }
   // True once more than twice the sized number of keys were added (false positives then exceed
   // about 10 %).
@@ -34,9 +40,9 @@ class KeyFilter {
   struct alignas(64) Block {
     uint64_t words[8];
   };
-  // The block index and the probe bits of `key`.
-  const Block* BlockOf(uint64_t h) const;
-  static uint64_t Hash(std::string_view key);
+  const Block* BlockOf(uint64_t h) const {
+    return &data_[static_cast<size_t>((static_cast<unsigned __int128>(h) * blocks_) >> 64)];
+  }
 
   size_t expected_;
   size_t blocks_;
