@@ -547,20 +547,10 @@ void Aggregator::MarkLate(std::span<const event::UsageEvent* const> events,
   }
 }
 
-double g_prof[8];
-struct ProfMark {
-  std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
-  void Lap(int i) {
-    auto n = std::chrono::steady_clock::now();
-    g_prof[i] += std::chrono::duration<double>(n - t).count();
-    t = n;
-  }
-};
 Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> events,
                                      std::span<const PartitionOffset> offsets,
                                      std::string_view cluster_id) {
   ApplyStats stats;
-  ProfMark pm;
   for (int g = 0; g < kGranularities; ++g) {
     counters_[g].clear();
     bitmaps_[g].clear();
@@ -593,7 +583,6 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return dedupe_keys[a] < dedupe_keys[b]; });
   std::vector<uint8_t> dup(events.size(), 0);
-  pm.Lap(0);
   {
     std::vector<rocksdb::Slice> slices;
     std::vector<size_t> which;
@@ -630,7 +619,6 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     }
   }
 
-  pm.Lap(1);
   const int64_t newest_before = store_->newest_event_ms();
   const uint32_t next_before = next_user_index_;
   const uint32_t next_agent_before = next_agent_index_;
@@ -664,9 +652,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     ++stats.applied;
   }
 
-  pm.Lap(2);
   RollUp();
-  pm.Lap(3);
   // Keys go into the batch in sorted order: the memtable skip list then finds each insert
   // position next to the previous one instead of searching from the top.
   const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -693,7 +679,6 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     store::PutFixed64(&v, static_cast<uint64_t>(store_->newest_event_ms()));
     batch.Put(store_->meta(), store::NewestEventTimeKey(), v);
   }
-  pm.Lap(4);
   WriteRows(&batch);
   for (auto& [id, index] : new_users_) {
     store::UserDictKey(id, &key_);
@@ -727,13 +712,11 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     batch.Put(store_->meta(), key_, store::EncodeOffset({std::string(cluster_id), o.next_offset}));
   }
   stats.new_users = new_users_.size();
-  pm.Lap(5);
 
   if (auto s = store_->Write(&batch, &touched_records_); !s) {
     rollback();
     return std::unexpected(s.error());
   }
-  pm.Lap(6);
   if (directory_) directory_->Apply(directory_updates_);
   return stats;
 }
