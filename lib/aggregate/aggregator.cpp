@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 
 namespace tally::aggregate {
@@ -183,6 +184,7 @@ void Aggregator::RecordAcc::Merge(uint8_t id, int64_t time_ms, std::string_view 
     }
     return;
   }
+  assert(size < kMaxFields);
   fields[size++] = FieldAcc{id, time_ms, value};
 }
 

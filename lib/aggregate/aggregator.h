@@ -145,7 +145,10 @@ class Aggregator {
     };
     const event::UsageEvent* origin = nullptr;  // names the row (workspace, user, entity ids)
     uint8_t size = 0;
-    std::array<FieldAcc, 8> fields;
+    // The most distinct fields one record kind gets: an entity row's 8 (name, visibility, owner,
+    // project, created, revived, copied, deleted). Fold must not set more.
+    static constexpr size_t kMaxFields = 8;
+    std::array<FieldAcc, kMaxFields> fields;
     void Merge(uint8_t id, int64_t time_ms, std::string_view value);
     void SetIfPresent(uint8_t id, int64_t time_ms, std::string_view value) {
       if (!value.empty()) Merge(id, time_ms, value);
