@@ -45,6 +45,21 @@ constexpr Granularity kUp[] = {Granularity::kWeek, Granularity::kMonth};
 
 int G(Granularity g) { return static_cast<int>(g); }
 
+// Sorts `rows` (encoded key, row) by key and merges each row's encoding into `cf`: in key order,
+// the memtable's skip list finds each insert position next to the previous one.
+template <typename Row, typename Encode>
+void MergeInKeyOrder(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* cf,
+                     std::vector<std::pair<std::string_view, Row*>>* rows, std::string* value,
+                     Encode&& encode) {
+  std::sort(rows->begin(), rows->end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [key, row] : *rows) {
+    value->clear();
+    encode(row, value);
+    batch->Merge(cf, key, *value);
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
@@ -385,13 +400,8 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
         rows.emplace_back(*key, &c);
       }
     }
-    std::sort(rows.begin(), rows.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [key, c] : rows) {
-      value.clear();
-      store::AppendCounters(*c, &value);
-      batch->Merge(store_->counters(), key, value);
-    }
+    MergeInKeyOrder(batch, store_->counters(), &rows, &value,
+                    [](const Counters* c, std::string* out) { store::AppendCounters(*c, out); });
     std::sort(user_rows.begin(), user_rows.end(), [](const UserRow& a, const UserRow& b) {
       return std::tie(a.ws, a.g, a.bucket, a.user) < std::tie(b.ws, b.g, b.bucket, b.user);
     });
@@ -419,13 +429,8 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
         rows.emplace_back(*key, &b);
       }
     }
-    std::sort(rows.begin(), rows.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [key, b] : rows) {
-      value.clear();
-      b->AppendEncoded(&value);
-      batch->Merge(store_->bitmaps(), key, value);
-    }
+    MergeInKeyOrder(batch, store_->bitmaps(), &rows, &value,
+                    [](store::UserBitmap* b, std::string* out) { b->AppendEncoded(out); });
   }
   {
     // Slices, their users bitmaps and (all agents) pairs bitmaps, in key order per family.
