@@ -7,6 +7,8 @@
 #include <cassert>
 #include <chrono>
 
+#include "aggregate/internal/key_filter.h"
+
 namespace tally::aggregate {
 namespace {
 
@@ -61,6 +63,9 @@ void MergeInKeyOrder(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* cf
 }
 
 }  // namespace
+
+Aggregator::Aggregator(store::Store* store) : store_(store) {}
+Aggregator::~Aggregator() = default;
 
 Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
   std::unique_ptr<Aggregator> agg(new Aggregator(store));

@@ -32,7 +32,6 @@
 
 #include <absl/container/flat_hash_map.h>
 #include <absl/hash/hash.h>
-#include <rocksdb/write_batch.h>
 
 #include <array>
 #include <cstdint>
@@ -43,13 +42,19 @@
 #include <string_view>
 #include <vector>
 
-#include "aggregate/internal/key_filter.h"
 #include "common/result.h"
 #include "event/usage_event.h"
 #include "store/directory.h"
 #include "store/store.h"
 
+namespace rocksdb {
+class WriteBatch;
+}  // namespace rocksdb
+
 namespace tally::aggregate {
+namespace internal {
+class KeyFilter;
+}  // namespace internal
 
 struct PartitionOffset {
   std::string topic;
@@ -75,6 +80,7 @@ class Aggregator {
  public:
   // Reads the user dictionary's next free id. kUnavailable/kDataLoss from the store.
   static Result<std::unique_ptr<Aggregator>> Create(store::Store* store);
+  ~Aggregator();
 
   // Keeps `directory` (may be null; not owned; must outlive this) current: every stored batch's
   // new users, agents and labels are applied to it after the write succeeded.
@@ -91,7 +97,7 @@ class Aggregator {
                            std::span<const PartitionOffset> offsets, std::string_view cluster_id);
 
  private:
-  explicit Aggregator(store::Store* store) : store_(store) {}
+  explicit Aggregator(store::Store* store);
 
   // --- Batch-local state. Every string_view below points into the batch's events, which
   // outlive Apply; rows are keyed by small integers so the per-event work hashes each of the
