@@ -215,9 +215,8 @@ Aggregator::RecordAcc& Aggregator::RecordOf(RecordKind kind, uint32_t a, uint32_
   return r;
 }
 
-void Aggregator::FoldRequest(const event::UsageEvent& e, uint32_t user_index, uint32_t agent_index,
-                             uint32_t pair_index, uint32_t project) {
-  const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
+void Aggregator::FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t user_index,
+                             uint32_t agent_index, uint32_t pair_index, uint32_t project) {
   const uint64_t errors = e.is_error() ? 1 : 0;
   const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
   const int64_t cost = store::CostNanos(e.cost_usd.value_or(0));
@@ -307,7 +306,7 @@ Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   if (e.action != Action::kExecuted || e.organization_id.empty()) return Ok();
   auto pair_index = PairIndex(agent_index, user_index);
   if (!pair_index) return std::unexpected(pair_index.error());
-  FoldRequest(e, user_index, agent_index, *pair_index, project);
+  FoldRequest(e, day, user_index, agent_index, *pair_index, project);
   return Ok();
 }
 
@@ -448,14 +447,10 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
                               k.granularity, k.bucket, key);
       keyed.emplace_back(*key, &acc);
     }
-    std::sort(keyed.begin(), keyed.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (auto& [k, acc] : keyed) {
+    MergeInKeyOrder(batch, store_->requests(), &keyed, &value, [](SliceAcc* acc, std::string* out) {
       acc->slice.Normalize();
-      value.clear();
-      store::AppendSlice(acc->slice, &value);
-      batch->Merge(store_->requests(), k, value);
-    }
+      store::AppendSlice(acc->slice, out);
+    });
     // The bitmap keys differ from the slice keys only in their tag, so the same order holds.
     for (auto& [k, acc] : keyed) {
       store::UserBitmap users;
@@ -670,20 +665,16 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count();
-  for (size_t i : order) {
-    if (!dup[i]) {
-      batch.Put(store_->dedupe(), dedupe_keys[i],
-                store::EncodeDedupeValue(events[i]->time_ms, wall_ms));
+  for (size_t k = 0; k < order.size(); ++k) {
+    const size_t i = order[k];
+    if (dedupe_filter_ && k + kPrefetchAhead < order.size()) {
+      dedupe_filter_->Prefetch(dedupe_hashes_[order[k + kPrefetchAhead]]);
     }
-  }
-  if (dedupe_filter_) {
+    if (dup[i]) continue;
+    batch.Put(store_->dedupe(), dedupe_keys[i],
+              store::EncodeDedupeValue(events[i]->time_ms, wall_ms));
     // Added before the write succeeds: a failed batch only leaves false positives.
-    for (size_t k = 0; k < order.size(); ++k) {
-      if (k + kPrefetchAhead < order.size()) {
-        dedupe_filter_->Prefetch(dedupe_hashes_[order[k + kPrefetchAhead]]);
-      }
-      if (!dup[order[k]]) dedupe_filter_->AddHash(dedupe_hashes_[order[k]]);
-    }
+    if (dedupe_filter_) dedupe_filter_->AddHash(dedupe_hashes_[i]);
   }
   if (dedupe_filter_ && dedupe_filter_->Saturated()) dedupe_filter_.reset();
   if (store_->newest_event_ms() > newest_before) {

@@ -226,8 +226,8 @@ class Aggregator {
   uint32_t EntityId(uint32_t ws, event::EntityKind kind, std::string_view id);
   RecordAcc& RecordOf(RecordKind kind, uint32_t a, uint32_t b, const event::UsageEvent& e);
   Status Fold(const event::UsageEvent& e, uint32_t user_index);
-  void FoldRequest(const event::UsageEvent& e, uint32_t user_index, uint32_t agent_index,
-                   uint32_t pair_index, uint32_t project);
+  void FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t user_index,
+                   uint32_t agent_index, uint32_t pair_index, uint32_t project);
   // Adds the week and month rows derived from the batch's day rows.
   void RollUp();
   // Appends every row of the batch to `batch`, in key order per column family.

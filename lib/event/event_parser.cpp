@@ -187,8 +187,8 @@ std::string ChildPath(std::string_view parent, std::string_view key) {
 // strings and control characters, so a string without a backslash cannot fail to unescape.)
 
 // Given the first byte of a string's contents, returns its closing quote, or nullptr when a
-// backslash comes first. Reads 16 (SSE2) or 8 bytes at a time, so it may look up to 15 bytes
-// past the quote: that is within the input's padding.
+// backslash comes first. Reads 16 bytes at a time (SSE2), so it may look up to 15 bytes past
+// the quote: that is within the input's padding.
 const char* PlainStringEnd(const char* p) {
 #if defined(__SSE2__)
   const __m128i quote = _mm_set1_epi8('"');
@@ -203,27 +203,10 @@ const char* PlainStringEnd(const char* p) {
     }
   }
 #else
-  if constexpr (std::endian::native == std::endian::little) {
-    constexpr uint64_t kOnes = 0x0101010101010101u;
-    constexpr uint64_t kHighs = 0x8080808080808080u;
-    for (;; p += 8) {
-      uint64_t w;
-      std::memcpy(&w, p, sizeof w);
-      const uint64_t q = w ^ (kOnes * '"');
-      const uint64_t b = w ^ (kOnes * '\\');
-      // The high bit of each zero byte of q or b; bits above the first such byte may be spurious
-      // (borrows), the lowest one is exact.
-      const uint64_t hits = (((q - kOnes) & ~q) | ((b - kOnes) & ~b)) & kHighs;
-      if (hits != 0) {
-        p += std::countr_zero(hits) / 8;
-        return *p == '"' ? p : nullptr;
-      }
-    }
-  } else {
-    for (;; ++p) {
-      if (*p == '"') return p;
-      if (*p == '\\') return nullptr;
-    }
+  // Without SSE2 (not an x86-64 build): a byte at a time.
+  for (;; ++p) {
+    if (*p == '"') return p;
+    if (*p == '\\') return nullptr;
   }
 #endif
 }
