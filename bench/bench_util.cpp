@@ -208,10 +208,12 @@ Tallyd::~Tallyd() {
   if (process_) process_->Stop();
 }
 
-Status ReadyzOffsets(http::testing::HttpClient& client, int partitions, std::vector<int64_t>* out) {
+Status ReadyzOffsets(http::testing::HttpClient& client, int partitions, std::vector<int64_t>* out,
+                     std::vector<int64_t>* read) {
   auto r = client.Send("GET", "/readyz");
   if (!r) return std::unexpected(r.error());
   out->assign(partitions, 0);
+  if (read) read->assign(partitions, 0);
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (auto err = parser.parse(r->body).get(doc); err) {
@@ -222,9 +224,11 @@ Status ReadyzOffsets(http::testing::HttpClient& client, int partitions, std::vec
     return Ok();  // not assigned yet
   }
   for (simdjson::dom::element p : parts) {
-    int64_t partition = 0, next = 0;
+    int64_t partition = 0, next = 0, read_offset = 0;
     if (p["partition"].get(partition) || p["next_offset"].get(next)) continue;
-    if (partition >= 0 && partition < partitions) (*out)[partition] = next;
+    if (partition < 0 || partition >= partitions) continue;
+    (*out)[partition] = next;
+    if (read) (*read)[partition] = p["read_offset"].get(read_offset) ? next : read_offset;
   }
   return Ok();
 }
@@ -290,21 +294,24 @@ Result<PaceResult> ProduceAndPace(const EventSet& set, const std::string& broker
   auto producer = kafka::Producer::Create(po);
   if (!producer) return std::unexpected(producer.error());
 
-  std::vector<int64_t> sent(parts, 0), next(parts, 0);
+  // read: taken by the consumer (pacing); next: stored by it (completion).
+  std::vector<int64_t> sent(parts, 0), read(parts, 0), next(parts, 0);
   PaceResult result;
   const auto max_lag = static_cast<uint64_t>(options.max_lag_bytes);
   const auto min_refresh = std::chrono::microseconds(options.min_refresh_us);
   auto last_refresh = SteadyClock::time_point{};
   auto last_progress = SteadyClock::now();
-  int64_t consumed_total = 0;
+  int64_t consumed_total = 0, read_total = 0;
   auto refresh = [&]() -> Status {
-    if (auto st = progress(&next); !st) return st;
+    if (auto st = progress(&read, &next); !st) return st;
     ++result.progress_polls;
     last_refresh = SteadyClock::now();
-    int64_t total = 0;
+    int64_t total = 0, total_read = 0;
     for (int64_t n : next) total += n;
-    if (total != consumed_total) {
+    for (int64_t n : read) total_read += n;
+    if (total != consumed_total || total_read != read_total) {
       consumed_total = total;
+      read_total = total_read;
       last_progress = last_refresh;
     }
     return Ok();
@@ -313,9 +320,9 @@ Result<PaceResult> ProduceAndPace(const EventSet& set, const std::string& broker
   const auto t0 = SteadyClock::now();
   for (const auto& e : set.events) {
     const int p = e.partition;
-    if (cum[p][sent[p] + 1] - cum[p][std::min(next[p], sent[p])] > max_lag) {
+    if (cum[p][sent[p] + 1] - cum[p][std::min(read[p], sent[p])] > max_lag) {
       const auto wait_start = SteadyClock::now();
-      while (cum[p][sent[p] + 1] - cum[p][std::min(next[p], sent[p])] > max_lag) {
+      while (cum[p][sent[p] + 1] - cum[p][std::min(read[p], sent[p])] > max_lag) {
         auto now = SteadyClock::now();
         if (now - last_refresh >= min_refresh) {
           if (auto st = refresh(); !st) return std::unexpected(st.error());
@@ -357,8 +364,8 @@ Result<PaceResult> ProduceAndPace(const EventSet& set, const std::string& broker
 }
 
 ProgressFn ReadyzProgress(http::testing::HttpClient* client, int partitions) {
-  return [client, partitions](std::vector<int64_t>* next) {
-    return ReadyzOffsets(*client, partitions, next);
+  return [client, partitions](std::vector<int64_t>* read, std::vector<int64_t>* stored) {
+    return ReadyzOffsets(*client, partitions, stored, read);
   };
 }
 

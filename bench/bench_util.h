@@ -115,9 +115,11 @@ class Tallyd {
   uint16_t port_ = 0;
 };
 
-// Per-partition next offsets to consume from tallyd's GET /readyz (details.ingest.partitions).
-// `out` is resized to `partitions`; partitions not reported stay 0.
-Status ReadyzOffsets(http::testing::HttpClient& client, int partitions, std::vector<int64_t>* out);
+// Per-partition next offsets to consume (stored in RocksDB) from tallyd's GET /readyz
+// (details.ingest.partitions), and, if `read` is given, the read offsets (taken from the broker).
+// The vectors are resized to `partitions`; partitions not reported stay 0.
+Status ReadyzOffsets(http::testing::HttpClient& client, int partitions, std::vector<int64_t>* out,
+                     std::vector<int64_t>* read = nullptr);
 
 // Value of an unlabelled sample `name` in Prometheus text, or kNotFound.
 Result<double> PrometheusValue(std::string_view text, std::string_view name);
@@ -159,8 +161,10 @@ struct PaceOptions {
   int linger_ms = 5;
 };
 
-// Fills `next` (size = partitions) with the consumer's next offset per partition.
-using ProgressFn = std::function<Status(std::vector<int64_t>* next)>;
+// Fills, per partition (size = partitions), `read` with the next offset after what the consumer
+// has taken from the broker (safe from the broker's trimming) and `stored` with the next offset
+// after what it has finished with (for tallyd: stored in RocksDB). stored <= read.
+using ProgressFn = std::function<Status(std::vector<int64_t>* read, std::vector<int64_t>* stored)>;
 
 struct PaceResult {
   double seconds = 0;          // first produce -> every event seen consumed
@@ -172,7 +176,8 @@ struct PaceResult {
 };
 
 // Produces every event (key, value, explicit partition) to `brokers`, never letting a partition's
-// unconsumed bytes exceed options.max_lag_bytes, then waits until `progress` shows all consumed.
+// unread bytes (produced, not yet taken by the consumer) exceed options.max_lag_bytes, then
+// waits until `progress` shows every event stored.
 // Offsets are assumed to start at 0 in every partition (a fresh broker).
 Result<PaceResult> ProduceAndPace(const EventSet& events, const std::string& brokers,
                                   const PaceOptions& options, const ProgressFn& progress);

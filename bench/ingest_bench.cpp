@@ -249,7 +249,10 @@ RunResult RunBaseline(const Args& args, const tb::EventSet& events, const tb::Pa
   const double cpu0 = ProcessCpuSeconds(pid), self0 = ProcessCpuSeconds(0);
   CountingConsumer* c = consumer->get();
   auto res = tb::ProduceAndPace(events, *addr, pace,
-                                [c](std::vector<int64_t>* next) { return c->Progress(next); });
+                                [c](std::vector<int64_t>* read, std::vector<int64_t>* stored) {
+                                  if (auto st = c->Progress(read); !st) return st;
+                                  return c->Progress(stored);
+                                });
   r.server_cpu_s = ProcessCpuSeconds(pid) - cpu0;
   r.client_cpu_s = ProcessCpuSeconds(0) - self0;
   if (!res) {

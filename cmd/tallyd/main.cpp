@@ -136,7 +136,9 @@ int main(int argc, char** argv) {
   app.add_option("--dedupe-window-days", dedupe_days, "Dedupe window in days of event time")
       ->capture_default_str();
   app.add_option("--batch-max", batch_max, "Most messages per ingest batch")->capture_default_str();
-  app.add_option("--batch-ms", batch_ms, "Longest wait to fill an ingest batch (ms)")
+  app.add_option("--batch-ms", batch_ms,
+                 "Most time from an ingest batch's first message to its store, unless the "
+                 "previous batch is still being stored: then it grows up to --batch-max (ms)")
       ->capture_default_str();
   app.add_option(
          "--on-new-log", new_log,
@@ -325,6 +327,8 @@ int main(int argc, char** argv) {
       w.Int(p.partition);
       w.Key("next_offset");
       w.Int(p.next_offset);
+      w.Key("read_offset");
+      w.Int(p.read_offset);
       w.Key("high_watermark");
       w.Int(p.high_watermark);
       w.EndObject();

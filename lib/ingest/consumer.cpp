@@ -212,6 +212,7 @@ struct Consumer::Impl {
       p.topic = tp.topic;
       p.partition = tp.partition;
       p.next_offset = start >= 0 ? start : (lo >= 0 ? lo : 0);
+      p.read_offset = p.next_offset;
       p.high_watermark = hi;
       expected_next[tp.partition] = p.next_offset;
       assigned.push_back(tp.partition);
@@ -263,6 +264,12 @@ struct Consumer::Impl {
     return true;
   }
 
+  // True while the worker is storing a batch.
+  bool WorkerBusy() const {
+    return in_flight.valid() &&
+           in_flight.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+  }
+
   // Stores the collected batch and waits for it (and for the batch in flight before it).
   // False if something is left unstored (see Submit).
   bool ApplyPending() { return Submit() && Wait(); }
@@ -298,6 +305,14 @@ struct Consumer::Impl {
     b.messages.clear();
     MaybeCommit();
     return true;
+  }
+
+  // On the consumer thread: `m` was taken from the broker (for Progress()).
+  void MarkRead(const rd_kafka_message_t* m) {
+    std::lock_guard lock(mu);
+    auto it = progress.find(m->partition);
+    if (it != progress.end())
+      it->second.read_offset = std::max(it->second.read_offset, m->offset + 1);
   }
 
   // On the consumer thread: parses the batch's messages; rejected ones are kept for the worker
@@ -486,6 +501,7 @@ struct Consumer::Impl {
       rd_kafka_topic_partition_list_add(list, options.topic.c_str(), p)->offset = start;
       auto& pr = progress[p];
       pr.next_offset = start;
+      pr.read_offset = start;
       pr.high_watermark = hi;
       expected_next[p] = start;
     }
@@ -635,23 +651,40 @@ Status Consumer::Run() {
       std::lock_guard lock(s.mu);
       return Fail(ErrorCode::kFailedPrecondition, s.fatal);
     }
-    const auto deadline = Clock::now() + std::chrono::milliseconds(s.options.batch_max_ms);
+    // A batch is handed over batch_max_ms after its first message, or when full; while the
+    // worker is still storing the previous batch it keeps growing instead (Submit would only
+    // wait), so batches match the store's pace under load without delaying a quiet stream.
+    auto deadline = Clock::time_point::max();
+    int timeout_ms = 100;
     // Pending() is re-read each time: a revocation inside poll stores the batch and flips it.
     while (static_cast<int>(s.Pending().size()) < s.options.batch_max_messages && !stop_.load()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      int timeout =
-          s.Pending().empty() ? 100 : static_cast<int>(std::max<int64_t>(0, left.count()));
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(s.rk, timeout);
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(s.rk, s.Pending().empty() ? 100 : timeout_ms);
       if (m) {
         if (m->err) {
           s.HandleError(m);
           rd_kafka_message_destroy(m);
         } else {
+          if (s.Pending().empty()) {
+            deadline = Clock::now() + std::chrono::milliseconds(s.options.batch_max_ms);
+            timeout_ms = s.options.batch_max_ms;
+          }
           s.Pending().push_back(m);
+          s.MarkRead(m);
         }
       }
-      if (!s.Pending().empty() && Clock::now() >= deadline) break;
-      if (s.Pending().empty() && !m) break;  // idle: go round to check stop/fatal
+      if (s.Pending().empty()) {
+        if (!m) break;  // idle: go round to check stop/fatal
+        continue;
+      }
+      const auto now = Clock::now();
+      if (now < deadline) {
+        timeout_ms =
+            static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+      } else if (s.WorkerBusy()) {
+        timeout_ms = 5;
+      } else {
+        break;
+      }
     }
     if (!s.Pending().empty()) {
       s.Submit();
@@ -671,7 +704,10 @@ Status Consumer::Run() {
 std::vector<PartitionProgress> Consumer::Progress() const {
   std::lock_guard lock(impl_->mu);
   std::vector<PartitionProgress> out;
-  for (const auto& [p, pr] : impl_->progress) out.push_back(pr);
+  for (const auto& [p, pr] : impl_->progress) {
+    out.push_back(pr);
+    out.back().read_offset = std::max(pr.read_offset, pr.next_offset);
+  }
   return out;
 }
 

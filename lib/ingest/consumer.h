@@ -59,6 +59,9 @@ struct ConsumerOptions {
   // Static group membership (group.instance.id): a restarted member with the same id takes its
   // partitions back at once instead of waiting for a rebalance. Empty: dynamic membership.
   std::string instance_id;
+  // A batch is stored when it holds batch_max_messages, or batch_max_ms after its first message
+  // unless the previous batch is still being stored (then it keeps collecting up to
+  // batch_max_messages).
   int batch_max_messages = 20000;
   int batch_max_ms = 50;
   NewLogPolicy new_log_policy = NewLogPolicy::kAuto;
@@ -74,7 +77,10 @@ struct ConsumerOptions {
 struct PartitionProgress {
   std::string topic;
   int32_t partition = 0;
-  int64_t next_offset = 0;      // next offset to consume (stored in RocksDB)
+  int64_t next_offset = 0;  // next offset to consume (stored in RocksDB)
+  // Next offset after the messages already read from the broker: stored, or in a batch being
+  // collected or stored. next_offset <= read_offset; a restart resumes at next_offset.
+  int64_t read_offset = 0;
   int64_t high_watermark = -1;  // last known high watermark, -1 if unknown
 };
 

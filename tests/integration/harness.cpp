@@ -594,11 +594,12 @@ Stack::IngestState Stack::ReadIngestState() {
   } else if (j.contains("details") && j["details"].is_object() && j["details"].contains("ingest")) {
     ingest = &j["details"]["ingest"];
   }
-  std::map<int, int64_t> next;
+  std::map<int, int64_t> next, read;
   if (ingest && ingest->is_object() && ingest->contains("partitions")) {
     for (const auto& p : (*ingest)["partitions"]) {
       if (p.value("topic", "") == kTopic) {
         next[p.value("partition", -1)] = p.value("next_offset", int64_t{-1});
+        read[p.value("partition", -1)] = p.value("read_offset", int64_t{-1});
       }
     }
   }
@@ -626,6 +627,11 @@ Stack::IngestState Stack::ReadIngestState() {
       lag += " p" + std::to_string(p) + ": next_offset " +
              (it == next.end() ? std::string("absent") : std::to_string(it->second)) + " vs high " +
              std::to_string(wm->second) + ";";
+    } else if (it != next.end() && read[p] != it->second) {
+      // Caught up: nothing can be read but not stored, so the two offsets must agree.
+      all = false;
+      lag += " p" + std::to_string(p) + ": read_offset " + std::to_string(read[p]) +
+             " != next_offset " + std::to_string(it->second) + " at the high watermark;";
     }
   }
   st.caught_up = all;
