@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   std::string brokers = "embedded", topic = "usage-events", dlq_topic, group = "tally";
   std::string data_dir = "./data", listen = "127.0.0.1:8080", keys_path = "config/keys.dev.toml";
   std::string now_text, port_file, new_log = "auto", log_level = "info";
-  int cache_ttl = 300, http_threads = 2, partitions = 4, batch_max = 20000, batch_ms = 50;
+  int cache_ttl = 300, http_threads = 2, partitions = 4, batch_max = 50000, batch_ms = 50;
   double dedupe_days = 7;
   std::string from_snapshot;
   std::string late_events = "apply";

@@ -62,7 +62,7 @@ struct ConsumerOptions {
   // A batch is stored when it holds batch_max_messages, or batch_max_ms after its first message
   // unless the previous batch is still being stored (then it keeps collecting up to
   // batch_max_messages).
-  int batch_max_messages = 20000;
+  int batch_max_messages = 50000;
   int batch_max_ms = 50;
   NewLogPolicy new_log_policy = NewLogPolicy::kAuto;
   // Events older than the dedupe window (aggregator.h): applied, or dead-lettered with the
