@@ -135,10 +135,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dedupe-window-days", dedupe_days, "Dedupe window in days of event time")
       ->capture_default_str();
-  app.add_option("--batch-max", batch_max, "Most messages per ingest batch")->capture_default_str();
+  app.add_option("--batch-max", batch_max, "Most messages per ingest batch")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_option("--batch-ms", batch_ms,
                  "Most time from an ingest batch's first message to its store, unless the "
                  "previous batch is still being stored: then it grows up to --batch-max (ms)")
+      ->check(CLI::Range(0, 60000))
       ->capture_default_str();
   app.add_option(
          "--on-new-log", new_log,

@@ -1,0 +1,78 @@
+// End-to-end tests of how tallyd batches what it consumes (lib/ingest/consumer.h):
+//  - a backlog is stored in batches that grow while the previous batch is being stored, instead
+//    of one batch per --batch-ms window (regression: a fixed window from the start of the poll
+//    loop made tallyd store a backlog in many small batches, each costing about twice as much per
+//    event as a large one);
+//  - a quiet stream is still stored within about --batch-ms of its first event;
+//  - /readyz's read_offset runs ahead of next_offset and meets it once caught up (the harness
+//    checks the latter in every WaitForCatchUp).
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "gen/generator.h"
+#include "harness.h"
+
+namespace tally::integration {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// `n` valid generated events (about 550 bytes each).
+std::vector<std::string> Generate(int64_t n, uint64_t seed) {
+  gen::GenOptions o;
+  o.events = n;
+  o.seed = seed;
+  o.end_day = Stack::kToday;
+  gen::Generator g(o);
+  gen::GeneratedLine line;
+  std::vector<std::string> lines;
+  while (g.Next(&line)) lines.push_back(line.json);
+  return lines;
+}
+
+TEST(BatchingE2E, BacklogIsStoredInBatchesThatGrowWhileTheStoreIsBusy) {
+  Stack stack;
+  ASSERT_TRUE(stack.StartBroker(8));
+  // ~11 MB without keys, spread over 8 partitions (librdkafka's sticky partitioner: unevenly,
+  // but far from the broker's 5 MB per partition).
+  const std::vector<std::string> lines = Generate(20'000, 11);
+  ASSERT_TRUE(stack.Produce(lines, {}));
+  // A zero window: a batch is handed over as soon as the worker is free, so without growing
+  // while the worker is busy every batch would hold one message (20,000 batches).
+  ASSERT_TRUE(stack.StartTallyd({"--batch-ms", "0", "--batch-max", "50000"}));
+  ASSERT_TRUE(stack.WaitForCatchUp(Millis(120'000))) << stack.tallyd().LogTail();
+  const std::string metrics = stack.MetricsText();
+  ASSERT_EQ(MetricSum(metrics, "tally_log_trimmed_total").value_or(-1), 0);
+  EXPECT_EQ(MetricSum(metrics, "tally_events_consumed_total").value_or(-1), 20'000);
+  const double batches = MetricSum(metrics, "tally_batches_applied_total").value_or(-1);
+  std::fprintf(stderr, "[batching] 20000 backlog events in %.0f batches\n", batches);
+  EXPECT_GE(batches, 1);
+  EXPECT_LE(batches, 20) << "a backlog should be stored in few large batches";
+}
+
+TEST(BatchingE2E, QuietStreamIsStoredWithinTheBatchWindow) {
+  Stack stack;
+  ASSERT_TRUE(stack.StartBroker(1));
+  ASSERT_TRUE(stack.StartTallyd({"--batch-ms", "50", "--batch-max", "50000"}));
+  ASSERT_TRUE(stack.WaitForCatchUp(Millis(60'000)));  // joined the group, partitions assigned
+  const std::vector<std::string> lines = Generate(40, 12);
+  for (size_t i = 0; i < lines.size(); i += 10) {
+    const std::vector<std::string> some(lines.begin() + i, lines.begin() + i + 10);
+    const auto t0 = SteadyClock::now();
+    ASSERT_TRUE(stack.Produce(some, {}));
+    ASSERT_TRUE(stack.WaitForCatchUp(Millis(60'000)));
+    const double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+    // A batch far from full must not wait for more events: 50 ms window, generous margin for
+    // the produce round trip and a loaded machine.
+    EXPECT_LT(ms, 3000) << "10 events took " << ms << " ms to be stored";
+    std::this_thread::sleep_for(Millis(100));
+  }
+  const std::string metrics = stack.MetricsText();
+  EXPECT_EQ(MetricSum(metrics, "tally_events_consumed_total").value_or(-1), 40);
+}
+
+}  // namespace
+}  // namespace tally::integration
