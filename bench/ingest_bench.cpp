@@ -1,13 +1,13 @@
 // End-to-end ingest benchmark: generated events -> Kafka producer -> tallyd's embedded broker ->
-// tallyd's consumer -> RocksDB views, timed from the first produce to the last event consumed
-// (tallyd's /readyz offsets). Each run also measures a baseline: the same events and the same
+// tallyd's consumer -> RocksDB views, timed from the first produce to the last event stored
+// (tallyd's /readyz next_offset). Each run also measures a baseline: the same events and the same
 // paced producer against a standalone embedded broker (`tally broker`) read by a plain
 // librdkafka consumer that only counts, i.e. the broker's raw throughput on this machine.
 //
 //   ingest_bench [--events 1000000] [--partitions 4] [--runs 3]
 //
-// The mock broker keeps only ~5 MB per partition, so the producer is paced on the consumer's
-// progress (see bench_util.h); a run is invalid unless tallyd reports
+// The mock broker keeps only ~5 MB per partition, so the producer is paced on what the consumer
+// has read (tallyd's /readyz read_offset; see bench_util.h); a run is invalid unless tallyd reports
 // tally_events_consumed_total == events and tally_log_trimmed_total == 0.
 #include <librdkafka/rdkafka.h>
 #include <sys/resource.h>
@@ -296,7 +296,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--runs", args.runs, "Runs (each: baseline, then tally)")->capture_default_str();
   app.add_option("--max-lag-mb", args.max_lag_mb,
-                 "Most unconsumed MB per partition (the mock broker keeps ~5 MB)")
+                 "Most MB per partition produced but not yet read by the consumer (the mock broker "
+                 "keeps ~5 MB)")
       ->capture_default_str();
   app.add_option("--compression", args.compression, "Producer compression.type")
       ->capture_default_str();
@@ -322,8 +323,9 @@ int main(int argc, char** argv) {
               static_cast<double>(events.value_bytes) / std::max<size_t>(1, events.events.size()),
               std::chrono::duration<double>(tb::SteadyClock::now() - t0).count());
   for (int64_t n : per_partition) std::printf(" %lld", static_cast<long long>(n));
-  std::printf("\npacing: at most %.1f MB unconsumed per partition, compression %s\n\n",
-              args.max_lag_mb, args.compression.c_str());
+  std::printf(
+      "\npacing: at most %.1f MB produced but not yet read per partition, compression %s\n\n",
+      args.max_lag_mb, args.compression.c_str());
   std::fflush(stdout);
 
   tb::PaceOptions pace;
