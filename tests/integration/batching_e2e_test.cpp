@@ -36,10 +36,13 @@ std::vector<std::string> Generate(int64_t n, uint64_t seed) {
 TEST(BatchingE2E, BacklogIsStoredInBatchesThatGrowWhileTheStoreIsBusy) {
   Stack stack;
   ASSERT_TRUE(stack.StartBroker(8));
-  // ~11 MB without keys, spread over 8 partitions (librdkafka's sticky partitioner: unevenly,
-  // but far from the broker's 5 MB per partition).
+  // ~11 MB under 20,000 distinct keys, which the partitioner (CRC32 of the key) spreads evenly:
+  // about 1.4 MB per partition, far from the broker's 5 MB. (Without keys, librdkafka's sticky
+  // partitioner can pile several MB onto one partition and the broker trims it.)
   const std::vector<std::string> lines = Generate(20'000, 11);
-  ASSERT_TRUE(stack.Produce(lines, {}));
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < lines.size(); ++i) keys.push_back("k" + std::to_string(i));
+  ASSERT_TRUE(stack.Produce(lines, keys));
   // A zero window: a batch is handed over as soon as the worker is free, so without growing
   // while the worker is busy every batch would hold one message (20,000 batches).
   ASSERT_TRUE(stack.StartTallyd({"--batch-ms", "0", "--batch-max", "50000"}));
