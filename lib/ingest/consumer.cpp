@@ -46,6 +46,7 @@ struct Consumer::Impl {
   Counter* trimmed = nullptr;
   Counter* batches = nullptr;
   Histogram* apply_seconds = nullptr;
+  Histogram* batch_messages = nullptr;
   std::map<std::string, Counter*> rejected_by_reason;
 
   // Offsets: the next offset per partition of the topic, as stored in RocksDB.
@@ -292,6 +293,7 @@ struct Consumer::Impl {
     duplicates->Add(static_cast<double>(done.stats.duplicates));
     batches->Add();
     apply_seconds->Observe(b.parse_seconds + done.seconds);
+    batch_messages->Observe(static_cast<double>(b.messages.size()));
     {
       std::lock_guard lock(mu);
       for (const auto& o : b.offsets) {
@@ -554,6 +556,9 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   impl->apply_seconds =
       metrics->GetHistogram("tally_batch_apply_seconds", "Time to parse, fold and write one batch.",
                             {}, Histogram::LatencyBuckets());
+  impl->batch_messages = metrics->GetHistogram(
+      "tally_batch_messages", "Messages per stored batch (batches grow while the store is busy).",
+      {}, {1, 10, 100, 1000, 5000, 10000, 20000, 50000, 100000, 200000});
 
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());

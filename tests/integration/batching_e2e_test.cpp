@@ -54,6 +54,11 @@ TEST(BatchingE2E, BacklogIsStoredInBatchesThatGrowWhileTheStoreIsBusy) {
   std::fprintf(stderr, "[batching] 20000 backlog events in %.0f batches\n", batches);
   EXPECT_GE(batches, 1);
   EXPECT_LE(batches, 20) << "a backlog should be stored in few large batches";
+  // The batch-size histogram agrees: every batch counted, and some held over 1,000 messages.
+  EXPECT_EQ(MetricSum(metrics, "tally_batch_messages_count").value_or(-1), batches);
+  EXPECT_EQ(MetricSum(metrics, "tally_batch_messages_sum").value_or(-1), 20'000);
+  EXPECT_LT(MetricSum(metrics, "tally_batch_messages_bucket", {"le=\"1000\""}).value_or(-1),
+            batches);
 }
 
 TEST(BatchingE2E, QuietStreamIsStoredWithinTheBatchWindow) {
