@@ -12,7 +12,6 @@
 #include <chrono>
 #include <thread>
 
-#include "gen/generator.h"
 #include "harness.h"
 
 namespace tally::integration {
@@ -20,16 +19,10 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// `n` valid generated events (about 550 bytes each).
+// `n` valid generated events.
 std::vector<std::string> Generate(int64_t n, uint64_t seed) {
-  gen::GenOptions o;
-  o.events = n;
-  o.seed = seed;
-  o.end_day = Stack::kToday;
-  gen::Generator g(o);
-  gen::GeneratedLine line;
-  std::vector<std::string> lines;
-  while (g.Next(&line)) lines.push_back(line.json);
+  std::vector<std::string> lines, keys;
+  GenerateEvents(n, seed, &lines, &keys);
   return lines;
 }
 

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/sha256.h"
+#include "gen/generator.h"
 #include "http/testing/http_client.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
@@ -668,6 +669,20 @@ std::string Stack::MetricsText() {
   Result<HttpResponse> r = http_.Send("GET", "/metrics");
   if (!r || r->status != 200) return "";
   return r->body;
+}
+
+void GenerateEvents(int64_t n, uint64_t seed, std::vector<std::string>* lines,
+                    std::vector<std::string>* keys) {
+  gen::GenOptions o;
+  o.events = n;
+  o.seed = seed;
+  o.end_day = Stack::kToday;
+  gen::Generator g(o);
+  gen::GeneratedLine line;
+  while (g.Next(&line)) {
+    lines->push_back(line.json);
+    keys->push_back(line.key);
+  }
 }
 
 }  // namespace tally::integration

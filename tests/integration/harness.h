@@ -243,4 +243,9 @@ class Stack {
   int tallyd_starts_ = 0;
 };
 
+// Appends `n` valid generated events (`tally gen` with `seed`, about 550 bytes each, ending on
+// Stack::kToday) to `lines` and their keys (workspace ids) to `keys`.
+void GenerateEvents(int64_t n, uint64_t seed, std::vector<std::string>* lines,
+                    std::vector<std::string>* keys);
+
 }  // namespace tally::integration

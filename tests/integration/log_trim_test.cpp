@@ -11,28 +11,12 @@
 
 #include <csignal>
 
-#include "gen/generator.h"
 #include "harness.h"
 
 namespace tally::integration {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-// `n` valid generated events (about 550 bytes each) and their keys.
-void Generate(int64_t n, uint64_t seed, std::vector<std::string>* lines,
-              std::vector<std::string>* keys) {
-  gen::GenOptions o;
-  o.events = n;
-  o.seed = seed;
-  o.end_day = Stack::kToday;
-  gen::Generator g(o);
-  gen::GeneratedLine line;
-  while (g.Next(&line)) {
-    lines->push_back(line.json);
-    keys->push_back(line.key);
-  }
-}
 
 double Trimmed(Stack& stack) {
   return MetricSum(stack.MetricsText(), "tally_log_trimmed_total").value_or(0);
@@ -42,7 +26,8 @@ TEST(LogTrimE2E, FirstStartOnTrimmedLogIsReportedAndConsumed) {
   Stack stack;
   ASSERT_TRUE(stack.StartBroker(1));
   std::vector<std::string> lines, keys;
-  Generate(25'000, 7, &lines, &keys);  // ~13 MB into one partition: the oldest part is trimmed
+  GenerateEvents(25'000, 7, &lines,
+                 &keys);  // ~13 MB into one partition: the oldest part is trimmed
   ASSERT_TRUE(stack.Produce(lines, keys));
   ASSERT_TRUE(stack.StartTallyd());
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(120'000)));
@@ -56,14 +41,14 @@ TEST(LogTrimE2E, TrimPastStoredOffsetsIsReportedAndIngestGoesOn) {
   ASSERT_TRUE(stack.StartBroker(1));
   ASSERT_TRUE(stack.StartTallyd());
   std::vector<std::string> first, first_keys, second, second_keys;
-  Generate(200, 1, &first, &first_keys);
+  GenerateEvents(200, 1, &first, &first_keys);
   ASSERT_TRUE(stack.Produce(first, first_keys));
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(60'000)));
   EXPECT_EQ(Trimmed(stack), 0);
 
   // While tallyd is down, the log moves on far enough to drop offsets it has not read yet.
   stack.StopTallyd(SIGTERM);
-  Generate(25'000, 2, &second, &second_keys);
+  GenerateEvents(25'000, 2, &second, &second_keys);
   ASSERT_TRUE(stack.Produce(second, second_keys));
   ASSERT_TRUE(stack.StartTallyd());
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(120'000)))
@@ -78,14 +63,14 @@ TEST(LogTrimE2E, RestartAfterKillRejoinsTheSameGroupQuickly) {
   ASSERT_TRUE(stack.StartBroker(2));
   ASSERT_TRUE(stack.StartTallyd());
   std::vector<std::string> lines, keys;
-  Generate(500, 3, &lines, &keys);
+  GenerateEvents(500, 3, &lines, &keys);
   ASSERT_TRUE(stack.Produce(lines, keys));
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(60'000)));
   stack.StopTallyd(SIGKILL);
   auto t0 = SteadyClock::now();
   ASSERT_TRUE(stack.StartTallyd());
   std::vector<std::string> more, more_keys;
-  Generate(100, 4, &more, &more_keys);
+  GenerateEvents(100, 4, &more, &more_keys);
   ASSERT_TRUE(stack.Produce(more, more_keys));
   // The killed member's session would hold the partitions for tens of seconds; the static
   // member id kept in the data dir hands them over at once.
