@@ -313,8 +313,9 @@ struct Consumer::Impl {
   void MarkRead(const rd_kafka_message_t* m) {
     std::lock_guard lock(mu);
     auto it = progress.find(m->partition);
-    if (it != progress.end())
+    if (it != progress.end()) {
       it->second.read_offset = std::max(it->second.read_offset, m->offset + 1);
+    }
   }
 
   // On the consumer thread: parses the batch's messages; rejected ones are kept for the worker
