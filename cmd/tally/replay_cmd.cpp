@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "common/json_writer.h"
 #include "event/event_parser.h"
+#include "http/auth.h"
 #include "http/testing/http_client.h"
 #include "kafka/admin.h"
 #include "replay/line_reader.h"
@@ -36,6 +37,7 @@ struct ReplayArgs {
   double dedupe_days = 7;
   bool no_switch = false;
   std::string late_events = "apply";
+  std::string keys;  // keys file whose [[workspaces]] bindings apply
 };
 
 std::string ReadFirstLine(const std::string& path) {
@@ -236,6 +238,15 @@ int RunReplay(const ReplayArgs& a) {
   ro.batch_size = a.batch;
   ro.late_policy =
       a.late_events == "reject" ? aggregate::LatePolicy::kReject : aggregate::LatePolicy::kApply;
+  if (!a.keys.empty()) {
+    auto keys = http::KeyStore::LoadFile(a.keys);
+    if (!keys) {
+      std::fprintf(stderr, "replay: cannot load --keys %s: %s\n", a.keys.c_str(),
+                   keys.error().message.c_str());
+      return 2;
+    }
+    ro.organizations.insert(keys->organizations().begin(), keys->organizations().end());
+  }
   if (a.from_topic) {
     auto cid = kafka::ClusterId(brokers, 15000);
     if (!cid) {
@@ -432,6 +443,9 @@ Command AddReplayCommand(CLI::App& app) {
       ->check(CLI::IsMember({"apply", "reject"}))
       ->capture_default_str();
   sub->add_option("--dedupe-window-days", a->dedupe_days, "As tallyd's")->capture_default_str();
+  sub->add_option("--keys", a->keys,
+                  "tallyd's keys file: its [[workspaces]] organization bindings apply (events "
+                  "naming another organization are rejected, reason organization_mismatch)");
   sub->footer(
       "A progress bar is drawn on a terminal (plain lines every 5 s otherwise); a summary "
       "(read, applied, duplicates, rejected by reason) ends the run.\n\n"

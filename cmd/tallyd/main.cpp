@@ -260,6 +260,7 @@ int main(int argc, char** argv) {
   } else if (instance_id != "none") {
     co.instance_id = instance_id;
   }
+  co.organizations.insert(keys->organizations().begin(), keys->organizations().end());
   co.batch_max_messages = batch_max;
   co.late_policy = late_events == "reject" ? tally::aggregate::LatePolicy::kReject
                                            : tally::aggregate::LatePolicy::kApply;

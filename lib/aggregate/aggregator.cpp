@@ -90,8 +90,59 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
       return Fail(ErrorCode::kUnavailable, "reading agent dictionary: " + s.ToString());
     }
   }
+  if (auto loaded = agg->LoadOrganizations(); !loaded) return std::unexpected(loaded.error());
   agg->LoadDedupeFilter();
   return agg;
+}
+
+Status Aggregator::LoadOrganizations() {
+  const std::string prefix = store::WorkspacePrefix();
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->records()));
+  store::Record record;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view ws;
+    if (!store::DecodeWorkspaceKey(std::string_view(it->key().data(), it->key().size()), &ws)) {
+      continue;
+    }
+    store::DecodeRecord(std::string_view(it->value().data(), it->value().size()), &record);
+    const store::Field* f = store::FindField(record, store::field::kWorkspaceOrganization);
+    if (f != nullptr && !f->value.empty()) organizations_.emplace(ws, f->value);
+  }
+  if (!it->status().ok()) {
+    return Fail(ErrorCode::kUnavailable,
+                "reading workspace organizations: " + it->status().ToString());
+  }
+  return Ok();
+}
+
+void Aggregator::DeclareOrganizations(const OrganizationBindings& bindings) {
+  for (const auto& [ws, org] : bindings) organizations_.insert_or_assign(ws, org);
+}
+
+std::string_view Aggregator::OrganizationOf(std::string_view workspace_id) const {
+  auto it = organizations_.find(workspace_id);
+  return it == organizations_.end() ? std::string_view() : std::string_view(it->second);
+}
+
+template <typename Map>
+bool Aggregator::Mismatched(const event::UsageEvent& e, Map* batch) const {
+  if (e.organization_id.empty()) return false;
+  std::string_view bound = OrganizationOf(e.workspace_id);
+  if (bound.empty()) {
+    auto [it, inserted] = batch->try_emplace(e.workspace_id, e.organization_id);
+    bound = it->second;
+  }
+  return bound != e.organization_id;
+}
+
+void Aggregator::MarkOrganizationMismatches(std::span<const event::UsageEvent* const> events,
+                                            std::vector<uint8_t>* refused) const {
+  refused->assign(events.size(), 0);
+  absl::flat_hash_map<std::string_view, std::string_view, StringHash, std::equal_to<>> batch;
+  for (size_t i = 0; i < events.size(); ++i) {
+    (*refused)[i] = Mismatched(*events[i], &batch) ? 1 : 0;
+  }
 }
 
 void Aggregator::LoadDedupeFilter() {
@@ -287,9 +338,11 @@ Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
   wsrow.Merge(store::field::kWorkspaceFirstEvent, t, {});
   wsrow.Merge(store::field::kWorkspaceLastEvent, t, {});
 
-  // Request analytics: labels by dense index, and the slices.
-  if (!e.user_email.empty()) {
-    RecordOf(RecordKind::kUserLabel, user_index, 0, e).Merge(store::field::kLabel, t, e.user_email);
+  // Request analytics: labels by dense index (a user's email per organization, from that
+  // organization's events only), and the slices.
+  if (!e.user_email.empty() && !e.organization_id.empty()) {
+    RecordOf(RecordKind::kUserLabel, user_index, orgs_.Id(e.organization_id), e)
+        .Merge(store::field::kLabel, t, e.user_email);
   }
   if (e.kind != EntityKind::kAgent) return Ok();
   EntityInfo& info = entities_[entity];
@@ -495,7 +548,7 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
           store::WorkspaceKey(e.workspace_id, key);
           break;
         case RecordKind::kUserLabel:
-          store::UserLabelKey(ref.a, key);
+          store::UserLabelKey(orgs_.names[ref.b], ref.a, key);
           break;
         case RecordKind::kAgentLabel:
           store::AgentLabelKey(ref.a, key);
@@ -528,13 +581,11 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
       if (ref.kind != RecordKind::kUserLabel && ref.kind != RecordKind::kAgentLabel) continue;
       if (r.size == 0) continue;
       const RecordAcc::FieldAcc& f = r.fields[0];  // labels hold one field, kLabel
-      directory_updates_.push_back({ref.kind == RecordKind::kUserLabel
-                                        ? store::Directory::Update::Kind::kUserEmail
-                                        : store::Directory::Update::Kind::kAgentName,
-                                    ref.a,
-                                    f.time_ms,
-                                    std::string(f.value),
-                                    {}});
+      const bool user = ref.kind == RecordKind::kUserLabel;
+      directory_updates_.push_back({user ? store::Directory::Update::Kind::kUserEmail
+                                         : store::Directory::Update::Kind::kAgentName,
+                                    ref.a, f.time_ms, std::string(f.value),
+                                    user ? std::string(orgs_.names[ref.b]) : std::string()});
     }
   }
 }
@@ -640,12 +691,26 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   };
 
   rocksdb::WriteBatch batch;
+  batch_organizations_.clear();
+  constexpr uint8_t kRefused = 2;  // dup[i]: names another organization than its workspace's
   for (size_t i = 0; i < events.size(); ++i) {
+    const event::UsageEvent& e = *events[i];
+    // In log order, duplicates included, exactly as MarkOrganizationMismatches judges them.
+    const size_t bound_before = batch_organizations_.size();
+    if (Mismatched(e, &batch_organizations_)) {
+      dup[i] = kRefused;
+      ++stats.organization_mismatches;
+      continue;
+    }
     if (dup[i]) {
+      // A re-sent event that binds its workspace stores the binding like its first copy did.
+      if (batch_organizations_.size() > bound_before) {
+        RecordOf(RecordKind::kWorkspace, workspaces_.Id(e.workspace_id), 0, e)
+            .Merge(store::field::kWorkspaceOrganization, e.time_ms, e.organization_id);
+      }
       ++stats.duplicates;
       continue;
     }
-    const event::UsageEvent& e = *events[i];
     auto index = UserIndex(e.user_id);
     if (!index) {
       rollback();
@@ -720,6 +785,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     rollback();
     return std::unexpected(s.error());
   }
+  for (const auto& [ws, org] : batch_organizations_) organizations_.emplace(ws, org);
   if (directory_) directory_->Apply(directory_updates_);
   return stats;
 }

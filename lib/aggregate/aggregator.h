@@ -36,6 +36,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -74,7 +75,13 @@ struct ApplyStats {
   size_t applied = 0;
   size_t duplicates = 0;
   size_t new_users = 0;
+  // Events Apply refused because they name another organization than their workspace's
+  // (callers that screen with MarkOrganizationMismatches first never pass any).
+  size_t organization_mismatches = 0;
 };
+
+// Workspace id -> organization id, declared up front (the keys file's [[workspaces]] table).
+using OrganizationBindings = std::map<std::string, std::string, std::less<>>;
 
 class Aggregator {
  public:
@@ -86,13 +93,29 @@ class Aggregator {
   // new users, agents and labels are applied to it after the write succeeded.
   void set_directory(store::Directory* directory) { directory_ = directory; }
 
+  // Binds workspaces to organizations up front. A declared binding wins over one stored by
+  // earlier events. Call before the first Apply (or MarkOrganizationMismatches).
+  void DeclareOrganizations(const OrganizationBindings& bindings);
+
+  // A workspace belongs to one organization: the first accepted event naming both binds them
+  // (stored with that event's batch), unless a binding was declared. Marks (*refused)[i] = 1 for
+  // each event that names an organization other than its workspace's binding: declared, stored,
+  // or made by an earlier unrefused event of `events`, exactly as a following Apply of the
+  // unrefused events would judge them. Events without an organization are never refused. Pure
+  // with respect to the store.
+  void MarkOrganizationMismatches(std::span<const event::UsageEvent* const> events,
+                                  std::vector<uint8_t>* refused) const;
+  // The organization `workspace_id` is bound to (declared or stored), or "" if unbound.
+  std::string_view OrganizationOf(std::string_view workspace_id) const;
+
   // Marks (*late)[i] = 1 for each event that is late under the window of the store, judged in
   // order against the newest event time so far (the stored one, then earlier events of the
   // batch), exactly as a following Apply would see them. Pure with respect to the store.
   void MarkLate(std::span<const event::UsageEvent* const> events, std::vector<uint8_t>* late) const;
 
   // Applies one batch atomically with `offsets` (stored under `cluster_id`). On error nothing
-  // of the batch is stored and the Aggregator stays consistent with the store.
+  // of the batch is stored and the Aggregator stays consistent with the store. Events that
+  // MarkOrganizationMismatches would refuse are skipped (counted in organization_mismatches).
   Result<ApplyStats> Apply(std::span<const event::UsageEvent* const> events,
                            std::span<const PartitionOffset> offsets, std::string_view cluster_id);
 
@@ -217,6 +240,13 @@ class Aggregator {
   // Loads every key of the dedupe family into dedupe_filter_ if they fit; leaves it null if
   // not (or if reading fails).
   void LoadDedupeFilter();
+  // Loads the stored workspace -> organization bindings (workspace rows). kUnavailable.
+  Status LoadOrganizations();
+  // True if `e` names an organization other than its workspace's binding, looking at the
+  // bindings of this batch (`batch`, workspace -> organization) first; otherwise binds an
+  // unbound workspace in `batch`.
+  template <typename Map>
+  bool Mismatched(const event::UsageEvent& e, Map* batch) const;
   // Dense id of `user_id`, assigning one (recorded in new_users_) if new.
   Result<uint32_t> UserIndex(std::string_view user_id);
   // Dense id of the agent (workspace, agent id), assigning one if new.
@@ -238,6 +268,12 @@ class Aggregator {
 
   store::Store* store_;
   store::Directory* directory_ = nullptr;
+  // Workspace -> organization: stored bindings, overridden by declared ones.
+  absl::flat_hash_map<std::string, std::string, StringHash, std::equal_to<>> organizations_;
+  // Bindings made by the batch being applied (views into its events), committed to
+  // organizations_ once the batch is stored.
+  absl::flat_hash_map<std::string_view, std::string_view, StringHash, std::equal_to<>>
+      batch_organizations_;
   uint32_t next_user_index_ = 0;
   uint32_t next_agent_index_ = 0;
   uint32_t next_pair_index_ = 0;

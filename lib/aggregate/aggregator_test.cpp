@@ -67,6 +67,68 @@ class AggregatorTest : public ::testing::Test {
   std::unique_ptr<Aggregator> agg_;
 };
 
+// An event of `ws` naming `org` (empty: none).
+UsageEvent InOrg(std::string id, std::string ws, std::string org) {
+  UsageEvent e;
+  e.id = std::move(id);
+  e.source = "src";
+  e.kind = EntityKind::kAgent;
+  e.action = Action::kExecuted;
+  e.time_ms = 100 * int64_t{86'400'000};
+  e.workspace_id = std::move(ws);
+  e.organization_id = std::move(org);
+  e.user_id = "u1";
+  e.entity_id = "a1";
+  return e;
+}
+
+std::vector<uint8_t> Mismatches(const Aggregator& agg, const std::vector<UsageEvent>& evs) {
+  std::vector<const UsageEvent*> ptrs;
+  for (const auto& e : evs) ptrs.push_back(&e);
+  std::vector<uint8_t> out;
+  agg.MarkOrganizationMismatches(ptrs, &out);
+  return out;
+}
+
+TEST_F(AggregatorTest, TheFirstEventNamingAnOrganizationBindsItsWorkspace) {
+  std::vector<UsageEvent> batch = {InOrg("e1", "w1", ""),      InOrg("e2", "w1", "org_1"),
+                                   InOrg("e3", "w1", "org_3"), InOrg("e4", "w2", "org_3"),
+                                   InOrg("e5", "w1", "org_1"), InOrg("e6", "w1", "")};
+  EXPECT_EQ(Mismatches(*agg_, batch), (std::vector<uint8_t>{0, 0, 1, 0, 0, 0}));
+  // Apply judges alike (here without the screen): the refused event is skipped and counted.
+  auto s = Apply(batch, 6);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->applied, 5u);
+  EXPECT_EQ(s->organization_mismatches, 1u);
+  EXPECT_EQ(agg_->OrganizationOf("w1"), "org_1");
+  // Stored with the batch: a reopened aggregator knows the bindings.
+  Reopen();
+  EXPECT_EQ(agg_->OrganizationOf("w1"), "org_1");
+  EXPECT_EQ(agg_->OrganizationOf("w2"), "org_3");
+  EXPECT_EQ(Mismatches(*agg_, {InOrg("e7", "w1", "org_3"), InOrg("e8", "w2", "org_3")}),
+            (std::vector<uint8_t>{1, 0}));
+  // The refused event was not marked as seen: sent again correctly, it counts.
+  auto again = Apply({InOrg("e3", "w1", "org_1")}, 7);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->applied, 1u);
+}
+
+TEST_F(AggregatorTest, DeclaredBindingsWinAndAReSentEventBindsLikeItsFirstCopy) {
+  agg_->DeclareOrganizations({{"w1", "org_5"}});
+  EXPECT_EQ(Mismatches(*agg_, {InOrg("e1", "w1", "org_1"), InOrg("e2", "w1", "org_5")}),
+            (std::vector<uint8_t>{1, 0}));
+  // An event stored before its workspace was bound (no organization then) is re-sent naming
+  // one: a duplicate, yet it binds the workspace exactly as the screen assumed.
+  ASSERT_TRUE(Apply({InOrg("e3", "w2", "")}, 1).has_value());
+  auto s = Apply({InOrg("e3", "w2", "org_2"), InOrg("e4", "w2", "org_9")}, 3);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->duplicates, 1u);
+  EXPECT_EQ(s->organization_mismatches, 1u);
+  Reopen();
+  EXPECT_EQ(agg_->OrganizationOf("w2"), "org_2");
+  EXPECT_EQ(agg_->OrganizationOf("w1"), "");  // declarations are not stored
+}
+
 TEST_F(AggregatorTest, DedupesWithinAndAcrossBatchesAndStoresOffsets) {
   auto s1 =
       Apply({Exec("e1", "u1", 100, 10), Exec("e2", "u2", 100, 5), Exec("e1", "u1", 100, 10)}, 3);

@@ -170,11 +170,49 @@ Result<KeyStore> KeyStore::LoadString(std::string_view text, std::string_view or
   }
   KeyStore store;
   for (auto&& [k, v] : root) {
-    if (k.str() != "keys") {
+    if (k.str() != "keys" && k.str() != "workspaces") {
       return Fail(ErrorCode::kInvalidArgument,
                   std::string(origin) + ": unknown top-level entry \"" + std::string(k.str()) +
-                      "\" (expected [[keys]] tables)",
+                      "\" (expected [[keys]] and [[workspaces]] tables)",
                   std::string(k.str()));
+    }
+  }
+  if (const toml::node* bindings = root.get("workspaces")) {
+    auto fail = [&](size_t i, std::string_view field, const std::string& what) {
+      std::string path = "workspaces[" + std::to_string(i) + "]";
+      if (!field.empty()) path += "." + std::string(field);
+      return Fail(ErrorCode::kInvalidArgument, std::string(origin) + ": " + path + ": " + what,
+                  path);
+    };
+    const auto* arr = bindings->as_array();
+    if (!arr) {
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          std::string(origin) + ": \"workspaces\" must be an array of tables ([[workspaces]])",
+          "workspaces");
+    }
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const auto* t = (*arr)[i].as_table();
+      if (!t) return fail(i, "", "each entry must be a table ([[workspaces]])");
+      for (auto&& [k, v] : *t) {
+        if (k.str() != "id" && k.str() != "organization") {
+          return fail(i, k.str(), "unknown field (expected id and organization)");
+        }
+      }
+      const auto* id = t->get_as<std::string>("id");
+      const auto* org = t->get_as<std::string>("organization");
+      if (id == nullptr || id->get().empty()) {
+        return fail(i, "id", "required non-empty string (a workspace id)");
+      }
+      if (org == nullptr || org->get().empty()) {
+        return fail(i, "organization", "required non-empty string (an organization id)");
+      }
+      auto [it, inserted] = store.organizations_.try_emplace(id->get(), org->get());
+      if (!inserted && it->second != org->get()) {
+        return fail(i, "organization",
+                    "workspace \"" + id->get() + "\" is already bound to organization \"" +
+                        it->second + "\"");
+      }
     }
   }
   if (const toml::node* keys = root.get("keys")) {

@@ -18,7 +18,13 @@
 //   organizations = ["org_7"]                   # optional
 //   admin = false                               # optional; true = every workspace/organization
 //
-// Unknown fields are rejected (a typo such as `admn = true` must not pass silently).
+//   [[workspaces]]                              # optional: declared organization bindings
+//   id = "8360bf61-..."                         # required workspace id
+//   organization = "org_7"                      # required; the workspace's one organization
+//
+// Unknown fields are rejected (a typo such as `admn = true` must not pass silently). A workspace
+// belongs to one organization: ingest binds it with the first accepted event naming both, or up
+// front with a [[workspaces]] entry (see organizations()).
 
 #include <functional>
 #include <map>
@@ -72,9 +78,15 @@ class KeyStore {
   bool AnyKeyNamesWorkspace(std::string_view workspace) const;
 
   const std::vector<ApiKey>& keys() const { return keys_; }
+  // The [[workspaces]] bindings: workspace id -> organization id (one per workspace; a file
+  // binding one workspace to two organizations is refused by LoadString).
+  const std::map<std::string, std::string, std::less<>>& organizations() const {
+    return organizations_;
+  }
 
  private:
   std::vector<ApiKey> keys_;
+  std::map<std::string, std::string, std::less<>> organizations_;
   std::unordered_set<std::string> named_workspaces_;
 };
 

@@ -198,3 +198,32 @@ TEST(ExtractToken, BearerAndApiKeyHeaders) {
 
 }  // namespace
 }  // namespace tally::http
+
+namespace tally::http {
+namespace {
+
+TEST(KeyStore, ReadsDeclaredWorkspaceOrganizations) {
+  auto keys = KeyStore::LoadString(
+      "[[workspaces]]\nid = \"ws-1\"\norganization = \"org_1\"\n"
+      "[[workspaces]]\nid = \"ws-2\"\norganization = \"org_1\"\n"
+      "[[workspaces]]\nid = \"ws-1\"\norganization = \"org_1\"\n");  // repeated alike: fine
+  ASSERT_TRUE(keys.has_value()) << keys.error().message;
+  EXPECT_EQ(keys->organizations(), (std::map<std::string, std::string, std::less<>>{
+                                       {"ws-1", "org_1"}, {"ws-2", "org_1"}}));
+
+  // One workspace, two organizations: refused, naming the entry.
+  auto two = KeyStore::LoadString(
+      "[[workspaces]]\nid = \"ws-1\"\norganization = \"org_1\"\n"
+      "[[workspaces]]\nid = \"ws-1\"\norganization = \"org_2\"\n");
+  ASSERT_FALSE(two.has_value());
+  EXPECT_EQ(two.error().field, "workspaces[1].organization");
+  auto missing = KeyStore::LoadString("[[workspaces]]\nid = \"ws-1\"\n");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().field, "workspaces[0].organization");
+  auto typo = KeyStore::LoadString("[[workspaces]]\nid = \"w\"\norganisation = \"o\"\n");
+  ASSERT_FALSE(typo.has_value());
+  EXPECT_EQ(typo.error().field, "workspaces[0].organisation");
+}
+
+}  // namespace
+}  // namespace tally::http

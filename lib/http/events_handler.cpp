@@ -195,9 +195,11 @@ Response EventsHandler::Handle(const Request& request) const {
   // The same parser as ingest: what is accepted here is exactly what ingest would count.
   thread_local event::EventParser parser;
   thread_local event::UsageEvent event;
-  std::vector<std::string> workspaces;
+  std::vector<std::string> workspaces, organizations;
   workspaces.reserve(texts.size());
+  organizations.reserve(texts.size());
   ItemErrors invalid;
+  const auto& declared = keys_->organizations();
   for (size_t i = 0; i < texts.size(); ++i) {
     Status st = parser.ParseInto(texts[i], &event);
     if (!st) {
@@ -206,9 +208,23 @@ Response EventsHandler::Handle(const Request& request) const {
                          .reason = ReasonOf(st.error()),
                          .category = std::string(event::ReasonCategory(st.error()))});
       workspaces.emplace_back();
+      organizations.emplace_back();
       continue;
     }
+    // A workspace bound up front (keys file) takes events of its organization only; bindings
+    // made by earlier events are enforced by ingest (dead letter "organization mismatch").
+    if (!event.organization_id.empty()) {
+      auto bound = declared.find(event.workspace_id);
+      if (bound != declared.end() && bound->second != event.organization_id) {
+        invalid.push_back({.index = i,
+                           .field = "data.organization_id",
+                           .reason = "organization mismatch: the workspace belongs to another "
+                                     "organization.",
+                           .category = "organization_mismatch"});
+      }
+    }
     workspaces.push_back(event.workspace_id);
+    organizations.push_back(event.organization_id);
   }
   if (!invalid.empty()) {
     if (metrics_ != nullptr) {
@@ -227,11 +243,19 @@ Response EventsHandler::Handle(const Request& request) const {
 
   if (!key->admin) {
     ItemErrors forbidden;
+    // An event writes into its workspace and into the organization it names: the key must hold
+    // both.
     for (size_t i = 0; i < workspaces.size(); ++i) {
       if (!key->IsMember(workspaces[i])) {
         forbidden.push_back({.index = i,
                              .field = "data.workspace_id",
                              .reason = "The API key does not hold this workspace; nothing was "
+                                       "published.",
+                             .category = {}});
+      } else if (!organizations[i].empty() && !key->HoldsOrganization(organizations[i])) {
+        forbidden.push_back({.index = i,
+                             .field = "data.organization_id",
+                             .reason = "The API key does not hold this organization; nothing was "
                                        "published.",
                              .category = {}});
       }

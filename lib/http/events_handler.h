@@ -24,9 +24,13 @@
 //   413 body over options.max_body_bytes, or a batch of more than options.max_events ->
 //   400 a batch that is not a JSON array {"message","errors":[]}, or any invalid event
 //       {"message","errors":[{"index","field","reason","category"}]} (every invalid event is
-//       listed; index 0 for the single-event type) ->
-//   403 any event of a workspace the key does not hold (owner or member role, or an admin key)
-//       {"message","errors":[{"index","field":"data.workspace_id","reason"}]} ->
+//       listed; index 0 for the single-event type), including an event naming another
+//       organization than the one its workspace is declared to belong to in the keys file
+//       (category "organization_mismatch") ->
+//   403 any event writing into a scope the key does not hold: its workspace (owner or member
+//       role) or the organization it names (an admin key holds all)
+//       {"message","errors":[{"index","field":"data.workspace_id"|"data.organization_id",
+//       "reason"}]} ->
 //   503 too many publishing requests at once (options.max_concurrent_publishes), Retry-After ->
 //   503 the backend failed (broker down, not acknowledged in time), Retry-After ->
 //   202 {"accepted": N}.

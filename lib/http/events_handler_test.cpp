@@ -25,7 +25,19 @@ std::string KeysToml() {
          entry("member-a", "tok-member-a", R"(workspaces = { "ws-a" = "member" })") +
          entry("owner-b", "tok-owner-b", R"(workspaces = { "ws-b" = "owner" })") +
          entry("org-only", "tok-org", R"(organizations = ["org_7"])") +
-         entry("admin", "tok-admin", "admin = true");
+         entry("owner-a-org7", "tok-a-org7",
+               "workspaces = { \"ws-a\" = \"owner\" }\norganizations = [\"org_7\"]") +
+         entry("admin", "tok-admin", "admin = true") +
+         "[[workspaces]]\nid = \"ws-bound\"\norganization = \"org_5\"\n";
+}
+
+// Event() naming an organization.
+std::string EventInOrg(const std::string& id, const std::string& ws, const std::string& org) {
+  return R"({"specversion":"1.0","id":")" + id +
+         R"(","source":"unit/events","type":"agent.executed","time":"2026-02-20T10:00:00Z",)"
+         R"("data":{"workspace_id":")" +
+         ws + R"(","organization_id":")" + org +
+         R"(","user":{"id":"u1"},"agent":{"id":"agent-1"}}})";
 }
 
 // A valid event of `ws`, as a producer would write it (spacing kept verbatim when published).
@@ -429,6 +441,47 @@ TEST_F(EventsHandlerTest, TooManyConcurrentPublishes503) {
   EXPECT_EQ(first.get().status, 202);
   // The slot is free again.
   EXPECT_EQ(handler.Handle(req).status, 202);
+}
+
+}  // namespace
+}  // namespace tally::http
+
+namespace tally::http {
+namespace {
+
+TEST_F(EventsHandlerTest, AKeyMustHoldTheOrganizationAnEventNames) {
+  // Holding the workspace is not enough to write into an organization's analytics.
+  Response r = Call("tok-owner-a", kBatch,
+                    "[" + Event("e1", "ws-a") + "," + EventInOrg("e2", "ws-a", "org_3") + "]");
+  ASSERT_EQ(r.status, 403) << r.body;
+  json b = Body(r);
+  ASSERT_EQ(b["errors"].size(), 1u) << r.body;
+  EXPECT_EQ(b["errors"][0]["index"], 1);
+  EXPECT_EQ(b["errors"][0]["field"], "data.organization_id");
+  EXPECT_EQ(calls_, 0);
+  // Holding org_7 is not holding org_3; holding both scopes is enough.
+  r = Call("tok-a-org7", kSingle, EventInOrg("e3", "ws-a", "org_3"));
+  EXPECT_EQ(r.status, 403) << r.body;
+  r = Call("tok-a-org7", kSingle, EventInOrg("e4", "ws-a", "org_7"));
+  EXPECT_EQ(r.status, 202) << r.body;
+  // Admin keys hold every organization.
+  r = Call("tok-admin", kSingle, EventInOrg("e5", "ws-a", "org_3"));
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(calls_, 2);
+}
+
+TEST_F(EventsHandlerTest, AWorkspaceDeclaredInTheKeysFileTakesOnlyItsOrganization) {
+  Response r =
+      Call("tok-admin", kBatch,
+           "[" + EventInOrg("e1", "ws-bound", "org_5") + "," +
+               EventInOrg("e2", "ws-bound", "org_6") + "," + Event("e3", "ws-bound") + "]");
+  ASSERT_EQ(r.status, 400) << r.body;
+  json b = Body(r);
+  ASSERT_EQ(b["errors"].size(), 1u) << r.body;
+  EXPECT_EQ(b["errors"][0]["index"], 1);
+  EXPECT_EQ(b["errors"][0]["field"], "data.organization_id");
+  EXPECT_EQ(b["errors"][0]["category"], "organization_mismatch");
+  EXPECT_EQ(calls_, 0);
 }
 
 }  // namespace

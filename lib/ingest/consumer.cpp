@@ -83,6 +83,7 @@ struct Consumer::Impl {
   struct Applied {
     bool stored = false;  // false: Stop() interrupted a retry, nothing of the batch was stored
     size_t late = 0;
+    size_t mismatched = 0;     // organization mismatches
     size_t dead_lettered = 0;  // acknowledged by the dead-letter topic
     aggregate::ApplyStats stats;
     double seconds = 0;
@@ -96,7 +97,7 @@ struct Consumer::Impl {
   // Next offset per partition after the batches handed to the worker (progress lags them by the
   // batch in flight); reset on assignment and store switch. For CheckContinuity.
   std::map<int32_t, int64_t> expected_next;
-  std::vector<uint8_t> late;  // worker only
+  std::vector<uint8_t> late;  // worker only: late / organization-mismatch marks
   Clock::time_point last_commit{};
 
   ~Impl() {
@@ -283,6 +284,9 @@ struct Consumer::Impl {
     Batch& b = *flying;
     flying = nullptr;
     if (done.late > 0) RejectedCounter("late_event")->Add(static_cast<double>(done.late));
+    if (done.mismatched > 0) {
+      RejectedCounter("organization_mismatch")->Add(static_cast<double>(done.mismatched));
+    }
     if (done.dead_lettered > 0) dlq_produced->Add(static_cast<double>(done.dead_lettered));
     if (!done.stored) {
       stalled = true;
@@ -366,6 +370,25 @@ struct Consumer::Impl {
             b->parsed_from[i], "late event: its time " + FormatRfc3339Seconds(b->ptrs[i]->time_ms) +
                                    " is older than the dedupe window before the newest event "
                                    "seen (--late-events reject)");
+      }
+      b->ptrs.resize(w);
+      b->parsed_from.resize(w);
+    }
+    if (!b->ptrs.empty()) {
+      aggregator->MarkOrganizationMismatches(b->ptrs, &late);
+      size_t w = 0;
+      for (size_t i = 0; i < b->ptrs.size(); ++i) {
+        if (!late[i]) {
+          b->ptrs[w] = b->ptrs[i];
+          b->parsed_from[w++] = b->parsed_from[i];
+          continue;
+        }
+        ++out.mismatched;
+        b->refused.emplace_back(
+            b->parsed_from[i],
+            "organization mismatch: data.organization_id is not the organization workspace " +
+                b->ptrs[i]->workspace_id + " belongs to (" +
+                std::string(aggregator->OrganizationOf(b->ptrs[i]->workspace_id)) + ")");
       }
       b->ptrs.resize(w);
       b->parsed_from.resize(w);
@@ -486,6 +509,7 @@ struct Consumer::Impl {
     if (!ApplyPending()) return Fail(ErrorCode::kUnavailable, "stopping");
     auto agg = aggregate::Aggregator::Create(to);
     if (!agg) return std::unexpected(agg.error());
+    (*agg)->DeclareOrganizations(options.organizations);
     auto stored = to->LoadOffsets();
     if (!stored) return std::unexpected(stored.error());
     std::lock_guard lock(mu);
@@ -564,6 +588,7 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   impl->aggregator = std::move(*agg);
+  impl->aggregator->DeclareOrganizations(options.organizations);
   impl->aggregator->set_directory(options.directory);
 
   kafka::ProducerOptions dlq_options;

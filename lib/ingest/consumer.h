@@ -68,6 +68,10 @@ struct ConsumerOptions {
   // Events older than the dedupe window (aggregator.h): applied, or dead-lettered with the
   // reason "late event: ...".
   aggregate::LatePolicy late_policy = aggregate::LatePolicy::kApply;
+  // Workspace -> organization bindings declared up front (Aggregator::DeclareOrganizations).
+  // Events naming another organization than their workspace's are dead-lettered with the
+  // reason "organization mismatch: ...".
+  aggregate::OrganizationBindings organizations;
   std::map<std::string, std::string> extra_config;  // extra librdkafka consumer settings
   // Kept current with every stored batch (Aggregator::set_directory); may be null. Not owned;
   // must outlive the consumer.

@@ -287,13 +287,15 @@ TEST_F(LeaderboardTest, ResolvesWorkspaceByOrganization) {
     EXPECT_EQ(none.error().message, "Workspace not found");
   }
 
-  // The latest organization of a workspace is the one that counts.
+  // A workspace belongs to one organization: a later event naming another one is refused, so
+  // the workspace does not move.
   UsageEvent moved = Ev("2026-02-05", "u", Action::kExecuted, "ws-b2");
   moved.organization_id = "org_9";
   Apply({moved});
-  auto now_unique = ResolveWorkspaceByOrganization(*store_, "org_2");
-  ASSERT_TRUE(now_unique.has_value());
-  EXPECT_EQ(*now_unique, "ws-b1");
+  EXPECT_FALSE(ResolveWorkspaceByOrganization(*store_, "org_2").has_value());
+  auto none = ResolveWorkspaceByOrganization(*store_, "org_9");
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().code, ErrorCode::kNotFound);
 }
 
 }  // namespace

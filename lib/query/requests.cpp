@@ -478,19 +478,22 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
     case RequestsMetric::kTop10UsersByRequests: {
       AccumulateUsers(plan);
       store::Directory::Reader r(directory);
+      // Emails shown come only from the scope's own organizations' events.
+      const std::vector<uint32_t> scope = r.Organizations(plan.orgs());
       auto value = [](const Accumulator::Entry& e) { return e.requests; };
-      auto label = [&r](uint32_t i) { return r.UserLabel(i); };
+      auto label = [&r, &scope](uint32_t i) { return r.UserLabel(scope, i); };
       auto id = [&r](uint32_t i) { return r.UserId(i); };
       for (uint32_t i : TopIndexes(tl_users, 10, value, label, id)) {
-        result.top.push_back({std::string(r.UserLabel(i)), tl_users.entries[i].requests});
+        result.top.push_back({std::string(label(i)), tl_users.entries[i].requests});
       }
       break;
     }
     case RequestsMetric::kAgentUsagePerUser: {
       AccumulateUsers(plan);
       store::Directory::Reader r(directory);
+      const std::vector<uint32_t> scope = r.Organizations(plan.orgs());
       auto value = [](const Accumulator::Entry& e) { return e.requests; };
-      auto label = [&r](uint32_t i) { return r.UserLabel(i); };
+      auto label = [&r, &scope](uint32_t i) { return r.UserLabel(scope, i); };
       auto id = [&r](uint32_t i) { return r.UserId(i); };
       const std::vector<RankKey> order = RankAll(tl_users, value, label, id);
       // Every label copied into one buffer (no allocation per row), then viewed by the rows.

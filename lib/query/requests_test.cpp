@@ -36,11 +36,17 @@ struct Reference {
     }
   };
 
-  std::string UserLabel(const std::string& user) const {
-    Latest l;
+  // The latest email of `user` in events naming one of `orgs` (per organization, ties to the
+  // later event; across organizations, ties to the greater organization name), else the id.
+  std::string UserLabel(const std::string& user, const std::vector<std::string>& orgs) const {
+    std::map<std::string, Latest> per_org;
     for (const auto& e : events)
-      if (e.user_id == user) l.Offer(e.time_ms, e.user_email);
-    return l.v.empty() ? user : l.v;
+      if (e.user_id == user && std::find(orgs.begin(), orgs.end(), e.organization_id) != orgs.end())
+        per_org[e.organization_id].Offer(e.time_ms, e.user_email);
+    Latest best;
+    for (const auto& [org, l] : per_org)
+      if (!l.v.empty()) best.Offer(l.t, l.v);
+    return best.v.empty() ? user : best.v;
   }
   std::string AgentName(const std::pair<std::string, std::string>& agent) const {
     Latest l;
@@ -112,7 +118,8 @@ struct Reference {
     };
     auto ranked_users = [&]() {
       std::vector<std::tuple<uint64_t, std::string, std::string>> v;
-      for (const auto& [id, s] : user_stats) v.emplace_back(s.requests, UserLabel(id), id);
+      for (const auto& [id, s] : user_stats)
+        v.emplace_back(s.requests, UserLabel(id, q.organizations), id);
       std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) {
         if (std::get<0>(x) != std::get<0>(y)) return std::get<0>(x) > std::get<0>(y);
         if (std::get<1>(x) != std::get<1>(y)) return std::get<1>(x) < std::get<1>(y);

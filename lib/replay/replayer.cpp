@@ -10,6 +10,7 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(store::Store* store, ReplayOp
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   r->aggregator_ = std::move(*agg);
+  r->aggregator_->DeclareOrganizations(r->options_.organizations);
   for (Batch& b : r->batches_) {
     b.pool.resize(r->options_.batch_size);
     b.pending.reserve(r->options_.batch_size);
@@ -55,6 +56,10 @@ Status Replayer::Wait() {
     stats_.rejected += done->late;
     stats_.rejected_by_reason["late_event"] += done->late;
   }
+  if (done->mismatched > 0) {
+    stats_.rejected += done->mismatched;
+    stats_.rejected_by_reason["organization_mismatch"] += done->mismatched;
+  }
   return Ok();
 }
 
@@ -90,6 +95,8 @@ Result<Replayer::Applied> Replayer::ApplyBatch(Batch* b) {
   if (!applied) return std::unexpected(applied.error());
   out.applied = applied->applied;
   out.duplicates = applied->duplicates;
+  // Apply judges bindings in log order itself: its refusals are the mismatches.
+  out.mismatched = applied->organization_mismatches;
   return out;
 }
 

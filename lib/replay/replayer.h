@@ -43,6 +43,9 @@ struct ReplayOptions {
   std::string cluster_id;
   // Events older than the dedupe window: applied, or counted as rejected ("late_event").
   aggregate::LatePolicy late_policy = aggregate::LatePolicy::kApply;
+  // Workspace -> organization bindings declared up front; events naming another organization
+  // than their workspace's are counted as rejected ("organization_mismatch").
+  aggregate::OrganizationBindings organizations;
 };
 
 struct ReplayStats {
@@ -85,7 +88,7 @@ class Replayer {
     std::vector<aggregate::PartitionOffset> offsets;
   };
   struct Applied {
-    size_t applied = 0, duplicates = 0, late = 0;
+    size_t applied = 0, duplicates = 0, late = 0, mismatched = 0;
   };
   Replayer() = default;
   // Hands the filling batch to the worker (after the previous one is done) and switches buffers.

@@ -25,7 +25,7 @@ constexpr char kTagSchemaVersion = 'V';  // default
 constexpr char kTagSlice = 'S';          // requests
 constexpr char kTagSliceUsers = 'X';     // bitmaps
 constexpr char kTagSlicePairs = 'Y';     // bitmaps
-constexpr char kTagUserLabel = 'L';      // records
+constexpr char kTagUserLabel = 'G';      // records (version 2 had 'L': one label per user)
 constexpr char kTagAgentLabel = 'M';     // records
 constexpr char kTagAgentDict = 'A';      // dict
 constexpr char kTagAgentReverse = 'a';   // dict
@@ -431,6 +431,12 @@ void WorkspaceKey(std::string_view ws, std::string* out) {
 
 std::string WorkspacePrefix() { return std::string(1, kTagWorkspace); }
 
+bool DecodeWorkspaceKey(std::string_view key, std::string_view* workspace_id) {
+  if (key.empty() || key[0] != kTagWorkspace) return false;
+  key.remove_prefix(1);
+  return GetLengthPrefixed(&key, workspace_id) && key.empty();
+}
+
 // ---------------------------------------------------------------------------------------------
 
 void DedupeKey(std::string_view source, std::string_view id, std::string* out) {
@@ -754,8 +760,18 @@ void IndexKey(char tag, uint32_t index, std::string* out) {
 }
 }  // namespace
 
-void UserLabelKey(uint32_t user_index, std::string* out) {
-  IndexKey(kTagUserLabel, user_index, out);
+void UserLabelKey(std::string_view organization, uint32_t user_index, std::string* out) {
+  out->clear();
+  out->push_back(kTagUserLabel);
+  PutLengthPrefixed(out, organization);
+  PutBigEndian32(out, user_index);
+}
+
+bool DecodeUserLabelKey(std::string_view key, std::string_view* organization,
+                        uint32_t* user_index) {
+  if (key.empty() || key[0] != kTagUserLabel) return false;
+  key.remove_prefix(1);
+  return GetLengthPrefixed(&key, organization) && GetBigEndian32(&key, user_index) && key.empty();
 }
 void AgentLabelKey(uint32_t agent_index, std::string* out) {
   IndexKey(kTagAgentLabel, agent_index, out);

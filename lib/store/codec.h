@@ -203,7 +203,9 @@ inline constexpr uint8_t kEntityDeleted = 14;  // time of the latest *.deleted
 inline constexpr uint8_t kEntityRevived = 15;  // time of the latest *.created / *.copied
 inline constexpr uint8_t kEntityCreated = 64;  // earliest created/copied; value = created_by
 inline constexpr uint8_t kEntityCopied = 16;   // "1" if the entity came from *.copied
-// Workspace row.
+// Workspace row. The organization is the workspace's binding: written by the first accepted
+// event naming one, and only ever again with the same value (aggregate::Aggregator refuses events
+// naming another organization).
 inline constexpr uint8_t kWorkspaceOrganization = 20;
 inline constexpr uint8_t kWorkspaceFirstEvent = 65;  // earliest event time (value empty)
 inline constexpr uint8_t kWorkspaceLastEvent = 21;   // latest event time (value empty)
@@ -233,6 +235,9 @@ void EntityPrefix(std::string_view workspace_id, event::EntityKind kind, std::st
 void WorkspaceKey(std::string_view workspace_id, std::string* out);
 // Prefix of all workspace rows.
 std::string WorkspacePrefix();
+// The workspace id of a key made by WorkspaceKey (the view points into `key`). False if `key` is
+// not a well-formed workspace key.
+bool DecodeWorkspaceKey(std::string_view key, std::string_view* workspace_id);
 
 // What a records key names, for change tracking (store/change_log.h): a user profile
 // (UserProfileKey), an agent's inventory row (EntityKey of kind agent), or anything else. The
@@ -258,8 +263,9 @@ std::string NewestEventTimeKey();
 
 // The layout version of a store's data (default column family, EncodeUint32). Stores without it
 // were written before versions were recorded: version 1, whose per-user counters were one row
-// per (user, bucket) instead of user packs. A store is only read at the current version.
-inline constexpr uint32_t kSchemaVersion = 2;
+// per (user, bucket) instead of user packs. Version 2 kept one request-analytics user label per
+// user for every organization. A store is only read at the current version.
+inline constexpr uint32_t kSchemaVersion = 3;
 std::string SchemaVersionKey();
 
 // ---------------------------------------------------------------------------------------------
@@ -375,15 +381,22 @@ bool DecodeRequestsProject(std::string_view rest, std::string_view* project, Gra
                            int32_t* bucket);
 
 // Labels shown by request analytics (column family "records", merge "tally.fields"): the latest
-// email of a user and the latest name of an agent, keyed by dense index.
+// email of a user *within one organization* (from that organization's events only, so one
+// tenant's events never relabel another tenant's users) and the latest name of an agent, keyed by
+// dense index.
+//   user label   'G' | organization | user index (4 bytes, big-endian)
+//   agent label  'M' | agent index (4 bytes, big-endian)
 namespace field {
 inline constexpr uint8_t kLabel = 30;  // latest wins
 }  // namespace field
-void UserLabelKey(uint32_t user_index, std::string* out);
+void UserLabelKey(std::string_view organization, uint32_t user_index, std::string* out);
 void AgentLabelKey(uint32_t agent_index, std::string* out);
 std::string UserLabelPrefix();
 std::string AgentLabelPrefix();
-// The index of a key under UserLabelPrefix / AgentLabelPrefix.
+// The organization and user index of a key under UserLabelPrefix (the view points into `key`).
+// False if malformed.
+bool DecodeUserLabelKey(std::string_view key, std::string_view* organization, uint32_t* user_index);
+// The index of a key under AgentLabelPrefix.
 bool DecodeLabelKey(std::string_view key, uint32_t* index);
 
 // Agent dictionary (column family "dict"): (workspace, agent id) <-> dense uint32.

@@ -32,6 +32,10 @@ Result<std::unique_ptr<Directory>> Directory::Load(const Store& store) {
     uint32_t index;
     if (kind == Update::Kind::kNewUser || kind == Update::Kind::kNewAgent) {
       if (!DecodeDictReverseKey(key, &index)) return;
+    } else if (kind == Update::Kind::kUserEmail) {
+      std::string_view org;
+      if (!DecodeUserLabelKey(key, &org, &index)) return;
+      b = std::string(org);
     } else if (!DecodeLabelKey(key, &index)) {
       return;
     }
@@ -92,8 +96,16 @@ void Directory::ApplyLocked(const Update& u) {
       break;
     case Update::Kind::kUserEmail: {
       if (u.index >= users_.size()) users_.resize(u.index + 1);
-      Label& l = users_[u.index].email;
-      if (!l.set || u.time_ms >= l.time_ms) l = Label{u.a, u.time_ms, true};
+      auto [it, inserted] = org_ids_.try_emplace(u.b, static_cast<uint32_t>(org_names_.size()));
+      if (inserted) org_names_.push_back(u.b);
+      auto& emails = users_[u.index].emails;
+      auto e = std::find_if(emails.begin(), emails.end(),
+                            [&](const auto& p) { return p.first == it->second; });
+      if (e == emails.end()) {
+        emails.emplace_back(it->second, Label{u.a, u.time_ms, true});
+      } else if (u.time_ms >= e->second.time_ms) {
+        e->second = Label{u.a, u.time_ms, true};
+      }
       break;
     }
     case Update::Kind::kAgentName:
@@ -128,11 +140,33 @@ void Directory::Index(uint32_t index) {
   v.insert(std::lower_bound(v.begin(), v.end(), index), index);
 }
 
-std::string_view Directory::Reader::UserLabel(uint32_t index) const {
+std::vector<uint32_t> Directory::Reader::Organizations(
+    const std::vector<std::string>& names) const {
+  std::vector<uint32_t> out;
+  for (const std::string& name : names) {
+    if (auto it = d_.org_ids_.find(name); it != d_.org_ids_.end()) out.push_back(it->second);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string_view Directory::Reader::UserLabel(const std::vector<uint32_t>& scope,
+                                              uint32_t index) const {
   if (index >= d_.users_.size()) return {};
   const UserEntry& u = d_.users_[index];
-  return u.email.set && !u.email.value.empty() ? std::string_view(u.email.value)
-                                               : std::string_view(u.id);
+  const std::pair<uint32_t, Label>* best = nullptr;
+  for (const auto& e : u.emails) {
+    if (e.second.value.empty() || !std::binary_search(scope.begin(), scope.end(), e.first)) {
+      continue;
+    }
+    if (best == nullptr || e.second.time_ms > best->second.time_ms ||
+        (e.second.time_ms == best->second.time_ms &&
+         d_.org_names_[e.first] > d_.org_names_[best->first])) {
+      best = &e;
+    }
+  }
+  return best != nullptr ? std::string_view(best->second.value) : std::string_view(u.id);
 }
 
 std::string_view Directory::Reader::UserId(uint32_t index) const {

@@ -1,13 +1,15 @@
 #pragma once
 // In-memory directory of the dictionary-encoded users and agents, with the labels that request
-// analytics shows: a user's latest email (its id when none is known) and an agent's latest name
-// (its id when none is known), plus an index from agent name to agents.
+// analytics shows: a user's latest email within an organization (from that organization's events
+// only; its id when none is known there) and an agent's latest name (its id when none is known),
+// plus an index from agent name to agents.
 //
 //   auto dir = tally::store::Directory::Load(*store);       // once at start
 //   aggregator->set_directory(dir->get());                   // kept current after every batch
 //   {
 //     tally::store::Directory::Reader r(**dir);              // shared lock for one request
-//     std::string_view label = r.UserLabel(17);
+//     std::vector<uint32_t> scope = r.Organizations({"org_7"});
+//     std::string_view label = r.UserLabel(scope, 17);
 //     const std::vector<uint32_t>* ids = r.AgentsNamed("Support Agent");
 //   }
 //
@@ -44,15 +46,20 @@ class Directory {
     uint32_t index = 0;
     int64_t time_ms = 0;
     std::string a;  // user id / workspace id / email / name
-    std::string b;  // agent id (kNewAgent)
+    std::string b;  // agent id (kNewAgent) / organization (kUserEmail)
   };
   void Apply(const std::vector<Update>& updates);
 
   class Reader {
    public:
     explicit Reader(const Directory& d) : d_(d), lock_(d.mu_) {}
-    // The user's latest email, or its id; "" for an unknown index.
-    std::string_view UserLabel(uint32_t index) const;
+    // The directory's ids of the organizations in `names` that it knows, sorted: the scope
+    // argument of UserLabel. Unknown names are left out.
+    std::vector<uint32_t> Organizations(const std::vector<std::string>& names) const;
+    // The user's latest email among the events of the organizations in `scope` (from
+    // Organizations()), or its id when none of them carried one; "" for an unknown index. Across
+    // organizations the latest event time wins (ties: the greater organization name).
+    std::string_view UserLabel(const std::vector<uint32_t>& scope, uint32_t index) const;
     // The user's id; "" for an unknown index.
     std::string_view UserId(uint32_t index) const;
     // The agent's latest name, or its id; "" for an unknown index.
@@ -77,7 +84,8 @@ class Directory {
   };
   struct UserEntry {
     std::string id;
-    Label email;
+    // (organization id, latest email in it); a user is usually seen in one organization.
+    std::vector<std::pair<uint32_t, Label>> emails;
   };
   struct AgentEntry {
     std::string workspace_id, agent_id;
@@ -96,6 +104,8 @@ class Directory {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
   std::unordered_map<std::string, std::vector<uint32_t>, Hash, std::equal_to<>> by_name_;
+  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> org_ids_;
+  std::vector<std::string> org_names_;  // by organization id
 };
 
 }  // namespace tally::store

@@ -96,11 +96,18 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
     batch.Merge(store_->requests(), key, enc);
     // Labels: out-of-order event times, the latest wins.
     std::string lkey;
-    UserLabelKey(0, &lkey);
+    UserLabelKey("org", 0, &lkey);
     Record r;
     MergeField({field::kLabel, round == 1 ? 500 : 100 + round, "mail" + std::to_string(round)}, &r);
     std::string renc;
     AppendRecord(r, &renc);
+    batch.Merge(store_->records(), lkey, renc);
+    // The same user in another organization, with a later email: never shown for "org".
+    UserLabelKey("other", 0, &lkey);
+    Record o;
+    MergeField({field::kLabel, 900, "x@other"}, &o);
+    renc.clear();
+    AppendRecord(o, &renc);
     batch.Merge(store_->records(), lkey, renc);
     ASSERT_TRUE(store_->Write(&batch).has_value());
     if (round == 1) {
@@ -131,8 +138,12 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
   auto dir = Directory::Load(*store_);
   ASSERT_TRUE(dir.has_value());
   Directory::Reader r(**dir);
-  EXPECT_EQ(r.UserLabel(0), "mail1");
-  EXPECT_EQ(r.UserLabel(1), "u1");      // no email: the id
+  const std::vector<uint32_t> org = r.Organizations({"org"});
+  EXPECT_EQ(r.UserLabel(org, 0), "mail1");
+  EXPECT_EQ(r.UserLabel(org, 1), "u1");  // no email: the id
+  EXPECT_EQ(r.UserLabel(r.Organizations({"other"}), 0), "x@other");
+  EXPECT_EQ(r.UserLabel(r.Organizations({"org", "other"}), 0), "x@other");  // the latest
+  EXPECT_EQ(r.UserLabel(r.Organizations({"unknown"}), 0), "u0");
   EXPECT_EQ(r.AgentName(4), "agent4");  // never named: the id
   ASSERT_NE(r.AgentsNamed("agent4"), nullptr);
   EXPECT_EQ(Store::MalformedOperands(), 0u);
@@ -155,7 +166,21 @@ TEST(DirectoryTest, RenamesMoveTheNameIndexAndLatestWins) {
   EXPECT_EQ(*r.AgentsNamed("New"), (std::vector<uint32_t>{2, 5}));
   EXPECT_EQ(r.AgentsNamed("a2"), nullptr);  // named agents are not found by id
   EXPECT_EQ(r.AgentRef(5).second, "a5");
-  EXPECT_EQ(r.UserLabel(99), "");
+  EXPECT_EQ(r.UserLabel({}, 99), "");
+}
+
+TEST(DirectoryTest, UserLabelsComeOnlyFromTheScopesOrganizations) {
+  Directory d;
+  using K = Directory::Update::Kind;
+  d.Apply({{K::kNewUser, 0, 0, "u0", ""},
+           {K::kUserEmail, 0, 100, "real@org2", "org_2"},
+           {K::kUserEmail, 0, 200, "x@evil", "org_1"},       // later, but another organization
+           {K::kUserEmail, 0, 50, "stale@org2", "org_2"}});  // older than real@org2: ignored
+  Directory::Reader r(d);
+  EXPECT_EQ(r.UserLabel(r.Organizations({"org_2"}), 0), "real@org2");
+  EXPECT_EQ(r.UserLabel(r.Organizations({"org_1"}), 0), "x@evil");
+  EXPECT_EQ(r.UserLabel(r.Organizations({"org_3"}), 0), "u0");  // no email there: the id
+  EXPECT_EQ(r.UserLabel(r.Organizations({"org_1", "org_2"}), 0), "x@evil");
 }
 
 TEST_F(StoreTest, DedupeEntriesExpireByEventTimeAndWallClock) {

@@ -1,4 +1,4 @@
-// Issue 2, acceptance 4 (auth part), over a running tallyd: 401 for a missing or unknown token,
+// Auth over a running tallyd: 401 for a missing or unknown token,
 // 403 for a member-only key and for a workspace the key does not hold, 404 for an admin key on
 // an unknown workspace, 200 with the `api_key:` header; status and body of each.
 

@@ -1,5 +1,5 @@
-// Issue 2, acceptance 3: `kill -9` of tallyd at five random moments during ingest, restarting it
-// on the same data dir each time; after catch-up every answer equals the reference exactly
+// Exactly once under crashes: `kill -9` of tallyd at five random moments during ingest, restarting
+// it on the same data dir each time; after catch-up every answer equals the reference exactly
 // (nothing lost, nothing counted twice). Re-sending already-consumed events changes nothing.
 // Malformed messages of many kinds land in the dead-letter topic with their reason, are counted
 // in /metrics, and ingest goes on.

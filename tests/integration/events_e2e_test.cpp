@@ -1,4 +1,4 @@
-// Issue 5, acceptance 3: POST /v1/events on a running tallyd (real broker process, real sockets).
+// POST /v1/events on a running tallyd (real broker process, real sockets).
 // A batch with bad events is refused whole (400 naming each bad index, nothing published or
 // counted); the fixed batch is accepted (202 after the broker's acknowledgement) and counted
 // exactly once; the same batch again is accepted and still counted once (dedupe by source and

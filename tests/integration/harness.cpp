@@ -58,6 +58,7 @@ std::string TomlString(std::string_view s) {
 }  // namespace
 
 std::string TallyBinary() {
+  if (const char* env = std::getenv("TALLY_IT_TALLY")) return env;
 #ifdef TALLY_IT_TALLY_BIN
   return TALLY_IT_TALLY_BIN;
 #else
@@ -66,6 +67,7 @@ std::string TallyBinary() {
 }
 
 std::string TallydBinary() {
+  if (const char* env = std::getenv("TALLY_IT_TALLYD")) return env;
 #ifdef TALLY_IT_TALLYD_BIN
   return TALLY_IT_TALLYD_BIN;
 #else
@@ -298,7 +300,8 @@ std::string UrlEncode(std::string_view s) {
 
 // ---------------------------------------------------------------- keys, Kafka, metrics
 
-Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys) {
+Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys,
+                     const std::map<std::string, std::string>& bindings) {
   std::string text;
   for (const KeySpec& k : keys) {
     text += "[[keys]]\nname = " + TomlString(k.name) +
@@ -313,7 +316,18 @@ Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys) 
       }
       text += " }\n";
     }
+    if (!k.organizations.empty()) {
+      text += "organizations = [";
+      for (size_t i = 0; i < k.organizations.size(); ++i) {
+        text += (i ? ", " : "") + TomlString(k.organizations[i]);
+      }
+      text += "]\n";
+    }
     text += std::string("admin = ") + (k.admin ? "true" : "false") + "\n\n";
+  }
+  for (const auto& [ws, org] : bindings) {
+    text +=
+        "[[workspaces]]\nid = " + TomlString(ws) + "\norganization = " + TomlString(org) + "\n\n";
   }
   std::string tmp = path + ".tmp";
   {
@@ -501,7 +515,7 @@ Stack::~Stack() {
   if (TallydBinary().empty()) return ::testing::AssertionFailure() << "tallyd binary not built";
   if (bootstrap_.empty()) return ::testing::AssertionFailure() << "start the broker first";
   std::string keys_file = dir_.File("keys.toml");
-  if (Status s = WriteKeysFile(keys_file, keys_); !s) {
+  if (Status s = WriteKeysFile(keys_file, keys_, bindings_); !s) {
     return ::testing::AssertionFailure() << s.error().message;
   }
   std::string port_file = dir_.File("tallyd.port");

@@ -37,7 +37,8 @@ namespace tally::integration {
 
 using Millis = std::chrono::milliseconds;
 
-// Paths of the binaries under test, from compile definitions (empty when not built).
+// Paths of the binaries under test: $TALLY_IT_TALLY / $TALLY_IT_TALLYD when set (to run the tests
+// against another build), else from compile definitions (empty when not built).
 std::string TallyBinary();
 std::string TallydBinary();
 
@@ -150,9 +151,13 @@ struct KeySpec {
   std::string token;
   std::string user_id;
   std::map<std::string, std::string> workspaces;  // workspace id -> "owner" | "member"
+  std::vector<std::string> organizations;
   bool admin = false;
 };
-Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys);
+// Writes the keys file: every key, then one [[workspaces]] entry per declared binding
+// (workspace id -> organization id).
+Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys,
+                     const std::map<std::string, std::string>& bindings = {});
 
 // A message read back from a topic (the dead-letter topic in tests).
 struct ConsumedMessage {
@@ -188,6 +193,8 @@ class Stack {
 
   // Keys written to the keys file by the next StartTallyd().
   std::vector<KeySpec>& keys() { return keys_; }
+  // Workspace -> organization bindings declared in that keys file ([[workspaces]]).
+  std::map<std::string, std::string>& bindings() { return bindings_; }
 
   ::testing::AssertionResult StartBroker(int partitions);
   // Consumer group of the next StartTallyd() (default "tally-it").
@@ -235,6 +242,7 @@ class Stack {
   Process tallyd_;
   std::string bootstrap_;
   std::vector<KeySpec> keys_;
+  std::map<std::string, std::string> bindings_;
   std::string group_ = "tally-it";
   HttpClient http_;
   std::unique_ptr<kafka::Producer> producer_;

@@ -1,4 +1,4 @@
-// Issue 4, acceptance 1 and 2 (leaderboard part): `tally broker`, `tallyd`, events through
+// Leaderboard end to end: `tally broker`, `tallyd`, events through
 // Kafka, then GET /api/agents/leaderboard over real sockets, compared with a simple reference
 // computed here from the raw lines (nlohmann): growth (including a previous count of 0), ties
 // (competition ranking), the user filter in its comma / repeated / array forms, organization

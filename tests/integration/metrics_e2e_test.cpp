@@ -1,7 +1,7 @@
-// Issue 2, acceptance 2: `tally broker`, then `tallyd`, then generated events produced through
-// Kafka; every combination of entity x metric x aggregation x group_by x granularity x period,
-// without and with a user filter, must equal what the reference model computes from the same
-// lines. Everything runs in one test so the stack and the ingest are set up once.
+// Workspace metrics end to end: `tally broker`, then `tallyd`, then generated events produced
+// through Kafka; every combination of entity x metric x aggregation x group_by x granularity x
+// period, without and with a user filter, must equal what the reference model computes from the
+// same lines. Everything runs in one test so the stack and the ingest are set up once.
 
 #include <gtest/gtest.h>
 

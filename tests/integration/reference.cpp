@@ -215,6 +215,8 @@ std::string RefValidate(std::string_view line, RefEvent* out) {
   out->source = doc["source"];
   out->id = doc["id"];
   out->workspace_id = data["workspace_id"];
+  const json* org = Field(data, "organization_id");
+  out->organization_id = org && org->is_string() ? org->get<std::string>() : "";
   out->kind = kind;
   out->action = action;
   out->user_id = *user_id;
@@ -238,6 +240,10 @@ RefVerdict ReferenceModel::Add(std::string_view line) {
   if (!RefValidate(line, &e).empty()) {
     ++invalid_;
     return RefVerdict::kInvalid;
+  }
+  if (bindings_.Refuses(e.workspace_id, e.organization_id)) {
+    ++refused_;
+    return RefVerdict::kRefused;
   }
   if (!seen_.insert({e.source, e.id}).second) {
     ++duplicates_;

@@ -68,14 +68,33 @@ struct RefAnswer {
   std::string to;            // meta.period.to
 };
 
-enum class RefVerdict { kAccepted, kInvalid, kDuplicate };
+// kRefused: valid, but it names another organization than the one its workspace is bound to
+// (the first accepted event naming one binds it): tallyd dead-letters it.
+enum class RefVerdict { kAccepted, kInvalid, kDuplicate, kRefused };
+
+// Workspace -> organization bindings, as docs/design.md ("Tenants") states them: the first
+// accepted event naming an organization binds its workspace (duplicates included); an event
+// naming another one is refused. Events without an organization are never refused.
+class RefBindings {
+ public:
+  // True if the event must be refused; otherwise binds an unbound workspace.
+  bool Refuses(const std::string& workspace_id, const std::string& organization_id) {
+    if (organization_id.empty()) return false;
+    auto [it, inserted] = bound_.try_emplace(workspace_id, organization_id);
+    return it->second != organization_id;
+  }
+
+ private:
+  std::map<std::string, std::string> bound_;
+};
 
 // One accepted event, reduced to what the workspace metrics API reads.
 struct RefEvent {
   std::string source;
   std::string id;
   std::string workspace_id;
-  std::string kind;    // "agent" | "workflow"
+  std::string organization_id;  // "" when absent
+  std::string kind;             // "agent" | "workflow"
   std::string action;  // "created" | "updated" | "deleted" | "executed" | "copied" | "shared"
   std::string user_id;
   std::string user_name;  // "" when absent
@@ -118,13 +137,16 @@ class ReferenceModel {
   size_t accepted() const { return events_.size(); }
   size_t invalid() const { return invalid_; }
   size_t duplicates() const { return duplicates_; }
+  size_t refused() const { return refused_; }
 
  private:
   int64_t today_ = 0;
   std::vector<RefEvent> events_;
   std::set<std::pair<std::string, std::string>> seen_;  // (source, id)
+  RefBindings bindings_;
   size_t invalid_ = 0;
   size_t duplicates_ = 0;
+  size_t refused_ = 0;
 };
 
 }  // namespace tally::integration

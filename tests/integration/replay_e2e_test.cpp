@@ -1,4 +1,4 @@
-// Issue 5 end to end: `tally replay` (rebuild, merge), the live store switch of a serving tallyd,
+// End to end: `tally replay` (rebuild, merge), the live store switch of a serving tallyd,
 // and `tally snapshot` + `tallyd --from-snapshot` replicas, over real processes and sockets.
 //
 // Views are compared as API answers: every tallyd under test is asked the same fixed list of
@@ -7,19 +7,19 @@
 // must match (status and body; doubles within 1e-9 relative, but costs are summed as integers so
 // bodies are normally byte-identical; `meta.cached_at` and cursors are ignored).
 //
-//  - ReplayedFilesEqualLiveIngest (acceptance 1): tallyd A ingests generated events (duplicates,
+//  - ReplayedFilesEqualLiveIngest: tallyd A ingests generated events (duplicates,
 //    malformed lines) live from Kafka; the same lines as one .zst file go through
 //    `tally replay --mode rebuild` into a fresh data dir, where tallyd B (on its own, empty
 //    embedded broker) answers exactly as A. `tally replay --mode merge` of the same file, twice,
 //    into B's stopped views changes nothing (all duplicates).
-//  - RebuildWhileServing (acceptance 2): A serves and ingests while a producer keeps writing and
+//  - RebuildWhileServing: A serves and ingests while a producer keeps writing and
 //    a query thread hammers it; `tally replay --mode rebuild --from-topic --tallyd A` switches A
 //    to the rebuilt store. No query fails, no total drops below what was seen before the
 //    rebuild (a total may dip briefly right after the switch: the rebuilt store can be behind
 //    the old one's offsets until the consumer catches up; such dips are logged, not failed),
 //    and after catch-up A answers as tallyd C that read the whole topic from scratch
 //    (and workspace-metrics totals match the brute-force reference): nothing lost or doubled.
-//  - SnapshotReplica (acceptance 4): `tally snapshot` of A, then tallyd S started with
+//  - SnapshotReplica: `tally snapshot` of A, then tallyd S started with
 //    `--from-snapshot` in another consumer group while more events arrive; S continues from the
 //    snapshot's offsets (consumes only the new events) and answers as A.
 //  - AdminEndpointsAuthAndValidation: 401 / 403 / 422 / 404 of POST /admin/v1/{switch,snapshot}.
@@ -518,7 +518,7 @@ std::string ReadCurrent(const std::string& data_dir) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Acceptance 1.
+// Replayed files answer like live ingest.
 
 TEST(ReplayE2E, ReplayedFilesEqualLiveIngest) {
   const auto t0 = SteadyClock::now();
@@ -591,11 +591,11 @@ TEST(ReplayE2E, ReplayedFilesEqualLiveIngest) {
   ASSERT_TRUE(b.Start("embedded", b_dir, "group-b", keys));
   ASSERT_TRUE(b.WaitForCatchUp(Millis(60000)));
   EXPECT_EQ(DiffAnswers(CollectAnswers(b.http(), queries), want), "");
-  std::fprintf(stderr, "[replay_e2e] acceptance 1 done in %.1f s\n", Seconds(t0));
+  std::fprintf(stderr, "[replay_e2e] replayed files vs live done in %.1f s\n", Seconds(t0));
 }
 
 // ---------------------------------------------------------------------------------------------
-// Acceptance 2.
+// Rebuild while serving.
 
 // One endpoint the query thread hammers, and how to read a total that only grows as events
 // arrive (counts, distinct users, sums of counts).
@@ -791,11 +791,11 @@ TEST(ReplayE2E, RebuildWhileServing) {
     for (size_t i = 0; i < calls.size(); i += 29) sample.push_back(calls[i]);
   }
   EXPECT_EQ(CheckAll(a.http(), kAdminToken, ref, sample), 0);
-  std::fprintf(stderr, "[replay_e2e] acceptance 2 done in %.1f s\n", Seconds(t0));
+  std::fprintf(stderr, "[replay_e2e] rebuild while serving done in %.1f s\n", Seconds(t0));
 }
 
 // ---------------------------------------------------------------------------------------------
-// Acceptance 4.
+// Snapshot replica.
 
 TEST(ReplayE2E, SnapshotReplica) {
   const auto t0 = SteadyClock::now();
@@ -849,7 +849,7 @@ TEST(ReplayE2E, SnapshotReplica) {
   std::vector<MetricsCall> sample;
   for (size_t i = 0; i < calls.size(); i += 23) sample.push_back(calls[i]);
   EXPECT_EQ(CheckAll(s.http(), kAdminToken, ref, sample), 0);
-  std::fprintf(stderr, "[replay_e2e] acceptance 4 done in %.1f s (%zu queries)\n", Seconds(t0),
+  std::fprintf(stderr, "[replay_e2e] snapshot replica done in %.1f s (%zu queries)\n", Seconds(t0),
                queries.size());
 }
 

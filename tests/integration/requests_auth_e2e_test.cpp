@@ -1,4 +1,4 @@
-// Issue 3, auth and validation of GET /v1/analytics/requests/<name> over a running tallyd, with
+// Auth and validation of GET /v1/analytics/requests/<name> over a running tallyd, with
 // status, Content-Type and body of each answer: 401 for a missing or unknown token (before any
 // validation), 403 for an organization the key does not hold and for a key without
 // organizations, 404 for an admin naming an organization without data and for an unknown

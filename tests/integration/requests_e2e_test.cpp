@@ -1,4 +1,4 @@
-// Issue 3, acceptance 1 and 2: `tally broker`, `tallyd`, events through Kafka, then every
+// Request analytics end to end: `tally broker`, `tallyd`, events through Kafka, then every
 // GET /v1/analytics/requests/<name> endpoint over real sockets, compared field by field with
 // RequestsReference (a brute-force scan of the raw lines, requests_reference.h).
 //
@@ -199,9 +199,9 @@ std::vector<std::string> HandEvents() {
   bad["data"]["tokens"] = "many";
   v.push_back(bad.dump());
 
-  // January, HandComputedJanuary: a rename tie in event time (the later line wins), a rename by
-  // an event of another organization, a name that needs percent-encoding, tokens written 12.0,
-  // an id re-sent with other content (ignored).
+  // January, HandComputedJanuary: a rename tie in event time (the later line wins), a refused
+  // rename by an event naming another organization, a name that needs percent-encoding, tokens
+  // written 12.0, an id re-sent with other content (ignored).
   v.push_back(Ev("2026-01-15T10:00:00Z", "hu_5", "ag_tie")
                   .Type("agent.updated")
                   .Ws(kWsHand2)
@@ -217,7 +217,8 @@ std::vector<std::string> HandEvents() {
                   .Ws(kWsHand2)
                   .Name("R&D + Ops/\u00fc?#=%")
                   .Line());
-  // A rename carried by an event of another organization still renames.
+  // A rename carried by an event naming another organization than the workspace's is refused
+  // (dead letter "organization mismatch"): the agent keeps its name.
   v.push_back(Ev("2026-01-15T09:00:00Z", "hu_7", "ag_org")
                   .Type("agent.created")
                   .Ws(kWsHand2)
@@ -577,11 +578,11 @@ TEST_F(HandRequestsE2E, HandComputedJanuary) {
   const std::string amp = "R&D + Ops/\u00fc?#=%";
   ExpectHand("top-10-agents-by-requests", std::nullopt, R"({"top10Agents": [
     {"agent": "R&D + Ops/\u00fc?#=%", "totalRequests": 2},
-    {"agent": "Org Agent 2", "totalRequests": 1}, {"agent": "Tie B", "totalRequests": 1}]})",
+    {"agent": "Org Agent", "totalRequests": 1}, {"agent": "Tie B", "totalRequests": 1}]})",
              hand, jan);
   ExpectHand("top-10-agents-by-tokens", "", R"({"top10Agents": [
     {"agent": "Tie B", "totalTokens": 12}, {"agent": "R&D + Ops/\u00fc?#=%", "totalTokens": 7},
-    {"agent": "Org Agent 2", "totalTokens": 2}]})",
+    {"agent": "Org Agent", "totalTokens": 2}]})",
              hand, jan);
   ExpectHand("agent-usage-per-user", std::nullopt, R"({"agentUsage": [
     {"totalCost": 0.0, "totalRequests": 3, "totalTokens": 19, "user": "hu_5"},
@@ -593,8 +594,8 @@ TEST_F(HandRequestsE2E, HandComputedJanuary) {
       {{"Authorization", "Bearer tok-admin"}, {"organization-id", "org_elsewhere"}});
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->status, 404) << r->body;
-  ExpectHand("total-active-agents", "Org Agent", R"({"totalActiveAgents": 0})", hand, jan);
-  ExpectHand("total-active-agents", "Org Agent 2", R"({"totalActiveAgents": 1})", hand, jan);
+  ExpectHand("total-active-agents", "Org Agent", R"({"totalActiveAgents": 1})", hand, jan);
+  ExpectHand("total-active-agents", "Org Agent 2", R"({"totalActiveAgents": 0})", hand, jan);
   ExpectHand("total-active-agents", "Tie B", R"({"totalActiveAgents": 1})", hand, jan);
   ExpectHand("total-active-agents", "Tie A", R"({"totalActiveAgents": 0})", hand, jan);
   ExpectHand("top-10-users-by-requests", amp, R"({"top10Users": [

@@ -68,6 +68,10 @@ RefVerdict RequestsReference::Add(std::string_view line) {
     ++invalid_;
     return RefVerdict::kInvalid;
   }
+  if (bindings_.Refuses(base.workspace_id, base.organization_id)) {
+    ++refused_;
+    return RefVerdict::kRefused;
+  }
   if (!seen_.insert({base.source, base.id}).second) {
     ++duplicates_;
     return RefVerdict::kDuplicate;
@@ -112,15 +116,24 @@ std::map<AgentKey, std::string> RequestsReference::CurrentNames() const {
   return out;
 }
 
-std::map<std::string, std::string> RequestsReference::UserLabels() const {
-  std::map<std::string, std::pair<int64_t, std::string>> latest;
+std::map<std::string, std::string> RequestsReference::UserLabels(const ReqQuery& q) const {
+  // The scope: the query's organizations, or (admin) every organization with requests.
+  const std::set<std::string> scope = q.organizations ? *q.organizations : Organizations();
+  // Per (user, organization) the latest email (ties: the later event); across the scope's
+  // organizations the latest (ties: the greater organization name).
+  std::map<std::pair<std::string, std::string>, std::pair<int64_t, std::string>> latest;
   for (const ReqEvent& e : events_) {
-    if (e.email.empty()) continue;
-    auto [it, inserted] = latest.try_emplace(e.user_id, e.time_ms, e.email);
+    if (e.email.empty() || !scope.contains(e.organization_id)) continue;
+    auto [it, inserted] = latest.try_emplace({e.user_id, e.organization_id}, e.time_ms, e.email);
     if (!inserted && e.time_ms >= it->second.first) it->second = {e.time_ms, e.email};
   }
+  std::map<std::string, std::pair<int64_t, std::string>> best;
+  for (auto& [key, v] : latest) {  // organizations in increasing name order per user
+    auto [it, inserted] = best.try_emplace(key.first, v);
+    if (!inserted && v.first >= it->second.first) it->second = v;
+  }
   std::map<std::string, std::string> out;
-  for (auto& [user, v] : latest) out[user] = v.second;
+  for (auto& [user, v] : best) out[user] = v.second;
   return out;
 }
 
@@ -131,8 +144,8 @@ std::string RequestsReference::AgentName(const std::string& workspace_id,
   return it == names.end() ? agent_id : it->second;
 }
 
-std::string RequestsReference::UserLabel(const std::string& user_id) const {
-  std::map<std::string, std::string> labels = UserLabels();
+std::string RequestsReference::UserLabel(const std::string& user_id, const ReqQuery& q) const {
+  std::map<std::string, std::string> labels = UserLabels(q);
   auto it = labels.find(user_id);
   return it == labels.end() ? user_id : it->second;
 }
@@ -161,7 +174,7 @@ std::vector<const ReqEvent*> RequestsReference::Select(const ReqQuery& q,
 std::map<std::string, json> RequestsReference::AnswerAll(const ReqQuery& q) const {
   const std::vector<const ReqEvent*> requests = Select(q, true);
   const std::map<AgentKey, std::string> names = CurrentNames();
-  const std::map<std::string, std::string> labels = UserLabels();
+  const std::map<std::string, std::string> labels = UserLabels(q);
   auto name_of = [&](const AgentKey& a) {
     auto it = names.find(a);
     return it == names.end() ? a.second : it->second;

@@ -1,6 +1,6 @@
 #pragma once
 // A deliberately simple reference model of the GeneXus request-analytics endpoints
-// (GET /v1/analytics/requests/<name>, issue 3), for end-to-end tests; and a tallyd started with
+// (GET /v1/analytics/requests/<name>), for end-to-end tests; and a tallyd started with
 // organization-scoped API keys (the harness's KeySpec has no `organizations`).
 //
 //   tally::integration::RequestsReference ref;
@@ -15,7 +15,7 @@
 // (nlohmann::json), the extra fields are read with nlohmann::json, and every answer is a scan
 // over the accepted event list. It is meant to be obviously right rather than fast.
 //
-// Semantics (DESIGN.md and the issue 3 contract):
+// Semantics (docs/request-analytics.md):
 //  - Requests are accepted `agent.executed` events. Invalid lines are dropped; the first
 //    occurrence of a (source, id) pair wins (the test data keeps every duplicate inside the
 //    dedupe window, so a plain set is exact).
@@ -94,8 +94,9 @@ class RequestsReference {
 
   // The current name of agent (workspace, agent id), or the id when it never carried a name.
   std::string AgentName(const std::string& workspace_id, const std::string& agent_id) const;
-  // The label of a user: latest email, or the id.
-  std::string UserLabel(const std::string& user_id) const;
+  // The label of a user in the scope of `q`: the latest email carried by events of the scope's
+  // organizations, or the id.
+  std::string UserLabel(const std::string& user_id, const ReqQuery& q) const;
 
   // Current names of the agents with requests visible to `q` (agent_name ignored), busiest
   // first (ties by name).
@@ -112,17 +113,20 @@ class RequestsReference {
   size_t accepted() const { return events_.size(); }
   size_t invalid() const { return invalid_; }
   size_t duplicates() const { return duplicates_; }
+  size_t refused() const { return refused_; }
 
  private:
   // Requests visible to `q` in its range, agent_name applied when `apply_agent_name`.
   std::vector<const ReqEvent*> Select(const ReqQuery& q, bool apply_agent_name) const;
   std::map<std::pair<std::string, std::string>, std::string> CurrentNames() const;
-  std::map<std::string, std::string> UserLabels() const;
+  std::map<std::string, std::string> UserLabels(const ReqQuery& q) const;
 
   std::vector<ReqEvent> events_;
   std::set<std::pair<std::string, std::string>> seen_;  // (source, id)
+  RefBindings bindings_;
   size_t invalid_ = 0;
   size_t duplicates_ = 0;
+  size_t refused_ = 0;
 };
 
 // Compares a response body with the reference's: the same keys and array lengths, strings and

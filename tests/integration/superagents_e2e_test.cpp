@@ -1,4 +1,4 @@
-// Issue 4, acceptance 1 and 2 (Super Agents part): `tally broker`, `tallyd`, events through Kafka,
+// Super Agents end to end: `tally broker`, `tallyd`, events through Kafka,
 // then GET /api/v1/monitoring/{workspace_id}/superagents over real sockets, compared with a
 // brute-force reference computed here from the events the test built: every sort field in both
 // directions, search, visibility, from/to, deletions (and revival by copy) and renames, a full
