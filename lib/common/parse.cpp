@@ -4,15 +4,16 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 namespace tally {
 namespace {
 
 std::unexpected<Error> Invalid(std::string_view name, const std::string& what,
                                std::string_view text) {
-  return Fail(ErrorCode::kInvalidArgument,
-              std::string(name) + ": " + what + ", got '" + std::string(text) + "'",
-              std::string(name));
+  std::string message = name.empty() ? std::string() : std::string(name) + ": ";
+  message += what + ", got '" + std::string(text) + "'";
+  return Fail(ErrorCode::kInvalidArgument, std::move(message), std::string(name));
 }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }

@@ -10,7 +10,8 @@
 // Numbers are plain decimal: an optional '-' (never '+'), digits, nothing else (no spaces, no
 // hex, no exponent for integers); the whole text must be consumed. Every failure is a
 // kInvalidArgument whose `field` is `name` and whose message starts with `name`, e.g.
-// "--listen: the port must be an integer from 0 to 65535, got 'abc'". Pure and thread-safe.
+// "--listen: the port must be an integer from 0 to 65535, got '127.0.0.1:abc'" (with an empty
+// `name`, the message starts at "the port..."). Pure and thread-safe.
 
 #include <cstdint>
 #include <string>

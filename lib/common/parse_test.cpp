@@ -90,5 +90,11 @@ TEST(ParseHostPortTest, RefusesBadAddressesNamingTheFlag) {
             "--listen: the port must be an integer from 0 to 65535, got '127.0.0.1:abc'");
 }
 
+TEST(ParseInt64Test, EmptyNameGivesAMessageWithoutPrefix) {
+  auto r = ParseInt64("x", 1, 2, "");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "the value must be an integer from 1 to 2, got 'x'");
+}
+
 }  // namespace
 }  // namespace tally
