@@ -125,4 +125,36 @@ Result<HostPort> ParseHostPort(std::string_view text, bool allow_zero_port, std:
   return out;
 }
 
+std::optional<size_t> Utf8Length(std::string_view text) {
+  size_t chars = 0;
+  size_t i = 0;
+  const size_t n = text.size();
+  auto cont = [&](size_t k) { return k < n && (static_cast<uint8_t>(text[k]) & 0xC0) == 0x80; };
+  while (i < n) {
+    const uint8_t b = static_cast<uint8_t>(text[i]);
+    if (b < 0x80) {
+      i += 1;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      if (!cont(i + 1)) return std::nullopt;
+      i += 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      if (!cont(i + 1) || !cont(i + 2)) return std::nullopt;
+      const uint8_t b1 = static_cast<uint8_t>(text[i + 1]);
+      if (b == 0xE0 && b1 < 0xA0) return std::nullopt;   // overlong
+      if (b == 0xED && b1 >= 0xA0) return std::nullopt;  // UTF-16 surrogate
+      i += 3;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return std::nullopt;
+      const uint8_t b1 = static_cast<uint8_t>(text[i + 1]);
+      if (b == 0xF0 && b1 < 0x90) return std::nullopt;   // overlong
+      if (b == 0xF4 && b1 >= 0x90) return std::nullopt;  // above U+10FFFF
+      i += 4;
+    } else {
+      return std::nullopt;  // a continuation byte first, 0xC0/0xC1 (overlong) or 0xF5..0xFF
+    }
+    ++chars;
+  }
+  return chars;
+}
+
 }  // namespace tally

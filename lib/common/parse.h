@@ -14,6 +14,7 @@
 // `name`, the message starts at "the port..."). Pure and thread-safe.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -41,5 +42,9 @@ struct HostPort {
 
 // "HOST:PORT" or "[IPV6]:PORT". HOST must be non-empty and PORT as ParsePort.
 Result<HostPort> ParseHostPort(std::string_view text, bool allow_zero_port, std::string_view name);
+
+// The number of characters (Unicode code points) of `text` if it is well-formed UTF-8 (RFC 3629:
+// shortest form only, no surrogates, nothing above U+10FFFF), else nullopt.
+std::optional<size_t> Utf8Length(std::string_view text);
 
 }  // namespace tally

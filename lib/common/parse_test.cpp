@@ -96,5 +96,23 @@ TEST(ParseInt64Test, EmptyNameGivesAMessageWithoutPrefix) {
   EXPECT_EQ(r.error().message, "the value must be an integer from 1 to 2, got 'x'");
 }
 
+TEST(Utf8LengthTest, CountsCodePoints) {
+  EXPECT_EQ(Utf8Length(""), 0u);
+  EXPECT_EQ(Utf8Length("abc"), 3u);
+  EXPECT_EQ(Utf8Length("\xC3\xA9t\xC3\xA9"), 3u);  // "été"
+  EXPECT_EQ(Utf8Length("\xE2\x82\xAC"), 1u);       // U+20AC
+  EXPECT_EQ(Utf8Length("\xF0\x9F\x98\x80"), 1u);   // U+1F600
+  EXPECT_EQ(Utf8Length("\xF4\x8F\xBF\xBF"), 1u);   // U+10FFFF
+  EXPECT_EQ(Utf8Length(std::string("a\0b", 3)), 3u);
+}
+
+TEST(Utf8LengthTest, RefusesMalformed) {
+  for (const char* bad :
+       {"\xC3", "\xC3(", "\x80", "\xBF", "\xC0\xAF", "\xC1\xBF", "\xE0\x80\xAF", "\xED\xA0\x80",
+        "\xF0\x80\x80\xAF", "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xFF", "a\xE2\x82"}) {
+    EXPECT_FALSE(Utf8Length(bad)) << testing::PrintToString(std::string(bad));
+  }
+}
+
 }  // namespace
 }  // namespace tally

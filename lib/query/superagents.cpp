@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <unordered_map>
 
+#include "common/parse.h"
 #include "query/internal/snapshot_reader.h"
 #include "query/range.h"
 #include "store/store.h"
@@ -1065,7 +1066,10 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
                     : Fail(ErrorCode::kInvalidArgument,
                            "The from field is required when to is present.", "from");
   }
-  if (req.search.size() > kSuperagentsMaxSearch) {
+  if (const std::optional<size_t> chars = Utf8Length(req.search); !chars) {
+    return Fail(ErrorCode::kInvalidArgument, "The search field must be a valid UTF-8 string.",
+                "search");
+  } else if (*chars > kSuperagentsMaxSearch) {
     return Fail(ErrorCode::kInvalidArgument,
                 "The search field must not be greater than 100 characters.", "search");
   }

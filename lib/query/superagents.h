@@ -64,7 +64,7 @@ class Store;
 namespace tally::query {
 
 inline constexpr int32_t kSuperagentsMaxDays = 3660;
-inline constexpr size_t kSuperagentsMaxSearch = 100;
+inline constexpr size_t kSuperagentsMaxSearch = 100;  // characters (code points)
 
 enum class SuperagentSortField {
   kName,
@@ -105,7 +105,7 @@ struct SuperagentsRequest {
   std::optional<DayNumber> from;
   std::optional<DayNumber> to;
   SuperagentSort sort;
-  std::string search;  // empty = no search; at most kSuperagentsMaxSearch bytes
+  std::string search;  // empty = no search; UTF-8, at most kSuperagentsMaxSearch characters
   VisibilityFilter visibility = VisibilityFilter::kAny;
 };
 
@@ -128,8 +128,9 @@ struct SuperagentsResult {
 };
 
 // kInvalidArgument (with `field`) when only one of from/to is set ("to" / "from"), from > to
-// ("to"), the range is longer than kSuperagentsMaxDays ("from") or search is too long
-// ("search"). An unknown workspace gives an empty result. = OpenSuperagents + every Row().
+// ("to"), the range is longer than kSuperagentsMaxDays ("from") or search is too long (in
+// characters) or not UTF-8 ("search"). An unknown workspace gives an empty result. =
+// OpenSuperagents + every Row().
 Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,
                                           const SuperagentsRequest& request);
 

@@ -216,6 +216,13 @@ TEST_F(SuperagentsTest, Validation) {
   res = ListSuperagents(*store_, clock_, r);
   ASSERT_FALSE(res.has_value());
   EXPECT_EQ(res.error().field, "search");
+  r.search = "\xC3";  // not UTF-8
+  res = ListSuperagents(*store_, clock_, r);
+  ASSERT_FALSE(res.has_value());
+  EXPECT_EQ(res.error().field, "search");
+  r.search.clear();
+  for (int i = 0; i < 100; ++i) r.search += "\xC3\xA9";  // 100 characters in 200 bytes
+  EXPECT_TRUE(ListSuperagents(*store_, clock_, r).has_value());
 }
 
 TEST_F(SuperagentsTest, AnswersFollowEveryWrite) {
