@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> kafka_options;
   bool http_ingest = true;
   size_t ingest_max_bytes = 1 << 20, ingest_max_events = 1000;
+  size_t cache_max_bytes = 64u << 20;
   int ingest_timeout_ms = 10000, ingest_max_concurrent = 0;
   app.add_option("--brokers", brokers,
                  "Kafka bootstrap servers, or 'embedded' for an in-process broker")
@@ -137,6 +138,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--cache-ttl", cache_ttl, "Response cache TTL in seconds (0 disables)")
       ->check(tally::cli::IntIn(0, 31'536'000))
+      ->capture_default_str();
+  app.add_option("--cache-max-bytes", cache_max_bytes,
+                 "Memory bound of the response cache in bytes (keys and bodies; oldest entries "
+                 "evicted first; a response over 1/8 of it is not cached; 0 disables)")
+      ->check(tally::cli::UintIn(0, uint64_t{1} << 40))
       ->capture_default_str();
   app.add_option("--now", now_text,
                  "Freeze the clock at this RFC 3339 instant (tests and demos; default: real time)");
@@ -298,6 +304,7 @@ int main(int argc, char** argv) {
   deps.metrics = &registry;
   deps.clock = &clock;
   deps.cache_ttl_s = cache_ttl;
+  deps.cache_max_bytes = cache_max_bytes;
   deps.workspace_metrics.run = [live, &clock](const tally::query::WorkspaceMetricsRequest& r) {
     return tally::query::RunWorkspaceMetrics(*live->Current()->store, clock, r);
   };
