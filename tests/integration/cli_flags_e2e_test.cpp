@@ -60,6 +60,8 @@ TEST_F(CliFlagsTest, TallydNumericFlagsAreChecked) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--cache-ttl", "-1"},
       {"--cache-ttl", "abc"},
+      {"--cache-max-bytes", "-1"},
+      {"--cache-max-bytes", "64MiB"},
       {"--http-threads", "0"},
       {"--partitions", "0"},
       {"--dedupe-window-days", "nan"},
@@ -87,6 +89,12 @@ TEST_F(CliFlagsTest, TallydConfigFileValuesAreChecked) {
     out << "http-threads = -4\n";
   }
   ExpectUsageError({true, {"--config", config, "--data-dir", dir_.File("data")}, "--http-threads"});
+  {
+    std::ofstream out(config, std::ios::trunc);
+    out << "cache-max-bytes = -1\n";
+  }
+  ExpectUsageError(
+      {true, {"--config", config, "--data-dir", dir_.File("data")}, "--cache-max-bytes"});
 }
 
 TEST_F(CliFlagsTest, TallySubcommandFlagsAreChecked) {
