@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "cli_flags.h"
 #include "commands.h"
 #include "kafka/embedded_broker.h"
 
@@ -82,7 +83,7 @@ Command AddBrokerCommand(CLI::App& app) {
       "batches) and gets a new cluster id every run: for tests and demos, not production.");
   sub->add_option("-p,--partitions", args->partitions, "Partitions of the events topic")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
+      ->check(IntIn(1, 1024));
   sub->add_option("-t,--topic", args->topic,
                   "Events topic; '<topic>.dlq' (1 partition) is created too")
       ->capture_default_str();
@@ -90,7 +91,7 @@ Command AddBrokerCommand(CLI::App& app) {
                   "Also write the bootstrap address to this file (atomically; removed on exit)");
   sub->add_option("--brokers", args->brokers, "Number of mock brokers in the cluster")
       ->capture_default_str()
-      ->check(CLI::Range(1, 16));
+      ->check(IntIn(1, 16));
   sub->footer(
       "Prints 'broker listening on HOST:PORT' on stdout once ready.\n\n"
       "Examples:\n"

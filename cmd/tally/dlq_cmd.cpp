@@ -35,9 +35,11 @@
 #include <utility>
 #include <vector>
 
+#include "cli_flags.h"
 #include "commands.h"
 #include "common/calendar.h"
 #include "common/json_writer.h"
+#include "common/parse.h"
 #include "common/result.h"
 #include "event/event_parser.h"
 #include "kafka/producer.h"
@@ -364,29 +366,20 @@ Result<std::set<std::pair<int32_t, int64_t>>> ParseOffsets(const std::string& te
     std::string item =
         Trim(text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
     size_t colon = item.find(':');
-    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < item.size();
-    int32_t p = 0;
-    int64_t o = 0;
-    if (ok) {
-      try {
-        size_t used = 0;
-        p = std::stoi(item.substr(0, colon), &used);
-        ok = used == colon && p >= 0;
-        std::string off = item.substr(colon + 1);
-        o = std::stoll(off, &used);
-        ok = ok && used == off.size() && o >= 0;
-      } catch (const std::exception&) {
-        ok = false;
-      }
+    Result<int64_t> p = Fail(ErrorCode::kInvalidArgument, "no partition");
+    Result<int64_t> o = Fail(ErrorCode::kInvalidArgument, "no offset");
+    if (colon != std::string::npos) {
+      p = ParseInt64(std::string_view(item).substr(0, colon), 0, INT32_MAX, "partition");
+      o = ParseInt64(std::string_view(item).substr(colon + 1), 0, INT64_MAX, "offset");
     }
-    if (!ok) {
+    if (!p || !o) {
       return Fail(ErrorCode::kInvalidArgument,
                   "--offsets expects PARTITION:OFFSET[,PARTITION:OFFSET...] (e.g. 0:12,0:15), "
                   "got '" +
                       item + "'",
                   "offsets");
     }
-    out.emplace(p, o);
+    out.emplace(static_cast<int32_t>(*p), *o);
     if (comma == std::string::npos) break;
     pos = comma + 1;
   }
@@ -591,6 +584,7 @@ void AddBrokerOptions(CLI::App* sub, DlqArgs* a) {
   f->excludes(b);
   sub->add_option("--topic", a->topic, "Dead-letter topic")->capture_default_str();
   sub->add_option("--timeout", a->timeout_s, "Seconds to wait for the brokers")
+      ->check(IntIn(1, 86'400))
       ->capture_default_str();
 }
 

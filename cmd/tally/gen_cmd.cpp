@@ -2,9 +2,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 
+#include "cli_flags.h"
 #include "commands.h"
 #include "gen/generator.h"
 
@@ -75,29 +77,43 @@ Command AddGenCommand(CLI::App& app) {
       "gen",
       "Write realistic synthetic usage events (CloudEvents, one JSON per line).\n"
       "The output is a pure function of the options: fix --end-day for reproducible files.");
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
   sub->add_option("-n,--events", o.events, "Number of lines (duplicates and malformed included)")
+      ->check(IntIn(0, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
-  sub->add_option("-s,--seed", o.seed, "Random seed")->capture_default_str();
-  sub->add_option("--workspaces", o.workspaces, "Number of workspaces")->capture_default_str();
+  sub->add_option("-s,--seed", o.seed, "Random seed")
+      ->check(UintIn(0, std::numeric_limits<uint64_t>::max()))
+      ->capture_default_str();
+  sub->add_option("--workspaces", o.workspaces, "Number of workspaces")
+      ->check(IntIn(1, kIntMax))
+      ->capture_default_str();
   sub->add_option("--organizations", o.organizations, "Number of organizations")
+      ->check(IntIn(1, kIntMax))
       ->capture_default_str();
   sub->add_option("--projects", o.projects_per_workspace, "Projects per workspace")
+      ->check(IntIn(1, kIntMax))
       ->capture_default_str();
   sub->add_option("--users", o.users, "Number of users (Zipf-skewed activity)")
+      ->check(IntIn(1, kIntMax))
       ->capture_default_str();
   sub->add_option("--agents", o.agents, "Number of agents (scaled down for small streams)")
+      ->check(IntIn(0, kIntMax))
       ->capture_default_str();
-  sub->add_option("--workflows", o.workflows, "Number of workflows (idem)")->capture_default_str();
-  sub->add_option("--days", o.days, "Days of history ending at --end-day")->capture_default_str();
+  sub->add_option("--workflows", o.workflows, "Number of workflows (idem)")
+      ->check(IntIn(0, kIntMax))
+      ->capture_default_str();
+  sub->add_option("--days", o.days, "Days of history ending at --end-day")
+      ->check(IntIn(1, kIntMax))
+      ->capture_default_str();
   sub->add_option("--end-day", o.end_day, "Last day YYYY-MM-DD (default: today UTC)");
   sub->add_option("--duplicates", o.duplicate_fraction,
                   "Fraction of lines that repeat an earlier event verbatim (same source+id)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(NumberIn(0, 1));
   sub->add_option("--malformed", o.malformed_fraction,
                   "Fraction of malformed lines (every kind of rejection, round-robin)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(NumberIn(0, 1));
   sub->add_option("-o,--output", args->output, "Output file ('-' = stdout)")->capture_default_str();
   sub->footer(
       "Examples:\n"

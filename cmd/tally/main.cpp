@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli_flags.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {
@@ -36,11 +37,7 @@ int main(int argc, char** argv) {
       tally::cli::AddDlqCommand(app),
   };
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (auto rc = tally::cli::ParseCommandLine(app, argc, argv)) return *rc;
   if (verbose) spdlog::set_level(spdlog::level::debug);
   try {
     for (const auto& command : commands) {

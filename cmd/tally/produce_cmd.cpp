@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli_flags.h"
 #include "commands.h"
 #include "kafka/producer.h"
 
@@ -246,9 +247,10 @@ Command AddProduceCommand(CLI::App& app) {
   sub->add_option("-t,--topic", args->topic, "Topic")->capture_default_str();
   sub->add_option("--rate", args->rate, "Limit to N events/s (0 = as fast as possible)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(NumberIn(0, 1e9));
   sub->add_option("--flush-timeout", args->flush_timeout_s,
                   "Seconds to wait for outstanding deliveries at the end")
+      ->check(IntIn(0, 86'400))
       ->capture_default_str();
   sub->add_option("-X,--property", args->properties,
                   "Extra librdkafka producer property name=value (repeatable)");

@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "cli_flags.h"
 #include "commands.h"
 #include "common/json_writer.h"
+#include "common/parse.h"
 #include "event/event_parser.h"
 #include "http/auth.h"
 #include "http/testing/http_client.h"
@@ -63,7 +65,13 @@ Result<replay::TopicStart> ParseStart(const std::string& text) {
         return Fail(ErrorCode::kInvalidArgument,
                     "--start offsets:P=O[,P=O...] expected, got '" + text + "'", "start");
       }
-      s.offsets[std::stoi(item.substr(0, eq))] = std::stoll(item.substr(eq + 1));
+      auto partition =
+          ParseInt64(std::string_view(item).substr(0, eq), 0, INT32_MAX, "--start partition");
+      if (!partition) return std::unexpected(partition.error());
+      auto offset =
+          ParseInt64(std::string_view(item).substr(eq + 1), 0, INT64_MAX, "--start offset");
+      if (!offset) return std::unexpected(offset.error());
+      s.offsets[static_cast<int32_t>(*partition)] = *offset;
       if (comma == std::string::npos) break;
       pos = comma + 1;
     }
@@ -180,18 +188,28 @@ int Feed(const ReplayArgs& a, replay::Replayer* replayer, const std::string& bro
   return 0;
 }
 
-// A connection to the tallyd at `url` (http://HOST:PORT[/...]); kInvalidArgument for another
-// form, kUnavailable when it does not answer.
-Result<http::testing::HttpClient> ConnectTallyd(const std::string& url) {
-  std::string hostport = url;
-  if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
-  if (auto slash = hostport.find('/'); slash != std::string::npos) hostport.resize(slash);
-  auto colon = hostport.rfind(':');
-  if (colon == std::string::npos || colon + 1 == hostport.size()) {
-    return Fail(ErrorCode::kInvalidArgument, "--tallyd must be http://HOST:PORT", "tallyd");
+// HOST and PORT of `url` (http://HOST:PORT[/...] or HOST:PORT), port 1..65535;
+// kInvalidArgument naming --tallyd otherwise.
+Result<HostPort> ParseTallydUrl(const std::string& url) {
+  std::string_view hostport = url;
+  if (hostport.starts_with("http://")) hostport.remove_prefix(7);
+  if (auto slash = hostport.find('/'); slash != std::string_view::npos) {
+    hostport = hostport.substr(0, slash);
   }
-  return http::testing::HttpClient::Connect(
-      hostport.substr(0, colon), static_cast<uint16_t>(std::stoi(hostport.substr(colon + 1))));
+  auto address = ParseHostPort(hostport, /*allow_zero_port=*/false, "--tallyd");
+  if (!address) {
+    return Fail(ErrorCode::kInvalidArgument,
+                address.error().message + " (expected http://HOST:PORT)", "tallyd");
+  }
+  return address;
+}
+
+// A connection to the tallyd at `url` (as ParseTallydUrl); kInvalidArgument for another form,
+// kUnavailable when it does not answer.
+Result<http::testing::HttpClient> ConnectTallyd(const std::string& url) {
+  auto address = ParseTallydUrl(url);
+  if (!address) return std::unexpected(address.error());
+  return http::testing::HttpClient::Connect(address->host, address->port);
 }
 
 // POST /admin/v1/switch on a running tallyd. "" on success, else the reason.
@@ -231,6 +249,17 @@ int RunReplay(const ReplayArgs& a) {
   if (a.from_topic && brokers.empty()) {
     std::fprintf(stderr, "replay: --from-topic needs --brokers or --broker-addr-file\n");
     return 2;
+  }
+  // Flag values are checked before any work (a rebuild can take hours).
+  if (auto start = ParseStart(a.start); !start) {
+    std::fprintf(stderr, "replay: %s\n", start.error().message.c_str());
+    return 2;
+  }
+  if (!a.tallyd.empty()) {
+    if (auto address = ParseTallydUrl(a.tallyd); !address) {
+      std::fprintf(stderr, "replay: %s\n", address.error().message.c_str());
+      return 2;
+    }
   }
   store::StoreOptions so;
   so.dedupe_window_ms = static_cast<int64_t>(a.dedupe_days * 86'400'000);
@@ -436,13 +465,17 @@ Command AddReplayCommand(CLI::App& app) {
                   "Running tallyd to switch to the rebuilt store (http://HOST:PORT)");
   sub->add_option("--token", a->token, "Admin API token for --tallyd");
   sub->add_flag("--no-switch", a->no_switch, "Build only; print the command that switches");
-  sub->add_option("--batch", a->batch, "Events per WriteBatch")->capture_default_str();
+  sub->add_option("--batch", a->batch, "Events per WriteBatch")
+      ->check(UintIn(1, 100'000'000))
+      ->capture_default_str();
   sub->add_option("--late-events", a->late_events,
                   "Events older than the dedupe window before the newest event: apply (count "
                   "them) or reject (count them as rejected, reason late_event)")
       ->check(CLI::IsMember({"apply", "reject"}))
       ->capture_default_str();
-  sub->add_option("--dedupe-window-days", a->dedupe_days, "As tallyd's")->capture_default_str();
+  sub->add_option("--dedupe-window-days", a->dedupe_days, "As tallyd's")
+      ->check(NumberIn(0, 36'500))
+      ->capture_default_str();
   sub->add_option("--keys", a->keys,
                   "tallyd's keys file: its [[workspaces]] organization bindings apply (events "
                   "naming another organization are rejected, reason organization_mismatch)");

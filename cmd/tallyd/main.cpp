@@ -6,15 +6,18 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "cli_flags.h"
 #include "common/calendar.h"
 #include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/metrics.h"
+#include "common/parse.h"
 #include "common/sha256.h"
 #include "http/auth.h"
 #include "http/server.h"
@@ -55,6 +58,12 @@ bool WriteFileAtomically(const std::string& path, const std::string& text) {
 int Die(const std::string& message) {
   spdlog::critical("{}", message);
   return 1;
+}
+
+// A flag's value is wrong: said on stderr, exit status 2 (as CLI11's own usage errors).
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "%s\nRun with --help for more information.\n", message.c_str());
+  return tally::cli::kUsageExit;
 }
 
 // Copies a snapshot (a RocksDB checkpoint) into <data_dir>/db unless a store is already there.
@@ -112,6 +121,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> kafka_options;
   bool http_ingest = true;
   size_t ingest_max_bytes = 1 << 20, ingest_max_events = 1000;
+  size_t cache_max_bytes = 64u << 20;
   int ingest_timeout_ms = 10000, ingest_max_concurrent = 0;
   app.add_option("--brokers", brokers,
                  "Kafka bootstrap servers, or 'embedded' for an in-process broker")
@@ -122,26 +132,37 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "Directory for the RocksDB views and broker.addr")
       ->capture_default_str();
   app.add_option("--listen", listen, "HTTP listen address HOST:PORT (port 0 = any free port)")
+      ->check(tally::cli::HostPortSpec(/*allow_zero_port=*/true))
       ->capture_default_str();
   app.add_option("--keys", keys_path, "API keys file (TOML, SHA-256 hashes only)")
       ->capture_default_str();
   app.add_option("--cache-ttl", cache_ttl, "Response cache TTL in seconds (0 disables)")
+      ->check(tally::cli::IntIn(0, 31'536'000))
+      ->capture_default_str();
+  app.add_option("--cache-max-bytes", cache_max_bytes,
+                 "Memory bound of the response cache in bytes (keys and bodies; oldest entries "
+                 "evicted first; a response over 1/8 of it is not cached; 0 disables)")
+      ->check(tally::cli::UintIn(0, uint64_t{1} << 40))
       ->capture_default_str();
   app.add_option("--now", now_text,
                  "Freeze the clock at this RFC 3339 instant (tests and demos; default: real time)");
   app.add_option("--port-file", port_file, "Write the bound HOST:PORT to this file once listening");
-  app.add_option("--http-threads", http_threads, "HTTP worker threads")->capture_default_str();
+  app.add_option("--http-threads", http_threads, "HTTP worker threads")
+      ->check(tally::cli::IntIn(1, 1024))
+      ->capture_default_str();
   app.add_option("--partitions", partitions, "Partitions of the topic on the embedded broker")
+      ->check(tally::cli::IntIn(1, 1024))
       ->capture_default_str();
   app.add_option("--dedupe-window-days", dedupe_days, "Dedupe window in days of event time")
+      ->check(tally::cli::NumberIn(0, 36'500))
       ->capture_default_str();
   app.add_option("--batch-max", batch_max, "Most messages per ingest batch")
-      ->check(CLI::Range(1, 1000000))
+      ->check(tally::cli::IntIn(1, 1'000'000))
       ->capture_default_str();
   app.add_option("--batch-ms", batch_ms,
                  "Most time from an ingest batch's first message to its store, unless the "
                  "previous batch is still being stored: then it grows up to --batch-max (ms)")
-      ->check(CLI::Range(0, 60000))
+      ->check(tally::cli::IntIn(0, 60'000))
       ->capture_default_str();
   app.add_option(
          "--on-new-log", new_log,
@@ -169,33 +190,37 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--http-ingest-max-bytes", ingest_max_bytes,
                  "Largest POST /v1/events body (413 above; raises the server's body limit)")
+      ->check(tally::cli::UintIn(1, 1u << 30))
       ->capture_default_str();
   app.add_option("--http-ingest-max-events", ingest_max_events,
                  "Most events per POST /v1/events batch (413 above)")
+      ->check(tally::cli::UintIn(1, 1'000'000))
       ->capture_default_str();
   app.add_option("--http-ingest-timeout-ms", ingest_timeout_ms,
                  "How long POST /v1/events waits for the broker's acknowledgements (503 after)")
+      ->check(tally::cli::IntIn(1, 3'600'000))
       ->capture_default_str();
   app.add_option("--http-ingest-max-concurrent", ingest_max_concurrent,
                  "POST /v1/events requests waiting for the broker at once (503 above; 0 = no "
                  "limit); each holds an HTTP thread while it waits")
+      ->check(tally::cli::IntIn(0, 1'000'000))
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  if (auto rc = tally::cli::ParseCommandLine(app, argc, argv)) return *rc;
   spdlog::set_level(spdlog::level::from_str(log_level));
 
   tally::Clock clock;
   if (!now_text.empty()) {
     auto now = tally::ParseRfc3339Millis(now_text);
-    if (!now) return Die("--now: " + now.error().message + " (example: 2026-03-01T12:00:00Z)");
+    if (!now) return Usage("--now: " + now.error().message + " (example: 2026-03-01T12:00:00Z)");
     clock = tally::Clock::Fixed(*now);
   }
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return Die("--listen must be HOST:PORT, e.g. 127.0.0.1:8080");
+  auto address = tally::ParseHostPort(listen, /*allow_zero_port=*/true, "--listen");
+  if (!address) return Usage(address.error().message);
   tally::http::ServerOptions server_options;
-  server_options.host = listen.substr(0, colon);
-  server_options.port = static_cast<uint16_t>(std::stoi(listen.substr(colon + 1)));
+  server_options.host = address->host;
+  server_options.port = address->port;
   server_options.threads = http_threads;
   if (http_ingest) {
     server_options.max_body_bytes = std::max(server_options.max_body_bytes, ingest_max_bytes);
@@ -246,7 +271,7 @@ int main(int argc, char** argv) {
   co.group = group;
   for (const std::string& kv : kafka_options) {
     auto eq = kv.find('=');
-    if (eq == std::string::npos) return Die("--kafka-option must be NAME=VALUE, got " + kv);
+    if (eq == std::string::npos) return Usage("--kafka-option must be NAME=VALUE, got " + kv);
     co.extra_config[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   if (instance_id == "auto") {
@@ -280,6 +305,7 @@ int main(int argc, char** argv) {
   deps.metrics = &registry;
   deps.clock = &clock;
   deps.cache_ttl_s = cache_ttl;
+  deps.cache_max_bytes = cache_max_bytes;
   deps.workspace_metrics.run = [live, &clock](const tally::query::WorkspaceMetricsRequest& r) {
     return tally::query::RunWorkspaceMetrics(*live->Current()->store, clock, r);
   };

@@ -220,17 +220,29 @@ Response Router::Handle(Request& request) const {
   int route_index = -1;
   Response response;
   StringPairs params;
+  StringPairs head_params;
+  int head_route = -1;  // the GET route that answers a HEAD request without a HEAD route
   std::string allow;
+  const bool head = request.method == "HEAD";
   for (size_t i = 0; i < routes_.size(); ++i) {
     if (!Match(routes_[i], request.path, &params)) continue;
     if (routes_[i].method == request.method) {
       route_index = static_cast<int>(i);
       break;
     }
+    if (head && head_route < 0 && routes_[i].method == "GET") {
+      head_route = static_cast<int>(i);
+      head_params = params;
+    }
     if (!allow.empty()) allow += ", ";
     allow += routes_[i].method;
+    if (routes_[i].method == "GET") allow += ", HEAD";
     // Remember the first path match (encoded as <= -2) so a 405 is labelled with its pattern.
     if (route_index == -1) route_index = -2 - static_cast<int>(i);
+  }
+  if (route_index < 0 && head_route >= 0) {
+    route_index = head_route;
+    params = std::move(head_params);
   }
   const bool handled = route_index >= 0;
   if (handled) {

@@ -84,7 +84,10 @@ class Router {
   void Add(std::string_view method, std::string_view pattern, Handler handler);
 
   // Dispatches `request` (fills request.path_params). Unknown path: 404 {"message": ...};
-  // known path, other method: 405 with an Allow header. The single last-resort catch for
+  // known path, other method: 405 with an Allow header (which lists HEAD next to GET). HEAD on a
+  // path without a HEAD route runs its GET route's handler (request.method stays "HEAD") and
+  // returns that response whole; the transport (server.h) sends its headers, with the
+  // Content-Length of the body, and drops the body. The single last-resort catch for
   // request handling lives here: an escaping exception becomes a 500 JSON response. Records
   // tally_http_requests_total{route,method,status} and
   // tally_http_request_duration_seconds{route} with route = the pattern ("unmatched" when no

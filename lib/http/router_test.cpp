@@ -74,9 +74,54 @@ TEST(Router, WrongMethodIs405WithAllow) {
   Response res = router.Handle(r);
   EXPECT_EQ(res.status, 405);
   ASSERT_EQ(res.headers.size(), 1u);
-  EXPECT_EQ(res.headers[0], (std::pair<std::string, std::string>("Allow", "GET, POST")));
+  EXPECT_EQ(res.headers[0], (std::pair<std::string, std::string>("Allow", "GET, HEAD, POST")));
   Request p = Make("POST", "/m");
   EXPECT_EQ(router.Handle(p).body, "2");
+}
+
+TEST(Router, HeadRunsTheGetRoute) {
+  MetricsRegistry registry;
+  Router router(&registry);
+  router.Add("GET", "/w/{id}", [](const Request& r) {
+    if (r.Header("Authorization").empty()) return JsonResponse(401, R"({"message":"no"})");
+    Response res = JsonResponse(200, "\"" + std::string(r.PathParam("id")) + "\"");
+    res.headers.emplace_back("X-Extra", "1");
+    return res;
+  });
+  router.Add("POST", "/p", [](const Request&) { return JsonResponse(200, "1"); });
+  router.Add("GET", "/h", [](const Request&) { return JsonResponse(200, "\"get\""); });
+  router.Add("HEAD", "/h", [](const Request&) { return JsonResponse(204, ""); });
+
+  Request get = Make("GET", "/w/a%20b");
+  get.headers = {{"Authorization", "Bearer x"}};
+  Request head = Make("HEAD", "/w/a%20b");
+  head.headers = get.headers;
+  Response g = router.Handle(get);
+  Response h = router.Handle(head);
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body, g.body);  // the server sends its length, not the body
+  EXPECT_EQ(h.body, "\"a b\"");
+  EXPECT_EQ(h.content_type, g.content_type);
+  ASSERT_EQ(h.headers.size(), 2u);  // X-Extra, Server-Timing
+  EXPECT_EQ(h.headers[0], g.headers[0]);
+  EXPECT_EQ(head.PathParam("id"), "a b");
+
+  Request anonymous = Make("HEAD", "/w/x");
+  EXPECT_EQ(router.Handle(anonymous).status, 401);
+
+  Request head_post = Make("HEAD", "/p");  // no GET route: still 405
+  Response r = router.Handle(head_post);
+  EXPECT_EQ(r.status, 405);
+  ASSERT_FALSE(r.headers.empty());
+  EXPECT_EQ(r.headers[0].second, "POST");
+
+  Request explicit_head = Make("HEAD", "/h");  // a HEAD route of its own wins
+  EXPECT_EQ(router.Handle(explicit_head).status, 204);
+
+  const std::string text = registry.RenderPrometheus();
+  EXPECT_NE(text.find(R"(tally_http_requests_total{route="/w/{id}",method="HEAD",status="200"} 1)"),
+            std::string::npos)
+      << text;
 }
 
 TEST(Router, HandlerExceptionBecomes500) {

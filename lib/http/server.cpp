@@ -31,6 +31,32 @@ using tcp = net::ip::tcp;
 // the response instead of a TCP reset caused by its unread request bytes.
 constexpr std::chrono::seconds kLingerTimeout{2};
 
+// Why the framing of a request's body cannot be trusted, or nullptr. Only "Transfer-Encoding:
+// chunked" (one field, exactly that coding) is accepted, never together with Content-Length
+// nor in HTTP/1.0 (RFC 9112 section 6): anything else could be read differently by a proxy in
+// front of tally, which would then see the rest of the body as another request (smuggling).
+template <class Header>
+const char* UnsafeFraming(const Header& header) {
+  int transfer_encodings = 0;
+  bool chunked = false;
+  for (const auto& field : header) {
+    if (field.name() != bhttp::field::transfer_encoding) continue;
+    ++transfer_encodings;
+    beast::string_view v = field.value();
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    chunked = beast::iequals(v, "chunked");
+  }
+  if (transfer_encodings == 0) return nullptr;
+  if (header.find(bhttp::field::content_length) != header.end()) {
+    return "A request must not have both Transfer-Encoding and Content-Length.";
+  }
+  if (transfer_encodings > 1 || !chunked || header.version() < 11) {
+    return "Unsupported Transfer-Encoding: only a single \"chunked\" coding is accepted.";
+  }
+  return nullptr;
+}
+
 class Session;
 
 }  // namespace
@@ -113,6 +139,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnReadError(ec);
     busy_ = true;
     const auto& header = parser_->get();
+    if (const char* why = UnsafeFraming(header)) {
+      // Nothing after this header can be told apart from a body: answer and close.
+      return Send(BadRequestResponse(why), 11, false, true);
+    }
     if (!parser_->is_done() && beast::iequals(header[bhttp::field::expect], "100-continue")) {
       continue_.emplace(bhttp::status::continue_, header.version());
       bhttp::async_write(stream_, *continue_,
@@ -162,10 +192,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     req.body = std::move(msg.body());
     Response res = server_->router->Handle(req);
-    Send(std::move(res), msg.version(), msg.keep_alive(), false);
+    Send(std::move(res), msg.version(), msg.keep_alive(), false, msg.method() == bhttp::verb::head);
   }
 
-  void Send(Response r, unsigned version, bool keep_alive, bool linger) {
+  // With `head`, the response announces the Content-Length of `r.body` but carries no body.
+  void Send(Response r, unsigned version, bool keep_alive, bool linger, bool head = false) {
     busy_ = true;
     keep_alive = keep_alive && !stop_requested_ && !linger && !server_->closing.load();
     res_ = {};
@@ -175,8 +206,12 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set(bhttp::field::content_type, r.content_type);
     for (const auto& [name, value] : r.headers) res_.set(name, value);
     res_.keep_alive(keep_alive);
-    res_.body() = std::move(r.body);
-    res_.prepare_payload();
+    if (head) {
+      res_.content_length(r.body.size());
+    } else {
+      res_.body() = std::move(r.body);
+      res_.prepare_payload();
+    }
     stream_.expires_after(options().write_timeout);
     bhttp::async_write(
         stream_, res_,

@@ -12,7 +12,11 @@
 //   (*server)->Stop();                                        // or let the destructor do it
 //
 // Limits: a body over max_body_bytes gets 413, headers over max_header_bytes get 431, an
-// unparsable request 400 (all JSON, then the connection closes). A request must arrive within
+// unparsable request 400 (all JSON, then the connection closes). A Transfer-Encoding other than
+// a single "chunked" (or with Content-Length, or in HTTP/1.0) gets 400 and the connection
+// closes: the bytes after such a header are never read as another request. HEAD is answered as
+// the router answers it (router.h: like GET) with the headers only; Content-Length is that of
+// the body a GET would get. A request must arrive within
 // read_timeout; an idle keep-alive connection is closed after idle_timeout. Beast stays out of
 // this header (pimpl) so that only server.cpp pays its compile time.
 

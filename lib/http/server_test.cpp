@@ -1,12 +1,20 @@
 // The HTTP server over real sockets, with the whole router of service.h and a fake backend.
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "common/sha256.h"
 #include "http/service.h"
@@ -33,6 +41,93 @@ std::string KeysToml() {
          entry("member-a", "tok-member", R"(workspaces = { "ws-a" = "member" })") +
          entry("owner-b", "tok-b", R"(workspaces = { "ws-b" = "owner" })") +
          entry("admin", "tok-admin", "admin = true");
+}
+
+// What a raw TCP client saw: every byte the server sent, and whether it closed the connection
+// (end of stream) within the timeout.
+struct RawExchange {
+  std::string received;
+  bool closed = false;
+};
+
+// Connects to 127.0.0.1:port, writes `bytes` as they are, then reads until the server closes the
+// connection or `timeout` passes without data.
+RawExchange SendRawBytes(uint16_t port, std::string_view bytes,
+                         std::chrono::seconds timeout = std::chrono::seconds(5)) {
+  RawExchange out;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return out;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  timeval tv{};
+  tv.tv_sec = timeout.count();
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return out;
+  }
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0) {
+      out.closed = true;
+      break;
+    }
+    if (n < 0) break;  // timeout or reset
+    out.received.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+// One response as read from raw bytes: status, headers (names lowercased), and the bytes after
+// the header block (the body, with a Content-Length framing, and anything after it).
+struct RawResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;
+  std::string rest;
+};
+
+// The status lines in `bytes`: one per response (bodies here are JSON, and a response may
+// follow the previous body without a line break).
+int CountStatusLines(const std::string& bytes) {
+  int n = 0;
+  for (size_t pos = bytes.find("HTTP/1.1 "); pos != std::string::npos;
+       pos = bytes.find("HTTP/1.1 ", pos + 1)) {
+    if (pos + 12 <= bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[pos + 9]))) ++n;
+  }
+  return n;
+}
+
+RawResponse ParseRawResponse(const std::string& bytes) {
+  RawResponse r;
+  const size_t end = bytes.find("\r\n\r\n");
+  if (bytes.size() < 12 || end == std::string::npos) return r;
+  r.status = std::stoi(bytes.substr(9, 3));
+  size_t line = bytes.find("\r\n") + 2;
+  while (line < end) {
+    size_t eol = bytes.find("\r\n", line);
+    std::string h = bytes.substr(line, eol - line);
+    size_t colon = h.find(':');
+    if (colon != std::string::npos) {
+      std::string name = h.substr(0, colon);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      size_t v = colon + 1;
+      while (v < h.size() && h[v] == ' ') ++v;
+      r.headers[name] = h.substr(v);
+    }
+    line = eol + 2;
+  }
+  r.rest = bytes.substr(end + 4);
+  return r;
 }
 
 class ServerTest : public ::testing::Test {
@@ -193,7 +288,7 @@ TEST_F(ServerTest, UnknownRouteIs404AndWrongMethod405) {
   auto wrong = Fetch("DELETE", "/api/v1/workspaces/metrics");
   ASSERT_TRUE(wrong.has_value());
   EXPECT_EQ(wrong->status, 405);
-  EXPECT_EQ(wrong->Header("allow"), "GET, POST");
+  EXPECT_EQ(wrong->Header("allow"), "GET, HEAD, POST");
 }
 
 TEST_F(ServerTest, MetricsEndpointStatuses) {
@@ -331,6 +426,120 @@ TEST_F(ServerTest, MetricsShowRequestCounters) {
       << text;
   EXPECT_NE(text.find(R"(tally_http_metrics_cache_total{result="hit"} 1)"), std::string::npos)
       << text;
+}
+
+// A body framed by a Transfer-Encoding the server does not treat as chunked, next to
+// Content-Length: 0, must not let the bytes after the header be served as a second request.
+TEST_F(ServerTest, NonChunkedTransferEncodingIs400AndCloses) {
+  // A valid request: served, it would reach the backend.
+  const std::string smuggled =
+      "GET /api/v1/workspaces/metrics?workspace_uuid=ws-a&entity=agents&metric=executions"
+      "&aggregation=count HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\n"
+      "Connection: close\r\n\r\n";
+  const std::vector<std::string> framings = {
+      "Transfer-Encoding: xchunked\r\nContent-Length: 0\r\n",
+      "Transfer-Encoding: identity\r\nContent-Length: 0\r\n",
+      "Transfer-Encoding: identity\r\n",
+      "Transfer-Encoding: xchunked\r\n",
+      "Transfer-Encoding: gzip, chunked\r\n",
+      "Transfer-Encoding: chunked, identity\r\n",
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+      "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+      "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+  };
+  for (const std::string& framing : framings) {
+    SCOPED_TRACE(framing);
+    const std::string first = "POST /healthz HTTP/1.1\r\nHost: x\r\n" + framing + "\r\n";
+    RawExchange ex = SendRawBytes(server_->port(), first + smuggled);
+    EXPECT_EQ(CountStatusLines(ex.received), 1) << ex.received;
+    EXPECT_TRUE(ex.closed) << ex.received;
+    RawResponse r = ParseRawResponse(ex.received);
+    EXPECT_EQ(r.status, 400) << ex.received;
+    EXPECT_EQ(r.headers["content-type"], "application/json");
+    EXPECT_EQ(r.headers["connection"], "close");
+    EXPECT_TRUE(json::parse(r.rest, nullptr, false).contains("message")) << r.rest;
+    EXPECT_EQ(calls_.load(), 0);  // the smuggled request never reached a handler
+  }
+  // HTTP/1.0 has no chunked coding at all.
+  RawExchange old = SendRawBytes(
+      server_->port(),
+      "POST /healthz HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(ParseRawResponse(old.received).status, 400) << old.received;
+  EXPECT_TRUE(old.closed);
+}
+
+TEST_F(ServerTest, ChunkedBodyIsStillAccepted) {
+  const std::string body = kSeedBody;
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  RawExchange ex = SendRawBytes(
+      server_->port(),
+      "POST /api/v1/workspaces/metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\n"
+      "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+      "\r\n" +
+          std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n");
+  RawResponse r = ParseRawResponse(ex.received);
+  EXPECT_EQ(r.status, 200) << ex.received;
+  EXPECT_EQ(json::parse(r.rest)["data"]["total"], 47);
+}
+
+// HEAD answers like GET: same status and headers, Content-Length of the GET body, no body.
+TEST_F(ServerTest, HeadAnswersLikeGetWithoutBody) {
+  const std::string metrics_target =
+      "/api/v1/workspaces/metrics?workspace_uuid=ws-a&entity=agents&metric=executions"
+      "&aggregation=count&group_by=user&period=30d";
+  struct Case {
+    std::string target;
+    std::string token;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"/healthz", "", 200},          {"/readyz", "", 200},           {metrics_target, "", 401},
+      {metrics_target, "tok-b", 403}, {metrics_target, "tok-a", 200}, {"/api/v1/nope", "", 404},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.target + " " + c.token);
+    std::string auth = c.token.empty() ? "" : "Authorization: Bearer " + c.token + "\r\n";
+    RawExchange get = SendRawBytes(server_->port(), "GET " + c.target + " HTTP/1.1\r\nHost: x\r\n" +
+                                                        auth + "Connection: close\r\n\r\n");
+    RawExchange head =
+        SendRawBytes(server_->port(), "HEAD " + c.target + " HTTP/1.1\r\nHost: x\r\n" + auth +
+                                          "Connection: close\r\n\r\n");
+    RawResponse g = ParseRawResponse(get.received);
+    RawResponse h = ParseRawResponse(head.received);
+    EXPECT_EQ(g.status, c.status) << get.received;
+    EXPECT_EQ(h.status, c.status) << head.received;
+    EXPECT_TRUE(head.closed);
+    EXPECT_EQ(h.rest, "") << "HEAD sent a body";
+    EXPECT_EQ(h.headers["content-length"], std::to_string(g.rest.size()));
+    EXPECT_EQ(h.headers["content-type"], g.headers["content-type"]);
+    EXPECT_EQ(h.headers["www-authenticate"], g.headers["www-authenticate"]);
+    EXPECT_EQ(h.headers.count("server-timing"), g.headers.count("server-timing"));
+  }
+  // /metrics changes between two calls; its HEAD still announces a non-empty body.
+  RawExchange head = SendRawBytes(server_->port(),
+                                  "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  RawResponse h = ParseRawResponse(head.received);
+  EXPECT_EQ(h.status, 200);
+  EXPECT_GT(std::stoul(h.headers["content-length"]), 0u);
+  EXPECT_EQ(h.rest, "");
+
+  // On a keep-alive connection the next request is read right after HEAD's headers.
+  auto client = HttpClient::Connect("127.0.0.1", server_->port());
+  ASSERT_TRUE(client.has_value());
+  auto first = client->Send("HEAD", metrics_target, {}, {{"Authorization", "Bearer tok-a"}});
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(first->status, 200);
+  EXPECT_TRUE(first->body.empty());
+  auto second = client->Send("GET", "/healthz");
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(json::parse(second->body), json::parse(R"({"status":"ok"})"));
+
+  // HEAD on a POST-only route is still 405.
+  auto post_only = client->Send("HEAD", "/admin/v1/switch");
+  ASSERT_TRUE(post_only.has_value());
+  EXPECT_TRUE(post_only->status == 405 || post_only->status == 404) << post_only->status;
 }
 
 TEST(ServerLifecycle, StopIsGracefulAndIdempotent) {

@@ -112,6 +112,7 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
 
   WorkspaceMetricsOptions options;
   options.cache_ttl_s = deps.cache_ttl_s;
+  options.cache_max_bytes = deps.cache_max_bytes;
   options.cache_max_entries = deps.cache_max_entries;
   auto metrics_handler = std::make_shared<const WorkspaceMetricsHandler>(
       deps.keys, std::move(deps.workspace_metrics), deps.clock, options, registry);

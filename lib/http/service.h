@@ -61,8 +61,9 @@ struct ServiceDeps {
   // POST /v1/events (HTTP ingest) when `events.publish` is set; not routed (404) otherwise.
   EventsBackend events;
   EventsOptions events_options;
-  ReadyFn ready;          // optional: absent = always ready
-  int cache_ttl_s = 300;  // workspace-metrics cache; 0 disables
+  ReadyFn ready;                       // optional: absent = always ready
+  int cache_ttl_s = 300;               // workspace-metrics cache; 0 disables
+  size_t cache_max_bytes = 64u << 20;  // its bound in bytes (WorkspaceMetricsOptions); 0 disables
   size_t cache_max_entries = 10000;
 };
 

@@ -201,6 +201,35 @@ TEST_F(SuperagentsHandlerTest, EveryValidation) {
   EXPECT_TRUE(body["errors"].contains("sort"));
 }
 
+// The limit of 100 counts characters (code points), not bytes; malformed UTF-8 is named.
+TEST_F(SuperagentsHandlerTest, SearchLimitCountsCharactersNotBytes) {
+  std::string e_acute_51;
+  for (int i = 0; i < 51; ++i) e_acute_51 += "\xC3\xA9";  // 102 bytes, 51 characters
+  EXPECT_EQ(Call("tok-owner-a", {{"search", e_acute_51}}).status, 200);
+  EXPECT_EQ(last_.search, e_acute_51);
+  std::string e_acute_100;
+  for (int i = 0; i < 100; ++i) e_acute_100 += "\xC3\xA9";
+  EXPECT_EQ(Call("tok-owner-a", {{"search", e_acute_100}}).status, 200);
+  std::string emoji_100;
+  for (int i = 0; i < 100; ++i) emoji_100 += "\xF0\x9F\x98\x80";  // 400 bytes
+  EXPECT_EQ(Call("tok-owner-a", {{"search", emoji_100}}).status, 200);
+  ExpectInvalid({{"search", e_acute_100 + "x"}}, "search",
+                "The search field must not be greater than 100 characters.");
+  for (const char* bad : {"caf\xC3", "\xC3(", "\xFF",
+                          "a\xED\xA0\x80"
+                          "b",
+                          "\xC0\xAF"}) {
+    SCOPED_TRACE(testing::PrintToString(std::string(bad)));
+    ExpectInvalid({{"search", bad}}, "search", "The search field must be a valid UTF-8 string.");
+  }
+  // Over a real query string: %-escapes decode to the bytes checked above.
+  Request r;
+  r.method = "GET";
+  SplitTarget("/api/v1/monitoring/ws-a/superagents?search=%C3%A9t%C3", &r);
+  EXPECT_EQ(r.FindQuery("search")->size(), 4u);
+  ExpectInvalid(r.query, "search", "The search field must be a valid UTF-8 string.");
+}
+
 TEST_F(SuperagentsHandlerTest, EngineErrors) {
   fail_ = Error{ErrorCode::kUnavailable, "store down", ""};
   EXPECT_EQ(Call("tok-owner-a", {}).status, 503);

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/calendar.h"
+#include "common/parse.h"
 #include "http/internal/date_range_params.h"
 
 namespace tally::http {
@@ -85,7 +86,10 @@ std::expected<SuperagentsQuery, FieldErrors> ParseSuperagentsRequest(const Strin
     }
   }
   if (search) {
-    if (search->size() > query::kSuperagentsMaxSearch) {
+    const std::optional<size_t> chars = Utf8Length(*search);
+    if (!chars) {
+      fail("search", "The search field must be a valid UTF-8 string.");
+    } else if (*chars > query::kSuperagentsMaxSearch) {
       fail("search", "The search field must not be greater than 100 characters.");
     } else {
       out.request.search = *search;

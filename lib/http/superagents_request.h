@@ -14,7 +14,7 @@
 //               Neither: first day of the current UTC month .. today (applied by the engine).
 //   sort        one of the 8 documented fields, "-" prefix = descending; default
 //               "-total_credits_consumed"
-//   search      at most 100 characters (bytes)
+//   search      well-formed UTF-8, at most 100 characters (code points, not bytes)
 //   visibility  private | workspace | public_with_login | public_without_login | public
 // Errors (field: message):
 //   limit: "The limit field must be an integer." / "The limit field must be between 1 and 50."
@@ -24,7 +24,8 @@
 //   to: "The to field must be a date after or equal to from."
 //   from: "The date range must not be longer than 3660 days."
 //   sort: "The selected sort is invalid."
-//   search: "The search field must not be greater than 100 characters."
+//   search: "The search field must be a valid UTF-8 string." / "The search field must not be
+//           greater than 100 characters."
 //   visibility: "The selected visibility is invalid."
 
 #include <expected>

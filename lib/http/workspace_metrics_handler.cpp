@@ -12,18 +12,23 @@ WorkspaceMetricsHandler::WorkspaceMetricsHandler(std::shared_ptr<const KeyStore>
                                                  MetricsBackend backend, const Clock* clock,
                                                  WorkspaceMetricsOptions options,
                                                  MetricsRegistry* metrics)
-    : keys_(std::move(keys)),
-      backend_(std::move(backend)),
-      clock_(clock),
-      options_(options),
-      cache_(std::make_unique<internal::ResponseCache>(
-          static_cast<int64_t>(options.cache_ttl_s) * 1000, options.cache_max_entries)) {
+    : keys_(std::move(keys)), backend_(std::move(backend)), clock_(clock), options_(options) {
+  internal::ResponseCacheOptions cache_options;
+  cache_options.ttl_ms = static_cast<int64_t>(options.cache_ttl_s) * 1000;
+  cache_options.max_bytes = options.cache_max_bytes;
+  cache_options.max_entries = options.cache_max_entries;
   if (metrics) {
     const char* help = "Workspace-metrics response cache lookups.";
     cache_hits_ = metrics->GetCounter("tally_http_metrics_cache_total", help, {{"result", "hit"}});
     cache_misses_ =
         metrics->GetCounter("tally_http_metrics_cache_total", help, {{"result", "miss"}});
+    cache_options.bytes_gauge = metrics->GetGauge(
+        "tally_http_metrics_cache_bytes",
+        "Bytes held by the workspace-metrics response cache (keys, bodies, bookkeeping).");
+    cache_options.entries_gauge = metrics->GetGauge(
+        "tally_http_metrics_cache_entries", "Entries of the workspace-metrics response cache.");
   }
+  cache_ = std::make_unique<internal::ResponseCache>(cache_options);
 }
 
 WorkspaceMetricsHandler::~WorkspaceMetricsHandler() = default;

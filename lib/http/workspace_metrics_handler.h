@@ -49,15 +49,20 @@ struct MetricsBackend {
 };
 
 struct WorkspaceMetricsOptions {
-  int cache_ttl_s = 300;             // meta.cache_ttl; 0 disables the cache
-  size_t cache_max_entries = 10000;  // oldest entries are evicted beyond this
+  int cache_ttl_s = 300;  // meta.cache_ttl; 0 disables the cache
+  // Bound on the bytes of all cached responses (keys and bookkeeping included); oldest entries
+  // are evicted beyond it, a response larger than 1/8 of it is not cached; 0 disables the cache.
+  size_t cache_max_bytes = 64u << 20;
+  size_t cache_max_entries = 10000;  // a second bound, on the number of entries
 };
 
 class WorkspaceMetricsHandler {
  public:
   // `keys` must be non-null. `clock` must be non-null and outlive the handler (read on every
   // request: cached_at and cache expiry). `metrics` may be null; otherwise it records
-  // tally_http_metrics_cache_total{result="hit"|"miss"}.
+  // tally_http_metrics_cache_total{result="hit"|"miss"} and the gauges
+  // tally_http_metrics_cache_bytes and tally_http_metrics_cache_entries (the cache's accounted
+  // bytes and entry count, expired entries being swept on every lookup and store).
   WorkspaceMetricsHandler(std::shared_ptr<const KeyStore> keys, MetricsBackend backend,
                           const Clock* clock, WorkspaceMetricsOptions options = {},
                           MetricsRegistry* metrics = nullptr);

@@ -46,7 +46,12 @@ class HandlerTest : public ::testing::Test {
       res.total = total_;
       res.from = kFrom;
       res.to = kTo;
-      if (r.group_by == query::GroupBy::kUser) {
+      if (big_rows_ > 0) {
+        // A large answer: ~140 bytes per rendered row.
+        for (size_t i = 0; i < big_rows_; ++i) {
+          res.rows.push_back({"u" + std::to_string(i), std::string(100, 'n'), "", 1});
+        }
+      } else if (r.group_by == query::GroupBy::kUser) {
         res.rows = {{"u1", "John Doe", "", 150}, {"u2", "Jane Smith", "", 120}};
       } else if (r.group_by == query::GroupBy::kDate) {
         res.rows = {{"", "", "2026-01-01", 45}, {"", "", "2026-01-02", 52.5}};
@@ -78,9 +83,19 @@ class HandlerTest : public ::testing::Test {
            R"(","entity":"agents","metric":"created","aggregation":"count")" + extra + "}";
   }
 
+  // The value of an unlabelled gauge in /metrics, or nullopt when it is not there.
+  std::optional<double> GaugeValue(const std::string& name) const {
+    const std::string text = registry_.RenderPrometheus();
+    const std::string prefix = "\n" + name + " ";
+    size_t pos = text.find(prefix);
+    if (pos == std::string::npos) return std::nullopt;
+    return std::stod(text.substr(pos + prefix.size()));
+  }
+
   MetricsRegistry registry_;
   Clock clock_ = Clock::Fixed(kNow);
   std::unique_ptr<WorkspaceMetricsHandler> handler_;
+  size_t big_rows_ = 0;  // > 0: the backend answers group_by=user with that many rows
   int calls_ = 0;
   query::WorkspaceMetricsRequest last_;
   std::optional<Error> fail_;
@@ -262,6 +277,65 @@ TEST_F(HandlerTest, CacheIsBounded) {
   EXPECT_EQ(calls_, 3);
   Call("tok-owner-a", For("ws-a", R"(,"limit":1)"));
   EXPECT_EQ(calls_, 4);
+}
+
+// The default cache holds 64 MiB: a response over 1/8 of that (8 MiB) is never cached.
+TEST_F(HandlerTest, ResponseOverAnEighthOfTheCacheIsNotCached) {
+  big_rows_ = 70'000;  // ~10 MB rendered
+  const std::string body = For("ws-a", R"(,"group_by":"user")");
+  Response first = Call("tok-owner-a", body);
+  ASSERT_EQ(first.status, 200);
+  ASSERT_GT(first.body.size(), 8u << 20);
+  Response second = Call("tok-owner-a", body);
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(calls_, 2);
+  EXPECT_EQ(GaugeValue("tally_http_metrics_cache_entries"), 0);
+  // A small answer is still cached.
+  big_rows_ = 0;
+  Call("tok-owner-a", For("ws-a"));
+  Call("tok-owner-a", For("ws-a"));
+  EXPECT_EQ(calls_, 3);
+}
+
+// Distinct large queries: the cache stays within its 64 MiB (default) instead of growing with
+// every entry up to the count limit, and the oldest entries go first.
+TEST_F(HandlerTest, CacheIsBoundedInBytes) {
+  big_rows_ = 7'500;  // ~1 MB rendered
+  for (int limit = 1; limit <= 100; ++limit) {
+    ASSERT_EQ(
+        Call("tok-owner-a", For("ws-a", R"(,"group_by":"user","limit":)" + std::to_string(limit)))
+            .status,
+        200);
+  }
+  EXPECT_EQ(calls_, 100);
+  std::optional<double> bytes = GaugeValue("tally_http_metrics_cache_bytes");
+  std::optional<double> entries = GaugeValue("tally_http_metrics_cache_entries");
+  ASSERT_TRUE(bytes.has_value());
+  ASSERT_TRUE(entries.has_value());
+  EXPECT_LE(*bytes, 64.0 * (1 << 20));
+  EXPECT_GT(*bytes, 32.0 * (1 << 20));
+  EXPECT_LT(*entries, 100);
+  EXPECT_GT(*entries, 30);
+  // The newest is still cached, the oldest was evicted.
+  Call("tok-owner-a", For("ws-a", R"(,"group_by":"user","limit":100)"));
+  EXPECT_EQ(calls_, 100);
+  Call("tok-owner-a", For("ws-a", R"(,"group_by":"user","limit":1)"));
+  EXPECT_EQ(calls_, 101);
+}
+
+// Expired entries are released by any later request, not only by a lookup of their own key.
+TEST_F(HandlerTest, ExpiredEntriesAreReleased) {
+  for (int limit = 1; limit <= 5; ++limit) {
+    Call("tok-owner-a", For("ws-a", R"(,"limit":)" + std::to_string(limit)));
+  }
+  EXPECT_EQ(GaugeValue("tally_http_metrics_cache_entries"), 5);
+  const double five = GaugeValue("tally_http_metrics_cache_bytes").value_or(0);
+  EXPECT_GT(five, 0);
+  clock_ = Clock::Fixed(kNow + 300'000);  // all five expired
+  Call("tok-owner-a", For("ws-b"));       // 403: no cache access at all
+  Call("tok-owner-a", For("ws-a", R"(,"limit":50)"));
+  EXPECT_EQ(GaugeValue("tally_http_metrics_cache_entries"), 1);
+  EXPECT_LT(GaugeValue("tally_http_metrics_cache_bytes").value_or(1e18), five / 2);
 }
 
 TEST_F(HandlerTest, BackendErrorsAreMapped) {

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <unordered_map>
 
+#include "common/parse.h"
 #include "query/internal/snapshot_reader.h"
 #include "query/range.h"
 #include "store/store.h"
@@ -148,6 +149,9 @@ constexpr size_t kCacheWorkspaces = 16;
 constexpr size_t kCacheAgents = 1'000'000;  // agents of all cached inventories together
 constexpr size_t kCacheColumnsPerKind = 4;  // credit ranges / active-user days per workspace
 constexpr size_t kCacheOrders = 16;         // sort orders per workspace
+// Besides the counts above, the estimated bytes of all entries (EntryBytes) are bounded by
+// SetSuperagentsCacheMaxBytes (default kSuperagentsCacheMaxBytes): agent names and emails of up
+// to a few KB each make the agent count alone a weak bound on memory.
 
 // A sort order of the whole inventory: agent indexes in listing order.
 using Order = std::vector<uint32_t>;
@@ -170,6 +174,14 @@ struct CacheEntry {
   std::list<std::pair<OrderKey, std::shared_ptr<const Order>>> orders;
   uint64_t last_use = 0;
 };
+
+// Estimated memory of a cache entry over `inv`: the inventory, and the most columns and sort
+// orders the entry can hold.
+size_t EntryBytes(const Inventory& inv) {
+  return inv.bytes +
+         inv.agents.size() * (kCacheColumnsPerKind * (sizeof(Credits) + sizeof(int64_t)) +
+                              kCacheOrders * sizeof(uint32_t));
+}
 
 class Cache {
  public:
@@ -206,6 +218,8 @@ class Cache {
     if (e.inventory && e.seq >= entry.seq) return;  // keep the newer one
     agents_ -= e.inventory ? e.inventory->agents.size() : 0;
     agents_ += entry.inventory->agents.size();
+    bytes_ -= e.inventory ? EntryBytes(*e.inventory) : 0;
+    bytes_ += EntryBytes(*entry.inventory);
     old = std::move(e);
     e = std::move(entry);
     e.last_use = ++clock_;
@@ -277,9 +291,35 @@ class Cache {
     return &it->second;
   }
 
-  // Drops the least recently used entries (never `keep`) beyond the bounds.
-  void Evict(const std::string& keep) {
-    while (entries_.size() > kCacheWorkspaces || (agents_ > kCacheAgents && entries_.size() > 1)) {
+ public:
+  // Changes the bound on bytes and evicts down to it (the most recently used entry stays).
+  void SetMaxBytes(size_t max_bytes) {
+    std::vector<CacheEntry> evicted;  // destroyed after the lock is released
+    std::lock_guard lock(mu_);
+    max_bytes_ = max_bytes;
+    std::string newest;
+    uint64_t newest_use = 0;
+    for (const auto& [key, e] : entries_) {
+      if (e.last_use >= newest_use) {
+        newest_use = e.last_use;
+        newest = key;
+      }
+    }
+    Evict(newest, &evicted);
+  }
+
+  // Entries and their estimated bytes.
+  std::pair<size_t, size_t> Size() {
+    std::lock_guard lock(mu_);
+    return {entries_.size(), bytes_};
+  }
+
+ private:
+  // Drops the least recently used entries (never `keep`) beyond the bounds; moves them to
+  // `evicted` when given (to be destroyed outside the lock).
+  void Evict(const std::string& keep, std::vector<CacheEntry>* evicted = nullptr) {
+    while (entries_.size() > kCacheWorkspaces ||
+           ((agents_ > kCacheAgents || bytes_ > max_bytes_) && entries_.size() > 1)) {
       auto victim = entries_.end();
       for (auto it = entries_.begin(); it != entries_.end(); ++it) {
         if (it->first == keep) continue;
@@ -287,6 +327,8 @@ class Cache {
       }
       if (victim == entries_.end()) return;
       agents_ -= victim->second.inventory->agents.size();
+      bytes_ -= EntryBytes(*victim->second.inventory);
+      if (evicted) evicted->push_back(std::move(victim->second));
       entries_.erase(victim);
     }
   }
@@ -294,6 +336,8 @@ class Cache {
   std::mutex mu_;
   std::unordered_map<std::string, CacheEntry> entries_;  // key: db identity, path, workspace
   size_t agents_ = 0;
+  size_t bytes_ = 0;  // EntryBytes of every entry's inventory
+  size_t max_bytes_ = kSuperagentsCacheMaxBytes;
   uint64_t clock_ = 0;
 };
 
@@ -1065,7 +1109,10 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
                     : Fail(ErrorCode::kInvalidArgument,
                            "The from field is required when to is present.", "from");
   }
-  if (req.search.size() > kSuperagentsMaxSearch) {
+  if (const std::optional<size_t> chars = Utf8Length(req.search); !chars) {
+    return Fail(ErrorCode::kInvalidArgument, "The search field must be a valid UTF-8 string.",
+                "search");
+  } else if (*chars > kSuperagentsMaxSearch) {
     return Fail(ErrorCode::kInvalidArgument,
                 "The search field must not be greater than 100 characters.", "search");
   }
@@ -1305,8 +1352,12 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   return out;
 }
 
+void SetSuperagentsCacheMaxBytes(size_t max_bytes) { Cache::Get().SetMaxBytes(max_bytes); }
+
 SuperagentsCacheStats GetSuperagentsCacheStats() {
-  return {g_builds.load(std::memory_order_relaxed), g_refreshes.load(std::memory_order_relaxed)};
+  auto [workspaces, bytes] = Cache::Get().Size();
+  return {g_builds.load(std::memory_order_relaxed), g_refreshes.load(std::memory_order_relaxed),
+          workspaces, bytes};
 }
 
 Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,

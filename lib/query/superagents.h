@@ -64,7 +64,7 @@ class Store;
 namespace tally::query {
 
 inline constexpr int32_t kSuperagentsMaxDays = 3660;
-inline constexpr size_t kSuperagentsMaxSearch = 100;
+inline constexpr size_t kSuperagentsMaxSearch = 100;  // characters (code points)
 
 enum class SuperagentSortField {
   kName,
@@ -105,7 +105,7 @@ struct SuperagentsRequest {
   std::optional<DayNumber> from;
   std::optional<DayNumber> to;
   SuperagentSort sort;
-  std::string search;  // empty = no search; at most kSuperagentsMaxSearch bytes
+  std::string search;  // empty = no search; UTF-8, at most kSuperagentsMaxSearch characters
   VisibilityFilter visibility = VisibilityFilter::kAny;
 };
 
@@ -128,8 +128,9 @@ struct SuperagentsResult {
 };
 
 // kInvalidArgument (with `field`) when only one of from/to is set ("to" / "from"), from > to
-// ("to"), the range is longer than kSuperagentsMaxDays ("from") or search is too long
-// ("search"). An unknown workspace gives an empty result. = OpenSuperagents + every Row().
+// ("to"), the range is longer than kSuperagentsMaxDays ("from") or search is too long (in
+// characters) or not UTF-8 ("search"). An unknown workspace gives an empty result. =
+// OpenSuperagents + every Row().
 Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,
                                           const SuperagentsRequest& request);
 
@@ -176,11 +177,22 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(
 // Counts since process start, over all stores (for tests and monitoring): agent tables built from
 // a store snapshot, and cached tables brought forward to a newer snapshot without a rebuild
 // because the store's change log showed usage-only changes.
+// Also the current size of the in-process cache: workspaces cached and their estimated bytes.
 struct SuperagentsCacheStats {
   uint64_t builds = 0;
   uint64_t refreshes = 0;
+  uint64_t workspaces = 0;
+  uint64_t bytes = 0;
 };
 SuperagentsCacheStats GetSuperagentsCacheStats();
+
+// Default bound on the estimated bytes of the in-process cache (agent tables with the columns
+// and sort orders computed from them), next to its bounds on workspaces (16) and agents (1M).
+inline constexpr size_t kSuperagentsCacheMaxBytes = size_t{1} << 30;
+
+// Sets that bound (process-wide) and evicts least recently used workspaces down to it; the most
+// recently used one is always kept, even alone above the bound. Thread-safe.
+void SetSuperagentsCacheMaxBytes(size_t max_bytes);
 
 // ---------------------------------------------------------------------------------------------
 // Inline definitions.

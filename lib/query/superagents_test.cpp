@@ -216,6 +216,52 @@ TEST_F(SuperagentsTest, Validation) {
   res = ListSuperagents(*store_, clock_, r);
   ASSERT_FALSE(res.has_value());
   EXPECT_EQ(res.error().field, "search");
+  r.search = "\xC3";  // not UTF-8
+  res = ListSuperagents(*store_, clock_, r);
+  ASSERT_FALSE(res.has_value());
+  EXPECT_EQ(res.error().field, "search");
+  r.search.clear();
+  for (int i = 0; i < 100; ++i) r.search += "\xC3\xA9";  // 100 characters in 200 bytes
+  EXPECT_TRUE(ListSuperagents(*store_, clock_, r).has_value());
+}
+
+// The engine's in-process cache is bounded by the estimated bytes of its tables, not only by
+// their number: under a bound below one table, only the most recently used one stays.
+TEST_F(SuperagentsTest, CacheIsBoundedInBytes) {
+  // Two workspaces with tables of a few KB (names near the event parser's 2 KB limit).
+  std::vector<UsageEvent> evs;
+  for (int i = 0; i < 4; ++i) {
+    for (const char* ws : {"big-1", "big-2"}) {
+      UsageEvent e = Ev("2026-03-01", "alice", Action::kCreated, "", ws);
+      e.entity_id = std::string(ws) + "-agent-" + std::to_string(i);
+      e.entity_name = std::string(2000, static_cast<char>('a' + i));
+      evs.push_back(e);
+    }
+  }
+  Apply(evs);
+  auto list = [&](const char* ws) {
+    SuperagentsRequest r;
+    r.workspace_id = ws;
+    auto res = ListSuperagents(*store_, clock_, r);
+    EXPECT_TRUE(res.has_value());
+    return res ? res->rows.size() : 0;
+  };
+  EXPECT_EQ(list("big-1"), 4u);
+  EXPECT_EQ(list("big-2"), 4u);
+  SuperagentsCacheStats two = GetSuperagentsCacheStats();
+  EXPECT_GE(two.workspaces, 2u);
+  EXPECT_GT(two.bytes, 2u * 4 * 2000);
+
+  SetSuperagentsCacheMaxBytes(8000);  // below one table: only big-2 (used last) stays
+  SuperagentsCacheStats one = GetSuperagentsCacheStats();
+  EXPECT_EQ(one.workspaces, 1u);
+  EXPECT_LT(one.bytes, two.bytes);
+  EXPECT_EQ(list("big-2"), 4u);  // still cached
+  EXPECT_EQ(GetSuperagentsCacheStats().builds, one.builds);
+  EXPECT_EQ(list("big-1"), 4u);  // evicted: built again, and big-2 goes
+  EXPECT_EQ(GetSuperagentsCacheStats().builds, one.builds + 1);
+  EXPECT_EQ(GetSuperagentsCacheStats().workspaces, 1u);
+  SetSuperagentsCacheMaxBytes(kSuperagentsCacheMaxBytes);
 }
 
 TEST_F(SuperagentsTest, AnswersFollowEveryWrite) {

@@ -28,10 +28,12 @@ struct HttpClient::Impl {
   beast::flat_buffer buffer;
   std::string host;
 
-  Result<HttpReply> ReadReply() {
+  // `head`: the reply to a HEAD request (headers only, whatever its Content-Length says).
+  Result<HttpReply> ReadReply(bool head = false) {
     beast::error_code ec;
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(64 << 20);
+    parser.skip(head);
     bhttp::read(socket, buffer, parser, ec);
     if (ec) return IoError("read", ec);
     auto& msg = parser.get();
@@ -98,7 +100,7 @@ Result<HttpReply> HttpClient::Send(std::string_view method, std::string_view tar
   beast::error_code ec;
   bhttp::write(impl_->socket, req, ec);
   if (ec) return IoError("write", ec);
-  return impl_->ReadReply();
+  return impl_->ReadReply(method == "HEAD");
 }
 
 Result<HttpReply> HttpClient::SendRaw(std::string_view bytes) {

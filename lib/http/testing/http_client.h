@@ -39,7 +39,8 @@ class HttpClient {
 
   // Sends one request and reads its response. A non-empty body gets
   // Content-Type: application/json unless `headers` sets one. kUnavailable on I/O errors
-  // (including a connection the server closed).
+  // (including a connection the server closed). The reply to a HEAD request is read without a
+  // body (its Content-Length header is kept).
   Result<HttpReply> Send(std::string_view method, std::string_view target,
                          std::string_view body = {}, const StringPairs& headers = {});
   // Writes `bytes` verbatim, then reads one response.
