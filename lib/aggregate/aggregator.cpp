@@ -225,10 +225,10 @@ void Aggregator::FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t
     for (uint32_t agent : {store::kAllAgents, agent_index}) {
       SliceAcc& acc = slices_[SliceKey{org, agent, p, Granularity::kDay, day}];
       store::SliceTotals& t = acc.slice.totals;
-      t.requests += 1;
-      t.errors += errors;
-      t.tokens += tokens;
-      t.cost_nanos += cost;
+      SatAddTo(&t.requests, uint64_t{1});
+      SatAddTo(&t.errors, errors);
+      SatAddTo(&t.tokens, tokens);
+      SatAddTo(&t.cost_nanos, cost);
       acc.slice.users.push_back({user_index, 1, tokens, cost});
       // An agent's own slices need no per-agent list: it is the totals.
       if (agent == store::kAllAgents) {
