@@ -639,6 +639,9 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     next_pair_index_ = next_pair_before;
   };
 
+  // The newest time of the events actually applied: the store's newest event time (the late
+  // policy's and the dedupe expiry's reference) only advances once they are written.
+  int64_t batch_newest = INT64_MIN;
   rocksdb::WriteBatch batch;
   for (size_t i = 0; i < events.size(); ++i) {
     if (dup[i]) {
@@ -655,7 +658,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
       rollback();
       return std::unexpected(folded.error());
     }
-    store_->ObserveEventTime(e.time_ms);
+    batch_newest = std::max(batch_newest, e.time_ms);
     ++stats.applied;
   }
 
@@ -677,9 +680,9 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     if (dedupe_filter_) dedupe_filter_->AddHash(dedupe_hashes_[i]);
   }
   if (dedupe_filter_ && dedupe_filter_->Saturated()) dedupe_filter_.reset();
-  if (store_->newest_event_ms() > newest_before) {
+  if (batch_newest > newest_before) {
     std::string v;
-    store::PutFixed64(&v, static_cast<uint64_t>(store_->newest_event_ms()));
+    store::PutFixed64(&v, static_cast<uint64_t>(batch_newest));
     batch.Put(store_->meta(), store::NewestEventTimeKey(), v);
   }
   WriteRows(&batch);
@@ -720,6 +723,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     rollback();
     return std::unexpected(s.error());
   }
+  if (batch_newest != INT64_MIN) store_->ObserveEventTime(batch_newest);
   if (directory_) directory_->Apply(directory_updates_);
   return stats;
 }

@@ -24,7 +24,9 @@
 //   413 body over options.max_body_bytes, or a batch of more than options.max_events ->
 //   400 a batch that is not a JSON array {"message","errors":[]}, or any invalid event
 //       {"message","errors":[{"index","field","reason","category"}]} (every invalid event is
-//       listed; index 0 for the single-event type) ->
+//       listed; index 0 for the single-event type), including values above their maximum
+//       (category "out_of_range") and times outside options.event_limits ("time_out_of_range",
+//       field "time") ->
 //   403 any event of a workspace the key does not hold (owner or member role, or an admin key)
 //       {"message","errors":[{"index","field":"data.workspace_id","reason"}]} ->
 //   503 too many publishing requests at once (options.max_concurrent_publishes), Retry-After ->
@@ -48,6 +50,7 @@
 
 #include "common/metrics.h"
 #include "common/result.h"
+#include "event/event_parser.h"
 #include "http/auth.h"
 #include "http/router.h"
 
@@ -72,6 +75,10 @@ struct EventsOptions {
   size_t max_body_bytes = 1 << 20;   // 413 above (the server's own limit may be lower)
   size_t max_events = 1000;          // per batch; 413 above
   int max_concurrent_publishes = 0;  // requests waiting for the broker at once; 0 = unlimited
+  // Event time bounds, as ingest applies them (tallyd --min-event-time, --max-future): an event
+  // outside is invalid (400, category "time_out_of_range"). `event_limits.clock`, if set, must
+  // outlive the handler.
+  event::Limits event_limits;
 };
 
 class EventsHandler {

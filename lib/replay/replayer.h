@@ -43,6 +43,9 @@ struct ReplayOptions {
   std::string cluster_id;
   // Events older than the dedupe window: applied, or counted as rejected ("late_event").
   aggregate::LatePolicy late_policy = aggregate::LatePolicy::kApply;
+  // Event time bounds (--min-event-time, --max-future); outside: rejected as time_out_of_range.
+  // `event_limits.clock`, if set, must outlive the replayer.
+  event::Limits event_limits;
 };
 
 struct ReplayStats {
