@@ -255,7 +255,7 @@ TEST(ExtremeMeasuresE2E, RejectedCleanlyOrCountedExactlyAndNeverNegativeOrNull) 
       ++accepted_workflow_exec;
     }
   }
-  // The hostile tester's cases: all rejected.
+  // Values that used to wrap totals or turn them into null: all rejected now.
   for (const char* m : {"\"tokens\": 9223372036854775807", "\"cost_usd\": 1e300",
                         "\"message_credits\": 1.7e308", "\"duration_ms\": 1.7e308"}) {
     lines.push_back(Event("h-" + std::to_string(lines.size()), "agent.executed",
