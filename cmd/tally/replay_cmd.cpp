@@ -40,6 +40,8 @@ struct ReplayArgs {
   bool no_switch = false;
   std::string late_events = "apply";
   std::string keys;  // keys file whose [[workspaces]] bindings apply
+  std::string min_event_time{event::kDefaultMinEventTimeFlag};
+  std::string max_future{event::kDefaultMaxFutureFlag};
 };
 
 std::string ReadFirstLine(const std::string& path) {
@@ -276,6 +278,12 @@ int RunReplay(const ReplayArgs& a) {
     }
     ro.organizations.insert(keys->organizations().begin(), keys->organizations().end());
   }
+  auto limits = event::LimitsFromFlags(a.min_event_time, a.max_future, /*clock=*/nullptr);
+  if (!limits) {
+    std::fprintf(stderr, "replay: %s\n", limits.error().message.c_str());
+    return 2;
+  }
+  ro.event_limits = *limits;
   if (a.from_topic) {
     auto cid = kafka::ClusterId(brokers, 15000);
     if (!cid) {
@@ -475,6 +483,14 @@ Command AddReplayCommand(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--dedupe-window-days", a->dedupe_days, "As tallyd's")
       ->check(NumberIn(0, 36'500))
+      ->capture_default_str();
+  sub->add_option("--min-event-time", a->min_event_time,
+                  "Earliest accepted event time (RFC 3339); earlier events are counted as "
+                  "rejected, reason time_out_of_range. As tallyd's")
+      ->capture_default_str();
+  sub->add_option("--max-future", a->max_future,
+                  "How far past the current time an event time may be (e.g. 1h, 30m, 3600s); "
+                  "later events are rejected like those before --min-event-time. As tallyd's")
       ->capture_default_str();
   sub->add_option("--keys", a->keys,
                   "tallyd's keys file: its [[workspaces]] organization bindings apply (events "

@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "common/parse.h"
 #include "common/sha256.h"
+#include "event/event_parser.h"
 #include "http/auth.h"
 #include "http/server.h"
 #include "http/service.h"
@@ -117,6 +118,8 @@ int main(int argc, char** argv) {
   double dedupe_days = 7;
   std::string from_snapshot;
   std::string late_events = "apply";
+  std::string min_event_time(tally::event::kDefaultMinEventTimeFlag);
+  std::string max_future(tally::event::kDefaultMaxFutureFlag);
   std::string instance_id = "auto";
   std::vector<std::string> kafka_options;
   bool http_ingest = true;
@@ -182,6 +185,14 @@ int main(int argc, char** argv) {
                  "(count them) or reject (dead-letter them with reason 'late event')")
       ->check(CLI::IsMember({"apply", "reject"}))
       ->capture_default_str();
+  app.add_option("--min-event-time", min_event_time,
+                 "Earliest accepted event time (RFC 3339); earlier events are dead-lettered "
+                 "(Kafka) or refused with 400 (POST /v1/events), reason 'time out of range'")
+      ->capture_default_str();
+  app.add_option("--max-future", max_future,
+                 "How far past the clock (--now or real time) an event time may be, e.g. 1h, 30m, "
+                 "3600s; later events are refused like those before --min-event-time")
+      ->capture_default_str();
   app.add_option("--from-snapshot", from_snapshot,
                  "Start from a snapshot (`tally snapshot`): copied into --data-dir when it has no "
                  "store yet; ingest then continues from the snapshot's offsets");
@@ -216,6 +227,8 @@ int main(int argc, char** argv) {
     if (!now) return Usage("--now: " + now.error().message + " (example: 2026-03-01T12:00:00Z)");
     clock = tally::Clock::Fixed(*now);
   }
+  auto event_limits = tally::event::LimitsFromFlags(min_event_time, max_future, &clock);
+  if (!event_limits) return Usage(event_limits.error().message);
   auto address = tally::ParseHostPort(listen, /*allow_zero_port=*/true, "--listen");
   if (!address) return Usage(address.error().message);
   tally::http::ServerOptions server_options;
@@ -290,6 +303,7 @@ int main(int argc, char** argv) {
   co.late_policy = late_events == "reject" ? tally::aggregate::LatePolicy::kReject
                                            : tally::aggregate::LatePolicy::kApply;
   co.batch_max_ms = batch_ms;
+  co.event_limits = *event_limits;
   co.new_log_policy = new_log == "restart" ? tally::ingest::NewLogPolicy::kRestart
                       : new_log == "stop"  ? tally::ingest::NewLogPolicy::kStop
                                            : tally::ingest::NewLogPolicy::kAuto;
@@ -387,6 +401,7 @@ int main(int argc, char** argv) {
     deps.events_options.max_body_bytes = ingest_max_bytes;
     deps.events_options.max_events = ingest_max_events;
     deps.events_options.max_concurrent_publishes = ingest_max_concurrent;
+    deps.events_options.event_limits = *event_limits;
   }
   auto router = tally::http::BuildRouter(std::move(deps));
   if (!router) return Die(router.error().message);

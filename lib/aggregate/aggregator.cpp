@@ -276,10 +276,10 @@ void Aggregator::FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t
     for (uint32_t agent : {store::kAllAgents, agent_index}) {
       SliceAcc& acc = slices_[SliceKey{org, agent, p, Granularity::kDay, day}];
       store::SliceTotals& t = acc.slice.totals;
-      t.requests += 1;
-      t.errors += errors;
-      t.tokens += tokens;
-      t.cost_nanos += cost;
+      SatAddTo(&t.requests, uint64_t{1});
+      SatAddTo(&t.errors, errors);
+      SatAddTo(&t.tokens, tokens);
+      SatAddTo(&t.cost_nanos, cost);
       acc.slice.users.push_back({user_index, 1, tokens, cost});
       // An agent's own slices need no per-agent list: it is the totals.
       if (agent == store::kAllAgents) {
@@ -690,6 +690,9 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     next_pair_index_ = next_pair_before;
   };
 
+  // The newest time of the events actually applied: the store's newest event time (the late
+  // policy's and the dedupe expiry's reference) only advances once they are written.
+  int64_t batch_newest = INT64_MIN;
   rocksdb::WriteBatch batch;
   batch_organizations_.clear();
   constexpr uint8_t kRefused = 2;  // dup[i]: names another organization than its workspace's
@@ -720,7 +723,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
       rollback();
       return std::unexpected(folded.error());
     }
-    store_->ObserveEventTime(e.time_ms);
+    batch_newest = std::max(batch_newest, e.time_ms);
     ++stats.applied;
   }
 
@@ -742,9 +745,9 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     if (dedupe_filter_) dedupe_filter_->AddHash(dedupe_hashes_[i]);
   }
   if (dedupe_filter_ && dedupe_filter_->Saturated()) dedupe_filter_.reset();
-  if (store_->newest_event_ms() > newest_before) {
+  if (batch_newest > newest_before) {
     std::string v;
-    store::PutFixed64(&v, static_cast<uint64_t>(store_->newest_event_ms()));
+    store::PutFixed64(&v, static_cast<uint64_t>(batch_newest));
     batch.Put(store_->meta(), store::NewestEventTimeKey(), v);
   }
   WriteRows(&batch);
@@ -785,6 +788,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     rollback();
     return std::unexpected(s.error());
   }
+  if (batch_newest != INT64_MIN) store_->ObserveEventTime(batch_newest);
   for (const auto& [ws, org] : batch_organizations_) organizations_.emplace(ws, org);
   if (directory_) directory_->Apply(directory_updates_);
   return stats;

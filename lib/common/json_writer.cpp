@@ -1,6 +1,7 @@
 #include "common/json_writer.h"
 
 #include <array>
+#include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -105,9 +106,9 @@ bool AppendBillionths(std::string* out, double value) {
 }  // namespace
 
 void AppendJsonDouble(std::string* out, double value) {
-  if (!std::isfinite(value)) {
-    out->append("null");
-    return;
+  if (!std::isfinite(value)) [[unlikely]] {
+    // JSON has no NaN or infinity, and a number must stay a number: clamp.
+    value = std::isnan(value) ? 0.0 : (value > 0 ? DBL_MAX : -DBL_MAX);
   }
   if (value == std::trunc(value) && std::fabs(value) < 9e15) {
     AppendJsonInt(out, static_cast<int64_t>(value));

@@ -31,8 +31,9 @@ class JsonWriter {
   void Key(std::string_view key);
   void String(std::string_view value);
   void Int(int64_t value);
-  // Finite doubles are written in the shortest form that round-trips (integers without ".0");
-  // non-finite values are written as null.
+  // Finite doubles are written in the shortest form that round-trips (integers without ".0").
+  // JSON has no NaN or infinity and a number is never written as null: +/-infinity is written as
+  // +/-DBL_MAX (1.7976931348623157e+308), NaN as 0.
   void Double(double value);
   // The string, or null when absent.
   void StringOrNull(const std::optional<std::string>& value);
@@ -54,7 +55,7 @@ void AppendJsonString(std::string* out, std::string_view s);
 // Appends `value` as a JSON number, as JsonWriter::Int writes it.
 void AppendJsonInt(std::string* out, int64_t value);
 // Appends `value` as JsonWriter::Double writes it: the shortest form that round-trips, integers
-// without ".0", null for non-finite values.
+// without ".0", +/-DBL_MAX for +/-infinity, 0 for NaN.
 void AppendJsonDouble(std::string* out, double value);
 
 }  // namespace tally

@@ -82,7 +82,8 @@ TEST(JsonWriterTest, AppendJsonStringMatchesTheByteByByteRules) {
 
 // JsonWriter::Double's documented form, written out without the shared helper.
 std::string ReferenceJsonDouble(double v) {
-  if (!std::isfinite(v)) return "null";
+  if (std::isnan(v)) return "0";
+  if (std::isinf(v)) return v > 0 ? "1.7976931348623157e+308" : "-1.7976931348623157e+308";
   char buf[32];
   if (v == std::trunc(v) && std::fabs(v) < 9e15) {
     return std::string(buf, std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v)).ptr);
@@ -102,7 +103,9 @@ TEST(JsonWriterTest, AppendJsonNumbersMatchTheWriter) {
                                 -9e15 + 1,
                                 1e300,
                                 std::numeric_limits<double>::infinity(),
+                                -std::numeric_limits<double>::infinity(),
                                 std::numeric_limits<double>::quiet_NaN(),
+                                std::numeric_limits<double>::max(),
                                 std::numeric_limits<double>::denorm_min()};
   // Whole numbers of billionths (the request endpoints' costs) around the fast path's bounds and
   // its digit handling.
@@ -140,6 +143,18 @@ TEST(JsonWriterTest, AppendJsonNumbersMatchTheWriter) {
     AppendJsonInt(&out, v);
     EXPECT_EQ(out, std::to_string(v));
   }
+}
+
+TEST(JsonWriterTest, NonFiniteDoublesAreClampedNeverNull) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginArray();
+  w.Double(std::numeric_limits<double>::infinity());
+  w.Double(-std::numeric_limits<double>::infinity());
+  w.Double(std::numeric_limits<double>::quiet_NaN());
+  w.Double(1.7e308 + 1.7e308);
+  w.EndArray();
+  EXPECT_EQ(out, "[1.7976931348623157e+308,-1.7976931348623157e+308,0,1.7976931348623157e+308]");
 }
 
 TEST(Sha256Test, KnownVector) {

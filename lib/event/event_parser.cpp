@@ -30,11 +30,13 @@ enum class Category : uint8_t {
   kInvalidValue,
   kUnknownType,
   kBadTime,
+  kOutOfRange,
+  kTimeOutOfRange,
 };
 
 constexpr std::string_view kCategoryNames[] = {
-    "invalid_json",  "too_large",    "missing_field", "invalid_type",
-    "invalid_value", "unknown_type", "bad_time",
+    "invalid_json", "too_large", "missing_field", "invalid_type",      "invalid_value",
+    "unknown_type", "bad_time",  "out_of_range",  "time_out_of_range",
 };
 
 enum class Reason : uint8_t {
@@ -62,6 +64,8 @@ enum class Reason : uint8_t {
   kOutOfRange,
   kUnknownType,
   kBadTime,
+  kValueOutOfRange,
+  kTimeOutOfRange,
 };
 
 struct ReasonInfo {
@@ -100,7 +104,14 @@ constexpr ReasonInfo kReasons[] = {
     {Reason::kOutOfRange, Category::kInvalidValue, "integer is out of range"},
     {Reason::kUnknownType, Category::kUnknownType, "unknown event type"},
     {Reason::kBadTime, Category::kBadTime, "not an RFC 3339 date-time with offset"},
+    {Reason::kValueOutOfRange, Category::kOutOfRange, "value out of range"},
+    {Reason::kTimeOutOfRange, Category::kTimeOutOfRange, "time out of range"},
 };
+
+static_assert(kMaxCount == 1'000'000'000'000 && kMaxCostUsd == 1e6,
+              "update the range details below");
+constexpr std::string_view kMaxCountDetail = "at most 1e12";
+constexpr std::string_view kMaxCostDetail = "at most 1e6";
 
 constexpr bool ReasonTableInOrder() {
   for (size_t i = 0; i < std::size(kReasons); ++i) {
@@ -357,11 +368,12 @@ bool IsBigIntegerToken(std::string_view tok) {
 }
 
 // The number at `v`, with out-of-range integers reported as such.
-Status ReadNumber(od::value& v, std::string_view path, od::number* n) {
+Status ReadNumber(od::value& v, std::string_view path, od::number* n,
+                  Reason big = Reason::kOutOfRange, std::string_view big_detail = {}) {
   std::string_view token = v.raw_json_token();
   if (auto e = v.get_number().get(*n)) {
     if (e == simdjson::NUMBER_ERROR && IsBigIntegerToken(token)) {
-      return Reject(path, Reason::kOutOfRange);
+      return Reject(path, big, big_detail);
     }
     return JsonError(path, e);
   }
@@ -407,8 +419,10 @@ Status ReadId(od::value& v, std::string_view path, bool non_empty, std::string* 
   return Ok();
 }
 
-// An optional number: finite (JSON cannot say otherwise) and >= 0.
-Status ReadAmount(od::value& v, std::string_view path, std::optional<double>* dst) {
+// An optional number: finite (JSON cannot say otherwise), >= 0 and <= max (`max_detail` says
+// so in the rejection). -0 is read as 0.
+Status ReadAmount(od::value& v, std::string_view path, double max, std::string_view max_detail,
+                  std::optional<double>* dst) {
   od::json_type t;
   if (auto e = TypeOf(v, &t)) return JsonError(path, e);
   if (t == od::json_type::null) return Ok();
@@ -417,30 +431,36 @@ Status ReadAmount(od::value& v, std::string_view path, std::optional<double>* ds
   if (auto e = v.get_double().get(d)) return JsonError(path, e);
   if (!std::isfinite(d)) return Reject(path, Reason::kInvalidNumber);
   if (d < 0) return Reject(path, Reason::kNegative);
-  *dst = d;
+  if (d > max) return Reject(path, Reason::kValueOutOfRange, max_detail);
+  *dst = d + 0.0;  // -0 + 0 == +0
   return Ok();
 }
 
-// An optional integer >= 0 that fits in int64_t.
+// An optional integer in [0, kMaxCount].
 Status ReadCount(od::value& v, std::string_view path, std::optional<int64_t>* dst) {
   od::json_type t;
   if (auto e = TypeOf(v, &t)) return JsonError(path, e);
   if (t == od::json_type::null) return Ok();
   if (t != od::json_type::number) return Reject(path, Reason::kNotInteger);
   od::number n;
-  TALLY_EVENT_TRY(ReadNumber(v, path, &n));
+  TALLY_EVENT_TRY(ReadNumber(v, path, &n, Reason::kValueOutOfRange, kMaxCountDetail));
   switch (n.get_number_type()) {
     case od::number_type::signed_integer:
       if (n.get_int64() < 0) return Reject(path, Reason::kNegative);
+      if (n.get_int64() > kMaxCount) {
+        return Reject(path, Reason::kValueOutOfRange, kMaxCountDetail);
+      }
       *dst = n.get_int64();
       return Ok();
-    case od::number_type::unsigned_integer:
-      return Reject(path, Reason::kOutOfRange);  // simdjson uses it only above INT64_MAX
+    case od::number_type::unsigned_integer:  // simdjson uses it only above INT64_MAX
+      return Reject(path, Reason::kValueOutOfRange, kMaxCountDetail);
     default: {
       double d = n.get_double();
       if (std::trunc(d) != d) return Reject(path, Reason::kNotInteger);
       if (d < 0) return Reject(path, Reason::kNegative);
-      if (d >= kTwoPow63) return Reject(path, Reason::kOutOfRange);
+      if (d > static_cast<double>(kMaxCount)) {
+        return Reject(path, Reason::kValueOutOfRange, kMaxCountDetail);
+      }
       *dst = static_cast<int64_t>(d);
       return Ok();
     }
@@ -664,17 +684,19 @@ std::unexpected<Error> RejectNonObject(od::document& doc) {
 }
 
 struct EventParser::Impl {
+  Limits limits;
   od::parser parser{kMaxEventBytes};
   std::unique_ptr<char[]> buffer{new char[kMaxEventBytes + simdjson::SIMDJSON_PADDING]};
   EntityScratch agent, workflow;
 
-  Impl() {
+  explicit Impl(const Limits& l) : limits(l) {
     // Sized once for the largest message so that no parse reallocates. A failure here only
     // means iterate() retries the allocation and reports it.
     [[maybe_unused]] error_code ignored = parser.allocate(kMaxEventBytes);
   }
 
   Status Run(std::string_view json, UsageEvent* out);
+  Status CheckTime(std::string_view path, int64_t time_ms) const;
   Status ParseData(od::value& v, UsageEvent* out, bool* present);
   Status ParseUser(od::value& v, UsageEvent* out, bool* present);
   template <const auto& kKeys>
@@ -729,6 +751,7 @@ Status EventParser::Impl::Run(std::string_view json, UsageEvent* out) {
             if (s.empty()) return Reject(path, Reason::kEmpty);
             Result<int64_t> t = ParseRfc3339Millis(s);
             if (!t) return Reject(path, Reason::kBadTime, TimeDetail(t.error().message));
+            TALLY_EVENT_TRY(CheckTime(path, *t));
             out->time_ms = *t;
             return Ok();
           }
@@ -763,6 +786,22 @@ Status EventParser::Impl::Run(std::string_view json, UsageEvent* out) {
   return Ok();
 }
 
+Status EventParser::Impl::CheckTime(std::string_view path, int64_t time_ms) const {
+  if (time_ms < limits.min_time_ms) {
+    return Reject(path, Reason::kTimeOutOfRange,
+                  "before " + FormatRfc3339Seconds(limits.min_time_ms));
+  }
+  const int64_t now = limits.clock != nullptr ? limits.clock->NowMillis() : Clock().NowMillis();
+  int64_t latest;
+  if (__builtin_add_overflow(now, limits.max_future_ms, &latest)) latest = INT64_MAX;
+  if (time_ms > latest) {
+    return Reject(
+        path, Reason::kTimeOutOfRange,
+        "more than " + std::to_string(limits.max_future_ms / 1000) + " s after the current time");
+  }
+  return Ok();
+}
+
 Status EventParser::Impl::ParseData(od::value& v, UsageEvent* out, bool* present) {
   od::object obj;
   TALLY_EVENT_TRY(ReadObject(v, "data", &obj, present));
@@ -784,15 +823,18 @@ Status EventParser::Impl::ParseData(od::value& v, UsageEvent* out, bool* present
           case kWorkflow:
             return ParseEntity<kWorkflowKeys>(v, &workflow);
           case kDurationMs:
-            return ReadAmount(v, path, &out->duration_ms);
+            return ReadAmount(v, path, static_cast<double>(kMaxCount), kMaxCountDetail,
+                              &out->duration_ms);
           case kTokens:
             return ReadCount(v, path, &out->tokens);
           case kCostUsd:
-            return ReadAmount(v, path, &out->cost_usd);
+            return ReadAmount(v, path, kMaxCostUsd, kMaxCostDetail, &out->cost_usd);
           case kMessageCredits:
-            return ReadAmount(v, path, &out->message_credits);
+            return ReadAmount(v, path, static_cast<double>(kMaxCount), kMaxCountDetail,
+                              &out->message_credits);
           case kIntegrationCredits:
-            return ReadAmount(v, path, &out->integration_credits);
+            return ReadAmount(v, path, static_cast<double>(kMaxCount), kMaxCountDetail,
+                              &out->integration_credits);
           case kStatus:
             return ReadString(v, path, kMaxTextBytes, false, &out->status, &unused);
         }
@@ -858,13 +900,64 @@ Status EventParser::Impl::ParseEntity(od::value& v, EntityScratch* e) {
       });
 }
 
-EventParser::EventParser() : impl_(std::make_unique<Impl>()) {}
+EventParser::EventParser(const Limits& limits) : impl_(std::make_unique<Impl>(limits)) {}
 EventParser::~EventParser() = default;
 EventParser::EventParser(EventParser&&) noexcept = default;
 EventParser& EventParser::operator=(EventParser&&) noexcept = default;
 
 Status EventParser::ParseInto(std::string_view json, UsageEvent* out) {
   return impl_->Run(json, out);
+}
+
+void EventParser::set_limits(const Limits& limits) { impl_->limits = limits; }
+const Limits& EventParser::limits() const { return impl_->limits; }
+
+Result<int64_t> ParseDurationMillis(std::string_view text) {
+  auto bad = [&] {
+    return Fail(ErrorCode::kInvalidArgument,
+                "not a duration (a non-negative integer and a unit: ms, s, m, h or d; e.g. 1h, "
+                "30m, 3600s)");
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return bad();
+  int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + digits, n);
+  if (ec != std::errc() || ptr != text.data() + digits) return bad();
+  const std::string_view unit = text.substr(digits);
+  int64_t scale;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit.empty() || unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60'000;
+  } else if (unit == "h") {
+    scale = 3'600'000;
+  } else if (unit == "d") {
+    scale = 86'400'000;
+  } else {
+    return bad();
+  }
+  int64_t ms;
+  if (__builtin_mul_overflow(n, scale, &ms)) return bad();
+  return ms;
+}
+
+Result<Limits> LimitsFromFlags(std::string_view min_event_time, std::string_view max_future,
+                               const Clock* clock) {
+  Result<int64_t> min = ParseRfc3339Millis(min_event_time);
+  if (!min) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "--min-event-time: " + min.error().message + " (example: 2000-01-01T00:00:00Z)",
+                "min_event_time");
+  }
+  Result<int64_t> future = ParseDurationMillis(max_future);
+  if (!future) {
+    return Fail(ErrorCode::kInvalidArgument, "--max-future: " + future.error().message,
+                "max_future");
+  }
+  return Limits{.min_time_ms = *min, .max_future_ms = *future, .clock = clock};
 }
 
 Result<UsageEvent> EventParser::Parse(std::string_view json) {

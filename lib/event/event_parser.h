@@ -32,6 +32,7 @@
 #include <memory>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "event/usage_event.h"
 
@@ -48,25 +49,64 @@ inline constexpr size_t kMaxTextBytes = 2048;
 // are walked and validated as JSON; anything deeper is rejected as too_large.
 inline constexpr int kMaxNestingDepth = 32;
 
+// Largest accepted tokens, duration_ms, message_credits and integration_credits (inclusive).
+inline constexpr int64_t kMaxCount = 1'000'000'000'000;  // 10^12
+// Largest accepted cost_usd of one event (inclusive), in US dollars.
+inline constexpr double kMaxCostUsd = 1e6;
+
+// Default earliest accepted event time: 2000-01-01T00:00:00Z, in UTC epoch milliseconds.
+inline constexpr int64_t kDefaultMinEventTimeMs = 946'684'800'000;
+// Default tolerance for event times ahead of the clock: 1 hour, in milliseconds.
+inline constexpr int64_t kDefaultMaxFutureMs = 3'600'000;
+
+// Bounds on the event time. An event is accepted when
+//   min_time_ms <= time_ms <= clock.NowMillis() + max_future_ms
+// ("now" is read once per parsed event). Outside: "time_out_of_range".
+struct Limits {
+  int64_t min_time_ms = kDefaultMinEventTimeMs;
+  int64_t max_future_ms = kDefaultMaxFutureMs;  // >= 0
+  // Where "now" comes from; null means the system clock. Not owned: must outlive the parser.
+  const Clock* clock = nullptr;
+};
+
+// Parses a duration such as "1h", "30m", "3600s", "500ms" or "2d" (a non-negative integer and a
+// unit; a bare integer means seconds) into milliseconds. kInvalidArgument otherwise. Pure.
+Result<int64_t> ParseDurationMillis(std::string_view text);
+
+// Default flag values, the documented defaults of Limits.
+inline constexpr std::string_view kDefaultMinEventTimeFlag = "2000-01-01T00:00:00Z";
+inline constexpr std::string_view kDefaultMaxFutureFlag = "1h";
+
+// Limits from the values of the --min-event-time (RFC 3339) and --max-future (a duration, see
+// ParseDurationMillis) flags of tallyd and `tally replay`, with `clock` (may be null: the
+// system clock). kInvalidArgument naming the flag when a value does not parse. Pure.
+Result<Limits> LimitsFromFlags(std::string_view min_event_time, std::string_view max_future,
+                               const Clock* clock);
+
 // Metric label of a rejection made by EventParser, one of:
 //   "invalid_json"   not JSON, bad escape/number, duplicate known key, trailing content
 //   "too_large"      message over kMaxEventBytes, string over its limit, nesting too deep
 //   "missing_field"  a required field is absent or null
 //   "invalid_type"   a field has the wrong JSON type (including a non-object message)
 //   "invalid_value"  right type, wrong value: empty required string, specversion != "1.0",
-//                    negative number, unknown visibility, integer out of range
+//                    negative number, unknown visibility, identifier integer out of range
+//   "out_of_range"   a measure above its documented maximum (kMaxCount, kMaxCostUsd):
+//                    "data.tokens: value out of range (at most 1e12)"
 //   "unknown_type"   `type` is not one of the twelve known event types
 //   "bad_time"       `time` is not an RFC 3339 date-time with an offset
+//   "time_out_of_range"  `time` is before Limits::min_time_ms or after now + max_future_ms:
+//                    "time: time out of range (before 2000-01-01T00:00:00Z)"
 // Errors that do not come from EventParser map to "other". Pure, thread-safe, no allocation.
 std::string_view ReasonCategory(const Error& error);
 
 // Parses usage events. Not thread-safe: use one instance per thread. Movable, not copyable.
+// Event times are checked against Limits (the documented defaults unless given).
 // Holds a simdjson parser and a padded copy buffer sized for kMaxEventBytes (~450 KiB in all),
 // allocated once at construction; steady-state parsing does not allocate. A moved-from parser
 // may only be destroyed or assigned to.
 class EventParser {
  public:
-  EventParser();
+  explicit EventParser(const Limits& limits = Limits());
   ~EventParser();
   EventParser(EventParser&&) noexcept;
   EventParser& operator=(EventParser&&) noexcept;
@@ -81,6 +121,11 @@ class EventParser {
 
   // Convenience: ParseInto a fresh UsageEvent (allocates its strings).
   Result<UsageEvent> Parse(std::string_view json);
+
+  // Replaces the time bounds for the following parses. `limits.clock` (if not null) must outlive
+  // the parser.
+  void set_limits(const Limits& limits);
+  const Limits& limits() const;
 
  private:
   struct Impl;

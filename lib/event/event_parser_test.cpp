@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "common/calendar.h"
+#include "common/clock.h"
 
 namespace tally::event {
 namespace {
@@ -244,6 +248,7 @@ TEST_F(EventParserTest, TimeOffsetsAreConvertedToUtcMillis) {
       {"1969-12-31T23:59:59.5Z", -500},
       {"2026-01-10t08:00:00z", 1768032000000},
   };
+  parser_.set_limits(Limits{.min_time_ms = INT64_MIN});  // 1969 is before the default floor
   for (const Case& c : cases) {
     json j = Minimal();
     j["time"] = c.time;
@@ -304,20 +309,145 @@ TEST_F(EventParserTest, NumbersAtTheirEdges) {
   json j = Full();
   j["data"]["tokens"] = 0;
   j["data"]["cost_usd"] = 0;
-  j["data"]["duration_ms"] = 1e300;
+  j["data"]["duration_ms"] = 1e12;
   UsageEvent e = MustParse(j);
   EXPECT_EQ(e.tokens, 0);
   EXPECT_EQ(e.cost_usd, 0.0);
-  EXPECT_EQ(e.duration_ms, 1e300);
+  EXPECT_EQ(e.duration_ms, 1e12);
   std::string text = Full().dump();
   text.replace(text.find("812"), 3, "8.12e2");
   EXPECT_EQ(MustParse(text).tokens, 812);
   text = Full().dump();
-  text.replace(text.find("812"), 3, "9223372036854775807");
-  EXPECT_EQ(MustParse(text).tokens, INT64_MAX);
+  text.replace(text.find("812"), 3, "1000000000000");
+  EXPECT_EQ(MustParse(text).tokens, kMaxCount);
+  text = Full().dump();
+  text.replace(text.find("812"), 3, "1e12");
+  EXPECT_EQ(MustParse(text).tokens, kMaxCount);
   text = Full().dump();
   text.replace(text.find("812"), 3, "-0");
   EXPECT_EQ(MustParse(text).tokens, 0);
+  // -0 amounts are read as +0 (a sum never shows "-0").
+  text = Full().dump();
+  text.replace(text.find("0.0123"), 6, "-0.0");
+  e = MustParse(text);
+  ASSERT_TRUE(e.cost_usd.has_value());
+  EXPECT_FALSE(std::signbit(*e.cost_usd));
+}
+
+TEST_F(EventParserTest, MeasuresAboveTheirMaximumAreOutOfRange) {
+  struct Case {
+    const char* field;
+    const char* max;    // accepted
+    const char* above;  // rejected
+    const char* detail;
+  };
+  for (const Case& c : {Case{"tokens", "1000000000000", "1000000000001", "at most 1e12"},
+                        Case{"duration_ms", "1e12", "1000000000000.5", "at most 1e12"},
+                        Case{"message_credits", "1e12", "1.0000000001e12", "at most 1e12"},
+                        Case{"integration_credits", "1e12", "2e12", "at most 1e12"},
+                        Case{"cost_usd", "1e6", "1000000.01", "at most 1e6"}}) {
+    SCOPED_TRACE(c.field);
+    json j = Full();
+    j["data"][c.field] = 7;
+    const std::string base = j.dump();
+    const std::string needle = std::string("\"") + c.field + "\":7";
+    auto with = [&](const char* value) {
+      std::string text = base;
+      text.replace(text.find(needle), needle.size(), std::string("\"") + c.field + "\":" + value);
+      return text;
+    };
+    MustParse(with(c.max));
+    const std::string path = std::string("data.") + c.field;
+    EXPECT_EQ(MustReject(with(c.above), path, "out_of_range"),
+              path + ": value out of range (" + c.detail + ")");
+    for (const char* huge : {"1e300", "1.7e308", "9223372036854775807", "9223372036854775808",
+                             "18446744073709551616"}) {
+      MustReject(with(huge), path, "out_of_range");
+    }
+    // Not JSON numbers at all: rejected as malformed, never read as infinities.
+    for (const char* bad : {"NaN", "Infinity", "-Infinity", "1e999"}) {
+      UsageEvent e;
+      Status s = parser_.ParseInto(with(bad), &e);
+      ASSERT_FALSE(s.has_value()) << bad;
+      EXPECT_EQ(ReasonCategory(s.error()), "invalid_json") << s.error().message;
+    }
+    // As strings they have the wrong type.
+    for (const char* bad : {"\"NaN\"", "\"Infinity\"", "\"-Infinity\"", "\"1e999\""}) {
+      MustReject(with(bad), path, "invalid_type");
+    }
+  }
+}
+
+TEST(EventTimeLimitsTest, DefaultsAre2000AndOneHourAhead) {
+  Limits limits;
+  EXPECT_EQ(limits.min_time_ms, *ParseRfc3339Millis("2000-01-01T00:00:00Z"));
+  EXPECT_EQ(limits.max_future_ms, 3'600'000);
+  EXPECT_EQ(limits.clock, nullptr);
+}
+
+TEST(EventTimeLimitsTest, TimesOutsideTheBoundsAreRejected) {
+  const Clock clock = Clock::Fixed(*ParseRfc3339Millis("2026-03-01T12:00:00Z"));
+  EventParser parser(Limits{.clock = &clock});
+  auto at = [](const char* time) {
+    json j = Minimal();
+    j["time"] = time;
+    return j.dump();
+  };
+  UsageEvent e;
+  for (const char* ok :
+       {"2000-01-01T00:00:00Z", "2000-01-01T01:00:00+01:00", "2026-03-01T13:00:00Z",
+        "2026-03-01T13:00:00.000Z", "2026-03-01T14:00:00+01:00"}) {
+    EXPECT_TRUE(parser.ParseInto(at(ok), &e).has_value()) << ok;
+  }
+  for (const char* bad :
+       {"0000-01-01T00:00:00Z", "1999-12-31T23:59:59.999Z", "2000-01-01T00:59:59+01:00",
+        "2026-03-01T13:00:00.001Z", "9999-12-31T23:59:59Z", "2027-01-01T00:00:00Z"}) {
+    Status s = parser.ParseInto(at(bad), &e);
+    ASSERT_FALSE(s.has_value()) << bad;
+    EXPECT_EQ(s.error().field, "time");
+    EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(ReasonCategory(s.error()), "time_out_of_range") << s.error().message;
+    EXPECT_TRUE(s.error().message.starts_with("time: time out of range (")) << s.error().message;
+    EXPECT_EQ(s.error().message.find(bad), std::string::npos) << "echoes the value";
+  }
+  EXPECT_EQ(parser.ParseInto(at("1999-12-31T23:59:59Z"), &e).error().message,
+            "time: time out of range (before 2000-01-01T00:00:00Z)");
+
+  // Other bounds, set later.
+  parser.set_limits(Limits{.min_time_ms = *ParseRfc3339Millis("2026-01-01T00:00:00Z"),
+                           .max_future_ms = 0,
+                           .clock = &clock});
+  EXPECT_FALSE(parser.ParseInto(at("2025-12-31T23:59:59Z"), &e).has_value());
+  EXPECT_TRUE(parser.ParseInto(at("2026-03-01T12:00:00Z"), &e).has_value());
+  EXPECT_FALSE(parser.ParseInto(at("2026-03-01T12:00:00.001Z"), &e).has_value());
+  EXPECT_EQ(parser.limits().max_future_ms, 0);
+
+  // A huge skew does not overflow.
+  parser.set_limits(Limits{.max_future_ms = INT64_MAX, .clock = &clock});
+  EXPECT_TRUE(parser.ParseInto(at("9999-12-31T23:59:59Z"), &e).has_value());
+}
+
+TEST(EventTimeLimitsTest, DefaultParserUsesTheSystemClock) {
+  EventParser parser;
+  json j = Minimal();
+  j["time"] = FormatRfc3339Millis(Clock().NowMillis() + 2 * 3'600'000);
+  EXPECT_FALSE(parser.Parse(j.dump()).has_value());
+  j["time"] = FormatRfc3339Millis(Clock().NowMillis() - 60'000);
+  EXPECT_TRUE(parser.Parse(j.dump()).has_value());
+}
+
+TEST(ParseDurationMillisTest, UnitsAndErrors) {
+  EXPECT_EQ(ParseDurationMillis("1h"), 3'600'000);
+  EXPECT_EQ(ParseDurationMillis("30m"), 1'800'000);
+  EXPECT_EQ(ParseDurationMillis("3600s"), 3'600'000);
+  EXPECT_EQ(ParseDurationMillis("3600"), 3'600'000);
+  EXPECT_EQ(ParseDurationMillis("250ms"), 250);
+  EXPECT_EQ(ParseDurationMillis("2d"), 172'800'000);
+  EXPECT_EQ(ParseDurationMillis("0s"), 0);
+  for (const char* bad : {"", "h", "-1h", "1.5h", "1 h", "1H", "1w", "99999999999999999999s",
+                          "9223372036854775807d"}) {
+    EXPECT_FALSE(ParseDurationMillis(bad).has_value()) << bad;
+  }
 }
 
 TEST_F(EventParserTest, LimitsAreInclusive) {
@@ -456,10 +586,11 @@ TEST_F(EventParserTest, RejectsBadValues) {
     MustReject(j, std::string("data.") + f,
                f == std::string("tokens") ? "invalid_type" : "invalid_value");
   }
-  // Integers beyond int64 (tokens) or beyond 64 bits (ids) are out of range, not malformed.
+  // Integers beyond int64 (tokens: beyond kMaxCount) or beyond 64 bits (ids) are out of range,
+  // not malformed.
   std::string text = Full().dump();
   text.replace(text.find("812"), 3, "9223372036854775808");
-  MustReject(text, "data.tokens", "invalid_value");
+  MustReject(text, "data.tokens", "out_of_range");
   text = Minimal().dump();
   text.replace(text.find("\"42\""), 4, "123456789012345678901234567890");
   EXPECT_EQ(MustReject(text, "data.user.id", "invalid_value"),

@@ -195,6 +195,7 @@ Response EventsHandler::Handle(const Request& request) const {
   // The same parser as ingest: what is accepted here is exactly what ingest would count.
   thread_local event::EventParser parser;
   thread_local event::UsageEvent event;
+  parser.set_limits(options_.event_limits);
   std::vector<std::string> workspaces, organizations;
   workspaces.reserve(texts.size());
   organizations.reserve(texts.size());

@@ -24,9 +24,10 @@
 //   413 body over options.max_body_bytes, or a batch of more than options.max_events ->
 //   400 a batch that is not a JSON array {"message","errors":[]}, or any invalid event
 //       {"message","errors":[{"index","field","reason","category"}]} (every invalid event is
-//       listed; index 0 for the single-event type), including an event naming another
-//       organization than the one its workspace is declared to belong to in the keys file
-//       (category "organization_mismatch") ->
+//       listed; index 0 for the single-event type), including values above their maximum
+//       (category "out_of_range"), times outside options.event_limits ("time_out_of_range",
+//       field "time") and an event naming another organization than the one its workspace is
+//       declared to belong to in the keys file ("organization_mismatch") ->
 //   403 any event writing into a scope the key does not hold: its workspace (owner or member
 //       role) or the organization it names (an admin key holds all)
 //       {"message","errors":[{"index","field":"data.workspace_id"|"data.organization_id",
@@ -52,6 +53,7 @@
 
 #include "common/metrics.h"
 #include "common/result.h"
+#include "event/event_parser.h"
 #include "http/auth.h"
 #include "http/router.h"
 
@@ -76,6 +78,10 @@ struct EventsOptions {
   size_t max_body_bytes = 1 << 20;   // 413 above (the server's own limit may be lower)
   size_t max_events = 1000;          // per batch; 413 above
   int max_concurrent_publishes = 0;  // requests waiting for the broker at once; 0 = unlimited
+  // Event time bounds, as ingest applies them (tallyd --min-event-time, --max-future): an event
+  // outside is invalid (400, category "time_out_of_range"). `event_limits.clock`, if set, must
+  // outlive the handler.
+  event::Limits event_limits;
 };
 
 class EventsHandler {

@@ -1,6 +1,10 @@
 #include "http/service.h"
 
+#include <memory>
+#include <mutex>
+
 #include "common/json_writer.h"
+#include "common/saturating.h"
 
 namespace tally::http {
 
@@ -53,7 +57,19 @@ Result<std::shared_ptr<const Router>> BuildRouter(ServiceDeps deps) {
     return JsonResponse(state.ready ? 200 : 503, std::move(body));
   });
 
-  router->Add("GET", "/metrics", [registry](const Request&) {
+  // Saturated sums happen anywhere (folds, RocksDB merges, queries): the process-wide count is
+  // copied into the registry when it is rendered.
+  Counter* saturated = registry->GetCounter(
+      "tally_sum_saturated_total",
+      "Sums clamped at their largest value (INT64_MAX or the largest finite double) instead of "
+      "overflowing, in folds, merge operators and queries.");
+  auto saturated_mu = std::make_shared<std::mutex>();
+  router->Add("GET", "/metrics", [registry, saturated, saturated_mu](const Request&) {
+    {
+      std::lock_guard lock(*saturated_mu);
+      const double d = static_cast<double>(SaturatedSums()) - saturated->Value();
+      if (d > 0) saturated->Add(d);
+    }
     Response r;
     r.status = 200;
     r.content_type = "text/plain; version=0.0.4";

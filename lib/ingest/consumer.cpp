@@ -564,6 +564,7 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
                                                    store::Store* store, MetricsRegistry* metrics) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->parser.set_limits(options.event_limits);
   if (impl->options.dlq_topic.empty()) impl->options.dlq_topic = options.topic + ".dlq";
   impl->store = store;
   impl->metrics = metrics;

@@ -35,6 +35,7 @@
 #include "aggregate/aggregator.h"
 #include "common/metrics.h"
 #include "common/result.h"
+#include "event/event_parser.h"
 #include "store/directory.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
@@ -72,6 +73,9 @@ struct ConsumerOptions {
   // Events naming another organization than their workspace's are dead-lettered with the
   // reason "organization mismatch: ...".
   aggregate::OrganizationBindings organizations;
+  // Event time bounds: events outside are dead-lettered with the reason "time: time out of
+  // range (...)". `event_limits.clock`, if set, must outlive the consumer.
+  event::Limits event_limits;
   std::map<std::string, std::string> extra_config;  // extra librdkafka consumer settings
   // Kept current with every stored batch (Aggregator::set_directory); may be null. Not owned;
   // must outlive the consumer.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "common/saturating.h"
 #include "query/range.h"
 #include "store/store.h"
 
@@ -28,7 +29,7 @@ void ScanUsers(const store::ReadView& view, std::string_view ws, DayNumber from,
     store::UserPackKey(ws, b.granularity, b.bucket, &key);
     view.ForEachUserCounters(key, [&](uint32_t user, const Counters& c) {
       const int64_t n = c.i[kCreatedField];
-      if (n != 0) (*out)[user].*slot += n;
+      if (n != 0) SatAddTo(&((*out)[user].*slot), n);
     });
   }
 }
@@ -42,7 +43,7 @@ int64_t SumUser(const store::ReadView& view, std::string_view ws, uint32_t user,
     store::UserPackKey(ws, b.granularity, b.bucket, &key);
     Counters c;
     view.AddUserCounters(key, user, &c);
-    n += c.i[kCreatedField];
+    SatAddTo(&n, c.i[kCreatedField]);
   }
   return n;
 }
@@ -57,9 +58,10 @@ std::optional<std::string> NonEmpty(const store::Record& r, uint8_t id) {
 
 double GrowthPercentage(int64_t current, int64_t previous) {
   // Hundredths of a percent, rounded half away from zero: 10000 * (cur - prev) / prev.
-  const int64_t num = (current - previous) * 10000;
-  const int64_t q =
-      num >= 0 ? (2 * num + previous) / (2 * previous) : -((2 * -num + previous) / (2 * previous));
+  // In 128 bits: counts near INT64_MAX (saturated sums) cannot overflow.
+  const __int128 prev = previous;
+  const __int128 num = (static_cast<__int128>(current) - prev) * 10000;
+  const __int128 q = num >= 0 ? (2 * num + prev) / (2 * prev) : -((2 * -num + prev) / (2 * prev));
   return static_cast<double>(q) / 100.0;
 }
 

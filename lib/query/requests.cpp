@@ -7,6 +7,7 @@
 #include <tuple>
 #include <utility>
 
+#include "common/saturating.h"
 #include "query/internal/rank_sort.h"
 #include "query/internal/requests_reader.h"
 #include "query/range.h"
@@ -166,15 +167,15 @@ void AccumulateAgents(const Plan& plan) {
     if (agent != kAllAgents) {
       if (s.totals().requests == 0) return;
       Accumulator::Entry& e = acc.At(agent);
-      e.requests += s.totals().requests;
-      e.tokens += s.totals().tokens;
+      SatAddTo(&e.requests, s.totals().requests);
+      SatAddTo(&e.tokens, s.totals().tokens);
       return;
     }
     for (size_t i = 0; i < s.agent_count(); ++i) {
       store::SliceAgent a = s.agent(i);
       Accumulator::Entry& e = acc.At(a.agent);
-      e.requests += a.requests;
-      e.tokens += a.tokens;
+      SatAddTo(&e.requests, a.requests);
+      SatAddTo(&e.tokens, a.tokens);
     }
   });
 }
@@ -186,9 +187,9 @@ void AccumulateUsers(const Plan& plan) {
     for (size_t i = 0; i < s.user_count(); ++i) {
       store::SliceUser u = s.user(i);
       Accumulator::Entry& e = acc.At(u.user);
-      e.requests += u.requests;
-      e.tokens += u.tokens;
-      e.cost_nanos += u.cost_nanos;
+      SatAddTo(&e.requests, u.requests);
+      SatAddTo(&e.tokens, u.tokens);
+      SatAddTo(&e.cost_nanos, u.cost_nanos);
     }
   });
 }
@@ -423,7 +424,7 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
     case RequestsMetric::kAverageRequestsPerDay: {
       uint64_t requests = 0;
       plan.ForEachSlice([&](std::string_view, uint32_t, const store::SliceView& s) {
-        requests += s.totals().requests;
+        SatAddTo(&requests, s.totals().requests);
       });
       result.average = static_cast<double>(requests) / static_cast<double>(days);
       break;
@@ -530,8 +531,8 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
                 int32_t day;
                 if (!store::RequestsKeyBucket(key, &g, &day) || day > query.end) return false;
                 DayRow& row = result.days[static_cast<size_t>(day - query.start)];
-                row.requests += s.totals().requests;
-                row.errors += s.totals().errors;
+                SatAddTo(&row.requests, s.totals().requests);
+                SatAddTo(&row.errors, s.totals().errors);
                 return true;
               });
         }

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "common/parse.h"
+#include "common/saturating.h"
 #include "query/internal/snapshot_reader.h"
 #include "query/range.h"
 #include "store/store.h"
@@ -647,8 +648,8 @@ std::shared_ptr<CreditColumn> AllCredits(const Reader& rd, const std::string& ws
         c = Counters{};
         if (!store::AddEncodedCounters(v, &c)) return;
         Credits& cr = (*col)[agent];
-        cr.message += c.d[Counters::kAgentMessageCredits];
-        cr.integration += c.d[Counters::kAgentIntegrationCredits];
+        SatAddTo(&cr.message, c.d[Counters::kAgentMessageCredits]);
+        SatAddTo(&cr.integration, c.d[Counters::kAgentIntegrationCredits]);
       },
       [](uint32_t) {});
   return col;
@@ -667,8 +668,8 @@ Credits AgentCredits(const Reader& rd, const std::string& ws, const Agent& a,
     if (!rd.Get(rd.store().counters(), key, &value)) continue;
     c = Counters{};
     if (!store::AddEncodedCounters(std::string_view(value.data(), value.size()), &c)) continue;
-    cr.message += c.d[Counters::kAgentMessageCredits];
-    cr.integration += c.d[Counters::kAgentIntegrationCredits];
+    SatAddTo(&cr.message, c.d[Counters::kAgentMessageCredits]);
+    SatAddTo(&cr.integration, c.d[Counters::kAgentIntegrationCredits]);
   }
   return cr;
 }
@@ -1072,7 +1073,7 @@ class Listing final : public SuperagentsListing {
     row->active_users_last_30d = point_active.empty() ? (*active)[i] : point_active[k];
     row->message_credits_consumed = c.message;
     row->integration_credits_consumed = c.integration;
-    row->total_credits_consumed = c.message + c.integration;
+    row->total_credits_consumed = SatAdd(c.message, c.integration);
     row->owner_user_id.assign(a.owner);
     if (a.email != kNoEmail) row->created_by_email.emplace(inv->emails[a.email]);
     row->created_at_ms = a.created_at_ms;

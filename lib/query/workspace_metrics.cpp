@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "common/saturating.h"
 #include "query/range.h"
 #include "store/store.h"
 
@@ -18,9 +19,9 @@ using store::Scope;
 struct Acc {
   int64_t count = 0;
   double sum = 0;
-  void Add(const Acc& o) {
-    count += o.count;
-    sum += o.sum;
+  void Add(const Acc& o) {  // saturating: a total never wraps or becomes infinite
+    SatAddTo(&count, o.count);
+    SatAddTo(&sum, o.sum);
   }
 };
 

@@ -3,11 +3,17 @@
 #include "query/workspace_metrics.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/write_batch.h>
 
+#include <cfloat>
+#include <cmath>
 #include <filesystem>
 
 #include "aggregate/aggregator.h"
+#include "common/saturating.h"
 #include "query/internal/views_test_base.h"
+#include "query/range.h"
+#include "store/codec.h"
 #include "store/store.h"
 
 namespace tally::query {
@@ -84,6 +90,43 @@ TEST_F(WorkspaceMetricsTest, CountsSumsAveragesAndPeriods) {
   EXPECT_DOUBLE_EQ(Run(r).total, 2);
   r.group_by = GroupBy::kUser;
   EXPECT_FALSE(RunWorkspaceMetrics(*store_, clock_, r).has_value());
+}
+
+// Stored counters near their largest values (saturated sums): the totals across buckets
+// saturate too, and are never negative or infinite.
+TEST_F(WorkspaceMetricsTest, SumsAcrossBucketsSaturate) {
+  const DayNumber today = clock_.Today();
+  store::Counters big;
+  big.i[store::Counters::CountField(EntityKind::kWorkflow, Action::kExecuted)] = INT64_MAX / 2 + 1;
+  big.i[store::Counters::kWorkflowDurationCount] = INT64_MAX / 2 + 1;
+  big.d[store::Counters::kWorkflowDurationSum] = 1.7e308;
+  rocksdb::WriteBatch batch;
+  std::string key;
+  size_t buckets = 0;
+  for (const BucketRef& b : DecomposeRange(today - 29, today)) {  // the buckets of period 30d
+    store::CounterKey(store::Scope::kWorkspace, "ws", b.granularity, b.bucket, {}, &key);
+    batch.Merge(store_->counters(), key, store::EncodeCounters(big));
+    ++buckets;
+  }
+  ASSERT_GE(buckets, 2u);
+  ASSERT_TRUE(store_->Write(&batch).has_value());
+
+  const uint64_t before = SaturatedSums();
+  WorkspaceMetricsRequest r;
+  r.workspace_id = "ws";
+  r.entity = EntityKind::kWorkflow;
+  r.metric = Metric::kExecutions;
+  EXPECT_EQ(Run(r).total, static_cast<double>(INT64_MAX));
+  r.metric = Metric::kAvgDuration;
+  r.aggregation = Aggregation::kSum;
+  EXPECT_EQ(Run(r).total, DBL_MAX);
+  r.aggregation = Aggregation::kAvg;
+  const double avg = Run(r).total;
+  EXPECT_TRUE(std::isfinite(avg) && avg > 0) << avg;
+  EXPECT_EQ(avg, DBL_MAX / static_cast<double>(INT64_MAX));
+  r.aggregation = Aggregation::kCount;
+  EXPECT_EQ(Run(r).total, static_cast<double>(INT64_MAX));
+  EXPECT_GT(SaturatedSums(), before);
 }
 
 TEST_F(WorkspaceMetricsTest, GroupByDateZeroFillsAndClipsWeeks) {

@@ -7,6 +7,7 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(store::Store* store, ReplayOp
   r->store_ = store;
   r->options_ = std::move(options);
   if (r->options_.batch_size == 0) r->options_.batch_size = 1;
+  r->parser_.set_limits(r->options_.event_limits);
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   r->aggregator_ = std::move(*agg);

@@ -46,6 +46,9 @@ struct ReplayOptions {
   // Workspace -> organization bindings declared up front; events naming another organization
   // than their workspace's are counted as rejected ("organization_mismatch").
   aggregate::OrganizationBindings organizations;
+  // Event time bounds (--min-event-time, --max-future); outside: rejected as time_out_of_range.
+  // `event_limits.clock`, if set, must outlive the replayer.
+  event::Limits event_limits;
 };
 
 struct ReplayStats {

@@ -181,9 +181,11 @@ bool AddEncodedCounters(std::string_view in, Counters* c) {
   }
   if (!in.empty()) return false;
   n = 0;
-  for (uint64_t m = mask_i; m != 0; m &= m - 1) c->i[std::countr_zero(m)] += ints[n++];
+  for (uint64_t m = mask_i; m != 0; m &= m - 1) SatAddTo(&c->i[std::countr_zero(m)], ints[n++]);
   n = 0;
-  for (uint64_t m = mask_d; m != 0; m &= m - 1) c->d[std::countr_zero(m)] += doubles[n++];
+  for (uint64_t m = mask_d; m != 0; m &= m - 1) {
+    SatAddTo(&c->d[std::countr_zero(m)], doubles[n++]);
+  }
   return true;
 }
 
@@ -553,7 +555,11 @@ void RequestsKey(char tag, std::string_view org, bool with_agent, uint32_t agent
 
 int64_t CostNanos(double usd) {
   const double nanos = usd * 1e9;
-  if (!(nanos < 9e18)) return nanos > 0 ? INT64_C(9000000000000000000) : 0;
+  if (!(nanos > 0)) return 0;            // also NaN
+  if (nanos >= 9223372036854775807.0) {  // 2^63: beyond int64_t
+    tally::internal::NoteSaturated();
+    return INT64_MAX;
+  }
   return std::llround(nanos);
 }
 
@@ -563,11 +569,19 @@ void Slice::Clear() {
   agents.clear();
 }
 
+namespace {
+
+void AddTotals(const SliceTotals& o, SliceTotals* t) {
+  SatAddTo(&t->requests, o.requests);
+  SatAddTo(&t->errors, o.errors);
+  SatAddTo(&t->tokens, o.tokens);
+  SatAddTo(&t->cost_nanos, o.cost_nanos);
+}
+
+}  // namespace
+
 void Slice::Append(const Slice& o) {
-  totals.requests += o.totals.requests;
-  totals.errors += o.totals.errors;
-  totals.tokens += o.totals.tokens;
-  totals.cost_nanos += o.totals.cost_nanos;
+  AddTotals(o.totals, &totals);
   users.insert(users.end(), o.users.begin(), o.users.end());
   agents.insert(agents.end(), o.agents.begin(), o.agents.end());
 }
@@ -582,9 +596,9 @@ void Slice::Normalize() {
     size_t w = 0;
     for (size_t r = 1; r < users.size(); ++r) {
       if (users[r].user == users[w].user) {
-        users[w].requests += users[r].requests;
-        users[w].tokens += users[r].tokens;
-        users[w].cost_nanos += users[r].cost_nanos;
+        SatAddTo(&users[w].requests, users[r].requests);
+        SatAddTo(&users[w].tokens, users[r].tokens);
+        SatAddTo(&users[w].cost_nanos, users[r].cost_nanos);
       } else {
         users[++w] = users[r];
       }
@@ -595,8 +609,8 @@ void Slice::Normalize() {
     size_t w = 0;
     for (size_t r = 1; r < agents.size(); ++r) {
       if (agents[r].agent == agents[w].agent) {
-        agents[w].requests += agents[r].requests;
-        agents[w].tokens += agents[r].tokens;
+        SatAddTo(&agents[w].requests, agents[r].requests);
+        SatAddTo(&agents[w].tokens, agents[r].tokens);
       } else {
         agents[++w] = agents[r];
       }
@@ -665,10 +679,7 @@ SliceAgent SliceView::agent(size_t i) const {
 bool AppendEncodedSlice(std::string_view in, Slice* s) {
   SliceView v;
   if (!v.Parse(in)) return false;
-  s->totals.requests += v.totals().requests;
-  s->totals.errors += v.totals().errors;
-  s->totals.tokens += v.totals().tokens;
-  s->totals.cost_nanos += v.totals().cost_nanos;
+  AddTotals(v.totals(), &s->totals);
   s->users.reserve(s->users.size() + v.user_count());
   for (size_t i = 0; i < v.user_count(); ++i) s->users.push_back(v.user(i));
   s->agents.reserve(s->agents.size() + v.agent_count());

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/calendar.h"
+#include "common/saturating.h"
 #include "event/usage_event.h"
 
 namespace tally::store {
@@ -70,9 +71,11 @@ struct Counters {
   std::array<int64_t, kInts> i{};
   std::array<double, kDoubles> d{};
 
+  // Field-wise saturating addition (common/saturating.h): a field never wraps around or
+  // becomes infinite; each clamped field counts in tally::SaturatedSums().
   void Add(const Counters& o) {
-    for (int k = 0; k < kInts; ++k) i[k] += o.i[k];
-    for (int k = 0; k < kDoubles; ++k) d[k] += o.d[k];
+    for (int k = 0; k < kInts; ++k) SatAddTo(&i[k], o.i[k]);
+    for (int k = 0; k < kDoubles; ++k) SatAddTo(&d[k], o.d[k]);
   }
   bool IsZero() const;
 };
@@ -80,7 +83,8 @@ struct Counters {
 // Appends the sparse encoding of `c` (field masks, zigzag varints, raw doubles).
 void AppendCounters(const Counters& c, std::string* out);
 std::string EncodeCounters(const Counters& c);
-// Adds the counters encoded in `in` to *c. False (and *c unchanged) if `in` is malformed.
+// Adds the counters encoded in `in` to *c (saturating, as Counters::Add). False (and *c
+// unchanged) if `in` is malformed.
 bool AddEncodedCounters(std::string_view in, Counters* c);
 
 // Counter and bitmap keys share one layout:
@@ -146,8 +150,8 @@ bool ForEachUserPackEntry(std::string_view pack, Fn&& fn);
 bool FindUserPackEntry(std::string_view pack, uint32_t user, std::string_view* counters);
 
 // Merges packs into *out (cleared first): one entry per user index present in any input, with
-// the Counters of that index added up. A malformed input contributes the entries before its
-// fault. Returns the number of malformed inputs (0 normally). Never fails.
+// the Counters of that index added up (saturating). A malformed input contributes the entries
+// before its fault. Returns the number of malformed inputs (0 normally). Never fails.
 int MergeUserPacks(const std::string_view* packs, size_t n, std::string* out);
 
 // Reads one pack entry from the front of *in: false if malformed. `user` carries the previous
@@ -292,6 +296,8 @@ bool DecodeUint32(std::string_view in, uint32_t* v);
 // The matching bitmaps have the same layout with tags 'X' (users of the slice) and 'Y' (agent x
 // user pairs, dictionary-encoded, for slices of all agents only).
 
+// Every field is a non-negative sum; additions saturate at INT64_MAX (common/saturating.h), for
+// the uint64_t fields too, so that every field also reads correctly as an int64_t.
 struct SliceTotals {
   uint64_t requests = 0;
   uint64_t errors = 0;  // status == "error"
@@ -320,19 +326,22 @@ struct Slice {
   std::vector<SliceAgent> agents;
 
   void Clear();
-  // Adds all of `o` (entries appended; call Normalize before encoding).
+  // Adds all of `o` (entries appended; call Normalize before encoding). Totals saturate.
   void Append(const Slice& o);
+  // Sorts entries and combines those of equal index (saturating sums).
   void Normalize();
 };
 
-// Nano-dollars of a cost_usd value (rounded to the nearest; saturates far beyond real costs).
+// Nano-dollars of a cost_usd value (rounded to the nearest). Accepted events carry at most
+// event::kMaxCostUsd (10^15 nanos); larger, infinite or NaN inputs give INT64_MAX (counted as a
+// saturation), negative ones 0.
 int64_t CostNanos(double usd);
 
 // Encoding: version byte 1, totals (3 x u64, i64), varint n + n x 28-byte users, varint m + m x
 // 20-byte agents, all little-endian.
 void AppendSlice(const Slice& s, std::string* out);
-// Appends the decoded entries of `in` to *s (Normalize afterwards). False (s unchanged) if
-// malformed.
+// Appends the decoded entries of `in` to *s (Normalize afterwards; totals added saturating).
+// False (s unchanged) if malformed.
 bool AppendEncodedSlice(std::string_view in, Slice* s);
 
 // A zero-copy reader of an encoded slice; valid while the bytes it was parsed from live.

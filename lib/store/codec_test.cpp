@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cfloat>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -313,6 +316,85 @@ TEST(CodecTest, SlicesRoundTripAndCombine) {
   EXPECT_FALSE(v.Parse(enc + "x"));
   EXPECT_FALSE(AppendEncodedSlice("", &sum));
   EXPECT_EQ(sum.totals.requests, 6u);
+}
+
+TEST(CodecTest, CounterSumsSaturateInsteadOfWrapping) {
+  const uint64_t before = SaturatedSums();
+  Counters big;
+  big.i[Counters::kAgentTokens] = INT64_MAX;
+  big.d[Counters::kAgentCost] = 1.7e308;
+  Counters sum;
+  sum.Add(big);
+  EXPECT_EQ(SaturatedSums(), before);
+  sum.Add(big);
+  EXPECT_EQ(sum.i[Counters::kAgentTokens], INT64_MAX);
+  EXPECT_EQ(sum.d[Counters::kAgentCost], DBL_MAX);
+  EXPECT_EQ(SaturatedSums(), before + 2);
+  // The same through the encoding (what the merge operator does).
+  Counters decoded;
+  const std::string enc = EncodeCounters(big);
+  ASSERT_TRUE(AddEncodedCounters(enc, &decoded));
+  ASSERT_TRUE(AddEncodedCounters(enc, &decoded));
+  ASSERT_TRUE(AddEncodedCounters(EncodeCounters(sum), &decoded));
+  EXPECT_EQ(decoded.i[Counters::kAgentTokens], INT64_MAX);
+  EXPECT_EQ(decoded.d[Counters::kAgentCost], DBL_MAX);
+  EXPECT_TRUE(std::isfinite(decoded.d[Counters::kAgentCost]));
+  EXPECT_GT(SaturatedSums(), before + 2);
+
+  // User packs: the merge of two packs of one user saturates too.
+  std::string p1, p2, merged;
+  UserPackWriter(&p1).Add(5, big);
+  UserPackWriter(&p2).Add(5, big);
+  const std::string_view packs[] = {p1, p2};
+  EXPECT_EQ(MergeUserPacks(packs, 2, &merged), 0);
+  std::string_view counters;
+  ASSERT_TRUE(FindUserPackEntry(merged, 5, &counters));
+  Counters user;
+  ASSERT_TRUE(AddEncodedCounters(counters, &user));
+  EXPECT_EQ(user.i[Counters::kAgentTokens], INT64_MAX);
+  EXPECT_EQ(user.d[Counters::kAgentCost], DBL_MAX);
+}
+
+TEST(CodecTest, SliceSumsSaturateAtInt64Max) {
+  // 10^6 USD per event is 10^15 nanos: ~9,223 such events reach INT64_MAX.
+  EXPECT_EQ(CostNanos(1e6), 1'000'000'000'000'000);
+  const uint64_t before = SaturatedSums();
+  EXPECT_EQ(CostNanos(1e300), INT64_MAX);
+  EXPECT_EQ(CostNanos(std::numeric_limits<double>::infinity()), INT64_MAX);
+  EXPECT_EQ(SaturatedSums(), before + 2);
+  EXPECT_EQ(CostNanos(-1), 0);
+  EXPECT_EQ(CostNanos(std::numeric_limits<double>::quiet_NaN()), 0);
+
+  constexpr uint64_t kMax = static_cast<uint64_t>(INT64_MAX);
+  Slice big;
+  big.totals = {kMax, kMax, kMax, INT64_MAX};
+  big.users = {{1, kMax, kMax, INT64_MAX}};
+  big.agents = {{2, kMax, kMax}};
+  std::string enc;
+  AppendSlice(big, &enc);
+  Slice sum;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(AppendEncodedSlice(enc, &sum));
+  sum.Append(big);
+  sum.Normalize();
+  EXPECT_EQ(sum.totals.requests, kMax);
+  EXPECT_EQ(sum.totals.errors, kMax);
+  EXPECT_EQ(sum.totals.tokens, kMax);
+  EXPECT_EQ(sum.totals.cost_nanos, INT64_MAX);
+  ASSERT_EQ(sum.users.size(), 1u);
+  EXPECT_EQ(sum.users[0].requests, kMax);
+  EXPECT_EQ(sum.users[0].tokens, kMax);
+  EXPECT_EQ(sum.users[0].cost_nanos, INT64_MAX);
+  ASSERT_EQ(sum.agents.size(), 1u);
+  EXPECT_EQ(sum.agents[0].requests, kMax);
+  EXPECT_EQ(sum.agents[0].tokens, kMax);
+  // 9,224 max-cost events: saturated, never negative.
+  Slice costs;
+  Slice one;
+  one.totals = {1, 0, 1, CostNanos(1e6)};
+  for (int i = 0; i < 9'224; ++i) costs.Append(one);
+  EXPECT_EQ(costs.totals.cost_nanos, INT64_MAX);
+  EXPECT_EQ(costs.totals.requests, 9'224u);
+  EXPECT_GT(SaturatedSums(), before + 2);
 }
 
 TEST(CodecTest, RequestsKeysRebucketAndListProjects) {

@@ -9,6 +9,7 @@
 
 #include <climits>
 
+#include "common/saturating.h"
 #include "store/internal/merge_operators.h"
 
 namespace tally::store {
@@ -205,6 +206,7 @@ void Store::ObserveEventTime(int64_t time_ms) {
 }
 
 uint64_t Store::MalformedOperands() { return internal::MalformedOperandCount(); }
+uint64_t Store::SaturatedSums() { return tally::SaturatedSums(); }
 
 // ---------------------------------------------------------------------------------------------
 

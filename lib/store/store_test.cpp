@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -146,6 +147,63 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
   EXPECT_EQ(r.UserLabel(r.Organizations({"unknown"}), 0), "u0");
   EXPECT_EQ(r.AgentName(4), "agent4");  // never named: the id
   ASSERT_NE(r.AgentsNamed("agent4"), nullptr);
+  EXPECT_EQ(Store::MalformedOperands(), 0u);
+}
+
+// The merge operators (tally.counters, tally.user_counters, tally.slices) saturate sums that
+// would overflow, across writes, flushes, reopen and compaction, and never fail.
+TEST_F(StoreTest, MergeOperatorsSaturateAndNeverFail) {
+  const uint64_t before = Store::SaturatedSums();
+  std::string ckey, pkey, skey;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 10, {}, &ckey);
+  UserPackKey("ws", Granularity::kDay, 10, &pkey);
+  RequestsSliceKey("org", kAllAgents, nullptr, Granularity::kDay, 10, &skey);
+  Counters big;
+  big.i[Counters::kAgentTokens] = INT64_MAX / 2;
+  big.d[Counters::kAgentMessageCredits] = 1.7e308;
+  std::string pack;
+  UserPackWriter(&pack).Add(3, big);
+  Slice slice;
+  slice.totals = {1, 0, 1'000'000'000'000, 1'000'000'000'000'000};
+  slice.users = {{3, 1, 1'000'000'000'000, 1'000'000'000'000'000}};
+  slice.agents = {{4, 1, 1'000'000'000'000}};
+  std::string senc;
+  AppendSlice(slice, &senc);
+  constexpr int kRounds = 10;
+  for (int round = 0; round < kRounds; ++round) {
+    rocksdb::WriteBatch batch;
+    batch.Merge(store_->counters(), ckey, EncodeCounters(big));
+    batch.Merge(store_->userpacks(), pkey, pack);
+    // 1,000 max-cost requests (10^15 nanos each) per round: 10,000 saturate cost_nanos.
+    for (int i = 0; i < 1000; ++i) batch.Merge(store_->requests(), skey, senc);
+    ASSERT_TRUE(store_->Write(&batch).has_value());
+    if (round == 3) ASSERT_TRUE(store_->db()->Flush({}).ok());
+    if (round == 5) Reopen();
+    if (round == 7) {
+      store_->db()->CompactRange({}, store_->counters(), nullptr, nullptr);
+      store_->db()->CompactRange({}, store_->userpacks(), nullptr, nullptr);
+      store_->db()->CompactRange({}, store_->requests(), nullptr, nullptr);
+    }
+  }
+  auto view = store_->NewReadView();
+  Counters c;
+  ASSERT_TRUE(view->AddCounters(ckey, &c));
+  EXPECT_EQ(c.i[Counters::kAgentTokens], INT64_MAX);
+  EXPECT_EQ(c.d[Counters::kAgentMessageCredits], DBL_MAX);
+  Counters u;
+  ASSERT_TRUE(view->AddUserCounters(pkey, 3, &u));
+  EXPECT_EQ(u.i[Counters::kAgentTokens], INT64_MAX);
+  EXPECT_EQ(u.d[Counters::kAgentMessageCredits], DBL_MAX);
+  bool read = view->ReadSlice(skey, [](const SliceView& s) {
+    EXPECT_EQ(s.totals().requests, static_cast<uint64_t>(kRounds * 1000));
+    EXPECT_EQ(s.totals().tokens, static_cast<uint64_t>(kRounds) * 1000 * 1'000'000'000'000);
+    EXPECT_EQ(s.totals().cost_nanos, INT64_MAX);
+    ASSERT_EQ(s.user_count(), 1u);
+    EXPECT_EQ(s.user(0).cost_nanos, INT64_MAX);
+    EXPECT_EQ(s.user(0).requests, static_cast<uint64_t>(kRounds * 1000));
+  });
+  EXPECT_TRUE(read);
+  EXPECT_GT(Store::SaturatedSums(), before);
   EXPECT_EQ(Store::MalformedOperands(), 0u);
 }
 

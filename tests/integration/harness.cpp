@@ -538,7 +538,10 @@ Stack::~Stack() {
                                    "--cache-ttl",
                                    "0",
                                    "--now",
-                                   kNow};
+                                   kNow,
+                                   "--max-future",
+                                   "1d"};
+  // --max-future: generated events run to the end of kToday, past kNow (noon).
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ++tallyd_starts_;
   Status s = tallyd_.Start(argv, dir_.File("tallyd"));
