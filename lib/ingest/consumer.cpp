@@ -349,6 +349,25 @@ struct Consumer::Impl {
     b->parse_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   }
 
+  // On the worker: moves the events marked in `late` from the batch to its refused messages,
+  // with reason(event) as the dead-letter reason. Returns how many were refused.
+  template <typename Reason>
+  size_t Refuse(Batch* b, Reason&& reason) {
+    size_t w = 0;
+    for (size_t i = 0; i < b->ptrs.size(); ++i) {
+      if (late[i]) {
+        b->refused.emplace_back(b->parsed_from[i], reason(*b->ptrs[i]));
+        continue;
+      }
+      b->ptrs[w] = b->ptrs[i];
+      b->parsed_from[w++] = b->parsed_from[i];
+    }
+    const size_t refused = b->ptrs.size() - w;
+    b->ptrs.resize(w);
+    b->parsed_from.resize(w);
+    return refused;
+  }
+
   // On the worker: late check, dead letters, then views and offsets in one WriteBatch. Retries
   // store and dead-letter failures until they succeed or Stop() is called: a batch is never
   // half-applied or skipped. The late check runs here so that it sees every earlier batch.
@@ -358,40 +377,19 @@ struct Consumer::Impl {
     const std::string& topic = options.topic;
     if (options.late_policy == aggregate::LatePolicy::kReject && !b->ptrs.empty()) {
       aggregator->MarkLate(b->ptrs, &late);
-      size_t w = 0;
-      for (size_t i = 0; i < b->ptrs.size(); ++i) {
-        if (!late[i]) {
-          b->ptrs[w] = b->ptrs[i];
-          b->parsed_from[w++] = b->parsed_from[i];
-          continue;
-        }
-        ++out.late;
-        b->refused.emplace_back(
-            b->parsed_from[i], "late event: its time " + FormatRfc3339Seconds(b->ptrs[i]->time_ms) +
-                                   " is older than the dedupe window before the newest event "
-                                   "seen (--late-events reject)");
-      }
-      b->ptrs.resize(w);
-      b->parsed_from.resize(w);
+      out.late = Refuse(b, [](const event::UsageEvent& e) {
+        return "late event: its time " + FormatRfc3339Seconds(e.time_ms) +
+               " is older than the dedupe window before the newest event seen (--late-events "
+               "reject)";
+      });
     }
     if (!b->ptrs.empty()) {
       aggregator->MarkOrganizationMismatches(b->ptrs, &late);
-      size_t w = 0;
-      for (size_t i = 0; i < b->ptrs.size(); ++i) {
-        if (!late[i]) {
-          b->ptrs[w] = b->ptrs[i];
-          b->parsed_from[w++] = b->parsed_from[i];
-          continue;
-        }
-        ++out.mismatched;
-        b->refused.emplace_back(
-            b->parsed_from[i],
-            "organization mismatch: data.organization_id is not the organization workspace " +
-                b->ptrs[i]->workspace_id + " belongs to (" +
-                std::string(aggregator->OrganizationOf(b->ptrs[i]->workspace_id)) + ")");
-      }
-      b->ptrs.resize(w);
-      b->parsed_from.resize(w);
+      out.mismatched = Refuse(b, [this](const event::UsageEvent& e) {
+        return "organization mismatch: data.organization_id is not the organization workspace " +
+               e.workspace_id + " belongs to (" +
+               std::string(aggregator->OrganizationOf(e.workspace_id)) + ")";
+      });
     }
     for (auto& [m, reason] : b->refused) {
       std::string_view payload(static_cast<const char*>(m->payload), m->len);
