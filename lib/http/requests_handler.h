@@ -1,5 +1,5 @@
 #pragma once
-// GET /v1/analytics/requests/{metric} (seeds/genexus-analytics-requests.txt): the eleven
+// GET /v1/analytics/requests/{metric} (schemas/openapi.yaml): the eleven
 // request-analytics endpoints. Auth, parameter and header validation, scope resolution and
 // rendering around an injected query backend.
 //

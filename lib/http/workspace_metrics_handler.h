@@ -1,5 +1,5 @@
 #pragma once
-// GET/POST /api/v1/workspaces/metrics (seeds/athena-workspace-metrics.txt): auth, validation,
+// GET/POST /api/v1/workspaces/metrics (schemas/openapi.yaml): auth, validation,
 // response cache and rendering around an injected query backend.
 //
 //   tally::http::MetricsBackend backend{
