@@ -49,10 +49,17 @@ if [ "$build_only" = 1 ]; then exit 0; fi
 reports="$root/$build/sanitizer-reports"
 rm -rf "$reports"
 mkdir -p "$reports"
+# The end-to-end tests keep their temp dirs here (TALLY_IT_KEEP), so that the logs of the
+# processes they start can be searched for UndefinedBehaviorSanitizer reports, which gcc's
+# runtime writes to stderr even with log_path.
+keep="$root/$build/test-tmp"
+rm -rf "$keep"
+mkdir -p "$keep"
+export TMPDIR="$keep" TALLY_IT_KEEP=1
 # Reports go to files (one per process), so those of child processes whose stderr a test
 # discards are seen too. Leaks fail; tests/sanitizers/lsan.supp lists the known third-party ones.
 export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1:abort_on_error=0"
-export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1:report_error_type=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:report_error_type=1"
 export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
 
 filter=()
@@ -60,6 +67,9 @@ if [ "$ci" = 1 ]; then filter=(-LE '^integration$' -E '_NOT_BUILT$'); fi
 status=0
 (cd "$build" && ctest --output-on-failure --timeout 1800 "${filter[@]}" "$@") || status=$?
 
+grep -rlE --include='*.err' 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$keep" |
+  while read -r f; do cp "$f" "$reports/$(echo "${f#"$keep"/}" | tr / _)"; done || true
+rm -rf "$keep"
 if compgen -G "$reports/*" >/dev/null; then
   for f in "$reports"/*; do
     echo "==== $f" >&2
