@@ -1,5 +1,5 @@
 #pragma once
-// Deterministic synthetic usage events as NDJSON lines (CloudEvents, see DESIGN.md).
+// Deterministic synthetic usage events as NDJSON lines (CloudEvents, see docs/design.md).
 //
 //   tally::gen::GenOptions opts;
 //   opts.events = 1000;

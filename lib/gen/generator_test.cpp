@@ -39,7 +39,7 @@ bool NonNegNumber(const json& obj, const char* field) {
   return v.is_number() && v.get<double>() >= 0;
 }
 
-// An independent, simple reading of DESIGN.md's acceptance rules. Returns "" when valid.
+// An independent, simple reading of docs/design.md's acceptance rules. Returns "" when valid.
 std::string Reject(const std::string& line) {
   if (line.size() > 64 * 1024) return "oversized";
   json j = json::parse(line, nullptr, /*allow_exceptions=*/false);

@@ -1,5 +1,5 @@
 #pragma once
-// API keys: the keys file of DESIGN.md ("Access") and token authentication.
+// API keys: the keys file of docs/design.md ("Access") and token authentication.
 //
 //   tally::Result<tally::http::KeyStore> keys = tally::http::KeyStore::LoadFile("keys.toml");
 //   if (!keys) die(keys.error().message);      // names the key entry and the field at fault

@@ -39,7 +39,7 @@ Response ErrorResponse(const Error& error);
 Response UnauthenticatedResponse();
 // 403 {"message": "This action is unauthorized."}
 Response ForbiddenResponse();
-// 404 {"error": "Workspace not found"} (seeds/athena-workspace-metrics.txt).
+// 404 {"error": "Workspace not found"} (schemas/openapi.yaml).
 Response WorkspaceNotFoundResponse();
 // 422 in Laravel's shape: {"message": "<first> (and N more error(s))", "errors": {field: [..]}}.
 // Fields appear in the order of their first error; `errors` must not be empty.

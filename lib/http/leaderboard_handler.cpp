@@ -9,7 +9,7 @@
 namespace tally::http {
 namespace {
 
-// The int64 value of a canonical decimal integer, so that "42" renders as 42 (as the seed shows)
+// The int64 value of a canonical decimal integer, so that "42" renders as 42 (as documented)
 // while ids like "007" or "u42" keep their exact spelling as strings.
 std::optional<int64_t> CanonicalInteger(std::string_view s) {
   std::string_view digits = s;

@@ -1,5 +1,5 @@
 #pragma once
-// GET /api/agents/leaderboard (seeds/athena-agent-leaderboard.txt): auth, validation, workspace
+// GET /api/agents/leaderboard (schemas/openapi.yaml): auth, validation, workspace
 // resolution and rendering around an injected query backend.
 //
 //   tally::http::LeaderboardBackend backend{

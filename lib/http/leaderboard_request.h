@@ -1,5 +1,5 @@
 #pragma once
-// Parsing and validation of GET /api/agents/leaderboard (seeds/athena-agent-leaderboard.txt)
+// Parsing and validation of GET /api/agents/leaderboard (schemas/openapi.yaml)
 // query parameters. Pure functions.
 //
 //   auto parsed = tally::http::ParseLeaderboardRequest(request.query);

@@ -46,7 +46,7 @@ TEST(LeaderboardRequest, Defaults) {
 }
 
 TEST(LeaderboardRequest, SeedExampleWithEmptyParameters) {
-  // The seed's curl sends empty organization/user/date parameters: they count as absent.
+  // Dashboards send empty organization/user/date parameters: they count as absent.
   auto r = ParseLeaderboardRequest({{"workspace_uuid", "8360bf61-4604-4f22-99dc-2afa910fd8c7"},
                                     {"organization_multiplai_id", ""},
                                     {"user_multiplai_ids", ""},

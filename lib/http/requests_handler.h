@@ -1,5 +1,5 @@
 #pragma once
-// GET /v1/analytics/requests/{metric} (seeds/genexus-analytics-requests.txt): the eleven
+// GET /v1/analytics/requests/{metric} (schemas/openapi.yaml): the eleven
 // request-analytics endpoints. Auth, parameter and header validation, scope resolution and
 // rendering around an injected query backend.
 //
@@ -25,7 +25,7 @@
 //   403 a non-admin key without organizations, or an organization header the key does not hold
 //   404 {"message": "Organization not found.", "field": "organization-id"} when an admin key
 //       names an organization without any request data ->
-//   200 with the seed's body for the metric.
+//   200 with the contract's body for the metric.
 // Scope: the organization header's organization, else every organization of the key (an admin
 // key: every organization with data); the project header narrows to that project. Empty header
 // values and an empty agentName count as absent.
@@ -75,7 +75,7 @@ struct RequestsParams {
 // each offending parameter (or header). Pure.
 std::expected<RequestsParams, FieldErrors> ParseRequestsParams(const Request& request);
 
-// The 200 body of `metric` (field names as in the seed). Pure.
+// The 200 body of `metric` (field names as in the contract). Pure.
 std::string RenderRequests(query::RequestsMetric metric, const query::RequestsResult& result);
 
 }  // namespace tally::http

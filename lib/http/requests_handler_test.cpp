@@ -1,5 +1,5 @@
 // Unit tests of GET /v1/analytics/requests/{metric}: every validation and auth case (status and
-// body), scope resolution from keys and headers, and the rendered shapes of the seed.
+// body), scope resolution from keys and headers, and the rendered shapes of the contract.
 #include "http/requests_handler.h"
 
 #include <gtest/gtest.h>
@@ -123,7 +123,7 @@ TEST_F(RequestsHandlerTest, AgentNameTooLongAndEmpty) {
       Get("total-active-users", std::string(kRange) + "&agentName=" + std::string(257, 'a')),
       {"agentName"});
   ASSERT_EQ(Get("total-active-users", std::string(kRange) + "&agentName=").status, 200);
-  EXPECT_FALSE(last_.agent_name.has_value());  // empty = no filter (the seed's curl sends it)
+  EXPECT_FALSE(last_.agent_name.has_value());  // empty = no filter (dashboards send it)
   ASSERT_EQ(Get("total-active-users", std::string(kRange) + "&agentName=Support%20Agent").status,
             200);
   EXPECT_EQ(last_.agent_name, "Support Agent");

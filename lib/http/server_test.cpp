@@ -328,7 +328,7 @@ TEST_F(ServerTest, MetricsEndpointStatuses) {
   EXPECT_EQ(json::parse(missing->body), json::parse(R"({"error":"Workspace not found"})"));
   EXPECT_EQ(calls_.load(), 0);
 
-  // 200 with the seed's shape, through GET with a body (as the seed's curl does).
+  // 200 with the contract's shape, through GET with a body (as dashboards send it).
   auto ok = Metrics("tok-a", kSeedBody, "GET");
   ASSERT_TRUE(ok.has_value());
   EXPECT_EQ(ok->status, 200);

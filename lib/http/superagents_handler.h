@@ -1,5 +1,5 @@
 #pragma once
-// GET /api/v1/monitoring/{workspace_id}/superagents (seeds/base44-superagents.txt): auth,
+// GET /api/v1/monitoring/{workspace_id}/superagents (schemas/openapi.yaml): auth,
 // validation, cursor pagination and rendering around an injected query backend.
 //
 //   tally::http::SuperagentsBackend backend{

@@ -294,7 +294,7 @@ TEST_F(SuperagentsHandlerTest, MalformedAndTamperedCursors) {
     EXPECT_TRUE(body["errors"]["cursor"].is_array()) << r.body;
   };
   expect_invalid("not a cursor!");
-  expect_invalid("eyJsYXN0X2lkIjoiMTIzIn0=");  // the seed's example
+  expect_invalid("eyJsYXN0X2lkIjoiMTIzIn0=");  // the contract's example
   expect_invalid("AAAA");
   expect_invalid(cursor.substr(0, cursor.size() - 1));
   expect_invalid(cursor + "A");

@@ -1,6 +1,6 @@
 #pragma once
 // Parsing and validation of GET /api/v1/monitoring/{workspace_id}/superagents
-// (seeds/base44-superagents.txt) query parameters. Pure functions.
+// (schemas/openapi.yaml) query parameters. Pure functions.
 //
 //   auto parsed = tally::http::ParseSuperagentsRequest(request.query);
 //   if (!parsed) return tally::http::ValidationErrorResponse(parsed.error());  // 422

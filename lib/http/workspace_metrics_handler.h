@@ -1,5 +1,5 @@
 #pragma once
-// GET/POST /api/v1/workspaces/metrics (seeds/athena-workspace-metrics.txt): auth, validation,
+// GET/POST /api/v1/workspaces/metrics (schemas/openapi.yaml): auth, validation,
 // response cache and rendering around an injected query backend.
 //
 //   tally::http::MetricsBackend backend{
@@ -83,7 +83,7 @@ class WorkspaceMetricsHandler {
   Counter* cache_misses_ = nullptr;
 };
 
-// The 200 body of the seed for `request` answered by `result`:
+// The 200 body of the contract for `request` answered by `result`:
 // {"data":{"entity","metric","aggregation","group_by","granularity","total","results":[...]},
 //  "meta":{"period":{"from","to"},"cached_at","cache_ttl","unit"}}. Rows are {"user_id",
 // "user_name","value"} for group_by=user and {"date","value"} for group_by=date. Pure.

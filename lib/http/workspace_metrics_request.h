@@ -1,6 +1,6 @@
 #pragma once
 // Parsing and validation of GET/POST /api/v1/workspaces/metrics
-// (seeds/athena-workspace-metrics.txt) into a query::WorkspaceMetricsRequest. Pure functions.
+// (schemas/openapi.yaml) into a query::WorkspaceMetricsRequest. Pure functions.
 //
 //   auto req = tally::http::ParseWorkspaceMetricsRequest(request.body, request.query);
 //   if (!req) return tally::http::ValidationErrorResponse(req.error());   // Laravel-shaped 422

@@ -142,7 +142,7 @@ TEST(WorkspaceMetricsRequest, MissingEverythingListsRequiredFieldsInOrder) {
 }
 
 TEST(WorkspaceMetricsRequest, SeedEntityRequiredExample) {
-  // The seed's 422 example, byte for byte in meaning.
+  // The contract's 422 example, byte for byte in meaning.
   FieldErrors e = Errors(R"({"workspace_uuid":"w","metric":"executions","aggregation":"count"})");
   Response res = ValidationErrorResponse(e);
   EXPECT_EQ(res.status, 422);

@@ -293,5 +293,24 @@ TEST(KafkaTest, ProduceAndWaitReportsItsFailuresAndFlushDoesNot) {
       << fl.error().message;
 }
 
+TEST(KafkaTest, DeliveryErrorsNameTheErrorNotThePayload) {
+  // A delivery report's payload is the message, not an error string: the error must come from
+  // the error code (reading the payload as a C string also ran past its end).
+  auto producer = Producer::Create(
+      {.brokers = "127.0.0.1:1", .linger_ms = 0, .extra = {{"message.timeout.ms", "300"}}});
+  ASSERT_TRUE(producer) << producer.error().message;
+  const std::string secret = "payload-that-must-not-appear-in-errors";
+  std::vector<OutMessage> batch = {{.key = "ws", .value = secret}};
+  auto st = (*producer)->ProduceAndWait("usage-events", batch, 20000);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message.find(secret), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("timed out"), std::string::npos) << st.error().message;
+  ASSERT_TRUE((*producer)->Produce("usage-events", "ws", secret));
+  auto fl = (*producer)->Flush(20000);
+  ASSERT_FALSE(fl);
+  EXPECT_EQ(fl.error().message.find(secret), std::string::npos) << fl.error().message;
+  EXPECT_NE(fl.error().message.find("timed out"), std::string::npos) << fl.error().message;
+}
+
 }  // namespace
 }  // namespace tally::kafka

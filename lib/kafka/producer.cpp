@@ -24,6 +24,11 @@ void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
   }
 }
 
+// The error of a delivery report. Not rd_kafka_message_errstr(), which is for consumed messages
+// only: on a delivery report it reads the message's payload as a NUL-terminated error string
+// (past its end, and leaking payload bytes into the error).
+std::string DeliveryError(const rd_kafka_message_t* msg) { return rd_kafka_err2str(msg->err); }
+
 }  // namespace
 
 // Shared by one ProduceAndWait() call and the delivery reports of its messages (whichever
@@ -63,7 +68,7 @@ void Producer::OnDelivery(rd_kafka_t* rk, const void* msg_ptr, void* opaque) {
     {
       std::lock_guard lock(w->mu);
       --w->pending;
-      if (!ok && w->failed++ == 0) w->first_error = rd_kafka_message_errstr(msg);
+      if (!ok && w->failed++ == 0) w->first_error = DeliveryError(msg);
       last = --w->refs == 0;
     }
     if (last) delete w;
@@ -72,7 +77,7 @@ void Producer::OnDelivery(rd_kafka_t* rk, const void* msg_ptr, void* opaque) {
   if (ok) return;
   self->failed_since_flush_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(self->error_mu_);
-  if (self->first_error_.empty()) self->first_error_ = rd_kafka_message_errstr(msg);
+  if (self->first_error_.empty()) self->first_error_ = DeliveryError(msg);
 }
 
 Result<std::unique_ptr<Producer>> Producer::Create(const ProducerOptions& options) {

@@ -1,5 +1,5 @@
 #pragma once
-// The engine behind GET /api/agents/leaderboard (seeds/athena-agent-leaderboard.txt): workspace
+// The engine behind GET /api/agents/leaderboard (schemas/openapi.yaml): workspace
 // members ranked by the agents they created in a date range, against the previous period of the
 // same length.
 //
@@ -11,7 +11,7 @@
 //       tally::query::RunLeaderboard(store, clock, req);
 //   for (const tally::query::LeaderboardRow& row : r->rows) { ... }
 //
-// Semantics (DESIGN.md "Choices"):
+// Semantics (docs/design.md "API semantics"):
 //  - agent_count = number of agent.created events by the user in [from, to] (inclusive);
 //    agent_count_previous_period = the same over the `to - from + 1` days just before `from`.
 //  - Users listed: those with at least one agent created in either period (optionally restricted

@@ -1,6 +1,6 @@
 #pragma once
 // The engine behind the eleven GET /v1/analytics/requests/* endpoints
-// (seeds/genexus-analytics-requests.txt): request counts, tokens, cost and exact distinct users,
+// (schemas/openapi.yaml): request counts, tokens, cost and exact distinct users,
 // projects and agents of the agent.executed events of some organizations.
 //
 //   tally::query::RequestsQuery q;
@@ -12,7 +12,7 @@
 //       store, directory, tally::query::RequestsMetric::kTotalActiveUsers, q);
 //   uint64_t users = r->count;
 //
-// Semantics (DESIGN.md "Choices", docs/request-analytics.md):
+// Semantics (docs/design.md "API semantics", docs/request-analytics.md):
 //  - A request is an agent.executed event whose organization_id is in `organizations` (and whose
 //    project_id equals `project_id` when set), on a UTC day in [start, end].
 //  - Agents are (workspace, agent id); an agent's name is its latest name (its id when it never

@@ -1,6 +1,6 @@
 #pragma once
 // The engine behind GET /api/v1/monitoring/{workspace_id}/superagents
-// (seeds/base44-superagents.txt): the inventory of a workspace's live agents with their usage.
+// (schemas/openapi.yaml): the inventory of a workspace's live agents with their usage.
 //
 //   tally::query::SuperagentsRequest req;
 //   req.workspace_id = "ws_1";
@@ -10,7 +10,7 @@
 //       tally::query::ListSuperagents(store, clock, req);
 //   for (const tally::query::SuperagentRow& row : r->rows) { ... }   // full list, sorted
 //
-// Semantics (DESIGN.md "Choices"):
+// Semantics (docs/design.md "API semantics"):
 //  - Inventory: agents with a created/copied event (field kEntityCreated) that are not deleted
 //    (no kEntityDeleted, or a later kEntityRevived); latest name and visibility.
 //  - active_users_last_30d: distinct users with agent.executed on the agent in the 30 days ending

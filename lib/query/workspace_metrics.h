@@ -1,5 +1,5 @@
 #pragma once
-// The engine behind GET /api/v1/workspaces/metrics (seeds/athena-workspace-metrics.txt).
+// The engine behind GET /api/v1/workspaces/metrics (schemas/openapi.yaml).
 //
 //   tally::query::WorkspaceMetricsRequest req;
 //   req.workspace_id = "8360bf61-...";

@@ -26,11 +26,14 @@ std::string Profile(std::string_view ws, std::string_view user) {
 }
 
 TEST(ParseRecordKey, NamesProfilesAndAgentRowsOnly) {
-  RecordKeyRef r = ParseRecordKey(Agent("ws", "a1"));
+  // RecordKeyRef views into the key: the key must outlive it.
+  const std::string agent = Agent("ws", "a1");
+  RecordKeyRef r = ParseRecordKey(agent);
   EXPECT_EQ(r.kind, RecordKeyRef::Kind::kAgent);
   EXPECT_EQ(r.workspace_id, "ws");
   EXPECT_EQ(r.id, "a1");
-  r = ParseRecordKey(Profile("ws", "u1"));
+  const std::string profile = Profile("ws", "u1");
+  r = ParseRecordKey(profile);
   EXPECT_EQ(r.kind, RecordKeyRef::Kind::kProfile);
   EXPECT_EQ(r.id, "u1");
   std::string k;

@@ -20,8 +20,8 @@ constexpr const char* kWsB = "0d7f4c1e-b0a8-4a55-9d1e-6a2f3c9e7b10";
 constexpr const char* kUnknownWs = "ffffffff-0000-4000-8000-000000000000";
 
 const json kUnauthenticated = {{"message", "Unauthenticated."}};
-const json kForbidden = {{"message", "This action is unauthorized."}};  // seed, 403
-const json kNotFound = {{"error", "Workspace not found"}};              // seed, 404
+const json kForbidden = {{"message", "This action is unauthorized."}};  // contract, 403
+const json kNotFound = {{"error", "Workspace not found"}};              // contract, 404
 
 std::string Event(int i, const std::string& ws) {
   json e = {

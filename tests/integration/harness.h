@@ -138,7 +138,7 @@ class HttpClient {
 // Percent-encodes a query-string component (RFC 3986 unreserved characters kept).
 std::string UrlEncode(std::string_view s);
 
-// One API key of the keys file (DESIGN.md "Access"): the file stores Sha256Hex(token).
+// One API key of the keys file (docs/design.md "Access"): the file stores Sha256Hex(token).
 struct KeySpec {
   static KeySpec Admin(std::string name, std::string token) {
     KeySpec k;

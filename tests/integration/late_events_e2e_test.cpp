@@ -1,4 +1,4 @@
-// tallyd's late-event policy end to end (DESIGN.md: events older than the dedupe window before
+// tallyd's late-event policy end to end (docs/design.md: events older than the dedupe window before
 // the newest event seen): with `--late-events reject` such an event is dead-lettered with the
 // reason "late event" and counted nowhere; with the default (`apply`) it is counted like any
 // other. Events that are older than the newest one but inside the window are counted either way.

@@ -1,6 +1,6 @@
 // Regression tests of ingest against a log that lost data, and of restarts in the same group.
 //
-// librdkafka's mock cluster keeps only the newest ~5 MB of each partition (DESIGN.md). tally must
+// librdkafka's mock cluster keeps only the newest ~5 MB of each partition (docs/design.md). tally must
 // say so loudly (error log + tally_log_trimmed_total) instead of silently skipping the lost
 // offsets, and keep consuming what is left. Regressions covered:
 //  - a partition whose stored offset fell below the log start used to wedge (no more fetches);

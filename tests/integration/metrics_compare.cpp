@@ -80,7 +80,7 @@ void CompareBody(const MetricsCall& call, const RefAnswer& want, const json& bod
   if (q.group_by == "date") {
     want_granularity = q.granularity;
   } else if (call.granularity) {
-    want_granularity = *call.granularity;  // echoed (seed example: group_by=user, daily)
+    want_granularity = *call.granularity;  // echoed (contract example: group_by=user, daily)
   }
   expect_string("granularity", want_granularity);
 
@@ -296,7 +296,7 @@ std::string CheckMetricsCall(HttpClient& http, const std::string& token, const R
   if (!r) return request + "transport error: " + r.error().message;
   if (SeedRejects(call.query)) {
     if (r->status != 422) {
-      return request + "expected 422 (the seed forbids this combination), got " +
+      return request + "expected 422 (the API forbids this combination), got " +
              std::to_string(r->status) + ": " + Truncate(r->body, 500);
     }
     json body = json::parse(r->body, nullptr, false);

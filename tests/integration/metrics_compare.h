@@ -29,7 +29,7 @@ struct MetricsCall {
   RequestForm form = RequestForm::kGetBody;
 };
 
-// True for the combinations the seed forbids (422): avg_duration for agents, or with group_by.
+// True for the combinations the API forbids (422): avg_duration for agents, or with group_by.
 bool SeedRejects(const RefQuery& q);
 
 // Every entity x metric x aggregation x group_by x granularity (absent/daily/weekly/monthly,
@@ -47,7 +47,7 @@ struct WireRequest {
 WireRequest BuildRequest(const MetricsCall& call);
 
 // Sends `call` with `Authorization: Bearer <token>` and compares it with `ref`. Returns "" when
-// the answer matches (or is the expected 422 of a combination the seed forbids), else a
+// the answer matches (or is the expected 422 of a combination the API forbids), else a
 // description: the request, the expected (reference) answer and the actual response.
 std::string CheckMetricsCall(HttpClient& http, const std::string& token, const ReferenceModel& ref,
                              const MetricsCall& call);

@@ -12,8 +12,8 @@
 // timegm(), week/month labels come from strftime("%G-%V") / ("%Y-%m"), and every answer is a
 // scan over the accepted event list. It is meant to be obviously right rather than fast.
 //
-// Semantics (DESIGN.md "What counts as what" and "Choices where the seeds are silent"):
-//  - An invalid line (DESIGN.md "The usage event" rules, or more than 64 KiB) is dropped.
+// Semantics (docs/design.md "What counts as what" and "API semantics"):
+//  - An invalid line (docs/design.md "The usage event" rules, or more than 64 KiB) is dropped.
 //  - The first occurrence of a (source, id) pair wins; later ones are dropped (the test data
 //    keeps every duplicate inside the dedupe window, so a plain set is exact).
 //  - executions/created/copies/shares = the entity kind's executed/created/copied/shared events;
@@ -41,7 +41,7 @@
 
 namespace tally::integration {
 
-// The largest message the event contract accepts (DESIGN.md: oversized messages are rejected).
+// The largest message the event contract accepts (docs/design.md: oversized messages are rejected).
 inline constexpr size_t kRefMaxEventBytes = 64 * 1024;
 
 struct RefQuery {
@@ -103,7 +103,7 @@ struct RefEvent {
   std::optional<double> duration_ms;
 };
 
-// Validates one raw message by DESIGN.md's rules. On success fills `*out` and returns "", else
+// Validates one raw message by docs/design.md's rules. On success fills `*out` and returns "", else
 // returns a short reason naming the field at fault (for test diagnostics only).
 std::string RefValidate(std::string_view line, RefEvent* out);
 

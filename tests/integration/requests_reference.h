@@ -15,7 +15,7 @@
 // (nlohmann::json), the extra fields are read with nlohmann::json, and every answer is a scan
 // over the accepted event list. It is meant to be obviously right rather than fast.
 //
-// Semantics (docs/request-analytics.md):
+// Semantics (docs/design.md, docs/request-analytics.md):
 //  - Requests are accepted `agent.executed` events. Invalid lines are dropped; the first
 //    occurrence of a (source, id) pair wins (the test data keeps every duplicate inside the
 //    dedupe window, so a plain set is exact).
@@ -159,7 +159,7 @@ struct OrgKeySpec {
   bool admin = false;
 };
 
-// The keys file text (DESIGN.md "Access") for `keys`.
+// The keys file text (docs/design.md "Access") for `keys`.
 std::string OrgKeysToml(const std::vector<OrgKeySpec>& keys);
 
 // Runs tallyd as the harness's Stack does (same flags, --now Stack::kNow, cache off), but with
