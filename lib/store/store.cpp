@@ -9,7 +9,6 @@
 
 #include <climits>
 
-#include "common/saturating.h"
 #include "store/internal/merge_operators.h"
 
 namespace tally::store {
@@ -206,7 +205,6 @@ void Store::ObserveEventTime(int64_t time_ms) {
 }
 
 uint64_t Store::MalformedOperands() { return internal::MalformedOperandCount(); }
-uint64_t Store::SaturatedSums() { return tally::SaturatedSums(); }
 
 // ---------------------------------------------------------------------------------------------
 

@@ -124,10 +124,6 @@ class Store {
 
   // Count of malformed merge operands skipped so far (should stay 0).
   static uint64_t MalformedOperands();
-  // Count of sums that saturated so far, in this process: folds, merge operators (which run
-  // inside RocksDB and never fail on stored data) and query totals alike. Same as
-  // tally::SaturatedSums() (common/saturating.h).
-  static uint64_t SaturatedSums();
 
   const std::string& path() const { return options_.path; }
 

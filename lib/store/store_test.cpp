@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 
+#include "common/saturating.h"
 #include "store/directory.h"
 
 namespace tally::store {
@@ -153,7 +154,7 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
 // The merge operators (tally.counters, tally.user_counters, tally.slices) saturate sums that
 // would overflow, across writes, flushes, reopen and compaction, and never fail.
 TEST_F(StoreTest, MergeOperatorsSaturateAndNeverFail) {
-  const uint64_t before = Store::SaturatedSums();
+  const uint64_t before = tally::SaturatedSums();
   std::string ckey, pkey, skey;
   CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 10, {}, &ckey);
   UserPackKey("ws", Granularity::kDay, 10, &pkey);
@@ -203,7 +204,7 @@ TEST_F(StoreTest, MergeOperatorsSaturateAndNeverFail) {
     EXPECT_EQ(s.user(0).requests, static_cast<uint64_t>(kRounds * 1000));
   });
   EXPECT_TRUE(read);
-  EXPECT_GT(Store::SaturatedSums(), before);
+  EXPECT_GT(tally::SaturatedSums(), before);
   EXPECT_EQ(Store::MalformedOperands(), 0u);
 }
 

@@ -1,7 +1,7 @@
 // Regression tests of ingest against a log that lost data, and of restarts in the same group.
 //
-// librdkafka's mock cluster keeps only the newest ~5 MB of each partition (docs/design.md). tally must
-// say so loudly (error log + tally_log_trimmed_total) instead of silently skipping the lost
+// librdkafka's mock cluster keeps only the newest ~5 MB of each partition (docs/design.md). tally
+// must say so loudly (error log + tally_log_trimmed_total) instead of silently skipping the lost
 // offsets, and keep consuming what is left. Regressions covered:
 //  - a partition whose stored offset fell below the log start used to wedge (no more fetches);
 //  - a first start on a log that no longer begins at offset 0 used to be silent;

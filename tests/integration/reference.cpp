@@ -44,7 +44,8 @@ std::string Strftime(int64_t day, const char* format) {
   return std::string(buf, n);
 }
 
-// Absent and null are the same thing for every field (docs/design.md: "everything else is optional").
+// Absent and null are the same thing for every field (docs/design.md: "everything else is
+// optional").
 const json* Field(const json& obj, const char* key) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return nullptr;
