@@ -125,23 +125,17 @@ std::string_view Aggregator::OrganizationOf(std::string_view workspace_id) const
   return it == organizations_.end() ? std::string_view() : std::string_view(it->second);
 }
 
-template <typename Map>
-bool Aggregator::Mismatched(const event::UsageEvent& e, Map* batch) const {
-  if (e.organization_id.empty()) return false;
-  std::string_view bound = OrganizationOf(e.workspace_id);
-  if (bound.empty()) {
-    auto [it, inserted] = batch->try_emplace(e.workspace_id, e.organization_id);
-    bound = it->second;
-  }
-  return bound != e.organization_id;
-}
-
 void Aggregator::MarkOrganizationMismatches(std::span<const event::UsageEvent* const> events,
                                             std::vector<uint8_t>* refused) const {
   refused->assign(events.size(), 0);
+  // Bindings made by earlier events of `events`.
   absl::flat_hash_map<std::string_view, std::string_view, StringHash, std::equal_to<>> batch;
   for (size_t i = 0; i < events.size(); ++i) {
-    (*refused)[i] = Mismatched(*events[i], &batch) ? 1 : 0;
+    const event::UsageEvent& e = *events[i];
+    if (e.organization_id.empty()) continue;
+    std::string_view bound = OrganizationOf(e.workspace_id);
+    if (bound.empty()) bound = batch.try_emplace(e.workspace_id, e.organization_id).first->second;
+    (*refused)[i] = bound != e.organization_id ? 1 : 0;
   }
 }
 
@@ -291,11 +285,10 @@ void Aggregator::FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t
   }
 }
 
-Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index) {
+Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index, uint32_t ws) {
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
   const Counters delta = DeltaOf(e);
   const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
-  const uint32_t ws = workspaces_.Id(e.workspace_id);
   const uint32_t entity = EntityId(ws, e.kind, e.entity_id);
   // 0 = no project, else 1 + batch project id (the slices' convention).
   const uint32_t project = e.project_id.empty() ? 0 : 1 + projects_.Id(e.project_id);
@@ -694,21 +687,32 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   // policy's and the dedupe expiry's reference) only advances once they are written.
   int64_t batch_newest = INT64_MIN;
   rocksdb::WriteBatch batch;
-  batch_organizations_.clear();
+  batch_ws_orgs_.clear();
+  new_bindings_.clear();
   constexpr uint8_t kRefused = 2;  // dup[i]: names another organization than its workspace's
   for (size_t i = 0; i < events.size(); ++i) {
     const event::UsageEvent& e = *events[i];
+    // Batch ids are dense in first-seen order: a new workspace gets the next slot.
+    const uint32_t ws = workspaces_.Id(e.workspace_id);
+    if (ws == batch_ws_orgs_.size()) batch_ws_orgs_.push_back(OrganizationOf(e.workspace_id));
     // In log order, duplicates included, exactly as MarkOrganizationMismatches judges them.
-    const size_t bound_before = batch_organizations_.size();
-    if (Mismatched(e, &batch_organizations_)) {
-      dup[i] = kRefused;
-      ++stats.organization_mismatches;
-      continue;
+    bool binds = false;
+    if (!e.organization_id.empty()) {
+      std::string_view& bound = batch_ws_orgs_[ws];
+      if (bound.empty()) {
+        bound = e.organization_id;
+        new_bindings_.emplace_back(e.workspace_id, e.organization_id);
+        binds = true;
+      } else if (bound != e.organization_id) {
+        dup[i] = kRefused;
+        ++stats.organization_mismatches;
+        continue;
+      }
     }
     if (dup[i]) {
       // A re-sent event that binds its workspace stores the binding like its first copy did.
-      if (batch_organizations_.size() > bound_before) {
-        RecordOf(RecordKind::kWorkspace, workspaces_.Id(e.workspace_id), 0, e)
+      if (binds) {
+        RecordOf(RecordKind::kWorkspace, ws, 0, e)
             .Merge(store::field::kWorkspaceOrganization, e.time_ms, e.organization_id);
       }
       ++stats.duplicates;
@@ -719,7 +723,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
       rollback();
       return std::unexpected(index.error());
     }
-    if (auto folded = Fold(e, *index); !folded) {
+    if (auto folded = Fold(e, *index, ws); !folded) {
       rollback();
       return std::unexpected(folded.error());
     }
@@ -789,7 +793,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     return std::unexpected(s.error());
   }
   if (batch_newest != INT64_MIN) store_->ObserveEventTime(batch_newest);
-  for (const auto& [ws, org] : batch_organizations_) organizations_.emplace(ws, org);
+  for (const auto& [ws, org] : new_bindings_) organizations_.emplace(ws, org);
   if (directory_) directory_->Apply(directory_updates_);
   return stats;
 }

@@ -242,11 +242,6 @@ class Aggregator {
   void LoadDedupeFilter();
   // Loads the stored workspace -> organization bindings (workspace rows). kUnavailable.
   Status LoadOrganizations();
-  // True if `e` names an organization other than its workspace's binding, looking at the
-  // bindings of this batch (`batch`, workspace -> organization) first; otherwise binds an
-  // unbound workspace in `batch`.
-  template <typename Map>
-  bool Mismatched(const event::UsageEvent& e, Map* batch) const;
   // Dense id of `user_id`, assigning one (recorded in new_users_) if new.
   Result<uint32_t> UserIndex(std::string_view user_id);
   // Dense id of the agent (workspace, agent id), assigning one if new.
@@ -255,7 +250,8 @@ class Aggregator {
   Result<uint32_t> PairIndex(uint32_t agent_index, uint32_t user_index);
   uint32_t EntityId(uint32_t ws, event::EntityKind kind, std::string_view id);
   RecordAcc& RecordOf(RecordKind kind, uint32_t a, uint32_t b, const event::UsageEvent& e);
-  Status Fold(const event::UsageEvent& e, uint32_t user_index);
+  // Folds `e` (of batch workspace `ws`) into the batch rows.
+  Status Fold(const event::UsageEvent& e, uint32_t user_index, uint32_t ws);
   void FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t user_index,
                    uint32_t agent_index, uint32_t pair_index, uint32_t project);
   // Adds the week and month rows derived from the batch's day rows.
@@ -270,10 +266,12 @@ class Aggregator {
   store::Directory* directory_ = nullptr;
   // Workspace -> organization: stored bindings, overridden by declared ones.
   absl::flat_hash_map<std::string, std::string, StringHash, std::equal_to<>> organizations_;
+  // Per batch workspace id: its organization (a view into organizations_ or into the batch's
+  // events), empty while unbound.
+  std::vector<std::string_view> batch_ws_orgs_;
   // Bindings made by the batch being applied (views into its events), committed to
   // organizations_ once the batch is stored.
-  absl::flat_hash_map<std::string_view, std::string_view, StringHash, std::equal_to<>>
-      batch_organizations_;
+  std::vector<std::pair<std::string_view, std::string_view>> new_bindings_;
   uint32_t next_user_index_ = 0;
   uint32_t next_agent_index_ = 0;
   uint32_t next_pair_index_ = 0;
