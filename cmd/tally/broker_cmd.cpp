@@ -15,7 +15,7 @@ namespace tally::cli {
 namespace {
 
 struct BrokerArgs {
-  int partitions = 4;
+  int partitions = kafka::kDefaultEmbeddedPartitions;
   std::string topic = "usage-events";
   std::string addr_file;
   int brokers = 1;
@@ -61,8 +61,9 @@ int RunBroker(const BrokerArgs& args) {
     std::fprintf(stderr, "tally broker: cannot write %s\n", args.addr_file.c_str());
     return 1;
   }
-  std::fprintf(stderr, "topics: %s (%d partitions), %s.dlq (1 partition); Ctrl-C to stop\n",
-               args.topic.c_str(), args.partitions, args.topic.c_str());
+  std::fprintf(stderr, "topics: %s (%d partitions), %s.dlq (1 partition); %s. Ctrl-C to stop\n",
+               args.topic.c_str(), args.partitions, args.topic.c_str(),
+               kafka::EmbeddedBroker::RetentionSummary(args.topic, args.partitions).c_str());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
@@ -79,9 +80,15 @@ Command AddBrokerCommand(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "broker",
       "Run an embedded Kafka-protocol broker (librdkafka's mock cluster) until SIGINT/SIGTERM.\n"
-      "It keeps nothing across restarts, trims each partition to its newest 5 MB (or 100k\n"
-      "batches) and gets a new cluster id every run: for tests and demos, not production.");
-  sub->add_option("-p,--partitions", args->partitions, "Partitions of the events topic")
+      "For trying tally out, demos and tests, not production: it keeps everything in memory and\n"
+      "nothing across restarts, trims each partition to its newest 5 MiB (160 MiB in all with\n"
+      "the default 32 partitions; also at most 100k batches) and gets a new cluster id every run.\n"
+      "`tally produce` and tallyd's POST /v1/events hold back on this broker so that events\n"
+      "tallyd has not read yet are not trimmed. For more than a few hundred MB waiting to be\n"
+      "read, for data that must survive a restart, or for several producers of your own, run\n"
+      "tallyd against a Kafka cluster (tallyd --brokers HOST:PORT).");
+  sub->add_option("-p,--partitions", args->partitions,
+                  "Partitions of the events topic (each keeps its newest 5 MiB)")
       ->capture_default_str()
       ->check(IntIn(1, 1024));
   sub->add_option("-t,--topic", args->topic,

@@ -22,6 +22,7 @@
 #include "cli_flags.h"
 #include "commands.h"
 #include "kafka/producer.h"
+#include "kafka/retention_guard.h"
 
 namespace tally::cli {
 namespace {
@@ -36,6 +37,8 @@ struct ProduceArgs {
   double rate = 0;
   int flush_timeout_s = 60;
   std::vector<std::string> properties;
+  std::string group = "tally";
+  bool no_hold_back = false;
 };
 
 std::atomic<bool> g_stop{false};
@@ -99,23 +102,57 @@ class Progress {
   void Done() {
     if (tty_ && printed_) std::fputc('\n', stderr);
   }
+  // Called while held back (see kafka::RetentionGuard) with the guard's reason: the first time
+  // in full, then as a short status every so often.
+  void Waiting(int64_t messages, int64_t bytes, const std::string& reason) {
+    auto now = Clock::now();
+    if (!waiting_) {
+      waiting_ = true;
+      wait_started_ = now;
+      if (!explained_) {
+        explained_ = true;
+        std::fprintf(stderr, "%swaiting for the consumer: %s\n", tty_ && printed_ ? "\n" : "",
+                     reason.c_str());
+        std::fflush(stderr);
+        last_ = now;
+        return;
+      }
+    }
+    auto every = tty_ ? std::chrono::milliseconds(250) : std::chrono::milliseconds(5000);
+    if (now - last_ < every) return;
+    last_ = now;
+    Print(messages, bytes, now);
+  }
+  // Producing goes on after Waiting().
+  void Resumed() {
+    if (!waiting_) return;
+    waiting_ = false;
+    held_ += Clock::now() - wait_started_;
+  }
+  double HeldSeconds() const { return std::chrono::duration<double>(held_).count(); }
   double Seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
  private:
   void Print(int64_t messages, int64_t bytes, Clock::time_point now) {
     double secs = std::chrono::duration<double>(now - start_).count();
     double rate = secs > 0 ? static_cast<double>(messages) / secs : 0;
-    std::fprintf(stderr, "%s%lld events  %.0f events/s  %.1f MB%s", tty_ ? "\r" : "",
-                 static_cast<long long>(messages), rate, static_cast<double>(bytes) / 1e6,
-                 tty_ ? "    " : "\n");
+    std::fprintf(
+        stderr, "%s%lld events  %.0f events/s  %.1f MB%s%s", tty_ ? "\r" : "",
+        static_cast<long long>(messages), rate, static_cast<double>(bytes) / 1e6,
+        waiting_ ? "  (waiting for the consumer)" : (tty_ ? "                            " : ""),
+        tty_ ? "" : "\n");
     std::fflush(stderr);
     printed_ = true;
   }
 
   bool tty_;
   bool printed_ = false;
+  bool waiting_ = false;
+  bool explained_ = false;
   Clock::time_point start_;
   Clock::time_point last_;
+  Clock::time_point wait_started_{};
+  Clock::duration held_{};
 };
 
 int RunProduce(const ProduceArgs& args) {
@@ -149,6 +186,20 @@ int RunProduce(const ProduceArgs& args) {
   if (!producer) {
     std::fprintf(stderr, "tally produce: %s\n", producer.error().message.c_str());
     return 2;
+  }
+  // On the embedded broker, never run so far ahead of --group that unread events are trimmed.
+  std::unique_ptr<kafka::RetentionGuard> guard;
+  if (!args.no_hold_back) {
+    kafka::RetentionGuardOptions go;
+    go.brokers = brokers;
+    go.topic = args.topic;
+    go.group = args.group;
+    auto g = kafka::RetentionGuard::Create(go);
+    if (!g) {
+      std::fprintf(stderr, "tally produce: %s\n", g.error().message.c_str());
+      return 2;
+    }
+    guard = std::move(*g);
   }
 
   std::vector<std::string> inputs = args.files;
@@ -185,6 +236,17 @@ int RunProduce(const ProduceArgs& args) {
         if (due - Clock::now() > std::chrono::milliseconds(1)) std::this_thread::sleep_until(due);
       }
       std::string_view key = WorkspaceKey(parser, scratch, line);
+      if (guard) {
+        for (;;) {
+          Status admitted = guard->Admit(key.size() + line.size());
+          if (admitted) break;
+          if (g_stop.load()) break;
+          progress.Waiting(messages, bytes, admitted.error().message);
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        progress.Resumed();
+        if (g_stop.load()) break;
+      }
       auto st = (*producer)->Produce(args.topic, key, line);
       if (!st) {
         ++rejected;
@@ -216,6 +278,12 @@ int RunProduce(const ProduceArgs& args) {
   std::fprintf(stderr, "produced %lld messages (%lld bytes) in %.2f s\n",
                static_cast<long long>((*producer)->delivered()),
                static_cast<long long>((*producer)->delivered_bytes()), secs);
+  if (progress.HeldSeconds() > 0) {
+    std::fprintf(stderr,
+                 "held back %.1f s in all waiting for consumer group '%s' (the embedded broker "
+                 "keeps only the newest 5 MiB of each partition)\n",
+                 progress.HeldSeconds(), args.group.c_str());
+  }
   const int64_t undelivered = messages - (*producer)->delivered();
   if (undelivered > 0 || rejected > 0) {
     std::fprintf(stderr,
@@ -252,11 +320,21 @@ Command AddProduceCommand(CLI::App& app) {
                   "Seconds to wait for outstanding deliveries at the end")
       ->check(IntIn(0, 86'400))
       ->capture_default_str();
+  sub->add_option("-g,--group", args->group,
+                  "On the embedded broker: the consumer group (tallyd's --group) whose committed "
+                  "offsets producing waits for")
+      ->capture_default_str();
+  sub->add_flag("--no-hold-back", args->no_hold_back,
+                "On the embedded broker: produce as fast as possible even if the broker trims "
+                "events the consumer has not read yet");
   sub->add_option("-X,--property", args->properties,
                   "Extra librdkafka producer property name=value (repeatable)");
   sub->add_option("files", args->files, "NDJSON files ('-' or none = stdin)");
   sub->footer(
-      "Progress goes to stderr; the exit code is non-zero if any message was not delivered.\n\n"
+      "Progress goes to stderr; the exit code is non-zero if any message was not delivered.\n"
+      "On the embedded broker (`tally broker`, tallyd's built-in one), which keeps only the\n"
+      "newest 5 MiB of each partition, producing pauses while any partition holds about half\n"
+      "of that not yet consumed by --group, and says so; nothing changes on a Kafka cluster.\n\n"
       "Examples:\n"
       "  tally produce --brokers 127.0.0.1:9092 events.ndjson\n"
       "  tally gen -n 100000 | tally produce --broker-addr-file /tmp/tally-broker.addr\n"

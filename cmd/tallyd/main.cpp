@@ -27,6 +27,7 @@
 #include "ingest/live_views.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
+#include "kafka/retention_guard.h"
 #include "query/leaderboard.h"
 #include "query/requests.h"
 #include "query/superagents.h"
@@ -114,13 +115,15 @@ int main(int argc, char** argv) {
   std::string brokers = "embedded", topic = "usage-events", dlq_topic, group = "tally";
   std::string data_dir = "./data", listen = "127.0.0.1:8080", keys_path = "config/keys.dev.toml";
   std::string now_text, port_file, new_log = "auto", log_level = "info";
-  int cache_ttl = 300, http_threads = 2, partitions = 4, batch_max = 50000, batch_ms = 50;
+  int cache_ttl = 300, http_threads = 2, partitions = tally::kafka::kDefaultEmbeddedPartitions,
+      batch_max = 50000, batch_ms = 50;
   double dedupe_days = 7;
   std::string from_snapshot;
   std::string late_events = "apply";
   std::string min_event_time(tally::event::kDefaultMinEventTimeFlag);
   std::string max_future(tally::event::kDefaultMaxFutureFlag);
   std::string instance_id = "auto";
+  std::string group_join = "auto";
   std::vector<std::string> kafka_options;
   bool http_ingest = true;
   size_t ingest_max_bytes = 1 << 20, ingest_max_events = 1000;
@@ -153,7 +156,8 @@ int main(int argc, char** argv) {
   app.add_option("--http-threads", http_threads, "HTTP worker threads")
       ->check(tally::cli::IntIn(1, 1024))
       ->capture_default_str();
-  app.add_option("--partitions", partitions, "Partitions of the topic on the embedded broker")
+  app.add_option("--partitions", partitions,
+                 "Partitions of the topic on the embedded broker (each keeps its newest 5 MiB)")
       ->check(tally::cli::IntIn(1, 1024))
       ->capture_default_str();
   app.add_option("--dedupe-window-days", dedupe_days, "Dedupe window in days of event time")
@@ -173,9 +177,16 @@ int main(int argc, char** argv) {
          "auto (restart on the embedded/mock broker, stop on a real cluster), restart, stop")
       ->check(CLI::IsMember({"auto", "restart", "stop"}))
       ->capture_default_str();
+  app.add_option("--group-join", group_join,
+                 "auto: on the embedded broker read every partition directly, without joining "
+                 "--group, so that a restart resumes at once (offsets are still committed to "
+                 "--group); on a real cluster join --group. always: join --group everywhere")
+      ->check(CLI::IsMember({"auto", "always"}))
+      ->capture_default_str();
   app.add_option("--instance-id", instance_id,
                  "Static consumer-group member id: 'auto' keeps one in <data-dir>/instance.id so a "
-                 "restarted tallyd gets its partitions back at once; 'none' for dynamic membership")
+                 "restarted tallyd gets its partitions back at once from a real cluster; 'none' "
+                 "for dynamic membership")
       ->capture_default_str();
   app.add_option("--kafka-option", kafka_options,
                  "Extra librdkafka setting NAME=VALUE (repeatable), for the consumer and the "
@@ -260,9 +271,9 @@ int main(int argc, char** argv) {
     std::string addr_file = (std::filesystem::path(data_dir) / "broker.addr").string();
     WriteFileAtomically(addr_file, brokers);
     spdlog::info(
-        "embedded Kafka broker listening on {} (written to {}); it keeps nothing across "
-        "restarts: use --brokers for production",
-        brokers, addr_file);
+        "embedded Kafka broker listening on {} (written to {}); {}: for trying tally out and "
+        "tests, use --brokers with a Kafka cluster in production",
+        brokers, addr_file, tally::kafka::EmbeddedBroker::RetentionSummary(topic, partitions));
   }
 
   tally::store::StoreOptions store_options;
@@ -282,6 +293,8 @@ int main(int argc, char** argv) {
   co.topic = topic;
   co.dlq_topic = dlq_topic;
   co.group = group;
+  co.membership =
+      group_join == "always" ? tally::ingest::Membership::kGroup : tally::ingest::Membership::kAuto;
   for (const std::string& kv : kafka_options) {
     auto eq = kv.find('=');
     if (eq == std::string::npos) return Usage("--kafka-option must be NAME=VALUE, got " + kv);
@@ -384,6 +397,7 @@ int main(int argc, char** argv) {
   };
   // POST /v1/events: one shared idempotent producer; each request waits for its own messages.
   std::unique_ptr<tally::kafka::Producer> ingest_producer;
+  std::unique_ptr<tally::kafka::RetentionGuard> retention_guard;
   if (http_ingest) {
     tally::kafka::ProducerOptions po;
     po.brokers = brokers;
@@ -391,6 +405,18 @@ int main(int argc, char** argv) {
     auto p = tally::kafka::Producer::Create(po);
     if (!p) return Die("cannot create the HTTP ingest producer: " + p.error().message);
     ingest_producer = std::move(*p);
+    // On the embedded broker, hold POST /v1/events back (503) rather than publish events the
+    // broker would trim before ingest reads them; on a real cluster this never holds back.
+    tally::kafka::RetentionGuardOptions go;
+    go.brokers = brokers;
+    go.topic = topic;
+    go.group = group;
+    auto guard = tally::kafka::RetentionGuard::Create(go);
+    if (!guard) return Die("cannot create the HTTP ingest hold-back: " + guard.error().message);
+    retention_guard = std::move(*guard);
+    deps.events.admit = [g = retention_guard.get()](size_t bytes, size_t messages) {
+      return g->Admit(bytes, messages);
+    };
     deps.events.publish = [producer = ingest_producer.get(), topic,
                            ingest_timeout_ms](std::span<const tally::http::EventMessage> events) {
       std::vector<tally::kafka::OutMessage> out;

@@ -289,7 +289,27 @@ Response EventsHandler::Handle(const Request& request) const {
     } release{limit > 0 ? &publishing_ : nullptr};
     std::vector<EventMessage> messages;
     messages.reserve(texts.size());
-    for (size_t i = 0; i < texts.size(); ++i) messages.push_back({workspaces[i], texts[i]});
+    size_t bytes = 0;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      messages.push_back({workspaces[i], texts[i]});
+      bytes += workspaces[i].size() + texts[i].size();
+    }
+    if (backend_.admit) {
+      Status admitted = backend_.admit(bytes, texts.size());
+      if (!admitted) {
+        if (metrics_ != nullptr) {
+          metrics_
+              ->GetCounter("tally_http_events_rejected_total", kRejectedHelp,
+                           {{"reason", "held_back"}})
+              ->Add(static_cast<double>(texts.size()));
+        }
+        return RetryLater(ErrorResponse({ErrorCode::kUnavailable,
+                                         admitted.error().message +
+                                             " Nothing was published; send the same request again "
+                                             "after the Retry-After delay.",
+                                         {}}));
+      }
+    }
     Status published = backend_.publish(messages);
     if (!published) {
       spdlog::warn("POST /v1/events: publishing {} events failed: {}", texts.size(),

@@ -33,6 +33,8 @@
 //       {"message","errors":[{"index","field":"data.workspace_id"|"data.organization_id",
 //       "reason"}]} ->
 //   503 too many publishing requests at once (options.max_concurrent_publishes), Retry-After ->
+//   503 the backend holds publishing back (backend.admit: the embedded broker would trim events
+//       not yet consumed), Retry-After, nothing published, {"message"} saying why ->
 //   503 the backend failed (broker down, not acknowledged in time), Retry-After ->
 //   202 {"accepted": N}.
 // All-or-nothing: on any 4xx nothing is published, so a client fixes the request and sends it
@@ -72,6 +74,10 @@ struct EventsBackend {
   // Publishes `events` in order and returns Ok only once the broker has acknowledged every one;
   // any error becomes a 503 (details are logged, not sent). Required; must be thread-safe.
   std::function<Status(std::span<const EventMessage>)> publish;
+  // Asked before publishing `messages` events of `bytes` in all (values and keys): Ok to go on,
+  // or an error whose message is sent to the client with a 503 and Retry-After (nothing is
+  // published). Optional; must be thread-safe. tallyd sets kafka::RetentionGuard::Admit.
+  std::function<Status(size_t bytes, size_t messages)> admit;
 };
 
 struct EventsOptions {
@@ -88,7 +94,8 @@ class EventsHandler {
  public:
   // `keys` must be non-null and `backend.publish` set. `metrics` may be null; otherwise it must
   // outlive the handler and gets tally_http_events_published_total,
-  // tally_http_events_rejected_total{reason} and tally_http_events_publish_failed_total.
+  // tally_http_events_rejected_total{reason} (reason "held_back" for backend.admit refusals) and
+  // tally_http_events_publish_failed_total.
   EventsHandler(std::shared_ptr<const KeyStore> keys, EventsBackend backend, EventsOptions options,
                 MetricsRegistry* metrics = nullptr);
 

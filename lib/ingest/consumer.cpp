@@ -10,6 +10,7 @@
 #include "aggregate/aggregator.h"
 #include "common/calendar.h"
 #include "event/event_parser.h"
+#include "kafka/admin.h"
 #include "kafka/producer.h"
 #include "store/store.h"
 
@@ -20,10 +21,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kMetadataTimeoutMs = 10'000;
 
-bool IsMockCluster(const std::string& cluster_id) {
-  // librdkafka's mock cluster names itself "mockCluster<hex>" (rdkafka_mock.c).
-  return cluster_id.rfind("mockCluster", 0) == 0;
-}
+// Kafka commits are informational (lag tools, and producers' hold-back on the embedded broker:
+// kafka::RetentionGuard); the truth is in RocksDB. The embedded broker's producers wait for
+// them, so there they are made more often.
+constexpr auto kCommitInterval = std::chrono::milliseconds(1000);
+constexpr auto kEmbeddedCommitInterval = std::chrono::milliseconds(100);
 
 }  // namespace
 
@@ -99,6 +101,7 @@ struct Consumer::Impl {
   std::map<int32_t, int64_t> expected_next;
   std::vector<uint8_t> late;  // worker only: late / organization-mismatch marks
   Clock::time_point last_commit{};
+  std::map<int32_t, int64_t> committed;  // what the last commit said, per partition
 
   ~Impl() {
     // The worker uses a batch's messages, the aggregator and the producer: let it finish (its
@@ -137,20 +140,12 @@ struct Consumer::Impl {
 
   NewLogPolicy Policy() const {
     if (options.new_log_policy != NewLogPolicy::kAuto) return options.new_log_policy;
-    return IsMockCluster(cluster_id) ? NewLogPolicy::kRestart : NewLogPolicy::kStop;
+    return kafka::IsEmbeddedCluster(cluster_id) ? NewLogPolicy::kRestart : NewLogPolicy::kStop;
   }
 
-  // Decides where each newly assigned partition starts. Called from the rebalance callback.
+  // Decides where each newly assigned partition starts. Called from the rebalance callback, or
+  // by TakePartitions() when reading partitions directly; the cluster id is known by then.
   void OnAssign(rd_kafka_topic_partition_list_t* parts) {
-    if (cluster_id.empty()) {
-      char* id = rd_kafka_clusterid(rk, kMetadataTimeoutMs);
-      if (id) {
-        std::lock_guard lock(mu);
-        cluster_id = id;
-        rd_kafka_mem_free(rk, id);
-      }
-      spdlog::info("ingest: cluster id {}", cluster_id.empty() ? "(unknown)" : cluster_id);
-    }
     auto stored = store->LoadOffsets();
     if (!stored) {
       SetFatal("cannot read stored offsets: " + stored.error().message);
@@ -458,17 +453,26 @@ struct Consumer::Impl {
     return true;
   }
 
-  // Kafka commits are informational (lag tools); the truth is in RocksDB.
+  // Commits the stored offsets to the group when they moved and kCommitInterval has passed. On
+  // the consumer thread, after a batch is accounted for and when idle.
   void MaybeCommit() {
     auto now = Clock::now();
-    if (now - last_commit < std::chrono::seconds(1)) return;
-    last_commit = now;
+    const auto interval =
+        kafka::IsEmbeddedCluster(cluster_id) ? kEmbeddedCommitInterval : kCommitInterval;
+    if (now - last_commit < interval) return;
     std::lock_guard lock(mu);
-    rd_kafka_topic_partition_list_t* list =
-        rd_kafka_topic_partition_list_new(static_cast<int>(progress.size()));
+    rd_kafka_topic_partition_list_t* list = nullptr;
     for (const auto& [p, pr] : progress) {
+      auto it = committed.find(p);
+      if (it != committed.end() && it->second == pr.next_offset) continue;
+      if (list == nullptr) {
+        list = rd_kafka_topic_partition_list_new(static_cast<int>(progress.size()));
+      }
       rd_kafka_topic_partition_list_add(list, pr.topic.c_str(), p)->offset = pr.next_offset;
+      committed[p] = pr.next_offset;
     }
+    if (list == nullptr) return;
+    last_commit = now;
     rd_kafka_commit(rk, list, 1);
     rd_kafka_topic_partition_list_destroy(list);
   }
@@ -543,6 +547,78 @@ struct Consumer::Impl {
     spdlog::info("ingest: switched to another store; continuing {} partition(s) from its offsets",
                  assigned.size());
     return Ok();
+  }
+
+  // On the consumer thread, before consuming: learns the cluster id (retrying until the broker
+  // answers or Stop()), then reads every partition directly (Membership::kAuto on an embedded
+  // broker) or subscribes to the group (which assigns through RebalanceCb). False on Stop();
+  // an error when ingest cannot start.
+  Result<bool> TakePartitions() {
+    bool logged_wait = false;
+    while (!stop->load()) {
+      char* id = rd_kafka_clusterid(rk, 1000);
+      if (id != nullptr) {
+        std::lock_guard lock(mu);
+        cluster_id = id;
+        rd_kafka_mem_free(rk, id);
+        break;
+      }
+      if (!logged_wait) {
+        spdlog::warn("ingest: waiting for the Kafka cluster at {} to answer", options.brokers);
+        logged_wait = true;
+      }
+    }
+    if (stop->load()) return false;
+    const bool direct =
+        options.membership == Membership::kAuto && kafka::IsEmbeddedCluster(cluster_id);
+    spdlog::info("ingest: cluster id {}{}", cluster_id,
+                 direct ? " (embedded broker: reading every partition directly, without a "
+                          "group join; offsets are still committed to group '" +
+                              options.group + "')"
+                        : "");
+    if (!direct) {
+      rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(topics, options.topic.c_str(), RD_KAFKA_PARTITION_UA);
+      rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics);
+      rd_kafka_topic_partition_list_destroy(topics);
+      if (err) {
+        return Fail(ErrorCode::kUnavailable, std::string("cannot subscribe to ") + options.topic +
+                                                 ": " + rd_kafka_err2str(err));
+      }
+      return true;
+    }
+    logged_wait = false;
+    while (!stop->load()) {
+      auto count = kafka::PartitionCount(options.brokers, options.topic, kMetadataTimeoutMs);
+      if (count) {
+        rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(*count);
+        for (int32_t p = 0; p < *count; ++p) {
+          rd_kafka_topic_partition_list_add(parts, options.topic.c_str(), p);
+        }
+        OnAssign(parts);
+        bool fatal_now;
+        {
+          std::lock_guard lock(mu);
+          fatal_now = !fatal.empty();
+        }
+        rd_kafka_resp_err_t err =
+            fatal_now ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_assign(rk, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (err) {
+          return Fail(ErrorCode::kUnavailable, std::string("cannot assign the partitions of ") +
+                                                   options.topic + ": " + rd_kafka_err2str(err));
+        }
+        if (!fatal_now) ready->store(true);
+        return true;
+      }
+      if (!logged_wait) {
+        spdlog::warn("ingest: waiting for topic {} to exist ({})", options.topic,
+                     count.error().message);
+        logged_wait = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    return false;
   }
 
   void HandleError(rd_kafka_message_t* m) {
@@ -634,14 +710,6 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   }
   impl->rk = rk;
   rd_kafka_poll_set_consumer(rk);
-  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(topics, options.topic.c_str(), RD_KAFKA_PARTITION_UA);
-  rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics);
-  rd_kafka_topic_partition_list_destroy(topics);
-  if (err) {
-    return Fail(ErrorCode::kUnavailable,
-                std::string("cannot subscribe to ") + options.topic + ": " + rd_kafka_err2str(err));
-  }
   return std::unique_ptr<Consumer>(new Consumer(std::move(impl)));
 }
 
@@ -668,6 +736,8 @@ Status Consumer::Run() {
     Impl& s;
     ~Running() { s.running.store(false); }
   } running{s};
+  auto started = s.TakePartitions();
+  if (!started) return std::unexpected(started.error());
   auto last_lag = Clock::now();
   while (!stop_.load()) {
     s.MaybeSwitch();
@@ -720,6 +790,7 @@ Status Consumer::Run() {
       s.Submit();
     } else {
       s.Wait();  // idle: account for the batch in flight so that progress and metrics catch up
+      s.MaybeCommit();
     }
     if (Clock::now() - last_lag > std::chrono::milliseconds(500)) {
       s.UpdateLag();

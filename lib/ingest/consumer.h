@@ -1,5 +1,5 @@
 #pragma once
-// The ingest loop: Kafka (librdkafka consumer group) -> parse/validate -> dead letters ->
+// The ingest loop: Kafka (librdkafka consumer) -> parse/validate -> dead letters ->
 // aggregate -> one RocksDB WriteBatch with the consumed offsets.
 //
 //   tally::ingest::ConsumerOptions opts;
@@ -52,11 +52,24 @@ enum class NewLogPolicy {
   kStop,     // alarm and stop ingest
 };
 
+// How the consumer gets its partitions.
+enum class Membership {
+  // On an embedded broker (librdkafka's mock cluster, which ignores static membership and makes
+  // every join wait seconds) read every partition directly, without joining the group, so that a
+  // (re)start resumes at once; on a real cluster join the group.
+  kAuto,
+  kGroup,  // always join the consumer group
+};
+
 struct ConsumerOptions {
   std::string brokers;  // bootstrap.servers
   std::string topic = "usage-events";
   std::string dlq_topic;  // default: topic + ".dlq"
+  // The consumer group. Stored offsets are committed to it while they move (every second; every
+  // 100 ms on the embedded broker, whose producers wait for them: kafka::RetentionGuard), so
+  // that lag tools see progress, whether or not the group is joined.
   std::string group = "tally";
+  Membership membership = Membership::kAuto;
   // Static group membership (group.instance.id): a restarted member with the same id takes its
   // partitions back at once instead of waiting for a rebalance. Empty: dynamic membership.
   std::string instance_id;
@@ -100,8 +113,10 @@ class Consumer {
                                                   store::Store* store, MetricsRegistry* metrics);
   ~Consumer();
 
-  // Consumes until Stop(). Returns an error only when ingest must not go on (a new or trimmed
-  // log on a real cluster, an unrecoverable store error).
+  // Learns the cluster id (waiting for the broker as long as it takes, until Stop()), takes its
+  // partitions (options.membership), then consumes until Stop(). Returns an error only when
+  // ingest must not go on (a new or trimmed log on a real cluster, an unrecoverable store error,
+  // a subscription the client refuses).
   Status Run();
   void Stop() { stop_.store(true); }
 

@@ -40,6 +40,10 @@ Result<std::string> ClusterId(std::string_view brokers, int timeout_ms) {
   return out;
 }
 
+bool IsEmbeddedCluster(std::string_view cluster_id) {
+  return cluster_id.starts_with("mockCluster");
+}
+
 Result<std::pair<int64_t, int64_t>> Watermarks(std::string_view brokers, std::string_view topic,
                                                int32_t partition, int timeout_ms) {
   auto rk = Connect(brokers);

@@ -21,6 +21,10 @@ namespace tally::kafka {
 // The cluster id reported by the brokers (a new one per embedded broker instance).
 Result<std::string> ClusterId(std::string_view brokers, int timeout_ms);
 
+// True for the cluster id of an embedded broker (librdkafka's mock cluster names itself
+// "mockCluster<hex>"): a log that keeps little and nothing across restarts.
+bool IsEmbeddedCluster(std::string_view cluster_id);
+
 // (low, high) watermark offsets of one partition: high is the offset the next message gets,
 // so a consumer is caught up when its next offset equals high.
 Result<std::pair<int64_t, int64_t>> Watermarks(std::string_view brokers, std::string_view topic,

@@ -48,6 +48,14 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
   return broker;
 }
 
+std::string EmbeddedBroker::RetentionSummary(const std::string& topic, int partitions) {
+  const int64_t mib = kRetentionPerPartitionBytes >> 20;
+  return "it keeps the newest " + std::to_string(mib) + " MiB of each partition (" +
+         std::to_string(mib * partitions) + " MiB in all over " + std::to_string(partitions) +
+         " partition" + (partitions == 1 ? "" : "s") + " of " + topic +
+         ") and nothing across restarts";
+}
+
 EmbeddedBroker::~EmbeddedBroker() {
   if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
   if (rk_ != nullptr) rd_kafka_destroy(rk_);

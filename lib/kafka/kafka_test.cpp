@@ -10,6 +10,7 @@
 #include "kafka/admin.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
+#include "kafka/retention_guard.h"
 
 namespace tally::kafka {
 namespace {
@@ -84,7 +85,7 @@ TEST(KafkaTest, ProduceAndConsumeRoundTrip) {
 
   auto count = PartitionCount(bootstrap, "usage-events", 5000);
   ASSERT_TRUE(count) << count.error().message;
-  EXPECT_EQ(*count, 4);
+  EXPECT_EQ(*count, kDefaultEmbeddedPartitions);
   auto dlq_count = PartitionCount(bootstrap, "usage-events.dlq", 5000);
   ASSERT_TRUE(dlq_count) << dlq_count.error().message;
   EXPECT_EQ(*dlq_count, 1);
@@ -112,7 +113,7 @@ TEST(KafkaTest, ProduceAndConsumeRoundTrip) {
   EXPECT_EQ((*producer)->in_flight(), 0);
 
   int64_t total = 0;
-  for (int p = 0; p < 4; ++p) {
+  for (int p = 0; p < kDefaultEmbeddedPartitions; ++p) {
     auto wm = Watermarks(bootstrap, "usage-events", p, 5000);
     ASSERT_TRUE(wm) << wm.error().message;
     EXPECT_EQ(wm->first, 0);
@@ -120,7 +121,7 @@ TEST(KafkaTest, ProduceAndConsumeRoundTrip) {
   }
   EXPECT_EQ(total, kN);
 
-  std::vector<Got> got = ConsumeAll(bootstrap, "usage-events", 4, kN);
+  std::vector<Got> got = ConsumeAll(bootstrap, "usage-events", kDefaultEmbeddedPartitions, kN);
   ASSERT_EQ(got.size(), static_cast<size_t>(kN));
   std::vector<bool> seen(kN, false);
   std::map<std::string, int32_t> partition_of_key;
@@ -237,7 +238,8 @@ TEST(KafkaTest, ProduceAndWaitAcknowledgesExactlyItsMessages) {
   constexpr int kTotal = kThreads * kBatches * kBatch + 100;
   EXPECT_EQ(p->delivered(), kTotal);
   EXPECT_EQ(p->failed(), 0);
-  std::vector<Got> got = ConsumeAll((*broker)->bootstrap(), "usage-events", 4, kTotal);
+  std::vector<Got> got =
+      ConsumeAll((*broker)->bootstrap(), "usage-events", kDefaultEmbeddedPartitions, kTotal);
   ASSERT_EQ(got.size(), static_cast<size_t>(kTotal));
   std::map<std::string, int> seen;
   for (const Got& g : got) ++seen[g.value];
@@ -310,6 +312,116 @@ TEST(KafkaTest, DeliveryErrorsNameTheErrorNotThePayload) {
   ASSERT_FALSE(fl);
   EXPECT_EQ(fl.error().message.find(secret), std::string::npos) << fl.error().message;
   EXPECT_NE(fl.error().message.find("timed out"), std::string::npos) << fl.error().message;
+}
+
+}  // namespace
+}  // namespace tally::kafka
+
+namespace tally::kafka {
+namespace {
+
+// Commits `offset` for partition `partition` of `topic` on behalf of `group`, as a consumer that
+// reads partitions directly (no group join) does.
+void CommitFor(const std::string& brokers, const std::string& group, const std::string& topic,
+               int32_t partition, int64_t offset) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err),
+            RD_KAFKA_CONF_OK);
+  ASSERT_EQ(rd_kafka_conf_set(conf, "group.id", group.c_str(), err, sizeof err), RD_KAFKA_CONF_OK);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  ASSERT_NE(rk, nullptr) << err;
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = offset;
+  EXPECT_EQ(rd_kafka_commit(rk, list, /*async=*/0), RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+}
+
+TEST(RetentionGuardTest, RejectsBadOptions) {
+  EXPECT_FALSE(RetentionGuard::Create({.brokers = ""}));
+  EXPECT_FALSE(RetentionGuard::Create({.brokers = "127.0.0.1:1", .topic = ""}));
+  EXPECT_FALSE(RetentionGuard::Create({.brokers = "127.0.0.1:1", .hold_fraction = 0}));
+  EXPECT_FALSE(RetentionGuard::Create({.brokers = "127.0.0.1:1", .hold_fraction = 1.5}));
+}
+
+TEST(RetentionGuardTest, AdmitsWhileTheBrokerCannotBeReached) {
+  auto guard = RetentionGuard::Create({.brokers = "127.0.0.1:1", .timeout_ms = 200});
+  ASSERT_TRUE(guard);
+  EXPECT_TRUE((*guard)->Admit(1 << 20));
+  EXPECT_FALSE((*guard)->active());
+}
+
+TEST(RetentionGuardTest, HoldsBackUntilTheGroupCatchesUpAndNothingIsTrimmed) {
+  auto broker = EmbeddedBroker::Start({.brokers = 1, .topics = {{"t", 2}}});
+  ASSERT_TRUE(broker);
+  const std::string& bootstrap = (*broker)->bootstrap();
+  RetentionGuardOptions options;
+  options.brokers = bootstrap;
+  options.topic = "t";
+  options.group = "g";
+  options.refresh_ms = 0;
+  options.hold_refresh_ms = 0;
+  auto guard = RetentionGuard::Create(options);
+  ASSERT_TRUE(guard);
+  ProducerOptions producer_options;
+  producer_options.brokers = bootstrap;
+  auto producer = Producer::Create(producer_options);
+  ASSERT_TRUE(producer);
+
+  // Nobody consumes group "g": everything produced counts as unconsumed, so the guard stops the
+  // producer before the 5 MiB partition would trim anything.
+  const std::string value(1000, 'x');
+  int64_t admitted = 0;
+  Status held = Ok();
+  for (int i = 0; i < 20'000; ++i) {
+    held = (*guard)->Admit(value.size());
+    if (!held) break;
+    ASSERT_TRUE((*producer)->Produce("t", "", value, {}, /*partition=*/0));
+    ++admitted;
+  }
+  ASSERT_FALSE(held) << "20 MB admitted onto one 5 MiB partition without a consumer";
+  EXPECT_TRUE((*guard)->active());
+  EXPECT_EQ(held.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(held.error().message.find("t[0]"), std::string::npos) << held.error().message;
+  EXPECT_NE(held.error().message.find("'g'"), std::string::npos) << held.error().message;
+  ASSERT_TRUE((*producer)->Flush(10'000));
+  EXPECT_LE(admitted * 1000, (*guard)->limit_bytes());
+  EXPECT_GE(admitted * 1000, (*guard)->limit_bytes() / 2);
+  auto wm = Watermarks(bootstrap, "t", 0, 5000);
+  ASSERT_TRUE(wm);
+  EXPECT_EQ(wm->first, 0) << "the broker trimmed partition 0";
+  EXPECT_EQ(wm->second, admitted);
+
+  // Still held while nothing changes; the other partition is empty, but the guard does not know
+  // where keyed messages go, so any full partition holds back.
+  EXPECT_FALSE((*guard)->Admit(value.size()));
+  // The group commits everything: producing resumes.
+  CommitFor(bootstrap, "g", "t", 0, admitted);
+  EXPECT_TRUE((*guard)->Admit(value.size()));
+  auto backlog = (*guard)->Backlog();
+  ASSERT_EQ(backlog.size(), 2u);
+  EXPECT_EQ(backlog[0].committed, admitted);
+  EXPECT_EQ(backlog[0].high, admitted);
+  EXPECT_EQ(backlog[0].unconsumed_bytes, 0);
+  EXPECT_EQ(backlog[1].committed, -1);
+}
+
+TEST(RetentionGuardTest, EmbeddedClusterIdsAreRecognised) {
+  auto broker = EmbeddedBroker::Start({});
+  ASSERT_TRUE(broker);
+  auto id = ClusterId((*broker)->bootstrap(), 5000);
+  ASSERT_TRUE(id);
+  EXPECT_TRUE(IsEmbeddedCluster(*id));
+  EXPECT_FALSE(IsEmbeddedCluster("lkc-abc123"));
+  EXPECT_FALSE(IsEmbeddedCluster(""));
+}
+
+TEST(EmbeddedBrokerTest, SaysWhatItKeeps) {
+  EXPECT_EQ(EmbeddedBroker::RetentionSummary("usage-events", 32),
+            "it keeps the newest 5 MiB of each partition (160 MiB in all over 32 partitions of "
+            "usage-events) and nothing across restarts");
 }
 
 }  // namespace
