@@ -337,7 +337,8 @@ TEST(RetentionE2E, HttpFloodEveryAcknowledgedEventCounted) {
       << "acknowledged events were trimmed from the broker before tallyd read them\n"
       << stack.tallyd().LogTail();
   // A 503 publishes nothing, so each event reached the topic once.
-  EXPECT_EQ(Metric(metrics, "tally_events_consumed_total"), static_cast<double>(lines.size()));
+  EXPECT_EQ(Metric(metrics, "tally_events_consumed_total"), static_cast<double>(lines.size()))
+      << "events of batches answered 503 were published";
   EXPECT_EQ(Metric(metrics, "tally_events_applied_total"), static_cast<double>(lines.size()));
   ExpectViewsEqualReference(stack, ref, 8);
   std::fprintf(stderr, "[retention] total %.1f s\n", Seconds(t0));
@@ -383,7 +384,8 @@ TEST(RetentionE2E, HttpFloodHoldsBackOnASmallBroker) {
   EXPECT_EQ(Metric(metrics, "tally_log_trimmed_total"), 0)
       << "acknowledged events were trimmed from the broker before tallyd read them\n"
       << stack.tallyd().LogTail();
-  EXPECT_EQ(Metric(metrics, "tally_events_consumed_total"), static_cast<double>(lines.size()));
+  EXPECT_EQ(Metric(metrics, "tally_events_consumed_total"), static_cast<double>(lines.size()))
+      << "events of batches answered 503 were published";
   EXPECT_EQ(Metric(metrics, "tally_events_applied_total"), static_cast<double>(lines.size()));
   ExpectViewsEqualReference(stack, ref, 8);
   std::fprintf(stderr, "[retention] total %.1f s\n", Seconds(t0));
