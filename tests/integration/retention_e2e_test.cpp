@@ -273,6 +273,11 @@ FloodResult Flood(const std::string& host_port, const std::vector<std::string>& 
                static_cast<long long>(result.accepted), result.seconds,
                static_cast<long long>(result.requests), static_cast<long long>(result.unavailable),
                static_cast<long long>(result.io_errors));
+  if (result.unavailable > 0) {
+    std::fprintf(stderr, "[retention] first 503: Retry-After '%s', %s body %s\n",
+                 result.retry_after.c_str(), result.unavailable_content_type.c_str(),
+                 result.unavailable_body.substr(0, 500).c_str());
+  }
   return result;
 }
 
