@@ -467,6 +467,22 @@ std::optional<double> MetricSum(std::string_view text, std::string_view name,
   return sum;
 }
 
+::testing::AssertionResult ExitsWith(Process& process, int code, Millis timeout) {
+  Result<int> st = process.Wait(timeout);
+  if (!st) {
+    std::string tail = process.LogTail();
+    process.Stop(SIGKILL);
+    return ::testing::AssertionFailure() << "`" << process.CommandLine() << "` still running after "
+                                         << timeout.count() << " ms (killed)\n"
+                                         << tail;
+  }
+  if (WIFEXITED(*st) && WEXITSTATUS(*st) == code) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "`" << process.CommandLine() << "` ended with " << process.Describe()
+         << ", expected exit code " << code << "\n"
+         << process.LogTail();
+}
+
 // ---------------------------------------------------------------- Stack
 
 Stack::Stack() = default;
@@ -482,11 +498,17 @@ Stack::~Stack() {
 }
 
 ::testing::AssertionResult Stack::StartBroker(int partitions) {
+  return StartBrokerWith({"--partitions", std::to_string(partitions)});
+}
+
+::testing::AssertionResult Stack::StartBrokerWithDefaults() { return StartBrokerWith({}); }
+
+::testing::AssertionResult Stack::StartBrokerWith(const std::vector<std::string>& extra_args) {
   if (TallyBinary().empty()) return ::testing::AssertionFailure() << "tally binary not built";
-  std::string addr_file = dir_.File("broker.addr");
-  Status s = broker_.Start({TallyBinary(), "broker", "--addr-file", addr_file, "--partitions",
-                            std::to_string(partitions)},
-                           dir_.File("broker"));
+  std::string addr_file = broker_addr_file();
+  std::vector<std::string> argv = {TallyBinary(), "broker", "--addr-file", addr_file};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  Status s = broker_.Start(argv, dir_.File("broker"));
   if (!s) return ::testing::AssertionFailure() << s.error().message;
   Result<std::string> addr = WaitForFile(addr_file, Millis(30000), &broker_);
   if (!addr) return ::testing::AssertionFailure() << addr.error().message;
@@ -553,6 +575,44 @@ Stack::~Stack() {
 }
 
 void Stack::StopTallyd(int sig) { tallyd_.Stop(sig); }
+
+::testing::AssertionResult Stack::WaitForReady(Millis timeout) {
+  auto deadline = Clock::now() + timeout;
+  std::string last = "no answer yet";
+  for (;;) {
+    if (!tallyd_.Running()) {
+      return ::testing::AssertionFailure()
+             << "tallyd is not running (" << tallyd_.Describe() << ") while waiting for /readyz\n"
+             << tallyd_.LogTail();
+    }
+    Result<HttpResponse> r = http_.Send("GET", "/readyz");
+    if (r && r->status == 200) return ::testing::AssertionSuccess();
+    last = r ? std::to_string(r->status) + " " + r->body : r.error().message;
+    if (Clock::now() > deadline) {
+      return ::testing::AssertionFailure()
+             << "/readyz not 200 within " << timeout.count() << " ms; last answer: " << last << "\n"
+             << tallyd_.LogTail();
+    }
+    std::this_thread::sleep_for(Millis(10));
+  }
+}
+
+::testing::AssertionResult Stack::StartTally(Process* process, const std::vector<std::string>& args,
+                                             const std::string& log_name) {
+  if (TallyBinary().empty()) return ::testing::AssertionFailure() << "tally binary not built";
+  std::vector<std::string> argv = {TallyBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Status s = process->Start(argv, dir_.File(log_name));
+  if (!s) return ::testing::AssertionFailure() << s.error().message;
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult Stack::RunTally(const std::vector<std::string>& args,
+                                           const std::string& log_name, Millis timeout) {
+  Process p;
+  if (auto r = StartTally(&p, args, log_name); !r) return r;
+  return ExitsWith(p, 0, timeout);
+}
 
 ::testing::AssertionResult Stack::Produce(const std::vector<std::string>& lines,
                                           const std::vector<std::string>& keys) {

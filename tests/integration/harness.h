@@ -179,6 +179,10 @@ Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers, const
 std::optional<double> MetricSum(std::string_view text, std::string_view name,
                                 const std::vector<std::string>& labels = {});
 
+// Waits up to `timeout` for `process` to exit with `code`. On timeout it is killed; the failure
+// names the command, how it ended and the tail of its log.
+::testing::AssertionResult ExitsWith(Process& process, int code, Millis timeout);
+
 // Everything one end-to-end test needs: a temp dir, `tally broker`, `tallyd`, a producer, an
 // HTTP client to tallyd.
 class Stack {
@@ -197,13 +201,29 @@ class Stack {
   std::map<std::string, std::string>& bindings() { return bindings_; }
 
   ::testing::AssertionResult StartBroker(int partitions);
+  // `tally broker` with its default partition count (no --partitions flag).
+  ::testing::AssertionResult StartBrokerWithDefaults();
+  // The file `tally broker --addr-file` writes its address to (for `tally --broker-addr-file`).
+  std::string broker_addr_file() const { return dir_.File("broker.addr"); }
   // Consumer group of the next StartTallyd() (default "tally-it").
   void set_group(std::string group) { group_ = std::move(group); }
+  const std::string& group() const { return group_; }
   // Starts tallyd on the stack's data dir (the same one on every restart).
   ::testing::AssertionResult StartTallyd(const std::vector<std::string>& extra_args = {});
   // kill -<sig> tallyd and reap it.
   void StopTallyd(int sig);
   bool TallydRunning() { return tallyd_.Running(); }
+  // Polls /readyz until it answers 200 (tallyd has its partitions), without looking at offsets.
+  ::testing::AssertionResult WaitForReady(Millis timeout);
+
+  // Starts `tally <args...>` in the background; its output goes to `<log_name>.out/.err` in the
+  // temp dir. Wait for it with ExitsWith().
+  ::testing::AssertionResult StartTally(Process* process, const std::vector<std::string>& args,
+                                        const std::string& log_name);
+  // Runs `tally <args...>` to its end: success if it exits 0 within `timeout` (else it is
+  // killed, and the failure names the command, how it ended and its log).
+  ::testing::AssertionResult RunTally(const std::vector<std::string>& args,
+                                      const std::string& log_name, Millis timeout);
 
   // Produces each line with key = its workspace id (`keys[i]`, may be empty) and flushes.
   ::testing::AssertionResult Produce(const std::vector<std::string>& lines,
@@ -237,6 +257,8 @@ class Stack {
   int tallyd_starts() const { return tallyd_starts_; }
 
  private:
+  ::testing::AssertionResult StartBrokerWith(const std::vector<std::string>& extra_args);
+
   TempDir dir_;
   Process broker_;
   Process tallyd_;
