@@ -26,19 +26,19 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT INT TERM
 
 build/cmd/tallyd/tallyd --brokers embedded --data-dir "$data" --listen "127.0.0.1:$port" \
-  --port-file "$data/port" --keys config/keys.dev.toml --cache-ttl 5 --partitions 8 &
+  --port-file "$data/port" --keys config/keys.dev.toml --cache-ttl 5 &
 pids+=($!)
 for _ in $(seq 1 100); do [ -s "$data/port" ] && [ -s "$data/broker.addr" ] && break; sleep 0.1; done
 [ -s "$data/port" ] || { echo "tallyd did not start; see the log above" >&2; exit 1; }
 addr="$(cat "$data/port")"
-# The consumer group needs a few seconds to form; the embedded broker only keeps ~5 MB per
-# partition, so produce once tallyd is consuming, at a pace it keeps up with.
 for _ in $(seq 1 100); do curl -sf "http://$addr/readyz" >/dev/null && break; sleep 0.2; done
 
 echo "demo: generating $events events (120 days ending today, 20 workspaces)..." >&2
 build/cmd/tally/tally gen --events "$events" --days 120 --duplicates 0.01 --malformed 0.001 \
   -o "$data/events.ndjson"
-build/cmd/tally/tally produce --broker-addr-file "$data/broker.addr" --rate 40000 "$data/events.ndjson"
+# As fast as tallyd takes them: on the embedded broker `tally produce` waits for tallyd rather
+# than let the broker trim events it has not read yet.
+build/cmd/tally/tally produce --broker-addr-file "$data/broker.addr" "$data/events.ndjson"
 # Keep a live stream going: today's events, a few hundred per second.
 (build/cmd/tally/tally gen --seed "$RANDOM$RANDOM" --events 100000000 --days 1 |
   build/cmd/tally/tally produce --broker-addr-file "$data/broker.addr" --rate 200 2>/dev/null) &

@@ -25,9 +25,9 @@ struct ListDeleter {
 };
 using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
 
-std::string Megabytes(double bytes) {
+std::string Mebibytes(double bytes) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024.0));
   return buf;
 }
 
@@ -122,12 +122,12 @@ Status RetentionGuard::Admit(size_t bytes, size_t messages) {
                                     : "nothing committed yet";
         return Fail(ErrorCode::kUnavailable,
                     "The embedded broker keeps only the newest " +
-                        Megabytes(kPartitionRetentionBytes) + " of each partition, and " +
+                        Mebibytes(kPartitionRetentionBytes) + " of each partition, and " +
                         options_.topic + "[" + std::to_string(worst.partition) + "] holds about " +
-                        Megabytes(static_cast<double>(worst.unconsumed_bytes)) +
+                        Mebibytes(static_cast<double>(worst.unconsumed_bytes)) +
                         " that consumer group '" + options_.group + "' has not consumed yet (" +
                         committed + ", high watermark " + std::to_string(worst.high) +
-                        "); producing waits below " + Megabytes(limit_bytes()) +
+                        "); producing waits below " + Mebibytes(limit_bytes()) +
                         " so that nothing unread is trimmed.");
       }
     }

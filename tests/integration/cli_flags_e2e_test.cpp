@@ -70,6 +70,7 @@ TEST_F(CliFlagsTest, TallydNumericFlagsAreChecked) {
       {"--http-ingest-max-events", "0"},
       {"--http-ingest-timeout-ms", "x"},
       {"--http-ingest-max-concurrent", "-3"},
+      {"--group-join", "never"},
   };
   for (const auto& [flag, value] : cases) {
     SCOPED_TRACE(flag + " " + value);
