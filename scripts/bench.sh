@@ -82,7 +82,7 @@ case "$what" in
         pids=($!)
         while [ ! -s "$d/broker.addr" ]; do sleep 0.05; done
         "$build/cmd/tallyd/tallyd" --brokers "$(cat "$d/broker.addr")" --data-dir "$d/data" \
-          --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml 2>"$d/tallyd.log" &
+          --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml >"$d/tallyd.log" 2>&1 &
         tallyd_pid=$!
         pids+=("$tallyd_pid")
         while [ ! -s "$d/port" ]; do sleep 0.05; done
