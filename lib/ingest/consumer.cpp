@@ -23,9 +23,10 @@ constexpr int kMetadataTimeoutMs = 10'000;
 
 // Kafka commits are informational (lag tools, and producers' hold-back on the embedded broker:
 // kafka::RetentionGuard); the truth is in RocksDB. The embedded broker's producers wait for
-// them, so there they are made more often.
+// them, so there every stored batch is committed (an interval would hold a commit back until the
+// next batch is stored, a few hundred ms under load).
 constexpr auto kCommitInterval = std::chrono::milliseconds(1000);
-constexpr auto kEmbeddedCommitInterval = std::chrono::milliseconds(100);
+constexpr auto kEmbeddedCommitInterval = std::chrono::milliseconds(0);
 
 }  // namespace
 

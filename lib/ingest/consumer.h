@@ -65,9 +65,9 @@ struct ConsumerOptions {
   std::string brokers;  // bootstrap.servers
   std::string topic = "usage-events";
   std::string dlq_topic;  // default: topic + ".dlq"
-  // The consumer group. Stored offsets are committed to it while they move (every second; every
-  // 100 ms on the embedded broker, whose producers wait for them: kafka::RetentionGuard), so
-  // that lag tools see progress, whether or not the group is joined.
+  // The consumer group. Stored offsets are committed to it while they move (every second; after
+  // every stored batch on the embedded broker, whose producers wait for them:
+  // kafka::RetentionGuard), so that lag tools see progress, whether or not the group is joined.
   std::string group = "tally";
   Membership membership = Membership::kAuto;
   // Static group membership (group.instance.id): a restarted member with the same id takes its
