@@ -183,8 +183,8 @@ case "$what" in
       awk -v dir="$tmp" -v counts="${counts[*]}" '
         BEGIN { k = split(counts, c, " "); i = 1; left = c[1] }
         { while (left == 0 && i < k) { i++; left = c[i] } print > (dir "/slice" i ".ndjson"); left-- }'
-    echo "| run | rate | events | stored | seconds | achieved events/s | tallyd CPU s | CPU % | µs/event | of which idle | settle CPU s | µs/event incl. settle |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| run | rate | events | stored | batches | seconds | achieved events/s | tallyd CPU s | CPU % | µs/event | of which idle | settle CPU s | µs/event incl. settle |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     results="$tmp/results"
     : >"$results"
     invalid=0
@@ -214,6 +214,7 @@ case "$what" in
         [ "$r" != max ] && rate_flag=(--rate "$r")
         consumed0=$(metric "$addr" tally_events_consumed_total)
         applied0=$(metric "$addr" tally_events_applied_total)
+        batches0=$(metric "$addr" tally_batches_applied_total)
         perf_pid=""
         if [ "$perf" != 0 ] && [ "$run" = 1 ] && [ "$i" = 0 ]; then
           (sleep 2 && exec perf record -e cpu-clock -g -p "$tallyd_pid" -o "$tmp/perf.data" \
@@ -236,6 +237,7 @@ case "$what" in
         done
         c1=$(cpu_of "$tallyd_pid") t1=$(now)
         applied=$(metric "$addr" tally_events_applied_total)
+        batches=$(($(metric "$addr" tally_batches_applied_total) - batches0))
         trimmed=$(metric "$addr" tally_log_trimmed_total)
         # Settle: RocksDB flushes and compactions go on after the last batch; wait until tallyd
         # is back to its idle CPU (at most 30 s) and report that CPU too.
@@ -257,19 +259,22 @@ case "$what" in
         [ -n "$perf_pid" ] && note="$note; perf attached"
         [ "$ok" = 1 ] || invalid=1
         stored=$((applied - applied0))
-        awk -v run="$run" -v r="$r" -v n="$n" -v s="$stored" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
+        awk -v run="$run" -v r="$r" -v n="$n" -v s="$stored" -v b="$batches" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
           -v c0="$c0" -v c1="$c1" -v c2="$c2" -v idle="$idle" -v note="$note" -v ok="$ok" \
           -v perf="$([ -n "$perf_pid" ] && echo 1 || echo 0)" -v out="$results" 'BEGIN {
             sub(/^; /, "", note)
             w = t1 - t0; cpu = c1 - c0; settle = c2 - c1 - idle * (t2 - t1)
             if (settle < 0) settle = 0
             us = s > 0 ? cpu / s * 1e6 : 0; us2 = s > 0 ? (cpu + settle) / s * 1e6 : 0
-            printf "| %d | %s | %d | %d | %.1f | %.0f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f |%s\n",
-              run, r, n, s, w, n / w, cpu, cpu / w * 100, us, (s > 0 ? idle * w / s * 1e6 : 0),
+            printf "| %d | %s | %d | %d | %d | %.1f | %.0f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f |%s\n",
+              run, r, n, s, b, w, n / w, cpu, cpu / w * 100, us, (s > 0 ? idle * w / s * 1e6 : 0),
               settle, us2, (ok ? "" : " INVALID") (note == "" ? "" : " " note)
             if (ok && !perf) print r, n / w, cpu / w * 100, us, us2 >> out
           }'
       done
+      # tallyd first, so that it does not log the broker's going away.
+      kill "$tallyd_pid" 2>/dev/null
+      wait "$tallyd_pid" 2>/dev/null || true
       kill "${pids[@]}" 2>/dev/null
       wait "${pids[@]}" 2>/dev/null || true
       pids=()
