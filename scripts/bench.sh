@@ -16,14 +16,20 @@
 #                                                   generated file, as a new user runs them: time
 #                                                   to all consumed, held back, trimmed; baseline
 #                                                   --no-hold-back (default 1000000 events, 3 runs)
+#   scripts/bench.sh live [--rates 1000,10000,30000,max] [--runs 3] [--mix executions|default]
+#                         [--seconds 25] [--events N] [--perf S] [--keep]
+#                                                   tallyd's own CPU per stored event (µs) at fixed
+#                                                   produce rates, on `tally broker`; --seconds of
+#                                                   events per rate (--events N: N each; max = no
+#                                                   --rate, 1000000 events); median of --runs
 # Flags: `scripts/bench.sh ingest --help`. BUILD_DIR overrides the build directory (./build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-}"
 case "$what" in
-  ingest | query | pipeline | replay | requests | superagents | newcomer) shift ;;
+  ingest | query | pipeline | replay | requests | superagents | newcomer | live) shift ;;
   *)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
@@ -33,7 +39,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=("${what}_bench")
 if [ "$what" = pipeline ]; then targets+=(tally); fi
 if [ "$what" = replay ]; then targets=(tally); fi
-if [ "$what" = newcomer ]; then targets=(tally tallyd); fi
+if [ "$what" = newcomer ] || [ "$what" = live ]; then targets=(tally tallyd); fi
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
 # A shared working tree: say which files differ from the commit measured.
@@ -116,6 +122,205 @@ case "$what" in
         rm -rf "$d/data"
       done
     done
+    ;;
+  live)
+    # tallyd's own CPU (utime + stime of /proc/<pid>/stat) per stored event at fixed produce rates.
+    rates=1000,10000,30000,max runs=3 mix=executions seconds=25 events="" perf=0 keep=0
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --rates) rates="$2" && shift 2 ;;
+        --runs) runs="$2" && shift 2 ;;
+        --mix) mix="$2" && shift 2 ;;
+        --seconds) seconds="$2" && shift 2 ;;
+        --events) events="$2" && shift 2 ;;
+        --perf) perf="$2" && shift 2 ;;
+        --keep) keep=1 && shift ;;
+        *)
+          echo "usage: scripts/bench.sh live [--rates 1000,10000,30000,max] [--runs 3]" \
+            "[--mix executions|default] [--seconds 25] [--events N] [--perf S] [--keep]" >&2
+          exit 2
+          ;;
+      esac
+    done
+    IFS=, read -r -a rate_list <<<"$rates"
+    counts=()
+    for r in "${rate_list[@]}"; do
+      if [ -n "$events" ]; then
+        counts+=("$events")
+      elif [ "$r" = max ]; then
+        counts+=(1000000)
+      elif [[ "$r" =~ ^[1-9][0-9]*$ ]]; then
+        counts+=($((r * seconds)))
+      else
+        echo "scripts/bench.sh live: a rate is a positive integer or max, not '$r'" >&2
+        exit 2
+      fi
+    done
+    tally="$build/cmd/tally/tally"
+    tallyd="$build/cmd/tallyd/tallyd"
+    tmp="$(mktemp -d)"
+    pids=()
+    cleanup() {
+      [ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null
+      wait 2>/dev/null
+      if [ "$keep" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
+    }
+    trap cleanup EXIT
+    hz=$(getconf CLK_TCK)
+    # CPU seconds used so far by process $1, all its threads (fields 14 and 15 after the name).
+    cpu_of() { sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$hz" '{printf "%.2f", ($12 + $13) / hz}'; }
+    metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m {print $2; f = 1} END {if (!f) print 0}'; }
+    now() { date +%s.%N; }
+    echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
+      "$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); mix $mix; rates ${rate_list[*]}; events ${counts[*]}; $runs runs"
+    # One stream, cut into consecutive slices, one per rate: each rate gets new events (dedupe
+    # would skip repeats) that continue the same workspaces, users and agents forward in time.
+    total=0
+    for n in "${counts[@]}"; do total=$((total + n)); done
+    echo "generating $total events..." >&2
+    "$tally" gen --mix "$mix" --events "$total" |
+      awk -v dir="$tmp" -v counts="${counts[*]}" '
+        BEGIN { k = split(counts, c, " "); i = 1; left = c[1] }
+        { while (left == 0 && i < k) { i++; left = c[i] } print > (dir "/slice" i ".ndjson"); left-- }'
+    echo "| run | rate | events | stored | batches | seconds | achieved events/s | tallyd CPU s | CPU % | µs/event | of which idle | settle CPU s | µs/event incl. settle |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    results="$tmp/results"
+    : >"$results"
+    invalid=0
+    for run in $(seq "$runs"); do
+      d="$tmp/run$run"
+      mkdir -p "$d"
+      "$tally" broker --addr-file "$d/broker.addr" >/dev/null 2>&1 &
+      pids=($!)
+      while [ ! -s "$d/broker.addr" ]; do sleep 0.05; done
+      "$tallyd" --brokers "$(cat "$d/broker.addr")" --data-dir "$d/data" \
+        --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml >"$d/tallyd.log" 2>&1 &
+      tallyd_pid=$!
+      pids+=("$tallyd_pid")
+      while [ ! -s "$d/port" ]; do sleep 0.05; done
+      addr="$(cat "$d/port")"
+      until curl -sf "http://$addr/readyz" >/dev/null; do sleep 0.05; done
+      # Idle baseline: what tallyd burns with nothing to read.
+      sleep 2
+      c0=$(cpu_of "$tallyd_pid") t0=$(now)
+      sleep 5
+      idle=$(awk -v c0="$c0" -v c1="$(cpu_of "$tallyd_pid")" -v t0="$t0" -v t1="$(now)" \
+        'BEGIN {printf "%.4f", (c1 - c0) / (t1 - t0)}')
+      echo "run $run: tallyd pid $tallyd_pid, idle CPU $(awk -v i="$idle" 'BEGIN {printf "%.1f", i * 1000}') ms/s, load $(cut -d' ' -f1-3 /proc/loadavg)"
+      for i in "${!rate_list[@]}"; do
+        r="${rate_list[$i]}" n="${counts[$i]}" slice="$tmp/slice$((i + 1)).ndjson"
+        rate_flag=()
+        [ "$r" != max ] && rate_flag=(--rate "$r")
+        consumed0=$(metric "$addr" tally_events_consumed_total)
+        applied0=$(metric "$addr" tally_events_applied_total)
+        batches0=$(metric "$addr" tally_batches_applied_total)
+        perf_pid=""
+        if [ "$perf" != 0 ] && [ "$run" = 1 ] && [ "$i" = 0 ]; then
+          (sleep 2 && exec perf record -e cpu-clock -g -p "$tallyd_pid" -o "$tmp/perf.data" \
+            -- sleep "$perf") >"$tmp/perf.log" 2>&1 &
+          perf_pid=$!
+        fi
+        # The window: from starting the producer until /metrics shows every event consumed.
+        # /metrics is not polled while the producer runs, so that polling costs tallyd nothing.
+        c0=$(cpu_of "$tallyd_pid") t0=$(now)
+        "$tally" produce --broker-addr-file "$d/broker.addr" "${rate_flag[@]}" "$slice" \
+          2>"$d/produce-$r.log" || echo "run $run rate $r: tally produce failed" >&2
+        last=-1 still=0
+        while :; do
+          consumed=$(metric "$addr" tally_events_consumed_total)
+          [ "$((consumed - consumed0))" -ge "$n" ] && break
+          if [ "$consumed" = "$last" ]; then still=$((still + 1)); else still=0; fi
+          if [ "$still" -ge 600 ] || ! kill -0 "$tallyd_pid" 2>/dev/null; then break; fi
+          last="$consumed"
+          sleep 0.05
+        done
+        c1=$(cpu_of "$tallyd_pid") t1=$(now)
+        applied=$(metric "$addr" tally_events_applied_total)
+        batches=$(($(metric "$addr" tally_batches_applied_total) - batches0))
+        trimmed=$(metric "$addr" tally_log_trimmed_total)
+        # Settle: RocksDB flushes and compactions go on after the last batch; wait until tallyd
+        # is back to its idle CPU (at most 30 s) and report that CPU too.
+        ca=$c1 ta=$t1
+        for _ in $(seq 60); do
+          sleep 0.5
+          cb=$(cpu_of "$tallyd_pid") tb=$(now)
+          if awk -v a="$ca" -v b="$cb" -v ta="$ta" -v tb="$tb" -v i="$idle" \
+            'BEGIN {exit !(b - a <= i * (tb - ta) + 0.011)}'; then break; fi
+          ca=$cb ta=$tb
+        done
+        c2=$(cpu_of "$tallyd_pid") t2=$(now)
+        [ -n "$perf_pid" ] && wait "$perf_pid"
+        ok=1 note=""
+        if [ "$((consumed - consumed0))" -lt "$n" ]; then
+          ok=0 note="$note; only $((consumed - consumed0)) of $n consumed"
+        fi
+        if [ "$trimmed" -gt 0 ]; then ok=0 note="$note; tally_log_trimmed_total $trimmed"; fi
+        [ -n "$perf_pid" ] && note="$note; perf attached"
+        [ "$ok" = 1 ] || invalid=1
+        stored=$((applied - applied0))
+        awk -v run="$run" -v r="$r" -v n="$n" -v s="$stored" -v b="$batches" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
+          -v c0="$c0" -v c1="$c1" -v c2="$c2" -v idle="$idle" -v note="$note" -v ok="$ok" \
+          -v perf="$([ -n "$perf_pid" ] && echo 1 || echo 0)" -v out="$results" 'BEGIN {
+            sub(/^; /, "", note)
+            w = t1 - t0; cpu = c1 - c0; settle = c2 - c1 - idle * (t2 - t1)
+            if (settle < 0) settle = 0
+            us = s > 0 ? cpu / s * 1e6 : 0; us2 = s > 0 ? (cpu + settle) / s * 1e6 : 0
+            printf "| %d | %s | %d | %d | %d | %.1f | %.0f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f |%s\n",
+              run, r, n, s, b, w, n / w, cpu, cpu / w * 100, us, (s > 0 ? idle * w / s * 1e6 : 0),
+              settle, us2, (ok ? "" : " INVALID") (note == "" ? "" : " " note)
+            if (ok && !perf) print r, n / w, cpu / w * 100, us, us2 >> out
+          }'
+      done
+      # tallyd first, so that it does not log the broker's going away.
+      kill "$tallyd_pid" 2>/dev/null
+      wait "$tallyd_pid" 2>/dev/null || true
+      kill "${pids[@]}" 2>/dev/null
+      wait "${pids[@]}" 2>/dev/null || true
+      pids=()
+      [ "$keep" = 1 ] || rm -rf "$d/data"
+    done
+    echo
+    echo "Medians over valid runs (µs/event: tallyd CPU from the producer's start until all consumed / including the settle after):"
+    echo
+    echo "| rate | runs | achieved events/s | tallyd CPU % | µs/event | µs/event incl. settle |"
+    echo "|---|---|---|---|---|---|"
+    for r in "${rate_list[@]}"; do
+      awk -v r="$r" '
+        function median(a, n,   i, j, t) {
+          for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+          return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        $1 == r { n++; ach[n] = $2; pct[n] = $3; us[n] = $4; us2[n] = $5 }
+        END {
+          if (n == 0) { printf "| %s | 0 | | | | |\n", r; exit }
+          printf "| %s | %d | %.0f | %.0f | %.2f | %.2f |\n", r, n, median(ach, n), median(pct, n), median(us, n), median(us2, n)
+        }' "$results"
+    done
+    echo
+    echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ "$perf" != 0 ] && [ -s "$tmp/perf.data" ]; then
+      set +o pipefail # head closes the pipes early
+      echo
+      echo "perf: tallyd, run 1, ${rate_list[0]} events/s, $perf s (cpu-clock), top symbols (self):"
+      perf report -i "$tmp/perf.data" --no-children --sort sym --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -30
+      echo
+      echo "tally frames, inclusive (children):"
+      perf report -i "$tmp/perf.data" --children --sort sym --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+% +[0-9.]+%.*tally::' | head -20
+      echo
+      echo "by thread (comm):"
+      perf report -i "$tmp/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -15
+    elif [ "$perf" != 0 ]; then
+      echo "perf record did not run:" >&2
+      cat "$tmp/perf.log" >&2
+    fi
+    if [ "$invalid" = 1 ]; then
+      echo "INVALID: some events were not consumed or the broker trimmed unread events" >&2
+      exit 1
+    fi
     ;;
   pipeline)
     events="${1:-1000000}"

@@ -245,6 +245,10 @@ GenOptions Clamp(GenOptions o) {
   o.users = std::max(o.users, 1);
   o.agents = std::max(o.agents, 0);
   o.workflows = std::max(o.workflows, 0);
+  if (o.mix == Mix::kExecutions) {
+    o.workflows = 0;
+    o.agents = std::max(o.agents, 1);
+  }
   if (o.agents + o.workflows == 0) o.agents = 1;
   o.days = std::max(o.days, 1);
   auto frac = [](double f) { return std::isfinite(f) ? std::clamp(f, 0.0, 1.0) : 0.0; };
@@ -256,7 +260,54 @@ GenOptions Clamp(GenOptions o) {
   return o;
 }
 
+// Bounded Pareto weights (shape 1.16: about 20% of the users hold about 80% of the weight,
+// capped at 1000x the smallest), drawn from their own generator so that the other random
+// choices of the stream do not depend on them.
+std::vector<double> ParetoWeights(size_t n, uint64_t seed) {
+  constexpr double kShape = 1.16;
+  constexpr double kMax = 1000;
+  const double floor = std::pow(kMax, -kShape);  // P(weight > kMax)
+  Rng rng(seed ^ 0x9a4e'7010'9a4eULL);
+  std::vector<double> w(n);
+  for (double& x : w) {
+    // Inverse CDF of the Pareto distribution truncated to [1, kMax].
+    double u = floor + (1 - floor) * (1 - rng.Uniform());  // (floor, 1]
+    x = std::pow(u, -1 / kShape);
+  }
+  return w;
+}
+
 }  // namespace
+
+const char* MixName(Mix mix) {
+  switch (mix) {
+    case Mix::kDefault:
+      return "default";
+    case Mix::kExecutions:
+      return "executions";
+  }
+  return "unknown";
+}
+
+Result<Mix> ParseMix(std::string_view name) {
+  if (name == "default") return Mix::kDefault;
+  if (name == "executions") return Mix::kExecutions;
+  return Fail(ErrorCode::kInvalidArgument, "The mix must be one of: default, executions.", "mix");
+}
+
+GenOptions MixDefaults(Mix mix) {
+  GenOptions o;
+  o.mix = mix;
+  if (mix == Mix::kExecutions) {
+    o.workspaces = 20;
+    o.organizations = 5;
+    o.agents = 1000;
+    o.workflows = 0;
+    o.users = 10000;
+    o.days = 90;
+  }
+  return o;
+}
 
 const char* MalformedKindName(MalformedKind kind) {
   switch (kind) {
@@ -306,6 +357,10 @@ Status ValidateGenOptions(const GenOptions& o) {
   if (o.agents < 0) return bad("agents", "The number of agents must be >= 0.");
   if (o.workflows < 0) return bad("workflows", "The number of workflows must be >= 0.");
   if (o.agents + o.workflows < 1) return bad("agents", "At least one agent or workflow is needed.");
+  if (o.mix == Mix::kExecutions) {
+    if (o.agents < 1) return bad("agents", "The executions mix needs at least one agent.");
+    if (o.workflows != 0) return bad("workflows", "The executions mix has no workflows.");
+  }
   if (o.days < 1) return bad("days", "At least one day is needed.");
   if (!(o.duplicate_fraction >= 0 && o.duplicate_fraction <= 1)) {
     return bad("duplicate_fraction", "The duplicate fraction must be within [0, 1].");
@@ -355,6 +410,7 @@ class Generator::Impl {
   void MaybeRenameUser(int u);
   bool Birth(Spec* s);
   void Regular(Spec* s);
+  void Execution(Spec* s);
   void Write(const Spec& s, MalformedKind mk);
   void Malformed(MalformedKind mk, int64_t time_ms);
   Kind PickKind() {
@@ -439,13 +495,16 @@ void Generator::Impl::Build() {
       if (second != primary) ws_[second].members.push_back(i);
     }
   }
+  const bool executions = opt_.mix == Mix::kExecutions;
+  std::vector<double> pareto;
+  if (executions) pareto = ParetoWeights(users_.size(), opt_.seed);
   for (size_t i = 0; i < ws_.size(); ++i) {
     Workspace& w = ws_[i];
     if (w.members.empty()) w.members.push_back(static_cast<int>(i % users_.size()));
     std::sort(w.members.begin(), w.members.end());
     double acc = 0;
     for (int m : w.members) {
-      acc += 1.0 / static_cast<double>(m + 1);
+      acc += executions ? pareto[static_cast<size_t>(m)] : 1.0 / static_cast<double>(m + 1);
       w.member_cdf.push_back(acc);
     }
   }
@@ -453,7 +512,7 @@ void Generator::Impl::Build() {
   // Entities, scaled down for small streams.
   int64_t a = opt_.agents, f = opt_.workflows;
   int64_t cap = std::max<int64_t>(1, opt_.events * 8 / 100);
-  if (a + f > cap) {
+  if (!executions && a + f > cap) {
     int64_t sa = a * cap / (a + f), sf = f * cap / (a + f);
     a = (a > 0 ? std::max<int64_t>(sa, 1) : 0);
     f = (f > 0 ? std::max<int64_t>(sf, 1) : 0);
@@ -485,6 +544,7 @@ void Generator::Impl::Build() {
   }
   total_entities_ = a + f;
   initial_entities_ = (total_entities_ + 4) / 5;
+  if (executions) born_[0] = static_cast<int>(a);  // every agent exists from the start
 
   BuildSchedule(end_day, now_ms, cap_at_now);
   buf_.reserve(1024);
@@ -638,12 +698,23 @@ void Generator::Impl::Regular(Spec* s) {
   MaybeRenameUser(s->user);
 }
 
+// Executions mix: a Zipf-sampled agent run by a (Pareto-weighted) member of its workspace.
+void Generator::Impl::Execution(Spec* s) {
+  s->kind = Kind::kAgent;
+  s->act = Act::kExecuted;
+  s->entity = SampleEntity(Kind::kAgent);
+  s->user = SampleMember(entities_[0][s->entity].ws);
+  MaybeRenameUser(s->user);
+}
+
 void Generator::Impl::Write(const Spec& s, MalformedKind mk) {
   const Entity& e = entities_[static_cast<int>(s.kind)][s.entity];
   const Workspace& w = ws_[e.ws];
   const User& u = users_[s.user];
   // Fragments are appended directly and strings come pre-escaped (Quoted()): per-character
   // escaping of every field would halve the generator's throughput.
+  // The executions mix carries every optional field; the default mix leaves some out.
+  const bool full = opt_.mix == Mix::kExecutions;
   std::string& o = buf_;
   o.clear();
   o.append(mk == MalformedKind::kWrongSpecVersion ? "{\"specversion\":\"0.3\""
@@ -683,7 +754,7 @@ void Generator::Impl::Write(const Spec& s, MalformedKind mk) {
     o.append(",\"workspace_id\":");
     o.append(w.quoted_id);
   }
-  if (rng_.Chance(0.95)) {
+  if (full || rng_.Chance(0.95)) {
     o.append(",\"project_id\":\"proj_");
     AppendInt(&o, e.project);
     o.push_back('"');
@@ -699,12 +770,12 @@ void Generator::Impl::Write(const Spec& s, MalformedKind mk) {
     o.append(first ? "\"name\":\"" : ",\"name\":\"");
     o.append(70 * 1024, 'x');
     o.push_back('"');
-  } else if (mk == MalformedKind::kMissingUserId || rng_.Chance(0.95)) {
+  } else if (mk == MalformedKind::kMissingUserId || full || rng_.Chance(0.95)) {
     o.append(first ? "\"name\":" : ",\"name\":");
     o.append(u.quoted_name);
     o.append(",\"email\":");
     o.append(u.quoted_email);
-    if (rng_.Chance(0.9)) {
+    if (full || rng_.Chance(0.9)) {
       o.append(",\"photo\":");
       o.append(u.quoted_photo);
     }
@@ -716,7 +787,7 @@ void Generator::Impl::Write(const Spec& s, MalformedKind mk) {
     o.append(e.quoted_id);
     first = false;
   }
-  if (!executed || rng_.Chance(0.92)) {
+  if (!executed || full || rng_.Chance(0.92)) {
     o.append(first ? "\"name\":" : ",\"name\":");
     o.append(e.quoted_name);
     o.append(",\"visibility\":\"");
@@ -837,7 +908,11 @@ bool Generator::Impl::Next(GeneratedLine* out) {
     out->duplicate = true;
   } else {
     Spec s;
-    if (!Birth(&s)) Regular(&s);
+    if (opt_.mix == Mix::kExecutions) {
+      Execution(&s);
+    } else if (!Birth(&s)) {
+      Regular(&s);
+    }
     s.time_ms = time_ms;
     s.offset_min = OffsetFor();
     Write(s, MalformedKind::kNone);

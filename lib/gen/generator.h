@@ -11,35 +11,61 @@
 //
 // Same options (including end_day) => byte-identical output. With end_day empty the range ends
 // today (UTC) and no event time lies in the future.
+//
+// Two mixes: Mix::kDefault (every event type, see README.md) and Mix::kExecutions, where every
+// valid line is an `agent.executed` carrying every optional field that feeds a view
+// (organization, project, the user's and the agent's profiles, tokens, cost, credits), the
+// costliest event to store. Start from MixDefaults(mix) for that mix's sizes.
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 
 namespace tally::gen {
 
+enum class Mix : uint8_t {
+  kDefault = 0,  // every event type, entities created before use (README.md)
+  kExecutions,   // only agent.executed with every optional field; users Pareto-skewed
+};
+
+// "default", "executions". Never null.
+const char* MixName(Mix mix);
+// kInvalidArgument (field "mix") for any other name.
+Result<Mix> ParseMix(std::string_view name);
+
 struct GenOptions {
+  Mix mix = Mix::kDefault;
   uint64_t seed = 42;
   int64_t events = 100000;  // number of lines produced, duplicates and malformed included
   int workspaces = 20;
   int organizations = 5;  // each workspace belongs to one ("org_1".."org_N")
   int projects_per_workspace = 5;
-  int users = 2000;     // each belongs to 1-2 workspaces; Zipf-skewed activity
+  // Each user belongs to 1-2 workspaces. Activity: Zipf-skewed in the default mix; in the
+  // executions mix each user's weight is drawn from a Pareto distribution (shape 1.16, the
+  // "80/20" rule, bounded at 1000x the smallest weight).
+  int users = 2000;
   int agents = 500;     // each belongs to one workspace; Zipf-skewed usage
-  int workflows = 200;  // idem
-  // Entities are scaled down when they would exceed 8% of `events`, so that small streams are
-  // still mostly executions.
+  int workflows = 200;  // idem; must be 0 in the executions mix
+  // Default mix: entities are scaled down when they would exceed 8% of `events`, so that small
+  // streams are still mostly executions. The executions mix has no lifecycle events: every
+  // agent exists from the start.
   std::string end_day;            // "YYYY-MM-DD"; empty = today UTC
   int days = 120;                 // event times spread over the `days` days ending at end_day
   double duplicate_fraction = 0;  // lines re-emitting an earlier valid line verbatim
   double malformed_fraction = 0;  // lines that tally must dead-letter
 };
 
+// The defaults of a mix: GenOptions{} for kDefault; for kExecutions 20 workspaces in 5
+// organizations, 1,000 agents, no workflows, 10,000 users, 90 days.
+GenOptions MixDefaults(Mix mix);
+
 // kInvalidArgument (Error::field names the option) for: negative events, fewer than one
 // workspace/organization/project/user/day, negative agents or workflows, none of both, a
-// fraction outside [0, 1] or fractions summing above 1, an end_day that is not YYYY-MM-DD.
+// fraction outside [0, 1] or fractions summing above 1, an end_day that is not YYYY-MM-DD; in
+// the executions mix, no agents or any workflows.
 Status ValidateGenOptions(const GenOptions& options);
 
 // Why a malformed line must be rejected. Malformed lines cycle through the kinds in this order.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -315,6 +316,146 @@ TEST(GeneratorTest, WorkflowOnlyMalformedLinesStillFail) {
       EXPECT_TRUE(l.json.find("\"workflow.") != std::string::npos);
     }
   }
+}
+
+GenOptions Executions(int64_t events) {
+  GenOptions o = MixDefaults(Mix::kExecutions);
+  o.events = events;
+  o.end_day = "2026-01-31";
+  return o;
+}
+
+TEST(GeneratorTest, MixNamesAndDefaults) {
+  EXPECT_EQ(ParseMix("default").value(), Mix::kDefault);
+  EXPECT_EQ(ParseMix("executions").value(), Mix::kExecutions);
+  EXPECT_EQ(ParseMix("all").error().field, "mix");
+  EXPECT_STREQ(MixName(Mix::kExecutions), "executions");
+  GenOptions d = MixDefaults(Mix::kDefault);
+  EXPECT_EQ(d.mix, Mix::kDefault);
+  EXPECT_EQ(d.users, GenOptions{}.users);
+  GenOptions e = MixDefaults(Mix::kExecutions);
+  EXPECT_EQ(e.mix, Mix::kExecutions);
+  EXPECT_EQ(e.workspaces, 20);
+  EXPECT_EQ(e.organizations, 5);
+  EXPECT_EQ(e.agents, 1000);
+  EXPECT_EQ(e.workflows, 0);
+  EXPECT_EQ(e.users, 10000);
+  EXPECT_EQ(e.days, 90);
+  EXPECT_TRUE(ValidateGenOptions(e));
+  e.workflows = 1;
+  EXPECT_EQ(ValidateGenOptions(e).error().field, "workflows");
+  e.workflows = 0;
+  e.agents = 0;
+  EXPECT_EQ(ValidateGenOptions(e).error().field, "agents");
+}
+
+TEST(GeneratorTest, ExecutionsMixIsAgentExecutedWithEveryField) {
+  auto lines = Collect(Executions(30000));
+  ASSERT_EQ(lines.size(), 30000u);
+  const int64_t first_ms = static_cast<int64_t>(*ParseDay("2026-01-31") - 89) * 86'400'000;
+  const int64_t end_ms = static_cast<int64_t>(*ParseDay("2026-01-31") + 1) * 86'400'000;
+  std::set<std::string> ids, workspaces, orgs, agents;
+  std::map<std::string, std::string> ws_of_agent;
+  int64_t prev_ms = 0, errors = 0;
+  for (const auto& l : lines) {
+    ASSERT_FALSE(l.malformed);
+    ASSERT_FALSE(l.duplicate);
+    ASSERT_EQ(Reject(l.json), "") << l.json;
+    json j = json::parse(l.json);
+    ASSERT_EQ(j["type"], "agent.executed") << l.json;
+    EXPECT_TRUE(ids.insert(j["id"].get<std::string>()).second);
+    int64_t ms = *ParseRfc3339Millis(j["time"].get<std::string>());
+    EXPECT_GE(ms, first_ms);
+    EXPECT_LT(ms, end_ms);
+    EXPECT_GE(ms, prev_ms);
+    prev_ms = ms;
+    const json& d = j["data"];
+    EXPECT_EQ(l.key, d["workspace_id"]);
+    for (const char* f : {"organization_id", "workspace_id", "project_id", "status"}) {
+      ASSERT_TRUE(d.contains(f) && d[f].is_string()) << f << ": " << l.json;
+    }
+    for (const char* f : {"id", "name", "email", "photo"}) {
+      ASSERT_TRUE(d["user"].contains(f) && d["user"][f].is_string()) << f << ": " << l.json;
+    }
+    for (const char* f : {"id", "name", "visibility", "owner_user_id"}) {
+      ASSERT_TRUE(d["agent"].contains(f) && d["agent"][f].is_string()) << f << ": " << l.json;
+    }
+    EXPECT_TRUE(d["tokens"].is_number_integer());
+    for (const char* f : {"cost_usd", "message_credits", "integration_credits", "duration_ms"}) {
+      ASSERT_TRUE(d.contains(f) && d[f].is_number()) << f << ": " << l.json;
+    }
+    errors += d["status"] == "error";
+    workspaces.insert(d["workspace_id"].get<std::string>());
+    orgs.insert(d["organization_id"].get<std::string>());
+    std::string agent = d["agent"]["id"];
+    agents.insert(agent);
+    auto [it, fresh] = ws_of_agent.emplace(agent, d["workspace_id"]);
+    EXPECT_EQ(it->second, d["workspace_id"]) << "an agent stays in its workspace";
+  }
+  EXPECT_EQ(orgs.size(), 5u);
+  EXPECT_GE(workspaces.size(), 15u);
+  EXPECT_LE(workspaces.size(), 20u);
+  EXPECT_GT(agents.size(), 500u);  // no scaling down: 1,000 agents, Zipf-skewed
+  EXPECT_LE(agents.size(), 1000u);
+  EXPECT_GT(errors, 0);
+  EXPECT_LT(errors, 30000 / 15);
+}
+
+TEST(GeneratorTest, ExecutionsMixSkewsUsersAndAgents) {
+  auto lines = Collect(Executions(100000));
+  std::map<std::string, int64_t> by_user, by_agent;
+  for (const auto& l : lines) {
+    json d = json::parse(l.json)["data"];
+    ++by_user[d["user"]["id"].get<std::string>()];
+    ++by_agent[d["agent"]["id"].get<std::string>()];
+  }
+  // Share of all events held by the busiest `top` keys.
+  auto share = [](const std::map<std::string, int64_t>& counts, size_t top) {
+    std::vector<int64_t> v;
+    for (const auto& [k, n] : counts) v.push_back(n);
+    std::sort(v.rbegin(), v.rend());
+    int64_t all = 0, head = 0;
+    for (size_t i = 0; i < v.size(); ++i) (i < top ? head : all) += v[i];
+    return static_cast<double>(head) / static_cast<double>(head + all);
+  };
+  EXPECT_GT(by_user.size(), 5000u);
+  EXPECT_LE(by_user.size(), 10000u);
+  // Pareto (80/20): the busiest 20% of the 10,000 users make most of the executions, and no
+  // single user dominates.
+  EXPECT_GT(share(by_user, 2000), 0.55);
+  EXPECT_LT(share(by_user, 1), 0.05);
+  // Zipf over 1,000 agents: the busiest 10% run well over half.
+  EXPECT_GT(share(by_agent, 100), 0.5);
+}
+
+TEST(GeneratorTest, ExecutionsMixIsReproducible) {
+  GenOptions o = Executions(5000);
+  o.duplicate_fraction = 0.01;
+  o.malformed_fraction = 0.01;
+  auto a = Collect(o);
+  auto b = Collect(o);
+  ASSERT_EQ(a.size(), 5000u);
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].json, b[i].json) << i;
+    ASSERT_EQ(a[i].key, b[i].key) << i;
+    if (a[i].malformed) {
+      EXPECT_NE(Reject(a[i].json), "") << a[i].json;
+    } else {
+      EXPECT_EQ(Reject(a[i].json), "") << a[i].json;
+    }
+  }
+  o.seed = 7;
+  auto c = Collect(o);
+  int same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i].json == c[i].json;
+  EXPECT_LT(same, 10);
+  // Another mix of the same seed is another stream.
+  GenOptions d = Small(5000);
+  auto e = Collect(d);
+  same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i].json == e[i].json;
+  EXPECT_LT(same, 10);
 }
 
 }  // namespace
