@@ -45,6 +45,24 @@ echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git dif
 # A shared working tree: say which files differ from the commit measured.
 git diff --stat HEAD 2>/dev/null | sed -n '$!s/^/  changed: /p' | head -20 || true
 
+# Starts `tally broker` with its defaults and a tallyd against it, both under directory $1
+# (broker.addr, data/, port, tallyd.log), and waits until tallyd is ready. Sets pids (both),
+# tallyd_pid and addr (tallyd's HOST:PORT). Uses $build.
+start_broker_and_tallyd() {
+  local d="$1"
+  mkdir -p "$d"
+  "$build/cmd/tally/tally" broker --addr-file "$d/broker.addr" >/dev/null 2>&1 &
+  pids=($!)
+  while [ ! -s "$d/broker.addr" ]; do sleep 0.05; done
+  "$build/cmd/tallyd/tallyd" --brokers "$(cat "$d/broker.addr")" --data-dir "$d/data" \
+    --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml >"$d/tallyd.log" 2>&1 &
+  tallyd_pid=$!
+  pids+=("$tallyd_pid")
+  while [ ! -s "$d/port" ]; do sleep 0.05; done
+  addr="$(cat "$d/port")"
+  until curl -sf "http://$addr/readyz" >/dev/null; do sleep 0.05; done
+}
+
 case "$what" in
   ingest) exec "$build/bench/ingest_bench" "$@" ;;
   query) exec "$build/bench/query_bench" "$@" ;;
@@ -83,17 +101,7 @@ case "$what" in
     for run in $(seq "$runs"); do
       for mode in hold-back no-hold-back; do
         d="$tmp/$mode-$run"
-        mkdir -p "$d"
-        "$build/cmd/tally/tally" broker --addr-file "$d/broker.addr" 2>/dev/null >/dev/null &
-        pids=($!)
-        while [ ! -s "$d/broker.addr" ]; do sleep 0.05; done
-        "$build/cmd/tallyd/tallyd" --brokers "$(cat "$d/broker.addr")" --data-dir "$d/data" \
-          --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml >"$d/tallyd.log" 2>&1 &
-        tallyd_pid=$!
-        pids+=("$tallyd_pid")
-        while [ ! -s "$d/port" ]; do sleep 0.05; done
-        addr="$(cat "$d/port")"
-        until curl -sf "http://$addr/readyz" >/dev/null; do sleep 0.05; done
+        start_broker_and_tallyd "$d"
         flag=()
         if [ "$mode" = no-hold-back ]; then flag=(--no-hold-back); fi
         start=$(date +%s.%N)
@@ -157,7 +165,6 @@ case "$what" in
       fi
     done
     tally="$build/cmd/tally/tally"
-    tallyd="$build/cmd/tallyd/tallyd"
     tmp="$(mktemp -d)"
     pids=()
     cleanup() {
@@ -190,17 +197,7 @@ case "$what" in
     invalid=0
     for run in $(seq "$runs"); do
       d="$tmp/run$run"
-      mkdir -p "$d"
-      "$tally" broker --addr-file "$d/broker.addr" >/dev/null 2>&1 &
-      pids=($!)
-      while [ ! -s "$d/broker.addr" ]; do sleep 0.05; done
-      "$tallyd" --brokers "$(cat "$d/broker.addr")" --data-dir "$d/data" \
-        --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml >"$d/tallyd.log" 2>&1 &
-      tallyd_pid=$!
-      pids+=("$tallyd_pid")
-      while [ ! -s "$d/port" ]; do sleep 0.05; done
-      addr="$(cat "$d/port")"
-      until curl -sf "http://$addr/readyz" >/dev/null; do sleep 0.05; done
+      start_broker_and_tallyd "$d"
       # Idle baseline: what tallyd burns with nothing to read.
       sleep 2
       c0=$(cpu_of "$tallyd_pid") t0=$(now)

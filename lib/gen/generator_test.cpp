@@ -72,23 +72,34 @@ std::string Reject(const std::string& line) {
   return "";
 }
 
+// Generates `o` twice and expects the same lines and keys; returns the lines.
+std::vector<GeneratedLine> CollectTwiceAlike(const GenOptions& o) {
+  auto a = Collect(o);
+  auto b = Collect(o);
+  EXPECT_EQ(a.size(), static_cast<size_t>(o.events));
+  EXPECT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    EXPECT_EQ(a[i].json, b[i].json) << i;
+    EXPECT_EQ(a[i].key, b[i].key) << i;
+    if (a[i].json != b[i].json) break;
+  }
+  return a;
+}
+
+// How many lines of `a` and `b` are the same at the same position.
+int SameLines(const std::vector<GeneratedLine>& a, const std::vector<GeneratedLine>& b) {
+  int same = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) same += a[i].json == b[i].json;
+  return same;
+}
+
 TEST(GeneratorTest, DeterministicForASeed) {
   GenOptions o = Small(5000);
   o.duplicate_fraction = 0.02;
   o.malformed_fraction = 0.02;
-  auto a = Collect(o);
-  auto b = Collect(o);
-  ASSERT_EQ(a.size(), 5000u);
-  ASSERT_EQ(b.size(), a.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    ASSERT_EQ(a[i].json, b[i].json) << i;
-    ASSERT_EQ(a[i].key, b[i].key) << i;
-  }
+  auto a = CollectTwiceAlike(o);
   o.seed = 7;
-  auto c = Collect(o);
-  int same = 0;
-  for (size_t i = 0; i < a.size(); ++i) same += a[i].json == c[i].json;
-  EXPECT_LT(same, 10);
+  EXPECT_LT(SameLines(a, Collect(o)), 10);
 }
 
 TEST(GeneratorTest, ValidLinesCarryTheRequiredFields) {
@@ -432,30 +443,18 @@ TEST(GeneratorTest, ExecutionsMixIsReproducible) {
   GenOptions o = Executions(5000);
   o.duplicate_fraction = 0.01;
   o.malformed_fraction = 0.01;
-  auto a = Collect(o);
-  auto b = Collect(o);
-  ASSERT_EQ(a.size(), 5000u);
-  ASSERT_EQ(b.size(), a.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    ASSERT_EQ(a[i].json, b[i].json) << i;
-    ASSERT_EQ(a[i].key, b[i].key) << i;
-    if (a[i].malformed) {
-      EXPECT_NE(Reject(a[i].json), "") << a[i].json;
+  auto a = CollectTwiceAlike(o);
+  for (const GeneratedLine& line : a) {
+    if (line.malformed) {
+      EXPECT_NE(Reject(line.json), "") << line.json;
     } else {
-      EXPECT_EQ(Reject(a[i].json), "") << a[i].json;
+      EXPECT_EQ(Reject(line.json), "") << line.json;
     }
   }
   o.seed = 7;
-  auto c = Collect(o);
-  int same = 0;
-  for (size_t i = 0; i < a.size(); ++i) same += a[i].json == c[i].json;
-  EXPECT_LT(same, 10);
+  EXPECT_LT(SameLines(a, Collect(o)), 10);
   // Another mix of the same seed is another stream.
-  GenOptions d = Small(5000);
-  auto e = Collect(d);
-  same = 0;
-  for (size_t i = 0; i < a.size(); ++i) same += a[i].json == e[i].json;
-  EXPECT_LT(same, 10);
+  EXPECT_LT(SameLines(a, Collect(Small(5000))), 10);
 }
 
 }  // namespace
