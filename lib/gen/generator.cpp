@@ -279,16 +279,6 @@ std::vector<double> ParetoWeights(size_t n, uint64_t seed) {
 
 }  // namespace
 
-const char* MixName(Mix mix) {
-  switch (mix) {
-    case Mix::kDefault:
-      return "default";
-    case Mix::kExecutions:
-      return "executions";
-  }
-  return "unknown";
-}
-
 Result<Mix> ParseMix(std::string_view name) {
   if (name == "default") return Mix::kDefault;
   if (name == "executions") return Mix::kExecutions;

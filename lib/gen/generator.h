@@ -31,9 +31,7 @@ enum class Mix : uint8_t {
   kExecutions,   // only agent.executed with every optional field; users Pareto-skewed
 };
 
-// "default", "executions". Never null.
-const char* MixName(Mix mix);
-// kInvalidArgument (field "mix") for any other name.
+// The mix named "default" or "executions"; kInvalidArgument (field "mix") for any other name.
 Result<Mix> ParseMix(std::string_view name);
 
 struct GenOptions {

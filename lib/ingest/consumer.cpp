@@ -55,6 +55,7 @@ struct Consumer::Impl {
   // Offsets: the next offset per partition of the topic, as stored in RocksDB.
   mutable std::mutex mu;
   std::string cluster_id;
+  bool embedded = false;  // the cluster is an embedded broker (set with cluster_id, before use)
   std::map<int32_t, PartitionProgress> progress;
   std::vector<int32_t> assigned;
   std::string fatal;  // non-empty: ingest must stop with this message
@@ -141,11 +142,27 @@ struct Consumer::Impl {
 
   NewLogPolicy Policy() const {
     if (options.new_log_policy != NewLogPolicy::kAuto) return options.new_log_policy;
-    return kafka::IsEmbeddedCluster(cluster_id) ? NewLogPolicy::kRestart : NewLogPolicy::kStop;
+    return embedded ? NewLogPolicy::kRestart : NewLogPolicy::kStop;
   }
 
-  // Decides where each newly assigned partition starts. Called from the rebalance callback, or
-  // by TakePartitions() when reading partitions directly; the cluster id is known by then.
+  // Decides where each of `parts` starts (OnAssign), then assigns them, or nothing when that
+  // found ingest must stop; ready once assigned. From the rebalance callback, or from
+  // TakePartitions() when reading partitions directly; the cluster id is known by then.
+  rd_kafka_resp_err_t Assign(rd_kafka_topic_partition_list_t* parts) {
+    // Start positions come from the stored offsets: let the batch in flight land first.
+    Wait();
+    OnAssign(parts);
+    bool fatal_now;
+    {
+      std::lock_guard lock(mu);
+      fatal_now = !fatal.empty();
+    }
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, fatal_now ? nullptr : parts);
+    if (!fatal_now && err == RD_KAFKA_RESP_ERR_NO_ERROR) ready->store(true);
+    return err;
+  }
+
+  // Decides where each newly assigned partition starts (see Assign).
   void OnAssign(rd_kafka_topic_partition_list_t* parts) {
     auto stored = store->LoadOffsets();
     if (!stored) {
@@ -221,16 +238,7 @@ struct Consumer::Impl {
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      // Start positions come from the stored offsets: let the batch in flight land first.
-      self->Wait();
-      self->OnAssign(parts);
-      bool fatal;
-      {
-        std::lock_guard lock(self->mu);
-        fatal = !self->fatal.empty();
-      }
-      rd_kafka_assign(rk, fatal ? nullptr : parts);
-      if (!fatal) self->ready->store(true);
+      self->Assign(parts);
     } else {
       // Store what was consumed from the revoked partitions (the batch in flight, then the one
       // being collected) before letting them go.
@@ -458,9 +466,7 @@ struct Consumer::Impl {
   // the consumer thread, after a batch is accounted for and when idle.
   void MaybeCommit() {
     auto now = Clock::now();
-    const auto interval =
-        kafka::IsEmbeddedCluster(cluster_id) ? kEmbeddedCommitInterval : kCommitInterval;
-    if (now - last_commit < interval) return;
+    if (now - last_commit < (embedded ? kEmbeddedCommitInterval : kCommitInterval)) return;
     std::lock_guard lock(mu);
     rd_kafka_topic_partition_list_t* list = nullptr;
     for (const auto& [p, pr] : progress) {
@@ -561,6 +567,7 @@ struct Consumer::Impl {
       if (id != nullptr) {
         std::lock_guard lock(mu);
         cluster_id = id;
+        embedded = kafka::IsEmbeddedCluster(cluster_id);
         rd_kafka_mem_free(rk, id);
         break;
       }
@@ -570,8 +577,7 @@ struct Consumer::Impl {
       }
     }
     if (stop->load()) return false;
-    const bool direct =
-        options.membership == Membership::kAuto && kafka::IsEmbeddedCluster(cluster_id);
+    const bool direct = options.membership == Membership::kAuto && embedded;
     spdlog::info("ingest: cluster id {}{}", cluster_id,
                  direct ? " (embedded broker: reading every partition directly, without a "
                           "group join; offsets are still committed to group '" +
@@ -596,20 +602,12 @@ struct Consumer::Impl {
         for (int32_t p = 0; p < *count; ++p) {
           rd_kafka_topic_partition_list_add(parts, options.topic.c_str(), p);
         }
-        OnAssign(parts);
-        bool fatal_now;
-        {
-          std::lock_guard lock(mu);
-          fatal_now = !fatal.empty();
-        }
-        rd_kafka_resp_err_t err =
-            fatal_now ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_assign(rk, parts);
+        rd_kafka_resp_err_t err = Assign(parts);
         rd_kafka_topic_partition_list_destroy(parts);
         if (err) {
           return Fail(ErrorCode::kUnavailable, std::string("cannot assign the partitions of ") +
                                                    options.topic + ": " + rd_kafka_err2str(err));
         }
-        if (!fatal_now) ready->store(true);
         return true;
       }
       if (!logged_wait) {

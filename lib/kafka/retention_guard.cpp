@@ -86,6 +86,9 @@ bool RetentionGuard::WouldHold(size_t bytes, PartitionBacklog* worst) const {
   // of them as of the last look (all of them when the last look saw nothing arrive).
   const double in_flight =
       static_cast<double>(admitted_bytes_ - admitted_at_prev_refresh_) + static_cast<double>(bytes);
+  // Per message, usually far below the bound: decide on the largest backlog and share without
+  // going through the partitions.
+  if (max_unconsumed_ + static_cast<int64_t>(in_flight * max_share_) <= limit_bytes()) return false;
   bool hold = false;
   int64_t worst_estimate = -1;
   for (size_t i = 0; i < partitions_.size(); ++i) {
@@ -167,17 +170,12 @@ void RetentionGuard::Refresh() {
     admitted_now = admitted_bytes_;
   }
 
-  // The partitions of the topic. All topics are asked for: asking for one creates it.
-  const rd_kafka_metadata_t* md = nullptr;
-  int partition_count = 0;
-  if (rd_kafka_metadata(rk_, 1, nullptr, &md, options_.timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int i = 0; i < md->topic_cnt; ++i) {
-      if (options_.topic == md->topics[i].topic && md->topics[i].err == 0) {
-        partition_count = md->topics[i].partition_cnt;
-      }
-    }
-    rd_kafka_metadata_destroy(md);
+  // The embedded broker's topics are created with it and never grow: ask once.
+  if (partition_count_ == 0) {
+    auto count = PartitionCount(options_.brokers, options_.topic, options_.timeout_ms);
+    if (count) partition_count_ = *count;
   }
+  const int partition_count = partition_count_;
   auto list_of = [&](int64_t offset) {
     ListPtr list(rd_kafka_topic_partition_list_new(partition_count));
     for (int32_t p = 0; p < partition_count; ++p) {
@@ -244,6 +242,11 @@ void RetentionGuard::Refresh() {
               : 1.0;
     }
   }
+  max_unconsumed_ = 0;
+  for (const PartitionBacklog& b : partitions_) {
+    max_unconsumed_ = std::max(max_unconsumed_, b.unconsumed_bytes);
+  }
+  max_share_ = *std::max_element(recent_share_.begin(), recent_share_.end());
   admitted_at_prev_refresh_ = admitted_at_refresh_;
   admitted_at_refresh_ = admitted_now;
 }

@@ -117,6 +117,10 @@ class RetentionGuard {
   std::vector<PartitionBacklog> partitions_;
   // Per partition: its share of the messages that arrived between the last two looks.
   std::vector<double> recent_share_;
+  // The largest unconsumed_bytes and recent_share_ of the last answer (WouldHold's fast path).
+  int64_t max_unconsumed_ = 0;
+  double max_share_ = 1.0;
+  int partition_count_ = 0;     // of the topic, once known (only Refresh() touches it)
   int64_t admitted_bytes_ = 0;  // since creation
   int64_t admitted_messages_ = 0;
   // Bytes admitted since the look before the last one: they may not be in the high watermarks
