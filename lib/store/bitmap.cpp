@@ -60,6 +60,10 @@ bool UserBitmap::Contains(uint32_t id) const { return roaring_bitmap_contains(r_
 
 void UserBitmap::AppendEncoded(std::string* out) {
   roaring_bitmap_run_optimize(r_);
+  AppendEncodedAsIs(out);
+}
+
+void UserBitmap::AppendEncodedAsIs(std::string* out) const {
   size_t n = roaring_bitmap_portable_size_in_bytes(r_);
   size_t old = out->size();
   out->resize(old + n);

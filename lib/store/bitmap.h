@@ -35,6 +35,9 @@ class UserBitmap {
   bool IsEmpty() const { return Cardinality() == 0; }
   // Appends the portable serialization (run-optimized).
   void AppendEncoded(std::string* out);
+  // Appends the portable serialization as the bitmap is (no run optimization): const, so
+  // readers sharing the bitmap may call it concurrently.
+  void AppendEncodedAsIs(std::string* out) const;
   // Calls fn(id) for every id in increasing order.
   template <typename Fn>
   void ForEach(Fn&& fn) const;

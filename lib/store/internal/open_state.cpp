@@ -1,0 +1,255 @@
+#include "store/internal/open_state.h"
+
+#include <atomic>
+
+#include "common/saturating.h"
+
+namespace tally::store::internal {
+namespace {
+
+std::atomic<uint64_t> malformed{0};
+
+void NoteMalformed() { malformed.fetch_add(1, std::memory_order_relaxed); }
+
+// Rough heap bytes of a btree node entry besides its key and value (node overhead, pointers).
+constexpr size_t kRowOverhead = 48;
+
+}  // namespace
+
+uint64_t OpenState::MalformedOperands() { return malformed.load(std::memory_order_relaxed); }
+
+template <typename V>
+V& OpenState::Row(Rows<V>& rows, std::string_view key, size_t value_bytes) {
+  auto it = rows.find(key);
+  if (it != rows.end()) return it->second;
+  ++rows_;
+  bytes_ += key.size() + value_bytes + kRowOverhead;
+  return rows.try_emplace(std::string(key)).first->second;
+}
+
+void OpenState::AddCounters(std::string_view key, std::string_view encoded) {
+  Counters delta;
+  if (!AddEncodedCounters(encoded, &delta)) return NoteMalformed();
+  Row(counters_, key, sizeof(Counters)).Add(delta);
+}
+
+void OpenState::AddUserPack(std::string_view key, std::string_view encoded) {
+  Pack& pack = Row(packs_, key, 0);
+  const size_t before = pack.size();
+  const bool ok = ForEachUserPackEntry(encoded, [&](uint32_t user, std::string_view counters) {
+    Counters delta;
+    if (AddEncodedCounters(counters, &delta)) pack[user].Add(delta);
+  });
+  if (!ok) NoteMalformed();
+  bytes_ += (pack.size() - before) * (sizeof(Counters) + 16);
+}
+
+void OpenState::OrBitmap(std::string_view key, std::string_view encoded) {
+  UserBitmap& b = Row(bitmaps_, key, 64);
+  const uint64_t before = b.Cardinality();
+  if (!b.OrEncoded(encoded)) NoteMalformed();
+  // Roaring holds a few bytes per id at worst (array containers: 2).
+  bytes_ += 2 * (b.Cardinality() - before);
+}
+
+void OpenState::MergeRecord(std::string_view key, std::string_view encoded) {
+  Record update;
+  if (!DecodeRecord(encoded, &update)) NoteMalformed();
+  Record& row = Row(records_, key, 0);
+  for (const Field& f : update) {
+    bytes_ += f.value.size() + sizeof(Field);  // an upper bound: the field may replace one
+    MergeField(f, &row);
+  }
+}
+
+void OpenState::AddSlice(std::string_view key, std::string_view encoded) {
+  Slice delta;
+  if (!AppendEncodedSlice(encoded, &delta)) return NoteMalformed();
+  SliceAcc& acc = Row(slices_, key, sizeof(SliceAcc));
+  SatAddTo(&acc.totals.requests, delta.totals.requests);
+  SatAddTo(&acc.totals.errors, delta.totals.errors);
+  SatAddTo(&acc.totals.tokens, delta.totals.tokens);
+  SatAddTo(&acc.totals.cost_nanos, delta.totals.cost_nanos);
+  const size_t before = acc.users.size() + acc.agents.size();
+  for (const SliceUser& u : delta.users) {
+    auto [it, inserted] = acc.users.try_emplace(u.user, u);
+    if (inserted) continue;
+    SatAddTo(&it->second.requests, u.requests);
+    SatAddTo(&it->second.tokens, u.tokens);
+    SatAddTo(&it->second.cost_nanos, u.cost_nanos);
+  }
+  for (const SliceAgent& a : delta.agents) {
+    auto [it, inserted] = acc.agents.try_emplace(a.agent, a);
+    if (inserted) continue;
+    SatAddTo(&it->second.requests, a.requests);
+    SatAddTo(&it->second.tokens, a.tokens);
+  }
+  bytes_ += (acc.users.size() + acc.agents.size() - before) * sizeof(SliceUser);
+}
+
+void OpenState::Put(Family family, std::string_view key, std::string_view value) {
+  std::string& v = Row(puts_[family - kDedupe], key, value.size());
+  v.assign(value);
+}
+
+void OpenState::SliceAcc::AppendTo(std::string* out) const {
+  Slice s;
+  s.totals = totals;
+  s.users.reserve(users.size());
+  for (const auto& [user, u] : users) s.users.push_back(u);
+  s.agents.reserve(agents.size());
+  for (const auto& [agent, a] : agents) s.agents.push_back(a);
+  AppendSlice(s, out);  // entries are sorted and unique: normalized
+}
+
+void OpenState::Encode(const Pack& p, std::string* out) {
+  std::string value;
+  UserPackWriter w(&value);
+  for (const auto& [user, c] : p) w.Add(user, c);
+  out->append(value);
+}
+
+void OpenState::Encode(const UserBitmap& b, std::string* out) { b.AppendEncodedAsIs(out); }
+
+template <typename V>
+bool OpenState::GetFrom(const Rows<V>& rows, std::string_view key, std::string* out) {
+  out->clear();
+  auto it = rows.find(key);
+  if (it == rows.end()) return false;
+  Encode(it->second, out);
+  return true;
+}
+
+bool OpenState::Get(Family family, std::string_view key, std::string* out) const {
+  switch (family) {
+    case kCounters:
+      return GetFrom(counters_, key, out);
+    case kUserPacks:
+      return GetFrom(packs_, key, out);
+    case kBitmaps:
+      return GetFrom(bitmaps_, key, out);
+    case kRecords:
+      return GetFrom(records_, key, out);
+    case kSlices:
+      return GetFrom(slices_, key, out);
+    case kDedupe:
+    case kDict:
+    case kMeta:
+      return GetFrom(puts_[family - kDedupe], key, out);
+    case kFamilyCount:
+      break;
+  }
+  out->clear();
+  return false;
+}
+
+bool OpenState::Contains(Family family, std::string_view key) const {
+  switch (family) {
+    case kCounters:
+      return counters_.contains(key);
+    case kUserPacks:
+      return packs_.contains(key);
+    case kBitmaps:
+      return bitmaps_.contains(key);
+    case kRecords:
+      return records_.contains(key);
+    case kSlices:
+      return slices_.contains(key);
+    case kDedupe:
+    case kDict:
+    case kMeta:
+      return puts_[family - kDedupe].contains(key);
+    case kFamilyCount:
+      break;
+  }
+  return false;
+}
+
+template <typename V>
+void OpenState::ScanFrom(const Rows<V>& rows, std::string_view prefix, std::string_view start,
+                         const std::function<bool(std::string_view, std::string_view)>& fn) {
+  std::string value;
+  for (auto it = rows.lower_bound(std::max(prefix, start));
+       it != rows.end() && std::string_view(it->first).starts_with(prefix); ++it) {
+    value.clear();
+    Encode(it->second, &value);
+    if (!fn(it->first, value)) return;
+  }
+}
+
+void OpenState::Scan(Family family, std::string_view prefix, std::string_view start,
+                     const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  switch (family) {
+    case kCounters:
+      return ScanFrom(counters_, prefix, start, fn);
+    case kUserPacks:
+      return ScanFrom(packs_, prefix, start, fn);
+    case kBitmaps:
+      return ScanFrom(bitmaps_, prefix, start, fn);
+    case kRecords:
+      return ScanFrom(records_, prefix, start, fn);
+    case kSlices:
+      return ScanFrom(slices_, prefix, start, fn);
+    case kDedupe:
+    case kDict:
+    case kMeta:
+      return ScanFrom(puts_[family - kDedupe], prefix, start, fn);
+    case kFamilyCount:
+      return;
+  }
+}
+
+bool OpenState::AddCountersTo(std::string_view key, Counters* c) const {
+  auto it = counters_.find(key);
+  if (it == counters_.end()) return false;
+  c->Add(it->second);
+  return true;
+}
+
+bool OpenState::OrBitmapInto(std::string_view key, UserBitmap* b) const {
+  auto it = bitmaps_.find(key);
+  if (it == bitmaps_.end()) return false;
+  b->Or(it->second);
+  return true;
+}
+
+bool OpenState::ForEachUserCounters(
+    std::string_view key, const std::function<void(uint32_t, const Counters&)>& fn) const {
+  auto it = packs_.find(key);
+  if (it == packs_.end()) return false;
+  for (const auto& [user, c] : it->second) fn(user, c);
+  return true;
+}
+
+void OpenState::ForEach(
+    const std::function<void(Family, std::string_view, std::string_view)>& fn) const {
+  std::string value;
+  auto each = [&](Family f, const auto& rows) {
+    for (const auto& [key, v] : rows) {
+      value.clear();
+      Encode(v, &value);
+      fn(f, key, value);
+    }
+  };
+  each(kCounters, counters_);
+  each(kUserPacks, packs_);
+  each(kBitmaps, bitmaps_);
+  each(kRecords, records_);
+  each(kSlices, slices_);
+  each(kDedupe, puts_[0]);
+  each(kDict, puts_[1]);
+  each(kMeta, puts_[2]);
+}
+
+void OpenState::Clear() {
+  counters_.clear();
+  packs_.clear();
+  bitmaps_.clear();
+  records_.clear();
+  slices_.clear();
+  for (auto& p : puts_) p.clear();
+  rows_ = 0;
+  bytes_ = 0;
+}
+
+}  // namespace tally::store::internal

@@ -1,0 +1,132 @@
+#pragma once
+// The store's open state: every delta staged since the last persist, kept in memory in native
+// form so that staging a batch costs O(what the batch changed), not O(size of the rows it
+// touches), and persisted as one value per row.
+//
+//   OpenState s;
+//   s.AddCounters(key, encoded_counters);      // writer: fold a batch's deltas in
+//   std::string v;
+//   if (s.Get(OpenState::kCounters, key, &v)) AddEncodedCounters(v, &c);   // reader
+//   s.ForEach([&](OpenState::Family f, std::string_view key, std::string_view value) {
+//     /* persist: Merge (or Put, for the put families) `value` at `key` */
+//   });
+//
+// Every value a reader gets is encoded exactly like a stored merge operand of its family
+// (codec.h), so combining it with the stored value is the family's merge rule. Put families
+// (dedupe, dict, meta) keep the last value put.
+//
+// Thread-safety: none. The store serializes writers against readers (one writer mutates; readers
+// read under a shared lock).
+
+#include <absl/container/btree_map.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "store/bitmap.h"
+#include "store/codec.h"
+
+namespace tally::store::internal {
+
+class OpenState {
+ public:
+  enum Family : uint8_t {
+    kCounters = 0,
+    kUserPacks,
+    kBitmaps,
+    kRecords,
+    kSlices,
+    kDedupe,  // put
+    kDict,    // put
+    kMeta,    // put
+    kFamilyCount,
+  };
+  static constexpr bool IsPut(Family f) { return f >= kDedupe; }
+
+  OpenState() = default;
+  OpenState(const OpenState&) = delete;
+  OpenState& operator=(const OpenState&) = delete;
+
+  // Writer side. Each adds the delta `encoded` (a merge operand of the family, codec.h) to the
+  // row at `key`. Malformed operands are skipped and counted (MalformedOperands), as the merge
+  // operators do; they never fail.
+  void AddCounters(std::string_view key, std::string_view encoded);
+  void AddUserPack(std::string_view key, std::string_view encoded);
+  void OrBitmap(std::string_view key, std::string_view encoded);
+  void MergeRecord(std::string_view key, std::string_view encoded);
+  void AddSlice(std::string_view key, std::string_view encoded);
+  // Sets the value of a put family (dedupe, dict, meta) at `key`.
+  void Put(Family family, std::string_view key, std::string_view value);
+
+  // Reader side. The staged delta at `key`, encoded as a merge operand of `family` (the value,
+  // for put families), appended to *out (cleared first); false if nothing is staged there.
+  bool Get(Family family, std::string_view key, std::string* out) const;
+  // True if something is staged at `key`.
+  bool Contains(Family family, std::string_view key) const;
+  // Calls fn(key, encoded) for each staged row of `family` whose key starts with `prefix`, from
+  // the first key >= max(prefix, start), in key order, until fn returns false. `encoded` is
+  // valid during the call only.
+  void Scan(Family family, std::string_view prefix, std::string_view start,
+            const std::function<bool(std::string_view, std::string_view)>& fn) const;
+  // Native access for readers that fold anyway (no encoding). False if nothing is staged.
+  bool AddCountersTo(std::string_view key, Counters* c) const;
+  bool OrBitmapInto(std::string_view key, UserBitmap* b) const;
+  // Calls fn(user, counters) for each user staged in the pack at `key`, in user order.
+  bool ForEachUserCounters(std::string_view key,
+                           const std::function<void(uint32_t, const Counters&)>& fn) const;
+
+  // Persist side: calls fn(family, key, encoded) for every staged row, family by family, each in
+  // key order.
+  void ForEach(const std::function<void(Family, std::string_view, std::string_view)>& fn) const;
+
+  // Rows staged, and an estimate of the memory they hold (bytes).
+  size_t rows() const { return rows_; }
+  size_t approximate_bytes() const { return bytes_; }
+  bool empty() const { return rows_ == 0; }
+  void Clear();
+
+  // Malformed operands skipped by this process's open states.
+  static uint64_t MalformedOperands();
+
+ private:
+  // A slice being accumulated: entries keyed by index, so adding a batch's few entries to a
+  // month slice of thousands costs O(batch), not O(slice).
+  struct SliceAcc {
+    SliceTotals totals;
+    absl::btree_map<uint32_t, SliceUser> users;
+    absl::btree_map<uint32_t, SliceAgent> agents;
+    void AppendTo(std::string* out) const;
+  };
+  using Pack = absl::btree_map<uint32_t, Counters>;
+  template <typename V>
+  using Rows = absl::btree_map<std::string, V, std::less<>>;
+
+  // The row at `key` of `rows`, created empty if absent (accounting for it).
+  template <typename V>
+  V& Row(Rows<V>& rows, std::string_view key, size_t value_bytes);
+  static void Encode(const Counters& c, std::string* out) { AppendCounters(c, out); }
+  static void Encode(const Pack& p, std::string* out);
+  static void Encode(const UserBitmap& b, std::string* out);
+  static void Encode(const Record& r, std::string* out) { AppendRecord(r, out); }
+  static void Encode(const SliceAcc& s, std::string* out) { s.AppendTo(out); }
+  static void Encode(const std::string& v, std::string* out) { out->append(v); }
+  template <typename V>
+  static bool GetFrom(const Rows<V>& rows, std::string_view key, std::string* out);
+  template <typename V>
+  static void ScanFrom(const Rows<V>& rows, std::string_view prefix, std::string_view start,
+                       const std::function<bool(std::string_view, std::string_view)>& fn);
+
+  Rows<Counters> counters_;
+  Rows<Pack> packs_;
+  Rows<UserBitmap> bitmaps_;
+  Rows<Record> records_;
+  Rows<SliceAcc> slices_;
+  Rows<std::string> puts_[3];  // dedupe, dict, meta
+  size_t rows_ = 0;
+  size_t bytes_ = 0;
+};
+
+}  // namespace tally::store::internal
