@@ -4,10 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <future>
 #include <thread>
 
 #include "aggregate/aggregator.h"
+#include "common/background_task.h"
 #include "common/calendar.h"
 #include "event/event_parser.h"
 #include "kafka/admin.h"
@@ -95,7 +95,7 @@ struct Consumer::Impl {
   Batch buffers[2];
   int filling = 0;          // the batch being collected; the other one may be in flight
   Batch* flying = nullptr;  // the batch the worker is storing
-  std::future<Applied> in_flight;
+  BackgroundTask<Applied> in_flight;
   // A batch was not stored (Stop()): no later batch may be, or its offsets would skip it.
   bool stalled = false;
   // Next offset per partition after the batches handed to the worker (progress lags them by the
@@ -109,7 +109,7 @@ struct Consumer::Impl {
     // The worker uses a batch's messages, the aggregator and the producer: let it finish (its
     // result no longer matters), then drop what was not stored before closing, so that the
     // revocation on close has nothing to store.
-    if (in_flight.valid()) in_flight.get();
+    if (in_flight.pending()) in_flight.Get();
     flying = nullptr;
     for (Batch& b : buffers) {
       for (auto* m : b.messages) rd_kafka_message_destroy(m);
@@ -265,16 +265,13 @@ struct Consumer::Impl {
       b.cluster_id = cluster_id;
     }
     flying = &b;
-    in_flight = std::async(std::launch::async, [this, &b] { return ApplyBatch(&b); });
+    in_flight.Start([this, &b] { return ApplyBatch(&b); });
     filling ^= 1;
     return true;
   }
 
   // True while the worker is storing a batch.
-  bool WorkerBusy() const {
-    return in_flight.valid() &&
-           in_flight.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
-  }
+  bool WorkerBusy() const { return in_flight.pending() && !in_flight.done(); }
 
   // Stores the collected batch and waits for it (and for the batch in flight before it).
   // False if something is left unstored (see Submit).
@@ -283,8 +280,8 @@ struct Consumer::Impl {
   // Waits for the batch in flight, if any, and accounts for it: metrics, progress, commit; its
   // messages are destroyed. False if it (or an earlier batch) was not stored.
   bool Wait() {
-    if (!in_flight.valid()) return !stalled;
-    Applied done = in_flight.get();
+    if (!in_flight.pending()) return !stalled;
+    Applied done = in_flight.Get();
     Batch& b = *flying;
     flying = nullptr;
     if (done.late > 0) RejectedCounter("late_event")->Add(static_cast<double>(done.late));

@@ -21,7 +21,7 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(store::Store* store, ReplayOp
 
 Replayer::~Replayer() {
   // The worker uses the aggregator and the store: let it finish (its result no longer matters).
-  if (in_flight_.valid()) in_flight_.wait();
+  if (in_flight_.pending()) in_flight_.Get();
 }
 
 Status Replayer::Add(std::string_view line, const std::optional<LineOrigin>& origin) {
@@ -48,8 +48,8 @@ Status Replayer::Finish() {
 }
 
 Status Replayer::Wait() {
-  if (!in_flight_.valid()) return Ok();
-  Result<Applied> done = in_flight_.get();
+  if (!in_flight_.pending()) return Ok();
+  Result<Applied> done = in_flight_.Get();
   if (!done) return std::unexpected(done.error());
   stats_.applied += done->applied;
   stats_.duplicates += done->duplicates;
@@ -72,7 +72,7 @@ Status Replayer::Submit() {
   b.offsets.clear();
   for (const auto& [tp, next] : offsets_) b.offsets.push_back({tp.first, tp.second, next});
   offsets_dirty_ = false;
-  in_flight_ = std::async(std::launch::async, [this, &b] { return ApplyBatch(&b); });
+  in_flight_.Start([this, &b] { return ApplyBatch(&b); });
   filling_ ^= 1;
   batches_[filling_].pending.clear();
   return Ok();

@@ -22,7 +22,6 @@
 // caller thread; the worker is internal).
 
 #include <cstdint>
-#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,6 +30,7 @@
 #include <vector>
 
 #include "aggregate/aggregator.h"
+#include "common/background_task.h"
 #include "common/result.h"
 #include "event/event_parser.h"
 #include "store/store.h"
@@ -107,7 +107,7 @@ class Replayer {
   event::EventParser parser_;
   Batch batches_[2];
   int filling_ = 0;
-  std::future<Result<Applied>> in_flight_;
+  BackgroundTask<Result<Applied>> in_flight_;
   std::vector<uint8_t> late_;                                   // worker only
   std::map<std::pair<std::string, int32_t>, int64_t> offsets_;  // next offset per partition
   bool offsets_dirty_ = false;
