@@ -401,6 +401,7 @@ int main(int argc, char** argv) {
   if (http_ingest) {
     tally::kafka::ProducerOptions po;
     po.brokers = brokers;
+    po.start_on_first_use = true;  // costs nothing until the first POST /v1/events
     for (const auto& [name, value] : co.extra_config) po.extra[name] = value;
     auto p = tally::kafka::Producer::Create(po);
     if (!p) return Die("cannot create the HTTP ingest producer: " + p.error().message);

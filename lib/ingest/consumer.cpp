@@ -664,6 +664,7 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
 
   kafka::ProducerOptions dlq_options;
   dlq_options.brokers = options.brokers;
+  dlq_options.start_on_first_use = true;  // most streams never dead-letter anything
   auto dlq = kafka::Producer::Create(dlq_options);
   if (!dlq) return std::unexpected(dlq.error());
   impl->dlq = std::move(*dlq);
@@ -680,7 +681,11 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
       // state, and the gap is reported loudly.
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
-      {"fetch.wait.max.ms", "50"},
+      // An idle partition costs one fetch round trip per fetch.wait.max.ms (every partition of a
+      // broker in one request). A real broker answers as soon as data arrives, so this adds no
+      // delay there; the embedded broker waits it out when a fetch finds nothing, so it bounds
+      // the delay of the first event after a pause.
+      {"fetch.wait.max.ms", "200"},
       {"queued.max.messages.kbytes", "262144"},
       {"client.id", "tallyd"},
       // Offsets live in RocksDB, so a restarted tallyd only waits for the group to notice the

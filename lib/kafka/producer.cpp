@@ -97,6 +97,10 @@ Result<std::unique_ptr<Producer>> Producer::Create(const ProducerOptions& option
   rd_kafka_conf_set_dr_msg_cb(conf.get(), [](rd_kafka_t* rk, const rd_kafka_message_t* m,
                                              void* opaque) { OnDelivery(rk, m, opaque); });
   rd_kafka_conf_set_error_cb(conf.get(), &OnError);
+  if (options.start_on_first_use) {
+    p->conf_ = {conf.release(), &rd_kafka_conf_destroy};
+    return p;
+  }
   auto handle = internal::NewHandle(RD_KAFKA_PRODUCER, std::move(conf));
   if (!handle) return std::unexpected(handle.error());
   p->rk_ = handle->release();
@@ -104,21 +108,43 @@ Result<std::unique_ptr<Producer>> Producer::Create(const ProducerOptions& option
 }
 
 Producer::~Producer() {
-  if (rk_ == nullptr) return;
+  rd_kafka_t* rk = rk_.load();
+  if (rk == nullptr) return;
   // Without the purge, rd_kafka_destroy() would keep retrying undeliverable messages.
-  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_flush(rk_, 1000);  // serves the purged messages' delivery reports
+  rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_flush(rk, 1000);  // serves the purged messages' delivery reports
   for (auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
-  rd_kafka_destroy(rk_);
+  rd_kafka_destroy(rk);
+}
+
+rd_kafka_t* Producer::Handle() {
+  if (rd_kafka_t* rk = rk_.load()) return rk;
+  std::lock_guard lock(topics_mu_);
+  if (rk_.load() == nullptr && conf_) {
+    auto handle = internal::NewHandle(RD_KAFKA_PRODUCER, internal::ConfPtr(conf_.release()));
+    if (handle) {
+      rk_ = handle->release();
+    } else {
+      spdlog::error("kafka producer: cannot start: {}", handle.error().message);
+    }
+  }
+  return rk_.load();
+}
+
+Status Producer::Started() {
+  if (Handle() != nullptr) return Ok();
+  return Fail(ErrorCode::kUnavailable, "The Kafka producer could not start (see the log).");
 }
 
 rd_kafka_topic_t* Producer::Topic(std::string_view name) {
+  rd_kafka_t* rk = Handle();
+  if (rk == nullptr) return nullptr;
   std::lock_guard lock(topics_mu_);
   for (auto& [n, rkt] : topics_) {
     if (n == name) return rkt;
   }
   std::string n(name);
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, n.c_str(), nullptr);
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, n.c_str(), nullptr);
   if (rkt != nullptr) topics_.emplace_back(std::move(n), rkt);
   return rkt;
 }
@@ -137,6 +163,7 @@ Error InvalidTopic(std::string_view topic) {
 Status Producer::Produce(std::string_view topic, std::string_view key, std::string_view value,
                          const std::vector<std::pair<std::string, std::string>>& headers,
                          int32_t partition) {
+  if (Status started = Started(); !started) return started;
   rd_kafka_topic_t* rkt = Topic(topic);
   if (rkt == nullptr) return std::unexpected(InvalidTopic(topic));
   return Enqueue(rkt, key, value, headers, partition, nullptr,
@@ -146,6 +173,7 @@ Status Producer::Produce(std::string_view topic, std::string_view key, std::stri
 Status Producer::ProduceAndWait(std::string_view topic, std::span<const OutMessage> messages,
                                 int timeout_ms) {
   if (messages.empty()) return Ok();
+  if (Status started = Started(); !started) return started;
   rd_kafka_topic_t* rkt = Topic(topic);
   if (rkt == nullptr) return std::unexpected(InvalidTopic(topic));
   const auto deadline =
@@ -183,7 +211,7 @@ Status Producer::ProduceAndWait(std::string_view topic, std::span<const OutMessa
             .count();
     if (left <= 0) break;
     // Any thread may serve our reports; poll in short slices so we notice that promptly.
-    rd_kafka_poll(rk_, static_cast<int>(std::min<int64_t>(left, 10)));
+    rd_kafka_poll(rk_.load(), static_cast<int>(std::min<int64_t>(left, 10)));
   }
   Waiter::Release(w);
   if (!enqueued) return enqueued;
@@ -215,14 +243,14 @@ Status Producer::Enqueue(rd_kafka_topic_t* rkt, std::string_view key, std::strin
       }
     }
     rd_kafka_resp_err_t err =
-        rd_kafka_producev(rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+        rd_kafka_producev(rk_.load(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
                           RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
                           RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       // Serves delivery callbacks without blocking so the counters keep up.
-      rd_kafka_poll(rk_, 0);
+      rd_kafka_poll(rk_.load(), 0);
       return Ok();
     }
     // On failure the headers stay ours.
@@ -233,7 +261,7 @@ Status Producer::Enqueue(rd_kafka_topic_t* rkt, std::string_view key, std::strin
           return Fail(ErrorCode::kUnavailable,
                       "The Kafka producer's local queue stayed full until the deadline.");
         }
-        rd_kafka_poll(rk_, 50);
+        rd_kafka_poll(rk_.load(), 50);
         continue;
       case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
       case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
@@ -252,7 +280,9 @@ Status Producer::Enqueue(rd_kafka_topic_t* rkt, std::string_view key, std::strin
 }
 
 Status Producer::Flush(int timeout_ms) {
-  rd_kafka_resp_err_t err = rd_kafka_flush(rk_, timeout_ms);
+  rd_kafka_t* rk = rk_.load();
+  if (rk == nullptr) return Ok();  // never started: nothing was sent
+  rd_kafka_resp_err_t err = rd_kafka_flush(rk, timeout_ms);
   int64_t failures = failed_since_flush_.exchange(0, std::memory_order_relaxed);
   std::string first;
   {
@@ -264,13 +294,16 @@ Status Producer::Flush(int timeout_ms) {
                 std::to_string(failures) + " Kafka deliveries failed; first error: " + first);
   }
   if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
-    return Fail(ErrorCode::kUnavailable, std::to_string(rd_kafka_outq_len(rk_)) +
+    return Fail(ErrorCode::kUnavailable, std::to_string(rd_kafka_outq_len(rk)) +
                                              " Kafka messages still in flight after " +
                                              std::to_string(timeout_ms) + " ms.");
   }
   return Ok();
 }
 
-int64_t Producer::in_flight() const { return rd_kafka_outq_len(rk_); }
+int64_t Producer::in_flight() const {
+  rd_kafka_t* rk = rk_.load();
+  return rk == nullptr ? 0 : rd_kafka_outq_len(rk);
+}
 
 }  // namespace tally::kafka

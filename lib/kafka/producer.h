@@ -31,6 +31,7 @@
 
 typedef struct rd_kafka_s rd_kafka_t;
 typedef struct rd_kafka_topic_s rd_kafka_topic_t;
+struct rd_kafka_conf_s;
 
 namespace tally::kafka {
 
@@ -40,6 +41,10 @@ struct ProducerOptions {
   int linger_ms = 5;       // linger.ms: batching delay
   // Further librdkafka properties (e.g. {"compression.type", "zstd"}); they override the above.
   std::map<std::string, std::string> extra;
+  // Start the client (its threads and timers) on the first message instead of in Create: for
+  // producers that may never send (dead letters), so that they cost nothing until they do.
+  // Create still validates every property.
+  bool start_on_first_use = false;
 };
 
 // One message of Producer::ProduceAndWait(). The views are only read during the call.
@@ -105,6 +110,10 @@ class Producer {
   struct Waiter;  // delivery tracking of one ProduceAndWait() call
   Producer() = default;
   static void OnDelivery(rd_kafka_t* rk, const void* msg, void* opaque);
+  // The client, started by the first call (start_on_first_use); null if it could not start.
+  rd_kafka_t* Handle();
+  // Ok if the client runs (starting it if need be), else kUnavailable.
+  Status Started();
   rd_kafka_topic_t* Topic(std::string_view name);
   // Enqueues one message with `msg_opaque` as its per-message opaque (a Waiter* or null). While
   // the local queue is full it serves reports and retries, until `deadline` (then kUnavailable).
@@ -112,8 +121,10 @@ class Producer {
                  const std::vector<std::pair<std::string, std::string>>& headers, int32_t partition,
                  void* msg_opaque, std::chrono::steady_clock::time_point deadline);
 
-  rd_kafka_t* rk_ = nullptr;  // owned
-  std::mutex topics_mu_;
+  std::atomic<rd_kafka_t*> rk_{nullptr};  // owned; set once
+  std::unique_ptr<rd_kafka_conf_s, void (*)(rd_kafka_conf_s*)> conf_{nullptr,
+                                                                     nullptr};  // until started
+  std::mutex topics_mu_;  // also guards starting the client
   std::vector<std::pair<std::string, rd_kafka_topic_t*>> topics_;  // owned handles
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> delivered_bytes_{0};

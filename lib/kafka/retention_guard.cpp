@@ -52,18 +52,19 @@ Result<std::unique_ptr<RetentionGuard>> RetentionGuard::Create(
                                            {"enable.auto.commit", "false"},
                                            {"client.id", "tally-retention-guard"}});
   if (!st) return std::unexpected(st.error());
-  auto handle = internal::NewHandle(RD_KAFKA_CONSUMER, std::move(conf));
-  if (!handle) return std::unexpected(handle.error());
   std::unique_ptr<RetentionGuard> guard(new RetentionGuard(options));
-  guard->rk_ = handle->release();
+  // The client starts at the first Admit: a guard nobody asks costs nothing.
+  guard->conf_ = {conf.release(), &rd_kafka_conf_destroy};
   return guard;
 }
 
-RetentionGuard::~RetentionGuard() {
-  if (rk_ != nullptr) {
-    rd_kafka_consumer_close(rk_);
-    rd_kafka_destroy(rk_);
-  }
+RetentionGuard::~RetentionGuard() { StopClient(); }
+
+void RetentionGuard::StopClient() {
+  if (rk_ == nullptr) return;
+  rd_kafka_consumer_close(rk_);
+  rd_kafka_destroy(rk_);
+  rk_ = nullptr;
 }
 
 bool RetentionGuard::active() const {
@@ -148,7 +149,15 @@ void RetentionGuard::Refresh() {
     known = mode_ != Mode::kUnknown;
   }
   if (!known) {
-    char* id = rd_kafka_clusterid(rk_, options_.timeout_ms);
+    if (rk_ == nullptr && conf_) {
+      auto handle = internal::NewHandle(RD_KAFKA_CONSUMER, internal::ConfPtr(conf_.release()));
+      if (handle) {
+        rk_ = handle->release();
+      } else {
+        spdlog::error("retention guard: cannot start: {}", handle.error().message);
+      }
+    }
+    char* id = rk_ != nullptr ? rd_kafka_clusterid(rk_, options_.timeout_ms) : nullptr;
     std::lock_guard lock(mu_);
     refreshed_ = started;
     if (id == nullptr) {
@@ -162,7 +171,10 @@ void RetentionGuard::Refresh() {
                   mode_ == Mode::kActive ? "an embedded broker: holding producers back as needed"
                                          : "a real cluster: never holding back");
     rd_kafka_mem_free(rk_, id);
-    if (mode_ == Mode::kInactive) return;
+    if (mode_ == Mode::kInactive) {
+      StopClient();  // never asked again
+      return;
+    }
   }
   int64_t admitted_now;
   {

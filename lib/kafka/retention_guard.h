@@ -44,6 +44,7 @@
 #include "kafka/embedded_broker.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
+struct rd_kafka_conf_s;
 
 namespace tally::kafka {
 
@@ -107,8 +108,14 @@ class RetentionGuard {
   // estimate (in its unconsumed_bytes). mu_ held.
   bool WouldHold(size_t bytes, PartitionBacklog* worst) const;
 
+  // Closes the client, if started. Called with refresh_mu_ held (or from the destructor).
+  void StopClient();
+
   const RetentionGuardOptions options_;
-  rd_kafka_t* rk_ = nullptr;  // owned: a consumer with group.id that never joins the group
+  // The client's settings until it starts (at the first Refresh), then the client: a consumer
+  // with group.id that never joins the group. Both under refresh_mu_.
+  std::unique_ptr<rd_kafka_conf_s, void (*)(rd_kafka_conf_s*)> conf_{nullptr, nullptr};
+  rd_kafka_t* rk_ = nullptr;  // owned
 
   std::mutex refresh_mu_;  // one thread asks the broker at a time
   mutable std::mutex mu_;  // guards everything below
