@@ -172,6 +172,25 @@ TEST(KafkaTest, ExplicitPartitionAndNullKey) {
   }
 }
 
+TEST(KafkaTest, ProducerStartedOnFirstUseDeliversLikeAnyOther) {
+  auto broker = EmbeddedBroker::Start({.brokers = 1, .topics = {{"t", 2}}});
+  ASSERT_TRUE(broker) << broker.error().message;
+  // Properties are still checked up front.
+  EXPECT_FALSE(Producer::Create({.brokers = (*broker)->bootstrap(),
+                                 .extra = {{"no.such.property", "1"}},
+                                 .start_on_first_use = true}));
+  auto producer = Producer::Create(
+      {.brokers = (*broker)->bootstrap(), .linger_ms = 0, .start_on_first_use = true});
+  ASSERT_TRUE(producer) << producer.error().message;
+  EXPECT_TRUE((*producer)->Flush(1000));  // nothing sent yet: nothing to wait for
+  EXPECT_EQ((*producer)->in_flight(), 0);
+  ASSERT_TRUE((*producer)->Produce("t", "k", "a"));
+  std::vector<OutMessage> batch = {{.key = "k", .value = "b"}};
+  ASSERT_TRUE((*producer)->ProduceAndWait("t", batch, 10000));
+  ASSERT_TRUE((*producer)->Flush(10000));
+  EXPECT_EQ(ConsumeAll((*broker)->bootstrap(), "t", 2, 2).size(), 2u);
+}
+
 TEST(KafkaTest, ClusterIdsDifferBetweenBrokers) {
   auto a = EmbeddedBroker::Start({});
   auto b = EmbeddedBroker::Start({});
