@@ -182,7 +182,7 @@ class ReadView {
   // leaves *c unchanged and returns true).
   bool AddCounters(std::string_view key, Counters* c) const;
   // Calls fn(key_suffix_after_prefix, counters) for each counters row under `prefix`. Reuses
-  // one iterator per view: fn must not call ScanCounters or MergeScanCounters on this view.
+  // one iterator per view: fn must not call ScanCounters on this view.
   void ScanCounters(std::string_view prefix,
                     const std::function<void(std::string_view, const Counters&)>& fn) const;
   // Reads the user pack at `key` (UserPackKey) into *pack; false if the key does not exist.
