@@ -42,6 +42,7 @@
 #include "bench_util.h"
 #include "common/calendar.h"
 #include "common/sha256.h"
+#include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "preload.h"
 #include "query/superagents.h"
@@ -381,7 +382,8 @@ int main(int argc, char** argv) {
     if (ids.empty()) ids.push_back("none");
     auto consumed = [&]() -> int64_t {
       std::vector<int64_t> next;
-      if (!tb::ReadyzOffsets((*server)->client(), 4, &next)) return -1;
+      if (!tb::ReadyzOffsets((*server)->client(), tally::kafka::kDefaultEmbeddedPartitions, &next))
+        return -1;
       int64_t total = 0;
       for (int64_t v : next) total += v;
       return total;

@@ -1,8 +1,5 @@
 #include "aggregate/aggregator.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <algorithm>
 #include <cassert>
 #include <chrono>
@@ -47,73 +44,45 @@ constexpr Granularity kUp[] = {Granularity::kWeek, Granularity::kMonth};
 
 int G(Granularity g) { return static_cast<int>(g); }
 
-// Sorts `rows` (encoded key, row) by key and merges each row's encoding into `cf`: in key order,
-// the memtable's skip list finds each insert position next to the previous one.
+// Sorts `rows` (encoded key, row) by key and adds each row's encoding with `add` (a WriteSet
+// operation): in key order, the memtable's skip list finds each insert position next to the
+// previous one.
 template <typename Row, typename Encode>
-void MergeInKeyOrder(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* cf,
-                     std::vector<std::pair<std::string_view, Row*>>* rows, std::string* value,
-                     Encode&& encode) {
+void AddInKeyOrder(store::WriteSet* set,
+                   void (store::WriteSet::*add)(std::string_view, std::string_view),
+                   std::vector<std::pair<std::string_view, Row*>>* rows, std::string* value,
+                   Encode&& encode) {
   std::sort(rows->begin(), rows->end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [key, row] : *rows) {
     value->clear();
     encode(row, value);
-    batch->Merge(cf, key, *value);
+    (set->*add)(key, *value);
   }
 }
 
 }  // namespace
 
-Aggregator::Aggregator(store::Store* store) : store_(store) {}
+Aggregator::Aggregator(store::Store* store) : store_(store), write_set_(*store) {}
 Aggregator::~Aggregator() = default;
 
 Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
   std::unique_ptr<Aggregator> agg(new Aggregator(store));
-  std::string value;
-  rocksdb::Status s =
-      store->db()->Get(rocksdb::ReadOptions(), store->dict(), store::UserDictNextKey(), &value);
-  if (s.ok()) {
-    if (!store::DecodeUint32(value, &agg->next_user_index_)) {
-      return Fail(ErrorCode::kDataLoss, "user dictionary counter is malformed");
-    }
-  } else if (!s.IsNotFound()) {
-    return Fail(ErrorCode::kUnavailable, "reading user dictionary: " + s.ToString());
-  }
-  for (auto [key, next] : {std::pair{store::AgentDictNextKey(), &agg->next_agent_index_},
-                           std::pair{store::PairDictNextKey(), &agg->next_pair_index_}}) {
-    s = store->db()->Get(rocksdb::ReadOptions(), store->dict(), key, &value);
-    if (s.ok()) {
-      if (!store::DecodeUint32(value, next)) {
-        return Fail(ErrorCode::kDataLoss, "agent/pair dictionary counter is malformed");
-      }
-    } else if (!s.IsNotFound()) {
-      return Fail(ErrorCode::kUnavailable, "reading agent dictionary: " + s.ToString());
-    }
-  }
+  auto next = store->LoadDictionaryNext();
+  if (!next) return std::unexpected(next.error());
+  agg->next_user_index_ = next->user;
+  agg->next_agent_index_ = next->agent;
+  agg->next_pair_index_ = next->pair;
   if (auto loaded = agg->LoadOrganizations(); !loaded) return std::unexpected(loaded.error());
   agg->LoadDedupeFilter();
   return agg;
 }
 
 Status Aggregator::LoadOrganizations() {
-  const std::string prefix = store::WorkspacePrefix();
-  std::unique_ptr<rocksdb::Iterator> it(
-      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->records()));
-  store::Record record;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    std::string_view ws;
-    if (!store::DecodeWorkspaceKey(std::string_view(it->key().data(), it->key().size()), &ws)) {
-      continue;
-    }
-    store::DecodeRecord(std::string_view(it->value().data(), it->value().size()), &record);
+  return store_->ScanWorkspaceRecords([&](std::string_view ws, const store::Record& record) {
     const store::Field* f = store::FindField(record, store::field::kWorkspaceOrganization);
     if (f != nullptr && !f->value.empty()) organizations_.emplace(ws, f->value);
-  }
-  if (!it->status().ok()) {
-    return Fail(ErrorCode::kUnavailable,
-                "reading workspace organizations: " + it->status().ToString());
-  }
-  return Ok();
+  });
 }
 
 void Aggregator::DeclareOrganizations(const OrganizationBindings& bindings) {
@@ -140,19 +109,20 @@ void Aggregator::MarkOrganizationMismatches(std::span<const event::UsageEvent* c
 }
 
 void Aggregator::LoadDedupeFilter() {
-  uint64_t estimate = 0;
-  store_->db()->GetIntProperty(store_->dedupe(), "rocksdb.estimate-num-keys", &estimate);
-  if (estimate > kDedupeFilterKeys) return;
+  if (store_->EstimateDedupeKeys() > kDedupeFilterKeys) return;
   auto filter = std::make_unique<internal::KeyFilter>(kDedupeFilterKeys);
-  std::unique_ptr<rocksdb::Iterator> it(
-      store_->db()->NewIterator(rocksdb::ReadOptions(), store_->dedupe()));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  bool complete = true;
+  auto scanned = store_->ScanDedupeKeys([&](std::string_view key) {
     // The estimate can be low: past the filter's size, lookups alone are the better choice.
-    if (filter->added() >= kDedupeFilterKeys) return;
-    filter->Add(std::string_view(it->key().data(), it->key().size()));
-  }
+    if (filter->added() >= kDedupeFilterKeys) {
+      complete = false;
+      return false;
+    }
+    filter->Add(key);
+    return true;
+  });
   // Without every key in it, the filter would call old events new: use lookups alone.
-  if (!it->status().ok()) return;
+  if (!scanned || !complete) return;
   dedupe_filter_ = std::move(filter);
 }
 
@@ -161,21 +131,16 @@ Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::stri
   if (auto it = agent_index_cache_.find(agent_ref_); it != agent_index_cache_.end()) {
     return it->second;
   }
-  std::string value;
-  store::AgentDictKey(workspace_id, agent_id, &key_);
-  rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key_, &value);
+  auto stored = store_->LookupAgentIndex(workspace_id, agent_id);
+  if (!stored) return std::unexpected(stored.error());
   uint32_t index;
-  if (s.ok()) {
-    if (!store::DecodeUint32(value, &index)) {
-      return Fail(ErrorCode::kDataLoss, "agent dictionary entry is malformed");
-    }
-  } else if (s.IsNotFound()) {
+  if (*stored) {
+    index = **stored;
+  } else {
     index = next_agent_index_++;
     new_agents_.emplace_back(agent_ref_, index);
     directory_updates_.push_back({store::Directory::Update::Kind::kNewAgent, index, 0,
                                   std::string(workspace_id), std::string(agent_id)});
-  } else {
-    return Fail(ErrorCode::kUnavailable, "reading agent dictionary: " + s.ToString());
   }
   agent_index_cache_.emplace(agent_ref_, index);
   return index;
@@ -184,19 +149,14 @@ Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::stri
 Result<uint32_t> Aggregator::PairIndex(uint32_t agent_index, uint32_t user_index) {
   const uint64_t pair = (uint64_t{agent_index} << 32) | user_index;
   if (auto it = pair_index_cache_.find(pair); it != pair_index_cache_.end()) return it->second;
-  std::string value;
-  store::PairDictKey(agent_index, user_index, &key_);
-  rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key_, &value);
+  auto stored = store_->LookupPairIndex(agent_index, user_index);
+  if (!stored) return std::unexpected(stored.error());
   uint32_t index;
-  if (s.ok()) {
-    if (!store::DecodeUint32(value, &index)) {
-      return Fail(ErrorCode::kDataLoss, "pair dictionary entry is malformed");
-    }
-  } else if (s.IsNotFound()) {
+  if (*stored) {
+    index = **stored;
+  } else {
     index = next_pair_index_++;
     new_pairs_.emplace_back(pair, index);
-  } else {
-    return Fail(ErrorCode::kUnavailable, "reading pair dictionary: " + s.ToString());
   }
   pair_index_cache_.emplace(pair, index);
   return index;
@@ -204,21 +164,16 @@ Result<uint32_t> Aggregator::PairIndex(uint32_t agent_index, uint32_t user_index
 
 Result<uint32_t> Aggregator::UserIndex(std::string_view user_id) {
   if (auto it = user_index_cache_.find(user_id); it != user_index_cache_.end()) return it->second;
-  std::string key, value;
-  store::UserDictKey(user_id, &key);
-  rocksdb::Status s = store_->db()->Get(rocksdb::ReadOptions(), store_->dict(), key, &value);
+  auto stored = store_->LookupUserIndex(user_id);
+  if (!stored) return std::unexpected(stored.error());
   uint32_t index;
-  if (s.ok()) {
-    if (!store::DecodeUint32(value, &index)) {
-      return Fail(ErrorCode::kDataLoss, "user dictionary entry is malformed");
-    }
-  } else if (s.IsNotFound()) {
+  if (*stored) {
+    index = **stored;
+  } else {
     index = next_user_index_++;
     new_users_.emplace_back(user_id, index);
     directory_updates_.push_back(
         {store::Directory::Update::Kind::kNewUser, index, 0, std::string(user_id), std::string()});
-  } else {
-    return Fail(ErrorCode::kUnavailable, "reading user dictionary: " + s.ToString());
   }
   user_index_cache_.emplace(user_id, index);
   return index;
@@ -423,8 +378,8 @@ void Aggregator::EncodeRowKey(bool bitmap, const RowKey& k, Granularity g, std::
   }
 }
 
-void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
-  // Keys go into the batch in sorted order per family: the memtable skip list then finds each
+void Aggregator::WriteRows(store::WriteSet* set) {
+  // Keys go into the set in sorted order per kind of row: the memtable skip list then finds each
   // insert position next to the previous one instead of searching from the top.
   std::string value;
   {
@@ -450,8 +405,8 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
         rows.emplace_back(*key, &c);
       }
     }
-    MergeInKeyOrder(batch, store_->counters(), &rows, &value,
-                    [](const Counters* c, std::string* out) { store::AppendCounters(*c, out); });
+    AddInKeyOrder(set, &store::WriteSet::AddCounters, &rows, &value,
+                  [](const Counters* c, std::string* out) { store::AppendCounters(*c, out); });
     std::sort(user_rows.begin(), user_rows.end(), [](const UserRow& a, const UserRow& b) {
       return std::tie(a.ws, a.g, a.bucket, a.user) < std::tie(b.ws, b.g, b.bucket, b.user);
     });
@@ -466,7 +421,7 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
         writer.Add(user_rows[j].user, *user_rows[j].c);
       }
       store::UserPackKey(workspaces_.names[first.ws], first.g, first.bucket, &key_);
-      batch->Merge(store_->userpacks(), key_, pack);
+      set->AddUserPack(key_, pack);
       i = j;
     }
   }
@@ -479,8 +434,8 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
         rows.emplace_back(*key, &b);
       }
     }
-    MergeInKeyOrder(batch, store_->bitmaps(), &rows, &value,
-                    [](store::UserBitmap* b, std::string* out) { b->AppendEncoded(out); });
+    AddInKeyOrder(set, &store::WriteSet::OrBitmap, &rows, &value,
+                  [](store::UserBitmap* b, std::string* out) { b->AppendEncoded(out); });
   }
   {
     // Slices, their users bitmaps and (all agents) pairs bitmaps, in key order per family.
@@ -493,10 +448,11 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
                               k.granularity, k.bucket, key);
       keyed.emplace_back(*key, &acc);
     }
-    MergeInKeyOrder(batch, store_->requests(), &keyed, &value, [](SliceAcc* acc, std::string* out) {
-      acc->slice.Normalize();
-      store::AppendSlice(acc->slice, out);
-    });
+    AddInKeyOrder(set, &store::WriteSet::AddSlice, &keyed, &value,
+                  [](SliceAcc* acc, std::string* out) {
+                    acc->slice.Normalize();
+                    store::AppendSlice(acc->slice, out);
+                  });
     // The bitmap keys differ from the slice keys only in their tag, so the same order holds.
     for (auto& [k, acc] : keyed) {
       store::UserBitmap users;
@@ -504,7 +460,7 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
       value.clear();
       users.AppendEncoded(&value);
       if (!store::RequestsUsersKeyOf(k, &key_)) continue;
-      batch->Merge(store_->bitmaps(), key_, value);
+      set->OrBitmap(key_, value);
     }
     for (auto& [k, acc] : keyed) {
       if (acc->pairs.empty()) continue;
@@ -518,7 +474,7 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
       value.clear();
       pairs.AppendEncoded(&value);
       if (!store::RequestsPairsKeyOf(k, &key_)) continue;
-      batch->Merge(store_->bitmaps(), key_, value);
+      set->OrBitmap(key_, value);
     }
   }
   {
@@ -566,7 +522,7 @@ void Aggregator::WriteRows(rocksdb::WriteBatch* batch) {
       }
       value.clear();
       store::AppendRecord(record_scratch_, &value);
-      batch->Merge(store_->records(), key, value);
+      set->MergeRecord(key, value);
     }
     // The directory takes the batch's winning label per user / agent: its latest-wins rule
     // (ties to the later) gives the same result as applying every event's label in order.
@@ -635,9 +591,9 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
                    [&](size_t a, size_t b) { return dedupe_keys[a] < dedupe_keys[b]; });
   std::vector<uint8_t> dup(events.size(), 0);
   {
-    std::vector<rocksdb::Slice> slices;
+    std::vector<std::string_view> lookups;
     std::vector<size_t> which;
-    slices.reserve(events.size());
+    lookups.reserve(events.size());
     which.reserve(events.size());
     for (size_t k = 0; k < order.size(); ++k) {
       // Equal keys are adjacent, first occurrence (in log order) first: it is the one applied.
@@ -652,21 +608,15 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
         }
         if (!dedupe_filter_->MayContainHash(dedupe_hashes_[order[k]])) continue;
       }
-      slices.emplace_back(dedupe_keys[order[k]]);
+      lookups.emplace_back(dedupe_keys[order[k]]);
       which.push_back(order[k]);
     }
-    std::vector<rocksdb::PinnableSlice> values(slices.size());
-    std::vector<rocksdb::Status> statuses(slices.size());
-    if (!slices.empty()) {
-      store_->db()->MultiGet(rocksdb::ReadOptions(), store_->dedupe(), slices.size(), slices.data(),
-                             values.data(), statuses.data(), /*sorted_input=*/true);
+    std::vector<uint8_t> stored;
+    if (auto found = store_->FindDedupeKeys(lookups, &stored); !found) {
+      return std::unexpected(found.error());
     }
-    for (size_t k = 0; k < slices.size(); ++k) {
-      if (statuses[k].ok()) {
-        dup[which[k]] = 1;
-      } else if (!statuses[k].IsNotFound()) {
-        return Fail(ErrorCode::kUnavailable, "dedupe lookup failed: " + statuses[k].ToString());
-      }
+    for (size_t k = 0; k < lookups.size(); ++k) {
+      if (stored[k]) dup[which[k]] = 1;
     }
   }
 
@@ -686,7 +636,8 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   // The newest time of the events actually applied: the store's newest event time (the late
   // policy's and the dedupe expiry's reference) only advances once they are written.
   int64_t batch_newest = INT64_MIN;
-  rocksdb::WriteBatch batch;
+  store::WriteSet& set = write_set_;
+  set.Clear();
   batch_ws_orgs_.clear();
   new_bindings_.clear();
   constexpr uint8_t kRefused = 2;  // dup[i]: names another organization than its workspace's
@@ -743,52 +694,31 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
       dedupe_filter_->Prefetch(dedupe_hashes_[order[k + kPrefetchAhead]]);
     }
     if (dup[i]) continue;
-    batch.Put(store_->dedupe(), dedupe_keys[i],
-              store::EncodeDedupeValue(events[i]->time_ms, wall_ms));
+    set.PutDedupe(dedupe_keys[i], events[i]->time_ms, wall_ms);
     // Added before the write succeeds: a failed batch only leaves false positives.
     if (dedupe_filter_) dedupe_filter_->AddHash(dedupe_hashes_[i]);
   }
   if (dedupe_filter_ && dedupe_filter_->Saturated()) dedupe_filter_.reset();
-  if (batch_newest > newest_before) {
-    std::string v;
-    store::PutFixed64(&v, static_cast<uint64_t>(batch_newest));
-    batch.Put(store_->meta(), store::NewestEventTimeKey(), v);
-  }
-  WriteRows(&batch);
-  for (auto& [id, index] : new_users_) {
-    store::UserDictKey(id, &key_);
-    batch.Put(store_->dict(), key_, store::EncodeUint32(index));
-    store::UserDictReverseKey(index, &key_);
-    batch.Put(store_->dict(), key_, id);
-  }
-  if (!new_users_.empty()) {
-    batch.Put(store_->dict(), store::UserDictNextKey(), store::EncodeUint32(next_user_index_));
-  }
+  if (batch_newest > newest_before) set.PutNewestEventTime(batch_newest);
+  WriteRows(&set);
+  for (auto& [id, index] : new_users_) set.PutUser(id, index);
+  if (!new_users_.empty()) set.PutUserNext(next_user_index_);
   for (auto& [ref, index] : new_agents_) {
     std::string_view ws, agent;
     store::DecodeAgentRef(ref, &ws, &agent);
-    store::AgentDictKey(ws, agent, &key_);
-    batch.Put(store_->dict(), key_, store::EncodeUint32(index));
-    store::AgentDictReverseKey(index, &key_);
-    batch.Put(store_->dict(), key_, ref);
+    set.PutAgent(ws, agent, index);
   }
-  if (!new_agents_.empty()) {
-    batch.Put(store_->dict(), store::AgentDictNextKey(), store::EncodeUint32(next_agent_index_));
-  }
+  if (!new_agents_.empty()) set.PutAgentNext(next_agent_index_);
   for (auto& [pair, index] : new_pairs_) {
-    store::PairDictKey(static_cast<uint32_t>(pair >> 32), static_cast<uint32_t>(pair), &key_);
-    batch.Put(store_->dict(), key_, store::EncodeUint32(index));
+    set.PutPair(static_cast<uint32_t>(pair >> 32), static_cast<uint32_t>(pair), index);
   }
-  if (!new_pairs_.empty()) {
-    batch.Put(store_->dict(), store::PairDictNextKey(), store::EncodeUint32(next_pair_index_));
-  }
+  if (!new_pairs_.empty()) set.PutPairNext(next_pair_index_);
   for (const PartitionOffset& o : offsets) {
-    store::OffsetKey(o.topic, o.partition, &key_);
-    batch.Put(store_->meta(), key_, store::EncodeOffset({std::string(cluster_id), o.next_offset}));
+    set.PutOffset(o.topic, o.partition, {std::string(cluster_id), o.next_offset});
   }
   stats.new_users = new_users_.size();
 
-  if (auto s = store_->Write(&batch, &touched_records_); !s) {
+  if (auto s = store_->Write(&set, &touched_records_); !s) {
     rollback();
     return std::unexpected(s.error());
   }

@@ -9,9 +9,9 @@
 //
 // Apply deduplicates by (source, id) against the store and within the batch, assigns dense ids
 // to new users, pre-combines every counter, bitmap and record delta of the batch in memory, and
-// writes all of them together with the consumed offsets in ONE RocksDB WriteBatch. Either the
-// whole batch (views + offsets) is stored or none of it is, which is what makes a crash at any
-// instant lose nothing and count nothing twice.
+// writes all of them together with the consumed offsets in ONE store::WriteSet (one atomic
+// Store::Write). Either the whole batch (views + offsets) is stored or none of it is, which is
+// what makes a crash at any instant lose nothing and count nothing twice.
 //
 // Views maintained per event (buckets: UTC day, ISO week, month; see store/codec.h):
 //   counters  workspace, workspace x entity, workspace x project
@@ -47,10 +47,7 @@
 #include "event/usage_event.h"
 #include "store/directory.h"
 #include "store/store.h"
-
-namespace rocksdb {
-class WriteBatch;
-}  // namespace rocksdb
+#include "store/write_set.h"
 
 namespace tally::aggregate {
 namespace internal {
@@ -256,8 +253,8 @@ class Aggregator {
                    uint32_t agent_index, uint32_t pair_index, uint32_t project);
   // Adds the week and month rows derived from the batch's day rows.
   void RollUp();
-  // Appends every row of the batch to `batch`, in key order per column family.
-  void WriteRows(rocksdb::WriteBatch* batch);
+  // Appends every row of the batch to `set`, in key order per kind of row.
+  void WriteRows(store::WriteSet* set);
   // Encodes the key of a counter/bitmap row of granularity `g`.
   void EncodeRowKey(bool bitmap, const RowKey& k, Granularity g, std::string* out);
   std::string* NextKey();  // a reusable string from key_pool_
@@ -299,7 +296,9 @@ class Aggregator {
   // filter's positives are looked up in the store.
   std::unique_ptr<internal::KeyFilter> dedupe_filter_;
   std::vector<uint64_t> dedupe_hashes_;  // KeyFilter::HashOf each dedupe key of the batch
-  // Encoded keys of the batch's rows; they back the WriteBatch calls and touched_records_.
+  // The batch's writes; cleared (keeping its buffers) by every Apply.
+  store::WriteSet write_set_;
+  // Encoded keys of the batch's rows; they back the WriteSet calls and touched_records_.
   // A deque: growing it must not move the strings (short keys live inside the string object).
   std::deque<std::string> key_pool_;
   size_t keys_used_ = 0;

@@ -223,7 +223,7 @@ TEST_F(LeaderboardHandlerTest, PassesParsedRequestAndMapsBackendErrors) {
 
   fail_ = Error{ErrorCode::kInvalidArgument, "The limit field must be between 1 and 100.", "limit"};
   EXPECT_EQ(Call("tok-admin", {{"workspace_uuid", "ws-a"}}).status, 422);
-  fail_ = Error{ErrorCode::kInternal, "rocksdb exploded", ""};
+  fail_ = Error{ErrorCode::kInternal, "store read failed", ""};
   Expect(Call("tok-admin", {{"workspace_uuid", "ws-a"}}), 500,
          {{"message", "Internal server error."}});
 }

@@ -1,10 +1,5 @@
 #include "query/superagents.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/iterator.h>
-#include <rocksdb/options.h>
-#include <rocksdb/snapshot.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -19,7 +14,6 @@
 
 #include "common/parse.h"
 #include "common/saturating.h"
-#include "query/internal/snapshot_reader.h"
 #include "query/range.h"
 #include "store/store.h"
 
@@ -27,8 +21,8 @@
 //
 //  1. The workspace's agent table ("inventory": every live agent with its name, visibility,
 //     owner, creator, created_at and creator email, plus lower-cased search texts) is built from
-//     one RocksDB snapshot by one scan of the agent rows and one scan (or a few point reads) of
-//     the workspace's user profiles.
+//     one store snapshot (store::ReadView) by one scan of the agent rows and one scan (or a few
+//     point reads) of the workspace's user profiles.
 //  2. Credits over [from, to] and active users of the last 30 days are computed either for the
 //     whole table (one counter scan / bitmap scan per bucket of the range, when many agents are
 //     listed) or for the listed agents only (point reads, when few are).
@@ -36,9 +30,9 @@
 //     then are the result rows materialized.
 //
 // The table and the whole-table credit and active-user columns are kept in a small in-process
-// cache keyed by (database identity and path, workspace) and tagged with the sequence number of
-// the store state they describe: reused as they are by a request whose snapshot has the same
-// sequence number; brought forward by Refresh (below) when the store's change log proves that
+// cache keyed by (store identity and path, workspace) and tagged with the version of the store
+// state they describe (ReadView::version): reused as they are by a request whose snapshot has the
+// same version; brought forward by Refresh (below) when the store's change log proves that
 // only the usage of some agents changed since; rebuilt otherwise. A cached answer is always
 // identical to a recomputed one.
 namespace tally::query {
@@ -164,8 +158,8 @@ struct OrderKey {
 };
 
 // The cached state of one workspace: the inventory and the columns and orders computed from
-// it, all describing the store at sequence number `seq` (the inventory may have been built at an
-// earlier one and carried forward by Refresh when only usage changed since).
+// it, all describing the store at version `seq` (store::ReadView::version; the inventory may have
+// been built at an earlier one and carried forward by Refresh when only usage changed since).
 struct CacheEntry {
   uint64_t seq = 0;
   std::shared_ptr<const Inventory> inventory;
@@ -344,9 +338,13 @@ class Cache {
 
 // ---------------------------------------------------------------------------------- reading
 
-// One RocksDB snapshot for every read of a request (the engine reads the column families
-// directly: it needs bitmap scans, which ReadView does not offer).
-using Reader = internal::SnapshotReader;
+// One snapshot for every read of a request, and the store it was taken from (for its change log).
+struct Reader {
+  explicit Reader(const store::Store& s) : store(s), view(s.NewReadView()) {}
+  uint64_t version() const { return view->version(); }
+  const store::Store& store;
+  std::unique_ptr<store::ReadView> view;
+};
 
 // The inventory fields of one agent row (views into the record).
 struct AgentFields {
@@ -462,9 +460,7 @@ std::string_view ProfileEmail(const Reader& rd, const std::string& ws, std::stri
                               store::Record* scratch) {
   std::string key;
   store::UserProfileKey(ws, user, &key);
-  rocksdb::PinnableSlice value;
-  if (!rd.Get(rd.store().records(), key, &value)) return {};
-  store::DecodeRecord(std::string_view(value.data(), value.size()), scratch);
+  if (!rd.view->GetRecord(key, scratch)) return {};
   return ProfileRecordEmail(*scratch);
 }
 
@@ -474,7 +470,6 @@ constexpr size_t kProfileScanThreshold = 64;
 
 std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& ws) {
   auto inv = std::make_shared<Inventory>();
-  const store::Store& store = rd.store();
 
   // 1. Live agents with their creator.
   std::vector<std::string> created_by;
@@ -488,13 +483,13 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
   store::EntityPrefix(ws, EntityKind::kAgent, &prefix);
   store::Record r;
   AgentFields f;
-  rd.Scan(store.records(), prefix, [&](std::string_view k, std::string_view v) {
+  rd.view->ScanEncodedRecords(prefix, [&](std::string_view k, std::string_view v) {
     store::DecodeRecord(v, &r);
-    if (!LiveAgentFields(r, &f)) return;
+    if (!LiveAgentFields(r, &f)) return true;
     const std::string_view encoded = k.substr(prefix.size());
     std::string_view rest = encoded;
     std::string_view id;
-    if (!store::GetLengthPrefixed(&rest, &id) || !rest.empty()) return;
+    if (!store::GetLengthPrefixed(&rest, &id) || !rest.empty()) return true;
     inv->key_off.push_back(static_cast<uint32_t>(inv->key_ids.size()));
     inv->key_ids.append(encoded);
     Agent& a = inv->agents.emplace_back();
@@ -512,6 +507,7 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
     put(f.creator, &sp.creator, &sp.creator_len);
     a.created_at_ms = f.created_at_ms;
     created_by.emplace_back(f.creator);
+    return true;
   });
 
   // 2. Creator emails: the latest profile email of each distinct creator in this workspace.
@@ -526,13 +522,14 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
   if (creators.size() > kProfileScanThreshold) {
     store::UserProfileKey(ws, "", &prefix);
     prefix.pop_back();  // without the empty user id's length prefix
-    rd.Scan(store.records(), prefix, [&](std::string_view k, std::string_view v) {
+    rd.view->ScanEncodedRecords(prefix, [&](std::string_view k, std::string_view v) {
       std::string_view rest = k.substr(prefix.size()), user;
-      if (!store::GetLengthPrefixed(&rest, &user) || !rest.empty()) return;
+      if (!store::GetLengthPrefixed(&rest, &user) || !rest.empty()) return true;
       auto it = creators.find(user);
-      if (it == creators.end()) return;
+      if (it == creators.end()) return true;
       store::DecodeRecord(v, &r);
       take_email(&it->second, ProfileRecordEmail(r));
+      return true;
     });
   } else {
     for (auto& [creator, slot] : creators) take_email(&slot, ProfileEmail(rd, ws, creator, &r));
@@ -575,48 +572,20 @@ std::shared_ptr<Inventory> BuildInventory(const Reader& rd, const std::string& w
 // under prefixes[k], all rows of one agent together and in increasing k, then done(agent). The
 // rows and the inventory share the key order, so they are joined by one forward pass.
 template <typename Fn, typename Done>
-void MergeScan(const Reader& rd, rocksdb::ColumnFamilyHandle* cf,
-               const std::vector<std::string>& prefixes, const Inventory& inv, Fn fn, Done done) {
-  struct Cursor {
-    std::unique_ptr<rocksdb::Iterator> it;
-    rocksdb::Slice prefix;
-    bool valid = false;
-    std::string_view suffix() const {
-      return std::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-    }
-    void Check() { valid = it->Valid() && it->key().starts_with(prefix); }
-  };
-  std::vector<Cursor> cur(prefixes.size());
-  for (size_t k = 0; k < prefixes.size(); ++k) {
-    cur[k].it = rd.NewScanIterator(cf);
-    cur[k].prefix = rocksdb::Slice(prefixes[k]);
-    cur[k].it->Seek(cur[k].prefix);
-    cur[k].Check();
-  }
+void MergeScan(const Reader& rd, bool bitmaps, const std::vector<std::string>& prefixes,
+               const Inventory& inv, Fn fn, Done done) {
   const size_t n = inv.key_order.size();
   size_t p = 0;  // position in key order
-  std::string min;
-  for (;;) {
-    bool any = false;
-    for (const Cursor& c : cur) {
-      if (!c.valid) continue;
-      if (!any || c.suffix() < std::string_view(min)) min.assign(c.suffix());
-      any = true;
-    }
-    if (!any) return;
-    while (p < n && inv.KeyId(p) < std::string_view(min)) ++p;
-    const bool known = p < n && inv.KeyId(p) == std::string_view(min);
-    for (size_t k = 0; k < cur.size(); ++k) {
-      Cursor& c = cur[k];
-      if (!c.valid || c.suffix() != std::string_view(min)) continue;
-      if (known) {
-        const rocksdb::Slice v = c.it->value();
-        fn(inv.key_order[p], k, std::string_view(v.data(), v.size()));
-      }
-      c.it->Next();
-      c.Check();
-    }
-    if (known) done(inv.key_order[p]);
+  auto join = [&](std::string_view suffix, std::span<const store::ReadView::ScanRow> rows) {
+    while (p < n && inv.KeyId(p) < suffix) ++p;
+    if (p >= n || inv.KeyId(p) != suffix) return;
+    for (const store::ReadView::ScanRow& row : rows) fn(inv.key_order[p], row.prefix, row.value);
+    done(inv.key_order[p]);
+  };
+  if (bitmaps) {
+    rd.view->MergeScanBitmaps(prefixes, join);
+  } else {
+    rd.view->MergeScanCounters(prefixes, join);
   }
 }
 
@@ -643,7 +612,7 @@ std::shared_ptr<CreditColumn> AllCredits(const Reader& rd, const std::string& ws
   auto col = std::make_shared<CreditColumn>(inv.agents.size());
   Counters c;
   MergeScan(
-      rd, rd.store().counters(), AgentPrefixes(ws, DecomposeRange(from, to), false), inv,
+      rd, /*bitmaps=*/false, AgentPrefixes(ws, DecomposeRange(from, to), false), inv,
       [&](uint32_t agent, size_t, std::string_view v) {
         c = Counters{};
         if (!store::AddEncodedCounters(v, &c)) return;
@@ -661,13 +630,12 @@ Credits AgentCredits(const Reader& rd, const std::string& ws, const Agent& a,
   Credits cr;
   std::string extra, key;
   store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
-  rocksdb::PinnableSlice value;
   Counters c;
   for (const BucketRef& b : buckets) {
     store::CounterKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, &key);
-    if (!rd.Get(rd.store().counters(), key, &value)) continue;
+    // A malformed value adds nothing (c stays zero).
     c = Counters{};
-    if (!store::AddEncodedCounters(std::string_view(value.data(), value.size()), &c)) continue;
+    if (!rd.view->AddCounters(key, &c)) continue;
     SatAddTo(&cr.message, c.d[Counters::kAgentMessageCredits]);
     SatAddTo(&cr.integration, c.d[Counters::kAgentIntegrationCredits]);
   }
@@ -682,7 +650,7 @@ std::shared_ptr<ActiveColumn> AllActive(const Reader& rd, const std::string& ws,
   store::UserBitmap users;
   bool dirty = false;
   MergeScan(
-      rd, rd.store().bitmaps(), AgentPrefixes(ws, buckets, true), inv,
+      rd, /*bitmaps=*/true, AgentPrefixes(ws, buckets, true), inv,
       [&](uint32_t, size_t, std::string_view v) {
         users.OrEncoded(v);
         dirty = true;
@@ -701,11 +669,9 @@ int64_t AgentActive(const Reader& rd, const std::string& ws, const Agent& a,
   std::string extra, key;
   store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
   store::UserBitmap users;
-  rocksdb::PinnableSlice value;
   for (const BucketRef& b : buckets) {
     store::BitmapKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, &key);
-    if (rd.Get(rd.store().bitmaps(), key, &value))
-      users.OrEncoded(std::string_view(value.data(), value.size()));
+    rd.view->OrBitmap(key, &users);
   }
   return static_cast<int64_t>(users.Cardinality());
 }
@@ -795,9 +761,9 @@ struct SortLess {
 //    change and indexes keep the id order), the touched ones are sorted and merged back.
 bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::string& ws) {
   CacheEntry old = cache.Copy(key);
-  if (!old.inventory || old.seq >= rd.seq()) return false;
+  if (!old.inventory || old.seq >= rd.version()) return false;
   store::ChangeLog::Touched touched;
-  if (!rd.store().changes().Collect(ws, old.seq, rd.seq(), &touched)) return false;
+  if (!rd.store.changes().Collect(ws, old.seq, rd.version(), &touched)) return false;
   const Inventory& prev = *old.inventory;
   const std::vector<Agent>& prev_agents = prev.agents;
   const size_t prev_n = prev_agents.size();
@@ -817,7 +783,6 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   std::vector<Update> updates;
   auto strings = std::make_shared<std::string>();
   std::string k;
-  rocksdb::PinnableSlice value;
   store::Record r;
   AgentFields f;
   for (const std::string& id : touched.agents) {
@@ -825,9 +790,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
                                [](const Agent& a, const std::string& x) { return a.id < x; });
     const bool known = it != prev_agents.end() && it->id == id;
     store::EntityKey(ws, EntityKind::kAgent, id, &k);
-    const bool live = rd.Get(rd.store().records(), k, &value) &&
-                      (store::DecodeRecord(std::string_view(value.data(), value.size()), &r),
-                       LiveAgentFields(r, &f));
+    const bool live = rd.view->GetRecord(k, &r) && LiveAgentFields(r, &f);
     if (!known && !live) continue;  // not listed before or after
     const uint32_t old_index = known ? static_cast<uint32_t>(it - prev_agents.begin()) : kGone;
     if (known && live && f.has_name == it->has_name && f.name == it->name &&
@@ -978,7 +941,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
 
   // 3. Columns: unchanged entries carried over, the moved agents' entries re-read.
   CacheEntry next;
-  next.seq = rd.seq();
+  next.seq = rd.version();
   next.inventory = inv;
   const bool same_indexes = old_to_new.empty();
   // Carries each cached column over (cells of removed agents dropped, the others moved to their
@@ -1142,10 +1105,9 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   }
 
   const std::string& ws = req.workspace_id;
-  // The database's identity and path: a rebuilt store or a checkpoint copy opened in this
-  // process (same identity, its own history after the copy) never shares entries.
-  std::string cache_key;
-  store.db()->GetDbIdentity(cache_key);
+  // The store's identity and path: a rebuilt store or a checkpoint copy opened in this process
+  // (same identity, its own history after the copy) never shares entries.
+  std::string cache_key = store.identity();
   cache_key.push_back('\0');
   cache_key += store.path();
   cache_key.push_back('\0');
@@ -1155,18 +1117,18 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   // A concurrent request may have brought the cache past this snapshot: a newer snapshot (any
   // state since the request began is a correct answer) reuses it instead of building an older
   // state from scratch.
-  if (cache.Seq(cache_key) > reader->seq()) reader.emplace(store);
+  if (cache.Seq(cache_key) > reader->version()) reader.emplace(store);
   const Reader& rd = *reader;
 
   // 1. The inventory at this snapshot.
-  std::shared_ptr<const Inventory> inv = cache.FindInventory(cache_key, rd.seq());
-  if (!inv && Refresh(cache, cache_key, rd, ws)) inv = cache.FindInventory(cache_key, rd.seq());
+  std::shared_ptr<const Inventory> inv = cache.FindInventory(cache_key, rd.version());
+  if (!inv && Refresh(cache, cache_key, rd, ws)) inv = cache.FindInventory(cache_key, rd.version());
   if (!inv) {
     std::shared_ptr<const Inventory> built = BuildInventory(rd, ws);
     g_builds.fetch_add(1, std::memory_order_relaxed);
     if (built->agents.empty()) return out;
     CacheEntry entry;
-    entry.seq = rd.seq();
+    entry.seq = rd.version();
     entry.inventory = built;
     cache.Put(cache_key, std::move(entry));
     inv = std::move(built);
@@ -1226,16 +1188,17 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   // or computed by scans), or point reads for a few listed agents.
   const std::vector<BucketRef> range = DecomposeRange(from, to);
   const std::vector<BucketRef> last30 = DecomposeRange(today - 29, today);
-  std::shared_ptr<const CreditColumn> credits = cache.FindCredits(cache_key, rd.seq(), from, to);
+  std::shared_ptr<const CreditColumn> credits =
+      cache.FindCredits(cache_key, rd.version(), from, to);
   if (!credits && !UsePointReads(listed_count, range.size(), n)) {
     std::shared_ptr<const CreditColumn> col = AllCredits(rd, ws, *inv, from, to);
-    cache.PutCredits(cache_key, rd.seq(), from, to, col);
+    cache.PutCredits(cache_key, rd.version(), from, to, col);
     credits = std::move(col);
   }
-  std::shared_ptr<const ActiveColumn> active = cache.FindActive(cache_key, rd.seq(), today);
+  std::shared_ptr<const ActiveColumn> active = cache.FindActive(cache_key, rd.version(), today);
   if (!active && !UsePointReads(listed_count, last30.size(), n)) {
     std::shared_ptr<const ActiveColumn> col = AllActive(rd, ws, *inv, last30);
-    cache.PutActive(cache_key, rd.seq(), today, col);
+    cache.PutActive(cache_key, rd.version(), today, col);
     active = std::move(col);
   }
 
@@ -1248,7 +1211,7 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   listed.reserve(listed_count);
   std::vector<Credits> point_credits;  // by position in `listed`, when no column
   std::vector<int64_t> point_active;
-  if (std::shared_ptr<const Order> order = cache.FindOrder(cache_key, rd.seq(), order_key);
+  if (std::shared_ptr<const Order> order = cache.FindOrder(cache_key, rd.version(), order_key);
       order && credits && active) {
     for (uint32_t i : *order)
       if (match[i]) listed.push_back(i);
@@ -1337,7 +1300,7 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     listed = std::move(sorted);
     if (whole) {
       auto order = std::make_shared<const Order>(listed);
-      cache.PutOrder(cache_key, rd.seq(), order_key, order);
+      cache.PutOrder(cache_key, rd.version(), order_key, order);
       listed.clear();
       for (uint32_t i : *order)
         if (match[i]) listed.push_back(i);

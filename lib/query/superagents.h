@@ -26,8 +26,8 @@
 // Cost: the workspace's agent table (one scan of its agent rows and of its user profiles), the
 // credits over [from, to] (one pass over the counter rows of DecomposeRange(from, to)) and the
 // active users (one pass over the bitmap rows of the last 30 days) are computed from one store
-// snapshot and cached in-process, tagged with the snapshot's sequence number: a request whose
-// snapshot has the same sequence number reuses them. After writes, the store's change log
+// snapshot and cached in-process, tagged with the snapshot's version (store::ReadView::version):
+// a request whose snapshot has the same version reuses them. After writes, the store's change log
 // (store/change_log.h) says which of the workspace's agents and profiles they touched: when only
 // usage changed (credits, active users), the cached table is carried forward and just the
 // touched agents' column entries are re-read (point reads) and merged back into the cached sort

@@ -2,7 +2,6 @@
 #include "query/superagents.h"
 
 #include <gtest/gtest.h>
-#include <rocksdb/db.h>
 
 #include <algorithm>
 #include <cctype>
@@ -13,6 +12,7 @@
 #include "aggregate/aggregator.h"
 #include "query/internal/views_test_base.h"
 #include "store/store.h"
+#include "store/testing/store_testing.h"
 
 namespace tally::query {
 namespace {
@@ -265,7 +265,7 @@ TEST_F(SuperagentsTest, CacheIsBoundedInBytes) {
 }
 
 TEST_F(SuperagentsTest, AnswersFollowEveryWrite) {
-  // The engine caches per-workspace tables tagged with the store's sequence number: a write
+  // The engine caches per-workspace tables tagged with the store's version: a write
   // must be visible to the very next request, and repeated requests must agree.
   SuperagentsResult before = Run({});
   EXPECT_EQ(Run({}).rows.size(), before.rows.size());
@@ -633,7 +633,9 @@ TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
   EXPECT_EQ(GetSuperagentsCacheStats().builds, now.builds);
 
   // 5. A write the change log did not see: the next request rebuilds.
-  ASSERT_TRUE(store_->db()->Put(rocksdb::WriteOptions(), store_->meta(), "x", "1").ok());
+  store::WriteSet unlogged(*store_);
+  unlogged.PutOffset("x", 0, {"c", 1});
+  ASSERT_TRUE(store::testing::WriteUnlogged(*store_, &unlogged).has_value());
   check_all("after an unlogged write");
   EXPECT_GT(GetSuperagentsCacheStats().builds, now.builds);
 }

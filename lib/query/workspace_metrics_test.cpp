@@ -3,7 +3,6 @@
 #include "query/workspace_metrics.h"
 
 #include <gtest/gtest.h>
-#include <rocksdb/write_batch.h>
 
 #include <cfloat>
 #include <cmath>
@@ -100,16 +99,16 @@ TEST_F(WorkspaceMetricsTest, SumsAcrossBucketsSaturate) {
   big.i[store::Counters::CountField(EntityKind::kWorkflow, Action::kExecuted)] = INT64_MAX / 2 + 1;
   big.i[store::Counters::kWorkflowDurationCount] = INT64_MAX / 2 + 1;
   big.d[store::Counters::kWorkflowDurationSum] = 1.7e308;
-  rocksdb::WriteBatch batch;
+  store::WriteSet set(*store_);
   std::string key;
   size_t buckets = 0;
   for (const BucketRef& b : DecomposeRange(today - 29, today)) {  // the buckets of period 30d
     store::CounterKey(store::Scope::kWorkspace, "ws", b.granularity, b.bucket, {}, &key);
-    batch.Merge(store_->counters(), key, store::EncodeCounters(big));
+    set.AddCounters(key, store::EncodeCounters(big));
     ++buckets;
   }
   ASSERT_GE(buckets, 2u);
-  ASSERT_TRUE(store_->Write(&batch).has_value());
+  ASSERT_TRUE(store_->Write(&set).has_value());
 
   const uint64_t before = SaturatedSums();
   WorkspaceMetricsRequest r;

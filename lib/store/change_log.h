@@ -1,19 +1,19 @@
 #pragma once
 // Which agents and user profiles recent store writes touched, by workspace, so that a reader
-// holding in-memory views computed from the store at sequence number S can bring them to a later
-// sequence number S' by re-reading only what changed (query/superagents.cpp does).
+// holding in-memory views computed from the store at version S (ReadView::version) can bring them
+// to a later version S' by re-reading only what changed (query/superagents.cpp does).
 //
 //   // writer (Store::Write does this under its write lock):
-//   log.Record(before_seq, after_seq, &touched_record_keys);   // null: "unknown changes"
+//   log.Record(before_version, after_version, &touched_record_keys);  // null: "unknown changes"
 //   // reader:
 //   tally::store::ChangeLog::Touched t;
-//   if (store.changes().Collect("ws_1", cached_seq, snapshot_seq, &t)) {
+//   if (store.changes().Collect("ws_1", cached_version, view->version(), &t)) {
 //     // t.agents / t.users: everything of ws_1 that may differ between the two states
 //   } else {
 //     // not provable from the log (too old, or a write without a note): recompute everything
 //   }
 //
-// Exactness: an entry covers the sequence numbers (before, after] of one write. Collect succeeds
+// Exactness: an entry covers the versions (before, after] of one write. Collect succeeds
 // only when the recorded entries chain without a gap from S to S', so a write the log did not
 // see (or one recorded without its touched keys) makes it fail rather than miss a change.
 //
@@ -38,7 +38,7 @@ class ChangeLog {
   explicit ChangeLog(size_t max_entries = 512, size_t max_ids = 256'000)
       : max_entries_(max_entries), max_ids_(max_ids) {}
 
-  // Records one write that moved the store from sequence number `before` to `after`.
+  // Records one write that moved the store from version `before` to `after`.
   // `record_keys`: every records-CF key the write touched (codec.h ParseRecordKey decides what
   // counts: user profiles and agent rows; the writer guarantees that every change to an agent's
   // counters or bitmaps comes with its agent row key); null when unknown.
@@ -63,7 +63,7 @@ class ChangeLog {
 
   const size_t max_entries_, max_ids_;
   mutable std::mutex mu_;
-  std::deque<Entry> entries_;  // increasing sequence numbers
+  std::deque<Entry> entries_;  // increasing versions
   size_t ids_ = 0;
 };
 

@@ -1,13 +1,13 @@
 #include "store/change_log.h"
 
 #include <gtest/gtest.h>
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
 
 #include <filesystem>
 
 #include "store/codec.h"
 #include "store/store.h"
+#include "store/testing/store_testing.h"
+#include "store/write_set.h"
 
 namespace tally::store {
 namespace {
@@ -89,7 +89,7 @@ TEST(ChangeLog, UnknownWritesAndGapsAndEvictionBreakTheChain) {
   EXPECT_EQ(t.agents, (Strings{"a1"}));
 }
 
-// Store::Write records exactly the sequence numbers of its write; a write around it breaks the
+// Store::Write records exactly the versions around its write; a write around it breaks the
 // chain.
 TEST(ChangeLog, StoreWritesAreRecorded) {
   const auto dir =
@@ -97,22 +97,24 @@ TEST(ChangeLog, StoreWritesAreRecorded) {
   std::filesystem::remove_all(dir);
   auto store = Store::Open({.path = dir.string()});
   ASSERT_TRUE(store.has_value()) << store.error().message;
-  rocksdb::DB* db = (*store)->db();
-  const uint64_t s0 = db->GetLatestSequenceNumber();
+  auto version = [&] { return (*store)->NewReadView()->version(); };
+  const uint64_t s0 = version();
   const std::string k = Agent("ws", "a1");
   std::vector<std::string_view> keys = {k};
-  rocksdb::WriteBatch batch;
-  batch.Put((*store)->records(), "x", "1");
-  batch.Put((*store)->records(), "y", "2");
-  ASSERT_TRUE((*store)->Write(&batch, &keys).has_value());
-  const uint64_t s1 = db->GetLatestSequenceNumber();
+  WriteSet set(**store);
+  set.PutOffset("t", 0, {"c", 1});
+  set.PutOffset("t", 1, {"c", 2});
+  ASSERT_TRUE((*store)->Write(&set, &keys).has_value());
+  const uint64_t s1 = version();
   EXPECT_GT(s1, s0);
   ChangeLog::Touched t;
   ASSERT_TRUE((*store)->changes().Collect("ws", s0, s1, &t));
   EXPECT_EQ(t.agents, (Strings{"a1"}));
-  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), (*store)->records(), "z", "3").ok());  // unlogged
-  ASSERT_TRUE((*store)->Write(&batch, &keys).has_value());
-  EXPECT_FALSE((*store)->changes().Collect("ws", s0, db->GetLatestSequenceNumber(), &t));
+  WriteSet unlogged(**store);
+  unlogged.PutOffset("t", 2, {"c", 3});
+  ASSERT_TRUE(testing::WriteUnlogged(**store, &unlogged).has_value());
+  ASSERT_TRUE((*store)->Write(&set, &keys).has_value());
+  EXPECT_FALSE((*store)->changes().Collect("ws", s0, version(), &t));
   store->reset();
   std::filesystem::remove_all(dir);
 }

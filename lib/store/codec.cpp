@@ -450,9 +450,13 @@ void DedupeKey(std::string_view source, std::string_view id, std::string* out) {
 
 std::string EncodeDedupeValue(int64_t time_ms, int64_t inserted_ms) {
   std::string out;
-  PutFixed64(&out, static_cast<uint64_t>(time_ms));
-  PutFixed64(&out, static_cast<uint64_t>(inserted_ms));
+  AppendDedupeValue(time_ms, inserted_ms, &out);
   return out;
+}
+
+void AppendDedupeValue(int64_t time_ms, int64_t inserted_ms, std::string* out) {
+  PutFixed64(out, static_cast<uint64_t>(time_ms));
+  PutFixed64(out, static_cast<uint64_t>(inserted_ms));
 }
 
 bool DecodeDedupeValue(std::string_view in, int64_t* time_ms, int64_t* inserted_ms) {

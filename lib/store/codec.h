@@ -259,6 +259,7 @@ RecordKeyRef ParseRecordKey(std::string_view key);
 
 void DedupeKey(std::string_view source, std::string_view id, std::string* out);
 std::string EncodeDedupeValue(int64_t time_ms, int64_t inserted_ms);
+void AppendDedupeValue(int64_t time_ms, int64_t inserted_ms, std::string* out);
 bool DecodeDedupeValue(std::string_view in, int64_t* time_ms, int64_t* inserted_ms);
 
 // The newest event time applied so far (default column family, fixed64): the reference point of

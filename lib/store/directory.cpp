@@ -6,17 +6,19 @@
 #include <mutex>
 
 #include "store/codec.h"
+#include "store/internal/store_rep.h"
 #include "store/store.h"
 
 namespace tally::store {
 namespace {
 
-std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+using internal::View;
 
-// Calls fn(key, value) for every row of `cf` under `prefix`; false on an iterator error.
+// Calls fn(key, value) for every row of `family` under `prefix`; false on an iterator error.
 template <typename Fn>
-bool Scan(const Store& store, rocksdb::ColumnFamilyHandle* cf, const std::string& prefix, Fn fn) {
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), cf));
+bool Scan(const Store& store, internal::Family family, const std::string& prefix, Fn fn) {
+  std::unique_ptr<rocksdb::Iterator> it(internal::Access::Db(store)->NewIterator(
+      rocksdb::ReadOptions(), internal::Access::Cf(store, family)));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     fn(View(it->key()), View(it->value()));
   }
@@ -41,11 +43,11 @@ Result<std::unique_ptr<Directory>> Directory::Load(const Store& store) {
     }
     updates.push_back(Update{kind, index, t, std::move(a), std::move(b)});
   };
-  bool ok = Scan(store, store.dict(), UserDictReversePrefix(),
+  bool ok = Scan(store, internal::kDict, UserDictReversePrefix(),
                  [&](std::string_view k, std::string_view v) {
                    add(Update::Kind::kNewUser, k, std::string(v), {}, 0);
                  }) &&
-            Scan(store, store.dict(), AgentDictReversePrefix(),
+            Scan(store, internal::kDict, AgentDictReversePrefix(),
                  [&](std::string_view k, std::string_view v) {
                    std::string_view ws, agent;
                    if (DecodeAgentRef(v, &ws, &agent)) {
@@ -54,21 +56,21 @@ Result<std::unique_ptr<Directory>> Directory::Load(const Store& store) {
                  });
   // Labels after the dictionaries: an update for an index must find its entry.
   Record r;
-  ok =
-      ok &&
-      Scan(store, store.records(), UserLabelPrefix(),
-           [&](std::string_view k, std::string_view v) {
-             DecodeRecord(v, &r);
-             if (const Field* f = FindField(r, field::kLabel)) {
-               add(Update::Kind::kUserEmail, k, f->value, {}, f->time_ms);
-             }
-           }) &&
-      Scan(store, store.records(), AgentLabelPrefix(), [&](std::string_view k, std::string_view v) {
-        DecodeRecord(v, &r);
-        if (const Field* f = FindField(r, field::kLabel)) {
-          add(Update::Kind::kAgentName, k, f->value, {}, f->time_ms);
-        }
-      });
+  ok = ok &&
+       Scan(store, internal::kRecords, UserLabelPrefix(),
+            [&](std::string_view k, std::string_view v) {
+              DecodeRecord(v, &r);
+              if (const Field* f = FindField(r, field::kLabel)) {
+                add(Update::Kind::kUserEmail, k, f->value, {}, f->time_ms);
+              }
+            }) &&
+       Scan(store, internal::kRecords, AgentLabelPrefix(),
+            [&](std::string_view k, std::string_view v) {
+              DecodeRecord(v, &r);
+              if (const Field* f = FindField(r, field::kLabel)) {
+                add(Update::Kind::kAgentName, k, f->value, {}, f->time_ms);
+              }
+            });
   if (!ok) return Fail(ErrorCode::kUnavailable, "reading the user and agent directory failed");
   dir->Apply(updates);
   return dir;

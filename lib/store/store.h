@@ -1,28 +1,30 @@
 #pragma once
-// tally's RocksDB: the column families, merge operators and consistent read views behind every
-// materialized view.
+// tally's store: the materialized views, the consumed offsets and the dictionaries, with atomic
+// typed writes (write_set.h) and consistent read views. Backed by RocksDB, which nothing outside
+// lib/store sees; every key and value encoding is in codec.h.
 //
 //   auto store = tally::store::Store::Open({.path = "/var/lib/tally/db"});
 //   if (!store) die(store.error().message);
-//   rocksdb::WriteBatch batch;
-//   batch.Merge((*store)->counters(), key, encoded_delta);
-//   batch.Put((*store)->meta(), offset_key, encoded_offset);   // same batch: exactly once
-//   (*store)->Write(&batch);
-//   auto view = (*store)->NewReadView();                         // consistent snapshot
+//   tally::store::WriteSet set(**store);
+//   set.AddCounters(key, encoded_delta);
+//   set.PutOffset(topic, partition, {cluster_id, next_offset});  // same set: exactly once
+//   (*store)->Write(&set);
+//   auto view = (*store)->NewReadView();                          // consistent snapshot
 //   tally::store::Counters c;
-//   view->GetCounters(key, &c);
+//   view->AddCounters(key, &c);
 //
-// Column families (all encodings in codec.h):
-//   default  : offsets, schema version
-//   counters : Counters, merge "tally.counters" (field-wise add)
-//   bitmaps  : Roaring user sets, merge "tally.bitmap_or"
-//   records  : profiles, inventory rows, workspace rows; merge "tally.fields" (per-field LWW/min)
+// What is stored (one RocksDB column family each, `meta` being `default`; all encodings in
+// codec.h):
+//   counters : Counters, added field-wise
+//   bitmaps  : Roaring user (or pair) sets, OR-ed
+//   records  : profiles, inventory rows, workspace rows, labels; per-field latest/earliest wins
 //   dedupe   : (source, id) -> event time; entries older than the dedupe window (relative to the
-//              newest event time seen) are dropped by a compaction filter
+//              newest event time seen) are dropped in the background
 //   dict     : user id <-> dense uint32, (workspace, agent) <-> dense uint32, pair dictionary
-//   requests : request-analytics slices (codec.h), merge "tally.slices"
-//   userpacks: every user's Counters per (workspace, bucket), merge "tally.user_counters"
-// Merge operators never fail on stored data: malformed operands are skipped and counted.
+//   requests : request-analytics slices (codec.h), summed entry-wise
+//   userpacks: every user's Counters per (workspace, bucket), summed per user
+//   meta     : offsets, newest event time, schema version
+// Combining writes never fail on stored data: malformed operands are skipped and counted.
 //
 // Thread-safety: Store is thread-safe. A ReadView is not thread-safe; make one per request.
 
@@ -31,6 +33,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,15 +43,7 @@
 #include "store/bitmap.h"
 #include "store/change_log.h"
 #include "store/codec.h"
-
-namespace rocksdb {
-class DB;
-class ColumnFamilyHandle;
-class WriteBatch;
-class Snapshot;
-class Cache;
-class Iterator;
-}  // namespace rocksdb
+#include "store/write_set.h"
 
 namespace tally::store {
 
@@ -64,6 +60,10 @@ struct StoreOptions {
 };
 
 class ReadView;
+namespace internal {
+struct StoreRep;
+struct Access;
+}  // namespace internal
 
 class Store {
  public:
@@ -76,34 +76,26 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  rocksdb::DB* db() const { return db_; }
-  rocksdb::ColumnFamilyHandle* meta() const { return cf_[0]; }
-  rocksdb::ColumnFamilyHandle* counters() const { return cf_[1]; }
-  rocksdb::ColumnFamilyHandle* bitmaps() const { return cf_[2]; }
-  rocksdb::ColumnFamilyHandle* records() const { return cf_[3]; }
-  rocksdb::ColumnFamilyHandle* dedupe() const { return cf_[4]; }
-  rocksdb::ColumnFamilyHandle* dict() const { return cf_[5]; }
-  rocksdb::ColumnFamilyHandle* requests() const { return cf_[6]; }
-  rocksdb::ColumnFamilyHandle* userpacks() const { return cf_[7]; }
+  // Applies every operation of `set` atomically (WAL on, no fsync: survives a process kill, not
+  // a power loss); `set` is left as it was (Clear it to reuse it). `touched_records`: every
+  // record key the set writes, for changes() (see ChangeLog::Record for what the writer
+  // guarantees); null = unknown, which makes readers of changes() recompute instead of
+  // refresh. Writes are serialized. kInvalidArgument if `set` belongs to another store,
+  // kUnavailable / kDataLoss / kInternal if the write fails (then nothing of it is stored).
+  Status Write(WriteSet* set, const std::vector<std::string_view>* touched_records = nullptr);
 
-  // Applies `batch` atomically (WAL on, no fsync: survives a process kill, not a power loss).
-  // `touched_records`: every records-CF key the batch writes, for changes() (see
-  // ChangeLog::Record for what the writer guarantees); null = unknown, which makes readers of
-  // changes() recompute instead of refresh. Writes are serialized.
-  Status Write(rocksdb::WriteBatch* batch,
-               const std::vector<std::string_view>* touched_records = nullptr);
-
-  // Persists every column family's memtable to SST files (all of them or none: atomic). Needed
-  // only with StoreOptions::disable_wal. kUnavailable on I/O errors.
+  // Persists everything written so far to disk files (all of it or none: atomic). Needed only
+  // with StoreOptions::disable_wal. kUnavailable on I/O errors.
   Status Flush();
 
-  // What recent writes touched (only writes made through Write()).
+  // What recent writes touched (only writes made through Write()), by ReadView::version().
   const ChangeLog& changes() const { return changes_; }
 
-  // A consistent snapshot for reads.
+  // A consistent snapshot for reads. The store must outlive it.
   std::unique_ptr<ReadView> NewReadView() const;
 
-  // All stored Kafka offsets: ((topic, partition), offset).
+  // All stored Kafka offsets: ((topic, partition), offset). kUnavailable on read errors,
+  // kDataLoss if a stored offset is malformed.
   struct OffsetEntry {
     std::string topic;
     int32_t partition;
@@ -111,12 +103,42 @@ class Store {
   };
   Result<std::vector<OffsetEntry>> LoadOffsets() const;
 
-  // A consistent, openable copy of the whole store (every column family, offsets included) at
-  // `path`, which must not exist; SST files are hard-linked where possible. kInvalidArgument if
-  // `path` exists, kUnavailable on I/O errors.
+  // A consistent, openable copy of the whole store (offsets included) at `path`, which must not
+  // exist; files are hard-linked where possible. kInvalidArgument if `path` exists, kUnavailable
+  // on I/O errors.
   Status Checkpoint(const std::string& path) const;
 
-  // Tells the dedupe compaction filter the newest event time seen so far.
+  // --- Reads for the single writer (the aggregator), at the latest written state (no
+  // snapshot). Errors: kUnavailable if reading fails, kDataLoss if a stored value is malformed.
+
+  // The next free index of each dictionary (0 for a dictionary never written).
+  struct DictionaryNext {
+    uint32_t user = 0;
+    uint32_t agent = 0;
+    uint32_t pair = 0;
+  };
+  Result<DictionaryNext> LoadDictionaryNext() const;
+  // The dense index of a user, an agent (workspace, agent id) or an (agent, user) pair; nullopt
+  // if it has none yet.
+  Result<std::optional<uint32_t>> LookupUserIndex(std::string_view user_id) const;
+  Result<std::optional<uint32_t>> LookupAgentIndex(std::string_view workspace_id,
+                                                   std::string_view agent_id) const;
+  Result<std::optional<uint32_t>> LookupPairIndex(uint32_t agent_index, uint32_t user_index) const;
+  // Sets (*stored)[i] = 1 if dedupe key `keys[i]` (DedupeKey) is stored, else 0, with one batched
+  // lookup. `keys` must be sorted ascending (which spares the lookup its own sort); the views
+  // need only live during the call. kUnavailable if any lookup fails.
+  Status FindDedupeKeys(std::span<const std::string_view> keys, std::vector<uint8_t>* stored) const;
+  // About how many dedupe keys are stored (cheap; may be off either way, 0 if unknown).
+  uint64_t EstimateDedupeKeys() const;
+  // Calls fn(key) for every stored dedupe key, in key order, until fn returns false. The key is
+  // valid during the call only. kUnavailable if reading fails (fn may have seen some keys).
+  Status ScanDedupeKeys(const std::function<bool(std::string_view key)>& fn) const;
+  // Calls fn(workspace_id, row) for every stored workspace row (WorkspaceKey), in key order. The
+  // arguments are valid during the call only. kUnavailable if reading fails part way.
+  Status ScanWorkspaceRecords(
+      const std::function<void(std::string_view workspace_id, const Record& row)>& fn) const;
+
+  // Tells the dedupe expiry the newest event time seen so far.
   void ObserveEventTime(int64_t time_ms);
   int64_t dedupe_window_ms() const { return options_.dedupe_window_ms; }
   // The newest event time observed (persisted by the aggregator); INT64_MIN before any event.
@@ -126,26 +148,41 @@ class Store {
   static uint64_t MalformedOperands();
 
   const std::string& path() const { return options_.path; }
+  // The database's unique id, made when it was created and kept by its checkpoints (so with
+  // path() it tells stores apart within a process); empty if it could not be read.
+  const std::string& identity() const;
 
  private:
-  Store() = default;
+  friend struct internal::Access;
+  Store();
   Status CheckSchemaVersion();
   StoreOptions options_;
-  rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> cf_;
+  std::unique_ptr<internal::StoreRep> rep_;
   std::shared_ptr<std::atomic<int64_t>> newest_event_ms_;
-  std::shared_ptr<rocksdb::Cache> cache_;
   std::mutex write_mu_;
   ChangeLog changes_;
 };
 
-// A consistent point-in-time view of the store. Not thread-safe; cheap to create.
+// A consistent point-in-time view of the store: every read sees the state of the moment the view
+// was made. Values handed to callbacks (std::string_view) are valid during the call only.
+// Reads of absent keys are not errors; read failures (I/O) read as absent. Not thread-safe;
+// cheap to create.
 class ReadView {
  public:
   ~ReadView();
-  // Adds the counters stored at `key` to *c; false if the key does not exist.
+  ReadView(const ReadView&) = delete;
+  ReadView& operator=(const ReadView&) = delete;
+
+  // A number that changes whenever the store's content changes: two views of one store have
+  // the same version iff nothing was written between them, and a later view has a version at
+  // least as large. ChangeLog::Collect takes these versions.
+  uint64_t version() const;
+
+  // Adds the counters stored at `key` to *c; false if the key does not exist (a malformed value
+  // leaves *c unchanged and returns true).
   bool AddCounters(std::string_view key, Counters* c) const;
-  // Calls fn(key_suffix_after_prefix, counters) for each counters row under `prefix`.
+  // Calls fn(key_suffix_after_prefix, counters) for each counters row under `prefix`. Reuses
+  // one iterator per view: fn must not call ScanCounters on this view.
   void ScanCounters(std::string_view prefix,
                     const std::function<void(std::string_view, const Counters&)>& fn) const;
   // Reads the user pack at `key` (UserPackKey) into *pack; false if the key does not exist.
@@ -164,20 +201,44 @@ class ReadView {
   bool AddUserCounters(std::string_view key, uint32_t user, Counters* c) const;
   // Unions the bitmap at `key` into *b; false if the key does not exist.
   bool OrBitmap(std::string_view key, UserBitmap* b) const;
+  // For each group of bitmap keys: how many distinct ids the union of its bitmaps holds (absent
+  // keys and malformed bitmaps count as empty). One batched read for every key of every group.
+  std::vector<uint64_t> UnionCardinalities(
+      const std::vector<std::vector<std::string>>& groups) const;
   // Calls fn with the slice stored at `key` (valid only during the call); false if absent or
   // malformed.
   bool ReadSlice(std::string_view key, const std::function<void(const SliceView&)>& fn) const;
   // Calls fn(key, slice) for each slice whose key starts with `prefix`, from the first key >=
   // `start` (empty: from `prefix`), until fn returns false. Malformed slices are skipped.
+  // Reuses one iterator per view: fn must not scan slices of this view.
   void ScanSlices(std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, const SliceView&)>& fn) const;
   // True if any slice key starts with `prefix`.
   bool HasSliceWithPrefix(std::string_view prefix) const;
-  // Reads a record; false if absent.
+  // Reads a record into *r (DecodeRecord); false if absent.
   bool GetRecord(std::string_view key, Record* r) const;
   // Calls fn(key, record) for every record under `prefix`, in key order, until fn returns false.
   void ScanRecords(std::string_view prefix,
                    const std::function<bool(std::string_view, const Record&)>& fn) const;
+  // As ScanRecords, with each record as stored (AppendRecord's encoding; DecodeRecord reads it),
+  // for readers that decode only some of them.
+  void ScanEncodedRecords(
+      std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view encoded)>& fn) const;
+
+  // Merge scans: the rows under several prefixes at once, joined on the part of their keys
+  // after the prefix (the suffix). For each distinct suffix, in increasing byte order,
+  // fn(suffix, rows) with one row per prefix holding that suffix, in increasing prefix index.
+  // Values are as stored: encoded Counters (AddEncodedCounters reads them) or bitmaps
+  // (UserBitmap::OrEncoded).
+  struct ScanRow {
+    size_t prefix;  // index into `prefixes`
+    std::string_view value;
+  };
+  using MergeScanFn = std::function<void(std::string_view suffix, std::span<const ScanRow> rows)>;
+  void MergeScanCounters(std::span<const std::string> prefixes, const MergeScanFn& fn) const;
+  void MergeScanBitmaps(std::span<const std::string> prefixes, const MergeScanFn& fn) const;
+
   // Dictionary lookups.
   bool LookupUser(std::string_view user_id, uint32_t* index) const;
   // The user id of a dictionary index; false if unknown.
@@ -185,18 +246,13 @@ class ReadView {
 
  private:
   friend class Store;
-  ReadView(const Store* store, const rocksdb::Snapshot* snapshot);
-  bool Get(rocksdb::ColumnFamilyHandle* cf, std::string_view key, std::string* value) const;
+  struct Rep;
+  explicit ReadView(std::unique_ptr<Rep> rep);
   // Pins the parts of a user pack (see ForEachUserPackPart); returns their number, 0 if absent.
   // Valid until the next call.
   size_t PinUserPackParts(std::string_view key) const;
   std::string_view PinnedPart(size_t i) const;
-  struct PinnedParts;
-  mutable std::unique_ptr<PinnedParts> parts_;
-  const Store* store_;
-  const rocksdb::Snapshot* snapshot_;
-  mutable std::unique_ptr<rocksdb::Iterator> counters_it_;  // lazily created by ScanCounters
-  mutable std::unique_ptr<rocksdb::Iterator> slices_it_;    // lazily created by ScanSlices
+  std::unique_ptr<Rep> rep_;
 };
 
 template <typename Fn>

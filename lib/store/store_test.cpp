@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <cfloat>
@@ -12,6 +11,9 @@
 
 #include "common/saturating.h"
 #include "store/directory.h"
+#include "store/internal/store_rep.h"
+#include "store/testing/store_testing.h"
+#include "store/write_set.h"
 
 namespace tally::store {
 namespace {
@@ -35,6 +37,11 @@ class StoreTest : public ::testing::Test {
     ASSERT_TRUE(s.has_value()) << s.error().message;
     store_ = std::move(*s);
   }
+  // The RocksDB objects, for what only tests do (flushes and compactions on demand, raw reads).
+  rocksdb::DB* Db() const { return internal::Access::Db(*store_); }
+  rocksdb::ColumnFamilyHandle* Cf(internal::Family f) const {
+    return internal::Access::Cf(*store_, f);
+  }
   std::filesystem::path dir_;
   std::unique_ptr<Store> store_;
 };
@@ -50,24 +57,24 @@ TEST_F(StoreTest, MergesSurviveReopenAndCompaction) {
   std::string rkey;
   UserProfileKey("ws", "u1", &rkey);
   for (int round = 0; round < 3; ++round) {
-    rocksdb::WriteBatch batch;
-    batch.Merge(store_->counters(), key, EncodeCounters(delta));
+    WriteSet batch(*store_);
+    batch.AddCounters(key, EncodeCounters(delta));
     UserBitmap b;
     b.Add(static_cast<uint32_t>(round));
     std::string enc;
     b.AppendEncoded(&enc);
-    batch.Merge(store_->bitmaps(), bkey, enc);
+    batch.OrBitmap(bkey, enc);
     // Out-of-order event times: the latest time must win whatever the arrival order.
     Record r;
     int64_t t = round == 1 ? 300 : 100 + round;
     MergeField({field::kUserName, t, "name" + std::to_string(round)}, &r);
     std::string renc;
     AppendRecord(r, &renc);
-    batch.Merge(store_->records(), rkey, renc);
+    batch.MergeRecord(rkey, renc);
     ASSERT_TRUE(store_->Write(&batch).has_value());
     if (round == 1) {
       Reopen();
-      store_->db()->CompactRange({}, store_->counters(), nullptr, nullptr);
+      Db()->CompactRange({}, Cf(internal::kCounters), nullptr, nullptr);
     }
   }
   auto view = store_->NewReadView();
@@ -94,8 +101,8 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
     s.agents = {{4, 1, 10}};
     std::string enc;
     AppendSlice(s, &enc);
-    rocksdb::WriteBatch batch;
-    batch.Merge(store_->requests(), key, enc);
+    WriteSet batch(*store_);
+    batch.AddSlice(key, enc);
     // Labels: out-of-order event times, the latest wins.
     std::string lkey;
     UserLabelKey("org", 0, &lkey);
@@ -103,28 +110,24 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
     MergeField({field::kLabel, round == 1 ? 500 : 100 + round, "mail" + std::to_string(round)}, &r);
     std::string renc;
     AppendRecord(r, &renc);
-    batch.Merge(store_->records(), lkey, renc);
+    batch.MergeRecord(lkey, renc);
     // The same user in another organization, with a later email: never shown for "org".
     UserLabelKey("other", 0, &lkey);
     Record o;
     MergeField({field::kLabel, 900, "x@other"}, &o);
     renc.clear();
     AppendRecord(o, &renc);
-    batch.Merge(store_->records(), lkey, renc);
+    batch.MergeRecord(lkey, renc);
     ASSERT_TRUE(store_->Write(&batch).has_value());
     if (round == 1) {
       Reopen();
-      store_->db()->CompactRange({}, store_->requests(), nullptr, nullptr);
+      Db()->CompactRange({}, Cf(internal::kRequests), nullptr, nullptr);
     }
   }
-  rocksdb::WriteBatch dict;
-  std::string k;
-  UserDictReverseKey(0, &k);
-  dict.Put(store_->dict(), k, "u0");
-  UserDictReverseKey(1, &k);
-  dict.Put(store_->dict(), k, "u1");
-  AgentDictReverseKey(4, &k);
-  dict.Put(store_->dict(), k, EncodeAgentRef("ws", "agent4"));
+  WriteSet dict(*store_);
+  dict.PutUser("u0", 0);
+  dict.PutUser("u1", 1);
+  dict.PutAgent("ws", "agent4", 4);
   ASSERT_TRUE(store_->Write(&dict).has_value());
 
   auto view = store_->NewReadView();
@@ -172,18 +175,18 @@ TEST_F(StoreTest, MergeOperatorsSaturateAndNeverFail) {
   AppendSlice(slice, &senc);
   constexpr int kRounds = 10;
   for (int round = 0; round < kRounds; ++round) {
-    rocksdb::WriteBatch batch;
-    batch.Merge(store_->counters(), ckey, EncodeCounters(big));
-    batch.Merge(store_->userpacks(), pkey, pack);
+    WriteSet batch(*store_);
+    batch.AddCounters(ckey, EncodeCounters(big));
+    batch.AddUserPack(pkey, pack);
     // 1,000 max-cost requests (10^15 nanos each) per round: 10,000 saturate cost_nanos.
-    for (int i = 0; i < 1000; ++i) batch.Merge(store_->requests(), skey, senc);
+    for (int i = 0; i < 1000; ++i) batch.AddSlice(skey, senc);
     ASSERT_TRUE(store_->Write(&batch).has_value());
-    if (round == 3) ASSERT_TRUE(store_->db()->Flush({}).ok());
+    if (round == 3) ASSERT_TRUE(Db()->Flush({}).ok());
     if (round == 5) Reopen();
     if (round == 7) {
-      store_->db()->CompactRange({}, store_->counters(), nullptr, nullptr);
-      store_->db()->CompactRange({}, store_->userpacks(), nullptr, nullptr);
-      store_->db()->CompactRange({}, store_->requests(), nullptr, nullptr);
+      Db()->CompactRange({}, Cf(internal::kCounters), nullptr, nullptr);
+      Db()->CompactRange({}, Cf(internal::kUserPacks), nullptr, nullptr);
+      Db()->CompactRange({}, Cf(internal::kRequests), nullptr, nullptr);
     }
   }
   auto view = store_->NewReadView();
@@ -251,19 +254,19 @@ TEST_F(StoreTest, DedupeEntriesExpireByEventTimeAndWallClock) {
   DedupeKey("s", "old-event-written-now", &old_recent);
   DedupeKey("s", "old-event-written-long-ago", &old_old);
   DedupeKey("s", "fresh-event", &fresh);
-  rocksdb::WriteBatch batch;
-  batch.Put(store_->dedupe(), old_recent, EncodeDedupeValue(1000 * day, now));
-  batch.Put(store_->dedupe(), old_old, EncodeDedupeValue(1000 * day, now - 30 * day));
-  batch.Put(store_->dedupe(), fresh, EncodeDedupeValue(2000 * day, now - 30 * day));
+  WriteSet batch(*store_);
+  batch.PutDedupe(old_recent, 1000 * day, now);
+  batch.PutDedupe(old_old, 1000 * day, now - 30 * day);
+  batch.PutDedupe(fresh, 2000 * day, now - 30 * day);
   ASSERT_TRUE(store_->Write(&batch).has_value());
   store_->ObserveEventTime(2000 * day);
-  ASSERT_TRUE(store_->db()->Flush({}, store_->dedupe()).ok());
-  ASSERT_TRUE(store_->db()->CompactRange({}, store_->dedupe(), nullptr, nullptr).ok());
+  ASSERT_TRUE(Db()->Flush({}, Cf(internal::kDedupe)).ok());
+  ASSERT_TRUE(Db()->CompactRange({}, Cf(internal::kDedupe), nullptr, nullptr).ok());
   std::string v;
   // A backfilled (old) event written just now is kept: re-running the backfill is a no-op.
-  EXPECT_TRUE(store_->db()->Get({}, store_->dedupe(), old_recent, &v).ok());
-  EXPECT_FALSE(store_->db()->Get({}, store_->dedupe(), old_old, &v).ok());
-  EXPECT_TRUE(store_->db()->Get({}, store_->dedupe(), fresh, &v).ok());
+  EXPECT_TRUE(Db()->Get({}, Cf(internal::kDedupe), old_recent, &v).ok());
+  EXPECT_FALSE(Db()->Get({}, Cf(internal::kDedupe), old_old, &v).ok());
+  EXPECT_TRUE(Db()->Get({}, Cf(internal::kDedupe), fresh, &v).ok());
   int64_t t, inserted;
   ASSERT_TRUE(DecodeDedupeValue(v, &t, &inserted));
   EXPECT_EQ(t, 2000 * day);
@@ -280,12 +283,12 @@ TEST_F(StoreTest, SnapshotIsolatesReads) {
   CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 1, {}, &key);
   Counters one;
   one.i[0] = 1;
-  rocksdb::WriteBatch b1;
-  b1.Merge(store_->counters(), key, EncodeCounters(one));
+  WriteSet b1(*store_);
+  b1.AddCounters(key, EncodeCounters(one));
   ASSERT_TRUE(store_->Write(&b1).has_value());
   auto view = store_->NewReadView();
-  rocksdb::WriteBatch b2;
-  b2.Merge(store_->counters(), key, EncodeCounters(one));
+  WriteSet b2(*store_);
+  b2.AddCounters(key, EncodeCounters(one));
   ASSERT_TRUE(store_->Write(&b2).has_value());
   Counters c;
   view->AddCounters(key, &c);
@@ -299,16 +302,16 @@ TEST_F(StoreTest, ScanCountersListsScopeIds) {
     CounterKey(Scope::kUser, "ws", Granularity::kMonth, 5, id, &key);
     Counters c;
     c.i[1] = 7;
-    rocksdb::WriteBatch b;
-    b.Merge(store_->counters(), key, EncodeCounters(c));
+    WriteSet b(*store_);
+    b.AddCounters(key, EncodeCounters(c));
     ASSERT_TRUE(store_->Write(&b).has_value());
   }
   // A neighbouring bucket must not show up.
   std::string id, other;
   ScopeIdUser(8, &id);
   CounterKey(Scope::kUser, "ws", Granularity::kMonth, 6, id, &other);
-  rocksdb::WriteBatch b;
-  b.Merge(store_->counters(), other, EncodeCounters(Counters{}));
+  WriteSet b(*store_);
+  b.AddCounters(other, EncodeCounters(Counters{}));
   ASSERT_TRUE(store_->Write(&b).has_value());
 
   std::string prefix;
@@ -324,10 +327,8 @@ TEST_F(StoreTest, ScanCountersListsScopeIds) {
 }
 
 TEST_F(StoreTest, OffsetsPersist) {
-  std::string key;
-  OffsetKey("t", 2, &key);
-  rocksdb::WriteBatch b;
-  b.Put(store_->meta(), key, EncodeOffset({"c1", 99}));
+  WriteSet b(*store_);
+  b.PutOffset("t", 2, {"c1", 99});
   ASSERT_TRUE(store_->Write(&b).has_value());
   Reopen();
   auto offsets = store_->LoadOffsets();
@@ -353,12 +354,12 @@ TEST_F(StoreTest, UserPacksMergePerUserAcrossWritesFlushesAndCompaction) {
     w.Add(1000, one);
     ++want[static_cast<uint32_t>(round % 5)];
     ++want[1000];
-    rocksdb::WriteBatch batch;
-    batch.Merge(store_->userpacks(), key, pack);
+    WriteSet batch(*store_);
+    batch.AddUserPack(key, pack);
     ASSERT_TRUE(store_->Write(&batch).has_value());
-    if (round == 10) ASSERT_TRUE(store_->db()->Flush({}, store_->userpacks()).ok());
+    if (round == 10) ASSERT_TRUE(Db()->Flush({}, Cf(internal::kUserPacks)).ok());
     if (round == 20) Reopen();
-    if (round == 30) store_->db()->CompactRange({}, store_->userpacks(), nullptr, nullptr);
+    if (round == 30) Db()->CompactRange({}, Cf(internal::kUserPacks), nullptr, nullptr);
   }
   std::string pack;
   ASSERT_TRUE(store_->NewReadView()->GetUserPack(key, &pack));
@@ -377,8 +378,8 @@ TEST_F(StoreTest, UserPacksMergePerUserAcrossWritesFlushesAndCompaction) {
     UserPackWriter w(&p);
     w.Add(1000, one);
     ++want[1000];
-    rocksdb::WriteBatch batch;
-    batch.Merge(store_->userpacks(), key, p);
+    WriteSet batch(*store_);
+    batch.AddUserPack(key, p);
     ASSERT_TRUE(store_->Write(&batch).has_value());
   }
   auto view = store_->NewReadView();
@@ -411,7 +412,7 @@ TEST_F(StoreTest, UserPackWithMorePartsThanPinnedIsReadMerged) {
   // 34 operands in 34 L0 files (compactions off): more than ReadView pins unmerged (32), so the
   // read falls back to one merged part, with the same per-user sums.
   ASSERT_TRUE(
-      store_->db()->SetOptions(store_->userpacks(), {{"disable_auto_compactions", "true"}}).ok());
+      Db()->SetOptions(Cf(internal::kUserPacks), {{"disable_auto_compactions", "true"}}).ok());
   std::string key;
   UserPackKey("ws", Granularity::kDay, 3, &key);
   for (uint32_t round = 0; round < 34; ++round) {
@@ -420,10 +421,10 @@ TEST_F(StoreTest, UserPackWithMorePartsThanPinnedIsReadMerged) {
     std::string pack;
     UserPackWriter w(&pack);
     w.Add(round % 3, c);
-    rocksdb::WriteBatch batch;
-    batch.Merge(store_->userpacks(), key, pack);
+    WriteSet batch(*store_);
+    batch.AddUserPack(key, pack);
     ASSERT_TRUE(store_->Write(&batch).has_value());
-    ASSERT_TRUE(store_->db()->Flush({}, store_->userpacks()).ok());
+    ASSERT_TRUE(Db()->Flush({}, Cf(internal::kUserPacks)).ok());
   }
   std::map<uint32_t, int64_t> want;
   for (uint32_t round = 0; round < 34; ++round) want[round % 3] += round + 1;
@@ -444,16 +445,16 @@ TEST_F(StoreTest, UserPackWithMorePartsThanPinnedIsReadMerged) {
 TEST_F(StoreTest, OnlyTheCurrentSchemaVersionOpens) {
   // A new store is stamped with the current version and reopens.
   std::string value;
-  ASSERT_TRUE(store_->db()->Get({}, store_->meta(), SchemaVersionKey(), &value).ok());
+  ASSERT_TRUE(Db()->Get({}, Cf(internal::kMeta), SchemaVersionKey(), &value).ok());
   EXPECT_EQ(value, EncodeUint32(kSchemaVersion));
   Reopen();
   // A store with data and no stamp was written before versions existed (version 1).
   std::string ckey;
   CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 1, {}, &ckey);
-  rocksdb::WriteBatch batch;
-  batch.Merge(store_->counters(), ckey, EncodeCounters(Counters()));
-  batch.Delete(store_->meta(), SchemaVersionKey());
+  WriteSet batch(*store_);
+  batch.AddCounters(ckey, EncodeCounters(Counters()));
   ASSERT_TRUE(store_->Write(&batch).has_value());
+  ASSERT_TRUE(testing::EraseSchemaVersion(*store_).has_value());
   store_.reset();
   auto old = Store::Open({.path = dir_.string()});
   ASSERT_FALSE(old.has_value());
@@ -496,10 +497,10 @@ TEST_F(StoreTest, WithoutWalAFlushPersistsEveryFamily) {
   one.i[0] = 1;
   std::string pack;
   UserPackWriter(&pack).Add(7, one);
-  rocksdb::WriteBatch batch;
-  batch.Merge((*nowal)->counters(), ckey, EncodeCounters(one));
-  batch.Merge((*nowal)->userpacks(), pkey, pack);
-  batch.Put((*nowal)->meta(), "offset", "42");
+  WriteSet batch(**nowal);
+  batch.AddCounters(ckey, EncodeCounters(one));
+  batch.AddUserPack(pkey, pack);
+  batch.PutOffset("t", 0, {"c", 42});
   ASSERT_TRUE((*nowal)->Write(&batch).has_value());
   ASSERT_TRUE((*nowal)->Flush().has_value());
   nowal->reset();
@@ -511,9 +512,158 @@ TEST_F(StoreTest, WithoutWalAFlushPersistsEveryFamily) {
   std::string got;
   ASSERT_TRUE(view->GetUserPack(pkey, &got));
   EXPECT_EQ(got, pack);
-  std::string offset;
-  ASSERT_TRUE(store_->db()->Get({}, store_->meta(), "offset", &offset).ok());
-  EXPECT_EQ(offset, "42");
+  auto offsets = store_->LoadOffsets();
+  ASSERT_TRUE(offsets.has_value());
+  ASSERT_EQ(offsets->size(), 1u);
+  EXPECT_EQ((*offsets)[0].offset.next_offset, 42);
+}
+
+TEST_F(StoreTest, WriteSetsAreBoundToTheirStoreAndReusable) {
+  const auto other_dir = dir_.string() + "_other";
+  std::filesystem::remove_all(other_dir);
+  auto other = Store::Open({.path = other_dir});
+  ASSERT_TRUE(other.has_value()) << other.error().message;
+  WriteSet set(**other);
+  std::string key;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 1, {}, &key);
+  Counters one;
+  one.i[0] = 1;
+  set.AddCounters(key, EncodeCounters(one));
+  auto refused = store_->Write(&set);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  // Cleared, a set writes nothing of what it held before.
+  ASSERT_TRUE((*other)->Write(&set).has_value());
+  set.Clear();
+  EXPECT_TRUE(set.empty());
+  set.AddCounters(key, EncodeCounters(one));
+  ASSERT_TRUE((*other)->Write(&set).has_value());
+  Counters c;
+  ASSERT_TRUE((*other)->NewReadView()->AddCounters(key, &c));
+  EXPECT_EQ(c.i[0], 2);
+  other->reset();
+  std::filesystem::remove_all(other_dir);
+}
+
+TEST_F(StoreTest, WriterReadsSeeTheLatestState) {
+  auto next = store_->LoadDictionaryNext();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->user, 0u);
+  WriteSet set(*store_);
+  set.PutUser("u7", 7);
+  set.PutUserNext(8);
+  set.PutAgent("ws", "a3", 3);
+  set.PutAgentNext(4);
+  set.PutPair(3, 7, 11);
+  set.PutPairNext(12);
+  std::string d1, d2;
+  DedupeKey("s", "e1", &d1);
+  DedupeKey("s", "e2", &d2);
+  set.PutDedupe(d2, 1, 1);
+  std::string wkey;
+  WorkspaceKey("ws", &wkey);
+  Record row;
+  MergeField({field::kWorkspaceOrganization, 5, "org"}, &row);
+  std::string enc;
+  AppendRecord(row, &enc);
+  set.MergeRecord(wkey, enc);
+  ASSERT_TRUE(store_->Write(&set).has_value());
+
+  next = store_->LoadDictionaryNext();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->user, 8u);
+  EXPECT_EQ(next->agent, 4u);
+  EXPECT_EQ(next->pair, 12u);
+  EXPECT_EQ(store_->LookupUserIndex("u7").value(), std::optional<uint32_t>(7));
+  EXPECT_EQ(store_->LookupUserIndex("u8").value(), std::nullopt);
+  EXPECT_EQ(store_->LookupAgentIndex("ws", "a3").value(), std::optional<uint32_t>(3));
+  EXPECT_EQ(store_->LookupPairIndex(3, 7).value(), std::optional<uint32_t>(11));
+  EXPECT_EQ(store_->LookupPairIndex(7, 3).value(), std::nullopt);
+  uint32_t u;
+  ASSERT_TRUE(store_->NewReadView()->LookupUser("u7", &u));
+  EXPECT_EQ(u, 7u);
+  std::string id;
+  ASSERT_TRUE(store_->NewReadView()->UserIdOf(7, &id));
+  EXPECT_EQ(id, "u7");
+
+  const std::vector<std::string_view> keys = {d1, d2};
+  std::vector<uint8_t> stored;
+  ASSERT_TRUE(store_->FindDedupeKeys(keys, &stored).has_value());
+  EXPECT_EQ(stored, (std::vector<uint8_t>{0, 1}));
+  std::vector<std::string> scanned;
+  ASSERT_TRUE(store_
+                  ->ScanDedupeKeys([&](std::string_view k) {
+                    scanned.emplace_back(k);
+                    return true;
+                  })
+                  .has_value());
+  EXPECT_EQ(scanned, (std::vector<std::string>{d2}));
+  std::vector<std::pair<std::string, std::string>> workspaces;
+  ASSERT_TRUE(store_
+                  ->ScanWorkspaceRecords([&](std::string_view ws, const Record& r) {
+                    const Field* f = FindField(r, field::kWorkspaceOrganization);
+                    workspaces.emplace_back(ws, f ? f->value : "");
+                  })
+                  .has_value());
+  EXPECT_EQ(workspaces, (std::vector<std::pair<std::string, std::string>>{{"ws", "org"}}));
+}
+
+TEST_F(StoreTest, ViewsBatchReadsAndMergeScans) {
+  // Entity bitmaps of two buckets; agents a1 (both buckets), a2 (first), a3 (second).
+  std::string p1, p2;
+  BitmapKey(Scope::kEntity, "ws", Granularity::kDay, 1, "", &p1);
+  BitmapKey(Scope::kEntity, "ws", Granularity::kDay, 2, "", &p2);
+  WriteSet set(*store_);
+  auto put = [&](int32_t bucket, std::string_view agent, std::vector<uint32_t> users) {
+    std::string id, key, enc;
+    ScopeIdEntity(event::EntityKind::kAgent, agent, &id);
+    BitmapKey(Scope::kEntity, "ws", Granularity::kDay, bucket, id, &key);
+    UserBitmap b;
+    for (uint32_t u : users) b.Add(u);
+    b.AppendEncoded(&enc);
+    set.OrBitmap(key, enc);
+    return key;
+  };
+  const std::string k11 = put(1, "a1", {1, 2});
+  const std::string k12 = put(2, "a1", {2, 3});
+  put(1, "a2", {4});
+  put(2, "a3", {5, 6, 7});
+  ASSERT_TRUE(store_->Write(&set).has_value());
+  auto view = store_->NewReadView();
+  const uint64_t version = view->version();
+  EXPECT_EQ(store_->NewReadView()->version(), version);  // nothing written in between
+
+  std::string absent;
+  BitmapKey(Scope::kEntity, "ws", Granularity::kDay, 9, "x", &absent);
+  EXPECT_EQ(view->UnionCardinalities({{k11, k12}, {k11}, {absent}, {}}),
+            (std::vector<uint64_t>{3, 2, 0, 0}));
+
+  const std::vector<std::string> prefixes = {p1, p2};
+  std::vector<std::string> got;
+  view->MergeScanBitmaps(prefixes,
+                         [&](std::string_view suffix, std::span<const ReadView::ScanRow> rows) {
+                           std::string line(suffix.substr(1));  // past the kind byte
+                           UserBitmap users;
+                           for (const ReadView::ScanRow& r : rows) {
+                             line += " " + std::to_string(r.prefix);
+                             users.OrEncoded(r.value);
+                           }
+                           got.push_back(line + " = " + std::to_string(users.Cardinality()));
+                         });
+  std::vector<std::string> want;
+  for (auto [agent, rows] : {std::pair{"a1", " 0 1 = 3"}, {"a2", " 0 = 1"}, {"a3", " 1 = 3"}}) {
+    std::string id;
+    ScopeIdEntity(event::EntityKind::kAgent, agent, &id);
+    want.push_back(id.substr(1) + rows);
+  }
+  EXPECT_EQ(got, want);
+
+  // A later write changes the version of later views, not of this one.
+  WriteSet more(*store_);
+  more.PutNewestEventTime(1);
+  ASSERT_TRUE(store_->Write(&more).has_value());
+  EXPECT_EQ(view->version(), version);
+  EXPECT_GT(store_->NewReadView()->version(), version);
 }
 
 TEST_F(StoreTest, SecondOpenOfSameDirectoryFailsClearly) {

@@ -26,7 +26,6 @@
 
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
-#include <rocksdb/db.h>
 #include <sys/wait.h>
 #include <zstd.h>
 
@@ -57,6 +56,7 @@
 #include "reference.h"
 #include "requests_reference.h"
 #include "store/store.h"
+#include "store/testing/store_testing.h"
 
 namespace tally::integration {
 namespace {
@@ -874,7 +874,7 @@ TEST(ReplayE2E, OlderLayoutIsRefusedThenRebuiltInPlace) {
     // What an older tally leaves: views and offsets, no layout stamp.
     auto st = store::Store::Open({.path = d + "/" + ReadCurrent(d)});
     ASSERT_TRUE(st.has_value()) << st.error().message;
-    ASSERT_TRUE((*st)->db()->Delete({}, (*st)->meta(), store::SchemaVersionKey()).ok());
+    ASSERT_TRUE(store::testing::EraseSchemaVersion(**st).has_value());
   }
 
   Process old;

@@ -1,0 +1,24 @@
+#include "store/testing/store_testing.h"
+
+#include "store/internal/store_rep.h"
+
+namespace tally::store::testing {
+
+Status WriteUnlogged(Store& store, WriteSet* set) {
+  if (!internal::Access::BelongsTo(*set, store)) {
+    return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
+  }
+  rocksdb::Status s =
+      internal::Access::Db(store)->Write(rocksdb::WriteOptions(), internal::Access::Batch(set));
+  if (!s.ok()) return Fail(ErrorCode::kUnavailable, "unlogged write failed: " + s.ToString());
+  return Ok();
+}
+
+Status EraseSchemaVersion(Store& store) {
+  rocksdb::Status s = internal::Access::Db(store)->Delete(
+      rocksdb::WriteOptions(), internal::Access::Cf(store, internal::kMeta), SchemaVersionKey());
+  if (!s.ok()) return Fail(ErrorCode::kUnavailable, "erasing the schema version: " + s.ToString());
+  return Ok();
+}
+
+}  // namespace tally::store::testing

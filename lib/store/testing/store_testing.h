@@ -1,0 +1,24 @@
+#pragma once
+// For tests only: writes that production code never makes, to put a Store into states that
+// tests must cover. Nothing outside tests may call these.
+//
+//   tally::store::WriteSet set(*store);
+//   set.PutNewestEventTime(0);
+//   tally::store::testing::WriteUnlogged(*store, &set);   // a write changes() did not see
+//   tally::store::testing::EraseSchemaVersion(*store);     // as a store of layout version 1
+
+#include "common/result.h"
+#include "store/store.h"
+#include "store/write_set.h"
+
+namespace tally::store::testing {
+
+// Applies `set` like Store::Write, but without recording it in Store::changes(): readers of the
+// change log then meet a write they cannot account for. Errors as Store::Write.
+Status WriteUnlogged(Store& store, WriteSet* set);
+
+// Removes the data layout stamp (codec.h SchemaVersionKey), as stores written before layout
+// versions existed have none. kUnavailable on write errors.
+Status EraseSchemaVersion(Store& store);
+
+}  // namespace tally::store::testing
