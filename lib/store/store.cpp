@@ -7,7 +7,10 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <climits>
+#include <deque>
+#include <shared_mutex>
 
 #include "store/internal/merge_operators.h"
 #include "store/internal/store_rep.h"
@@ -37,6 +40,81 @@ bool FamilyEmpty(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
 }
 
 }  // namespace
+
+namespace internal {
+
+// Up to kMaxParts operands are returned unmerged; a key with more (a flush or compaction has
+// not caught up) is read merged, as one part. A staged delta comes last, as one more part.
+struct PinnedParts {
+  static constexpr int kMaxParts = 32;
+  rocksdb::PinnableSlice parts[kMaxParts];
+  std::string merged;
+  std::string open;  // the staged part
+  size_t count = 0;  // stored parts (1 when use_merged)
+  bool use_merged = false;
+  bool has_open = false;
+};
+
+// Staged rows of one family under a prefix, copied out of the open state (under its lock) so
+// that a scan can run without holding it.
+using OpenRows = std::vector<std::pair<std::string, std::string>>;
+
+// A prefix scan over a family that yields stored and staged rows together, in key order; a key
+// in both yields the combined value (CombineEncoded).
+class MergedCursor {
+ public:
+  // `it` is borrowed (positioned by Seek); `open` are the staged rows under `prefix`, sorted.
+  MergedCursor(rocksdb::Iterator* it, Family family, std::string_view prefix, OpenRows open)
+      : it_(it), family_(family), prefix_(prefix), open_(std::move(open)) {}
+  void Seek(std::string_view target) {
+    it_->Seek(ToSlice(target));
+    oi_ = static_cast<size_t>(
+        std::lower_bound(open_.begin(), open_.end(), target,
+                         [](const auto& row, std::string_view t) { return row.first < t; }) -
+        open_.begin());
+    Settle();
+  }
+  bool Valid() const { return db_valid_ || oi_ < open_.size(); }
+  std::string_view key() const { return key_; }
+  std::string_view value() const { return value_; }
+  void Next() {
+    if (from_db_) it_->Next();
+    if (from_open_) ++oi_;
+    Settle();
+  }
+
+ private:
+  void Settle() {
+    db_valid_ = it_->Valid() && it_->key().starts_with(ToSlice(prefix_));
+    const bool open_valid = oi_ < open_.size();
+    if (!db_valid_ && !open_valid) return;
+    const std::string_view db_key = db_valid_ ? View(it_->key()) : std::string_view();
+    from_db_ = db_valid_ && (!open_valid || db_key <= std::string_view(open_[oi_].first));
+    from_open_ = open_valid && (!db_valid_ || std::string_view(open_[oi_].first) <= db_key);
+    if (from_db_ && from_open_) {
+      key_ = db_key;
+      CombineEncoded(family_, View(it_->value()), open_[oi_].second, &combined_);
+      value_ = combined_;
+    } else if (from_db_) {
+      key_ = db_key;
+      value_ = View(it_->value());
+    } else {
+      key_ = open_[oi_].first;
+      value_ = open_[oi_].second;
+    }
+  }
+
+  rocksdb::Iterator* it_;
+  Family family_;
+  std::string prefix_;
+  OpenRows open_;
+  size_t oi_ = 0;
+  bool db_valid_ = false, from_db_ = false, from_open_ = false;
+  std::string_view key_, value_;
+  std::string combined_;
+};
+
+}  // namespace internal
 
 Store::Store() : rep_(std::make_unique<internal::StoreRep>()) {}
 
@@ -103,6 +181,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &rep.cf, &rep.db);
   if (!s.ok()) return std::unexpected(FromRocks(s, "cannot open store at " + options.path));
   if (auto v = store->CheckSchemaVersion(); !v) return std::unexpected(v.error());
+  rep.NewGeneration();
   // Read once: callers use it as a cache key on every request.
   if (!rep.db->GetDbIdentity(rep.identity).ok()) rep.identity.clear();
   std::string newest;
@@ -158,37 +237,146 @@ Store::~Store() = default;
 
 const std::string& Store::identity() const { return rep_->identity; }
 
+namespace {
+
+// Folds a write batch's operations into an open state (Store::Stage).
+class StageHandler : public rocksdb::WriteBatch::Handler {
+ public:
+  StageHandler(const internal::StoreRep& rep, internal::OpenState* open) : rep_(rep), open_(open) {}
+  rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    const internal::Family f = rep_.FamilyOfId(id);
+    if (!internal::IsPutFamily(f)) return rocksdb::Status::InvalidArgument("put to a view");
+    open_->Put(f, View(key), View(value));
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status MergeCF(uint32_t id, const rocksdb::Slice& key,
+                          const rocksdb::Slice& value) override {
+    switch (rep_.FamilyOfId(id)) {
+      case internal::kCounters:
+        open_->AddCounters(View(key), View(value));
+        break;
+      case internal::kUserPacks:
+        open_->AddUserPack(View(key), View(value));
+        break;
+      case internal::kBitmaps:
+        open_->OrBitmap(View(key), View(value));
+        break;
+      case internal::kRecords:
+        open_->MergeRecord(View(key), View(value));
+        break;
+      case internal::kRequests:
+        open_->AddSlice(View(key), View(value));
+        break;
+      default:
+        return rocksdb::Status::InvalidArgument("merge into a put family");
+    }
+    return rocksdb::Status::OK();
+  }
+  // Everything else (deletes, ranges) cannot be staged: the base class refuses it.
+
+ private:
+  const internal::StoreRep& rep_;
+  internal::OpenState* open_;
+};
+
+}  // namespace
+
 Status Store::Write(WriteSet* set, const std::vector<std::string_view>* touched_records) {
   if (!internal::Access::BelongsTo(*set, *this)) {
     return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
   }
+  std::lock_guard lock(write_mu_);
+  if (rep_->Current()->staged_rows.load() > 0) {
+    // After what is staged, never before it: stage this too and persist both.
+    if (Status s = StageLocked(set, touched_records); !s) return s;
+    return PersistLocked();
+  }
   rocksdb::WriteOptions wo;
   wo.sync = false;
   wo.disableWAL = options_.disable_wal;
-  // Serialized so that the sequence numbers read around the write are exactly its own.
-  std::lock_guard lock(write_mu_);
-  rocksdb::DB* db = rep_->db;
-  const uint64_t before = db->GetLatestSequenceNumber();
-  rocksdb::Status s = db->Write(wo, &set->rep_->batch);
+  rocksdb::Status s = rep_->db->Write(wo, &set->rep_->batch);
   if (!s.ok()) return std::unexpected(FromRocks(s, "store write failed"));
-  changes_.Record(before, db->GetLatestSequenceNumber(), touched_records);
+  rep_->NewGeneration();
+  const uint64_t v = rep_->version.fetch_add(1) + 1;
+  changes_.Record(v - 1, v, touched_records);
   return Ok();
+}
+
+Status Store::Stage(WriteSet* set, const std::vector<std::string_view>* touched_records) {
+  if (!internal::Access::BelongsTo(*set, *this)) {
+    return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
+  }
+  std::lock_guard lock(write_mu_);
+  return StageLocked(set, touched_records);
+}
+
+Status Store::StageLocked(WriteSet* set, const std::vector<std::string_view>* touched_records) {
+  std::shared_ptr<internal::Generation> g = rep_->Current();
+  {
+    std::unique_lock open_lock(g->mu);
+    StageHandler handler(*rep_, &g->open);
+    rocksdb::Status s = set->rep_->batch.Iterate(&handler);
+    g->staged_rows.store(g->open.rows());
+    if (!s.ok()) {
+      // Only a caller's mistake gets here (the aggregator never deletes), and the operations
+      // before it are staged already: say so loudly rather than pretend nothing happened.
+      return Fail(ErrorCode::kInternal, "cannot stage this write set (" + s.ToString() +
+                                            "); the operations before it are staged");
+    }
+  }
+  const uint64_t v = rep_->version.fetch_add(1) + 1;
+  changes_.Record(v - 1, v, touched_records);
+  return Ok();
+}
+
+Status Store::Persist() {
+  std::lock_guard lock(write_mu_);
+  return PersistLocked();
+}
+
+Status Store::PersistLocked() {
+  std::shared_ptr<internal::Generation> g = rep_->Current();
+  if (g->staged_rows.load() == 0) return Ok();
+  // Only this thread (holding write_mu_) changes the open state: no need for its lock here.
+  rocksdb::WriteBatch batch;
+  g->open.ForEach([&](internal::Family f, std::string_view key, std::string_view value) {
+    if (internal::IsPutFamily(f)) {
+      batch.Put(rep_->family(f), ToSlice(key), ToSlice(value));
+    } else {
+      batch.Merge(rep_->family(f), ToSlice(key), ToSlice(value));
+    }
+  });
+  rocksdb::WriteOptions wo;
+  wo.sync = false;
+  wo.disableWAL = options_.disable_wal;
+  rocksdb::Status s = rep_->db->Write(wo, &batch);
+  if (!s.ok()) return std::unexpected(FromRocks(s, "persisting the open state failed"));
+  // Views made from now on read the persisted rows from the database; those made before keep
+  // the old snapshot with the old open state, which reads the same.
+  rep_->NewGeneration();
+  return Ok();
+}
+
+Store::Staged Store::staged() const {
+  std::shared_ptr<internal::Generation> g = rep_->Current();
+  std::shared_lock lock(g->mu);
+  return {g->open.rows(), g->open.approximate_bytes()};
 }
 
 Result<std::vector<Store::OffsetEntry>> Store::LoadOffsets() const {
   std::vector<OffsetEntry> out;
-  std::unique_ptr<rocksdb::Iterator> it(
-      rep_->db->NewIterator(rocksdb::ReadOptions(), rep_->family(internal::kMeta)));
-  std::string prefix = OffsetPrefix();
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    OffsetEntry e;
-    if (!DecodeOffsetKey(View(it->key()), &e.topic, &e.partition) ||
-        !DecodeOffset(View(it->value()), &e.offset)) {
-      return Fail(ErrorCode::kDataLoss, "stored offset row is malformed");
-    }
-    out.push_back(std::move(e));
-  }
-  if (!it->status().ok()) return std::unexpected(FromRocks(it->status(), "reading offsets"));
+  bool malformed = false;
+  Status s = ScanLatest(
+      internal::kMeta, OffsetPrefix(), [&](std::string_view key, std::string_view value) {
+        OffsetEntry e;
+        malformed =
+            !DecodeOffsetKey(key, &e.topic, &e.partition) || !DecodeOffset(value, &e.offset);
+        if (!malformed) out.push_back(std::move(e));
+        return !malformed;
+      });
+  if (!s) return std::unexpected(s.error());
+  if (malformed) return Fail(ErrorCode::kDataLoss, "stored offset row is malformed");
   return out;
 }
 
@@ -211,23 +399,58 @@ Status Store::Checkpoint(const std::string& path) const {
 
 namespace {
 
-// The uint32 stored at `key` of the dictionary family; nullopt if absent.
+// The uint32 at `key` of the dictionary family (staged or stored); nullopt if absent.
 Result<std::optional<uint32_t>> GetDictIndex(const internal::StoreRep& rep, const std::string& key,
                                              std::string_view what) {
+  std::shared_ptr<internal::Generation> g = rep.Current();
+  std::string staged;
+  bool found;
+  {
+    std::shared_lock lock(g->mu);
+    found = g->open.Get(internal::kDict, key, &staged);
+  }
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = rep.db->Get(rocksdb::ReadOptions(), rep.family(internal::kDict), key, &value);
-  if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) {
-    return Fail(ErrorCode::kUnavailable, "reading the " + std::string(what) + ": " + s.ToString());
+  if (!found) {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = g->snapshot;
+    rocksdb::Status s = rep.db->Get(ro, rep.family(internal::kDict), key, &value);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) {
+      return Fail(ErrorCode::kUnavailable,
+                  "reading the " + std::string(what) + ": " + s.ToString());
+    }
   }
   uint32_t index;
-  if (!DecodeUint32(View(value), &index)) {
+  if (!DecodeUint32(found ? std::string_view(staged) : View(value), &index)) {
     return Fail(ErrorCode::kDataLoss, std::string(what) + " is malformed");
   }
   return index;
 }
 
 }  // namespace
+
+Status Store::ScanLatest(int family, std::string_view prefix,
+                         const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  const auto f = static_cast<internal::Family>(family);
+  std::shared_ptr<internal::Generation> g = rep_->Current();
+  internal::OpenRows open_rows;
+  {
+    std::shared_lock lock(g->mu);
+    g->open.Scan(f, prefix, {}, [&](std::string_view k, std::string_view v) {
+      open_rows.emplace_back(k, v);
+      return true;
+    });
+  }
+  rocksdb::ReadOptions ro;
+  ro.snapshot = g->snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->family(f)));
+  internal::MergedCursor cur(it.get(), f, prefix, std::move(open_rows));
+  for (cur.Seek(prefix); cur.Valid(); cur.Next()) {
+    if (!fn(cur.key(), cur.value())) return Ok();
+  }
+  if (!it->status().ok()) return std::unexpected(FromRocks(it->status(), "reading the store"));
+  return Ok();
+}
 
 Result<Store::DictionaryNext> Store::LoadDictionaryNext() const {
   DictionaryNext next;
@@ -270,13 +493,23 @@ Status Store::FindDedupeKeys(std::span<const std::string_view> keys,
   for (size_t i = 0; i < keys.size(); ++i) slices[i] = ToSlice(keys[i]);
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
-  rep_->db->MultiGet(rocksdb::ReadOptions(), rep_->family(internal::kDedupe), keys.size(),
-                     slices.data(), values.data(), statuses.data(), /*sorted_input=*/true);
+  // Stored and staged keys of one generation: they never overlap and never miss one another.
+  std::shared_ptr<internal::Generation> g = rep_->Current();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = g->snapshot;
+  rep_->db->MultiGet(ro, rep_->family(internal::kDedupe), keys.size(), slices.data(), values.data(),
+                     statuses.data(), /*sorted_input=*/true);
   for (size_t i = 0; i < keys.size(); ++i) {
     if (statuses[i].ok()) {
       (*stored)[i] = 1;
     } else if (!statuses[i].IsNotFound()) {
       return Fail(ErrorCode::kUnavailable, "dedupe lookup failed: " + statuses[i].ToString());
+    }
+  }
+  if (g->staged_rows.load() > 0) {
+    std::shared_lock lock(g->mu);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (!(*stored)[i] && g->open.Contains(internal::kDedupe, keys[i])) (*stored)[i] = 1;
     }
   }
   return Ok();
@@ -292,33 +525,22 @@ uint64_t Store::EstimateDedupeKeys() const {
 }
 
 Status Store::ScanDedupeKeys(const std::function<bool(std::string_view key)>& fn) const {
-  std::unique_ptr<rocksdb::Iterator> it(
-      rep_->db->NewIterator(rocksdb::ReadOptions(), rep_->family(internal::kDedupe)));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (!fn(View(it->key()))) return Ok();
-  }
-  if (!it->status().ok()) {
-    return Fail(ErrorCode::kUnavailable, "reading dedupe keys: " + it->status().ToString());
-  }
-  return Ok();
+  return ScanLatest(internal::kDedupe, {},
+                    [&](std::string_view key, std::string_view) { return fn(key); });
 }
 
 Status Store::ScanWorkspaceRecords(
     const std::function<void(std::string_view workspace_id, const Record& row)>& fn) const {
-  const std::string prefix = WorkspacePrefix();
-  std::unique_ptr<rocksdb::Iterator> it(
-      rep_->db->NewIterator(rocksdb::ReadOptions(), rep_->family(internal::kRecords)));
   Record record;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    std::string_view ws;
-    if (!DecodeWorkspaceKey(View(it->key()), &ws)) continue;
-    DecodeRecord(View(it->value()), &record);
-    fn(ws, record);
-  }
-  if (!it->status().ok()) {
-    return Fail(ErrorCode::kUnavailable, "reading workspace records: " + it->status().ToString());
-  }
-  return Ok();
+  return ScanLatest(internal::kRecords, WorkspacePrefix(),
+                    [&](std::string_view key, std::string_view value) {
+                      std::string_view ws;
+                      if (DecodeWorkspaceKey(key, &ws)) {
+                        DecodeRecord(value, &record);
+                        fn(ws, record);
+                      }
+                      return true;
+                    });
 }
 
 void Store::ObserveEventTime(int64_t time_ms) {
@@ -331,46 +553,64 @@ uint64_t Store::MalformedOperands() { return internal::MalformedOperandCount(); 
 
 // ---------------------------------------------------------------------------------------------
 
-namespace internal {
-
-// Up to kMaxParts operands are returned unmerged; a key with more (a flush or compaction has
-// not caught up) is read merged, as one part.
-struct PinnedParts {
-  static constexpr int kMaxParts = 32;
-  rocksdb::PinnableSlice parts[kMaxParts];
-  std::string merged;
-  size_t count = 0;
-  bool use_merged = false;
-};
-
-}  // namespace internal
-
+using internal::MergedCursor;
+using internal::OpenRows;
 using internal::PinnedParts;
 
 struct ReadView::Rep {
-  Rep(const internal::StoreRep* s, const rocksdb::Snapshot* snap) : store(s), snapshot(snap) {
-    read.snapshot = snapshot;
-    scan.snapshot = snapshot;
+  Rep(const internal::StoreRep* s, std::shared_ptr<const internal::Generation> g, uint64_t v)
+      : store(s), gen(std::move(g)), version(v) {
+    read.snapshot = gen->snapshot;
+    scan.snapshot = gen->snapshot;
     scan.verify_checksums = false;  // blocks are checksummed when read from disk into the cache
   }
   ~Rep() {
     parts.reset();        // pinned blocks, before the snapshot they were read at
     counters_it.reset();  // iterators, before the snapshot they read from
     slices_it.reset();
-    store->db->ReleaseSnapshot(snapshot);
   }
   rocksdb::ColumnFamilyHandle* family(internal::Family f) const { return store->family(f); }
   rocksdb::Iterator* NewScanIterator(internal::Family f) const {
     return store->db->NewIterator(scan, family(f));
   }
-  // Point read of `key` into *value (reset first); false if absent or unreadable.
-  bool Get(internal::Family f, std::string_view key, rocksdb::PinnableSlice* value) const {
-    value->Reset();
-    return store->db->Get(read, family(f), ToSlice(key), value).ok();
+  // True if anything is staged (else the open state need not be looked at).
+  bool HasOpen() const { return gen->staged_rows.load(std::memory_order_acquire) > 0; }
+  // The staged delta at `key` into *out; false if none.
+  bool OpenGet(internal::Family f, std::string_view key, std::string* out) const {
+    if (!HasOpen()) return false;
+    std::shared_lock lock(gen->mu);
+    return gen->open.Get(f, key, out);
+  }
+  // The staged rows of `f` under `prefix` from `start` on.
+  OpenRows OpenRange(internal::Family f, std::string_view prefix, std::string_view start) const {
+    OpenRows rows;
+    if (!HasOpen()) return rows;
+    std::shared_lock lock(gen->mu);
+    gen->open.Scan(f, prefix, start, [&](std::string_view k, std::string_view v) {
+      rows.emplace_back(k, v);
+      return true;
+    });
+    return rows;
+  }
+  // Point read of `key`: the stored value with any staged delta applied. *out views *pin or
+  // *scratch, which the caller provides. False if the key is neither stored nor staged.
+  bool Read(internal::Family f, std::string_view key, rocksdb::PinnableSlice* pin,
+            std::string* scratch, std::string_view* out) const {
+    pin->Reset();
+    const bool stored = store->db->Get(read, family(f), ToSlice(key), pin).ok();
+    std::string delta;
+    if (OpenGet(f, key, &delta)) {
+      CombineEncoded(f, stored ? View(*pin) : std::string_view(), delta, scratch);
+      *out = *scratch;
+      return true;
+    }
+    if (stored) *out = View(*pin);
+    return stored;
   }
 
   const internal::StoreRep* store;
-  const rocksdb::Snapshot* snapshot;
+  std::shared_ptr<const internal::Generation> gen;
+  uint64_t version;
   rocksdb::ReadOptions read;  // point reads
   rocksdb::ReadOptions scan;  // iterators
   // One iterator per family and view, re-seeked for each prefix: a query scans a dozen or more
@@ -381,43 +621,62 @@ struct ReadView::Rep {
 };
 
 std::unique_ptr<ReadView> Store::NewReadView() const {
+  std::shared_ptr<const internal::Generation> g;
+  uint64_t version;
+  {
+    std::lock_guard lock(rep_->gen_mu);
+    g = rep_->current;
+    version = rep_->version.load();
+  }
   return std::unique_ptr<ReadView>(
-      new ReadView(std::make_unique<ReadView::Rep>(rep_.get(), rep_->db->GetSnapshot())));
+      new ReadView(std::make_unique<ReadView::Rep>(rep_.get(), std::move(g), version)));
 }
 
 ReadView::ReadView(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 
 ReadView::~ReadView() = default;
 
-uint64_t ReadView::version() const { return rep_->snapshot->GetSequenceNumber(); }
+uint64_t ReadView::version() const { return rep_->version; }
 
 bool ReadView::AddCounters(std::string_view key, Counters* c) const {
   rocksdb::PinnableSlice value;
-  if (!rep_->Get(internal::kCounters, key, &value)) return false;
-  AddEncodedCounters(View(value), c);
-  return true;
+  const bool stored =
+      rep_->store->db->Get(rep_->read, rep_->family(internal::kCounters), ToSlice(key), &value)
+          .ok();
+  if (stored) AddEncodedCounters(View(value), c);
+  bool staged = false;
+  if (rep_->HasOpen()) {
+    std::shared_lock lock(rep_->gen->mu);
+    staged = rep_->gen->open.AddCountersTo(key, c);
+  }
+  return stored || staged;
 }
 
 void ReadView::ScanCounters(
     std::string_view prefix,
     const std::function<void(std::string_view, const Counters&)>& fn) const {
   if (!rep_->counters_it) rep_->counters_it.reset(rep_->NewScanIterator(internal::kCounters));
-  rocksdb::Iterator* it = rep_->counters_it.get();
+  MergedCursor cur(rep_->counters_it.get(), internal::kCounters, prefix,
+                   rep_->OpenRange(internal::kCounters, prefix, {}));
   Counters c;
-  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
-       it->Next()) {
+  for (cur.Seek(prefix); cur.Valid(); cur.Next()) {
     c = Counters{};
-    if (!AddEncodedCounters(View(it->value()), &c)) continue;
-    std::string_view key = View(it->key());
-    fn(key.substr(prefix.size()), c);
+    if (!AddEncodedCounters(cur.value(), &c)) continue;
+    fn(cur.key().substr(prefix.size()), c);
   }
 }
 
 bool ReadView::OrBitmap(std::string_view key, UserBitmap* b) const {
   rocksdb::PinnableSlice value;
-  if (!rep_->Get(internal::kBitmaps, key, &value)) return false;
-  b->OrEncoded(View(value));
-  return true;
+  const bool stored =
+      rep_->store->db->Get(rep_->read, rep_->family(internal::kBitmaps), ToSlice(key), &value).ok();
+  if (stored) b->OrEncoded(View(value));
+  bool staged = false;
+  if (rep_->HasOpen()) {
+    std::shared_lock lock(rep_->gen->mu);
+    staged = rep_->gen->open.OrBitmapInto(key, b);
+  }
+  return stored || staged;
 }
 
 std::vector<uint64_t> ReadView::UnionCardinalities(
@@ -435,10 +694,15 @@ std::vector<uint64_t> ReadView::UnionCardinalities(
   out.reserve(groups.size());
   size_t at = 0;
   std::vector<std::string_view> parts;
+  std::deque<std::string> staged;  // a union is an OR: a staged delta is just one more part
   for (const auto& g : groups) {
     parts.clear();
     for (size_t i = 0; i < g.size(); ++i, ++at) {
       if (statuses[at].ok()) parts.push_back(View(values[at]));
+      std::string delta;
+      if (rep_->OpenGet(internal::kBitmaps, g[i], &delta)) {
+        parts.push_back(staged.emplace_back(std::move(delta)));
+      }
     }
     out.push_back(UnionCardinalityOfEncoded(parts));
   }
@@ -446,8 +710,11 @@ std::vector<uint64_t> ReadView::UnionCardinalities(
 }
 
 bool ReadView::GetUserPack(std::string_view key, std::string* pack) const {
-  return rep_->store->db->Get(rep_->read, rep_->family(internal::kUserPacks), ToSlice(key), pack)
-      .ok();
+  rocksdb::PinnableSlice pin;
+  std::string_view value;
+  if (!rep_->Read(internal::kUserPacks, key, &pin, pack, &value)) return false;
+  if (value.data() != pack->data()) pack->assign(value);
+  return true;
 }
 
 bool ReadView::AddUserCounters(std::string_view key, uint32_t user, Counters* c) const {
@@ -463,6 +730,7 @@ size_t ReadView::PinUserPackParts(std::string_view key) const {
   for (size_t i = 0; i < p.count; ++i) p.parts[i].Reset();
   p.count = 0;
   p.use_merged = false;
+  p.has_open = rep_->OpenGet(internal::kUserPacks, key, &p.open);
   rocksdb::GetMergeOperandsOptions options;
   options.expected_max_number_of_operands = PinnedParts::kMaxParts;
   int n = 0;
@@ -470,27 +738,31 @@ size_t ReadView::PinUserPackParts(std::string_view key) const {
       rep_->read, rep_->family(internal::kUserPacks), ToSlice(key), p.parts, &options, &n);
   if (s.ok()) {
     p.count = static_cast<size_t>(n);
-    return p.count;
-  }
-  if (s.IsIncomplete() && GetUserPack(key, &p.merged)) {
+  } else if (s.IsIncomplete() &&
+             rep_->store->db
+                 ->Get(rep_->read, rep_->family(internal::kUserPacks), ToSlice(key), &p.merged)
+                 .ok()) {
     p.use_merged = true;
-    return 1;
+    p.count = 1;
   }
-  return 0;
+  return p.count + (p.has_open ? 1 : 0);
 }
 
 std::string_view ReadView::PinnedPart(size_t i) const {
   const PinnedParts& p = *rep_->parts;
+  if (i == p.count) return p.open;  // the staged part comes last
   if (p.use_merged) return p.merged;
   return View(p.parts[i]);
 }
 
 bool ReadView::ReadSlice(std::string_view key,
                          const std::function<void(const SliceView&)>& fn) const {
-  rocksdb::PinnableSlice value;
-  if (!rep_->Get(internal::kRequests, key, &value)) return false;
+  rocksdb::PinnableSlice pin;
+  std::string scratch;
+  std::string_view value;
+  if (!rep_->Read(internal::kRequests, key, &pin, &scratch, &value)) return false;
   SliceView v;
-  if (!v.Parse(View(value))) return false;
+  if (!v.Parse(value)) return false;
   fn(v);
   return true;
 }
@@ -498,12 +770,13 @@ bool ReadView::ReadSlice(std::string_view key,
 void ReadView::ScanSlices(std::string_view prefix, std::string_view start,
                           const std::function<bool(std::string_view, const SliceView&)>& fn) const {
   if (!rep_->slices_it) rep_->slices_it.reset(rep_->NewScanIterator(internal::kRequests));
-  rocksdb::Iterator* it = rep_->slices_it.get();
+  const std::string_view from = start.empty() ? prefix : start;
+  MergedCursor cur(rep_->slices_it.get(), internal::kRequests, prefix,
+                   rep_->OpenRange(internal::kRequests, prefix, from));
   SliceView v;
-  for (it->Seek(ToSlice(start.empty() ? prefix : start));
-       it->Valid() && it->key().starts_with(ToSlice(prefix)); it->Next()) {
-    if (!v.Parse(View(it->value()))) continue;
-    if (!fn(View(it->key()), v)) break;
+  for (cur.Seek(from); cur.Valid(); cur.Next()) {
+    if (!v.Parse(cur.value())) continue;
+    if (!fn(cur.key(), v)) break;
   }
 }
 
@@ -517,9 +790,11 @@ bool ReadView::HasSliceWithPrefix(std::string_view prefix) const {
 }
 
 bool ReadView::GetRecord(std::string_view key, Record* r) const {
-  rocksdb::PinnableSlice value;
-  if (!rep_->Get(internal::kRecords, key, &value)) return false;
-  DecodeRecord(View(value), r);
+  rocksdb::PinnableSlice pin;
+  std::string scratch;
+  std::string_view value;
+  if (!rep_->Read(internal::kRecords, key, &pin, &scratch, &value)) return false;
+  DecodeRecord(value, r);
   return true;
 }
 
@@ -536,50 +811,32 @@ void ReadView::ScanEncodedRecords(
     std::string_view prefix,
     const std::function<bool(std::string_view key, std::string_view encoded)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(rep_->NewScanIterator(internal::kRecords));
-  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
-       it->Next()) {
-    if (!fn(View(it->key()), View(it->value()))) break;
+  MergedCursor cur(it.get(), internal::kRecords, prefix,
+                   rep_->OpenRange(internal::kRecords, prefix, {}));
+  for (cur.Seek(prefix); cur.Valid(); cur.Next()) {
+    if (!fn(cur.key(), cur.value())) break;
   }
 }
 
 namespace {
 
-// The merge scan of ReadView::MergeScanCounters / MergeScanBitmaps over one family: one iterator
+// The merge scan of ReadView::MergeScanCounters / MergeScanBitmaps over one family: one cursor
 // per prefix, advanced together by suffix.
-void MergeScan(rocksdb::DB* db, const rocksdb::ReadOptions& scan, rocksdb::ColumnFamilyHandle* cf,
-               std::span<const std::string> prefixes, const ReadView::MergeScanFn& fn);
-
-}  // namespace
-
-void ReadView::MergeScanCounters(std::span<const std::string> prefixes,
-                                 const MergeScanFn& fn) const {
-  MergeScan(rep_->store->db, rep_->scan, rep_->family(internal::kCounters), prefixes, fn);
-}
-
-void ReadView::MergeScanBitmaps(std::span<const std::string> prefixes,
-                                const MergeScanFn& fn) const {
-  MergeScan(rep_->store->db, rep_->scan, rep_->family(internal::kBitmaps), prefixes, fn);
-}
-
-namespace {
-
-void MergeScan(rocksdb::DB* db, const rocksdb::ReadOptions& scan, rocksdb::ColumnFamilyHandle* cf,
+void MergeScan(const ReadView::Rep& rep, internal::Family family,
                std::span<const std::string> prefixes, const ReadView::MergeScanFn& fn) {
   struct Cursor {
     std::unique_ptr<rocksdb::Iterator> it;
-    rocksdb::Slice prefix;
-    bool valid = false;
-    std::string_view suffix() const {
-      return std::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-    }
-    void Check() { valid = it->Valid() && it->key().starts_with(prefix); }
+    std::unique_ptr<MergedCursor> cur;
+    size_t prefix_size = 0;
+    std::string_view suffix() const { return cur->key().substr(prefix_size); }
   };
   std::vector<Cursor> cur(prefixes.size());
   for (size_t k = 0; k < prefixes.size(); ++k) {
-    cur[k].it.reset(db->NewIterator(scan, cf));
-    cur[k].prefix = ToSlice(prefixes[k]);
-    cur[k].it->Seek(cur[k].prefix);
-    cur[k].Check();
+    cur[k].it.reset(rep.NewScanIterator(family));
+    cur[k].cur = std::make_unique<MergedCursor>(cur[k].it.get(), family, prefixes[k],
+                                                rep.OpenRange(family, prefixes[k], {}));
+    cur[k].prefix_size = prefixes[k].size();
+    cur[k].cur->Seek(prefixes[k]);
   }
   std::string min;
   std::vector<ReadView::ScanRow> rows;
@@ -587,7 +844,7 @@ void MergeScan(rocksdb::DB* db, const rocksdb::ReadOptions& scan, rocksdb::Colum
   for (;;) {
     bool any = false;
     for (const Cursor& c : cur) {
-      if (!c.valid) continue;
+      if (!c.cur->Valid()) continue;
       if (!any || c.suffix() < std::string_view(min)) min.assign(c.suffix());
       any = true;
     }
@@ -595,31 +852,45 @@ void MergeScan(rocksdb::DB* db, const rocksdb::ReadOptions& scan, rocksdb::Colum
     rows.clear();
     for (size_t k = 0; k < cur.size(); ++k) {
       const Cursor& c = cur[k];
-      if (c.valid && c.suffix() == std::string_view(min)) rows.push_back({k, View(c.it->value())});
+      if (c.cur->Valid() && c.suffix() == std::string_view(min)) {
+        rows.push_back({k, c.cur->value()});
+      }
     }
     fn(min, rows);
-    // Values stay valid until their iterators move: advance only after the call.
-    for (const ReadView::ScanRow& row : rows) {
-      Cursor& c = cur[row.prefix];
-      c.it->Next();
-      c.Check();
-    }
+    // Values stay valid until their cursors move: advance only after the call.
+    for (const ReadView::ScanRow& row : rows) cur[row.prefix].cur->Next();
   }
 }
 
 }  // namespace
 
+void ReadView::MergeScanCounters(std::span<const std::string> prefixes,
+                                 const MergeScanFn& fn) const {
+  MergeScan(*rep_, internal::kCounters, prefixes, fn);
+}
+
+void ReadView::MergeScanBitmaps(std::span<const std::string> prefixes,
+                                const MergeScanFn& fn) const {
+  MergeScan(*rep_, internal::kBitmaps, prefixes, fn);
+}
+
 bool ReadView::LookupUser(std::string_view user_id, uint32_t* index) const {
   std::string key;
   UserDictKey(user_id, &key);
-  rocksdb::PinnableSlice value;
-  return rep_->Get(internal::kDict, key, &value) && DecodeUint32(View(value), index);
+  rocksdb::PinnableSlice pin;
+  std::string scratch;
+  std::string_view value;
+  return rep_->Read(internal::kDict, key, &pin, &scratch, &value) && DecodeUint32(value, index);
 }
 
 bool ReadView::UserIdOf(uint32_t index, std::string* user_id) const {
   std::string key;
   UserDictReverseKey(index, &key);
-  return rep_->store->db->Get(rep_->read, rep_->family(internal::kDict), key, user_id).ok();
+  rocksdb::PinnableSlice pin;
+  std::string_view value;
+  if (!rep_->Read(internal::kDict, key, &pin, user_id, &value)) return false;
+  if (value.data() != user_id->data()) user_id->assign(value);
+  return true;
 }
 
 }  // namespace tally::store

@@ -84,6 +84,26 @@ class Store {
   // kUnavailable / kDataLoss / kInternal if the write fails (then nothing of it is stored).
   Status Write(WriteSet* set, const std::vector<std::string_view>* touched_records = nullptr);
 
+  // Stages every operation of `set` in the store's open state, in memory: readers see it at
+  // once (views already open too, row by row: a row shows a staged set entirely or not at all),
+  // and it lasts only until Persist() writes it to disk. Staging adds each delta to the row's
+  // staged value, so the cost follows what the set changes, not the size of the rows, and the
+  // disk sees one value per row per Persist. Offsets staged with views are persisted with
+  // them: a crash loses them together, never one without the other. Serialized with Write and
+  // Persist; `set` is left as it was. kInvalidArgument if `set` belongs to another store,
+  // kInternal if it holds an operation that cannot be staged (none of WriteSet's can).
+  Status Stage(WriteSet* set, const std::vector<std::string_view>* touched_records = nullptr);
+  // Writes the open state to disk in one atomic write and empties it (a no-op when empty).
+  // Errors as Write; on error everything stays staged (retry). Write() persists what is staged
+  // first, so a written set always lands after the sets staged before it.
+  Status Persist();
+  // What is staged: rows, and an estimate of the memory they hold.
+  struct Staged {
+    size_t rows = 0;
+    size_t bytes = 0;
+  };
+  Staged staged() const;
+
   // Persists everything written so far to disk files (all of it or none: atomic). Needed only
   // with StoreOptions::disable_wal. kUnavailable on I/O errors.
   Status Flush();
@@ -103,8 +123,9 @@ class Store {
   };
   Result<std::vector<OffsetEntry>> LoadOffsets() const;
 
-  // A consistent, openable copy of the whole store (offsets included) at `path`, which must not
-  // exist; files are hard-linked where possible. kInvalidArgument if `path` exists, kUnavailable
+  // A consistent, openable copy of the whole persisted store (offsets included; staged sets and
+  // their offsets are not in it) at `path`, which must not exist; files are hard-linked where
+  // possible. kInvalidArgument if `path` exists, kUnavailable
   // on I/O errors.
   Status Checkpoint(const std::string& path) const;
 
@@ -156,6 +177,13 @@ class Store {
   friend struct internal::Access;
   Store();
   Status CheckSchemaVersion();
+  // Stage and Persist with write_mu_ held.
+  Status StageLocked(WriteSet* set, const std::vector<std::string_view>* touched_records);
+  Status PersistLocked();
+  // Calls fn(key, value) for each row of internal::Family `family` under `prefix`, stored or
+  // staged (combined), in key order, until fn returns false. kUnavailable on read errors.
+  Status ScanLatest(int family, std::string_view prefix,
+                    const std::function<bool(std::string_view, std::string_view)>& fn) const;
   StoreOptions options_;
   std::unique_ptr<internal::StoreRep> rep_;
   std::shared_ptr<std::atomic<int64_t>> newest_event_ms_;
@@ -163,12 +191,16 @@ class Store {
   ChangeLog changes_;
 };
 
-// A consistent point-in-time view of the store: every read sees the state of the moment the view
-// was made. Values handed to callbacks (std::string_view) are valid during the call only.
+// A view of the store: every read sees everything written (Write) or staged (Stage) before the
+// view was made. What is persisted reads as of that moment; staged rows read as they are at each
+// read (each staged set entirely or not at all per row), so a long-lived view may also see sets
+// staged after it was made. Values handed to callbacks (std::string_view) are valid during the
+// call only.
 // Reads of absent keys are not errors; read failures (I/O) read as absent. Not thread-safe;
 // cheap to create.
 class ReadView {
  public:
+  struct Rep;  // opaque (store.cpp)
   ~ReadView();
   ReadView(const ReadView&) = delete;
   ReadView& operator=(const ReadView&) = delete;
@@ -246,7 +278,6 @@ class ReadView {
 
  private:
   friend class Store;
-  struct Rep;
   explicit ReadView(std::unique_ptr<Rep> rep);
   // Pins the parts of a user pack (see ForEachUserPackPart); returns their number, 0 if absent.
   // Valid until the next call.

@@ -16,6 +16,54 @@ constexpr size_t kRowOverhead = 48;
 
 }  // namespace
 
+void CombineEncoded(Family family, std::string_view base, std::string_view delta,
+                    std::string* out) {
+  out->clear();
+  switch (family) {
+    case kCounters: {
+      Counters c;
+      AddEncodedCounters(base, &c);
+      AddEncodedCounters(delta, &c);
+      AppendCounters(c, out);
+      return;
+    }
+    case kUserPacks: {
+      const std::string_view parts[] = {base, delta};
+      MergeUserPacks(parts, 2, out);
+      return;
+    }
+    case kBitmaps: {
+      UserBitmap b;
+      b.OrEncoded(base);
+      b.OrEncoded(delta);
+      b.AppendEncoded(out);
+      return;
+    }
+    case kRecords: {
+      Record r, update;
+      DecodeRecord(base, &r);
+      DecodeRecord(delta, &update);
+      store::MergeRecord(update, &r);
+      AppendRecord(r, out);
+      return;
+    }
+    case kRequests: {
+      Slice s;
+      AppendEncodedSlice(base, &s);
+      AppendEncodedSlice(delta, &s);
+      s.Normalize();
+      AppendSlice(s, out);
+      return;
+    }
+    case kMeta:
+    case kDedupe:
+    case kDict:
+    case kFamilyCount:
+      break;
+  }
+  out->assign(delta);
+}
+
 uint64_t OpenState::MalformedOperands() { return malformed.load(std::memory_order_relaxed); }
 
 template <typename V>
@@ -88,7 +136,7 @@ void OpenState::AddSlice(std::string_view key, std::string_view encoded) {
 }
 
 void OpenState::Put(Family family, std::string_view key, std::string_view value) {
-  std::string& v = Row(puts_[family - kDedupe], key, value.size());
+  std::string& v = Row(puts_[PutIndex(family)], key, value.size());
   v.assign(value);
 }
 
@@ -130,12 +178,12 @@ bool OpenState::Get(Family family, std::string_view key, std::string* out) const
       return GetFrom(bitmaps_, key, out);
     case kRecords:
       return GetFrom(records_, key, out);
-    case kSlices:
+    case kRequests:
       return GetFrom(slices_, key, out);
     case kDedupe:
     case kDict:
     case kMeta:
-      return GetFrom(puts_[family - kDedupe], key, out);
+      return GetFrom(puts_[PutIndex(family)], key, out);
     case kFamilyCount:
       break;
   }
@@ -153,12 +201,12 @@ bool OpenState::Contains(Family family, std::string_view key) const {
       return bitmaps_.contains(key);
     case kRecords:
       return records_.contains(key);
-    case kSlices:
+    case kRequests:
       return slices_.contains(key);
     case kDedupe:
     case kDict:
     case kMeta:
-      return puts_[family - kDedupe].contains(key);
+      return puts_[PutIndex(family)].contains(key);
     case kFamilyCount:
       break;
   }
@@ -188,12 +236,12 @@ void OpenState::Scan(Family family, std::string_view prefix, std::string_view st
       return ScanFrom(bitmaps_, prefix, start, fn);
     case kRecords:
       return ScanFrom(records_, prefix, start, fn);
-    case kSlices:
+    case kRequests:
       return ScanFrom(slices_, prefix, start, fn);
     case kDedupe:
     case kDict:
     case kMeta:
-      return ScanFrom(puts_[family - kDedupe], prefix, start, fn);
+      return ScanFrom(puts_[PutIndex(family)], prefix, start, fn);
     case kFamilyCount:
       return;
   }
@@ -235,10 +283,10 @@ void OpenState::ForEach(
   each(kUserPacks, packs_);
   each(kBitmaps, bitmaps_);
   each(kRecords, records_);
-  each(kSlices, slices_);
-  each(kDedupe, puts_[0]);
-  each(kDict, puts_[1]);
-  each(kMeta, puts_[2]);
+  each(kRequests, slices_);
+  each(kMeta, puts_[0]);
+  each(kDedupe, puts_[1]);
+  each(kDict, puts_[2]);
 }
 
 void OpenState::Clear() {

@@ -6,8 +6,8 @@
 //   OpenState s;
 //   s.AddCounters(key, encoded_counters);      // writer: fold a batch's deltas in
 //   std::string v;
-//   if (s.Get(OpenState::kCounters, key, &v)) AddEncodedCounters(v, &c);   // reader
-//   s.ForEach([&](OpenState::Family f, std::string_view key, std::string_view value) {
+//   if (s.Get(kCounters, key, &v)) AddEncodedCounters(v, &c);   // reader
+//   s.ForEach([&](Family f, std::string_view key, std::string_view value) {
 //     /* persist: Merge (or Put, for the put families) `value` at `key` */
 //   });
 //
@@ -28,24 +28,18 @@
 
 #include "store/bitmap.h"
 #include "store/codec.h"
+#include "store/internal/family.h"
 
 namespace tally::store::internal {
 
+// The value of a row of `family` whose stored value is `base` after a staged delta `delta` (both
+// encoded as the family's values): the family's merge rule, as its merge operator applies it
+// (put families: `delta`). Written to *out (cleared first). Never fails: malformed parts count as
+// empty.
+void CombineEncoded(Family family, std::string_view base, std::string_view delta, std::string* out);
+
 class OpenState {
  public:
-  enum Family : uint8_t {
-    kCounters = 0,
-    kUserPacks,
-    kBitmaps,
-    kRecords,
-    kSlices,
-    kDedupe,  // put
-    kDict,    // put
-    kMeta,    // put
-    kFamilyCount,
-  };
-  static constexpr bool IsPut(Family f) { return f >= kDedupe; }
-
   OpenState() = default;
   OpenState(const OpenState&) = delete;
   OpenState& operator=(const OpenState&) = delete;
@@ -58,7 +52,7 @@ class OpenState {
   void OrBitmap(std::string_view key, std::string_view encoded);
   void MergeRecord(std::string_view key, std::string_view encoded);
   void AddSlice(std::string_view key, std::string_view encoded);
-  // Sets the value of a put family (dedupe, dict, meta) at `key`.
+  // Sets the value of a put family (IsPutFamily: dedupe, dict, meta) at `key`.
   void Put(Family family, std::string_view key, std::string_view value);
 
   // Reader side. The staged delta at `key`, encoded as a merge operand of `family` (the value,
@@ -124,7 +118,8 @@ class OpenState {
   Rows<UserBitmap> bitmaps_;
   Rows<Record> records_;
   Rows<SliceAcc> slices_;
-  Rows<std::string> puts_[3];  // dedupe, dict, meta
+  Rows<std::string> puts_[3];  // PutIndex: meta, dedupe, dict
+  static int PutIndex(Family f) { return f == kMeta ? 0 : f == kDedupe ? 1 : 2; }
   size_t rows_ = 0;
   size_t bytes_ = 0;
 };

@@ -41,14 +41,14 @@ TEST_F(OpenStateTest, CountersAndPacksAddUp) {
   }
   std::string v;
   for (const auto& [key, c] : want) {
-    ASSERT_TRUE(s.Get(OpenState::kCounters, key, &v));
+    ASSERT_TRUE(s.Get(kCounters, key, &v));
     Counters got;
     ASSERT_TRUE(AddEncodedCounters(v, &got));
     EXPECT_EQ(got.i, c.i) << key;
     EXPECT_EQ(got.d, c.d) << key;
   }
   for (const auto& [key, users] : want_packs) {
-    ASSERT_TRUE(s.Get(OpenState::kUserPacks, key, &v));
+    ASSERT_TRUE(s.Get(kUserPacks, key, &v));
     std::map<uint32_t, Counters> got;
     ASSERT_TRUE(ForEachUserPackEntry(v, [&](uint32_t user, std::string_view enc) {
       ASSERT_TRUE(got.find(user) == got.end()) << "a user appears twice";
@@ -57,7 +57,7 @@ TEST_F(OpenStateTest, CountersAndPacksAddUp) {
     ASSERT_EQ(got.size(), users.size());
     for (const auto& [user, c] : users) EXPECT_EQ(got[user].i, c.i) << key << " user " << user;
   }
-  EXPECT_FALSE(s.Get(OpenState::kCounters, "absent", &v));
+  EXPECT_FALSE(s.Get(kCounters, "absent", &v));
   EXPECT_EQ(s.rows(), want.size() + want_packs.size());
 }
 
@@ -89,7 +89,7 @@ TEST_F(OpenStateTest, BitmapsUnionAndSlicesSum) {
   }
   std::string v;
   for (const auto& [key, ids] : want_bits) {
-    ASSERT_TRUE(s.Get(OpenState::kBitmaps, key, &v));
+    ASSERT_TRUE(s.Get(kBitmaps, key, &v));
     UserBitmap got;
     ASSERT_TRUE(got.OrEncoded(v));
     std::set<uint32_t> got_ids;
@@ -101,7 +101,7 @@ TEST_F(OpenStateTest, BitmapsUnionAndSlicesSum) {
   }
   for (auto& [key, want] : want_slices) {
     want.Normalize();
-    ASSERT_TRUE(s.Get(OpenState::kSlices, key, &v));
+    ASSERT_TRUE(s.Get(kRequests, key, &v));
     SliceView got;
     ASSERT_TRUE(got.Parse(v));
     EXPECT_EQ(got.totals().requests, want.totals.requests);
@@ -130,11 +130,11 @@ TEST_F(OpenStateTest, RecordsFollowFieldPolicyAndPutsKeepTheLast) {
     const std::string key = Key('r', Pick(6));
     s.MergeRecord(key, enc);
     MergeRecord(update, &want[key]);
-    s.Put(OpenState::kDict, Key('d', Pick(3)), std::to_string(round));
+    s.Put(kDict, Key('d', Pick(3)), std::to_string(round));
   }
   std::string v;
   for (const auto& [key, r] : want) {
-    ASSERT_TRUE(s.Get(OpenState::kRecords, key, &v));
+    ASSERT_TRUE(s.Get(kRecords, key, &v));
     Record got;
     ASSERT_TRUE(DecodeRecord(v, &got));
     ASSERT_EQ(got.size(), r.size());
@@ -143,8 +143,8 @@ TEST_F(OpenStateTest, RecordsFollowFieldPolicyAndPutsKeepTheLast) {
       EXPECT_EQ(got[i].time_ms, r[i].time_ms) << key;
     }
   }
-  ASSERT_TRUE(s.Get(OpenState::kDict, Key('d', 0), &v) || s.Get(OpenState::kDict, Key('d', 1), &v));
-  EXPECT_EQ(s.Get(OpenState::kDict, Key('d', 9), &v), false);
+  ASSERT_TRUE(s.Get(kDict, Key('d', 0), &v) || s.Get(kDict, Key('d', 1), &v));
+  EXPECT_EQ(s.Get(kDict, Key('d', 9), &v), false);
 }
 
 TEST_F(OpenStateTest, ScansInKeyOrderFromStartWithinPrefix) {
@@ -153,20 +153,20 @@ TEST_F(OpenStateTest, ScansInKeyOrderFromStartWithinPrefix) {
   one.i[0] = 1;
   for (const char* k : {"a1", "b3", "b1", "b2", "c1"}) s.AddCounters(k, EncodeCounters(one));
   std::vector<std::string> seen;
-  s.Scan(OpenState::kCounters, "b", "", [&](std::string_view k, std::string_view) {
+  s.Scan(kCounters, "b", "", [&](std::string_view k, std::string_view) {
     seen.emplace_back(k);
     return true;
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"b1", "b2", "b3"}));
   seen.clear();
-  s.Scan(OpenState::kCounters, "b", "b2", [&](std::string_view k, std::string_view) {
+  s.Scan(kCounters, "b", "b2", [&](std::string_view k, std::string_view) {
     seen.emplace_back(k);
     return false;  // stop after the first
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"b2"}));
   size_t n = 0;
-  s.ForEach([&](OpenState::Family f, std::string_view, std::string_view) {
-    EXPECT_EQ(f, OpenState::kCounters);
+  s.ForEach([&](Family f, std::string_view, std::string_view) {
+    EXPECT_EQ(f, kCounters);
     ++n;
   });
   EXPECT_EQ(n, 5u);
@@ -183,7 +183,7 @@ TEST_F(OpenStateTest, MalformedOperandsAreSkippedAndCounted) {
   s.OrBitmap("b", "junk");
   EXPECT_EQ(OpenState::MalformedOperands(), before + 3);
   std::string v;
-  EXPECT_FALSE(s.Get(OpenState::kCounters, "k", &v));
+  EXPECT_FALSE(s.Get(kCounters, "k", &v));
 }
 
 }  // namespace

@@ -11,42 +11,75 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "store/internal/family.h"
+#include "store/internal/open_state.h"
 #include "store/store.h"
 #include "store/write_set.h"
 
 namespace tally::store::internal {
 
-// Column families, in the order Store::Open opens them (index into StoreRep::cf).
-enum Family : int {
-  kMeta = 0,  // "default": offsets, schema version, newest event time
-  kCounters,
-  kBitmaps,
-  kRecords,
-  kDedupe,
-  kDict,
-  kRequests,
-  kUserPacks,
-  kFamilyCount,
-};
-
 inline rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
 inline std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
+// What readers see: a RocksDB snapshot and the open state staged on top of it. Store::Persist
+// writes the open state into the database and starts a new generation (a new snapshot, an empty
+// open state); views made before keep the old one, which together still reads the same.
+struct Generation {
+  explicit Generation(rocksdb::DB* d) : db(d), snapshot(d->GetSnapshot()) {}
+  ~Generation() { db->ReleaseSnapshot(snapshot); }
+  Generation(const Generation&) = delete;
+  Generation& operator=(const Generation&) = delete;
+
+  rocksdb::DB* db;
+  const rocksdb::Snapshot* snapshot;
+  // Guards `open`: the writer stages under it exclusively, readers read under it shared.
+  mutable std::shared_mutex mu;
+  OpenState open;
+  // open.rows(), readable without the lock: readers skip the open state while it is 0.
+  std::atomic<size_t> staged_rows{0};
+};
+
 struct StoreRep {
   ~StoreRep() {
+    current.reset();  // its snapshot, before the database
     for (auto* h : cf) db->DestroyColumnFamilyHandle(h);
     delete db;
   }
   rocksdb::ColumnFamilyHandle* family(Family f) const { return cf[f]; }
+  // The family of a column family id (as WriteBatch::Handler reports it).
+  Family FamilyOfId(uint32_t id) const {
+    for (int f = 0; f < kFamilyCount; ++f) {
+      if (cf[f]->GetID() == id) return static_cast<Family>(f);
+    }
+    return kFamilyCount;
+  }
+  // The generation new views read.
+  std::shared_ptr<Generation> Current() const {
+    std::lock_guard lock(gen_mu);
+    return current;
+  }
+  // Starts a new generation at the database's present state (the open state must be empty or
+  // persisted). Writers only.
+  void NewGeneration() {
+    auto g = std::make_shared<Generation>(db);
+    std::lock_guard lock(gen_mu);
+    current = std::move(g);
+  }
 
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> cf;  // by Family
   std::shared_ptr<rocksdb::Cache> cache;
   std::string identity;
+  mutable std::mutex gen_mu;  // guards `current` (the pointer)
+  std::shared_ptr<Generation> current;
+  // Changes whenever the content changes (every Write and Stage): ReadView::version.
+  std::atomic<uint64_t> version{0};
 };
 
 }  // namespace tally::store::internal
@@ -67,6 +100,7 @@ namespace tally::store::internal {
 // Access to the RocksDB objects of a Store, for lib/store's own code and tests.
 struct Access {
   static const StoreRep& Rep(const Store& store) { return *store.rep_; }
+  static StoreRep& MutableRep(Store& store) { return *store.rep_; }
   static rocksdb::DB* Db(const Store& store) { return store.rep_->db; }
   static rocksdb::ColumnFamilyHandle* Cf(const Store& store, Family f) {
     return store.rep_->family(f);

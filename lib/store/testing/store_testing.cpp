@@ -11,6 +11,10 @@ Status WriteUnlogged(Store& store, WriteSet* set) {
   rocksdb::Status s =
       internal::Access::Db(store)->Write(rocksdb::WriteOptions(), internal::Access::Batch(set));
   if (!s.ok()) return Fail(ErrorCode::kUnavailable, "unlogged write failed: " + s.ToString());
+  // Readers see it, and the version moves, as for any write; only the change log misses it.
+  internal::StoreRep& rep = internal::Access::MutableRep(store);
+  rep.NewGeneration();
+  rep.version.fetch_add(1);
   return Ok();
 }
 
@@ -18,6 +22,7 @@ Status EraseSchemaVersion(Store& store) {
   rocksdb::Status s = internal::Access::Db(store)->Delete(
       rocksdb::WriteOptions(), internal::Access::Cf(store, internal::kMeta), SchemaVersionKey());
   if (!s.ok()) return Fail(ErrorCode::kUnavailable, "erasing the schema version: " + s.ToString());
+  internal::Access::MutableRep(store).NewGeneration();
   return Ok();
 }
 
