@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   std::string data_dir = "./data", listen = "127.0.0.1:8080", keys_path = "config/keys.dev.toml";
   std::string now_text, port_file, new_log = "auto", log_level = "info";
   int cache_ttl = 300, http_threads = 2, partitions = tally::kafka::kDefaultEmbeddedPartitions,
-      batch_max = 50000, batch_ms = 50;
+      batch_max = 50000, batch_ms = 50, persist_ms = 5000, persist_max_mib = 256;
   double dedupe_days = 7;
   std::string from_snapshot;
   std::string late_events = "apply";
@@ -170,6 +170,17 @@ int main(int argc, char** argv) {
                  "Most time from an ingest batch's first message to its store, unless the "
                  "previous batch is still being stored: then it grows up to --batch-max (ms)")
       ->check(tally::cli::IntIn(0, 60'000))
+      ->capture_default_str();
+  app.add_option("--persist-ms", persist_ms,
+                 "Most time ingested events stay in memory only (visible to queries, persisted "
+                 "to disk with their offsets after at most this long, when the stream pauses, "
+                 "and on stop; a crash makes tallyd consume them again). 0: write every batch "
+                 "to disk (more disk work per event)")
+      ->check(tally::cli::IntIn(0, 600'000))
+      ->capture_default_str();
+  app.add_option("--persist-max-mib", persist_max_mib,
+                 "Persist as soon as the events in memory only take this much memory (MiB)")
+      ->check(tally::cli::IntIn(1, 1'000'000))
       ->capture_default_str();
   app.add_option(
          "--on-new-log", new_log,
@@ -316,6 +327,8 @@ int main(int argc, char** argv) {
   co.late_policy = late_events == "reject" ? tally::aggregate::LatePolicy::kReject
                                            : tally::aggregate::LatePolicy::kApply;
   co.batch_max_ms = batch_ms;
+  co.persist_interval_ms = persist_ms;
+  co.persist_max_bytes = static_cast<size_t>(persist_max_mib) << 20;
   co.event_limits = *event_limits;
   co.new_log_policy = new_log == "restart" ? tally::ingest::NewLogPolicy::kRestart
                       : new_log == "stop"  ? tally::ingest::NewLogPolicy::kStop
@@ -384,6 +397,8 @@ int main(int argc, char** argv) {
       w.Int(p.partition);
       w.Key("next_offset");
       w.Int(p.next_offset);
+      w.Key("persisted_offset");
+      w.Int(p.persisted_offset);
       w.Key("read_offset");
       w.Int(p.read_offset);
       w.Key("high_watermark");

@@ -718,7 +718,9 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   }
   stats.new_users = new_users_.size();
 
-  if (auto s = store_->Write(&set, &touched_records_); !s) {
+  if (auto s =
+          stage_ ? store_->Stage(&set, &touched_records_) : store_->Write(&set, &touched_records_);
+      !s) {
     rollback();
     return std::unexpected(s.error());
   }

@@ -90,6 +90,13 @@ class Aggregator {
   // new users, agents and labels are applied to it after the write succeeded.
   void set_directory(store::Directory* directory) { directory_ = directory; }
 
+  // Stage (true) or write (false, the default) each batch: with staging, Apply puts the batch
+  // and its offsets in the store's open state (store::Store::Stage: visible to queries at
+  // once, on disk only after the caller's store::Store::Persist), which costs far less per
+  // batch than a write; a crash then loses the batches staged since the last Persist together
+  // with their offsets, so they are consumed again.
+  void set_stage(bool stage) { stage_ = stage; }
+
   // Binds workspaces to organizations up front. A declared binding wins over one stored by
   // earlier events. Call before the first Apply (or MarkOrganizationMismatches).
   void DeclareOrganizations(const OrganizationBindings& bindings);
@@ -261,6 +268,7 @@ class Aggregator {
 
   store::Store* store_;
   store::Directory* directory_ = nullptr;
+  bool stage_ = false;
   // Workspace -> organization: stored bindings, overridden by declared ones.
   absl::flat_hash_map<std::string, std::string, StringHash, std::equal_to<>> organizations_;
   // Per batch workspace id: its organization (a view into organizations_ or into the batch's

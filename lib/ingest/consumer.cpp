@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "aggregate/aggregator.h"
@@ -27,6 +28,9 @@ constexpr int kMetadataTimeoutMs = 10'000;
 // next batch is stored, a few hundred ms under load).
 constexpr auto kCommitInterval = std::chrono::milliseconds(1000);
 constexpr auto kEmbeddedCommitInterval = std::chrono::milliseconds(0);
+// The embedded broker keeps the newest 5 MiB of a partition: persist well before a partition's
+// consumed-but-unpersisted messages could be trimmed (a crash would then lose them).
+constexpr int64_t kEmbeddedPersistPartitionBytes = 1 << 20;
 
 }  // namespace
 
@@ -82,6 +86,7 @@ struct Consumer::Impl {
     std::vector<aggregate::PartitionOffset> offsets;  // next offset per partition after it
     std::string cluster_id;
     double parse_seconds = 0;
+    bool persist = false;  // persist the open state after staging this batch
   };
   // What the worker did with a batch.
   struct Applied {
@@ -91,6 +96,7 @@ struct Consumer::Impl {
     size_t dead_lettered = 0;  // acknowledged by the dead-letter topic
     aggregate::ApplyStats stats;
     double seconds = 0;
+    bool persisted = false;  // the open state was persisted after this batch
   };
   Batch buffers[2];
   int filling = 0;          // the batch being collected; the other one may be in flight
@@ -104,6 +110,11 @@ struct Consumer::Impl {
   std::vector<uint8_t> late;  // worker only: late / organization-mismatch marks
   Clock::time_point last_commit{};
   std::map<int32_t, int64_t> committed;  // what the last commit said, per partition
+  // Since the last persist was requested: when the first batch was handed over, and the bytes
+  // of the messages handed over per partition (consumer thread).
+  std::optional<Clock::time_point> first_unpersisted;
+  std::map<int32_t, int64_t> unpersisted_bytes;
+  bool Staging() const { return options.persist_interval_ms > 0; }
 
   ~Impl() {
     // The worker uses a batch's messages, the aggregator and the producer: let it finish (its
@@ -227,6 +238,7 @@ struct Consumer::Impl {
       p.topic = tp.topic;
       p.partition = tp.partition;
       p.next_offset = start >= 0 ? start : (lo >= 0 ? lo : 0);
+      p.persisted_offset = p.next_offset;
       p.read_offset = p.next_offset;
       p.high_watermark = hi;
       expected_next[tp.partition] = p.next_offset;
@@ -240,9 +252,9 @@ struct Consumer::Impl {
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       self->Assign(parts);
     } else {
-      // Store what was consumed from the revoked partitions (the batch in flight, then the one
-      // being collected) before letting them go.
-      self->ApplyPending();
+      // Store and persist what was consumed from the revoked partitions (the batch in flight,
+      // then the one being collected) before letting them go.
+      self->Flush();
       rd_kafka_assign(rk, nullptr);
       std::lock_guard lock(self->mu);
       self->assigned.clear();
@@ -264,11 +276,67 @@ struct Consumer::Impl {
       std::lock_guard lock(mu);
       b.cluster_id = cluster_id;
     }
+    b.persist = PersistDue(b);
     flying = &b;
     in_flight.Start([this, &b] { return ApplyBatch(&b); });
     filling ^= 1;
     return true;
   }
+
+  // Whether to persist the open state after staging `b` (see ConsumerOptions): accounts for b's
+  // messages and, when due, starts counting afresh. Consumer thread.
+  bool PersistDue(const Batch& b) {
+    if (!Staging()) return false;
+    const auto now = Clock::now();
+    if (!first_unpersisted) first_unpersisted = now;
+    bool due = now - *first_unpersisted >= std::chrono::milliseconds(options.persist_interval_ms);
+    for (rd_kafka_message_t* m : b.messages) {
+      int64_t& bytes = unpersisted_bytes[m->partition];
+      bytes += static_cast<int64_t>(m->len);
+      if (embedded && bytes >= kEmbeddedPersistPartitionBytes) due = true;
+    }
+    if (!due && store->staged().bytes >= options.persist_max_bytes) due = true;
+    if (due) {
+      first_unpersisted.reset();
+      unpersisted_bytes.clear();
+    }
+    return due;
+  }
+
+  // Persists the open state (retrying until it succeeds or Stop()), then marks every applied
+  // offset persisted and commits. The worker must be idle. False if Stop() interrupted it.
+  bool PersistNow() {
+    if (!Staging() || store->staged().rows == 0) return true;
+    if (!PersistRetrying()) return false;
+    first_unpersisted.reset();
+    unpersisted_bytes.clear();
+    MarkPersisted();
+    MaybeCommit();
+    return true;
+  }
+
+  // Store::Persist until it succeeds; false if Stop() came first (nothing is lost: the open
+  // state stays, and a restart consumes it again).
+  bool PersistRetrying() {
+    int backoff_ms = 100;
+    while (true) {
+      Status p = store->Persist();
+      if (p) return true;
+      spdlog::error("ingest: persisting staged batches failed ({}); retrying", p.error().message);
+      if (stop->load()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+      backoff_ms = std::min(backoff_ms * 2, 5000);
+    }
+  }
+
+  // Every applied offset is persisted now.
+  void MarkPersisted() {
+    std::lock_guard lock(mu);
+    for (auto& [p, pr] : progress) pr.persisted_offset = pr.next_offset;
+  }
+
+  // Stores and persists everything consumed so far. False if something is left (see Submit).
+  bool Flush() { return ApplyPending() && PersistNow(); }
 
   // True while the worker is storing a batch.
   bool WorkerBusy() const { return in_flight.pending() && !in_flight.done(); }
@@ -306,8 +374,10 @@ struct Consumer::Impl {
         pr.topic = o.topic;
         pr.partition = o.partition;
         pr.next_offset = o.next_offset;
+        if (!Staging()) pr.persisted_offset = o.next_offset;
       }
     }
+    if (done.persisted) MarkPersisted();
     for (auto* m : b.messages) rd_kafka_message_destroy(m);
     b.messages.clear();
     MaybeCommit();
@@ -432,6 +502,9 @@ struct Consumer::Impl {
       backoff_ms = std::min(backoff_ms * 2, 5000);
     }
     out.stored = true;
+    // Persisting may be cut short by Stop(): the batch is staged (applied) all the same, and
+    // what is not persisted is consumed again after a restart.
+    if (b->persist) out.persisted = PersistRetrying();
     out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return out;
   }
@@ -468,12 +541,12 @@ struct Consumer::Impl {
     rd_kafka_topic_partition_list_t* list = nullptr;
     for (const auto& [p, pr] : progress) {
       auto it = committed.find(p);
-      if (it != committed.end() && it->second == pr.next_offset) continue;
+      if (it != committed.end() && it->second == pr.persisted_offset) continue;
       if (list == nullptr) {
         list = rd_kafka_topic_partition_list_new(static_cast<int>(progress.size()));
       }
-      rd_kafka_topic_partition_list_add(list, pr.topic.c_str(), p)->offset = pr.next_offset;
-      committed[p] = pr.next_offset;
+      rd_kafka_topic_partition_list_add(list, pr.topic.c_str(), p)->offset = pr.persisted_offset;
+      committed[p] = pr.persisted_offset;
     }
     if (list == nullptr) return;
     last_commit = now;
@@ -512,9 +585,10 @@ struct Consumer::Impl {
 
   Status DoSwitch(store::Store* to, store::Directory* directory) {
     // The batches in flight and in progress belong to the old store's offsets.
-    if (!ApplyPending()) return Fail(ErrorCode::kUnavailable, "stopping");
+    if (!Flush()) return Fail(ErrorCode::kUnavailable, "stopping");
     auto agg = aggregate::Aggregator::Create(to);
     if (!agg) return std::unexpected(agg.error());
+    (*agg)->set_stage(Staging());
     (*agg)->DeclareOrganizations(options.organizations);
     auto stored = to->LoadOffsets();
     if (!stored) return std::unexpected(stored.error());
@@ -534,6 +608,7 @@ struct Consumer::Impl {
       rd_kafka_topic_partition_list_add(list, options.topic.c_str(), p)->offset = start;
       auto& pr = progress[p];
       pr.next_offset = start;
+      pr.persisted_offset = start;
       pr.read_offset = start;
       pr.high_watermark = hi;
       expected_next[p] = start;
@@ -659,6 +734,7 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   impl->aggregator = std::move(*agg);
+  impl->aggregator->set_stage(options.persist_interval_ms > 0);
   impl->aggregator->DeclareOrganizations(options.organizations);
   impl->aggregator->set_directory(options.directory);
 
@@ -790,7 +866,10 @@ Status Consumer::Run() {
     if (!s.Pending().empty()) {
       s.Submit();
     } else {
-      s.Wait();  // idle: account for the batch in flight so that progress and metrics catch up
+      // Idle: account for the batch in flight so that progress and metrics catch up, and
+      // persist what is staged (a quiet stream persists once per pause).
+      s.Wait();
+      s.PersistNow();
       s.MaybeCommit();
     }
     if (Clock::now() - last_lag > std::chrono::milliseconds(500)) {
@@ -798,7 +877,7 @@ Status Consumer::Run() {
       last_lag = Clock::now();
     }
   }
-  s.ApplyPending();
+  s.Flush();
   s.Wait();  // in case the pending batch could not be handed over
   return Ok();
 }

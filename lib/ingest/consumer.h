@@ -9,12 +9,14 @@
 //   ...
 //   (*consumer)->Stop();  t.join();
 //
-// Exactly once: offsets live in RocksDB in the same WriteBatch as the aggregates. On partition
-// assignment the consumer seeks to the stored offsets; commits to Kafka happen only so that lag
-// tools see progress. Stored offsets are tied to the cluster id: a new log (another cluster id,
-// or a stored offset beyond the partition's high watermark) is started from its beginning on a
-// throwaway embedded broker (dedupe by (source, id) absorbs re-sent events) and stops ingest
-// with an alarm on a real cluster. A trimmed log (offset out of range) is reported loudly.
+// Exactly once: offsets are staged and persisted together with the aggregates they produced (see
+// ConsumerOptions::persist_interval_ms). On partition assignment the consumer seeks to the
+// stored offsets; commits to Kafka (of persisted offsets) happen only so that lag tools see
+// progress and the embedded broker's producers know what they may overwrite. Stored offsets are
+// tied to the cluster id: a new log (another cluster id, or a stored offset beyond the partition's
+// high watermark) is started from its beginning on a throwaway embedded broker (dedupe by (source,
+// id) absorbs re-sent events) and stops ingest with an alarm on a real cluster. A trimmed log
+// (offset out of range) is reported loudly.
 //
 // Bad input never stops ingest: every rejected message goes to the dead-letter topic with its
 // reason in the "tally-dlq-reason" header (plus tally-source-topic/-partition/-offset) before
@@ -78,6 +80,16 @@ struct ConsumerOptions {
   // batch_max_messages).
   int batch_max_messages = 50000;
   int batch_max_ms = 50;
+  // Stored batches are staged in the store's open state (store::Store::Stage: visible to
+  // queries at once) and persisted to disk with their offsets (store::Store::Persist) at most
+  // persist_interval_ms after the first of them, as soon as the open state holds
+  // persist_max_bytes, whenever the stream pauses, and before partitions are revoked, the store
+  // is switched or ingest stops. On the embedded broker, which keeps only the newest 5 MiB of
+  // a partition, also once a partition has 1 MiB of consumed messages not persisted. A crash
+  // loses what was staged and its offsets together: it is consumed again. 0: every batch is
+  // written to disk (slower per event, nothing staged).
+  int persist_interval_ms = 5000;
+  size_t persist_max_bytes = 256u << 20;
   NewLogPolicy new_log_policy = NewLogPolicy::kAuto;
   // Events older than the dedupe window (aggregator.h): applied, or dead-lettered with the
   // reason "late event: ...".
@@ -98,9 +110,13 @@ struct ConsumerOptions {
 struct PartitionProgress {
   std::string topic;
   int32_t partition = 0;
-  int64_t next_offset = 0;  // next offset to consume (stored in RocksDB)
-  // Next offset after the messages already read from the broker: stored, or in a batch being
-  // collected or stored. next_offset <= read_offset; a restart resumes at next_offset.
+  // Next offset after the messages applied to the views (visible to queries).
+  int64_t next_offset = 0;
+  // Next offset after the messages persisted to disk: a restart resumes here.
+  // persisted_offset <= next_offset.
+  int64_t persisted_offset = 0;
+  // Next offset after the messages already read from the broker: applied, or in a batch being
+  // collected or stored. next_offset <= read_offset.
   int64_t read_offset = 0;
   int64_t high_watermark = -1;  // last known high watermark, -1 if unknown
 };
