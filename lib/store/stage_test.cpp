@@ -118,6 +118,8 @@ std::string SliceText(const SliceView& s) {
 
 std::string Found(bool found) { return found ? " found" : " absent"; }
 
+std::string LimitText(size_t limit) { return limit == SIZE_MAX ? "all" : std::to_string(limit); }
+
 // Expects `got` to equal `want` (order included), listing the first lines each lacks.
 void ExpectSameLines(const Lines& want, const Lines& got, const std::string& what) {
   if (want == got) return;
@@ -336,11 +338,13 @@ struct Universe {
     std::string mid;  // between stored keys of o0: never written
     RequestsSliceKey("o0", kAllAgents, nullptr, Granularity::kDay, 5, &mid);
     constexpr size_t kAll = SIZE_MAX;
-    u.slice_scans = {{"", "", kAll},       {org0, "", kAll},
-                     {org0, "", 2},        {org0, u.slices[2], kAll},
-                     {org0, mid, kAll},    {org0, mid, 1},
-                     {projects, "", kAll}, {projects, u.slices[3], kAll},
-                     {"", u.slices[9], 3}, {absent_org, "", kAll}};
+    u.slice_scans = {
+        {"", "", kAll},       {org0, "", kAll},
+        {org0, "", 2},        {org0, u.slices[2], kAll},
+        {org0, mid, kAll},    {org0, mid, 1},
+        {org0, org0, kAll},   {org0, org0 + "\xff", kAll},  // past every key of the prefix
+        {projects, "", kAll}, {projects, u.slices[3], kAll},
+        {"", u.slices[9], 3}, {absent_org, "", kAll}};
     u.slice_prefixes = {"", org0, projects, absent_org, u.slices[5], u.slices.back()};
 
     for (int i = 0; i < 24; ++i) {
@@ -728,7 +732,7 @@ Lines ViewLines(const ReadView& v, const Universe& u) {
   }
   for (size_t p = 0; p < u.record_prefixes.size(); ++p) {
     for (size_t limit : {size_t{2}, SIZE_MAX}) {
-      const std::string scan = "#" + std::to_string(p) + "/" + std::to_string(limit) + " ";
+      const std::string scan = "#" + std::to_string(p) + "/" + LimitText(limit) + " ";
       size_t n = 0;
       v.ScanRecords(u.record_prefixes[p], [&](std::string_view key, const Record& r) {
         out.push_back("ScanRecords" + scan + std::to_string(n) + " " + Hex(key) + RecordText(r));
@@ -922,7 +926,7 @@ Lines ModelViewLines(const Model& m, const Universe& u) {
   }
   for (size_t p = 0; p < u.record_prefixes.size(); ++p) {
     for (size_t limit : {size_t{2}, SIZE_MAX}) {
-      const std::string scan = "#" + std::to_string(p) + "/" + std::to_string(limit) + " ";
+      const std::string scan = "#" + std::to_string(p) + "/" + LimitText(limit) + " ";
       for (const char* method : {"ScanRecords", "ScanEncodedRecords"}) {
         size_t n = 0;
         ScanModel(m.records, u.record_prefixes[p], "", [&](const std::string& key, const auto& r) {
@@ -1121,6 +1125,7 @@ TEST_F(StageTest, StagedSetsReadLikeWrittenOnes) {
       Stage(*staged, batch);
       ++staged_sets;
       EXPECT_GT(staged->staged().rows, 0u);
+      EXPECT_GT(staged->staged().bytes, 0u);
     }
     if (gen.Chance(0.15)) {
       Persist(*staged);
@@ -1293,10 +1298,11 @@ TEST_F(StageTest, ViewsReadTheSameAcrossAPersist) {
   ExpectSameLines(first, ViewLines(*early, u), "a view two generations old");
 }
 
-// One thread stages (persisting now and then, writing once in a while) sets that each add 1 to a
-// total row, 1 to one of several part rows and one new id to a bitmap, while two threads make
-// views and read. Every reader sees totals that never decrease, never exceed the sets begun, and
-// in the end everything adds up.
+// One thread stages sets (persisting now and then, writing once in a while) while two threads
+// make views and read. Each set adds 1 twice to a total row (two operations: a row shows a set
+// entirely or not at all, so the total is even), 1 to one of several part rows, and two new ids
+// to a bitmap. Every reader sees values that never decrease, within a view and from view to view,
+// and never count more sets than were begun; in the end everything adds up.
 TEST_F(StageTest, ReadersRaceTheWriterSafely) {
   std::unique_ptr<Store> store = Open("race");
   ASSERT_TRUE(store);
@@ -1320,24 +1326,28 @@ TEST_F(StageTest, ReadersRaceTheWriterSafely) {
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     WriteSet set(*store);
+    std::string enc;
     for (int64_t n = 0; !stop.load(); ++n) {
       set.Clear();
       set.AddCounters(total, encoded_one);
       set.AddCounters(parts[n % kParts], encoded_one);
-      UserBitmap b;
-      b.Add(static_cast<uint32_t>(n));
-      std::string enc;
-      b.AppendEncoded(&enc);
-      set.OrBitmap(bitmap, enc);
+      for (uint32_t id : {2 * static_cast<uint32_t>(n), 2 * static_cast<uint32_t>(n) + 1}) {
+        UserBitmap b;
+        b.Add(id);
+        enc.clear();
+        b.AppendEncoded(&enc);
+        set.OrBitmap(bitmap, enc);
+      }
+      set.AddCounters(total, encoded_one);
       begun.store(n + 1);
       const Status s = n % 97 == 0 ? store->Write(&set) : store->Stage(&set);
       if (!s) {
         ADD_FAILURE() << "writing set " << n << ": " << s.error().message;
-        break;
+        return;
       }
       if (n % 13 == 12 && !store->Persist()) {
         ADD_FAILURE() << "persisting after set " << n;
-        break;
+        return;
       }
     }
   });
@@ -1356,20 +1366,21 @@ TEST_F(StageTest, ReadersRaceTheWriterSafely) {
       Counters second;
       view->AddCounters(total, &second);
       const int64_t limit = begun.load();
-      const bool ok = first.i[0] >= last_total && second.i[0] >= first.i[0] &&
-                      second.i[0] <= limit && sum.i[0] >= last_parts && sum.i[0] <= limit &&
-                      ids.Cardinality() >= last_ids && ids.Cardinality() <= uint64_t(limit) &&
-                      view->version() >= last_version;
+      const int64_t t1 = first.i[0], t2 = second.i[0], p = sum.i[0];
+      const uint64_t n = ids.Cardinality();
+      const bool ok = t1 % 2 == 0 && t2 % 2 == 0 && n % 2 == 0 && t1 >= last_total && t2 >= t1 &&
+                      t2 <= 2 * limit && p >= last_parts && p <= limit && n >= last_ids &&
+                      n <= 2 * static_cast<uint64_t>(limit) && view->version() >= last_version;
       if (!ok) {
-        ADD_FAILURE() << "sets begun " << limit << "; total " << first.i[0] << " then "
-                      << second.i[0] << " (before: " << last_total << "), parts " << sum.i[0]
-                      << " (before: " << last_parts << "), ids " << ids.Cardinality()
-                      << " (before: " << last_ids << ")";
+        ADD_FAILURE() << "sets begun " << limit << "; total " << t1 << " then " << t2
+                      << " (before: " << last_total << "), parts " << p
+                      << " (before: " << last_parts << "), ids " << n << " (before: " << last_ids
+                      << ")";
         return;
       }
-      last_total = second.i[0];
-      last_parts = sum.i[0];
-      last_ids = ids.Cardinality();
+      last_total = t2;
+      last_parts = p;
+      last_ids = n;
       last_version = view->version();
       reads.fetch_add(1);
     }
@@ -1391,9 +1402,87 @@ TEST_F(StageTest, ReadersRaceTheWriterSafely) {
   view->ScanCounters(prefix, [&](std::string_view, const Counters& c) { sum.i[0] += c.i[0]; });
   UserBitmap ids;
   view->OrBitmap(bitmap, &ids);
-  EXPECT_EQ(t.i[0], sets);
+  EXPECT_EQ(t.i[0], 2 * sets);
   EXPECT_EQ(sum.i[0], sets);
-  EXPECT_EQ(ids.Cardinality(), static_cast<uint64_t>(sets));
+  EXPECT_EQ(ids.Cardinality(), 2 * static_cast<uint64_t>(sets));
+}
+
+// A user pack stored in more parts than a view pins unmerged (read as one merged part) and staged
+// too: ForEachUserPackPart hands the staged part after the stored one, and every pack read sums
+// both, before and after Persist.
+TEST_F(StageTest, UserPackPartsIncludeTheStagedPart) {
+  std::unique_ptr<Store> store = Open("packs");
+  ASSERT_TRUE(store);
+  const internal::StoreRep& rep = internal::Access::Rep(*store);
+  ASSERT_TRUE(
+      rep.db->SetOptions(rep.family(internal::kUserPacks), {{"disable_auto_compactions", "true"}})
+          .ok());
+  std::string key;
+  UserPackKey("ws", Granularity::kDay, 3, &key);
+  std::map<uint32_t, int64_t> want;
+  auto add = [&](uint32_t round, bool stage) {
+    Counters c;
+    c.i[1] = round + 1;
+    std::string pack;
+    UserPackWriter(&pack).Add(round % 3, c);
+    want[round % 3] += round + 1;
+    WriteSet set(*store);
+    set.AddUserPack(key, pack);
+    ASSERT_TRUE((stage ? store->Stage(&set) : store->Write(&set)).has_value());
+  };
+  auto check = [&](const ReadView& view, size_t want_parts, const std::string& when) {
+    SCOPED_TRACE(when);
+    std::map<uint32_t, int64_t> got;
+    size_t parts = 0;
+    EXPECT_TRUE(view.ForEachUserPackPart(key, [&](std::string_view part) {
+      ++parts;
+      ForEachUserPackEntry(part, [&](uint32_t user, std::string_view c) {
+        Counters counters;
+        EXPECT_TRUE(AddEncodedCounters(c, &counters));
+        got[user] += counters.i[1];
+      });
+    }));
+    EXPECT_EQ(parts, want_parts);
+    EXPECT_EQ(got, want);
+    got.clear();
+    view.ForEachUserCounters(key, [&](uint32_t user, const Counters& c) { got[user] += c.i[1]; });
+    EXPECT_EQ(got, want);
+    for (uint32_t user = 0; user < 4; ++user) {
+      Counters c;
+      EXPECT_TRUE(view.AddUserCounters(key, user, &c));
+      EXPECT_EQ(c.i[1], want.contains(user) ? want[user] : 0) << "user " << user;
+    }
+    std::string pack;
+    ASSERT_TRUE(view.GetUserPack(key, &pack));
+    got.clear();
+    ForEachUserPackEntry(pack, [&](uint32_t user, std::string_view c) {
+      Counters counters;
+      AddEncodedCounters(c, &counters);
+      got[user] += counters.i[1];
+    });
+    EXPECT_EQ(got, want);
+  };
+  for (uint32_t round = 0; round < 34; ++round) {  // 34 files: more than the 32 parts pinned
+    add(round, false);
+    ASSERT_TRUE(rep.db->Flush(rocksdb::FlushOptions(), rep.family(internal::kUserPacks)).ok());
+  }
+  check(*store->NewReadView(), 1, "stored only");
+  for (uint32_t round = 34; round < 40; ++round) add(round, true);
+  const auto before = store->NewReadView();
+  check(*before, 2, "stored and staged");
+  Persist(*store);
+  check(*before, 2, "a view made before Persist");
+  check(*store->NewReadView(), 1, "persisted");
+
+  // A few stored parts, unmerged, and a staged one: the staged part comes last.
+  std::string few;
+  UserPackKey("ws", Granularity::kDay, 4, &few);
+  key = few;
+  want.clear();
+  add(0, false);
+  add(1, false);
+  add(2, true);
+  check(*store->NewReadView(), 3, "two stored parts and a staged one");
 }
 
 }  // namespace
