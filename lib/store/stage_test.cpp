@@ -32,6 +32,7 @@
 #include "store/codec.h"
 #include "store/internal/store_rep.h"
 #include "store/store.h"
+#include "store/testing/store_testing.h"
 #include "store/write_set.h"
 
 namespace tally::store {
@@ -1489,6 +1490,32 @@ TEST_F(StageTest, UserPackPartsIncludeTheStagedPart) {
   add(1, false);
   add(2, true);
   check(*store->NewReadView(), 3, "two stored parts and a staged one");
+}
+
+// testing::WriteUnlogged applies a set "like Store::Write": after the sets staged before it, which
+// it must neither drop from readers nor keep from being persisted.
+TEST_F(StageTest, AnUnloggedWriteKeepsWhatIsStaged) {
+  std::unique_ptr<Store> store = Open("unlogged");
+  ASSERT_TRUE(store);
+  std::string key;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 0, "", &key);
+  Counters one;
+  one.i[0] = 1;
+  WriteSet set(*store);
+  set.AddCounters(key, EncodeCounters(one));
+  ASSERT_TRUE(store->Stage(&set).has_value());
+  ASSERT_TRUE(testing::WriteUnlogged(*store, &set).has_value());
+  auto read = [&] {
+    Counters c;
+    store->NewReadView()->AddCounters(key, &c);
+    return c.i[0];
+  };
+  EXPECT_EQ(read(), 2) << "staged, then written unlogged";
+  Persist(*store);
+  EXPECT_EQ(read(), 2) << "persisted";
+  Reopen(&store);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(read(), 2) << "reopened";
 }
 
 }  // namespace
