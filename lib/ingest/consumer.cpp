@@ -31,6 +31,10 @@ constexpr auto kEmbeddedCommitInterval = std::chrono::milliseconds(0);
 // The embedded broker keeps the newest 5 MiB of a partition: persist well before a partition's
 // consumed-but-unpersisted messages could be trimmed (a crash would then lose them).
 constexpr int64_t kEmbeddedPersistPartitionBytes = 1 << 20;
+// A stream counts as paused (and what is staged gets persisted) after this long without a batch:
+// a steady trickle arrives in bursts a few hundred ms apart, and persisting after each would
+// cost as much as not staging at all.
+constexpr auto kPersistWhenQuietFor = std::chrono::milliseconds(1000);
 
 }  // namespace
 
@@ -54,6 +58,7 @@ struct Consumer::Impl {
   Counter* batches = nullptr;
   Histogram* apply_seconds = nullptr;
   Histogram* batch_messages = nullptr;
+  Histogram* persist_seconds = nullptr;  // one observation per persist
   std::map<std::string, Counter*> rejected_by_reason;
 
   // Offsets: the next offset per partition of the topic, as stored in RocksDB.
@@ -114,6 +119,7 @@ struct Consumer::Impl {
   // of the messages handed over per partition (consumer thread).
   std::optional<Clock::time_point> first_unpersisted;
   std::map<int32_t, int64_t> unpersisted_bytes;
+  Clock::time_point last_submit{};  // when the last batch was handed over
   bool Staging() const { return options.persist_interval_ms > 0; }
 
   ~Impl() {
@@ -277,6 +283,7 @@ struct Consumer::Impl {
       b.cluster_id = cluster_id;
     }
     b.persist = PersistDue(b);
+    last_submit = Clock::now();
     flying = &b;
     in_flight.Start([this, &b] { return ApplyBatch(&b); });
     filling ^= 1;
@@ -320,8 +327,12 @@ struct Consumer::Impl {
   bool PersistRetrying() {
     int backoff_ms = 100;
     while (true) {
+      const auto t0 = Clock::now();
       Status p = store->Persist();
-      if (p) return true;
+      if (p) {
+        persist_seconds->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+        return true;
+      }
       spdlog::error("ingest: persisting staged batches failed ({}); retrying", p.error().message);
       if (stop->load()) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
@@ -727,6 +738,10 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   impl->apply_seconds =
       metrics->GetHistogram("tally_batch_apply_seconds", "Time to parse, fold and write one batch.",
                             {}, Histogram::LatencyBuckets());
+  impl->persist_seconds = metrics->GetHistogram(
+      "tally_persist_seconds",
+      "Time to persist the staged batches to disk, one observation per persist.", {},
+      Histogram::LatencyBuckets());
   impl->batch_messages = metrics->GetHistogram(
       "tally_batch_messages", "Messages per stored batch (batches grow while the store is busy).",
       {}, {1, 10, 100, 1000, 5000, 10000, 20000, 50000, 100000, 200000});
@@ -867,9 +882,14 @@ Status Consumer::Run() {
       s.Submit();
     } else {
       // Idle: account for the batch in flight so that progress and metrics catch up, and
-      // persist what is staged (a quiet stream persists once per pause).
+      // persist what is staged once the stream has paused (or the interval is up).
       s.Wait();
-      s.PersistNow();
+      const auto now = Clock::now();
+      if (now - s.last_submit >= kPersistWhenQuietFor ||
+          (s.first_unpersisted && now - *s.first_unpersisted >=
+                                      std::chrono::milliseconds(s.options.persist_interval_ms))) {
+        s.PersistNow();
+      }
       s.MaybeCommit();
     }
     if (Clock::now() - last_lag > std::chrono::milliseconds(500)) {

@@ -1518,5 +1518,39 @@ TEST_F(StageTest, AnUnloggedWriteKeepsWhatIsStaged) {
   EXPECT_EQ(read(), 2) << "reopened";
 }
 
+// A scan whose start lies before its prefix reads stored and staged rows alike from the prefix
+// on (the stored side used to seek to `start` and stop at the first key outside the prefix).
+TEST_F(StageTest, SliceScanFromBeforeThePrefixSeesStoredAndStagedRows) {
+  std::unique_ptr<Store> store = Open("slice-start");
+  ASSERT_TRUE(store);
+  Slice one;
+  one.totals.requests = 1;
+  std::string value;
+  AppendSlice(one, &value);
+  std::string a0, b0, b1;
+  RequestsSliceKey("a", kAllAgents, nullptr, Granularity::kDay, 0, &a0);
+  RequestsSliceKey("b", kAllAgents, nullptr, Granularity::kDay, 0, &b0);
+  RequestsSliceKey("b", kAllAgents, nullptr, Granularity::kDay, 1, &b1);
+  WriteSet stored(*store);
+  stored.AddSlice(a0, value);
+  stored.AddSlice(b0, value);
+  ASSERT_TRUE(store->Write(&stored).has_value());
+  WriteSet staged(*store);
+  staged.AddSlice(b1, value);
+  ASSERT_TRUE(store->Stage(&staged).has_value());
+  const std::string prefix = b0.substr(0, b0.size() - 5);  // org "b", all agents and projects
+  auto count = [&] {
+    size_t n = 0;
+    store->NewReadView()->ScanSlices(prefix, a0, [&](std::string_view, const SliceView&) {
+      ++n;
+      return true;
+    });
+    return n;
+  };
+  EXPECT_EQ(count(), 2u) << "one stored, one staged";
+  Persist(*store);
+  EXPECT_EQ(count(), 2u) << "both stored";
+}
+
 }  // namespace
 }  // namespace tally::store

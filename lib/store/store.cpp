@@ -770,7 +770,7 @@ bool ReadView::ReadSlice(std::string_view key,
 void ReadView::ScanSlices(std::string_view prefix, std::string_view start,
                           const std::function<bool(std::string_view, const SliceView&)>& fn) const {
   if (!rep_->slices_it) rep_->slices_it.reset(rep_->NewScanIterator(internal::kRequests));
-  const std::string_view from = start.empty() ? prefix : start;
+  const std::string_view from = std::max(prefix, start);
   MergedCursor cur(rep_->slices_it.get(), internal::kRequests, prefix,
                    rep_->OpenRange(internal::kRequests, prefix, from));
   SliceView v;

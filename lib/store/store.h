@@ -95,7 +95,10 @@ class Store {
   Status Stage(WriteSet* set, const std::vector<std::string_view>* touched_records = nullptr);
   // Writes the open state to disk in one atomic write and empties it (a no-op when empty).
   // Errors as Write; on error everything stays staged (retry). Write() persists what is staged
-  // first, so a written set always lands after the sets staged before it.
+  // first, so a written set always lands after the sets staged before it; if that persist fails,
+  // the set stays staged with the rest (persisted by the next Persist or Write: do not write it
+  // again). Staged double fields are summed before they are stored, so they may differ from
+  // one-by-one writes in the last bits.
   Status Persist();
   // What is staged: rows, and an estimate of the memory they hold.
   struct Staged {

@@ -8,6 +8,8 @@ Status WriteUnlogged(Store& store, WriteSet* set) {
   if (!internal::Access::BelongsTo(*set, store)) {
     return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
   }
+  // After what is staged, as Store::Write: persist it first.
+  if (Status p = store.Persist(); !p) return p;
   rocksdb::Status s =
       internal::Access::Db(store)->Write(rocksdb::WriteOptions(), internal::Access::Batch(set));
   if (!s.ok()) return Fail(ErrorCode::kUnavailable, "unlogged write failed: " + s.ToString());
@@ -19,6 +21,7 @@ Status WriteUnlogged(Store& store, WriteSet* set) {
 }
 
 Status EraseSchemaVersion(Store& store) {
+  if (Status p = store.Persist(); !p) return p;
   rocksdb::Status s = internal::Access::Db(store)->Delete(
       rocksdb::WriteOptions(), internal::Access::Cf(store, internal::kMeta), SchemaVersionKey());
   if (!s.ok()) return Fail(ErrorCode::kUnavailable, "erasing the schema version: " + s.ToString());
