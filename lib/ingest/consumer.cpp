@@ -515,7 +515,9 @@ struct Consumer::Impl {
     out.stored = true;
     // Persisting may be cut short by Stop(): the batch is staged (applied) all the same, and
     // what is not persisted is consumed again after a restart.
-    if (b->persist) out.persisted = PersistRetrying();
+    // A batch that dead-lettered messages is persisted at once: a crash would otherwise send
+    // its dead letters again when the batch is consumed again.
+    if (b->persist || out.dead_lettered > 0) out.persisted = PersistRetrying();
     out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return out;
   }

@@ -148,7 +148,11 @@ Status LiveViews::Snapshot(const std::string& path) {
   if (std::filesystem::exists(path)) {
     return Fail(ErrorCode::kInvalidArgument, "The path '" + path + "' already exists.", "path");
   }
-  return current_.load()->store->Checkpoint(path);
+  store::Store* store = current_.load()->store.get();
+  // Everything applied so far, staged batches included (with their offsets): a replica started
+  // from the snapshot continues exactly where this tallyd was.
+  if (Status p = store->Persist(); !p) return p;
+  return store->Checkpoint(path);
 }
 
 }  // namespace tally::ingest

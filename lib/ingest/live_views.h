@@ -66,7 +66,9 @@ class LiveViews {
                       std::chrono::milliseconds wait = std::chrono::seconds(8));
   ~LiveViews();
 
-  // A consistent checkpoint of the current store at `path` (must not exist; absolute).
+  // A consistent checkpoint of the current store at `path` (must not exist; absolute), with
+  // everything applied so far: staged batches are persisted first. Errors of Store::Persist and
+  // Store::Checkpoint; kInvalidArgument for a relative or existing path.
   Status Snapshot(const std::string& path);
 
  private:
