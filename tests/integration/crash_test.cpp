@@ -122,7 +122,19 @@ std::vector<BadMessage> BadMessages() {
   return out;
 }
 
-TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
+// Run with the default persist interval (kills land while batches are staged in memory) and with
+// a persist every 20 ms (kills land in the middle of persists, too).
+class CrashE2E : public ::testing::TestWithParam<std::vector<std::string>> {};
+
+INSTANTIATE_TEST_SUITE_P(PersistIntervals, CrashE2E,
+                         ::testing::Values(std::vector<std::string>{},
+                                           std::vector<std::string>{"--persist-ms", "20"}),
+                         [](const auto& info) {
+                           return info.param.empty() ? std::string("Default")
+                                                     : std::string("Persist20ms");
+                         });
+
+TEST_P(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
   auto t0 = SteadyClock::now();
   uint64_t seed = std::random_device{}();
   if (const char* s = std::getenv("TALLY_IT_SEED")) seed = std::strtoull(s, nullptr, 10);
@@ -148,7 +160,7 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kAdminToken));
   ASSERT_TRUE(stack.StartBroker(4));
-  ASSERT_TRUE(stack.StartTallyd());
+  ASSERT_TRUE(stack.StartTallyd(GetParam()));
 
   // The lines go out in chunks. Before each chunk the producer waits until tallyd's lag is
   // small (the embedded broker keeps only the newest 5 MB per partition, so an unpaced producer
@@ -213,7 +225,7 @@ TEST(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
     std::fprintf(stderr,
                  "[crash] kill -9 #%d at %.2f s, %d ms into producing lines [%zu, %zu): lag %lld\n",
                  kills, Elapsed(t0), delay, begin, end, static_cast<long long>(st.lag));
-    ASSERT_TRUE(stack.StartTallyd()) << "restart #" << kills;
+    ASSERT_TRUE(stack.StartTallyd(GetParam())) << "restart #" << kills;
   }
   ASSERT_EQ(kills, 5);
   // A kill while nothing was left to ingest would not test anything: most must hit a backlog.
