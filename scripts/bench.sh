@@ -23,6 +23,7 @@
 #                                                   events per rate (--events N: N each; max = no
 #                                                   --rate, 1000000 events); median of --runs
 # Flags: `scripts/bench.sh ingest --help`. BUILD_DIR overrides the build directory (./build).
+# TALLYD_ARGS adds tallyd flags for newcomer and live (e.g. TALLYD_ARGS="--persist-ms 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-}"
@@ -55,7 +56,7 @@ start_broker_and_tallyd() {
   pids=($!)
   while [ ! -s "$d/broker.addr" ]; do sleep 0.05; done
   "$build/cmd/tallyd/tallyd" --brokers "$(cat "$d/broker.addr")" --data-dir "$d/data" \
-    --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml >"$d/tallyd.log" 2>&1 &
+    --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml ${TALLYD_ARGS:-} >"$d/tallyd.log" 2>&1 &
   tallyd_pid=$!
   pids+=("$tallyd_pid")
   while [ ! -s "$d/port" ]; do sleep 0.05; done
