@@ -22,13 +22,18 @@
 #                                                   produce rates, on `tally broker`; --seconds of
 #                                                   events per rate (--events N: N each; max = no
 #                                                   --rate, 1000000 events); median of --runs
+#   scripts/bench.sh fresh [--rates 1000,30000] [--probes 60] [--runs 3]
+#                                                   freshness: from POST /v1/events of a probe
+#                                                   event to the first query that counts it, while
+#                                                   `tally produce --rate R` streams the executions
+#                                                   mix; p50/p99/max per rate, all runs pooled
 # Flags: `scripts/bench.sh ingest --help`. BUILD_DIR overrides the build directory (./build).
 # TALLYD_ARGS adds tallyd flags for newcomer and live (e.g. TALLYD_ARGS="--persist-ms 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-}"
 case "$what" in
-  ingest | query | pipeline | replay | requests | superagents | newcomer | live) shift ;;
+  ingest | query | pipeline | replay | requests | superagents | newcomer | live | fresh) shift ;;
   *)
     sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
@@ -40,7 +45,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=("${what}_bench")
 if [ "$what" = pipeline ]; then targets+=(tally); fi
 if [ "$what" = replay ]; then targets=(tally); fi
-if [ "$what" = newcomer ] || [ "$what" = live ]; then targets=(tally tallyd); fi
+if [ "$what" = newcomer ] || [ "$what" = live ] || [ "$what" = fresh ]; then targets=(tally tallyd); fi
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
 # A shared working tree: say which files differ from the commit measured.
@@ -319,6 +324,86 @@ case "$what" in
       echo "INVALID: some events were not consumed or the broker trimmed unread events" >&2
       exit 1
     fi
+    ;;
+  fresh)
+    rates=1000,30000 probes=60 runs=3
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --rates) rates="$2" && shift 2 ;;
+        --probes) probes="$2" && shift 2 ;;
+        --runs) runs="$2" && shift 2 ;;
+        *)
+          echo "usage: scripts/bench.sh fresh [--rates 1000,30000] [--probes 60] [--runs 3]" >&2
+          exit 2
+          ;;
+      esac
+    done
+    IFS=, read -r -a rate_list <<<"$rates"
+    tally="$build/cmd/tally/tally"
+    tmp="$(mktemp -d)"
+    pids=()
+    cleanup() {
+      [ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null
+      wait 2>/dev/null
+      rm -rf "$tmp"
+    }
+    trap cleanup EXIT
+    token=dev-token-change-me
+    # The workspace-metrics API serves a response cache with a TTL by contract (cached_at,
+    # cache_ttl); freshness is about the views, so it is off here.
+    TALLYD_ARGS="--cache-ttl 0 ${TALLYD_ARGS:-}"
+    now_ms() { echo $(($(date +%s%N) / 1000000)); }
+    echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); rates ${rate_list[*]}; $probes probes per rate and run, 4 per second; $runs runs"
+    # The background stream: enough for the probes at the highest rate (they take probes/4 s).
+    seconds=$((probes / 4 + 8))
+    max_rate=0
+    for r in "${rate_list[@]}"; do [ "$r" -gt "$max_rate" ] && max_rate=$r; done
+    "$tally" gen --mix executions --events $((max_rate * seconds)) -o "$tmp/stream.ndjson"
+    for run in $(seq "$runs"); do
+      for r in "${rate_list[@]}"; do
+        d="$tmp/run$run-$r"
+        start_broker_and_tallyd "$d"
+        "$tally" produce --broker-addr-file "$d/broker.addr" --rate "$r" "$tmp/stream.ndjson" \
+          >/dev/null 2>&1 &
+        producer=$!
+        pids+=("$producer")
+        sleep 3  # the stream is flowing and tallyd is ingesting it
+        ws="fresh-probe-$run-$r"
+        url="http://$addr/api/v1/workspaces/metrics?workspace_uuid=$ws&entity=agents&metric=executions&aggregation=count&period=7d"
+        for i in $(seq "$probes"); do
+          t0=$(now_ms)
+          body=$(printf '{"specversion":"1.0","id":"probe-%s-%s-%d","source":"bench/fresh","type":"agent.executed","time":"%s","data":{"workspace_id":"%s","user":{"id":"probe"},"agent":{"id":"probe-agent"},"status":"ok"}}' \
+            "$run" "$r" "$i" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$ws")
+          curl -sf -X POST "http://$addr/v1/events" -H "Authorization: Bearer $token" \
+            -H 'Content-Type: application/cloudevents+json' -d "$body" >/dev/null ||
+            echo "probe $i: POST failed" >&2
+          while :; do
+            total=$(curl -s "$url" -H "Authorization: Bearer $token" |
+              sed -n 's/.*"total":[[:space:]]*\([0-9]*\).*/\1/p')
+            [ "${total:-0}" -ge "$i" ] && break
+            [ $(($(now_ms) - t0)) -gt 30000 ] && echo "probe $i: not visible after 30 s" >&2 && break
+            sleep 0.005
+          done
+          t1=$(now_ms)
+          echo "$r $((t1 - t0))" >>"$tmp/latencies"
+          left=$((250 - (t1 - t0)))
+          [ "$left" -gt 0 ] && sleep "$(awk -v l="$left" 'BEGIN {printf "%.3f", l / 1000}')"
+        done
+        kill "$producer" 2>/dev/null || true
+        kill "${pids[@]}" 2>/dev/null || true
+        wait 2>/dev/null || true
+        pids=()
+      done
+    done
+    echo "| rate (events/s) | probes | p50 ms | p99 ms | max ms |"
+    echo "|---|---|---|---|---|"
+    for r in "${rate_list[@]}"; do
+      awk -v r="$r" '$1 == r {print $2}' "$tmp/latencies" | sort -n |
+        awk -v r="$r" '{v[NR] = $1} END {
+          p50 = v[int((NR - 1) * 0.50) + 1]; p99 = v[int((NR - 1) * 0.99) + 1]
+          printf "| %s | %d | %d | %d | %d |\n", r, NR, p50, p99, v[NR] }'
+    done
     ;;
   pipeline)
     events="${1:-1000000}"
