@@ -390,7 +390,7 @@ case "$what" in
           left=$((250 - (t1 - t0)))
           [ "$left" -gt 0 ] && sleep "$(awk -v l="$left" 'BEGIN {printf "%.3f", l / 1000}')"
         done
-        kill "$producer" 2>/dev/null || true
+        kill -9 "$producer" 2>/dev/null || true  # it would wait for the stopped consumer
         kill "${pids[@]}" 2>/dev/null || true
         wait 2>/dev/null || true
         pids=()
