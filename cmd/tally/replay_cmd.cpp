@@ -473,7 +473,7 @@ Command AddReplayCommand(CLI::App& app) {
                   "Running tallyd to switch to the rebuilt store (http://HOST:PORT)");
   sub->add_option("--token", a->token, "Admin API token for --tallyd");
   sub->add_flag("--no-switch", a->no_switch, "Build only; print the command that switches");
-  sub->add_option("--batch", a->batch, "Events per WriteBatch")
+  sub->add_option("--batch", a->batch, "Events per store write")
       ->check(UintIn(1, 100'000'000))
       ->capture_default_str();
   sub->add_option("--late-events", a->late_events,
