@@ -54,6 +54,19 @@ git diff --stat HEAD 2>/dev/null | sed -n '$!s/^/  changed: /p' | head -20 || tr
 # Starts `tally broker` with its defaults and a tallyd against it, both under directory $1
 # (broker.addr, data/, port, tallyd.log), and waits until tallyd is ready. Sets pids (both),
 # tallyd_pid and addr (tallyd's HOST:PORT). Uses $build.
+# A temporary directory in $tmp, removed on exit (kept if $keep is 1) after the background
+# processes listed in $pids are stopped.
+make_tmp() {
+  tmp="$(mktemp -d)"
+  pids=()
+  trap 'stop_and_clean' EXIT
+}
+stop_and_clean() {
+  [ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null
+  wait 2>/dev/null
+  if [ "${keep:-0}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+
 start_broker_and_tallyd() {
   local d="$1"
   mkdir -p "$d"
@@ -171,14 +184,7 @@ case "$what" in
       fi
     done
     tally="$build/cmd/tally/tally"
-    tmp="$(mktemp -d)"
-    pids=()
-    cleanup() {
-      [ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null
-      wait 2>/dev/null
-      if [ "$keep" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-    }
-    trap cleanup EXIT
+    make_tmp
     hz=$(getconf CLK_TCK)
     # CPU seconds used so far by process $1, all its threads (fields 14 and 15 after the name).
     cpu_of() { sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$hz" '{printf "%.2f", ($12 + $13) / hz}'; }
@@ -340,14 +346,8 @@ case "$what" in
     done
     IFS=, read -r -a rate_list <<<"$rates"
     tally="$build/cmd/tally/tally"
-    tmp="$(mktemp -d)"
-    pids=()
-    cleanup() {
-      [ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null
-      wait 2>/dev/null
-      rm -rf "$tmp"
-    }
-    trap cleanup EXIT
+    keep=0
+    make_tmp
     token=dev-token-change-me
     # The workspace-metrics API serves a response cache with a TTL by contract (cached_at,
     # cache_ttl); freshness is about the views, so it is off here.

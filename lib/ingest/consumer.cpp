@@ -296,18 +296,27 @@ struct Consumer::Impl {
     if (!Staging()) return false;
     const auto now = Clock::now();
     if (!first_unpersisted) first_unpersisted = now;
-    bool due = now - *first_unpersisted >= std::chrono::milliseconds(options.persist_interval_ms);
+    bool due = IntervalDue(now);
     for (rd_kafka_message_t* m : b.messages) {
       int64_t& bytes = unpersisted_bytes[m->partition];
       bytes += static_cast<int64_t>(m->len);
       if (embedded && bytes >= kEmbeddedPersistPartitionBytes) due = true;
     }
     if (!due && store->staged().bytes >= options.persist_max_bytes) due = true;
-    if (due) {
-      first_unpersisted.reset();
-      unpersisted_bytes.clear();
-    }
+    if (due) RestartPersistCount();
     return due;
+  }
+
+  // The persist interval has passed since the first batch not persisted.
+  bool IntervalDue(Clock::time_point now) const {
+    return first_unpersisted &&
+           now - *first_unpersisted >= std::chrono::milliseconds(options.persist_interval_ms);
+  }
+
+  // What PersistDue counts starts afresh (a persist covers everything handed over so far).
+  void RestartPersistCount() {
+    first_unpersisted.reset();
+    unpersisted_bytes.clear();
   }
 
   // Persists the open state (retrying until it succeeds or Stop()), then marks every applied
@@ -315,8 +324,7 @@ struct Consumer::Impl {
   bool PersistNow() {
     if (!Staging() || store->staged().rows == 0) return true;
     if (!PersistRetrying()) return false;
-    first_unpersisted.reset();
-    unpersisted_bytes.clear();
+    RestartPersistCount();
     MarkPersisted();
     MaybeCommit();
     return true;
@@ -751,7 +759,7 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   impl->aggregator = std::move(*agg);
-  impl->aggregator->set_stage(options.persist_interval_ms > 0);
+  impl->aggregator->set_stage(impl->Staging());
   impl->aggregator->DeclareOrganizations(options.organizations);
   impl->aggregator->set_directory(options.directory);
 
@@ -887,9 +895,7 @@ Status Consumer::Run() {
       // persist what is staged once the stream has paused (or the interval is up).
       s.Wait();
       const auto now = Clock::now();
-      if (now - s.last_submit >= kPersistWhenQuietFor ||
-          (s.first_unpersisted && now - *s.first_unpersisted >=
-                                      std::chrono::milliseconds(s.options.persist_interval_ms))) {
+      if (now - s.last_submit >= kPersistWhenQuietFor || s.IntervalDue(now)) {
         s.PersistNow();
       }
       s.MaybeCommit();

@@ -161,7 +161,6 @@ void OpenState::Encode(const UserBitmap& b, std::string* out) { b.AppendEncodedA
 
 template <typename V>
 bool OpenState::GetFrom(const Rows<V>& rows, std::string_view key, std::string* out) {
-  out->clear();
   auto it = rows.find(key);
   if (it == rows.end()) return false;
   Encode(it->second, out);
@@ -169,48 +168,12 @@ bool OpenState::GetFrom(const Rows<V>& rows, std::string_view key, std::string* 
 }
 
 bool OpenState::Get(Family family, std::string_view key, std::string* out) const {
-  switch (family) {
-    case kCounters:
-      return GetFrom(counters_, key, out);
-    case kUserPacks:
-      return GetFrom(packs_, key, out);
-    case kBitmaps:
-      return GetFrom(bitmaps_, key, out);
-    case kRecords:
-      return GetFrom(records_, key, out);
-    case kRequests:
-      return GetFrom(slices_, key, out);
-    case kDedupe:
-    case kDict:
-    case kMeta:
-      return GetFrom(puts_[PutIndex(family)], key, out);
-    case kFamilyCount:
-      break;
-  }
   out->clear();
-  return false;
+  return Visit(family, [&](const auto& rows) { return GetFrom(rows, key, out); });
 }
 
 bool OpenState::Contains(Family family, std::string_view key) const {
-  switch (family) {
-    case kCounters:
-      return counters_.contains(key);
-    case kUserPacks:
-      return packs_.contains(key);
-    case kBitmaps:
-      return bitmaps_.contains(key);
-    case kRecords:
-      return records_.contains(key);
-    case kRequests:
-      return slices_.contains(key);
-    case kDedupe:
-    case kDict:
-    case kMeta:
-      return puts_[PutIndex(family)].contains(key);
-    case kFamilyCount:
-      break;
-  }
-  return false;
+  return Visit(family, [&](const auto& rows) { return rows.contains(key); });
 }
 
 template <typename V>
@@ -227,24 +190,10 @@ void OpenState::ScanFrom(const Rows<V>& rows, std::string_view prefix, std::stri
 
 void OpenState::Scan(Family family, std::string_view prefix, std::string_view start,
                      const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  switch (family) {
-    case kCounters:
-      return ScanFrom(counters_, prefix, start, fn);
-    case kUserPacks:
-      return ScanFrom(packs_, prefix, start, fn);
-    case kBitmaps:
-      return ScanFrom(bitmaps_, prefix, start, fn);
-    case kRecords:
-      return ScanFrom(records_, prefix, start, fn);
-    case kRequests:
-      return ScanFrom(slices_, prefix, start, fn);
-    case kDedupe:
-    case kDict:
-    case kMeta:
-      return ScanFrom(puts_[PutIndex(family)], prefix, start, fn);
-    case kFamilyCount:
-      return;
-  }
+  Visit(family, [&](const auto& rows) {
+    ScanFrom(rows, prefix, start, fn);
+    return true;
+  });
 }
 
 bool OpenState::AddCountersTo(std::string_view key, Counters* c) const {

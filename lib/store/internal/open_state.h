@@ -107,6 +107,29 @@ class OpenState {
   static void Encode(const Record& r, std::string* out) { AppendRecord(r, out); }
   static void Encode(const SliceAcc& s, std::string* out) { s.AppendTo(out); }
   static void Encode(const std::string& v, std::string* out) { out->append(v); }
+  // Calls fn(rows) with the rows of `family` and returns its result (false for kFamilyCount).
+  template <typename Fn>
+  bool Visit(Family family, Fn&& fn) const {
+    switch (family) {
+      case kCounters:
+        return fn(counters_);
+      case kUserPacks:
+        return fn(packs_);
+      case kBitmaps:
+        return fn(bitmaps_);
+      case kRecords:
+        return fn(records_);
+      case kRequests:
+        return fn(slices_);
+      case kMeta:
+      case kDedupe:
+      case kDict:
+        return fn(puts_[PutIndex(family)]);
+      case kFamilyCount:
+        break;
+    }
+    return false;
+  }
   template <typename V>
   static bool GetFrom(const Rows<V>& rows, std::string_view key, std::string* out);
   template <typename V>
