@@ -6,8 +6,12 @@
 #                                                   90 days / 1M events
 #   scripts/bench.sh pipeline [events] [runs]       parse + aggregate + RocksDB in one process,
 #                                                   no Kafka (default 1000000 events, 3 runs)
-#   scripts/bench.sh replay [events] [runs]         `tally replay --mode rebuild` from a .zst
-#                                                   file (default 10000000 events, 3 runs)
+#   scripts/bench.sh replay [events] [runs]         `tally replay --mode rebuild` of the
+#                                                   executions mix from a .zst file (default
+#                                                   10000000 events, 3 runs): bulk (default
+#                                                   --memory-mib) and, as the baseline, a store
+#                                                   write per batch (--memory-mib 0), alternately;
+#                                                   wall time, events/s, peak memory, ratio
 #   scripts/bench.sh requests [requests_bench flags] GET /v1/analytics/requests/* (11 endpoints)
 #                                                   p50/p99 at 1M and 10M events, and their ratio
 #   scripts/bench.sh superagents [superagents_bench flags]  GET .../superagents p50/p99, 50-row
@@ -35,7 +39,7 @@ what="${1:-}"
 case "$what" in
   ingest | query | pipeline | replay | requests | superagents | newcomer | live | fresh) shift ;;
   *)
-    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
@@ -92,21 +96,32 @@ case "$what" in
     runs="${2:-3}"
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
-    echo "generating $events events..." >&2
-    "$build/cmd/tally/tally" gen --events "$events" --end-day 2026-01-31 --days 90 \
+    echo "generating $events events (executions mix)..." >&2
+    "$build/cmd/tally/tally" gen --events "$events" --mix executions --end-day 2026-01-31 \
       --duplicates 0.01 --malformed 0.001 | zstd -q -T0 -o "$tmp/events.ndjson.zst"
     zbytes=$(stat -c %s "$tmp/events.ndjson.zst")
     rawbytes=$(zstd -q -dc "$tmp/events.ndjson.zst" | wc -c)
     echo "file: $(awk -v b="$zbytes" 'BEGIN{printf "%.1f", b/1e6}') MB zstd, $(awk -v b="$rawbytes" 'BEGIN{printf "%.1f", b/1e6}') MB NDJSON; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+    : >"$tmp/times"
     for run in $(seq "$runs"); do
-      start=$(date +%s.%N)
-      "$build/cmd/tally/tally" replay --mode rebuild --data-dir "$tmp/data$run" --no-switch \
-        "$tmp/events.ndjson.zst" 2>/dev/null | grep '^replay summary'
-      end=$(date +%s.%N)
-      awk -v s="$start" -v e="$end" -v n="$events" -v z="$zbytes" -v r="$rawbytes" -v run="$run" \
-        'BEGIN{t=e-s; printf "run %d: %.1f s  %.0f events/s  %.1f MB/s zstd  %.1f MB/s NDJSON\n", run, t, n/t, z/1e6/t, r/1e6/t}'
-      rm -rf "$tmp/data$run"
+      for variant in bulk write; do
+        flags=()
+        [ "$variant" = write ] && flags=(--memory-mib 0)
+        start=$(date +%s.%N)
+        out="$("$build/cmd/tally/tally" replay --mode rebuild --data-dir "$tmp/data" --no-switch \
+          "${flags[@]}" "$tmp/events.ndjson.zst" 2>/dev/null)"
+        end=$(date +%s.%N)
+        peak=$(echo "$out" | sed -n 's/.*peak memory \([0-9,]*\) MiB.*/\1/p' | tr -d ,)
+        awk -v s="$start" -v e="$end" -v n="$events" -v run="$run" -v v="$variant" -v p="$peak" \
+          'BEGIN{t=e-s; printf "run %d %-5s: %.1f s  %.0f events/s  peak %s MiB\n", run, v, t, n/t, p}'
+        echo "$variant $(awk -v s="$start" -v e="$end" 'BEGIN{print e-s}')" >>"$tmp/times"
+        rm -rf "$tmp/data"
+      done
     done
+    median() { grep "^$1 " "$tmp/times" | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+    awk -v n="$events" -v b="$(median bulk)" -v w="$(median write)" 'BEGIN{
+      printf "median bulk %.1f s (%.0f events/s), write %.1f s (%.0f events/s); write/bulk %.2fx\n",
+        b, n/b, w, n/w, w/b }'
     ;;
   newcomer)
     events="${1:-1000000}"
