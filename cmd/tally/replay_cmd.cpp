@@ -2,7 +2,6 @@
 // Kafka topic, through the same parse/validate/dedupe/fold path as live ingest (lib/replay).
 // tally snapshot: ask a running tallyd for a consistent RocksDB checkpoint.
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
@@ -37,7 +36,6 @@ struct ReplayArgs {
   std::string start = "beginning";
   std::string tallyd, token;
   size_t batch = 100000;  // bigger than live ingest's: fewer rolled-up rows to rewrite
-  size_t memory_mib = 2048;
   double dedupe_days = 7;
   bool no_switch = false;
   std::string late_events = "apply";
@@ -103,11 +101,6 @@ void PrintSummary(const replay::ReplayStats& st, const std::string& where) {
   for (const auto& [reason, n] : st.rejected_by_reason) {
     std::printf("  rejected %-20s %s\n", reason.c_str(), replay::Progress::Thousands(n).c_str());
   }
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  std::printf("  bulk writes %s, peak memory %s MiB\n",
-              replay::Progress::Thousands(st.bulk_persists).c_str(),
-              replay::Progress::Thousands(static_cast<uint64_t>(usage.ru_maxrss) >> 10).c_str());
   if (!where.empty()) std::printf("views: %s\n", where.c_str());
 }
 
@@ -274,7 +267,6 @@ int RunReplay(const ReplayArgs& a) {
   so.dedupe_window_ms = static_cast<int64_t>(a.dedupe_days * 86'400'000);
   replay::ReplayOptions ro;
   ro.batch_size = a.batch;
-  ro.max_staged_bytes = a.memory_mib << 20;
   ro.late_policy =
       a.late_events == "reject" ? aggregate::LatePolicy::kReject : aggregate::LatePolicy::kApply;
   if (!a.keys.empty()) {
@@ -483,12 +475,6 @@ Command AddReplayCommand(CLI::App& app) {
   sub->add_flag("--no-switch", a->no_switch, "Build only; print the command that switches");
   sub->add_option("--batch", a->batch, "Events per store write")
       ->check(UintIn(1, 100'000'000))
-      ->capture_default_str();
-  sub->add_option("--memory-mib", a->memory_mib,
-                  "Views being built are kept in memory and written in bulk whenever they hold "
-                  "this much (MiB; the process's peak is about this plus 1 GiB); 0 = write "
-                  "every batch through the store's log instead (slower, least memory)")
-      ->check(UintIn(0, 1'000'000))
       ->capture_default_str();
   sub->add_option("--late-events", a->late_events,
                   "Events older than the dedupe window before the newest event: apply (count "

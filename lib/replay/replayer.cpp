@@ -12,7 +12,6 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(store::Store* store, ReplayOp
   if (!agg) return std::unexpected(agg.error());
   r->aggregator_ = std::move(*agg);
   r->aggregator_->DeclareOrganizations(r->options_.organizations);
-  r->aggregator_->set_stage(r->options_.max_staged_bytes > 0);
   for (Batch& b : r->batches_) {
     b.pool.resize(r->options_.batch_size);
     b.pending.reserve(r->options_.batch_size);
@@ -45,11 +44,7 @@ Status Replayer::Add(std::string_view line, const std::optional<LineOrigin>& ori
 
 Status Replayer::Finish() {
   if (Status s = Submit(); !s) return s;
-  if (Status s = Wait(); !s) return s;
-  if (options_.max_staged_bytes == 0 || store_->staged().rows == 0) return Ok();
-  if (Status s = store_->PersistBulk(); !s) return s;
-  ++stats_.bulk_persists;
-  return Ok();
+  return Wait();
 }
 
 Status Replayer::Wait() {
@@ -58,7 +53,6 @@ Status Replayer::Wait() {
   if (!done) return std::unexpected(done.error());
   stats_.applied += done->applied;
   stats_.duplicates += done->duplicates;
-  stats_.bulk_persists += done->bulk_persists;
   if (done->late > 0) {
     stats_.rejected += done->late;
     stats_.rejected_by_reason["late_event"] += done->late;
@@ -104,10 +98,6 @@ Result<Replayer::Applied> Replayer::ApplyBatch(Batch* b) {
   out.duplicates = applied->duplicates;
   // Apply judges bindings in log order itself: its refusals are the mismatches.
   out.mismatched = applied->organization_mismatches;
-  if (options_.max_staged_bytes > 0 && store_->staged().bytes >= options_.max_staged_bytes) {
-    if (Status s = store_->PersistBulk(); !s) return std::unexpected(s.error());
-    out.bulk_persists = 1;
-  }
   return out;
 }
 

@@ -39,10 +39,6 @@ namespace tally::replay {
 
 struct ReplayOptions {
   size_t batch_size = 20000;
-  // 0: every batch is written to the store (Store::Write). Otherwise batches are staged in the
-  // store's open state and persisted in bulk (Store::PersistBulk) whenever it holds this many
-  // bytes (Store::staged), and by Finish: far less work per event, and memory bounded by this.
-  size_t max_staged_bytes = 0;
   // Cluster id stored with topic offsets (kafka::ClusterId of the source).
   std::string cluster_id;
   // Events older than the dedupe window: applied, or counted as rejected ("late_event").
@@ -61,7 +57,6 @@ struct ReplayStats {
   uint64_t duplicates = 0;  // (source, id) already stored or earlier in the input
   uint64_t rejected = 0;    // lines that failed parsing or validation
   std::map<std::string, uint64_t> rejected_by_reason;  // event::ReasonCategory -> count
-  uint64_t bulk_persists = 0;                          // with max_staged_bytes
 };
 
 // Where a line came from, for topic sources.
@@ -78,8 +73,8 @@ class Replayer {
 
   // Parses `line` (copied as needed) and applies a batch when batch_size events are pending.
   Status Add(std::string_view line, const std::optional<LineOrigin>& origin = std::nullopt);
-  // Applies what is pending, waits for it and persists what is staged. Call once at the end
-  // (Add may still follow: it starts a new batch).
+  // Applies what is pending and waits for it. Call once at the end (Add may still follow: it
+  // starts a new batch).
   Status Finish();
 
   // read and rejected-by-parsing are current; applied, duplicates and late rejections include
@@ -96,14 +91,14 @@ class Replayer {
     std::vector<aggregate::PartitionOffset> offsets;
   };
   struct Applied {
-    size_t applied = 0, duplicates = 0, late = 0, mismatched = 0, bulk_persists = 0;
+    size_t applied = 0, duplicates = 0, late = 0, mismatched = 0;
   };
   Replayer() = default;
   // Hands the filling batch to the worker (after the previous one is done) and switches buffers.
   Status Submit();
   // Waits for the batch in flight, if any, and takes its counts.
   Status Wait();
-  // Runs on the worker: late policy, then Aggregator::Apply, then a bulk persist if due.
+  // Runs on the worker: late policy, then Aggregator::Apply.
   Result<Applied> ApplyBatch(Batch* b);
 
   store::Store* store_ = nullptr;

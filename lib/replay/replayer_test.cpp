@@ -3,9 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
-#include <string>
 
 namespace tally::replay {
 namespace {
@@ -16,15 +14,12 @@ std::string Event(const std::string& id, const std::string& ws = "ws1") {
          ws + R"(","organization_id":"org","user":{"id":"u1"},"agent":{"id":"a1"},"tokens":5}})";
 }
 
-// Every test runs three ways: each batch written, batches staged and persisted in bulk after
-// each batch, and staged until Finish.
-class ReplayerTest : public ::testing::TestWithParam<size_t> {
+class ReplayerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::replace(test.begin(), test.end(), '/', '_');  // "Name/Param"
     dir_ = std::filesystem::temp_directory_path() /
-           ("tally_replayer_" + std::to_string(::getpid()) + "_" + test);
+           ("tally_replayer_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     auto s = store::Store::Open({.path = dir_.string()});
     ASSERT_TRUE(s.has_value()) << s.error().message;
@@ -38,8 +33,8 @@ class ReplayerTest : public ::testing::TestWithParam<size_t> {
   std::unique_ptr<store::Store> store_;
 };
 
-TEST_P(ReplayerTest, CountsAppliedDuplicatesAndRejectedByReason) {
-  auto r = Replayer::Create(store_.get(), {.batch_size = 3, .max_staged_bytes = GetParam()});
+TEST_F(ReplayerTest, CountsAppliedDuplicatesAndRejectedByReason) {
+  auto r = Replayer::Create(store_.get(), {.batch_size = 3});
   ASSERT_TRUE(r.has_value());
   for (const std::string& line :
        {Event("1"), Event("2"), Event("1"), std::string("{not json"), Event("3"),
@@ -55,13 +50,9 @@ TEST_P(ReplayerTest, CountsAppliedDuplicatesAndRejectedByReason) {
   uint64_t by_reason = 0;
   for (const auto& [reason, n] : st.rejected_by_reason) by_reason += n;
   EXPECT_EQ(by_reason, 2u);
-  if (GetParam() == 0) EXPECT_EQ(st.bulk_persists, 0u);
-  if (GetParam() == 1) EXPECT_EQ(st.bulk_persists, 2u);  // after each of the two batches
-  if (GetParam() > 1) EXPECT_EQ(st.bulk_persists, 1u);   // by Finish
-  EXPECT_EQ(store_->staged().rows, 0u);
 
   // A second run over the same lines (a re-run backfill) changes nothing.
-  auto again = Replayer::Create(store_.get(), {.batch_size = 5, .max_staged_bytes = GetParam()});
+  auto again = Replayer::Create(store_.get(), {.batch_size = 5});
   for (const std::string& line : {Event("1"), Event("2"), Event("3"), Event("4")}) {
     ASSERT_TRUE((*again)->Add(line).has_value());
   }
@@ -70,9 +61,8 @@ TEST_P(ReplayerTest, CountsAppliedDuplicatesAndRejectedByReason) {
   EXPECT_EQ((*again)->stats().duplicates, 4u);
 }
 
-TEST_P(ReplayerTest, TopicOffsetsAreStoredWithTheViews) {
-  auto r = Replayer::Create(
-      store_.get(), {.batch_size = 2, .max_staged_bytes = GetParam(), .cluster_id = "cluster-x"});
+TEST_F(ReplayerTest, TopicOffsetsAreStoredWithTheViews) {
+  auto r = Replayer::Create(store_.get(), {.batch_size = 2, .cluster_id = "cluster-x"});
   ASSERT_TRUE(r.has_value());
   ASSERT_TRUE((*r)->Add(Event("1"), LineOrigin{"usage-events", 0, 10}).has_value());
   ASSERT_TRUE((*r)->Add(Event("2"), LineOrigin{"usage-events", 1, 4}).has_value());
@@ -95,7 +85,7 @@ std::string EventAt(const std::string& id, const std::string& time) {
 
 // Late events (older than the 7-day window before the newest event) under both policies: the
 // same input, two stores.
-TEST_P(ReplayerTest, LateEventsAppliedOrRejectedByPolicy) {
+TEST_F(ReplayerTest, LateEventsAppliedOrRejectedByPolicy) {
   const std::vector<std::string> lines = {
       EventAt("new", "2026-03-20T00:00:00Z"),
       EventAt("in-window", "2026-03-14T00:00:00Z"),  // 6 days before the newest: on time
@@ -110,8 +100,7 @@ TEST_P(ReplayerTest, LateEventsAppliedOrRejectedByPolicy) {
     auto s = store::Store::Open({.path = d.string()});
     ASSERT_TRUE(s.has_value());
     // Two batches: the newest time must carry over between them (and across a reopen).
-    auto r = Replayer::Create(
-        s->get(), {.batch_size = 2, .max_staged_bytes = GetParam(), .late_policy = policy});
+    auto r = Replayer::Create(s->get(), {.batch_size = 2, .late_policy = policy});
     for (const auto& line : lines) ASSERT_TRUE((*r)->Add(line).has_value());
     ASSERT_TRUE((*r)->Finish().has_value());
     if (policy == aggregate::LatePolicy::kApply) {
@@ -127,8 +116,7 @@ TEST_P(ReplayerTest, LateEventsAppliedOrRejectedByPolicy) {
     // After a reopen the newest time is still known: a late event stays late.
     auto again = store::Store::Open({.path = d.string()});
     ASSERT_TRUE(again.has_value());
-    auto r2 = Replayer::Create(
-        again->get(), {.batch_size = 2, .max_staged_bytes = GetParam(), .late_policy = policy});
+    auto r2 = Replayer::Create(again->get(), {.batch_size = 2, .late_policy = policy});
     ASSERT_TRUE((*r2)->Add(EventAt("late3", "2026-03-02T00:00:00Z")).has_value());
     ASSERT_TRUE((*r2)->Finish().has_value());
     EXPECT_EQ((*r2)->stats().rejected, policy == aggregate::LatePolicy::kReject ? 1u : 0u);
@@ -137,13 +125,6 @@ TEST_P(ReplayerTest, LateEventsAppliedOrRejectedByPolicy) {
     std::filesystem::remove_all(d);
   }
 }
-
-INSTANTIATE_TEST_SUITE_P(Persist, ReplayerTest, ::testing::Values(0, 1, size_t{1} << 30),
-                         [](const ::testing::TestParamInfo<size_t>& info) {
-                           return info.param == 0   ? std::string("WriteEachBatch")
-                                  : info.param == 1 ? std::string("BulkEachBatch")
-                                                    : std::string("BulkAtFinish");
-                         });
 
 }  // namespace
 }  // namespace tally::replay

@@ -1040,11 +1040,10 @@ class StageTest : public ::testing::Test {
   }
   // A new store in a fresh directory named `name`.
   std::unique_ptr<Store> Open(const std::string& name) {
-    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::replace(test.begin(), test.end(), '/', '_');  // parameterized: "Name/Param"
     const std::filesystem::path dir =
         std::filesystem::temp_directory_path() /
-        ("tally_stage_test_" + std::to_string(::getpid()) + "_" + test + "_" + name);
+        ("tally_stage_test_" + std::to_string(::getpid()) + "_" +
+         ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + name);
     std::filesystem::remove_all(dir);
     dirs_.push_back(dir);
     return Reopen(dir.string());
@@ -1083,32 +1082,20 @@ class StageTest : public ::testing::Test {
     auto s = store.Stage(&set);
     ASSERT_TRUE(s.has_value()) << s.error().message;
   }
-  // Persists with Store::Persist, or with Store::PersistBulk in PersistTest's bulk instances.
-  void Persist(Store& store) {
-    auto s = bulk_ ? store.PersistBulk() : store.Persist();
+  static void Persist(Store& store) {
+    auto s = store.Persist();
     ASSERT_TRUE(s.has_value()) << s.error().message;
     EXPECT_EQ(store.staged().rows, 0u);
   }
 
   std::vector<std::filesystem::path> dirs_;
-  bool bulk_ = false;
 };
-
-// The tests that persist, once with each way to persist.
-class PersistTest : public StageTest, public ::testing::WithParamInterface<bool> {
- protected:
-  PersistTest() { bulk_ = GetParam(); }
-};
-INSTANTIATE_TEST_SUITE_P(Persist, PersistTest, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Bulk" : "Write";
-                         });
 
 // The same random write sets, applied to one store with Write only and to another with Stage
 // (persisted at random points, with an occasional Write in between), read the same through every
 // read of a view and of the writer, and both read as the reference model says, at every point:
 // with sets staged, after Persist, after flushes, compactions and reopening.
-TEST_P(PersistTest, StagedSetsReadLikeWrittenOnes) {
+TEST_F(StageTest, StagedSetsReadLikeWrittenOnes) {
   const Universe u = Universe::Make();
   std::unique_ptr<Store> written = Open("written"), staged = Open("staged");
   ASSERT_TRUE(written && staged);
@@ -1185,7 +1172,7 @@ TEST_P(PersistTest, StagedSetsReadLikeWrittenOnes) {
 // Staged sets live in memory only: a store closed without Persist (as a crash would) reopens with
 // nothing of them, offsets included, and a checkpoint never holds them; once persisted (by
 // Persist or by a later Write), all of them survive a reopen.
-TEST_P(PersistTest, ACrashLosesStagedSetsAndOffsetsTogether) {
+TEST_F(StageTest, ACrashLosesStagedSetsAndOffsetsTogether) {
   const Universe u = Universe::Make();
   std::unique_ptr<Store> store = Open("crash");
   ASSERT_TRUE(store);
@@ -1281,7 +1268,7 @@ TEST_P(PersistTest, ACrashLosesStagedSetsAndOffsetsTogether) {
 // a Persist changes nothing it reads (rows moving from memory to the database are not counted
 // twice, nor lost); a view made after the Persist reads the same, with the same version. Views
 // keep their generation: sets staged after a Persist are seen by views made after it only.
-TEST_P(PersistTest, ViewsReadTheSameAcrossAPersist) {
+TEST_F(StageTest, ViewsReadTheSameAcrossAPersist) {
   const Universe u = Universe::Make();
   std::unique_ptr<Store> store = Open("views");
   ASSERT_TRUE(store);
@@ -1430,7 +1417,7 @@ TEST_F(StageTest, ReadersRaceTheWriterSafely) {
 // A user pack stored in more parts than a view pins unmerged (read as one merged part) and staged
 // too: ForEachUserPackPart hands the staged part after the stored one, and every pack read sums
 // both, before and after Persist.
-TEST_P(PersistTest, UserPackPartsIncludeTheStagedPart) {
+TEST_F(StageTest, UserPackPartsIncludeTheStagedPart) {
   std::unique_ptr<Store> store = Open("packs");
   ASSERT_TRUE(store);
   const internal::StoreRep& rep = internal::Access::Rep(*store);
@@ -1563,86 +1550,6 @@ TEST_F(StageTest, SliceScanFromBeforeThePrefixSeesStoredAndStagedRows) {
   EXPECT_EQ(count(), 2u) << "one stored, one staged";
   Persist(*store);
   EXPECT_EQ(count(), 2u) << "both stored";
-}
-
-// Into an empty store, a bulk persist lands every family's rows at the bottom level (no
-// compaction rewrites them), in table files only: no memtable, no file left behind; what it
-// persisted reads as the model says, reopened too.
-TEST_F(StageTest, ABulkPersistIntoAnEmptyStoreLandsAtTheBottom) {
-  const Universe u = Universe::Make();
-  std::unique_ptr<Store> store = Open("bulk-bottom");
-  ASSERT_TRUE(store);
-  Generator gen(u, 5);
-  Model model;
-  for (int i = 0; i < 40; ++i) Stage(*store, gen.Next(&model));
-  ASSERT_TRUE(store->PersistBulk().has_value());
-  EXPECT_EQ(store->staged().rows, 0u);
-  const internal::StoreRep& rep = internal::Access::Rep(*store);
-  int families_with_files = 0;
-  for (int f = 0; f < internal::kFamilyCount; ++f) {
-    rocksdb::ColumnFamilyMetaData meta;
-    rep.db->GetColumnFamilyMetaData(rep.cf[f], &meta);
-    uint64_t memtable = 0;
-    ASSERT_TRUE(rep.db->GetIntProperty(rep.cf[f], "rocksdb.cur-size-active-mem-table", &memtable));
-    size_t files = 0;
-    for (const auto& level : meta.levels) {
-      files += level.files.size();
-      if (level.level < static_cast<int>(meta.levels.size()) - 1 && !level.files.empty()) {
-        // The meta family also holds the schema version, written at open: it may sit higher.
-        EXPECT_EQ(f, internal::kMeta) << "family " << f << " has files at level " << level.level;
-      }
-    }
-    if (files > 0) ++families_with_files;
-  }
-  EXPECT_GE(families_with_files, 6);
-  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(store->path()) / "tally-bulk.tmp"));
-  ExpectSameLines(ModelViewLines(model, u), ViewLines(*store->NewReadView(), u), "bulk persisted");
-  Reopen(&store);
-  ASSERT_TRUE(store);
-  ExpectSameLines(ModelViewLines(model, u), ViewLines(*store->NewReadView(), u), "reopened");
-  ExpectSameLines(ModelWriterLines(model, u), WriterLines(*store, u), "writer reads, reopened");
-}
-
-// A crash during a bulk persist leaves table files that were never ingested: the store reopens
-// without them (and removes them), holding exactly what it held before, offsets included.
-TEST_F(StageTest, ACrashMidBulkPersistLeavesTheStoreAsItWas) {
-  const Universe u = Universe::Make();
-  std::unique_ptr<Store> store = Open("bulk-crash");
-  ASSERT_TRUE(store);
-  Generator gen(u, 11);
-  Model model;
-  for (int i = 0; i < 10; ++i) Write(*store, gen.Next(&model));
-  WriteSet offsets(*store);
-  offsets.PutOffset("t0", 0, {"c0", 100});
-  ASSERT_TRUE(store->Write(&offsets).has_value());
-  const Lines before = ViewLines(*store->NewReadView(), u);
-  ExpectSameLines(ModelViewLines(model, u), before, "written");
-
-  // What a bulk persist killed before its ingest leaves: staged rows in memory (lost) and some
-  // complete or half-written table files.
-  Model lost = model;
-  for (int i = 0; i < 10; ++i) Stage(*store, gen.Next(&lost));
-  const std::filesystem::path dir = std::filesystem::path(store->path()) / "tally-bulk.tmp";
-  std::filesystem::create_directories(dir);
-  {
-    std::FILE* f = std::fopen((dir / "1.sst").c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    std::fputs("half a table file", f);
-    std::fclose(f);
-  }
-  Reopen(&store);
-  ASSERT_TRUE(store);
-  EXPECT_FALSE(std::filesystem::exists(dir));
-  ExpectSameLines(before, ViewLines(*store->NewReadView(), u), "reopened after the crash");
-  auto loaded = store->LoadOffsets();
-  ASSERT_TRUE(loaded.has_value());
-  std::map<std::pair<std::string, int32_t>, int64_t> next;
-  for (const Store::OffsetEntry& e : *loaded) next[{e.topic, e.partition}] = e.offset.next_offset;
-  EXPECT_EQ((next[{"t0", 0}]), 100);
-  // And a bulk persist after it works.
-  for (int i = 0; i < 10; ++i) Stage(*store, gen.Next(&model));
-  ASSERT_TRUE(store->PersistBulk().has_value());
-  ExpectSameLines(ModelViewLines(model, u), ViewLines(*store->NewReadView(), u), "bulk after");
 }
 
 }  // namespace

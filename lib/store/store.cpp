@@ -3,7 +3,6 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -11,9 +10,7 @@
 #include <algorithm>
 #include <climits>
 #include <deque>
-#include <filesystem>
 #include <shared_mutex>
-#include <system_error>
 
 #include "store/internal/merge_operators.h"
 #include "store/internal/store_rep.h"
@@ -34,10 +31,6 @@ Error FromRocks(const rocksdb::Status& s, std::string_view what) {
 
 constexpr const char* kFamilies[] = {"default", "counters", "bitmaps",  "records",
                                      "dedupe",  "dict",     "requests", "userpacks"};
-
-// Where PersistBulk writes its table files before ingesting them (inside the database
-// directory, which RocksDB leaves alone: not a name of its own files). Emptied on open.
-constexpr const char* kBulkDir = "tally-bulk.tmp";
 
 // True if the column family holds no key at all.
 bool FamilyEmpty(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
@@ -187,9 +180,6 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &rep.cf, &rep.db);
   if (!s.ok()) return std::unexpected(FromRocks(s, "cannot open store at " + options.path));
-  // Table files of a bulk persist that did not complete (a crash): never part of the store.
-  std::error_code ec;
-  std::filesystem::remove_all(std::filesystem::path(options.path) / kBulkDir, ec);
   if (auto v = store->CheckSchemaVersion(); !v) return std::unexpected(v.error());
   rep.NewGeneration();
   // Read once: callers use it as a cache key on every request.
@@ -364,87 +354,6 @@ Status Store::PersistLocked() {
   if (!s.ok()) return std::unexpected(FromRocks(s, "persisting the open state failed"));
   // Views made from now on read the persisted rows from the database; those made before keep
   // the old snapshot with the old open state, which reads the same.
-  rep_->NewGeneration();
-  return Ok();
-}
-
-Status Store::PersistBulk() {
-  std::lock_guard lock(write_mu_);
-  std::shared_ptr<internal::Generation> g = rep_->Current();
-  if (g->staged_rows.load() == 0) return Ok();
-  const std::filesystem::path dir = std::filesystem::path(options_.path) / kBulkDir;
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return Fail(ErrorCode::kUnavailable, "cannot create " + dir.string() + ": " + ec.message());
-  }
-  auto cleanup = [&] { std::filesystem::remove_all(dir, ec); };
-
-  // One table file per family, written in key order as the open state yields its rows. A row
-  // with a stored value is written combined with it (the stored rows are walked alongside, a
-  // merge join), so every ingested value is whole: reads never fold operands of these files.
-  std::vector<rocksdb::IngestExternalFileArg> args;
-  std::unique_ptr<rocksdb::SstFileWriter> writer;
-  std::unique_ptr<rocksdb::Iterator> stored;
-  internal::Family family = internal::kFamilyCount;
-  rocksdb::Status status;
-  std::string combined;
-  auto finish = [&] {
-    if (!writer || !status.ok()) return;
-    status = writer->Finish();
-    writer.reset();
-    stored.reset();
-  };
-  g->open.ForEach([&](internal::Family f, std::string_view key, std::string_view value) {
-    if (!status.ok()) return;
-    if (f != family) {
-      finish();
-      if (!status.ok()) return;
-      family = f;
-      rocksdb::ColumnFamilyHandle* cf = rep_->family(f);
-      writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(),
-                                                        rep_->db->GetOptions(cf), cf);
-      const std::string file = (dir / (std::to_string(f) + ".sst")).string();
-      status = writer->Open(file);
-      if (!status.ok()) return;
-      rocksdb::IngestExternalFileArg arg;
-      arg.column_family = cf;
-      arg.external_files.push_back(file);
-      arg.options.move_files = true;
-      arg.options.allow_blocking_flush = true;
-      args.push_back(std::move(arg));
-      if (!internal::IsPutFamily(f)) {
-        rocksdb::ReadOptions ro;
-        ro.fill_cache = false;
-        stored.reset(rep_->db->NewIterator(ro, cf));
-        stored->SeekToFirst();
-      }
-    }
-    if (stored) {
-      // Short gaps are stepped over, long ones sought.
-      for (int steps = 0; stored->Valid() && View(stored->key()) < key; ++steps) {
-        if (steps == 8) {
-          stored->Seek(ToSlice(key));
-          break;
-        }
-        stored->Next();
-      }
-      status = stored->status();
-      if (!status.ok()) return;
-      if (stored->Valid() && View(stored->key()) == key) {
-        internal::CombineEncoded(f, View(stored->value()), value, &combined);
-        status = writer->Put(ToSlice(key), combined);
-        return;
-      }
-    }
-    status = writer->Put(ToSlice(key), ToSlice(value));
-  });
-  finish();
-  if (status.ok()) status = rep_->db->IngestExternalFiles(args);
-  cleanup();
-  if (!status.ok()) return std::unexpected(FromRocks(status, "bulk persist failed"));
-  // As in PersistLocked: new views read the ingested rows, older ones keep their generation.
   rep_->NewGeneration();
   return Ok();
 }

@@ -100,14 +100,6 @@ class Store {
   // again). Staged double fields are summed before they are stored, so they may differ from
   // one-by-one writes in the last bits.
   Status Persist();
-  // Persist, for a large open state (a replay's): writes each family's staged rows, combined
-  // with their stored values, into table files and ingests them all in one atomic step,
-  // instead of one write through the memtable. Into an empty store the files land at the
-  // bottom level, where no compaction rewrites them; into a filled one they cost a read of
-  // every stored row they update (a merge join), so prefer Persist for small open states.
-  // Errors as Persist (kUnavailable on I/O errors such as a full disk); on error everything
-  // stays staged and no file of the attempt remains.
-  Status PersistBulk();
   // What is staged: rows, and an estimate of the memory they hold.
   struct Staged {
     size_t rows = 0;
