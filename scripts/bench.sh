@@ -8,10 +8,9 @@
 #                                                   no Kafka (default 1000000 events, 3 runs)
 #   scripts/bench.sh replay [events] [runs]         `tally replay --mode rebuild` of the
 #                                                   executions mix from a .zst file (default
-#                                                   10000000 events, 3 runs): bulk (default
-#                                                   --memory-mib) and, as the baseline, a store
-#                                                   write per batch (--memory-mib 0), alternately;
-#                                                   wall time, events/s, peak memory, ratio
+#                                                   10000000 events, 3 runs): wall time, events/s,
+#                                                   peak memory, median; BASE_BUILD=DIR also runs
+#                                                   DIR's tally alternately and gives the ratio
 #   scripts/bench.sh requests [requests_bench flags] GET /v1/analytics/requests/* (11 endpoints)
 #                                                   p50/p99 at 1M and 10M events, and their ratio
 #   scripts/bench.sh superagents [superagents_bench flags]  GET .../superagents p50/p99, 50-row
@@ -39,7 +38,7 @@ what="${1:-}"
 case "$what" in
   ingest | query | pipeline | replay | requests | superagents | newcomer | live | fresh) shift ;;
   *)
-    sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
@@ -103,25 +102,29 @@ case "$what" in
     rawbytes=$(zstd -q -dc "$tmp/events.ndjson.zst" | wc -c)
     echo "file: $(awk -v b="$zbytes" 'BEGIN{printf "%.1f", b/1e6}') MB zstd, $(awk -v b="$rawbytes" 'BEGIN{printf "%.1f", b/1e6}') MB NDJSON; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
     : >"$tmp/times"
+    variants=(new)
+    [ -n "${BASE_BUILD:-}" ] && variants+=(base)
     for run in $(seq "$runs"); do
-      for variant in bulk write; do
-        flags=()
-        [ "$variant" = write ] && flags=(--memory-mib 0)
+      for variant in "${variants[@]}"; do
+        bin="$build/cmd/tally/tally"
+        [ "$variant" = base ] && bin="$BASE_BUILD/cmd/tally/tally"
         start=$(date +%s.%N)
-        out="$("$build/cmd/tally/tally" replay --mode rebuild --data-dir "$tmp/data" --no-switch \
-          "${flags[@]}" "$tmp/events.ndjson.zst" 2>/dev/null)"
+        out="$("$bin" replay --mode rebuild --data-dir "$tmp/data" --no-switch \
+          "$tmp/events.ndjson.zst" 2>/dev/null)"
         end=$(date +%s.%N)
         peak=$(echo "$out" | sed -n 's/.*peak memory \([0-9,]*\) MiB.*/\1/p' | tr -d ,)
-        awk -v s="$start" -v e="$end" -v n="$events" -v run="$run" -v v="$variant" -v p="$peak" \
-          'BEGIN{t=e-s; printf "run %d %-5s: %.1f s  %.0f events/s  peak %s MiB\n", run, v, t, n/t, p}'
+        awk -v s="$start" -v e="$end" -v n="$events" -v run="$run" -v v="$variant" -v p="${peak:-?}" \
+          'BEGIN{t=e-s; printf "run %d %-4s: %.1f s  %.0f events/s  peak %s MiB\n", run, v, t, n/t, p}'
         echo "$variant $(awk -v s="$start" -v e="$end" 'BEGIN{print e-s}')" >>"$tmp/times"
         rm -rf "$tmp/data"
       done
     done
     median() { grep "^$1 " "$tmp/times" | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-    awk -v n="$events" -v b="$(median bulk)" -v w="$(median write)" 'BEGIN{
-      printf "median bulk %.1f s (%.0f events/s), write %.1f s (%.0f events/s); write/bulk %.2fx\n",
-        b, n/b, w, n/w, w/b }'
+    awk -v n="$events" -v m="$(median new)" 'BEGIN{printf "median %.1f s (%.0f events/s)\n", m, n/m}'
+    if [ -n "${BASE_BUILD:-}" ]; then
+      awk -v n="$events" -v m="$(median new)" -v b="$(median base)" \
+        'BEGIN{printf "median base %.1f s (%.0f events/s); base/new %.2fx\n", b, n/b, b/m}'
+    fi
     ;;
   newcomer)
     events="${1:-1000000}"

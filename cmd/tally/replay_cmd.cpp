@@ -2,6 +2,7 @@
 // Kafka topic, through the same parse/validate/dedupe/fold path as live ingest (lib/replay).
 // tally snapshot: ask a running tallyd for a consistent RocksDB checkpoint.
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
@@ -101,6 +102,10 @@ void PrintSummary(const replay::ReplayStats& st, const std::string& where) {
   for (const auto& [reason, n] : st.rejected_by_reason) {
     std::printf("  rejected %-20s %s\n", reason.c_str(), replay::Progress::Thousands(n).c_str());
   }
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("  peak memory %s MiB\n",
+              replay::Progress::Thousands(static_cast<uint64_t>(usage.ru_maxrss) >> 10).c_str());
   if (!where.empty()) std::printf("views: %s\n", where.c_str());
 }
 
@@ -473,7 +478,10 @@ Command AddReplayCommand(CLI::App& app) {
                   "Running tallyd to switch to the rebuilt store (http://HOST:PORT)");
   sub->add_option("--token", a->token, "Admin API token for --tallyd");
   sub->add_flag("--no-switch", a->no_switch, "Build only; print the command that switches");
-  sub->add_option("--batch", a->batch, "Events per store write")
+  sub->add_option(
+         "--batch", a->batch,
+         "Events per store write; bounds memory: peak about 250 MiB + 3.5 KiB per event of "
+         "--batch (the summary states it)")
       ->check(UintIn(1, 100'000'000))
       ->capture_default_str();
   sub->add_option("--late-events", a->late_events,
