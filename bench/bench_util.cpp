@@ -422,4 +422,36 @@ std::string MachineSummary() {
   return buf;
 }
 
+Result<std::unique_ptr<BackgroundIngest>> BackgroundIngest::Start(
+    const BackgroundIngestOptions& o) {
+  const std::string file = o.dir + "/background.ndjson";
+  const int64_t events = static_cast<int64_t>(o.rate * o.seconds);
+  auto gen = ChildProcess::Spawn(
+      {o.cli, "gen", "--mix", "executions", "--events", std::to_string(events), "--end-day",
+       o.end_day, "--days", std::to_string(o.days), "--seed", std::to_string(o.seed), "--first-id",
+       std::to_string(o.first_id), "-o", file},
+      o.dir + "/gen.log");
+  if (!gen) return std::unexpected(gen.error());
+  while ((*gen)->Running()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (::access(file.c_str(), R_OK) != 0) {
+    return Fail(ErrorCode::kUnavailable, "tally gen failed: " + FileTail(o.dir + "/gen.log"));
+  }
+  std::unique_ptr<BackgroundIngest> b(new BackgroundIngest());
+  auto producer = ChildProcess::Spawn(
+      {o.cli, "produce", "--brokers", o.brokers, "--rate", std::to_string(o.rate), file},
+      o.dir + "/produce.log");
+  if (!producer) return std::unexpected(producer.error());
+  b->producer_ = std::move(*producer);
+  return b;
+}
+
+Result<double> EventsApplied(http::testing::HttpClient& client) {
+  auto metrics = client.Send("GET", "/metrics");
+  if (!metrics) return std::unexpected(metrics.error());
+  if (metrics->status != 200) {
+    return Fail(ErrorCode::kUnavailable, "/metrics: HTTP " + std::to_string(metrics->status));
+  }
+  return PrometheusValue(metrics->body, "tally_events_applied_total");
+}
+
 }  // namespace tally::bench

@@ -185,6 +185,40 @@ Result<PaceResult> ProduceAndPace(const EventSet& events, const std::string& bro
 // A ProgressFn over tallyd's /readyz.
 ProgressFn ReadyzProgress(http::testing::HttpClient* client, int partitions);
 
+// ---------------------------------------------------------------- ingest in the background
+
+// `tally produce --rate` of generated executions-mix events (every optional field: the costliest
+// events) into a running tallyd's broker, while a benchmark measures something else (query
+// latency under ingest). The events are generated up front into `dir` (rate x seconds of them,
+// over `days` ending `end_day`). With the seed of the benchmark's own events and first_id past
+// them, they go to the same workspaces and never repeat an id.
+struct BackgroundIngestOptions {
+  std::string cli;      // path of the tally CLI
+  std::string brokers;  // tallyd's broker
+  std::string dir;      // where the NDJSON file and the producer's log go
+  double rate = 30'000;
+  int seconds = 120;  // events for this long at `rate`; producing stops there at the latest
+  std::string end_day = "2026-01-31";
+  int days = 90;
+  uint64_t seed = 42;
+  int64_t first_id = 0;
+};
+
+class BackgroundIngest {
+ public:
+  // Generates the events and starts producing. kUnavailable if the CLI fails.
+  static Result<std::unique_ptr<BackgroundIngest>> Start(const BackgroundIngestOptions& options);
+  ~BackgroundIngest() { Stop(); }
+  void Stop() { producer_->Stop(2000); }
+
+ private:
+  BackgroundIngest() = default;
+  std::unique_ptr<ChildProcess> producer_;
+};
+
+// tallyd's tally_events_applied_total (from /metrics), or an error.
+Result<double> EventsApplied(http::testing::HttpClient& client);
+
 // ---------------------------------------------------------------- statistics
 
 // q in [0, 1], nearest-rank on a sorted copy. 0 for an empty input.

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   double max_lag_mb = 2.5;
   std::string end_day = "2026-01-31";
   bool keep = false;
+  double ingest_rate = 0;
   app.add_option("--events", events, "Generated events (90 days ending at --end-day)")
       ->capture_default_str();
   app.add_option("--requests", requests, "Measured requests per run")->capture_default_str();
@@ -151,6 +152,10 @@ int main(int argc, char** argv) {
   app.add_option("--end-day", end_day, "Last day of generated data; tallyd's --now is noon of it")
       ->capture_default_str();
   app.add_flag("--keep", keep, "Keep the data dir and tallyd log");
+  app.add_option("--ingest-rate", ingest_rate,
+                 "While measuring, `tally produce --rate` this many events/s of the executions "
+                 "mix into tallyd (0 = an idle tallyd); the rate tallyd applied is reported")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   std::printf("# query_bench\n\nmachine: %s\nload average before: %s\n",
@@ -273,6 +278,36 @@ int main(int argc, char** argv) {
     return true;
   };
 
+  // Ingest running while the requests are measured: produced from a file generated up front,
+  // given a few seconds to reach its rate.
+  tb::TempDir ingest_dir("tally_query_bench_ingest_");
+  std::unique_ptr<tb::BackgroundIngest> background;
+  double applied_before = 0;
+  auto measured_from = tb::SteadyClock::now();
+  if (ingest_rate > 0) {
+    auto started = tb::BackgroundIngest::Start({.cli = TALLY_CLI_PATH,
+                                                .brokers = (*tallyd)->broker(),
+                                                .dir = ingest_dir.path(),
+                                                .rate = ingest_rate,
+                                                .seconds = 300,
+                                                .end_day = end_day,
+                                                .seed = gen.seed,
+                                                .first_id = events});
+    if (!started) {
+      std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
+      return 1;
+    }
+    background = std::move(*started);
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    auto applied = tb::EventsApplied((*tallyd)->client());
+    if (!applied) {
+      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
+      return 1;
+    }
+    applied_before = *applied;
+    measured_from = tb::SteadyClock::now();
+  }
+
   Sample sample;
   const Shape* shape = nullptr;
   for (int i = 0; i < warmup; ++i) send(&sample, &shape);
@@ -306,6 +341,19 @@ int main(int argc, char** argv) {
   }
   std::printf("| median | | %.3f | %.3f | | %.3f | %.3f | | %.0f |\n\n", tb::Median(run_c50),
               tb::Median(run_c99), tb::Median(run_s50), tb::Median(run_s99), tb::Median(run_rps));
+  if (background) {
+    auto applied = tb::EventsApplied((*tallyd)->client());
+    const double secs =
+        std::chrono::duration<double>(tb::SteadyClock::now() - measured_from).count();
+    background->Stop();
+    if (!applied) {
+      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
+      return 1;
+    }
+    const double rate = (*applied - applied_before) / secs;
+    std::printf("ingest while measuring: %.0f events/s applied (asked %.0f) over %.1f s\n\n", rate,
+                ingest_rate, secs);
+  }
 
   std::printf(
       "All runs together, by request shape:\n\n| shape | requests | client p50 ms | client "

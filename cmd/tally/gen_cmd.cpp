@@ -108,6 +108,12 @@ Command AddGenCommand(CLI::App& app) {
   sub->add_option("-s,--seed", o.seed, "Random seed")
       ->check(UintIn(0, std::numeric_limits<uint64_t>::max()))
       ->capture_default_str();
+  sub->add_option("--first-id", o.first_id,
+                  "Number of the first event id (evt_<seed>_<n>): a second stream with the same "
+                  "seed, hence the same workspaces, users and agents, whose ids do not repeat the "
+                  "first's")
+      ->check(IntIn(0, std::numeric_limits<int64_t>::max() / 2))
+      ->capture_default_str();
   CLI::Option* workspaces_flag =
       sub->add_option("--workspaces", o.workspaces, "Number of workspaces")
           ->check(IntIn(1, kIntMax))

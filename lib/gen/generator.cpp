@@ -338,6 +338,7 @@ Status ValidateGenOptions(const GenOptions& o) {
     return Fail(ErrorCode::kInvalidArgument, std::move(msg), field);
   };
   if (o.events < 0) return bad("events", "The number of events must be >= 0.");
+  if (o.first_id < 0) return bad("first_id", "The first event id must be >= 0.");
   if (o.workspaces < 1) return bad("workspaces", "At least one workspace is needed.");
   if (o.organizations < 1) return bad("organizations", "At least one organization is needed.");
   if (o.projects_per_workspace < 1) {
@@ -713,7 +714,7 @@ void Generator::Impl::Write(const Spec& s, MalformedKind mk) {
     o.append(",\"id\":\"evt_");
     AppendInt(&o, static_cast<int64_t>(opt_.seed));
     o.push_back('_');
-    AppendInt(&o, n_);
+    AppendInt(&o, opt_.first_id + n_);
     o.push_back('"');
   }
   bool executed = s.act == Act::kExecuted;

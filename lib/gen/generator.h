@@ -38,6 +38,9 @@ struct GenOptions {
   Mix mix = Mix::kDefault;
   uint64_t seed = 42;
   int64_t events = 100000;  // number of lines produced, duplicates and malformed included
+  // Event ids are "evt_<seed>_<n>" with n counting from this: a second stream with the same seed
+  // (the same workspaces, users and agents) and ids that do not repeat the first's.
+  int64_t first_id = 0;
   int workspaces = 20;
   int organizations = 5;  // each workspace belongs to one ("org_1".."org_N")
   int projects_per_workspace = 5;

@@ -102,6 +102,34 @@ TEST(GeneratorTest, DeterministicForASeed) {
   EXPECT_LT(SameLines(a, Collect(o)), 10);
 }
 
+// A second stream with the same seed and first_id past the first's events: the same
+// workspaces, ids that never repeat the first stream's.
+TEST(GeneratorTest, FirstIdContinuesTheIdsOfAStream) {
+  GenOptions o = Small(2000);
+  const auto first = Collect(o);
+  o.first_id = 2000;
+  const auto second = Collect(o);
+  std::set<std::string> ids, workspaces, second_workspaces;
+  const std::string marker = R"("id":")";
+  auto id_of = [&](const std::string& json) {
+    const size_t pos = json.find(marker) + marker.size();
+    return json.substr(pos, json.find('"', pos) - pos);
+  };
+  for (const auto& l : first) {
+    ids.insert(id_of(l.json));
+    workspaces.insert(l.key);
+  }
+  EXPECT_EQ(ids.size(), first.size());
+  for (const auto& l : second) {
+    EXPECT_FALSE(ids.contains(id_of(l.json))) << l.json;
+    second_workspaces.insert(l.key);
+  }
+  EXPECT_EQ(id_of(second.front().json), "evt_42_2000");
+  EXPECT_EQ(second_workspaces, workspaces);
+  o.first_id = -1;
+  EXPECT_FALSE(ValidateGenOptions(o).has_value());
+}
+
 TEST(GeneratorTest, ValidLinesCarryTheRequiredFields) {
   GenOptions o = Small(20000);
   auto lines = Collect(o);
