@@ -426,11 +426,16 @@ Result<std::unique_ptr<BackgroundIngest>> BackgroundIngest::Start(
     const BackgroundIngestOptions& o) {
   const std::string file = o.dir + "/background.ndjson";
   const int64_t events = static_cast<int64_t>(o.rate * o.seconds);
-  auto gen = ChildProcess::Spawn(
-      {o.cli, "gen", "--mix", "executions", "--events", std::to_string(events), "--end-day",
-       o.end_day, "--days", std::to_string(o.days), "--seed", std::to_string(o.seed), "--first-id",
-       std::to_string(o.first_id), "-o", file},
-      o.dir + "/gen.log");
+  std::vector<std::string> argv = {o.cli,        "gen",
+                                   "--mix",      "executions",
+                                   "--events",   std::to_string(events),
+                                   "--end-day",  o.end_day,
+                                   "--days",     std::to_string(o.days),
+                                   "--seed",     std::to_string(o.seed),
+                                   "--first-id", std::to_string(o.first_id),
+                                   "-o",         file};
+  argv.insert(argv.end(), o.gen_args.begin(), o.gen_args.end());
+  auto gen = ChildProcess::Spawn(argv, o.dir + "/gen.log");
   if (!gen) return std::unexpected(gen.error());
   while ((*gen)->Running()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   if (::access(file.c_str(), R_OK) != 0) {

@@ -202,6 +202,7 @@ struct BackgroundIngestOptions {
   int days = 90;
   uint64_t seed = 42;
   int64_t first_id = 0;
+  std::vector<std::string> gen_args;  // more `tally gen` flags (--users, --workspaces, ...)
 };
 
 class BackgroundIngest {

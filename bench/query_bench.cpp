@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
   double max_lag_mb = 2.5;
   std::string end_day = "2026-01-31";
   bool keep = false;
-  double ingest_rate = 0;
+  double ingest_rate = 0, request_rate = 0;
   app.add_option("--events", events, "Generated events (90 days ending at --end-day)")
       ->capture_default_str();
   app.add_option("--requests", requests, "Measured requests per run")->capture_default_str();
@@ -155,6 +155,10 @@ int main(int argc, char** argv) {
   app.add_option("--ingest-rate", ingest_rate,
                  "While measuring, `tally produce --rate` this many events/s of the executions "
                  "mix into tallyd (0 = an idle tallyd); the rate tallyd applied is reported")
+      ->capture_default_str();
+  app.add_option("--request-rate", request_rate,
+                 "Send requests at this pace (per second, one connection) instead of back to "
+                 "back (0)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -248,6 +252,37 @@ int main(int argc, char** argv) {
       shapes.size(), targets.size(), warmup, runs, requests);
   std::fflush(stdout);
 
+  // Ingest running while the requests are measured: produced from a file generated up front,
+  // given a few seconds to reach its rate.
+  tb::TempDir ingest_dir("tally_query_bench_ingest_");
+  std::unique_ptr<tb::BackgroundIngest> background;
+  double applied_before = 0;
+  auto measured_from = tb::SteadyClock::now();
+  if (ingest_rate > 0) {
+    auto started = tb::BackgroundIngest::Start({.cli = TALLY_CLI_PATH,
+                                                .brokers = (*tallyd)->broker(),
+                                                .dir = ingest_dir.path(),
+                                                .rate = ingest_rate,
+                                                .seconds = 300,
+                                                .end_day = end_day,
+                                                .seed = gen.seed,
+                                                .first_id = events,
+                                                .gen_args = {}});
+    if (!started) {
+      std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
+      return 1;
+    }
+    background = std::move(*started);
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    auto applied = tb::EventsApplied((*tallyd)->client());
+    if (!applied) {
+      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
+      return 1;
+    }
+    applied_before = *applied;
+    measured_from = tb::SteadyClock::now();
+  }
+
   auto client = tally::http::testing::HttpClient::Connect((*tallyd)->host(), (*tallyd)->port());
   if (!client) {
     std::fprintf(stderr, "connect: %s\n", client.error().message.c_str());
@@ -278,36 +313,6 @@ int main(int argc, char** argv) {
     return true;
   };
 
-  // Ingest running while the requests are measured: produced from a file generated up front,
-  // given a few seconds to reach its rate.
-  tb::TempDir ingest_dir("tally_query_bench_ingest_");
-  std::unique_ptr<tb::BackgroundIngest> background;
-  double applied_before = 0;
-  auto measured_from = tb::SteadyClock::now();
-  if (ingest_rate > 0) {
-    auto started = tb::BackgroundIngest::Start({.cli = TALLY_CLI_PATH,
-                                                .brokers = (*tallyd)->broker(),
-                                                .dir = ingest_dir.path(),
-                                                .rate = ingest_rate,
-                                                .seconds = 300,
-                                                .end_day = end_day,
-                                                .seed = gen.seed,
-                                                .first_id = events});
-    if (!started) {
-      std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
-      return 1;
-    }
-    background = std::move(*started);
-    std::this_thread::sleep_for(std::chrono::seconds(3));
-    auto applied = tb::EventsApplied((*tallyd)->client());
-    if (!applied) {
-      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
-      return 1;
-    }
-    applied_before = *applied;
-    measured_from = tb::SteadyClock::now();
-  }
-
   Sample sample;
   const Shape* shape = nullptr;
   for (int i = 0; i < warmup; ++i) send(&sample, &shape);
@@ -322,6 +327,10 @@ int main(int argc, char** argv) {
     samples.reserve(requests);
     const auto t0 = tb::SteadyClock::now();
     for (int i = 0; i < requests; ++i) {
+      if (request_rate > 0) {
+        std::this_thread::sleep_until(t0 + std::chrono::duration_cast<tb::SteadyClock::duration>(
+                                               std::chrono::duration<double>(i / request_rate)));
+      }
       if (!send(&sample, &shape)) continue;
       samples.push_back(sample);
       by_group[shape->group_by].push_back(sample);
@@ -342,7 +351,7 @@ int main(int argc, char** argv) {
   std::printf("| median | | %.3f | %.3f | | %.3f | %.3f | | %.0f |\n\n", tb::Median(run_c50),
               tb::Median(run_c99), tb::Median(run_s50), tb::Median(run_s99), tb::Median(run_rps));
   if (background) {
-    auto applied = tb::EventsApplied((*tallyd)->client());
+    auto applied = tb::EventsApplied(*client);  // busy: the other one may have timed out
     const double secs =
         std::chrono::duration<double>(tb::SteadyClock::now() - measured_from).count();
     background->Stop();

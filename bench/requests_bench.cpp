@@ -30,6 +30,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -107,6 +108,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> range_ends;
   std::string tmp_base;
   bool keep = false;
+  double ingest_rate = 0;
   app.add_option("--events", sizes, "Data sizes (generated events), comma-separated")
       ->delimiter(',')
       ->capture_default_str();
@@ -130,6 +132,11 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--tmp", tmp_base, "Parent directory of the data dirs (default $TMPDIR or /tmp)");
   app.add_flag("--keep", keep, "Keep the data dirs and tallyd logs");
+  app.add_option("--ingest-rate", ingest_rate,
+                 "While measuring, `tally produce --rate` this many events/s of the executions "
+                 "mix (same seed, users, agents, workspaces) into the tallyd of the largest size "
+                 "(0 = idle); the rate it applied is reported")
+      ->capture_default_str();
   std::string tallyd_path = TALLYD_PATH;
   app.add_option("--tallyd", tallyd_path,
                  "tallyd binary to measure (default: the one built with this benchmark; e.g. a "
@@ -316,6 +323,44 @@ int main(int argc, char** argv) {
     return true;
   };
 
+  // Ingest into the largest size's tallyd while the requests are measured.
+  std::unique_ptr<tb::BackgroundIngest> background;
+  double applied_before = 0;
+  auto measured_from = tb::SteadyClock::now();
+  if (ingest_rate > 0) {
+    auto broker = tb::WaitForFile(big.dir + "/data/broker.addr", 10'000);
+    if (!broker) {
+      std::fprintf(stderr, "broker address: %s\n", broker.error().message.c_str());
+      return 1;
+    }
+    auto started = tb::BackgroundIngest::Start(
+        {.cli = TALLY_CLI_PATH,
+         .brokers = *broker,
+         .dir = big.dir,
+         .rate = ingest_rate,
+         .seconds = 600,
+         .end_day = end_day,
+         .days = days,
+         .seed = 42,
+         .first_id = big.events,
+         .gen_args = {"--users", std::to_string(users), "--agents", std::to_string(agents),
+                      "--workspaces", std::to_string(workspaces), "--organizations",
+                      std::to_string(organizations)}});
+    if (!started) {
+      std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
+      return 1;
+    }
+    background = std::move(*started);
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    auto applied = tb::EventsApplied(big.server->client());
+    if (!applied) {
+      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
+      return 1;
+    }
+    applied_before = *applied;
+    measured_from = tb::SteadyClock::now();
+  }
+
   tb::Sample sample;
   for (int w = 0; w < warmup; ++w)
     for (const Target& t : targets)
@@ -355,6 +400,20 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   const double query_s = std::chrono::duration<double>(tb::SteadyClock::now() - q0).count();
+  if (background) {
+    auto applied = tb::EventsApplied(big.server->client());
+    const double secs =
+        std::chrono::duration<double>(tb::SteadyClock::now() - measured_from).count();
+    background->Stop();
+    if (!applied) {
+      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
+      return 1;
+    }
+    std::printf(
+        "ingest into the %s tallyd while measuring: %.0f events/s applied (asked %.0f) over "
+        "%.1f s\n",
+        Millions(big.events).c_str(), (*applied - applied_before) / secs, ingest_rate, secs);
+  }
 
   // ---------------------------------------------------------------- report
   struct Cell {
