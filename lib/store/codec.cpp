@@ -590,12 +590,45 @@ void Slice::Append(const Slice& o) {
   agents.insert(agents.end(), o.agents.begin(), o.agents.end());
 }
 
+namespace {
+
+// Sorts `v` by `less`. Entries that are several sorted parts one after another (a stored slice
+// and its merge operands, a staged slice and the stored one, day slices rolled up into a month)
+// are merged part by part, O(n log parts) with few comparisons; anything else is sorted.
+template <typename T, typename Less>
+void SortParts(std::vector<T>* v, Less less) {
+  if (v->size() < 2) return;
+  std::vector<size_t> starts = {0};
+  for (size_t i = 1; i < v->size(); ++i) {
+    if (less((*v)[i], (*v)[i - 1])) {
+      starts.push_back(i);
+      // Many parts: not a concatenation of sorted parts.
+      if (starts.size() > 8 + v->size() / 16) {
+        std::sort(v->begin(), v->end(), less);
+        return;
+      }
+    }
+  }
+  // Merge neighbouring parts pairwise until one remains.
+  while (starts.size() > 1) {
+    std::vector<size_t> merged;
+    for (size_t k = 0; k < starts.size(); k += 2) {
+      merged.push_back(starts[k]);
+      if (k + 1 == starts.size()) break;
+      const size_t end = k + 2 < starts.size() ? starts[k + 2] : v->size();
+      std::inplace_merge(v->begin() + starts[k], v->begin() + starts[k + 1], v->begin() + end,
+                         less);
+    }
+    starts.swap(merged);
+  }
+}
+
+}  // namespace
+
 void Slice::Normalize() {
   // Every field is an integer, so the order in which equal indexes combine cannot matter.
-  std::sort(users.begin(), users.end(),
-            [](const SliceUser& a, const SliceUser& b) { return a.user < b.user; });
-  std::sort(agents.begin(), agents.end(),
-            [](const SliceAgent& a, const SliceAgent& b) { return a.agent < b.agent; });
+  SortParts(&users, [](const SliceUser& a, const SliceUser& b) { return a.user < b.user; });
+  SortParts(&agents, [](const SliceAgent& a, const SliceAgent& b) { return a.agent < b.agent; });
   if (users.size() > 1) {
     size_t w = 0;
     for (size_t r = 1; r < users.size(); ++r) {

@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <random>
 #include <set>
+#include <vector>
 
 #include "store/bitmap.h"
 
@@ -276,6 +278,57 @@ TEST(CodecTest, OffsetsRoundTrip) {
   ASSERT_TRUE(DecodeOffset(EncodeOffset({"cluster-x", 12345}), &o));
   EXPECT_EQ(o.cluster_id, "cluster-x");
   EXPECT_EQ(o.next_offset, 12345);
+}
+
+// Normalize against a map: entries made of sorted parts one after another (how merges and roll-
+// ups build them: merged part by part) and shuffled entries (how a batch builds them: sorted),
+// with repeated indexes inside and across parts.
+TEST(CodecTest, SliceNormalizeCombinesLikeAMap) {
+  std::mt19937 rng(17);
+  for (int round = 0; round < 300; ++round) {
+    Slice s;
+    std::map<uint32_t, SliceUser> users;
+    std::map<uint32_t, SliceAgent> agents;
+    const int parts = 1 + static_cast<int>(rng() % (round % 3 == 0 ? 40 : 6));
+    const uint32_t range = 1 + rng() % 200;
+    for (int p = 0; p < parts; ++p) {
+      std::vector<uint32_t> ids(rng() % 30);
+      for (uint32_t& id : ids) id = rng() % range;
+      if (round % 4 != 1) std::sort(ids.begin(), ids.end());  // else: not sorted at all
+      for (uint32_t id : ids) {
+        const SliceUser u{id, 1 + rng() % 5, rng() % 100, static_cast<int64_t>(rng() % 1000)};
+        s.users.push_back(u);
+        SliceUser& want = users.try_emplace(id, SliceUser{id, 0, 0, 0}).first->second;
+        want.requests += u.requests;
+        want.tokens += u.tokens;
+        want.cost_nanos += u.cost_nanos;
+        const SliceAgent a{id, 1 + rng() % 5, rng() % 100};
+        s.agents.push_back(a);
+        SliceAgent& want_agent = agents.try_emplace(id, SliceAgent{id, 0, 0}).first->second;
+        want_agent.requests += a.requests;
+        want_agent.tokens += a.tokens;
+      }
+    }
+    s.Normalize();
+    ASSERT_EQ(s.users.size(), users.size()) << "round " << round;
+    size_t i = 0;
+    for (const auto& [id, want] : users) {
+      EXPECT_EQ(s.users[i].user, id);
+      EXPECT_EQ(s.users[i].requests, want.requests);
+      EXPECT_EQ(s.users[i].tokens, want.tokens);
+      EXPECT_EQ(s.users[i].cost_nanos, want.cost_nanos);
+      ++i;
+    }
+    ASSERT_EQ(s.agents.size(), agents.size()) << "round " << round;
+    i = 0;
+    for (const auto& [id, want] : agents) {
+      EXPECT_EQ(s.agents[i].agent, id);
+      EXPECT_EQ(s.agents[i].requests, want.requests);
+      EXPECT_EQ(s.agents[i].tokens, want.tokens);
+      ++i;
+    }
+    if (HasFailure()) return;
+  }
 }
 
 TEST(CodecTest, SlicesRoundTripAndCombine) {
