@@ -450,8 +450,10 @@ Result<std::unique_ptr<BackgroundIngest>> BackgroundIngest::Start(
   return b;
 }
 
-Result<double> EventsApplied(http::testing::HttpClient& client) {
-  auto metrics = client.Send("GET", "/metrics");
+Result<double> EventsApplied(const std::string& host, uint16_t port) {
+  auto client = http::testing::HttpClient::Connect(host, port);
+  if (!client) return std::unexpected(client.error());
+  auto metrics = client->Send("GET", "/metrics");
   if (!metrics) return std::unexpected(metrics.error());
   if (metrics->status != 200) {
     return Fail(ErrorCode::kUnavailable, "/metrics: HTTP " + std::to_string(metrics->status));

@@ -217,8 +217,8 @@ class BackgroundIngest {
   std::unique_ptr<ChildProcess> producer_;
 };
 
-// tallyd's tally_events_applied_total (from /metrics), or an error.
-Result<double> EventsApplied(http::testing::HttpClient& client);
+// tallyd's tally_events_applied_total (from /metrics, on a new connection), or an error.
+Result<double> EventsApplied(const std::string& host, uint16_t port);
 
 // ---------------------------------------------------------------- statistics
 

@@ -76,6 +76,7 @@ class TallydOnDir {
   ChildProcess& process() { return *process_; }
   // The keep-alive connection Get() uses (for /readyz and /metrics as well).
   http::testing::HttpClient& client() { return *client_; }
+  const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
   // Seconds from spawn to /readyz 200 (store open and label directory load included).
   double startup_seconds() const { return startup_s_; }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "common/calendar.h"
 
 namespace tb = tally::bench;
 
@@ -131,6 +132,7 @@ int main(int argc, char** argv) {
   double max_lag_mb = 2.5;
   std::string end_day = "2026-01-31";
   bool keep = false;
+  int ingest_days = 1;
   double ingest_rate = 0, request_rate = 0;
   app.add_option("--events", events, "Generated events (90 days ending at --end-day)")
       ->capture_default_str();
@@ -155,6 +157,11 @@ int main(int argc, char** argv) {
   app.add_option("--ingest-rate", ingest_rate,
                  "While measuring, `tally produce --rate` this many events/s of the executions "
                  "mix into tallyd (0 = an idle tallyd); the rate tallyd applied is reported")
+      ->capture_default_str();
+  app.add_option("--ingest-days", ingest_days,
+                 "Days the ingested events spread over, ending the day before --end-day (1: live "
+                 "traffic on today's buckets; 90: a backfill streamed through the topic)")
+      ->check(CLI::Range(1, 3650))
       ->capture_default_str();
   app.add_option("--request-rate", request_rate,
                  "Send requests at this pace (per second, one connection) instead of back to "
@@ -258,13 +265,21 @@ int main(int argc, char** argv) {
   std::unique_ptr<tb::BackgroundIngest> background;
   double applied_before = 0;
   auto measured_from = tb::SteadyClock::now();
+  // The day before the queried end day: tallyd's clock (--now) is noon of the end day.
+  auto last_day = tally::ParseDay(end_day);
+  if (!last_day) {
+    std::fprintf(stderr, "--end-day: %s\n", last_day.error().message.c_str());
+    return 2;
+  }
+  const std::string ingest_end_day = tally::FormatDay(*last_day - 1);
   if (ingest_rate > 0) {
     auto started = tb::BackgroundIngest::Start({.cli = TALLY_CLI_PATH,
                                                 .brokers = (*tallyd)->broker(),
                                                 .dir = ingest_dir.path(),
                                                 .rate = ingest_rate,
-                                                .seconds = 300,
-                                                .end_day = end_day,
+                                                .seconds = 120,
+                                                .end_day = ingest_end_day,
+                                                .days = ingest_days,
                                                 .seed = gen.seed,
                                                 .first_id = events,
                                                 .gen_args = {}});
@@ -274,7 +289,7 @@ int main(int argc, char** argv) {
     }
     background = std::move(*started);
     std::this_thread::sleep_for(std::chrono::seconds(3));
-    auto applied = tb::EventsApplied((*tallyd)->client());
+    auto applied = tb::EventsApplied((*tallyd)->host(), (*tallyd)->port());
     if (!applied) {
       std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
       return 1;
@@ -351,7 +366,7 @@ int main(int argc, char** argv) {
   std::printf("| median | | %.3f | %.3f | | %.3f | %.3f | | %.0f |\n\n", tb::Median(run_c50),
               tb::Median(run_c99), tb::Median(run_s50), tb::Median(run_s99), tb::Median(run_rps));
   if (background) {
-    auto applied = tb::EventsApplied(*client);  // busy: the other one may have timed out
+    auto applied = tb::EventsApplied((*tallyd)->host(), (*tallyd)->port());
     const double secs =
         std::chrono::duration<double>(tb::SteadyClock::now() - measured_from).count();
     background->Stop();

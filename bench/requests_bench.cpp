@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> range_ends;
   std::string tmp_base;
   bool keep = false;
+  int ingest_days = 1;
   double ingest_rate = 0;
   app.add_option("--events", sizes, "Data sizes (generated events), comma-separated")
       ->delimiter(',')
@@ -136,6 +137,11 @@ int main(int argc, char** argv) {
                  "While measuring, `tally produce --rate` this many events/s of the executions "
                  "mix (same seed, users, agents, workspaces) into the tallyd of the largest size "
                  "(0 = idle); the rate it applied is reported")
+      ->capture_default_str();
+  app.add_option("--ingest-days", ingest_days,
+                 "Days the ingested events spread over, ending the day before --end-day (1: live "
+                 "traffic on today's buckets; 90: a backfill streamed through the topic)")
+      ->check(CLI::Range(1, 3650))
       ->capture_default_str();
   std::string tallyd_path = TALLYD_PATH;
   app.add_option("--tallyd", tallyd_path,
@@ -327,6 +333,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<tb::BackgroundIngest> background;
   double applied_before = 0;
   auto measured_from = tb::SteadyClock::now();
+  // The day before the queried end day: tallyd's clock (--now) is noon of the end day.
+  auto last_day = tally::ParseDay(end_day);
+  if (!last_day) {
+    std::fprintf(stderr, "--end-day: %s\n", last_day.error().message.c_str());
+    return 2;
+  }
+  const std::string ingest_end_day = tally::FormatDay(*last_day - 1);
   if (ingest_rate > 0) {
     auto broker = tb::WaitForFile(big.dir + "/data/broker.addr", 10'000);
     if (!broker) {
@@ -338,9 +351,9 @@ int main(int argc, char** argv) {
          .brokers = *broker,
          .dir = big.dir,
          .rate = ingest_rate,
-         .seconds = 600,
-         .end_day = end_day,
-         .days = days,
+         .seconds = 150,
+         .end_day = ingest_end_day,
+         .days = ingest_days,
          .seed = 42,
          .first_id = big.events,
          .gen_args = {"--users", std::to_string(users), "--agents", std::to_string(agents),
@@ -352,7 +365,7 @@ int main(int argc, char** argv) {
     }
     background = std::move(*started);
     std::this_thread::sleep_for(std::chrono::seconds(3));
-    auto applied = tb::EventsApplied(big.server->client());
+    auto applied = tb::EventsApplied(big.server->host(), big.server->port());
     if (!applied) {
       std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
       return 1;
@@ -401,7 +414,7 @@ int main(int argc, char** argv) {
   }
   const double query_s = std::chrono::duration<double>(tb::SteadyClock::now() - q0).count();
   if (background) {
-    auto applied = tb::EventsApplied(big.server->client());
+    auto applied = tb::EventsApplied(big.server->host(), big.server->port());
     const double secs =
         std::chrono::duration<double>(tb::SteadyClock::now() - measured_from).count();
     background->Stop();
