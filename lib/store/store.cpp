@@ -152,6 +152,10 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   descriptors.emplace_back(kFamilies[1], counters);
   auto bitmaps = family(true, 32 << 20);
   bitmaps.merge_operator = internal::NewBitmapOrMergeOperator();
+  // Hot bitmaps (this month's active users, an organization's users per project) get an operand
+  // per persist; folding them at write time every few operands keeps a read from OR-ing one
+  // operand per persist since the last flush.
+  bitmaps.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[2], bitmaps);
   auto records = family(true, 16 << 20);
   records.merge_operator = internal::NewRecordMergeOperator();
@@ -169,7 +173,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   requests.merge_operator = internal::NewSliceMergeOperator();
   // Month slices of a busy organization are rewritten by every batch; bounding the operands a
   // read must fold keeps query latency flat between flushes.
-  requests.max_successive_merges = 32;
+  requests.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[6], requests);
   auto packs = family(true, 16 << 20);
   packs.merge_operator = internal::NewUserPackMergeOperator();
