@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/calendar.h"
 #include "common/sha256.h"
 #include "kafka/producer.h"
 
@@ -422,14 +423,46 @@ std::string MachineSummary() {
   return buf;
 }
 
+namespace {
+
+// tallyd's tally_events_applied_total (from /metrics, on a new connection: a benchmark's
+// connections may have been idle past the server's keep-alive timeout).
+Result<double> EventsApplied(const std::string& host, uint16_t port) {
+  auto client = http::testing::HttpClient::Connect(host, port);
+  if (!client) return std::unexpected(client.error());
+  auto metrics = client->Send("GET", "/metrics");
+  if (!metrics) return std::unexpected(metrics.error());
+  if (metrics->status != 200) {
+    return Fail(ErrorCode::kUnavailable, "/metrics: HTTP " + std::to_string(metrics->status));
+  }
+  return PrometheusValue(metrics->body, "tally_events_applied_total");
+}
+
+}  // namespace
+
+void AddBackgroundIngestFlags(CLI::App* app, double* rate, int* days, const std::string& into) {
+  app->add_option("--ingest-rate", *rate,
+                  "While measuring, `tally produce --rate` this many events/s of the executions "
+                  "mix (same seed: the same workspaces, users and agents) into " +
+                      into + " (0 = idle); the rate it applied is reported")
+      ->capture_default_str();
+  app->add_option("--ingest-days", *days,
+                  "Days the ingested events spread over, ending the day before --end-day (1: "
+                  "live traffic on today's buckets; 90: a backfill streamed through the topic)")
+      ->check(CLI::Range(1, 3650))
+      ->capture_default_str();
+}
+
 Result<std::unique_ptr<BackgroundIngest>> BackgroundIngest::Start(
     const BackgroundIngestOptions& o) {
+  auto queried = ParseDay(o.queried_end_day);
+  if (!queried) return std::unexpected(queried.error());
   const std::string file = o.dir + "/background.ndjson";
   const int64_t events = static_cast<int64_t>(o.rate * o.seconds);
   std::vector<std::string> argv = {o.cli,        "gen",
                                    "--mix",      "executions",
                                    "--events",   std::to_string(events),
-                                   "--end-day",  o.end_day,
+                                   "--end-day",  FormatDay(*queried - 1),
                                    "--days",     std::to_string(o.days),
                                    "--seed",     std::to_string(o.seed),
                                    "--first-id", std::to_string(o.first_id),
@@ -447,18 +480,22 @@ Result<std::unique_ptr<BackgroundIngest>> BackgroundIngest::Start(
       o.dir + "/produce.log");
   if (!producer) return std::unexpected(producer.error());
   b->producer_ = std::move(*producer);
+  b->host_ = o.host;
+  b->port_ = o.port;
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  auto applied = EventsApplied(o.host, o.port);
+  if (!applied) return std::unexpected(applied.error());
+  b->applied_before_ = *applied;
+  b->from_ = SteadyClock::now();
   return b;
 }
 
-Result<double> EventsApplied(const std::string& host, uint16_t port) {
-  auto client = http::testing::HttpClient::Connect(host, port);
-  if (!client) return std::unexpected(client.error());
-  auto metrics = client->Send("GET", "/metrics");
-  if (!metrics) return std::unexpected(metrics.error());
-  if (metrics->status != 200) {
-    return Fail(ErrorCode::kUnavailable, "/metrics: HTTP " + std::to_string(metrics->status));
-  }
-  return PrometheusValue(metrics->body, "tally_events_applied_total");
+Result<double> BackgroundIngest::Finish() {
+  auto applied = EventsApplied(host_, port_);
+  const double seconds = SecondsSince(from_);
+  producer_->Stop(2000);
+  if (!applied) return std::unexpected(applied.error());
+  return (*applied - applied_before_) / seconds;
 }
 
 }  // namespace tally::bench

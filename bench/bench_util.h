@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -189,36 +190,47 @@ ProgressFn ReadyzProgress(http::testing::HttpClient* client, int partitions);
 
 // `tally produce --rate` of generated executions-mix events (every optional field: the costliest
 // events) into a running tallyd's broker, while a benchmark measures something else (query
-// latency under ingest). The events are generated up front into `dir` (rate x seconds of them,
-// over `days` ending `end_day`). With the seed of the benchmark's own events and first_id past
-// them, they go to the same workspaces and never repeat an id.
+// latency under ingest). The events are generated up front into `dir`: rate x seconds of them,
+// over the `days` ending the day before `queried_end_day` (tallyd's clock is noon of that day, so
+// 1 day is live traffic on the open buckets). With the seed of the benchmark's own events and
+// first_id past them, they go to the same workspaces and never repeat an id.
 struct BackgroundIngestOptions {
   std::string cli;      // path of the tally CLI
   std::string brokers;  // tallyd's broker
-  std::string dir;      // where the NDJSON file and the producer's log go
+  std::string host;     // tallyd's HTTP address, for its applied-events count
+  uint16_t port = 0;
+  std::string dir;  // where the NDJSON file and the producer's log go
   double rate = 30'000;
   int seconds = 120;  // events for this long at `rate`; producing stops there at the latest
-  std::string end_day = "2026-01-31";
-  int days = 90;
+  std::string queried_end_day = "2026-01-31";
+  int days = 1;
   uint64_t seed = 42;
   int64_t first_id = 0;
   std::vector<std::string> gen_args;  // more `tally gen` flags (--users, --workspaces, ...)
 };
 
+// Adds --ingest-rate (into *rate; the help names `into`, the tallyd that receives the events)
+// and --ingest-days (into *days) to a benchmark's flags.
+void AddBackgroundIngestFlags(CLI::App* app, double* rate, int* days, const std::string& into);
+
 class BackgroundIngest {
  public:
-  // Generates the events and starts producing. kUnavailable if the CLI fails.
+  // Generates the events, starts producing, and gives the producer 3 s to reach its rate; the
+  // measured window starts then. kUnavailable if the CLI or tallyd's /metrics fails,
+  // kInvalidArgument for a bad queried_end_day.
   static Result<std::unique_ptr<BackgroundIngest>> Start(const BackgroundIngestOptions& options);
-  ~BackgroundIngest() { Stop(); }
-  void Stop() { producer_->Stop(2000); }
+  ~BackgroundIngest() { producer_->Stop(2000); }
+  // Ends the window and stops producing: the events/s tallyd applied during the window.
+  Result<double> Finish();
 
  private:
   BackgroundIngest() = default;
   std::unique_ptr<ChildProcess> producer_;
+  std::string host_;
+  uint16_t port_ = 0;
+  double applied_before_ = 0;
+  SteadyClock::time_point from_;
 };
-
-// tallyd's tally_events_applied_total (from /metrics, on a new connection), or an error.
-Result<double> EventsApplied(const std::string& host, uint16_t port);
 
 // ---------------------------------------------------------------- statistics
 

@@ -22,7 +22,6 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "common/calendar.h"
 
 namespace tb = tally::bench;
 
@@ -154,15 +153,7 @@ int main(int argc, char** argv) {
   app.add_option("--end-day", end_day, "Last day of generated data; tallyd's --now is noon of it")
       ->capture_default_str();
   app.add_flag("--keep", keep, "Keep the data dir and tallyd log");
-  app.add_option("--ingest-rate", ingest_rate,
-                 "While measuring, `tally produce --rate` this many events/s of the executions "
-                 "mix into tallyd (0 = an idle tallyd); the rate tallyd applied is reported")
-      ->capture_default_str();
-  app.add_option("--ingest-days", ingest_days,
-                 "Days the ingested events spread over, ending the day before --end-day (1: live "
-                 "traffic on today's buckets; 90: a backfill streamed through the topic)")
-      ->check(CLI::Range(1, 3650))
-      ->capture_default_str();
+  tb::AddBackgroundIngestFlags(&app, &ingest_rate, &ingest_days, "tallyd");
   app.add_option("--request-rate", request_rate,
                  "Send requests at this pace (per second, one connection) instead of back to "
                  "back (0)")
@@ -259,26 +250,18 @@ int main(int argc, char** argv) {
       shapes.size(), targets.size(), warmup, runs, requests);
   std::fflush(stdout);
 
-  // Ingest running while the requests are measured: produced from a file generated up front,
-  // given a few seconds to reach its rate.
+  // Ingest running while the requests are measured.
   tb::TempDir ingest_dir("tally_query_bench_ingest_");
   std::unique_ptr<tb::BackgroundIngest> background;
-  double applied_before = 0;
-  auto measured_from = tb::SteadyClock::now();
-  // The day before the queried end day: tallyd's clock (--now) is noon of the end day.
-  auto last_day = tally::ParseDay(end_day);
-  if (!last_day) {
-    std::fprintf(stderr, "--end-day: %s\n", last_day.error().message.c_str());
-    return 2;
-  }
-  const std::string ingest_end_day = tally::FormatDay(*last_day - 1);
   if (ingest_rate > 0) {
     auto started = tb::BackgroundIngest::Start({.cli = TALLY_CLI_PATH,
                                                 .brokers = (*tallyd)->broker(),
+                                                .host = (*tallyd)->host(),
+                                                .port = (*tallyd)->port(),
                                                 .dir = ingest_dir.path(),
                                                 .rate = ingest_rate,
                                                 .seconds = 120,
-                                                .end_day = ingest_end_day,
+                                                .queried_end_day = end_day,
                                                 .days = ingest_days,
                                                 .seed = gen.seed,
                                                 .first_id = events,
@@ -288,14 +271,6 @@ int main(int argc, char** argv) {
       return 1;
     }
     background = std::move(*started);
-    std::this_thread::sleep_for(std::chrono::seconds(3));
-    auto applied = tb::EventsApplied((*tallyd)->host(), (*tallyd)->port());
-    if (!applied) {
-      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
-      return 1;
-    }
-    applied_before = *applied;
-    measured_from = tb::SteadyClock::now();
   }
 
   auto client = tally::http::testing::HttpClient::Connect((*tallyd)->host(), (*tallyd)->port());
@@ -366,17 +341,13 @@ int main(int argc, char** argv) {
   std::printf("| median | | %.3f | %.3f | | %.3f | %.3f | | %.0f |\n\n", tb::Median(run_c50),
               tb::Median(run_c99), tb::Median(run_s50), tb::Median(run_s99), tb::Median(run_rps));
   if (background) {
-    auto applied = tb::EventsApplied((*tallyd)->host(), (*tallyd)->port());
-    const double secs =
-        std::chrono::duration<double>(tb::SteadyClock::now() - measured_from).count();
-    background->Stop();
-    if (!applied) {
-      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
+    auto rate = background->Finish();
+    if (!rate) {
+      std::fprintf(stderr, "background ingest: %s\n", rate.error().message.c_str());
       return 1;
     }
-    const double rate = (*applied - applied_before) / secs;
-    std::printf("ingest while measuring: %.0f events/s applied (asked %.0f) over %.1f s\n\n", rate,
-                ingest_rate, secs);
+    std::printf("ingest while measuring: %.0f events/s applied (asked %.0f)\n\n", *rate,
+                ingest_rate);
   }
 
   std::printf(

@@ -133,16 +133,7 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--tmp", tmp_base, "Parent directory of the data dirs (default $TMPDIR or /tmp)");
   app.add_flag("--keep", keep, "Keep the data dirs and tallyd logs");
-  app.add_option("--ingest-rate", ingest_rate,
-                 "While measuring, `tally produce --rate` this many events/s of the executions "
-                 "mix (same seed, users, agents, workspaces) into the tallyd of the largest size "
-                 "(0 = idle); the rate it applied is reported")
-      ->capture_default_str();
-  app.add_option("--ingest-days", ingest_days,
-                 "Days the ingested events spread over, ending the day before --end-day (1: live "
-                 "traffic on today's buckets; 90: a backfill streamed through the topic)")
-      ->check(CLI::Range(1, 3650))
-      ->capture_default_str();
+  tb::AddBackgroundIngestFlags(&app, &ingest_rate, &ingest_days, "the tallyd of the largest size");
   std::string tallyd_path = TALLYD_PATH;
   app.add_option("--tallyd", tallyd_path,
                  "tallyd binary to measure (default: the one built with this benchmark; e.g. a "
@@ -331,15 +322,6 @@ int main(int argc, char** argv) {
 
   // Ingest into the largest size's tallyd while the requests are measured.
   std::unique_ptr<tb::BackgroundIngest> background;
-  double applied_before = 0;
-  auto measured_from = tb::SteadyClock::now();
-  // The day before the queried end day: tallyd's clock (--now) is noon of the end day.
-  auto last_day = tally::ParseDay(end_day);
-  if (!last_day) {
-    std::fprintf(stderr, "--end-day: %s\n", last_day.error().message.c_str());
-    return 2;
-  }
-  const std::string ingest_end_day = tally::FormatDay(*last_day - 1);
   if (ingest_rate > 0) {
     auto broker = tb::WaitForFile(big.dir + "/data/broker.addr", 10'000);
     if (!broker) {
@@ -349,10 +331,12 @@ int main(int argc, char** argv) {
     auto started = tb::BackgroundIngest::Start(
         {.cli = TALLY_CLI_PATH,
          .brokers = *broker,
+         .host = big.server->host(),
+         .port = big.server->port(),
          .dir = big.dir,
          .rate = ingest_rate,
          .seconds = 150,
-         .end_day = ingest_end_day,
+         .queried_end_day = end_day,
          .days = ingest_days,
          .seed = 42,
          .first_id = big.events,
@@ -364,14 +348,6 @@ int main(int argc, char** argv) {
       return 1;
     }
     background = std::move(*started);
-    std::this_thread::sleep_for(std::chrono::seconds(3));
-    auto applied = tb::EventsApplied(big.server->host(), big.server->port());
-    if (!applied) {
-      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
-      return 1;
-    }
-    applied_before = *applied;
-    measured_from = tb::SteadyClock::now();
   }
 
   tb::Sample sample;
@@ -414,18 +390,13 @@ int main(int argc, char** argv) {
   }
   const double query_s = std::chrono::duration<double>(tb::SteadyClock::now() - q0).count();
   if (background) {
-    auto applied = tb::EventsApplied(big.server->host(), big.server->port());
-    const double secs =
-        std::chrono::duration<double>(tb::SteadyClock::now() - measured_from).count();
-    background->Stop();
-    if (!applied) {
-      std::fprintf(stderr, "metrics: %s\n", applied.error().message.c_str());
+    auto rate = background->Finish();
+    if (!rate) {
+      std::fprintf(stderr, "background ingest: %s\n", rate.error().message.c_str());
       return 1;
     }
-    std::printf(
-        "ingest into the %s tallyd while measuring: %.0f events/s applied (asked %.0f) over "
-        "%.1f s\n",
-        Millions(big.events).c_str(), (*applied - applied_before) / secs, ingest_rate, secs);
+    std::printf("ingest into the %s tallyd while measuring: %.0f events/s applied (asked %.0f)\n",
+                Millions(big.events).c_str(), *rate, ingest_rate);
   }
 
   // ---------------------------------------------------------------- report
