@@ -609,17 +609,19 @@ void SortParts(std::vector<T>* v, Less less) {
       }
     }
   }
-  // Merge neighbouring parts pairwise until one remains.
+  // Merge neighbouring parts pairwise until one remains; the merged parts' starts are kept in
+  // place (entry k/2 is written after entry k + 2 was read).
   while (starts.size() > 1) {
-    std::vector<size_t> merged;
+    size_t kept = 0;
     for (size_t k = 0; k < starts.size(); k += 2) {
-      merged.push_back(starts[k]);
-      if (k + 1 == starts.size()) break;
-      const size_t end = k + 2 < starts.size() ? starts[k + 2] : v->size();
-      std::inplace_merge(v->begin() + starts[k], v->begin() + starts[k + 1], v->begin() + end,
-                         less);
+      if (k + 1 < starts.size()) {
+        const size_t end = k + 2 < starts.size() ? starts[k + 2] : v->size();
+        std::inplace_merge(v->begin() + starts[k], v->begin() + starts[k + 1], v->begin() + end,
+                           less);
+      }
+      starts[kept++] = starts[k];
     }
-    starts.swap(merged);
+    starts.resize(kept);
   }
 }
 
