@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <cstring>
 
 #include "aggregate/internal/key_filter.h"
 
@@ -38,11 +39,21 @@ constexpr int kGranularities = 3;
 // Keys the dedupe filter is sized for (12 bits each: 24 MiB). A store holding more dedupe
 // entries (the dedupe window's worth of events) is deduplicated by store lookups alone.
 constexpr size_t kDedupeFilterKeys = size_t{16} << 20;
+// Pairs the pair filter is sized for, at least (12 bits each: 6 MiB), and at most: a store with
+// more pairs looks each new pair up.
+constexpr size_t kPairFilterMinKeys = size_t{4} << 20;
+constexpr size_t kPairFilterMaxKeys = size_t{64} << 20;
 // Filter probes run this many keys behind their prefetches (each probe is one cache miss).
 constexpr size_t kPrefetchAhead = 8;
 constexpr Granularity kUp[] = {Granularity::kWeek, Granularity::kMonth};
 
 int G(Granularity g) { return static_cast<int>(g); }
+
+uint64_t PairHash(uint64_t pair) {
+  char bytes[sizeof pair];
+  std::memcpy(bytes, &pair, sizeof pair);
+  return internal::KeyFilter::HashOf(std::string_view(bytes, sizeof bytes));
+}
 
 // Sorts `rows` (encoded key, row) by key and adds each row's encoding with `add` (a WriteSet
 // operation): in key order, the memtable's skip list finds each insert position next to the
@@ -75,6 +86,7 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
   agg->next_pair_index_ = next->pair;
   if (auto loaded = agg->LoadOrganizations(); !loaded) return std::unexpected(loaded.error());
   agg->LoadDedupeFilter();
+  agg->LoadPairFilter();
   return agg;
 }
 
@@ -126,6 +138,18 @@ void Aggregator::LoadDedupeFilter() {
   dedupe_filter_ = std::move(filter);
 }
 
+void Aggregator::LoadPairFilter() {
+  // The pair dictionary holds exactly the pairs numbered below the next free index.
+  if (next_pair_index_ > kPairFilterMaxKeys / 2) return;
+  auto filter = std::make_unique<internal::KeyFilter>(
+      std::max<size_t>(kPairFilterMinKeys, size_t{2} * next_pair_index_));
+  auto scanned = store_->ScanPairDictionary([&](uint32_t agent, uint32_t user) {
+    filter->AddHash(PairHash((uint64_t{agent} << 32) | user));
+    return true;
+  });
+  if (scanned) pair_filter_ = std::move(filter);
+}
+
 Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::string_view agent_id) {
   store::EncodeAgentRef(workspace_id, agent_id, &agent_ref_);
   if (auto it = agent_index_cache_.find(agent_ref_); it != agent_index_cache_.end()) {
@@ -149,14 +173,24 @@ Result<uint32_t> Aggregator::AgentIndex(std::string_view workspace_id, std::stri
 Result<uint32_t> Aggregator::PairIndex(uint32_t agent_index, uint32_t user_index) {
   const uint64_t pair = (uint64_t{agent_index} << 32) | user_index;
   if (auto it = pair_index_cache_.find(pair); it != pair_index_cache_.end()) return it->second;
-  auto stored = store_->LookupPairIndex(agent_index, user_index);
-  if (!stored) return std::unexpected(stored.error());
+  const uint64_t hash = pair_filter_ ? PairHash(pair) : 0;
+  std::optional<uint32_t> stored;
+  if (!pair_filter_ || pair_filter_->MayContainHash(hash)) {
+    auto found = store_->LookupPairIndex(agent_index, user_index);
+    if (!found) return std::unexpected(found.error());
+    stored = *found;
+  }
   uint32_t index;
-  if (*stored) {
-    index = **stored;
+  if (stored) {
+    index = *stored;
   } else {
     index = next_pair_index_++;
     new_pairs_.emplace_back(pair, index);
+    // Added before the batch is stored: a failed batch only leaves false positives.
+    if (pair_filter_) {
+      pair_filter_->AddHash(hash);
+      if (pair_filter_->Saturated()) pair_filter_.reset();
+    }
   }
   pair_index_cache_.emplace(pair, index);
   return index;

@@ -244,6 +244,9 @@ class Aggregator {
   // Loads every key of the dedupe family into dedupe_filter_ if they fit; leaves it null if
   // not (or if reading fails).
   void LoadDedupeFilter();
+  // Loads every stored (agent, user) pair into pair_filter_ if they fit; leaves it null if not
+  // (or if reading fails).
+  void LoadPairFilter();
   // Loads the stored workspace -> organization bindings (workspace rows). kUnavailable.
   Status LoadOrganizations();
   // Dense id of `user_id`, assigning one (recorded in new_users_) if new.
@@ -304,6 +307,10 @@ class Aggregator {
   // filter's positives are looked up in the store.
   std::unique_ptr<internal::KeyFilter> dedupe_filter_;
   std::vector<uint64_t> dedupe_hashes_;  // KeyFilter::HashOf each dedupe key of the batch
+  // Every (agent, user) pair of the store's pair dictionary (loaded by Create, then added to by
+  // each new pair) while that fits its size; null otherwise. A pair it does not contain is new
+  // and needs no dictionary lookup: a batch meets many pairs for the first time.
+  std::unique_ptr<internal::KeyFilter> pair_filter_;
   // The batch's writes; cleared (keeping its buffers) by every Apply.
   store::WriteSet write_set_;
   // Encoded keys of the batch's rows; they back the WriteSet calls and touched_records_.

@@ -184,6 +184,51 @@ TEST_F(AggregatorTest, DedupesWithinAndAcrossBatchesAndStoresOffsets) {
   EXPECT_EQ((*offsets)[0].offset.cluster_id, "cluster-a");
 }
 
+TEST_F(AggregatorTest, PairsKeepTheirIndexesAcrossRestartsAndNewPairsGetTheNext) {
+  // (agent, user) pairs get dense ids; the aggregator skips the dictionary lookup of pairs its
+  // filter of stored pairs lacks, so a restart must still find every stored pair (staged ones
+  // included) and number only new ones.
+  auto exec = [](std::string id, std::string user, std::string agent) {
+    UsageEvent e = Exec(std::move(id), std::move(user), 100, 1);
+    e.organization_id = "org";
+    e.entity_id = std::move(agent);
+    return e;
+  };
+  ASSERT_TRUE(Apply({exec("e1", "u1", "a1"), exec("e2", "u2", "a1"), exec("e3", "u1", "a2")}, 3));
+  for (bool stage : {false, true}) {
+    SCOPED_TRACE(stage ? "staged" : "written");
+    Reopen();
+    agg_->set_stage(stage);
+    std::map<std::pair<std::string, std::string>, uint32_t> before;
+    auto pair_of = [&](const std::string& user, const std::string& agent) -> int64_t {
+      uint32_t u;
+      if (!store_->NewReadView()->LookupUser(user, &u)) return -1;
+      auto a = store_->LookupAgentIndex("ws", agent);
+      if (!a || !*a) return -1;
+      auto p = store_->LookupPairIndex(**a, u);
+      return p && *p ? static_cast<int64_t>(**p) : -1;
+    };
+    const int64_t p11 = pair_of("u1", "a1"), p21 = pair_of("u2", "a1"), p12 = pair_of("u1", "a2");
+    ASSERT_GE(p11, 0);
+    ASSERT_GE(p21, 0);
+    ASSERT_GE(p12, 0);
+    auto next = store_->LoadDictionaryNext();
+    ASSERT_TRUE(next);
+    const uint32_t first_new = next->pair;
+    const std::string n = stage ? "s" : "w";
+    ASSERT_TRUE(
+        Apply({exec(n + "4", "u2", "a1"), exec(n + "5", "u3" + n, "a2"), exec(n + "6", "u1", "a2")},
+              stage ? 9 : 6));
+    EXPECT_EQ(pair_of("u1", "a1"), p11);
+    EXPECT_EQ(pair_of("u2", "a1"), p21);
+    EXPECT_EQ(pair_of("u1", "a2"), p12);
+    EXPECT_EQ(pair_of("u3" + n, "a2"), static_cast<int64_t>(first_new));
+    next = store_->LoadDictionaryNext();
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->pair, first_new + 1);
+  }
+}
+
 TEST_F(AggregatorTest, InventoryRowsKeepLatestAndEarliest) {
   UsageEvent created = Exec("c1", "u1", 100, 0);
   created.action = Action::kCreated;

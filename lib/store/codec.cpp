@@ -871,6 +871,18 @@ void PairDictKey(uint32_t agent_index, uint32_t user_index, std::string* out) {
   PutBigEndian32(out, user_index);
 }
 std::string PairDictNextKey() { return std::string(1, kTagPairNext); }
+std::string PairDictPrefix() { return std::string(1, kTagPairDict); }
+
+bool DecodePairDictKey(std::string_view key, uint32_t* agent_index, uint32_t* user_index) {
+  if (key.size() != 9 || key[0] != kTagPairDict) return false;
+  const auto* p = reinterpret_cast<const unsigned char*>(key.data() + 1);
+  auto be32 = [](const unsigned char* b) {
+    return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+  };
+  *agent_index = be32(p);
+  *user_index = be32(p + 4);
+  return true;
+}
 
 std::string UserDictReversePrefix() { return std::string(1, kTagDictReverse); }
 

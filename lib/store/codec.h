@@ -420,6 +420,9 @@ bool DecodeAgentRef(std::string_view in, std::string_view* workspace_id,
                     std::string_view* agent_id);
 // Pair dictionary: (agent index, user index) <-> dense uint32.
 void PairDictKey(uint32_t agent_index, uint32_t user_index, std::string* out);
+// Prefix of every PairDictKey, and the decoding of one (false if malformed).
+std::string PairDictPrefix();
+bool DecodePairDictKey(std::string_view key, uint32_t* agent_index, uint32_t* user_index);
 std::string PairDictNextKey();
 // User dictionary reverse rows, for loading every user: prefix and index decoding.
 std::string UserDictReversePrefix();

@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -138,6 +139,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     rocksdb::ColumnFamilyOptions cf;
     cf.write_buffer_size = write_buffer;
     cf.max_write_buffer_number = 3;
+    cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = rep.cache;
     if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
@@ -531,6 +533,13 @@ uint64_t Store::EstimateDedupeKeys() const {
 Status Store::ScanDedupeKeys(const std::function<bool(std::string_view key)>& fn) const {
   return ScanLatest(internal::kDedupe, {},
                     [&](std::string_view key, std::string_view) { return fn(key); });
+}
+
+Status Store::ScanPairDictionary(const std::function<bool(uint32_t, uint32_t)>& fn) const {
+  return ScanLatest(internal::kDict, PairDictPrefix(), [&](std::string_view key, std::string_view) {
+    uint32_t agent, user;
+    return !DecodePairDictKey(key, &agent, &user) || fn(agent, user);
+  });
 }
 
 Status Store::ScanWorkspaceRecords(

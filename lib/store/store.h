@@ -157,6 +157,9 @@ class Store {
   // Calls fn(key) for every stored dedupe key, in key order, until fn returns false. The key is
   // valid during the call only. kUnavailable if reading fails (fn may have seen some keys).
   Status ScanDedupeKeys(const std::function<bool(std::string_view key)>& fn) const;
+  // Calls fn(agent_index, user_index) for every (agent, user) pair of the pair dictionary, in
+  // key order, until fn returns false. kUnavailable if reading fails (fn may have seen some).
+  Status ScanPairDictionary(const std::function<bool(uint32_t, uint32_t)>& fn) const;
   // Calls fn(workspace_id, row) for every stored workspace row (WorkspaceKey), in key order. The
   // arguments are valid during the call only. kUnavailable if reading fails part way.
   Status ScanWorkspaceRecords(

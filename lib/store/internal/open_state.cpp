@@ -67,12 +67,23 @@ void CombineEncoded(Family family, std::string_view base, std::string_view delta
 uint64_t OpenState::MalformedOperands() { return malformed.load(std::memory_order_relaxed); }
 
 template <typename V>
+std::pair<V*, bool> OpenState::Rows<V>::FindOrAdd(std::string_view key) {
+  auto it = index_.find(key);
+  if (it != index_.end()) return {it->second, false};
+  Node& node = nodes_.emplace_back(Node{std::string(key), V{}});
+  index_.emplace(node.key, &node.value);
+  order_.emplace(node.key, &node.value);
+  return {&node.value, true};
+}
+
+template <typename V>
 V& OpenState::Row(Rows<V>& rows, std::string_view key, size_t value_bytes) {
-  auto it = rows.find(key);
-  if (it != rows.end()) return it->second;
-  ++rows_;
-  bytes_ += key.size() + value_bytes + kRowOverhead;
-  return rows.try_emplace(std::string(key)).first->second;
+  auto [row, added] = rows.FindOrAdd(key);
+  if (added) {
+    ++rows_;
+    bytes_ += key.size() + value_bytes + kRowOverhead;
+  }
+  return *row;
 }
 
 void OpenState::AddCounters(std::string_view key, std::string_view encoded) {
@@ -94,10 +105,10 @@ void OpenState::AddUserPack(std::string_view key, std::string_view encoded) {
 
 void OpenState::OrBitmap(std::string_view key, std::string_view encoded) {
   UserBitmap& b = Row(bitmaps_, key, 64);
-  const uint64_t before = b.Cardinality();
-  if (!b.OrEncoded(encoded)) NoteMalformed();
-  // Roaring holds a few bytes per id at worst (array containers: 2).
-  bytes_ += 2 * (b.Cardinality() - before);
+  if (!b.OrEncoded(encoded)) return NoteMalformed();
+  // An upper bound (the ids may be there already) that costs no walk over the bitmap: its
+  // serialized form holds each new id in at most the bytes it takes in memory.
+  bytes_ += encoded.size();
 }
 
 void OpenState::MergeRecord(std::string_view key, std::string_view encoded) {
@@ -111,22 +122,25 @@ void OpenState::MergeRecord(std::string_view key, std::string_view encoded) {
 }
 
 void OpenState::AddSlice(std::string_view key, std::string_view encoded) {
-  Slice delta;
-  if (!AppendEncodedSlice(encoded, &delta)) return NoteMalformed();
+  SliceView delta;
+  if (!delta.Parse(encoded)) return NoteMalformed();
   SliceAcc& acc = Row(slices_, key, sizeof(SliceAcc));
-  SatAddTo(&acc.totals.requests, delta.totals.requests);
-  SatAddTo(&acc.totals.errors, delta.totals.errors);
-  SatAddTo(&acc.totals.tokens, delta.totals.tokens);
-  SatAddTo(&acc.totals.cost_nanos, delta.totals.cost_nanos);
+  const SliceTotals& totals = delta.totals();
+  SatAddTo(&acc.totals.requests, totals.requests);
+  SatAddTo(&acc.totals.errors, totals.errors);
+  SatAddTo(&acc.totals.tokens, totals.tokens);
+  SatAddTo(&acc.totals.cost_nanos, totals.cost_nanos);
   const size_t before = acc.users.size() + acc.agents.size();
-  for (const SliceUser& u : delta.users) {
+  for (size_t i = 0; i < delta.user_count(); ++i) {
+    const SliceUser u = delta.user(i);
     auto [it, inserted] = acc.users.try_emplace(u.user, u);
     if (inserted) continue;
     SatAddTo(&it->second.requests, u.requests);
     SatAddTo(&it->second.tokens, u.tokens);
     SatAddTo(&it->second.cost_nanos, u.cost_nanos);
   }
-  for (const SliceAgent& a : delta.agents) {
+  for (size_t i = 0; i < delta.agent_count(); ++i) {
+    const SliceAgent a = delta.agent(i);
     auto [it, inserted] = acc.agents.try_emplace(a.agent, a);
     if (inserted) continue;
     SatAddTo(&it->second.requests, a.requests);
@@ -161,9 +175,9 @@ void OpenState::Encode(const UserBitmap& b, std::string* out) { b.AppendEncodedA
 
 template <typename V>
 bool OpenState::GetFrom(const Rows<V>& rows, std::string_view key, std::string* out) {
-  auto it = rows.find(key);
-  if (it == rows.end()) return false;
-  Encode(it->second, out);
+  const V* row = rows.Find(key);
+  if (row == nullptr) return false;
+  Encode(*row, out);
   return true;
 }
 
@@ -173,17 +187,18 @@ bool OpenState::Get(Family family, std::string_view key, std::string* out) const
 }
 
 bool OpenState::Contains(Family family, std::string_view key) const {
-  return Visit(family, [&](const auto& rows) { return rows.contains(key); });
+  return Visit(family, [&](const auto& rows) { return rows.Find(key) != nullptr; });
 }
 
 template <typename V>
 void OpenState::ScanFrom(const Rows<V>& rows, std::string_view prefix, std::string_view start,
                          const std::function<bool(std::string_view, std::string_view)>& fn) {
   std::string value;
-  for (auto it = rows.lower_bound(std::max(prefix, start));
-       it != rows.end() && std::string_view(it->first).starts_with(prefix); ++it) {
+  const auto& order = rows.order();
+  for (auto it = order.lower_bound(std::max(prefix, start));
+       it != order.end() && it->first.starts_with(prefix); ++it) {
     value.clear();
-    Encode(it->second, &value);
+    Encode(*it->second, &value);
     if (!fn(it->first, value)) return;
   }
 }
@@ -197,24 +212,24 @@ void OpenState::Scan(Family family, std::string_view prefix, std::string_view st
 }
 
 bool OpenState::AddCountersTo(std::string_view key, Counters* c) const {
-  auto it = counters_.find(key);
-  if (it == counters_.end()) return false;
-  c->Add(it->second);
+  const Counters* row = counters_.Find(key);
+  if (row == nullptr) return false;
+  c->Add(*row);
   return true;
 }
 
 bool OpenState::OrBitmapInto(std::string_view key, UserBitmap* b) const {
-  auto it = bitmaps_.find(key);
-  if (it == bitmaps_.end()) return false;
-  b->Or(it->second);
+  const UserBitmap* row = bitmaps_.Find(key);
+  if (row == nullptr) return false;
+  b->Or(*row);
   return true;
 }
 
 bool OpenState::ForEachUserCounters(
     std::string_view key, const std::function<void(uint32_t, const Counters&)>& fn) const {
-  auto it = packs_.find(key);
-  if (it == packs_.end()) return false;
-  for (const auto& [user, c] : it->second) fn(user, c);
+  const Pack* row = packs_.Find(key);
+  if (row == nullptr) return false;
+  for (const auto& [user, c] : *row) fn(user, c);
   return true;
 }
 
@@ -222,9 +237,9 @@ void OpenState::ForEach(
     const std::function<void(Family, std::string_view, std::string_view)>& fn) const {
   std::string value;
   auto each = [&](Family f, const auto& rows) {
-    for (const auto& [key, v] : rows) {
+    for (const auto& [key, v] : rows.order()) {
       value.clear();
-      Encode(v, &value);
+      Encode(*v, &value);
       fn(f, key, value);
     }
   };

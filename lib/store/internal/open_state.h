@@ -19,9 +19,12 @@
 // read under a shared lock).
 
 #include <absl/container/btree_map.h>
+#include <absl/container/flat_hash_map.h>
+#include <absl/hash/hash.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -37,6 +40,12 @@ namespace tally::store::internal {
 // (put families: `delta`). Written to *out (cleared first). Never fails: malformed parts count as
 // empty.
 void CombineEncoded(Family family, std::string_view base, std::string_view delta, std::string* out);
+
+// Hashes std::string_view keys (Debian's Abseil has its own string_view type, so its default
+// string hash does not take std::string_view).
+struct StringViewHash {
+  size_t operator()(std::string_view s) const { return absl::Hash<std::string_view>()(s); }
+};
 
 class OpenState {
  public:
@@ -95,8 +104,38 @@ class OpenState {
     void AppendTo(std::string* out) const;
   };
   using Pack = absl::btree_map<uint32_t, Counters>;
+  // The staged rows of one family. Most rows a batch touches are staged already: those are
+  // found by hash, with one key comparison, instead of a descent through a tree of string keys
+  // (a cache miss per comparison). Rows never move (a deque), so the hash index and the key
+  // order (for scans and persisting) both point at them; only new rows enter the order.
   template <typename V>
-  using Rows = absl::btree_map<std::string, V, std::less<>>;
+  class Rows {
+   public:
+    using Order = absl::btree_map<std::string_view, V*>;
+    V* Find(std::string_view key) const {
+      auto it = index_.find(key);
+      return it == index_.end() ? nullptr : it->second;
+    }
+    // The row at `key`, and whether it was created (empty) by this call.
+    std::pair<V*, bool> FindOrAdd(std::string_view key);
+    size_t size() const { return nodes_.size(); }
+    // Rows in key order.
+    const Order& order() const { return order_; }
+    void clear() {
+      index_.clear();
+      order_.clear();
+      nodes_.clear();
+    }
+
+   private:
+    struct Node {
+      std::string key;
+      V value;
+    };
+    std::deque<Node> nodes_;
+    absl::flat_hash_map<std::string_view, V*, StringViewHash> index_;
+    Order order_;
+  };
 
   // The row at `key` of `rows`, created empty if absent (accounting for it).
   template <typename V>
