@@ -142,6 +142,9 @@ int main(int argc, char** argv) {
                  "tallyd binary to measure (default: the one built with this benchmark; e.g. a "
                  "build of another commit, for before/after comparisons)")
       ->capture_default_str();
+  double ingest_rate = 0;
+  int ingest_days = 1;
+  tb::AddBackgroundIngestFlags(&app, &ingest_rate, &ingest_days, "tallyd");
   bool mix = false;
   app.add_flag("--mix", mix,
                "Shuffle the shapes together in each run (default: one block per shape; the "
@@ -293,6 +296,37 @@ int main(int argc, char** argv) {
     }
   };
 
+  // Ingest into the measured tallyd while the runs are measured: the same generator options (so
+  // the same workspace, agents and users), executions only, ids after the loaded ones.
+  std::unique_ptr<tb::BackgroundIngest> background;
+  if (ingest_rate > 0) {
+    auto broker = tb::WaitForFile(data_dir + "/broker.addr", 10'000);
+    if (!broker) {
+      std::fprintf(stderr, "broker address: %s\n", broker.error().message.c_str());
+      return 1;
+    }
+    auto started = tb::BackgroundIngest::Start(
+        {.cli = TALLY_CLI_PATH,
+         .brokers = *broker,
+         .host = (*server)->host(),
+         .port = (*server)->port(),
+         .dir = tmp.path(),
+         .rate = ingest_rate,
+         .seconds = 120,
+         .queried_end_day = end_day,
+         .days = ingest_days,
+         .seed = 42,
+         .first_id = events,
+         .gen_args = {"--users", std::to_string(users), "--agents", std::to_string(agents),
+                      "--workspaces", std::to_string(workspaces), "--organizations",
+                      std::to_string(organizations)}});
+    if (!started) {
+      std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
+      return 1;
+    }
+    background = std::move(*started);
+  }
+
   for (int w = 0; w < warmup; ++w)
     for (Shape& sh : shapes) walk(sh, nullptr, nullptr);
   std::printf("shapes (matching agents = pagination.total):\n");
@@ -347,6 +381,16 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   const double query_s = std::chrono::duration<double>(tb::SteadyClock::now() - q0).count();
+  if (background) {
+    auto rate = background->Finish();
+    if (!rate) {
+      std::fprintf(stderr, "background ingest: %s\n", rate.error().message.c_str());
+      return 1;
+    }
+    std::printf("ingest into tallyd while measuring: %.0f events/s applied (asked %.0f)\n", *rate,
+                ingest_rate);
+    background.reset();
+  }
 
   // ---------------------------------------------------------------- after a write
   // Each measured first page follows one agent.executed event produced to tallyd's embedded

@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
   std::string data_dir = "./data", listen = "127.0.0.1:8080", keys_path = "config/keys.dev.toml";
   std::string now_text, port_file, new_log = "auto", log_level = "info";
   int cache_ttl = 300, http_threads = 2, partitions = tally::kafka::kDefaultEmbeddedPartitions,
-      batch_max = 50000, batch_ms = 50, persist_ms = 5000, persist_max_mib = 256;
+      batch_max = 50000, batch_ready = 2000, batch_ms = 250, persist_ms = 5000,
+      persist_max_mib = 256;
   double dedupe_days = 7;
   std::string from_snapshot;
   std::string late_events = "apply";
@@ -166,9 +167,15 @@ int main(int argc, char** argv) {
   app.add_option("--batch-max", batch_max, "Most messages per ingest batch")
       ->check(tally::cli::IntIn(1, 1'000'000))
       ->capture_default_str();
+  app.add_option("--batch-ready", batch_ready,
+                 "Messages that make an ingest batch ready to store before --batch-ms is up")
+      ->check(tally::cli::IntIn(1, 1'000'000))
+      ->capture_default_str();
   app.add_option("--batch-ms", batch_ms,
-                 "Most time from an ingest batch's first message to its store, unless the "
-                 "previous batch is still being stored: then it grows up to --batch-max (ms)")
+                 "Most time from an ingest batch's first message to its store (unless it holds "
+                 "--batch-ready messages first), unless the previous batch is still being "
+                 "stored: then it grows up to --batch-max (ms). Longer: a quiet stream costs "
+                 "less CPU per event; shorter: events are visible sooner")
       ->check(tally::cli::IntIn(0, 60'000))
       ->capture_default_str();
   app.add_option("--persist-ms", persist_ms,
@@ -324,6 +331,7 @@ int main(int argc, char** argv) {
   }
   co.organizations.insert(keys->organizations().begin(), keys->organizations().end());
   co.batch_max_messages = batch_max;
+  co.batch_ready_messages = batch_ready;
   co.late_policy = late_events == "reject" ? tally::aggregate::LatePolicy::kReject
                                            : tally::aggregate::LatePolicy::kApply;
   co.batch_max_ms = batch_ms;

@@ -35,6 +35,10 @@ constexpr int64_t kEmbeddedPersistPartitionBytes = 1 << 20;
 // a steady trickle arrives in bursts a few hundred ms apart, and persisting after each would
 // cost as much as not staging at all.
 constexpr auto kPersistWhenQuietFor = std::chrono::milliseconds(1000);
+// How long a batch holding batch_ready_messages still collects: long enough to take in the rest
+// of the fetch response it came in (librdkafka hands a response's messages over partition by
+// partition), short enough to keep a busy stream's batches as small as the store's pace allows.
+constexpr auto kReadyBatchMinAge = std::chrono::milliseconds(50);
 
 }  // namespace
 
@@ -853,10 +857,12 @@ Status Consumer::Run() {
       std::lock_guard lock(s.mu);
       return Fail(ErrorCode::kFailedPrecondition, s.fatal);
     }
-    // A batch is handed over batch_max_ms after its first message, or when full; while the
-    // worker is still storing the previous batch it keeps growing instead (Submit would only
-    // wait), so batches match the store's pace under load without delaying a quiet stream.
+    // A batch is handed over batch_max_ms after its first message, or once it holds
+    // batch_ready_messages, or when full; while the worker is still storing the previous batch
+    // it keeps growing instead (Submit would only wait), so batches match the store's pace
+    // under load without delaying a quiet stream beyond the window.
     auto deadline = Clock::time_point::max();
+    auto batch_started = Clock::now();  // when the batch's first message was taken
     int timeout_ms = 100;
     // Pending() is re-read each time: a revocation inside poll stores the batch and flips it.
     while (static_cast<int>(s.Pending().size()) < s.options.batch_max_messages && !stop_.load()) {
@@ -867,7 +873,8 @@ Status Consumer::Run() {
           rd_kafka_message_destroy(m);
         } else {
           if (s.Pending().empty()) {
-            deadline = Clock::now() + std::chrono::milliseconds(s.options.batch_max_ms);
+            batch_started = Clock::now();
+            deadline = batch_started + std::chrono::milliseconds(s.options.batch_max_ms);
             timeout_ms = s.options.batch_max_ms;
           }
           s.Pending().push_back(m);
@@ -879,9 +886,14 @@ Status Consumer::Run() {
         continue;
       }
       const auto now = Clock::now();
-      if (now < deadline) {
+      const bool ready = static_cast<int>(s.Pending().size()) >= s.options.batch_ready_messages;
+      // A ready batch still waits kReadyBatchMinAge: a fetch delivers a burst of messages over
+      // a few milliseconds, and cutting it at batch_ready_messages would only make more,
+      // smaller batches.
+      const auto due = ready ? std::min(deadline, batch_started + kReadyBatchMinAge) : deadline;
+      if (now < due) {
         timeout_ms =
-            static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+            static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(due - now).count());
       } else if (s.WorkerBusy()) {
         timeout_ms = 5;
       } else {

@@ -75,11 +75,17 @@ struct ConsumerOptions {
   // Static group membership (group.instance.id): a restarted member with the same id takes its
   // partitions back at once instead of waiting for a rebalance. Empty: dynamic membership.
   std::string instance_id;
-  // A batch is stored when it holds batch_max_messages, or batch_max_ms after its first message
-  // unless the previous batch is still being stored (then it keeps collecting up to
-  // batch_max_messages).
+  // A batch is stored batch_max_ms after its first message, or once it holds
+  // batch_ready_messages (and is at least 50 ms old, to take in the rest of its fetch), unless the
+  // previous batch is still being stored (then it keeps collecting up to batch_max_messages); at
+  // batch_max_messages it is stored in any case. Each batch costs in proportion to the rows it
+  // touches, and a quiet stream's batches touch nearly as many rows as a busy one's: a longer
+  // window makes a trickle cheaper per event, at the price of freshness, while a busy stream fills
+  // batch_ready_messages long before the window is up, so its batches (and how far committed
+  // offsets trail the log) stay small.
   int batch_max_messages = 50000;
-  int batch_max_ms = 50;
+  int batch_ready_messages = 2000;
+  int batch_max_ms = 250;
   // Stored batches are staged in the store's open state (store::Store::Stage: visible to
   // queries at once) and persisted to disk with their offsets (store::Store::Persist) at most
   // persist_interval_ms after the first of them, as soon as the open state holds

@@ -3,7 +3,8 @@
 //    of one batch per --batch-ms window (regression: a fixed window from the start of the poll
 //    loop made tallyd store a backlog in many small batches, each costing about twice as much per
 //    event as a large one);
-//  - a quiet stream is still stored within about --batch-ms of its first event;
+//  - a quiet stream is still stored within about --batch-ms of its first event, and a batch that
+//    holds --batch-ready messages is stored without waiting for the window to end;
 //  - /readyz's read_offset runs ahead of next_offset and meets it once caught up (the harness
 //    checks the latter in every WaitForCatchUp).
 
@@ -73,6 +74,21 @@ TEST(BatchingE2E, QuietStreamIsStoredWithinTheBatchWindow) {
   }
   const std::string metrics = stack.MetricsText();
   EXPECT_EQ(MetricSum(metrics, "tally_events_consumed_total").value_or(-1), 40);
+}
+
+TEST(BatchingE2E, ABatchHoldingBatchReadyMessagesDoesNotWaitOutTheWindow) {
+  Stack stack;
+  ASSERT_TRUE(stack.StartBroker(1));
+  // A window far longer than the test may take: only --batch-ready hands the batches over.
+  ASSERT_TRUE(stack.StartTallyd({"--batch-ms", "60000", "--batch-ready", "1"}));
+  ASSERT_TRUE(stack.WaitForCatchUp(Millis(60'000)));  // partitions assigned
+  const std::vector<std::string> lines = Generate(500, 13);
+  const auto t0 = SteadyClock::now();
+  ASSERT_TRUE(stack.Produce(lines, {}));
+  ASSERT_TRUE(stack.WaitForCatchUp(Millis(30'000))) << stack.tallyd().LogTail();
+  const double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+  EXPECT_LT(ms, 30'000) << "500 events took " << ms << " ms to be stored";
+  EXPECT_EQ(MetricSum(stack.MetricsText(), "tally_events_consumed_total").value_or(-1), 500);
 }
 
 }  // namespace
