@@ -498,4 +498,37 @@ Result<double> BackgroundIngest::Finish() {
   return (*applied - applied_before_) / seconds;
 }
 
+bool StartBackgroundIngest(const BackgroundIngestOptions& options,
+                           std::unique_ptr<BackgroundIngest>* out) {
+  out->reset();
+  if (options.rate <= 0) return true;
+  auto started = BackgroundIngest::Start(options);
+  if (!started) {
+    std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
+    return false;
+  }
+  *out = std::move(*started);
+  return true;
+}
+
+bool FinishBackgroundIngest(std::unique_ptr<BackgroundIngest>* ingest, double asked,
+                            const std::string& into) {
+  if (!*ingest) return true;
+  auto rate = (*ingest)->Finish();
+  ingest->reset();
+  if (!rate) {
+    std::fprintf(stderr, "background ingest: %s\n", rate.error().message.c_str());
+    return false;
+  }
+  std::printf("ingest into %s while measuring: %.0f events/s applied (asked %.0f)\n", into.c_str(),
+              *rate, asked);
+  return true;
+}
+
+std::vector<std::string> GenShapeArgs(int users, int agents, int workspaces, int organizations) {
+  return {
+      "--users",      std::to_string(users),      "--agents",        std::to_string(agents),
+      "--workspaces", std::to_string(workspaces), "--organizations", std::to_string(organizations)};
+}
+
 }  // namespace tally::bench

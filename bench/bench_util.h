@@ -232,6 +232,17 @@ class BackgroundIngest {
   SteadyClock::time_point from_;
 };
 
+// Starts *out (left null when options.rate is 0). False, after printing the error, if it fails.
+bool StartBackgroundIngest(const BackgroundIngestOptions& options,
+                           std::unique_ptr<BackgroundIngest>* out);
+// Finishes *ingest if set, prints "ingest into <into> while measuring: R events/s applied (asked
+// <asked>)" and resets it. False, after printing the error, if Finish fails.
+bool FinishBackgroundIngest(std::unique_ptr<BackgroundIngest>* ingest, double asked,
+                            const std::string& into);
+// The `tally gen` flags that give a stream the shape of generated data: the same users, agents,
+// workspaces and organizations (with the same seed).
+std::vector<std::string> GenShapeArgs(int users, int agents, int workspaces, int organizations);
+
 // ---------------------------------------------------------------- statistics
 
 // q in [0, 1], nearest-rank on a sorted copy. 0 for an empty input.

@@ -253,24 +253,20 @@ int main(int argc, char** argv) {
   // Ingest running while the requests are measured.
   tb::TempDir ingest_dir("tally_query_bench_ingest_");
   std::unique_ptr<tb::BackgroundIngest> background;
-  if (ingest_rate > 0) {
-    auto started = tb::BackgroundIngest::Start({.cli = TALLY_CLI_PATH,
-                                                .brokers = (*tallyd)->broker(),
-                                                .host = (*tallyd)->host(),
-                                                .port = (*tallyd)->port(),
-                                                .dir = ingest_dir.path(),
-                                                .rate = ingest_rate,
-                                                .seconds = 120,
-                                                .queried_end_day = end_day,
-                                                .days = ingest_days,
-                                                .seed = gen.seed,
-                                                .first_id = events,
-                                                .gen_args = {}});
-    if (!started) {
-      std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
-      return 1;
-    }
-    background = std::move(*started);
+  if (!tb::StartBackgroundIngest({.cli = TALLY_CLI_PATH,
+                                  .brokers = (*tallyd)->broker(),
+                                  .host = (*tallyd)->host(),
+                                  .port = (*tallyd)->port(),
+                                  .dir = ingest_dir.path(),
+                                  .rate = ingest_rate,
+                                  .seconds = 120,
+                                  .queried_end_day = end_day,
+                                  .days = ingest_days,
+                                  .seed = gen.seed,
+                                  .first_id = events,
+                                  .gen_args = {}},
+                                 &background)) {
+    return 1;
   }
 
   auto client = tally::http::testing::HttpClient::Connect((*tallyd)->host(), (*tallyd)->port());
@@ -340,15 +336,8 @@ int main(int argc, char** argv) {
   }
   std::printf("| median | | %.3f | %.3f | | %.3f | %.3f | | %.0f |\n\n", tb::Median(run_c50),
               tb::Median(run_c99), tb::Median(run_s50), tb::Median(run_s99), tb::Median(run_rps));
-  if (background) {
-    auto rate = background->Finish();
-    if (!rate) {
-      std::fprintf(stderr, "background ingest: %s\n", rate.error().message.c_str());
-      return 1;
-    }
-    std::printf("ingest while measuring: %.0f events/s applied (asked %.0f)\n\n", *rate,
-                ingest_rate);
-  }
+  if (!tb::FinishBackgroundIngest(&background, ingest_rate, "tallyd")) return 1;
+  if (ingest_rate > 0) std::printf("\n");
 
   std::printf(
       "All runs together, by request shape:\n\n| shape | requests | client p50 ms | client "

@@ -328,26 +328,22 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "broker address: %s\n", broker.error().message.c_str());
       return 1;
     }
-    auto started = tb::BackgroundIngest::Start(
-        {.cli = TALLY_CLI_PATH,
-         .brokers = *broker,
-         .host = big.server->host(),
-         .port = big.server->port(),
-         .dir = big.dir,
-         .rate = ingest_rate,
-         .seconds = 150,
-         .queried_end_day = end_day,
-         .days = ingest_days,
-         .seed = 42,
-         .first_id = big.events,
-         .gen_args = {"--users", std::to_string(users), "--agents", std::to_string(agents),
-                      "--workspaces", std::to_string(workspaces), "--organizations",
-                      std::to_string(organizations)}});
-    if (!started) {
-      std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
+    if (!tb::StartBackgroundIngest(
+            {.cli = TALLY_CLI_PATH,
+             .brokers = *broker,
+             .host = big.server->host(),
+             .port = big.server->port(),
+             .dir = big.dir,
+             .rate = ingest_rate,
+             .seconds = 150,
+             .queried_end_day = end_day,
+             .days = ingest_days,
+             .seed = 42,
+             .first_id = big.events,
+             .gen_args = tb::GenShapeArgs(users, agents, workspaces, organizations)},
+            &background)) {
       return 1;
     }
-    background = std::move(*started);
   }
 
   tb::Sample sample;
@@ -389,14 +385,9 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   const double query_s = std::chrono::duration<double>(tb::SteadyClock::now() - q0).count();
-  if (background) {
-    auto rate = background->Finish();
-    if (!rate) {
-      std::fprintf(stderr, "background ingest: %s\n", rate.error().message.c_str());
-      return 1;
-    }
-    std::printf("ingest into the %s tallyd while measuring: %.0f events/s applied (asked %.0f)\n",
-                Millions(big.events).c_str(), *rate, ingest_rate);
+  if (!tb::FinishBackgroundIngest(&background, ingest_rate,
+                                  "the " + Millions(big.events) + " tallyd")) {
+    return 1;
   }
 
   // ---------------------------------------------------------------- report

@@ -305,26 +305,22 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "broker address: %s\n", broker.error().message.c_str());
       return 1;
     }
-    auto started = tb::BackgroundIngest::Start(
-        {.cli = TALLY_CLI_PATH,
-         .brokers = *broker,
-         .host = (*server)->host(),
-         .port = (*server)->port(),
-         .dir = tmp.path(),
-         .rate = ingest_rate,
-         .seconds = 120,
-         .queried_end_day = end_day,
-         .days = ingest_days,
-         .seed = 42,
-         .first_id = events,
-         .gen_args = {"--users", std::to_string(users), "--agents", std::to_string(agents),
-                      "--workspaces", std::to_string(workspaces), "--organizations",
-                      std::to_string(organizations)}});
-    if (!started) {
-      std::fprintf(stderr, "background ingest: %s\n", started.error().message.c_str());
+    if (!tb::StartBackgroundIngest(
+            {.cli = TALLY_CLI_PATH,
+             .brokers = *broker,
+             .host = (*server)->host(),
+             .port = (*server)->port(),
+             .dir = tmp.path(),
+             .rate = ingest_rate,
+             .seconds = 120,
+             .queried_end_day = end_day,
+             .days = ingest_days,
+             .seed = 42,
+             .first_id = events,
+             .gen_args = tb::GenShapeArgs(users, agents, workspaces, organizations)},
+            &background)) {
       return 1;
     }
-    background = std::move(*started);
   }
 
   for (int w = 0; w < warmup; ++w)
@@ -381,16 +377,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   const double query_s = std::chrono::duration<double>(tb::SteadyClock::now() - q0).count();
-  if (background) {
-    auto rate = background->Finish();
-    if (!rate) {
-      std::fprintf(stderr, "background ingest: %s\n", rate.error().message.c_str());
-      return 1;
-    }
-    std::printf("ingest into tallyd while measuring: %.0f events/s applied (asked %.0f)\n", *rate,
-                ingest_rate);
-    background.reset();
-  }
+  if (!tb::FinishBackgroundIngest(&background, ingest_rate, "tallyd")) return 1;
 
   // ---------------------------------------------------------------- after a write
   // Each measured first page follows one agent.executed event produced to tallyd's embedded
