@@ -199,7 +199,6 @@ TEST_F(AggregatorTest, PairsKeepTheirIndexesAcrossRestartsAndNewPairsGetTheNext)
     SCOPED_TRACE(stage ? "staged" : "written");
     Reopen();
     agg_->set_stage(stage);
-    std::map<std::pair<std::string, std::string>, uint32_t> before;
     auto pair_of = [&](const std::string& user, const std::string& agent) -> int64_t {
       uint32_t u;
       if (!store_->NewReadView()->LookupUser(user, &u)) return -1;
