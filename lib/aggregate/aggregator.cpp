@@ -4,6 +4,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstring>
+#include <limits>
 
 #include "aggregate/internal/key_filter.h"
 
@@ -276,6 +277,8 @@ void Aggregator::FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t
 
 Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index, uint32_t ws) {
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
+  note_.first_day = std::min(note_.first_day, day);
+  note_.last_day = std::max(note_.last_day, day);
   const Counters delta = DeltaOf(e);
   const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
   const uint32_t entity = EntityId(ws, e.kind, e.entity_id);
@@ -541,10 +544,13 @@ void Aggregator::WriteRows(store::WriteSet* set) {
     }
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
-    touched_records_.clear();
-    touched_records_.reserve(rows.size());
+    note_.record_keys.clear();
+    note_.fields_changed.clear();
+    note_.record_keys.reserve(rows.size());
+    note_.fields_changed.reserve(rows.size());
     for (auto& [key, r] : rows) {
-      touched_records_.push_back(key);
+      note_.record_keys.push_back(key);
+      note_.fields_changed.push_back(r->size != 0);
       if (r->size == 0) continue;
       std::sort(r->fields.begin(), r->fields.begin() + r->size,
                 [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -596,6 +602,10 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     counters_[g].clear();
     bitmaps_[g].clear();
   }
+  note_.record_keys.clear();
+  note_.fields_changed.clear();
+  note_.first_day = std::numeric_limits<DayNumber>::max();  // no bucket touched yet
+  note_.last_day = std::numeric_limits<DayNumber>::min();
   records_.clear();
   new_users_.clear();
   new_agents_.clear();
@@ -752,9 +762,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   }
   stats.new_users = new_users_.size();
 
-  if (auto s =
-          stage_ ? store_->Stage(&set, &touched_records_) : store_->Write(&set, &touched_records_);
-      !s) {
+  if (auto s = stage_ ? store_->Stage(&set, &note_) : store_->Write(&set, &note_); !s) {
     rollback();
     return std::unexpected(s.error());
   }

@@ -313,11 +313,11 @@ class Aggregator {
   std::unique_ptr<internal::KeyFilter> pair_filter_;
   // The batch's writes; cleared (keeping its buffers) by every Apply.
   store::WriteSet write_set_;
-  // Encoded keys of the batch's rows; they back the WriteSet calls and touched_records_.
+  // Encoded keys of the batch's rows; they back the WriteSet calls and note_.
   // A deque: growing it must not move the strings (short keys live inside the string object).
   std::deque<std::string> key_pool_;
   size_t keys_used_ = 0;
-  std::vector<std::string_view> touched_records_;  // record keys, for Store::Write
+  store::WriteNote note_;  // what the batch touches, for Store::Write / Stage
   store::Record record_scratch_;
   std::string agent_ref_, key_, scope_id_;
 };

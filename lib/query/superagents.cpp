@@ -135,8 +135,35 @@ struct Credits {
 };
 
 // Whole-table columns, aligned with Inventory::agents.
-using CreditColumn = std::vector<Credits>;
-using ActiveColumn = std::vector<int64_t>;
+
+// Credits over a range of buckets.
+struct CreditColumn {
+  // Per agent: over the whole range, added bucket by bucket in day order.
+  std::vector<Credits> total;
+  // Per agent: over every bucket of the range but the last, so that a refresh after writes to
+  // the last bucket only (live traffic: today's) re-reads that one bucket: total = base + last,
+  // the same additions in the same order. Empty when the range is one bucket.
+  std::vector<Credits> base;
+  const Credits& operator[](size_t i) const { return total[i]; }
+};
+
+// The distinct users behind an active-user column, per agent, so that a refresh adds what the
+// touched buckets hold (bitmaps only ever gain users) instead of re-reading the whole window.
+// Refresh moves it forward in place, so it describes one store state at a time: the one of the
+// column it was last moved forward for (`seq`, with that state's agent indexes). Guarded by mu.
+struct ActiveSets {
+  std::mutex mu;
+  uint64_t seq = 0;
+  std::vector<std::unique_ptr<store::UserBitmap>> users;  // null: no users
+};
+
+// Distinct users over the 30 days ending on a day.
+struct ActiveColumn {
+  std::vector<int64_t> count;  // per agent
+  // The sets behind `count` while nothing moved them past this column's state (null: none).
+  std::shared_ptr<ActiveSets> sets;
+  int64_t operator[](size_t i) const { return count[i]; }
+};
 
 // ---------------------------------------------------------------------------------- the cache
 
@@ -170,12 +197,17 @@ struct CacheEntry {
   uint64_t last_use = 0;
 };
 
-// Estimated memory of a cache entry over `inv`: the inventory, and the most columns and sort
-// orders the entry can hold.
+// Estimated memory of the user set of one agent of an active-user column (a small CRoaring
+// bitmap: its header, container arrays and a few dozen ids, with allocator overhead).
+constexpr size_t kActiveSetBytes = 256;
+
+// Estimated memory of a cache entry over `inv`: the inventory, and the most columns (with their
+// credit bases and user sets) and sort orders the entry can hold.
 size_t EntryBytes(const Inventory& inv) {
   return inv.bytes +
-         inv.agents.size() * (kCacheColumnsPerKind * (sizeof(Credits) + sizeof(int64_t)) +
-                              kCacheOrders * sizeof(uint32_t));
+         inv.agents.size() *
+             (kCacheColumnsPerKind * (2 * sizeof(Credits) + sizeof(int64_t) + kActiveSetBytes) +
+              kCacheOrders * sizeof(uint32_t));
 }
 
 class Cache {
@@ -609,44 +641,70 @@ std::vector<std::string> AgentPrefixes(const std::string& ws, const std::vector<
 // Credits of every agent of `inv` over the buckets of [from, to] (added in bucket order).
 std::shared_ptr<CreditColumn> AllCredits(const Reader& rd, const std::string& ws,
                                          const Inventory& inv, DayNumber from, DayNumber to) {
-  auto col = std::make_shared<CreditColumn>(inv.agents.size());
+  const std::vector<BucketRef> buckets = DecomposeRange(from, to);
+  auto col = std::make_shared<CreditColumn>();
+  col->total.resize(inv.agents.size());
+  if (buckets.size() > 1) col->base.resize(inv.agents.size());
+  const size_t last = buckets.size() - 1;
   Counters c;
+  // Rows come bucket by bucket in day order for each agent: `base` takes all but the last
+  // bucket's, `total` then adds the last one, as AgentCredits does.
   MergeScan(
-      rd, /*bitmaps=*/false, AgentPrefixes(ws, DecomposeRange(from, to), false), inv,
-      [&](uint32_t agent, size_t, std::string_view v) {
+      rd, /*bitmaps=*/false, AgentPrefixes(ws, buckets, false), inv,
+      [&](uint32_t agent, size_t bucket, std::string_view v) {
         c = Counters{};
         if (!store::AddEncodedCounters(v, &c)) return;
-        Credits& cr = (*col)[agent];
+        Credits& cr = bucket == last || col->base.empty() ? col->total[agent] : col->base[agent];
         SatAddTo(&cr.message, c.d[Counters::kAgentMessageCredits]);
         SatAddTo(&cr.integration, c.d[Counters::kAgentIntegrationCredits]);
       },
-      [](uint32_t) {});
+      [&](uint32_t agent) {
+        if (col->base.empty()) return;
+        const Credits last_bucket = col->total[agent];
+        Credits& total = col->total[agent];
+        total = col->base[agent];
+        SatAddTo(&total.message, last_bucket.message);
+        SatAddTo(&total.integration, last_bucket.integration);
+      });
   return col;
 }
 
-// Credits of one agent over `buckets`: point reads.
+// Credits of one agent in one bucket: a point read (zero without a row; a malformed value adds
+// nothing).
+Credits BucketCredits(const Reader& rd, const std::string& ws, std::string_view extra,
+                      const BucketRef& b, std::string* key) {
+  store::CounterKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, key);
+  Counters c;
+  if (!rd.view->AddCounters(*key, &c)) return Credits{};
+  return Credits{c.d[Counters::kAgentMessageCredits], c.d[Counters::kAgentIntegrationCredits]};
+}
+
+// Credits of one agent over `buckets` (point reads), added as AllCredits adds them; *base (if
+// given) gets the sum over all buckets but the last.
 Credits AgentCredits(const Reader& rd, const std::string& ws, const Agent& a,
-                     const std::vector<BucketRef>& buckets) {
+                     const std::vector<BucketRef>& buckets, Credits* base = nullptr) {
   Credits cr;
   std::string extra, key;
   store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
-  Counters c;
-  for (const BucketRef& b : buckets) {
-    store::CounterKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, &key);
-    // A malformed value adds nothing (c stays zero).
-    c = Counters{};
-    if (!rd.view->AddCounters(key, &c)) continue;
-    SatAddTo(&cr.message, c.d[Counters::kAgentMessageCredits]);
-    SatAddTo(&cr.integration, c.d[Counters::kAgentIntegrationCredits]);
+  for (size_t k = 0; k < buckets.size(); ++k) {
+    if (base && k + 1 == buckets.size()) *base = cr;
+    const Credits b = BucketCredits(rd, ws, extra, buckets[k], &key);
+    SatAddTo(&cr.message, b.message);
+    SatAddTo(&cr.integration, b.integration);
   }
   return cr;
 }
 
-// Distinct users of every agent of `inv` over `buckets`: the union of its bitmaps.
+// Distinct users of every agent of `inv` over `buckets`: the union of its bitmaps, kept per
+// agent for refreshes.
 std::shared_ptr<ActiveColumn> AllActive(const Reader& rd, const std::string& ws,
                                         const Inventory& inv,
                                         const std::vector<BucketRef>& buckets) {
-  auto col = std::make_shared<ActiveColumn>(inv.agents.size(), 0);
+  auto col = std::make_shared<ActiveColumn>();
+  col->count.assign(inv.agents.size(), 0);
+  col->sets = std::make_shared<ActiveSets>();
+  col->sets->seq = rd.version();
+  col->sets->users.resize(inv.agents.size());
   store::UserBitmap users;
   bool dirty = false;
   MergeScan(
@@ -657,22 +715,28 @@ std::shared_ptr<ActiveColumn> AllActive(const Reader& rd, const std::string& ws,
       },
       [&](uint32_t agent) {
         if (!dirty) return;
-        (*col)[agent] = static_cast<int64_t>(users.Cardinality());
-        users = store::UserBitmap();
+        col->count[agent] = static_cast<int64_t>(users.Cardinality());
+        col->sets->users[agent] = std::make_unique<store::UserBitmap>(std::move(users));
         dirty = false;
       });
   return col;
 }
 
-int64_t AgentActive(const Reader& rd, const std::string& ws, const Agent& a,
-                    const std::vector<BucketRef>& buckets) {
+// Adds the users of agent `a` in `buckets` to *users (point reads).
+void OrAgentUsers(const Reader& rd, const std::string& ws, const Agent& a,
+                  const std::vector<BucketRef>& buckets, store::UserBitmap* users) {
   std::string extra, key;
   store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
-  store::UserBitmap users;
   for (const BucketRef& b : buckets) {
     store::BitmapKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, &key);
-    rd.view->OrBitmap(key, &users);
+    rd.view->OrBitmap(key, users);
   }
+}
+
+int64_t AgentActive(const Reader& rd, const std::string& ws, const Agent& a,
+                    const std::vector<BucketRef>& buckets) {
+  store::UserBitmap users;
+  OrAgentUsers(rd, ws, a, buckets, &users);
   return static_cast<int64_t>(users.Cardinality());
 }
 
@@ -704,11 +768,9 @@ double ColumnKey(SuperagentSortField f, const CreditColumn& credits, const Activ
   }
 }
 
-// Whether re-reading `touched` agents with point reads over `buckets` beats recomputing the
-// column by scans (when it is next needed).
-bool PatchColumn(size_t touched, size_t buckets, size_t table) {
-  return UsePointReads(touched, buckets, table);
-}
+// Whether `reads` point reads to bring a column forward beat recomputing it by scans over a
+// table of `table` agents (when it is next needed).
+bool PatchColumn(size_t reads, size_t table) { return UsePointReads(reads, 1, table); }
 
 // A strict weak order on agent indexes of `inv` for one sort (ties by index, i.e. by id), given
 // the columns it needs (null for the fields that need none).
@@ -785,10 +847,17 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   std::string k;
   store::Record r;
   AgentFields f;
+  auto row = touched.agent_rows.begin();  // both sorted
   for (const std::string& id : touched.agents) {
     auto it = std::lower_bound(prev_agents.begin(), prev_agents.end(), id,
                                [](const Agent& a, const std::string& x) { return a.id < x; });
     const bool known = it != prev_agents.end() && it->id == id;
+    while (row != touched.agent_rows.end() && *row < id) ++row;
+    if (row == touched.agent_rows.end() || *row != id) {
+      // Its row's fields are as they were: listed as before, only its usage changed.
+      if (known) usage.push_back(static_cast<uint32_t>(it - prev_agents.begin()));
+      continue;
+    }
     store::EntityKey(ws, EntityKind::kAgent, id, &k);
     const bool live = rd.view->GetRecord(k, &r) && LiveAgentFields(r, &f);
     if (!known && !live) continue;  // not listed before or after
@@ -824,6 +893,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   // 2. The inventory at the new state, and where each old agent went.
   std::shared_ptr<const Inventory> inv = old.inventory;
   std::vector<uint32_t> moved;       // new indexes of the agents whose keys may have changed
+  std::vector<uint32_t> inserted;    // those of them with a new or changed row (the others: usage)
   std::vector<uint32_t> old_to_new;  // empty: the identity
   if (updates.empty() && new_emails.empty()) {
     moved = usage;
@@ -883,7 +953,6 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     old_to_new.assign(prev_n, kGone);
     ni.agents.reserve(prev_n + live_updates.size());
     size_t u = 0;
-    std::vector<uint32_t> inserted;   // new indexes of the live updates
     std::vector<uint32_t> from_prev;  // new index -> old index (kGone for the updates)
     from_prev.reserve(prev_n + live_updates.size());
     auto take_update = [&] {
@@ -939,40 +1008,103 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   const size_t n = inv->agents.size();
   auto new_index = [&](uint32_t j) { return old_to_new.empty() ? j : old_to_new[j]; };
 
-  // 3. Columns: unchanged entries carried over, the moved agents' entries re-read.
+  // 3. Columns: unchanged entries carried over, the moved agents' entries re-read: all buckets
+  // for the inserted agents, only the buckets holding a touched day for the others.
   CacheEntry next;
   next.seq = rd.version();
   next.inventory = inv;
   const bool same_indexes = old_to_new.empty();
-  // Carries each cached column over (cells of removed agents dropped, the others moved to their
-  // new index) and re-reads the moved agents' cells; drops it when that would read too much.
-  auto patch = [&](const auto& old_list, auto* next_list, auto buckets_of, auto read) {
-    for (const auto& [key, col] : old_list) {
-      const std::vector<BucketRef> buckets = buckets_of(key);
-      if (moved.empty() && same_indexes) {
-        next_list->emplace_back(key, col);
-        continue;
+  const bool unchanged = moved.empty() && same_indexes;
+  std::vector<uint8_t> is_inserted(n, 0);
+  for (uint32_t i : inserted) is_inserted[i] = 1;
+  auto touched_buckets = [&](const std::vector<BucketRef>& buckets) {
+    std::vector<BucketRef> hit;
+    for (const BucketRef& b : buckets) {
+      if (BucketFirstDay(b.bucket, b.granularity) <= touched.last_day &&
+          BucketLastDay(b.bucket, b.granularity) >= touched.first_day) {
+        hit.push_back(b);
       }
-      if (!PatchColumn(moved.size(), buckets.size(), n)) continue;
-      auto patched = std::make_shared<typename std::decay_t<decltype(*col)>>();
-      if (same_indexes) {
-        *patched = *col;
-      } else {
-        patched->resize(n);
-        for (uint32_t j = 0; j < prev_n; ++j)
-          if (const uint32_t to = new_index(j); to != kGone) (*patched)[to] = (*col)[j];
-      }
-      for (uint32_t i : moved) (*patched)[i] = read(inv->agents[i], buckets);
-      next_list->emplace_back(key, std::move(patched));
     }
+    return hit;
   };
-  patch(
-      old.credits, &next.credits,
-      [](const std::pair<DayNumber, DayNumber>& r) { return DecomposeRange(r.first, r.second); },
-      [&](const Agent& a, const std::vector<BucketRef>& b) { return AgentCredits(rd, ws, a, b); });
-  patch(
-      old.active, &next.active, [](DayNumber today) { return DecomposeRange(today - 29, today); },
-      [&](const Agent& a, const std::vector<BucketRef>& b) { return AgentActive(rd, ws, a, b); });
+  // Carries a per-agent vector over to the new indexes (entries of removed agents dropped).
+  auto remap = [&](auto& from, auto* to) {
+    if (same_indexes || from.empty()) {
+      *to = from;
+      return;
+    }
+    to->resize(n);
+    for (uint32_t j = 0; j < prev_n; ++j)
+      if (const uint32_t i = old_to_new[j]; i != kGone) (*to)[i] = from[j];
+  };
+  for (const auto& [range, col] : old.credits) {
+    if (unchanged) {
+      next.credits.emplace_back(range, col);
+      continue;
+    }
+    const std::vector<BucketRef> buckets = DecomposeRange(range.first, range.second);
+    const std::vector<BucketRef> hit = touched_buckets(buckets);
+    // Usage-only agents: nothing to read when no bucket of the range was touched, the last
+    // bucket alone when only it was (base + last).
+    const bool last_only = hit.size() == 1 && hit[0].granularity == buckets.back().granularity &&
+                           hit[0].bucket == buckets.back().bucket;
+    const size_t per_usage = hit.empty() ? 0 : last_only ? 1 : buckets.size();
+    const size_t reads =
+        (moved.size() - inserted.size()) * per_usage + inserted.size() * buckets.size();
+    if (!PatchColumn(reads, n)) continue;  // recomputed by scans when next needed
+    auto patched = std::make_shared<CreditColumn>();
+    remap(col->total, &patched->total);
+    remap(col->base, &patched->base);
+    Credits* base = patched->base.empty() ? nullptr : patched->base.data();
+    std::string extra, key;
+    for (uint32_t i : moved) {
+      const Agent& a = inv->agents[i];
+      if (is_inserted[i] || (per_usage != 0 && !last_only)) {
+        patched->total[i] = AgentCredits(rd, ws, a, buckets, base ? &base[i] : nullptr);
+      } else if (per_usage != 0) {
+        store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
+        const Credits last = BucketCredits(rd, ws, extra, buckets.back(), &key);
+        Credits& total = patched->total[i];
+        total = base ? base[i] : Credits{};
+        SatAddTo(&total.message, last.message);
+        SatAddTo(&total.integration, last.integration);
+      }
+    }
+    next.credits.emplace_back(range, std::move(patched));
+  }
+  for (const auto& [day, col] : old.active) {
+    if (unchanged) {
+      next.active.emplace_back(day, col);
+      continue;
+    }
+    const std::vector<BucketRef> buckets = DecomposeRange(day - 29, day);
+    const std::vector<BucketRef> hit = touched_buckets(buckets);
+    const size_t reads =
+        (moved.size() - inserted.size()) * hit.size() + inserted.size() * buckets.size();
+    const std::shared_ptr<ActiveSets>& sets = col->sets;
+    if (!sets || !PatchColumn(reads, n)) continue;  // recomputed by scans when next needed
+    std::lock_guard lock(sets->mu);
+    // Another refresh moved the sets past this column's state: recompute instead.
+    if (sets->seq != old.seq) continue;
+    auto patched = std::make_shared<ActiveColumn>();
+    remap(col->count, &patched->count);
+    if (!same_indexes) {
+      std::vector<std::unique_ptr<store::UserBitmap>> users(n);
+      for (uint32_t j = 0; j < prev_n; ++j)
+        if (const uint32_t i = old_to_new[j]; i != kGone) users[i] = std::move(sets->users[j]);
+      sets->users = std::move(users);
+    }
+    for (uint32_t i : moved) {
+      std::unique_ptr<store::UserBitmap>& users = sets->users[i];
+      if (is_inserted[i]) users.reset();
+      if (!users) users = std::make_unique<store::UserBitmap>();
+      OrAgentUsers(rd, ws, inv->agents[i], is_inserted[i] ? buckets : hit, users.get());
+      patched->count[i] = static_cast<int64_t>(users->Cardinality());
+    }
+    sets->seq = next.seq;
+    patched->sets = sets;
+    next.active.emplace_back(day, std::move(patched));
+  }
 
   // 4. Orders: untouched agents in their old relative order, the moved ones merged back.
   std::vector<uint8_t> is_moved(n, 0);
@@ -980,7 +1112,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   for (auto& [ok, order] : old.orders) {
     // Email orders: a creator's new email moves all of its agents.
     if (ok.field == SuperagentSortField::kCreatedByEmail && !new_emails.empty()) continue;
-    if (moved.empty() && same_indexes) {
+    if (unchanged) {
       next.orders.emplace_back(ok, order);
       continue;
     }

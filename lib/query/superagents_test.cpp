@@ -509,6 +509,13 @@ TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
     Check(Req("-active_users_last_30d"), what + ": by active users");
     Check(Req("superagent_name", "agent"), what + ": by name");
     Check(Req("-total_credits_consumed", "agent 27"), what + ": few");
+    // A range of several buckets (February, March 1, two weeks): its last bucket is this week.
+    SuperagentsRequest range = Req("-total_credits_consumed");
+    range.from = Day("2026-02-01");
+    range.to = Day("2026-03-15");
+    Check(range, what + ": February to today");
+    range.from = Day("2026-03-09");  // one bucket: this week
+    Check(range, what + ": this week");
   };
   check_all("warm-up");
   int next_id = 100'000;
@@ -549,6 +556,18 @@ TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
   for (size_t i = 0; i < refs_.size(); i += 2) many.push_back(exec(i, "2026-03-15", "u3", 1, 1));
   Apply(many);
   check_all("many agents");
+  EXPECT_EQ(GetSuperagentsCacheStats().builds, after.builds);
+
+  // 2b. Late events, usage only: days in earlier buckets of the 30-day window and of the ranges
+  // (a new user and a known one on a February day, one on March 3), then one on today's week
+  // only. Each refresh re-reads just the buckets holding the touched days.
+  Apply({exec(6, "2026-02-20", "u-late", 7, 0), exec(9, "2026-02-20", "u1", 0, 3),
+         exec(11, "2026-03-03", "u-late", 1, 1)});
+  check_all("late events");
+  Apply({exec(6, "2026-03-10", "u-late2", 2, 0)});
+  check_all("an event in this week");
+  Apply({exec(12, "2026-01-10", "u-old", 50, 0)});  // outside every range and the window
+  check_all("an event before every range");
   EXPECT_EQ(GetSuperagentsCacheStats().builds, after.builds);
 
   // 3. Every other kind of change in one batch, after the same-day events above: a rename, a

@@ -6,19 +6,29 @@
 
 namespace tally::store {
 
-void ChangeLog::Record(uint64_t before, uint64_t after,
-                       const std::vector<std::string_view>* record_keys) {
+void ChangeLog::Record(uint64_t before, uint64_t after, const WriteNote* note) {
   Entry e;
   e.before = before;
   e.after = after;
-  e.known = record_keys != nullptr;
-  if (record_keys) {
-    for (std::string_view key : *record_keys) {
-      const RecordKeyRef ref = ParseRecordKey(key);
+  e.known = note != nullptr;
+  if (note) {
+    e.first_day = note->first_day;
+    e.last_day = note->last_day;
+    const bool all_changed = note->fields_changed.size() != note->record_keys.size();
+    for (size_t i = 0; i < note->record_keys.size(); ++i) {
+      const RecordKeyRef ref = ParseRecordKey(note->record_keys[i]);
       if (ref.kind == RecordKeyRef::Kind::kOther) continue;
+      const bool changed = all_changed || note->fields_changed[i] != 0;
+      // A profile matters to readers only through its fields (the creator's email).
+      if (ref.kind == RecordKeyRef::Kind::kProfile && !changed) continue;
       // One lookup per key of the batch; consecutive keys usually share the workspace.
       Touched& t = e.workspaces[std::string(ref.workspace_id)];
-      (ref.kind == RecordKeyRef::Kind::kAgent ? t.agents : t.users).emplace_back(ref.id);
+      if (ref.kind == RecordKeyRef::Kind::kProfile) {
+        t.users.emplace_back(ref.id);
+      } else {
+        t.agents.emplace_back(ref.id);
+        if (changed) t.agent_rows.emplace_back(ref.id);
+      }
       ++e.ids;
     }
   }
@@ -34,7 +44,10 @@ void ChangeLog::Record(uint64_t before, uint64_t after,
 bool ChangeLog::Collect(std::string_view workspace_id, uint64_t from, uint64_t to,
                         Touched* out) const {
   out->agents.clear();
+  out->agent_rows.clear();
   out->users.clear();
+  out->first_day = 0;
+  out->last_day = -1;
   if (from == to) return true;
   if (from > to) return false;
   const std::string ws(workspace_id);
@@ -47,14 +60,25 @@ bool ChangeLog::Collect(std::string_view workspace_id, uint64_t from, uint64_t t
     for (; it != entries_.end() && at < to; ++it) {
       if (it->before != at || !it->known || it->after > to) return false;
       if (auto w = it->workspaces.find(ws); w != it->workspaces.end()) {
-        out->agents.insert(out->agents.end(), w->second.agents.begin(), w->second.agents.end());
-        out->users.insert(out->users.end(), w->second.users.begin(), w->second.users.end());
+        const Touched& t = w->second;
+        out->agents.insert(out->agents.end(), t.agents.begin(), t.agents.end());
+        out->agent_rows.insert(out->agent_rows.end(), t.agent_rows.begin(), t.agent_rows.end());
+        out->users.insert(out->users.end(), t.users.begin(), t.users.end());
+        if (it->first_day <= it->last_day) {
+          if (out->first_day > out->last_day) {
+            out->first_day = it->first_day;
+            out->last_day = it->last_day;
+          } else {
+            out->first_day = std::min(out->first_day, it->first_day);
+            out->last_day = std::max(out->last_day, it->last_day);
+          }
+        }
       }
       at = it->after;
     }
     if (at != to) return false;
   }
-  for (std::vector<std::string>* v : {&out->agents, &out->users}) {
+  for (std::vector<std::string>* v : {&out->agents, &out->agent_rows, &out->users}) {
     std::sort(v->begin(), v->end());
     v->erase(std::unique(v->begin(), v->end()), v->end());
   }

@@ -288,14 +288,14 @@ class StageHandler : public rocksdb::WriteBatch::Handler {
 
 }  // namespace
 
-Status Store::Write(WriteSet* set, const std::vector<std::string_view>* touched_records) {
+Status Store::Write(WriteSet* set, const WriteNote* note) {
   if (!internal::Access::BelongsTo(*set, *this)) {
     return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
   }
   std::lock_guard lock(write_mu_);
   if (rep_->Current()->staged_rows.load() > 0) {
     // After what is staged, never before it: stage this too and persist both.
-    if (Status s = StageLocked(set, touched_records); !s) return s;
+    if (Status s = StageLocked(set, note); !s) return s;
     return PersistLocked();
   }
   rocksdb::WriteOptions wo;
@@ -304,20 +304,27 @@ Status Store::Write(WriteSet* set, const std::vector<std::string_view>* touched_
   rocksdb::Status s = rep_->db->Write(wo, &set->rep_->batch);
   if (!s.ok()) return std::unexpected(FromRocks(s, "store write failed"));
   rep_->NewGeneration();
-  const uint64_t v = rep_->version.fetch_add(1) + 1;
-  changes_.Record(v - 1, v, touched_records);
+  PublishLocked(note);
   return Ok();
 }
 
-Status Store::Stage(WriteSet* set, const std::vector<std::string_view>* touched_records) {
+void Store::PublishLocked(const WriteNote* note) {
+  // The log learns of the write before readers can see its version: a reader at that version
+  // must find the entry that leads to it.
+  const uint64_t v = rep_->version.load() + 1;
+  changes_.Record(v - 1, v, note);
+  rep_->version.store(v);
+}
+
+Status Store::Stage(WriteSet* set, const WriteNote* note) {
   if (!internal::Access::BelongsTo(*set, *this)) {
     return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
   }
   std::lock_guard lock(write_mu_);
-  return StageLocked(set, touched_records);
+  return StageLocked(set, note);
 }
 
-Status Store::StageLocked(WriteSet* set, const std::vector<std::string_view>* touched_records) {
+Status Store::StageLocked(WriteSet* set, const WriteNote* note) {
   std::shared_ptr<internal::Generation> g = rep_->Current();
   {
     std::unique_lock open_lock(g->mu);
@@ -331,8 +338,7 @@ Status Store::StageLocked(WriteSet* set, const std::vector<std::string_view>* to
                                             "); the operations before it are staged");
     }
   }
-  const uint64_t v = rep_->version.fetch_add(1) + 1;
-  changes_.Record(v - 1, v, touched_records);
+  PublishLocked(note);
   return Ok();
 }
 

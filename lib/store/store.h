@@ -77,12 +77,12 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Applies every operation of `set` atomically (WAL on, no fsync: survives a process kill, not
-  // a power loss); `set` is left as it was (Clear it to reuse it). `touched_records`: every
-  // record key the set writes, for changes() (see ChangeLog::Record for what the writer
-  // guarantees); null = unknown, which makes readers of changes() recompute instead of
-  // refresh. Writes are serialized. kInvalidArgument if `set` belongs to another store,
-  // kUnavailable / kDataLoss / kInternal if the write fails (then nothing of it is stored).
-  Status Write(WriteSet* set, const std::vector<std::string_view>* touched_records = nullptr);
+  // a power loss); `set` is left as it was (Clear it to reuse it). `note`: what the set
+  // touches, for changes() (change_log.h WriteNote says what the writer guarantees); null =
+  // unknown, which makes readers of changes() recompute instead of refresh. Writes are serialized.
+  // kInvalidArgument if `set` belongs to another store, kUnavailable / kDataLoss / kInternal if the
+  // write fails (then nothing of it is stored).
+  Status Write(WriteSet* set, const WriteNote* note = nullptr);
 
   // Stages every operation of `set` in the store's open state, in memory: readers see it at
   // once (views already open too, row by row: a row shows a staged set entirely or not at all),
@@ -92,7 +92,7 @@ class Store {
   // them: a crash loses them together, never one without the other. Serialized with Write and
   // Persist; `set` is left as it was. kInvalidArgument if `set` belongs to another store,
   // kInternal if it holds an operation that cannot be staged (none of WriteSet's can).
-  Status Stage(WriteSet* set, const std::vector<std::string_view>* touched_records = nullptr);
+  Status Stage(WriteSet* set, const WriteNote* note = nullptr);
   // Writes the open state to disk in one atomic write and empties it (a no-op when empty).
   // Errors as Write; on error everything stays staged (retry). Write() persists what is staged
   // first, so a written set always lands after the sets staged before it; if that persist fails,
@@ -184,7 +184,9 @@ class Store {
   Store();
   Status CheckSchemaVersion();
   // Stage and Persist with write_mu_ held.
-  Status StageLocked(WriteSet* set, const std::vector<std::string_view>* touched_records);
+  Status StageLocked(WriteSet* set, const WriteNote* note);
+  // Records a write that is visible to readers in changes(), then moves the version past it.
+  void PublishLocked(const WriteNote* note);
   Status PersistLocked();
   // Calls fn(key, value) for each row of internal::Family `family` under `prefix`, stored or
   // staged (combined), in key order, until fn returns false. kUnavailable on read errors.
