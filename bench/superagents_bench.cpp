@@ -145,6 +145,11 @@ int main(int argc, char** argv) {
   double ingest_rate = 0;
   int ingest_days = 1;
   tb::AddBackgroundIngestFlags(&app, &ingest_rate, &ingest_days, "tallyd");
+  bool ingest_names = false;
+  app.add_flag("--ingest-names", ingest_names,
+               "The ingested runs carry agent names, visibility and owners (a fresh generator's, "
+               "which contradict the loaded history's: hundreds of agents renamed per batch, the "
+               "worst case for the cached tables); by default they name agents by id only");
   bool mix = false;
   app.add_flag("--mix", mix,
                "Shuffle the shapes together in each run (default: one block per shape; the "
@@ -305,20 +310,25 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "broker address: %s\n", broker.error().message.c_str());
       return 1;
     }
-    if (!tb::StartBackgroundIngest(
-            {.cli = TALLY_CLI_PATH,
-             .brokers = *broker,
-             .host = (*server)->host(),
-             .port = (*server)->port(),
-             .dir = tmp.path(),
-             .rate = ingest_rate,
-             .seconds = 120,
-             .queried_end_day = end_day,
-             .days = ingest_days,
-             .seed = 42,
-             .first_id = events,
-             .gen_args = tb::GenShapeArgs(users, agents, workspaces, organizations)},
-            &background)) {
+    if (!tb::StartBackgroundIngest({.cli = TALLY_CLI_PATH,
+                                    .brokers = *broker,
+                                    .host = (*server)->host(),
+                                    .port = (*server)->port(),
+                                    .dir = tmp.path(),
+                                    .rate = ingest_rate,
+                                    .seconds = 120,
+                                    .queried_end_day = end_day,
+                                    .days = ingest_days,
+                                    .seed = 42,
+                                    .first_id = events,
+                                    .gen_args =
+                                        [&] {
+                                          auto args = tb::GenShapeArgs(users, agents, workspaces,
+                                                                       organizations);
+                                          if (!ingest_names) args.push_back("--bare-executions");
+                                          return args;
+                                        }()},
+                                   &background)) {
       return 1;
     }
   }

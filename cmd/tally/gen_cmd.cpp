@@ -157,6 +157,9 @@ Command AddGenCommand(CLI::App& app) {
                   "Fraction of malformed lines (every kind of rejection, round-robin)")
       ->capture_default_str()
       ->check(NumberIn(0, 1));
+  sub->add_flag("--bare-executions", o.bare_executions,
+                "agent.executed and workflow.executed lines name the entity by id only (no name, "
+                "visibility or owner), as producers that do not track them send them");
   sub->add_option("-o,--output", args->output, "Output file ('-' = stdout)")->capture_default_str();
   sub->footer(
       "Examples:\n"

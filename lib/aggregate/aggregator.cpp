@@ -4,7 +4,6 @@
 #include <cassert>
 #include <chrono>
 #include <cstring>
-#include <limits>
 
 #include "aggregate/internal/key_filter.h"
 
@@ -277,8 +276,6 @@ void Aggregator::FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t
 
 Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index, uint32_t ws) {
   const DayNumber day = BucketDay(e.time_ms, e.workspace_id);
-  note_.first_day = std::min(note_.first_day, day);
-  note_.last_day = std::max(note_.last_day, day);
   const Counters delta = DeltaOf(e);
   const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
   const uint32_t entity = EntityId(ws, e.kind, e.entity_id);
@@ -518,7 +515,12 @@ void Aggregator::WriteRows(store::WriteSet* set) {
     // Records. Every record key of the batch goes to the store's change log: each event touches
     // its agent's row here (even with no field to set) whenever it touches that agent's counters
     // or bitmaps.
-    std::vector<std::pair<std::string_view, RecordAcc*>> rows;
+    struct Row {
+      std::string_view key;
+      RecordAcc* acc;
+      uint32_t entity;  // batch entity id of an entity row, else UINT32_MAX
+    };
+    std::vector<Row> rows;
     rows.reserve(records_.rows.size());
     for (auto& [ref, r] : records_.rows) {
       std::string* key = NextKey();
@@ -540,17 +542,22 @@ void Aggregator::WriteRows(store::WriteSet* set) {
           store::AgentLabelKey(ref.a, key);
           break;
       }
-      rows.emplace_back(*key, &r);
+      rows.push_back({*key, &r, ref.kind == RecordKind::kEntity ? ref.a : UINT32_MAX});
     }
-    std::sort(rows.begin(), rows.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.key < b.key; });
     note_.record_keys.clear();
-    note_.fields_changed.clear();
     note_.record_keys.reserve(rows.size());
-    note_.fields_changed.reserve(rows.size());
-    for (auto& [key, r] : rows) {
-      note_.record_keys.push_back(key);
-      note_.fields_changed.push_back(r->size != 0);
+    note_fields_.clear();
+    std::vector<uint32_t> fields_begin;  // per row, into note_fields_
+    fields_begin.reserve(rows.size() + 1);
+    entity_record_.assign(entities_.size(), UINT32_MAX);
+    for (const Row& row : rows) {
+      RecordAcc* r = row.acc;
+      if (row.entity != UINT32_MAX) {
+        entity_record_[row.entity] = static_cast<uint32_t>(note_.record_keys.size());
+      }
+      note_.record_keys.push_back(row.key);
+      fields_begin.push_back(static_cast<uint32_t>(note_fields_.size()));
       if (r->size == 0) continue;
       std::sort(r->fields.begin(), r->fields.begin() + r->size,
                 [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -559,10 +566,27 @@ void Aggregator::WriteRows(store::WriteSet* set) {
         record_scratch_[k].id = r->fields[k].id;
         record_scratch_[k].time_ms = r->fields[k].time_ms;
         record_scratch_[k].value.assign(r->fields[k].value);
+        note_fields_.push_back({r->fields[k].id, r->fields[k].value});
       }
       value.clear();
       store::AppendRecord(record_scratch_, &value);
-      set->MergeRecord(key, value);
+      set->MergeRecord(row.key, value);
+    }
+    fields_begin.push_back(static_cast<uint32_t>(note_fields_.size()));
+    note_.fields.clear();
+    note_.fields.reserve(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      note_.fields.push_back(std::span<const store::NoteField>(note_fields_)
+                                 .subspan(fields_begin[i], fields_begin[i + 1] - fields_begin[i]));
+    }
+    // Every entity's usage rows: its day rows (the week and month rows are rolled up from them).
+    note_.usage.clear();
+    const auto& day_bitmaps = bitmaps_[G(Granularity::kDay)];
+    for (const auto& [k, c] : counters_[G(Granularity::kDay)].rows) {
+      if (k.scope != Scope::kEntity) continue;
+      const auto b = day_bitmaps.find(k);
+      note_.usage.push_back(
+          {entity_record_[k.id], k.bucket, &c, b == day_bitmaps.end() ? nullptr : &b->second});
     }
     // The directory takes the batch's winning label per user / agent: its latest-wins rule
     // (ties to the later) gives the same result as applying every event's label in order.
@@ -603,9 +627,8 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     bitmaps_[g].clear();
   }
   note_.record_keys.clear();
-  note_.fields_changed.clear();
-  note_.first_day = std::numeric_limits<DayNumber>::max();  // no bucket touched yet
-  note_.last_day = std::numeric_limits<DayNumber>::min();
+  note_.fields.clear();
+  note_.usage.clear();
   records_.clear();
   new_users_.clear();
   new_agents_.clear();

@@ -317,7 +317,11 @@ class Aggregator {
   // A deque: growing it must not move the strings (short keys live inside the string object).
   std::deque<std::string> key_pool_;
   size_t keys_used_ = 0;
-  store::WriteNote note_;  // what the batch touches, for Store::Write / Stage
+  // What the batch does, for the store's change log (Store::Write / Stage): views into the rows
+  // above, note_fields_ (the records' fields) and the events.
+  store::WriteNote note_;
+  std::vector<store::NoteField> note_fields_;
+  std::vector<uint32_t> entity_record_;  // batch entity id -> index in note_.record_keys
   store::Record record_scratch_;
   std::string agent_ref_, key_, scope_id_;
 };

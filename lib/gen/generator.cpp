@@ -778,7 +778,9 @@ void Generator::Impl::Write(const Spec& s, MalformedKind mk) {
     o.append(e.quoted_id);
     first = false;
   }
-  if (!executed || full || rng_.Chance(0.92)) {
+  // (The draw happens either way: --bare-executions changes nothing else in the stream.)
+  const bool entity_fields = !executed || full || rng_.Chance(0.92);
+  if (entity_fields && !(executed && opt_.bare_executions)) {
     o.append(first ? "\"name\":" : ",\"name\":");
     o.append(e.quoted_name);
     o.append(",\"visibility\":\"");

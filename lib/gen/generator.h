@@ -57,6 +57,10 @@ struct GenOptions {
   int days = 120;                 // event times spread over the `days` days ending at end_day
   double duplicate_fraction = 0;  // lines re-emitting an earlier valid line verbatim
   double malformed_fraction = 0;  // lines that tally must dead-letter
+  // Executed events name their agent or workflow by id only (no name, visibility or owner), as
+  // producers that do not track them send them: such a stream, sent after a history generated
+  // with other options, does not contradict the names and owners that history gave.
+  bool bare_executions = false;
 };
 
 // The defaults of a mix: GenOptions{} for kDefault; for kExecutions 20 workspaces in 5

@@ -130,6 +130,35 @@ TEST(GeneratorTest, FirstIdContinuesTheIdsOfAStream) {
   EXPECT_FALSE(ValidateGenOptions(o).has_value());
 }
 
+// --bare-executions drops the entity's name, visibility and owner from executed events only;
+// every other byte of the stream stays as it was.
+TEST(GeneratorTest, BareExecutionsNameTheEntityByIdOnly) {
+  GenOptions o = Small(3000);
+  const auto full = Collect(o);
+  o.bare_executions = true;
+  const auto bare = Collect(o);
+  ASSERT_EQ(full.size(), bare.size());
+  int executed = 0;
+  for (size_t i = 0; i < full.size(); ++i) {
+    const json f = json::parse(full[i].json), b = json::parse(bare[i].json);
+    const bool is_executed = f["type"].get<std::string>().ends_with(".executed");
+    const char* entity = f["data"].contains("agent") ? "agent" : "workflow";
+    if (!is_executed) {
+      EXPECT_EQ(full[i].json, bare[i].json);
+      continue;
+    }
+    ++executed;
+    json expected = f;
+    expected["data"][entity] = json{{"id", f["data"][entity]["id"]}};
+    json got = b;
+    EXPECT_EQ(got["data"][entity], expected["data"][entity]) << bare[i].json;
+    got["data"].erase(entity);
+    expected["data"].erase(entity);
+    EXPECT_EQ(got, expected);
+  }
+  EXPECT_GT(executed, 1000);
+}
+
 TEST(GeneratorTest, ValidLinesCarryTheRequiredFields) {
   GenOptions o = Small(20000);
   auto lines = Collect(o);

@@ -136,16 +136,7 @@ struct Credits {
 
 // Whole-table columns, aligned with Inventory::agents.
 
-// Credits over a range of buckets.
-struct CreditColumn {
-  // Per agent: over the whole range, added bucket by bucket in day order.
-  std::vector<Credits> total;
-  // Per agent: over every bucket of the range but the last, so that a refresh after writes to
-  // the last bucket only (live traffic: today's) re-reads that one bucket: total = base + last,
-  // the same additions in the same order. Empty when the range is one bucket.
-  std::vector<Credits> base;
-  const Credits& operator[](size_t i) const { return total[i]; }
-};
+using CreditColumn = std::vector<Credits>;
 
 // The distinct users behind an active-user column, per agent, so that a refresh adds what the
 // touched buckets hold (bitmaps only ever gain users) instead of re-reading the whole window.
@@ -201,12 +192,12 @@ struct CacheEntry {
 // bitmap: its header, container arrays and a few dozen ids, with allocator overhead).
 constexpr size_t kActiveSetBytes = 256;
 
-// Estimated memory of a cache entry over `inv`: the inventory, and the most columns (with their
-// credit bases and user sets) and sort orders the entry can hold.
+// Estimated memory of a cache entry over `inv`: the inventory, and the most columns (with the
+// user sets behind active-user columns) and sort orders the entry can hold.
 size_t EntryBytes(const Inventory& inv) {
   return inv.bytes +
          inv.agents.size() *
-             (kCacheColumnsPerKind * (2 * sizeof(Credits) + sizeof(int64_t) + kActiveSetBytes) +
+             (kCacheColumnsPerKind * (sizeof(Credits) + sizeof(int64_t) + kActiveSetBytes) +
               kCacheOrders * sizeof(uint32_t));
 }
 
@@ -641,56 +632,35 @@ std::vector<std::string> AgentPrefixes(const std::string& ws, const std::vector<
 // Credits of every agent of `inv` over the buckets of [from, to] (added in bucket order).
 std::shared_ptr<CreditColumn> AllCredits(const Reader& rd, const std::string& ws,
                                          const Inventory& inv, DayNumber from, DayNumber to) {
-  const std::vector<BucketRef> buckets = DecomposeRange(from, to);
-  auto col = std::make_shared<CreditColumn>();
-  col->total.resize(inv.agents.size());
-  if (buckets.size() > 1) col->base.resize(inv.agents.size());
-  const size_t last = buckets.size() - 1;
+  auto col = std::make_shared<CreditColumn>(inv.agents.size());
   Counters c;
-  // Rows come bucket by bucket in day order for each agent: `base` takes all but the last
-  // bucket's, `total` then adds the last one, as AgentCredits does.
   MergeScan(
-      rd, /*bitmaps=*/false, AgentPrefixes(ws, buckets, false), inv,
-      [&](uint32_t agent, size_t bucket, std::string_view v) {
+      rd, /*bitmaps=*/false, AgentPrefixes(ws, DecomposeRange(from, to), false), inv,
+      [&](uint32_t agent, size_t, std::string_view v) {
         c = Counters{};
         if (!store::AddEncodedCounters(v, &c)) return;
-        Credits& cr = bucket == last || col->base.empty() ? col->total[agent] : col->base[agent];
+        Credits& cr = (*col)[agent];
         SatAddTo(&cr.message, c.d[Counters::kAgentMessageCredits]);
         SatAddTo(&cr.integration, c.d[Counters::kAgentIntegrationCredits]);
       },
-      [&](uint32_t agent) {
-        if (col->base.empty()) return;
-        const Credits last_bucket = col->total[agent];
-        Credits& total = col->total[agent];
-        total = col->base[agent];
-        SatAddTo(&total.message, last_bucket.message);
-        SatAddTo(&total.integration, last_bucket.integration);
-      });
+      [](uint32_t) {});
   return col;
 }
 
-// Credits of one agent in one bucket: a point read (zero without a row; a malformed value adds
-// nothing).
-Credits BucketCredits(const Reader& rd, const std::string& ws, std::string_view extra,
-                      const BucketRef& b, std::string* key) {
-  store::CounterKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, key);
-  Counters c;
-  if (!rd.view->AddCounters(*key, &c)) return Credits{};
-  return Credits{c.d[Counters::kAgentMessageCredits], c.d[Counters::kAgentIntegrationCredits]};
-}
-
-// Credits of one agent over `buckets` (point reads), added as AllCredits adds them; *base (if
-// given) gets the sum over all buckets but the last.
+// Credits of one agent over `buckets`: point reads.
 Credits AgentCredits(const Reader& rd, const std::string& ws, const Agent& a,
-                     const std::vector<BucketRef>& buckets, Credits* base = nullptr) {
+                     const std::vector<BucketRef>& buckets) {
   Credits cr;
   std::string extra, key;
   store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
-  for (size_t k = 0; k < buckets.size(); ++k) {
-    if (base && k + 1 == buckets.size()) *base = cr;
-    const Credits b = BucketCredits(rd, ws, extra, buckets[k], &key);
-    SatAddTo(&cr.message, b.message);
-    SatAddTo(&cr.integration, b.integration);
+  Counters c;
+  for (const BucketRef& b : buckets) {
+    store::CounterKey(Scope::kEntity, ws, b.granularity, b.bucket, extra, &key);
+    // A malformed value adds nothing (c stays zero).
+    c = Counters{};
+    if (!rd.view->AddCounters(key, &c)) continue;
+    SatAddTo(&cr.message, c.d[Counters::kAgentMessageCredits]);
+    SatAddTo(&cr.integration, c.d[Counters::kAgentIntegrationCredits]);
   }
   return cr;
 }
@@ -809,6 +779,33 @@ struct SortLess {
   }
 };
 
+// What one write added to the usage of one agent on one day (Refresh).
+struct Delta {
+  uint32_t slot = 0;  // the agent
+  DayNumber day = 0;
+  Credits credits;
+  uint32_t users_at = 0, users_len = 0;  // the users it added, in a buffer of Refresh
+};
+
+// Whether an agent row listed as `cached` (null: not listed) shows the same after a write merged
+// `f` into it: true for a field the listing does not show, or one it shows with the same value
+// (whichever of the two values then wins, the listing is unchanged); false otherwise, and for
+// the fields that decide whether and since when it is listed (created, deleted, revived).
+bool FieldShowsAs(const Agent* cached, const store::NoteField& f) {
+  if (f.id == store::field::kEntityProject || f.id == store::field::kEntityCopied) return true;
+  if (!cached) return false;
+  switch (f.id) {
+    case store::field::kEntityName:
+      return cached->has_name && cached->name == f.value;
+    case store::field::kEntityVisibility:
+      return ParseVis(f.value) == cached->visibility;
+    case store::field::kEntityOwner:
+      return cached->owner == f.value;
+    default:
+      return false;
+  }
+}
+
 // Brings the cached state of `key` forward to the snapshot of `rd` using the store's change log
 // (false, changing nothing, when the log cannot prove what changed since the cached state: too
 // far back, or unlogged writes; the caller then rebuilds everything from the snapshot):
@@ -824,16 +821,74 @@ struct SortLess {
 bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::string& ws) {
   CacheEntry old = cache.Copy(key);
   if (!old.inventory || old.seq >= rd.version()) return false;
-  store::ChangeLog::Touched touched;
-  if (!rd.store.changes().Collect(ws, old.seq, rd.version(), &touched)) return false;
   const Inventory& prev = *old.inventory;
   const std::vector<Agent>& prev_agents = prev.agents;
   const size_t prev_n = prev_agents.size();
 
-  // 1. What changed. `usage`: old indexes whose row is unchanged; `updates`: rows that changed
-  // or appeared or went away.
+  // 1. What the writes since did, from the store's change log. Per touched agent: whether its
+  // row may now list it differently (`row`: a field the listing shows got another value, or it
+  // was created, deleted or revived: re-read), and what its usage gained (`deltas`, kept for
+  // agents listed before). Per creator: whether a write named another email (re-read).
+  struct TouchedAgent {
+    uint32_t old = kGone;  // index in prev
+    bool row = false;
+  };
+  std::vector<TouchedAgent> touched;
+  std::unordered_map<std::string, uint32_t> slot_of;  // agent id -> index in touched
+  std::vector<Delta> deltas;
+  std::vector<uint32_t> delta_users;  // Delta::users_* index into it
+  std::vector<std::string> reread_creators;
+  auto index_of = [&](std::string_view id) {
+    auto it = std::lower_bound(prev_agents.begin(), prev_agents.end(), id,
+                               [](const Agent& a, std::string_view x) { return a.id < x; });
+    return it != prev_agents.end() && it->id == id ? static_cast<uint32_t>(it - prev_agents.begin())
+                                                   : kGone;
+  };
+  const bool chained =
+      rd.store.changes().Collect(ws, old.seq, rd.version(), [&](const store::ChangeLog::Change& c) {
+        if (c.kind == store::RecordKeyRef::Kind::kProfile) {
+          auto creator = prev.creator_email.find(c.id);
+          if (creator == prev.creator_email.end()) return;  // not shown anywhere
+          for (const store::NoteField& f : c.fields) {
+            if (f.id == store::field::kUserEmail && f.value != prev.EmailAt(creator->second)) {
+              reread_creators.emplace_back(c.id);
+            }
+          }
+          return;
+        }
+        auto [it, fresh] = slot_of.try_emplace(std::string(c.id), touched.size());
+        if (fresh) touched.push_back({index_of(c.id), false});
+        const uint32_t slot = it->second;
+        TouchedAgent& t = touched[slot];
+        const Agent* cached = t.old == kGone ? nullptr : &prev_agents[t.old];
+        for (const store::NoteField& f : c.fields) {
+          if (!FieldShowsAs(cached, f)) t.row = true;
+        }
+        if (!cached) return;  // listed after this only if its row says so (then re-read)
+        for (const store::ChangeLog::Usage& u : c.usage) {
+          Delta& d = deltas.emplace_back();
+          d.slot = slot;
+          d.day = u.day;
+          d.credits.message = u.counters->d[Counters::kAgentMessageCredits];
+          d.credits.integration = u.counters->d[Counters::kAgentIntegrationCredits];
+          d.users_at = static_cast<uint32_t>(delta_users.size());
+          d.users_len = static_cast<uint32_t>(u.users.size());
+          delta_users.insert(delta_users.end(), u.users.begin(), u.users.end());
+        }
+      });
+  if (!chained) return false;
+  // Each agent's deltas together, in write order.
+  std::stable_sort(deltas.begin(), deltas.end(),
+                   [](const Delta& a, const Delta& b) { return a.slot < b.slot; });
+  std::vector<uint32_t> deltas_of(touched.size() + 1, 0);  // slot -> first delta
+  for (const Delta& d : deltas) ++deltas_of[d.slot + 1];
+  for (size_t t = 0; t < touched.size(); ++t) deltas_of[t + 1] += deltas_of[t];
+
+  // `usage`: old indexes whose row is unchanged (and the slot of each); `updates`: rows that
+  // changed or appeared or went away.
   struct Update {
     uint32_t old = kGone;
+    uint32_t slot = 0;  // in touched
     bool live = false;
     bool has_name = false;
     Vis visibility = kOther;
@@ -841,35 +896,36 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     uint32_t at = 0;  // offset of id, name, owner, creator in `strings`
     uint32_t len[4] = {0, 0, 0, 0};
   };
-  std::vector<uint32_t> usage;
+  std::vector<uint32_t> usage, usage_slot;
   std::vector<Update> updates;
   auto strings = std::make_shared<std::string>();
   std::string k;
   store::Record r;
   AgentFields f;
-  auto row = touched.agent_rows.begin();  // both sorted
-  for (const std::string& id : touched.agents) {
-    auto it = std::lower_bound(prev_agents.begin(), prev_agents.end(), id,
-                               [](const Agent& a, const std::string& x) { return a.id < x; });
-    const bool known = it != prev_agents.end() && it->id == id;
-    while (row != touched.agent_rows.end() && *row < id) ++row;
-    if (row == touched.agent_rows.end() || *row != id) {
-      // Its row's fields are as they were: listed as before, only its usage changed.
-      if (known) usage.push_back(static_cast<uint32_t>(it - prev_agents.begin()));
+  for (const auto& [id, slot] : slot_of) {
+    const TouchedAgent& t = touched[slot];
+    if (!t.row) {
+      // Its row shows as it did: listed as before (or still not at all); only usage changed.
+      if (t.old != kGone) {
+        usage.push_back(t.old);
+        usage_slot.push_back(slot);
+      }
       continue;
     }
     store::EntityKey(ws, EntityKind::kAgent, id, &k);
     const bool live = rd.view->GetRecord(k, &r) && LiveAgentFields(r, &f);
-    if (!known && !live) continue;  // not listed before or after
-    const uint32_t old_index = known ? static_cast<uint32_t>(it - prev_agents.begin()) : kGone;
-    if (known && live && f.has_name == it->has_name && f.name == it->name &&
+    if (t.old == kGone && !live) continue;  // not listed before or after
+    const Agent* it = t.old == kGone ? nullptr : &prev_agents[t.old];
+    if (it && live && f.has_name == it->has_name && f.name == it->name &&
         f.visibility == it->visibility && f.owner == it->owner && f.creator == it->creator &&
         f.created_at_ms == it->created_at_ms) {
-      usage.push_back(old_index);
+      usage.push_back(t.old);
+      usage_slot.push_back(slot);
       continue;
     }
     Update& u = updates.emplace_back();
-    u.old = old_index;
+    u.old = t.old;
+    u.slot = slot;
     u.live = live;
     if (!live) continue;
     u.has_name = f.has_name;
@@ -882,10 +938,12 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       strings->append(parts[p]);
     }
   }
+  std::sort(reread_creators.begin(), reread_creators.end());
+  reread_creators.erase(std::unique(reread_creators.begin(), reread_creators.end()),
+                        reread_creators.end());
   std::vector<std::pair<std::string_view, std::string>> new_emails;  // (creator, email)
-  for (const std::string& user : touched.users) {
+  for (const std::string& user : reread_creators) {
     auto c = prev.creator_email.find(user);
-    if (c == prev.creator_email.end()) continue;
     const std::string_view email = ProfileEmail(rd, ws, user, &r);
     if (email != prev.EmailAt(c->second)) new_emails.emplace_back(c->first, std::string(email));
   }
@@ -895,8 +953,13 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   std::vector<uint32_t> moved;       // new indexes of the agents whose keys may have changed
   std::vector<uint32_t> inserted;    // those of them with a new or changed row (the others: usage)
   std::vector<uint32_t> old_to_new;  // empty: the identity
+  // Parallel to moved: where each agent was in prev and its slot in touched (both kGone for an
+  // agent not listed before, whose columns are read from the store).
+  std::vector<uint32_t> moved_old, moved_slot;
   if (updates.empty() && new_emails.empty()) {
     moved = usage;
+    moved_old = usage;
+    moved_slot = usage_slot;
   } else {
     auto next_inv = std::make_shared<Inventory>();
     Inventory& ni = *next_inv;
@@ -921,7 +984,11 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       }
     };
     for (const auto& [creator, email] : new_emails) set_email(creator, email);
-    std::vector<Agent> live_updates;  // by id
+    struct LiveUpdate {
+      Agent agent;
+      uint32_t old, slot;
+    };
+    std::vector<LiveUpdate> live_updates;  // by id
     std::vector<uint8_t> replaced(prev_n, 0);
     for (Update& u : updates) {
       if (u.old != kGone) replaced[u.old] = 1;
@@ -933,7 +1000,10 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
         part[p] = all.substr(at, u.len[p]);
         at += u.len[p];
       }
-      Agent& a = live_updates.emplace_back();
+      LiveUpdate& lu = live_updates.emplace_back();
+      lu.old = u.old;
+      lu.slot = u.old == kGone ? kGone : u.slot;
+      Agent& a = lu.agent;
       a.id = part[0];
       a.name = part[1];
       a.owner = part[2];
@@ -948,7 +1018,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       a.email = ni.creator_email[a.creator];
     }
     std::sort(live_updates.begin(), live_updates.end(),
-              [](const Agent& x, const Agent& y) { return x.id < y.id; });
+              [](const LiveUpdate& x, const LiveUpdate& y) { return x.agent.id < y.agent.id; });
     // Merge by id: unchanged old agents and the live updates.
     old_to_new.assign(prev_n, kGone);
     ni.agents.reserve(prev_n + live_updates.size());
@@ -957,12 +1027,16 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     from_prev.reserve(prev_n + live_updates.size());
     auto take_update = [&] {
       inserted.push_back(static_cast<uint32_t>(ni.agents.size()));
+      moved_old.push_back(live_updates[u].old);
+      moved_slot.push_back(live_updates[u].slot);
       from_prev.push_back(kGone);
-      ni.agents.push_back(live_updates[u++]);
+      ni.agents.push_back(live_updates[u++].agent);
     };
     for (uint32_t j = 0; j < prev_n; ++j) {
       if (replaced[j]) continue;
-      while (u < live_updates.size() && live_updates[u].id < prev_agents[j].id) take_update();
+      while (u < live_updates.size() && live_updates[u].agent.id < prev_agents[j].id) {
+        take_update();
+      }
       old_to_new[j] = static_cast<uint32_t>(ni.agents.size());
       from_prev.push_back(j);
       Agent& a = ni.agents.emplace_back(prev_agents[j]);
@@ -972,7 +1046,11 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     while (u < live_updates.size()) take_update();
     if (ni.texts.size() > kMaxTextBuffers) Repack(&ni);
     moved = inserted;
-    for (uint32_t j : usage) moved.push_back(old_to_new[j]);
+    for (size_t u = 0; u < usage.size(); ++u) {
+      moved.push_back(old_to_new[usage[u]]);
+      moved_old.push_back(usage[u]);
+      moved_slot.push_back(usage_slot[u]);
+    }
     // Key order: the old one mapped, with the live updates merged in by encoded id.
     std::vector<std::pair<std::string, uint32_t>> update_keys;  // (encoded id, new index)
     for (uint32_t i : inserted) {
@@ -1008,28 +1086,18 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   const size_t n = inv->agents.size();
   auto new_index = [&](uint32_t j) { return old_to_new.empty() ? j : old_to_new[j]; };
 
-  // 3. Columns: unchanged entries carried over, the moved agents' entries re-read: all buckets
-  // for the inserted agents, only the buckets holding a touched day for the others.
+  // 3. Columns: unchanged entries carried over; the moved agents listed before carried over
+  // with their deltas added, the others read from the store (point reads over every bucket).
   CacheEntry next;
   next.seq = rd.version();
   next.inventory = inv;
   const bool same_indexes = old_to_new.empty();
   const bool unchanged = moved.empty() && same_indexes;
-  std::vector<uint8_t> is_inserted(n, 0);
-  for (uint32_t i : inserted) is_inserted[i] = 1;
-  auto touched_buckets = [&](const std::vector<BucketRef>& buckets) {
-    std::vector<BucketRef> hit;
-    for (const BucketRef& b : buckets) {
-      if (BucketFirstDay(b.bucket, b.granularity) <= touched.last_day &&
-          BucketLastDay(b.bucket, b.granularity) >= touched.first_day) {
-        hit.push_back(b);
-      }
-    }
-    return hit;
-  };
+  size_t fresh = 0;  // moved agents not listed before
+  for (uint32_t slot : moved_slot) fresh += slot == kGone;
   // Carries a per-agent vector over to the new indexes (entries of removed agents dropped).
-  auto remap = [&](auto& from, auto* to) {
-    if (same_indexes || from.empty()) {
+  auto remap = [&](const auto& from, auto* to) {
+    if (same_indexes) {
       *to = from;
       return;
     }
@@ -1043,31 +1111,21 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       continue;
     }
     const std::vector<BucketRef> buckets = DecomposeRange(range.first, range.second);
-    const std::vector<BucketRef> hit = touched_buckets(buckets);
-    // Usage-only agents: nothing to read when no bucket of the range was touched, the last
-    // bucket alone when only it was (base + last).
-    const bool last_only = hit.size() == 1 && hit[0].granularity == buckets.back().granularity &&
-                           hit[0].bucket == buckets.back().bucket;
-    const size_t per_usage = hit.empty() ? 0 : last_only ? 1 : buckets.size();
-    const size_t reads =
-        (moved.size() - inserted.size()) * per_usage + inserted.size() * buckets.size();
-    if (!PatchColumn(reads, n)) continue;  // recomputed by scans when next needed
+    if (!PatchColumn(fresh * buckets.size(), n)) continue;  // rescanned when needed
     auto patched = std::make_shared<CreditColumn>();
-    remap(col->total, &patched->total);
-    remap(col->base, &patched->base);
-    Credits* base = patched->base.empty() ? nullptr : patched->base.data();
-    std::string extra, key;
-    for (uint32_t i : moved) {
-      const Agent& a = inv->agents[i];
-      if (is_inserted[i] || (per_usage != 0 && !last_only)) {
-        patched->total[i] = AgentCredits(rd, ws, a, buckets, base ? &base[i] : nullptr);
-      } else if (per_usage != 0) {
-        store::ScopeIdEntity(EntityKind::kAgent, a.id, &extra);
-        const Credits last = BucketCredits(rd, ws, extra, buckets.back(), &key);
-        Credits& total = patched->total[i];
-        total = base ? base[i] : Credits{};
-        SatAddTo(&total.message, last.message);
-        SatAddTo(&total.integration, last.integration);
+    remap(*col, patched.get());
+    for (size_t m = 0; m < moved.size(); ++m) {
+      const uint32_t i = moved[m], slot = moved_slot[m];
+      Credits& c = (*patched)[i];
+      if (slot == kGone) {
+        c = AgentCredits(rd, ws, inv->agents[i], buckets);
+        continue;
+      }
+      c = (*col)[moved_old[m]];
+      for (uint32_t d = deltas_of[slot]; d < deltas_of[slot + 1]; ++d) {
+        if (deltas[d].day < range.first || deltas[d].day > range.second) continue;
+        SatAddTo(&c.message, deltas[d].credits.message);
+        SatAddTo(&c.integration, deltas[d].credits.integration);
       }
     }
     next.credits.emplace_back(range, std::move(patched));
@@ -1078,11 +1136,8 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       continue;
     }
     const std::vector<BucketRef> buckets = DecomposeRange(day - 29, day);
-    const std::vector<BucketRef> hit = touched_buckets(buckets);
-    const size_t reads =
-        (moved.size() - inserted.size()) * hit.size() + inserted.size() * buckets.size();
     const std::shared_ptr<ActiveSets>& sets = col->sets;
-    if (!sets || !PatchColumn(reads, n)) continue;  // recomputed by scans when next needed
+    if (!sets || !PatchColumn(fresh * buckets.size(), n)) continue;
     std::lock_guard lock(sets->mu);
     // Another refresh moved the sets past this column's state: recompute instead.
     if (sets->seq != old.seq) continue;
@@ -1092,13 +1147,27 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       std::vector<std::unique_ptr<store::UserBitmap>> users(n);
       for (uint32_t j = 0; j < prev_n; ++j)
         if (const uint32_t i = old_to_new[j]; i != kGone) users[i] = std::move(sets->users[j]);
+      for (size_t m = 0; m < moved.size(); ++m) {  // listed before with another row
+        const uint32_t j = moved_old[m];
+        if (j != kGone && old_to_new[j] == kGone) users[moved[m]] = std::move(sets->users[j]);
+      }
       sets->users = std::move(users);
     }
-    for (uint32_t i : moved) {
+    for (size_t m = 0; m < moved.size(); ++m) {
+      const uint32_t i = moved[m], slot = moved_slot[m];
       std::unique_ptr<store::UserBitmap>& users = sets->users[i];
-      if (is_inserted[i]) users.reset();
+      if (slot == kGone) users.reset();
       if (!users) users = std::make_unique<store::UserBitmap>();
-      OrAgentUsers(rd, ws, inv->agents[i], is_inserted[i] ? buckets : hit, users.get());
+      if (slot == kGone) {
+        OrAgentUsers(rd, ws, inv->agents[i], buckets, users.get());
+      } else {
+        for (uint32_t d = deltas_of[slot]; d < deltas_of[slot + 1]; ++d) {
+          const Delta& delta = deltas[d];
+          if (delta.day < day - 29 || delta.day > day || delta.users_len == 0) continue;
+          for (uint32_t k = 0; k < delta.users_len; ++k)
+            users->Add(delta_users[delta.users_at + k]);
+        }
+      }
       patched->count[i] = static_cast<int64_t>(users->Cardinality());
     }
     sets->seq = next.seq;
@@ -1106,42 +1175,50 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     next.active.emplace_back(day, std::move(patched));
   }
 
-  // 4. Orders: untouched agents in their old relative order, the moved ones merged back.
-  std::vector<uint8_t> is_moved(n, 0);
+  // 4. Orders: untouched agents in their old relative order, the moved ones placed back. A sort
+  // on a column moves every agent whose usage changed, the others only those whose rows did.
+  std::vector<uint8_t> is_moved(n, 0), is_inserted(n, 0);
   for (uint32_t i : moved) is_moved[i] = 1;
+  for (uint32_t i : inserted) is_inserted[i] = 1;
   for (auto& [ok, order] : old.orders) {
     // Email orders: a creator's new email moves all of its agents.
     if (ok.field == SuperagentSortField::kCreatedByEmail && !new_emails.empty()) continue;
-    if (unchanged) {
+    const bool by_column = IsColumnSort(ok.field);
+    const std::vector<uint32_t>& to_place = by_column ? moved : inserted;
+    const std::vector<uint8_t>& placed = by_column ? is_moved : is_inserted;
+    if (to_place.empty() && same_indexes) {
       next.orders.emplace_back(ok, order);
       continue;
     }
     SortLess less{inv.get(), ok.field, ok.descending, nullptr, nullptr};
-    if (IsColumnSort(ok.field)) {
+    if (by_column) {
       for (const auto& [range, col] : next.credits)
         if (range.first == ok.from && range.second == ok.to) less.credits = col.get();
       for (const auto& [day, col] : next.active)
         if (day == ok.today) less.active = col.get();
       if (!less.credits || !less.active) continue;  // recomputed with its column when needed
     }
-    std::vector<uint32_t> sorted_moved = moved;
-    std::sort(sorted_moved.begin(), sorted_moved.end(), less);
-    auto patched = std::make_shared<Order>();
-    patched->reserve(n);
+    std::vector<uint32_t> sorted = to_place;
+    std::sort(sorted.begin(), sorted.end(), less);
+    Order kept;
+    kept.reserve(n);
     for (uint32_t j : *order) {
       const uint32_t i = new_index(j);
-      if (i != kGone && !is_moved[i]) patched->push_back(i);
+      if (i != kGone && !placed[i]) kept.push_back(i);
     }
-    if (sorted_moved.size() <= 64) {
-      // A few: each one's place by binary search (no two agents compare equal).
-      for (uint32_t i : sorted_moved)
-        patched->insert(std::upper_bound(patched->begin(), patched->end(), i, less), i);
-    } else {
-      Order merged(patched->size() + sorted_moved.size());
-      std::merge(patched->begin(), patched->end(), sorted_moved.begin(), sorted_moved.end(),
-                 merged.begin(), less);
-      *patched = std::move(merged);
+    // Each placed agent's position by binary search (no two agents compare equal; the kept ones
+    // are still in order, their keys unchanged), then block copies: far fewer comparisons, each
+    // a random access to the columns, than merging through the whole order.
+    auto patched = std::make_shared<Order>();
+    patched->reserve(n);
+    auto from = kept.begin();
+    for (uint32_t i : sorted) {
+      const auto at = std::upper_bound(from, kept.end(), i, less);
+      patched->insert(patched->end(), from, at);
+      patched->push_back(i);
+      from = at;
     }
+    patched->insert(patched->end(), from, kept.end());
     next.orders.emplace_back(ok, std::move(patched));
   }
   cache.Put(key, std::move(next));

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "store/codec.h"
+#include "store/bitmap.h"
 
 namespace tally::store {
 
@@ -12,75 +12,103 @@ void ChangeLog::Record(uint64_t before, uint64_t after, const WriteNote* note) {
   e.after = after;
   e.known = note != nullptr;
   if (note) {
-    e.first_day = note->first_day;
-    e.last_day = note->last_day;
-    const bool all_changed = note->fields_changed.size() != note->record_keys.size();
-    for (size_t i = 0; i < note->record_keys.size(); ++i) {
+    auto put = [&](std::string_view s) {
+      Ref r{static_cast<uint32_t>(e.text.size()), static_cast<uint32_t>(s.size())};
+      e.text.append(s);
+      return r;
+    };
+    // Usage by record, in the order of record_keys.
+    std::vector<uint32_t> order(note->usage.size());
+    for (uint32_t u = 0; u < order.size(); ++u) order[u] = u;
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return note->usage[a].record < note->usage[b].record;
+    });
+    size_t next_usage = 0;
+    Ref workspace;
+    std::string_view last_workspace;
+    for (uint32_t i = 0; i < note->record_keys.size(); ++i) {
       const RecordKeyRef ref = ParseRecordKey(note->record_keys[i]);
-      if (ref.kind == RecordKeyRef::Kind::kOther) continue;
-      const bool changed = all_changed || note->fields_changed[i] != 0;
-      // A profile matters to readers only through its fields (the creator's email).
-      if (ref.kind == RecordKeyRef::Kind::kProfile && !changed) continue;
-      // One lookup per key of the batch; consecutive keys usually share the workspace.
-      Touched& t = e.workspaces[std::string(ref.workspace_id)];
-      if (ref.kind == RecordKeyRef::Kind::kProfile) {
-        t.users.emplace_back(ref.id);
-      } else {
-        t.agents.emplace_back(ref.id);
-        if (changed) t.agent_rows.emplace_back(ref.id);
+      const size_t usage_begin = next_usage;
+      while (next_usage < order.size() && note->usage[order[next_usage]].record == i) {
+        ++next_usage;
       }
-      ++e.ids;
+      if (ref.kind == RecordKeyRef::Kind::kOther) continue;
+      const std::span<const NoteField> fields =
+          i < note->fields.size() ? note->fields[i] : std::span<const NoteField>();
+      // A profile matters to readers only through its fields.
+      if (ref.kind == RecordKeyRef::Kind::kProfile && fields.empty()) continue;
+      StoredChange c;
+      c.kind = ref.kind;
+      // Consecutive keys usually share the workspace: its id is stored once for them.
+      if (e.changes.empty() || ref.workspace_id != last_workspace) {
+        workspace = put(ref.workspace_id);
+        last_workspace = ref.workspace_id;
+      }
+      c.workspace = workspace;
+      c.id = put(ref.id);
+      c.fields_begin = static_cast<uint32_t>(e.fields.size());
+      for (const NoteField& f : fields) e.fields.push_back({f.id, put(f.value)});
+      c.fields_end = static_cast<uint32_t>(e.fields.size());
+      c.usage_begin = static_cast<uint32_t>(e.usage.size());
+      if (ref.kind == RecordKeyRef::Kind::kAgent) {
+        for (size_t k = usage_begin; k < next_usage; ++k) {
+          const NoteUsage& u = note->usage[order[k]];
+          StoredUsage& s = e.usage.emplace_back();
+          s.day = u.day;
+          if (u.counters) s.counters = *u.counters;
+          s.users_begin = static_cast<uint32_t>(e.users.size());
+          if (u.users) u.users->ForEach([&](uint32_t id) { e.users.push_back(id); });
+          s.users_end = static_cast<uint32_t>(e.users.size());
+        }
+      }
+      c.usage_end = static_cast<uint32_t>(e.usage.size());
+      e.changes.push_back(c);
     }
   }
   std::lock_guard lock(mu_);
-  ids_ += e.ids;
+  changes_ += e.changes.size();
   entries_.push_back(std::move(e));
-  while (entries_.size() > max_entries_ || (ids_ > max_ids_ && entries_.size() > 1)) {
-    ids_ -= entries_.front().ids;
+  while (entries_.size() > max_entries_ || (changes_ > max_changes_ && entries_.size() > 1)) {
+    changes_ -= entries_.front().changes.size();
     entries_.pop_front();
   }
 }
 
 bool ChangeLog::Collect(std::string_view workspace_id, uint64_t from, uint64_t to,
-                        Touched* out) const {
-  out->agents.clear();
-  out->agent_rows.clear();
-  out->users.clear();
-  out->first_day = 0;
-  out->last_day = -1;
+                        const std::function<void(const Change&)>& fn) const {
   if (from == to) return true;
   if (from > to) return false;
-  const std::string ws(workspace_id);
-  {
-    std::lock_guard lock(mu_);
-    // The first entry starting at `from` (entries are in increasing order).
-    auto it = std::lower_bound(entries_.begin(), entries_.end(), from,
-                               [](const Entry& e, uint64_t seq) { return e.before < seq; });
-    uint64_t at = from;
-    for (; it != entries_.end() && at < to; ++it) {
-      if (it->before != at || !it->known || it->after > to) return false;
-      if (auto w = it->workspaces.find(ws); w != it->workspaces.end()) {
-        const Touched& t = w->second;
-        out->agents.insert(out->agents.end(), t.agents.begin(), t.agents.end());
-        out->agent_rows.insert(out->agent_rows.end(), t.agent_rows.begin(), t.agent_rows.end());
-        out->users.insert(out->users.end(), t.users.begin(), t.users.end());
-        if (it->first_day <= it->last_day) {
-          if (out->first_day > out->last_day) {
-            out->first_day = it->first_day;
-            out->last_day = it->last_day;
-          } else {
-            out->first_day = std::min(out->first_day, it->first_day);
-            out->last_day = std::max(out->last_day, it->last_day);
-          }
-        }
-      }
-      at = it->after;
-    }
-    if (at != to) return false;
+  std::lock_guard lock(mu_);
+  // The first entry starting at `from` (entries are in increasing order).
+  const auto first = std::lower_bound(entries_.begin(), entries_.end(), from,
+                                      [](const Entry& e, uint64_t seq) { return e.before < seq; });
+  uint64_t at = from;
+  auto end = first;
+  for (; end != entries_.end() && at < to; ++end) {
+    if (end->before != at || !end->known || end->after > to) return false;
+    at = end->after;
   }
-  for (std::vector<std::string>* v : {&out->agents, &out->agent_rows, &out->users}) {
-    std::sort(v->begin(), v->end());
-    v->erase(std::unique(v->begin(), v->end()), v->end());
+  if (at != to) return false;
+  std::vector<NoteField> fields;
+  std::vector<Usage> usage;
+  for (auto it = first; it != end; ++it) {
+    const Entry& e = *it;
+    auto view = [&](Ref r) { return std::string_view(e.text).substr(r.off, r.len); };
+    for (const StoredChange& c : e.changes) {
+      if (view(c.workspace) != workspace_id) continue;
+      fields.clear();
+      for (uint32_t f = c.fields_begin; f < c.fields_end; ++f) {
+        fields.push_back({e.fields[f].id, view(e.fields[f].value)});
+      }
+      usage.clear();
+      for (uint32_t u = c.usage_begin; u < c.usage_end; ++u) {
+        const StoredUsage& s = e.usage[u];
+        usage.push_back({s.day, &s.counters,
+                         std::span<const uint32_t>(e.users).subspan(s.users_begin,
+                                                                    s.users_end - s.users_begin)});
+      }
+      fn(Change{c.kind, view(c.id), fields, usage});
+    }
   }
   return true;
 }

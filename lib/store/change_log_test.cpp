@@ -4,8 +4,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
+#include "store/bitmap.h"
 #include "store/codec.h"
 #include "store/store.h"
 #include "store/testing/store_testing.h"
@@ -27,11 +29,35 @@ std::string Profile(std::string_view ws, std::string_view user) {
   return k;
 }
 
-// A note naming `keys` as changed, with no day range (every day).
+// A note naming `keys` (no fields, no usage).
 WriteNote Note(std::vector<std::string_view> keys) {
   WriteNote n;
   n.record_keys = std::move(keys);
   return n;
+}
+
+// What Collect reports, one line per change: "id" (agents) or "profile id", then " f<id>=value"
+// per field and " @day:message:integration:users" per usage entry. nullopt if Collect fails.
+std::optional<Strings> Lines(const ChangeLog& log, std::string_view ws, uint64_t from,
+                             uint64_t to) {
+  Strings out;
+  const bool ok = log.Collect(ws, from, to, [&](const ChangeLog::Change& c) {
+    std::string line = c.kind == RecordKeyRef::Kind::kProfile ? "profile " : "";
+    line += c.id;
+    for (const NoteField& f : c.fields) {
+      line += " f" + std::to_string(f.id) + "=" + std::string(f.value);
+    }
+    for (const ChangeLog::Usage& u : c.usage) {
+      line +=
+          " @" + std::to_string(u.day) + ":" +
+          std::to_string(static_cast<int>(u.counters->d[Counters::kAgentMessageCredits])) + ":" +
+          std::to_string(static_cast<int>(u.counters->d[Counters::kAgentIntegrationCredits])) + ":";
+      for (uint32_t id : u.users) line += std::to_string(id) + ",";
+    }
+    out.push_back(std::move(line));
+  });
+  if (!ok) return std::nullopt;
+  return out;
 }
 
 TEST(ParseRecordKey, NamesProfilesAndAgentRowsOnly) {
@@ -60,24 +86,20 @@ TEST(ChangeLog, CollectsTheChainForOneWorkspace) {
   ChangeLog log;
   const std::string k1 = Agent("ws", "a2"), k2 = Agent("ws", "a1"), k3 = Profile("ws", "u1"),
                     k4 = Agent("other", "a9"), k5 = Agent("ws", "a2");
-  const WriteNote w1 = Note({k1, k2, k3, k4}), w2 = Note({k5});
+  const NoteField email[] = {{field::kUserEmail, "u1@x.org"}};
+  WriteNote w1 = Note({k1, k2, k3, k4});
+  w1.fields = {{}, {}, email, {}};
+  const WriteNote w2 = Note({k5});
   log.Record(10, 14, &w1);
   log.Record(14, 15, &w2);
-  ChangeLog::Touched t;
-  ASSERT_TRUE(log.Collect("ws", 10, 15, &t));
-  EXPECT_EQ(t.agents, (Strings{"a1", "a2"}));
-  EXPECT_EQ(t.users, (Strings{"u1"}));
-  ASSERT_TRUE(log.Collect("ws", 14, 15, &t));
-  EXPECT_EQ(t.agents, (Strings{"a2"}));
-  EXPECT_TRUE(t.users.empty());
-  ASSERT_TRUE(log.Collect("other", 10, 15, &t));
-  EXPECT_EQ(t.agents, (Strings{"a9"}));
-  ASSERT_TRUE(log.Collect("ws", 15, 15, &t));  // nothing written in between
-  EXPECT_TRUE(t.agents.empty());
-  EXPECT_FALSE(log.Collect("ws", 10, 14 + 3, &t));  // a write the log did not see
-  EXPECT_FALSE(log.Collect("ws", 9, 15, &t));       // starts before the log
-  EXPECT_FALSE(log.Collect("ws", 11, 15, &t));      // inside a write
-  EXPECT_FALSE(log.Collect("ws", 15, 10, &t));
+  EXPECT_EQ(Lines(log, "ws", 10, 15), (Strings{"a2", "a1", "profile u1 f2=u1@x.org", "a2"}));
+  EXPECT_EQ(Lines(log, "ws", 14, 15), (Strings{"a2"}));
+  EXPECT_EQ(Lines(log, "other", 10, 15), (Strings{"a9"}));
+  EXPECT_EQ(Lines(log, "ws", 15, 15), Strings{});         // nothing written in between
+  EXPECT_EQ(Lines(log, "ws", 10, 14 + 3), std::nullopt);  // a write the log did not see
+  EXPECT_EQ(Lines(log, "ws", 9, 15), std::nullopt);       // starts before the log
+  EXPECT_EQ(Lines(log, "ws", 11, 15), std::nullopt);      // inside a write
+  EXPECT_EQ(Lines(log, "ws", 15, 10), std::nullopt);
 }
 
 TEST(ChangeLog, UnknownWritesAndGapsAndEvictionBreakTheChain) {
@@ -85,65 +107,47 @@ TEST(ChangeLog, UnknownWritesAndGapsAndEvictionBreakTheChain) {
   const std::string k = Agent("ws", "a1");
   const WriteNote keys = Note({k});
   log.Record(1, 2, &keys);
-  log.Record(2, 3, nullptr);  // unknown keys
+  log.Record(2, 3, nullptr);  // unknown
   log.Record(5, 6, &keys);    // a gap (3, 5]
-  ChangeLog::Touched t;
-  EXPECT_TRUE(log.Collect("ws", 1, 2, &t));
-  EXPECT_FALSE(log.Collect("ws", 1, 3, &t));
-  EXPECT_FALSE(log.Collect("ws", 3, 6, &t));
-  EXPECT_TRUE(log.Collect("ws", 5, 6, &t));
+  EXPECT_TRUE(Lines(log, "ws", 1, 2));
+  EXPECT_FALSE(Lines(log, "ws", 1, 3));
+  EXPECT_FALSE(Lines(log, "ws", 3, 6));
+  EXPECT_TRUE(Lines(log, "ws", 5, 6));
   log.Record(6, 7, &keys);  // evicts (1, 2]
-  EXPECT_FALSE(log.Collect("ws", 1, 2, &t));
-  EXPECT_TRUE(log.Collect("ws", 5, 7, &t));
-  EXPECT_EQ(t.agents, (Strings{"a1"}));
+  EXPECT_FALSE(Lines(log, "ws", 1, 2));
+  EXPECT_EQ(Lines(log, "ws", 5, 7), (Strings{"a1", "a1"}));
 }
 
-// Usage-only keys count as touched agents but not as changed rows, usage-only profiles not at
-// all, and the day ranges of the writes add up to their hull.
-TEST(ChangeLog, SeparatesUsageFromFieldChangesAndKeepsTheDays) {
+// Fields and usage reach the reader with their record; profiles named only for usage and keys
+// of other kinds are not kept.
+TEST(ChangeLog, KeepsFieldsAndUsageOfAgentsAndProfiles) {
   ChangeLog log;
   const std::string a1 = Agent("ws", "a1"), a2 = Agent("ws", "a2"), u1 = Profile("ws", "u1"),
-                    u2 = Profile("ws", "u2"), other = Agent("other", "a9");
-  WriteNote w1 = Note({a1, a2, u1, u2});
-  w1.fields_changed = {0, 1, 0, 1};
-  w1.first_day = 100;
-  w1.last_day = 101;
-  WriteNote w2 = Note({other});
-  w2.first_day = 50;  // another workspace's days do not count
-  w2.last_day = 50;
-  WriteNote w3 = Note({a1});
-  w3.fields_changed = {0};
-  w3.first_day = 99;
-  w3.last_day = 99;
-  WriteNote w4;  // touched no bucket
-  w4.first_day = 1;
-  w4.last_day = 0;
-  log.Record(1, 2, &w1);
-  log.Record(2, 3, &w2);
-  log.Record(3, 4, &w3);
-  log.Record(4, 5, &w4);
-  ChangeLog::Touched t;
-  ASSERT_TRUE(log.Collect("ws", 1, 5, &t));
-  EXPECT_EQ(t.agents, (Strings{"a1", "a2"}));
-  EXPECT_EQ(t.agent_rows, (Strings{"a2"}));
-  EXPECT_EQ(t.users, (Strings{"u2"}));
-  EXPECT_EQ(t.first_day, 99);
-  EXPECT_EQ(t.last_day, 101);
-  ASSERT_TRUE(log.Collect("ws", 3, 4, &t));
-  EXPECT_EQ(t.agents, (Strings{"a1"}));
-  EXPECT_TRUE(t.agent_rows.empty());
-  EXPECT_EQ(t.first_day, 99);
-  EXPECT_EQ(t.last_day, 99);
-  ASSERT_TRUE(log.Collect("ws", 4, 5, &t));
-  EXPECT_GT(t.first_day, t.last_day);
-  // Without fields_changed every key counts as changed.
-  const WriteNote all = Note({a1, u1});
-  log.Record(5, 6, &all);
-  ASSERT_TRUE(log.Collect("ws", 5, 6, &t));
-  EXPECT_EQ(t.agent_rows, (Strings{"a1"}));
-  EXPECT_EQ(t.users, (Strings{"u1"}));
-  EXPECT_LE(t.first_day, -1000000);  // no range given: every day
-  EXPECT_GE(t.last_day, 1000000);
+                    u2 = Profile("ws", "u2"), workflow = [] {
+                      std::string k;
+                      EntityKey("ws", event::EntityKind::kWorkflow, "w1", &k);
+                      return k;
+                    }();
+  const NoteField name[] = {{field::kEntityName, "Support"}, {field::kEntityOwner, "u2"}};
+  const NoteField email[] = {{field::kUserEmail, "u2@x.org"}};
+  Counters c1, c2, c3;
+  c1.d[Counters::kAgentMessageCredits] = 3;
+  c2.d[Counters::kAgentIntegrationCredits] = 5;
+  c3.d[Counters::kAgentMessageCredits] = 7;
+  UserBitmap users1, users3;
+  users1.Add(4);
+  users1.Add(9);
+  users3.Add(1);
+  WriteNote w = Note({a1, a2, u1, u2, workflow});
+  w.fields = {{}, name, {}, email, name};
+  w.usage = {{.record = 1, .day = 100, .counters = &c2},
+             {.record = 0, .day = 100, .counters = &c1, .users = &users1},
+             {.record = 4, .day = 100, .counters = &c3},  // a workflow: not kept
+             {.record = 0, .day = 99, .counters = &c3, .users = &users3}};
+  log.Record(1, 2, &w);
+  EXPECT_EQ(Lines(log, "ws", 1, 2),
+            (Strings{"a1 @100:3:0:4,9, @99:7:0:1,",
+                     "a2 f10=Support f12=u2 @100:0:5:", "profile u2 f2=u2@x.org"}));
 }
 
 // Store::Write records exactly the versions around its write; a write around it breaks the
@@ -164,14 +168,12 @@ TEST(ChangeLog, StoreWritesAreRecorded) {
   ASSERT_TRUE((*store)->Write(&set, &keys).has_value());
   const uint64_t s1 = version();
   EXPECT_GT(s1, s0);
-  ChangeLog::Touched t;
-  ASSERT_TRUE((*store)->changes().Collect("ws", s0, s1, &t));
-  EXPECT_EQ(t.agents, (Strings{"a1"}));
+  EXPECT_EQ(Lines((*store)->changes(), "ws", s0, s1), (Strings{"a1"}));
   WriteSet unlogged(**store);
   unlogged.PutOffset("t", 2, {"c", 3});
   ASSERT_TRUE(testing::WriteUnlogged(**store, &unlogged).has_value());
   ASSERT_TRUE((*store)->Write(&set, &keys).has_value());
-  EXPECT_FALSE((*store)->changes().Collect("ws", s0, version(), &t));
+  EXPECT_FALSE(Lines((*store)->changes(), "ws", s0, version()));
   store->reset();
   std::filesystem::remove_all(dir);
 }
@@ -198,13 +200,12 @@ TEST(ChangeLog, AReaderAtAVersionFindsItsEntry) {
     done = true;
   });
   int misses = 0, views = 0;
-  ChangeLog::Touched t;
   while (!done) {
     const uint64_t v = (*store)->NewReadView()->version();
     if (v == 0) continue;
     ++views;
     // (Unless the log dropped the entry since: it keeps the newest 512.)
-    if (!(*store)->changes().Collect("ws", v - 1, v, &t) &&
+    if (!(*store)->changes().Collect("ws", v - 1, v, [](const ChangeLog::Change&) {}) &&
         (*store)->NewReadView()->version() - v < 400) {
       ++misses;
     }
