@@ -19,6 +19,7 @@
 #include "common/metrics.h"
 #include "common/parse.h"
 #include "common/sha256.h"
+#include "common/thread.h"
 #include "event/event_parser.h"
 #include "http/auth.h"
 #include "http/server.h"
@@ -468,6 +469,7 @@ int main(int argc, char** argv) {
   tally::Status ingest_status = tally::Ok();
   std::atomic<bool> ingest_done{false};
   std::thread ingest([&] {
+    tally::NameCurrentThread("tally-ingest");
     try {
       ingest_status = cons->Run();
     } catch (const std::exception& e) {  // last resort: report, never take the server down

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/thread.h"
 #include "http/error_mapping.h"
 
 namespace tally::http {
@@ -337,6 +338,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options,
   Impl* raw = impl.get();
   for (int i = 0; i < o.threads; ++i) {
     raw->threads.emplace_back([raw] {
+      NameCurrentThread("tally-http");
       // Last-resort catch of an io thread: log and keep serving.
       for (;;) {
         try {

@@ -10,6 +10,7 @@
 #include "aggregate/aggregator.h"
 #include "common/background_task.h"
 #include "common/calendar.h"
+#include "common/thread.h"
 #include "event/event_parser.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
@@ -289,7 +290,12 @@ struct Consumer::Impl {
     b.persist = PersistDue(b);
     last_submit = Clock::now();
     flying = &b;
-    in_flight.Start([this, &b] { return ApplyBatch(&b); });
+    in_flight.Start([this, &b] {
+      // Once per worker thread (BackgroundTask keeps one).
+      static thread_local const bool named = (NameCurrentThread("tally-apply"), true);
+      (void)named;
+      return ApplyBatch(&b);
+    });
     filling ^= 1;
     return true;
   }

@@ -32,9 +32,9 @@
 // The table and the whole-table credit and active-user columns are kept in a small in-process
 // cache keyed by (store identity and path, workspace) and tagged with the version of the store
 // state they describe (ReadView::version): reused as they are by a request whose snapshot has the
-// same version; brought forward by Refresh (below) when the store's change log proves that
-// only the usage of some agents changed since; rebuilt otherwise. A cached answer is always
-// identical to a recomputed one.
+// same version; brought forward by Refresh (below) from what the store's change log says the
+// writes since did; rebuilt when the log cannot say. A cached answer equals a recomputed one
+// (credits up to the last bits of a double: the same amounts added in another order).
 namespace tally::query {
 namespace {
 
@@ -166,8 +166,14 @@ constexpr size_t kCacheOrders = 16;         // sort orders per workspace
 // SetSuperagentsCacheMaxBytes (default kSuperagentsCacheMaxBytes): agent names and emails of up
 // to a few KB each make the agent count alone a weak bound on memory.
 
-// A sort order of the whole inventory: agent indexes in listing order.
-using Order = std::vector<uint32_t>;
+// A sort order of the whole inventory.
+struct Order {
+  std::vector<uint32_t> index;  // agent indexes in listing order
+  // For a sort on a column: each agent's sort key (ColumnKey), in listing order, so that a
+  // refresh places moved agents without a random read of the columns per comparison. Empty for
+  // the other sorts.
+  std::vector<double> key;
+};
 struct OrderKey {
   SuperagentSortField field;
   bool descending;
@@ -177,7 +183,7 @@ struct OrderKey {
 
 // The cached state of one workspace: the inventory and the columns and orders computed from
 // it, all describing the store at version `seq` (store::ReadView::version; the inventory may have
-// been built at an earlier one and carried forward by Refresh when only usage changed since).
+// been built at an earlier one and carried forward by Refresh when no listed row changed since).
 struct CacheEntry {
   uint64_t seq = 0;
   std::shared_ptr<const Inventory> inventory;
@@ -198,7 +204,7 @@ size_t EntryBytes(const Inventory& inv) {
   return inv.bytes +
          inv.agents.size() *
              (kCacheColumnsPerKind * (sizeof(Credits) + sizeof(int64_t) + kActiveSetBytes) +
-              kCacheOrders * sizeof(uint32_t));
+              kCacheOrders * (sizeof(uint32_t) + sizeof(double)));
 }
 
 class Cache {
@@ -716,7 +722,7 @@ bool UsePointReads(size_t listed, size_t buckets, size_t table) {
   return listed <= 32 || listed * std::max<size_t>(buckets, 1) * 8 < table;
 }
 
-std::atomic<uint64_t> g_builds{0}, g_refreshes{0};
+std::atomic<uint64_t> g_builds{0}, g_refreshes{0}, g_column_scans{0};
 
 bool IsColumnSort(SuperagentSortField f) {
   return f == SuperagentSortField::kActiveUsers || f == SuperagentSortField::kMessageCredits ||
@@ -809,15 +815,20 @@ bool FieldShowsAs(const Agent* cached, const store::NoteField& f) {
 // Brings the cached state of `key` forward to the snapshot of `rd` using the store's change log
 // (false, changing nothing, when the log cannot prove what changed since the cached state: too
 // far back, or unlogged writes; the caller then rebuilds everything from the snapshot):
-//  - the touched agents' rows and the touched creators' profiles are re-read;
-//  - if only usage changed (credits, active users), the inventory is kept as it is;
-//  - otherwise (agents created, deleted, renamed, re-owned, with a new visibility, creators with
-//    a new email) a new inventory is made from the cached one in memory: unchanged agents keep
-//    their strings (shared buffers) and move to their new index, changed ones are inserted;
-//  - the touched agents' entries of the cached columns are re-read with point reads (columns
-//    with too many touched agents are dropped and rescanned when next needed), and the cached
-//    sort orders are patched: untouched agents keep their relative order (their keys did not
-//    change and indexes keep the id order), the touched ones are sorted and merged back.
+//  - an agent's row is re-read only when a write merged a field the listing shows with another
+//    value than the cached one, or created, deleted or revived it (FieldShowsAs); a creator's
+//    profile only when a write named another email;
+//  - if no listed row changed, the inventory is kept as it is; otherwise (agents created,
+//    deleted, renamed, re-owned, with a new visibility, creators with a new email) a new
+//    inventory is made from the cached one in memory: unchanged agents keep their strings
+//    (shared buffers) and move to their new index, changed ones are inserted;
+//  - the cached columns are carried over with each touched agent's logged credits added and its
+//    logged users ORed into the column's user sets; only agents listed for the first time are
+//    read from the store (point reads; a column that would need too many is dropped and
+//    rescanned when next needed);
+//  - the cached sort orders are patched: the other agents keep their relative order (their keys
+//    did not change and indexes keep the id order), the moved ones (usage or row changed, for a
+//    sort on a column; row changed, for the others) are sorted and placed back by binary search.
 bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::string& ws) {
   CacheEntry old = cache.Copy(key);
   if (!old.inventory || old.seq >= rd.version()) return false;
@@ -832,17 +843,34 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   struct TouchedAgent {
     uint32_t old = kGone;  // index in prev
     bool row = false;
+    std::string id;  // agents not in prev only (the others': prev_agents[old].id)
   };
   std::vector<TouchedAgent> touched;
-  std::unordered_map<std::string, uint32_t> slot_of;  // agent id -> index in touched
+  std::vector<uint32_t> slot_of_old(prev_n, kGone);          // prev index -> slot in touched
+  std::unordered_map<std::string, uint32_t> slot_of_absent;  // agents not in prev
   std::vector<Delta> deltas;
   std::vector<uint32_t> delta_users;  // Delta::users_* index into it
   std::vector<std::string> reread_creators;
+  // An agent's index in prev (kGone if absent). Changes come in key order, which is usually id
+  // order too: the search gallops forward from the previous hit before it bisects.
+  size_t hint = 0;
   auto index_of = [&](std::string_view id) {
-    auto it = std::lower_bound(prev_agents.begin(), prev_agents.end(), id,
+    size_t lo = 0, hi = prev_n;
+    if (hint < prev_n && prev_agents[hint].id < id) {
+      // Below lo every id is smaller; at hint + step (if there) it is not.
+      size_t step = 1;
+      lo = hint + 1;
+      while (hint + step < prev_n && prev_agents[hint + step].id < id) {
+        lo = hint + step + 1;
+        step *= 2;
+      }
+      hi = std::min(prev_n, hint + step + 1);
+    }
+    auto it = std::lower_bound(prev_agents.begin() + lo, prev_agents.begin() + hi, id,
                                [](const Agent& a, std::string_view x) { return a.id < x; });
-    return it != prev_agents.end() && it->id == id ? static_cast<uint32_t>(it - prev_agents.begin())
-                                                   : kGone;
+    if (it == prev_agents.end() || it->id != id) return kGone;
+    hint = static_cast<size_t>(it - prev_agents.begin());
+    return static_cast<uint32_t>(hint);
   };
   const bool chained =
       rd.store.changes().Collect(ws, old.seq, rd.version(), [&](const store::ChangeLog::Change& c) {
@@ -856,9 +884,18 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
           }
           return;
         }
-        auto [it, fresh] = slot_of.try_emplace(std::string(c.id), touched.size());
-        if (fresh) touched.push_back({index_of(c.id), false});
-        const uint32_t slot = it->second;
+        const uint32_t old_index = index_of(c.id);
+        uint32_t* slot_ref;
+        if (old_index != kGone) {
+          slot_ref = &slot_of_old[old_index];
+        } else {
+          slot_ref = &slot_of_absent.try_emplace(std::string(c.id), kGone).first->second;
+        }
+        if (*slot_ref == kGone) {
+          *slot_ref = static_cast<uint32_t>(touched.size());
+          touched.push_back({old_index, false, old_index == kGone ? std::string(c.id) : ""});
+        }
+        const uint32_t slot = *slot_ref;
         TouchedAgent& t = touched[slot];
         const Agent* cached = t.old == kGone ? nullptr : &prev_agents[t.old];
         for (const store::NoteField& f : c.fields) {
@@ -902,8 +939,9 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   std::string k;
   store::Record r;
   AgentFields f;
-  for (const auto& [id, slot] : slot_of) {
+  for (uint32_t slot = 0; slot < touched.size(); ++slot) {
     const TouchedAgent& t = touched[slot];
+    const std::string_view id = t.old == kGone ? std::string_view(t.id) : prev_agents[t.old].id;
     if (!t.row) {
       // Its row shows as it did: listed as before (or still not at all); only usage changed.
       if (t.old != kGone) {
@@ -1132,6 +1170,11 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   }
   for (const auto& [day, col] : old.active) {
     if (unchanged) {
+      // The same column describes the new state too, and so do its sets.
+      if (col->sets) {
+        std::lock_guard lock(col->sets->mu);
+        if (col->sets->seq == old.seq) col->sets->seq = next.seq;
+      }
       next.active.emplace_back(day, col);
       continue;
     }
@@ -1198,27 +1241,76 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
         if (day == ok.today) less.active = col.get();
       if (!less.credits || !less.active) continue;  // recomputed with its column when needed
     }
+    auto patched = std::make_shared<Order>();
+    if (by_column && order->key.size() == order->index.size()) {
+      // By (key, index), on the keys kept with the order: sequential reads, except for the moved
+      // agents' new keys.
+      const bool desc = ok.descending;
+      auto before = [desc](double ka, uint32_t ia, double kb, uint32_t ib) {
+        if (ka != kb) return desc ? ka > kb : ka < kb;
+        return ia < ib;
+      };
+      std::vector<std::pair<double, uint32_t>> sorted;
+      sorted.reserve(to_place.size());
+      for (uint32_t i : to_place)
+        sorted.emplace_back(ColumnKey(ok.field, *less.credits, *less.active, i), i);
+      std::sort(sorted.begin(), sorted.end(), [&](const auto& a, const auto& b) {
+        return before(a.first, a.second, b.first, b.second);
+      });
+      Order kept;
+      kept.index.reserve(n);
+      kept.key.reserve(n);
+      for (size_t p = 0; p < order->index.size(); ++p) {
+        const uint32_t i = new_index(order->index[p]);
+        if (i == kGone || placed[i]) continue;
+        kept.index.push_back(i);
+        kept.key.push_back(order->key[p]);
+      }
+      patched->index.reserve(n);
+      patched->key.reserve(n);
+      size_t from = 0;
+      for (const auto& [key, i] : sorted) {
+        // The first kept agent that sorts after i (no two agents compare equal).
+        size_t lo = from, hi = kept.index.size();
+        while (lo < hi) {
+          const size_t mid = lo + (hi - lo) / 2;
+          if (before(key, i, kept.key[mid], kept.index[mid])) {
+            hi = mid;
+          } else {
+            lo = mid + 1;
+          }
+        }
+        patched->index.insert(patched->index.end(), kept.index.begin() + from,
+                              kept.index.begin() + lo);
+        patched->key.insert(patched->key.end(), kept.key.begin() + from, kept.key.begin() + lo);
+        patched->index.push_back(i);
+        patched->key.push_back(key);
+        from = lo;
+      }
+      patched->index.insert(patched->index.end(), kept.index.begin() + from, kept.index.end());
+      patched->key.insert(patched->key.end(), kept.key.begin() + from, kept.key.end());
+      next.orders.emplace_back(ok, std::move(patched));
+      continue;
+    }
     std::vector<uint32_t> sorted = to_place;
     std::sort(sorted.begin(), sorted.end(), less);
-    Order kept;
+    std::vector<uint32_t> kept;
     kept.reserve(n);
-    for (uint32_t j : *order) {
+    for (uint32_t j : order->index) {
       const uint32_t i = new_index(j);
       if (i != kGone && !placed[i]) kept.push_back(i);
     }
     // Each placed agent's position by binary search (no two agents compare equal; the kept ones
-    // are still in order, their keys unchanged), then block copies: far fewer comparisons, each
-    // a random access to the columns, than merging through the whole order.
-    auto patched = std::make_shared<Order>();
-    patched->reserve(n);
+    // are still in order, their keys unchanged), then block copies.
+    patched->index.reserve(n);
     auto from = kept.begin();
     for (uint32_t i : sorted) {
       const auto at = std::upper_bound(from, kept.end(), i, less);
-      patched->insert(patched->end(), from, at);
-      patched->push_back(i);
+      patched->index.insert(patched->index.end(), from, at);
+      patched->index.push_back(i);
       from = at;
     }
-    patched->insert(patched->end(), from, kept.end());
+    patched->index.insert(patched->index.end(), from, kept.end());
     next.orders.emplace_back(ok, std::move(patched));
   }
   cache.Put(key, std::move(next));
@@ -1401,12 +1493,14 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
       cache.FindCredits(cache_key, rd.version(), from, to);
   if (!credits && !UsePointReads(listed_count, range.size(), n)) {
     std::shared_ptr<const CreditColumn> col = AllCredits(rd, ws, *inv, from, to);
+    g_column_scans.fetch_add(1, std::memory_order_relaxed);
     cache.PutCredits(cache_key, rd.version(), from, to, col);
     credits = std::move(col);
   }
   std::shared_ptr<const ActiveColumn> active = cache.FindActive(cache_key, rd.version(), today);
   if (!active && !UsePointReads(listed_count, last30.size(), n)) {
     std::shared_ptr<const ActiveColumn> col = AllActive(rd, ws, *inv, last30);
+    g_column_scans.fetch_add(1, std::memory_order_relaxed);
     cache.PutActive(cache_key, rd.version(), today, col);
     active = std::move(col);
   }
@@ -1422,7 +1516,7 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   std::vector<int64_t> point_active;
   if (std::shared_ptr<const Order> order = cache.FindOrder(cache_key, rd.version(), order_key);
       order && credits && active) {
-    for (uint32_t i : *order)
+    for (uint32_t i : order->index)
       if (match[i]) listed.push_back(i);
   } else {
     // Sorting the whole table pays when many agents are listed: its order is cached and serves
@@ -1496,6 +1590,11 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     }
     std::vector<uint32_t> sorted(listed.size());
     for (size_t k = 0; k < pos.size(); ++k) sorted[k] = listed[pos[k]];
+    std::vector<double> sorted_keys;
+    if (whole && IsColumnSort(field)) {
+      sorted_keys.resize(pos.size());
+      for (size_t k = 0; k < pos.size(); ++k) sorted_keys[k] = numeric[pos[k]];
+    }
     if (!point_credits.empty()) {
       std::vector<Credits> pc(pos.size());
       std::vector<int64_t> pa(pos.size());
@@ -1508,10 +1607,10 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     }
     listed = std::move(sorted);
     if (whole) {
-      auto order = std::make_shared<const Order>(listed);
+      auto order = std::make_shared<const Order>(Order{listed, std::move(sorted_keys)});
       cache.PutOrder(cache_key, rd.version(), order_key, order);
       listed.clear();
-      for (uint32_t i : *order)
+      for (uint32_t i : order->index)
         if (match[i]) listed.push_back(i);
     }
   }
@@ -1530,7 +1629,7 @@ void SetSuperagentsCacheMaxBytes(size_t max_bytes) { Cache::Get().SetMaxBytes(ma
 SuperagentsCacheStats GetSuperagentsCacheStats() {
   auto [workspaces, bytes] = Cache::Get().Size();
   return {g_builds.load(std::memory_order_relaxed), g_refreshes.load(std::memory_order_relaxed),
-          workspaces, bytes};
+          g_column_scans.load(std::memory_order_relaxed), workspaces, bytes};
 }
 
 Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,

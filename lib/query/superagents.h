@@ -28,19 +28,22 @@
 // active users (one pass over the bitmap rows of the last 30 days) are computed from one store
 // snapshot and cached in-process, tagged with the snapshot's version (store::ReadView::version):
 // a request whose snapshot has the same version reuses them. After writes, the store's change log
-// (store/change_log.h) says which of the workspace's agents and profiles they touched: when only
-// usage changed (credits, active users), the cached table is carried forward and just the
-// touched agents' column entries are re-read (point reads) and merged back into the cached sort
-// orders; any other change (an agent created, deleted, renamed, re-owned or with a new
-// visibility, a creator's new email), or a log that cannot prove what changed, rebuilds them.
-// Either way a cached answer is identical to a recomputed one. A request that lists few agents
-// reads their credits and users with point reads instead. Then: the search over the table (one
-// memmem pass over the names, one find per distinct creator email), the sort (the whole table's
-// order is cached per sort field and range), and one row per listed agent. So with an idle store
-// a request costs O(agents of the workspace) for the filter plus O(listed agents) for the rows;
-// after usage-only writes, O(touched agents) point reads plus O(agents) to patch the columns;
-// after other writes, a rebuild of the table and of the columns it needs (O(agent rows in the
-// range's buckets)).
+// (store/change_log.h) replays what they did to the workspace: each touched agent's credits are
+// added to the cached columns and its new users ORed into per-agent user sets (no store reads);
+// an agent row is re-read only when a write merged a field the listing shows with another value,
+// or created, deleted or revived the agent, and a creator's profile only when a write named
+// another email; the table is then patched in memory (unchanged agents keep their strings), and
+// the moved agents are placed back into the cached sort orders. Only a log that cannot prove
+// what changed (too far behind, or a write without a note) rebuilds everything. A refreshed
+// answer equals a recomputed one, except that its credits are the same amounts added in
+// another order, so they may differ in the last bits of a double (as staged and persisted rows
+// may: store.h Persist). A request that lists few agents reads their credits and users with
+// point reads instead. Then: the search over the table (one memmem pass over the names, one
+// find per distinct creator email), the sort (the whole table's order is cached per sort field
+// and range), and one row per listed agent. So with an idle store a request costs O(agents of
+// the workspace) for the filter plus O(listed agents) for the rows; after writes, O(changes
+// logged) in memory plus O(agents) to copy the columns and orders it patches, plus a point read
+// per agent whose shown fields or liveness changed.
 //
 // Thread-safe: any number of concurrent calls on one Store.
 
@@ -175,12 +178,13 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(
     const store::Store& store, const Clock& clock, const SuperagentsRequest& request);
 
 // Counts since process start, over all stores (for tests and monitoring): agent tables built from
-// a store snapshot, and cached tables brought forward to a newer snapshot without a rebuild
-// because the store's change log showed usage-only changes.
+// a store snapshot, cached tables brought forward to a newer snapshot from the store's change log
+// (without a rebuild), and whole-table credit or active-user columns computed by scans.
 // Also the current size of the in-process cache: workspaces cached and their estimated bytes.
 struct SuperagentsCacheStats {
   uint64_t builds = 0;
   uint64_t refreshes = 0;
+  uint64_t column_scans = 0;
   uint64_t workspaces = 0;
   uint64_t bytes = 0;
 };

@@ -518,6 +518,7 @@ TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
     Check(range, what + ": this week");
   };
   check_all("warm-up");
+  const uint64_t scans_warm = GetSuperagentsCacheStats().column_scans;
   int next_id = 100'000;
   auto exec = [&](size_t agent, const char* day, const std::string& user, double msg,
                   double integ) {
@@ -568,7 +569,18 @@ TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
   check_all("an event in this week");
   Apply({exec(12, "2026-01-10", "u-old", 50, 0)});  // outside every range and the window
   check_all("an event before every range");
+  // A write that leaves the workspace as it was, then usage again: the cached columns (and the
+  // user sets behind the active users) follow both.
+  UsageEvent elsewhere = exec(13, "2026-03-15", "u1", 1, 0);
+  refs_[13].execs.pop_back();
+  elsewhere.workspace_id = "other-ws";
+  Apply({elsewhere});
+  check_all("a write to another workspace");
+  Apply({exec(13, "2026-03-15", "u-after", 1, 0)});
+  check_all("usage after it");
   EXPECT_EQ(GetSuperagentsCacheStats().builds, after.builds);
+  // Every column was brought forward from the log, none scanned again.
+  EXPECT_EQ(GetSuperagentsCacheStats().column_scans, scans_warm);
 
   // 3. Every other kind of change in one batch, after the same-day events above: a rename, a
   // new visibility, a deletion, two new agents (one by a new creator), a creator's new email and
