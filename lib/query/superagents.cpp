@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <list>
@@ -192,6 +193,11 @@ struct CacheEntry {
   std::list<std::pair<DayNumber, std::shared_ptr<const ActiveColumn>>> active;
   std::list<std::pair<OrderKey, std::shared_ptr<const Order>>> orders;
   uint64_t last_use = 0;
+  // When a request last found the entry (the follower keeps following it for a while).
+  std::chrono::steady_clock::time_point used_at{};
+  // Held while the entry is brought forward or rebuilt (shared by every state of the entry), so
+  // that a request waits for a refresh in progress instead of repeating it.
+  std::shared_ptr<std::mutex> refresh_mu;
 };
 
 // Estimated memory of the user set of one agent of an active-user column (a small CRoaring
@@ -234,12 +240,36 @@ class Cache {
     return it == entries_.end() ? CacheEntry{} : it->second;
   }
 
+  // The mutex held while the entry of `key` is brought forward or rebuilt; null if no entry.
+  std::shared_ptr<std::mutex> RefreshMutex(const std::string& key) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : it->second.refresh_mu;
+  }
+
+  // The keys starting with `prefix` whose entries a request found within `recent`.
+  std::vector<std::string> RecentlyUsed(std::string_view prefix,
+                                        std::chrono::steady_clock::duration recent) {
+    std::vector<std::string> keys;
+    const auto since = std::chrono::steady_clock::now() - recent;
+    std::lock_guard lock(mu_);
+    for (const auto& [key, e] : entries_) {
+      if (e.inventory && e.used_at >= since && key.starts_with(prefix)) keys.push_back(key);
+    }
+    return keys;
+  }
+
   // Replaces the entry of `key` by `entry` unless the cached one describes a later state.
   void Put(const std::string& key, CacheEntry entry) {
     CacheEntry old;  // destroyed after the lock is released
     std::lock_guard lock(mu_);
     CacheEntry& e = entries_[key];
     if (e.inventory && e.seq >= entry.seq) return;  // keep the newer one
+    if (!entry.refresh_mu) {
+      entry.refresh_mu = e.refresh_mu ? e.refresh_mu : std::make_shared<std::mutex>();
+    }
+    entry.used_at =
+        e.inventory ? std::max(e.used_at, entry.used_at) : std::chrono::steady_clock::now();
     agents_ -= e.inventory ? e.inventory->agents.size() : 0;
     agents_ += entry.inventory->agents.size();
     bytes_ -= e.inventory ? EntryBytes(*e.inventory) : 0;
@@ -312,6 +342,7 @@ class Cache {
     auto it = entries_.find(key);
     if (it == entries_.end() || !it->second.inventory || it->second.seq != seq) return nullptr;
     it->second.last_use = ++clock_;
+    it->second.used_at = std::chrono::steady_clock::now();
     return &it->second;
   }
 
@@ -1318,6 +1349,28 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
   return true;
 }
 
+// How long the store's writes keep bringing a cached table forward after a request last used it.
+constexpr auto kFollowFor = std::chrono::minutes(5);
+
+// Brings the store's recently used cached tables forward right after a write (Store::Follow), so
+// that requests find them at the store's latest state instead of paying for the refresh. Skips a
+// table a request is refreshing or rebuilding at the moment (the writer does not wait for it).
+void FollowWrites(const store::Store& store) {
+  Cache& cache = Cache::Get();
+  std::string prefix = store.identity();
+  prefix.push_back('\0');
+  prefix += store.path();
+  prefix.push_back('\0');
+  for (const std::string& key : cache.RecentlyUsed(prefix, kFollowFor)) {
+    const std::shared_ptr<std::mutex> mu = cache.RefreshMutex(key);
+    if (!mu) continue;
+    std::unique_lock lock(*mu, std::try_to_lock);
+    if (!lock.owns_lock()) continue;
+    const Reader rd(store);
+    Refresh(cache, key, rd, key.substr(prefix.size()));
+  }
+}
+
 // The listing of one request: references to the (shared, immutable) inventory and columns and
 // the listed agents in order; rows are built on demand.
 class Listing final : public SuperagentsListing {
@@ -1414,10 +1467,19 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   cache_key.push_back('\0');
   cache_key += ws;
   Cache& cache = Cache::Get();
+  // From now on the store's writes bring its cached tables forward as they happen.
+  store.Follow(&cache, FollowWrites);
   std::optional<Reader> reader(std::in_place, store);
-  // A concurrent request may have brought the cache past this snapshot: a newer snapshot (any
-  // state since the request began is a correct answer) reuses it instead of building an older
-  // state from scratch.
+  // A refresh in progress (the follower's after a write, or another request's) is waited for
+  // rather than repeated. The mutex outlives the lock even if the entry is evicted meanwhile.
+  std::shared_ptr<std::mutex> refresh_mu;
+  std::unique_lock<std::mutex> refreshing;
+  if (cache.Seq(cache_key) < reader->version()) {
+    refresh_mu = cache.RefreshMutex(cache_key);
+    if (refresh_mu) refreshing = std::unique_lock(*refresh_mu);
+  }
+  // The cache may be past this snapshot (brought forward meanwhile): a newer snapshot (any state
+  // since the request began is a correct answer) reuses it instead of building an older state.
   if (cache.Seq(cache_key) > reader->version()) reader.emplace(store);
   const Reader& rd = *reader;
 
@@ -1434,6 +1496,7 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     cache.Put(cache_key, std::move(entry));
     inv = std::move(built);
   }
+  if (refreshing.owns_lock()) refreshing.unlock();
   const std::vector<Agent>& agents = inv->agents;
   const size_t n = agents.size();
 

@@ -27,15 +27,19 @@
 // credits over [from, to] (one pass over the counter rows of DecomposeRange(from, to)) and the
 // active users (one pass over the bitmap rows of the last 30 days) are computed from one store
 // snapshot and cached in-process, tagged with the snapshot's version (store::ReadView::version):
-// a request whose snapshot has the same version reuses them. After writes, the store's change log
-// (store/change_log.h) replays what they did to the workspace: each touched agent's credits are
-// added to the cached columns and its new users ORed into per-agent user sets (no store reads);
-// an agent row is re-read only when a write merged a field the listing shows with another value,
-// or created, deleted or revived the agent, and a creator's profile only when a write named
-// another email; the table is then patched in memory (unchanged agents keep their strings), and
-// the moved agents are placed back into the cached sort orders. Only a log that cannot prove
-// what changed (too far behind, or a write without a note) rebuilds everything. A refreshed
-// answer equals a recomputed one, except that its credits are the same amounts added in
+// a request whose snapshot has the same version reuses them. After each write, the store runs
+// this module's follower (store::Store::Follow) on the writing thread: it brings the store's
+// tables that requests used in the last 5 minutes forward to the new state, so requests find
+// them current; a request that finds its table behind (the follower was busy, or skipped it)
+// brings it forward itself, or waits for the refresh in progress. Bringing forward replays what
+// the store's change log (store/change_log.h) says the writes did to the workspace: each touched
+// agent's credits are added to the cached columns and its new users ORed into per-agent user sets
+// (no store reads); an agent row is re-read only when a write merged a field the listing shows with
+// another value, or created, deleted or revived the agent, and a creator's profile only when a
+// write named another email; the table is then patched in memory (unchanged agents keep their
+// strings), and the moved agents are placed back into the cached sort orders. Only a log that
+// cannot prove what changed (too far behind, or a write without a note) rebuilds everything. A
+// refreshed answer equals a recomputed one, except that its credits are the same amounts added in
 // another order, so they may differ in the last bits of a double (as staged and persisted rows
 // may: store.h Persist). A request that lists few agents reads their credits and users with
 // point reads instead. Then: the search over the table (one memmem pass over the names, one

@@ -569,6 +569,15 @@ TEST_F(SuperagentsManyTest, CachedTableFollowsWritesExactly) {
   check_all("an event in this week");
   Apply({exec(12, "2026-01-10", "u-old", 50, 0)});  // outside every range and the window
   check_all("an event before every range");
+  // The store's writes bring the cached table forward themselves (Store::Follow): requests
+  // after a write find it at the store's latest state and refresh nothing.
+  const SuperagentsCacheStats before_write = GetSuperagentsCacheStats();
+  Apply({exec(5, "2026-03-15", "u-followed", 1, 0), exec(6, "2026-03-14", "u1", 2, 0)});
+  const SuperagentsCacheStats after_write = GetSuperagentsCacheStats();
+  EXPECT_GT(after_write.refreshes, before_write.refreshes);
+  check_all("followed by the write");
+  EXPECT_EQ(GetSuperagentsCacheStats().refreshes, after_write.refreshes);
+  EXPECT_EQ(GetSuperagentsCacheStats().builds, after_write.builds);
   // A write that leaves the workspace as it was, then usage again: the cached columns (and the
   // user sets behind the active users) follow both.
   UsageEvent elsewhere = exec(13, "2026-03-15", "u1", 1, 0);

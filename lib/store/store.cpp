@@ -292,6 +292,12 @@ Status Store::Write(WriteSet* set, const WriteNote* note) {
   if (!internal::Access::BelongsTo(*set, *this)) {
     return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
   }
+  Status s = WriteLocked(set, note);
+  if (s) RunFollowers();
+  return s;
+}
+
+Status Store::WriteLocked(WriteSet* set, const WriteNote* note) {
   std::lock_guard lock(write_mu_);
   if (rep_->Current()->staged_rows.load() > 0) {
     // After what is staged, never before it: stage this too and persist both.
@@ -320,8 +326,31 @@ Status Store::Stage(WriteSet* set, const WriteNote* note) {
   if (!internal::Access::BelongsTo(*set, *this)) {
     return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
   }
-  std::lock_guard lock(write_mu_);
-  return StageLocked(set, note);
+  Status s;
+  {
+    std::lock_guard lock(write_mu_);
+    s = StageLocked(set, note);
+  }
+  if (s) RunFollowers();
+  return s;
+}
+
+void Store::Follow(const void* tag, std::function<void(const Store&)> fn) const {
+  std::lock_guard lock(followers_mu_);
+  for (const auto& [t, f] : *followers_)
+    if (t == tag) return;
+  auto next = std::make_shared<Followers>(*followers_);
+  next->emplace_back(tag, std::move(fn));
+  followers_ = std::move(next);
+}
+
+void Store::RunFollowers() const {
+  std::shared_ptr<const Followers> followers;
+  {
+    std::lock_guard lock(followers_mu_);
+    followers = followers_;
+  }
+  for (const auto& [tag, fn] : *followers) fn(*this);
 }
 
 Status Store::StageLocked(WriteSet* set, const WriteNote* note) {

@@ -111,8 +111,15 @@ class Store {
   // with StoreOptions::disable_wal. kUnavailable on I/O errors.
   Status Flush();
 
-  // What recent writes touched (only writes made through Write()), by ReadView::version().
+  // What recent writes did (those made through Write() and Stage()), by ReadView::version().
   const ChangeLog& changes() const { return changes_; }
+
+  // Registers fn to run after every successful Write and Stage, once the write is visible to
+  // readers (and in changes()): on the writing thread, outside the store's locks, so the writer
+  // waits for it. For readers that keep views in memory and bring them forward as the store is
+  // written (query/superagents.cpp). A second call with the same `tag` changes nothing. fn must
+  // not write to this store, and should be quick. Thread-safe.
+  void Follow(const void* tag, std::function<void(const Store&)> fn) const;
 
   // A consistent snapshot for reads. The store must outlive it.
   std::unique_ptr<ReadView> NewReadView() const;
@@ -184,7 +191,9 @@ class Store {
   Store();
   Status CheckSchemaVersion();
   // Stage and Persist with write_mu_ held.
+  Status WriteLocked(WriteSet* set, const WriteNote* note);
   Status StageLocked(WriteSet* set, const WriteNote* note);
+  void RunFollowers() const;
   // Records a write that is visible to readers in changes(), then moves the version past it.
   void PublishLocked(const WriteNote* note);
   Status PersistLocked();
@@ -197,6 +206,9 @@ class Store {
   std::shared_ptr<std::atomic<int64_t>> newest_event_ms_;
   std::mutex write_mu_;
   ChangeLog changes_;
+  using Followers = std::vector<std::pair<const void*, std::function<void(const Store&)>>>;
+  mutable std::mutex followers_mu_;
+  mutable std::shared_ptr<const Followers> followers_ = std::make_shared<const Followers>();
 };
 
 // A view of the store: every read sees everything written (Write) or staged (Stage) before the
