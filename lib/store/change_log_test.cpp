@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include "store/bitmap.h"
@@ -213,6 +214,34 @@ TEST(ChangeLog, AReaderAtAVersionFindsItsEntry) {
   writer.join();
   EXPECT_GT(views, 0);
   EXPECT_EQ(misses, 0) << "of " << views << " views";
+  store->reset();
+  std::filesystem::remove_all(dir);
+}
+
+// Followers run after every Write and Stage that succeeded, once per tag, when the write is
+// visible; an unlogged write runs none, and a follower that throws does not fail the write.
+TEST(ChangeLog, FollowersRunAfterEveryVisibleWrite) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("tally_change_log_follow_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto store = Store::Open({.path = dir.string()});
+  ASSERT_TRUE(store.has_value()) << store.error().message;
+  const Store& s = **store;
+  int tag = 0;
+  std::vector<uint64_t> seen;  // the version each call saw
+  s.Follow(&tag, [&](const Store& st) { seen.push_back(st.NewReadView()->version()); });
+  s.Follow(&tag, [&](const Store&) { seen.push_back(0); });  // same tag: ignored
+  int other = 0;
+  s.Follow(&other, [](const Store&) { throw std::runtime_error("follower failed"); });
+  WriteSet set(**store);
+  set.PutOffset("t", 0, {"c", 1});
+  ASSERT_TRUE((*store)->Write(&set, nullptr).has_value());
+  ASSERT_TRUE((*store)->Stage(&set, nullptr).has_value());
+  ASSERT_TRUE(testing::WriteUnlogged(**store, &set).has_value());
+  ASSERT_TRUE((*store)->Persist().has_value());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], 1u);
+  EXPECT_EQ(seen[1], 2u);
   store->reset();
   std::filesystem::remove_all(dir);
 }

@@ -350,7 +350,14 @@ void Store::RunFollowers() const {
     std::lock_guard lock(followers_mu_);
     followers = followers_;
   }
-  for (const auto& [tag, fn] : *followers) fn(*this);
+  for (const auto& [tag, fn] : *followers) {
+    // The write has succeeded and is visible: a follower that fails (out of memory) must not
+    // make its writer believe otherwise and write the batch again.
+    try {
+      fn(*this);
+    } catch (...) {
+    }
+  }
 }
 
 Status Store::StageLocked(WriteSet* set, const WriteNote* note) {

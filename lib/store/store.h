@@ -118,7 +118,8 @@ class Store {
   // readers (and in changes()): on the writing thread, outside the store's locks, so the writer
   // waits for it. For readers that keep views in memory and bring them forward as the store is
   // written (query/superagents.cpp). A second call with the same `tag` changes nothing. fn must
-  // not write to this store, and should be quick. Thread-safe.
+  // not write to this store, and should be quick; an exception it throws is swallowed (the
+  // write stands). Thread-safe.
   void Follow(const void* tag, std::function<void(const Store&)> fn) const;
 
   // A consistent snapshot for reads. The store must outlive it.
