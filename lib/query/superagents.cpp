@@ -816,6 +816,30 @@ struct SortLess {
   }
 };
 
+// Merges `count` sorted items into `size` kept ones, also sorted (no item compares equal to a
+// kept one): each item's place by binary search from the previous item's place, then block
+// copies, so a few items cost a few searches, not a comparison per kept one. before(k, p): item
+// k sorts before kept p; copy(from, to): emit kept [from, to); place(k): emit item k.
+template <typename Before, typename Copy, typename Place>
+void PlaceSorted(size_t count, size_t size, Before before, Copy copy, Place place) {
+  size_t from = 0;
+  for (size_t k = 0; k < count; ++k) {
+    size_t lo = from, hi = size;
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (before(k, mid)) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    copy(from, lo);
+    place(k);
+    from = lo;
+  }
+  copy(from, size);
+}
+
 // What one write added to the usage of one agent on one day (Refresh).
 struct Delta {
   uint32_t slot = 0;  // the agent
@@ -1230,8 +1254,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
     for (size_t m = 0; m < moved.size(); ++m) {
       const uint32_t i = moved[m], slot = moved_slot[m];
       std::unique_ptr<store::UserBitmap>& users = sets->users[i];
-      if (slot == kGone) users.reset();
-      if (!users) users = std::make_unique<store::UserBitmap>();
+      if (slot == kGone || !users) users = std::make_unique<store::UserBitmap>();
       if (slot == kGone) {
         OrAgentUsers(rd, ws, inv->agents[i], buckets, users.get());
       } else {
@@ -1273,7 +1296,7 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       if (!less.credits || !less.active) continue;  // recomputed with its column when needed
     }
     auto patched = std::make_shared<Order>();
-    if (by_column && order->key.size() == order->index.size()) {
+    if (by_column) {
       // By (key, index), on the keys kept with the order: sequential reads, except for the moved
       // agents' new keys.
       const bool desc = ok.descending;
@@ -1299,27 +1322,20 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       }
       patched->index.reserve(n);
       patched->key.reserve(n);
-      size_t from = 0;
-      for (const auto& [key, i] : sorted) {
-        // The first kept agent that sorts after i (no two agents compare equal).
-        size_t lo = from, hi = kept.index.size();
-        while (lo < hi) {
-          const size_t mid = lo + (hi - lo) / 2;
-          if (before(key, i, kept.key[mid], kept.index[mid])) {
-            hi = mid;
-          } else {
-            lo = mid + 1;
-          }
-        }
-        patched->index.insert(patched->index.end(), kept.index.begin() + from,
-                              kept.index.begin() + lo);
-        patched->key.insert(patched->key.end(), kept.key.begin() + from, kept.key.begin() + lo);
-        patched->index.push_back(i);
-        patched->key.push_back(key);
-        from = lo;
-      }
-      patched->index.insert(patched->index.end(), kept.index.begin() + from, kept.index.end());
-      patched->key.insert(patched->key.end(), kept.key.begin() + from, kept.key.end());
+      PlaceSorted(
+          sorted.size(), kept.index.size(),
+          [&](size_t k, size_t p) {
+            return before(sorted[k].first, sorted[k].second, kept.key[p], kept.index[p]);
+          },
+          [&](size_t from, size_t to) {
+            patched->index.insert(patched->index.end(), kept.index.begin() + from,
+                                  kept.index.begin() + to);
+            patched->key.insert(patched->key.end(), kept.key.begin() + from, kept.key.begin() + to);
+          },
+          [&](size_t k) {
+            patched->index.push_back(sorted[k].second);
+            patched->key.push_back(sorted[k].first);
+          });
       next.orders.emplace_back(ok, std::move(patched));
       continue;
     }
@@ -1331,22 +1347,29 @@ bool Refresh(Cache& cache, const std::string& key, const Reader& rd, const std::
       const uint32_t i = new_index(j);
       if (i != kGone && !placed[i]) kept.push_back(i);
     }
-    // Each placed agent's position by binary search (no two agents compare equal; the kept ones
-    // are still in order, their keys unchanged), then block copies.
     patched->index.reserve(n);
-    auto from = kept.begin();
-    for (uint32_t i : sorted) {
-      const auto at = std::upper_bound(from, kept.end(), i, less);
-      patched->index.insert(patched->index.end(), from, at);
-      patched->index.push_back(i);
-      from = at;
-    }
-    patched->index.insert(patched->index.end(), from, kept.end());
+    PlaceSorted(
+        sorted.size(), kept.size(), [&](size_t k, size_t p) { return less(sorted[k], kept[p]); },
+        [&](size_t from, size_t to) {
+          patched->index.insert(patched->index.end(), kept.begin() + from, kept.begin() + to);
+        },
+        [&](size_t k) { patched->index.push_back(sorted[k]); });
     next.orders.emplace_back(ok, std::move(patched));
   }
   cache.Put(key, std::move(next));
   g_refreshes.fetch_add(1, std::memory_order_relaxed);
   return true;
+}
+
+// The start of every cache key of `store`: its identity and path (a rebuilt store or a checkpoint
+// copy opened in this process has its own history after the copy, so never shares entries); the
+// workspace id follows.
+std::string StoreKeyPrefix(const store::Store& store) {
+  std::string prefix = store.identity();
+  prefix.push_back('\0');
+  prefix += store.path();
+  prefix.push_back('\0');
+  return prefix;
 }
 
 // How long the store's writes keep bringing a cached table forward after a request last used it.
@@ -1357,10 +1380,7 @@ constexpr auto kFollowFor = std::chrono::minutes(5);
 // table a request is refreshing or rebuilding at the moment (the writer does not wait for it).
 void FollowWrites(const store::Store& store) {
   Cache& cache = Cache::Get();
-  std::string prefix = store.identity();
-  prefix.push_back('\0');
-  prefix += store.path();
-  prefix.push_back('\0');
+  const std::string prefix = StoreKeyPrefix(store);
   for (const std::string& key : cache.RecentlyUsed(prefix, kFollowFor)) {
     const std::shared_ptr<std::mutex> mu = cache.RefreshMutex(key);
     if (!mu) continue;
@@ -1459,13 +1479,7 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   }
 
   const std::string& ws = req.workspace_id;
-  // The store's identity and path: a rebuilt store or a checkpoint copy opened in this process
-  // (same identity, its own history after the copy) never shares entries.
-  std::string cache_key = store.identity();
-  cache_key.push_back('\0');
-  cache_key += store.path();
-  cache_key.push_back('\0');
-  cache_key += ws;
+  const std::string cache_key = StoreKeyPrefix(store) + ws;
   Cache& cache = Cache::Get();
   // From now on the store's writes bring its cached tables forward as they happen.
   store.Follow(&cache, FollowWrites);

@@ -61,6 +61,24 @@ std::optional<Strings> Lines(const ChangeLog& log, std::string_view ws, uint64_t
   return out;
 }
 
+// A store in a fresh temporary directory, closed and removed with this object.
+struct TempStore {
+  explicit TempStore(const std::string& name)
+      : dir(std::filesystem::temp_directory_path() /
+            ("tally_change_log_" + name + "_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(dir);
+    auto opened = Store::Open({.path = dir.string()});
+    EXPECT_TRUE(opened.has_value()) << opened.error().message;
+    if (opened) store = std::move(*opened);
+  }
+  ~TempStore() {
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+  std::filesystem::path dir;
+  std::unique_ptr<Store> store;
+};
+
 TEST(ParseRecordKey, NamesProfilesAndAgentRowsOnly) {
   // RecordKeyRef views into the key: the key must outlive it.
   const std::string agent = Agent("ws", "a1");
@@ -154,96 +172,83 @@ TEST(ChangeLog, KeepsFieldsAndUsageOfAgentsAndProfiles) {
 // Store::Write records exactly the versions around its write; a write around it breaks the
 // chain.
 TEST(ChangeLog, StoreWritesAreRecorded) {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("tally_change_log_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  auto store = Store::Open({.path = dir.string()});
-  ASSERT_TRUE(store.has_value()) << store.error().message;
-  auto version = [&] { return (*store)->NewReadView()->version(); };
+  TempStore temp("writes");
+  ASSERT_NE(temp.store, nullptr);
+  auto& store = temp.store;
+  auto version = [&] { return store->NewReadView()->version(); };
   const uint64_t s0 = version();
   const std::string k = Agent("ws", "a1");
   const WriteNote keys = Note({k});
-  WriteSet set(**store);
+  WriteSet set(*store);
   set.PutOffset("t", 0, {"c", 1});
   set.PutOffset("t", 1, {"c", 2});
-  ASSERT_TRUE((*store)->Write(&set, &keys).has_value());
+  ASSERT_TRUE(store->Write(&set, &keys).has_value());
   const uint64_t s1 = version();
   EXPECT_GT(s1, s0);
-  EXPECT_EQ(Lines((*store)->changes(), "ws", s0, s1), (Strings{"a1"}));
-  WriteSet unlogged(**store);
+  EXPECT_EQ(Lines(store->changes(), "ws", s0, s1), (Strings{"a1"}));
+  WriteSet unlogged(*store);
   unlogged.PutOffset("t", 2, {"c", 3});
-  ASSERT_TRUE(testing::WriteUnlogged(**store, &unlogged).has_value());
-  ASSERT_TRUE((*store)->Write(&set, &keys).has_value());
-  EXPECT_FALSE(Lines((*store)->changes(), "ws", s0, version()));
-  store->reset();
-  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(testing::WriteUnlogged(*store, &unlogged).has_value());
+  ASSERT_TRUE(store->Write(&set, &keys).has_value());
+  EXPECT_FALSE(Lines(store->changes(), "ws", s0, version()));
 }
 
 // A reader that sees a version finds the log entry leading to it: the store records a write
 // before it publishes the new version, never after.
 TEST(ChangeLog, AReaderAtAVersionFindsItsEntry) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("tally_change_log_race_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  auto store = Store::Open({.path = dir.string()});
-  ASSERT_TRUE(store.has_value()) << store.error().message;
+  TempStore temp("race");
+  ASSERT_NE(temp.store, nullptr);
+  auto& store = temp.store;
   const std::string k = Agent("ws", "a1");
   const WriteNote note = Note({k});
   std::atomic<bool> done{false};
   std::thread writer([&] {
-    WriteSet set(**store);
+    WriteSet set(*store);
     for (int i = 0; i < 20000; ++i) {
       set.Clear();
       set.PutOffset("t", 0, {"c", i});
-      ASSERT_TRUE(
-          ((i % 2) ? (*store)->Stage(&set, &note) : (*store)->Write(&set, &note)).has_value());
+      ASSERT_TRUE(((i % 2) ? store->Stage(&set, &note) : store->Write(&set, &note)).has_value());
     }
     done = true;
   });
   int misses = 0, views = 0;
   while (!done) {
-    const uint64_t v = (*store)->NewReadView()->version();
+    const uint64_t v = store->NewReadView()->version();
     if (v == 0) continue;
     ++views;
     // (Unless the log dropped the entry since: it keeps the newest 512.)
-    if (!(*store)->changes().Collect("ws", v - 1, v, [](const ChangeLog::Change&) {}) &&
-        (*store)->NewReadView()->version() - v < 400) {
+    if (!store->changes().Collect("ws", v - 1, v, [](const ChangeLog::Change&) {}) &&
+        store->NewReadView()->version() - v < 400) {
       ++misses;
     }
   }
   writer.join();
   EXPECT_GT(views, 0);
   EXPECT_EQ(misses, 0) << "of " << views << " views";
-  store->reset();
-  std::filesystem::remove_all(dir);
 }
 
 // Followers run after every Write and Stage that succeeded, once per tag, when the write is
 // visible; an unlogged write runs none, and a follower that throws does not fail the write.
 TEST(ChangeLog, FollowersRunAfterEveryVisibleWrite) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("tally_change_log_follow_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  auto store = Store::Open({.path = dir.string()});
-  ASSERT_TRUE(store.has_value()) << store.error().message;
-  const Store& s = **store;
+  TempStore temp("follow");
+  ASSERT_NE(temp.store, nullptr);
+  auto& store = temp.store;
+  const Store& s = *store;
   int tag = 0;
   std::vector<uint64_t> seen;  // the version each call saw
   s.Follow(&tag, [&](const Store& st) { seen.push_back(st.NewReadView()->version()); });
   s.Follow(&tag, [&](const Store&) { seen.push_back(0); });  // same tag: ignored
   int other = 0;
   s.Follow(&other, [](const Store&) { throw std::runtime_error("follower failed"); });
-  WriteSet set(**store);
+  WriteSet set(*store);
   set.PutOffset("t", 0, {"c", 1});
-  ASSERT_TRUE((*store)->Write(&set, nullptr).has_value());
-  ASSERT_TRUE((*store)->Stage(&set, nullptr).has_value());
-  ASSERT_TRUE(testing::WriteUnlogged(**store, &set).has_value());
-  ASSERT_TRUE((*store)->Persist().has_value());
+  ASSERT_TRUE(store->Write(&set, nullptr).has_value());
+  ASSERT_TRUE(store->Stage(&set, nullptr).has_value());
+  ASSERT_TRUE(testing::WriteUnlogged(*store, &set).has_value());
+  ASSERT_TRUE(store->Persist().has_value());
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0], 1u);
   EXPECT_EQ(seen[1], 2u);
-  store->reset();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
