@@ -31,6 +31,7 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
 
   std::unique_ptr<EmbeddedBroker> broker(new EmbeddedBroker());
   broker->rk_ = handle->release();
+  broker->brokers_ = options.brokers;
   broker->cluster_ = rd_kafka_mock_cluster_new(broker->rk_, options.brokers);
   if (broker->cluster_ == nullptr) {
     return Fail(ErrorCode::kInternal, "librdkafka could not start the mock cluster.");
@@ -46,6 +47,21 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
   }
   broker->bootstrap_ = rd_kafka_mock_cluster_bootstraps(broker->cluster_);
   return broker;
+}
+
+Status EmbeddedBroker::SetRoundTripTime(int ms) {
+  if (ms < 0) {
+    return Fail(ErrorCode::kInvalidArgument, "A round-trip time cannot be negative.", "ms");
+  }
+  // The mock cluster numbers its brokers from 1.
+  for (int32_t id = 1; id <= brokers_; ++id) {
+    rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_rtt(cluster_, id, ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Fail(ErrorCode::kInternal, "Cannot delay embedded broker " + std::to_string(id) +
+                                            ": " + rd_kafka_err2str(err));
+    }
+  }
+  return Ok();
 }
 
 std::string EmbeddedBroker::RetentionSummary(const std::string& topic, int partitions) {

@@ -53,6 +53,11 @@ class EmbeddedBroker {
   // The bootstrap.servers list ("127.0.0.1:port[,...]"). Immutable: safe from any thread.
   const std::string& bootstrap() const { return bootstrap_; }
 
+  // Delays every answer of every broker by `ms` (>= 0; 0 removes the delay), as a distant or
+  // overloaded cluster would. For tests of slow brokers. kInvalidArgument for a negative delay,
+  // kInternal when librdkafka refuses. Thread-safe.
+  Status SetRoundTripTime(int ms);
+
   // The newest bytes each partition keeps (librdkafka 2.0.2's mock cluster: fixed at 5 MiB).
   static constexpr int64_t kRetentionPerPartitionBytes = 5 * 1024 * 1024;
 
@@ -65,6 +70,7 @@ class EmbeddedBroker {
   EmbeddedBroker() = default;
   rd_kafka_t* rk_ = nullptr;  // owned: the handle the mock cluster needs for book-keeping
   rd_kafka_mock_cluster_t* cluster_ = nullptr;  // owned
+  int brokers_ = 1;
   std::string bootstrap_;
 };
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <string>
@@ -434,6 +435,42 @@ TEST(RetentionGuardTest, HoldsBackUntilTheGroupCatchesUpAndNothingIsTrimmed) {
   EXPECT_EQ(backlog[0].high, admitted);
   EXPECT_EQ(backlog[0].unconsumed_bytes, 0);
   EXPECT_EQ(backlog[1].committed, -1);
+}
+
+// Callers that come while the guard's first look at a slow broker is under way are admitted
+// only up to the bound, not unseen: a burst at start-up used to fill a partition before the
+// first answer arrived.
+TEST(RetentionGuardTest, CallersDuringTheFirstLookAreBoundedToo) {
+  auto broker = EmbeddedBroker::Start({.brokers = 1, .topics = {{"t", 2}}});
+  ASSERT_TRUE(broker);
+  ASSERT_TRUE((*broker)->SetRoundTripTime(100));
+  auto guard = RetentionGuard::Create({.brokers = (*broker)->bootstrap(), .topic = "t"});
+  ASSERT_TRUE(guard);
+
+  constexpr size_t kChunk = 256 * 1024;
+  std::atomic<int64_t> admitted{0};
+  std::vector<std::thread> callers;
+  std::vector<std::string> refusals(4);
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {  // 10 MiB each, 40 MiB in all: far past the bound
+        Status st = (*guard)->Admit(kChunk);
+        if (!st) {
+          refusals[t] = st.error().message;
+          return;
+        }
+        admitted += kChunk;
+      }
+    });
+  }
+  for (std::thread& c : callers) c.join();
+  EXPECT_LE(admitted.load(), (*guard)->limit_bytes());
+  EXPECT_GE(admitted.load(), (*guard)->limit_bytes() - 4 * static_cast<int64_t>(kChunk));
+  EXPECT_TRUE((*guard)->active());
+  for (const std::string& r : refusals) {
+    // Refused on the first answer (nothing committed, everything admitted still in flight).
+    EXPECT_NE(r.find("nothing committed yet"), std::string::npos) << r;
+  }
 }
 
 TEST(RetentionGuardTest, EmbeddedClusterIdsAreRecognised) {

@@ -81,12 +81,22 @@ std::vector<PartitionBacklog> RetentionGuard::Backlog() const {
   return partitions_;
 }
 
-bool RetentionGuard::WouldHold(size_t bytes, PartitionBacklog* worst) const {
-  if (mode_ != Mode::kActive || partitions_.empty()) return false;
+bool RetentionGuard::WouldHold(size_t bytes, PartitionBacklog* worst, bool* unanswered) const {
+  *unanswered = false;
+  if (mode_ == Mode::kInactive) return false;
   // Bytes admitted lately may not be in the high watermarks yet: each partition gets its share
   // of them as of the last look (all of them when the last look saw nothing arrive).
   const double in_flight =
       static_cast<double>(admitted_bytes_ - admitted_at_prev_refresh_) + static_cast<double>(bytes);
+  if (mode_ == Mode::kUnknown && look_failed_) return false;  // unreachable: nothing to trim
+  if (mode_ == Mode::kUnknown || partitions_.empty()) {
+    // No answer yet from a cluster that may be the embedded broker (the first look is under way,
+    // or the embedded broker did not say how far its consumers are). Without this bound, every
+    // caller meanwhile would be admitted, and a burst at start-up could fill a partition before
+    // the guard knew anything.
+    *unanswered = true;
+    return in_flight > static_cast<double>(limit_bytes());
+  }
   // Per message, usually far below the bound: decide on the largest backlog and share without
   // going through the partitions.
   if (max_unconsumed_ + static_cast<int64_t>(in_flight * max_share_) <= limit_bytes()) return false;
@@ -105,14 +115,25 @@ bool RetentionGuard::WouldHold(size_t bytes, PartitionBacklog* worst) const {
   return hold;
 }
 
+bool RetentionGuard::AwaitingFirstAnswer() const {
+  std::lock_guard lock(mu_);
+  return mode_ == Mode::kActive ? partitions_.empty() : mode_ == Mode::kUnknown && !look_failed_;
+}
+
 Status RetentionGuard::Admit(size_t bytes, size_t messages) {
+  // A caller held back for want of a first answer waits for the look under way this many times
+  // at most (each wait ends with an answer or a failed look, so one or two suffice).
+  constexpr int kMaxWaits = 3;
+  int waits = 0;
   for (int attempt = 0;; ++attempt) {
+    bool wait_for_answer = false;
     {
       std::lock_guard lock(mu_);
       if (mode_ == Mode::kInactive) return Ok();
       const auto age = Clock::now() - refreshed_;
       PartitionBacklog worst;
-      const bool hold = WouldHold(bytes, &worst);
+      bool unanswered = false;
+      const bool hold = WouldHold(bytes, &worst, &unanswered);
       const bool fresh =
           age < std::chrono::milliseconds(hold ? options_.hold_refresh_ms : options_.refresh_ms);
       if (fresh || attempt > 0) {
@@ -121,19 +142,39 @@ Status RetentionGuard::Admit(size_t bytes, size_t messages) {
           admitted_messages_ += static_cast<int64_t>(messages);
           return Ok();
         }
-        std::string committed = worst.committed >= 0
-                                    ? "committed offset " + std::to_string(worst.committed)
-                                    : "nothing committed yet";
-        return Fail(ErrorCode::kUnavailable,
-                    "The embedded broker keeps only the newest " +
-                        Mebibytes(kPartitionRetentionBytes) + " of each partition, and " +
-                        options_.topic + "[" + std::to_string(worst.partition) + "] holds about " +
-                        Mebibytes(static_cast<double>(worst.unconsumed_bytes)) +
-                        " that consumer group '" + options_.group + "' has not consumed yet (" +
-                        committed + ", high watermark " + std::to_string(worst.high) +
-                        "); producing waits below " + Mebibytes(limit_bytes()) +
-                        " so that nothing unread is trimmed.");
+        if (unanswered) {
+          if (waits >= kMaxWaits) {
+            return Fail(ErrorCode::kUnavailable,
+                        "The embedded broker has not yet said how much of " + options_.topic +
+                            " consumer group '" + options_.group +
+                            "' has consumed, and producing more now could get unread events "
+                            "trimmed.");
+          }
+          ++waits;
+          wait_for_answer = true;
+        } else {
+          std::string committed = worst.committed >= 0
+                                      ? "committed offset " + std::to_string(worst.committed)
+                                      : "nothing committed yet";
+          return Fail(ErrorCode::kUnavailable,
+                      "The embedded broker keeps only the newest " +
+                          Mebibytes(kPartitionRetentionBytes) + " of each partition, and " +
+                          options_.topic + "[" + std::to_string(worst.partition) +
+                          "] holds about " +
+                          Mebibytes(static_cast<double>(worst.unconsumed_bytes)) +
+                          " that consumer group '" + options_.group + "' has not consumed yet (" +
+                          committed + ", high watermark " + std::to_string(worst.high) +
+                          "); producing waits below " + Mebibytes(limit_bytes()) +
+                          " so that nothing unread is trimmed.");
+        }
       }
+    }
+    if (wait_for_answer) {
+      // The look under way holds refresh_mu_: wait for it to end, and look ourselves if it
+      // ended without an answer for some other reason.
+      std::lock_guard refreshing(refresh_mu_);
+      if (AwaitingFirstAnswer()) Refresh();
+      continue;
     }
     // Stale: look again (one thread at a time; the others decide on the last answer).
     std::unique_lock refreshing(refresh_mu_, std::try_to_lock);
@@ -164,6 +205,7 @@ void RetentionGuard::Refresh() {
       // Unreachable for now: admit (the producer itself will wait or fail) and ask again in a
       // while rather than at every call. A future time reads as fresh.
       refreshed_ = Clock::now() + std::chrono::seconds(2);
+      look_failed_ = true;
       return;
     }
     mode_ = IsEmbeddedCluster(id) ? Mode::kActive : Mode::kInactive;
@@ -209,9 +251,11 @@ void RetentionGuard::Refresh() {
   refreshed_ = Clock::now();
   if (!ok) {
     // Nothing to go on (no topic yet, or the broker did not answer in time): keep the last
-    // answer, which admits when there is none.
+    // answer; without one, WouldHold bounds what is admitted meanwhile.
+    look_failed_ = true;
     return;
   }
+  look_failed_ = false;
   const double admitted_average =
       admitted_messages_ > 0
           ? static_cast<double>(admitted_bytes_) / admitted_messages_ + kRecordOverheadBytes

@@ -26,7 +26,9 @@
 // partition's share (by what arrived between the last two looks) of the bytes admitted lately,
 // which may not have reached the broker yet. A group that has committed nothing yet counts the
 // whole log as unconsumed, so a producer started before its consumer waits for it once the
-// bound is reached.
+// bound is reached. Until the first look has answered, everything admitted counts against every
+// partition: callers beyond the bound wait for that look (one broker round of requests) instead
+// of being admitted unseen.
 //
 // Thread-safety: all methods may be called from any thread. The broker is asked again at most
 // every `refresh_ms` (every `hold_refresh_ms` while holding back), by the calling thread; the
@@ -81,8 +83,10 @@ class RetentionGuard {
   // Ok when `messages` more messages of `bytes` in all (values and keys) may be produced now;
   // they are then counted as produced. kUnavailable, with a message naming the partition, its
   // unconsumed bytes, the bound and the group, when producing now could get unread events trimmed:
-  // nothing is counted; call again later. Also Ok while the cluster cannot be reached or the topic
-  // does not exist yet (nothing can be trimmed that is not there), and always on a real cluster.
+  // nothing is counted; call again later. Before the embedded broker has said how far its
+  // consumers are, up to limit_bytes() in all are admitted and the callers beyond wait for the
+  // look under way (kUnavailable if it brings no answer). Ok while the cluster cannot be reached
+  // (nothing can be trimmed that is not there), and always on a real cluster.
   Status Admit(size_t bytes, size_t messages = 1);
 
   // True once the cluster id showed the embedded broker (the guard is then active).
@@ -105,8 +109,12 @@ class RetentionGuard {
   // offsets. Called with refresh_mu_ held, not mu_.
   void Refresh();
   // The verdict on the last answer for `bytes` more; `worst` gets the partition with the largest
-  // estimate (in its unconsumed_bytes). mu_ held.
-  bool WouldHold(size_t bytes, PartitionBacklog* worst) const;
+  // estimate (in its unconsumed_bytes). `unanswered` is set when there is no answer yet to judge
+  // by (no look has completed): the verdict then counts everything admitted. mu_ held.
+  bool WouldHold(size_t bytes, PartitionBacklog* worst, bool* unanswered) const;
+  // True while there is no answer to judge by and the cluster was not found unreachable.
+  // mu_ not held.
+  bool AwaitingFirstAnswer() const;
 
   // Closes the client, if started. Called with refresh_mu_ held (or from the destructor).
   void StopClient();
@@ -120,6 +128,9 @@ class RetentionGuard {
   std::mutex refresh_mu_;  // one thread asks the broker at a time
   mutable std::mutex mu_;  // guards everything below
   Mode mode_ = Mode::kUnknown;
+  // The last look failed: it could not reach the cluster (Admit() then admits while the mode is
+  // unknown) or learn the partitions' offsets.
+  bool look_failed_ = false;
   Clock::time_point refreshed_{};  // when the last answer was asked for
   std::vector<PartitionBacklog> partitions_;
   // Per partition: its share of the messages that arrived between the last two looks.
