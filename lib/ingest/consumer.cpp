@@ -8,12 +8,9 @@
 #include <thread>
 
 #include "aggregate/aggregator.h"
-#include "common/background_task.h"
-#include "common/calendar.h"
-#include "common/thread.h"
-#include "event/event_parser.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
+#include "pipeline/batch_pipeline.h"
 #include "store/store.h"
 
 namespace tally::ingest {
@@ -49,7 +46,6 @@ struct Consumer::Impl {
   rd_kafka_t* rk = nullptr;
   std::unique_ptr<kafka::Producer> dlq;
   std::unique_ptr<aggregate::Aggregator> aggregator;
-  event::EventParser parser;
   std::atomic<bool>* stop = nullptr;
   std::atomic<bool>* ready = nullptr;
 
@@ -83,41 +79,21 @@ struct Consumer::Impl {
   Status switch_result = Ok();
   std::atomic<bool> running{false};
 
-  // Batches are double-buffered, as in replay::Replayer: while the worker stores one (late
-  // check, dead letters, dedupe, fold, write), this thread polls and parses the next. Batches
-  // are still stored one at a time, in consume order, each with its own offsets.
-  struct Batch {
-    // Owned until the batch is stored: the dead-letter path reads their payloads and keys.
-    std::vector<rd_kafka_message_t*> messages;
-    std::vector<event::UsageEvent> pool;
-    std::vector<const event::UsageEvent*> ptrs;
-    std::vector<rd_kafka_message_t*> parsed_from;  // the message of each entry of ptrs
-    std::vector<std::pair<rd_kafka_message_t*, std::string>> refused;  // with the reason
-    std::vector<aggregate::PartitionOffset> offsets;  // next offset per partition after it
-    std::string cluster_id;
-    double parse_seconds = 0;
-    bool persist = false;  // persist the open state after staging this batch
-  };
-  // What the worker did with a batch.
-  struct Applied {
-    bool stored = false;  // false: Stop() interrupted a retry, nothing of the batch was stored
-    size_t late = 0;
-    size_t mismatched = 0;     // organization mismatches
-    size_t dead_lettered = 0;  // acknowledged by the dead-letter topic
-    aggregate::ApplyStats stats;
-    double seconds = 0;
-    bool persisted = false;  // the open state was persisted after this batch
-  };
-  Batch buffers[2];
-  int filling = 0;          // the batch being collected; the other one may be in flight
-  Batch* flying = nullptr;  // the batch the worker is storing
-  BackgroundTask<Applied> in_flight;
+  // Batches go through pipeline::BatchPipeline, as replay's do: while its worker stores one
+  // (late check, dead letters, dedupe, fold, write), this thread polls and parses the next.
+  // Batches are still stored one at a time, in consume order, each with its own offsets.
+  std::unique_ptr<pipeline::BatchPipeline> pipeline;
+  pipeline::BatchPipeline::DoneFn account;  // Account, for the pipeline's Submit and Wait
+  // The messages of the batch being collected and of the batch with the worker: owned until
+  // their batch is stored (the dead-letter path reads their payloads and keys).
+  std::vector<rd_kafka_message_t*> pending_messages;
+  std::vector<rd_kafka_message_t*> flying_messages;
+  double flying_parse_seconds = 0;
   // A batch was not stored (Stop()): no later batch may be, or its offsets would skip it.
   bool stalled = false;
   // Next offset per partition after the batches handed to the worker (progress lags them by the
   // batch in flight); reset on assignment and store switch. For CheckContinuity.
   std::map<int32_t, int64_t> expected_next;
-  std::vector<uint8_t> late;  // worker only: late / organization-mismatch marks
   Clock::time_point last_commit{};
   std::map<int32_t, int64_t> committed;  // what the last commit said, per partition
   // Since the last persist was requested: when the first batch was handed over, and the bytes
@@ -131,11 +107,10 @@ struct Consumer::Impl {
     // The worker uses a batch's messages, the aggregator and the producer: let it finish (its
     // result no longer matters), then drop what was not stored before closing, so that the
     // revocation on close has nothing to store.
-    if (in_flight.pending()) in_flight.Get();
-    flying = nullptr;
-    for (Batch& b : buffers) {
-      for (auto* m : b.messages) rd_kafka_message_destroy(m);
-      b.messages.clear();
+    pipeline.reset();
+    for (auto* messages : {&pending_messages, &flying_messages}) {
+      for (auto* m : *messages) rd_kafka_message_destroy(m);
+      messages->clear();
     }
     if (rk) {
       rd_kafka_consumer_close(rk);
@@ -143,7 +118,7 @@ struct Consumer::Impl {
     }
   }
 
-  std::vector<rd_kafka_message_t*>& Pending() { return buffers[filling].messages; }
+  std::vector<rd_kafka_message_t*>& Pending() { return pending_messages; }
 
   void SetFatal(std::string message) {
     spdlog::critical("ingest: {}", message);
@@ -278,36 +253,31 @@ struct Consumer::Impl {
   // time, in consume order. False if the batch was not handed over (ingest must stop, or Stop()
   // interrupted an earlier batch); it then stays pending.
   bool Submit() {
-    Batch& b = buffers[filling];
-    if (b.messages.empty()) return true;
-    if (stalled || !CheckContinuity(b.messages)) return false;
-    Parse(&b);
-    if (!Wait()) return false;
+    if (pending_messages.empty()) return true;
+    if (stalled || !CheckContinuity(pending_messages)) return false;
+    const double parse_seconds = Parse();
+    pipeline::EventBatch& b = pipeline->filling();
     {
       std::lock_guard lock(mu);
       b.cluster_id = cluster_id;
     }
-    b.persist = PersistDue(b);
+    b.persist = PersistDue(pending_messages);
+    if (!pipeline->Submit(account)) return false;
+    flying_messages = std::move(pending_messages);
+    pending_messages.clear();
+    flying_parse_seconds = parse_seconds;
     last_submit = Clock::now();
-    flying = &b;
-    in_flight.Start([this, &b] {
-      // Once per worker thread (BackgroundTask keeps one).
-      static thread_local const bool named = (NameCurrentThread("tally-apply"), true);
-      (void)named;
-      return ApplyBatch(&b);
-    });
-    filling ^= 1;
     return true;
   }
 
-  // Whether to persist the open state after staging `b` (see ConsumerOptions): accounts for b's
-  // messages and, when due, starts counting afresh. Consumer thread.
-  bool PersistDue(const Batch& b) {
+  // Whether to persist the open state after staging the batch of `messages` (see
+  // ConsumerOptions): accounts for them and, when due, starts counting afresh. Consumer thread.
+  bool PersistDue(const std::vector<rd_kafka_message_t*>& messages) {
     if (!Staging()) return false;
     const auto now = Clock::now();
     if (!first_unpersisted) first_unpersisted = now;
     bool due = IntervalDue(now);
-    for (rd_kafka_message_t* m : b.messages) {
+    for (rd_kafka_message_t* m : messages) {
       int64_t& bytes = unpersisted_bytes[m->partition];
       bytes += static_cast<int64_t>(m->len);
       if (embedded && bytes >= kEmbeddedPersistPartitionBytes) due = true;
@@ -368,34 +338,35 @@ struct Consumer::Impl {
   bool Flush() { return ApplyPending() && PersistNow(); }
 
   // True while the worker is storing a batch.
-  bool WorkerBusy() const { return in_flight.pending() && !in_flight.done(); }
+  bool WorkerBusy() const { return pipeline->worker_busy(); }
 
   // Stores the collected batch and waits for it (and for the batch in flight before it).
   // False if something is left unstored (see Submit).
   bool ApplyPending() { return Submit() && Wait(); }
 
-  // Waits for the batch in flight, if any, and accounts for it: metrics, progress, commit; its
-  // messages are destroyed. False if it (or an earlier batch) was not stored.
-  bool Wait() {
-    if (!in_flight.pending()) return !stalled;
-    Applied done = in_flight.Get();
-    Batch& b = *flying;
-    flying = nullptr;
+  // Waits for the batch in flight, if any, and accounts for it (Account). False if it (or an
+  // earlier batch) was not stored.
+  bool Wait() { return pipeline->Wait(account); }
+
+  // On the consumer thread, for a batch the worker finished: metrics, progress, commit; its
+  // messages are destroyed once it is stored.
+  void Account(const pipeline::EventBatch& b, const pipeline::BatchOutcome& done) {
     if (done.late > 0) RejectedCounter("late_event")->Add(static_cast<double>(done.late));
     if (done.mismatched > 0) {
       RejectedCounter("organization_mismatch")->Add(static_cast<double>(done.mismatched));
     }
-    if (done.dead_lettered > 0) dlq_produced->Add(static_cast<double>(done.dead_lettered));
     if (!done.stored) {
       stalled = true;
-      return false;
+      return;
     }
-    consumed->Add(static_cast<double>(b.messages.size()));
+    // A stored batch's refused lines were all acknowledged by the dead-letter topic.
+    if (!b.refused.empty()) dlq_produced->Add(static_cast<double>(b.refused.size()));
+    consumed->Add(static_cast<double>(flying_messages.size()));
     applied->Add(static_cast<double>(done.stats.applied));
     duplicates->Add(static_cast<double>(done.stats.duplicates));
     batches->Add();
-    apply_seconds->Observe(b.parse_seconds + done.seconds);
-    batch_messages->Observe(static_cast<double>(b.messages.size()));
+    apply_seconds->Observe(flying_parse_seconds + done.seconds);
+    batch_messages->Observe(static_cast<double>(flying_messages.size()));
     {
       std::lock_guard lock(mu);
       for (const auto& o : b.offsets) {
@@ -407,10 +378,9 @@ struct Consumer::Impl {
       }
     }
     if (done.persisted) MarkPersisted();
-    for (auto* m : b.messages) rd_kafka_message_destroy(m);
-    b.messages.clear();
+    for (auto* m : flying_messages) rd_kafka_message_destroy(m);
+    flying_messages.clear();
     MaybeCommit();
-    return true;
   }
 
   // On the consumer thread: `m` was taken from the broker (for Progress()).
@@ -422,81 +392,30 @@ struct Consumer::Impl {
     }
   }
 
-  // On the consumer thread: parses the batch's messages; rejected ones are kept for the worker
-  // to dead-letter.
-  void Parse(Batch* b) {
+  // On the consumer thread: parses the collected messages into the pipeline's batch (rejected
+  // ones stay with it, for the worker to dead-letter). Returns the seconds it took.
+  double Parse() {
     const auto t0 = Clock::now();
-    if (b->pool.size() < b->messages.size()) b->pool.resize(b->messages.size());
-    b->ptrs.clear();
-    b->parsed_from.clear();
-    b->refused.clear();
-    std::map<int32_t, int64_t> next;
-    for (rd_kafka_message_t* m : b->messages) {
-      next[m->partition] = m->offset + 1;
-      std::string_view payload(static_cast<const char*>(m->payload), m->len);
-      event::UsageEvent* e = &b->pool[b->ptrs.size()];
-      Status s = parser.ParseInto(payload, e);
-      if (s) {
-        b->ptrs.push_back(e);
-        b->parsed_from.push_back(m);
-        continue;
-      }
-      RejectedCounter(event::ReasonCategory(s.error()))->Add();
-      b->refused.emplace_back(m, s.error().message);
+    for (rd_kafka_message_t* m : pending_messages) {
+      const pipeline::LineOrigin origin{options.topic, m->partition, m->offset};
+      const pipeline::RefusedLine* refused =
+          pipeline->Add(std::string_view(static_cast<const char*>(m->payload), m->len), m, &origin);
+      if (refused != nullptr) RejectedCounter(refused->category)->Add();
     }
-    b->offsets.clear();
-    for (auto [p, o] : next) b->offsets.push_back({options.topic, p, o});
-    b->parse_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return std::chrono::duration<double>(Clock::now() - t0).count();
   }
 
-  // On the worker: moves the events marked in `late` from the batch to its refused messages,
-  // with reason(event) as the dead-letter reason. Returns how many were refused.
-  template <typename Reason>
-  size_t Refuse(Batch* b, Reason&& reason) {
-    size_t w = 0;
-    for (size_t i = 0; i < b->ptrs.size(); ++i) {
-      if (late[i]) {
-        b->refused.emplace_back(b->parsed_from[i], reason(*b->ptrs[i]));
-        continue;
-      }
-      b->ptrs[w] = b->ptrs[i];
-      b->parsed_from[w++] = b->parsed_from[i];
-    }
-    const size_t refused = b->ptrs.size() - w;
-    b->ptrs.resize(w);
-    b->parsed_from.resize(w);
-    return refused;
-  }
-
-  // On the worker: late check, dead letters, then views and offsets in one WriteBatch. Retries
-  // store and dead-letter failures until they succeed or Stop() is called: a batch is never
-  // half-applied or skipped. The late check runs here so that it sees every earlier batch.
-  Applied ApplyBatch(Batch* b) {
-    const auto t0 = Clock::now();
-    Applied out;
-    const std::string& topic = options.topic;
-    if (options.late_policy == aggregate::LatePolicy::kReject && !b->ptrs.empty()) {
-      aggregator->MarkLate(b->ptrs, &late);
-      out.late = Refuse(b, [](const event::UsageEvent& e) {
-        return "late event: its time " + FormatRfc3339Seconds(e.time_ms) +
-               " is older than the dedupe window before the newest event seen (--late-events "
-               "reject)";
-      });
-    }
-    if (!b->ptrs.empty()) {
-      aggregator->MarkOrganizationMismatches(b->ptrs, &late);
-      out.mismatched = Refuse(b, [this](const event::UsageEvent& e) {
-        return "organization mismatch: data.organization_id is not the organization workspace " +
-               e.workspace_id + " belongs to (" +
-               std::string(aggregator->OrganizationOf(e.workspace_id)) + ")";
-      });
-    }
-    for (auto& [m, reason] : b->refused) {
+  // On the worker: sends the batch's refused lines to the dead-letter topic and waits for their
+  // acknowledgement (they must be acknowledged before the offsets that skip them are stored),
+  // retrying until it succeeds. False if Stop() came first.
+  bool DeadLetter(const pipeline::EventBatch& b) {
+    for (const pipeline::RefusedLine& r : b.refused) {
+      const auto* m = static_cast<const rd_kafka_message_t*>(r.source);
       std::string_view payload(static_cast<const char*>(m->payload), m->len);
       std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
       std::vector<std::pair<std::string, std::string>> headers = {
-          {"tally-dlq-reason", reason},
-          {"tally-source-topic", topic},
+          {"tally-dlq-reason", r.reason},
+          {"tally-source-topic", options.topic},
           {"tally-source-partition", std::to_string(m->partition)},
           {"tally-source-offset", std::to_string(m->offset)},
       };
@@ -504,40 +423,38 @@ struct Consumer::Impl {
         Status p = dlq->Produce(options.dlq_topic, key, payload, headers);
         if (p) break;
         spdlog::error("ingest: dead-letter produce failed ({}); retrying", p.error().message);
-        if (stop->load()) return out;
+        if (stop->load()) return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     }
-    if (!b->refused.empty()) {
-      // Dead letters must be acknowledged before the offsets that skip them are stored.
-      while (true) {
-        Status f = dlq->Flush(10'000);
-        if (f) break;
-        spdlog::error("ingest: dead-letter flush failed ({}); retrying", f.error().message);
-        if (stop->load()) return out;
-      }
-      out.dead_lettered = b->refused.size();
-    }
-    int backoff_ms = 100;
     while (true) {
-      auto stats = aggregator->Apply(b->ptrs, b->offsets, b->cluster_id);
-      if (stats) {
-        out.stats = *stats;
-        break;
-      }
-      spdlog::error("ingest: applying a batch failed ({}); retrying", stats.error().message);
-      if (stop->load()) return out;
-      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-      backoff_ms = std::min(backoff_ms * 2, 5000);
+      Status f = dlq->Flush(10'000);
+      if (f) return true;
+      spdlog::error("ingest: dead-letter flush failed ({}); retrying", f.error().message);
+      if (stop->load()) return false;
     }
-    out.stored = true;
+  }
+
+  // The pipeline's hooks: a batch is never half-applied or skipped; store and dead-letter
+  // failures are retried until they succeed or Stop() is called.
+  pipeline::PipelineHooks Hooks() {
+    pipeline::PipelineHooks hooks;
+    hooks.deliver_refused = [this](const pipeline::EventBatch& b) { return DeadLetter(b); };
+    hooks.retry = [this](const Error& error, int attempt) {
+      spdlog::error("ingest: applying a batch failed ({}); retrying", error.message);
+      if (stop->load()) return false;
+      const int backoff_ms = std::min(100 << std::min(attempt - 1, 6), 5000);
+      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+      return true;
+    };
     // Persisting may be cut short by Stop(): the batch is staged (applied) all the same, and
-    // what is not persisted is consumed again after a restart.
-    // A batch that dead-lettered messages is persisted at once: a crash would otherwise send
-    // its dead letters again when the batch is consumed again.
-    if (b->persist || out.dead_lettered > 0) out.persisted = PersistRetrying();
-    out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    return out;
+    // what is not persisted is consumed again after a restart. A batch that dead-lettered
+    // messages is persisted at once: a crash would otherwise send its dead letters again when
+    // the batch is consumed again.
+    hooks.after_store = [this](const pipeline::EventBatch& b, pipeline::BatchOutcome* out) {
+      if (b.persist || !b.refused.empty()) out->persisted = PersistRetrying();
+    };
+    return hooks;
   }
 
   // The usage topic is neither compacted nor transactional, so consecutive messages of a
@@ -653,6 +570,7 @@ struct Consumer::Impl {
     }
     aggregator = std::move(*agg);
     aggregator->set_directory(directory);
+    pipeline->set_aggregator(aggregator.get());
     store = to;
     spdlog::info("ingest: switched to another store; continuing {} partition(s) from its offsets",
                  assigned.size());
@@ -740,7 +658,6 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
                                                    store::Store* store, MetricsRegistry* metrics) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->parser.set_limits(options.event_limits);
   if (impl->options.dlq_topic.empty()) impl->options.dlq_topic = options.topic + ".dlq";
   impl->store = store;
   impl->metrics = metrics;
@@ -772,6 +689,14 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   impl->aggregator->set_stage(impl->Staging());
   impl->aggregator->DeclareOrganizations(options.organizations);
   impl->aggregator->set_directory(options.directory);
+  impl->pipeline = std::make_unique<pipeline::BatchPipeline>(
+      impl->aggregator.get(), pipeline::PipelineOptions{.late_policy = options.late_policy,
+                                                        .refuse_mismatches = true,
+                                                        .event_limits = options.event_limits,
+                                                        .hooks = impl->Hooks()});
+  impl->account = [s = impl.get()](pipeline::EventBatch& b, const pipeline::BatchOutcome& done) {
+    s->Account(b, done);
+  };
 
   kafka::ProducerOptions dlq_options;
   dlq_options.brokers = options.brokers;

@@ -13,9 +13,10 @@
 // same WriteBatch as the views they produced (exactly as live ingest does), so a service started
 // on the result continues the topic where the replay stopped.
 //
-// Batches are double-buffered: while one batch is applied (dedupe, fold, write) on a worker
-// thread, the caller's thread parses the next one, so reading, decompressing and parsing overlap
-// with the store's work. Batches are still applied one at a time, in input order.
+// Batches go through pipeline::BatchPipeline, as live ingest's do: while one batch is applied
+// (dedupe, fold, write) on a worker thread, the caller's thread parses the next one, so reading,
+// decompressing and parsing overlap with the store's work. Batches are still applied one at a
+// time, in input order.
 //
 // Errors: only store failures (kUnavailable / kDataLoss), reported by the Add or Finish call
 // after the failed batch; bad lines are counted by reason, never fatal. Not thread-safe (one
@@ -30,9 +31,9 @@
 #include <vector>
 
 #include "aggregate/aggregator.h"
-#include "common/background_task.h"
 #include "common/result.h"
 #include "event/event_parser.h"
+#include "pipeline/batch_pipeline.h"
 #include "store/store.h"
 
 namespace tally::replay {
@@ -60,11 +61,7 @@ struct ReplayStats {
 };
 
 // Where a line came from, for topic sources.
-struct LineOrigin {
-  std::string_view topic;
-  int32_t partition = 0;
-  int64_t offset = 0;
-};
+using LineOrigin = pipeline::LineOrigin;
 
 class Replayer {
  public:
@@ -84,33 +81,16 @@ class Replayer {
   ~Replayer();
 
  private:
-  // One buffer of parsed events and the offsets they end at.
-  struct Batch {
-    std::vector<event::UsageEvent> pool;
-    std::vector<const event::UsageEvent*> pending;
-    std::vector<aggregate::PartitionOffset> offsets;
-  };
-  struct Applied {
-    size_t applied = 0, duplicates = 0, late = 0, mismatched = 0;
-  };
   Replayer() = default;
-  // Hands the filling batch to the worker (after the previous one is done) and switches buffers.
+  // Hands the filling batch to the pipeline.
   Status Submit();
-  // Waits for the batch in flight, if any, and takes its counts.
-  Status Wait();
-  // Runs on the worker: late policy, then Aggregator::Apply.
-  Result<Applied> ApplyBatch(Batch* b);
+  // Takes a stored batch's counts (the pipeline's DoneFn).
+  void Account(const pipeline::BatchOutcome& outcome);
 
-  store::Store* store_ = nullptr;
   ReplayOptions options_;
-  std::unique_ptr<aggregate::Aggregator> aggregator_;  // used by the worker only
-  event::EventParser parser_;
-  Batch batches_[2];
-  int filling_ = 0;
-  BackgroundTask<Result<Applied>> in_flight_;
-  std::vector<uint8_t> late_;                                   // worker only
-  std::map<std::pair<std::string, int32_t>, int64_t> offsets_;  // next offset per partition
-  bool offsets_dirty_ = false;
+  std::unique_ptr<aggregate::Aggregator> aggregator_;
+  std::unique_ptr<pipeline::BatchPipeline> pipeline_;
+  Status failed_ = Ok();  // the error of the batch that could not be stored
   ReplayStats stats_;
 };
 
