@@ -31,14 +31,22 @@ bool UserBitmap::OrEncoded(std::string_view in) {
   return true;
 }
 
-uint64_t UnionCardinalityOfEncoded(std::span<const std::string_view> encoded) {
-  std::vector<roaring_bitmap_t*> parts;
-  parts.reserve(encoded.size());
+uint64_t UnionCardinalityOfEncoded(std::span<const std::string_view> encoded,
+                                   std::span<const UserBitmap* const> staged) {
+  std::vector<roaring_bitmap_t*> decoded;  // owned
+  std::vector<const roaring_bitmap_t*> parts;
+  decoded.reserve(encoded.size());
+  parts.reserve(encoded.size() + staged.size());
   for (std::string_view in : encoded) {
     if (in.empty()) continue;
     // The _safe variant never reads past `in`; null on anything malformed.
-    if (roaring_bitmap_t* b = roaring_bitmap_portable_deserialize_safe(in.data(), in.size()))
+    if (roaring_bitmap_t* b = roaring_bitmap_portable_deserialize_safe(in.data(), in.size())) {
+      decoded.push_back(b);
       parts.push_back(b);
+    }
+  }
+  for (const UserBitmap* b : staged) {
+    if (b != nullptr) parts.push_back(b->r_);
   }
   uint64_t n = 0;
   if (parts.size() == 1) {
@@ -51,7 +59,7 @@ uint64_t UnionCardinalityOfEncoded(std::span<const std::string_view> encoded) {
     n = roaring_bitmap_get_cardinality(u);
     roaring_bitmap_free(u);
   }
-  for (roaring_bitmap_t* b : parts) roaring_bitmap_free(b);
+  for (roaring_bitmap_t* b : decoded) roaring_bitmap_free(b);
   return n;
 }
 

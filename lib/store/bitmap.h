@@ -43,13 +43,18 @@ class UserBitmap {
   void ForEach(Fn&& fn) const;
 
  private:
+  friend uint64_t UnionCardinalityOfEncoded(std::span<const std::string_view>,
+                                            std::span<const UserBitmap* const>);
   roaring_bitmap_s* r_;
 };
 
 // How many distinct ids the union of the portable-serialized bitmaps in `encoded` holds; empty or
 // malformed ones count as empty. Uses CRoaring's lazy OR, so dense unions become bitset
 // containers at once instead of growing sorted arrays merge by merge. Pure; thread-safe.
-uint64_t UnionCardinalityOfEncoded(std::span<const std::string_view> encoded);
+// `staged`, if given, are more parts, unencoded (a reader's staged deltas: not encoded only to be
+// decoded again); they must not change during the call.
+uint64_t UnionCardinalityOfEncoded(std::span<const std::string_view> encoded,
+                                   std::span<const UserBitmap* const> staged = {});
 
 }  // namespace tally::store
 

@@ -245,6 +245,12 @@ TEST(CodecTest, UnionCardinalityOfEncodedBitmaps) {
     encoded.push_back("\x3b\x30\x00\x00garbage");  // malformed: nothing
     std::vector<std::string_view> views(encoded.begin(), encoded.end());
     EXPECT_EQ(UnionCardinalityOfEncoded(views), all.size()) << round;
+    // The same union with the first part unencoded (a staged delta), alone or with the rest.
+    UserBitmap first;
+    ASSERT_TRUE(first.OrEncoded(encoded[0]));
+    const UserBitmap* staged[] = {&first};
+    EXPECT_EQ(UnionCardinalityOfEncoded(std::span(views).subspan(1), staged), all.size()) << round;
+    EXPECT_EQ(UnionCardinalityOfEncoded({}, staged), first.Cardinality()) << round;
   }
   EXPECT_EQ(UnionCardinalityOfEncoded({}), 0u);
 }

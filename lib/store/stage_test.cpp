@@ -1552,5 +1552,69 @@ TEST_F(StageTest, SliceScanFromBeforeThePrefixSeesStoredAndStagedRows) {
   EXPECT_EQ(count(), 2u) << "both stored";
 }
 
+// Scans take staged rows a few at a time: full scans over many staged rows, and scans that stop
+// after the first row from every start (how the requests engine lists projects), see exactly
+// the stored and staged rows, combined where a key is in both.
+TEST_F(StageTest, ScansOverManyStagedRowsSeeEveryRowOnce) {
+  std::unique_ptr<Store> store = Open("many-staged");
+  ASSERT_TRUE(store);
+  constexpr int kProjects = 700;  // several chunks of staged rows
+  auto key_of = [](int i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "p%04d", i);
+    const std::string_view project = name;
+    std::string key;
+    RequestsSliceKey("org", kAllAgents, &project, Granularity::kDay, 0, &key);
+    return key;
+  };
+  auto value_of = [](uint64_t requests) {
+    Slice slice;
+    slice.totals.requests = requests;
+    std::string value;
+    AppendSlice(slice, &value);
+    return value;
+  };
+  std::map<std::string, uint64_t> want;  // key -> requests
+  WriteSet stored(*store);
+  for (int i = 0; i < kProjects; i += 3) {
+    stored.AddSlice(key_of(i), value_of(1));
+    want[key_of(i)] += 1;
+  }
+  ASSERT_TRUE(store->Write(&stored).has_value());
+  WriteSet staged(*store);
+  for (int i = 0; i < kProjects; i += 2) {
+    staged.AddSlice(key_of(i), value_of(10));
+    want[key_of(i)] += 10;
+  }
+  ASSERT_TRUE(store->Stage(&staged).has_value());
+  const std::string first = key_of(0);
+  const std::string prefix = first.substr(0, first.size() - 5 - 6);  // org "org", all agents
+  ASSERT_TRUE(want.begin()->first.starts_with(prefix));
+
+  std::unique_ptr<ReadView> view = store->NewReadView();
+  std::map<std::string, uint64_t> got;
+  size_t rows = 0;
+  view->ScanSlices(prefix, {}, [&](std::string_view key, const SliceView& s) {
+    got[std::string(key)] += s.totals().requests;
+    ++rows;
+    return true;
+  });
+  EXPECT_EQ(rows, want.size()) << "a row was skipped or seen twice";
+  EXPECT_EQ(got, want);
+
+  // From each row, the first row read is that row.
+  for (const auto& [key, requests] : want) {
+    std::string seen;
+    uint64_t seen_requests = 0;
+    view->ScanSlices(prefix, key, [&](std::string_view k, const SliceView& s) {
+      seen = k;
+      seen_requests = s.totals().requests;
+      return false;
+    });
+    ASSERT_EQ(seen, key);
+    EXPECT_EQ(seen_requests, requests) << "stored and staged parts not combined";
+  }
+}
+
 }  // namespace
 }  // namespace tally::store

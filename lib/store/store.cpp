@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <deque>
 #include <shared_mutex>
 
 #include "store/internal/merge_operators.h"
@@ -60,6 +59,10 @@ struct PinnedParts {
 // that a scan can run without holding it.
 using OpenRows = std::vector<std::pair<std::string, std::string>>;
 
+// Appends to *out the staged rows under the cursor's prefix whose keys are >= `from`, in key
+// order, at most `limit` of them.
+using OpenLoader = std::function<void(std::string_view from, size_t limit, OpenRows* out)>;
+
 // A prefix scan over a family that yields stored and staged rows together, in key order; a key
 // in both yields the combined value (CombineEncoded).
 class MergedCursor {
@@ -67,12 +70,22 @@ class MergedCursor {
   // `it` is borrowed (positioned by Seek); `open` are the staged rows under `prefix`, sorted.
   MergedCursor(rocksdb::Iterator* it, Family family, std::string_view prefix, OpenRows open)
       : it_(it), family_(family), prefix_(prefix), open_(std::move(open)) {}
+  // The staged rows come from `load`, a few at a time: a scan that stops after a row or two
+  // (the first slice of a project, say) encodes a few staged rows, not every one under the
+  // prefix. An empty `load` means nothing is staged.
+  MergedCursor(rocksdb::Iterator* it, Family family, std::string_view prefix, OpenLoader load)
+      : it_(it), family_(family), prefix_(prefix), load_(std::move(load)) {}
   void Seek(std::string_view target) {
     it_->Seek(ToSlice(target));
-    oi_ = static_cast<size_t>(
-        std::lower_bound(open_.begin(), open_.end(), target,
-                         [](const auto& row, std::string_view t) { return row.first < t; }) -
-        open_.begin());
+    if (load_) {
+      chunk_ = kFirstChunk;
+      Load(target);
+    } else {
+      oi_ = static_cast<size_t>(
+          std::lower_bound(open_.begin(), open_.end(), target,
+                           [](const auto& row, std::string_view t) { return row.first < t; }) -
+          open_.begin());
+    }
     Settle();
   }
   bool Valid() const { return db_valid_ || oi_ < open_.size(); }
@@ -80,11 +93,27 @@ class MergedCursor {
   std::string_view value() const { return value_; }
   void Next() {
     if (from_db_) it_->Next();
-    if (from_open_) ++oi_;
+    if (from_open_ && ++oi_ == open_.size() && !open_done_) {
+      // The smallest key after the last one loaded.
+      std::string next = std::move(open_.back().first);
+      next.push_back('\0');
+      Load(next);
+    }
     Settle();
   }
 
  private:
+  static constexpr size_t kFirstChunk = 4;
+  static constexpr size_t kMaxChunk = 1024;
+
+  void Load(std::string_view from) {
+    open_.clear();
+    oi_ = 0;
+    load_(from, chunk_, &open_);
+    open_done_ = open_.size() < chunk_;
+    chunk_ = std::min(chunk_ * 4, kMaxChunk);
+  }
+
   void Settle() {
     db_valid_ = it_->Valid() && it_->key().starts_with(ToSlice(prefix_));
     const bool open_valid = oi_ < open_.size();
@@ -108,8 +137,11 @@ class MergedCursor {
   rocksdb::Iterator* it_;
   Family family_;
   std::string prefix_;
-  OpenRows open_;
+  OpenLoader load_;
+  OpenRows open_;  // the staged rows loaded last (all of them without load_)
   size_t oi_ = 0;
+  size_t chunk_ = kFirstChunk;
+  bool open_done_ = true;  // no staged rows after open_
   bool db_valid_ = false, from_db_ = false, from_open_ = false;
   std::string_view key_, value_;
   std::string combined_;
@@ -636,16 +668,18 @@ struct ReadView::Rep {
     std::shared_lock lock(gen->mu);
     return gen->open.Get(f, key, out);
   }
-  // The staged rows of `f` under `prefix` from `start` on.
-  OpenRows OpenRange(internal::Family f, std::string_view prefix, std::string_view start) const {
-    OpenRows rows;
-    if (!HasOpen()) return rows;
-    std::shared_lock lock(gen->mu);
-    gen->open.Scan(f, prefix, start, [&](std::string_view k, std::string_view v) {
-      rows.emplace_back(k, v);
-      return true;
-    });
-    return rows;
+  // Loads the staged rows of `f` under `prefix` for a MergedCursor, a few at a time. Each load
+  // takes the lock on its own: a scan sees rows staged while it runs, as a point read does.
+  internal::OpenLoader OpenRange(internal::Family f, std::string_view prefix) const {
+    return [this, f, prefix = std::string(prefix)](std::string_view from, size_t limit,
+                                                   OpenRows* out) {
+      if (!HasOpen()) return;
+      std::shared_lock lock(gen->mu);
+      gen->open.Scan(f, prefix, from, [&](std::string_view k, std::string_view v) {
+        out->emplace_back(k, v);
+        return out->size() < limit;
+      });
+    };
   }
   // Point read of `key`: the stored value with any staged delta applied. *out views *pin or
   // *scratch, which the caller provides. False if the key is neither stored nor staged.
@@ -712,7 +746,7 @@ void ReadView::ScanCounters(
     const std::function<void(std::string_view, const Counters&)>& fn) const {
   if (!rep_->counters_it) rep_->counters_it.reset(rep_->NewScanIterator(internal::kCounters));
   MergedCursor cur(rep_->counters_it.get(), internal::kCounters, prefix,
-                   rep_->OpenRange(internal::kCounters, prefix, {}));
+                   rep_->OpenRange(internal::kCounters, prefix));
   Counters c;
   for (cur.Seek(prefix); cur.Valid(); cur.Next()) {
     c = Counters{};
@@ -749,17 +783,26 @@ std::vector<uint64_t> ReadView::UnionCardinalities(
   out.reserve(groups.size());
   size_t at = 0;
   std::vector<std::string_view> parts;
-  std::deque<std::string> staged;  // a union is an OR: a staged delta is just one more part
+  // A union is an OR: a group's staged deltas are one more part, OR-ed under the generation's
+  // lock (briefly: a group's few staged bitmaps), never encoded only to be decoded again.
   for (const auto& g : groups) {
     parts.clear();
-    for (size_t i = 0; i < g.size(); ++i, ++at) {
-      if (statuses[at].ok()) parts.push_back(View(values[at]));
-      std::string delta;
-      if (rep_->OpenGet(internal::kBitmaps, g[i], &delta)) {
-        parts.push_back(staged.emplace_back(std::move(delta)));
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (statuses[at + i].ok()) parts.push_back(View(values[at + i]));
+    }
+    UserBitmap staged_union;
+    bool staged = false;
+    if (rep_->HasOpen()) {
+      std::shared_lock lock(rep_->gen->mu);
+      for (size_t i = 0; i < g.size(); ++i) {
+        staged = rep_->gen->open.OrBitmapInto(g[i], &staged_union) || staged;
       }
     }
-    out.push_back(UnionCardinalityOfEncoded(parts));
+    at += g.size();
+    const UserBitmap* staged_parts[] = {&staged_union};
+    out.push_back(
+        UnionCardinalityOfEncoded(parts, staged ? std::span<const UserBitmap* const>(staged_parts)
+                                                : std::span<const UserBitmap* const>()));
   }
   return out;
 }
@@ -827,7 +870,7 @@ void ReadView::ScanSlices(std::string_view prefix, std::string_view start,
   if (!rep_->slices_it) rep_->slices_it.reset(rep_->NewScanIterator(internal::kRequests));
   const std::string_view from = std::max(prefix, start);
   MergedCursor cur(rep_->slices_it.get(), internal::kRequests, prefix,
-                   rep_->OpenRange(internal::kRequests, prefix, from));
+                   rep_->OpenRange(internal::kRequests, prefix));
   SliceView v;
   for (cur.Seek(from); cur.Valid(); cur.Next()) {
     if (!v.Parse(cur.value())) continue;
@@ -867,7 +910,7 @@ void ReadView::ScanEncodedRecords(
     const std::function<bool(std::string_view key, std::string_view encoded)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(rep_->NewScanIterator(internal::kRecords));
   MergedCursor cur(it.get(), internal::kRecords, prefix,
-                   rep_->OpenRange(internal::kRecords, prefix, {}));
+                   rep_->OpenRange(internal::kRecords, prefix));
   for (cur.Seek(prefix); cur.Valid(); cur.Next()) {
     if (!fn(cur.key(), cur.value())) break;
   }
@@ -889,7 +932,7 @@ void MergeScan(const ReadView::Rep& rep, internal::Family family,
   for (size_t k = 0; k < prefixes.size(); ++k) {
     cur[k].it.reset(rep.NewScanIterator(family));
     cur[k].cur = std::make_unique<MergedCursor>(cur[k].it.get(), family, prefixes[k],
-                                                rep.OpenRange(family, prefixes[k], {}));
+                                                rep.OpenRange(family, prefixes[k]));
     cur[k].prefix_size = prefixes[k].size();
     cur[k].cur->Seek(prefixes[k]);
   }
