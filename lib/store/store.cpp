@@ -172,6 +172,13 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     cf.write_buffer_size = write_buffer;
     cf.max_write_buffer_number = 3;
     cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+    if (bloom) {
+      // Most point reads miss the memtables (only the open buckets' rows are there): a memtable
+      // bloom filter answers those without a walk down each memtable's skip list, which under
+      // ingest (several memtables of fresh rows) is most of a read's cost.
+      cf.memtable_whole_key_filtering = true;
+      cf.memtable_prefix_bloom_size_ratio = 0.05;
+    }
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = rep.cache;
     if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
@@ -195,9 +202,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   records.merge_operator = internal::NewRecordMergeOperator();
   descriptors.emplace_back(kFamilies[3], records);
   auto dedupe = family(true, 32 << 20);
-  // Nearly every lookup misses (new events): a memtable bloom filter answers those without
-  // walking the skip list.
-  dedupe.memtable_whole_key_filtering = true;
+  // Nearly every lookup misses (new events): a larger memtable bloom filter than the others'.
   dedupe.memtable_prefix_bloom_size_ratio = 0.1;
   dedupe.compaction_filter_factory =
       internal::NewDedupeCompactionFilterFactory(store->newest_event_ms_, options.dedupe_window_ms);
