@@ -227,6 +227,43 @@ TEST(ChangeLog, AReaderAtAVersionFindsItsEntry) {
   EXPECT_EQ(misses, 0) << "of " << views << " views";
 }
 
+// A view's version names exactly the writes its stored rows include: a view never reads a write
+// whose version it does not have yet (a cache made from it would later replay that write's log
+// entry and count it twice).
+TEST(ChangeLog, AViewsVersionMatchesTheWritesItReads) {
+  TempStore temp("version-content");
+  ASSERT_NE(temp.store, nullptr);
+  auto& store = temp.store;
+  std::string key;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 0, "", &key);
+  Counters one;
+  one.i[0] = 1;
+  std::string encoded;
+  AppendCounters(one, &encoded);
+  const uint64_t base = store->NewReadView()->version();
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    WriteSet set(*store);
+    for (int i = 0; i < 20000; ++i) {
+      set.Clear();
+      set.AddCounters(key, encoded);
+      ASSERT_TRUE(store->Write(&set).has_value());
+    }
+    done = true;
+  });
+  int ahead = 0, views = 0;
+  while (!done) {
+    std::unique_ptr<ReadView> view = store->NewReadView();
+    Counters c;
+    view->AddCounters(key, &c);
+    ++views;
+    if (static_cast<uint64_t>(c.i[0]) != view->version() - base) ++ahead;
+  }
+  writer.join();
+  EXPECT_GT(views, 0);
+  EXPECT_EQ(ahead, 0) << "of " << views << " views read a count other than their version";
+}
+
 // Followers run after every Write and Stage that succeeded, once per tag, when the write is
 // visible; an unlogged write runs none, and a follower that throws does not fail the write.
 TEST(ChangeLog, FollowersRunAfterEveryVisibleWrite) {

@@ -346,17 +346,24 @@ Status Store::WriteLocked(WriteSet* set, const WriteNote* note) {
   wo.disableWAL = options_.disable_wal;
   rocksdb::Status s = rep_->db->Write(wo, &set->rep_->batch);
   if (!s.ok()) return std::unexpected(FromRocks(s, "store write failed"));
-  rep_->NewGeneration();
-  PublishLocked(note);
+  PublishLocked(note, /*stored=*/true);
   return Ok();
 }
 
-void Store::PublishLocked(const WriteNote* note) {
+void Store::PublishLocked(const WriteNote* note, bool stored) {
   // The log learns of the write before readers can see its version: a reader at that version
   // must find the entry that leads to it.
   const uint64_t v = rep_->version.load() + 1;
   changes_.Record(v - 1, v, note);
-  rep_->version.store(v);
+  if (stored) {
+    // Views take the generation and the version together (NewReadView): swapping them apart
+    // would let a view read this write at the version before it, and a cache made from that
+    // view would count the write again when it replays the log.
+    rep_->NewGeneration(v);
+  } else {
+    std::lock_guard lock(rep_->gen_mu);
+    rep_->version.store(v);
+  }
 }
 
 Status Store::Stage(WriteSet* set, const WriteNote* note) {
@@ -411,7 +418,7 @@ Status Store::StageLocked(WriteSet* set, const WriteNote* note) {
                                             "); the operations before it are staged");
     }
   }
-  PublishLocked(note);
+  PublishLocked(note, /*stored=*/false);
   return Ok();
 }
 

@@ -195,8 +195,10 @@ class Store {
   Status WriteLocked(WriteSet* set, const WriteNote* note);
   Status StageLocked(WriteSet* set, const WriteNote* note);
   void RunFollowers() const;
-  // Records a write that is visible to readers in changes(), then moves the version past it.
-  void PublishLocked(const WriteNote* note);
+  // Records a write in changes(), then moves the version past it; with `stored` (a write to
+  // the database), also makes a new generation whose snapshot includes it, in the same step as
+  // the version (under gen_mu), so that a view never reads a write its version does not name.
+  void PublishLocked(const WriteNote* note, bool stored);
   Status PersistLocked();
   // Calls fn(key, value) for each row of internal::Family `family` under `prefix`, stored or
   // staged (combined), in key order, until fn returns false. kUnavailable on read errors.

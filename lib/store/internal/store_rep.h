@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -66,10 +67,13 @@ struct StoreRep {
   }
   // Starts a new generation at the database's present state (the open state must be empty or
   // persisted). Writers only.
-  void NewGeneration() {
+  // Makes a generation whose snapshot is the database now; with `version`, also publishes that
+  // version in the same step (readers take both under gen_mu).
+  void NewGeneration(std::optional<uint64_t> version = std::nullopt) {
     auto g = std::make_shared<Generation>(db);
     std::lock_guard lock(gen_mu);
     current = std::move(g);
+    if (version) this->version.store(*version);
   }
 
   rocksdb::DB* db = nullptr;
