@@ -401,6 +401,12 @@ class Cache {
 // One snapshot for every read of a request, and the store it was taken from (for its change log).
 struct Reader {
   explicit Reader(const store::Store& s) : store(s), view(s.NewReadView()) {}
+  // With `stable`, a view whose staged rows also read as of its version (it holds staging off
+  // while it lives): what a request thread computes and caches must not include a batch staged
+  // after the version it is cached under, or the next refresh would add that batch again.
+  // The follower needs none: it runs on the writing thread, between stages.
+  Reader(const store::Store& s, bool stable)
+      : store(s), view(stable ? s.NewStableReadView() : s.NewReadView()) {}
   uint64_t version() const { return view->version(); }
   const store::Store& store;
   std::unique_ptr<store::ReadView> view;
@@ -1483,222 +1489,236 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
   Cache& cache = Cache::Get();
   // From now on the store's writes bring its cached tables forward as they happen.
   store.Follow(&cache, FollowWrites);
-  std::optional<Reader> reader(std::in_place, store);
-  // A refresh in progress (the follower's after a write, or another request's) is waited for
-  // rather than repeated. The mutex outlives the lock even if the entry is evicted meanwhile.
-  std::shared_ptr<std::mutex> refresh_mu;
-  std::unique_lock<std::mutex> refreshing;
-  if (cache.Seq(cache_key) < reader->version()) {
-    refresh_mu = cache.RefreshMutex(cache_key);
-    if (refresh_mu) refreshing = std::unique_lock(*refresh_mu);
-  }
-  // The cache may be past this snapshot (brought forward meanwhile): a newer snapshot (any state
-  // since the request began is a correct answer) reuses it instead of building an older state.
-  if (cache.Seq(cache_key) > reader->version()) reader.emplace(store);
-  const Reader& rd = *reader;
+  // A first attempt reads with a plain view and answers from the cache; when something must be
+  // computed and cached (a table, a refresh, a column), it starts again with a stable view.
+  for (const bool stable : {false, true}) {
+    // A refresh in progress (the follower's after a write, or another request's) is waited for
+    // rather than repeated, before a stable view holds staging off. The mutex outlives the lock
+    // even if the entry is evicted meanwhile.
+    std::shared_ptr<std::mutex> refresh_mu;
+    std::unique_lock<std::mutex> refreshing;
+    if (stable || cache.Seq(cache_key) < store.NewReadView()->version()) {
+      refresh_mu = cache.RefreshMutex(cache_key);
+      if (refresh_mu) refreshing = std::unique_lock(*refresh_mu);
+    }
+    std::optional<Reader> reader(std::in_place, store, stable);
+    // The cache may be past this snapshot (brought forward meanwhile): a newer snapshot (any state
+    // since the request began is a correct answer) reuses it instead of building an older state.
+    if (cache.Seq(cache_key) > reader->version()) {
+      reader.reset();  // a stable view's hold first
+      reader.emplace(store, stable);
+    }
+    const Reader& rd = *reader;
 
-  // 1. The inventory at this snapshot.
-  std::shared_ptr<const Inventory> inv = cache.FindInventory(cache_key, rd.version());
-  if (!inv && Refresh(cache, cache_key, rd, ws)) inv = cache.FindInventory(cache_key, rd.version());
-  if (!inv) {
-    std::shared_ptr<const Inventory> built = BuildInventory(rd, ws);
-    g_builds.fetch_add(1, std::memory_order_relaxed);
-    if (built->agents.empty()) return out;
-    CacheEntry entry;
-    entry.seq = rd.version();
-    entry.inventory = built;
-    cache.Put(cache_key, std::move(entry));
-    inv = std::move(built);
-  }
-  if (refreshing.owns_lock()) refreshing.unlock();
-  const std::vector<Agent>& agents = inv->agents;
-  const size_t n = agents.size();
+    // 1. The inventory at this snapshot.
+    std::shared_ptr<const Inventory> inv = cache.FindInventory(cache_key, rd.version());
+    if (!inv && !stable) continue;
+    if (!inv && Refresh(cache, cache_key, rd, ws))
+      inv = cache.FindInventory(cache_key, rd.version());
+    if (!inv) {
+      std::shared_ptr<const Inventory> built = BuildInventory(rd, ws);
+      g_builds.fetch_add(1, std::memory_order_relaxed);
+      if (built->agents.empty()) return out;
+      CacheEntry entry;
+      entry.seq = rd.version();
+      entry.inventory = built;
+      cache.Put(cache_key, std::move(entry));
+      inv = std::move(built);
+    }
+    if (refreshing.owns_lock()) refreshing.unlock();
+    const std::vector<Agent>& agents = inv->agents;
+    const size_t n = agents.size();
 
-  // 2. Search and visibility: match[i] for every agent, and how many match.
-  std::vector<uint8_t> match(n, 0);
-  size_t listed_count = 0;
-  const std::string needle = Folded(req.search);
-  if (needle.empty()) {
-    for (size_t i = 0; i < n; ++i)
-      match[i] = VisibilityMatches(req.visibility, static_cast<Vis>(inv->vis_of[i]));
-  } else {
-    // Names: one pass over the '\0'-separated buffer with a searcher built once (a needle
-    // holding '\0' could span two names there: test each name on its own instead).
-    const std::string& names = inv->folded_names;
-    if (needle.find('\0') == std::string::npos) {
-      // glibc's memmem (two-way with a vectorized first-bytes scan) measured about 3x faster
-      // than std::boyer_moore_horspool_searcher on this buffer.
-      const char* const base = names.data();
-      const char* const end = base + names.size();
-      const char* from = base;
-      size_t i = 0;  // hits come in increasing agent order
-      while (from < end) {
-        const void* hit =
-            ::memmem(from, static_cast<size_t>(end - from), needle.data(), needle.size());
-        if (!hit) break;
-        const size_t at = static_cast<size_t>(static_cast<const char*>(hit) - base);
-        while (inv->name_end[i] < at) ++i;
-        match[i] = 1;
-        from = base + inv->name_end[i] + 1;  // the next name
-      }
+    // 2. Search and visibility: match[i] for every agent, and how many match.
+    std::vector<uint8_t> match(n, 0);
+    size_t listed_count = 0;
+    const std::string needle = Folded(req.search);
+    if (needle.empty()) {
+      for (size_t i = 0; i < n; ++i)
+        match[i] = VisibilityMatches(req.visibility, static_cast<Vis>(inv->vis_of[i]));
     } else {
+      // Names: one pass over the '\0'-separated buffer with a searcher built once (a needle
+      // holding '\0' could span two names there: test each name on its own instead).
+      const std::string& names = inv->folded_names;
+      if (needle.find('\0') == std::string::npos) {
+        // glibc's memmem (two-way with a vectorized first-bytes scan) measured about 3x faster
+        // than std::boyer_moore_horspool_searcher on this buffer.
+        const char* const base = names.data();
+        const char* const end = base + names.size();
+        const char* from = base;
+        size_t i = 0;  // hits come in increasing agent order
+        while (from < end) {
+          const void* hit =
+              ::memmem(from, static_cast<size_t>(end - from), needle.data(), needle.size());
+          if (!hit) break;
+          const size_t at = static_cast<size_t>(static_cast<const char*>(hit) - base);
+          while (inv->name_end[i] < at) ++i;
+          match[i] = 1;
+          from = base + inv->name_end[i] + 1;  // the next name
+        }
+      } else {
+        for (size_t i = 0; i < n; ++i) {
+          const size_t begin = i == 0 ? 0 : inv->name_end[i - 1] + 1;
+          match[i] = std::string_view(names).substr(begin, inv->name_end[i] - begin).find(needle) !=
+                     std::string_view::npos;
+        }
+      }
+      std::vector<uint8_t> email_hit(inv->folded_emails.size());
+      for (size_t e = 0; e < email_hit.size(); ++e)
+        email_hit[e] = inv->folded_emails[e].find(needle) != std::string::npos;
       for (size_t i = 0; i < n; ++i) {
-        const size_t begin = i == 0 ? 0 : inv->name_end[i - 1] + 1;
-        match[i] = std::string_view(names).substr(begin, inv->name_end[i] - begin).find(needle) !=
-                   std::string_view::npos;
-      }
-    }
-    std::vector<uint8_t> email_hit(inv->folded_emails.size());
-    for (size_t e = 0; e < email_hit.size(); ++e)
-      email_hit[e] = inv->folded_emails[e].find(needle) != std::string::npos;
-    for (size_t i = 0; i < n; ++i) {
-      const uint32_t e = inv->email_of[i];
-      if (!match[i] && e != kNoEmail && email_hit[e]) match[i] = 1;
-      if (match[i] && !VisibilityMatches(req.visibility, static_cast<Vis>(inv->vis_of[i]))) {
-        match[i] = 0;
-      }
-    }
-  }
-  for (uint8_t m : match) listed_count += m;
-  if (listed_count == 0) return out;
-
-  // 3. Credits over [from, to] and active users of the last 30 days: whole-table columns (cached
-  // or computed by scans), or point reads for a few listed agents.
-  const std::vector<BucketRef> range = DecomposeRange(from, to);
-  const std::vector<BucketRef> last30 = DecomposeRange(today - 29, today);
-  std::shared_ptr<const CreditColumn> credits =
-      cache.FindCredits(cache_key, rd.version(), from, to);
-  if (!credits && !UsePointReads(listed_count, range.size(), n)) {
-    std::shared_ptr<const CreditColumn> col = AllCredits(rd, ws, *inv, from, to);
-    g_column_scans.fetch_add(1, std::memory_order_relaxed);
-    cache.PutCredits(cache_key, rd.version(), from, to, col);
-    credits = std::move(col);
-  }
-  std::shared_ptr<const ActiveColumn> active = cache.FindActive(cache_key, rd.version(), today);
-  if (!active && !UsePointReads(listed_count, last30.size(), n)) {
-    std::shared_ptr<const ActiveColumn> col = AllActive(rd, ws, *inv, last30);
-    g_column_scans.fetch_add(1, std::memory_order_relaxed);
-    cache.PutActive(cache_key, rd.version(), today, col);
-    active = std::move(col);
-  }
-
-  // 4. The listing order: a cached order of the whole table filtered by `match`, or the listed
-  // agents sorted here.
-  const SuperagentSortField field = req.sort.field;
-  const bool descending = req.sort.descending;
-  const OrderKey order_key{field, descending, from, to, today};
-  std::vector<uint32_t> listed;
-  listed.reserve(listed_count);
-  std::vector<Credits> point_credits;  // by position in `listed`, when no column
-  std::vector<int64_t> point_active;
-  if (std::shared_ptr<const Order> order = cache.FindOrder(cache_key, rd.version(), order_key);
-      order && credits && active) {
-    for (uint32_t i : order->index)
-      if (match[i]) listed.push_back(i);
-  } else {
-    // Sorting the whole table pays when many agents are listed: its order is cached and serves
-    // every later search with the same sort. A few listed agents are sorted on their own.
-    const bool whole = credits && active && listed_count * 8 >= n;
-    if (whole) {
-      listed.resize(n);
-      for (uint32_t i = 0; i < n; ++i) listed[i] = i;  // sort the whole table, cache its order
-    } else {
-      for (uint32_t i = 0; i < n; ++i)
-        if (match[i]) listed.push_back(i);
-      if (!credits || !active) {
-        point_credits.resize(listed.size());
-        point_active.resize(listed.size());
-        for (size_t k = 0; k < listed.size(); ++k) {
-          const Agent& a = agents[listed[k]];
-          point_credits[k] = credits ? (*credits)[listed[k]] : AgentCredits(rd, ws, a, range);
-          point_active[k] = active ? (*active)[listed[k]] : AgentActive(rd, ws, a, last30);
+        const uint32_t e = inv->email_of[i];
+        if (!match[i] && e != kNoEmail && email_hit[e]) match[i] = 1;
+        if (match[i] && !VisibilityMatches(req.visibility, static_cast<Vis>(inv->vis_of[i]))) {
+          match[i] = 0;
         }
       }
     }
-    // Sort keys by agent index (a numeric key for the numeric fields).
-    std::vector<double> numeric;
-    const bool is_numeric = field == SuperagentSortField::kCreatedAt ||
-                            field == SuperagentSortField::kActiveUsers ||
-                            field == SuperagentSortField::kMessageCredits ||
-                            field == SuperagentSortField::kIntegrationCredits ||
-                            field == SuperagentSortField::kTotalCredits;
-    if (is_numeric) {
-      // Keyed by position in `listed` (which is sorted by index, i.e. by id).
-      numeric.resize(listed.size());
-      for (size_t k = 0; k < listed.size(); ++k) {
-        const uint32_t i = listed[k];
-        const Credits c = point_credits.empty() ? (*credits)[i] : point_credits[k];
-        switch (field) {
-          case SuperagentSortField::kCreatedAt:
-            numeric[k] = static_cast<double>(agents[i].created_at_ms);
-            break;
-          case SuperagentSortField::kActiveUsers:
-            numeric[k] = static_cast<double>(point_active.empty() ? (*active)[i] : point_active[k]);
-            break;
-          case SuperagentSortField::kMessageCredits:
-            numeric[k] = c.message;
-            break;
-          case SuperagentSortField::kIntegrationCredits:
-            numeric[k] = c.integration;
-            break;
-          default:
-            numeric[k] = c.message + c.integration;
-        }
-      }
+    for (uint8_t m : match) listed_count += m;
+    if (listed_count == 0) return out;
+
+    // 3. Credits over [from, to] and active users of the last 30 days: whole-table columns (cached
+    // or computed by scans), or point reads for a few listed agents.
+    const std::vector<BucketRef> range = DecomposeRange(from, to);
+    const std::vector<BucketRef> last30 = DecomposeRange(today - 29, today);
+    std::shared_ptr<const CreditColumn> credits =
+        cache.FindCredits(cache_key, rd.version(), from, to);
+    if (!credits && !UsePointReads(listed_count, range.size(), n)) {
+      if (!stable) continue;
+      std::shared_ptr<const CreditColumn> col = AllCredits(rd, ws, *inv, from, to);
+      g_column_scans.fetch_add(1, std::memory_order_relaxed);
+      cache.PutCredits(cache_key, rd.version(), from, to, col);
+      credits = std::move(col);
     }
-    // Positions sorted by (key, id); ids order like positions.
-    std::vector<uint32_t> pos(listed.size());
-    for (uint32_t k = 0; k < pos.size(); ++k) pos[k] = k;
-    const SortLess text_of{inv.get(), field, descending, nullptr, nullptr};
-    auto str_key = [&](uint32_t k) { return text_of.Text(listed[k]); };
-    if (is_numeric) {
-      // created_at_ms fits a double exactly (< 2^53).
-      std::sort(pos.begin(), pos.end(), [&](uint32_t x, uint32_t y) {
-        if (numeric[x] != numeric[y])
-          return descending ? numeric[x] > numeric[y] : numeric[x] < numeric[y];
-        return x < y;
-      });
-    } else {
-      std::sort(pos.begin(), pos.end(), [&](uint32_t x, uint32_t y) {
-        const int c = str_key(x).compare(str_key(y));
-        if (c != 0) return descending ? c > 0 : c < 0;
-        return x < y;
-      });
+    std::shared_ptr<const ActiveColumn> active = cache.FindActive(cache_key, rd.version(), today);
+    if (!active && !UsePointReads(listed_count, last30.size(), n)) {
+      if (!stable) continue;
+      std::shared_ptr<const ActiveColumn> col = AllActive(rd, ws, *inv, last30);
+      g_column_scans.fetch_add(1, std::memory_order_relaxed);
+      cache.PutActive(cache_key, rd.version(), today, col);
+      active = std::move(col);
     }
-    std::vector<uint32_t> sorted(listed.size());
-    for (size_t k = 0; k < pos.size(); ++k) sorted[k] = listed[pos[k]];
-    std::vector<double> sorted_keys;
-    if (whole && IsColumnSort(field)) {
-      sorted_keys.resize(pos.size());
-      for (size_t k = 0; k < pos.size(); ++k) sorted_keys[k] = numeric[pos[k]];
-    }
-    if (!point_credits.empty()) {
-      std::vector<Credits> pc(pos.size());
-      std::vector<int64_t> pa(pos.size());
-      for (size_t k = 0; k < pos.size(); ++k) {
-        pc[k] = point_credits[pos[k]];
-        pa[k] = point_active[pos[k]];
-      }
-      point_credits = std::move(pc);
-      point_active = std::move(pa);
-    }
-    listed = std::move(sorted);
-    if (whole) {
-      auto order = std::make_shared<const Order>(Order{listed, std::move(sorted_keys)});
-      cache.PutOrder(cache_key, rd.version(), order_key, order);
-      listed.clear();
+
+    // 4. The listing order: a cached order of the whole table filtered by `match`, or the listed
+    // agents sorted here.
+    const SuperagentSortField field = req.sort.field;
+    const bool descending = req.sort.descending;
+    const OrderKey order_key{field, descending, from, to, today};
+    std::vector<uint32_t> listed;
+    listed.reserve(listed_count);
+    std::vector<Credits> point_credits;  // by position in `listed`, when no column
+    std::vector<int64_t> point_active;
+    if (std::shared_ptr<const Order> order = cache.FindOrder(cache_key, rd.version(), order_key);
+        order && credits && active) {
       for (uint32_t i : order->index)
         if (match[i]) listed.push_back(i);
+    } else {
+      // Sorting the whole table pays when many agents are listed: its order is cached and serves
+      // every later search with the same sort. A few listed agents are sorted on their own.
+      const bool whole = credits && active && listed_count * 8 >= n;
+      if (whole) {
+        listed.resize(n);
+        for (uint32_t i = 0; i < n; ++i) listed[i] = i;  // sort the whole table, cache its order
+      } else {
+        for (uint32_t i = 0; i < n; ++i)
+          if (match[i]) listed.push_back(i);
+        if (!credits || !active) {
+          point_credits.resize(listed.size());
+          point_active.resize(listed.size());
+          for (size_t k = 0; k < listed.size(); ++k) {
+            const Agent& a = agents[listed[k]];
+            point_credits[k] = credits ? (*credits)[listed[k]] : AgentCredits(rd, ws, a, range);
+            point_active[k] = active ? (*active)[listed[k]] : AgentActive(rd, ws, a, last30);
+          }
+        }
+      }
+      // Sort keys by agent index (a numeric key for the numeric fields).
+      std::vector<double> numeric;
+      const bool is_numeric = field == SuperagentSortField::kCreatedAt ||
+                              field == SuperagentSortField::kActiveUsers ||
+                              field == SuperagentSortField::kMessageCredits ||
+                              field == SuperagentSortField::kIntegrationCredits ||
+                              field == SuperagentSortField::kTotalCredits;
+      if (is_numeric) {
+        // Keyed by position in `listed` (which is sorted by index, i.e. by id).
+        numeric.resize(listed.size());
+        for (size_t k = 0; k < listed.size(); ++k) {
+          const uint32_t i = listed[k];
+          const Credits c = point_credits.empty() ? (*credits)[i] : point_credits[k];
+          switch (field) {
+            case SuperagentSortField::kCreatedAt:
+              numeric[k] = static_cast<double>(agents[i].created_at_ms);
+              break;
+            case SuperagentSortField::kActiveUsers:
+              numeric[k] =
+                  static_cast<double>(point_active.empty() ? (*active)[i] : point_active[k]);
+              break;
+            case SuperagentSortField::kMessageCredits:
+              numeric[k] = c.message;
+              break;
+            case SuperagentSortField::kIntegrationCredits:
+              numeric[k] = c.integration;
+              break;
+            default:
+              numeric[k] = c.message + c.integration;
+          }
+        }
+      }
+      // Positions sorted by (key, id); ids order like positions.
+      std::vector<uint32_t> pos(listed.size());
+      for (uint32_t k = 0; k < pos.size(); ++k) pos[k] = k;
+      const SortLess text_of{inv.get(), field, descending, nullptr, nullptr};
+      auto str_key = [&](uint32_t k) { return text_of.Text(listed[k]); };
+      if (is_numeric) {
+        // created_at_ms fits a double exactly (< 2^53).
+        std::sort(pos.begin(), pos.end(), [&](uint32_t x, uint32_t y) {
+          if (numeric[x] != numeric[y])
+            return descending ? numeric[x] > numeric[y] : numeric[x] < numeric[y];
+          return x < y;
+        });
+      } else {
+        std::sort(pos.begin(), pos.end(), [&](uint32_t x, uint32_t y) {
+          const int c = str_key(x).compare(str_key(y));
+          if (c != 0) return descending ? c > 0 : c < 0;
+          return x < y;
+        });
+      }
+      std::vector<uint32_t> sorted(listed.size());
+      for (size_t k = 0; k < pos.size(); ++k) sorted[k] = listed[pos[k]];
+      std::vector<double> sorted_keys;
+      if (whole && IsColumnSort(field)) {
+        sorted_keys.resize(pos.size());
+        for (size_t k = 0; k < pos.size(); ++k) sorted_keys[k] = numeric[pos[k]];
+      }
+      if (!point_credits.empty()) {
+        std::vector<Credits> pc(pos.size());
+        std::vector<int64_t> pa(pos.size());
+        for (size_t k = 0; k < pos.size(); ++k) {
+          pc[k] = point_credits[pos[k]];
+          pa[k] = point_active[pos[k]];
+        }
+        point_credits = std::move(pc);
+        point_active = std::move(pa);
+      }
+      listed = std::move(sorted);
+      if (whole) {
+        auto order = std::make_shared<const Order>(Order{listed, std::move(sorted_keys)});
+        cache.PutOrder(cache_key, rd.version(), order_key, order);
+        listed.clear();
+        for (uint32_t i : order->index)
+          if (match[i]) listed.push_back(i);
+      }
     }
-  }
 
-  out->inv = std::move(inv);
-  out->credits = std::move(credits);
-  out->active = std::move(active);
-  out->listed = std::move(listed);
-  out->point_credits = std::move(point_credits);
-  out->point_active = std::move(point_active);
-  return out;
+    out->inv = std::move(inv);
+    out->credits = std::move(credits);
+    out->active = std::move(active);
+    out->listed = std::move(listed);
+    out->point_credits = std::move(point_credits);
+    out->point_active = std::move(point_active);
+    return out;
+  }
+  return out;  // not reached: the stable attempt always answers
 }
 
 void SetSuperagentsCacheMaxBytes(size_t max_bytes) { Cache::Get().SetMaxBytes(max_bytes); }

@@ -31,7 +31,11 @@
 // this module's follower (store::Store::Follow) on the writing thread: it brings the store's
 // tables that requests used in the last 5 minutes forward to the new state, so requests find
 // them current; a request that finds its table behind (the follower was busy, or skipped it)
-// brings it forward itself, or waits for the refresh in progress. Bringing forward replays what
+// brings it forward itself, or waits for the refresh in progress. A request computes what it
+// caches (a table, a refresh, a column) from a stable view (store::Store::NewStableReadView),
+// which holds staging off meanwhile: a batch staged during the computation would otherwise be in
+// the cached result and again in the next refresh. A request that finds everything cached uses a
+// plain view and holds nothing. Bringing forward replays what
 // the store's change log (store/change_log.h) says the writes did to the workspace: each touched
 // agent's credits are added to the cached columns and its new users ORed into per-agent user sets
 // (no store reads); an agent row is re-read only when a write merged a field the listing shows with

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -262,6 +263,53 @@ TEST(ChangeLog, AViewsVersionMatchesTheWritesItReads) {
   writer.join();
   EXPECT_GT(views, 0);
   EXPECT_EQ(ahead, 0) << "of " << views << " views read a count other than their version";
+}
+
+// A stable view reads staged rows as of its version: a stage waits for it, where a plain view
+// reads what is staged after its version (what a cache built from it must not keep).
+TEST(ChangeLog, AStableViewReadsStagedRowsAsOfItsVersion) {
+  TempStore temp("stable");
+  ASSERT_NE(temp.store, nullptr);
+  auto& store = temp.store;
+  std::string key;
+  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 0, "", &key);
+  Counters one;
+  one.i[0] = 1;
+  std::string encoded;
+  AppendCounters(one, &encoded);
+  auto stage_one = [&] {
+    WriteSet set(*store);
+    set.AddCounters(key, encoded);
+    ASSERT_TRUE(store->Stage(&set).has_value());
+  };
+  auto count = [&](const ReadView& view) {
+    Counters c;
+    view.AddCounters(key, &c);
+    return c.i[0];
+  };
+  stage_one();
+
+  std::unique_ptr<ReadView> plain = store->NewReadView();
+  std::unique_ptr<ReadView> stable = store->NewStableReadView();
+  const uint64_t version = stable->version();
+  EXPECT_EQ(plain->version(), version);
+  EXPECT_EQ(count(*stable), 1);
+  std::atomic<bool> staged{false};
+  std::thread writer([&] {
+    stage_one();
+    staged = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(staged) << "a stage did not wait for the stable view";
+  EXPECT_EQ(count(*stable), 1);
+  EXPECT_EQ(stable->version(), version);
+  stable.reset();
+  writer.join();
+  EXPECT_EQ(count(*store->NewStableReadView()), 2);
+  EXPECT_EQ(store->NewReadView()->version(), version + 1);
+  // The plain view, still at `version`, reads the later stage: the case stable views exist for.
+  EXPECT_EQ(plain->version(), version);
+  EXPECT_EQ(count(*plain), 2);
 }
 
 // Followers run after every Write and Stage that succeeded, once per tag, when the write is

@@ -406,18 +406,18 @@ void Store::RunFollowers() const {
 
 Status Store::StageLocked(WriteSet* set, const WriteNote* note) {
   std::shared_ptr<internal::Generation> g = rep_->Current();
-  {
-    std::unique_lock open_lock(g->mu);
-    StageHandler handler(*rep_, &g->open);
-    rocksdb::Status s = set->rep_->batch.Iterate(&handler);
-    g->staged_rows.store(g->open.rows());
-    if (!s.ok()) {
-      // Only a caller's mistake gets here (the aggregator never deletes), and the operations
-      // before it are staged already: say so loudly rather than pretend nothing happened.
-      return Fail(ErrorCode::kInternal, "cannot stage this write set (" + s.ToString() +
-                                            "); the operations before it are staged");
-    }
+  std::unique_lock open_lock(g->mu);
+  StageHandler handler(*rep_, &g->open);
+  rocksdb::Status s = set->rep_->batch.Iterate(&handler);
+  g->staged_rows.store(g->open.rows());
+  if (!s.ok()) {
+    // Only a caller's mistake gets here (the aggregator never deletes), and the operations
+    // before it are staged already: say so loudly rather than pretend nothing happened.
+    return Fail(ErrorCode::kInternal, "cannot stage this write set (" + s.ToString() +
+                                          "); the operations before it are staged");
   }
+  // Published before the lock is released: a stable view (which holds it shared) then sees
+  // every stage of its generation in its version, and none after.
   PublishLocked(note, /*stored=*/false);
   return Ok();
 }
@@ -674,10 +674,15 @@ struct ReadView::Rep {
   }
   // True if anything is staged (else the open state need not be looked at).
   bool HasOpen() const { return gen->staged_rows.load(std::memory_order_acquire) > 0; }
+  // The lock a read of the open state takes: none for a stable view, which holds it already.
+  std::shared_lock<std::shared_mutex> OpenLock() const {
+    return hold.owns_lock() ? std::shared_lock<std::shared_mutex>()
+                            : std::shared_lock<std::shared_mutex>(gen->mu);
+  }
   // The staged delta at `key` into *out; false if none.
   bool OpenGet(internal::Family f, std::string_view key, std::string* out) const {
     if (!HasOpen()) return false;
-    std::shared_lock lock(gen->mu);
+    auto lock = OpenLock();
     return gen->open.Get(f, key, out);
   }
   // Loads the staged rows of `f` under `prefix` for a MergedCursor, a few at a time. Each load
@@ -686,7 +691,7 @@ struct ReadView::Rep {
     return [this, f, prefix = std::string(prefix)](std::string_view from, size_t limit,
                                                    OpenRows* out) {
       if (!HasOpen()) return;
-      std::shared_lock lock(gen->mu);
+      auto lock = OpenLock();
       gen->open.Scan(f, prefix, from, [&](std::string_view k, std::string_view v) {
         out->emplace_back(k, v);
         return out->size() < limit;
@@ -719,6 +724,9 @@ struct ReadView::Rep {
   std::unique_ptr<rocksdb::Iterator> counters_it;  // lazily created by ScanCounters
   std::unique_ptr<rocksdb::Iterator> slices_it;    // lazily created by ScanSlices
   std::unique_ptr<PinnedParts> parts;              // lazily created by PinUserPackParts
+  // A stable view's hold on the generation's lock (shared): no stage changes the open state
+  // while the view lives. Declared after `gen`, so released before it.
+  std::shared_lock<std::shared_mutex> hold;
 };
 
 std::unique_ptr<ReadView> Store::NewReadView() const {
@@ -731,6 +739,24 @@ std::unique_ptr<ReadView> Store::NewReadView() const {
   }
   return std::unique_ptr<ReadView>(
       new ReadView(std::make_unique<ReadView::Rep>(rep_.get(), std::move(g), version)));
+}
+
+std::unique_ptr<ReadView> Store::NewStableReadView() const {
+  for (;;) {
+    std::shared_ptr<internal::Generation> g = rep_->Current();
+    // Stages publish their version while they hold this lock exclusively: holding it shared,
+    // every stage of `g` is in the version read below, and no other can start.
+    std::shared_lock hold(g->mu);
+    uint64_t version;
+    {
+      std::lock_guard lock(rep_->gen_mu);
+      if (rep_->current != g) continue;  // a write or persist made a newer generation: again
+      version = rep_->version.load();
+    }
+    auto rep = std::make_unique<ReadView::Rep>(rep_.get(), std::move(g), version);
+    rep->hold = std::move(hold);
+    return std::unique_ptr<ReadView>(new ReadView(std::move(rep)));
+  }
 }
 
 ReadView::ReadView(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
@@ -747,7 +773,7 @@ bool ReadView::AddCounters(std::string_view key, Counters* c) const {
   if (stored) AddEncodedCounters(View(value), c);
   bool staged = false;
   if (rep_->HasOpen()) {
-    std::shared_lock lock(rep_->gen->mu);
+    auto lock = rep_->OpenLock();
     staged = rep_->gen->open.AddCountersTo(key, c);
   }
   return stored || staged;
@@ -774,7 +800,7 @@ bool ReadView::OrBitmap(std::string_view key, UserBitmap* b) const {
   if (stored) b->OrEncoded(View(value));
   bool staged = false;
   if (rep_->HasOpen()) {
-    std::shared_lock lock(rep_->gen->mu);
+    auto lock = rep_->OpenLock();
     staged = rep_->gen->open.OrBitmapInto(key, b);
   }
   return stored || staged;
@@ -805,7 +831,7 @@ std::vector<uint64_t> ReadView::UnionCardinalities(
     UserBitmap staged_union;
     bool staged = false;
     if (rep_->HasOpen()) {
-      std::shared_lock lock(rep_->gen->mu);
+      auto lock = rep_->OpenLock();
       for (size_t i = 0; i < g.size(); ++i) {
         staged = rep_->gen->open.OrBitmapInto(g[i], &staged_union) || staged;
       }

@@ -122,8 +122,15 @@ class Store {
   // write stands). Thread-safe.
   void Follow(const void* tag, std::function<void(const Store&)> fn) const;
 
-  // A consistent snapshot for reads. The store must outlive it.
+  // A consistent snapshot for reads. The store must outlive it. Stored rows read as of its
+  // creation; staged rows as they are at each read (a stage may land between two reads).
   std::unique_ptr<ReadView> NewReadView() const;
+  // A view whose staged rows, too, read exactly as of its version: it holds staging off (Stage
+  // waits) until it is destroyed. For readers that cache what they compute under the view's
+  // version and later bring it forward from changes() (a write must be in one or the other,
+  // never both). Keep it short-lived, and never write to this store from a thread holding one
+  // (Stage would wait for it forever). Writes to disk (Write, Persist) do not wait.
+  std::unique_ptr<ReadView> NewStableReadView() const;
 
   // All stored Kafka offsets: ((topic, partition), offset). kUnavailable on read errors,
   // kDataLoss if a stored offset is malformed.

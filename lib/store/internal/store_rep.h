@@ -113,6 +113,9 @@ struct Access {
   static bool BelongsTo(const WriteSet& set, const Store& store) {
     return set.rep_->store == store.rep_.get();
   }
+  // The writers' lock (Write, Stage, Persist), and a persist for a holder of it.
+  static std::mutex& WriteMutex(Store& store) { return store.write_mu_; }
+  static Status PersistLocked(Store& store) { return store.PersistLocked(); }
 };
 
 }  // namespace tally::store::internal

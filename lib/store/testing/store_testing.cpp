@@ -8,15 +8,16 @@ Status WriteUnlogged(Store& store, WriteSet* set) {
   if (!internal::Access::BelongsTo(*set, store)) {
     return Fail(ErrorCode::kInvalidArgument, "write set of another store", "set");
   }
+  // One writer at a time, as for Store::Write (other threads may be writing).
+  std::lock_guard lock(internal::Access::WriteMutex(store));
   // After what is staged, as Store::Write: persist it first.
-  if (Status p = store.Persist(); !p) return p;
+  if (Status p = internal::Access::PersistLocked(store); !p) return p;
   rocksdb::Status s =
       internal::Access::Db(store)->Write(rocksdb::WriteOptions(), internal::Access::Batch(set));
   if (!s.ok()) return Fail(ErrorCode::kUnavailable, "unlogged write failed: " + s.ToString());
   // Readers see it, and the version moves, as for any write; only the change log misses it.
   internal::StoreRep& rep = internal::Access::MutableRep(store);
-  rep.NewGeneration();
-  rep.version.fetch_add(1);
+  rep.NewGeneration(rep.version.load() + 1);
   return Ok();
 }
 

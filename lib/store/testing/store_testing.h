@@ -14,7 +14,8 @@
 namespace tally::store::testing {
 
 // Applies `set` like Store::Write, but without recording it in Store::changes(): readers of the
-// change log then meet a write they cannot account for. Errors as Store::Write.
+// change log then meet a write they cannot account for. Errors as Store::Write. Thread-safe, as
+// Store::Write (it takes the writers' lock).
 Status WriteUnlogged(Store& store, WriteSet* set);
 
 // Removes the data layout stamp (codec.h SchemaVersionKey), as stores written before layout
