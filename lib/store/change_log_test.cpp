@@ -228,6 +228,19 @@ TEST(ChangeLog, AReaderAtAVersionFindsItsEntry) {
   EXPECT_EQ(misses, 0) << "of " << views << " views";
 }
 
+// A workspace counter row and an operand that adds 1 to its first field.
+struct OneMore {
+  std::string key, encoded;
+  static OneMore Make() {
+    OneMore m;
+    CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 0, "", &m.key);
+    Counters one;
+    one.i[0] = 1;
+    AppendCounters(one, &m.encoded);
+    return m;
+  }
+};
+
 // A view's version names exactly the writes its stored rows include: a view never reads a write
 // whose version it does not have yet (a cache made from it would later replay that write's log
 // entry and count it twice).
@@ -235,12 +248,7 @@ TEST(ChangeLog, AViewsVersionMatchesTheWritesItReads) {
   TempStore temp("version-content");
   ASSERT_NE(temp.store, nullptr);
   auto& store = temp.store;
-  std::string key;
-  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 0, "", &key);
-  Counters one;
-  one.i[0] = 1;
-  std::string encoded;
-  AppendCounters(one, &encoded);
+  const auto [key, encoded] = OneMore::Make();
   const uint64_t base = store->NewReadView()->version();
   std::atomic<bool> done{false};
   std::thread writer([&] {
@@ -271,12 +279,7 @@ TEST(ChangeLog, AStableViewReadsStagedRowsAsOfItsVersion) {
   TempStore temp("stable");
   ASSERT_NE(temp.store, nullptr);
   auto& store = temp.store;
-  std::string key;
-  CounterKey(Scope::kWorkspace, "ws", Granularity::kDay, 0, "", &key);
-  Counters one;
-  one.i[0] = 1;
-  std::string encoded;
-  AppendCounters(one, &encoded);
+  const auto [key, encoded] = OneMore::Make();
   auto stage_one = [&] {
     WriteSet set(*store);
     set.AddCounters(key, encoded);
