@@ -1495,13 +1495,15 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     // A refresh in progress (the follower's after a write, or another request's) is waited for
     // rather than repeated, before a stable view holds staging off. The mutex outlives the lock
     // even if the entry is evicted meanwhile.
+    std::optional<Reader> reader;
+    if (!stable) reader.emplace(store, /*stable=*/false);
     std::shared_ptr<std::mutex> refresh_mu;
     std::unique_lock<std::mutex> refreshing;
-    if (stable || cache.Seq(cache_key) < store.NewReadView()->version()) {
+    if (stable || cache.Seq(cache_key) < reader->version()) {
       refresh_mu = cache.RefreshMutex(cache_key);
       if (refresh_mu) refreshing = std::unique_lock(*refresh_mu);
     }
-    std::optional<Reader> reader(std::in_place, store, stable);
+    if (stable) reader.emplace(store, /*stable=*/true);
     // The cache may be past this snapshot (brought forward meanwhile): a newer snapshot (any state
     // since the request began is a correct answer) reuses it instead of building an older state.
     if (cache.Seq(cache_key) > reader->version()) {

@@ -59,33 +59,27 @@ struct PinnedParts {
 // that a scan can run without holding it.
 using OpenRows = std::vector<std::pair<std::string, std::string>>;
 
-// Appends to *out the staged rows under the cursor's prefix whose keys are >= `from`, in key
-// order, at most `limit` of them.
-using OpenLoader = std::function<void(std::string_view from, size_t limit, OpenRows* out)>;
+// Where a MergedCursor finds staged rows: a generation's open state (null: nowhere), read under
+// its lock unless the reader holds that lock already (a stable view).
+struct OpenSource {
+  const Generation* gen = nullptr;
+  bool held = false;
+};
 
 // A prefix scan over a family that yields stored and staged rows together, in key order; a key
 // in both yields the combined value (CombineEncoded).
 class MergedCursor {
  public:
-  // `it` is borrowed (positioned by Seek); `open` are the staged rows under `prefix`, sorted.
-  MergedCursor(rocksdb::Iterator* it, Family family, std::string_view prefix, OpenRows open)
-      : it_(it), family_(family), prefix_(prefix), open_(std::move(open)) {}
-  // The staged rows come from `load`, a few at a time: a scan that stops after a row or two
-  // (the first slice of a project, say) encodes a few staged rows, not every one under the
-  // prefix. An empty `load` means nothing is staged.
-  MergedCursor(rocksdb::Iterator* it, Family family, std::string_view prefix, OpenLoader load)
-      : it_(it), family_(family), prefix_(prefix), load_(std::move(load)) {}
+  // `it` is borrowed (positioned by Seek). The staged rows come from `open`, a few at a time
+  // (each load under the lock on its own): a scan that stops after a row or two (the first slice
+  // of a project, say) encodes a few staged rows, not every one under the prefix, and sees rows
+  // staged while it runs, as a point read does.
+  MergedCursor(rocksdb::Iterator* it, Family family, std::string_view prefix, OpenSource open)
+      : it_(it), family_(family), prefix_(prefix), source_(open) {}
   void Seek(std::string_view target) {
     it_->Seek(ToSlice(target));
-    if (load_) {
-      chunk_ = kFirstChunk;
-      Load(target);
-    } else {
-      oi_ = static_cast<size_t>(
-          std::lower_bound(open_.begin(), open_.end(), target,
-                           [](const auto& row, std::string_view t) { return row.first < t; }) -
-          open_.begin());
-    }
+    chunk_ = kFirstChunk;
+    Load(target);
     Settle();
   }
   bool Valid() const { return db_valid_ || oi_ < open_.size(); }
@@ -106,10 +100,18 @@ class MergedCursor {
   static constexpr size_t kFirstChunk = 4;
   static constexpr size_t kMaxChunk = 1024;
 
+  // Replaces open_ with the next staged rows from `from` on (at most chunk_ of them).
   void Load(std::string_view from) {
     open_.clear();
     oi_ = 0;
-    load_(from, chunk_, &open_);
+    if (source_.gen != nullptr && source_.gen->staged_rows.load(std::memory_order_acquire) > 0) {
+      std::shared_lock<std::shared_mutex> lock;
+      if (!source_.held) lock = std::shared_lock(source_.gen->mu);
+      source_.gen->open.Scan(family_, prefix_, from, [&](std::string_view k, std::string_view v) {
+        open_.emplace_back(k, v);
+        return open_.size() < chunk_;
+      });
+    }
     open_done_ = open_.size() < chunk_;
     chunk_ = std::min(chunk_ * 4, kMaxChunk);
   }
@@ -137,8 +139,8 @@ class MergedCursor {
   rocksdb::Iterator* it_;
   Family family_;
   std::string prefix_;
-  OpenLoader load_;
-  OpenRows open_;  // the staged rows loaded last (all of them without load_)
+  OpenSource source_;
+  OpenRows open_;  // the staged rows loaded last
   size_t oi_ = 0;
   size_t chunk_ = kFirstChunk;
   bool open_done_ = true;  // no staged rows after open_
@@ -525,18 +527,10 @@ Status Store::ScanLatest(int family, std::string_view prefix,
                          const std::function<bool(std::string_view, std::string_view)>& fn) const {
   const auto f = static_cast<internal::Family>(family);
   std::shared_ptr<internal::Generation> g = rep_->Current();
-  internal::OpenRows open_rows;
-  {
-    std::shared_lock lock(g->mu);
-    g->open.Scan(f, prefix, {}, [&](std::string_view k, std::string_view v) {
-      open_rows.emplace_back(k, v);
-      return true;
-    });
-  }
   rocksdb::ReadOptions ro;
   ro.snapshot = g->snapshot;
   std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->family(f)));
-  internal::MergedCursor cur(it.get(), f, prefix, std::move(open_rows));
+  internal::MergedCursor cur(it.get(), f, prefix, {g.get()});
   for (cur.Seek(prefix); cur.Valid(); cur.Next()) {
     if (!fn(cur.key(), cur.value())) return Ok();
   }
@@ -685,19 +679,8 @@ struct ReadView::Rep {
     auto lock = OpenLock();
     return gen->open.Get(f, key, out);
   }
-  // Loads the staged rows of `f` under `prefix` for a MergedCursor, a few at a time. Each load
-  // takes the lock on its own: a scan sees rows staged while it runs, as a point read does.
-  internal::OpenLoader OpenRange(internal::Family f, std::string_view prefix) const {
-    return [this, f, prefix = std::string(prefix)](std::string_view from, size_t limit,
-                                                   OpenRows* out) {
-      if (!HasOpen()) return;
-      auto lock = OpenLock();
-      gen->open.Scan(f, prefix, from, [&](std::string_view k, std::string_view v) {
-        out->emplace_back(k, v);
-        return out->size() < limit;
-      });
-    };
-  }
+  // Where this view's scans find staged rows (MergedCursor).
+  internal::OpenSource Open() const { return {gen.get(), hold.owns_lock()}; }
   // Point read of `key`: the stored value with any staged delta applied. *out views *pin or
   // *scratch, which the caller provides. False if the key is neither stored nor staged.
   bool Read(internal::Family f, std::string_view key, rocksdb::PinnableSlice* pin,
@@ -783,8 +766,7 @@ void ReadView::ScanCounters(
     std::string_view prefix,
     const std::function<void(std::string_view, const Counters&)>& fn) const {
   if (!rep_->counters_it) rep_->counters_it.reset(rep_->NewScanIterator(internal::kCounters));
-  MergedCursor cur(rep_->counters_it.get(), internal::kCounters, prefix,
-                   rep_->OpenRange(internal::kCounters, prefix));
+  MergedCursor cur(rep_->counters_it.get(), internal::kCounters, prefix, rep_->Open());
   Counters c;
   for (cur.Seek(prefix); cur.Valid(); cur.Next()) {
     c = Counters{};
@@ -828,15 +810,19 @@ std::vector<uint64_t> ReadView::UnionCardinalities(
     for (size_t i = 0; i < g.size(); ++i) {
       if (statuses[at + i].ok()) parts.push_back(View(values[at + i]));
     }
+    at += g.size();
+    if (!rep_->HasOpen()) {
+      out.push_back(UnionCardinalityOfEncoded(parts));
+      continue;
+    }
     UserBitmap staged_union;
     bool staged = false;
-    if (rep_->HasOpen()) {
+    {
       auto lock = rep_->OpenLock();
-      for (size_t i = 0; i < g.size(); ++i) {
-        staged = rep_->gen->open.OrBitmapInto(g[i], &staged_union) || staged;
+      for (const std::string& key : g) {
+        staged = rep_->gen->open.OrBitmapInto(key, &staged_union) || staged;
       }
     }
-    at += g.size();
     const UserBitmap* staged_parts[] = {&staged_union};
     out.push_back(
         UnionCardinalityOfEncoded(parts, staged ? std::span<const UserBitmap* const>(staged_parts)
@@ -907,8 +893,7 @@ void ReadView::ScanSlices(std::string_view prefix, std::string_view start,
                           const std::function<bool(std::string_view, const SliceView&)>& fn) const {
   if (!rep_->slices_it) rep_->slices_it.reset(rep_->NewScanIterator(internal::kRequests));
   const std::string_view from = std::max(prefix, start);
-  MergedCursor cur(rep_->slices_it.get(), internal::kRequests, prefix,
-                   rep_->OpenRange(internal::kRequests, prefix));
+  MergedCursor cur(rep_->slices_it.get(), internal::kRequests, prefix, rep_->Open());
   SliceView v;
   for (cur.Seek(from); cur.Valid(); cur.Next()) {
     if (!v.Parse(cur.value())) continue;
@@ -947,8 +932,7 @@ void ReadView::ScanEncodedRecords(
     std::string_view prefix,
     const std::function<bool(std::string_view key, std::string_view encoded)>& fn) const {
   std::unique_ptr<rocksdb::Iterator> it(rep_->NewScanIterator(internal::kRecords));
-  MergedCursor cur(it.get(), internal::kRecords, prefix,
-                   rep_->OpenRange(internal::kRecords, prefix));
+  MergedCursor cur(it.get(), internal::kRecords, prefix, rep_->Open());
   for (cur.Seek(prefix); cur.Valid(); cur.Next()) {
     if (!fn(cur.key(), cur.value())) break;
   }
@@ -969,8 +953,7 @@ void MergeScan(const ReadView::Rep& rep, internal::Family family,
   std::vector<Cursor> cur(prefixes.size());
   for (size_t k = 0; k < prefixes.size(); ++k) {
     cur[k].it.reset(rep.NewScanIterator(family));
-    cur[k].cur = std::make_unique<MergedCursor>(cur[k].it.get(), family, prefixes[k],
-                                                rep.OpenRange(family, prefixes[k]));
+    cur[k].cur = std::make_unique<MergedCursor>(cur[k].it.get(), family, prefixes[k], rep.Open());
     cur[k].prefix_size = prefixes[k].size();
     cur[k].cur->Seek(prefixes[k]);
   }
