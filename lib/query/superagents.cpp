@@ -1550,9 +1550,9 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
       // holding '\0' could span two names there: test each name on its own instead).
       const std::string& names = inv->folded_names;
       if (needle.find('\0') == std::string::npos) {
-        // FindSubstring (internal/substring.h) tests 16 positions at a time; glibc's memmem
-        // took about three times as long on this buffer, std::boyer_moore_horspool_searcher
-        // about nine times.
+        // FindSubstring (internal/substring.h) tests 16 positions at a time: up to 3x faster
+        // than glibc's memmem here, itself about 3x faster than
+        // std::boyer_moore_horspool_searcher.
         const char* const base = names.data();
         const char* const end = base + names.size();
         const char* from = base;
