@@ -174,6 +174,14 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     cf.write_buffer_size = write_buffer;
     cf.max_write_buffer_number = 3;
     cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+    // Flushes and the compactions out of level 0 write every byte ingest writes, and compressing
+    // them took more of a busy store's CPU than writing them; they are a small part of the data
+    // (level 1 holds at most max_bytes_for_level_base), so only the levels below are compressed,
+    // with LZ4 (faster than the default Snappy at a similar ratio).
+    cf.compression_per_level = {rocksdb::kNoCompression,  rocksdb::kNoCompression,
+                                rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
+                                rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
+                                rocksdb::kLZ4Compression};
     if (bloom) {
       // Most point reads miss the memtables (only the open buckets' rows are there): a memtable
       // bloom filter answers those without a walk down each memtable's skip list, which under
