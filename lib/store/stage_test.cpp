@@ -1616,5 +1616,40 @@ TEST_F(StageTest, ScansOverManyStagedRowsSeeEveryRowOnce) {
   }
 }
 
+// A persist replaces the generation views read; the replaced one (its open state: every row
+// staged since the last persist) is freed by the writer once no view reads it, never by the
+// reader that drops the last view of it (a request would pay milliseconds for it).
+TEST_F(StageTest, TheWriterFreesReplacedGenerationsNotTheLastReader) {
+  std::unique_ptr<Store> store = Open("retired");
+  ASSERT_TRUE(store);
+  Counters one;
+  one.i[0] = 1;
+  std::string key;
+  CounterKey(Scope::kWorkspace, "w", Granularity::kDay, 0, "", &key);
+  WriteSet set(*store);
+  set.AddCounters(key, EncodeCounters(one));
+  ASSERT_TRUE(store->Stage(&set).has_value());
+  const internal::StoreRep& rep = internal::Access::Rep(*store);
+  const std::weak_ptr<internal::Generation> first = rep.Current();
+
+  std::unique_ptr<ReadView> view = store->NewReadView();  // reads the first generation
+  ASSERT_TRUE(store->Persist().has_value());
+  EXPECT_NE(rep.Current(), first.lock()) << "a persist starts a new generation";
+  view.reset();  // the last view of the first generation, dropped by this (reader's) thread
+  EXPECT_FALSE(first.expired()) << "the reader that dropped the last view freed the generation";
+
+  ASSERT_TRUE(store->Persist().has_value());  // nothing staged: the writer only cleans up
+  EXPECT_TRUE(first.expired()) << "the writer kept a generation no view reads";
+
+  // Without views, a persist frees the generation it replaces at once.
+  ASSERT_TRUE(store->Stage(&set).has_value());
+  const std::weak_ptr<internal::Generation> second = rep.Current();
+  ASSERT_TRUE(store->Persist().has_value());
+  EXPECT_TRUE(second.expired());
+  Counters c;
+  store->NewReadView()->AddCounters(key, &c);
+  EXPECT_EQ(c.i[0], 2);
+}
+
 }  // namespace
 }  // namespace tally::store

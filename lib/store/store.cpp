@@ -429,6 +429,8 @@ Status Store::StageLocked(WriteSet* set, const WriteNote* note) {
   // Published before the lock is released: a stable view (which holds it shared) then sees
   // every stage of its generation in its version, and none after.
   PublishLocked(note, /*stored=*/false);
+  open_lock.unlock();
+  rep_->ReapRetired();
   return Ok();
 }
 
@@ -438,6 +440,8 @@ Status Store::Persist() {
 }
 
 Status Store::PersistLocked() {
+  // A writer that persists when its stream is quiet frees what the last views left behind.
+  rep_->ReapRetired();
   std::shared_ptr<internal::Generation> g = rep_->Current();
   if (g->staged_rows.load() == 0) return Ok();
   // Only this thread (holding write_mu_) changes the open state: no need for its lock here.
@@ -456,6 +460,7 @@ Status Store::PersistLocked() {
   if (!s.ok()) return std::unexpected(FromRocks(s, "persisting the open state failed"));
   // Views made from now on read the persisted rows from the database; those made before keep
   // the old snapshot with the old open state, which reads the same.
+  g.reset();
   rep_->NewGeneration();
   return Ok();
 }

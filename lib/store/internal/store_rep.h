@@ -49,6 +49,7 @@ struct Generation {
 struct StoreRep {
   ~StoreRep() {
     current.reset();  // its snapshot, before the database
+    retired.clear();
     for (auto* h : cf) db->DestroyColumnFamilyHandle(h);
     delete db;
   }
@@ -66,14 +67,26 @@ struct StoreRep {
     return current;
   }
   // Starts a new generation at the database's present state (the open state must be empty or
-  // persisted). Writers only.
-  // Makes a generation whose snapshot is the database now; with `version`, also publishes that
-  // version in the same step (readers take both under gen_mu).
+  // persisted); with `version`, also publishes that version in the same step (readers take both
+  // under gen_mu). The generation it replaces is retired (below). Writers only.
   void NewGeneration(std::optional<uint64_t> version = std::nullopt) {
     auto g = std::make_shared<Generation>(db);
-    std::lock_guard lock(gen_mu);
-    current = std::move(g);
-    if (version) this->version.store(*version);
+    {
+      std::lock_guard lock(gen_mu);
+      std::swap(current, g);
+      if (version) this->version.store(*version);
+    }
+    if (g) retired.push_back(std::move(g));
+    ReapRetired();
+  }
+  // Destroys the retired generations that no view reads any more. Freeing a generation's open
+  // state (every row staged between two persists) takes milliseconds: it happens here, on the
+  // writer's thread, and never on a reader's thread that happened to drop the last view of it,
+  // nor under gen_mu, which every new view takes. Writers only.
+  void ReapRetired() {
+    // A count of 1 is `retired`'s own reference: no view holds the generation, and none can
+    // take it again (it is no longer `current`).
+    std::erase_if(retired, [](const std::shared_ptr<Generation>& g) { return g.use_count() == 1; });
   }
 
   rocksdb::DB* db = nullptr;
@@ -82,6 +95,8 @@ struct StoreRep {
   std::string identity;
   mutable std::mutex gen_mu;  // guards `current` (the pointer)
   std::shared_ptr<Generation> current;
+  // Replaced generations that views may still read (ReapRetired). Writers only.
+  std::vector<std::shared_ptr<Generation>> retired;
   // Changes whenever the content changes (every Write and Stage): ReadView::version.
   std::atomic<uint64_t> version{0};
 };
