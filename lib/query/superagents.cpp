@@ -1603,16 +1603,19 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     }
     for (uint8_t m : match) listed_count += m;
     if (listed_count == 0) return out;
-    // The matching agents of `indexes` (every agent once), in their order: a branch-free
-    // compaction into `*into`.
+    // The matching agents of `indexes` (agent indexes), in their order, into `*into`: a
+    // branch-free compaction (each step writes a slot and advances by the match bit) into a
+    // per-thread buffer as long as `indexes` plus one, so that it stays in bounds whatever
+    // `indexes` holds; then the matches are copied out.
     auto filter = [&](const auto& indexes, std::vector<uint32_t>* into) {
-      into->resize(listed_count + 1);  // + 1: each step writes a slot before it may advance
+      static thread_local std::vector<uint32_t> scratch;
+      scratch.resize(std::ranges::size(indexes) + 1);
       size_t k = 0;
       for (uint32_t i : indexes) {
-        (*into)[k] = i;
+        scratch[k] = i;
         k += match[i];
       }
-      into->resize(k);
+      into->assign(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(k));
     };
 
     // 3. Credits over [from, to] and active users of the last 30 days: whole-table columns (cached
