@@ -203,10 +203,6 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   descriptors.emplace_back(kFamilies[1], counters);
   auto bitmaps = family(true, 32 << 20);
   bitmaps.merge_operator = internal::NewBitmapOrMergeOperator();
-  // Hot bitmaps (this month's active users, an organization's users per project) get an operand
-  // per persist; folding them at write time every few operands keeps a read from OR-ing one
-  // operand per persist since the last flush.
-  bitmaps.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[2], bitmaps);
   auto records = family(true, 16 << 20);
   records.merge_operator = internal::NewRecordMergeOperator();
@@ -220,17 +216,21 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   descriptors.emplace_back(kFamilies[5], family(true, 8 << 20));
   auto requests = family(true, 32 << 20);
   requests.merge_operator = internal::NewSliceMergeOperator();
-  // Month slices of a busy organization are rewritten by every batch; bounding the operands a
-  // read must fold keeps query latency flat between flushes.
-  requests.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[6], requests);
   auto packs = family(true, 16 << 20);
   packs.merge_operator = internal::NewUserPackMergeOperator();
-  // Every batch adds an operand to the packs of the buckets it touches; folding them at write
-  // time every few operands keeps a read from merging one operand per batch since the flush.
-  packs.max_successive_merges = 8;
   descriptors.emplace_back(kFamilies[7], packs);
 
+  // Hot bitmaps (this month's active users, an organization's users per project), slices (month
+  // slices of a busy organization) and user packs get an operand per persist: folding them at
+  // write time every few operands keeps a read from combining one operand per persist since the
+  // last flush. The store counts them itself (internal/merge_bound.h) rather than set RocksDB's
+  // max_successive_merges, which seeks the memtable for every merge it inserts. A store without
+  // a WAL is a rebuild that nothing reads until it is complete: it folds nothing.
+  if (!options.disable_wal) {
+    rep.merge_bound =
+        internal::MergeBound({internal::kBitmaps, internal::kRequests, internal::kUserPacks});
+  }
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &rep.cf, &rep.db);
   if (!s.ok()) return std::unexpected(FromRocks(s, "cannot open store at " + options.path));
   if (auto v = store->CheckSchemaVersion(); !v) return std::unexpected(v.error());
@@ -354,7 +354,11 @@ Status Store::WriteLocked(WriteSet* set, const WriteNote* note) {
   rocksdb::WriteOptions wo;
   wo.sync = false;
   wo.disableWAL = options_.disable_wal;
-  rocksdb::Status s = rep_->db->Write(wo, &set->rep_->batch);
+  rep_->merge_bound.BeginWrite(*rep_);
+  rocksdb::WriteBatch folded;
+  const bool fold = rep_->merge_bound.Rewrite(*rep_, set->rep_->batch, &folded);
+  rocksdb::Status s = rep_->db->Write(wo, fold ? &folded : &set->rep_->batch);
+  rep_->merge_bound.EndWrite(*rep_);
   if (!s.ok()) return std::unexpected(FromRocks(s, "store write failed"));
   PublishLocked(note, /*stored=*/true);
   return Ok();
@@ -446,17 +450,32 @@ Status Store::PersistLocked() {
   if (g->staged_rows.load() == 0) return Ok();
   // Only this thread (holding write_mu_) changes the open state: no need for its lock here.
   rocksdb::WriteBatch batch;
+  internal::MergeBound& bound = rep_->merge_bound;
+  bound.BeginWrite(*rep_);
+  std::string whole;
   g->open.ForEach([&](internal::Family f, std::string_view key, std::string_view value) {
     if (internal::IsPutFamily(f)) {
       batch.Put(rep_->family(f), ToSlice(key), ToSlice(value));
-    } else {
-      batch.Merge(rep_->family(f), ToSlice(key), ToSlice(value));
+      return;
     }
+    if (bound.Fold(f, key)) {
+      // The open state holds one delta per row: the value read has everything before it.
+      rocksdb::PinnableSlice stored;
+      rocksdb::Status got =
+          rep_->db->Get(rocksdb::ReadOptions(), rep_->family(f), ToSlice(key), &stored);
+      if (got.ok() || got.IsNotFound()) {
+        internal::CombineEncoded(f, got.ok() ? View(stored) : std::string_view(), value, &whole);
+        batch.Put(rep_->family(f), ToSlice(key), ToSlice(whole));
+        return;
+      }
+    }
+    batch.Merge(rep_->family(f), ToSlice(key), ToSlice(value));
   });
   rocksdb::WriteOptions wo;
   wo.sync = false;
   wo.disableWAL = options_.disable_wal;
   rocksdb::Status s = rep_->db->Write(wo, &batch);
+  bound.EndWrite(*rep_);
   if (!s.ok()) return std::unexpected(FromRocks(s, "persisting the open state failed"));
   // Views made from now on read the persisted rows from the database; those made before keep
   // the old snapshot with the old open state, which reads the same.

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "store/internal/family.h"
+#include "store/internal/merge_bound.h"
 #include "store/internal/open_state.h"
 #include "store/store.h"
 #include "store/write_set.h"
@@ -99,6 +100,9 @@ struct StoreRep {
   std::vector<std::shared_ptr<Generation>> retired;
   // Changes whenever the content changes (every Write and Stage): ReadView::version.
   std::atomic<uint64_t> version{0};
+  // The hot views' bound on merge operands (Store::Open sets which families it bounds: none for
+  // a store without a WAL, which nothing reads until it is complete). Writers only.
+  MergeBound merge_bound{};
 };
 
 }  // namespace tally::store::internal

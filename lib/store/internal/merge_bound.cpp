@@ -1,0 +1,144 @@
+#include "store/internal/merge_bound.h"
+
+#include <absl/container/flat_hash_set.h>
+#include <absl/hash/hash.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <string>
+#include <vector>
+
+#include "store/internal/open_state.h"
+#include "store/internal/store_rep.h"
+
+namespace tally::store::internal {
+namespace {
+
+uint64_t KeyHash(Family f, std::string_view key) {
+  return absl::HashOf(static_cast<int>(f), absl::string_view(key.data(), key.size()));
+}
+
+uint64_t ActiveMemtableBytes(const StoreRep& rep, Family f) {
+  uint64_t bytes = 0;
+  // Unreadable means "unknown": 0 forgets the counts at the next write, which is safe.
+  if (!rep.db->GetIntProperty(rep.family(f), "rocksdb.cur-size-active-mem-table", &bytes)) return 0;
+  return bytes;
+}
+
+// Pass 1 of Rewrite: counts the batch's operands and lists the ones that fold.
+class CountHandler : public rocksdb::WriteBatch::Handler {
+ public:
+  CountHandler(const StoreRep& rep, MergeBound* bound) : rep_(rep), bound_(bound) {}
+  rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+    Seen(rep_.FamilyOfId(id), key);
+    ++op_;
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
+    Seen(rep_.FamilyOfId(id), key);
+    ++op_;
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status MergeCF(uint32_t id, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+    const Family f = rep_.FamilyOfId(id);
+    // Only the first occurrence of a key may fold: the value read for it would miss the
+    // operands before it in this batch.
+    if (Seen(f, key) && f < kFamilyCount && bound_->Fold(f, View(key))) folds_.push_back(op_);
+    ++op_;
+    return rocksdb::Status::OK();
+  }
+  // Anything else (range deletes, single deletes, ...): the set does not write those; refuse
+  // rather than guess, and the batch is written as it is.
+
+  const std::vector<size_t>& folds() const { return folds_; }
+
+ private:
+  // True the first time `key` of `f` is met in this batch.
+  bool Seen(Family f, const rocksdb::Slice& key) {
+    return seen_.insert(KeyHash(f, View(key))).second;
+  }
+
+  const StoreRep& rep_;
+  MergeBound* bound_;
+  size_t op_ = 0;
+  absl::flat_hash_set<uint64_t> seen_;
+  std::vector<size_t> folds_;
+};
+
+// Pass 2 of Rewrite: copies the batch, folding the listed operands into Puts of whole values.
+class CopyHandler : public rocksdb::WriteBatch::Handler {
+ public:
+  CopyHandler(const StoreRep& rep, const std::vector<size_t>& folds, rocksdb::WriteBatch* out)
+      : rep_(rep), folds_(folds), out_(out) {}
+  rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    ++op_;
+    return out_->Put(rep_.cf[rep_.FamilyOfId(id)], key, value);
+  }
+  rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
+    ++op_;
+    return out_->Delete(rep_.cf[rep_.FamilyOfId(id)], key);
+  }
+  rocksdb::Status MergeCF(uint32_t id, const rocksdb::Slice& key,
+                          const rocksdb::Slice& value) override {
+    const Family f = rep_.FamilyOfId(id);
+    const bool fold = next_ < folds_.size() && folds_[next_] == op_;
+    ++op_;
+    if (!fold) return out_->Merge(rep_.cf[f], key, value);
+    ++next_;
+    rocksdb::PinnableSlice stored;
+    rocksdb::Status s = rep_.db->Get(rocksdb::ReadOptions(), rep_.cf[f], key, &stored);
+    if (!s.ok() && !s.IsNotFound()) return out_->Merge(rep_.cf[f], key, value);
+    CombineEncoded(f, s.ok() ? View(stored) : std::string_view(), View(value), &whole_);
+    return out_->Put(rep_.cf[f], key, ToSlice(whole_));
+  }
+
+ private:
+  const StoreRep& rep_;
+  const std::vector<size_t>& folds_;
+  rocksdb::WriteBatch* out_;
+  size_t op_ = 0;
+  size_t next_ = 0;
+  std::string whole_;
+};
+
+}  // namespace
+
+MergeBound::MergeBound(std::initializer_list<Family> bounded) {
+  for (Family f : bounded) families_[f].bounded = true;
+}
+
+void MergeBound::BeginWrite(const StoreRep& rep) {
+  for (int i = 0; i < kFamilyCount; ++i) {
+    PerFamily& pf = families_[i];
+    if (!pf.bounded || pf.counts.empty()) continue;
+    if (ActiveMemtableBytes(rep, static_cast<Family>(i)) < pf.active_bytes) pf.counts.clear();
+  }
+}
+
+void MergeBound::EndWrite(const StoreRep& rep) {
+  for (int i = 0; i < kFamilyCount; ++i) {
+    PerFamily& pf = families_[i];
+    if (pf.bounded) pf.active_bytes = ActiveMemtableBytes(rep, static_cast<Family>(i));
+  }
+}
+
+bool MergeBound::Fold(Family f, std::string_view key) {
+  PerFamily& pf = families_[f];
+  if (!pf.bounded) return false;
+  uint8_t& n = pf.counts[KeyHash(f, key)];
+  if (++n < kMaxOperands) return false;
+  n = 0;
+  return true;
+}
+
+bool MergeBound::Rewrite(const StoreRep& rep, const rocksdb::WriteBatch& batch,
+                         rocksdb::WriteBatch* out) {
+  CountHandler count(rep, this);
+  if (!batch.Iterate(&count).ok() || count.folds().empty()) return false;
+  out->Clear();
+  CopyHandler copy(rep, count.folds(), out);
+  return batch.Iterate(&copy).ok();
+}
+
+}  // namespace tally::store::internal
