@@ -43,7 +43,7 @@ class CountHandler : public rocksdb::WriteBatch::Handler {
     const Family f = rep_.FamilyOfId(id);
     // Only the first occurrence of a key may fold: the value read for it would miss the
     // operands before it in this batch.
-    if (Seen(f, key) && f < kFamilyCount && bound_->Fold(f, View(key))) folds_.push_back(op_);
+    if (Seen(f, key) && bound_->Fold(f, View(key))) folds_.push_back(op_);
     ++op_;
     return rocksdb::Status::OK();
   }
@@ -53,8 +53,10 @@ class CountHandler : public rocksdb::WriteBatch::Handler {
   const std::vector<size_t>& folds() const { return folds_; }
 
  private:
-  // True the first time `key` of `f` is met in this batch.
+  // True the first time `key` of `f` is met in this batch (only keys of bounded families, the
+  // only ones that may fold, are remembered).
   bool Seen(Family f, const rocksdb::Slice& key) {
+    if (!bound_->bounds(f)) return false;
     return seen_.insert(KeyHash(f, View(key))).second;
   }
 
@@ -106,6 +108,7 @@ class CopyHandler : public rocksdb::WriteBatch::Handler {
 
 MergeBound::MergeBound(std::initializer_list<Family> bounded) {
   for (Family f : bounded) families_[f].bounded = true;
+  any_bounded_ = bounded.size() > 0;
 }
 
 void MergeBound::BeginWrite(const StoreRep& rep) {
@@ -134,6 +137,7 @@ bool MergeBound::Fold(Family f, std::string_view key) {
 
 bool MergeBound::Rewrite(const StoreRep& rep, const rocksdb::WriteBatch& batch,
                          rocksdb::WriteBatch* out) {
+  if (!any_bounded_) return false;  // a rebuild: not even a pass over the batch
   CountHandler count(rep, this);
   if (!batch.Iterate(&count).ok() || count.folds().empty()) return false;
   out->Clear();

@@ -58,6 +58,9 @@ class MergeBound {
   // first operand would not be in the value read). Between BeginWrite and EndWrite.
   bool Rewrite(const StoreRep& rep, const rocksdb::WriteBatch& batch, rocksdb::WriteBatch* out);
 
+  // Whether rows of `f` are bounded (false for kFamilyCount).
+  bool bounds(Family f) const { return f < kFamilyCount && families_[f].bounded; }
+
   // Rows counted so far in `f` (for tests).
   size_t counted(Family f) const { return families_[f].counts.size(); }
 
@@ -68,6 +71,7 @@ class MergeBound {
     absl::flat_hash_map<uint64_t, uint8_t> counts;
   };
   PerFamily families_[kFamilyCount];
+  bool any_bounded_ = false;
 };
 
 }  // namespace tally::store::internal
