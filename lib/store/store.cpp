@@ -458,18 +458,12 @@ Status Store::PersistLocked() {
       batch.Put(rep_->family(f), ToSlice(key), ToSlice(value));
       return;
     }
+    // The open state holds one delta per row: the batch has no earlier operation on `key`.
     if (bound.Fold(f, key)) {
-      // The open state holds one delta per row: the value read has everything before it.
-      rocksdb::PinnableSlice stored;
-      rocksdb::Status got =
-          rep_->db->Get(rocksdb::ReadOptions(), rep_->family(f), ToSlice(key), &stored);
-      if (got.ok() || got.IsNotFound()) {
-        internal::CombineEncoded(f, got.ok() ? View(stored) : std::string_view(), value, &whole);
-        batch.Put(rep_->family(f), ToSlice(key), ToSlice(whole));
-        return;
-      }
+      internal::MergeBound::AppendWhole(*rep_, f, key, value, &batch, &whole);
+    } else {
+      batch.Merge(rep_->family(f), ToSlice(key), ToSlice(value));
     }
-    batch.Merge(rep_->family(f), ToSlice(key), ToSlice(value));
   });
   rocksdb::WriteOptions wo;
   wo.sync = false;

@@ -30,14 +30,10 @@ class CountHandler : public rocksdb::WriteBatch::Handler {
  public:
   CountHandler(const StoreRep& rep, MergeBound* bound) : rep_(rep), bound_(bound) {}
   rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key, const rocksdb::Slice&) override {
-    Seen(rep_.FamilyOfId(id), key);
-    ++op_;
-    return rocksdb::Status::OK();
+    return NotMerge(id, key);
   }
   rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
-    Seen(rep_.FamilyOfId(id), key);
-    ++op_;
-    return rocksdb::Status::OK();
+    return NotMerge(id, key);
   }
   rocksdb::Status MergeCF(uint32_t id, const rocksdb::Slice& key, const rocksdb::Slice&) override {
     const Family f = rep_.FamilyOfId(id);
@@ -53,6 +49,12 @@ class CountHandler : public rocksdb::WriteBatch::Handler {
   const std::vector<size_t>& folds() const { return folds_; }
 
  private:
+  // A Put or Delete: never folds, but a merge of the same key after it must not fold either.
+  rocksdb::Status NotMerge(uint32_t id, const rocksdb::Slice& key) {
+    Seen(rep_.FamilyOfId(id), key);
+    ++op_;
+    return rocksdb::Status::OK();
+  }
   // True the first time `key` of `f` is met in this batch (only keys of bounded families, the
   // only ones that may fold, are remembered).
   bool Seen(Family f, const rocksdb::Slice& key) {
@@ -88,11 +90,8 @@ class CopyHandler : public rocksdb::WriteBatch::Handler {
     ++op_;
     if (!fold) return out_->Merge(rep_.cf[f], key, value);
     ++next_;
-    rocksdb::PinnableSlice stored;
-    rocksdb::Status s = rep_.db->Get(rocksdb::ReadOptions(), rep_.cf[f], key, &stored);
-    if (!s.ok() && !s.IsNotFound()) return out_->Merge(rep_.cf[f], key, value);
-    CombineEncoded(f, s.ok() ? View(stored) : std::string_view(), View(value), &whole_);
-    return out_->Put(rep_.cf[f], key, ToSlice(whole_));
+    MergeBound::AppendWhole(rep_, f, View(key), View(value), out_, &whole_);
+    return rocksdb::Status::OK();
   }
 
  private:
@@ -127,12 +126,24 @@ void MergeBound::EndWrite(const StoreRep& rep) {
 }
 
 bool MergeBound::Fold(Family f, std::string_view key) {
-  PerFamily& pf = families_[f];
-  if (!pf.bounded) return false;
-  uint8_t& n = pf.counts[KeyHash(f, key)];
+  if (!bounds(f)) return false;
+  uint8_t& n = families_[f].counts[KeyHash(f, key)];
   if (++n < kMaxOperands) return false;
   n = 0;
   return true;
+}
+
+void MergeBound::AppendWhole(const StoreRep& rep, Family f, std::string_view key,
+                             std::string_view delta, rocksdb::WriteBatch* out,
+                             std::string* scratch) {
+  rocksdb::PinnableSlice stored;
+  rocksdb::Status got = rep.db->Get(rocksdb::ReadOptions(), rep.family(f), ToSlice(key), &stored);
+  if (!got.ok() && !got.IsNotFound()) {
+    out->Merge(rep.family(f), ToSlice(key), ToSlice(delta));
+    return;
+  }
+  CombineEncoded(f, got.ok() ? View(stored) : std::string_view(), delta, scratch);
+  out->Put(rep.family(f), ToSlice(key), ToSlice(*scratch));
 }
 
 bool MergeBound::Rewrite(const StoreRep& rep, const rocksdb::WriteBatch& batch,

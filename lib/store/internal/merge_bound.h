@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <string_view>
 
 #include "store/internal/family.h"
@@ -50,6 +51,13 @@ class MergeBound {
   // row's whole value (the stored value with this delta combined, as a Put): the count then
   // starts again. Always false for a family that is not bounded.
   bool Fold(Family f, std::string_view key);
+
+  // Appends to *out the row `key` of `f` with `delta` combined into its value as stored now (read
+  // from rep's database at its latest state: call under the write lock), as a Put of the whole
+  // value; a Merge of `delta` if the stored value cannot be read. *scratch is working space. For
+  // an operand Fold says to fold, when *out holds no earlier operation on `key`.
+  static void AppendWhole(const StoreRep& rep, Family f, std::string_view key,
+                          std::string_view delta, rocksdb::WriteBatch* out, std::string* scratch);
 
   // The batch to write instead of `batch` so that its merges respect the bound: false (use
   // `batch` as it is) when no merge in it must fold, else true with *out holding `batch` with
