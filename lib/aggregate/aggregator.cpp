@@ -74,8 +74,18 @@ void AddInKeyOrder(store::WriteSet* set,
 
 }  // namespace
 
-Aggregator::Aggregator(store::Store* store) : store_(store), write_set_(*store) {}
+Aggregator::Aggregator(store::Store* store)
+    : store_(store), write_set_(*store), async_set_(*store) {}
 Aggregator::~Aggregator() = default;
+
+Status Aggregator::Drain() {
+  if (writer_.pending()) {
+    Status written = writer_.Get();
+    if (!written && async_error_) async_error_ = written;
+    inflight_order_.clear();  // stored (or failed): the store answers for them now
+  }
+  return async_error_;
+}
 
 Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
   std::unique_ptr<Aggregator> agg(new Aggregator(store));
@@ -622,6 +632,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
                                      std::span<const PartitionOffset> offsets,
                                      std::string_view cluster_id) {
   ApplyStats stats;
+  if (!async_error_) return std::unexpected(async_error_.error());
   for (int g = 0; g < kGranularities; ++g) {
     counters_[g].clear();
     bitmaps_[g].clear();
@@ -685,6 +696,16 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
     for (size_t k = 0; k < lookups.size(); ++k) {
       if (stored[k]) dup[which[k]] = 1;
     }
+    // The batch still being written (asynchronous writes) may not show in the store yet.
+    if (!inflight_order_.empty()) {
+      auto less = [&](uint32_t a, std::string_view key) { return inflight_keys_[a] < key; };
+      for (size_t k = 0; k < lookups.size(); ++k) {
+        if (stored[k]) continue;
+        auto it =
+            std::lower_bound(inflight_order_.begin(), inflight_order_.end(), lookups[k], less);
+        if (it != inflight_order_.end() && inflight_keys_[*it] == lookups[k]) dup[which[k]] = 1;
+      }
+    }
   }
 
   const int64_t newest_before = store_->newest_event_ms();
@@ -703,7 +724,8 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   // The newest time of the events actually applied: the store's newest event time (the late
   // policy's and the dedupe expiry's reference) only advances once they are written.
   int64_t batch_newest = INT64_MIN;
-  store::WriteSet& set = write_set_;
+  const bool async = async_write_ && !stage_;
+  store::WriteSet& set = async ? *filling_set_ : write_set_;
   set.Clear();
   batch_ws_orgs_.clear();
   new_bindings_.clear();
@@ -785,7 +807,21 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   }
   stats.new_users = new_users_.size();
 
-  if (auto s = stage_ ? store_->Stage(&set, &note_) : store_->Write(&set, &note_); !s) {
+  if (async) {
+    // The batch before this one was written while this one was folded; it must land first.
+    if (Status s = Drain(); !s) {
+      rollback();
+      return std::unexpected(s.error());
+    }
+    writer_.Start([this, to_write = &set] { return store_->Write(to_write, nullptr); });
+    filling_set_ = filling_set_ == &write_set_ ? &async_set_ : &write_set_;
+    // This batch's dedupe keys, for the next batch's lookups while the write runs.
+    dedupe_keys_.swap(inflight_keys_);
+    inflight_order_.clear();
+    for (size_t i : order) {
+      if (!dup[i]) inflight_order_.push_back(static_cast<uint32_t>(i));
+    }
+  } else if (auto s = stage_ ? store_->Stage(&set, &note_) : store_->Write(&set, &note_); !s) {
     rollback();
     return std::unexpected(s.error());
   }

@@ -43,6 +43,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/background_task.h"
 #include "common/result.h"
 #include "event/usage_event.h"
 #include "store/directory.h"
@@ -96,6 +97,19 @@ class Aggregator {
   // batch than a write; a crash then loses the batches staged since the last Persist together
   // with their offsets, so they are consumed again.
   void set_stage(bool stage) { stage_ = stage; }
+
+  // Write each batch on a worker thread (only without set_stage(true)): Apply returns once the
+  // batch is folded and handed over, and the next Apply folds its batch while the store writes
+  // this one. Writes stay one at a time and in order, each atomic with its offsets, so a crash
+  // still leaves a prefix of the batches; duplicates of events in the batch being written are
+  // still found. For a writer that needs no batch on disk before it goes on (replay). Apply's
+  // success then means folded and handed over, not stored: a failed write is returned by the
+  // next Apply (and every later one: the aggregator is done) or by Drain. These writes carry no
+  // store::WriteNote (readers of Store::changes() recompute).
+  void set_async_write(bool async) { async_write_ = async; }
+  // Waits for the batch being written, if any: Ok once every batch handed over is stored, else
+  // the first failed write's error (as Store::Write: kUnavailable, kDataLoss, kInternal).
+  Status Drain();
 
   // Binds workspaces to organizations up front. A declared binding wins over one stored by
   // earlier events. Call before the first Apply (or MarkOrganizationMismatches).
@@ -311,8 +325,11 @@ class Aggregator {
   // each new pair) while that fits its size; null otherwise. A pair it does not contain is new
   // and needs no dictionary lookup: a batch meets many pairs for the first time.
   std::unique_ptr<internal::KeyFilter> pair_filter_;
-  // The batch's writes; cleared (keeping its buffers) by every Apply.
+  // The batch's writes; cleared (keeping its buffers) by every Apply. Asynchronous writes
+  // alternate between the two: one is written while the next batch fills the other.
   store::WriteSet write_set_;
+  store::WriteSet async_set_;
+  store::WriteSet* filling_set_ = &write_set_;
   // Encoded keys of the batch's rows; they back the WriteSet calls and note_.
   // A deque: growing it must not move the strings (short keys live inside the string object).
   std::deque<std::string> key_pool_;
@@ -322,8 +339,16 @@ class Aggregator {
   store::WriteNote note_;
   std::vector<store::NoteField> note_fields_;
   std::vector<uint32_t> entity_record_;  // batch entity id -> index in note_.record_keys
+  // Asynchronous writes: the dedupe keys of the batch being written (inflight_keys_ at the
+  // indexes in inflight_order_, in key order; the store may not show them yet), the first
+  // failed write, and the writer (last, so that it is destroyed, waiting for its write, first).
+  bool async_write_ = false;
+  std::vector<std::string> inflight_keys_;
+  std::vector<uint32_t> inflight_order_;
+  Status async_error_;
   store::Record record_scratch_;
   std::string agent_ref_, key_, scope_id_;
+  BackgroundTask<Status> writer_;
 };
 
 }  // namespace tally::aggregate

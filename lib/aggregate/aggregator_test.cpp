@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 namespace tally::aggregate {
 namespace {
@@ -182,6 +183,72 @@ TEST_F(AggregatorTest, DedupesWithinAndAcrossBatchesAndStoresOffsets) {
   ASSERT_EQ(offsets->size(), 1u);
   EXPECT_EQ((*offsets)[0].offset.next_offset, 5);
   EXPECT_EQ((*offsets)[0].offset.cluster_id, "cluster-a");
+}
+
+TEST_F(AggregatorTest, AsyncWritesFindDuplicatesOfTheBatchBeingWritten) {
+  // Each batch repeats events of the one before it (whose write may still be running when the
+  // next batch looks its keys up) and of the one before that, and brings new users. Reference:
+  // the distinct event ids, counted here without the aggregator.
+  agg_->set_async_write(true);
+  std::map<std::string, int64_t> tokens_by_id;  // reference: first copy of each id counts
+  std::set<std::string> users;
+  size_t applied = 0, duplicates = 0, total = 0;
+  std::vector<UsageEvent> previous, before_previous;
+  int64_t offset = 0;
+  for (int b = 0; b < 40; ++b) {
+    std::vector<UsageEvent> batch;
+    for (int i = 0; i < 150; ++i) {
+      const std::string id = "b" + std::to_string(b) + "e" + std::to_string(i);
+      batch.push_back(Exec(id, "u" + std::to_string((b * 150 + i) % 997), 100 + b % 3, i + 1));
+    }
+    for (size_t i = 0; i < previous.size(); i += 2) batch.push_back(previous[i]);
+    for (size_t i = 1; i < before_previous.size(); i += 7) batch.push_back(before_previous[i]);
+    for (const UsageEvent& e : batch) {
+      tokens_by_id.try_emplace(e.id, *e.tokens);
+      users.insert(e.user_id);
+    }
+    total += batch.size();
+    offset += static_cast<int64_t>(batch.size());
+    auto st = Apply(batch, offset);
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    applied += st->applied;
+    duplicates += st->duplicates;
+    before_previous = std::move(previous);
+    previous = batch;
+  }
+  ASSERT_TRUE(agg_->Drain());
+  EXPECT_EQ(applied, tokens_by_id.size());
+  EXPECT_EQ(duplicates, total - tokens_by_id.size());
+
+  int64_t want_tokens = 0;
+  for (const auto& [id, t] : tokens_by_id) want_tokens += t;
+  const int cf = Counters::CountField(EntityKind::kAgent, Action::kExecuted);
+  Counters month = Read(store::Scope::kWorkspace, {}, Granularity::kMonth, MonthOfDay(100));
+  EXPECT_EQ(month.i[cf], static_cast<int64_t>(tokens_by_id.size()));
+  EXPECT_EQ(month.i[Counters::kAgentTokens], want_tokens);
+  store::UserBitmap active;
+  {
+    auto view = store_->NewReadView();
+    std::string key;
+    for (int32_t day : {100, 101, 102}) {
+      store::BitmapKey(store::Scope::kWorkspace, "ws", Granularity::kDay, day, {}, &key);
+      view->OrBitmap(key, &active);
+    }
+  }
+  EXPECT_EQ(active.Cardinality(), users.size());
+  auto next = store_->LoadDictionaryNext();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->user, users.size());
+  auto offsets = store_->LoadOffsets();
+  ASSERT_TRUE(offsets.has_value());
+  ASSERT_EQ(offsets->size(), 1u);
+  EXPECT_EQ((*offsets)[0].offset.next_offset, offset);
+
+  // Restarted, the same events again are all duplicates: every batch reached the store.
+  Reopen();
+  auto again = Apply(previous, offset + 1);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->applied, 0u);
 }
 
 TEST_F(AggregatorTest, PairsKeepTheirIndexesAcrossRestartsAndNewPairsGetTheNext) {

@@ -9,6 +9,9 @@ Result<std::unique_ptr<Replayer>> Replayer::Create(store::Store* store, ReplayOp
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   r->aggregator_ = std::move(*agg);
+  // A replay needs no batch on disk before the next: the store writes one batch while the
+  // aggregator folds the next (Finish waits for the last).
+  r->aggregator_->set_async_write(true);
   r->aggregator_->DeclareOrganizations(r->options_.organizations);
   // Refusals are only counted; an Apply failure ends the replay (no retry hook).
   r->pipeline_ = std::make_unique<pipeline::BatchPipeline>(
@@ -33,7 +36,8 @@ Status Replayer::Add(std::string_view line, const std::optional<LineOrigin>& ori
 Status Replayer::Finish() {
   if (Status s = Submit(); !s) return s;
   pipeline_->Wait([this](pipeline::EventBatch&, const pipeline::BatchOutcome& o) { Account(o); });
-  return failed_;
+  if (!failed_) return failed_;
+  return aggregator_->Drain();
 }
 
 Status Replayer::Submit() {

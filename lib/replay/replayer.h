@@ -14,9 +14,10 @@
 // on the result continues the topic where the replay stopped.
 //
 // Batches go through pipeline::BatchPipeline, as live ingest's do: while one batch is applied
-// (dedupe, fold, write) on a worker thread, the caller's thread parses the next one, so reading,
-// decompressing and parsing overlap with the store's work. Batches are still applied one at a
-// time, in input order.
+// (dedupe, fold) on a worker thread, the caller's thread parses the next one, and the store
+// writes the batch before on a third (Aggregator::set_async_write), so reading, decompressing,
+// parsing, folding and writing overlap. Batches are still written one at a time, in input
+// order, each atomically with its offsets; only Finish says that every batch is stored.
 //
 // Errors: only store failures (kUnavailable / kDataLoss), reported by the Add or Finish call
 // after the failed batch; bad lines are counted by reason, never fatal. Not thread-safe (one
@@ -70,8 +71,8 @@ class Replayer {
 
   // Parses `line` (copied as needed) and applies a batch when batch_size events are pending.
   Status Add(std::string_view line, const std::optional<LineOrigin>& origin = std::nullopt);
-  // Applies what is pending and waits for it. Call once at the end (Add may still follow: it
-  // starts a new batch).
+  // Applies what is pending and waits until every batch is stored. Call once at the end (Add
+  // may still follow: it starts a new batch).
   Status Finish();
 
   // read and rejected-by-parsing are current; applied, duplicates and late rejections include
