@@ -480,7 +480,7 @@ Command AddReplayCommand(CLI::App& app) {
   sub->add_flag("--no-switch", a->no_switch, "Build only; print the command that switches");
   sub->add_option(
          "--batch", a->batch,
-         "Events per store write; bounds memory: peak about 250 MiB + 3.5 KiB per event of "
+         "Events per store write; bounds memory: peak about 260 MiB + 3.8 KiB per event of "
          "--batch (the summary states it)")
       ->check(UintIn(1, 100'000'000))
       ->capture_default_str();
