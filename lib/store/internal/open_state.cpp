@@ -1,6 +1,8 @@
 #include "store/internal/open_state.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 
 #include "common/saturating.h"
 
@@ -67,10 +69,27 @@ void CombineEncoded(Family family, std::string_view base, std::string_view delta
 uint64_t OpenState::MalformedOperands() { return malformed.load(std::memory_order_relaxed); }
 
 template <typename V>
+std::string_view OpenState::Rows<V>::CopyKey(std::string_view key) {
+  constexpr size_t kChunkBytes = 64 << 10;
+  if (key.size() > key_left_) {
+    // A key longer than a chunk gets a chunk of its own size.
+    const size_t size = std::max(kChunkBytes, key.size());
+    key_chunks_.push_back(std::make_unique_for_overwrite<char[]>(size));
+    key_next_ = key_chunks_.back().get();
+    key_left_ = size;
+  }
+  std::memcpy(key_next_, key.data(), key.size());
+  std::string_view copy(key_next_, key.size());
+  key_next_ += key.size();
+  key_left_ -= key.size();
+  return copy;
+}
+
+template <typename V>
 std::pair<V*, bool> OpenState::Rows<V>::FindOrAdd(std::string_view key) {
   auto it = index_.find(key);
   if (it != index_.end()) return {it->second, false};
-  Node& node = nodes_.emplace_back(Node{std::string(key), V{}});
+  Node& node = nodes_.emplace_back(Node{CopyKey(key), V{}});
   index_.emplace(node.key, &node.value);
   order_.emplace(node.key, &node.value);
   return {&node.value, true};

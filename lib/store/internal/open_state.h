@@ -26,8 +26,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/bitmap.h"
 #include "store/codec.h"
@@ -125,14 +127,22 @@ class OpenState {
       index_.clear();
       order_.clear();
       nodes_.clear();
+      key_chunks_.clear();
+      key_left_ = 0;
     }
 
    private:
     struct Node {
-      std::string key;
+      std::string_view key;  // in key_chunks_
       V value;
     };
+    // A copy of `key` that lives as long as the rows: keys are packed into large chunks, so a
+    // new row costs no allocation of its own for its key (most rows a persist writes are new).
+    std::string_view CopyKey(std::string_view key);
     std::deque<Node> nodes_;
+    std::vector<std::unique_ptr<char[]>> key_chunks_;
+    char* key_next_ = nullptr;
+    size_t key_left_ = 0;
     absl::flat_hash_map<std::string_view, V*, StringViewHash> index_;
     Order order_;
   };

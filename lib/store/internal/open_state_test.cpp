@@ -175,6 +175,42 @@ TEST_F(OpenStateTest, ScansInKeyOrderFromStartWithinPrefix) {
   EXPECT_EQ(s.approximate_bytes(), 0u);
 }
 
+TEST_F(OpenStateTest, KeysKeepTheirBytesAcrossChunksAndAfterClear) {
+  // Keys are packed into chunks: many rows fill several, and a key longer than a chunk gets its
+  // own. Every key must read back whole, in order, with its own value, also after a Clear.
+  for (int pass = 0; pass < 2; ++pass) {
+    OpenState s;
+    std::map<std::string, int64_t> want;
+    for (int i = 0; i < 20000; ++i) {
+      std::string key = Key('k', Pick(15000));
+      if (i % 997 == 0) key += std::string(70000 + Pick(1000), static_cast<char>('a' + i % 26));
+      Counters c;
+      c.i[0] = i + 1;
+      s.AddCounters(key, EncodeCounters(c));
+      want[key] += i + 1;
+    }
+    std::map<std::string, int64_t> got;
+    s.ForEach([&](Family f, std::string_view key, std::string_view value) {
+      EXPECT_EQ(f, kCounters);
+      Counters c;
+      EXPECT_TRUE(AddEncodedCounters(value, &c));
+      EXPECT_TRUE(got.emplace(std::string(key), c.i[0]).second) << "twice: " << key.substr(0, 20);
+    });
+    EXPECT_EQ(got, want);
+    for (const auto& [key, sum] : want) {
+      Counters c;
+      ASSERT_TRUE(s.AddCountersTo(key, &c)) << key.substr(0, 20);
+      EXPECT_EQ(c.i[0], sum);
+    }
+    s.Clear();
+    EXPECT_TRUE(s.empty());
+    Counters one;
+    one.i[0] = 1;
+    s.AddCounters("after", EncodeCounters(one));
+    EXPECT_EQ(s.rows(), 1u);
+  }
+}
+
 TEST_F(OpenStateTest, MalformedOperandsAreSkippedAndCounted) {
   OpenState s;
   const uint64_t before = OpenState::MalformedOperands();
