@@ -71,6 +71,7 @@ uint64_t OpenState::MalformedOperands() { return malformed.load(std::memory_orde
 template <typename V>
 std::string_view OpenState::Rows<V>::CopyKey(std::string_view key) {
   constexpr size_t kChunkBytes = 64 << 10;
+  if (key.empty()) return {};
   if (key.size() > key_left_) {
     // A key longer than a chunk gets a chunk of its own size.
     const size_t size = std::max(kChunkBytes, key.size());

@@ -207,7 +207,11 @@ TEST_F(OpenStateTest, KeysKeepTheirBytesAcrossChunksAndAfterClear) {
     Counters one;
     one.i[0] = 1;
     s.AddCounters("after", EncodeCounters(one));
-    EXPECT_EQ(s.rows(), 1u);
+    s.AddCounters("", EncodeCounters(one));  // an empty key is a row like any other
+    EXPECT_EQ(s.rows(), 2u);
+    Counters empty_key;
+    EXPECT_TRUE(s.AddCountersTo("", &empty_key));
+    EXPECT_EQ(empty_key.i[0], 1);
   }
 }
 
