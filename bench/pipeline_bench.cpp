@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "aggregate/aggregator.h"
+#include "common/allocator.h"
 #include "event/event_parser.h"
 #include "store/store.h"
 
@@ -95,8 +96,9 @@ int main(int argc, char** argv) {
   if (persist_every > 0) persist();
   double total = std::chrono::duration<double>(C::now() - t_start).count();
   const double cpu = CpuSeconds() - cpu_start;
-  std::printf("events=%zu applied=%zu rejected=%zu batch=%zu persist_every=%zu\n", lines.size(),
-              applied, rejected, batch, persist_every);
+  std::printf("events=%zu applied=%zu rejected=%zu batch=%zu persist_every=%zu allocator=%s\n",
+              lines.size(), applied, rejected, batch, persist_every,
+              tally::AllocatorName().c_str());
   if (persists > 0) {
     std::printf("persists=%zu rows per persist=%.0f\n", persists,
                 static_cast<double>(persisted_rows) / persists);
