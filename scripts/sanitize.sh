@@ -8,7 +8,7 @@
 #                                      end-to-end tests labelled integration_sanitize
 #                                      (tests/integration/CMakeLists.txt)
 #   scripts/sanitize.sh [--ci] --build-only   builds, runs nothing
-# Any sanitizer report, from a test or from a tallyd / tally process a test started, fails the
+# With --ci, two tests run at a time. Any sanitizer report, from a test or from a tallyd / tally process a test started, fails the
 # run; reports are kept in build-asan/sanitizer-reports/ and printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,8 +62,10 @@ export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:check_initialization_
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:report_error_type=1"
 export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
 
+# CI runs two tests at a time: it runs this after the normal suite, on an otherwise idle machine,
+# and most end-to-end tests spend their time waiting on the processes they started.
 filter=()
-if [ "$ci" = 1 ]; then filter=(-LE '^integration$' -E '_NOT_BUILT$'); fi
+if [ "$ci" = 1 ]; then filter=(-LE '^integration$' -E '_NOT_BUILT$' -j 2); fi
 status=0
 (cd "$build" && ctest --output-on-failure --timeout 1800 "${filter[@]}" "$@") || status=$?
 
