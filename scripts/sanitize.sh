@@ -9,7 +9,8 @@
 #                                      (tests/integration/CMakeLists.txt)
 #   scripts/sanitize.sh [--ci] --build-only   builds, runs nothing
 # With --ci, two tests run at a time. Any sanitizer report, from a test or from a tallyd / tally
-# process a test started, fails the run; reports are kept in build-asan/sanitizer-reports/ and printed at the end.
+# process a test started, fails the run; reports are kept in build-asan/sanitizer-reports/ and
+# printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci=0

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The unit tests of the components that run threads of their own (the store's readers against
 # its writer, the aggregator's background writer, the replayer's reader / apply / writer threads,
-# the batch pipeline, BackgroundTask) under ThreadSanitizer. Not part of CI (RocksDB and librdkafka are not instrumented, so only
-# tally's own data races show); run it after touching any of those threads.
+# the batch pipeline, BackgroundTask) under ThreadSanitizer. Not part of CI (RocksDB and
+# librdkafka are not instrumented, so only tally's own data races show); run it after touching
+# any of those threads.
 #   scripts/tsan.sh            builds ./build-tsan and runs the tests
 # Any ThreadSanitizer report fails the run.
 set -euo pipefail
@@ -22,7 +23,8 @@ if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTALLY_JEMALLOC
   exit 1
 fi
 # tests/sanitizers/tsan.supp: races reported inside RocksDB, which is not instrumented.
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/sanitizers/tsan.supp"
+supp="$PWD/tests/sanitizers/tsan.supp"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$supp"
 status=0
 for t in "${tests[@]}"; do
   bin=$(find "$build/lib" -type f -name "$t" -perm -u+x | head -n 1)

@@ -136,11 +136,7 @@ INSTANTIATE_TEST_SUITE_P(PersistIntervals, CrashE2E,
 
 TEST_P(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
   auto t0 = SteadyClock::now();
-  uint64_t seed = std::random_device{}();
-  if (const char* s = std::getenv("TALLY_IT_SEED")) seed = std::strtoull(s, nullptr, 10);
-  std::fprintf(stderr, "[crash] seed %llu (replay with TALLY_IT_SEED=%llu)\n",
-               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  std::mt19937_64 rng(TestSeed("crash"));
 
   gen::GenOptions o;
   o.seed = 424242;

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -746,6 +747,14 @@ std::string Stack::MetricsText() {
   Result<HttpResponse> r = http_.Send("GET", "/metrics");
   if (!r || r->status != 200) return "";
   return r->body;
+}
+
+uint64_t TestSeed(const char* tag) {
+  uint64_t seed = std::random_device{}();
+  if (const char* s = std::getenv("TALLY_IT_SEED")) seed = std::strtoull(s, nullptr, 10);
+  std::fprintf(stderr, "[%s] seed %llu (replay with TALLY_IT_SEED=%llu)\n", tag,
+               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+  return seed;
 }
 
 void GenerateEvents(int64_t n, uint64_t seed, std::vector<std::string>* lines,

@@ -278,4 +278,8 @@ class Stack {
 void GenerateEvents(int64_t n, uint64_t seed, std::vector<std::string>* lines,
                     std::vector<std::string>* keys);
 
+// The seed of a test's random choices (kill moments): TALLY_IT_SEED if set, else a random one.
+// Printed to stderr with `tag`, so that a failing run can be replayed.
+uint64_t TestSeed(const char* tag);
+
 }  // namespace tally::integration

@@ -605,11 +605,7 @@ TEST(ReplayE2E, ReplayedFilesEqualLiveIngest) {
   // kill -9 at random moments of a rebuild of the file's first half, then of merges of its second
   // half, each rerun to completion: nothing lost or counted twice. Batches of 700 events: nearly
   // every kill lands while one batch is written and the next folded.
-  uint64_t seed = std::random_device{}();
-  if (const char* env = std::getenv("TALLY_IT_SEED")) seed = std::strtoull(env, nullptr, 10);
-  std::fprintf(stderr, "[replay_e2e] kill seed %llu (replay with TALLY_IT_SEED=%llu)\n",
-               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  std::mt19937_64 rng(TestSeed("replay_e2e"));
   const size_t mid = data.lines.size() / 2;
   const std::string first_half = stack.dir().File("first-half.ndjson.zst");
   const std::string second_half = stack.dir().File("second-half.ndjson.zst");
@@ -623,28 +619,28 @@ TEST(ReplayE2E, ReplayedFilesEqualLiveIngest) {
   // ms; returns its wall time in ms.
   auto replay = [&](const std::string& mode, const std::string& file, const std::string& dir,
                     int kill_after, const std::string& log) -> double {
-    Process p;
+    const std::vector<std::string> args = {"replay", "--mode",  mode,  "--data-dir",
+                                           dir,      "--batch", "700", file};
     const auto start = SteadyClock::now();
-    Status started = p.Start(
-        {TallyBinary(), "replay", "--mode", mode, "--data-dir", dir, "--batch", "700", file},
-        stack.dir().File(log));
-    EXPECT_TRUE(started) << started.error().message;
-    if (kill_after > 0) {
-      std::this_thread::sleep_for(Millis(kill_after));
-      const bool running = p.Running();
-      landed += running;
-      std::fprintf(stderr, "[replay_e2e] %s: kill after %d ms %s\n", log.c_str(), kill_after,
-                   running ? "landed" : "came after the end");
-      p.Stop(SIGKILL);
-    } else {
-      Result<int> status = p.Wait(Millis(120000));
-      EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-          << log << ": " << p.Describe() << "\n"
-          << p.LogTail();
+    if (kill_after == 0) {
+      CliRun run = RunTally(stack.dir(), log, args);
+      EXPECT_EQ(run.exit_code, 0) << log << ": " << run.Describe();
+      const double ms = Seconds(start) * 1000;
+      std::fprintf(stderr, "[replay_e2e] %s: %.0f ms\n", log.c_str(), ms);
+      return ms;
     }
-    const double ms = Seconds(start) * 1000;
-    if (kill_after == 0) std::fprintf(stderr, "[replay_e2e] %s: %.0f ms\n", log.c_str(), ms);
-    return ms;
+    std::vector<std::string> argv = {TallyBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p;
+    Status started = p.Start(argv, stack.dir().File(log));
+    EXPECT_TRUE(started) << started.error().message;
+    std::this_thread::sleep_for(Millis(kill_after));
+    const bool running = p.Running();
+    landed += running;
+    std::fprintf(stderr, "[replay_e2e] %s: kill after %d ms %s\n", log.c_str(), kill_after,
+                 running ? "landed" : "came after the end");
+    p.Stop(SIGKILL);
+    return Seconds(start) * 1000;
   };
   // The kills land between a tenth and 70 % of a complete run, whatever this machine's pace.
   const double run_ms =
