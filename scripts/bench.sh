@@ -273,13 +273,14 @@ case "$what" in
         applied=$(metric "$addr" tally_events_applied_total)
         batches=$(($(metric "$addr" tally_batches_applied_total) - batches0))
         trimmed=$(metric "$addr" tally_log_trimmed_total)
-        # Settle: RocksDB flushes and compactions go on after the last batch; wait until tallyd
-        # is back to its idle CPU (at most 30 s) and report that CPU too.
+        # Settle: tallyd persists what it staged 1 s after the last batch, and RocksDB flushes
+        # and compactions go on after that; wait until tallyd is back to its idle CPU (at least
+        # 2 s, at most 30 s) and report that CPU too.
         ca=$c1 ta=$t1
-        for _ in $(seq 60); do
+        for k in $(seq 60); do
           sleep 0.5
           cb=$(cpu_of "$tallyd_pid") tb=$(now)
-          if awk -v a="$ca" -v b="$cb" -v ta="$ta" -v tb="$tb" -v i="$idle" \
+          if [ "$k" -ge 4 ] && awk -v a="$ca" -v b="$cb" -v ta="$ta" -v tb="$tb" -v i="$idle" \
             'BEGIN {exit !(b - a <= i * (tb - ta) + 0.011)}'; then break; fi
           ca=$cb ta=$tb
         done
