@@ -125,7 +125,8 @@ struct PartitionProgress {
   int32_t partition = 0;
   // Next offset after the messages applied to the views (visible to queries).
   int64_t next_offset = 0;
-  // Next offset after the messages persisted to disk: a restart resumes here.
+  // Next offset after the messages persisted to disk: a restart resumes here (after applying
+  // the journal, ConsumerOptions::journal_dir, on the embedded broker).
   // persisted_offset <= next_offset.
   int64_t persisted_offset = 0;
   // Next offset after the messages already read from the broker: applied, or in a batch being
