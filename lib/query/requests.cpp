@@ -111,7 +111,7 @@ class Plan {
     start = prefix;
     for (;;) {
       bool found = false;
-      view_->ScanSlices(prefix, start, [&](std::string_view key, const store::SliceView&) {
+      view_->ScanSliceKeys(prefix, start, [&](std::string_view key) {
         std::string_view project;
         Granularity g;
         int32_t bucket;
@@ -369,7 +369,7 @@ std::vector<std::string> RequestOrganizations(const store::Store& store) {
   std::string start = prefix;
   for (;;) {
     bool found = false;
-    view->ScanSlices(prefix, start, [&](std::string_view key, const store::SliceView&) {
+    view->ScanSliceKeys(prefix, start, [&](std::string_view key) {
       std::string_view rest = key.substr(1), org;
       if (store::GetLengthPrefixed(&rest, &org)) {
         out.emplace_back(org);

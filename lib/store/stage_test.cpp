@@ -724,6 +724,12 @@ Lines ViewLines(const ReadView& v, const Universe& u) {
                     SliceText(s));
       return ++n < scan.limit;
     });
+    n = 0;
+    v.ScanSliceKeys(scan.prefix, scan.start, [&](std::string_view key) {
+      out.push_back("ScanSliceKeys#" + std::to_string(i) + " " + std::to_string(n) + " " +
+                    Hex(key));
+      return ++n < scan.limit;
+    });
   }
   for (const std::string& prefix : u.slice_prefixes) {
     out.push_back("HasSliceWithPrefix " + Hex(prefix) + Found(v.HasSliceWithPrefix(prefix)));
@@ -910,6 +916,13 @@ Lines ModelViewLines(const Model& m, const Universe& u) {
               [&](const std::string& key, const Model::SliceSum& s) {
                 out.push_back("ScanSlices#" + std::to_string(i) + " " + std::to_string(n) + " " +
                               Hex(key) + m.SliceTextOf(s));
+                return ++n < scan.limit;
+              });
+    n = 0;
+    ScanModel(m.slices, scan.prefix, scan.start.empty() ? scan.prefix : scan.start,
+              [&](const std::string& key, const Model::SliceSum&) {
+                out.push_back("ScanSliceKeys#" + std::to_string(i) + " " + std::to_string(n) + " " +
+                              Hex(key));
                 return ++n < scan.limit;
               });
   }
@@ -1613,6 +1626,24 @@ TEST_F(StageTest, ScansOverManyStagedRowsSeeEveryRowOnce) {
     });
     ASSERT_EQ(seen, key);
     EXPECT_EQ(seen_requests, requests) << "stored and staged parts not combined";
+  }
+
+  // The key-only scan lists the same rows, whole and from each row on.
+  std::vector<std::string> keys;
+  view->ScanSliceKeys(prefix, {}, [&](std::string_view key) {
+    keys.emplace_back(key);
+    return true;
+  });
+  std::vector<std::string> want_keys;
+  for (const auto& [key, requests] : want) want_keys.push_back(key);
+  EXPECT_EQ(keys, want_keys);
+  for (const auto& [key, requests] : want) {
+    std::string seen;
+    view->ScanSliceKeys(prefix, key, [&](std::string_view k) {
+      seen = k;
+      return false;
+    });
+    ASSERT_EQ(seen, key);
   }
 }
 

@@ -74,8 +74,13 @@ class MergedCursor {
   // (each load under the lock on its own): a scan that stops after a row or two (the first slice
   // of a project, say) encodes a few staged rows, not every one under the prefix, and sees rows
   // staged while it runs, as a point read does.
-  MergedCursor(rocksdb::Iterator* it, Family family, std::string_view prefix, OpenSource open)
-      : it_(it), family_(family), prefix_(prefix), source_(open) {}
+  //
+  // `keys_only`: for readers that need keys and not values. Staged rows are not encoded, and a
+  // row with a staged part has an empty value() (staged() tells those apart: a staged row is
+  // never malformed, while a stored-only row's value() is its stored value, to be checked).
+  MergedCursor(rocksdb::Iterator* it, Family family, std::string_view prefix, OpenSource open,
+               bool keys_only = false)
+      : it_(it), family_(family), prefix_(prefix), source_(open), keys_only_(keys_only) {}
   void Seek(std::string_view target) {
     it_->Seek(ToSlice(target));
     chunk_ = kFirstChunk;
@@ -85,6 +90,8 @@ class MergedCursor {
   bool Valid() const { return db_valid_ || oi_ < open_.size(); }
   std::string_view key() const { return key_; }
   std::string_view value() const { return value_; }
+  // True if the current row has a staged part.
+  bool staged() const { return from_open_; }
   void Next() {
     if (from_db_) it_->Next();
     if (from_open_ && ++oi_ == open_.size() && !open_done_) {
@@ -107,10 +114,17 @@ class MergedCursor {
     if (source_.gen != nullptr && source_.gen->staged_rows.load(std::memory_order_acquire) > 0) {
       std::shared_lock<std::shared_mutex> lock;
       if (!source_.held) lock = std::shared_lock(source_.gen->mu);
-      source_.gen->open.Scan(family_, prefix_, from, [&](std::string_view k, std::string_view v) {
-        open_.emplace_back(k, v);
-        return open_.size() < chunk_;
-      });
+      if (keys_only_) {
+        source_.gen->open.ScanKeys(family_, prefix_, from, [&](std::string_view k) {
+          open_.emplace_back(k, std::string());
+          return open_.size() < chunk_;
+        });
+      } else {
+        source_.gen->open.Scan(family_, prefix_, from, [&](std::string_view k, std::string_view v) {
+          open_.emplace_back(k, v);
+          return open_.size() < chunk_;
+        });
+      }
     }
     open_done_ = open_.size() < chunk_;
     chunk_ = std::min(chunk_ * 4, kMaxChunk);
@@ -123,7 +137,10 @@ class MergedCursor {
     const std::string_view db_key = db_valid_ ? View(it_->key()) : std::string_view();
     from_db_ = db_valid_ && (!open_valid || db_key <= std::string_view(open_[oi_].first));
     from_open_ = open_valid && (!db_valid_ || std::string_view(open_[oi_].first) <= db_key);
-    if (from_db_ && from_open_) {
+    if (from_db_ && from_open_ && keys_only_) {
+      key_ = db_key;
+      value_ = {};
+    } else if (from_db_ && from_open_) {
       key_ = db_key;
       CombineEncoded(family_, View(it_->value()), open_[oi_].second, &combined_);
       value_ = combined_;
@@ -140,6 +157,7 @@ class MergedCursor {
   Family family_;
   std::string prefix_;
   OpenSource source_;
+  bool keys_only_;
   OpenRows open_;  // the staged rows loaded last
   size_t oi_ = 0;
   size_t chunk_ = kFirstChunk;
@@ -927,9 +945,24 @@ void ReadView::ScanSlices(std::string_view prefix, std::string_view start,
   }
 }
 
+void ReadView::ScanSliceKeys(std::string_view prefix, std::string_view start,
+                             const std::function<bool(std::string_view)>& fn) const {
+  if (!rep_->slices_it) rep_->slices_it.reset(rep_->NewScanIterator(internal::kRequests));
+  const std::string_view from = std::max(prefix, start);
+  MergedCursor cur(rep_->slices_it.get(), internal::kRequests, prefix, rep_->Open(),
+                   /*keys_only=*/true);
+  SliceView v;
+  for (cur.Seek(from); cur.Valid(); cur.Next()) {
+    // The same rows as ScanSlices: a combined row is never malformed (CombineEncoded reads a
+    // malformed part as empty), a stored-only one may be.
+    if (!cur.staged() && !v.Parse(cur.value())) continue;
+    if (!fn(cur.key())) break;
+  }
+}
+
 bool ReadView::HasSliceWithPrefix(std::string_view prefix) const {
   bool found = false;
-  ScanSlices(prefix, {}, [&](std::string_view, const SliceView&) {
+  ScanSliceKeys(prefix, {}, [&](std::string_view) {
     found = true;
     return false;
   });

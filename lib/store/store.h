@@ -275,6 +275,12 @@ class ReadView {
   // Reuses one iterator per view: fn must not scan slices of this view.
   void ScanSlices(std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, const SliceView&)>& fn) const;
+  // As ScanSlices, for readers that need only the keys: calls fn(key) for exactly the rows
+  // ScanSlices would pass, without encoding staged slices or combining them with stored ones
+  // (what a listing of projects or organizations would otherwise pay per row under ingest).
+  // Shares ScanSlices' iterator: fn must not scan slices of this view.
+  void ScanSliceKeys(std::string_view prefix, std::string_view start,
+                     const std::function<bool(std::string_view)>& fn) const;
   // True if any slice key starts with `prefix`.
   bool HasSliceWithPrefix(std::string_view prefix) const;
   // Reads a record into *r (DecodeRecord); false if absent.

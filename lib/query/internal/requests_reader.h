@@ -41,7 +41,7 @@ class RequestsReader {
     std::string start = prefix;
     for (;;) {
       bool decoded = false;
-      view_->ScanSlices(prefix, start, [&](std::string_view key, const store::SliceView&) {
+      view_->ScanSliceKeys(prefix, start, [&](std::string_view key) {
         std::string_view project;
         Granularity g;
         int32_t bucket;

@@ -231,6 +231,18 @@ void OpenState::Scan(Family family, std::string_view prefix, std::string_view st
   });
 }
 
+void OpenState::ScanKeys(Family family, std::string_view prefix, std::string_view start,
+                         const std::function<bool(std::string_view)>& fn) const {
+  Visit(family, [&](const auto& rows) {
+    const auto& order = rows.order();
+    for (auto it = order.lower_bound(std::max(prefix, start));
+         it != order.end() && it->first.starts_with(prefix); ++it) {
+      if (!fn(it->first)) break;
+    }
+    return true;
+  });
+}
+
 bool OpenState::AddCountersTo(std::string_view key, Counters* c) const {
   const Counters* row = counters_.Find(key);
   if (row == nullptr) return false;

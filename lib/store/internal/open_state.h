@@ -76,6 +76,9 @@ class OpenState {
   // valid during the call only.
   void Scan(Family family, std::string_view prefix, std::string_view start,
             const std::function<bool(std::string_view, std::string_view)>& fn) const;
+  // As Scan, with the keys only: nothing is encoded (a staged row is never malformed).
+  void ScanKeys(Family family, std::string_view prefix, std::string_view start,
+                const std::function<bool(std::string_view)>& fn) const;
   // Native access for readers that fold anyway (no encoding). False if nothing is staged.
   bool AddCountersTo(std::string_view key, Counters* c) const;
   bool OrBitmapInto(std::string_view key, UserBitmap* b) const;
