@@ -79,7 +79,9 @@ class Plan {
   const std::string_view* project() const { return q_.project_id ? &project_ : nullptr; }
   const store::ReadView& view() const { return *view_; }
 
-  // fn(org, agent selector, slice) for every stored slice of the scope in the range.
+  // fn(org, agent selector, slice part) for every part of every slice of the scope in the
+  // range (store::ReadView::ReadSliceParts): fn must sum what it reads, as an index may come in
+  // two parts of one slice.
   template <typename Fn>
   void ForEachSlice(Fn fn) const {
     std::string key;
@@ -87,7 +89,7 @@ class Plan {
       for (uint32_t agent : agents_) {
         for (const BucketRef& b : buckets_) {
           store::RequestsSliceKey(org, agent, project(), b.granularity, b.bucket, &key);
-          view_->ReadSlice(key, [&](const store::SliceView& s) { fn(org, agent, s); });
+          view_->ReadSliceParts(key, [&](const store::SliceView& s) { fn(org, agent, s); });
         }
       }
     }
@@ -142,7 +144,7 @@ class Plan {
     bool active = false;
     for (const BucketRef& b : buckets_) {
       store::RequestsSliceKey(org, agent, &project, b.granularity, b.bucket, &key);
-      view_->ReadSlice(key, [&](const store::SliceView& s) {
+      view_->ReadSliceParts(key, [&](const store::SliceView& s) {
         if (s.totals().requests > 0) active = true;
       });
       if (active) return true;

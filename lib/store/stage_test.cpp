@@ -716,6 +716,20 @@ Lines ViewLines(const ReadView& v, const Universe& u) {
     const bool found = v.ReadSlice(key, [&](const SliceView& s) { text = SliceText(s); });
     out.push_back("ReadSlice " + Hex(key) + Found(found) + text);
   }
+  for (const std::string& key : u.slices) {
+    // The parts, summed, are the slice.
+    Slice sum;
+    const bool found = v.ReadSliceParts(key, [&](const SliceView& part) {
+      Slice one;
+      one.totals = part.totals();
+      for (size_t i = 0; i < part.user_count(); ++i) one.users.push_back(part.user(i));
+      for (size_t i = 0; i < part.agent_count(); ++i) one.agents.push_back(part.agent(i));
+      sum.Append(one);
+    });
+    sum.Normalize();
+    out.push_back("ReadSliceParts " + Hex(key) + Found(found) +
+                  (found ? SliceText(sum.totals, sum.users, sum.agents) : ""));
+  }
   for (size_t i = 0; i < u.slice_scans.size(); ++i) {
     const Universe::SliceScan& scan = u.slice_scans[i];
     size_t n = 0;
@@ -907,6 +921,12 @@ Lines ModelViewLines(const Model& m, const Universe& u) {
     auto it = m.slices.find(key);
     const bool found = it != m.slices.end();
     out.push_back("ReadSlice " + Hex(key) + Found(found) +
+                  (found ? m.SliceTextOf(it->second) : ""));
+  }
+  for (const std::string& key : u.slices) {
+    auto it = m.slices.find(key);
+    const bool found = it != m.slices.end();
+    out.push_back("ReadSliceParts " + Hex(key) + Found(found) +
                   (found ? m.SliceTextOf(it->second) : ""));
   }
   for (size_t i = 0; i < u.slice_scans.size(); ++i) {

@@ -933,6 +933,25 @@ bool ReadView::ReadSlice(std::string_view key,
   return true;
 }
 
+bool ReadView::ReadSliceParts(std::string_view key,
+                              const std::function<void(const SliceView&)>& fn) const {
+  rocksdb::PinnableSlice pin;
+  bool found = false;
+  SliceView v;
+  if (rep_->store->db->Get(rep_->read, rep_->family(internal::kRequests), ToSlice(key), &pin)
+          .ok() &&
+      v.Parse(View(pin))) {
+    fn(v);
+    found = true;
+  }
+  std::string delta;
+  if (rep_->OpenGet(internal::kRequests, key, &delta) && v.Parse(delta)) {
+    fn(v);
+    found = true;
+  }
+  return found;
+}
+
 void ReadView::ScanSlices(std::string_view prefix, std::string_view start,
                           const std::function<bool(std::string_view, const SliceView&)>& fn) const {
   if (!rep_->slices_it) rep_->slices_it.reset(rep_->NewScanIterator(internal::kRequests));

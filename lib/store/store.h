@@ -270,6 +270,14 @@ class ReadView {
   // Calls fn with the slice stored at `key` (valid only during the call); false if absent or
   // malformed.
   bool ReadSlice(std::string_view key, const std::function<void(const SliceView&)>& fn) const;
+  // For readers that sum what they read: calls fn with each part of the slice at `key` (its
+  // stored value, then its staged delta), each valid only during its call, instead of combining
+  // them into one slice first (under ingest, the staged delta of an open bucket's slice changes
+  // with every batch, and combining costs a merge of both parts and an encoding). Summing every
+  // field of every entry over the parts gives what ReadSlice passes; an index may come in both
+  // parts. A malformed stored value is skipped, as ReadSlice's combination reads it as empty.
+  // False if no part was passed.
+  bool ReadSliceParts(std::string_view key, const std::function<void(const SliceView&)>& fn) const;
   // Calls fn(key, slice) for each slice whose key starts with `prefix`, from the first key >=
   // `start` (empty: from `prefix`), until fn returns false. Malformed slices are skipped.
   // Reuses one iterator per view: fn must not scan slices of this view.
