@@ -341,7 +341,6 @@ int main(int argc, char** argv) {
   co.batch_max_ms = batch_ms;
   co.persist_interval_ms = persist_ms;
   co.persist_max_bytes = static_cast<size_t>(persist_max_mib) << 20;
-  co.journal_dir = (std::filesystem::path(data_dir) / "journal").string();
   co.event_limits = *event_limits;
   co.new_log_policy = new_log == "restart" ? tally::ingest::NewLogPolicy::kRestart
                       : new_log == "stop"  ? tally::ingest::NewLogPolicy::kStop

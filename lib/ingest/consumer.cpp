@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "aggregate/aggregator.h"
-#include "ingest/journal.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
 #include "pipeline/batch_pipeline.h"
@@ -27,9 +26,8 @@ constexpr int kMetadataTimeoutMs = 10'000;
 // next batch is stored, a few hundred ms under load).
 constexpr auto kCommitInterval = std::chrono::milliseconds(1000);
 constexpr auto kEmbeddedCommitInterval = std::chrono::milliseconds(0);
-// The embedded broker keeps the newest 5 MiB of a partition: without a journal, persist well
-// before a partition's consumed-but-unpersisted messages could be trimmed (a crash would then
-// lose them).
+// The embedded broker keeps the newest 5 MiB of a partition: persist well before a partition's
+// consumed-but-unpersisted messages could be trimmed (a crash would then lose them).
 constexpr int64_t kEmbeddedPersistPartitionBytes = 1 << 20;
 // A stream counts as paused (and what is staged gets persisted) after this long without a batch:
 // a steady trickle arrives in bursts a few hundred ms apart, and persisting after each would
@@ -104,16 +102,6 @@ struct Consumer::Impl {
   std::map<int32_t, int64_t> unpersisted_bytes;
   Clock::time_point last_submit{};  // when the last batch was handed over
   bool Staging() const { return options.persist_interval_ms > 0; }
-
-  // The journal of consumed messages not persisted yet (embedded broker only; null otherwise
-  // or once it failed). The segment rolled after the batch in flight, dropped once it is
-  // persisted (0: none).
-  std::unique_ptr<Journal> journal;
-  uint64_t flying_segment = 0;
-  std::vector<JournalRecord> journal_records;  // one batch's, reused
-  // While the journal of the last run is applied: its messages are not librdkafka's (never
-  // destroyed) and not journaled again.
-  bool recovering = false;
 
   ~Impl() {
     // The worker uses a batch's messages, the aggregator and the producer: let it finish (its
@@ -267,24 +255,17 @@ struct Consumer::Impl {
   bool Submit() {
     if (pending_messages.empty()) return true;
     if (stalled || !CheckContinuity(pending_messages)) return false;
-    const bool journaled = journal && !recovering && JournalPending();
     const double parse_seconds = Parse();
     pipeline::EventBatch& b = pipeline->filling();
     {
       std::lock_guard lock(mu);
       b.cluster_id = cluster_id;
     }
-    // (A journal that just failed is gone: PersistDue counts this batch by the broker's pace.)
     b.persist = PersistDue(pending_messages);
-    // A batch persisted after it is stored ends its journal segment: the next batch goes into
-    // a new one, which that persist must not drop.
-    uint64_t segment = 0;
-    if (journaled && (b.persist || !b.refused.empty())) segment = journal->Roll();
     if (!pipeline->Submit(account)) return false;
     flying_messages = std::move(pending_messages);
     pending_messages.clear();
     flying_parse_seconds = parse_seconds;
-    flying_segment = segment;
     last_submit = Clock::now();
     return true;
   }
@@ -299,10 +280,9 @@ struct Consumer::Impl {
     for (rd_kafka_message_t* m : messages) {
       int64_t& bytes = unpersisted_bytes[m->partition];
       bytes += static_cast<int64_t>(m->len);
-      if (embedded && !journal && bytes >= kEmbeddedPersistPartitionBytes) due = true;
+      if (embedded && bytes >= kEmbeddedPersistPartitionBytes) due = true;
     }
     if (!due && store->staged().bytes >= options.persist_max_bytes) due = true;
-    if (!due && journal && journal->bytes() >= options.persist_max_bytes) due = true;
     if (due) RestartPersistCount();
     return due;
   }
@@ -326,40 +306,7 @@ struct Consumer::Impl {
     if (!PersistRetrying()) return false;
     RestartPersistCount();
     MarkPersisted();
-    // Everything journaled was handed over before (the worker is idle): it is all persisted.
-    if (journal && !recovering) DropJournal(UINT64_MAX);
     MaybeCommit();
-    return true;
-  }
-
-  // Deletes the journal's segments up to `segment` (their messages are persisted). A journal
-  // that cannot delete is given up: persists fall back to the broker's pace.
-  void DropJournal(uint64_t segment) {
-    Status s = segment == UINT64_MAX ? journal->Clear() : journal->DropThrough(segment);
-    if (!s) GiveUpJournal(s.error().message);
-  }
-
-  void GiveUpJournal(const std::string& why) {
-    spdlog::error(
-        "ingest: the journal failed ({}); persisting every MiB of a partition from now on", why);
-    journal.reset();
-    flying_segment = 0;
-  }
-
-  // Appends the collected messages to the journal (Submit, before they are handed over). False
-  // if the journal failed: then the batch must be persisted as soon as it is stored.
-  bool JournalPending() {
-    journal_records.clear();
-    for (const rd_kafka_message_t* m : pending_messages) {
-      journal_records.push_back(
-          {m->partition, m->offset,
-           std::string_view(static_cast<const char*>(m->key), m->key ? m->key_len : 0),
-           std::string_view(static_cast<const char*>(m->payload), m->len)});
-    }
-    if (Status s = journal->Append(journal_records); !s) {
-      GiveUpJournal(s.error().message);
-      return false;
-    }
     return true;
   }
 
@@ -430,13 +377,8 @@ struct Consumer::Impl {
         if (!Staging()) pr.persisted_offset = o.next_offset;
       }
     }
-    if (done.persisted) {
-      MarkPersisted();
-      if (journal && !recovering) DropJournal(flying_segment);
-    }
-    if (!recovering) {
-      for (auto* m : flying_messages) rd_kafka_message_destroy(m);
-    }
+    if (done.persisted) MarkPersisted();
+    for (auto* m : flying_messages) rd_kafka_message_destroy(m);
     flying_messages.clear();
     MaybeCommit();
   }
@@ -546,16 +488,13 @@ struct Consumer::Impl {
     std::lock_guard lock(mu);
     rd_kafka_topic_partition_list_t* list = nullptr;
     for (const auto& [p, pr] : progress) {
-      // With a journal, what was applied is safe from the broker's trimming: producers held
-      // back by the committed offsets (kafka::RetentionGuard) may go on.
-      const int64_t offset = journal ? pr.next_offset : pr.persisted_offset;
       auto it = committed.find(p);
-      if (it != committed.end() && it->second == offset) continue;
+      if (it != committed.end() && it->second == pr.persisted_offset) continue;
       if (list == nullptr) {
         list = rd_kafka_topic_partition_list_new(static_cast<int>(progress.size()));
       }
-      rd_kafka_topic_partition_list_add(list, pr.topic.c_str(), p)->offset = offset;
-      committed[p] = offset;
+      rd_kafka_topic_partition_list_add(list, pr.topic.c_str(), p)->offset = pr.persisted_offset;
+      committed[p] = pr.persisted_offset;
     }
     if (list == nullptr) return;
     last_commit = now;
@@ -659,9 +598,6 @@ struct Consumer::Impl {
       }
     }
     if (stop->load()) return false;
-    if (embedded && Staging() && !options.journal_dir.empty() && !RecoverJournal()) {
-      return false;
-    }
     const bool direct = options.membership == Membership::kAuto && embedded;
     spdlog::info("ingest: cluster id {}{}", cluster_id,
                  direct ? " (embedded broker: reading every partition directly, without a "
@@ -703,89 +639,6 @@ struct Consumer::Impl {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
     return false;
-  }
-
-  // Opens the journal and applies what it holds beyond the stored offsets (messages the last
-  // run staged but did not persist, which the broker may have dropped since), persists them and
-  // empties it. Before any partition is taken. False on Stop(); a journal that cannot be opened
-  // or read is logged and not used.
-  bool RecoverJournal() {
-    auto opened = Journal::Open(options.journal_dir, cluster_id, options.topic);
-    if (!opened) {
-      spdlog::error("ingest: no journal ({}); persisting every MiB of a partition instead",
-                    opened.error().message);
-      return true;
-    }
-    journal = std::move(*opened);
-    auto contents = journal->ReadAll();
-    if (!contents) {
-      GiveUpJournal(contents.error().message);
-      return true;
-    }
-    auto stored = store->LoadOffsets();
-    if (!stored) {
-      SetFatal("cannot read stored offsets: " + stored.error().message);
-      return true;
-    }
-    std::map<int32_t, int64_t> next;
-    for (const auto& e : *stored) {
-      if (e.topic == options.topic && e.offset.cluster_id == cluster_id) {
-        next[e.partition] = e.offset.next_offset;
-      }
-    }
-    // Per partition, the journal continues the stored offset (or, for a partition never
-    // persisted, starts where consuming started). Records below it are persisted already.
-    std::vector<rd_kafka_message_t> messages;
-    messages.reserve(contents->records.size());
-    size_t gaps = 0;
-    for (const JournalRecord& r : contents->records) {
-      auto [it, first] = next.try_emplace(r.partition, r.offset);
-      if (r.offset < it->second) continue;
-      if (r.offset > it->second) {
-        ++gaps;
-        continue;
-      }
-      it->second = r.offset + 1;
-      rd_kafka_message_t m{};
-      m.err = RD_KAFKA_RESP_ERR_NO_ERROR;
-      m.partition = r.partition;
-      m.offset = r.offset;
-      m.payload = const_cast<char*>(r.payload.data());
-      m.len = r.payload.size();
-      m.key = r.key.empty() ? nullptr : const_cast<char*>(r.key.data());
-      m.key_len = r.key.size();
-      messages.push_back(m);
-    }
-    if (contents->torn_bytes > 0 || contents->foreign_segments > 0 || gaps > 0) {
-      spdlog::warn(
-          "ingest: journal: {} torn byte(s) skipped, {} segment(s) of another cluster or topic "
-          "ignored, {} record(s) not continuing their partition skipped",
-          contents->torn_bytes, contents->foreign_segments, gaps);
-    }
-    if (!messages.empty()) {
-      spdlog::info("ingest: applying {} message(s) from the journal", messages.size());
-      recovering = true;
-      bool done = true;
-      const size_t step = static_cast<size_t>(std::max(1, options.batch_max_messages));
-      for (size_t i = 0; i < messages.size() && done; i += step) {
-        for (size_t k = i; k < std::min(messages.size(), i + step); ++k) {
-          pending_messages.push_back(&messages[k]);
-        }
-        done = Submit();
-      }
-      done = done && Flush();
-      Wait();
-      recovering = false;
-      pending_messages.clear();
-      flying_messages.clear();
-      if (!done) return false;  // Stop(): the journal is kept for the next start
-    }
-    if (Status s = journal->Clear(); !s) GiveUpJournal(s.error().message);
-    // Consuming continues from the stored offsets, which now include the journal's.
-    expected_next.clear();
-    std::lock_guard lock(mu);
-    progress.clear();
-    return true;
   }
 
   void HandleError(rd_kafka_message_t* m) {

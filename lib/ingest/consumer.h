@@ -90,19 +90,12 @@ struct ConsumerOptions {
   // queries at once) and persisted to disk with their offsets (store::Store::Persist) at most
   // persist_interval_ms after the first of them, as soon as the open state holds
   // persist_max_bytes, whenever the stream pauses, and before partitions are revoked, the store
-  // is switched or ingest stops. A crash loses what was staged and its offsets together: it is
-  // consumed again (from the journal on the embedded broker, see journal_dir). 0: every batch is
+  // is switched or ingest stops. On the embedded broker, which keeps only the newest 5 MiB of
+  // a partition, also once a partition has 1 MiB of consumed messages not persisted. A crash
+  // loses what was staged and its offsets together: it is consumed again. 0: every batch is
   // written to disk (slower per event, nothing staged).
   int persist_interval_ms = 5000;
   size_t persist_max_bytes = 256u << 20;
-  // On the embedded broker, which keeps only the newest 5 MiB of a partition, consumed messages
-  // are appended to a journal in this directory (ingest/journal.h) before their batch is staged,
-  // and dropped once persisted; a restart applies what the journal holds beyond the stored
-  // offsets before it consumes again. The journal is persisted too once it holds
-  // persist_max_bytes. Empty, or if the journal cannot be written: persist whenever a partition
-  // has 1 MiB of consumed messages not persisted (a persist per few thousand events under load).
-  // Not used on other clusters, which keep what was not persisted.
-  std::string journal_dir;
   NewLogPolicy new_log_policy = NewLogPolicy::kAuto;
   // Events older than the dedupe window (aggregator.h): applied, or dead-lettered with the
   // reason "late event: ...".
@@ -125,8 +118,7 @@ struct PartitionProgress {
   int32_t partition = 0;
   // Next offset after the messages applied to the views (visible to queries).
   int64_t next_offset = 0;
-  // Next offset after the messages persisted to disk: a restart resumes here (after applying
-  // the journal, ConsumerOptions::journal_dir, on the embedded broker).
+  // Next offset after the messages persisted to disk: a restart resumes here.
   // persisted_offset <= next_offset.
   int64_t persisted_offset = 0;
   // Next offset after the messages already read from the broker: applied, or in a batch being
