@@ -107,29 +107,7 @@ class Plan {
 
   // The projects with slices under (org, agent selector), in key order (any bucket).
   std::vector<std::string> ProjectsOf(std::string_view org, uint32_t agent) const {
-    std::vector<std::string> out;
-    std::string prefix, start;
-    store::RequestsProjectsPrefix(org, agent, &prefix);
-    start = prefix;
-    for (;;) {
-      bool found = false;
-      view_->ScanSliceKeys(prefix, start, [&](std::string_view key) {
-        std::string_view project;
-        Granularity g;
-        int32_t bucket;
-        if (store::DecodeRequestsProject(key.substr(prefix.size()), &project, &g, &bucket)) {
-          out.emplace_back(project);
-          found = true;
-        }
-        return false;
-      });
-      if (!found) break;
-      // Past every key of this project: its length-prefixed id followed by 0xff.
-      start = prefix;
-      store::PutLengthPrefixed(&start, out.back());
-      start.push_back('\xff');
-    }
-    return out;
+    return internal::ListProjects(*view_, org, agent);
   }
 
   // The project header's project, or every project with slices under (org, agent selector).

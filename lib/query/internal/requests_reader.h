@@ -25,37 +25,43 @@
 
 namespace tally::query::internal {
 
+// The projects with a slice under (org, agent selector) in `view`, in key order (any bucket): one
+// key-only seek per project. Exactly what the engine's slice scans find: malformed slices are
+// skipped, and the listing ends at a key that does not decode.
+inline std::vector<std::string> ListProjects(const store::ReadView& view, std::string_view org,
+                                             uint32_t agent) {
+  std::vector<std::string> out;
+  std::string prefix;
+  store::RequestsProjectsPrefix(org, agent, &prefix);
+  std::string start = prefix;
+  for (;;) {
+    bool decoded = false;
+    view.ScanSliceKeys(prefix, start, [&](std::string_view key) {
+      std::string_view project;
+      Granularity g;
+      int32_t bucket;
+      decoded = store::DecodeRequestsProject(key.substr(prefix.size()), &project, &g, &bucket);
+      if (decoded) out.emplace_back(project);
+      return false;  // the first slice of the project is enough
+    });
+    if (!decoded) break;
+    // Past every key of this project: its length-prefixed id followed by 0xff.
+    start = prefix;
+    store::PutLengthPrefixed(&start, out.back());
+    start.push_back('\xff');
+  }
+  return out;
+}
+
 class RequestsReader {
  public:
   explicit RequestsReader(const store::Store& store) : view_(store.NewReadView()) {}
   RequestsReader(const RequestsReader&) = delete;
   RequestsReader& operator=(const RequestsReader&) = delete;
 
-  // The projects with a slice under (org, agent selector), in key order (any bucket): one seek
-  // per project. Exactly what the engine's slice scans find: malformed slices are skipped, and
-  // the listing ends at a key that does not decode.
+  // The projects with a slice under (org, agent selector): ListProjects on this reader's view.
   std::vector<std::string> ProjectsOf(std::string_view org, uint32_t agent) const {
-    std::vector<std::string> out;
-    std::string prefix;
-    store::RequestsProjectsPrefix(org, agent, &prefix);
-    std::string start = prefix;
-    for (;;) {
-      bool decoded = false;
-      view_->ScanSliceKeys(prefix, start, [&](std::string_view key) {
-        std::string_view project;
-        Granularity g;
-        int32_t bucket;
-        decoded = store::DecodeRequestsProject(key.substr(prefix.size()), &project, &g, &bucket);
-        if (decoded) out.emplace_back(project);
-        return false;  // the first slice of the project is enough
-      });
-      if (!decoded) break;
-      // Past every key of this project: its length-prefixed id followed by 0xff.
-      start = prefix;
-      store::PutLengthPrefixed(&start, out.back());
-      start.push_back('\xff');
-    }
-    return out;
+    return ListProjects(*view_, org, agent);
   }
 
   // For each group of users-bitmap keys: how many distinct users the union of its bitmaps

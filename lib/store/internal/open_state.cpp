@@ -210,17 +210,25 @@ bool OpenState::Contains(Family family, std::string_view key) const {
   return Visit(family, [&](const auto& rows) { return rows.Find(key) != nullptr; });
 }
 
+template <typename V, typename Fn>
+void OpenState::ForEachInRange(const Rows<V>& rows, std::string_view prefix, std::string_view start,
+                               Fn&& fn) {
+  const auto& order = rows.order();
+  for (auto it = order.lower_bound(std::max(prefix, start));
+       it != order.end() && it->first.starts_with(prefix); ++it) {
+    if (!fn(it->first, *it->second)) return;
+  }
+}
+
 template <typename V>
 void OpenState::ScanFrom(const Rows<V>& rows, std::string_view prefix, std::string_view start,
                          const std::function<bool(std::string_view, std::string_view)>& fn) {
   std::string value;
-  const auto& order = rows.order();
-  for (auto it = order.lower_bound(std::max(prefix, start));
-       it != order.end() && it->first.starts_with(prefix); ++it) {
+  ForEachInRange(rows, prefix, start, [&](std::string_view key, const V& row) {
     value.clear();
-    Encode(*it->second, &value);
-    if (!fn(it->first, value)) return;
-  }
+    Encode(row, &value);
+    return fn(key, value);
+  });
 }
 
 void OpenState::Scan(Family family, std::string_view prefix, std::string_view start,
@@ -234,11 +242,7 @@ void OpenState::Scan(Family family, std::string_view prefix, std::string_view st
 void OpenState::ScanKeys(Family family, std::string_view prefix, std::string_view start,
                          const std::function<bool(std::string_view)>& fn) const {
   Visit(family, [&](const auto& rows) {
-    const auto& order = rows.order();
-    for (auto it = order.lower_bound(std::max(prefix, start));
-         it != order.end() && it->first.starts_with(prefix); ++it) {
-      if (!fn(it->first)) break;
-    }
+    ForEachInRange(rows, prefix, start, [&](std::string_view key, const auto&) { return fn(key); });
     return true;
   });
 }

@@ -184,6 +184,11 @@ class OpenState {
   }
   template <typename V>
   static bool GetFrom(const Rows<V>& rows, std::string_view key, std::string* out);
+  // Calls fn(key, row) for each row of `rows` whose key starts with `prefix`, from the first key
+  // >= max(prefix, start), in key order, until fn returns false.
+  template <typename V, typename Fn>
+  static void ForEachInRange(const Rows<V>& rows, std::string_view prefix, std::string_view start,
+                             Fn&& fn);
   template <typename V>
   static void ScanFrom(const Rows<V>& rows, std::string_view prefix, std::string_view start,
                        const std::function<bool(std::string_view, std::string_view)>& fn);
