@@ -12,9 +12,10 @@
 #                                                   every N (live ingest: --batch 200
 #                                                   --persist-every 25 is 1,000 events/s);
 #                                                   BASE_BUILD=DIR alternates with DIR's build
-#   scripts/bench.sh replay [events] [runs]         `tally replay --mode rebuild` of the
-#                                                   executions mix from a .zst file (default
-#                                                   10000000 events, 3 runs): wall time, events/s,
+#   scripts/bench.sh replay [events] [runs] [mix]   `tally replay --mode rebuild` of a .zst file
+#                                                   of the executions mix (or `tally gen`'s
+#                                                   default mix: mix=default; default 10000000
+#                                                   events, 3 runs): wall time, events/s,
 #                                                   peak memory, median; BASE_BUILD=DIR also runs
 #                                                   DIR's tally alternately and gives the ratio
 #   scripts/bench.sh requests [requests_bench flags] GET /v1/analytics/requests/* (11 endpoints)
@@ -45,7 +46,7 @@ what="${1:-}"
 case "$what" in
   ingest | query | pipeline | replay | requests | superagents | newcomer | live | fresh) shift ;;
   *)
-    sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
@@ -100,10 +101,18 @@ case "$what" in
   replay)
     events="${1:-10000000}"
     runs="${2:-3}"
+    mix="${3:-executions}"
+    case "$mix" in
+      executions | default) ;;
+      *)
+        echo "scripts/bench.sh replay: mix is executions or default, not '$mix'" >&2
+        exit 2
+        ;;
+    esac
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
-    echo "generating $events events (executions mix)..." >&2
-    "$build/cmd/tally/tally" gen --events "$events" --mix executions --end-day 2026-01-31 \
+    echo "generating $events events ($mix mix)..." >&2
+    "$build/cmd/tally/tally" gen --events "$events" --mix "$mix" --end-day 2026-01-31 \
       --duplicates 0.01 --malformed 0.001 | zstd -q -T0 -o "$tmp/events.ndjson.zst"
     zbytes=$(stat -c %s "$tmp/events.ndjson.zst")
     rawbytes=$(zstd -q -dc "$tmp/events.ndjson.zst" | wc -c)
