@@ -236,8 +236,8 @@ case "$what" in
       awk -v dir="$tmp" -v counts="${counts[*]}" '
         BEGIN { k = split(counts, c, " "); i = 1; left = c[1] }
         { while (left == 0 && i < k) { i++; left = c[i] } print > (dir "/slice" i ".ndjson"); left-- }'
-    echo "| run | rate | events | stored | batches | seconds | achieved events/s | tallyd CPU s | CPU % | µs/event | of which idle | settle CPU s | µs/event incl. settle |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| run | rate | events | stored | batches | persists | seconds | achieved events/s | tallyd CPU s | CPU % | µs/event | of which idle | settle CPU s | µs/event incl. settle |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     results="$tmp/results"
     : >"$results"
     invalid=0
@@ -258,6 +258,7 @@ case "$what" in
         consumed0=$(metric "$addr" tally_events_consumed_total)
         applied0=$(metric "$addr" tally_events_applied_total)
         batches0=$(metric "$addr" tally_batches_applied_total)
+        persists0=$(metric "$addr" tally_persist_seconds_count)
         perf_pid=""
         if [ "$perf" != 0 ] && [ "$run" = 1 ] && [ "$i" = 0 ]; then
           (sleep 2 && exec perf record -e cpu-clock -g -p "$tallyd_pid" -o "$tmp/perf.data" \
@@ -281,6 +282,7 @@ case "$what" in
         c1=$(cpu_of "$tallyd_pid") t1=$(now)
         applied=$(metric "$addr" tally_events_applied_total)
         batches=$(($(metric "$addr" tally_batches_applied_total) - batches0))
+        persists=$(($(metric "$addr" tally_persist_seconds_count) - persists0))
         trimmed=$(metric "$addr" tally_log_trimmed_total)
         # Settle: tallyd persists what it staged 1 s after the last batch, and RocksDB flushes
         # and compactions go on after that; wait until tallyd is back to its idle CPU (at least
@@ -303,15 +305,15 @@ case "$what" in
         [ -n "$perf_pid" ] && note="$note; perf attached"
         [ "$ok" = 1 ] || invalid=1
         stored=$((applied - applied0))
-        awk -v run="$run" -v r="$r" -v n="$n" -v s="$stored" -v b="$batches" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
+        awk -v run="$run" -v r="$r" -v n="$n" -v s="$stored" -v b="$batches" -v p="$persists" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
           -v c0="$c0" -v c1="$c1" -v c2="$c2" -v idle="$idle" -v note="$note" -v ok="$ok" \
           -v perf="$([ -n "$perf_pid" ] && echo 1 || echo 0)" -v out="$results" 'BEGIN {
             sub(/^; /, "", note)
             w = t1 - t0; cpu = c1 - c0; settle = c2 - c1 - idle * (t2 - t1)
             if (settle < 0) settle = 0
             us = s > 0 ? cpu / s * 1e6 : 0; us2 = s > 0 ? (cpu + settle) / s * 1e6 : 0
-            printf "| %d | %s | %d | %d | %d | %.1f | %.0f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f |%s\n",
-              run, r, n, s, b, w, n / w, cpu, cpu / w * 100, us, (s > 0 ? idle * w / s * 1e6 : 0),
+            printf "| %d | %s | %d | %d | %d | %d | %.1f | %.0f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f |%s\n",
+              run, r, n, s, b, p, w, n / w, cpu, cpu / w * 100, us, (s > 0 ? idle * w / s * 1e6 : 0),
               settle, us2, (ok ? "" : " INVALID") (note == "" ? "" : " " note)
             if (ok && !perf) print r, n / w, cpu / w * 100, us, us2 >> out
           }'
