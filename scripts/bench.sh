@@ -27,11 +27,13 @@
 #                                                   to all consumed, held back, trimmed; baseline
 #                                                   --no-hold-back (default 1000000 events, 3 runs)
 #   scripts/bench.sh live [--rates 1000,10000,30000,max] [--runs 3] [--mix executions|default]
-#                         [--seconds 25] [--events N] [--perf S] [--keep]
+#                         [--seconds 25] [--events N] [--perf S] [--keep] [--floor]
 #                                                   tallyd's own CPU per stored event (µs) at fixed
 #                                                   produce rates, on `tally broker`; --seconds of
 #                                                   events per rate (--events N: N each; max = no
-#                                                   --rate, 1000000 events); median of --runs
+#                                                   --rate, 1000000 events); median of --runs;
+#                                                   --floor also runs the same streams into a
+#                                                   consumer that only counts (consume_floor)
 #   scripts/bench.sh fresh [--rates 1000,30000] [--probes 60] [--runs 3]
 #                                                   freshness: from POST /v1/events of a probe
 #                                                   event to the first query that counts it, while
@@ -57,6 +59,7 @@ targets=("${what}_bench")
 if [ "$what" = pipeline ]; then targets+=(tally); fi
 if [ "$what" = replay ]; then targets=(tally); fi
 if [ "$what" = newcomer ] || [ "$what" = live ] || [ "$what" = fresh ]; then targets=(tally tallyd); fi
+if [ "$what" = live ]; then targets+=(consume_floor); fi
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
 # A shared working tree: say which files differ from the commit measured.
@@ -179,7 +182,7 @@ case "$what" in
     ;;
   live)
     # tallyd's own CPU (utime + stime of /proc/<pid>/stat) per stored event at fixed produce rates.
-    rates=1000,10000,30000,max runs=3 mix=executions seconds=25 events="" perf=0 keep=0
+    rates=1000,10000,30000,max runs=3 mix=executions seconds=25 events="" perf=0 keep=0 floor=0
     while [ $# -gt 0 ]; do
       case "$1" in
         --rates) rates="$2" && shift 2 ;;
@@ -189,9 +192,10 @@ case "$what" in
         --events) events="$2" && shift 2 ;;
         --perf) perf="$2" && shift 2 ;;
         --keep) keep=1 && shift ;;
+        --floor) floor=1 && shift ;;
         *)
           echo "usage: scripts/bench.sh live [--rates 1000,10000,30000,max] [--runs 3]" \
-            "[--mix executions|default] [--seconds 25] [--events N] [--perf S] [--keep]" >&2
+            "[--mix executions|default] [--seconds 25] [--events N] [--perf S] [--keep] [--floor]" >&2
           exit 2
           ;;
       esac
@@ -318,22 +322,52 @@ case "$what" in
       wait "${pids[@]}" 2>/dev/null || true
       pids=()
       [ "$keep" = 1 ] || rm -rf "$d/data"
+      [ "$floor" = 1 ] || continue
+      # The floor: the same slices at the same rates into a consumer that only counts, on a
+      # fresh broker each (it commits nothing, so the producer does not wait for it).
+      for i in "${!rate_list[@]}"; do
+        r="${rate_list[$i]}" n="${counts[$i]}" slice="$tmp/slice$((i + 1)).ndjson" f="$tmp/floor$run"
+        mkdir -p "$f" && rm -f "$f/broker.addr"
+        "$tally" broker --addr-file "$f/broker.addr" >/dev/null 2>&1 &
+        pids=($!)
+        while [ ! -s "$f/broker.addr" ]; do sleep 0.05; done
+        rate_flag=()
+        [ "$r" != max ] && rate_flag=(--rate "$r")
+        "$build/bench/consume_floor" --brokers "$(cat "$f/broker.addr")" --events "$n" >"$f/out" &
+        floor_pid=$!
+        sleep 1
+        "$tally" produce --no-hold-back --broker-addr-file "$f/broker.addr" "${rate_flag[@]}" "$slice" \
+          2>"$f/produce-$r.log" || echo "run $run rate $r: tally produce failed" >&2
+        if wait "$floor_pid"; then
+          us=$(awk '{print $6}' "$f/out")
+          echo "run $run: floor at $r events/s: $(cat "$f/out")"
+          echo "$r $us" >>"$tmp/floors"
+        else
+          echo "run $run: floor at $r events/s INVALID: $(cat "$f/out")" >&2
+        fi
+        kill "${pids[@]}" 2>/dev/null
+        wait "${pids[@]}" 2>/dev/null || true
+        pids=()
+      done
     done
     echo
     echo "Medians over valid runs (µs/event: tallyd CPU from the producer's start until all consumed / including the settle after):"
     echo
-    echo "| rate | runs | achieved events/s | tallyd CPU % | µs/event | µs/event incl. settle |"
-    echo "|---|---|---|---|---|---|"
+    echo "| rate | runs | achieved events/s | tallyd CPU % | µs/event | µs/event incl. settle | floor µs/event |"
+    echo "|---|---|---|---|---|---|---|"
+    touch "$tmp/floors"
     for r in "${rate_list[@]}"; do
-      awk -v r="$r" '
+      awk -v r="$r" -v floors="$tmp/floors" '
         function median(a, n,   i, j, t) {
           for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
           return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
         }
         $1 == r { n++; ach[n] = $2; pct[n] = $3; us[n] = $4; us2[n] = $5 }
         END {
-          if (n == 0) { printf "| %s | 0 | | | | |\n", r; exit }
-          printf "| %s | %d | %.0f | %.0f | %.2f | %.2f |\n", r, n, median(ach, n), median(pct, n), median(us, n), median(us2, n)
+          while ((getline line < floors) > 0) { split(line, f, " "); if (f[1] == r) fl[++k] = f[2] }
+          fs = k ? sprintf("%.2f", median(fl, k)) : "-"
+          if (n == 0) { printf "| %s | 0 | | | | | %s |\n", r, fs; exit }
+          printf "| %s | %d | %.0f | %.0f | %.2f | %.2f | %s |\n", r, n, median(ach, n), median(pct, n), median(us, n), median(us2, n), fs
         }' "$results"
     done
     echo

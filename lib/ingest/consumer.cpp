@@ -37,6 +37,12 @@ constexpr auto kPersistWhenQuietFor = std::chrono::milliseconds(1000);
 // of the fetch response it came in (librdkafka hands a response's messages over partition by
 // partition), short enough to keep a busy stream's batches as small as the store's pace allows.
 constexpr auto kReadyBatchMinAge = std::chrono::milliseconds(50);
+// While a batch short of batch_ready_messages collects, the consumer thread takes what has
+// arrived and then sleeps up to this long (never past the batch's due time) instead of waiting
+// on librdkafka's queue, which wakes it for every fetch response: a trickle arrives in many small
+// responses (one per producer request and partition), and each wake-up costs more than the
+// messages it brings.
+constexpr auto kCollectNap = std::chrono::milliseconds(50);
 
 }  // namespace
 
@@ -795,9 +801,11 @@ Status Consumer::Run() {
     auto deadline = Clock::time_point::max();
     auto batch_started = Clock::now();  // when the batch's first message was taken
     int timeout_ms = 100;
+    bool nap = false;  // collecting a batch that is not ready: kCollectNap
     // Pending() is re-read each time: a revocation inside poll stores the batch and flips it.
     while (static_cast<int>(s.Pending().size()) < s.options.batch_max_messages && !stop_.load()) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(s.rk, s.Pending().empty() ? 100 : timeout_ms);
+      rd_kafka_message_t* m =
+          rd_kafka_consumer_poll(s.rk, s.Pending().empty() ? 100 : (nap ? 0 : timeout_ms));
       if (m) {
         if (m->err) {
           s.HandleError(m);
@@ -822,7 +830,11 @@ Status Consumer::Run() {
       // a few milliseconds, and cutting it at batch_ready_messages would only make more,
       // smaller batches.
       const auto due = ready ? std::min(deadline, batch_started + kReadyBatchMinAge) : deadline;
-      if (now < due) {
+      nap = false;
+      if (now < due && !ready) {
+        nap = true;
+        if (!m) std::this_thread::sleep_for(std::min<Clock::duration>(due - now, kCollectNap));
+      } else if (now < due) {
         timeout_ms =
             static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(due - now).count());
       } else if (s.WorkerBusy()) {
