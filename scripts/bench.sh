@@ -27,13 +27,16 @@
 #                                                   to all consumed, held back, trimmed; baseline
 #                                                   --no-hold-back (default 1000000 events, 3 runs)
 #   scripts/bench.sh live [--rates 1000,10000,30000,max] [--runs 3] [--mix executions|default]
-#                         [--seconds 25] [--events N] [--perf S] [--keep] [--floor]
+#                         [--seconds 25] [--events N] [--perf S] [--keep] [--floor] [--now]
 #                                                   tallyd's own CPU per stored event (µs) at fixed
 #                                                   produce rates, on `tally broker`; --seconds of
 #                                                   events per rate (--events N: N each; max = no
 #                                                   --rate, 1000000 events); median of --runs;
 #                                                   --floor also runs the same streams into a
-#                                                   consumer that only counts (consume_floor)
+#                                                   consumer that only counts (consume_floor);
+#                                                   --now stamps every event with the time it is
+#                                                   generated at, as a live stream's events are
+#                                                   (by default they spread over --days 90)
 #   scripts/bench.sh fresh [--rates 1000,30000] [--probes 60] [--runs 3]
 #                                                   freshness: from POST /v1/events of a probe
 #                                                   event to the first query that counts it, while
@@ -182,7 +185,7 @@ case "$what" in
     ;;
   live)
     # tallyd's own CPU (utime + stime of /proc/<pid>/stat) per stored event at fixed produce rates.
-    rates=1000,10000,30000,max runs=3 mix=executions seconds=25 events="" perf=0 keep=0 floor=0
+    rates=1000,10000,30000,max runs=3 mix=executions seconds=25 events="" perf=0 keep=0 floor=0 now=0
     while [ $# -gt 0 ]; do
       case "$1" in
         --rates) rates="$2" && shift 2 ;;
@@ -193,9 +196,10 @@ case "$what" in
         --perf) perf="$2" && shift 2 ;;
         --keep) keep=1 && shift ;;
         --floor) floor=1 && shift ;;
+        --now) now=1 && shift ;;
         *)
           echo "usage: scripts/bench.sh live [--rates 1000,10000,30000,max] [--runs 3]" \
-            "[--mix executions|default] [--seconds 25] [--events N] [--perf S] [--keep] [--floor]" >&2
+            "[--mix executions|default] [--seconds 25] [--events N] [--perf S] [--keep] [--floor] [--now]" >&2
           exit 2
           ;;
       esac
@@ -223,7 +227,7 @@ case "$what" in
     now() { date +%s.%N; }
     echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)," \
       "$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); mix $mix; rates ${rate_list[*]}; events ${counts[*]}; $runs runs"
+    echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); mix $mix; rates ${rate_list[*]}; events ${counts[*]}; $runs runs$([ "$now" = 1 ] && echo '; events stamped now')"
     # One stream, cut into consecutive slices, one per rate: each rate gets new events (dedupe
     # would skip repeats) that continue the same workspaces, users and agents forward in time.
     total=0
@@ -233,6 +237,11 @@ case "$what" in
       awk -v dir="$tmp" -v counts="${counts[*]}" '
         BEGIN { k = split(counts, c, " "); i = 1; left = c[1] }
         { while (left == 0 && i < k) { i++; left = c[i] } print > (dir "/slice" i ".ndjson"); left-- }'
+    if [ "$now" = 1 ]; then
+      # The first "time" of a line is the CloudEvents attribute (it comes before "data").
+      stamp="$(date -u +%Y-%m-%dT%H:%M:%S).000Z"
+      sed -i -E "s/\"time\":\"[^\"]*\"/\"time\":\"$stamp\"/" "$tmp"/slice*.ndjson
+    fi
     echo "| run | rate | events | stored | batches | persists | seconds | achieved events/s | tallyd CPU s | CPU % | µs/event | of which idle | settle CPU s | µs/event incl. settle |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     results="$tmp/results"
