@@ -68,9 +68,6 @@ echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git dif
 # A shared working tree: say which files differ from the commit measured.
 git diff --stat HEAD 2>/dev/null | sed -n '$!s/^/  changed: /p' | head -20 || true
 
-# Starts `tally broker` with its defaults and a tallyd against it, both under directory $1
-# (broker.addr, data/, port, tallyd.log), and waits until tallyd is ready. Sets pids (both),
-# tallyd_pid and addr (tallyd's HOST:PORT). Uses $build.
 # A temporary directory in $tmp, removed on exit (kept if $keep is 1) after the background
 # processes listed in $pids are stopped.
 make_tmp() {
@@ -84,12 +81,21 @@ stop_and_clean() {
   if [ "${keep:-0}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 
+# Starts `tally broker` with its defaults under directory $1 (broker.addr) and waits for its
+# address. Sets pids to it.
+start_broker() {
+  mkdir -p "$1" && rm -f "$1/broker.addr"
+  "$build/cmd/tally/tally" broker --addr-file "$1/broker.addr" >/dev/null 2>&1 &
+  pids=($!)
+  while [ ! -s "$1/broker.addr" ]; do sleep 0.05; done
+}
+
+# Starts `tally broker` with its defaults and a tallyd against it, both under directory $1
+# (broker.addr, data/, port, tallyd.log), and waits until tallyd is ready. Sets pids (both),
+# tallyd_pid and addr (tallyd's HOST:PORT). Uses $build.
 start_broker_and_tallyd() {
   local d="$1"
-  mkdir -p "$d"
-  "$build/cmd/tally/tally" broker --addr-file "$d/broker.addr" >/dev/null 2>&1 &
-  pids=($!)
-  while [ ! -s "$d/broker.addr" ]; do sleep 0.05; done
+  start_broker "$d"
   "$build/cmd/tallyd/tallyd" --brokers "$(cat "$d/broker.addr")" --data-dir "$d/data" \
     --listen 127.0.0.1:0 --port-file "$d/port" --keys config/keys.dev.toml ${TALLYD_ARGS:-} >"$d/tallyd.log" 2>&1 &
   tallyd_pid=$!
@@ -336,10 +342,7 @@ case "$what" in
       # fresh broker each (it commits nothing, so the producer does not wait for it).
       for i in "${!rate_list[@]}"; do
         r="${rate_list[$i]}" n="${counts[$i]}" slice="$tmp/slice$((i + 1)).ndjson" f="$tmp/floor$run"
-        mkdir -p "$f" && rm -f "$f/broker.addr"
-        "$tally" broker --addr-file "$f/broker.addr" >/dev/null 2>&1 &
-        pids=($!)
-        while [ ! -s "$f/broker.addr" ]; do sleep 0.05; done
+        start_broker "$f"
         rate_flag=()
         [ "$r" != max ] && rate_flag=(--rate "$r")
         "$build/bench/consume_floor" --brokers "$(cat "$f/broker.addr")" --events "$n" >"$f/out" &
