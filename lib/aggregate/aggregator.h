@@ -95,7 +95,8 @@ class Aggregator {
   // and its offsets in the store's open state (store::Store::Stage: visible to queries at
   // once, on disk only after the caller's store::Store::Persist), which costs far less per
   // batch than a write; a crash then loses the batches staged since the last Persist together
-  // with their offsets, so they are consumed again.
+  // with their offsets, so they are consumed again. A staged batch carries day rows only: the
+  // store adds each to its week and month rows as it stages it (WriteSet::set_roll_up_days).
   void set_stage(bool stage) { stage_ = stage; }
 
   // Write each batch on a worker thread (only without set_stage(true)): Apply returns once the

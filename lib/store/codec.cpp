@@ -204,6 +204,48 @@ void CounterBucketPrefix(Scope scope, std::string_view ws, Granularity g, int32_
   ScopedKey(kTagCounter, scope, ws, g, bucket, {}, out);
 }
 
+bool RollUpKeys(std::string_view day_key, std::string* week, std::string* month) {
+  // Where the granularity byte sits: after the workspace for scoped and pack keys, in the last
+  // 5 bytes for request keys.
+  size_t at = 0;
+  std::string_view rest = day_key;
+  if (rest.empty()) return false;
+  switch (rest[0]) {
+    case kTagCounter:
+    case kTagBitmap:
+    case kTagUserPack: {
+      const size_t skip = rest[0] == kTagUserPack ? 1 : 2;  // tag (and scope)
+      if (rest.size() < skip) return false;
+      rest.remove_prefix(skip);
+      std::string_view ws;
+      if (!GetLengthPrefixed(&rest, &ws)) return false;
+      at = day_key.size() - rest.size();
+      break;
+    }
+    case kTagSlice:
+    case kTagSliceUsers:
+    case kTagSlicePairs:
+      if (day_key.size() < 8) return false;
+      at = day_key.size() - 5;
+      break;
+    default:
+      return false;
+  }
+  std::string_view tail = day_key.substr(at);
+  int32_t day = 0;
+  if (tail.size() < 5 || tail[0] != static_cast<char>(Granularity::kDay)) return false;
+  tail.remove_prefix(1);
+  if (!GetOrderedInt32(&tail, &day)) return false;
+  for (auto [g, out] :
+       {std::pair{Granularity::kWeek, week}, std::pair{Granularity::kMonth, month}}) {
+    out->assign(day_key.substr(0, at));
+    out->push_back(static_cast<char>(g));
+    PutOrderedInt32(out, BucketOf(day, g));
+    out->append(tail);
+  }
+  return true;
+}
+
 void UserPackKey(std::string_view ws, Granularity g, int32_t bucket, std::string* out) {
   out->clear();
   out->push_back(kTagUserPack);

@@ -99,6 +99,13 @@ void BitmapKey(Scope scope, std::string_view workspace_id, Granularity g, int32_
 void CounterBucketPrefix(Scope scope, std::string_view workspace_id, Granularity g, int32_t bucket,
                          std::string* out);
 
+// The day rows of the bucketed views (counters, scoped bitmaps, user packs, and the request
+// slices with their users and pairs bitmaps) each add up into one week row and one month row: the
+// same key with the (granularity, bucket) of the week and the month that hold the day. For the
+// key of such a row at Granularity::kDay, writes those two keys to *week and *month and returns
+// true; returns false for any other key (another granularity, a row without buckets, malformed).
+bool RollUpKeys(std::string_view day_key, std::string* week, std::string* month);
+
 // Pre-encoded scope ids (the `extra` argument above).
 // Users are keyed by their dictionary index: 4 bytes instead of an arbitrary string keeps keys
 // short (cheaper memtable inserts and scans) and makes per-user aggregation integer-keyed.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -482,6 +483,63 @@ TEST(CodecTest, RequestsKeysRebucketAndListProjects) {
   std::string other;
   RequestsOrgPrefix("or", &other);
   EXPECT_FALSE(all.starts_with(other));
+}
+
+// Every bucketed day key rolls up into the keys its constructor builds for the week and the month
+// of the day (across a week and a year boundary); other keys do not roll up.
+TEST(CodecTest, DayKeysRollUpIntoTheirWeekAndMonthKeys) {
+  const std::string_view project = "p\x01\xff";
+  std::string id;
+  ScopeIdEntity(event::EntityKind::kWorkflow, "flow 7", &id);
+  using Make = std::function<void(Granularity, int32_t, std::string*)>;
+  const std::vector<Make> makes = {
+      [&](Granularity g, int32_t b, std::string* k) {
+        CounterKey(Scope::kWorkspace, "w", g, b, "", k);
+      },
+      [&](Granularity g, int32_t b, std::string* k) {
+        CounterKey(Scope::kEntity, "ws", g, b, id, k);
+      },
+      [&](Granularity g, int32_t b, std::string* k) {
+        BitmapKey(Scope::kEntity, "ws", g, b, id, k);
+      },
+      [&](Granularity g, int32_t b, std::string* k) { UserPackKey("", g, b, k); },
+      [&](Granularity g, int32_t b, std::string* k) {
+        RequestsSliceKey("org", kAllAgents, &project, g, b, k);
+      },
+      [&](Granularity g, int32_t b, std::string* k) {
+        RequestsUsersKey("org", 3, nullptr, g, b, k);
+      },
+      [&](Granularity g, int32_t b, std::string* k) { RequestsPairsKey("org", &project, g, b, k); },
+  };
+  std::string day, week, month, want;
+  for (const DayNumber d : {DaysFromCivil(2023, 12, 31), DaysFromCivil(2024, 1, 1),
+                            DaysFromCivil(1969, 12, 31), DaysFromCivil(2026, 2, 28)}) {
+    for (size_t i = 0; i < makes.size(); ++i) {
+      makes[i](Granularity::kDay, d, &day);
+      ASSERT_TRUE(RollUpKeys(day, &week, &month)) << i;
+      makes[i](Granularity::kWeek, WeekOfDay(d), &want);
+      EXPECT_EQ(week, want) << i << " day " << d;
+      makes[i](Granularity::kMonth, MonthOfDay(d), &want);
+      EXPECT_EQ(month, want) << i << " day " << d;
+      EXPECT_FALSE(RollUpKeys(week, &day, &want)) << i;  // only day rows roll up
+      EXPECT_FALSE(RollUpKeys(month, &day, &want)) << i;
+      if (i <= 3) {  // a scoped or pack key cut inside its bucket does not roll up
+        const size_t bucket_end = day.size() - ((i == 1 || i == 2) ? id.size() : 0);
+        for (size_t cut = 1; cut <= 4; ++cut) {
+          EXPECT_FALSE(RollUpKeys(std::string_view(day).substr(0, bucket_end - cut), &week, &month))
+              << i << " " << cut;
+        }
+      }
+    }
+  }
+  std::string key;
+  UserProfileKey("ws", "u", &key);
+  EXPECT_FALSE(RollUpKeys(key, &week, &month));
+  DedupeKey("src", "id", &key);
+  EXPECT_FALSE(RollUpKeys(key, &week, &month));
+  EXPECT_FALSE(RollUpKeys("", &week, &month));
+  EXPECT_FALSE(RollUpKeys("C", &week, &month));
+  EXPECT_FALSE(RollUpKeys("K\x05" "ab", &week, &month));
 }
 
 TEST(BitmapTest, UnionAndSerialization) {

@@ -469,6 +469,83 @@ class Generator {
     return c;
   }
 
+ public:
+  // Random deltas of one view, each added to *m at every key of `keys` and returned encoded.
+  std::string CountersOp(Model* m, std::initializer_list<std::string_view> keys) {
+    const Counters c = RandomCounters();
+    for (std::string_view key : keys) Model::Add(c, &m->counters[std::string(key)]);
+    return EncodeCounters(c);
+  }
+  std::string PackOp(Model* m, std::initializer_list<std::string_view> keys) {
+    std::set<uint32_t> users;
+    for (int k = Uniform(1, 4); k > 0; --k) {
+      users.insert(static_cast<uint32_t>(Uniform(0, u_.pack_users - 1)));
+    }
+    std::string value;
+    UserPackWriter w(&value);
+    for (uint32_t user : users) {
+      const Counters c = RandomCounters();
+      for (std::string_view key : keys) Model::Add(c, &m->packs[std::string(key)][user]);
+      w.Add(user, c);
+    }
+    return value;
+  }
+  std::string BitmapOp(Model* m, std::initializer_list<std::string_view> keys) {
+    UserBitmap bitmap;
+    auto add = [&](uint32_t id) {
+      bitmap.Add(id);
+      for (std::string_view key : keys) m->bitmaps[std::string(key)].insert(id);
+    };
+    if (Chance(0.2)) {  // a run: the encoding then holds a run container
+      const int from = Uniform(0, 5000);
+      for (int id = from; id < from + Uniform(20, 300); ++id) add(static_cast<uint32_t>(id));
+    } else {
+      for (int k = Uniform(1, 6); k > 0; --k) add(static_cast<uint32_t>(Uniform(0, 300)));
+    }
+    if (Chance(0.05)) add(70000 + static_cast<uint32_t>(Uniform(0, 3)));  // another container
+    std::string value;
+    bitmap.AppendEncoded(&value);
+    return value;
+  }
+  std::string SliceOp(Model* m, std::initializer_list<std::string_view> keys) {
+    Slice s;
+    s.totals = {static_cast<uint64_t>(Uniform(1, 3)), static_cast<uint64_t>(Uniform(0, 1)),
+                static_cast<uint64_t>(Uniform(0, 100)), Uniform(0, 1000)};
+    std::set<uint32_t> users, agents;
+    for (int k = Uniform(0, 3); k > 0; --k) users.insert(static_cast<uint32_t>(Uniform(0, 7)));
+    for (int k = Uniform(0, 2); k > 0; --k) agents.insert(static_cast<uint32_t>(Uniform(0, 4)));
+    for (uint32_t user : users) {
+      s.users.push_back({user, static_cast<uint64_t>(Uniform(1, 3)),
+                         static_cast<uint64_t>(Uniform(0, 50)), Uniform(0, 500)});
+    }
+    for (uint32_t agent : agents) {
+      s.agents.push_back(
+          {agent, static_cast<uint64_t>(Uniform(1, 3)), static_cast<uint64_t>(Uniform(0, 50))});
+    }
+    for (std::string_view key : keys) {
+      Model::SliceSum& sum = m->slices[std::string(key)];
+      sum.totals.requests += s.totals.requests;
+      sum.totals.errors += s.totals.errors;
+      sum.totals.tokens += s.totals.tokens;
+      sum.totals.cost_nanos += s.totals.cost_nanos;
+      for (const SliceUser& su : s.users) {
+        SliceUser& to = sum.users.try_emplace(su.user, SliceUser{su.user, 0, 0, 0}).first->second;
+        to.requests += su.requests;
+        to.tokens += su.tokens;
+        to.cost_nanos += su.cost_nanos;
+      }
+      for (const SliceAgent& sa : s.agents) {
+        SliceAgent& to = sum.agents.try_emplace(sa.agent, SliceAgent{sa.agent, 0, 0}).first->second;
+        to.requests += sa.requests;
+        to.tokens += sa.tokens;
+      }
+    }
+    std::string value;
+    AppendSlice(s, &value);
+    return value;
+  }
+
+ private:
   void AddOp(Model* m, Batch* b) {
     std::string key, value;
     switch (Uniform(0, 15)) {
@@ -476,45 +553,21 @@ class Generator {
       case 1:
       case 2: {
         key = Pick(u_.counters, u_.counters_written);
-        const Counters c = RandomCounters();
-        Model::Add(c, &m->counters[key]);
-        value = EncodeCounters(c);
+        value = CountersOp(m, {key});
         b->ops.push_back([=](WriteSet* s) { s->AddCounters(key, value); });
         return;
       }
       case 3:
       case 4: {
         key = Pick(u_.packs, u_.packs_written);
-        std::set<uint32_t> users;
-        for (int k = Uniform(1, 4); k > 0; --k) {
-          users.insert(static_cast<uint32_t>(Uniform(0, u_.pack_users - 1)));
-        }
-        UserPackWriter w(&value);
-        for (uint32_t user : users) {
-          const Counters c = RandomCounters();
-          Model::Add(c, &m->packs[key][user]);
-          w.Add(user, c);
-        }
+        value = PackOp(m, {key});
         b->ops.push_back([=](WriteSet* s) { s->AddUserPack(key, value); });
         return;
       }
       case 5:
       case 6: {
         key = Pick(u_.bitmaps, u_.bitmaps_written);
-        UserBitmap bitmap;
-        auto& ids = m->bitmaps[key];
-        auto add = [&](uint32_t id) {
-          bitmap.Add(id);
-          ids.insert(id);
-        };
-        if (Chance(0.2)) {  // a run: the encoding then holds a run container
-          const int from = Uniform(0, 5000);
-          for (int id = from; id < from + Uniform(20, 300); ++id) add(static_cast<uint32_t>(id));
-        } else {
-          for (int k = Uniform(1, 6); k > 0; --k) add(static_cast<uint32_t>(Uniform(0, 300)));
-        }
-        if (Chance(0.05)) add(70000 + static_cast<uint32_t>(Uniform(0, 3)));  // another container
-        bitmap.AppendEncoded(&value);
+        value = BitmapOp(m, {key});
         b->ops.push_back([=](WriteSet* s) { s->OrBitmap(key, value); });
         return;
       }
@@ -539,38 +592,7 @@ class Generator {
       case 10:
       case 11: {
         key = Pick(u_.slices, u_.slices_written);
-        Slice s;
-        s.totals = {static_cast<uint64_t>(Uniform(1, 3)), static_cast<uint64_t>(Uniform(0, 1)),
-                    static_cast<uint64_t>(Uniform(0, 100)), Uniform(0, 1000)};
-        std::set<uint32_t> users, agents;
-        for (int k = Uniform(0, 3); k > 0; --k) users.insert(static_cast<uint32_t>(Uniform(0, 7)));
-        for (int k = Uniform(0, 2); k > 0; --k) agents.insert(static_cast<uint32_t>(Uniform(0, 4)));
-        for (uint32_t user : users) {
-          s.users.push_back({user, static_cast<uint64_t>(Uniform(1, 3)),
-                             static_cast<uint64_t>(Uniform(0, 50)), Uniform(0, 500)});
-        }
-        for (uint32_t agent : agents) {
-          s.agents.push_back(
-              {agent, static_cast<uint64_t>(Uniform(1, 3)), static_cast<uint64_t>(Uniform(0, 50))});
-        }
-        Model::SliceSum& sum = m->slices[key];
-        sum.totals.requests += s.totals.requests;
-        sum.totals.errors += s.totals.errors;
-        sum.totals.tokens += s.totals.tokens;
-        sum.totals.cost_nanos += s.totals.cost_nanos;
-        for (const SliceUser& su : s.users) {
-          SliceUser& to = sum.users.try_emplace(su.user, SliceUser{su.user, 0, 0, 0}).first->second;
-          to.requests += su.requests;
-          to.tokens += su.tokens;
-          to.cost_nanos += su.cost_nanos;
-        }
-        for (const SliceAgent& sa : s.agents) {
-          SliceAgent& to =
-              sum.agents.try_emplace(sa.agent, SliceAgent{sa.agent, 0, 0}).first->second;
-          to.requests += sa.requests;
-          to.tokens += sa.tokens;
-        }
-        AppendSlice(s, &value);
+        value = SliceOp(m, {key});
         b->ops.push_back([=](WriteSet* set) { set->AddSlice(key, value); });
         return;
       }
@@ -1199,6 +1221,150 @@ TEST_F(StageTest, StagedSetsReadLikeWrittenOnes) {
   ASSERT_TRUE(model.newest.has_value());
   EXPECT_EQ(staged->newest_event_ms(), *model.newest);
   EXPECT_EQ(written->newest_event_ms(), *model.newest);
+  EXPECT_EQ(Store::MalformedOperands(), 0u);
+}
+
+// Day rows of sets that roll up (WriteSet::set_roll_up_days) read, at their day, week and month
+// keys, as the sums of the deltas written to each: for every bucketed view, over days that
+// straddle a week and a month boundary, staged, persisted, written and reopened. The keys of the
+// weeks and months come from codec.h's key constructors, not from the roll-up.
+TEST_F(StageTest, DayRowsOfARollingUpSetAddUpIntoTheirWeeksAndMonths) {
+  // Saturday 2023-12-30 to Tuesday 2024-01-02: two ISO weeks and two months.
+  const DayNumber first = DaysFromCivil(2023, 12, 30);
+  const std::string_view project = "p0";
+  enum Kind { kCounter, kBitmap, kPack, kSlice };
+  // One key of each bucketed row layout, at (g, bucket).
+  auto keys_at = [&](Granularity g, int32_t bucket) {
+    std::vector<std::pair<Kind, std::string>> out;
+    std::string key, id;
+    ScopeIdEntity(event::EntityKind::kAgent, "a0", &id);
+    CounterKey(Scope::kEntity, "w0", g, bucket, id, &key);
+    out.emplace_back(kCounter, key);
+    CounterKey(Scope::kWorkspace, "w1", g, bucket, "", &key);
+    out.emplace_back(kCounter, key);
+    ScopeIdProject(project, &id);
+    BitmapKey(Scope::kProject, "w0", g, bucket, id, &key);
+    out.emplace_back(kBitmap, key);
+    UserPackKey("w0", g, bucket, &key);
+    out.emplace_back(kPack, key);
+    RequestsSliceKey("o0", kAllAgents, nullptr, g, bucket, &key);
+    out.emplace_back(kSlice, key);
+    RequestsSliceKey("o0", 1, &project, g, bucket, &key);
+    out.emplace_back(kSlice, key);
+    RequestsUsersKey("o0", 1, &project, g, bucket, &key);
+    out.emplace_back(kBitmap, key);
+    RequestsPairsKey("o0", nullptr, g, bucket, &key);
+    out.emplace_back(kBitmap, key);
+    return out;
+  };
+  // rows[d][i]: the day, week and month keys of layout i on day first + d.
+  std::vector<std::vector<std::array<std::string, 3>>> rows;
+  Universe u;  // every key read back, plus a week and a month nothing rolls into
+  u.pack_users = 6;
+  auto read_back = [&](Kind kind, const std::string& key) {
+    switch (kind) {
+      case kCounter:
+        u.counters.push_back(key);
+        break;
+      case kBitmap:
+        u.bitmaps.push_back(key);
+        break;
+      case kPack:
+        u.packs.push_back(key);
+        break;
+      case kSlice:
+        u.slices.push_back(key);
+        break;
+    }
+  };
+  std::vector<Kind> kinds;
+  for (DayNumber day = first; day < first + 4; ++day) {
+    const auto days = keys_at(Granularity::kDay, day);
+    const auto weeks = keys_at(Granularity::kWeek, WeekOfDay(day));
+    const auto months = keys_at(Granularity::kMonth, MonthOfDay(day));
+    rows.emplace_back();
+    kinds.clear();
+    for (size_t i = 0; i < days.size(); ++i) {
+      rows.back().push_back({days[i].second, weeks[i].second, months[i].second});
+      kinds.push_back(days[i].first);
+      for (const auto& keys : {days, weeks, months}) read_back(keys[i].first, keys[i].second);
+    }
+  }
+  for (const auto& [kind, key] : keys_at(Granularity::kWeek, WeekOfDay(first + 7))) {
+    read_back(kind, key);
+  }
+  for (const auto& [kind, key] : keys_at(Granularity::kMonth, MonthOfDay(first) - 1)) {
+    read_back(kind, key);
+  }
+  // Scans over a week and a month bucket of counters and bitmaps see the rolled-up rows.
+  std::string prefix;
+  CounterBucketPrefix(Scope::kEntity, "w0", Granularity::kWeek, WeekOfDay(first + 3), &prefix);
+  u.counter_prefixes.push_back(prefix);
+  CounterBucketPrefix(Scope::kEntity, "w0", Granularity::kMonth, MonthOfDay(first), &prefix);
+  u.counter_prefixes.push_back(prefix);
+  BitmapKey(Scope::kProject, "w0", Granularity::kMonth, MonthOfDay(first + 3), "", &prefix);
+  u.bitmap_merge_scans.push_back({prefix});
+  RequestsProjectsPrefix("o0", 1, &prefix);
+  u.slice_scans.push_back({prefix, "", 100});
+
+  std::unique_ptr<Store> store = Open("rollup");
+  ASSERT_TRUE(store);
+  Model model;
+  Generator gen(u, 20261206);
+  auto compare = [&](const std::string& when) {
+    ExpectSameLines(ModelViewLines(model, u), ViewLines(*store->NewReadView(), u), when);
+  };
+  int writes = 0, persists = 0;
+  for (int i = 0; i < 240; ++i) {
+    WriteSet set(*store);
+    set.set_roll_up_days(true);
+    for (int k = gen.Uniform(1, 6); k > 0; --k) {
+      const auto& row = rows[gen.Uniform(0, 3)];
+      const size_t at = static_cast<size_t>(gen.Uniform(0, static_cast<int>(row.size()) - 1));
+      const auto& [day, week, month] = row[at];
+      switch (kinds[at]) {
+        case kCounter:
+          set.AddCounters(day, gen.CountersOp(&model, {day, week, month}));
+          break;
+        case kBitmap:
+          set.OrBitmap(day, gen.BitmapOp(&model, {day, week, month}));
+          break;
+        case kPack:
+          set.AddUserPack(day, gen.PackOp(&model, {day, week, month}));
+          break;
+        case kSlice:
+          set.AddSlice(day, gen.SliceOp(&model, {day, week, month}));
+          break;
+      }
+    }
+    if (gen.Chance(0.1)) {
+      auto s = store->Write(&set);  // stages it, then persists everything
+      ASSERT_TRUE(s.has_value()) << s.error().message;
+      EXPECT_EQ(store->staged().rows, 0u);
+      ++writes;
+    } else {
+      auto s = store->Stage(&set);
+      ASSERT_TRUE(s.has_value()) << s.error().message;
+    }
+    if (gen.Chance(0.1)) {
+      Persist(*store);
+      ++persists;
+    }
+    if (i % 10 == 9) compare("after set " + std::to_string(i));
+    if (i == 120) {
+      Persist(*store);
+      Reopen(&store);
+      ASSERT_TRUE(store);
+      compare("reopened");
+    }
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(writes, 5);
+  EXPECT_GT(persists, 10);
+  Persist(*store);
+  Reopen(&store);
+  ASSERT_TRUE(store);
+  compare("at the end, reopened");
   EXPECT_EQ(Store::MalformedOperands(), 0u);
 }
 

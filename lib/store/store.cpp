@@ -313,7 +313,8 @@ namespace {
 // Folds a write batch's operations into an open state (Store::Stage).
 class StageHandler : public rocksdb::WriteBatch::Handler {
  public:
-  StageHandler(const internal::StoreRep& rep, internal::OpenState* open) : rep_(rep), open_(open) {}
+  StageHandler(const internal::StoreRep& rep, internal::OpenState* open, bool roll_up_days)
+      : rep_(rep), open_(open), roll_up_days_(roll_up_days) {}
   rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key,
                         const rocksdb::Slice& value) override {
     const internal::Family f = rep_.FamilyOfId(id);
@@ -323,32 +324,43 @@ class StageHandler : public rocksdb::WriteBatch::Handler {
   }
   rocksdb::Status MergeCF(uint32_t id, const rocksdb::Slice& key,
                           const rocksdb::Slice& value) override {
-    switch (rep_.FamilyOfId(id)) {
+    const internal::Family f = rep_.FamilyOfId(id);
+    if (roll_up_days_ && f != internal::kRecords && RollUpKeys(View(key), &week_, &month_)) {
+      Merge(f, week_, View(value));
+      Merge(f, month_, View(value));
+    }
+    return Merge(f, View(key), View(value));
+  }
+  // Everything else (deletes, ranges) cannot be staged: the base class refuses it.
+
+ private:
+  rocksdb::Status Merge(internal::Family f, std::string_view key, std::string_view value) {
+    switch (f) {
       case internal::kCounters:
-        open_->AddCounters(View(key), View(value));
+        open_->AddCounters(key, value);
         break;
       case internal::kUserPacks:
-        open_->AddUserPack(View(key), View(value));
+        open_->AddUserPack(key, value);
         break;
       case internal::kBitmaps:
-        open_->OrBitmap(View(key), View(value));
+        open_->OrBitmap(key, value);
         break;
       case internal::kRecords:
-        open_->MergeRecord(View(key), View(value));
+        open_->MergeRecord(key, value);
         break;
       case internal::kRequests:
-        open_->AddSlice(View(key), View(value));
+        open_->AddSlice(key, value);
         break;
       default:
         return rocksdb::Status::InvalidArgument("merge into a put family");
     }
     return rocksdb::Status::OK();
   }
-  // Everything else (deletes, ranges) cannot be staged: the base class refuses it.
 
- private:
   const internal::StoreRep& rep_;
   internal::OpenState* open_;
+  const bool roll_up_days_;
+  std::string week_, month_;
 };
 
 }  // namespace
@@ -364,8 +376,9 @@ Status Store::Write(WriteSet* set, const WriteNote* note) {
 
 Status Store::WriteLocked(WriteSet* set, const WriteNote* note) {
   std::lock_guard lock(write_mu_);
-  if (rep_->Current()->staged_rows.load() > 0) {
-    // After what is staged, never before it: stage this too and persist both.
+  if (rep_->Current()->staged_rows.load() > 0 || set->rep_->roll_up_days) {
+    // After what is staged, never before it: stage this too and persist both. (A set of day rows
+    // that roll up is staged too: staging is where they do.)
     if (Status s = StageLocked(set, note); !s) return s;
     return PersistLocked();
   }
@@ -439,7 +452,7 @@ void Store::RunFollowers() const {
 Status Store::StageLocked(WriteSet* set, const WriteNote* note) {
   std::shared_ptr<internal::Generation> g = rep_->Current();
   std::unique_lock open_lock(g->mu);
-  StageHandler handler(*rep_, &g->open);
+  StageHandler handler(*rep_, &g->open, set->rep_->roll_up_days);
   rocksdb::Status s = set->rep_->batch.Iterate(&handler);
   g->staged_rows.store(g->open.rows());
   if (!s.ok()) {

@@ -91,6 +91,10 @@ void WriteSet::PutNewestEventTime(int64_t time_ms) {
 
 void WriteSet::Clear() { rep_->batch.Clear(); }
 
+void WriteSet::set_roll_up_days(bool on) { rep_->roll_up_days = on; }
+
+bool WriteSet::roll_up_days() const { return rep_->roll_up_days; }
+
 bool WriteSet::empty() const { return rep_->batch.Count() == 0; }
 
 }  // namespace tally::store

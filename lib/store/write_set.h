@@ -70,6 +70,15 @@ class WriteSet {
   // The newest event time applied so far (replaces; Store::Open reads it back).
   void PutNewestEventTime(int64_t time_ms);
 
+  // --- Week and month rows. By default each operation changes the row at its key only. With
+  // set_roll_up_days(true), the set's counter, user pack, bitmap and slice operations at
+  // Granularity::kDay also change the week and month rows of their day (RollUpKeys, codec.h),
+  // by the same delta: the caller writes day rows only. Store::Stage adds each delta to the three
+  // rows of the open state, which is cheaper for a stream of small batches than a caller rolling
+  // up every batch. Stays set across Clear.
+  void set_roll_up_days(bool on);
+  bool roll_up_days() const;
+
   // Forgets every recorded operation; keeps the buffers for the next batch.
   void Clear();
   // True if no operation is recorded.

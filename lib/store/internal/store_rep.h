@@ -113,7 +113,8 @@ struct WriteSet::Rep {
   explicit Rep(const internal::StoreRep* s) : store(s) {}
   const internal::StoreRep* store;
   rocksdb::WriteBatch batch;
-  std::string key, value;  // scratch for the operations that encode
+  std::string key, value;     // scratch for the operations that encode
+  bool roll_up_days = false;  // WriteSet::set_roll_up_days
 };
 
 }  // namespace tally::store
