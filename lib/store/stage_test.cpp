@@ -1261,22 +1261,9 @@ TEST_F(StageTest, DayRowsOfARollingUpSetAddUpIntoTheirWeeksAndMonths) {
   std::vector<std::vector<std::array<std::string, 3>>> rows;
   Universe u;  // every key read back, plus a week and a month nothing rolls into
   u.pack_users = 6;
-  auto read_back = [&](Kind kind, const std::string& key) {
-    switch (kind) {
-      case kCounter:
-        u.counters.push_back(key);
-        break;
-      case kBitmap:
-        u.bitmaps.push_back(key);
-        break;
-      case kPack:
-        u.packs.push_back(key);
-        break;
-      case kSlice:
-        u.slices.push_back(key);
-        break;
-    }
-  };
+  const std::array<std::vector<std::string>*, 4> lists = {&u.counters, &u.bitmaps, &u.packs,
+                                                          &u.slices};  // by Kind
+  auto read_back = [&](Kind kind, const std::string& key) { lists[kind]->push_back(key); };
   std::vector<Kind> kinds;
   for (DayNumber day = first; day < first + 4; ++day) {
     const auto days = keys_at(Granularity::kDay, day);
