@@ -539,7 +539,10 @@ TEST(CodecTest, DayKeysRollUpIntoTheirWeekAndMonthKeys) {
   EXPECT_FALSE(RollUpKeys(key, &week, &month));
   EXPECT_FALSE(RollUpKeys("", &week, &month));
   EXPECT_FALSE(RollUpKeys("C", &week, &month));
-  EXPECT_FALSE(RollUpKeys("K\x05" "ab", &week, &month));
+  EXPECT_FALSE(
+      RollUpKeys("K\x05"
+                 "ab",
+                 &week, &month));
 }
 
 TEST(BitmapTest, UnionAndSerialization) {

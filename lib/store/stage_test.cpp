@@ -1264,17 +1264,16 @@ TEST_F(StageTest, DayRowsOfARollingUpSetAddUpIntoTheirWeeksAndMonths) {
   const std::array<std::vector<std::string>*, 4> lists = {&u.counters, &u.bitmaps, &u.packs,
                                                           &u.slices};  // by Kind
   auto read_back = [&](Kind kind, const std::string& key) { lists[kind]->push_back(key); };
-  std::vector<Kind> kinds;
+  std::vector<Kind> kinds;  // by layout
+  for (const auto& [kind, key] : keys_at(Granularity::kDay, first)) kinds.push_back(kind);
   for (DayNumber day = first; day < first + 4; ++day) {
     const auto days = keys_at(Granularity::kDay, day);
     const auto weeks = keys_at(Granularity::kWeek, WeekOfDay(day));
     const auto months = keys_at(Granularity::kMonth, MonthOfDay(day));
     rows.emplace_back();
-    kinds.clear();
     for (size_t i = 0; i < days.size(); ++i) {
       rows.back().push_back({days[i].second, weeks[i].second, months[i].second});
-      kinds.push_back(days[i].first);
-      for (const auto& keys : {days, weeks, months}) read_back(keys[i].first, keys[i].second);
+      for (const auto& keys : {days, weeks, months}) read_back(kinds[i], keys[i].second);
     }
   }
   for (const auto& [kind, key] : keys_at(Granularity::kWeek, WeekOfDay(first + 7))) {
