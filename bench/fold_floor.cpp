@@ -1,0 +1,358 @@
+// The fold floor: what parsing and folding events into tally's views costs with nothing else
+// around it. Every event of an NDJSON file is parsed with tally's EventParser, then folded into
+// plain in-memory hash tables that hold the same views the aggregator keeps (counters per
+// workspace, user, agent and project; exact distinct users; request-analytics slices with their
+// per-user, per-agent and pair entries; latest-wins labels; dedupe marks; the user, agent and
+// pair dictionaries), each at day, week and month granularity, updated per event. No store, no
+// encoding, no batches, no persistence, no Kafka: a lower bound for any design that keeps these
+// views, against which the write path's cost per event can be read (docs/benchmarks.md).
+//
+// Usage: fold_floor FILE.ndjson [rounds] [batch]
+//   Reports, per round, the thread CPU time per event of parsing all lines and of folding the
+//   parsed events into fresh tables, and their medians; then the tables' row counts. With a
+//   batch size, each batch is folded into a table of day rows first, which is then added to the
+//   whole at day, week and month granularity (fewer updates of large tables, as the aggregator
+//   folds); without, every event updates every row at once.
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <absl/hash/hash.h>
+#include <roaring/roaring.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/calendar.h"
+#include "event/event_parser.h"
+#include "store/codec.h"
+
+namespace {
+
+using tally::DayNumber;
+using tally::Granularity;
+using tally::event::Action;
+using tally::event::EntityKind;
+using tally::event::UsageEvent;
+using tally::store::Counters;
+
+double ThreadCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+// A string -> dense id dictionary (the aggregator's dictionaries of workspaces, users, agents,
+// projects and organizations).
+class Interner {
+ public:
+  uint32_t Id(const std::string& key) {
+    auto [it, inserted] = ids_.try_emplace(key, static_cast<uint32_t>(ids_.size()));
+    return it->second;
+  }
+  size_t size() const { return ids_.size(); }
+
+ private:
+  absl::flat_hash_map<std::string, uint32_t> ids_;
+};
+
+struct RowKey {
+  uint32_t ws, id, bucket;
+  uint8_t scope, granularity;
+  bool operator==(const RowKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const RowKey& k) {
+    return H::combine(std::move(h), k.ws, k.id, k.bucket, k.scope, k.granularity);
+  }
+};
+
+struct Bitmap {
+  roaring_bitmap_t* r = roaring_bitmap_create();
+  Bitmap() = default;
+  Bitmap(Bitmap&& o) noexcept : r(std::exchange(o.r, nullptr)) {}
+  Bitmap& operator=(Bitmap&& o) noexcept {
+    std::swap(r, o.r);
+    return *this;
+  }
+  ~Bitmap() {
+    if (r) roaring_bitmap_free(r);
+  }
+};
+
+struct SliceKey {
+  uint32_t org, agent, project, bucket;
+  uint8_t granularity;
+  bool operator==(const SliceKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const SliceKey& k) {
+    return H::combine(std::move(h), k.org, k.agent, k.project, k.bucket, k.granularity);
+  }
+};
+
+struct UserEntry {
+  uint64_t requests = 0, tokens = 0;
+  int64_t cost = 0;
+};
+struct AgentEntry {
+  uint64_t requests = 0, tokens = 0;
+};
+struct Slice {
+  uint64_t requests = 0, errors = 0, tokens = 0;
+  int64_t cost = 0;
+  absl::flat_hash_map<uint32_t, UserEntry> users;
+  absl::flat_hash_map<uint32_t, AgentEntry> agents;
+  Bitmap pairs;
+};
+
+struct Field {
+  int64_t time_ms = INT64_MIN;
+  std::string value;
+  void Latest(int64_t t, const std::string& v) {
+    if (v.empty() || t < time_ms) return;
+    time_ms = t;
+    value = v;
+  }
+};
+struct Record {
+  Field f[4];
+};
+
+constexpr uint32_t kAllAgents = UINT32_MAX;
+constexpr Granularity kGranularities[] = {Granularity::kDay, Granularity::kWeek,
+                                          Granularity::kMonth};
+
+// The views. A table with `days_only` holds day rows only: a batch's table, whose rows are added
+// to the whole-stream table at every granularity once per batch (Absorb), as the aggregator does.
+class Views {
+ public:
+  explicit Views(bool days_only = false) : granularities_(days_only ? 1 : 3) {}
+
+  void Fold(const UsageEvent& e) {
+    key_.assign(e.source).append(1, '\0').append(e.id);
+    if (!dicts_->dedupe_.insert(absl::HashOf(key_)).second) return;
+    const uint32_t ws = dicts_->workspaces_.Id(e.workspace_id);
+    key_.assign(e.workspace_id).append(1, '\0').append(e.user_id);
+    const uint32_t user = dicts_->users_.Id(key_);
+    key_.assign(e.workspace_id).append(1, static_cast<char>(e.kind)).append(e.entity_id);
+    const uint32_t entity = dicts_->entities_.Id(key_);
+    uint32_t project = 0;
+    if (!e.project_id.empty()) {
+      key_.assign(e.workspace_id).append(1, '\0').append(e.project_id);
+      project = 1 + dicts_->projects_.Id(key_);
+    }
+    const DayNumber day = tally::BucketDay(e.time_ms, e.workspace_id);
+    Counters delta;
+    delta.i[Counters::CountField(e.kind, e.action)] = 1;
+    const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
+    if (active) {
+      delta.i[Counters::kAgentTokens] = e.tokens.value_or(0);
+      delta.i[Counters::kAgentErrors] = e.is_error() ? 1 : 0;
+      delta.d[Counters::kAgentCost] = e.cost_usd.value_or(0);
+      delta.d[Counters::kAgentMessageCredits] = e.message_credits.value_or(0);
+      delta.d[Counters::kAgentIntegrationCredits] = e.integration_credits.value_or(0);
+    }
+    for (int gi = 0; gi < granularities_; ++gi) {
+      const Granularity g = kGranularities[gi];
+      const auto bucket = static_cast<uint32_t>(tally::BucketOf(day, g));
+      auto add = [&](uint8_t scope, uint32_t id) {
+        const RowKey k{ws, id, bucket, scope, static_cast<uint8_t>(g)};
+        counters_[k].Add(delta);
+        if (active && scope != 1) roaring_bitmap_add(bitmaps_[k].r, user);
+      };
+      add(0, 0);
+      add(1, user);
+      add(2, entity);
+      if (project != 0) add(3, project - 1);
+    }
+    // Latest-wins labels: the user's profile, the entity's row, the workspace's row.
+    Record& profile = records_[RowKey{ws, user, 0, 0, 0}];
+    profile.f[0].Latest(e.time_ms, e.user_name);
+    profile.f[1].Latest(e.time_ms, e.user_email);
+    profile.f[2].Latest(e.time_ms, e.user_photo);
+    Record& row = records_[RowKey{ws, entity, 0, 1, 0}];
+    row.f[0].Latest(e.time_ms, e.entity_name);
+    row.f[1].Latest(e.time_ms, e.entity_visibility);
+    row.f[2].Latest(e.time_ms, e.entity_owner_user_id);
+    row.f[3].Latest(e.time_ms, e.project_id);
+    Record& wsrow = records_[RowKey{ws, 0, 0, 2, 0}];
+    wsrow.f[0].Latest(e.time_ms, e.organization_id);
+    if (!active || e.organization_id.empty()) return;
+
+    // Request analytics.
+    const uint32_t org = dicts_->orgs_.Id(e.organization_id);
+    records_[RowKey{org, user, 0, 3, 0}].f[0].Latest(e.time_ms, e.user_email);
+    records_[RowKey{0, entity, 0, 4, 0}].f[0].Latest(e.time_ms, e.entity_name);
+    const uint32_t agent = entity;
+    auto [pair_it, pair_new] = dicts_->pairs_.try_emplace(
+        uint64_t{agent} << 32 | user, static_cast<uint32_t>(dicts_->pairs_.size()));
+    const uint32_t pair = pair_it->second;
+    const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
+    const int64_t cost = static_cast<int64_t>(e.cost_usd.value_or(0) * 1e9);
+    const uint64_t errors = e.is_error() ? 1 : 0;
+    for (int gi = 0; gi < granularities_; ++gi) {
+      const Granularity g = kGranularities[gi];
+      const auto bucket = static_cast<uint32_t>(tally::BucketOf(day, g));
+      for (uint32_t p : {0u, project}) {
+        for (uint32_t a : {kAllAgents, agent}) {
+          Slice& s = slices_[SliceKey{org, a, p, bucket, static_cast<uint8_t>(g)}];
+          ++s.requests;
+          s.errors += errors;
+          s.tokens += tokens;
+          s.cost += cost;
+          UserEntry& u = s.users[user];
+          ++u.requests;
+          u.tokens += tokens;
+          u.cost += cost;
+          if (a == kAllAgents) {
+            AgentEntry& ae = s.agents[agent];
+            ++ae.requests;
+            ae.tokens += tokens;
+            roaring_bitmap_add(s.pairs.r, pair);
+          }
+        }
+        if (project == 0) break;
+      }
+    }
+  }
+
+  // Adds the day rows of `batch` (a days_only table over the same dictionaries) to this table
+  // at every granularity, and empties `batch`.
+  void Absorb(Views& batch) {
+    for (const auto& [k, c] : batch.counters_) {
+      for (Granularity g : kGranularities) counters_[Up(k, g)].Add(c);
+    }
+    for (const auto& [k, b] : batch.bitmaps_) {
+      for (Granularity g : kGranularities) roaring_bitmap_or_inplace(bitmaps_[Up(k, g)].r, b.r);
+    }
+    for (const auto& [k, r] : batch.records_) {
+      Record& into = records_[k];
+      for (int i = 0; i < 4; ++i) into.f[i].Latest(r.f[i].time_ms, r.f[i].value);
+    }
+    for (const auto& [k, s] : batch.slices_) {
+      for (Granularity g : kGranularities) {
+        SliceKey up = k;
+        up.granularity = static_cast<uint8_t>(g);
+        up.bucket = static_cast<uint32_t>(tally::BucketOf(static_cast<DayNumber>(k.bucket), g));
+        Slice& into = slices_[up];
+        into.requests += s.requests;
+        into.errors += s.errors;
+        into.tokens += s.tokens;
+        into.cost += s.cost;
+        for (const auto& [u, e] : s.users) {
+          UserEntry& ue = into.users[u];
+          ue.requests += e.requests;
+          ue.tokens += e.tokens;
+          ue.cost += e.cost;
+        }
+        for (const auto& [a, e] : s.agents) {
+          AgentEntry& ae = into.agents[a];
+          ae.requests += e.requests;
+          ae.tokens += e.tokens;
+        }
+        roaring_bitmap_or_inplace(into.pairs.r, s.pairs.r);
+      }
+    }
+    batch.counters_.clear();
+    batch.bitmaps_.clear();
+    batch.records_.clear();
+    batch.slices_.clear();
+  }
+
+  // The dictionaries and dedupe marks of `whole` serve this (batch) table too.
+  void ShareDictionaries(Views* whole) { dicts_ = whole; }
+
+  void Print() const {
+    size_t slice_users = 0;
+    for (const auto& [k, s] : slices_) slice_users += s.users.size();
+    std::printf(
+        "rows: counters %zu, bitmaps %zu, records %zu, slices %zu (%zu user entries), dedupe "
+        "%zu, users %zu, entities %zu, pairs %zu\n",
+        counters_.size(), bitmaps_.size(), records_.size(), slices_.size(), slice_users,
+        dedupe_.size(), users_.size(), entities_.size(), pairs_.size());
+  }
+
+ private:
+  static RowKey Up(RowKey k, Granularity g) {
+    k.granularity = static_cast<uint8_t>(g);
+    k.bucket = static_cast<uint32_t>(tally::BucketOf(static_cast<DayNumber>(k.bucket), g));
+    return k;
+  }
+
+  int granularities_;
+  Views* dicts_ = this;
+  std::string key_;
+  absl::flat_hash_set<uint64_t> dedupe_;
+  Interner workspaces_, users_, entities_, projects_, orgs_;
+  absl::flat_hash_map<uint64_t, uint32_t> pairs_;
+  absl::flat_hash_map<RowKey, Counters> counters_;
+  absl::flat_hash_map<RowKey, Bitmap> bitmaps_;
+  absl::flat_hash_map<RowKey, Record> records_;
+  absl::flat_hash_map<SliceKey, Slice> slices_;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s FILE.ndjson [rounds]\n", argv[0]);
+    return 2;
+  }
+  const int rounds = argc > 2 ? std::stoi(argv[2]) : 3;
+  const size_t batch = argc > 3 ? std::stoul(argv[3]) : 0;
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(argv[1]);
+    for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+  }
+  if (lines.empty()) return std::fprintf(stderr, "no lines in %s\n", argv[1]), 1;
+  tally::event::EventParser parser;
+  std::vector<UsageEvent> events(lines.size());
+  std::vector<double> parse_ns, fold_ns;
+  for (int r = 0; r < rounds; ++r) {
+    double t0 = ThreadCpuNs();
+    size_t ok = 0;
+    for (size_t i = 0; i < lines.size(); ++i) ok += parser.ParseInto(lines[i], &events[i]) ? 1 : 0;
+    const double parse = (ThreadCpuNs() - t0) / lines.size();
+    if (ok != lines.size()) {
+      std::fprintf(stderr, "%zu of %zu lines rejected\n", lines.size() - ok, lines.size());
+      return 1;
+    }
+    double absorb = 0;
+    auto views = std::make_unique<Views>();
+    auto day_rows = std::make_unique<Views>(/*days_only=*/true);
+    day_rows->ShareDictionaries(views.get());
+    t0 = ThreadCpuNs();
+    if (batch == 0) {
+      for (const UsageEvent& e : events) views->Fold(e);
+    } else {
+      for (size_t i = 0; i < events.size(); i += batch) {
+        const size_t end = std::min(events.size(), i + batch);
+        for (size_t k = i; k < end; ++k) day_rows->Fold(events[k]);
+        const double a0 = ThreadCpuNs();
+        views->Absorb(*day_rows);
+        absorb += ThreadCpuNs() - a0;
+      }
+    }
+    const double fold = (ThreadCpuNs() - t0) / events.size();
+    std::printf(
+        "round %d: parse %.0f ns/event, fold %.0f ns/event (of which adding batches to "
+        "the whole %.0f)\n",
+        r + 1, parse, fold, absorb / events.size());
+    parse_ns.push_back(parse);
+    fold_ns.push_back(fold);
+    if (r + 1 == rounds) views->Print();
+  }
+  std::printf("events %zu: parse %.0f ns/event, fold %.0f ns/event (thread CPU, medians of %d)\n",
+              lines.size(), Median(parse_ns), Median(fold_ns), rounds);
+  return 0;
+}
