@@ -1,18 +1,19 @@
 // The fold floor: what parsing and folding events into tally's views costs with nothing else
 // around it. Every event of an NDJSON file is parsed with tally's EventParser, then folded into
-// plain in-memory hash tables that hold the same views the aggregator keeps (counters per
-// workspace, user, agent and project; exact distinct users; request-analytics slices with their
-// per-user, per-agent and pair entries; latest-wins labels; dedupe marks; the user, agent and
-// pair dictionaries), each at day, week and month granularity, updated per event. No store, no
-// encoding, no batches, no persistence, no Kafka: a lower bound for any design that keeps these
-// views, against which the write path's cost per event can be read (docs/benchmarks.md).
+// in-memory tables that hold the same views the aggregator keeps (counters per workspace, user,
+// agent and project; exact distinct users; request-analytics slices with their per-user,
+// per-agent and pair entries; latest-wins labels; dedupe marks; the user, agent and pair
+// dictionaries), each at day, week and month granularity. No store, no encoding, no
+// persistence, no Kafka: what a fold built from hash tables or flat arrays costs before anything
+// is stored, against which the write path's cost per event can be read (docs/benchmarks.md).
 //
-// Usage: fold_floor FILE.ndjson [rounds] [batch]
+// Usage: fold_floor FILE.ndjson [rounds] [batch | dense]
 //   Reports, per round, the thread CPU time per event of parsing all lines and of folding the
 //   parsed events into fresh tables, and their medians; then the tables' row counts. With a
 //   batch size, each batch is folded into a table of day rows first, which is then added to the
 //   whole at day, week and month granularity (fewer updates of large tables, as the aggregator
-//   folds); without, every event updates every row at once.
+//   folds); without, every event updates every row at once. `dense` folds every event at once
+//   into the same views over dense ids (DenseViews).
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/hash/hash.h>
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -295,6 +297,233 @@ class Views {
   absl::flat_hash_map<SliceKey, Slice> slices_;
 };
 
+// The same views over dense ids: every dictionary hands out dense ids (users, agents and
+// projects numbered within their workspace's tables), and each day, week and month has flat
+// arrays indexed by those ids instead of hash tables keyed by whole row keys. Only the rows
+// that are sparse in two dimensions stay hashed: a slice's user entries, the agent x project
+// slices, and the organization-scoped labels. Every event updates its rows at all three
+// granularities at once.
+class DenseViews {
+ public:
+  void Fold(const UsageEvent& e) {
+    key_.assign(e.source).append(1, '\0').append(e.id);
+    if (!dedupe_.insert(absl::HashOf(key_)).second) return;
+    const uint32_t ws = Intern(workspaces_, e.workspace_id, &next_ws_);
+    if (ws == per_ws_.size()) per_ws_.emplace_back();
+    PerWorkspace& w = per_ws_[ws];
+    const uint32_t user = Intern(w.users, e.user_id, &next_user_);
+    const uint32_t entity =
+        Intern(w.entities[static_cast<int>(e.kind)], e.entity_id, &next_entity_);
+    uint32_t project = 0;  // 0: none, else 1 + the workspace project's dense id
+    uint32_t project_name = 0;
+    if (!e.project_id.empty()) {
+      const uint32_t id = Intern(w.projects, e.project_id, &next_project_);
+      if (id == project_names_.size())
+        project_names_.push_back(Intern(projects_, e.project_id, &next_name_));
+      project = 1 + id;
+      project_name = 1 + project_names_[id];
+    }
+    const DayNumber day = tally::BucketDay(e.time_ms, e.workspace_id);
+    const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
+    // The delta's non-zero fields only.
+    int ni = 0, nd = 0;
+    int fi[4];
+    int64_t vi[4];
+    int fd[3];
+    double vd[3];
+    fi[ni] = Counters::CountField(e.kind, e.action);
+    vi[ni++] = 1;
+    if (active) {
+      fi[ni] = Counters::kAgentTokens;
+      vi[ni++] = e.tokens.value_or(0);
+      fi[ni] = Counters::kAgentErrors;
+      vi[ni++] = e.is_error() ? 1 : 0;
+      fd[nd] = Counters::kAgentCost;
+      vd[nd++] = e.cost_usd.value_or(0);
+      fd[nd] = Counters::kAgentMessageCredits;
+      vd[nd++] = e.message_credits.value_or(0);
+      fd[nd] = Counters::kAgentIntegrationCredits;
+      vd[nd++] = e.integration_credits.value_or(0);
+    }
+    Bucket* buckets[3];
+    for (int g = 0; g < 3; ++g) {
+      buckets[g] = &BucketOf(g, tally::BucketOf(day, kGranularities[g]));
+      auto add = [&](int scope, uint32_t id) {
+        ScopeRows& sr = buckets[g]->scopes[scope];
+        const uint32_t row = sr.Row(id);
+        Counters& c = sr.rows[row];
+        for (int k = 0; k < ni; ++k) tally::SatAddTo(&c.i[fi[k]], vi[k]);
+        for (int k = 0; k < nd; ++k) tally::SatAddTo(&c.d[fd[k]], vd[k]);
+        if (active && scope != 1) sr.sets[row].Add(user);
+      };
+      add(0, ws);
+      add(1, user);
+      add(2, entity);
+      if (project != 0) add(3, project - 1);
+    }
+    Grow(&profiles_, user);
+    Record& profile = profiles_[user];
+    profile.f[0].Latest(e.time_ms, e.user_name);
+    profile.f[1].Latest(e.time_ms, e.user_email);
+    profile.f[2].Latest(e.time_ms, e.user_photo);
+    Grow(&entity_rows_, entity);
+    Record& row = entity_rows_[entity];
+    row.f[0].Latest(e.time_ms, e.entity_name);
+    row.f[1].Latest(e.time_ms, e.entity_visibility);
+    row.f[2].Latest(e.time_ms, e.entity_owner_user_id);
+    row.f[3].Latest(e.time_ms, e.project_id);
+    Grow(&ws_rows_, ws);
+    ws_rows_[ws].f[0].Latest(e.time_ms, e.organization_id);
+    if (!active || e.organization_id.empty()) return;
+
+    const uint32_t org = Intern(orgs_, e.organization_id, &next_org_);
+    user_labels_[uint64_t{org} << 32 | user].Latest(e.time_ms, e.user_email);
+    Grow(&agent_labels_, entity);
+    agent_labels_[entity].Latest(e.time_ms, e.entity_name);
+    auto [pair_it, pair_new] =
+        pairs_.try_emplace(uint64_t{entity} << 32 | user, static_cast<uint32_t>(pairs_.size()));
+    const uint32_t pair = pair_it->second;
+    const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
+    const int64_t cost = static_cast<int64_t>(e.cost_usd.value_or(0) * 1e9);
+    const uint64_t errors = e.is_error() ? 1 : 0;
+    for (Bucket* b : buckets) {
+      auto add = [&](Slice& s, bool all_agents) {
+        ++s.requests;
+        s.errors += errors;
+        s.tokens += tokens;
+        s.cost += cost;
+        UserEntry& u = s.users[user];
+        ++u.requests;
+        u.tokens += tokens;
+        u.cost += cost;
+        if (all_agents) {
+          AgentEntry& ae = s.agents[entity];
+          ++ae.requests;
+          ae.tokens += tokens;
+          roaring_bitmap_add(s.pairs.r, pair);
+        }
+      };
+      add(b->Dense(&b->org_all, org), true);
+      add(b->Dense(&b->agent_all, entity), false);
+      if (project_name != 0) {
+        add(b->Sparse(uint64_t{org} << 32 | project_name, 0), true);
+        add(b->Sparse(uint64_t{entity} << 32 | project_name, 1), false);
+      }
+    }
+  }
+
+  void Print() const {
+    size_t counters = 0, sets = 0, slices = 0, slice_users = 0;
+    for (const auto& [k, b] : buckets_) {
+      for (const ScopeRows& sr : b->scopes) {
+        counters += sr.rows.size();
+        for (const LazyBitmap& m : sr.sets) sets += m.r != nullptr;
+      }
+      slices += b->slices.size();
+      for (const Slice& sl : b->slices) slice_users += sl.users.size();
+    }
+    std::printf(
+        "rows: counters %zu, bitmaps %zu, slices %zu (%zu user entries), dedupe %zu, users %u, "
+        "entities %u, pairs %zu\n",
+        counters, sets, slices, slice_users, dedupe_.size(), next_user_, next_entity_,
+        pairs_.size());
+  }
+
+ private:
+  using Names = absl::flat_hash_map<std::string, uint32_t>;
+  struct PerWorkspace {
+    Names users, entities[2], projects;
+  };
+  struct LazyBitmap {
+    roaring_bitmap_t* r = nullptr;
+    LazyBitmap() = default;
+    LazyBitmap(LazyBitmap&& o) noexcept : r(std::exchange(o.r, nullptr)) {}
+    LazyBitmap& operator=(LazyBitmap&& o) noexcept {
+      std::swap(r, o.r);
+      return *this;
+    }
+    ~LazyBitmap() {
+      if (r) roaring_bitmap_free(r);
+    }
+    void Add(uint32_t v) {
+      if (!r) r = roaring_bitmap_create();
+      roaring_bitmap_add(r, v);
+    }
+  };
+  struct ScopeRows {
+    std::vector<uint32_t> row_of;  // dense id -> 1 + row, 0: none
+    std::vector<Counters> rows;
+    std::vector<LazyBitmap> sets;
+    uint32_t Row(uint32_t id) {
+      if (id >= row_of.size()) row_of.resize(std::max<size_t>(id + 1, row_of.size() * 2));
+      uint32_t& r = row_of[id];
+      if (r == 0) {
+        rows.emplace_back();
+        sets.emplace_back();
+        r = static_cast<uint32_t>(rows.size());
+      }
+      return r - 1;
+    }
+  };
+  struct Bucket {
+    ScopeRows scopes[4];
+    std::vector<uint32_t> org_all, agent_all;           // dense id -> 1 + slice, 0: none
+    absl::flat_hash_map<uint64_t, uint32_t> sparse[2];  // org x project, agent x project
+    std::deque<Slice> slices;
+    Slice& New(uint32_t* at) {
+      slices.emplace_back();
+      *at = static_cast<uint32_t>(slices.size());
+      return slices.back();
+    }
+    Slice& Dense(std::vector<uint32_t>* index, uint32_t id) {
+      if (id >= index->size()) index->resize(std::max<size_t>(id + 1, index->size() * 2));
+      uint32_t& at = (*index)[id];
+      return at == 0 ? New(&at) : slices[at - 1];
+    }
+    Slice& Sparse(uint64_t key, int which) {
+      uint32_t& at = sparse[which][key];
+      return at == 0 ? New(&at) : slices[at - 1];
+    }
+  };
+
+  static uint32_t Intern(Names& names, const std::string& name, uint32_t* next) {
+    auto it = names.find(name);
+    if (it != names.end()) return it->second;
+    names.emplace(name, *next);
+    return (*next)++;
+  }
+  template <typename T>
+  static void Grow(std::vector<T>* v, uint32_t id) {
+    if (id >= v->size()) v->resize(std::max<size_t>(id + 1, v->size() * 2));
+  }
+  Bucket& BucketOf(int g, int32_t bucket) {
+    Last& last = last_[g];
+    if (last.bucket != bucket || last.b == nullptr) {
+      auto& slot = buckets_[int64_t{g} << 32 | static_cast<uint32_t>(bucket)];
+      if (!slot) slot = std::make_unique<Bucket>();
+      last = {bucket, slot.get()};
+    }
+    return *last.b;
+  }
+
+  std::string key_;
+  absl::flat_hash_set<uint64_t> dedupe_;
+  Names workspaces_, projects_, orgs_;
+  uint32_t next_ws_ = 0, next_user_ = 0, next_entity_ = 0, next_project_ = 0, next_name_ = 0,
+           next_org_ = 0;
+  std::vector<PerWorkspace> per_ws_;
+  std::vector<uint32_t> project_names_;  // workspace project's dense id -> name id
+  absl::flat_hash_map<uint64_t, uint32_t> pairs_;
+  absl::flat_hash_map<int64_t, std::unique_ptr<Bucket>> buckets_;
+  struct Last {
+    int32_t bucket = 0;
+    Bucket* b = nullptr;
+  } last_[3];
+  std::vector<Record> profiles_, entity_rows_, ws_rows_;
+  std::vector<Field> agent_labels_;
+  absl::flat_hash_map<uint64_t, Field> user_labels_;
+};
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -308,7 +537,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int rounds = argc > 2 ? std::stoi(argv[2]) : 3;
-  const size_t batch = argc > 3 ? std::stoul(argv[3]) : 0;
+  const bool dense = argc > 3 && std::string_view(argv[3]) == "dense";
+  const size_t batch = argc > 3 && !dense ? std::stoul(argv[3]) : 0;
   std::vector<std::string> lines;
   {
     std::ifstream in(argv[1]);
@@ -332,7 +562,10 @@ int main(int argc, char** argv) {
     auto day_rows = std::make_unique<Views>(/*days_only=*/true);
     day_rows->ShareDictionaries(views.get());
     t0 = ThreadCpuNs();
-    if (batch == 0) {
+    auto dense_views = std::make_unique<DenseViews>();
+    if (dense) {
+      for (const UsageEvent& e : events) dense_views->Fold(e);
+    } else if (batch == 0) {
       for (const UsageEvent& e : events) views->Fold(e);
     } else {
       for (size_t i = 0; i < events.size(); i += batch) {
@@ -350,7 +583,7 @@ int main(int argc, char** argv) {
         r + 1, parse, fold, absorb / events.size());
     parse_ns.push_back(parse);
     fold_ns.push_back(fold);
-    if (r + 1 == rounds) views->Print();
+    if (r + 1 == rounds) dense ? dense_views->Print() : views->Print();
   }
   std::printf("events %zu: parse %.0f ns/event, fold %.0f ns/event (thread CPU, medians of %d)\n",
               lines.size(), Median(parse_ns), Median(fold_ns), rounds);
