@@ -7,13 +7,15 @@
 // persistence, no Kafka: what a fold built from hash tables or flat arrays costs before anything
 // is stored, against which the write path's cost per event can be read (docs/benchmarks.md).
 //
-// Usage: fold_floor FILE.ndjson [rounds] [batch | dense]
+// Usage: fold_floor FILE.ndjson [rounds] [batch | dense | prefetch | dense-no-slice-entries]
 //   Reports, per round, the thread CPU time per event of parsing all lines and of folding the
 //   parsed events into fresh tables, and their medians; then the tables' row counts. With a
 //   batch size, each batch is folded into a table of day rows first, which is then added to the
 //   whole at day, week and month granularity (fewer updates of large tables, as the aggregator
 //   folds); without, every event updates every row at once. `dense` folds every event at once
-//   into the same views over dense ids (DenseViews).
+//   into the same views over dense ids (DenseViews); `prefetch` does so 32 events at a time,
+//   prefetching every cell they update first; `dense-no-slice-entries` leaves the slices' totals,
+//   user, agent and pair entries out (what updating them costs).
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/hash/hash.h>
@@ -305,109 +307,27 @@ class Views {
 // granularities at once.
 class DenseViews {
  public:
-  void Fold(const UsageEvent& e) {
-    key_.assign(e.source).append(1, '\0').append(e.id);
-    if (!dedupe_.insert(absl::HashOf(key_)).second) return;
-    const uint32_t ws = Intern(workspaces_, e.workspace_id, &next_ws_);
-    if (ws == per_ws_.size()) per_ws_.emplace_back();
-    PerWorkspace& w = per_ws_[ws];
-    const uint32_t user = Intern(w.users, e.user_id, &next_user_);
-    const uint32_t entity =
-        Intern(w.entities[static_cast<int>(e.kind)], e.entity_id, &next_entity_);
-    uint32_t project = 0;  // 0: none, else 1 + the workspace project's dense id
-    uint32_t project_name = 0;
-    if (!e.project_id.empty()) {
-      const uint32_t id = Intern(w.projects, e.project_id, &next_project_);
-      if (id == project_names_.size())
-        project_names_.push_back(Intern(projects_, e.project_id, &next_name_));
-      project = 1 + id;
-      project_name = 1 + project_names_[id];
-    }
-    const DayNumber day = tally::BucketDay(e.time_ms, e.workspace_id);
-    const bool active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
-    // The delta's non-zero fields only.
-    int ni = 0, nd = 0;
-    int fi[4];
-    int64_t vi[4];
-    int fd[3];
-    double vd[3];
-    fi[ni] = Counters::CountField(e.kind, e.action);
-    vi[ni++] = 1;
-    if (active) {
-      fi[ni] = Counters::kAgentTokens;
-      vi[ni++] = e.tokens.value_or(0);
-      fi[ni] = Counters::kAgentErrors;
-      vi[ni++] = e.is_error() ? 1 : 0;
-      fd[nd] = Counters::kAgentCost;
-      vd[nd++] = e.cost_usd.value_or(0);
-      fd[nd] = Counters::kAgentMessageCredits;
-      vd[nd++] = e.message_credits.value_or(0);
-      fd[nd] = Counters::kAgentIntegrationCredits;
-      vd[nd++] = e.integration_credits.value_or(0);
-    }
-    Bucket* buckets[3];
-    for (int g = 0; g < 3; ++g) {
-      buckets[g] = &BucketOf(g, tally::BucketOf(day, kGranularities[g]));
-      auto add = [&](int scope, uint32_t id) {
-        ScopeRows& sr = buckets[g]->scopes[scope];
-        const uint32_t row = sr.Row(id);
-        Counters& c = sr.rows[row];
-        for (int k = 0; k < ni; ++k) tally::SatAddTo(&c.i[fi[k]], vi[k]);
-        for (int k = 0; k < nd; ++k) tally::SatAddTo(&c.d[fd[k]], vd[k]);
-        if (active && scope != 1) sr.sets[row].Add(user);
-      };
-      add(0, ws);
-      add(1, user);
-      add(2, entity);
-      if (project != 0) add(3, project - 1);
-    }
-    Grow(&profiles_, user);
-    Record& profile = profiles_[user];
-    profile.f[0].Latest(e.time_ms, e.user_name);
-    profile.f[1].Latest(e.time_ms, e.user_email);
-    profile.f[2].Latest(e.time_ms, e.user_photo);
-    Grow(&entity_rows_, entity);
-    Record& row = entity_rows_[entity];
-    row.f[0].Latest(e.time_ms, e.entity_name);
-    row.f[1].Latest(e.time_ms, e.entity_visibility);
-    row.f[2].Latest(e.time_ms, e.entity_owner_user_id);
-    row.f[3].Latest(e.time_ms, e.project_id);
-    Grow(&ws_rows_, ws);
-    ws_rows_[ws].f[0].Latest(e.time_ms, e.organization_id);
-    if (!active || e.organization_id.empty()) return;
+  // Without slice entries, the request-analytics slices are found (created) but not updated:
+  // to measure what updating them costs.
+  explicit DenseViews(bool with_slice_entries = true) : with_slice_entries_(with_slice_entries) {}
 
-    const uint32_t org = Intern(orgs_, e.organization_id, &next_org_);
-    user_labels_[uint64_t{org} << 32 | user].Latest(e.time_ms, e.user_email);
-    Grow(&agent_labels_, entity);
-    agent_labels_[entity].Latest(e.time_ms, e.entity_name);
-    auto [pair_it, pair_new] =
-        pairs_.try_emplace(uint64_t{entity} << 32 | user, static_cast<uint32_t>(pairs_.size()));
-    const uint32_t pair = pair_it->second;
-    const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
-    const int64_t cost = static_cast<int64_t>(e.cost_usd.value_or(0) * 1e9);
-    const uint64_t errors = e.is_error() ? 1 : 0;
-    for (Bucket* b : buckets) {
-      auto add = [&](Slice& s, bool all_agents) {
-        ++s.requests;
-        s.errors += errors;
-        s.tokens += tokens;
-        s.cost += cost;
-        UserEntry& u = s.users[user];
-        ++u.requests;
-        u.tokens += tokens;
-        u.cost += cost;
-        if (all_agents) {
-          AgentEntry& ae = s.agents[entity];
-          ++ae.requests;
-          ae.tokens += tokens;
-          roaring_bitmap_add(s.pairs.r, pair);
-        }
-      };
-      add(b->Dense(&b->org_all, org), true);
-      add(b->Dense(&b->agent_all, entity), false);
-      if (project_name != 0) {
-        add(b->Sparse(uint64_t{org} << 32 | project_name, 0), true);
-        add(b->Sparse(uint64_t{entity} << 32 | project_name, 1), false);
+  void Fold(const UsageEvent& e) {
+    Cells c;
+    if (Resolve(e, &c)) Apply(e, c);
+  }
+
+  // Folds `events` a group at a time: finds every cell each event of the group updates (creating
+  // missing rows), prefetches them all, then updates them, so that the group's cache misses
+  // overlap instead of following one another.
+  void FoldPrefetched(const std::vector<UsageEvent>& events, size_t group) {
+    std::vector<Cells> cells(group);
+    for (size_t i = 0; i < events.size(); i += group) {
+      const size_t n = std::min(group, events.size() - i);
+      for (size_t k = 0; k < n; ++k) cells[k].ok = Resolve(events[i + k], &cells[k]);
+      for (size_t k = 0; k < n; ++k) PrefetchRows(cells[k]);
+      for (size_t k = 0; k < n; ++k) PrefetchEntries(cells[k]);
+      for (size_t k = 0; k < n; ++k) {
+        if (cells[k].ok) Apply(events[i + k], cells[k]);
       }
     }
   }
@@ -430,6 +350,176 @@ class DenseViews {
   }
 
  private:
+  // The cells one event updates: rows by index (rows are created while a group is resolved, so
+  // their vectors may move), slices by address (a deque never moves them).
+  struct Cells {
+    bool ok = false;
+    bool active = false;
+    bool request = false;
+    uint32_t ws = 0, user = 0, entity = 0, org = 0, pair = 0;
+    int scopes = 0;  // 3, or 4 with a project
+    int slices = 0;  // per granularity: 2, or 4 with a project
+    struct Scope {
+      void* rows;  // ScopeRows*
+      uint32_t row;
+    } rows[3][4];
+    Slice* slice[3][4];
+  };
+
+  bool Resolve(const UsageEvent& e, Cells* c) {
+    key_.assign(e.source).append(1, '\0').append(e.id);
+    if (!dedupe_.insert(absl::HashOf(key_)).second) return false;
+    const uint32_t ws = Intern(workspaces_, e.workspace_id, &next_ws_);
+    if (ws == per_ws_.size()) per_ws_.emplace_back();
+    PerWorkspace& w = per_ws_[ws];
+    const uint32_t user = Intern(w.users, e.user_id, &next_user_);
+    const uint32_t entity =
+        Intern(w.entities[static_cast<int>(e.kind)], e.entity_id, &next_entity_);
+    uint32_t project = 0;  // 0: none, else 1 + the workspace project's dense id
+    uint32_t project_name = 0;
+    if (!e.project_id.empty()) {
+      const uint32_t id = Intern(w.projects, e.project_id, &next_project_);
+      if (id == project_names_.size())
+        project_names_.push_back(Intern(projects_, e.project_id, &next_name_));
+      project = 1 + id;
+      project_name = 1 + project_names_[id];
+    }
+    c->ws = ws;
+    c->user = user;
+    c->entity = entity;
+    c->active = e.kind == EntityKind::kAgent && e.action == Action::kExecuted;
+    c->request = c->active && !e.organization_id.empty();
+    c->scopes = project != 0 ? 4 : 3;
+    const DayNumber day = tally::BucketDay(e.time_ms, e.workspace_id);
+    const uint32_t ids[4] = {ws, user, entity, project - 1};
+    Bucket* buckets[3];
+    for (int g = 0; g < 3; ++g) {
+      buckets[g] = &BucketOf(g, tally::BucketOf(day, kGranularities[g]));
+      for (int k = 0; k < c->scopes; ++k) {
+        ScopeRows& sr = buckets[g]->scopes[k];
+        c->rows[g][k] = {&sr, sr.Row(ids[k])};
+      }
+    }
+    Grow(&profiles_, user);
+    Grow(&entity_rows_, entity);
+    Grow(&ws_rows_, ws);
+    if (!c->request) return true;
+    const uint32_t org = Intern(orgs_, e.organization_id, &next_org_);
+    c->org = org;
+    Grow(&agent_labels_, entity);
+    auto [pair_it, pair_new] =
+        pairs_.try_emplace(uint64_t{entity} << 32 | user, static_cast<uint32_t>(pairs_.size()));
+    c->pair = pair_it->second;
+    c->slices = project_name != 0 ? 4 : 2;
+    for (int g = 0; g < 3; ++g) {
+      Bucket* b = buckets[g];
+      c->slice[g][0] = &b->Dense(&b->org_all, org);
+      c->slice[g][1] = &b->Dense(&b->agent_all, entity);
+      if (project_name != 0) {
+        c->slice[g][2] = &b->Sparse(uint64_t{org} << 32 | project_name, 0);
+        c->slice[g][3] = &b->Sparse(uint64_t{entity} << 32 | project_name, 1);
+      }
+    }
+    return true;
+  }
+
+  void PrefetchRows(const Cells& c) {
+    if (!c.ok) return;
+    for (int g = 0; g < 3; ++g) {
+      for (int k = 0; k < c.scopes; ++k) {
+        auto* sr = static_cast<ScopeRows*>(c.rows[g][k].rows);
+        const char* row = reinterpret_cast<const char*>(&sr->rows[c.rows[g][k].row]);
+        __builtin_prefetch(row);
+        __builtin_prefetch(row + 64);
+        __builtin_prefetch(row + 128);
+        if (c.active && k != 1) __builtin_prefetch(&sr->sets[c.rows[g][k].row]);
+      }
+      for (int k = 0; k < c.slices; ++k) __builtin_prefetch(c.slice[g][k]);
+    }
+    __builtin_prefetch(&profiles_[c.user]);
+    __builtin_prefetch(&entity_rows_[c.entity]);
+  }
+
+  void PrefetchEntries(const Cells& c) {
+    if (!c.ok) return;
+    for (int g = 0; g < 3; ++g) {
+      for (int k = 0; k < c.slices; ++k) {
+        c.slice[g][k]->users.prefetch(c.user);
+        if (k % 2 == 0) c.slice[g][k]->agents.prefetch(c.entity);
+      }
+    }
+    if (c.request) user_labels_.prefetch(uint64_t{c.org} << 32 | c.user);
+  }
+
+  void Apply(const UsageEvent& e, const Cells& c) {
+    // The delta's non-zero fields only.
+    int ni = 0, nd = 0;
+    int fi[4];
+    int64_t vi[4];
+    int fd[3];
+    double vd[3];
+    fi[ni] = Counters::CountField(e.kind, e.action);
+    vi[ni++] = 1;
+    if (c.active) {
+      fi[ni] = Counters::kAgentTokens;
+      vi[ni++] = e.tokens.value_or(0);
+      fi[ni] = Counters::kAgentErrors;
+      vi[ni++] = e.is_error() ? 1 : 0;
+      fd[nd] = Counters::kAgentCost;
+      vd[nd++] = e.cost_usd.value_or(0);
+      fd[nd] = Counters::kAgentMessageCredits;
+      vd[nd++] = e.message_credits.value_or(0);
+      fd[nd] = Counters::kAgentIntegrationCredits;
+      vd[nd++] = e.integration_credits.value_or(0);
+    }
+    for (int g = 0; g < 3; ++g) {
+      for (int k = 0; k < c.scopes; ++k) {
+        auto* sr = static_cast<ScopeRows*>(c.rows[g][k].rows);
+        Counters& row = sr->rows[c.rows[g][k].row];
+        for (int f = 0; f < ni; ++f) tally::SatAddTo(&row.i[fi[f]], vi[f]);
+        for (int f = 0; f < nd; ++f) tally::SatAddTo(&row.d[fd[f]], vd[f]);
+        if (c.active && k != 1) sr->sets[c.rows[g][k].row].Add(c.user);
+      }
+    }
+    Record& profile = profiles_[c.user];
+    profile.f[0].Latest(e.time_ms, e.user_name);
+    profile.f[1].Latest(e.time_ms, e.user_email);
+    profile.f[2].Latest(e.time_ms, e.user_photo);
+    Record& row = entity_rows_[c.entity];
+    row.f[0].Latest(e.time_ms, e.entity_name);
+    row.f[1].Latest(e.time_ms, e.entity_visibility);
+    row.f[2].Latest(e.time_ms, e.entity_owner_user_id);
+    row.f[3].Latest(e.time_ms, e.project_id);
+    ws_rows_[c.ws].f[0].Latest(e.time_ms, e.organization_id);
+    if (!c.request) return;
+
+    user_labels_[uint64_t{c.org} << 32 | c.user].Latest(e.time_ms, e.user_email);
+    agent_labels_[c.entity].Latest(e.time_ms, e.entity_name);
+    const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
+    const int64_t cost = static_cast<int64_t>(e.cost_usd.value_or(0) * 1e9);
+    const uint64_t errors = e.is_error() ? 1 : 0;
+    if (!with_slice_entries_) return;
+    for (int g = 0; g < 3; ++g) {
+      for (int k = 0; k < c.slices; ++k) {
+        Slice& s = *c.slice[g][k];
+        ++s.requests;
+        s.errors += errors;
+        s.tokens += tokens;
+        s.cost += cost;
+        UserEntry& u = s.users[c.user];
+        ++u.requests;
+        u.tokens += tokens;
+        u.cost += cost;
+        if (k % 2 == 0) {  // the all-agents slices
+          AgentEntry& ae = s.agents[c.entity];
+          ++ae.requests;
+          ae.tokens += tokens;
+          roaring_bitmap_add(s.pairs.r, c.pair);
+        }
+      }
+    }
+  }
+
   using Names = absl::flat_hash_map<std::string, uint32_t>;
   struct PerWorkspace {
     Names users, entities[2], projects;
@@ -506,6 +596,7 @@ class DenseViews {
     return *last.b;
   }
 
+  bool with_slice_entries_;
   std::string key_;
   absl::flat_hash_set<uint64_t> dedupe_;
   Names workspaces_, projects_, orgs_;
@@ -537,7 +628,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int rounds = argc > 2 ? std::stoi(argv[2]) : 3;
-  const bool dense = argc > 3 && std::string_view(argv[3]) == "dense";
+  const std::string_view mode = argc > 3 ? argv[3] : "";
+  const bool dense = mode == "dense" || mode == "prefetch" || mode == "dense-no-slice-entries";
   const size_t batch = argc > 3 && !dense ? std::stoul(argv[3]) : 0;
   std::vector<std::string> lines;
   {
@@ -562,8 +654,10 @@ int main(int argc, char** argv) {
     auto day_rows = std::make_unique<Views>(/*days_only=*/true);
     day_rows->ShareDictionaries(views.get());
     t0 = ThreadCpuNs();
-    auto dense_views = std::make_unique<DenseViews>();
-    if (dense) {
+    auto dense_views = std::make_unique<DenseViews>(mode != "dense-no-slice-entries");
+    if (mode == "prefetch") {
+      dense_views->FoldPrefetched(events, 32);
+    } else if (dense) {
       for (const UsageEvent& e : events) dense_views->Fold(e);
     } else if (batch == 0) {
       for (const UsageEvent& e : events) views->Fold(e);
