@@ -7,15 +7,17 @@
 // persistence, no Kafka: what a fold built from hash tables or flat arrays costs before anything
 // is stored, against which the write path's cost per event can be read (docs/benchmarks.md).
 //
-// Usage: fold_floor FILE.ndjson [rounds] [batch | dense | prefetch | dense-no-slice-entries]
+// Usage: fold_floor FILE.ndjson [rounds] [batch | dense | prefetch | sorted |
+//                                        dense-no-slice-entries]
 //   Reports, per round, the thread CPU time per event of parsing all lines and of folding the
 //   parsed events into fresh tables, and their medians; then the tables' row counts. With a
 //   batch size, each batch is folded into a table of day rows first, which is then added to the
 //   whole at day, week and month granularity (fewer updates of large tables, as the aggregator
 //   folds); without, every event updates every row at once. `dense` folds every event at once
 //   into the same views over dense ids (DenseViews); `prefetch` does so 32 events at a time,
-//   prefetching every cell they update first; `dense-no-slice-entries` leaves the slices' totals,
-//   user, agent and pair entries out (what updating them costs).
+//   prefetching every cell they update first; `sorted` appends the slices' entries to arrays and
+//   sorts and merges them in bulk (DenseViews::FoldSorted); `dense-no-slice-entries` leaves the
+//   slices' totals, user, agent and pair entries out (what updating them costs).
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/hash/hash.h>
@@ -106,6 +108,7 @@ struct AgentEntry {
   uint64_t requests = 0, tokens = 0;
 };
 struct Slice {
+  uint32_t id = 0;  // DenseViews: the slice's number, for entries kept outside it
   uint64_t requests = 0, errors = 0, tokens = 0;
   int64_t cost = 0;
   absl::flat_hash_map<uint32_t, UserEntry> users;
@@ -309,7 +312,21 @@ class DenseViews {
  public:
   // Without slice entries, the request-analytics slices are found (created) but not updated:
   // to measure what updating them costs.
-  explicit DenseViews(bool with_slice_entries = true) : with_slice_entries_(with_slice_entries) {}
+  explicit DenseViews(bool with_slice_entries = true, bool sorted_entries = false)
+      : with_slice_entries_(with_slice_entries), sorted_entries_(sorted_entries) {}
+
+  // With sorted entries, the slices' user, agent and pair entries are appended to arrays as
+  // events are folded, and every `kSortEvery` events sorted, combined and merged into runs of
+  // geometrically growing sizes (an in-memory log-structured merge) instead of each probing a
+  // hash table. Finish merges everything into one run per kind.
+  void FoldSorted(const std::vector<UsageEvent>& events) {
+    constexpr size_t kSortEvery = 4096;
+    for (size_t i = 0; i < events.size(); ++i) {
+      Fold(events[i]);
+      if ((i + 1) % kSortEvery == 0) Flush(false);
+    }
+    Flush(true);
+  }
 
   void Fold(const UsageEvent& e) {
     Cells c;
@@ -342,6 +359,7 @@ class DenseViews {
       slices += b->slices.size();
       for (const Slice& sl : b->slices) slice_users += sl.users.size();
     }
+    slice_users += user_entries_.size();
     std::printf(
         "rows: counters %zu, bitmaps %zu, slices %zu (%zu user entries), dedupe %zu, users %u, "
         "entities %u, pairs %zu\n",
@@ -506,6 +524,15 @@ class DenseViews {
         s.errors += errors;
         s.tokens += tokens;
         s.cost += cost;
+        if (sorted_entries_) {
+          const uint64_t key = uint64_t{s.id} << 32;
+          user_entries_.pending.push_back({key | c.user, 1, tokens, cost});
+          if (k % 2 == 0) {
+            agent_entries_.pending.push_back({key | c.entity, 1, tokens, 0});
+            pair_entries_.pending.push_back({key | c.pair, 0, 0, 0});
+          }
+          continue;
+        }
         UserEntry& u = s.users[c.user];
         ++u.requests;
         u.tokens += tokens;
@@ -560,9 +587,11 @@ class DenseViews {
     std::vector<uint32_t> org_all, agent_all;           // dense id -> 1 + slice, 0: none
     absl::flat_hash_map<uint64_t, uint32_t> sparse[2];  // org x project, agent x project
     std::deque<Slice> slices;
+    uint32_t* next_id = nullptr;
     Slice& New(uint32_t* at) {
       slices.emplace_back();
       *at = static_cast<uint32_t>(slices.size());
+      slices.back().id = (*next_id)++;
       return slices.back();
     }
     Slice& Dense(std::vector<uint32_t>* index, uint32_t id) {
@@ -590,13 +619,70 @@ class DenseViews {
     Last& last = last_[g];
     if (last.bucket != bucket || last.b == nullptr) {
       auto& slot = buckets_[int64_t{g} << 32 | static_cast<uint32_t>(bucket)];
-      if (!slot) slot = std::make_unique<Bucket>();
+      if (!slot) {
+        slot = std::make_unique<Bucket>();
+        slot->next_id = &next_slice_;
+      }
       last = {bucket, slot.get()};
     }
     return *last.b;
   }
 
+  // Entries of one kind: keyed by slice << 32 | user, agent or pair; pairs carry no values.
+  struct Entry {
+    uint64_t key, requests, tokens;
+    int64_t cost;
+  };
+  struct Entries {
+    std::vector<Entry> pending;
+    std::vector<std::vector<Entry>> runs;  // sizes decreasing
+    size_t size() const { return runs.empty() ? 0 : runs[0].size(); }
+  };
+  static void Combine(std::vector<Entry>* v) {
+    size_t out = 0;
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (out > 0 && (*v)[out - 1].key == (*v)[i].key) {
+        Entry& e = (*v)[out - 1];
+        e.requests += (*v)[i].requests;
+        e.tokens += (*v)[i].tokens;
+        e.cost += (*v)[i].cost;
+      } else {
+        (*v)[out++] = (*v)[i];
+      }
+    }
+    v->resize(out);
+  }
+  static void Flush(Entries* es, bool all) {
+    if (!es->pending.empty()) {
+      std::sort(es->pending.begin(), es->pending.end(),
+                [](const Entry& a, const Entry& b) { return a.key < b.key; });
+      Combine(&es->pending);
+      es->runs.push_back(std::move(es->pending));
+      es->pending = {};
+      es->pending.reserve(es->runs.back().size());
+    }
+    while (es->runs.size() > 1 &&
+           (all || es->runs[es->runs.size() - 2].size() <= 2 * es->runs.back().size())) {
+      std::vector<Entry> b = std::move(es->runs.back());
+      es->runs.pop_back();
+      std::vector<Entry>& a = es->runs.back();
+      std::vector<Entry> merged(a.size() + b.size());
+      std::merge(a.begin(), a.end(), b.begin(), b.end(), merged.begin(),
+                 [](const Entry& x, const Entry& y) { return x.key < y.key; });
+      Combine(&merged);
+      a = std::move(merged);
+    }
+  }
+  void Flush(bool all) {
+    Flush(&user_entries_, all);
+    Flush(&agent_entries_, all);
+    Flush(&pair_entries_, all);
+  }
+
   bool with_slice_entries_;
+  bool sorted_entries_;
+  uint32_t next_slice_ = 0;
+  Entries user_entries_, agent_entries_, pair_entries_;
   std::string key_;
   absl::flat_hash_set<uint64_t> dedupe_;
   Names workspaces_, projects_, orgs_;
@@ -629,7 +715,8 @@ int main(int argc, char** argv) {
   }
   const int rounds = argc > 2 ? std::stoi(argv[2]) : 3;
   const std::string_view mode = argc > 3 ? argv[3] : "";
-  const bool dense = mode == "dense" || mode == "prefetch" || mode == "dense-no-slice-entries";
+  const bool dense =
+      mode == "dense" || mode == "prefetch" || mode == "dense-no-slice-entries" || mode == "sorted";
   const size_t batch = argc > 3 && !dense ? std::stoul(argv[3]) : 0;
   std::vector<std::string> lines;
   {
@@ -654,9 +741,12 @@ int main(int argc, char** argv) {
     auto day_rows = std::make_unique<Views>(/*days_only=*/true);
     day_rows->ShareDictionaries(views.get());
     t0 = ThreadCpuNs();
-    auto dense_views = std::make_unique<DenseViews>(mode != "dense-no-slice-entries");
+    auto dense_views =
+        std::make_unique<DenseViews>(mode != "dense-no-slice-entries", mode == "sorted");
     if (mode == "prefetch") {
       dense_views->FoldPrefetched(events, 32);
+    } else if (mode == "sorted") {
+      dense_views->FoldSorted(events);
     } else if (dense) {
       for (const UsageEvent& e : events) dense_views->Fold(e);
     } else if (batch == 0) {
