@@ -77,8 +77,9 @@ struct RowKey {
   }
 };
 
+// A set of ids, created on its first Add (or Or of a non-empty set).
 struct Bitmap {
-  roaring_bitmap_t* r = roaring_bitmap_create();
+  roaring_bitmap_t* r = nullptr;
   Bitmap() = default;
   Bitmap(Bitmap&& o) noexcept : r(std::exchange(o.r, nullptr)) {}
   Bitmap& operator=(Bitmap&& o) noexcept {
@@ -87,6 +88,15 @@ struct Bitmap {
   }
   ~Bitmap() {
     if (r) roaring_bitmap_free(r);
+  }
+  void Add(uint32_t v) {
+    if (!r) r = roaring_bitmap_create();
+    roaring_bitmap_add(r, v);
+  }
+  void Or(const Bitmap& o) {
+    if (!o.r) return;
+    if (!r) r = roaring_bitmap_create();
+    roaring_bitmap_or_inplace(r, o.r);
   }
 };
 
@@ -169,7 +179,7 @@ class Views {
       auto add = [&](uint8_t scope, uint32_t id) {
         const RowKey k{ws, id, bucket, scope, static_cast<uint8_t>(g)};
         counters_[k].Add(delta);
-        if (active && scope != 1) roaring_bitmap_add(bitmaps_[k].r, user);
+        if (active && scope != 1) bitmaps_[k].Add(user);
       };
       add(0, 0);
       add(1, user);
@@ -219,7 +229,7 @@ class Views {
             AgentEntry& ae = s.agents[agent];
             ++ae.requests;
             ae.tokens += tokens;
-            roaring_bitmap_add(s.pairs.r, pair);
+            s.pairs.Add(pair);
           }
         }
         if (project == 0) break;
@@ -234,7 +244,7 @@ class Views {
       for (Granularity g : kGranularities) counters_[Up(k, g)].Add(c);
     }
     for (const auto& [k, b] : batch.bitmaps_) {
-      for (Granularity g : kGranularities) roaring_bitmap_or_inplace(bitmaps_[Up(k, g)].r, b.r);
+      for (Granularity g : kGranularities) bitmaps_[Up(k, g)].Or(b);
     }
     for (const auto& [k, r] : batch.records_) {
       Record& into = records_[k];
@@ -261,7 +271,7 @@ class Views {
           ae.requests += e.requests;
           ae.tokens += e.tokens;
         }
-        roaring_bitmap_or_inplace(into.pairs.r, s.pairs.r);
+        into.pairs.Or(s.pairs);
       }
     }
     batch.counters_.clear();
@@ -354,7 +364,7 @@ class DenseViews {
     for (const auto& [k, b] : buckets_) {
       for (const ScopeRows& sr : b->scopes) {
         counters += sr.rows.size();
-        for (const LazyBitmap& m : sr.sets) sets += m.r != nullptr;
+        for (const Bitmap& m : sr.sets) sets += m.r != nullptr;
       }
       slices += b->slices.size();
       for (const Slice& sl : b->slices) slice_users += sl.users.size();
@@ -541,7 +551,7 @@ class DenseViews {
           AgentEntry& ae = s.agents[c.entity];
           ++ae.requests;
           ae.tokens += tokens;
-          roaring_bitmap_add(s.pairs.r, c.pair);
+          s.pairs.Add(c.pair);
         }
       }
     }
@@ -551,26 +561,10 @@ class DenseViews {
   struct PerWorkspace {
     Names users, entities[2], projects;
   };
-  struct LazyBitmap {
-    roaring_bitmap_t* r = nullptr;
-    LazyBitmap() = default;
-    LazyBitmap(LazyBitmap&& o) noexcept : r(std::exchange(o.r, nullptr)) {}
-    LazyBitmap& operator=(LazyBitmap&& o) noexcept {
-      std::swap(r, o.r);
-      return *this;
-    }
-    ~LazyBitmap() {
-      if (r) roaring_bitmap_free(r);
-    }
-    void Add(uint32_t v) {
-      if (!r) r = roaring_bitmap_create();
-      roaring_bitmap_add(r, v);
-    }
-  };
   struct ScopeRows {
     std::vector<uint32_t> row_of;  // dense id -> 1 + row, 0: none
     std::vector<Counters> rows;
-    std::vector<LazyBitmap> sets;
+    std::vector<Bitmap> sets;
     uint32_t Row(uint32_t id) {
       if (id >= row_of.size()) row_of.resize(std::max<size_t>(id + 1, row_of.size() * 2));
       uint32_t& r = row_of[id];
