@@ -34,6 +34,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_util.h"
 #include "common/calendar.h"
 #include "event/event_parser.h"
 #include "store/codec.h"
@@ -54,11 +55,13 @@ double ThreadCpuNs() {
 }
 
 // A string -> dense id dictionary (the aggregator's dictionaries of workspaces, users, agents,
-// projects and organizations).
+// projects and organizations). New ids are this dictionary's size, or taken from `*next` when
+// several dictionaries number one id space.
 class Interner {
  public:
-  uint32_t Id(const std::string& key) {
-    auto [it, inserted] = ids_.try_emplace(key, static_cast<uint32_t>(ids_.size()));
+  uint32_t Id(const std::string& key, uint32_t* next = nullptr) {
+    auto [it, inserted] = ids_.try_emplace(key, next ? *next : static_cast<uint32_t>(ids_.size()));
+    if (inserted && next) ++*next;
     return it->second;
   }
   size_t size() const { return ids_.size(); }
@@ -110,12 +113,31 @@ struct SliceKey {
   }
 };
 
+// What one request adds to the request-analytics slices it falls in.
+struct Request {
+  uint64_t errors, tokens;
+  int64_t cost;
+  explicit Request(const UsageEvent& e)
+      : errors(e.is_error() ? 1 : 0),
+        tokens(static_cast<uint64_t>(e.tokens.value_or(0))),
+        cost(static_cast<int64_t>(e.cost_usd.value_or(0) * 1e9)) {}
+};
+
 struct UserEntry {
   uint64_t requests = 0, tokens = 0;
   int64_t cost = 0;
+  void Add(const UserEntry& o) {
+    requests += o.requests;
+    tokens += o.tokens;
+    cost += o.cost;
+  }
 };
 struct AgentEntry {
   uint64_t requests = 0, tokens = 0;
+  void Add(const AgentEntry& o) {
+    requests += o.requests;
+    tokens += o.tokens;
+  }
 };
 struct Slice {
   uint32_t id = 0;  // DenseViews: the slice's number, for entries kept outside it
@@ -124,6 +146,20 @@ struct Slice {
   absl::flat_hash_map<uint32_t, UserEntry> users;
   absl::flat_hash_map<uint32_t, AgentEntry> agents;
   Bitmap pairs;
+
+  void AddTotals(const Request& r) {
+    ++requests;
+    errors += r.errors;
+    tokens += r.tokens;
+    cost += r.cost;
+  }
+  // The request's user entry and, in a slice of all agents, its agent entry and pair.
+  void AddEntries(const Request& r, uint32_t user, bool all_agents, uint32_t agent, uint32_t pair) {
+    users[user].Add({1, r.tokens, r.cost});
+    if (!all_agents) return;
+    agents[agent].Add({1, r.tokens});
+    pairs.Add(pair);
+  }
 };
 
 struct Field {
@@ -138,6 +174,19 @@ struct Field {
 struct Record {
   Field f[4];
 };
+
+// The latest-wins labels every event sets: the user's profile, the entity's row and the
+// workspace's row.
+void FoldLabels(const UsageEvent& e, Record* profile, Record* entity, Record* workspace) {
+  profile->f[0].Latest(e.time_ms, e.user_name);
+  profile->f[1].Latest(e.time_ms, e.user_email);
+  profile->f[2].Latest(e.time_ms, e.user_photo);
+  entity->f[0].Latest(e.time_ms, e.entity_name);
+  entity->f[1].Latest(e.time_ms, e.entity_visibility);
+  entity->f[2].Latest(e.time_ms, e.entity_owner_user_id);
+  entity->f[3].Latest(e.time_ms, e.project_id);
+  workspace->f[0].Latest(e.time_ms, e.organization_id);
+}
 
 constexpr uint32_t kAllAgents = UINT32_MAX;
 constexpr Granularity kGranularities[] = {Granularity::kDay, Granularity::kWeek,
@@ -186,18 +235,8 @@ class Views {
       add(2, entity);
       if (project != 0) add(3, project - 1);
     }
-    // Latest-wins labels: the user's profile, the entity's row, the workspace's row.
-    Record& profile = records_[RowKey{ws, user, 0, 0, 0}];
-    profile.f[0].Latest(e.time_ms, e.user_name);
-    profile.f[1].Latest(e.time_ms, e.user_email);
-    profile.f[2].Latest(e.time_ms, e.user_photo);
-    Record& row = records_[RowKey{ws, entity, 0, 1, 0}];
-    row.f[0].Latest(e.time_ms, e.entity_name);
-    row.f[1].Latest(e.time_ms, e.entity_visibility);
-    row.f[2].Latest(e.time_ms, e.entity_owner_user_id);
-    row.f[3].Latest(e.time_ms, e.project_id);
-    Record& wsrow = records_[RowKey{ws, 0, 0, 2, 0}];
-    wsrow.f[0].Latest(e.time_ms, e.organization_id);
+    FoldLabels(e, &records_[RowKey{ws, user, 0, 0, 0}], &records_[RowKey{ws, entity, 0, 1, 0}],
+               &records_[RowKey{ws, 0, 0, 2, 0}]);
     if (!active || e.organization_id.empty()) return;
 
     // Request analytics.
@@ -205,32 +244,19 @@ class Views {
     records_[RowKey{org, user, 0, 3, 0}].f[0].Latest(e.time_ms, e.user_email);
     records_[RowKey{0, entity, 0, 4, 0}].f[0].Latest(e.time_ms, e.entity_name);
     const uint32_t agent = entity;
-    auto [pair_it, pair_new] = dicts_->pairs_.try_emplace(
-        uint64_t{agent} << 32 | user, static_cast<uint32_t>(dicts_->pairs_.size()));
-    const uint32_t pair = pair_it->second;
-    const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
-    const int64_t cost = static_cast<int64_t>(e.cost_usd.value_or(0) * 1e9);
-    const uint64_t errors = e.is_error() ? 1 : 0;
+    const uint32_t pair =
+        dicts_->pairs_
+            .try_emplace(uint64_t{agent} << 32 | user, static_cast<uint32_t>(dicts_->pairs_.size()))
+            .first->second;
+    const Request request(e);
     for (int gi = 0; gi < granularities_; ++gi) {
       const Granularity g = kGranularities[gi];
       const auto bucket = static_cast<uint32_t>(tally::BucketOf(day, g));
       for (uint32_t p : {0u, project}) {
         for (uint32_t a : {kAllAgents, agent}) {
           Slice& s = slices_[SliceKey{org, a, p, bucket, static_cast<uint8_t>(g)}];
-          ++s.requests;
-          s.errors += errors;
-          s.tokens += tokens;
-          s.cost += cost;
-          UserEntry& u = s.users[user];
-          ++u.requests;
-          u.tokens += tokens;
-          u.cost += cost;
-          if (a == kAllAgents) {
-            AgentEntry& ae = s.agents[agent];
-            ++ae.requests;
-            ae.tokens += tokens;
-            s.pairs.Add(pair);
-          }
+          s.AddTotals(request);
+          s.AddEntries(request, user, a == kAllAgents, agent, pair);
         }
         if (project == 0) break;
       }
@@ -260,17 +286,8 @@ class Views {
         into.errors += s.errors;
         into.tokens += s.tokens;
         into.cost += s.cost;
-        for (const auto& [u, e] : s.users) {
-          UserEntry& ue = into.users[u];
-          ue.requests += e.requests;
-          ue.tokens += e.tokens;
-          ue.cost += e.cost;
-        }
-        for (const auto& [a, e] : s.agents) {
-          AgentEntry& ae = into.agents[a];
-          ae.requests += e.requests;
-          ae.tokens += e.tokens;
-        }
+        for (const auto& [u, e] : s.users) into.users[u].Add(e);
+        for (const auto& [a, e] : s.agents) into.agents[a].Add(e);
         into.pairs.Or(s.pairs);
       }
     }
@@ -397,18 +414,16 @@ class DenseViews {
   bool Resolve(const UsageEvent& e, Cells* c) {
     key_.assign(e.source).append(1, '\0').append(e.id);
     if (!dedupe_.insert(absl::HashOf(key_)).second) return false;
-    const uint32_t ws = Intern(workspaces_, e.workspace_id, &next_ws_);
+    const uint32_t ws = workspaces_.Id(e.workspace_id);
     if (ws == per_ws_.size()) per_ws_.emplace_back();
     PerWorkspace& w = per_ws_[ws];
-    const uint32_t user = Intern(w.users, e.user_id, &next_user_);
-    const uint32_t entity =
-        Intern(w.entities[static_cast<int>(e.kind)], e.entity_id, &next_entity_);
+    const uint32_t user = w.users.Id(e.user_id, &next_user_);
+    const uint32_t entity = w.entities[static_cast<int>(e.kind)].Id(e.entity_id, &next_entity_);
     uint32_t project = 0;  // 0: none, else 1 + the workspace project's dense id
     uint32_t project_name = 0;
     if (!e.project_id.empty()) {
-      const uint32_t id = Intern(w.projects, e.project_id, &next_project_);
-      if (id == project_names_.size())
-        project_names_.push_back(Intern(projects_, e.project_id, &next_name_));
+      const uint32_t id = w.projects.Id(e.project_id, &next_project_);
+      if (id == project_names_.size()) project_names_.push_back(projects_.Id(e.project_id));
       project = 1 + id;
       project_name = 1 + project_names_[id];
     }
@@ -432,12 +447,12 @@ class DenseViews {
     Grow(&entity_rows_, entity);
     Grow(&ws_rows_, ws);
     if (!c->request) return true;
-    const uint32_t org = Intern(orgs_, e.organization_id, &next_org_);
+    const uint32_t org = orgs_.Id(e.organization_id);
     c->org = org;
     Grow(&agent_labels_, entity);
-    auto [pair_it, pair_new] =
-        pairs_.try_emplace(uint64_t{entity} << 32 | user, static_cast<uint32_t>(pairs_.size()));
-    c->pair = pair_it->second;
+    c->pair =
+        pairs_.try_emplace(uint64_t{entity} << 32 | user, static_cast<uint32_t>(pairs_.size()))
+            .first->second;
     c->slices = project_name != 0 ? 4 : 2;
     for (int g = 0; g < 3; ++g) {
       Bucket* b = buckets[g];
@@ -509,57 +524,34 @@ class DenseViews {
         if (c.active && k != 1) sr->sets[c.rows[g][k].row].Add(c.user);
       }
     }
-    Record& profile = profiles_[c.user];
-    profile.f[0].Latest(e.time_ms, e.user_name);
-    profile.f[1].Latest(e.time_ms, e.user_email);
-    profile.f[2].Latest(e.time_ms, e.user_photo);
-    Record& row = entity_rows_[c.entity];
-    row.f[0].Latest(e.time_ms, e.entity_name);
-    row.f[1].Latest(e.time_ms, e.entity_visibility);
-    row.f[2].Latest(e.time_ms, e.entity_owner_user_id);
-    row.f[3].Latest(e.time_ms, e.project_id);
-    ws_rows_[c.ws].f[0].Latest(e.time_ms, e.organization_id);
+    FoldLabels(e, &profiles_[c.user], &entity_rows_[c.entity], &ws_rows_[c.ws]);
     if (!c.request) return;
 
     user_labels_[uint64_t{c.org} << 32 | c.user].Latest(e.time_ms, e.user_email);
     agent_labels_[c.entity].Latest(e.time_ms, e.entity_name);
-    const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
-    const int64_t cost = static_cast<int64_t>(e.cost_usd.value_or(0) * 1e9);
-    const uint64_t errors = e.is_error() ? 1 : 0;
+    const Request request(e);
     if (!with_slice_entries_) return;
     for (int g = 0; g < 3; ++g) {
       for (int k = 0; k < c.slices; ++k) {
         Slice& s = *c.slice[g][k];
-        ++s.requests;
-        s.errors += errors;
-        s.tokens += tokens;
-        s.cost += cost;
-        if (sorted_entries_) {
-          const uint64_t key = uint64_t{s.id} << 32;
-          user_entries_.pending.push_back({key | c.user, 1, tokens, cost});
-          if (k % 2 == 0) {
-            agent_entries_.pending.push_back({key | c.entity, 1, tokens, 0});
-            pair_entries_.pending.push_back({key | c.pair, 0, 0, 0});
-          }
+        s.AddTotals(request);
+        const bool all_agents = k % 2 == 0;
+        if (!sorted_entries_) {
+          s.AddEntries(request, c.user, all_agents, c.entity, c.pair);
           continue;
         }
-        UserEntry& u = s.users[c.user];
-        ++u.requests;
-        u.tokens += tokens;
-        u.cost += cost;
-        if (k % 2 == 0) {  // the all-agents slices
-          AgentEntry& ae = s.agents[c.entity];
-          ++ae.requests;
-          ae.tokens += tokens;
-          s.pairs.Add(c.pair);
+        const uint64_t key = uint64_t{s.id} << 32;
+        user_entries_.pending.push_back({key | c.user, 1, request.tokens, request.cost});
+        if (all_agents) {
+          agent_entries_.pending.push_back({key | c.entity, 1, request.tokens, 0});
+          pair_entries_.pending.push_back({key | c.pair, 0, 0, 0});
         }
       }
     }
   }
 
-  using Names = absl::flat_hash_map<std::string, uint32_t>;
   struct PerWorkspace {
-    Names users, entities[2], projects;
+    Interner users, entities[2], projects;  // ids numbered across workspaces
   };
   struct ScopeRows {
     std::vector<uint32_t> row_of;  // dense id -> 1 + row, 0: none
@@ -599,12 +591,6 @@ class DenseViews {
     }
   };
 
-  static uint32_t Intern(Names& names, const std::string& name, uint32_t* next) {
-    auto it = names.find(name);
-    if (it != names.end()) return it->second;
-    names.emplace(name, *next);
-    return (*next)++;
-  }
   template <typename T>
   static void Grow(std::vector<T>* v, uint32_t id) {
     if (id >= v->size()) v->resize(std::max<size_t>(id + 1, v->size() * 2));
@@ -679,9 +665,8 @@ class DenseViews {
   Entries user_entries_, agent_entries_, pair_entries_;
   std::string key_;
   absl::flat_hash_set<uint64_t> dedupe_;
-  Names workspaces_, projects_, orgs_;
-  uint32_t next_ws_ = 0, next_user_ = 0, next_entity_ = 0, next_project_ = 0, next_name_ = 0,
-           next_org_ = 0;
+  Interner workspaces_, projects_, orgs_;
+  uint32_t next_user_ = 0, next_entity_ = 0, next_project_ = 0;
   std::vector<PerWorkspace> per_ws_;
   std::vector<uint32_t> project_names_;  // workspace project's dense id -> name id
   absl::flat_hash_map<uint64_t, uint32_t> pairs_;
@@ -694,11 +679,6 @@ class DenseViews {
   std::vector<Field> agent_labels_;
   absl::flat_hash_map<uint64_t, Field> user_labels_;
 };
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 
@@ -764,6 +744,6 @@ int main(int argc, char** argv) {
     if (r + 1 == rounds) dense ? dense_views->Print() : views->Print();
   }
   std::printf("events %zu: parse %.0f ns/event, fold %.0f ns/event (thread CPU, medians of %d)\n",
-              lines.size(), Median(parse_ns), Median(fold_ns), rounds);
+              lines.size(), tally::bench::Median(parse_ns), tally::bench::Median(fold_ns), rounds);
   return 0;
 }

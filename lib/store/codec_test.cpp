@@ -539,10 +539,7 @@ TEST(CodecTest, DayKeysRollUpIntoTheirWeekAndMonthKeys) {
   EXPECT_FALSE(RollUpKeys(key, &week, &month));
   EXPECT_FALSE(RollUpKeys("", &week, &month));
   EXPECT_FALSE(RollUpKeys("C", &week, &month));
-  EXPECT_FALSE(
-      RollUpKeys("K\x05"
-                 "ab",
-                 &week, &month));
+  EXPECT_FALSE(RollUpKeys(std::string("K\x05") + "ab", &week, &month));  // truncated
 }
 
 TEST(BitmapTest, UnionAndSerialization) {
