@@ -48,7 +48,8 @@ int RunBroker(const BrokerArgs& args) {
 
   kafka::EmbeddedBrokerOptions options;
   options.brokers = args.brokers;
-  options.topics = {{args.topic, args.partitions}, {args.topic + ".dlq", 1}};
+  options.topics = {
+      {args.topic, args.partitions}, {args.topic + ".dlq", 1}, {args.topic + ".cluster", 1}};
   auto broker = kafka::EmbeddedBroker::Start(options);
   if (!broker) {
     std::fprintf(stderr, "tally broker: %s\n", broker.error().message.c_str());
@@ -61,8 +62,10 @@ int RunBroker(const BrokerArgs& args) {
     std::fprintf(stderr, "tally broker: cannot write %s\n", args.addr_file.c_str());
     return 1;
   }
-  std::fprintf(stderr, "topics: %s (%d partitions), %s.dlq (1 partition); %s. Ctrl-C to stop\n",
-               args.topic.c_str(), args.partitions, args.topic.c_str(),
+  std::fprintf(stderr,
+               "topics: %s (%d partitions), %s.dlq and %s.cluster (1 partition each); %s. "
+               "Ctrl-C to stop\n",
+               args.topic.c_str(), args.partitions, args.topic.c_str(), args.topic.c_str(),
                kafka::EmbeddedBroker::RetentionSummary(args.topic, args.partitions).c_str());
 
   int sig = 0;

@@ -16,7 +16,7 @@
 #include "common/parse.h"
 #include "event/event_parser.h"
 #include "http/auth.h"
-#include "http/testing/http_client.h"
+#include "http/client.h"
 #include "kafka/admin.h"
 #include "replay/line_reader.h"
 #include "replay/progress.h"
@@ -213,10 +213,10 @@ Result<HostPort> ParseTallydUrl(const std::string& url) {
 
 // A connection to the tallyd at `url` (as ParseTallydUrl); kInvalidArgument for another form,
 // kUnavailable when it does not answer.
-Result<http::testing::HttpClient> ConnectTallyd(const std::string& url) {
+Result<http::HttpClient> ConnectTallyd(const std::string& url) {
   auto address = ParseTallydUrl(url);
   if (!address) return std::unexpected(address.error());
-  return http::testing::HttpClient::Connect(address->host, address->port);
+  return http::HttpClient::Connect(address->host, address->port);
 }
 
 // POST /admin/v1/switch on a running tallyd. "" on success, else the reason.

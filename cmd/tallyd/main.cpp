@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli_flags.h"
+#include "cluster/forwarder.h"
 #include "common/allocator.h"
 #include "common/calendar.h"
 #include "common/clock.h"
@@ -36,6 +37,7 @@
 #include "query/workspace_metrics.h"
 #include "store/data_dir.h"
 #include "store/store.h"
+#include "tallyd/cluster_wiring.h"
 
 namespace {
 
@@ -129,6 +131,7 @@ int main(int argc, char** argv) {
   std::string max_future(tally::event::kDefaultMaxFutureFlag);
   std::string instance_id = "auto";
   std::string group_join = "auto";
+  std::string advertise_url, cluster_topic;
   std::vector<std::string> kafka_options;
   bool http_ingest = true;
   size_t ingest_max_bytes = 1 << 20, ingest_max_events = 1000;
@@ -210,6 +213,16 @@ int main(int argc, char** argv) {
                  "restarted tallyd gets its partitions back at once from a real cluster; 'none' "
                  "for dynamic membership")
       ->capture_default_str();
+  app.add_option("--advertise-url", advertise_url,
+                 "Join a group of tallyd instances (the same --group, their own --data-dir): the "
+                 "URL where the others reach this one's HTTP API, http://HOST:PORT. Partitions "
+                 "are split by the consumer group (--group-join always is implied), and every "
+                 "instance answers every query, forwarding it to the instance that owns its "
+                 "scope. Empty: a single instance");
+  app.add_option("--cluster-topic", cluster_topic,
+                 "Topic where a group's instances publish what they own and where each "
+                 "workspace's events are (one partition; compacted on a real cluster). "
+                 "Default: <topic>.cluster");
   app.add_option("--kafka-option", kafka_options,
                  "Extra librdkafka setting NAME=VALUE (repeatable), for the consumer and the "
                  "POST /v1/events producer");
@@ -285,7 +298,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<tally::kafka::EmbeddedBroker> broker;
   if (brokers == "embedded" || brokers.empty()) {
     tally::kafka::EmbeddedBrokerOptions bo;
-    bo.topics = {{topic, partitions}, {dlq_topic.empty() ? topic + ".dlq" : dlq_topic, 1}};
+    bo.topics = {{topic, partitions},
+                 {dlq_topic.empty() ? topic + ".dlq" : dlq_topic, 1},
+                 {cluster_topic.empty() ? topic + ".cluster" : cluster_topic, 1}};
     auto b = tally::kafka::EmbeddedBroker::Start(bo);
     if (!b) return Die("cannot start the embedded broker: " + b.error().message);
     broker = std::move(*b);
@@ -345,6 +360,24 @@ int main(int argc, char** argv) {
   co.new_log_policy = new_log == "restart" ? tally::ingest::NewLogPolicy::kRestart
                       : new_log == "stop"  ? tally::ingest::NewLogPolicy::kStop
                                            : tally::ingest::NewLogPolicy::kAuto;
+  std::unique_ptr<tally::tallyd::ClusterParts> cluster;
+  if (!advertise_url.empty()) {
+    if (auto url = tally::cluster::ParseBaseUrl(advertise_url); !url) {
+      return Usage("--advertise-url: " + url.error().message);
+    }
+    co.membership = tally::ingest::Membership::kGroup;
+    tally::cluster::MembershipOptions mo;
+    mo.brokers = brokers;
+    mo.topic = cluster_topic.empty() ? topic + ".cluster" : cluster_topic;
+    mo.instance_id = co.instance_id.empty() ? "tallyd-" + tally::RandomHex(8) : co.instance_id;
+    mo.url = advertise_url;
+    mo.extra = co.extra_config;
+    auto parts = tally::tallyd::StartCluster(mo, &co, &registry);
+    if (!parts) return Die("cannot join the group's cluster topic: " + parts.error().message);
+    cluster = std::move(*parts);
+    spdlog::info("joining group '{}' as {} ({}), routing through {}", group, mo.instance_id,
+                 advertise_url, mo.topic);
+  }
   auto consumer = tally::ingest::Consumer::Create(co, first->store.get(), &registry);
   if (!consumer) return Die(consumer.error().message);
   first.reset();
@@ -391,7 +424,7 @@ int main(int argc, char** argv) {
   };
   deps.admin.switch_db = [live](std::string_view db) { return live->Switch(db); };
   deps.admin.snapshot = [live](const std::string& path) { return live->Snapshot(path); };
-  deps.ready = [cons] {
+  deps.ready = [cons, m = cluster ? cluster->membership.get() : nullptr] {
     std::string details;
     tally::JsonWriter w(&details);
     w.BeginObject();
@@ -419,8 +452,13 @@ int main(int argc, char** argv) {
     }
     w.EndArray();
     w.EndObject();
+    if (m != nullptr) {
+      w.Key("cluster");
+      m->WriteJson(&w);
+    }
     w.EndObject();
-    return tally::http::ReadyState{cons->Ready(), std::move(details)};
+    return tally::http::ReadyState{cons->Ready() && (m == nullptr || m->synced()),
+                                   std::move(details)};
   };
   // POST /v1/events: one shared idempotent producer; each request waits for its own messages.
   std::unique_ptr<tally::kafka::Producer> ingest_producer;
@@ -457,6 +495,7 @@ int main(int argc, char** argv) {
     deps.events_options.max_concurrent_publishes = ingest_max_concurrent;
     deps.events_options.event_limits = *event_limits;
   }
+  if (cluster) tally::tallyd::RouteThroughCluster(cluster.get(), &deps);
   auto router = tally::http::BuildRouter(std::move(deps));
   if (!router) return Die(router.error().message);
   auto server = tally::http::Server::Start(server_options, *router);

@@ -69,6 +69,9 @@ Response LeaderboardHandler::Handle(const Request& request) const {
   if (!backend_.workspace_known(ws) && !keys_->AnyKeyNamesWorkspace(ws)) {
     return WorkspaceNotFoundResponse();
   }
+  if (backend_.route) {
+    if (auto elsewhere = backend_.route(request, ws)) return std::move(*elsewhere);
+  }
 
   Result<query::LeaderboardResult> result = backend_.run(req);
   if (!result) {

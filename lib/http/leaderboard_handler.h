@@ -50,6 +50,8 @@ struct LeaderboardBackend {
   std::function<Result<std::string>(std::string_view)> resolve_organization;
   // True if the workspace has been seen in any event.
   std::function<bool(std::string_view)> workspace_known;
+  // Optional: where the request is answered once its workspace is resolved (unset: here).
+  ScopeRoute route;
 };
 
 class LeaderboardHandler {

@@ -105,6 +105,9 @@ Response RequestsHandler::Handle(const Request& request) const {
   } else {
     q.organizations = key->organizations;
   }
+  if (backend_.route) {
+    if (auto elsewhere = backend_.route(request, q.organizations)) return std::move(*elsewhere);
+  }
 
   Result<query::RequestsResult> result = backend_.run(*metric, q);
   if (!result) {

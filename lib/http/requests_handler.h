@@ -52,6 +52,11 @@ struct RequestsBackend {
       run;
   std::function<bool(std::string_view)> organization_known;
   std::function<std::vector<std::string>()> all_organizations;
+  // Optional: where the request is answered once its organizations are known (unset: here);
+  // see ScopeRoute (router.h).
+  std::function<std::optional<Response>(const Request& request,
+                                        const std::vector<std::string>& organizations)>
+      route;
 };
 
 class RequestsHandler {

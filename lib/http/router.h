@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -59,6 +60,13 @@ struct Response {
 
 // A JSON response: `body` must already be valid JSON.
 Response JsonResponse(int status, std::string body);
+
+// Where a request scoped to one workspace is answered when several instances share the data
+// (cluster/forwarder.h): the response to send instead of answering here (the owning instance's,
+// relayed, or a 503), or nullopt to answer here. Called after authentication, validation and
+// the access checks, so a key learns nothing more through it. Must be thread-safe.
+using ScopeRoute =
+    std::function<std::optional<Response>(const Request& request, std::string_view workspace)>;
 
 // Splits "a=1&b=x%20y+z&a=2" into decoded pairs (percent escapes, '+' as space; an invalid
 // escape is kept literally; a key without '=' gets an empty value; empty segments are skipped).

@@ -195,6 +195,9 @@ Response SuperagentsHandler::Handle(const Request& request) const {
 
   auto parsed = ParseSuperagentsRequest(request.query);
   if (!parsed) return ValidationErrorResponse(parsed.error());
+  if (backend_.route) {
+    if (auto elsewhere = backend_.route(request, ws)) return std::move(*elsewhere);
+  }
 
   Listing listing;
   std::string set_id;

@@ -60,6 +60,9 @@ struct SuperagentsBackend {
       run;
   // True if the workspace has been seen in any event.
   std::function<bool(std::string_view)> workspace_known;
+  // Optional: where the request is answered (unset: here). Checked before the cursor, so that
+  // cursor pages are served by the instance that issued the cursor's first page.
+  ScopeRoute route;
 };
 
 struct SuperagentsOptions {

@@ -49,6 +49,9 @@ Response WorkspaceMetricsHandler::Handle(const Request& request) const {
     return WorkspaceNotFoundResponse();
   }
   if (!key->admin && !key->CanOwn(ws)) return ForbiddenResponse();
+  if (backend_.route) {
+    if (auto elsewhere = backend_.route(request, ws)) return std::move(*elsewhere);
+  }
 
   const int64_t now_ms = clock_->NowMillis();
   std::string cache_key;

@@ -46,6 +46,8 @@ struct MetricsBackend {
   std::function<Result<query::WorkspaceMetricsResult>(const query::WorkspaceMetricsRequest&)> run;
   // True if the workspace has been seen in any event.
   std::function<bool(std::string_view)> workspace_known;
+  // Optional: where the request is answered (unset: here). Checked before the response cache.
+  ScopeRoute route;
 };
 
 struct WorkspaceMetricsOptions {

@@ -74,7 +74,11 @@ struct Consumer::Impl {
   bool embedded = false;  // the cluster is an embedded broker (set with cluster_id, before use)
   std::map<int32_t, PartitionProgress> progress;
   std::vector<int32_t> assigned;
-  std::string fatal;  // non-empty: ingest must stop with this message
+  // Per assigned partition: the high watermark at assignment; its views serve once they have
+  // applied up to it (ConsumerOptions::on_ownership). Consumer thread.
+  std::map<int32_t, int64_t> restore_target;
+  std::vector<int32_t> serving;  // sorted, what on_ownership last said
+  std::string fatal;             // non-empty: ingest must stop with this message
 
   // A requested store switch (SwitchStore), served by the consumer thread between batches.
   std::mutex switch_mu;
@@ -162,6 +166,7 @@ struct Consumer::Impl {
     }
     rd_kafka_resp_err_t err = rd_kafka_assign(rk, fatal_now ? nullptr : parts);
     if (!fatal_now && err == RD_KAFKA_RESP_ERR_NO_ERROR) ready->store(true);
+    ReportOwnership(/*changed=*/true);
     return err;
   }
 
@@ -174,6 +179,7 @@ struct Consumer::Impl {
     }
     std::lock_guard lock(mu);
     assigned.clear();
+    restore_target.clear();
     for (int i = 0; i < parts->cnt; ++i) {
       rd_kafka_topic_partition_t& tp = parts->elems[i];
       int64_t lo = -1, hi = -1;
@@ -234,6 +240,7 @@ struct Consumer::Impl {
       p.read_offset = p.next_offset;
       p.high_watermark = hi;
       expected_next[tp.partition] = p.next_offset;
+      restore_target[tp.partition] = std::max<int64_t>(hi, 0);
       assigned.push_back(tp.partition);
     }
   }
@@ -248,10 +255,37 @@ struct Consumer::Impl {
       // then the one being collected) before letting them go.
       self->Flush();
       rd_kafka_assign(rk, nullptr);
-      std::lock_guard lock(self->mu);
-      self->assigned.clear();
-      self->ready->store(false);
+      {
+        std::lock_guard lock(self->mu);
+        self->assigned.clear();
+        self->restore_target.clear();
+        self->ready->store(false);
+      }
+      self->ReportOwnership(/*changed=*/true);
     }
+  }
+
+  // Tells options.on_ownership what is assigned and serving when that changed (`changed`: the
+  // assignment did). Consumer thread.
+  void ReportOwnership(bool changed) {
+    if (!options.on_ownership) return;
+    std::vector<int32_t> owned, now_serving;
+    {
+      std::lock_guard lock(mu);
+      owned = assigned;
+      for (int32_t p : assigned) {
+        auto it = progress.find(p);
+        auto target = restore_target.find(p);
+        if (it != progress.end() && target != restore_target.end() &&
+            it->second.next_offset >= target->second) {
+          now_serving.push_back(p);
+        }
+      }
+    }
+    std::sort(owned.begin(), owned.end());
+    if (!changed && now_serving == serving) return;
+    serving = now_serving;
+    options.on_ownership(owned, serving);
   }
 
   // Hands the collected batch to the worker. It is checked and parsed here, overlapping the
@@ -384,6 +418,14 @@ struct Consumer::Impl {
       }
     }
     if (done.persisted) MarkPersisted();
+    if (options.on_event_scope) {
+      for (size_t i = 0; i < b.events.size(); ++i) {
+        const auto* m = static_cast<const rd_kafka_message_t*>(b.sources[i]);
+        options.on_event_scope(m->partition, b.events[i]->workspace_id,
+                               b.events[i]->organization_id);
+      }
+    }
+    if (serving.size() != assigned.size()) ReportOwnership(/*changed=*/false);
     for (auto* m : flying_messages) rd_kafka_message_destroy(m);
     flying_messages.clear();
     MaybeCommit();

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -111,6 +112,16 @@ struct ConsumerOptions {
   // Kept current with every stored batch (Aggregator::set_directory); may be null. Not owned;
   // must outlive the consumer.
   store::Directory* directory = nullptr;
+  // For a group of instances (cluster/membership.h), both optional, called on the consumer
+  // thread. `on_event_scope`: after each stored batch, for every event stored, with the
+  // partition it came from, its workspace and its organization ("" when none).
+  // `on_ownership`: whenever the assigned partitions (`owned`) or those of them whose views
+  // have caught up with the log (`serving`: applied up to the high watermark the partition had
+  // when it was assigned) change; both sorted.
+  std::function<void(int32_t partition, std::string_view workspace, std::string_view organization)>
+      on_event_scope;
+  std::function<void(const std::vector<int32_t>& owned, const std::vector<int32_t>& serving)>
+      on_ownership;
 };
 
 struct PartitionProgress {

@@ -1,7 +1,7 @@
 #pragma once
 // An in-process Kafka-protocol broker for local use and tests (librdkafka's mock cluster).
 //
-//   auto broker = tally::kafka::EmbeddedBroker::Start({});   // usage-events (32), .dlq (1)
+//   auto broker = tally::kafka::EmbeddedBroker::Start({});   // usage-events (32), .dlq, .cluster
 //   if (!broker) return broker.error();
 //   std::string bootstrap = (*broker)->bootstrap();          // "127.0.0.1:34567"
 //   ... any Kafka client can now produce to / consume from `bootstrap` ...
@@ -36,7 +36,8 @@ struct EmbeddedBrokerOptions {
   int brokers = 1;  // number of mock brokers (>= 1)
   // Topics created at start: (name, partitions).
   std::vector<std::pair<std::string, int>> topics = {{"usage-events", kDefaultEmbeddedPartitions},
-                                                     {"usage-events.dlq", 1}};
+                                                     {"usage-events.dlq", 1},
+                                                     {"usage-events.cluster", 1}};
 };
 
 class EmbeddedBroker {

@@ -1,0 +1,35 @@
+#pragma once
+// tallyd's wiring of a group of instances (--advertise-url): membership through the cluster
+// topic, the consumer's reports of what it owns and consumed, and the HTTP routes that answer
+// on the instance owning a request's scope.
+
+#include <memory>
+#include <string>
+
+#include "cluster/forwarder.h"
+#include "cluster/membership.h"
+#include "common/metrics.h"
+#include "common/result.h"
+#include "http/service.h"
+#include "ingest/consumer.h"
+
+namespace tally::tallyd {
+
+struct ClusterParts {
+  std::unique_ptr<cluster::Membership> membership;
+  std::unique_ptr<cluster::Forwarder> forwarder;
+};
+
+// Starts the membership (options.instance_id, url, topic, brokers) and hooks the consumer's
+// ownership and event-scope reports into it. `consumer` is filled before Consumer::Create.
+Result<std::unique_ptr<ClusterParts>> StartCluster(const cluster::MembershipOptions& options,
+                                                   ingest::ConsumerOptions* consumer,
+                                                   MetricsRegistry* metrics);
+
+// Makes every workspace- and organization-scoped route of `deps` answer on the owning instance,
+// and its existence checks (workspace_known, resolve_organization, organization_known,
+// all_organizations) see the whole group. Call once the local backends are set. `parts` must
+// outlive the router.
+void RouteThroughCluster(ClusterParts* parts, http::ServiceDeps* deps);
+
+}  // namespace tally::tallyd

@@ -1,0 +1,166 @@
+#include "cluster/forwarder.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+
+#include "common/parse.h"
+#include "http/error_mapping.h"
+
+namespace tally::cluster {
+namespace {
+
+// Hop-by-hop headers and those the server sets itself are not relayed.
+constexpr std::array<std::string_view, 9> kRequestHeadersDropped = {
+    "connection",     "keep-alive", "transfer-encoding", "te", "upgrade", "host",
+    "content-length", "expect",     "tally-forwarded-by"};
+constexpr std::array<std::string_view, 7> kResponseHeadersDropped = {
+    "connection",    "keep-alive", "transfer-encoding", "content-length", "content-type",
+    "server-timing", "date"};
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+template <size_t N>
+bool Listed(const std::array<std::string_view, N>& names, std::string_view name) {
+  for (std::string_view n : names) {
+    if (EqualsIgnoreCase(n, name)) return true;
+  }
+  return false;
+}
+
+void AppendEncoded(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : s) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out->push_back(static_cast<char>(c));
+    } else {
+      out->push_back('%');
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 15]);
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::pair<std::string, uint16_t>> ParseBaseUrl(std::string_view url) {
+  constexpr std::string_view kScheme = "http://";
+  if (!url.starts_with(kScheme)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the URL must look like http://HOST:PORT, got '" + std::string(url) + "'");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  if (rest.ends_with('/')) rest.remove_suffix(1);
+  auto hp = ParseHostPort(rest, /*allow_zero_port=*/false, "url");
+  if (!hp) return std::unexpected(hp.error());
+  return std::pair{hp->host, hp->port};
+}
+
+std::string BuildTarget(std::string_view path, const http::StringPairs& query) {
+  std::string target(path);
+  char sep = '?';
+  for (const auto& [k, v] : query) {
+    target.push_back(sep);
+    sep = '&';
+    AppendEncoded(&target, k);
+    target.push_back('=');
+    AppendEncoded(&target, v);
+  }
+  return target;
+}
+
+Forwarder::Forwarder(const Membership* membership, ForwarderOptions options,
+                     MetricsRegistry* metrics)
+    : membership_(membership),
+      options_(std::move(options)),
+      pool_(http::ClientPoolOptions{.timeout = options_.timeout}) {
+  forwarded_ = metrics->GetCounter("tally_cluster_forwarded_requests_total",
+                                   "Requests answered by the instance owning their scope.");
+  unavailable_ = metrics->GetCounter(
+      "tally_cluster_unavailable_total",
+      "Requests answered 503 because no instance could answer their scope yet.");
+  failed_ = metrics->GetCounter("tally_cluster_forward_failures_total",
+                                "Forwarded requests whose owner could not be reached.");
+}
+
+http::Response Forwarder::Unavailable(std::string message) const {
+  unavailable_->Add();
+  http::Response r = http::ErrorResponse(Error{ErrorCode::kUnavailable, std::move(message), ""});
+  r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+  return r;
+}
+
+std::optional<http::Response> Forwarder::ForWorkspace(const http::Request& request,
+                                                      std::string_view workspace) {
+  if (membership_ == nullptr) return std::nullopt;
+  return Follow(request, membership_->RouteWorkspace(workspace));
+}
+
+std::optional<http::Response> Forwarder::ForOrganizations(
+    const http::Request& request, const std::vector<std::string>& organizations) {
+  if (membership_ == nullptr) return std::nullopt;
+  return Follow(request, membership_->RouteOrganizations(organizations));
+}
+
+std::optional<http::Response> Forwarder::Follow(const http::Request& request, const Route& route) {
+  switch (route.kind) {
+    case Route::kLocal:
+      return std::nullopt;
+    case Route::kUnavailable:
+      return Unavailable("This scope is not served right now (" + route.reason +
+                         "); retry after the Retry-After delay.");
+    case Route::kForward:
+      break;
+  }
+  if (request.FindHeader(kForwardedHeader) != nullptr) {
+    return Unavailable(
+        "The instances are moving partitions (this request was forwarded to an "
+        "instance that no longer serves its scope); retry after the Retry-After "
+        "delay.");
+  }
+  auto base = ParseBaseUrl(route.url);
+  if (!base) {
+    failed_->Add();
+    return Unavailable("The instance serving this scope (" + route.instance_id +
+                       ") advertises an unusable URL: " + base.error().message);
+  }
+  http::StringPairs headers;
+  headers.reserve(request.headers.size() + 1);
+  for (const auto& [k, v] : request.headers) {
+    if (!Listed(kRequestHeadersDropped, k)) headers.emplace_back(k, v);
+  }
+  headers.emplace_back(std::string(kForwardedHeader), options_.instance_id);
+  // A HEAD request is answered from the owner's GET: the server sizes it from the body.
+  std::string_view method = request.method;
+  if (method == "HEAD") method = "GET";
+  auto reply = pool_.Send(base->first, base->second, method,
+                          BuildTarget(request.path, request.query), request.body, headers);
+  if (!reply) {
+    failed_->Add();
+    spdlog::warn("cluster: forwarding {} {} to {} ({}) failed: {}", request.method, request.path,
+                 route.instance_id, route.url, reply.error().message);
+    return Unavailable("The instance serving this scope (" + route.instance_id +
+                       ") cannot be reached; retry after the Retry-After delay.");
+  }
+  forwarded_->Add();
+  http::Response r;
+  r.status = reply->status;
+  r.body = std::move(reply->body);
+  r.content_type = std::string(reply->Header("Content-Type"));
+  for (auto& [k, v] : reply->headers) {
+    if (!Listed(kResponseHeadersDropped, k)) r.headers.emplace_back(std::move(k), std::move(v));
+  }
+  return r;
+}
+
+}  // namespace tally::cluster

@@ -1,0 +1,379 @@
+// A group of tallyd instances on one consumer group: `tally broker --partitions 12`, three
+// tallyd with one --group and their own --advertise-url and data directories, generated events
+// produced through Kafka. Workspace metrics answered through each instance (locally or forwarded
+// to the owner of the workspace's partition) must equal the reference model; the leaderboard and
+// the Super Agents list must be the same bytes through every instance. Then one instance is
+// killed with SIGKILL: within 60 s both survivors own every partition and answer exactly again.
+// Then a fourth instance joins with an empty data directory and, once ready, answers exactly.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "harness.h"
+#include "kafka/admin.h"
+#include "metrics_compare.h"
+#include "reference.h"
+
+namespace tally::integration {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+constexpr const char* kAdminToken = "it-cluster-admin";
+constexpr const char* kTenantToken = "it-cluster-tenant";
+constexpr int kPartitions = 12;
+constexpr const char* kGroup = "tally-cluster-it";
+
+double Elapsed(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// A port nobody listens on right now (the kernel's choice for an ephemeral bind).
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+struct Instance {
+  std::string id;
+  std::string host_port;
+  std::unique_ptr<Process> process;
+  std::unique_ptr<HttpClient> http;
+};
+
+class Group {
+ public:
+  explicit Group(Stack* stack) : stack_(stack) {}
+
+  ::testing::AssertionResult Start(const std::string& id) {
+    const uint16_t port = FreePort();
+    if (port == 0) return ::testing::AssertionFailure() << "no free port";
+    Instance in;
+    in.id = id;
+    in.host_port = "127.0.0.1:" + std::to_string(port);
+    in.process = std::make_unique<Process>();
+    const std::string port_file = stack_->dir().File(id + ".port");
+    std::vector<std::string> argv = {
+        TallydBinary(), "--brokers", stack_->bootstrap(), "--topic", Stack::kTopic, "--group",
+        kGroup, "--instance-id", id, "--data-dir", stack_->dir().File("data-" + id), "--listen",
+        in.host_port, "--advertise-url", "http://" + in.host_port, "--port-file", port_file,
+        "--keys", stack_->dir().File("keys.toml"), "--cache-ttl", "0", "--now", Stack::kNow,
+        "--max-future", "1d",
+        // A killed member's partitions move within seconds.
+        "--kafka-option", "session.timeout.ms=6000", "--kafka-option", "heartbeat.interval.ms=500"};
+    if (Status s = in.process->Start(argv, stack_->dir().File(id)); !s) {
+      return ::testing::AssertionFailure() << s.error().message;
+    }
+    auto addr = WaitForFile(port_file, Millis(60000), in.process.get());
+    if (!addr) return ::testing::AssertionFailure() << addr.error().message;
+    in.http = std::make_unique<HttpClient>(*addr);
+    instances_.push_back(std::move(in));
+    return ::testing::AssertionSuccess();
+  }
+
+  void Kill(const std::string& id) {
+    for (auto it = instances_.begin(); it != instances_.end(); ++it) {
+      if (it->id == id) {
+        it->process->Stop(SIGKILL);
+        instances_.erase(it);
+        return;
+      }
+    }
+  }
+
+  std::vector<Instance>& instances() { return instances_; }
+
+  // Every live instance is ready, the group's routing (as each instance sees it) gives every
+  // partition to a live instance that serves it, and every owner has applied its partitions up
+  // to the log's end. `why` says what is missing.
+  bool Settled(std::string* why) {
+    std::set<std::string> live;
+    for (const Instance& in : instances_) live.insert(in.id);
+    std::map<int, int64_t> high;
+    for (int p = 0; p < kPartitions; ++p) {
+      auto wm = kafka::Watermarks(stack_->bootstrap(), Stack::kTopic, p, 5000);
+      if (!wm) {
+        *why = "watermarks: " + wm.error().message;
+        return false;
+      }
+      high[p] = wm->second;
+    }
+    for (Instance& in : instances_) {
+      auto r = in.http->Send("GET", "/readyz");
+      if (!r) {
+        *why = in.id + ": /readyz: " + r.error().message;
+        return false;
+      }
+      json j = json::parse(r->body, nullptr, false);
+      if (r->status != 200 || j.is_discarded()) {
+        *why = in.id + ": not ready: " + r->body.substr(0, 400);
+        return false;
+      }
+      const json& routing = j["details"]["cluster"]["routing"];
+      std::map<std::string, std::set<int>> serving_by;
+      std::vector<int> owned_here;
+      for (const json& m : routing["members"]) {
+        const std::string id = m["instance_id"];
+        for (int p : m["serving"]) serving_by[id].insert(p);
+        if (id == in.id) owned_here = m["owned"].get<std::vector<int>>();
+      }
+      for (int p = 0; p < kPartitions; ++p) {
+        const json& owner = routing["partitions"][std::to_string(p)];
+        if (!owner.is_string() || !live.contains(owner.get<std::string>())) {
+          *why = in.id + " routes partition " + std::to_string(p) + " to " + owner.dump();
+          return false;
+        }
+        if (!serving_by[owner.get<std::string>()].contains(p)) {
+          *why = in.id + " sees partition " + std::to_string(p) + " restoring on " + owner.dump();
+          return false;
+        }
+      }
+      for (const json& p : j["details"]["ingest"]["partitions"]) {
+        const int partition = p["partition"];
+        if (std::find(owned_here.begin(), owned_here.end(), partition) == owned_here.end()) {
+          continue;
+        }
+        if (p["next_offset"].get<int64_t>() != high[partition]) {
+          *why = in.id + " partition " + std::to_string(partition) + " at " +
+                 p["next_offset"].dump() + " of " + std::to_string(high[partition]);
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  ::testing::AssertionResult WaitSettled(Millis timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::string why;
+    while (Clock::now() < deadline) {
+      if (Settled(&why)) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    auto failure = ::testing::AssertionFailure() << "group not settled: " << why;
+    for (Instance& in : instances_) failure << "\n--- " << in.id << ":\n" << in.process->LogTail();
+    return failure;
+  }
+
+ private:
+  Stack* stack_;
+  std::vector<Instance> instances_;
+};
+
+// The same request's body through every instance, with the parts that depend on when it was
+// computed blanked.
+std::string Normalized(std::string body) {
+  // Cursors name a result set cached by the instance that answered the first page.
+  for (const char* key : {"\"cached_at\":", "\"generated_at\":", "\"next_cursor\":"}) {
+    size_t at = body.find(key);
+    while (at != std::string::npos) {
+      size_t from = at + std::string_view(key).size();
+      size_t to = body.find_first_of(",}", from);
+      body.replace(from, to - from, "null");
+      at = body.find(key, from);
+    }
+  }
+  return body;
+}
+
+void CheckSameEverywhere(Group& group, const std::string& target) {
+  std::string first_body, first_id;
+  for (Instance& in : group.instances()) {
+    auto r =
+        in.http->Send("GET", target, {{"Authorization", std::string("Bearer ") + kAdminToken}});
+    ASSERT_TRUE(r) << in.id << " " << target << ": " << r.error().message;
+    EXPECT_EQ(r->status, 200) << in.id << " " << target << ": " << r->body.substr(0, 300);
+    std::string body = Normalized(r->body);
+    if (first_id.empty()) {
+      first_id = in.id;
+      first_body = std::move(body);
+    } else {
+      EXPECT_EQ(body, first_body) << target << " differs between " << first_id << " and " << in.id;
+    }
+  }
+}
+
+// Cursor pages: the first page and the page after it, through every instance (the cursor goes
+// back to the instance that issued it), hold the same rows everywhere.
+void CheckCursorPagesEverywhere(Group& group, const std::string& ws) {
+  std::string first_rows, first_id;
+  for (Instance& in : group.instances()) {
+    const std::pair<std::string, std::string> auth{"Authorization",
+                                                   std::string("Bearer ") + kAdminToken};
+    const std::string base = "/api/v1/monitoring/" + UrlEncode(ws) + "/superagents";
+    auto p1 = in.http->Send("GET", base + "?limit=3&from=2025-12-01&to=2026-03-01", {auth});
+    ASSERT_TRUE(p1);
+    ASSERT_EQ(p1->status, 200) << p1->body;
+    json j1 = json::parse(p1->body);
+    ASSERT_TRUE(j1["pagination"]["has_more"].get<bool>()) << p1->body;
+    const std::string cursor = j1["pagination"]["next_cursor"];
+    auto p2 = in.http->Send("GET", base + "?limit=3&cursor=" + UrlEncode(cursor), {auth});
+    ASSERT_TRUE(p2);
+    ASSERT_EQ(p2->status, 200) << in.id << ": " << p2->body;
+    json j2 = json::parse(p2->body);
+    const std::string rows = j1["superagents"].dump() + j2["superagents"].dump();
+    EXPECT_EQ(j2["superagents"].size(), 3u) << p2->body;
+    if (first_id.empty()) {
+      first_id = in.id;
+      first_rows = rows;
+    } else {
+      EXPECT_EQ(rows, first_rows) << "pages through " << in.id << " and " << first_id;
+    }
+  }
+}
+
+// A key holding one workspace reads it through every instance (owner or not) and nothing else:
+// another workspace is 403 everywhere, whichever instance owns it.
+void CheckTenantEverywhere(Group& group, const ReferenceModel& ref,
+                           const std::vector<std::string>& workspaces) {
+  std::vector<MetricsCall> mine = AllCombinations(workspaces.front(), "");
+  mine.resize(std::min<size_t>(mine.size(), 20));
+  for (Instance& in : group.instances()) {
+    EXPECT_EQ(CheckAll(*in.http, kTenantToken, ref, mine, 3), 0) << "through " << in.id;
+    for (size_t w = 1; w < workspaces.size(); ++w) {
+      const std::pair<std::string, std::string> auth{"Authorization",
+                                                     std::string("Bearer ") + kTenantToken};
+      auto metrics =
+          in.http->Send("GET",
+                        "/api/v1/workspaces/metrics?workspace_uuid=" + UrlEncode(workspaces[w]) +
+                            "&entity=agents&metric=executions&aggregation=count&period=90d",
+                        {auth});
+      ASSERT_TRUE(metrics);
+      EXPECT_EQ(metrics->status, 403) << in.id << " " << workspaces[w] << ": " << metrics->body;
+      auto listing = in.http->Send(
+          "GET", "/api/v1/monitoring/" + UrlEncode(workspaces[w]) + "/superagents", {auth});
+      ASSERT_TRUE(listing);
+      EXPECT_EQ(listing->status, 403) << in.id << " " << workspaces[w] << ": " << listing->body;
+    }
+  }
+}
+
+// Every instance answers workspace metrics (a sample of the combinations) like the reference,
+// and the leaderboard and the Super Agents list like each other.
+void CheckEveryInstance(Group& group, const ReferenceModel& ref,
+                        const std::vector<std::string>& workspaces, const char* phase) {
+  const auto t0 = Clock::now();
+  size_t requests = 0;
+  for (Instance& in : group.instances()) {
+    for (size_t w = 0; w < workspaces.size(); ++w) {
+      std::vector<MetricsCall> all = AllCombinations(workspaces[w], "");
+      std::vector<MetricsCall> sample;
+      // A different slice of the combinations through each instance and workspace.
+      for (size_t i = (w * 3 + in.id.size()) % 11; i < all.size(); i += 11) {
+        sample.push_back(all[i]);
+      }
+      requests += sample.size();
+      EXPECT_EQ(CheckAll(*in.http, kAdminToken, ref, sample, 5), 0)
+          << phase << ": through " << in.id << ", workspace " << workspaces[w];
+    }
+  }
+  for (const std::string& ws : workspaces) {
+    CheckSameEverywhere(group, "/api/agents/leaderboard?workspace_uuid=" + UrlEncode(ws) +
+                                   "&date_from=2026-01-01&date_to=2026-03-01");
+    CheckSameEverywhere(group, "/api/v1/monitoring/" + UrlEncode(ws) +
+                                   "/superagents?limit=5&from=2025-12-01&to=2026-03-01");
+  }
+  CheckCursorPagesEverywhere(group, workspaces.front());
+  std::fprintf(stderr, "[cluster_e2e] %s: %zu metrics requests through %zu instances in %.1f s\n",
+               phase, requests, group.instances().size(), Elapsed(t0));
+}
+
+TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
+  gen::GenOptions o;
+  o.seed = 20261207;
+  o.events = 12000;
+  o.workspaces = 12;
+  o.organizations = 4;
+  o.users = 300;
+  o.end_day = Stack::kToday;
+  o.days = 60;
+  o.duplicate_fraction = 0.02;
+  Dataset data = GenerateDataset(o);
+  ReferenceModel ref(Stack::kToday);
+  for (const std::string& line : data.lines) ref.Add(line);
+
+  Stack stack;
+  stack.keys().push_back(KeySpec::Admin("it-admin", kAdminToken));
+  const std::vector<std::string> workspaces = ref.WorkspacesByActivity();
+  ASSERT_EQ(workspaces.size(), 12u);
+  {
+    // A tenant owning one workspace, for the isolation checks through every instance.
+    KeySpec tenant;
+    tenant.name = "it-tenant";
+    tenant.token = kTenantToken;
+    tenant.user_id = "tenant-user";
+    tenant.workspaces[workspaces.front()] = "owner";
+    stack.keys().push_back(tenant);
+  }
+  ASSERT_TRUE(stack.StartBroker(kPartitions));
+  ASSERT_TRUE(WriteKeysFile(stack.dir().File("keys.toml"), stack.keys()));
+  Group group(&stack);
+  for (const char* id : {"node-a", "node-b", "node-c"}) ASSERT_TRUE(group.Start(id));
+  ASSERT_TRUE(stack.Produce(data.lines, data.keys));
+  const auto t_settle = Clock::now();
+  ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+  std::fprintf(stderr, "[cluster_e2e] three instances settled in %.1f s\n", Elapsed(t_settle));
+
+  // Every instance owns some partitions: the test exercises forwarding, not one busy node.
+  for (Instance& in : group.instances()) {
+    auto r = in.http->Send("GET", "/readyz");
+    ASSERT_TRUE(r);
+    json j = json::parse(r->body);
+    for (const json& m : j["details"]["cluster"]["routing"]["members"]) {
+      if (m["instance_id"] == in.id) EXPECT_FALSE(m["owned"].empty()) << r->body;
+    }
+  }
+  CheckEveryInstance(group, ref, workspaces, "three instances");
+  CheckTenantEverywhere(group, ref, workspaces);
+
+  // The forwarded answers went through the owners: at least one instance forwarded.
+  double forwarded = 0;
+  for (Instance& in : group.instances()) {
+    auto r = in.http->Send("GET", "/metrics");
+    ASSERT_TRUE(r);
+    forwarded += MetricSum(r->body, "tally_cluster_forwarded_requests_total").value_or(0);
+  }
+  EXPECT_GT(forwarded, 0);
+
+  // SIGKILL one instance: within 60 s the survivors own everything and answer exactly.
+  group.Kill("node-b");
+  const auto t_kill = Clock::now();
+  ASSERT_TRUE(group.WaitSettled(Millis(60000)));
+  const double failover_s = Elapsed(t_kill);
+  std::fprintf(stderr, "[cluster_e2e] failover after SIGKILL settled in %.1f s\n", failover_s);
+  EXPECT_LT(failover_s, 60);
+  CheckEveryInstance(group, ref, workspaces, "two survivors");
+
+  // A fourth instance with an empty data directory joins and answers exactly once settled.
+  ASSERT_TRUE(group.Start("node-d"));
+  const auto t_join = Clock::now();
+  ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+  std::fprintf(stderr, "[cluster_e2e] a new instance settled in %.1f s\n", Elapsed(t_join));
+  CheckEveryInstance(group, ref, workspaces, "after a new instance joined");
+}
+
+}  // namespace
+}  // namespace tally::integration
