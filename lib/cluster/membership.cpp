@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/parse.h"
@@ -58,6 +59,15 @@ Result<std::unique_ptr<Membership>> Membership::Start(const MembershipOptions& o
                           "next change; the consumer group's assignment is unaffected).");
   m->records_read_ = metrics->GetCounter("tally_cluster_records_read_total",
                                          "Records read from the cluster topic.");
+  m->gained_ = metrics->GetCounter(
+      "tally_cluster_partitions_gained_total",
+      "Partitions the consumer group gave this instance (at start, after a failover or a "
+      "rebalance).");
+  m->owned_gauge_ = metrics->GetGauge("tally_cluster_partitions_owned",
+                                      "Partitions of the events topic this instance owns.");
+  m->serving_gauge_ = metrics->GetGauge(
+      "tally_cluster_partitions_serving",
+      "Owned partitions whose views have caught up with the log (the others are restoring).");
 
   kafka::ProducerOptions po;
   po.brokers = options.brokers;
@@ -149,6 +159,11 @@ void Membership::SetAssignment(std::vector<int32_t> owned, std::vector<int32_t> 
   std::sort(serving.begin(), serving.end());
   std::lock_guard lock(mu_);
   if (owned == self_.owned && serving == self_.serving) return;
+  for (int32_t p : owned) {
+    if (!std::binary_search(self_.owned.begin(), self_.owned.end(), p)) gained_->Add();
+  }
+  owned_gauge_->Set(static_cast<double>(owned.size()));
+  serving_gauge_->Set(static_cast<double>(serving.size()));
   self_.owned = std::move(owned);
   self_.serving = std::move(serving);
   PublishSelf();

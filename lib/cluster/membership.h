@@ -108,6 +108,9 @@ class Membership {
   Counter* published_ = nullptr;
   Counter* publish_failures_ = nullptr;
   Counter* records_read_ = nullptr;
+  Counter* gained_ = nullptr;  // partitions assigned here that were not (takeovers, joins)
+  Gauge* owned_gauge_ = nullptr;
+  Gauge* serving_gauge_ = nullptr;
 };
 
 }  // namespace tally::cluster

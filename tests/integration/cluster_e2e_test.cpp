@@ -359,12 +359,22 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   EXPECT_GT(forwarded, 0);
 
   // SIGKILL one instance: within 60 s the survivors own everything and answer exactly.
+  auto gained = [&group] {
+    double sum = 0;
+    for (Instance& in : group.instances()) {
+      auto r = in.http->Send("GET", "/metrics");
+      if (r) sum += MetricSum(r->body, "tally_cluster_partitions_gained_total").value_or(0);
+    }
+    return sum;
+  };
   group.Kill("node-b");
+  const double gained_before = gained();
   const auto t_kill = Clock::now();
   ASSERT_TRUE(group.WaitSettled(Millis(60000)));
   const double failover_s = Elapsed(t_kill);
   std::fprintf(stderr, "[cluster_e2e] failover after SIGKILL settled in %.1f s\n", failover_s);
   EXPECT_LT(failover_s, 60);
+  EXPECT_GT(gained(), gained_before) << "the survivors took the killed instance's partitions";
   CheckEveryInstance(group, ref, workspaces, "two survivors");
 
   // A fourth instance with an empty data directory joins and answers exactly once settled.
