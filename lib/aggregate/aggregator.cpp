@@ -259,12 +259,25 @@ Aggregator::RecordAcc& Aggregator::RecordOf(RecordKind kind, uint32_t a, uint32_
   return r;
 }
 
+uint32_t Aggregator::RequestScopeId(const event::UsageEvent& e, uint32_t ws) {
+  if (!scope_by_workspace_) return orgs_.Id(e.organization_id);
+  constexpr uint32_t kUnset = UINT32_MAX;
+  if (ws >= workspace_scopes_.size()) workspace_scopes_.resize(ws + 1, kUnset);
+  uint32_t& id = workspace_scopes_[ws];
+  // Every event of a workspace that reaches the fold names its bound organization (or none).
+  if (id == kUnset) {
+    scope_names_.push_back(store::WorkspaceRequestScope(e.organization_id, e.workspace_id));
+    id = orgs_.Id(scope_names_.back());
+  }
+  return id;
+}
+
 void Aggregator::FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t user_index,
-                             uint32_t agent_index, uint32_t pair_index, uint32_t project) {
+                             uint32_t agent_index, uint32_t pair_index, uint32_t project,
+                             uint32_t org) {
   const uint64_t errors = e.is_error() ? 1 : 0;
   const uint64_t tokens = static_cast<uint64_t>(e.tokens.value_or(0));
   const int64_t cost = store::CostNanos(e.cost_usd.value_or(0));
-  const uint32_t org = orgs_.Id(e.organization_id);
   for (uint32_t p : {0u, project}) {
     for (uint32_t agent : {store::kAllAgents, agent_index}) {
       SliceAcc& acc = slices_[SliceKey{org, agent, p, Granularity::kDay, day}];
@@ -333,7 +346,7 @@ Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index, uint32_
   // Request analytics: labels by dense index (a user's email per organization, from that
   // organization's events only), and the slices.
   if (!e.user_email.empty() && !e.organization_id.empty()) {
-    RecordOf(RecordKind::kUserLabel, user_index, orgs_.Id(e.organization_id), e)
+    RecordOf(RecordKind::kUserLabel, user_index, RequestScopeId(e, ws), e)
         .Merge(store::field::kLabel, t, e.user_email);
   }
   if (e.kind != EntityKind::kAgent) return Ok();
@@ -351,7 +364,7 @@ Status Aggregator::Fold(const event::UsageEvent& e, uint32_t user_index, uint32_
   if (e.action != Action::kExecuted || e.organization_id.empty()) return Ok();
   auto pair_index = PairIndex(agent_index, user_index);
   if (!pair_index) return std::unexpected(pair_index.error());
-  FoldRequest(e, day, user_index, agent_index, *pair_index, project);
+  FoldRequest(e, day, user_index, agent_index, *pair_index, project, RequestScopeId(e, ws));
   return Ok();
 }
 
@@ -649,6 +662,8 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   workspaces_.Clear();
   projects_.Clear();
   orgs_.Clear();
+  workspace_scopes_.clear();
+  scope_names_.clear();
   entity_ids_.clear();
   entities_.clear();
   keys_used_ = 0;

@@ -108,6 +108,12 @@ class Aggregator {
   // next Apply (and every later one: the aggregator is done) or by Drain. These writes carry no
   // store::WriteNote (readers of Store::changes() recompute).
   void set_async_write(bool async) { async_write_ = async; }
+  // Key request-analytics data (slices, their bitmaps, user labels) by (organization,
+  // workspace) (store::WorkspaceRequestScope) instead of by organization: what a group of
+  // instances does, so that a workspace's share of an organization's requests stays with the
+  // workspace's partition. The store must be bound to the same layout
+  // (store::Store::BindRequestScopes). Default: by organization.
+  void set_request_scope_by_workspace(bool by_workspace) { scope_by_workspace_ = by_workspace; }
   // Waits for the batch being written, if any: Ok once every batch handed over is stored, else
   // the first failed write's error (as Store::Write: kUnavailable, kDataLoss, kInternal).
   Status Drain();
@@ -274,8 +280,11 @@ class Aggregator {
   RecordAcc& RecordOf(RecordKind kind, uint32_t a, uint32_t b, const event::UsageEvent& e);
   // Folds `e` (of batch workspace `ws`) into the batch rows.
   Status Fold(const event::UsageEvent& e, uint32_t user_index, uint32_t ws);
+  // Batch id (in orgs_) of the request-analytics scope of `e` (whose organization_id is not
+  // empty) from batch workspace `ws`.
+  uint32_t RequestScopeId(const event::UsageEvent& e, uint32_t ws);
   void FoldRequest(const event::UsageEvent& e, DayNumber day, uint32_t user_index,
-                   uint32_t agent_index, uint32_t pair_index, uint32_t project);
+                   uint32_t agent_index, uint32_t pair_index, uint32_t project, uint32_t org);
   // Adds the week and month rows derived from the batch's day rows.
   void RollUp();
   // Appends every row of the batch to `set`, in key order per kind of row.
@@ -307,7 +316,10 @@ class Aggregator {
   std::vector<std::pair<uint64_t, uint32_t>> new_pairs_;
   std::vector<store::Directory::Update> directory_updates_;
 
-  Interner workspaces_, projects_, orgs_;
+  Interner workspaces_, projects_, orgs_;  // orgs_: request scopes (RequestScopeId)
+  bool scope_by_workspace_ = false;
+  std::vector<uint32_t> workspace_scopes_;  // batch workspace -> orgs_ id (by workspace)
+  std::deque<std::string> scope_names_;     // orgs_ names made by RequestScopeId
   absl::flat_hash_map<EntityRef, uint32_t> entity_ids_;
   std::vector<EntityInfo> entities_;
   // Rows by granularity (index: Granularity).

@@ -112,6 +112,10 @@ struct Consumer::Impl {
   std::map<int32_t, int64_t> unpersisted_bytes;
   Clock::time_point last_submit{};  // when the last batch was handed over
   bool Staging() const { return options.persist_interval_ms > 0; }
+  store::Store::RequestScopes RequestScopes() const {
+    return options.request_scope_by_workspace ? store::Store::RequestScopes::kWorkspace
+                                              : store::Store::RequestScopes::kOrganization;
+  }
 
   ~Impl() {
     // The worker uses a batch's messages, the aggregator and the producer: let it finish (its
@@ -582,9 +586,11 @@ struct Consumer::Impl {
   Status DoSwitch(store::Store* to, store::Directory* directory) {
     // The batches in flight and in progress belong to the old store's offsets.
     if (!Flush()) return Fail(ErrorCode::kUnavailable, "stopping");
+    if (Status s = to->BindRequestScopes(RequestScopes()); !s) return s;
     auto agg = aggregate::Aggregator::Create(to);
     if (!agg) return std::unexpected(agg.error());
     (*agg)->set_stage(Staging());
+    (*agg)->set_request_scope_by_workspace(options.request_scope_by_workspace);
     (*agg)->DeclareOrganizations(options.organizations);
     auto stored = to->LoadOffsets();
     if (!stored) return std::unexpected(stored.error());
@@ -731,10 +737,14 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
       "tally_batch_messages", "Messages per stored batch (batches grow while the store is busy).",
       {}, {1, 10, 100, 1000, 5000, 10000, 20000, 50000, 100000, 200000});
 
+  if (Status s = store->BindRequestScopes(impl->RequestScopes()); !s) {
+    return std::unexpected(s.error());
+  }
   auto agg = aggregate::Aggregator::Create(store);
   if (!agg) return std::unexpected(agg.error());
   impl->aggregator = std::move(*agg);
   impl->aggregator->set_stage(impl->Staging());
+  impl->aggregator->set_request_scope_by_workspace(options.request_scope_by_workspace);
   impl->aggregator->DeclareOrganizations(options.organizations);
   impl->aggregator->set_directory(options.directory);
   impl->pipeline = std::make_unique<pipeline::BatchPipeline>(

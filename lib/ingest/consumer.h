@@ -122,6 +122,11 @@ struct ConsumerOptions {
       on_event_scope;
   std::function<void(const std::vector<int32_t>& owned, const std::vector<int32_t>& serving)>
       on_ownership;
+  // Key request-analytics data per (organization, workspace)
+  // (aggregate::Aggregator::set_request_scope_by_workspace), as a group of instances does. The
+  // store (and any store switched to) is bound to the layout: Create and SwitchStore fail with
+  // kFailedPrecondition on a store keyed the other way.
+  bool request_scope_by_workspace = false;
 };
 
 struct PartitionProgress {

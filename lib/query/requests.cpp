@@ -55,14 +55,35 @@ struct Accumulator {
 thread_local Accumulator tl_users;
 thread_local Accumulator tl_agents;
 
-// One request's plan: the (organization, agent selector) pairs and buckets to read.
+// Where one organization's request data is keyed: the organization itself, or one of its
+// workspaces (store::WorkspaceRequestScope).
+struct Scope {
+  std::string org;
+  std::string key;
+  bool operator<(const Scope& o) const { return std::tie(org, key) < std::tie(o.org, o.key); }
+  bool operator==(const Scope& o) const = default;
+};
+
+// One request's plan: the (scope, agent selector) pairs and buckets to read.
 class Plan {
  public:
   Plan(const store::Store& store, const store::Directory& directory, const RequestsQuery& q)
       : view_(store.NewReadView()), q_(q), buckets_(DecomposeRange(q.start, q.end)) {
-    orgs_ = q.organizations;
-    std::sort(orgs_.begin(), orgs_.end());
-    orgs_.erase(std::unique(orgs_.begin(), orgs_.end()), orgs_.end());
+    std::vector<std::string> orgs = q.organizations;
+    std::sort(orgs.begin(), orgs.end());
+    orgs.erase(std::unique(orgs.begin(), orgs.end()), orgs.end());
+    if (q.workspace_scopes.empty()) {
+      for (std::string& org : orgs) scopes_.push_back({org, org});
+    } else {
+      for (const auto& [org, ws] : q.workspace_scopes) {
+        if (std::binary_search(orgs.begin(), orgs.end(), org)) {
+          scopes_.push_back({org, store::WorkspaceRequestScope(org, ws)});
+        }
+      }
+      std::sort(scopes_.begin(), scopes_.end());
+      scopes_.erase(std::unique(scopes_.begin(), scopes_.end()), scopes_.end());
+    }
+    for (const Scope& s : scopes_) keys_.push_back(s.key);
     if (q.project_id) project_ = *q.project_id;
     if (q.agent_name) {
       store::Directory::Reader r(directory);
@@ -72,7 +93,9 @@ class Plan {
     }
   }
 
-  const std::vector<std::string>& orgs() const { return orgs_; }
+  const std::vector<Scope>& scopes() const { return scopes_; }
+  // The scopes' keys: the organizations of the directory's labels.
+  const std::vector<std::string>& scope_keys() const { return keys_; }
   const std::vector<uint32_t>& agents() const { return agents_; }
   const std::vector<BucketRef>& buckets() const { return buckets_; }
   bool filtered() const { return q_.agent_name.has_value(); }
@@ -85,11 +108,11 @@ class Plan {
   template <typename Fn>
   void ForEachSlice(Fn fn) const {
     std::string key;
-    for (const std::string& org : orgs_) {
+    for (const Scope& scope : scopes_) {
       for (uint32_t agent : agents_) {
         for (const BucketRef& b : buckets_) {
-          store::RequestsSliceKey(org, agent, project(), b.granularity, b.bucket, &key);
-          view_->ReadSliceParts(key, [&](const store::SliceView& s) { fn(org, agent, s); });
+          store::RequestsSliceKey(scope.key, agent, project(), b.granularity, b.bucket, &key);
+          view_->ReadSliceParts(key, [&](const store::SliceView& s) { fn(scope, agent, s); });
         }
       }
     }
@@ -134,7 +157,8 @@ class Plan {
   std::unique_ptr<store::ReadView> view_;
   const RequestsQuery& q_;
   std::vector<BucketRef> buckets_;
-  std::vector<std::string> orgs_;
+  std::vector<Scope> scopes_;
+  std::vector<std::string> keys_;
   std::vector<uint32_t> agents_;
   std::string_view project_;
 };
@@ -143,7 +167,7 @@ class Plan {
 void AccumulateAgents(const Plan& plan) {
   Accumulator& acc = tl_agents;
   acc.Begin();
-  plan.ForEachSlice([&](std::string_view, uint32_t agent, const store::SliceView& s) {
+  plan.ForEachSlice([&](const Scope&, uint32_t agent, const store::SliceView& s) {
     if (agent != kAllAgents) {
       if (s.totals().requests == 0) return;
       Accumulator::Entry& e = acc.At(agent);
@@ -163,7 +187,7 @@ void AccumulateAgents(const Plan& plan) {
 void AccumulateUsers(const Plan& plan) {
   Accumulator& acc = tl_users;
   acc.Begin();
-  plan.ForEachSlice([&](std::string_view, uint32_t, const store::SliceView& s) {
+  plan.ForEachSlice([&](const Scope&, uint32_t, const store::SliceView& s) {
     for (size_t i = 0; i < s.user_count(); ++i) {
       store::SliceUser u = s.user(i);
       Accumulator::Entry& e = acc.At(u.user);
@@ -183,15 +207,15 @@ uint64_t CountActive(const Accumulator& acc) {
 // Every active project of the scope: ((org, project) -> union of its users).
 std::map<std::pair<std::string, std::string>, store::UserBitmap> ProjectUsers(const Plan& plan) {
   std::map<std::pair<std::string, std::string>, store::UserBitmap> out;
-  for (const std::string& org : plan.orgs()) {
+  for (const Scope& scope : plan.scopes()) {
     for (uint32_t agent : plan.agents()) {
-      const std::vector<std::string> projects = plan.ScopeProjects(org, agent);
+      const std::vector<std::string> projects = plan.ScopeProjects(scope.key, agent);
       for (const std::string& p : projects) {
         store::UserBitmap users;
         std::string_view pv = p;
-        plan.OrUsers(org, agent, &pv, &users);
+        plan.OrUsers(scope.key, agent, &pv, &users);
         if (users.IsEmpty()) continue;
-        out[{org, p}].Or(users);
+        out[{scope.org, p}].Or(users);
       }
     }
   }
@@ -209,13 +233,14 @@ std::map<std::pair<std::string, std::string>, store::UserBitmap> ProjectUsers(co
 std::pair<uint64_t, uint64_t> ProjectUserSums(const store::Store& store, const Plan& plan) {
   internal::RequestsReader reader(store);
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> keys;
-  for (const std::string& org : plan.orgs()) {
+  for (const Scope& scope : plan.scopes()) {
     for (uint32_t agent : plan.agents()) {
-      for (const std::string& p : reader.ProjectsOf(org, agent)) {
-        std::vector<std::string>& k = keys[{org, p}];
+      for (const std::string& p : reader.ProjectsOf(scope.key, agent)) {
+        std::vector<std::string>& k = keys[{scope.org, p}];
         const std::string_view pv = p;
         for (const BucketRef& b : plan.buckets()) {
-          store::RequestsUsersKey(org, agent, &pv, b.granularity, b.bucket, &k.emplace_back());
+          store::RequestsUsersKey(scope.key, agent, &pv, b.granularity, b.bucket,
+                                  &k.emplace_back());
         }
       }
     }
@@ -232,18 +257,20 @@ std::pair<uint64_t, uint64_t> ProjectUserSums(const store::Store& store, const P
   return {sum, n};
 }
 
-uint64_t ActiveProjects(const Plan& plan) {
+// The active projects of the scope, (org, project id), sorted.
+std::vector<std::pair<std::string, std::string>> ActiveProjects(const Plan& plan) {
   std::vector<std::pair<std::string, std::string>> active;
-  for (const std::string& org : plan.orgs()) {
+  for (const Scope& scope : plan.scopes()) {
     for (uint32_t agent : plan.agents()) {
-      const std::vector<std::string> projects = plan.ScopeProjects(org, agent);
+      const std::vector<std::string> projects = plan.ScopeProjects(scope.key, agent);
       for (const std::string& p : projects) {
-        if (plan.ProjectActive(org, agent, p)) active.emplace_back(org, p);
+        if (plan.ProjectActive(scope.key, agent, p)) active.emplace_back(scope.org, p);
       }
     }
   }
   std::sort(active.begin(), active.end());
-  return static_cast<uint64_t>(std::unique(active.begin(), active.end()) - active.begin());
+  active.erase(std::unique(active.begin(), active.end()), active.end());
+  return active;
 }
 
 // A row of a full ranking: its value, label and accumulator index.
@@ -364,51 +391,134 @@ std::vector<std::string> RequestOrganizations(const store::Store& store) {
   return out;
 }
 
-Result<RequestsResult> RunRequests(const store::Store& store, const store::Directory& directory,
-                                   RequestsMetric metric, const RequestsQuery& query) {
+namespace {
+
+Status CheckRange(const RequestsQuery& query) {
   if (query.start > query.end) {
     return Fail(ErrorCode::kInvalidArgument,
                 "The endDate must be a date after or equal to startDate.", "endDate");
   }
-  const int64_t days = int64_t{query.end} - query.start + 1;
-  if (days > kRequestsMaxDays) {
+  if (int64_t{query.end} - query.start + 1 > kRequestsMaxDays) {
     return Fail(
         ErrorCode::kInvalidArgument,
         "The date range must not be longer than " + std::to_string(kRequestsMaxDays) + " days.",
         "startDate");
   }
+  return Ok();
+}
+
+int64_t DaysOf(const RequestsQuery& query) { return int64_t{query.end} - query.start + 1; }
+
+// Every day of the range, zero-filled.
+std::vector<DayRow> EmptyDays(const RequestsQuery& query) {
+  std::vector<DayRow> days(static_cast<size_t>(DaysOf(query)));
+  for (size_t i = 0; i < days.size(); ++i) days[i].day = query.start + static_cast<int32_t>(i);
+  return days;
+}
+
+store::UserBitmap ActiveUsers(const Plan& plan) {
+  store::UserBitmap users;
+  for (const Scope& scope : plan.scopes())
+    for (uint32_t agent : plan.agents()) plan.OrUsers(scope.key, agent, plan.project(), &users);
+  return users;
+}
+
+uint64_t RequestsTotal(const Plan& plan) {
+  uint64_t requests = 0;
+  plan.ForEachSlice([&](const Scope&, uint32_t, const store::SliceView& s) {
+    SatAddTo(&requests, s.totals().requests);
+  });
+  return requests;
+}
+
+// Over the active agents of the scope: (sum of their distinct users, their number).
+std::pair<uint64_t, uint64_t> AgentUserSums(const Plan& plan) {
+  uint64_t pairs = 0, n = 0;
+  if (!plan.filtered()) {
+    // Sum over agents of their distinct users = distinct (agent, user) pairs.
+    store::UserBitmap all_pairs;
+    std::string key;
+    for (const Scope& scope : plan.scopes()) {
+      for (const BucketRef& b : plan.buckets()) {
+        store::RequestsPairsKey(scope.key, plan.project(), b.granularity, b.bucket, &key);
+        plan.view().OrBitmap(key, &all_pairs);
+      }
+    }
+    pairs = all_pairs.Cardinality();
+    AccumulateAgents(plan);
+    n = CountActive(tl_agents);
+  } else {
+    for (uint32_t agent : plan.agents()) {
+      store::UserBitmap users;
+      for (const Scope& scope : plan.scopes())
+        plan.OrUsers(scope.key, agent, plan.project(), &users);
+      if (users.IsEmpty()) continue;
+      pairs += users.Cardinality();
+      ++n;
+    }
+  }
+  return {pairs, n};
+}
+
+// Adds the scope's requests and errors per day of the range into `days` (EmptyDays).
+void AddDays(const Plan& plan, const RequestsQuery& query, std::vector<DayRow>* days) {
+  std::string start, prefix;
+  for (const Scope& scope : plan.scopes()) {
+    for (uint32_t agent : plan.agents()) {
+      store::RequestsSliceKey(scope.key, agent, plan.project(), Granularity::kDay, query.start,
+                              &start);
+      prefix.assign(start, 0, start.size() - 4);  // without the bucket
+      plan.view().ScanSlices(prefix, start, [&](std::string_view key, const store::SliceView& s) {
+        Granularity g;
+        int32_t day;
+        if (!store::RequestsKeyBucket(key, &g, &day) || day > query.end) return false;
+        DayRow& row = (*days)[static_cast<size_t>(day - query.start)];
+        SatAddTo(&row.requests, s.totals().requests);
+        SatAddTo(&row.errors, s.totals().errors);
+        return true;
+      });
+    }
+  }
+}
+
+// Ranks `rows` (any type with value / label / id views) by value descending, ties by label then
+// id ascending: the order of RankAll and TopIndexes.
+template <typename Row, typename Value, typename Label, typename Id>
+void SortRanked(std::vector<Row>* rows, Value value, Label label, Id id) {
+  std::sort(rows->begin(), rows->end(), [&](const Row& a, const Row& b) {
+    if (value(a) != value(b)) return value(a) > value(b);
+    if (label(a) != label(b)) return label(a) < label(b);
+    return id(a) < id(b);
+  });
+}
+
+}  // namespace
+
+Result<RequestsResult> RunRequests(const store::Store& store, const store::Directory& directory,
+                                   RequestsMetric metric, const RequestsQuery& query) {
+  if (Status s = CheckRange(query); !s) return std::unexpected(s.error());
+  const int64_t days = DaysOf(query);
   RequestsResult result;
   Plan plan(store, directory, query);
   if (plan.agents().empty()) {  // no agent currently has that name: nothing matches
-    if (metric == RequestsMetric::kTotalRequestsPerDay) {
-      for (DayNumber d = query.start; d <= query.end; ++d) result.days.push_back({d, 0, 0});
-    }
+    if (metric == RequestsMetric::kTotalRequestsPerDay) result.days = EmptyDays(query);
     return result;
   }
 
   switch (metric) {
-    case RequestsMetric::kTotalActiveUsers: {
-      store::UserBitmap users;
-      for (const std::string& org : plan.orgs())
-        for (uint32_t agent : plan.agents()) plan.OrUsers(org, agent, plan.project(), &users);
-      result.count = users.Cardinality();
+    case RequestsMetric::kTotalActiveUsers:
+      result.count = ActiveUsers(plan).Cardinality();
       break;
-    }
     case RequestsMetric::kTotalActiveProjects:
-      result.count = ActiveProjects(plan);
+      result.count = ActiveProjects(plan).size();
       break;
     case RequestsMetric::kTotalActiveAgents:
       AccumulateAgents(plan);
       result.count = CountActive(tl_agents);
       break;
-    case RequestsMetric::kAverageRequestsPerDay: {
-      uint64_t requests = 0;
-      plan.ForEachSlice([&](std::string_view, uint32_t, const store::SliceView& s) {
-        SatAddTo(&requests, s.totals().requests);
-      });
-      result.average = static_cast<double>(requests) / static_cast<double>(days);
+    case RequestsMetric::kAverageRequestsPerDay:
+      result.average = static_cast<double>(RequestsTotal(plan)) / static_cast<double>(days);
       break;
-    }
     case RequestsMetric::kAverageUsersPerProject: {
       uint64_t sum = 0, n = 0;
       if (!plan.filtered() && !plan.project()) {
@@ -423,30 +533,7 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
       break;
     }
     case RequestsMetric::kAverageUsersPerAgent: {
-      uint64_t pairs = 0, n = 0;
-      if (!plan.filtered()) {
-        // Sum over agents of their distinct users = distinct (agent, user) pairs.
-        store::UserBitmap all_pairs;
-        std::string key;
-        for (const std::string& org : plan.orgs()) {
-          for (const BucketRef& b : plan.buckets()) {
-            store::RequestsPairsKey(org, plan.project(), b.granularity, b.bucket, &key);
-            plan.view().OrBitmap(key, &all_pairs);
-          }
-        }
-        pairs = all_pairs.Cardinality();
-        AccumulateAgents(plan);
-        n = CountActive(tl_agents);
-      } else {
-        for (uint32_t agent : plan.agents()) {
-          store::UserBitmap users;
-          for (const std::string& org : plan.orgs())
-            plan.OrUsers(org, agent, plan.project(), &users);
-          if (users.IsEmpty()) continue;
-          pairs += users.Cardinality();
-          ++n;
-        }
-      }
+      const auto [pairs, n] = AgentUserSums(plan);
       result.average = n ? static_cast<double>(pairs) / static_cast<double>(n) : 0;
       break;
     }
@@ -460,7 +547,7 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
       AccumulateUsers(plan);
       store::Directory::Reader r(directory);
       // Emails shown come only from the scope's own organizations' events.
-      const std::vector<uint32_t> scope = r.Organizations(plan.orgs());
+      const std::vector<uint32_t> scope = r.Organizations(plan.scope_keys());
       auto value = [](const Accumulator::Entry& e) { return e.requests; };
       auto label = [&r, &scope](uint32_t i) { return r.UserLabel(scope, i); };
       auto id = [&r](uint32_t i) { return r.UserId(i); };
@@ -472,7 +559,7 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
     case RequestsMetric::kAgentUsagePerUser: {
       AccumulateUsers(plan);
       store::Directory::Reader r(directory);
-      const std::vector<uint32_t> scope = r.Organizations(plan.orgs());
+      const std::vector<uint32_t> scope = r.Organizations(plan.scope_keys());
       auto value = [](const Accumulator::Entry& e) { return e.requests; };
       auto label = [&r, &scope](uint32_t i) { return r.UserLabel(scope, i); };
       auto id = [&r](uint32_t i) { return r.UserId(i); };
@@ -496,25 +583,257 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
       result.text = std::move(text);
       break;
     }
+    case RequestsMetric::kTotalRequestsPerDay:
+      result.days = EmptyDays(query);
+      AddDays(plan, query, &result.days);
+      break;
+  }
+  return result;
+}
+
+Result<RequestsShare> CollectRequests(const store::Store& store, const store::Directory& directory,
+                                      RequestsMetric metric, const RequestsQuery& query) {
+  if (Status s = CheckRange(query); !s) return std::unexpected(s.error());
+  RequestsShare share;
+  Plan plan(store, directory, query);
+  if (plan.agents().empty()) return share;
+  switch (metric) {
+    case RequestsMetric::kTotalActiveUsers: {
+      store::Directory::Reader r(directory);
+      ActiveUsers(plan).ForEach([&](uint32_t i) { share.user_ids.emplace_back(r.UserId(i)); });
+      std::sort(share.user_ids.begin(), share.user_ids.end());
+      break;
+    }
+    case RequestsMetric::kTotalActiveProjects:
+      for (auto& [org, p] : ActiveProjects(plan)) {
+        share.projects.push_back({std::move(org), std::move(p), {}});
+      }
+      break;
+    case RequestsMetric::kTotalActiveAgents:
+      AccumulateAgents(plan);
+      share.agents = CountActive(tl_agents);
+      break;
+    case RequestsMetric::kAverageRequestsPerDay:
+      share.requests = RequestsTotal(plan);
+      break;
+    case RequestsMetric::kAverageUsersPerProject: {
+      store::Directory::Reader r(directory);
+      for (auto& [project, users] : ProjectUsers(plan)) {
+        RequestsShare::Project& out = share.projects.emplace_back();
+        out.organization = project.first;
+        out.id = project.second;
+        users.ForEach([&](uint32_t i) { out.users.emplace_back(r.UserId(i)); });
+        std::sort(out.users.begin(), out.users.end());
+      }
+      break;
+    }
+    case RequestsMetric::kAverageUsersPerAgent:
+      std::tie(share.agent_users, share.agents) = AgentUserSums(plan);
+      break;
+    case RequestsMetric::kTop10AgentsByRequests:
+    case RequestsMetric::kTop10AgentsByTokens: {
+      const bool by_tokens = metric == RequestsMetric::kTop10AgentsByTokens;
+      AccumulateAgents(plan);
+      store::Directory::Reader r(directory);
+      auto value = [by_tokens](const Accumulator::Entry& e) {
+        return by_tokens ? e.tokens : e.requests;
+      };
+      auto label = [&r](uint32_t i) { return r.AgentName(i); };
+      auto id = [&r](uint32_t i) { return r.AgentRef(i); };
+      for (uint32_t i : TopIndexes(tl_agents, 10, value, label, id)) {
+        const auto [ws, agent] = r.AgentRef(i);
+        share.top_agents.push_back({std::string(r.AgentName(i)), std::string(ws),
+                                    std::string(agent), value(tl_agents.entries[i])});
+      }
+      break;
+    }
+    case RequestsMetric::kTop10UsersByRequests:
+    case RequestsMetric::kAgentUsagePerUser: {
+      AccumulateUsers(plan);
+      store::Directory::Reader r(directory);
+      const std::vector<uint32_t> scope = r.Organizations(plan.scope_keys());
+      for (uint32_t i : tl_users.touched) {
+        const Accumulator::Entry& e = tl_users.entries[i];
+        if (e.requests == 0) continue;
+        RequestsShare::User& u = share.users.emplace_back();
+        u.id = r.UserId(i);
+        u.requests = e.requests;
+        u.tokens = e.tokens;
+        u.cost_nanos = e.cost_nanos;
+      }
+      // A user's label is the latest email of the scope's events, requests or not, and those
+      // may be another share's: every email of the share goes along.
+      std::sort(share.users.begin(), share.users.end(),
+                [](const auto& a, const auto& b) { return a.id < b.id; });
+      const size_t active = share.users.size();
+      r.ForEachUserEmail(scope, [&](uint32_t i, const store::Directory::Email& email) {
+        const std::string_view id = r.UserId(i);
+        auto it = std::lower_bound(
+            share.users.begin(), share.users.begin() + active, id,
+            [](const RequestsShare::User& u, std::string_view v) { return u.id < v; });
+        RequestsShare::User* u;
+        if (it != share.users.begin() + active && it->id == id) {
+          u = &*it;
+        } else {
+          u = &share.users.emplace_back();
+          u->id = id;
+        }
+        u->email = std::string(email.email);
+        u->email_time_ms = email.time_ms;
+        u->email_scope = email.organization;
+      });
+      std::sort(share.users.begin(), share.users.end(),
+                [](const auto& a, const auto& b) { return a.id < b.id; });
+      break;
+    }
     case RequestsMetric::kTotalRequestsPerDay: {
-      result.days.resize(static_cast<size_t>(days));
-      for (int64_t i = 0; i < days; ++i) result.days[i].day = query.start + static_cast<int32_t>(i);
-      std::string start, prefix;
-      for (const std::string& org : plan.orgs()) {
-        for (uint32_t agent : plan.agents()) {
-          store::RequestsSliceKey(org, agent, plan.project(), Granularity::kDay, query.start,
-                                  &start);
-          prefix.assign(start, 0, start.size() - 4);  // without the bucket
-          plan.view().ScanSlices(
-              prefix, start, [&](std::string_view key, const store::SliceView& s) {
-                Granularity g;
-                int32_t day;
-                if (!store::RequestsKeyBucket(key, &g, &day) || day > query.end) return false;
-                DayRow& row = result.days[static_cast<size_t>(day - query.start)];
-                SatAddTo(&row.requests, s.totals().requests);
-                SatAddTo(&row.errors, s.totals().errors);
-                return true;
-              });
+      std::vector<DayRow> days = EmptyDays(query);
+      AddDays(plan, query, &days);
+      for (const DayRow& d : days) {
+        if (d.requests > 0 || d.errors > 0) share.days.push_back(d);
+      }
+      break;
+    }
+  }
+  return share;
+}
+
+RequestsResult MergeRequests(RequestsMetric metric, const RequestsQuery& query,
+                             const std::vector<RequestsShare>& shares) {
+  RequestsResult result;
+  switch (metric) {
+    case RequestsMetric::kTotalActiveUsers: {
+      std::vector<std::string_view> ids;
+      for (const RequestsShare& s : shares)
+        ids.insert(ids.end(), s.user_ids.begin(), s.user_ids.end());
+      std::sort(ids.begin(), ids.end());
+      result.count = static_cast<uint64_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
+      break;
+    }
+    case RequestsMetric::kTotalActiveProjects: {
+      std::vector<std::pair<std::string_view, std::string_view>> all;
+      for (const RequestsShare& s : shares)
+        for (const auto& p : s.projects) all.emplace_back(p.organization, p.id);
+      std::sort(all.begin(), all.end());
+      result.count = static_cast<uint64_t>(std::unique(all.begin(), all.end()) - all.begin());
+      break;
+    }
+    case RequestsMetric::kTotalActiveAgents:
+      for (const RequestsShare& s : shares) SatAddTo(&result.count, s.agents);
+      break;
+    case RequestsMetric::kAverageRequestsPerDay: {
+      uint64_t requests = 0;
+      for (const RequestsShare& s : shares) SatAddTo(&requests, s.requests);
+      result.average = static_cast<double>(requests) / static_cast<double>(DaysOf(query));
+      break;
+    }
+    case RequestsMetric::kAverageUsersPerProject: {
+      std::map<std::pair<std::string_view, std::string_view>, std::vector<std::string_view>> users;
+      for (const RequestsShare& s : shares) {
+        for (const auto& p : s.projects) {
+          auto& u = users[{p.organization, p.id}];
+          u.insert(u.end(), p.users.begin(), p.users.end());
+        }
+      }
+      uint64_t sum = 0, n = 0;
+      for (auto& [project, u] : users) {
+        std::sort(u.begin(), u.end());
+        const uint64_t distinct =
+            static_cast<uint64_t>(std::unique(u.begin(), u.end()) - u.begin());
+        if (distinct == 0) continue;
+        sum += distinct;
+        ++n;
+      }
+      result.average = n ? static_cast<double>(sum) / static_cast<double>(n) : 0;
+      break;
+    }
+    case RequestsMetric::kAverageUsersPerAgent: {
+      uint64_t pairs = 0, n = 0;
+      for (const RequestsShare& s : shares) {
+        SatAddTo(&pairs, s.agent_users);
+        SatAddTo(&n, s.agents);
+      }
+      result.average = n ? static_cast<double>(pairs) / static_cast<double>(n) : 0;
+      break;
+    }
+    case RequestsMetric::kTop10AgentsByRequests:
+    case RequestsMetric::kTop10AgentsByTokens: {
+      std::vector<const RequestsShare::Agent*> all;
+      for (const RequestsShare& s : shares)
+        for (const auto& a : s.top_agents) all.push_back(&a);
+      SortRanked(
+          &all, [](const RequestsShare::Agent* a) { return a->value; },
+          [](const RequestsShare::Agent* a) { return std::string_view(a->name); },
+          [](const RequestsShare::Agent* a) {
+            return std::pair<std::string_view, std::string_view>(a->workspace, a->id);
+          });
+      for (size_t i = 0; i < all.size() && i < 10; ++i) {
+        result.top.push_back({all[i]->name, all[i]->value});
+      }
+      break;
+    }
+    case RequestsMetric::kTop10UsersByRequests:
+    case RequestsMetric::kAgentUsagePerUser: {
+      // Each user's sums over the shares, and the latest email among them (ties: the greater
+      // scope, as store::Directory's labels across organizations).
+      std::map<std::string_view, RequestsShare::User> by_id;
+      for (const RequestsShare& s : shares) {
+        for (const RequestsShare::User& u : s.users) {
+          RequestsShare::User& m = by_id[u.id];
+          if (m.id.empty()) m.id = u.id;
+          SatAddTo(&m.requests, u.requests);
+          SatAddTo(&m.tokens, u.tokens);
+          SatAddTo(&m.cost_nanos, u.cost_nanos);
+          if (u.email && (!m.email || u.email_time_ms > m.email_time_ms ||
+                          (u.email_time_ms == m.email_time_ms && u.email_scope > m.email_scope))) {
+            m.email = u.email;
+            m.email_time_ms = u.email_time_ms;
+            m.email_scope = u.email_scope;
+          }
+        }
+      }
+      std::vector<const RequestsShare::User*> order;
+      order.reserve(by_id.size());
+      for (const auto& [id, u] : by_id) {
+        if (u.requests > 0) order.push_back(&u);
+      }
+      auto label = [](const RequestsShare::User* u) {
+        return std::string_view(u->email ? *u->email : u->id);
+      };
+      SortRanked(
+          &order, [](const RequestsShare::User* u) { return u->requests; }, label,
+          [](const RequestsShare::User* u) { return std::string_view(u->id); });
+      if (metric == RequestsMetric::kTop10UsersByRequests) {
+        for (size_t i = 0; i < order.size() && i < 10; ++i) {
+          result.top.push_back({std::string(label(order[i])), order[i]->requests});
+        }
+        break;
+      }
+      size_t bytes = 0;
+      for (const auto* u : order) bytes += label(u).size();
+      auto text = std::make_shared<std::string>();
+      text->reserve(bytes);
+      for (const auto* u : order) text->append(label(u));
+      const std::string_view all = *text;
+      size_t at = 0;
+      result.usage.reserve(order.size());
+      for (const auto* u : order) {
+        const size_t n = label(u).size();
+        result.usage.push_back(
+            {all.substr(at, n), static_cast<double>(u->cost_nanos) / 1e9, u->requests, u->tokens});
+        at += n;
+      }
+      result.text = std::move(text);
+      break;
+    }
+    case RequestsMetric::kTotalRequestsPerDay: {
+      result.days = EmptyDays(query);
+      for (const RequestsShare& s : shares) {
+        for (const DayRow& d : s.days) {
+          if (d.day < query.start || d.day > query.end) continue;
+          DayRow& row = result.days[static_cast<size_t>(d.day - query.start)];
+          SatAddTo(&row.requests, d.requests);
+          SatAddTo(&row.errors, d.errors);
         }
       }
       break;

@@ -94,6 +94,11 @@ struct RequestsQuery {
   DayNumber start = 0;                     // inclusive; start <= end
   DayNumber end = 0;
   std::optional<std::string> agent_name;  // exact current agent name; nullopt = every agent
+  // For a store that keys request data per workspace (store::Store::RequestScopes::kWorkspace,
+  // a group of instances): the (organization, workspace) pairs to read; pairs whose
+  // organization is not in `organizations` are ignored. Empty: the store keys request data by
+  // organization and every organization is read whole.
+  std::vector<std::pair<std::string, std::string>> workspace_scopes;
 };
 
 struct RankedRow {
@@ -131,6 +136,52 @@ struct RequestsResult {
 // kRequestsMaxDays. Never fails on stored data (malformed slices are skipped).
 Result<RequestsResult> RunRequests(const store::Store& store, const store::Directory& directory,
                                    RequestsMetric metric, const RequestsQuery& query);
+
+// One instance's share of a request whose organizations are spread over several instances of a
+// group: what that instance's stores hold of the query's workspace_scopes, in a form that merges
+// exactly with the other instances' shares. Users are user ids (never dense indexes, which
+// differ between instances); agents are disjoint between shares (an agent is a workspace's, and
+// a workspace is one instance's), so per-agent numbers add up and top-10 candidates suffice;
+// users and projects span shares, so theirs come whole. Which members are filled depends on the
+// metric (the same as RequestsResult's).
+struct RequestsShare {
+  struct User {
+    std::string id;
+    uint64_t requests = 0;
+    uint64_t tokens = 0;
+    int64_t cost_nanos = 0;
+    // The latest email among the share's events (the label), or none.
+    std::optional<std::string> email;
+    int64_t email_time_ms = 0;
+    std::string email_scope;  // the scope it came from: ties of time go to the greater one
+  };
+  struct Agent {
+    std::string name, workspace, id;
+    uint64_t value = 0;  // requests or tokens, as the metric ranks
+  };
+  struct Project {
+    std::string organization, id;
+    std::vector<std::string> users;  // sorted
+  };
+  uint64_t requests = 0;              // kAverageRequestsPerDay
+  uint64_t agents = 0;                // kTotalActiveAgents, kAverageUsersPerAgent: active agents
+  uint64_t agent_users = 0;           // kAverageUsersPerAgent: sum of their distinct users
+  std::vector<std::string> user_ids;  // kTotalActiveUsers: sorted
+  // kTop10UsersByRequests, kAgentUsagePerUser: every active user, and every user with an email
+  // in the share's scopes (requests 0: a label for a user active in another share), by id.
+  std::vector<User> users;
+  std::vector<Agent> top_agents;  // kTop10Agents*: the share's own top 10
+  std::vector<Project> projects;  // kTotalActiveProjects (users empty), kAverageUsersPerProject
+  std::vector<DayRow> days;       // kTotalRequestsPerDay: days with requests, in order
+};
+
+// The share of `query` held by this store (RunRequests' errors).
+Result<RequestsShare> CollectRequests(const store::Store& store, const store::Directory& directory,
+                                      RequestsMetric metric, const RequestsQuery& query);
+// The answer of `query` from every instance's share: the same result RunRequests gives on one
+// store holding all of them. `query` is only read for its range.
+RequestsResult MergeRequests(RequestsMetric metric, const RequestsQuery& query,
+                             const std::vector<RequestsShare>& shares);
 
 // True if any request of `organization` was ever stored.
 bool OrganizationHasRequests(const store::Store& store, std::string_view organization);

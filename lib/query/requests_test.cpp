@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <list>
 #include <map>
 #include <random>
 #include <set>
@@ -262,9 +264,97 @@ class RequestsTest : public internal::ViewsTestBase {
   }
   void Flush(std::vector<UsageEvent>* batch) {
     Apply(*batch);
+    for (Shard& s : shards_) s.Apply(*batch);
     for (auto& e : *batch) ref_.events.push_back(std::move(e));
     batch->clear();
   }
+
+  // One instance of a group: a store keyed per workspace that receives the events of some
+  // workspaces (those of its partitions).
+  struct Shard {
+    std::filesystem::path dir;
+    std::set<std::string> workspaces;
+    std::unique_ptr<store::Store> store;
+    std::unique_ptr<aggregate::Aggregator> agg;
+    std::unique_ptr<store::Directory> directory;
+    int64_t offset = 0;
+
+    void Open(const std::filesystem::path& path, std::set<std::string> ws) {
+      dir = path;
+      workspaces = std::move(ws);
+      std::filesystem::remove_all(dir);
+      auto s = store::Store::Open({.path = dir.string()});
+      ASSERT_TRUE(s.has_value()) << s.error().message;
+      store = std::move(*s);
+      ASSERT_TRUE(store->BindRequestScopes(store::Store::RequestScopes::kWorkspace));
+      agg = std::move(*aggregate::Aggregator::Create(store.get()));
+      agg->set_request_scope_by_workspace(true);
+      directory = std::make_unique<store::Directory>();
+      agg->set_directory(directory.get());
+    }
+    void Apply(const std::vector<UsageEvent>& events) {
+      std::vector<const UsageEvent*> mine;
+      for (const auto& e : events)
+        if (workspaces.contains(e.workspace_id)) mine.push_back(&e);
+      aggregate::PartitionOffset off{"t", 0, ++offset};
+      ASSERT_TRUE(agg->Apply(mine, {&off, 1}, "c").has_value());
+    }
+    // The query narrowed to this shard's workspaces (every one, whatever its organization: the
+    // engine keeps those of the query's organizations).
+    RequestsQuery Narrow(RequestsQuery q) const {
+      for (const std::string& ws : workspaces)
+        for (int o = 0; o < 3; ++o) q.workspace_scopes.emplace_back("org" + std::to_string(o), ws);
+      return q;
+    }
+    ~Shard() {
+      agg.reset();
+      store.reset();
+      if (!dir.empty()) std::filesystem::remove_all(dir);
+    }
+  };
+
+  // Every metric of random queries, merged from the shards' shares, against the reference.
+  void CheckShares(uint32_t seed, int cases) {
+    std::mt19937 rng(seed);
+    auto pick = [&](int k) { return static_cast<int>(rng() % static_cast<uint32_t>(k)); };
+    for (int c = 0; c < cases; ++c) {
+      RequestsQuery q;
+      for (int o = 0; o < 3; ++o)
+        if (pick(2)) q.organizations.push_back("org" + std::to_string(o));
+      if (q.organizations.empty()) q.organizations.push_back("org0");
+      if (pick(3) == 0) q.project_id = "p" + std::to_string(pick(5));
+      if (pick(3) == 0) q.agent_name = pick(4) == 0 ? "a3" : "name" + std::to_string(pick(7));
+      q.start = kFirstDay - 3 + pick(kDays);
+      q.end = std::min<DayNumber>(q.start + pick(50), kFirstDay + kDays + 2);
+      for (RequestsMetric m : kAllMetrics) {
+        std::vector<RequestsShare> shares;
+        for (const Shard& s : shards_) {
+          auto share = CollectRequests(*s.store, *s.directory, m, s.Narrow(q));
+          ASSERT_TRUE(share.has_value()) << share.error().message;
+          shares.push_back(std::move(*share));
+        }
+        std::string ctx = "case " + std::to_string(c) + " metric " +
+                          std::to_string(static_cast<int>(m)) + " " + FormatDay(q.start) + ".." +
+                          FormatDay(q.end) + (q.agent_name ? " agent=" + *q.agent_name : "") +
+                          (q.project_id ? " project=" + *q.project_id : "");
+        ExpectSame(ref_.Run(m, q), MergeRequests(m, q, shares), ctx);
+        // One shard holding every workspace answers alike, whole or as one share.
+        RequestsQuery all = q;
+        for (const Shard& s : shards_) {
+          RequestsQuery n = s.Narrow(q);
+          all.workspace_scopes.insert(all.workspace_scopes.end(), n.workspace_scopes.begin(),
+                                      n.workspace_scopes.end());
+        }
+        auto whole = RunRequests(*whole_.store, *whole_.directory, m, all);
+        ASSERT_TRUE(whole.has_value());
+        ExpectSame(ref_.Run(m, q), *whole, ctx + " (one store keyed per workspace)");
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+
+  std::list<Shard> shards_;  // a list: shards never move
+  Shard whole_;
 
   void CheckAll(const store::Directory& dir, uint32_t seed, int cases) {
     std::mt19937 rng(seed);
@@ -299,6 +389,42 @@ class RequestsTest : public internal::ViewsTestBase {
 TEST_F(RequestsTest, MatchesBruteForceReference) {
   Generate(3000, 7);
   CheckAll(*dir_index_, 11, 60);
+}
+
+TEST_F(RequestsTest, SharesOfStoresKeyedPerWorkspaceMergeExactly) {
+  // org0 is ws0 and ws4, on different shards; ws3 has no organization.
+  shards_.emplace_back().Open(dir_.string() + "_a", {"ws0", "ws1", "ws3"});
+  shards_.emplace_back().Open(dir_.string() + "_b", {"ws2", "ws4"});
+  Generate(3000, 9);
+  whole_.Open(dir_.string() + "_whole", {"ws0", "ws1", "ws2", "ws3", "ws4"});
+  {
+    // The whole store gets the same events in the same batches.
+    std::vector<UsageEvent> batch;
+    for (const UsageEvent& e : ref_.events) {
+      batch.push_back(e);
+      if (batch.size() == 97) {
+        whole_.Apply(batch);
+        batch.clear();
+      }
+    }
+    whole_.Apply(batch);
+  }
+  CheckShares(13, 40);
+}
+
+TEST_F(RequestsTest, AStoreIsBoundToOneRequestLayout) {
+  ASSERT_TRUE(store_->BindRequestScopes(store::Store::RequestScopes::kOrganization));
+  auto refused = store_->BindRequestScopes(store::Store::RequestScopes::kWorkspace);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.error().message.find("empty --data-dir"), std::string::npos);
+}
+
+TEST_F(RequestsTest, RequestDataWithoutARecordIsKeyedByOrganization) {
+  Generate(100, 10);
+  auto refused = store_->BindRequestScopes(store::Store::RequestScopes::kWorkspace);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(store_->BindRequestScopes(store::Store::RequestScopes::kOrganization));
 }
 
 TEST_F(RequestsTest, DirectoryReloadedFromStoreAgrees) {

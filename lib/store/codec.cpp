@@ -22,6 +22,7 @@ constexpr char kTagDictNext = 'N';
 constexpr char kTagOffset = 'O';
 constexpr char kTagNewestEvent = 'T';    // default
 constexpr char kTagSchemaVersion = 'V';  // default
+constexpr char kTagRequestScopes = 'v';  // default
 constexpr char kTagSlice = 'S';          // requests
 constexpr char kTagSliceUsers = 'X';     // bitmaps
 constexpr char kTagSlicePairs = 'Y';     // bitmaps
@@ -512,6 +513,15 @@ bool DecodeDedupeValue(std::string_view in, int64_t* time_ms, int64_t* inserted_
 
 std::string NewestEventTimeKey() { return std::string(1, kTagNewestEvent); }
 std::string SchemaVersionKey() { return std::string(1, kTagSchemaVersion); }
+std::string RequestScopesKey() { return std::string(1, kTagRequestScopes); }
+
+std::string WorkspaceRequestScope(std::string_view organization, std::string_view workspace) {
+  std::string out;
+  out.reserve(organization.size() + workspace.size() + 5);
+  PutLengthPrefixed(&out, organization);
+  out.append(workspace);
+  return out;
+}
 
 void UserDictKey(std::string_view user_id, std::string* out) {
   out->clear();

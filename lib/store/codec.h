@@ -279,6 +279,16 @@ std::string NewestEventTimeKey();
 // user for every organization. A store is only read at the current version.
 inline constexpr uint32_t kSchemaVersion = 3;
 std::string SchemaVersionKey();
+// How request-analytics data is keyed (default family): absent in stores keyed by organization
+// that predate the record; value "organization" or "workspace" (Store::BindRequestScopes).
+std::string RequestScopesKey();
+
+// The request-analytics scope of (organization, workspace) in a store that keys request data per
+// workspace (a group of instances, where a workspace's partition, and so its data, can move
+// between instances on its own): what such a store uses wherever a store keyed by organization
+// uses the organization id (slice, users and pairs keys, user label keys, the directory's
+// labels). Length-prefixed, so no pair of ids collides with another.
+std::string WorkspaceRequestScope(std::string_view organization, std::string_view workspace);
 
 // ---------------------------------------------------------------------------------------------
 // Dictionary (column family "dict"): user id -> dense uint32, and the next free id.

@@ -153,9 +153,9 @@ std::vector<uint32_t> Directory::Reader::Organizations(
   return out;
 }
 
-std::string_view Directory::Reader::UserLabel(const std::vector<uint32_t>& scope,
-                                              uint32_t index) const {
-  if (index >= d_.users_.size()) return {};
+std::optional<Directory::Email> Directory::Reader::UserEmail(const std::vector<uint32_t>& scope,
+                                                             uint32_t index) const {
+  if (index >= d_.users_.size()) return std::nullopt;
   const UserEntry& u = d_.users_[index];
   const std::pair<uint32_t, Label>* best = nullptr;
   for (const auto& e : u.emails) {
@@ -168,7 +168,14 @@ std::string_view Directory::Reader::UserLabel(const std::vector<uint32_t>& scope
       best = &e;
     }
   }
-  return best != nullptr ? std::string_view(best->second.value) : std::string_view(u.id);
+  if (best == nullptr) return std::nullopt;
+  return Email{best->second.value, best->second.time_ms, d_.org_names_[best->first]};
+}
+
+std::string_view Directory::Reader::UserLabel(const std::vector<uint32_t>& scope,
+                                              uint32_t index) const {
+  if (auto email = UserEmail(scope, index)) return email->email;
+  return UserId(index);
 }
 
 std::string_view Directory::Reader::UserId(uint32_t index) const {

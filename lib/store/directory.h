@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -50,6 +51,12 @@ class Directory {
   };
   void Apply(const std::vector<Update>& updates);
 
+  struct Email {
+    std::string_view email;
+    int64_t time_ms = 0;
+    std::string_view organization;
+  };
+
   class Reader {
    public:
     explicit Reader(const Directory& d) : d_(d), lock_(d.mu_) {}
@@ -60,6 +67,17 @@ class Directory {
     // Organizations()), or its id when none of them carried one; "" for an unknown index. Across
     // organizations the latest event time wins (ties: the greater organization name).
     std::string_view UserLabel(const std::vector<uint32_t>& scope, uint32_t index) const;
+    // The email UserLabel shows, with the time of its event and the organization (scope name)
+    // it came from; nullopt when none is known in `scope` (or for an unknown index). Views are
+    // valid while the reader lives.
+    std::optional<Email> UserEmail(const std::vector<uint32_t>& scope, uint32_t index) const;
+    // fn(index, email) for every user with an email in `scope` (UserEmail), in index order.
+    template <typename Fn>
+    void ForEachUserEmail(const std::vector<uint32_t>& scope, Fn fn) const {
+      for (uint32_t i = 0; i < d_.users_.size(); ++i) {
+        if (auto email = UserEmail(scope, i)) fn(i, *email);
+      }
+    }
     // The user's id; "" for an unknown index.
     std::string_view UserId(uint32_t index) const;
     // The agent's latest name, or its id; "" for an unknown index.

@@ -304,6 +304,36 @@ Status Store::CheckSchemaVersion() {
   return Ok();
 }
 
+Status Store::BindRequestScopes(RequestScopes wanted) {
+  constexpr std::string_view kNames[] = {"organization", "workspace"};
+  rocksdb::DB* db = rep_->db;
+  rocksdb::ColumnFamilyHandle* meta = rep_->family(internal::kMeta);
+  std::string value;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), meta, RequestScopesKey(), &value);
+  if (!s.ok() && !s.IsNotFound()) {
+    return std::unexpected(FromRocks(s, "reading the request layout of " + options_.path));
+  }
+  if (s.IsNotFound()) {
+    if (FamilyEmpty(db, rep_->family(internal::kRequests))) {
+      value = kNames[static_cast<int>(wanted)];
+      s = db->Put(rocksdb::WriteOptions(), meta, RequestScopesKey(), value);
+      if (!s.ok()) return std::unexpected(FromRocks(s, "writing the request layout"));
+    } else {
+      value = kNames[0];  // request data written before the layout was recorded
+    }
+  }
+  if (value != kNames[static_cast<int>(wanted)]) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the store at " + options_.path + " keys request analytics by " + value +
+                    ", and this tallyd needs them keyed by " +
+                    std::string(kNames[static_cast<int>(wanted)]) +
+                    " (a group of instances, --advertise-url, keys them by workspace; a single "
+                    "instance by organization): start it with an empty --data-dir, which it "
+                    "fills from the log");
+  }
+  return Ok();
+}
+
 Store::~Store() = default;
 
 const std::string& Store::identity() const { return rep_->identity; }

@@ -111,6 +111,15 @@ class Store {
   // with StoreOptions::disable_wal. kUnavailable on I/O errors.
   Status Flush();
 
+  // How this store keys request-analytics data: by organization (a single instance) or by
+  // (organization, workspace) (codec.h WorkspaceRequestScope; a group of instances). A store
+  // records the layout its first user asks for; one holding request data without a record is
+  // keyed by organization. kFailedPrecondition, saying what to do, when `wanted` differs from
+  // the recorded layout; kUnavailable when the store cannot be read or written. Call before
+  // ingest starts.
+  enum class RequestScopes : uint8_t { kOrganization, kWorkspace };
+  Status BindRequestScopes(RequestScopes wanted);
+
   // What recent writes did (those made through Write() and Stage()), by ReadView::version().
   const ChangeLog& changes() const { return changes_; }
 
