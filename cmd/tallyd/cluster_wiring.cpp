@@ -1,7 +1,11 @@
 #include "tallyd/cluster_wiring.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
+
+#include "http/requests_share.h"
+#include "query/requests.h"
 
 namespace tally::tallyd {
 
@@ -20,6 +24,7 @@ Result<std::unique_ptr<ClusterParts>> StartCluster(const cluster::MembershipOpti
                                  std::string_view organization) {
     m->NoteScope(partition, workspace, organization);
   };
+  consumer->request_scope_by_workspace = true;
   consumer->on_ownership = [m](const std::vector<int32_t>& owned,
                                const std::vector<int32_t>& serving) {
     m->SetAssignment(owned, serving);
@@ -27,7 +32,107 @@ Result<std::unique_ptr<ClusterParts>> StartCluster(const cluster::MembershipOpti
   return parts;
 }
 
-void RouteThroughCluster(ClusterParts* parts, http::ServiceDeps* deps) {
+namespace {
+
+// Request analytics over organizations whose workspaces may be spread over the group: answered
+// from this instance's own workspaces when it holds them all, else by merging every owner's
+// share (query::MergeRequests). A workspace that no instance serves yet makes the answer a 503.
+void RouteRequests(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDeps* deps) {
+  cluster::Membership* m = parts->membership.get();
+  cluster::Forwarder* f = parts->forwarder.get();
+  deps->requests.gather = [m, f, live](
+                              const http::Request& request, query::RequestsMetric metric,
+                              const query::RequestsQuery& q) -> Result<query::RequestsResult> {
+    query::RequestsQuery here = q;
+    std::map<std::string, std::vector<std::string>> elsewhere;  // url -> its workspaces
+    std::set<std::string> orgs(q.organizations.begin(), q.organizations.end());
+    for (const std::string& org : orgs) {
+      for (std::string& ws : m->WorkspacesOfOrganization(org)) {
+        cluster::Route route = m->RouteWorkspace(ws);
+        switch (route.kind) {
+          case cluster::Route::kLocal:
+            here.workspace_scopes.emplace_back(org, std::move(ws));
+            break;
+          case cluster::Route::kForward:
+            elsewhere[route.url].push_back(std::move(ws));
+            break;
+          case cluster::Route::kUnavailable:
+            return Fail(ErrorCode::kUnavailable,
+                        "Organization " + org + " is not served right now (workspace " + ws + ": " +
+                            route.reason + "); retry after the Retry-After delay.");
+        }
+      }
+    }
+    auto views = live->Current();
+    if (elsewhere.empty()) {
+      return query::RunRequests(*views->store, *views->directory, metric, here);
+    }
+    std::vector<query::RequestsShare> shares;
+    auto mine = query::CollectRequests(*views->store, *views->directory, metric, here);
+    if (!mine) return std::unexpected(mine.error());
+    shares.push_back(std::move(*mine));
+    for (auto& [url, workspaces] : elsewhere) {
+      std::sort(workspaces.begin(), workspaces.end());
+      workspaces.erase(std::unique(workspaces.begin(), workspaces.end()), workspaces.end());
+      auto reply = f->Ask(
+          request, url,
+          {{std::string(http::kRequestsShareHeader), http::EncodeShareWorkspaces(workspaces)}});
+      if (!reply) {
+        return Fail(ErrorCode::kUnavailable, "The instance at " + url +
+                                                 ", which serves part of these organizations, "
+                                                 "cannot be reached; retry after the Retry-After "
+                                                 "delay.");
+      }
+      if (reply->status != 200) {
+        return Fail(ErrorCode::kUnavailable,
+                    "The instance at " + url + " could not give its share (status " +
+                        std::to_string(reply->status) + "); retry after the Retry-After delay.");
+      }
+      auto share = http::ParseRequestsShare(reply->body);
+      if (!share) {
+        return Fail(ErrorCode::kUnavailable,
+                    "The instance at " + url + " sent an unreadable share (" +
+                        share.error().message + "); retry after the Retry-After delay.");
+      }
+      shares.push_back(std::move(*share));
+    }
+    return query::MergeRequests(metric, q, shares);
+  };
+  deps->requests.collect =
+      [m, live](query::RequestsMetric metric, const query::RequestsQuery& q,
+                const std::vector<std::string>& workspaces) -> Result<query::RequestsShare> {
+    query::RequestsQuery here = q;
+    for (const std::string& ws : workspaces) {
+      cluster::Route route = m->RouteWorkspace(ws);
+      if (route.kind != cluster::Route::kLocal) {
+        return Fail(ErrorCode::kUnavailable,
+                    "Workspace " + ws + " is not served by this instance (" +
+                        (route.reason.empty() ? "it moved" : route.reason) + ").");
+      }
+      // The engine keeps the pairs of the query's organizations only.
+      for (std::string& org : m->OrganizationsOfWorkspace(ws)) {
+        here.workspace_scopes.emplace_back(std::move(org), ws);
+      }
+    }
+    if (here.workspace_scopes.empty()) {
+      // Nothing of the query's organizations here: an empty share (with the range checked).
+      here.organizations.clear();
+    }
+    auto views = live->Current();
+    return query::CollectRequests(*views->store, *views->directory, metric, here);
+  };
+  // The store keys request data per workspace: which organizations exist is the group's
+  // knowledge (every event naming one was recorded in the cluster topic).
+  deps->requests.organization_known = [m](std::string_view org) {
+    const std::vector<std::string> all = m->Organizations();
+    return std::binary_search(all.begin(), all.end(), org);
+  };
+  deps->requests.all_organizations = [m] { return m->Organizations(); };
+}
+
+}  // namespace
+
+void RouteThroughCluster(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDeps* deps) {
   cluster::Membership* m = parts->membership.get();
   cluster::Forwarder* f = parts->forwarder.get();
   auto route_workspace = [f](const http::Request& r, std::string_view ws) {
@@ -68,22 +173,7 @@ void RouteThroughCluster(ClusterParts* parts, http::ServiceDeps* deps) {
     deps->superagents.route = route_workspace;
     deps->superagents.workspace_known = known(std::move(deps->superagents.workspace_known));
   }
-  if (deps->requests.run) {
-    deps->requests.route = [f](const http::Request& r, const std::vector<std::string>& orgs) {
-      return f->ForOrganizations(r, orgs);
-    };
-    deps->requests.organization_known =
-        [m, local = std::move(deps->requests.organization_known)](std::string_view org) {
-          const std::vector<std::string> all = m->Organizations();
-          return std::binary_search(all.begin(), all.end(), org) || local(org);
-        };
-    deps->requests.all_organizations = [m, local = std::move(deps->requests.all_organizations)] {
-      std::set<std::string> all;
-      for (auto& org : m->Organizations()) all.insert(std::move(org));
-      for (auto& org : local()) all.insert(std::move(org));
-      return std::vector<std::string>(all.begin(), all.end());
-    };
-  }
+  if (deps->requests.run) RouteRequests(parts, live, deps);
 }
 
 }  // namespace tally::tallyd

@@ -12,6 +12,7 @@
 #include "common/result.h"
 #include "http/service.h"
 #include "ingest/consumer.h"
+#include "ingest/live_views.h"
 
 namespace tally::tallyd {
 
@@ -21,15 +22,17 @@ struct ClusterParts {
 };
 
 // Starts the membership (options.instance_id, url, topic, brokers) and hooks the consumer's
-// ownership and event-scope reports into it. `consumer` is filled before Consumer::Create.
+// ownership and event-scope reports into it; the consumer keys request data per workspace.
+// `consumer` is filled before Consumer::Create.
 Result<std::unique_ptr<ClusterParts>> StartCluster(const cluster::MembershipOptions& options,
                                                    ingest::ConsumerOptions* consumer,
                                                    MetricsRegistry* metrics);
 
-// Makes every workspace- and organization-scoped route of `deps` answer on the owning instance,
-// and its existence checks (workspace_known, resolve_organization, organization_known,
-// all_organizations) see the whole group. Call once the local backends are set. `parts` must
-// outlive the router.
-void RouteThroughCluster(ClusterParts* parts, http::ServiceDeps* deps);
+// Makes every workspace-scoped route of `deps` answer on the owning instance, request analytics
+// answer from the shares of every instance owning an organization's workspaces, and the
+// existence checks (workspace_known, resolve_organization, organization_known,
+// all_organizations) see the whole group. Call once the local backends are set. `parts` and
+// `live` must outlive the router.
+void RouteThroughCluster(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDeps* deps);
 
 }  // namespace tally::tallyd

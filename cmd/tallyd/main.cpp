@@ -495,7 +495,7 @@ int main(int argc, char** argv) {
     deps.events_options.max_concurrent_publishes = ingest_max_concurrent;
     deps.events_options.event_limits = *event_limits;
   }
-  if (cluster) tally::tallyd::RouteThroughCluster(cluster.get(), &deps);
+  if (cluster) tally::tallyd::RouteThroughCluster(cluster.get(), live, &deps);
   auto router = tally::http::BuildRouter(std::move(deps));
   if (!router) return Die(router.error().message);
   auto server = tally::http::Server::Start(server_options, *router);

@@ -93,6 +93,36 @@ Forwarder::Forwarder(const Membership* membership, ForwarderOptions options,
                                 "Forwarded requests whose owner could not be reached.");
 }
 
+Result<http::HttpReply> Forwarder::Send(const http::Request& request,
+                                        const std::pair<std::string, uint16_t>& to,
+                                        const http::StringPairs& extra) {
+  http::StringPairs headers;
+  headers.reserve(request.headers.size() + extra.size() + 1);
+  for (const auto& [k, v] : request.headers) {
+    if (!Listed(kRequestHeadersDropped, k)) headers.emplace_back(k, v);
+  }
+  headers.emplace_back(std::string(kForwardedHeader), options_.instance_id);
+  headers.insert(headers.end(), extra.begin(), extra.end());
+  // A HEAD request is answered from the owner's GET: the server sizes it from the body.
+  std::string_view method = request.method;
+  if (method == "HEAD") method = "GET";
+  return pool_.Send(to.first, to.second, method, BuildTarget(request.path, request.query),
+                    request.body, headers);
+}
+
+Result<http::HttpReply> Forwarder::Ask(const http::Request& request, const std::string& url,
+                                       const http::StringPairs& extra) {
+  auto base = ParseBaseUrl(url);
+  if (!base) return std::unexpected(base.error());
+  auto reply = Send(request, *base, extra);
+  if (!reply) {
+    failed_->Add();
+    return std::unexpected(reply.error());
+  }
+  forwarded_->Add();
+  return reply;
+}
+
 http::Response Forwarder::Unavailable(std::string message) const {
   unavailable_->Add();
   http::Response r = http::ErrorResponse(Error{ErrorCode::kUnavailable, std::move(message), ""});
@@ -134,17 +164,7 @@ std::optional<http::Response> Forwarder::Follow(const http::Request& request, co
     return Unavailable("The instance serving this scope (" + route.instance_id +
                        ") advertises an unusable URL: " + base.error().message);
   }
-  http::StringPairs headers;
-  headers.reserve(request.headers.size() + 1);
-  for (const auto& [k, v] : request.headers) {
-    if (!Listed(kRequestHeadersDropped, k)) headers.emplace_back(k, v);
-  }
-  headers.emplace_back(std::string(kForwardedHeader), options_.instance_id);
-  // A HEAD request is answered from the owner's GET: the server sizes it from the body.
-  std::string_view method = request.method;
-  if (method == "HEAD") method = "GET";
-  auto reply = pool_.Send(base->first, base->second, method,
-                          BuildTarget(request.path, request.query), request.body, headers);
+  auto reply = Send(request, *base, {});
   if (!reply) {
     failed_->Add();
     spdlog::warn("cluster: forwarding {} {} to {} ({}) failed: {}", request.method, request.path,

@@ -53,8 +53,17 @@ class Forwarder {
   // The same for an already computed route.
   std::optional<http::Response> Follow(const http::Request& request, const Route& route);
 
+  // Sends `request` (the caller's headers, kForwardedHeader, then `extra`) to the instance at
+  // `url` and returns its reply whatever its status. kInvalidArgument for an unusable URL,
+  // kUnavailable when the instance cannot be reached.
+  Result<http::HttpReply> Ask(const http::Request& request, const std::string& url,
+                              const http::StringPairs& extra);
+
  private:
   http::Response Unavailable(std::string message) const;
+  Result<http::HttpReply> Send(const http::Request& request,
+                               const std::pair<std::string, uint16_t>& to,
+                               const http::StringPairs& extra);
 
   const Membership* membership_;
   ForwarderOptions options_;

@@ -217,6 +217,11 @@ std::vector<std::string> Membership::WorkspacesOfOrganization(std::string_view o
   return table_.WorkspacesOfOrganization(organization);
 }
 
+std::vector<std::string> Membership::OrganizationsOfWorkspace(std::string_view workspace) const {
+  std::lock_guard lock(mu_);
+  return table_.OrganizationsOfWorkspace(workspace);
+}
+
 void Membership::WriteJson(JsonWriter* w) const {
   std::lock_guard lock(mu_);
   w->BeginObject();

@@ -76,6 +76,7 @@ class Membership {
   bool KnowsWorkspace(std::string_view workspace) const;
   std::vector<std::string> Organizations() const;
   std::vector<std::string> WorkspacesOfOrganization(std::string_view organization) const;
+  std::vector<std::string> OrganizationsOfWorkspace(std::string_view workspace) const;
 
   // True once the reader has applied every record that was in the topic when it started.
   bool synced() const { return synced_.load(); }

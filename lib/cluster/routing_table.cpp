@@ -126,6 +126,7 @@ bool RoutingTable::Apply(std::string_view key, std::string_view value, int64_t o
     if (!organization.empty()) {
       organization_partitions_[std::string(organization)].insert(partition);
       organization_workspaces_[std::string(organization)].insert(std::string(workspace));
+      workspace_organizations_[std::string(workspace)].insert(std::string(organization));
     }
   }
   ++applied_;
@@ -155,6 +156,12 @@ std::vector<std::string> RoutingTable::WorkspacesOfOrganization(
     std::string_view organization) const {
   auto it = organization_workspaces_.find(organization);
   if (it == organization_workspaces_.end()) return {};
+  return {it->second.begin(), it->second.end()};
+}
+
+std::vector<std::string> RoutingTable::OrganizationsOfWorkspace(std::string_view workspace) const {
+  auto it = workspace_organizations_.find(workspace);
+  if (it == workspace_organizations_.end()) return {};
   return {it->second.begin(), it->second.end()};
 }
 

@@ -86,6 +86,8 @@ class RoutingTable {
   const std::set<int32_t>& PartitionsOfOrganization(std::string_view organization) const;
   // Workspaces seen with events naming `organization`, sorted.
   std::vector<std::string> WorkspacesOfOrganization(std::string_view organization) const;
+  // Organizations named by events of `workspace`, sorted (one, unless its events disagree).
+  std::vector<std::string> OrganizationsOfWorkspace(std::string_view workspace) const;
   bool KnowsWorkspace(std::string_view workspace) const;
   // Every organization seen in an event, sorted.
   std::vector<std::string> Organizations() const;
@@ -115,6 +117,7 @@ class RoutingTable {
   std::map<std::string, std::set<int32_t>, std::less<>> workspace_partitions_;
   std::map<std::string, std::set<int32_t>, std::less<>> organization_partitions_;
   std::map<std::string, std::set<std::string>, std::less<>> organization_workspaces_;
+  std::map<std::string, std::set<std::string>, std::less<>> workspace_organizations_;
   int64_t applied_ = 0;
   int64_t malformed_ = 0;
 };

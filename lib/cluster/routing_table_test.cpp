@@ -37,6 +37,8 @@ TEST_F(RoutingTableTest, RecordsRoundTrip) {
   EXPECT_EQ(table_.PartitionsOfOrganization("org-1"), (std::set<int32_t>{4, 5}));
   EXPECT_EQ(table_.WorkspacesOfOrganization("org-1"), (std::vector<std::string>{"ws-1", "ws-2"}));
   EXPECT_EQ(table_.Organizations(), (std::vector<std::string>{"org-1"}));
+  EXPECT_EQ(table_.OrganizationsOfWorkspace("ws-2"), (std::vector<std::string>{"org-1"}));
+  EXPECT_TRUE(table_.OrganizationsOfWorkspace("ws-3").empty());
   EXPECT_TRUE(table_.KnowsWorkspace("ws-3"));
   EXPECT_FALSE(table_.KnowsWorkspace("ws-4"));
   EXPECT_TRUE(table_.PartitionsOfWorkspace("ws-4").empty());

@@ -6,6 +6,7 @@
 #include "common/calendar.h"
 #include "common/json_writer.h"
 #include "http/internal/date_range_params.h"
+#include "http/requests_share.h"
 
 namespace tally::http {
 namespace {
@@ -105,19 +106,27 @@ Response RequestsHandler::Handle(const Request& request) const {
   } else {
     q.organizations = key->organizations;
   }
-  if (backend_.route) {
-    if (auto elsewhere = backend_.route(request, q.organizations)) return std::move(*elsewhere);
+  auto failed = [](const Error& error) {
+    if (error.code == ErrorCode::kInvalidArgument) {
+      return ValidationErrorResponse(
+          {FieldError{error.field.empty() ? std::string("request") : error.field, error.message}});
+    }
+    Response r = ErrorResponse(error);
+    if (r.status == 503) r.headers.emplace_back("Retry-After", "1");
+    return r;
+  };
+  if (const std::string* share = request.FindHeader(kRequestsShareHeader);
+      share != nullptr && backend_.collect) {
+    auto workspaces = DecodeShareWorkspaces(*share);
+    if (!workspaces) return failed(workspaces.error());
+    auto collected = backend_.collect(*metric, q, *workspaces);
+    if (!collected) return failed(collected.error());
+    return JsonResponse(200, RenderRequestsShare(*collected));
   }
 
-  Result<query::RequestsResult> result = backend_.run(*metric, q);
-  if (!result) {
-    if (result.error().code == ErrorCode::kInvalidArgument) {
-      return ValidationErrorResponse(
-          {FieldError{result.error().field.empty() ? std::string("request") : result.error().field,
-                      result.error().message}});
-    }
-    return ErrorResponse(result.error());
-  }
+  Result<query::RequestsResult> result =
+      backend_.gather ? backend_.gather(request, *metric, q) : backend_.run(*metric, q);
+  if (!result) return failed(result.error());
   return JsonResponse(200, RenderRequests(*metric, *result));
 }
 

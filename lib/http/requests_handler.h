@@ -52,11 +52,17 @@ struct RequestsBackend {
       run;
   std::function<bool(std::string_view)> organization_known;
   std::function<std::vector<std::string>()> all_organizations;
-  // Optional: where the request is answered once its organizations are known (unset: here);
-  // see ScopeRoute (router.h).
-  std::function<std::optional<Response>(const Request& request,
-                                        const std::vector<std::string>& organizations)>
-      route;
+  // A group of instances (lib/cluster), both optional. `gather`, when set, answers instead of
+  // `run`: locally or by merging the shares of the instances that own the organizations'
+  // workspaces (the request is what the caller sent: it is re-sent to them). `collect` answers
+  // a request carrying kRequestsShareHeader (requests_share.h) with this instance's share of the
+  // listed workspaces. Errors as `run`'s; kUnavailable becomes a 503 with Retry-After.
+  std::function<Result<query::RequestsResult>(const Request& request, query::RequestsMetric,
+                                              const query::RequestsQuery&)>
+      gather;
+  std::function<Result<query::RequestsShare>(query::RequestsMetric, const query::RequestsQuery&,
+                                             const std::vector<std::string>& workspaces)>
+      collect;
 };
 
 class RequestsHandler {

@@ -25,6 +25,7 @@
 #include "kafka/admin.h"
 #include "metrics_compare.h"
 #include "reference.h"
+#include "requests_reference.h"
 
 namespace tally::integration {
 namespace {
@@ -271,6 +272,56 @@ void CheckTenantEverywhere(Group& group, const ReferenceModel& ref,
   }
 }
 
+// Request analytics through every instance, for the admin key over every organization and
+// narrowed to each one (organizations span workspaces owned by different instances: the answer
+// merges their shares), against the reference.
+void CheckRequestsEverywhere(Group& group, const RequestsReference& ref, const char* phase) {
+  std::vector<std::optional<std::string>> orgs = {std::nullopt};
+  for (const std::string& org : ref.Organizations()) orgs.push_back(org);
+  const std::vector<std::pair<std::string, std::string>> ranges = {
+      {"2026-02-01", "2026-03-01"}, {"2026-01-01", "2026-03-01"}, {"2026-02-14", "2026-02-14"}};
+  int failures = 0;
+  size_t requests = 0;
+  for (Instance& in : group.instances()) {
+    for (const auto& org : orgs) {
+      ReqQuery q;
+      std::vector<std::pair<std::string, std::string>> headers = {
+          {"Authorization", std::string("Bearer ") + kAdminToken}};
+      if (org) {
+        q.organizations = std::set<std::string>{*org};
+        headers.emplace_back("organization-id", *org);
+      }
+      for (const auto& [start, end] : ranges) {
+        q.start_date = start;
+        q.end_date = end;
+        const std::map<std::string, json> want = ref.AnswerAll(q);
+        for (const char* endpoint : kRequestEndpoints) {
+          const std::string target = std::string("/v1/analytics/requests/") + endpoint +
+                                     "?startDate=" + start + "&endDate=" + end;
+          auto r = in.http->Send("GET", target, headers);
+          ++requests;
+          std::string diff;
+          if (!r) {
+            diff = r.error().message;
+          } else if (r->status != 200) {
+            diff = "status " + std::to_string(r->status) + ": " + r->body.substr(0, 300);
+          } else {
+            json got = json::parse(r->body, nullptr, false);
+            diff = got.is_discarded() ? "not JSON" : DiffRequestsJson(got, want.at(endpoint));
+          }
+          if (!diff.empty() && ++failures <= 10) {
+            ADD_FAILURE() << phase << ": through " << in.id << " GET " << target
+                          << (org ? " organization-id: " + *org : std::string()) << "\n    "
+                          << diff;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(failures, 0) << phase;
+  std::fprintf(stderr, "[cluster_e2e] %s: %zu request-analytics requests\n", phase, requests);
+}
+
 // Every instance answers workspace metrics (a sample of the combinations) like the reference,
 // and the leaderboard and the Super Agents list like each other.
 void CheckEveryInstance(Group& group, const ReferenceModel& ref,
@@ -313,7 +364,12 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   o.duplicate_fraction = 0.02;
   Dataset data = GenerateDataset(o);
   ReferenceModel ref(Stack::kToday);
-  for (const std::string& line : data.lines) ref.Add(line);
+  RequestsReference requests_ref;
+  for (const std::string& line : data.lines) {
+    ref.Add(line);
+    requests_ref.Add(line);
+  }
+  ASSERT_GE(requests_ref.Organizations().size(), 2u);
 
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kAdminToken));
@@ -347,6 +403,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
     }
   }
   CheckEveryInstance(group, ref, workspaces, "three instances");
+  CheckRequestsEverywhere(group, requests_ref, "three instances");
   CheckTenantEverywhere(group, ref, workspaces);
 
   // The forwarded answers went through the owners: at least one instance forwarded.
@@ -376,6 +433,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   EXPECT_LT(failover_s, 60);
   EXPECT_GT(gained(), gained_before) << "the survivors took the killed instance's partitions";
   CheckEveryInstance(group, ref, workspaces, "two survivors");
+  CheckRequestsEverywhere(group, requests_ref, "two survivors");
 
   // A fourth instance with an empty data directory joins and answers exactly once settled.
   ASSERT_TRUE(group.Start("node-d"));
@@ -383,6 +441,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   ASSERT_TRUE(group.WaitSettled(Millis(120000)));
   std::fprintf(stderr, "[cluster_e2e] a new instance settled in %.1f s\n", Elapsed(t_join));
   CheckEveryInstance(group, ref, workspaces, "after a new instance joined");
+  CheckRequestsEverywhere(group, requests_ref, "after a new instance joined");
 }
 
 }  // namespace
