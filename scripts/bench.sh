@@ -22,6 +22,10 @@
 #                                                   p50/p99 at 1M and 10M events, and their ratio
 #   scripts/bench.sh superagents [superagents_bench flags]  GET .../superagents p50/p99, 50-row
 #                                                   pages of a workspace with ~100k agents, 10M events
+#   scripts/bench.sh cluster [cluster_bench flags]  3 tallyd on one consumer group (`tally
+#                                                   broker`, 12 partitions): query p50/p90/p99
+#                                                   local vs forwarded, failover time after
+#                                                   SIGKILL, CPU per event with 1 and 3 instances
 #   scripts/bench.sh newcomer [events] [runs]       `tally broker` + tallyd + `tally produce` of a
 #                                                   generated file, as a new user runs them: time
 #                                                   to all consumed, held back, trimmed; baseline
@@ -49,7 +53,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-}"
 case "$what" in
-  ingest | query | pipeline | replay | requests | superagents | newcomer | live | fresh) shift ;;
+  ingest | query | pipeline | replay | requests | superagents | cluster | newcomer | live | fresh) shift ;;
   *)
     awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" >&2
     exit 2
@@ -110,6 +114,7 @@ case "$what" in
   query) exec "$build/bench/query_bench" "$@" ;;
   requests) exec "$build/bench/requests_bench" "$@" ;;
   superagents) exec "$build/bench/superagents_bench" "$@" ;;
+  cluster) exec "$build/bench/cluster_bench" "$@" ;;
   replay)
     events="${1:-10000000}"
     runs="${2:-3}"

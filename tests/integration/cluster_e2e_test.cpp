@@ -23,6 +23,7 @@
 
 #include "harness.h"
 #include "kafka/admin.h"
+#include "leaderboard_reference.h"
 #include "metrics_compare.h"
 #include "reference.h"
 #include "requests_reference.h"
@@ -322,9 +323,30 @@ void CheckRequestsEverywhere(Group& group, const RequestsReference& ref, const c
   std::fprintf(stderr, "[cluster_e2e] %s: %zu request-analytics requests\n", phase, requests);
 }
 
+// The leaderboard of every workspace through every instance, against the reference.
+void CheckLeaderboardEverywhere(Group& group, const LeaderboardReference& ref,
+                                const std::vector<std::string>& workspaces) {
+  const int64_t from = *RefParseTimeMillis("2026-01-15T00:00:00Z") / 86'400'000;
+  const int64_t to = *RefParseTimeMillis("2026-03-01T00:00:00Z") / 86'400'000;
+  for (Instance& in : group.instances()) {
+    for (const std::string& ws : workspaces) {
+      const std::string target =
+          "/api/agents/leaderboard?limit=100&workspace_uuid=" + UrlEncode(ws) +
+          "&date_from=2026-01-15&date_to=2026-03-01";
+      auto r =
+          in.http->Send("GET", target, {{"Authorization", std::string("Bearer ") + kAdminToken}});
+      ASSERT_TRUE(r) << r.error().message;
+      ASSERT_EQ(r->status, 200) << in.id << " " << target << ": " << r->body.substr(0, 300);
+      EXPECT_TRUE(SameLeaderboard(json::parse(r->body), ref.Expected(ws, from, to, 100, {})))
+          << "through " << in.id << ": " << target;
+    }
+  }
+}
+
 // Every instance answers workspace metrics (a sample of the combinations) like the reference,
 // and the leaderboard and the Super Agents list like each other.
 void CheckEveryInstance(Group& group, const ReferenceModel& ref,
+                        const LeaderboardReference& leaderboard,
                         const std::vector<std::string>& workspaces, const char* phase) {
   const auto t0 = Clock::now();
   size_t requests = 0;
@@ -348,6 +370,7 @@ void CheckEveryInstance(Group& group, const ReferenceModel& ref,
                                    "/superagents?limit=5&from=2025-12-01&to=2026-03-01");
   }
   CheckCursorPagesEverywhere(group, workspaces.front());
+  CheckLeaderboardEverywhere(group, leaderboard, workspaces);
   std::fprintf(stderr, "[cluster_e2e] %s: %zu metrics requests through %zu instances in %.1f s\n",
                phase, requests, group.instances().size(), Elapsed(t0));
 }
@@ -365,8 +388,9 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   Dataset data = GenerateDataset(o);
   ReferenceModel ref(Stack::kToday);
   RequestsReference requests_ref;
+  LeaderboardReference leaderboard_ref;
   for (const std::string& line : data.lines) {
-    ref.Add(line);
+    if (ref.Add(line) == RefVerdict::kAccepted) leaderboard_ref.Add(line);
     requests_ref.Add(line);
   }
   ASSERT_GE(requests_ref.Organizations().size(), 2u);
@@ -402,7 +426,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
       if (m["instance_id"] == in.id) EXPECT_FALSE(m["owned"].empty()) << r->body;
     }
   }
-  CheckEveryInstance(group, ref, workspaces, "three instances");
+  CheckEveryInstance(group, ref, leaderboard_ref, workspaces, "three instances");
   CheckRequestsEverywhere(group, requests_ref, "three instances");
   CheckTenantEverywhere(group, ref, workspaces);
 
@@ -432,7 +456,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   std::fprintf(stderr, "[cluster_e2e] failover after SIGKILL settled in %.1f s\n", failover_s);
   EXPECT_LT(failover_s, 60);
   EXPECT_GT(gained(), gained_before) << "the survivors took the killed instance's partitions";
-  CheckEveryInstance(group, ref, workspaces, "two survivors");
+  CheckEveryInstance(group, ref, leaderboard_ref, workspaces, "two survivors");
   CheckRequestsEverywhere(group, requests_ref, "two survivors");
 
   // A fourth instance with an empty data directory joins and answers exactly once settled.
@@ -440,7 +464,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   const auto t_join = Clock::now();
   ASSERT_TRUE(group.WaitSettled(Millis(120000)));
   std::fprintf(stderr, "[cluster_e2e] a new instance settled in %.1f s\n", Elapsed(t_join));
-  CheckEveryInstance(group, ref, workspaces, "after a new instance joined");
+  CheckEveryInstance(group, ref, leaderboard_ref, workspaces, "after a new instance joined");
   CheckRequestsEverywhere(group, requests_ref, "after a new instance joined");
 }
 
