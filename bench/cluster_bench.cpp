@@ -905,7 +905,7 @@ int main(int argc, char** argv) {
       "Benchmark of a group of tallyd instances on one consumer group (tally broker, 12 "
       "partitions, 3 instances): query latency answered locally vs forwarded, failover time "
       "after SIGKILL, and CPU per ingested event with one and with three instances."};
-  int64_t events_n = 200'000;
+  int64_t events_n = 25'000;
   int requests = 2000, runs = 3;
   bool keep = false;
   std::string tallyd_path = TALLYD_PATH, cli_path = TALLY_CLI_PATH;

@@ -167,8 +167,15 @@ std::optional<http::Response> Forwarder::Follow(const http::Request& request, co
   auto reply = Send(request, *base, {});
   if (!reply) {
     failed_->Add();
-    spdlog::warn("cluster: forwarding {} {} to {} ({}) failed: {}", request.method, request.path,
-                 route.instance_id, route.url, reply.error().message);
+    // A dead owner fails every request until the group moves its partitions: say so once a
+    // second, not once a request (the counter has them all).
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    if (last_warning_s_.exchange(now) != now) {
+      spdlog::warn("cluster: forwarding {} {} to {} ({}) failed: {}", request.method, request.path,
+                   route.instance_id, route.url, reply.error().message);
+    }
     return Unavailable("The instance serving this scope (" + route.instance_id +
                        ") cannot be reached; retry after the Retry-After delay.");
   }

@@ -13,6 +13,7 @@
 //
 // Thread-safe.
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -71,6 +72,7 @@ class Forwarder {
   Counter* forwarded_ = nullptr;
   Counter* unavailable_ = nullptr;
   Counter* failed_ = nullptr;
+  std::atomic<int64_t> last_warning_s_{0};  // steady clock, seconds: one warning per second
 };
 
 // "http://host:port" (a trailing '/' allowed) -> (host, port). kInvalidArgument otherwise.

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstring>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "aggregate/aggregator.h"
@@ -78,7 +80,9 @@ struct Consumer::Impl {
   // applied up to it (ConsumerOptions::on_ownership). Consumer thread.
   std::map<int32_t, int64_t> restore_target;
   std::vector<int32_t> serving;  // sorted, what on_ownership last said
-  std::string fatal;             // non-empty: ingest must stop with this message
+  // Assigned partitions whose views miss events the log no longer holds: never serving.
+  std::set<int32_t> incomplete;
+  std::string fatal;  // non-empty: ingest must stop with this message
 
   // A requested store switch (SwitchStore), served by the consumer thread between batches.
   std::mutex switch_mu;
@@ -159,31 +163,46 @@ struct Consumer::Impl {
   // Decides where each of `parts` starts (OnAssign), then assigns them, or nothing when that
   // found ingest must stop; ready once assigned. From the rebalance callback, or from
   // TakePartitions() when reading partitions directly; the cluster id is known by then.
-  rd_kafka_resp_err_t Assign(rd_kafka_topic_partition_list_t* parts) {
+  rd_kafka_resp_err_t Assign(rd_kafka_topic_partition_list_t* parts, bool incremental = false) {
     // Start positions come from the stored offsets: let the batch in flight land first.
     Wait();
-    OnAssign(parts);
+    OnAssign(parts, incremental);
     bool fatal_now;
     {
       std::lock_guard lock(mu);
       fatal_now = !fatal.empty();
     }
-    rd_kafka_resp_err_t err = rd_kafka_assign(rk, fatal_now ? nullptr : parts);
+    rd_kafka_resp_err_t err;
+    if (!incremental) {
+      err = rd_kafka_assign(rk, fatal_now ? nullptr : parts);
+    } else if (fatal_now) {
+      err = RD_KAFKA_RESP_ERR_NO_ERROR;  // take nothing more; ingest stops
+    } else {
+      rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts);
+      err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+      if (e) {
+        spdlog::error("ingest: taking partitions failed: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    }
     if (!fatal_now && err == RD_KAFKA_RESP_ERR_NO_ERROR) ready->store(true);
     ReportOwnership(/*changed=*/true);
     return err;
   }
 
-  // Decides where each newly assigned partition starts (see Assign).
-  void OnAssign(rd_kafka_topic_partition_list_t* parts) {
+  // Decides where each newly assigned partition starts (see Assign). `incremental`: `parts` come
+  // in addition to those assigned already (cooperative rebalancing), else they replace them.
+  void OnAssign(rd_kafka_topic_partition_list_t* parts, bool incremental) {
     auto stored = store->LoadOffsets();
     if (!stored) {
       SetFatal("cannot read stored offsets: " + stored.error().message);
       return;
     }
     std::lock_guard lock(mu);
-    assigned.clear();
-    restore_target.clear();
+    if (!incremental) {
+      assigned.clear();
+      restore_target.clear();
+    }
     for (int i = 0; i < parts->cnt; ++i) {
       rd_kafka_topic_partition_t& tp = parts->elems[i];
       int64_t lo = -1, hi = -1;
@@ -194,10 +213,12 @@ struct Consumer::Impl {
       }
       int64_t start = RD_KAFKA_OFFSET_BEGINNING;
       std::string why;
+      incomplete.erase(tp.partition);
       if (found && found->cluster_id == cluster_id && (hi < 0 || found->next_offset <= hi)) {
         start = found->next_offset;
         if (lo >= 0 && start < lo) {
           trimmed->Add();
+          incomplete.insert(tp.partition);
           spdlog::error(
               "ingest: {}[{}] was trimmed: stored offset {} is below the log start {}; events "
               "{}..{} are gone from Kafka and are NOT in the views. Rebuild from a full source "
@@ -229,6 +250,7 @@ struct Consumer::Impl {
       }
       if (!found && lo > 0) {
         trimmed->Add();
+        incomplete.insert(tp.partition);
         spdlog::error(
             "ingest: {}[{}]: first start, but the log begins at offset {}: offsets 0..{} were "
             "trimmed or expired before tally read them and are NOT in the views (backfill them "
@@ -252,21 +274,41 @@ struct Consumer::Impl {
   static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      self->Assign(parts);
-    } else {
-      // Store and persist what was consumed from the revoked partitions (the batch in flight,
-      // then the one being collected) before letting them go.
-      self->Flush();
-      rd_kafka_assign(rk, nullptr);
-      {
-        std::lock_guard lock(self->mu);
-        self->assigned.clear();
-        self->restore_target.clear();
-        self->ready->store(false);
-      }
-      self->ReportOwnership(/*changed=*/true);
+    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    std::string list;
+    for (int i = 0; i < parts->cnt; ++i) {
+      list += (list.empty() ? "" : ",") + std::to_string(parts->elems[i].partition);
     }
+    spdlog::info("ingest: the group {} partitions [{}] ({} rebalance)",
+                 err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigns" : "revokes", list,
+                 rd_kafka_rebalance_protocol(rk));
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      self->Assign(parts, cooperative);
+      return;
+    }
+    // Store and persist what was consumed from the revoked partitions (the batch in flight,
+    // then the one being collected) before letting them go.
+    self->Flush();
+    if (cooperative) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) {
+        spdlog::error("ingest: giving partitions back failed: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+      std::lock_guard lock(self->mu);
+      for (int i = 0; i < parts->cnt; ++i) {
+        const int32_t p = parts->elems[i].partition;
+        std::erase(self->assigned, p);
+        self->restore_target.erase(p);
+      }
+      if (self->assigned.empty()) self->ready->store(false);
+    } else {
+      rd_kafka_assign(rk, nullptr);
+      std::lock_guard lock(self->mu);
+      self->assigned.clear();
+      self->restore_target.clear();
+      self->ready->store(false);
+    }
+    self->ReportOwnership(/*changed=*/true);
   }
 
   // Tells options.on_ownership what is assigned and serving when that changed (`changed`: the
@@ -281,13 +323,22 @@ struct Consumer::Impl {
         auto it = progress.find(p);
         auto target = restore_target.find(p);
         if (it != progress.end() && target != restore_target.end() &&
-            it->second.next_offset >= target->second) {
+            it->second.next_offset >= target->second && !incomplete.contains(p)) {
           now_serving.push_back(p);
         }
       }
     }
     std::sort(owned.begin(), owned.end());
     if (!changed && now_serving == serving) return;
+    for (int32_t p : owned) {
+      if (changed && incomplete.contains(p)) {
+        spdlog::error(
+            "ingest: partition {} is not served: events the log no longer holds are missing "
+            "from this instance's views (seed its data directory from a snapshot of an instance "
+            "that holds them, or keep the topic's whole history)",
+            p);
+      }
+    }
     serving = now_serving;
     options.on_ownership(owned, serving);
   }
@@ -615,8 +666,19 @@ struct Consumer::Impl {
       pr.high_watermark = hi;
       expected_next[p] = start;
     }
-    // Re-assigning with new offsets drops what was fetched for the old positions.
-    rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
+    // Re-assigning with new offsets drops what was fetched for the old positions (a cooperative
+    // group member changes its assignment only incrementally: out, then back in).
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0) {
+      rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, list);
+      if (e == nullptr) e = rd_kafka_incremental_assign(rk, list);
+      if (e != nullptr) {
+        err = rd_kafka_error_code(e);
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      err = rd_kafka_assign(rk, list);
+    }
     rd_kafka_topic_partition_list_destroy(list);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       return Fail(ErrorCode::kUnavailable,
@@ -786,6 +848,9 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
       // dead member: keep that short.
       {"session.timeout.ms", "6000"},
       {"heartbeat.interval.ms", "1000"},
+      // A rebalance moves only the partitions that change owner: the others keep being consumed
+      // and served (a group of instances answers for them throughout).
+      {"partition.assignment.strategy", "cooperative-sticky"},
   };
   if (!options.instance_id.empty()) settings["group.instance.id"] = options.instance_id;
   for (const auto& [k, v] : options.extra_config) settings[k] = v;

@@ -117,7 +117,7 @@ struct ConsumerOptions {
   // partition it came from, its workspace and its organization ("" when none).
   // `on_ownership`: whenever the assigned partitions (`owned`) or those of them whose views
   // have caught up with the log (`serving`: applied up to the high watermark the partition had
-  // when it was assigned) change; both sorted.
+  // when it was assigned, and not missing events the log no longer holds) change; both sorted.
   std::function<void(int32_t partition, std::string_view workspace, std::string_view organization)>
       on_event_scope;
   std::function<void(const std::vector<int32_t>& owned, const std::vector<int32_t>& serving)>

@@ -85,7 +85,7 @@ class Group {
         "--keys", stack_->dir().File("keys.toml"), "--cache-ttl", "0", "--now", Stack::kNow,
         "--max-future", "1d",
         // A killed member's partitions move within seconds.
-        "--kafka-option", "session.timeout.ms=6000", "--kafka-option", "heartbeat.interval.ms=500"};
+        "--kafka-option", "session.timeout.ms=3000", "--kafka-option", "heartbeat.interval.ms=300"};
     if (Status s = in.process->Start(argv, stack_->dir().File(id)); !s) {
       return ::testing::AssertionFailure() << s.error().message;
     }
@@ -110,7 +110,8 @@ class Group {
 
   // Every live instance is ready, the group's routing (as each instance sees it) gives every
   // partition to a live instance that serves it, and every owner has applied its partitions up
-  // to the log's end. `why` says what is missing.
+  // to the log's end, and every live instance owns some partitions (a newcomer's rebalance is
+  // done, not about to start). `why` says what is missing.
   bool Settled(std::string* why) {
     std::set<std::string> live;
     for (const Instance& in : instances_) live.insert(in.id);
@@ -141,6 +142,12 @@ class Group {
         const std::string id = m["instance_id"];
         for (int p : m["serving"]) serving_by[id].insert(p);
         if (id == in.id) owned_here = m["owned"].get<std::vector<int>>();
+      }
+      for (const std::string& id : live) {
+        if (serving_by[id].empty()) {
+          *why = in.id + " sees " + id + " owning nothing yet";
+          return false;
+        }
       }
       for (int p = 0; p < kPartitions; ++p) {
         const json& owner = routing["partitions"][std::to_string(p)];
