@@ -31,11 +31,8 @@
 //    broker. The instances' idle CPU (measured for 2 s before producing) is reported too.
 //
 // Every tallyd runs with --cache-ttl 0 and session.timeout.ms=6000, heartbeat.interval.ms=500.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <simdjson.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -55,6 +52,7 @@
 #include "bench_util.h"
 #include "common/sha256.h"
 #include "http/client.h"
+#include "http/testing/free_port.h"
 #include "kafka/admin.h"
 
 namespace tb = tally::bench;
@@ -144,24 +142,6 @@ double ProcessCpuSeconds(pid_t pid) {
   if (fields.size() < 13) return -1;
   return (std::strtod(fields[11].c_str(), nullptr) + std::strtod(fields[12].c_str(), nullptr)) /
          static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-// A port nobody listens on right now (the kernel's choice for an ephemeral bind); 0 on failure.
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 // `v` with two decimals.
@@ -331,7 +311,7 @@ class Group {
   Status Start(const std::vector<std::string>& ids) {
     std::vector<std::string> port_files;
     for (const std::string& id : ids) {
-      const uint16_t port = FreePort();
+      const uint16_t port = tally::http::testing::FreePort();
       if (port == 0) return Fail(ErrorCode::kUnavailable, "no free port");
       const std::string listen = "127.0.0.1:" + std::to_string(port);
       Instance in;

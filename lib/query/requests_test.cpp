@@ -316,16 +316,8 @@ class RequestsTest : public internal::ViewsTestBase {
   // Every metric of random queries, merged from the shards' shares, against the reference.
   void CheckShares(uint32_t seed, int cases) {
     std::mt19937 rng(seed);
-    auto pick = [&](int k) { return static_cast<int>(rng() % static_cast<uint32_t>(k)); };
     for (int c = 0; c < cases; ++c) {
-      RequestsQuery q;
-      for (int o = 0; o < 3; ++o)
-        if (pick(2)) q.organizations.push_back("org" + std::to_string(o));
-      if (q.organizations.empty()) q.organizations.push_back("org0");
-      if (pick(3) == 0) q.project_id = "p" + std::to_string(pick(5));
-      if (pick(3) == 0) q.agent_name = pick(4) == 0 ? "a3" : "name" + std::to_string(pick(7));
-      q.start = kFirstDay - 3 + pick(kDays);
-      q.end = std::min<DayNumber>(q.start + pick(50), kFirstDay + kDays + 2);
+      const RequestsQuery q = RandomQuery(&rng, "org0");
       for (RequestsMetric m : kAllMetrics) {
         std::vector<RequestsShare> shares;
         for (const Shard& s : shards_) {
@@ -356,19 +348,26 @@ class RequestsTest : public internal::ViewsTestBase {
   std::list<Shard> shards_;  // a list: shards never move
   Shard whole_;
 
+  // A random query: some of the organizations (`fallback` when none), sometimes a project or an
+  // agent name (a current, a former or an unknown one), a range of up to 50 days around the data.
+  static RequestsQuery RandomQuery(std::mt19937* rng, const std::string& fallback) {
+    auto pick = [rng](int k) { return static_cast<int>((*rng)() % static_cast<uint32_t>(k)); };
+    RequestsQuery q;
+    for (int o = 0; o < 3; ++o)
+      if (pick(2)) q.organizations.push_back("org" + std::to_string(o));
+    if (q.organizations.empty()) q.organizations.push_back(fallback);
+    if (pick(3) == 0) q.project_id = "p" + std::to_string(pick(5));
+    if (pick(3) == 0) q.agent_name = pick(4) == 0 ? "a3" : "name" + std::to_string(pick(7));
+    q.start = kFirstDay - 3 + pick(kDays);
+    q.end = std::min<DayNumber>(q.start + pick(50), kFirstDay + kDays + 2);
+    if (pick(5) == 0) q.end = q.start;
+    return q;
+  }
+
   void CheckAll(const store::Directory& dir, uint32_t seed, int cases) {
     std::mt19937 rng(seed);
-    auto pick = [&](int k) { return static_cast<int>(rng() % static_cast<uint32_t>(k)); };
     for (int c = 0; c < cases; ++c) {
-      RequestsQuery q;
-      for (int o = 0; o < 3; ++o)
-        if (pick(2)) q.organizations.push_back("org" + std::to_string(o));
-      if (q.organizations.empty()) q.organizations.push_back("org1");
-      if (pick(3) == 0) q.project_id = "p" + std::to_string(pick(5));
-      if (pick(3) == 0) q.agent_name = pick(4) == 0 ? "a3" : "name" + std::to_string(pick(7));
-      q.start = kFirstDay - 3 + pick(kDays);
-      q.end = std::min<DayNumber>(q.start + pick(50), kFirstDay + kDays + 2);
-      if (pick(5) == 0) q.end = q.start;
+      const RequestsQuery q = RandomQuery(&rng, "org1");
       for (RequestsMetric m : kAllMetrics) {
         auto got = RunRequests(*store_, dir, m, q);
         ASSERT_TRUE(got.has_value()) << got.error().message;

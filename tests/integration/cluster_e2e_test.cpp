@@ -6,11 +6,7 @@
 // killed with SIGKILL: within 60 s both survivors own every partition and answer exactly again.
 // Then a fourth instance joins with an empty data directory and, once ready, answers exactly.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +18,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "http/testing/free_port.h"
 #include "kafka/admin.h"
 #include "leaderboard_reference.h"
 #include "metrics_compare.h"
@@ -42,23 +39,6 @@ double Elapsed(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
-// A port nobody listens on right now (the kernel's choice for an ephemeral bind).
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 struct Instance {
   std::string id;
   std::string host_port;
@@ -71,7 +51,7 @@ class Group {
   explicit Group(Stack* stack) : stack_(stack) {}
 
   ::testing::AssertionResult Start(const std::string& id) {
-    const uint16_t port = FreePort();
+    const uint16_t port = http::testing::FreePort();
     if (port == 0) return ::testing::AssertionFailure() << "no free port";
     Instance in;
     in.id = id;
