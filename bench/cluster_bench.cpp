@@ -1,7 +1,7 @@
 // Benchmark of a group of tallyd instances on one consumer group (tally broker --partitions 12,
 // every instance with its own --advertise-url, --instance-id and data dir):
 //
-//   cluster_bench [--events 200000] [--requests 2000] [--runs 3] [--keep]
+//   cluster_bench [--events 200000] [--requests 2000] [--gathered-requests N] [--runs 3] [--keep]
 //
 // 1. Query latency, local vs forwarded. Three instances are started on a fresh broker, the
 //    generated events (default mix, 20 workspaces, keyed by workspace id) are produced, paced on
@@ -17,14 +17,26 @@
 //    per instance. Reported: client-side p50/p90/p99 (send -> last byte) per kind, the
 //    Server-Timing p50 (a forwarded answer's is the forwarding instance's, hop included), and
 //    the p50 difference; medians of the per-run figures.
-// 2. Failover. The instance owning the most partitions is killed (SIGKILL); every workspace is
+// 2. Request analytics gathered from several owners vs one instance. The organization of each
+//    workspace is its events' data.organization_id; for every organization whose workspaces are
+//    owned by two or more instances (owners as found in step 1), each run sends
+//    --gathered-requests (default: --requests) requests of GET /v1/analytics/requests/
+//    total-active-users and of .../agent-usage-per-user (startDate..endDate: the first and last
+//    UTC day of the events) with `organization-id: <org>` through one instance, round-robin over
+//    the instances: the receiving instance merges the shares of the organization's other owners
+//    ("gathered"). The same requests go to the single instance of step 4 after it has settled
+//    (it holds every partition). Reported per metric: client-side p50/p90/p99 of both, the p50
+//    difference (gathered minus one instance, of the medians over the runs), and every answer's
+//    status and body: each must be 200 and byte-identical to the single instance's first answer
+//    to the same organization and metric (the first difference is printed).
+// 3. Failover. The instance owning the most partitions is killed (SIGKILL); every workspace is
 //    then queried through both survivors, one round every 25 ms. Reported: seconds until the
 //    group is settled again on the survivors, until every workspace of the killed instance has
 //    answered 200 through the survivor that forwards it (and through its new owner), the
 //    statuses seen meanwhile (the other workspaces' too), and whether the killed instance's
 //    workspaces answer as before over all time (period=all): a survivor restores a partition
 //    from the log, and this broker's log holds only each partition's newest 5 MiB.
-// 3. CPU per event with one and with three instances: utime + stime of each tallyd
+// 4. CPU per event with one and with three instances: utime + stime of each tallyd
 //    (/proc/<pid>/stat) from just before producing until the group is settled, summed over the
 //    instances, per event. The three-instance figure is the ingest of step 1; the one-instance
 //    figure comes from one instance (with --advertise-url: the same code path) on another fresh
@@ -37,19 +49,24 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bench_util.h"
+#include "common/calendar.h"
 #include "common/sha256.h"
 #include "http/client.h"
 #include "http/testing/free_port.h"
@@ -878,15 +895,206 @@ FailoverResult Failover(Group& group, const std::vector<Placement>& placements,
   return f;
 }
 
+// ---------------------------------------------------------------- request analytics, gathered
+
+// The request-analytics metrics measured gathered and on one instance.
+constexpr std::array<const char*, 2> kRequestMetrics = {"total-active-users",
+                                                        "agent-usage-per-user"};
+
+// The string value that follows `pattern` (`"name":"`) at its first occurrence in a generated
+// event line, up to the next quote; empty when absent. Generated ids and times hold no quote or
+// backslash, and the top-level "time" comes before "data".
+std::string_view FieldValue(std::string_view json, std::string_view pattern) {
+  size_t at = json.find(pattern);
+  if (at == std::string_view::npos) return {};
+  at += pattern.size();
+  const size_t end = json.find('"', at);
+  if (end == std::string_view::npos) return {};
+  return json.substr(at, end - at);
+}
+
+std::string RequestsTarget(const char* metric, const std::string& from, const std::string& to) {
+  return std::string("/v1/analytics/requests/") + metric + "?startDate=" + from + "&endDate=" + to;
+}
+
+struct Percentiles {
+  double p50 = 0, p90 = 0, p99 = 0;
+};
+
+// All 0 for no samples.
+Percentiles PercentilesOf(const std::vector<double>& ms) {
+  return {tb::Percentile(ms, 0.5), tb::Percentile(ms, 0.9), tb::Percentile(ms, 0.99)};
+}
+
+// One distinct body among a phase's 200 answers to one (organization, metric).
+struct BodyCount {
+  int64_t n = 0;    // answers with this body
+  int64_t seq = 0;  // the first one's position among the phase's timed requests
+  std::string via;  // the instance that sent the first one
+};
+
+// (organization, index in kRequestMetrics).
+using RequestKey = std::pair<std::string, size_t>;
+
+// The timed request-analytics requests of one phase: the three-instance group (gathered) or the
+// single instance.
+struct RequestsPhase {
+  std::vector<std::array<Percentiles, kRequestMetrics.size()>> runs;  // client ms, per run
+  std::map<RequestKey, std::string> first;                         // body of the first 200 answer
+  std::map<RequestKey, std::map<std::string, BodyCount>> answers;  // every 200 answer, by body
+  int64_t sent = 0;
+  int64_t errors = 0;   // failed requests and answers other than 200 (not timed)
+  int64_t dropped = 0;  // sent again on a new connection (body kept, not timed)
+  std::string first_error;
+  std::map<int, int64_t> warmup_statuses;  // warm-up answers other than 200, sent again
+};
+
+// Runs `runs` times: first, untimed, every metric of every organization once through every
+// instance of `group` (an answer other than 200 is counted in warmup_statuses and the request
+// sent again every 10 ms while less than 15 s have passed since the call began); then `requests`
+// rounds, round i sending every metric (kRequestMetrics) of every organization in `orgs`
+// (GET RequestsTarget(metric, from, to) with `auth` and organization-id: <org>) through
+// instance i mod (number of instances), on its keep-alive connection, timed from send to last
+// byte. Fills *out (see RequestsPhase) and prints one line per run, starting with `what`.
+void MeasureRequests(Group& group, const std::vector<std::string>& orgs, const std::string& from,
+                     const std::string& to, int requests, int runs,
+                     const tally::http::StringPairs& auth, const char* what, RequestsPhase* out) {
+  std::vector<tally::http::StringPairs> headers;
+  for (const std::string& org : orgs) {
+    headers.push_back(auth);
+    headers.back().emplace_back("organization-id", org);
+  }
+  std::vector<std::string> targets;
+  for (const char* metric : kRequestMetrics) targets.push_back(RequestsTarget(metric, from, to));
+  std::vector<Instance*> via;
+  for (Instance& in : group.instances()) via.push_back(&in);
+  if (via.empty() || orgs.empty()) return;
+  const auto t0 = tb::SteadyClock::now();
+  int64_t seq = 0;
+  for (int run = 0; run < runs; ++run) {
+    for (Instance* in : via) {
+      for (size_t o = 0; o < orgs.size(); ++o) {
+        for (const std::string& target : targets) {
+          auto reply = in->conn->Get(target, headers[o]);
+          while ((!reply || reply->status != 200) && SecondsSince(t0) < 15) {
+            ++out->warmup_statuses[reply ? reply->status : 0];
+            Sleep(10);
+            reply = in->conn->Get(target, headers[o]);
+          }
+        }
+      }
+    }
+    std::array<std::vector<double>, kRequestMetrics.size()> ms;
+    const int64_t sent0 = out->sent;
+    const auto r0 = tb::SteadyClock::now();
+    for (int i = 0; i < requests; ++i) {
+      Instance* in = via[static_cast<size_t>(i) % via.size()];
+      for (size_t o = 0; o < orgs.size(); ++o) {
+        for (size_t m = 0; m < targets.size(); ++m) {
+          bool reconnected = false;
+          const auto t = tb::SteadyClock::now();
+          auto reply = in->conn->Get(targets[m], headers[o], &reconnected);
+          const double elapsed = SecondsSince(t) * 1000;
+          ++out->sent;
+          const int64_t n = seq++;
+          if (!reply || reply->status != 200) {
+            if (out->errors++ == 0) {
+              out->first_error = orgs[o] + " " + kRequestMetrics[m] + " through " + in->id + ": " +
+                                 (reply ? "HTTP " + std::to_string(reply->status) + " " +
+                                              reply->body.substr(0, 300)
+                                        : reply.error().message);
+            }
+            continue;
+          }
+          const RequestKey key(orgs[o], m);
+          out->first.try_emplace(key, reply->body);
+          BodyCount& count = out->answers[key][reply->body];
+          if (count.n++ == 0) {
+            count.seq = n;
+            count.via = in->id;
+          }
+          if (reconnected) {
+            ++out->dropped;
+            continue;
+          }
+          ms[m].push_back(elapsed);
+        }
+      }
+    }
+    std::array<Percentiles, kRequestMetrics.size()> p;
+    std::string line;
+    for (size_t m = 0; m < ms.size(); ++m) {
+      p[m] = PercentilesOf(ms[m]);
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "; %s ms p50 %.3f p90 %.3f p99 %.3f (%zu timed)",
+                    kRequestMetrics[m], p[m].p50, p[m].p90, p[m].p99, ms[m].size());
+      line += buf;
+    }
+    out->runs.push_back(p);
+    std::printf("%s run %d: %lld requests in %.1f s%s; load %s\n", what, run + 1,
+                static_cast<long long>(out->sent - sent0), SecondsSince(r0), line.c_str(),
+                LoadAverage().c_str());
+    std::fflush(stdout);
+  }
+}
+
+// Where `a` and `b` first differ: the byte offset, both sizes, and up to 80 bytes of each from
+// 40 bytes before it.
+std::string FirstDifference(const std::string& a, const std::string& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  const size_t from = i < 40 ? 0 : i - 40;  // <= both sizes: substr cannot throw
+  return "byte " + std::to_string(i) + " (sizes " + std::to_string(a.size()) + " and " +
+         std::to_string(b.size()) + "): ..." + a.substr(from, 80) + "... vs ..." +
+         b.substr(from, 80) + "...";
+}
+
+// The 200 answers of the gathered phase ([0]) and of the single instance ([1]) checked against
+// the single instance's first answer to the same (organization, metric); answers to a request
+// the single instance never answered with 200 are not compared.
+struct Comparison {
+  std::array<int64_t, 2> compared = {0, 0};
+  std::array<int64_t, 2> mismatches = {0, 0};  // bodies not byte-identical
+  std::string first;  // the first mismatch of the gathered phase, else of the single instance
+};
+
+Comparison CompareAnswers(const RequestsPhase& gathered, const RequestsPhase& one) {
+  Comparison c;
+  const std::array<const RequestsPhase*, 2> phases = {&gathered, &one};
+  for (size_t k = 0; k < phases.size(); ++k) {
+    int64_t first_seq = -1;
+    std::string first;
+    for (const auto& [key, bodies] : phases[k]->answers) {
+      auto ref = one.first.find(key);
+      if (ref == one.first.end()) continue;
+      for (const auto& [body, count] : bodies) {
+        c.compared[k] += count.n;
+        if (body == ref->second) continue;
+        c.mismatches[k] += count.n;
+        if (first_seq < 0 || count.seq < first_seq) {
+          first_seq = count.seq;
+          first = std::string(k == 0 ? "gathered" : "one-instance") + " answer to " + key.first +
+                  " " + kRequestMetrics[key.second] + " through " + count.via + " (" +
+                  std::to_string(count.n) + " like it) differs from the one instance's first at " +
+                  FirstDifference(body, ref->second);
+        }
+      }
+    }
+    if (c.first.empty()) c.first = std::move(first);
+  }
+  return c;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "Benchmark of a group of tallyd instances on one consumer group (tally broker, 12 "
-      "partitions, 3 instances): query latency answered locally vs forwarded, failover time "
-      "after SIGKILL, and CPU per ingested event with one and with three instances."};
+      "partitions, 3 instances): query latency answered locally vs forwarded, request analytics "
+      "gathered from several owners vs one instance, failover time after SIGKILL, and CPU per "
+      "ingested event with one and with three instances."};
   int64_t events_n = 25'000;
-  int requests = 2000, runs = 3;
+  int requests = 2000, runs = 3, gathered_requests = 0;
   bool keep = false;
   std::string tallyd_path = TALLYD_PATH, cli_path = TALLY_CLI_PATH;
   app.add_option("--events", events_n,
@@ -899,6 +1107,13 @@ int main(int argc, char** argv) {
                  "which kind goes first, round-robin over the workspaces")
       ->check(CLI::Range(10, 10'000'000))
       ->capture_default_str();
+  CLI::Option* gathered_option =
+      app.add_option("--gathered-requests", gathered_requests,
+                     "Request-analytics requests per metric (total-active-users, "
+                     "agent-usage-per-user), organization and run, gathered through the three "
+                     "instances round-robin and sent as many to the single instance (default: "
+                     "the --requests value)")
+          ->check(CLI::Range(1, 10'000'000));
   app.add_option("--runs", runs,
                  "Latency runs; the table gives the medians of the per-run percentiles")
       ->check(CLI::Range(1, 1000))
@@ -908,6 +1123,7 @@ int main(int argc, char** argv) {
   app.add_option("--tally", cli_path, "tally CLI binary (for `tally broker`)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (gathered_option->count() == 0) gathered_requests = requests;
 
   const auto wall0 = tb::SteadyClock::now();
   std::printf("# cluster_bench\n\n");
@@ -936,6 +1152,10 @@ int main(int argc, char** argv) {
   tb::EventSet events = tb::GenerateEvents(gen, kPartitions);
   std::map<std::string, int> partition_of;
   std::map<std::string, int64_t> events_of;
+  std::map<std::string, std::string> org_of;  // workspace -> its events' data.organization_id
+  // The first and last UTC day of the events.
+  tally::DayNumber first_day = std::numeric_limits<tally::DayNumber>::max();
+  tally::DayNumber last_day = std::numeric_limits<tally::DayNumber>::min();
   std::vector<uint64_t> partition_bytes(kPartitions, 0);
   for (const auto& e : events.events) {
     partition_bytes[e.partition] += e.value_len;
@@ -943,6 +1163,22 @@ int main(int argc, char** argv) {
     if (key.empty()) continue;
     partition_of[key] = e.partition;
     ++events_of[key];
+    const std::string_view value = events.value(e);
+    if (std::string_view org = FieldValue(value, "\"organization_id\":\""); !org.empty()) {
+      org_of.try_emplace(key, org);
+    }
+    if (auto ms = tally::ParseRfc3339Millis(FieldValue(value, "\"time\":\""))) {
+      const tally::DayNumber day = tally::BucketDay(*ms, key);
+      first_day = std::min(first_day, day);
+      last_day = std::max(last_day, day);
+    }
+  }
+  // The request-analytics range: every day of the events (at most the endpoints' 366 days);
+  // empty when no event time parsed.
+  std::string from_day, to_day;
+  if (first_day <= last_day) {
+    from_day = tally::FormatDay(std::max(first_day, last_day - 365));
+    to_day = tally::FormatDay(last_day);
   }
   std::vector<std::string> workspaces;
   for (const auto& [ws, n] : events_of) workspaces.push_back(ws);
@@ -956,7 +1192,8 @@ int main(int argc, char** argv) {
       static_cast<double>(events.value_bytes) / std::max<size_t>(1, events.events.size()),
       workspaces.size(), SecondsSince(g0));
   for (uint64_t b : partition_bytes) std::printf(" %.1f", b / 1e6);
-  std::printf(" (the broker keeps the newest 5 MiB of each)\n\n");
+  std::printf(" (the broker keeps the newest 5 MiB of each); request analytics over %s..%s\n\n",
+              from_day.c_str(), to_day.c_str());
   std::fflush(stdout);
 
   tb::TempDir tmp("tally-cluster-bench-");
@@ -986,6 +1223,9 @@ int main(int argc, char** argv) {
   IngestResult three;
   int routing_mismatches = 0;
   std::map<std::string, int> owned_by;
+  std::vector<std::string> spread_orgs;  // organizations with workspaces on 2+ owners
+  size_t org_count = 0;
+  RequestsPhase gathered, single;
   {
     const std::string dir = tmp.path() + "/three";
     std::error_code ec;
@@ -1104,6 +1344,34 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
 
+    // Request analytics of the organizations whose workspaces have two or more owners, gathered
+    // (before the failover: a survivor restores only what the broker kept).
+    std::map<std::string, std::map<std::string, int>> owners_of_org;  // org -> owner -> workspaces
+    for (const Placement& p : *placements) {
+      auto org = org_of.find(p.ws);
+      if (org != org_of.end()) ++owners_of_org[org->second][p.owner];
+    }
+    org_count = owners_of_org.size();
+    std::printf("organizations (workspaces per owner):");
+    for (const auto& [org, owners] : owners_of_org) {
+      std::printf(" %s [", org.c_str());
+      bool first = true;
+      for (const auto& [id, n] : owners) {
+        std::printf(first ? "%s %d" : ", %s %d", id.c_str(), n);
+        first = false;
+      }
+      std::printf("]");
+      if (owners.size() >= 2) spread_orgs.push_back(org);
+    }
+    std::printf("; over two or more instances: %zu\n", spread_orgs.size());
+    std::fflush(stdout);
+    if (from_day.empty()) {
+      std::printf("request analytics: not measured (no event time parsed)\n");
+      spread_orgs.clear();
+    }
+    MeasureRequests(group, spread_orgs, from_day, to_day, gathered_requests, runs, auth, "gathered",
+                    &gathered);
+
     failover = Failover(group, *placements, three.watermarks, auth);
     if (!failover.ok) {
       std::printf("failover: FAILED: %s\n", failover.error.c_str());
@@ -1151,6 +1419,11 @@ int main(int argc, char** argv) {
     one = Ingest(group, events);
     PrintIngest("one instance", one, events.events.size());
     if (!one.ok) failed = true;
+    // The gathered requests again, all to the one instance (after its CPU was read).
+    if (one.ok) {
+      MeasureRequests(group, spread_orgs, from_day, to_day, gathered_requests, runs, auth,
+                      "one instance", &single);
+    }
   }
 
   // ---------------------------------------------------------------- report
@@ -1162,6 +1435,41 @@ int main(int argc, char** argv) {
   std::vector<double> p50_diffs;
   for (const RunFigures& f : figures) p50_diffs.push_back(f.fwd_p50 - f.local_p50);
   const double p50_diff = tb::Median(p50_diffs);
+  // Request analytics: the median over a phase's runs of one per-run percentile of metric m.
+  auto req_med = [](const RequestsPhase& phase, size_t m, double Percentiles::*field) {
+    std::vector<double> v;
+    for (const auto& run : phase.runs) v.push_back(run[m].*field);
+    return tb::Median(v);
+  };
+  const Comparison comparison = CompareAnswers(gathered, single);
+  if (!spread_orgs.empty()) {
+    auto summary = [](const char* what, const RequestsPhase& phase) {
+      std::printf(
+          "request analytics, %s: %lld requests, failed %lld, dropped (reconnected) %lld; "
+          "warm-up answers other than 200 (sent again): %s\n",
+          what, static_cast<long long>(phase.sent), static_cast<long long>(phase.errors),
+          static_cast<long long>(phase.dropped), StatusCounts(phase.warmup_statuses).c_str());
+      if (phase.errors > 0) std::printf("  first failure: %s\n", phase.first_error.c_str());
+    };
+    summary("gathered", gathered);
+    if (one.ok) summary("one instance", single);
+    if (one.ok) {
+      std::printf(
+          "request analytics: answers byte-identical to the one instance's first answer: "
+          "gathered %lld of %lld, one instance %lld of %lld\n",
+          static_cast<long long>(comparison.compared[0] - comparison.mismatches[0]),
+          static_cast<long long>(comparison.compared[0]),
+          static_cast<long long>(comparison.compared[1] - comparison.mismatches[1]),
+          static_cast<long long>(comparison.compared[1]));
+      if (!comparison.first.empty()) {
+        std::printf("  first mismatch: %s\n", comparison.first.c_str());
+      }
+    }
+    if (gathered.errors > 0 || single.errors > 0 || comparison.mismatches[0] > 0 ||
+        comparison.mismatches[1] > 0) {
+      failed = true;
+    }
+  }
   std::printf(
       "\nMedians of %d runs, %d requests per kind and run; failed requests %lld, dropped "
       "(reconnected) %lld.\n\n",
@@ -1178,6 +1486,49 @@ int main(int argc, char** argv) {
       p50_diff, p50_diff < 0.3 ? "met" : "NOT met", med(&RunFigures::pair_diff_p50));
   std::printf("| Server-Timing p50 local / forwarding instance (ms) | %.3f / %.3f |\n",
               med(&RunFigures::local_server_p50), med(&RunFigures::fwd_server_p50));
+  if (spread_orgs.empty()) {
+    std::printf(
+        "| request analytics gathered vs one instance | not measured: no organization has "
+        "workspaces owned by two instances |\n");
+  } else {
+    std::string orgs;
+    for (const std::string& org : spread_orgs) orgs += (orgs.empty() ? "" : ", ") + org;
+    std::printf(
+        "| request analytics: organizations with workspaces on two or more instances | %zu of "
+        "%zu (%s); %d requests per metric, organization and run; %s..%s |\n",
+        spread_orgs.size(), org_count, orgs.c_str(), gathered_requests, from_day.c_str(),
+        to_day.c_str());
+    for (size_t m = 0; m < kRequestMetrics.size(); ++m) {
+      const char* metric = kRequestMetrics[m];
+      std::printf(
+          "| request analytics %s p50 / p90 / p99, gathered (ms, client) | %.3f / %.3f / %.3f |\n",
+          metric, req_med(gathered, m, &Percentiles::p50), req_med(gathered, m, &Percentiles::p90),
+          req_med(gathered, m, &Percentiles::p99));
+      if (!one.ok) {
+        std::printf("| request analytics %s, one instance | FAILED (the one-instance ingest) |\n",
+                    metric);
+        continue;
+      }
+      std::printf(
+          "| request analytics %s p50 / p90 / p99, one instance (ms, client) | %.3f / %.3f / %.3f "
+          "|\n",
+          metric, req_med(single, m, &Percentiles::p50), req_med(single, m, &Percentiles::p90),
+          req_med(single, m, &Percentiles::p99));
+      std::printf(
+          "| request analytics %s: gathering cost at p50 (ms; gathered - one instance) | %.3f |\n",
+          metric, req_med(gathered, m, &Percentiles::p50) - req_med(single, m, &Percentiles::p50));
+    }
+    if (one.ok) {
+      std::printf(
+          "| request analytics: gathered answers byte-identical to the one instance's | %lld of "
+          "%lld (failed requests: gathered %lld, one instance %lld) |\n",
+          static_cast<long long>(comparison.compared[0] - comparison.mismatches[0]),
+          static_cast<long long>(comparison.compared[0]), static_cast<long long>(gathered.errors),
+          static_cast<long long>(single.errors));
+    } else {
+      std::printf("| request analytics: gathered answers vs the one instance's | not compared |\n");
+    }
+  }
   if (failover.ok) {
     std::printf(
         "| failover (SIGKILL %s, %d of %d partitions; session.timeout.ms=%s): group settled "

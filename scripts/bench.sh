@@ -24,7 +24,8 @@
 #                                                   pages of a workspace with ~100k agents, 10M events
 #   scripts/bench.sh cluster [cluster_bench flags]  3 tallyd on one consumer group (`tally
 #                                                   broker`, 12 partitions): query p50/p90/p99
-#                                                   local vs forwarded, failover time after
+#                                                   local vs forwarded, request analytics
+#                                                   gathered vs one instance, failover time after
 #                                                   SIGKILL, CPU per event with 1 and 3 instances
 #   scripts/bench.sh newcomer [events] [runs]       `tally broker` + tallyd + `tally produce` of a
 #                                                   generated file, as a new user runs them: time

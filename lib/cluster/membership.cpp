@@ -182,7 +182,7 @@ void Membership::PublishSelf() {
 void Membership::NoteScope(int32_t partition, std::string_view workspace,
                            std::string_view organization) {
   std::lock_guard lock(mu_);
-  scope_key_ = ScopeKey(partition, workspace, organization);
+  ScopeKey(partition, workspace, organization, &scope_key_);
   if (!noted_.insert(scope_key_).second) return;
   Publish(scope_key_, EncodeScope(partition, workspace, organization));
 }

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cstdio>
 
 namespace tally::cluster {
 namespace {
@@ -68,11 +69,19 @@ std::string EncodeMember(const MemberInfo& member) {
   return out;
 }
 
+void ScopeKey(int32_t partition, std::string_view workspace, std::string_view organization,
+              std::string* out) {
+  char digits[16];
+  const int n = std::snprintf(digits, sizeof digits, "%d", partition);
+  out->assign(kScopePrefix);
+  out->append(digits, static_cast<size_t>(n)).append("/");
+  out->append(workspace).append("/");
+  out->append(organization);
+}
+
 std::string ScopeKey(int32_t partition, std::string_view workspace, std::string_view organization) {
-  std::string key(kScopePrefix);
-  key.append(std::to_string(partition)).append("/");
-  key.append(workspace).append("/");
-  key.append(organization);
+  std::string key;
+  ScopeKey(partition, workspace, organization, &key);
   return key;
 }
 

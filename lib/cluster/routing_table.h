@@ -67,6 +67,9 @@ struct Route {
 std::string MemberKey(std::string_view instance_id);
 std::string EncodeMember(const MemberInfo& member);
 std::string ScopeKey(int32_t partition, std::string_view workspace, std::string_view organization);
+// The same into `out` (its capacity reused: no allocation once it is large enough).
+void ScopeKey(int32_t partition, std::string_view workspace, std::string_view organization,
+              std::string* out);
 std::string EncodeScope(int32_t partition, std::string_view workspace,
                         std::string_view organization);
 
