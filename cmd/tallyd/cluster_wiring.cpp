@@ -124,8 +124,7 @@ void RouteRequests(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDe
   // The store keys request data per workspace: which organizations exist is the group's
   // knowledge (every event naming one was recorded in the cluster topic).
   deps->requests.organization_known = [m](std::string_view org) {
-    const std::vector<std::string> all = m->Organizations();
-    return std::binary_search(all.begin(), all.end(), org);
+    return m->KnowsOrganization(org);
   };
   deps->requests.all_organizations = [m] { return m->Organizations(); };
 }

@@ -18,37 +18,12 @@ constexpr std::array<std::string_view, 7> kResponseHeadersDropped = {
     "connection",    "keep-alive", "transfer-encoding", "content-length", "content-type",
     "server-timing", "date"};
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 template <size_t N>
 bool Listed(const std::array<std::string_view, N>& names, std::string_view name) {
   for (std::string_view n : names) {
-    if (EqualsIgnoreCase(n, name)) return true;
+    if (http::EqualsIgnoreCase(n, name)) return true;
   }
   return false;
-}
-
-void AppendEncoded(std::string* out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out->push_back(static_cast<char>(c));
-    } else {
-      out->push_back('%');
-      out->push_back(kHex[c >> 4]);
-      out->push_back(kHex[c & 15]);
-    }
-  }
 }
 
 }  // namespace
@@ -72,9 +47,9 @@ std::string BuildTarget(std::string_view path, const http::StringPairs& query) {
   for (const auto& [k, v] : query) {
     target.push_back(sep);
     sep = '&';
-    AppendEncoded(&target, k);
+    target.append(http::PercentEncode(k));
     target.push_back('=');
-    AppendEncoded(&target, v);
+    target.append(http::PercentEncode(v));
   }
   return target;
 }
@@ -134,12 +109,6 @@ std::optional<http::Response> Forwarder::ForWorkspace(const http::Request& reque
                                                       std::string_view workspace) {
   if (membership_ == nullptr) return std::nullopt;
   return Follow(request, membership_->RouteWorkspace(workspace));
-}
-
-std::optional<http::Response> Forwarder::ForOrganizations(
-    const http::Request& request, const std::vector<std::string>& organizations) {
-  if (membership_ == nullptr) return std::nullopt;
-  return Follow(request, membership_->RouteOrganizations(organizations));
 }
 
 std::optional<http::Response> Forwarder::Follow(const http::Request& request, const Route& route) {

@@ -48,9 +48,6 @@ class Forwarder {
   // reached, a forwarded request that would move again).
   std::optional<http::Response> ForWorkspace(const http::Request& request,
                                              std::string_view workspace);
-  // The same for a request over several organizations (request analytics).
-  std::optional<http::Response> ForOrganizations(const http::Request& request,
-                                                 const std::vector<std::string>& organizations);
   // The same for an already computed route.
   std::optional<http::Response> Follow(const http::Request& request, const Route& route);
 

@@ -212,6 +212,11 @@ bool Membership::KnowsWorkspace(std::string_view workspace) const {
   return table_.KnowsWorkspace(workspace);
 }
 
+bool Membership::KnowsOrganization(std::string_view organization) const {
+  std::lock_guard lock(mu_);
+  return table_.KnowsOrganization(organization);
+}
+
 std::vector<std::string> Membership::WorkspacesOfOrganization(std::string_view organization) const {
   std::lock_guard lock(mu_);
   return table_.WorkspacesOfOrganization(organization);

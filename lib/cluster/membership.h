@@ -74,6 +74,7 @@ class Membership {
   // The route of the union of the organizations' partitions.
   Route RouteOrganizations(const std::vector<std::string>& organizations) const;
   bool KnowsWorkspace(std::string_view workspace) const;
+  bool KnowsOrganization(std::string_view organization) const;
   std::vector<std::string> Organizations() const;
   std::vector<std::string> WorkspacesOfOrganization(std::string_view organization) const;
   std::vector<std::string> OrganizationsOfWorkspace(std::string_view workspace) const;

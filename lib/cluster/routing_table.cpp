@@ -174,6 +174,10 @@ std::vector<std::string> RoutingTable::OrganizationsOfWorkspace(std::string_view
   return {it->second.begin(), it->second.end()};
 }
 
+bool RoutingTable::KnowsOrganization(std::string_view organization) const {
+  return organization_partitions_.contains(organization);
+}
+
 bool RoutingTable::KnowsWorkspace(std::string_view workspace) const {
   return workspace_partitions_.contains(workspace);
 }

@@ -92,6 +92,7 @@ class RoutingTable {
   // Organizations named by events of `workspace`, sorted (one, unless its events disagree).
   std::vector<std::string> OrganizationsOfWorkspace(std::string_view workspace) const;
   bool KnowsWorkspace(std::string_view workspace) const;
+  bool KnowsOrganization(std::string_view organization) const;
   // Every organization seen in an event, sorted.
   std::vector<std::string> Organizations() const;
 

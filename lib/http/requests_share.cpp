@@ -79,16 +79,7 @@ std::string EncodeShareWorkspaces(const std::vector<std::string>& workspaces) {
   std::string out;
   for (const std::string& ws : workspaces) {
     if (!out.empty()) out.push_back(',');
-    for (unsigned char c : ws) {
-      if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-          c == '.' || c == '_' || c == '~') {
-        out.push_back(static_cast<char>(c));
-      } else {
-        out.push_back('%');
-        out.push_back("0123456789ABCDEF"[c >> 4]);
-        out.push_back("0123456789ABCDEF"[c & 15]);
-      }
-    }
+    out.append(PercentEncode(ws));
   }
   return out;
 }

@@ -73,6 +73,10 @@ using ScopeRoute =
 StringPairs ParseQueryString(std::string_view query);
 // Percent-decodes `s`; with plus_as_space, '+' becomes ' '. Invalid escapes are kept literally.
 std::string PercentDecode(std::string_view s, bool plus_as_space);
+// Percent-encodes every byte of `s` but RFC 3986's unreserved characters; PercentDecode undoes it.
+std::string PercentEncode(std::string_view s);
+// ASCII case-insensitive equality (header names).
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // Splits an HTTP request target "/path?query" into the Request's path and query fields.
 void SplitTarget(std::string_view target, Request* request);
 
