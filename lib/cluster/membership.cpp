@@ -68,6 +68,9 @@ Result<std::unique_ptr<Membership>> Membership::Start(const MembershipOptions& o
   m->serving_gauge_ = metrics->GetGauge(
       "tally_cluster_partitions_serving",
       "Owned partitions whose views have caught up with the log (the others are restoring).");
+  m->standby_gauge_ = metrics->GetGauge(
+      "tally_cluster_partitions_standby",
+      "Partitions of other instances this instance is asked to keep warm copies of.");
 
   kafka::ProducerOptions po;
   po.brokers = options.brokers;
@@ -134,6 +137,7 @@ Membership::~Membership() {
     std::lock_guard lock(mu_);
     self_.owned.clear();
     self_.serving.clear();
+    self_.standby.clear();
     PublishSelf();
   }
   if (producer_) {
@@ -175,8 +179,37 @@ void Membership::PublishSelf() {
   me.url = options_.url;
   me.owned = self_.owned;
   me.serving = self_.serving;
+  me.standby = self_.standby;
   me.time_ms = NowMs();
   Publish(MemberKey(me.instance_id), EncodeMember(me));
+}
+
+void Membership::SetStandbyListener(std::function<void(const std::vector<int32_t>&)> listener) {
+  {
+    std::lock_guard lock(listener_mu_);
+    standby_listener_ = std::move(listener);
+  }
+  if (synced_.load()) UpdateStandby(/*force=*/true);
+}
+
+void Membership::UpdateStandby(bool force) {
+  std::lock_guard listening(listener_mu_);
+  std::vector<int32_t> standby;
+  {
+    std::lock_guard lock(mu_);
+    standby = table_.StandbyPartitions(options_.instance_id, options_.standby_replicas);
+    // This instance's own assignment is fresher than its published record.
+    std::erase_if(standby, [&](int32_t p) {
+      return std::binary_search(self_.owned.begin(), self_.owned.end(), p);
+    });
+    if (standby == self_.standby && !force) return;
+    if (standby != self_.standby) {
+      self_.standby = standby;
+      standby_gauge_->Set(static_cast<double>(standby.size()));
+      PublishSelf();
+    }
+  }
+  if (standby_listener_) standby_listener_(standby);
 }
 
 void Membership::NoteScope(int32_t partition, std::string_view workspace,
@@ -255,15 +288,23 @@ void Membership::ReadLoop() {
     std::string_view key(m->key ? static_cast<const char*>(m->key) : "", m->key_len);
     std::string_view value(m->payload ? static_cast<const char*>(m->payload) : "", m->len);
     records_read_->Add();
+    bool applied;
     {
       std::lock_guard lock(mu_);
-      if (!table_.Apply(key, value, m->offset)) {
+      applied = table_.Apply(key, value, m->offset);
+      if (!applied) {
         spdlog::warn("cluster: ignoring a malformed record at {}[0]@{} (key '{}')", options_.topic,
                      m->offset, key);
       }
     }
+    // Ownership changes only with member records; standbys follow once the table is whole.
+    const bool was_synced = synced_.load();
     if (m->offset + 1 >= end_at_start_) synced_.store(true);
+    const bool member = applied && key.starts_with("member/");
     rd_kafka_message_destroy(m);
+    if (options_.standby_replicas > 0 && synced_.load() && (member || !was_synced)) {
+      UpdateStandby(/*force=*/false);
+    }
   }
 }
 

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,10 @@ struct MembershipOptions {
   std::string topic;        // the cluster topic, required (read and written at partition 0)
   std::string instance_id;  // required: unique in the group, stable across restarts
   std::string url;          // required: where the other instances reach this one's HTTP API
+  // How many other instances keep a warm copy of each partition this one owns, and so how
+  // many copies of others' partitions this one keeps (RoutingTable::StandbyPartitions). The
+  // consumer applies them (SetStandbyListener). 0: none.
+  int standby_replicas = 0;
   // Further librdkafka properties for the topic's producer and reader (security, ...).
   std::map<std::string, std::string> extra;
 };
@@ -65,6 +70,12 @@ class Membership {
   // This instance now owns `owned` and serves (has caught up on) `serving` ⊆ owned. Routes
   // computed here use it at once; the record is published when it changed.
   void SetAssignment(std::vector<int32_t> owned, std::vector<int32_t> serving);
+  // Calls `listener` with the partitions this instance should keep standbys of now, and again
+  // whenever they change (on the reader thread, no lock held), once the reader is synced. The
+  // set follows the group's published ownership: it never holds a partition this instance's
+  // latest published record owns. Replaces an earlier listener.
+  void SetStandbyListener(std::function<void(const std::vector<int32_t>&)> listener);
+
   // Events of `workspace` (naming `organization`, "" when none) were consumed from `partition`.
   // Each new triple is published once per process; a known one costs a hash lookup.
   void NoteScope(int32_t partition, std::string_view workspace, std::string_view organization);
@@ -91,6 +102,9 @@ class Membership {
   void Publish(const std::string& key, const std::string& value);
   void PublishSelf();
   void ReadLoop();
+  // Recomputes the standby set and tells the listener when it changed. Reader thread (and
+  // SetStandbyListener), without mu_.
+  void UpdateStandby(bool force);
 
   MembershipOptions options_;
   std::unique_ptr<kafka::Producer> producer_;
@@ -107,12 +121,16 @@ class Membership {
   std::string scope_key_;                   // reused by NoteScope
   absl::flat_hash_set<std::string> noted_;  // triples published by this process
 
+  std::mutex listener_mu_;  // held while the listener runs (not with mu_)
+  std::function<void(const std::vector<int32_t>&)> standby_listener_;
+
   Counter* published_ = nullptr;
   Counter* publish_failures_ = nullptr;
   Counter* records_read_ = nullptr;
   Counter* gained_ = nullptr;  // partitions assigned here that were not (takeovers, joins)
   Gauge* owned_gauge_ = nullptr;
   Gauge* serving_gauge_ = nullptr;
+  Gauge* standby_gauge_ = nullptr;
 };
 
 }  // namespace tally::cluster

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "kafka/embedded_broker.h"
@@ -30,11 +31,12 @@ class MembershipTest : public ::testing::Test {
     ASSERT_TRUE(broker) << broker.error().message;
     broker_ = std::move(*broker);
   }
-  std::unique_ptr<Membership> Join(const std::string& id) {
+  std::unique_ptr<Membership> Join(const std::string& id, int standby_replicas = 0) {
     auto m = Membership::Start({.brokers = broker_->bootstrap(),
                                 .topic = "events.cluster",
                                 .instance_id = id,
-                                .url = "http://" + id + ":80"},
+                                .url = "http://" + id + ":80",
+                                .standby_replicas = standby_replicas},
                                &metrics_);
     EXPECT_TRUE(m) << m.error().message;
     return m ? std::move(*m) : nullptr;
@@ -95,6 +97,54 @@ TEST_F(MembershipTest, InstancesLearnEachOthersPartitionsAndWorkspaces) {
   EXPECT_NE(json.find(R"("instance_id":"c")"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("partitions":{"0":"a","1":"a","2":"a","3":"a"})"), std::string::npos)
       << json;
+}
+
+// What a standby listener was last told, from the reader thread.
+class StandbySink {
+ public:
+  std::function<void(const std::vector<int32_t>&)> Listener() {
+    return [this](const std::vector<int32_t>& p) {
+      std::lock_guard lock(mu_);
+      last_ = p;
+    };
+  }
+  std::vector<int32_t> last() {
+    std::lock_guard lock(mu_);
+    return last_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int32_t> last_;
+};
+
+TEST_F(MembershipTest, StandbysFollowTheGroupsOwnership) {
+  auto a = Join("a", 1);
+  auto b = Join("b", 1);
+  ASSERT_TRUE(a && b);
+  StandbySink at_a, at_b;
+  a->SetStandbyListener(at_a.Listener());
+  b->SetStandbyListener(at_b.Listener());
+  a->SetAssignment({0, 1}, {0, 1});
+  b->SetAssignment({2, 3}, {2, 3});
+  using V = std::vector<int32_t>;
+  ASSERT_TRUE(Eventually([&] {
+    return at_a.last() == V{2, 3} && at_b.last() == V{0, 1};
+  })) << at_a.last().size()
+      << " " << at_b.last().size();
+  // The standbys are published: a newcomer sees who keeps what.
+  auto c = Join("c");
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(Eventually([&] {
+    std::string json;
+    JsonWriter w(&json);
+    c->WriteJson(&w);
+    return json.find(R"("owned":[0,1],"serving":[0,1],"standby":[2,3])") != std::string::npos;
+  }));
+  // b leaves and a takes everything: a keeps no standbys any more.
+  b.reset();
+  a->SetAssignment({0, 1, 2, 3}, {0, 1, 2, 3});
+  ASSERT_TRUE(Eventually([&] { return at_a.last().empty(); })) << at_a.last().size();
 }
 
 }  // namespace

@@ -63,6 +63,8 @@ std::string EncodeMember(const MemberInfo& member) {
   WritePartitions(&w, member.owned);
   w.Key("serving");
   WritePartitions(&w, member.serving);
+  w.Key("standby");
+  WritePartitions(&w, member.standby);
   w.Key("time_ms");
   w.Int(member.time_ms);
   w.EndObject();
@@ -121,6 +123,8 @@ bool RoutingTable::Apply(std::string_view key, std::string_view value, int64_t o
     simdjson::dom::element list;
     if (doc["owned"].get(list) || !ReadPartitions(list, &m.owned)) return refuse();
     if (doc["serving"].get(list) || !ReadPartitions(list, &m.serving)) return refuse();
+    // Absent in records of instances that keep no standbys.
+    if (!doc["standby"].get(list) && !ReadPartitions(list, &m.standby)) return refuse();
     if (doc["time_ms"].get_int64().get(m.time_ms)) return refuse();
     m.offset = offset;
     members_[m.instance_id] = std::move(m);
@@ -148,6 +152,33 @@ const MemberInfo* RoutingTable::OwnerOf(int32_t partition) const {
     if (Contains(m.owned, partition) && (owner == nullptr || m.offset > owner->offset)) owner = &m;
   }
   return owner;
+}
+
+std::vector<int32_t> RoutingTable::StandbyPartitions(std::string_view instance_id,
+                                                     int replicas) const {
+  std::vector<int32_t> out;
+  if (replicas <= 0) return out;
+  std::set<int32_t> claimed;
+  for (const auto& [id, m] : members_) claimed.insert(m.owned.begin(), m.owned.end());
+  std::map<int32_t, const MemberInfo*> owners;
+  std::set<std::string_view> ring = {instance_id};
+  for (int32_t p : claimed) {
+    const MemberInfo* owner = OwnerOf(p);
+    owners[p] = owner;
+    ring.insert(owner->instance_id);
+  }
+  const std::vector<std::string_view> order(ring.begin(), ring.end());
+  const auto me = std::find(order.begin(), order.end(), instance_id) - order.begin();
+  const auto n = static_cast<int64_t>(order.size());
+  const int64_t copies = std::min<int64_t>(replicas, n - 1);
+  for (const auto& [p, owner] : owners) {
+    if (owner->instance_id == instance_id) continue;
+    const auto at = std::find(order.begin(), order.end(), owner->instance_id) - order.begin();
+    // Distance from the owner to this instance along the ring: 1..n-1.
+    const int64_t distance = (me - at + n) % n;
+    if (distance >= 1 && distance <= copies) out.push_back(p);
+  }
+  return out;
 }
 
 const std::set<int32_t>& RoutingTable::PartitionsOfWorkspace(std::string_view workspace) const {
@@ -253,6 +284,8 @@ void RoutingTable::WriteJson(JsonWriter* w) const {
     WritePartitions(w, m.owned);
     w->Key("serving");
     WritePartitions(w, m.serving);
+    w->Key("standby");
+    WritePartitions(w, m.standby);
     w->Key("time_ms");
     w->Int(m.time_ms);
     w->EndObject();

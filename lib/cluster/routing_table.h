@@ -11,9 +11,11 @@
 //   if (route.kind == Route::kForward) { ... send the request to route.url ... }
 //
 // Records (key -> value, both UTF-8; values are JSON objects):
-//   "member/<instance id>" -> {"instance_id","url","owned":[p...],"serving":[p...],"time_ms"}
-//       what an instance owns (assigned by the consumer group) and serves (owned and caught up
-//       with the log). An empty "owned" list is a member that left.
+//   "member/<instance id>" ->
+//       {"instance_id","url","owned":[p...],"serving":[p...],"standby":[p...],"time_ms"}
+//       what an instance owns (assigned by the consumer group), serves (owned and caught up
+//       with the log) and keeps warm copies of (StandbyPartitions; "standby" may be absent:
+//       none). An empty "owned" list is a member that left.
 //   "scope/<partition>/<workspace>/<organization>" ->
 //       {"partition":p,"workspace":"...","organization":"..."}: events of that workspace (and
 //       organization, "" when none) were consumed from that partition.
@@ -39,6 +41,7 @@ struct MemberInfo {
   std::string url;               // advertised base URL, "http://host:port"
   std::vector<int32_t> owned;    // partitions assigned to it, sorted
   std::vector<int32_t> serving;  // owned partitions whose state has caught up, sorted
+  std::vector<int32_t> standby;  // partitions it keeps warm copies of, sorted
   int64_t time_ms = 0;           // wall clock of the publication (for operators)
   int64_t offset = -1;           // offset of the record in the cluster topic (set by Apply)
 };
@@ -48,6 +51,7 @@ struct LocalState {
   std::string instance_id;
   std::vector<int32_t> owned;    // sorted
   std::vector<int32_t> serving;  // sorted
+  std::vector<int32_t> standby;  // sorted: partitions it keeps warm copies of
 };
 
 // Where a request for one scope is answered.
@@ -107,12 +111,20 @@ class RoutingTable {
   // The same for a set of partitions (an organization's, for example).
   Route RoutePartitions(const std::set<int32_t>& partitions, const LocalState& self) const;
 
+  // The partitions `instance_id` keeps warm copies (standbys) of when every member keeps
+  // `replicas` of them: the members are the owners of claimed partitions plus `instance_id`,
+  // in a ring sorted by instance id, and a partition's standbys are the `replicas` members
+  // following its owner in the ring (fewer when the group is smaller). Never a partition
+  // `instance_id` owns. Sorted; empty when `replicas` <= 0. Every member computes the same
+  // placement from the same records, with no coordination.
+  std::vector<int32_t> StandbyPartitions(std::string_view instance_id, int replicas) const;
+
   // Records applied and records refused by Apply.
   int64_t applied() const { return applied_; }
   int64_t malformed() const { return malformed_; }
   const std::map<std::string, MemberInfo, std::less<>>& members() const { return members_; }
 
-  // {"members":[{instance_id,url,owned,serving,time_ms}],"partitions":{"p":"instance",...},
+  // {"members":[{instance_id,url,owned,serving,standby,time_ms}],"partitions":{"p":"instance",...},
   //  "workspaces":N,"organizations":N}
   void WriteJson(JsonWriter* w) const;
 

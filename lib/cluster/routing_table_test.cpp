@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 namespace tally::cluster {
 namespace {
 
@@ -125,6 +127,62 @@ TEST_F(RoutingTableTest, RoutesPartitionSetsOfOneOwnerOnly) {
   EXPECT_EQ(table_.RoutePartitions({2, 3}, a).kind, Route::kForward);
   EXPECT_EQ(table_.RoutePartitions({1, 2}, a).kind, Route::kUnavailable);
   EXPECT_EQ(table_.RoutePartitions({2, 1}, a).kind, Route::kUnavailable);
+}
+
+TEST_F(RoutingTableTest, StandbysFollowTheOwnerAroundTheRing) {
+  Member("a", {0, 1, 2}, {0, 1, 2});
+  Member("b", {3, 4, 5}, {3, 4, 5});
+  Member("c", {6, 7, 8}, {6, 7, 8});
+  using V = std::vector<int32_t>;
+  EXPECT_EQ(table_.StandbyPartitions("a", 0), V{});
+  EXPECT_EQ(table_.StandbyPartitions("b", 1), (V{0, 1, 2}));
+  EXPECT_EQ(table_.StandbyPartitions("c", 1), (V{3, 4, 5}));
+  EXPECT_EQ(table_.StandbyPartitions("a", 1), (V{6, 7, 8}));
+  // Two replicas in a group of three: everyone keeps every partition it does not own.
+  EXPECT_EQ(table_.StandbyPartitions("a", 2), (V{3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(table_.StandbyPartitions("a", 5), (V{3, 4, 5, 6, 7, 8}));
+  // Every partition has min(replicas, members - 1) standbys, none of them its owner.
+  for (int replicas = 1; replicas <= 3; ++replicas) {
+    std::map<int32_t, int> copies;
+    for (const char* id : {"a", "b", "c"}) {
+      for (int32_t p : table_.StandbyPartitions(id, replicas)) {
+        EXPECT_NE(table_.OwnerOf(p)->instance_id, id);
+        ++copies[p];
+      }
+    }
+    for (int32_t p = 0; p < 9; ++p) EXPECT_EQ(copies[p], std::min(replicas, 2)) << p;
+  }
+  // A newcomer that owns nothing yet takes its place in the ring at once.
+  EXPECT_EQ(table_.StandbyPartitions("bb", 1), (V{3, 4, 5}));
+  // A member that lost its partitions leaves the ring: b's partitions moved to a and c.
+  Member("a", {0, 1, 2, 3, 4}, {0, 1, 2, 3, 4});
+  Member("c", {5, 6, 7, 8}, {5, 6, 7, 8});
+  Member("b", {}, {});
+  EXPECT_EQ(table_.StandbyPartitions("a", 1), (V{5, 6, 7, 8}));
+  EXPECT_EQ(table_.StandbyPartitions("c", 1), (V{0, 1, 2, 3, 4}));
+  // A lone member keeps no standbys.
+  RoutingTable lone;
+  MemberInfo only{.instance_id = "x", .owned = {0, 1}, .serving = {0, 1}};
+  ASSERT_TRUE(lone.Apply(MemberKey("x"), EncodeMember(only), 0));
+  EXPECT_EQ(lone.StandbyPartitions("x", 1), V{});
+}
+
+TEST_F(RoutingTableTest, StandbyListsRoundTripAndMayBeAbsent) {
+  MemberInfo m{.instance_id = "a",
+               .url = "http://a:80",
+               .owned = {1},
+               .serving = {1},
+               .standby = {4, 2},
+               .time_ms = 1};
+  ASSERT_TRUE(table_.Apply(MemberKey("a"), EncodeMember(m), 0));
+  EXPECT_EQ(table_.members().at("a").standby, (std::vector<int32_t>{2, 4}));
+  ASSERT_TRUE(table_.Apply(
+      MemberKey("b"),
+      R"({"instance_id":"b","url":"http://b:80","owned":[2],"serving":[],"time_ms":1})", 1));
+  EXPECT_TRUE(table_.members().at("b").standby.empty());
+  EXPECT_FALSE(table_.Apply(
+      MemberKey("c"),
+      R"({"instance_id":"c","url":"u","owned":[],"serving":[],"standby":[-1],"time_ms":1})", 2));
 }
 
 TEST_F(RoutingTableTest, WritesJson) {
