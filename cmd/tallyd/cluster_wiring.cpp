@@ -32,6 +32,13 @@ Result<std::unique_ptr<ClusterParts>> StartCluster(const cluster::MembershipOpti
   return parts;
 }
 
+void AttachConsumer(ClusterParts* parts, ingest::Consumer* consumer) {
+  parts->membership->SetStandbyListener(
+      [consumer](const std::vector<int32_t>& partitions) { consumer->SetStandby(partitions); });
+}
+
+void DetachConsumer(ClusterParts* parts) { parts->membership->SetStandbyListener(nullptr); }
+
 namespace {
 
 // Request analytics over organizations whose workspaces may be spread over the group: answered

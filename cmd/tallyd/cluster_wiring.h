@@ -28,6 +28,12 @@ Result<std::unique_ptr<ClusterParts>> StartCluster(const cluster::MembershipOpti
                                                    ingest::ConsumerOptions* consumer,
                                                    MetricsRegistry* metrics);
 
+// Keeps the consumer's standbys where the membership places them (MembershipOptions::
+// standby_replicas), until DetachConsumer. `consumer` must outlive that.
+void AttachConsumer(ClusterParts* parts, ingest::Consumer* consumer);
+// Stops telling the consumer about standbys (before it is destroyed).
+void DetachConsumer(ClusterParts* parts);
+
 // Makes every workspace-scoped route of `deps` answer on the owning instance, request analytics
 // answer from the shares of every instance owning an organization's workspaces, and the
 // existence checks (workspace_known, resolve_organization, organization_known,

@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
   std::string instance_id = "auto";
   std::string group_join = "auto";
   std::string advertise_url, cluster_topic;
+  int standby_replicas = 0;
   std::vector<std::string> kafka_options;
   bool http_ingest = true;
   size_t ingest_max_bytes = 1 << 20, ingest_max_events = 1000;
@@ -219,6 +220,14 @@ int main(int argc, char** argv) {
                  "are split by the consumer group (--group-join always is implied), and every "
                  "instance answers every query, forwarding it to the instance that owns its "
                  "scope. Empty: a single instance");
+  app.add_option("--standby-replicas", standby_replicas,
+                 "In a group (--advertise-url): how many other instances keep a warm copy of each "
+                 "partition this one owns (and so how many copies of others' partitions this "
+                 "one keeps, in its own --data-dir). An instance that takes over a partition it "
+                 "keeps a copy of continues from that copy instead of the partition's whole log. "
+                 "1 is recommended for a group; with members - 1 every takeover is warm")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
   app.add_option("--cluster-topic", cluster_topic,
                  "Topic where a group's instances publish what they own and where each "
                  "workspace's events are (one partition; compacted on a real cluster). "
@@ -361,6 +370,9 @@ int main(int argc, char** argv) {
                       : new_log == "stop"  ? tally::ingest::NewLogPolicy::kStop
                                            : tally::ingest::NewLogPolicy::kAuto;
   std::unique_ptr<tally::tallyd::ClusterParts> cluster;
+  if (advertise_url.empty() && standby_replicas > 0) {
+    return Usage("--standby-replicas needs --advertise-url (standbys belong to a group)");
+  }
   if (!advertise_url.empty()) {
     if (auto url = tally::cluster::ParseBaseUrl(advertise_url); !url) {
       return Usage("--advertise-url: " + url.error().message);
@@ -371,6 +383,7 @@ int main(int argc, char** argv) {
     mo.topic = cluster_topic.empty() ? topic + ".cluster" : cluster_topic;
     mo.instance_id = co.instance_id.empty() ? "tallyd-" + tally::RandomHex(8) : co.instance_id;
     mo.url = advertise_url;
+    mo.standby_replicas = standby_replicas;
     mo.extra = co.extra_config;
     auto parts = tally::tallyd::StartCluster(mo, &co, &registry);
     if (!parts) return Die("cannot join the group's cluster topic: " + parts.error().message);
@@ -382,6 +395,7 @@ int main(int argc, char** argv) {
   if (!consumer) return Die(consumer.error().message);
   first.reset();
   live->AttachConsumer(consumer->get());
+  if (cluster) tally::tallyd::AttachConsumer(cluster.get(), consumer->get());
 
   // Every request takes the live views once (a switch never changes them mid-request).
   tally::ingest::Consumer* cons = consumer->get();
@@ -440,6 +454,10 @@ int main(int argc, char** argv) {
       w.String(p.topic);
       w.Key("partition");
       w.Int(p.partition);
+      w.Key("role");
+      w.String(p.role == tally::ingest::PartitionRole::kOwned     ? "owned"
+               : p.role == tally::ingest::PartitionRole::kStandby ? "standby"
+                                                                  : "idle");
       w.Key("next_offset");
       w.Int(p.next_offset);
       w.Key("persisted_offset");
@@ -528,6 +546,7 @@ int main(int argc, char** argv) {
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   spdlog::info("shutting down ({})", g_signal.load() ? strsignal(g_signal.load()) : "ingest ended");
+  if (cluster) tally::tallyd::DetachConsumer(cluster.get());
   cons->Stop();
   ingest.join();
   (*server)->Stop();

@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -46,6 +47,13 @@ constexpr auto kReadyBatchMinAge = std::chrono::milliseconds(50);
 // messages it brings.
 constexpr auto kCollectNap = std::chrono::milliseconds(50);
 
+// "0,1,2" for logs.
+std::string JoinPartitions(const std::vector<int32_t>& partitions) {
+  std::string out;
+  for (int32_t p : partitions) out += (out.empty() ? "" : ",") + std::to_string(p);
+  return out;
+}
+
 }  // namespace
 
 struct Consumer::Impl {
@@ -68,6 +76,7 @@ struct Consumer::Impl {
   Histogram* apply_seconds = nullptr;
   Histogram* batch_messages = nullptr;
   Histogram* persist_seconds = nullptr;  // one observation per persist
+  Counter* taken_from_standby = nullptr;
   std::map<std::string, Counter*> rejected_by_reason;
 
   // Offsets: the next offset per partition of the topic, as stored in RocksDB.
@@ -83,6 +92,19 @@ struct Consumer::Impl {
   // Assigned partitions whose views miss events the log no longer holds: never serving.
   std::set<int32_t> incomplete;
   std::string fatal;  // non-empty: ingest must stop with this message
+
+  // Standbys (SetStandby): what was asked for, applied by the consumer thread (MaybeStandby).
+  std::mutex standby_mu;
+  std::vector<int32_t> standby_wanted;  // guarded by standby_mu
+  bool standby_dirty = false;           // guarded by standby_mu
+  // The assign-only client reading the standbys; created on first use. Consumer thread.
+  rd_kafka_t* standby_rk = nullptr;
+  // Partitions standby_rk reads, sorted. Written on the consumer thread under mu.
+  std::vector<int32_t> standby;
+  // Partitions whose views here skipped events the log dropped before they were read: never
+  // served, should the group assign them here (consumer thread, under mu).
+  std::set<int32_t> gapped;
+  bool poll_standby_first = false;  // alternates (PollNext)
 
   // A requested store switch (SwitchStore), served by the consumer thread between batches.
   std::mutex switch_mu;
@@ -134,6 +156,152 @@ struct Consumer::Impl {
       rd_kafka_consumer_close(rk);
       rd_kafka_destroy(rk);
     }
+    if (standby_rk) {
+      rd_kafka_consumer_close(standby_rk);
+      rd_kafka_destroy(standby_rk);
+    }
+  }
+
+  bool IsStandby(int32_t p) const { return std::binary_search(standby.begin(), standby.end(), p); }
+
+  // The next message of an owned or standby partition (or an error event), alternating between
+  // the group's client and the standby client so that neither starves the other; waits up to
+  // `timeout_ms` on the group's client when neither has one. Consumer thread.
+  rd_kafka_message_t* PollNext(int timeout_ms) {
+    if (standby.empty()) return rd_kafka_consumer_poll(rk, timeout_ms);
+    poll_standby_first = !poll_standby_first;
+    rd_kafka_message_t* m = poll_standby_first ? PollStandby() : rd_kafka_consumer_poll(rk, 0);
+    if (m == nullptr) m = poll_standby_first ? rd_kafka_consumer_poll(rk, 0) : PollStandby();
+    if (m == nullptr) m = rd_kafka_consumer_poll(rk, timeout_ms);
+    return m;
+  }
+
+  // A message of a current standby partition, or nullptr (messages of partitions that stopped
+  // being standbys, still queued, are dropped: their new reader starts from stored offsets).
+  rd_kafka_message_t* PollStandby() {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(standby_rk, 0);
+    if (m != nullptr && !m->err && !IsStandby(m->partition)) {
+      rd_kafka_message_destroy(m);
+      return nullptr;
+    }
+    return m;
+  }
+
+  // On the consumer thread, between batches: applies a SetStandby request, if any.
+  void MaybeStandby() {
+    std::vector<int32_t> want;
+    {
+      std::lock_guard lock(standby_mu);
+      if (!standby_dirty) return;
+      standby_dirty = false;
+      want = standby_wanted;
+    }
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+    std::erase_if(want, [&](int32_t p) {
+      return std::find(assigned.begin(), assigned.end(), p) != assigned.end();
+    });
+    std::vector<int32_t> drop, add;
+    std::set_difference(standby.begin(), standby.end(), want.begin(), want.end(),
+                        std::back_inserter(drop));
+    std::set_difference(want.begin(), want.end(), standby.begin(), standby.end(),
+                        std::back_inserter(add));
+    if (!drop.empty()) DropStandby(drop);
+    if (!add.empty()) AddStandby(add);
+  }
+
+  // Asks MaybeStandby to look at the wanted set again (after the assignment changed).
+  void RecheckStandby() {
+    std::lock_guard lock(standby_mu);
+    standby_dirty = true;
+  }
+
+  // Stops reading `parts` (all standbys) on the standby client. Consumer thread.
+  void DropStandby(const std::vector<int32_t>& parts) {
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+    for (int32_t p : parts) rd_kafka_topic_partition_list_add(list, options.topic.c_str(), p);
+    if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(standby_rk, list)) {
+      spdlog::error("ingest: dropping standbys failed: {}", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    std::lock_guard lock(mu);
+    for (int32_t p : parts) std::erase(standby, p);
+    spdlog::info("ingest: no longer keeping standbys of partitions [{}]", JoinPartitions(parts));
+  }
+
+  // Starts reading `parts` on the standby client from their stored offsets. Consumer thread.
+  void AddStandby(const std::vector<int32_t>& parts) {
+    if (standby_rk == nullptr) {
+      auto created = NewClient(/*for_standby=*/true);
+      if (!created) {
+        spdlog::error("ingest: cannot keep standbys: {}", created.error().message);
+        return;
+      }
+      standby_rk = *created;
+    }
+    // Stored offsets must cover everything applied here (a partition may have been a standby
+    // before, with staged state).
+    if (!Flush()) return;
+    auto stored = store->LoadOffsets();
+    if (!stored) {
+      spdlog::error("ingest: cannot keep standbys: reading stored offsets: {}",
+                    stored.error().message);
+      return;
+    }
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+    std::vector<int32_t> taken;
+    for (int32_t p : parts) {
+      int64_t lo = -1, hi = -1;
+      rd_kafka_query_watermark_offsets(standby_rk, options.topic.c_str(), p, &lo, &hi,
+                                       kMetadataTimeoutMs);
+      const store::StoredOffset* found = nullptr;
+      for (const auto& e : *stored) {
+        if (e.topic == options.topic && e.partition == p) found = &e.offset;
+      }
+      int64_t start = 0;
+      if (found && found->cluster_id == cluster_id && (hi < 0 || found->next_offset <= hi)) {
+        start = found->next_offset;
+      } else if (found && Policy() == NewLogPolicy::kStop) {
+        spdlog::warn(
+            "ingest: not keeping a standby of {}[{}]: its stored offset belongs to "
+            "another log",
+            options.topic, p);
+        continue;
+      }
+      if (lo > start) {
+        spdlog::warn(
+            "ingest: not keeping a standby of {}[{}]: the log starts at {}, and events "
+            "{}..{} are not here",
+            options.topic, p, lo, start, lo - 1);
+        continue;
+      }
+      rd_kafka_topic_partition_list_add(list, options.topic.c_str(), p)->offset = start;
+      std::lock_guard lock(mu);
+      auto& pr = progress[p];
+      pr.topic = options.topic;
+      pr.partition = p;
+      pr.next_offset = pr.persisted_offset = pr.read_offset = start;
+      pr.high_watermark = hi;
+      expected_next[p] = start;
+      taken.push_back(p);
+    }
+    if (!taken.empty()) {
+      rd_kafka_error_t* e = rd_kafka_incremental_assign(standby_rk, list);
+      if (e != nullptr) {
+        spdlog::error("ingest: keeping standbys failed: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        taken.clear();
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    if (taken.empty()) return;
+    std::lock_guard lock(mu);
+    standby.insert(standby.end(), taken.begin(), taken.end());
+    std::sort(standby.begin(), standby.end());
+    spdlog::info("ingest: keeping standbys of partitions [{}]", JoinPartitions(taken));
   }
 
   std::vector<rd_kafka_message_t*>& Pending() { return pending_messages; }
@@ -164,9 +332,21 @@ struct Consumer::Impl {
   // found ingest must stop; ready once assigned. From the rebalance callback, or from
   // TakePartitions() when reading partitions directly; the cluster id is known by then.
   rd_kafka_resp_err_t Assign(rd_kafka_topic_partition_list_t* parts, bool incremental = false) {
-    // Start positions come from the stored offsets: let the batch in flight land first.
-    Wait();
+    // A standby becomes owned: stop reading it as a standby first.
+    std::vector<int32_t> warm;
+    for (int i = 0; i < parts->cnt; ++i) {
+      if (IsStandby(parts->elems[i].partition)) warm.push_back(parts->elems[i].partition);
+    }
+    if (!warm.empty()) DropStandby(warm);
+    // Start positions come from the stored offsets: store and persist what was consumed first
+    // (a standby's staged batches, the batch in flight).
+    Flush();
     OnAssign(parts, incremental);
+    if (!warm.empty()) {
+      taken_from_standby->Add(static_cast<double>(warm.size()));
+      spdlog::info("ingest: partitions [{}] taken over from this instance's standbys",
+                   JoinPartitions(warm));
+    }
     bool fatal_now;
     {
       std::lock_guard lock(mu);
@@ -214,6 +394,7 @@ struct Consumer::Impl {
       int64_t start = RD_KAFKA_OFFSET_BEGINNING;
       std::string why;
       incomplete.erase(tp.partition);
+      if (gapped.contains(tp.partition)) incomplete.insert(tp.partition);
       if (found && found->cluster_id == cluster_id && (hi < 0 || found->next_offset <= hi)) {
         start = found->next_offset;
         if (lo >= 0 && start < lo) {
@@ -301,12 +482,14 @@ struct Consumer::Impl {
         self->restore_target.erase(p);
       }
       if (self->assigned.empty()) self->ready->store(false);
+      self->RecheckStandby();
     } else {
       rd_kafka_assign(rk, nullptr);
       std::lock_guard lock(self->mu);
       self->assigned.clear();
       self->restore_target.clear();
       self->ready->store(false);
+      self->RecheckStandby();
     }
     self->ReportOwnership(/*changed=*/true);
   }
@@ -573,7 +756,12 @@ struct Consumer::Impl {
             "those events are NOT in the views. Use more partitions or a real Kafka cluster, and "
             "backfill them with `tally replay` if they matter.",
             options.topic, m->partition, it->second, m->offset - 1);
-        if (Policy() == NewLogPolicy::kStop) {
+        {
+          std::lock_guard lock(mu);
+          gapped.insert(m->partition);
+        }
+        // A standby that fell behind the log's retention is not worth stopping ingest for.
+        if (Policy() == NewLogPolicy::kStop && !IsStandby(m->partition)) {
           SetFatal("events were trimmed from the log before they were read");
           return false;
         }
@@ -591,6 +779,8 @@ struct Consumer::Impl {
     std::lock_guard lock(mu);
     rd_kafka_topic_partition_list_t* list = nullptr;
     for (const auto& [p, pr] : progress) {
+      // Only the owner commits a partition (a standby's or an earlier owner's offsets may trail).
+      if (std::find(assigned.begin(), assigned.end(), p) == assigned.end()) continue;
       auto it = committed.find(p);
       if (it != committed.end() && it->second == pr.persisted_offset) continue;
       if (list == nullptr) {
@@ -607,19 +797,24 @@ struct Consumer::Impl {
 
   void UpdateLag() {
     std::lock_guard lock(mu);
-    for (int32_t p : assigned) {
-      auto& pr = progress[p];
-      int64_t lo, hi;
-      if (rd_kafka_get_watermark_offsets(rk, pr.topic.c_str(), p, &lo, &hi) ==
-              RD_KAFKA_RESP_ERR_NO_ERROR &&
-          hi >= 0) {
-        pr.high_watermark = hi;
-      }
-      if (pr.high_watermark >= 0) {
-        metrics
-            ->GetGauge("tally_partition_lag", "Messages in the log not yet applied.",
-                       {{"topic", pr.topic}, {"partition", std::to_string(p)}})
-            ->Set(static_cast<double>(std::max<int64_t>(0, pr.high_watermark - pr.next_offset)));
+    for (const bool standbys : {false, true}) {
+      for (int32_t p : standbys ? standby : assigned) {
+        auto& pr = progress[p];
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(standbys ? standby_rk : rk, pr.topic.c_str(), p, &lo,
+                                           &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0) {
+          pr.high_watermark = hi;
+        }
+        if (pr.high_watermark < 0) continue;
+        Gauge* lag =
+            standbys
+                ? metrics->GetGauge("tally_standby_partition_lag",
+                                    "Messages in the log not yet applied to a standby copy.",
+                                    {{"topic", pr.topic}, {"partition", std::to_string(p)}})
+                : metrics->GetGauge("tally_partition_lag", "Messages in the log not yet applied.",
+                                    {{"topic", pr.topic}, {"partition", std::to_string(p)}});
+        lag->Set(static_cast<double>(std::max<int64_t>(0, pr.high_watermark - pr.next_offset)));
       }
     }
   }
@@ -638,6 +833,11 @@ struct Consumer::Impl {
     // The batches in flight and in progress belong to the old store's offsets.
     if (!Flush()) return Fail(ErrorCode::kUnavailable, "stopping");
     if (Status s = to->BindRequestScopes(RequestScopes()); !s) return s;
+    // Standbys continue from the new store's offsets too (MaybeStandby takes them again).
+    if (!standby.empty()) {
+      DropStandby(std::vector<int32_t>(standby));
+      RecheckStandby();
+    }
     auto agg = aggregate::Aggregator::Create(to);
     if (!agg) return std::unexpected(agg.error());
     (*agg)->set_stage(Staging());
@@ -757,6 +957,65 @@ struct Consumer::Impl {
     return false;
   }
 
+  // A librdkafka consumer polled with rd_kafka_consumer_poll: the group's client (with the
+  // rebalance callback), or the standby client (assign-only: it never joins the group or
+  // commits to it). kInvalidArgument for a setting librdkafka refuses.
+  Result<rd_kafka_t*> NewClient(bool for_standby) {
+    char errstr[512];
+    std::map<std::string, std::string> settings = {
+        {"bootstrap.servers", options.brokers},
+        {"group.id", for_standby ? options.group + ".standby" : options.group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        // A trimmed log shows up as a gap in offsets (see CheckContinuity); resetting to the
+        // earliest retained offset keeps the partition moving instead of wedging it in an error
+        // state, and the gap is reported loudly.
+        {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "false"},
+        // An idle partition costs one fetch round trip per fetch.wait.max.ms (every partition of
+        // a broker in one request). A real broker answers as soon as data arrives, so this adds
+        // no delay there; the embedded broker waits it out when a fetch finds nothing, so it
+        // bounds the delay of the first event after a pause.
+        {"fetch.wait.max.ms", "200"},
+        {"queued.max.messages.kbytes", "262144"},
+        {"client.id", for_standby ? "tallyd-standby" : "tallyd"},
+    };
+    if (!for_standby) {
+      // Offsets live in RocksDB, so a restarted tallyd only waits for the group to notice the
+      // dead member: keep that short.
+      settings["session.timeout.ms"] = "6000";
+      settings["heartbeat.interval.ms"] = "1000";
+      // A rebalance moves only the partitions that change owner: the others keep being
+      // consumed and served (a group of instances answers for them throughout).
+      settings["partition.assignment.strategy"] = "cooperative-sticky";
+      if (!options.instance_id.empty()) settings["group.instance.id"] = options.instance_id;
+    }
+    for (const auto& [k, v] : options.extra_config) {
+      if (for_standby && (k == "group.instance.id" || k == "group.id")) continue;
+      settings[k] = v;
+    }
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    for (const auto& [k, v] : settings) {
+      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) !=
+          RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return Fail(ErrorCode::kInvalidArgument, "kafka consumer setting " + k + ": " + errstr);
+      }
+    }
+    if (!for_standby) {
+      rd_kafka_conf_set_rebalance_cb(conf, &Impl::RebalanceCb);
+      rd_kafka_conf_set_opaque(conf, this);
+    }
+    rd_kafka_t* client = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!client) {
+      rd_kafka_conf_destroy(conf);
+      return Fail(ErrorCode::kInvalidArgument,
+                  std::string("cannot create kafka consumer: ") + errstr);
+    }
+    rd_kafka_poll_set_consumer(client);
+    return client;
+  }
+
   void HandleError(rd_kafka_message_t* m) {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
     spdlog::warn("ingest: consumer: {}", rd_kafka_message_errstr(m));
@@ -795,6 +1054,10 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
       "tally_persist_seconds",
       "Time to persist the staged batches to disk, one observation per persist.", {},
       Histogram::LatencyBuckets());
+  impl->taken_from_standby = metrics->GetCounter(
+      "tally_partitions_taken_from_standby_total",
+      "Partitions the group assigned here while this instance kept a standby of them: taken "
+      "over from the standby's state instead of the whole log.");
   impl->batch_messages = metrics->GetHistogram(
       "tally_batch_messages", "Messages per stored batch (batches grow while the store is busy).",
       {}, {1, 10, 100, 1000, 5000, 10000, 20000, 50000, 100000, 200000});
@@ -825,51 +1088,9 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   if (!dlq) return std::unexpected(dlq.error());
   impl->dlq = std::move(*dlq);
 
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::map<std::string, std::string> settings = {
-      {"bootstrap.servers", options.brokers},
-      {"group.id", options.group},
-      {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},
-      // A trimmed log shows up as a gap in offsets (see CheckContinuity); resetting to the
-      // earliest retained offset keeps the partition moving instead of wedging it in an error
-      // state, and the gap is reported loudly.
-      {"auto.offset.reset", "earliest"},
-      {"enable.partition.eof", "false"},
-      // An idle partition costs one fetch round trip per fetch.wait.max.ms (every partition of a
-      // broker in one request). A real broker answers as soon as data arrives, so this adds no
-      // delay there; the embedded broker waits it out when a fetch finds nothing, so it bounds
-      // the delay of the first event after a pause.
-      {"fetch.wait.max.ms", "200"},
-      {"queued.max.messages.kbytes", "262144"},
-      {"client.id", "tallyd"},
-      // Offsets live in RocksDB, so a restarted tallyd only waits for the group to notice the
-      // dead member: keep that short.
-      {"session.timeout.ms", "6000"},
-      {"heartbeat.interval.ms", "1000"},
-      // A rebalance moves only the partitions that change owner: the others keep being consumed
-      // and served (a group of instances answers for them throughout).
-      {"partition.assignment.strategy", "cooperative-sticky"},
-  };
-  if (!options.instance_id.empty()) settings["group.instance.id"] = options.instance_id;
-  for (const auto& [k, v] : options.extra_config) settings[k] = v;
-  for (const auto& [k, v] : settings) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return Fail(ErrorCode::kInvalidArgument, "kafka consumer setting " + k + ": " + errstr);
-    }
-  }
-  rd_kafka_conf_set_rebalance_cb(conf, &Impl::RebalanceCb);
-  rd_kafka_conf_set_opaque(conf, impl.get());
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    return Fail(ErrorCode::kInvalidArgument,
-                std::string("cannot create kafka consumer: ") + errstr);
-  }
-  impl->rk = rk;
-  rd_kafka_poll_set_consumer(rk);
+  auto rk = impl->NewClient(/*for_standby=*/false);
+  if (!rk) return std::unexpected(rk.error());
+  impl->rk = *rk;
   return std::unique_ptr<Consumer>(new Consumer(std::move(impl)));
 }
 
@@ -901,6 +1122,7 @@ Status Consumer::Run() {
   auto last_lag = Clock::now();
   while (!stop_.load()) {
     s.MaybeSwitch();
+    s.MaybeStandby();
     bool fatal;
     {
       std::lock_guard lock(s.mu);
@@ -921,8 +1143,7 @@ Status Consumer::Run() {
     bool nap = false;  // collecting a batch that is not ready: kCollectNap
     // Pending() is re-read each time: a revocation inside poll stores the batch and flips it.
     while (static_cast<int>(s.Pending().size()) < s.options.batch_max_messages && !stop_.load()) {
-      rd_kafka_message_t* m =
-          rd_kafka_consumer_poll(s.rk, s.Pending().empty() ? 100 : (nap ? 0 : timeout_ms));
+      rd_kafka_message_t* m = s.PollNext(s.Pending().empty() ? 100 : (nap ? 0 : timeout_ms));
       if (m) {
         if (m->err) {
           s.HandleError(m);
@@ -982,11 +1203,22 @@ Status Consumer::Run() {
   return Ok();
 }
 
+void Consumer::SetStandby(std::vector<int32_t> partitions) {
+  std::lock_guard lock(impl_->standby_mu);
+  impl_->standby_wanted = std::move(partitions);
+  impl_->standby_dirty = true;
+}
+
 std::vector<PartitionProgress> Consumer::Progress() const {
   std::lock_guard lock(impl_->mu);
   std::vector<PartitionProgress> out;
+  const auto& assigned = impl_->assigned;
   for (const auto& [p, pr] : impl_->progress) {
     out.push_back(pr);
+    out.back().role = std::find(assigned.begin(), assigned.end(), p) != assigned.end()
+                          ? PartitionRole::kOwned
+                      : impl_->IsStandby(p) ? PartitionRole::kStandby
+                                            : PartitionRole::kIdle;
     out.back().read_offset = std::max(pr.read_offset, pr.next_offset);
   }
   return out;

@@ -22,7 +22,13 @@
 // reason in the "tally-dlq-reason" header (plus tally-source-topic/-partition/-offset) before
 // the batch's offsets are stored, and is counted in tally_events_rejected_total{reason}.
 //
-// Thread-safety: Run() on one thread; Stop(), Progress() and Ready() from any thread.
+// Standbys (SetStandby): warm copies of partitions another instance of the group owns, read by
+// a second, assign-only client into the same store, batches and offsets as the owned ones (but
+// not committed to the group). When the group later assigns such a partition here, ingest
+// continues it from the standby's stored offset instead of replaying its history.
+//
+// Thread-safety: Run() on one thread; Stop(), SetStandby(), Progress() and Ready() from any
+// thread.
 
 #include <atomic>
 #include <chrono>
@@ -129,8 +135,16 @@ struct ConsumerOptions {
   bool request_scope_by_workspace = false;
 };
 
+// What a partition is to this consumer (PartitionProgress::role).
+enum class PartitionRole {
+  kOwned,    // assigned (by the group, or read directly): its views are served
+  kStandby,  // kept warm for another owner (Consumer::SetStandby): not served
+  kIdle,     // neither any more: its views stay as they were (not served)
+};
+
 struct PartitionProgress {
   std::string topic;
+  PartitionRole role = PartitionRole::kOwned;
   int32_t partition = 0;
   // Next offset after the messages applied to the views (visible to queries).
   int64_t next_offset = 0;
@@ -169,6 +183,15 @@ class Consumer {
   Status SwitchStore(store::Store* store, store::Directory* directory,
                      std::chrono::milliseconds timeout);
 
+  // Keeps standbys of `partitions` (replacing the previous set): reads them from the offsets
+  // stored for them (the log's start when none) into the same store. Partitions the group has
+  // assigned here are left out while assigned; one whose log has been trimmed past its stored
+  // offset (or past the start, when none is stored) is left out with a warning. Applied on the
+  // consumer thread between batches; a partition the group assigns here stops being a standby
+  // first (its staged state is persisted, then it continues from there). Thread-safe.
+  void SetStandby(std::vector<int32_t> partitions);
+
+  // Every partition this consumer has read since it started (owned, standby or idle).
   std::vector<PartitionProgress> Progress() const;
   // True once partitions are assigned and no fatal condition was met.
   bool Ready() const { return ready_.load(); }

@@ -65,7 +65,9 @@ class Group {
         "--keys", stack_->dir().File("keys.toml"), "--cache-ttl", "0", "--now", Stack::kNow,
         "--max-future", "1d",
         // A killed member's partitions move within seconds.
-        "--kafka-option", "session.timeout.ms=3000", "--kafka-option", "heartbeat.interval.ms=300"};
+        "--kafka-option", "session.timeout.ms=3000", "--kafka-option", "heartbeat.interval.ms=300",
+        // Every survivor of a failure keeps a warm copy of every partition it does not own.
+        "--standby-replicas", "2"};
     if (Status s = in.process->Start(argv, stack_->dir().File(id)); !s) {
       return ::testing::AssertionFailure() << s.error().message;
     }
@@ -118,10 +120,14 @@ class Group {
       const json& routing = j["details"]["cluster"]["routing"];
       std::map<std::string, std::set<int>> serving_by;
       std::vector<int> owned_here;
+      std::set<int> standby_here;
       for (const json& m : routing["members"]) {
         const std::string id = m["instance_id"];
         for (int p : m["serving"]) serving_by[id].insert(p);
-        if (id == in.id) owned_here = m["owned"].get<std::vector<int>>();
+        if (id == in.id) {
+          owned_here = m["owned"].get<std::vector<int>>();
+          for (int p : m["standby"]) standby_here.insert(p);
+        }
       }
       for (const std::string& id : live) {
         if (serving_by[id].empty()) {
@@ -140,9 +146,18 @@ class Group {
           return false;
         }
       }
+      // Owned partitions, and the standbys this instance is asked to keep, have caught up.
+      std::set<int> standby_kept;
       for (const json& p : j["details"]["ingest"]["partitions"]) {
         const int partition = p["partition"];
-        if (std::find(owned_here.begin(), owned_here.end(), partition) == owned_here.end()) {
+        if (standby_here.contains(partition)) {
+          if (p["role"] != "standby") {
+            *why = in.id + " partition " + std::to_string(partition) + " is " + p["role"].dump() +
+                   ", not a standby yet";
+            return false;
+          }
+          standby_kept.insert(partition);
+        } else if (std::find(owned_here.begin(), owned_here.end(), partition) == owned_here.end()) {
           continue;
         }
         if (p["next_offset"].get<int64_t>() != high[partition]) {
@@ -150,6 +165,11 @@ class Group {
                  p["next_offset"].dump() + " of " + std::to_string(high[partition]);
           return false;
         }
+      }
+      if (standby_kept != standby_here) {
+        *why = in.id + " keeps " + std::to_string(standby_kept.size()) + " of its " +
+               std::to_string(standby_here.size()) + " standbys";
+        return false;
       }
     }
     return true;
@@ -427,22 +447,39 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   EXPECT_GT(forwarded, 0);
 
   // SIGKILL one instance: within 60 s the survivors own everything and answer exactly.
-  auto gained = [&group] {
+  auto sum_metric = [&group](const char* name) {
     double sum = 0;
     for (Instance& in : group.instances()) {
       auto r = in.http->Send("GET", "/metrics");
-      if (r) sum += MetricSum(r->body, "tally_cluster_partitions_gained_total").value_or(0);
+      if (r) sum += MetricSum(r->body, name).value_or(0);
     }
     return sum;
   };
+  auto gained = [&] { return sum_metric("tally_cluster_partitions_gained_total"); };
+  auto warm = [&] { return sum_metric("tally_partitions_taken_from_standby_total"); };
+  // Settled: each instance keeps caught-up standbys of the 8 partitions it does not own.
+  for (Instance& in : group.instances()) {
+    auto r = in.http->Send("GET", "/readyz");
+    ASSERT_TRUE(r);
+    json j = json::parse(r->body);
+    size_t standbys = 0, owned = 0;
+    for (const json& p : j["details"]["ingest"]["partitions"]) standbys += p["role"] == "standby";
+    for (const json& m : j["details"]["cluster"]["routing"]["members"]) {
+      if (m["instance_id"] == in.id) owned = m["owned"].size();
+    }
+    EXPECT_EQ(standbys + owned, static_cast<size_t>(kPartitions)) << in.id << ": " << r->body;
+  }
   group.Kill("node-b");
   const double gained_before = gained();
+  const double warm_before = warm();
   const auto t_kill = Clock::now();
   ASSERT_TRUE(group.WaitSettled(Millis(60000)));
   const double failover_s = Elapsed(t_kill);
   std::fprintf(stderr, "[cluster_e2e] failover after SIGKILL settled in %.1f s\n", failover_s);
   EXPECT_LT(failover_s, 60);
   EXPECT_GT(gained(), gained_before) << "the survivors took the killed instance's partitions";
+  // Each survivor kept a standby of every partition it took: none was replayed from the log.
+  EXPECT_EQ(warm() - warm_before, gained() - gained_before);
   CheckEveryInstance(group, ref, leaderboard_ref, workspaces, "two survivors");
   CheckRequestsEverywhere(group, requests_ref, "two survivors");
 
