@@ -215,11 +215,12 @@ struct Readyz {
   std::map<int, std::string> owner;  // details.cluster.routing.partitions
   struct Member {
     std::string url;
-    std::set<int> owned, serving;
+    std::set<int> owned, serving, standby;
   };
   std::map<std::string, Member> members;  // details.cluster.routing.members, by instance id
   std::map<int, int64_t> next_offset;     // details.ingest.partitions
   std::map<int, int64_t> read_offset;
+  std::map<int, std::string> role;  // "owned", "standby" or "idle"
 };
 
 // kUnavailable when the request fails, kInternal when the body is not JSON; missing parts of the
@@ -263,6 +264,12 @@ Result<Readyz> ReadReadyz(Conn& conn) {
           if (!p.get(v)) member.serving.insert(static_cast<int>(v));
         }
       }
+      if (!m["standby"].get(list)) {
+        for (simdjson::dom::element p : list) {
+          int64_t v;
+          if (!p.get(v)) member.standby.insert(static_cast<int>(v));
+        }
+      }
     }
   }
   simdjson::dom::array ingest;
@@ -272,6 +279,8 @@ Result<Readyz> ReadReadyz(Conn& conn) {
       if (p["partition"].get(partition) || p["next_offset"].get(next)) continue;
       out.next_offset[static_cast<int>(partition)] = next;
       out.read_offset[static_cast<int>(partition)] = p["read_offset"].get(read) ? next : read;
+      std::string_view role;
+      if (!p["role"].get(role)) out.role[static_cast<int>(partition)] = std::string(role);
     }
   }
   return out;
@@ -300,8 +309,12 @@ struct Instance {
 // stops the instances (SIGTERM, all at once), then the broker.
 class Group {
  public:
-  Group(std::string dir, std::string tallyd, std::string keys)
-      : dir_(std::move(dir)), tallyd_(std::move(tallyd)), keys_(std::move(keys)) {}
+  // `standby_replicas`: every instance's --standby-replicas.
+  Group(std::string dir, std::string tallyd, std::string keys, int standby_replicas = 0)
+      : dir_(std::move(dir)),
+        tallyd_(std::move(tallyd)),
+        keys_(std::move(keys)),
+        standby_replicas_(standby_replicas) {}
   ~Group() {
     for (Instance& in : instances_) ::kill(in.process->pid(), SIGTERM);
     for (Instance& in : instances_) in.process->Stop();
@@ -359,7 +372,9 @@ class Group {
                                        "--kafka-option",
                                        std::string("session.timeout.ms=") + kSessionTimeoutMs,
                                        "--kafka-option",
-                                       std::string("heartbeat.interval.ms=") + kHeartbeatMs};
+                                       std::string("heartbeat.interval.ms=") + kHeartbeatMs,
+                                       "--standby-replicas",
+                                       std::to_string(standby_replicas_)};
       auto process = tb::ChildProcess::Spawn(argv, dir_ + "/" + id + ".log");
       if (!process) return std::unexpected(process.error());
       in.process = std::move(*process);
@@ -417,6 +432,13 @@ class Group {
                               owner->second);
         }
       }
+      for (int p : r->members[in.id].standby) {
+        auto next = r->next_offset.find(p);
+        if (r->role[p] != "standby" || next == r->next_offset.end() ||
+            (p < static_cast<int>(high.size()) && next->second != high[p])) {
+          return Why(why, in.id + " standby of partition " + std::to_string(p) + " not caught up");
+        }
+      }
       for (int p : r->members[in.id].owned) {
         auto next = r->next_offset.find(p);
         const int64_t at = next == r->next_offset.end() ? 0 : next->second;
@@ -460,11 +482,17 @@ class Group {
       for (Instance& in : instances_) {
         auto r = ReadReadyz(*in.conn);
         if (!r) return std::unexpected(r.error());
+        // Owners only: pacing on a standby that runs ahead of its owner would let the broker
+        // trim what the owner has not read yet.
         for (const auto& [p, n] : r->next_offset) {
-          if (p >= 0 && p < kPartitions) (*stored)[p] = std::max((*stored)[p], n);
+          if (p >= 0 && p < kPartitions && r->role[p] != "standby") {
+            (*stored)[p] = std::max((*stored)[p], n);
+          }
         }
         for (const auto& [p, n] : r->read_offset) {
-          if (p >= 0 && p < kPartitions) (*read)[p] = std::max((*read)[p], n);
+          if (p >= 0 && p < kPartitions && r->role[p] != "standby") {
+            (*read)[p] = std::max((*read)[p], n);
+          }
         }
       }
       return tally::Ok();
@@ -497,6 +525,7 @@ class Group {
   }
 
   std::string dir_, tallyd_, keys_, brokers_;
+  int standby_replicas_ = 0;
   std::unique_ptr<tb::ChildProcess> broker_;
   std::vector<Instance> instances_;
 };
@@ -762,6 +791,8 @@ struct FailoverResult {
   std::string first_change;
   double trimmed_before = 0, trimmed_after = 0;
   std::vector<int> victim_trimmed_partitions;  // owned by the victim, log start > 0
+  // Partitions the survivors gained, and of those the ones taken over from their standbys.
+  double gained = 0, taken_from_standby = 0;
 };
 
 std::string AllTimeTarget(const std::string& ws) {
@@ -813,6 +844,9 @@ FailoverResult Failover(Group& group, const std::vector<Placement>& placements,
 
   const auto t0 = tb::SteadyClock::now();
   group.Kill(f.victim);
+  // The survivors' counters (the group takes nothing over before the session times out).
+  const double gained_before = group.MetricSum("tally_cluster_partitions_gained_total");
+  const double warm_before = group.MetricSum("tally_partitions_taken_from_standby_total");
   std::vector<Instance*> survivors;
   for (Instance& in : group.instances()) survivors.push_back(&in);
   // first_ok[ws][survivor]: seconds after the kill of the first 200 (of the victim's workspaces).
@@ -891,6 +925,8 @@ FailoverResult Failover(Group& group, const std::vector<Placement>& placements,
     }
   }
   f.trimmed_after = group.MetricSum("tally_log_trimmed_total");
+  f.gained = group.MetricSum("tally_cluster_partitions_gained_total") - gained_before;
+  f.taken_from_standby = group.MetricSum("tally_partitions_taken_from_standby_total") - warm_before;
   f.ok = true;
   return f;
 }
@@ -1094,7 +1130,7 @@ int main(int argc, char** argv) {
       "gathered from several owners vs one instance, failover time after SIGKILL, and CPU per "
       "ingested event with one and with three instances."};
   int64_t events_n = 25'000;
-  int requests = 2000, runs = 3, gathered_requests = 0;
+  int requests = 2000, runs = 3, gathered_requests = 0, standby_replicas = 0;
   bool keep = false;
   std::string tallyd_path = TALLYD_PATH, cli_path = TALLY_CLI_PATH;
   app.add_option("--events", events_n,
@@ -1118,6 +1154,11 @@ int main(int argc, char** argv) {
                  "Latency runs; the table gives the medians of the per-run percentiles")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  app.add_option("--standby-replicas", standby_replicas,
+                 "--standby-replicas of the three instances (the failover takes over from warm "
+                 "copies with 1 or more; with 2 every takeover is warm)")
+      ->check(CLI::Range(0, 2))
+      ->capture_default_str();
   app.add_flag("--keep", keep, "Keep the temporary directory (data dirs, tallyd and broker logs)");
   app.add_option("--tallyd", tallyd_path, "tallyd binary to measure")->capture_default_str();
   app.add_option("--tally", cli_path, "tally CLI binary (for `tally broker`)")
@@ -1140,8 +1181,8 @@ int main(int argc, char** argv) {
   std::printf("tallyd: %s\nload average before: %s\n", tallyd_path.c_str(), LoadAverage().c_str());
   std::printf(
       "group: tally broker --partitions %d, instances with --cache-ttl 0, session.timeout.ms=%s, "
-      "heartbeat.interval.ms=%s\n",
-      kPartitions, kSessionTimeoutMs, kHeartbeatMs);
+      "heartbeat.interval.ms=%s, --standby-replicas %d (the group of three)\n",
+      kPartitions, kSessionTimeoutMs, kHeartbeatMs, standby_replicas);
   std::fflush(stdout);
 
   // ---------------------------------------------------------------- events
@@ -1230,7 +1271,7 @@ int main(int argc, char** argv) {
     const std::string dir = tmp.path() + "/three";
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    Group group(dir, tallyd_path, keys);
+    Group group(dir, tallyd_path, keys, standby_replicas);
     const std::vector<std::string> ids = {"node-a", "node-b", "node-c"};
     if (auto st = group.StartBroker(cli_path); !st) {
       std::fprintf(stderr, "broker: %s\n", st.error().message.c_str());
@@ -1385,7 +1426,8 @@ int main(int argc, char** argv) {
           "their new owner after %.2f s, last non-200 at %.2f s; %lld probe rounds; answers for "
           "its workspaces: %s; for the other workspaces: %s (non-200 from %.2f s to %.2f s); "
           "all-time answers changed: %d of %zu; log trimmed %.0f -> %.0f times (partitions of "
-          "the killed instance whose log start is past 0: %zu)\n",
+          "the killed instance whose log start is past 0: %zu); partitions the survivors took: "
+          "%.0f, from their standbys: %.0f\n",
           failover.victim.c_str(), failover.victim_partitions, failover.victim_workspaces.size(),
           ws_list.c_str(), failover.settled_s, failover.forwarded_s, failover.local_s,
           failover.victim_last_bad_s, static_cast<long long>(failover.rounds),
@@ -1393,7 +1435,7 @@ int main(int argc, char** argv) {
           StatusCounts(failover.other_statuses).c_str(), failover.other_first_bad_s,
           failover.other_last_bad_s, failover.answers_changed, failover.victim_workspaces.size(),
           failover.trimmed_before, failover.trimmed_after,
-          failover.victim_trimmed_partitions.size());
+          failover.victim_trimmed_partitions.size(), failover.gained, failover.taken_from_standby);
       if (failover.answers_changed > 0) {
         std::printf("  first changed answer: %s\n", failover.first_change.c_str());
       }
@@ -1531,10 +1573,10 @@ int main(int argc, char** argv) {
   }
   if (failover.ok) {
     std::printf(
-        "| failover (SIGKILL %s, %d of %d partitions; session.timeout.ms=%s): group settled "
-        "again (s) | %.2f |\n",
+        "| failover (SIGKILL %s, %d of %d partitions; session.timeout.ms=%s; --standby-replicas "
+        "%d, %.0f of %.0f taken over from standbys): group settled again (s) | %.2f |\n",
         failover.victim.c_str(), failover.victim_partitions, kPartitions, kSessionTimeoutMs,
-        failover.settled_s);
+        standby_replicas, failover.taken_from_standby, failover.gained, failover.settled_s);
     std::printf(
         "| failover: the killed instance's %zu workspaces answer 200 through the forwarding "
         "survivor (s) | %.2f |\n",

@@ -506,7 +506,8 @@ struct Consumer::Impl {
         auto it = progress.find(p);
         auto target = restore_target.find(p);
         if (it != progress.end() && target != restore_target.end() &&
-            it->second.next_offset >= target->second && !incomplete.contains(p)) {
+            it->second.next_offset >= target->second && !incomplete.contains(p) &&
+            !gapped.contains(p)) {
           now_serving.push_back(p);
         }
       }
@@ -514,7 +515,7 @@ struct Consumer::Impl {
     std::sort(owned.begin(), owned.end());
     if (!changed && now_serving == serving) return;
     for (int32_t p : owned) {
-      if (changed && incomplete.contains(p)) {
+      if (changed && (incomplete.contains(p) || gapped.contains(p))) {
         spdlog::error(
             "ingest: partition {} is not served: events the log no longer holds are missing "
             "from this instance's views (seed its data directory from a snapshot of an instance "
@@ -765,6 +766,8 @@ struct Consumer::Impl {
           SetFatal("events were trimmed from the log before they were read");
           return false;
         }
+        // An owned partition stops being served at once (in a group: 503, not partial answers).
+        if (!IsStandby(m->partition)) ReportOwnership(/*changed=*/true);
       }
       expected_next[m->partition] = m->offset + 1;
     }
