@@ -217,6 +217,8 @@ void Membership::NoteScope(int32_t partition, std::string_view workspace,
   std::lock_guard lock(mu_);
   ScopeKey(partition, workspace, organization, &scope_key_);
   if (!noted_.insert(scope_key_).second) return;
+  // Routed by at once: this instance's views may show the workspace before the record is back.
+  if (!workspace.empty()) table_.AddScope(partition, workspace, organization);
   Publish(scope_key_, EncodeScope(partition, workspace, organization));
 }
 

@@ -77,7 +77,8 @@ class Membership {
   void SetStandbyListener(std::function<void(const std::vector<int32_t>&)> listener);
 
   // Events of `workspace` (naming `organization`, "" when none) were consumed from `partition`.
-  // Each new triple is published once per process; a known one costs a hash lookup.
+  // Each new triple enters this instance's routing at once and is published once per process;
+  // a known one costs a hash lookup.
   void NoteScope(int32_t partition, std::string_view workspace, std::string_view organization);
 
   // RoutingTable::RouteWorkspace / RoutePartitions from this instance's point of view.

@@ -132,6 +132,11 @@ TEST_F(MembershipTest, StandbysFollowTheGroupsOwnership) {
     return at_a.last() == V{2, 3} && at_b.last() == V{0, 1};
   })) << at_a.last().size()
       << " " << at_b.last().size();
+  // A standby's views show a workspace as soon as it stores it: its routing knows the
+  // workspace's partition (and forwards to the owner) at once, not when the record is back.
+  b->NoteScope(0, "ws-kept", "");
+  EXPECT_EQ(b->RouteWorkspace("ws-kept").kind, Route::kForward);
+  EXPECT_EQ(b->RouteWorkspace("ws-kept").url, "http://a:80");
   // The standbys are published: a newcomer sees who keeps what.
   auto c = Join("c");
   ASSERT_TRUE(c);

@@ -134,16 +134,20 @@ bool RoutingTable::Apply(std::string_view key, std::string_view value, int64_t o
     if (doc["partition"].get_int64().get(p) || p < 0 || p > INT32_MAX) return refuse();
     if (doc["workspace"].get_string().get(workspace) || workspace.empty()) return refuse();
     if (doc["organization"].get_string().get(organization)) return refuse();
-    const auto partition = static_cast<int32_t>(p);
-    workspace_partitions_[std::string(workspace)].insert(partition);
-    if (!organization.empty()) {
-      organization_partitions_[std::string(organization)].insert(partition);
-      organization_workspaces_[std::string(organization)].insert(std::string(workspace));
-      workspace_organizations_[std::string(workspace)].insert(std::string(organization));
-    }
+    AddScope(static_cast<int32_t>(p), workspace, organization);
   }
   ++applied_;
   return true;
+}
+
+void RoutingTable::AddScope(int32_t partition, std::string_view workspace,
+                            std::string_view organization) {
+  workspace_partitions_[std::string(workspace)].insert(partition);
+  if (!organization.empty()) {
+    organization_partitions_[std::string(organization)].insert(partition);
+    organization_workspaces_[std::string(organization)].insert(std::string(workspace));
+    workspace_organizations_[std::string(workspace)].insert(std::string(organization));
+  }
 }
 
 const MemberInfo* RoutingTable::OwnerOf(int32_t partition) const {

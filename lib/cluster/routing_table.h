@@ -84,6 +84,10 @@ class RoutingTable {
   // without a known prefix, a value that is not the JSON described above.
   bool Apply(std::string_view key, std::string_view value, int64_t offset);
 
+  // Records that events of `workspace` (naming `organization`, "" when none) were consumed
+  // from `partition`, as a scope record does (Apply). `workspace` must not be empty.
+  void AddScope(int32_t partition, std::string_view workspace, std::string_view organization);
+
   // The member owning `partition`: of the members whose latest record lists it as owned, the
   // one whose record is the newest. nullptr when no member claims it.
   const MemberInfo* OwnerOf(int32_t partition) const;

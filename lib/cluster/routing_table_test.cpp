@@ -191,9 +191,10 @@ TEST_F(RoutingTableTest, WritesJson) {
   std::string out;
   JsonWriter w(&out);
   table_.WriteJson(&w);
-  EXPECT_EQ(out,
-            R"({"members":[{"instance_id":"a","url":"http://a:80","owned":[0,1],"serving":[0],)"
-            R"("time_ms":1}],"partitions":{"0":"a","1":"a"},"workspaces":1,"organizations":1})");
+  EXPECT_EQ(
+      out,
+      R"({"members":[{"instance_id":"a","url":"http://a:80","owned":[0,1],"serving":[0],)"
+      R"("standby":[],"time_ms":1}],"partitions":{"0":"a","1":"a"},"workspaces":1,"organizations":1})");
 }
 
 }  // namespace

@@ -541,6 +541,14 @@ struct Consumer::Impl {
       b.cluster_id = cluster_id;
     }
     b.persist = PersistDue(pending_messages);
+    // Before the batch's views can show a workspace, its scope is known (a group routes by it).
+    if (options.on_event_scope) {
+      for (size_t i = 0; i < b.events.size(); ++i) {
+        const auto* m = static_cast<const rd_kafka_message_t*>(b.sources[i]);
+        options.on_event_scope(m->partition, b.events[i]->workspace_id,
+                               b.events[i]->organization_id);
+      }
+    }
     if (!pipeline->Submit(account)) return false;
     flying_messages = std::move(pending_messages);
     pending_messages.clear();
@@ -657,13 +665,6 @@ struct Consumer::Impl {
       }
     }
     if (done.persisted) MarkPersisted();
-    if (options.on_event_scope) {
-      for (size_t i = 0; i < b.events.size(); ++i) {
-        const auto* m = static_cast<const rd_kafka_message_t*>(b.sources[i]);
-        options.on_event_scope(m->partition, b.events[i]->workspace_id,
-                               b.events[i]->organization_id);
-      }
-    }
     if (serving.size() != assigned.size()) ReportOwnership(/*changed=*/false);
     for (auto* m : flying_messages) rd_kafka_message_destroy(m);
     flying_messages.clear();

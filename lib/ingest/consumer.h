@@ -119,8 +119,10 @@ struct ConsumerOptions {
   // must outlive the consumer.
   store::Directory* directory = nullptr;
   // For a group of instances (cluster/membership.h), both optional, called on the consumer
-  // thread. `on_event_scope`: after each stored batch, for every event stored, with the
-  // partition it came from, its workspace and its organization ("" when none).
+  // thread. `on_event_scope`: for every event of a batch that parsed, with the partition it
+  // came from, its workspace and its organization ("" when none), before the batch is handed
+  // over to be stored (so before queries can see it; an event the worker then refuses was
+  // reported all the same).
   // `on_ownership`: whenever the assigned partitions (`owned`) or those of them whose views
   // have caught up with the log (`serving`: applied up to the high watermark the partition had
   // when it was assigned, and not missing events the log no longer holds) change; both sorted.
