@@ -24,6 +24,7 @@
 #include "metrics_compare.h"
 #include "reference.h"
 #include "requests_reference.h"
+#include "superagents_reference.h"
 
 namespace tally::integration {
 namespace {
@@ -352,8 +353,50 @@ void CheckLeaderboardEverywhere(Group& group, const LeaderboardReference& ref,
 
 // Every instance answers workspace metrics (a sample of the combinations) like the reference,
 // and the leaderboard and the Super Agents list like each other.
+// Super Agents of every workspace through every instance, every page (7 rows a page, so the
+// cursors go back to the owner), in two sorts, against the reference.
+void CheckSuperagentsEverywhere(Group& group, const SuperagentsReference& ref,
+                                const std::vector<std::string>& workspaces, const char* phase) {
+  const int64_t today = *RefParseDay(Stack::kToday);
+  const int64_t from = *RefParseDay("2026-01-15");
+  const std::pair<std::string, std::string> auth{"Authorization",
+                                                 std::string("Bearer ") + kAdminToken};
+  size_t rows = 0;
+  for (const char* sort : {"-total_credits_consumed", "superagent_name"}) {
+    for (const std::string& ws : workspaces) {
+      const std::vector<json> want = ref.Rows(ws, from, today, sort, "", "", today);
+      rows += want.size();
+      for (Instance& in : group.instances()) {
+        SCOPED_TRACE(std::string(phase) + ": " + ws + " through " + in.id + ", sort " + sort);
+        std::vector<json> got;
+        std::string cursor;
+        for (int page = 0; page < 100; ++page) {
+          std::string target = "/api/v1/monitoring/" + UrlEncode(ws) +
+                               "/superagents?limit=7&from=2026-01-15&to=2026-03-01&sort=" + sort;
+          if (!cursor.empty()) {
+            target = "/api/v1/monitoring/" + UrlEncode(ws) +
+                     "/superagents?limit=7&cursor=" + UrlEncode(cursor);
+          }
+          auto r = in.http->Send("GET", target, {auth});
+          ASSERT_TRUE(r);
+          ASSERT_EQ(r->status, 200) << r->body;
+          json body = NormalizeSuperagents(json::parse(r->body));
+          EXPECT_EQ(body["pagination"]["total"], want.size());
+          for (json& row : body["superagents"]) got.push_back(std::move(row));
+          if (!body["pagination"]["has_more"].get<bool>()) break;
+          cursor = body["pagination"]["next_cursor"];
+        }
+        ASSERT_EQ(got.size(), want.size());
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "row " << i;
+      }
+    }
+  }
+  EXPECT_GT(rows, 50u) << "the data should hold agents in every workspace";
+}
+
 void CheckEveryInstance(Group& group, const ReferenceModel& ref,
                         const LeaderboardReference& leaderboard,
+                        const SuperagentsReference& superagents,
                         const std::vector<std::string>& workspaces, const char* phase) {
   const auto t0 = Clock::now();
   size_t requests = 0;
@@ -378,6 +421,7 @@ void CheckEveryInstance(Group& group, const ReferenceModel& ref,
   }
   CheckCursorPagesEverywhere(group, workspaces.front());
   CheckLeaderboardEverywhere(group, leaderboard, workspaces);
+  CheckSuperagentsEverywhere(group, superagents, workspaces, phase);
   std::fprintf(stderr, "[cluster_e2e] %s: %zu metrics requests through %zu instances in %.1f s\n",
                phase, requests, group.instances().size(), Elapsed(t0));
 }
@@ -396,8 +440,12 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   ReferenceModel ref(Stack::kToday);
   RequestsReference requests_ref;
   LeaderboardReference leaderboard_ref;
+  SuperagentsReference superagents_ref;
   for (const std::string& line : data.lines) {
-    if (ref.Add(line) == RefVerdict::kAccepted) leaderboard_ref.Add(line);
+    if (ref.Add(line) == RefVerdict::kAccepted) {
+      leaderboard_ref.Add(line);
+      if (auto e = SuperagentsEventOf(line)) superagents_ref.Add(*e);
+    }
     requests_ref.Add(line);
   }
   ASSERT_GE(requests_ref.Organizations().size(), 2u);
@@ -430,10 +478,12 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
     ASSERT_TRUE(r);
     json j = json::parse(r->body);
     for (const json& m : j["details"]["cluster"]["routing"]["members"]) {
-      if (m["instance_id"] == in.id) EXPECT_FALSE(m["owned"].empty()) << r->body;
+      if (m["instance_id"] == in.id) {
+        EXPECT_FALSE(m["owned"].empty()) << r->body;
+      }
     }
   }
-  CheckEveryInstance(group, ref, leaderboard_ref, workspaces, "three instances");
+  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces, "three instances");
   CheckRequestsEverywhere(group, requests_ref, "three instances");
   CheckTenantEverywhere(group, ref, workspaces);
 
@@ -480,7 +530,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   EXPECT_GT(gained(), gained_before) << "the survivors took the killed instance's partitions";
   // Each survivor kept a standby of every partition it took: none was replayed from the log.
   EXPECT_EQ(warm() - warm_before, gained() - gained_before);
-  CheckEveryInstance(group, ref, leaderboard_ref, workspaces, "two survivors");
+  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces, "two survivors");
   CheckRequestsEverywhere(group, requests_ref, "two survivors");
 
   // A fourth instance with an empty data directory joins and answers exactly once settled.
@@ -488,7 +538,8 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   const auto t_join = Clock::now();
   ASSERT_TRUE(group.WaitSettled(Millis(120000)));
   std::fprintf(stderr, "[cluster_e2e] a new instance settled in %.1f s\n", Elapsed(t_join));
-  CheckEveryInstance(group, ref, leaderboard_ref, workspaces, "after a new instance joined");
+  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
+                     "after a new instance joined");
   CheckRequestsEverywhere(group, requests_ref, "after a new instance joined");
 }
 

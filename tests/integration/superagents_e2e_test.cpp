@@ -15,6 +15,7 @@
 
 #include "harness.h"
 #include "reference.h"
+#include "superagents_reference.h"
 
 // Specs below use designated initializers that leave the optional fields at their defaults on
 // purpose.
@@ -29,7 +30,6 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 constexpr const char* kWs = "5a5a5a5a-0000-4000-8000-000000000001";
 constexpr const char* kWs2 = "5a5a5a5a-0000-4000-8000-000000000002";
 constexpr const char* kUnknownWs = "5a5a5a5a-0000-4000-8000-00000000ffff";
-constexpr int64_t kDayMs = 86'400'000;
 
 const Headers kAdmin = {{"Authorization", "Bearer tok-admin"}};
 const Headers kMember = {{"api_key", "tok-member"}};  // member of kWs and kWs2
@@ -68,126 +68,22 @@ std::string Line(const Spec& s) {
       .dump();
 }
 
-// ---------------------------------------------------------------------------------------------
-// The reference.
-
-struct Latest {
-  std::string value;
-  int64_t t = INT64_MIN;
-  void Set(const std::string& v, int64_t time) {
-    if (!v.empty() && time >= t) {
-      value = v;
-      t = time;
-    }
-  }
-};
-
-struct Agent {
-  Latest name, visibility, owner;
-  std::optional<int64_t> created;  // earliest created/copied
-  std::string created_by;
-  std::optional<int64_t> deleted, revived;
-  std::map<int64_t, std::pair<double, double>> credits;  // day -> (message, integration)
-  std::map<int64_t, std::set<std::string>> executors;    // day -> users
-};
-
-class Reference {
- public:
-  void Add(const Spec& s) {
-    const int64_t t = *RefParseTimeMillis(s.time);
-    const int64_t day = t / kDayMs;
-    emails_[{s.ws, s.user}].Set(s.email, t);
-    Agent& a = agents_[s.ws][s.agent];
-    a.name.Set(s.name, t);
-    a.visibility.Set(s.visibility, t);
-    a.owner.Set(s.owner, t);
-    if (s.type == "agent.created" || s.type == "agent.copied") {
-      if (!a.created || t < *a.created) {
-        a.created = t;
-        a.created_by = s.user;
-      }
-      if (!a.revived || t > *a.revived) a.revived = t;
-    } else if (s.type == "agent.deleted") {
-      if (!a.deleted || t > *a.deleted) a.deleted = t;
-    } else if (s.type == "agent.executed") {
-      a.credits[day].first += std::max(0.0, s.message);
-      a.credits[day].second += std::max(0.0, s.integration);
-      a.executors[day].insert(s.user);
-    }
-  }
-
-  // Every matching row, sorted as tally documents it.
-  std::vector<json> Rows(const std::string& ws, int64_t from, int64_t to, const std::string& sort,
-                         const std::string& search, const std::string& visibility,
-                         int64_t today) const {
-    std::vector<json> rows;
-    auto wit = agents_.find(ws);
-    if (wit == agents_.end()) return rows;
-    auto lower = [](std::string s) {
-      for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      return s;
-    };
-    for (const auto& [id, a] : wit->second) {
-      if (!a.created) continue;
-      if (a.deleted && !(a.revived && *a.revived > *a.deleted)) continue;
-      const std::string& vis = a.visibility.value;
-      if (visibility == "public") {
-        if (vis != "public_with_login" && vis != "public_without_login") continue;
-      } else if (!visibility.empty() && vis != visibility) {
-        continue;
-      }
-      std::string email;
-      if (auto e = emails_.find({ws, a.created_by}); e != emails_.end()) email = e->second.value;
-      if (!search.empty() && lower(a.name.value).find(lower(search)) == std::string::npos &&
-          lower(email).find(lower(search)) == std::string::npos) {
-        continue;
-      }
-      double m = 0, i = 0;
-      for (const auto& [d, c] : a.credits) {
-        if (d >= from && d <= to) m += c.first, i += c.second;
-      }
-      std::set<std::string> users;
-      for (const auto& [d, u] : a.executors) {
-        if (d >= today - 29 && d <= today) users.insert(u.begin(), u.end());
-      }
-      json created_at = json(*a.created / 1000);
-      rows.push_back({{"superagent_id", id},
-                      {"superagent_name", a.name.value.empty() ? json() : json(a.name.value)},
-                      {"active_users_last_30d", users.size()},
-                      {"message_credits_consumed", m},
-                      {"integration_credits_consumed", i},
-                      {"total_credits_consumed", m + i},
-                      {"owner_user_id", a.owner.value.empty() ? a.created_by : a.owner.value},
-                      {"created_by_email", email.empty() ? json() : json(email)},
-                      {"created_at", created_at}});
-    }
-    const bool desc = !sort.empty() && sort[0] == '-';
-    const std::string field = desc ? sort.substr(1) : sort;
-    auto key = [&](const json& r) -> json {
-      const json& v = r[field];
-      return v.is_null() ? json("") : v;
-    };
-    std::sort(rows.begin(), rows.end(), [&](const json& a, const json& b) {
-      json ka = key(a), kb = key(b);
-      if (ka != kb) return desc ? kb < ka : ka < kb;
-      return a["superagent_id"].get<std::string>() < b["superagent_id"].get<std::string>();
-    });
-    return rows;
-  }
-
- private:
-  std::map<std::string, std::map<std::string, Agent>> agents_;
-  std::map<std::pair<std::string, std::string>, Latest> emails_;
-};
-
-// created_at in the body is RFC 3339; the reference keeps epoch seconds.
-json Normalize(json body) {
-  for (json& row : body["superagents"]) {
-    auto ms = RefParseTimeMillis(row["created_at"].get<std::string>());
-    row["created_at"] = ms ? json(*ms / 1000) : json();
-  }
-  return body;
+// The Super Agents view of a Spec, for the reference.
+SuperagentsEvent EventOf(const Spec& s) {
+  return {.ws = s.ws,
+          .type = s.type,
+          .time = s.time,
+          .user = s.user,
+          .email = s.email,
+          .agent = s.agent,
+          .name = s.name,
+          .visibility = s.visibility,
+          .owner = s.owner,
+          .message = s.message,
+          .integration = s.integration};
 }
+
+json Normalize(json body) { return NormalizeSuperagents(std::move(body)); }
 
 std::string Two(int v) { return (v < 10 ? "0" : "") + std::to_string(v); }
 
@@ -264,7 +160,7 @@ class SuperagentsE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     stack_ = new Stack();
-    ref_ = new Reference();
+    ref_ = new SuperagentsReference();
     KeySpec member;
     member.name = "member";
     member.token = "tok-member";
@@ -288,7 +184,7 @@ class SuperagentsE2E : public ::testing::Test {
     for (const Spec& s : specs) {
       lines.push_back(Line(s));
       keys.push_back(s.ws);
-      ref_->Add(s);
+      ref_->Add(EventOf(s));
     }
     auto r = stack_->Produce(lines, keys);
     if (!r) return r;
@@ -328,7 +224,7 @@ class SuperagentsE2E : public ::testing::Test {
   }
 
   static inline Stack* stack_ = nullptr;
-  static inline Reference* ref_ = nullptr;
+  static inline SuperagentsReference* ref_ = nullptr;
 };
 
 TEST_F(SuperagentsE2E, CursorWalkIsStableWhileEventsArrive) {
