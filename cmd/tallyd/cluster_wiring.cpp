@@ -1,6 +1,7 @@
 #include "tallyd/cluster_wiring.h"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <set>
 
@@ -74,16 +75,28 @@ void RouteRequests(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDe
     if (elsewhere.empty()) {
       return query::RunRequests(*views->store, *views->directory, metric, here);
     }
-    std::vector<query::RequestsShare> shares;
-    auto mine = query::CollectRequests(*views->store, *views->directory, metric, here);
-    if (!mine) return std::unexpected(mine.error());
-    shares.push_back(std::move(*mine));
+    // The other owners' shares are asked for at once, while this instance collects its own.
+    using Reply = Result<http::HttpReply>;
+    std::vector<std::pair<std::string, std::future<Reply>>> asked;
     for (auto& [url, workspaces] : elsewhere) {
       std::sort(workspaces.begin(), workspaces.end());
       workspaces.erase(std::unique(workspaces.begin(), workspaces.end()), workspaces.end());
-      auto reply = f->Ask(
-          request, url,
-          {{std::string(http::kRequestsShareHeader), http::EncodeShareWorkspaces(workspaces)}});
+      http::StringPairs headers = {
+          {std::string(http::kRequestsShareHeader), http::EncodeShareWorkspaces(workspaces)}};
+      asked.emplace_back(
+          url, std::async(std::launch::async, [f, &request, url, headers = std::move(headers)] {
+            return f->Ask(request, url, headers);
+          }));
+    }
+    std::vector<query::RequestsShare> shares;
+    auto mine = query::CollectRequests(*views->store, *views->directory, metric, here);
+    std::vector<Reply> replies;
+    for (auto& [url, reply] : asked) replies.push_back(reply.get());
+    if (!mine) return std::unexpected(mine.error());
+    shares.push_back(std::move(*mine));
+    for (size_t i = 0; i < asked.size(); ++i) {
+      const std::string& url = asked[i].first;
+      Reply& reply = replies[i];
       if (!reply) {
         return Fail(ErrorCode::kUnavailable, "The instance at " + url +
                                                  ", which serves part of these organizations, "
