@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <simdjson.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -529,6 +530,41 @@ std::vector<std::string> GenShapeArgs(int users, int agents, int workspaces, int
   return {
       "--users",      std::to_string(users),      "--agents",        std::to_string(agents),
       "--workspaces", std::to_string(workspaces), "--organizations", std::to_string(organizations)};
+}
+
+double ProcessCpuSeconds(pid_t pid) {
+  if (pid == 0) {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  }
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command (field 2) may hold spaces: count fields after its closing parenthesis.
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 > stat.size()) return -1;
+  std::vector<std::string> fields;
+  std::string f;
+  for (char c : stat.substr(close + 2)) {
+    if (c == ' ') {
+      fields.push_back(f);
+      f.clear();
+    } else {
+      f += c;
+    }
+  }
+  // After the command: state is [0], utime [11], stime [12].
+  if (fields.size() < 13) return -1;
+  return (std::strtod(fields[11].c_str(), nullptr) + std::strtod(fields[12].c_str(), nullptr)) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
 }
 
 }  // namespace tally::bench

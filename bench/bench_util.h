@@ -252,4 +252,11 @@ double Median(std::vector<double> values);
 // "nproc=2, AMD EPYC, 23.5 GiB RAM" plus the UTC date, for the report header.
 std::string MachineSummary();
 
+// CPU seconds (user + system) used so far by process `pid` (0: this process), from
+// /proc/<pid>/stat (stat(5) fields 14 and 15); -1 when unreadable.
+double ProcessCpuSeconds(pid_t pid);
+
+// The first three fields of /proc/loadavg.
+std::string LoadAverage();
+
 }  // namespace tally::bench

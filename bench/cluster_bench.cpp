@@ -93,14 +93,6 @@ double SecondsSince(tb::SteadyClock::time_point t) {
 
 void Sleep(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-// First three fields of /proc/loadavg.
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 // Output of a shell command with trailing newlines removed; "" when it cannot run.
 std::string Command(const std::string& command) {
   FILE* p = ::popen(command.c_str(), "r");
@@ -136,29 +128,6 @@ std::string LscpuSummary() {
     out += key + ": " + (v == std::string::npos ? "" : line.substr(v));
   }
   return out;
-}
-
-// CPU seconds (user + system, stat(5) fields 14 and 15) used so far by process `pid`; -1 when
-// unreadable.
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos || close + 2 > stat.size()) return -1;
-  std::vector<std::string> fields;
-  std::string f;
-  for (char c : stat.substr(close + 2)) {
-    if (c == ' ') {
-      fields.push_back(f);
-      f.clear();
-    } else {
-      f += c;
-    }
-  }
-  // After the command: state is [0], utime [11], stime [12].
-  if (fields.size() < 13) return -1;
-  return (std::strtod(fields[11].c_str(), nullptr) + std::strtod(fields[12].c_str(), nullptr)) /
-         static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 // `v` with two decimals.
@@ -558,11 +527,11 @@ IngestResult Ingest(Group& group, const tb::EventSet& events) {
     return r;
   }
   std::vector<double> c0;
-  for (Instance& in : group.instances()) c0.push_back(ProcessCpuSeconds(in.process->pid()));
+  for (Instance& in : group.instances()) c0.push_back(tb::ProcessCpuSeconds(in.process->pid()));
   const auto idle0 = tb::SteadyClock::now();
   Sleep(2000);
   std::vector<double> cpu0;
-  for (Instance& in : group.instances()) cpu0.push_back(ProcessCpuSeconds(in.process->pid()));
+  for (Instance& in : group.instances()) cpu0.push_back(tb::ProcessCpuSeconds(in.process->pid()));
   const double idle_s = SecondsSince(idle0);
   for (size_t i = 0; i < cpu0.size(); ++i) r.idle_ms_per_s += (cpu0[i] - c0[i]) / idle_s * 1000;
 
@@ -591,7 +560,7 @@ IngestResult Ingest(Group& group, const tb::EventSet& events) {
   r.settled_at = tb::SteadyClock::now();
   r.seconds = SecondsSince(t0);
   for (size_t i = 0; i < group.instances().size(); ++i) {
-    r.cpu_s += ProcessCpuSeconds(group.instances()[i].process->pid()) - cpu0[i];
+    r.cpu_s += tb::ProcessCpuSeconds(group.instances()[i].process->pid()) - cpu0[i];
   }
   const double n = static_cast<double>(events.events.size());
   r.us_per_event = r.cpu_s / n * 1e6;
@@ -1069,7 +1038,7 @@ void MeasureRequests(Group& group, const std::vector<std::string>& orgs, const s
     out->runs.push_back(p);
     std::printf("%s run %d: %lld requests in %.1f s%s; load %s\n", what, run + 1,
                 static_cast<long long>(out->sent - sent0), SecondsSince(r0), line.c_str(),
-                LoadAverage().c_str());
+                tb::LoadAverage().c_str());
     std::fflush(stdout);
   }
 }
@@ -1178,7 +1147,8 @@ int main(int argc, char** argv) {
     std::printf("commit: %s%s%s\n", commit.empty() ? "unknown" : commit.c_str(),
                 changed.empty() ? "" : " + local changes in: ", changed.c_str());
   }
-  std::printf("tallyd: %s\nload average before: %s\n", tallyd_path.c_str(), LoadAverage().c_str());
+  std::printf("tallyd: %s\nload average before: %s\n", tallyd_path.c_str(),
+              tb::LoadAverage().c_str());
   std::printf(
       "group: tally broker --partitions %d, instances with --cache-ttl 0, session.timeout.ms=%s, "
       "heartbeat.interval.ms=%s, --standby-replicas %d (the group of three)\n",
@@ -1381,7 +1351,8 @@ int main(int argc, char** argv) {
           "p50 %.3f p90 %.3f p99 %.3f; p50 difference %.3f (median paired difference %.3f); "
           "load %s\n",
           run + 1, local.size(), SecondsSince(r0), f.local_p50, f.local_p90, f.local_p99, f.fwd_p50,
-          f.fwd_p90, f.fwd_p99, f.fwd_p50 - f.local_p50, f.pair_diff_p50, LoadAverage().c_str());
+          f.fwd_p90, f.fwd_p99, f.fwd_p50 - f.local_p50, f.pair_diff_p50,
+          tb::LoadAverage().c_str());
       std::fflush(stdout);
     }
 
@@ -1612,7 +1583,7 @@ int main(int argc, char** argv) {
                 three.us_per_event / one.us_per_event);
   }
   std::printf("\ntotal wall time %.0f s; load average after: %s\n", SecondsSince(wall0),
-              LoadAverage().c_str());
+              tb::LoadAverage().c_str());
   if (keep) std::printf("kept %s\n", tmp.path().c_str());
   return failed || errors > 0 ? 1 : 0;
 }

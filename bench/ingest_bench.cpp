@@ -28,40 +28,6 @@ namespace tb = tally::bench;
 
 namespace {
 
-// CPU seconds (user + system) used so far by process `pid` (0 = this process).
-double ProcessCpuSeconds(pid_t pid) {
-  if (pid == 0) {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-  }
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<std::string> fields;
-  std::string f;
-  for (char c : stat.substr(close + 2)) {
-    if (c == ' ') {
-      fields.push_back(f);
-      f.clear();
-    } else {
-      f += c;
-    }
-  }
-  // Fields after the command: state is [0], utime [11], stime [12] (stat(5) fields 14, 15).
-  if (fields.size() < 13) return 0;
-  return (std::stod(fields[11]) + std::stod(fields[12])) /
-         static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 // A librdkafka consumer that reads every partition from the beginning and only counts.
 class CountingConsumer {
  public:
@@ -190,11 +156,11 @@ RunResult RunTally(const Args& args, const tb::EventSet& events, const tb::PaceO
     return r;
   }
   const pid_t pid = (*tallyd)->process().pid();
-  const double cpu0 = ProcessCpuSeconds(pid), self0 = ProcessCpuSeconds(0);
+  const double cpu0 = tb::ProcessCpuSeconds(pid), self0 = tb::ProcessCpuSeconds(0);
   auto res = tb::ProduceAndPace(events, (*tallyd)->broker(), pace,
                                 tb::ReadyzProgress(&*progress_client, args.partitions));
-  r.server_cpu_s = ProcessCpuSeconds(pid) - cpu0;
-  r.client_cpu_s = ProcessCpuSeconds(0) - self0;
+  r.server_cpu_s = tb::ProcessCpuSeconds(pid) - cpu0;
+  r.client_cpu_s = tb::ProcessCpuSeconds(0) - self0;
   if (!res) {
     r.why_invalid = res.error().message + "\n" + tb::FileTail((*tallyd)->process().log_path());
     return r;
@@ -246,7 +212,7 @@ RunResult RunBaseline(const Args& args, const tb::EventSet& events, const tb::Pa
     return r;
   }
   const pid_t pid = (*broker)->pid();
-  const double cpu0 = ProcessCpuSeconds(pid), self0 = ProcessCpuSeconds(0);
+  const double cpu0 = tb::ProcessCpuSeconds(pid), self0 = tb::ProcessCpuSeconds(0);
   CountingConsumer* c = consumer->get();
   auto res = tb::ProduceAndPace(events, *addr, pace,
                                 [c](std::vector<int64_t>* read, std::vector<int64_t>* stored) {
@@ -255,8 +221,8 @@ RunResult RunBaseline(const Args& args, const tb::EventSet& events, const tb::Pa
                                   *stored = *read;
                                   return tally::Ok();
                                 });
-  r.server_cpu_s = ProcessCpuSeconds(pid) - cpu0;
-  r.client_cpu_s = ProcessCpuSeconds(0) - self0;
+  r.server_cpu_s = tb::ProcessCpuSeconds(pid) - cpu0;
+  r.client_cpu_s = tb::ProcessCpuSeconds(0) - self0;
   if (!res) {
     r.why_invalid = res.error().message;
     return r;
@@ -311,7 +277,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::printf("# ingest_bench\n\nmachine: %s\nload average before: %s\n",
-              tb::MachineSummary().c_str(), LoadAverage().c_str());
+              tb::MachineSummary().c_str(), tb::LoadAverage().c_str());
   tally::gen::GenOptions gen;
   gen.events = args.events;
   gen.end_day = "2026-01-31";
@@ -379,6 +345,6 @@ int main(int argc, char** argv) {
                 100 * r.apply_s / r.pace.seconds);
   }
   std::printf("goal: >= 300000 events/s -> %s\nload average after: %s\n",
-              t_valid && t_eps >= 300000 ? "met" : "NOT met", LoadAverage().c_str());
+              t_valid && t_eps >= 300000 ? "met" : "NOT met", tb::LoadAverage().c_str());
   return t_valid == tally_runs.size() ? 0 : 1;
 }
