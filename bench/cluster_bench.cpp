@@ -1,7 +1,8 @@
 // Benchmark of a group of tallyd instances on one consumer group (tally broker --partitions 12,
 // every instance with its own --advertise-url, --instance-id and data dir):
 //
-//   cluster_bench [--events 200000] [--requests 2000] [--gathered-requests N] [--runs 3] [--keep]
+//   cluster_bench [--events 200000] [--requests 2000] [--gathered-requests N] [--runs 3]
+//                 [--standby-replicas 0|1|2] [--keep]
 //
 // 1. Query latency, local vs forwarded. Three instances are started on a fresh broker, the
 //    generated events (default mix, 20 workspaces, keyed by workspace id) are produced, paced on
@@ -29,13 +30,17 @@
 //    difference (gathered minus one instance, of the medians over the runs), and every answer's
 //    status and body: each must be 200 and byte-identical to the single instance's first answer
 //    to the same organization and metric (the first difference is printed).
+//    With --standby-replicas, "settled" also means that every instance keeps caught-up
+//    standbys of the partitions the group's ring gives it, and the pacing follows the owners
+//    only (a standby ahead of its owner must not let the broker trim what the owner needs).
 // 3. Failover. The instance owning the most partitions is killed (SIGKILL); every workspace is
 //    then queried through both survivors, one round every 25 ms. Reported: seconds until the
 //    group is settled again on the survivors, until every workspace of the killed instance has
 //    answered 200 through the survivor that forwards it (and through its new owner), the
 //    statuses seen meanwhile (the other workspaces' too), and whether the killed instance's
 //    workspaces answer as before over all time (period=all): a survivor restores a partition
-//    from the log, and this broker's log holds only each partition's newest 5 MiB.
+//    from the log, and this broker's log holds only each partition's newest 5 MiB. Reported
+//    too: how many partitions the survivors took, and how many of those from their standbys.
 // 4. CPU per event with one and with three instances: utime + stime of each tallyd
 //    (/proc/<pid>/stat) from just before producing until the group is settled, summed over the
 //    instances, per event. The three-instance figure is the ingest of step 1; the one-instance
