@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -191,13 +190,6 @@ double ParseServerTiming(std::string_view v) {
   size_t pos = v.find("dur=");
   if (pos == std::string_view::npos) return -1;
   return std::strtod(std::string(v.substr(pos + 4)).c_str(), nullptr);
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 std::string UrlEncode(std::string_view s) {

@@ -92,8 +92,6 @@ class TallydOnDir {
 
 // "app;dur=0.123" -> 0.123; -1 if absent.
 double ParseServerTiming(std::string_view value);
-// "/proc/loadavg" first three fields.
-std::string LoadAverage();
 // Percent-encodes a query parameter value (RFC 3986 unreserved kept).
 std::string UrlEncode(std::string_view s);
 // Bytes under a directory (recursive).

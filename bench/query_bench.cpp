@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <random>
 #include <string>
@@ -38,13 +37,6 @@ struct Sample {
   double client_ms;
   double server_ms;  // -1 when the header is missing
 };
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
 
 // "app;dur=0.123" -> 0.123
 double ParseServerTiming(std::string_view v) {
@@ -161,7 +153,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::printf("# query_bench\n\nmachine: %s\nload average before: %s\n",
-              tb::MachineSummary().c_str(), LoadAverage().c_str());
+              tb::MachineSummary().c_str(), tb::LoadAverage().c_str());
 
   // Events, with per-workspace and per-user counts to pick the queried workspaces and users.
   tally::gen::GenOptions gen;
@@ -352,6 +344,6 @@ int main(int argc, char** argv) {
   std::printf(
       "goal: server-side p99 < 2 ms -> %s (median of run p99s: %.3f ms)\nload average "
       "after: %s\n",
-      s99 > 0 && s99 < 2.0 ? "met" : "NOT met", s99, LoadAverage().c_str());
+      s99 > 0 && s99 < 2.0 ? "met" : "NOT met", s99, tb::LoadAverage().c_str());
   return errors == 0 ? 0 : 1;
 }
