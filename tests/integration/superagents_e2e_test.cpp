@@ -35,17 +35,9 @@ const Headers kAdmin = {{"Authorization", "Bearer tok-admin"}};
 const Headers kMember = {{"api_key", "tok-member"}};  // member of kWs and kWs2
 const Headers kOther = {{"api_key", "tok-other"}};    // member of kWs2 only
 
-// One hand-built event, kept as data so the reference never parses tally's output.
-struct Spec {
-  std::string ws = kWs;
-  std::string type;  // agent.created, ...
-  std::string time;  // RFC 3339
-  std::string user;
-  std::string email;  // "" = not sent
-  std::string agent;
-  std::string name, visibility, owner;    // "" = not sent
-  double message = -1, integration = -1;  // < 0 = not sent
-};
+// One hand-built event, kept as data so the reference never parses tally's output; an empty
+// `ws` stands for kWs (Send fills it in).
+using Spec = SuperagentsEvent;
 
 int g_next_id = 0;
 
@@ -66,21 +58,6 @@ std::string Line(const Spec& s) {
               {"time", s.time},
               {"data", data}}
       .dump();
-}
-
-// The Super Agents view of a Spec, for the reference.
-SuperagentsEvent EventOf(const Spec& s) {
-  return {.ws = s.ws,
-          .type = s.type,
-          .time = s.time,
-          .user = s.user,
-          .email = s.email,
-          .agent = s.agent,
-          .name = s.name,
-          .visibility = s.visibility,
-          .owner = s.owner,
-          .message = s.message,
-          .integration = s.integration};
 }
 
 json Normalize(json body) { return NormalizeSuperagents(std::move(body)); }
@@ -182,9 +159,11 @@ class SuperagentsE2E : public ::testing::Test {
   static ::testing::AssertionResult Send(const std::vector<Spec>& specs) {
     std::vector<std::string> lines, keys;
     for (const Spec& s : specs) {
-      lines.push_back(Line(s));
-      keys.push_back(s.ws);
-      ref_->Add(EventOf(s));
+      Spec e = s;
+      if (e.ws.empty()) e.ws = kWs;
+      lines.push_back(Line(e));
+      keys.push_back(e.ws);
+      ref_->Add(e);
     }
     auto r = stack_->Produce(lines, keys);
     if (!r) return r;
