@@ -101,8 +101,9 @@ struct Consumer::Impl {
   rd_kafka_t* standby_rk = nullptr;
   // Partitions standby_rk reads, sorted. Written on the consumer thread under mu.
   std::vector<int32_t> standby;
-  // Partitions whose views here skipped events the log dropped before they were read: never
-  // served, should the group assign them here (consumer thread, under mu).
+  // Owned partitions whose views here skipped events the log dropped before they were read: no
+  // longer served (consumer thread, under mu). Kept in memory only: after a restart such a
+  // partition is served again (the embedded broker only; a real cluster stops ingest instead).
   std::set<int32_t> gapped;
   bool poll_standby_first = false;  // alternates (PollNext)
 
@@ -534,6 +535,7 @@ struct Consumer::Impl {
   bool Submit() {
     if (pending_messages.empty()) return true;
     if (stalled || !CheckContinuity(pending_messages)) return false;
+    if (pending_messages.empty()) return true;  // only a dropped standby's messages
     const double parse_seconds = Parse();
     pipeline::EventBatch& b = pipeline->filling();
     {
@@ -747,30 +749,52 @@ struct Consumer::Impl {
 
   // The usage topic is neither compacted nor transactional, so consecutive messages of a
   // partition have consecutive offsets: a jump means events were trimmed from the log before we
-  // read them. Returns false if ingest must stop (real cluster).
-  bool CheckContinuity(const std::vector<rd_kafka_message_t*>& messages) {
+  // read them. An owned partition goes on past the gap (reported loudly, and no longer served
+  // in a group) or stops ingest (real cluster: returns false). A standby is dropped instead:
+  // its messages from the gap on are discarded, so its stored offset stays before the gap and
+  // a later takeover finds the log trimmed past it (never served), even after a restart.
+  bool CheckContinuity(std::vector<rd_kafka_message_t*>& messages) {
+    std::map<int32_t, int64_t> broken;  // standby partition -> offset of its first gap
     for (rd_kafka_message_t* m : messages) {
+      if (broken.contains(m->partition)) continue;
       auto it = expected_next.find(m->partition);
       if (it != expected_next.end() && m->offset > it->second) {
         trimmed->Add();
+        const bool standby_copy = IsStandby(m->partition);
         spdlog::error(
             "ingest: {}[{}]: offsets {}..{} were trimmed from the log before tally read them; "
-            "those events are NOT in the views. Use more partitions or a real Kafka cluster, and "
-            "backfill them with `tally replay` if they matter.",
-            options.topic, m->partition, it->second, m->offset - 1);
+            "{}",
+            options.topic, m->partition, it->second, m->offset - 1,
+            standby_copy ? "this instance stops keeping a standby of the partition"
+                         : "those events are NOT in the views. Use more partitions or a real "
+                           "Kafka cluster, and backfill them with `tally replay` if they matter.");
+        if (standby_copy) {
+          broken[m->partition] = m->offset;
+          continue;
+        }
         {
           std::lock_guard lock(mu);
           gapped.insert(m->partition);
         }
-        // A standby that fell behind the log's retention is not worth stopping ingest for.
-        if (Policy() == NewLogPolicy::kStop && !IsStandby(m->partition)) {
+        if (Policy() == NewLogPolicy::kStop) {
           SetFatal("events were trimmed from the log before they were read");
           return false;
         }
-        // An owned partition stops being served at once (in a group: 503, not partial answers).
-        if (!IsStandby(m->partition)) ReportOwnership(/*changed=*/true);
+        // Stops being served at once (in a group: 503, not partial answers).
+        ReportOwnership(/*changed=*/true);
       }
       expected_next[m->partition] = m->offset + 1;
+    }
+    if (!broken.empty()) {
+      std::erase_if(messages, [&](rd_kafka_message_t* m) {
+        auto it = broken.find(m->partition);
+        if (it == broken.end() || m->offset < it->second) return false;
+        rd_kafka_message_destroy(m);
+        return true;
+      });
+      std::vector<int32_t> drop;
+      for (const auto& [p, offset] : broken) drop.push_back(p);
+      DropStandby(drop);
     }
     return true;
   }
