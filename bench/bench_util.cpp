@@ -560,6 +560,12 @@ double ProcessCpuSeconds(pid_t pid) {
          static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+double ParseServerTiming(std::string_view v) {
+  size_t pos = v.find("dur=");
+  if (pos == std::string_view::npos) return -1;
+  return std::strtod(std::string(v.substr(pos + 4)).c_str(), nullptr);
+}
+
 std::string LoadAverage() {
   std::ifstream in("/proc/loadavg");
   std::string a, b, c;

@@ -259,4 +259,7 @@ double ProcessCpuSeconds(pid_t pid);
 // The first three fields of /proc/loadavg.
 std::string LoadAverage();
 
+// The duration in a Server-Timing header value ("app;dur=0.123" -> 0.123); -1 if absent.
+double ParseServerTiming(std::string_view value);
+
 }  // namespace tally::bench

@@ -142,13 +142,6 @@ std::string Fixed(double v) {
   return buf;
 }
 
-// "app;dur=0.123" -> 0.123; -1 if absent.
-double ServerTimingMs(std::string_view v) {
-  size_t pos = v.find("dur=");
-  if (pos == std::string_view::npos) return -1;
-  return std::strtod(std::string(v.substr(pos + 4)).c_str(), nullptr);
-}
-
 // ---------------------------------------------------------------- HTTP
 
 // One keep-alive connection to one instance, opened again when the server closed it.
@@ -1342,7 +1335,7 @@ int main(int argc, char** argv) {
             ok = false;
             continue;
           }
-          s[is_local ? 0 : 1] = {ms, ServerTimingMs(reply->Header("Server-Timing"))};
+          s[is_local ? 0 : 1] = {ms, tb::ParseServerTiming(reply->Header("Server-Timing"))};
         }
         if (!ok) continue;
         local.push_back(s[0]);

@@ -186,28 +186,6 @@ Result<http::testing::HttpReply> TallydOnDir::Get(const std::string& target,
   return reply;
 }
 
-double ParseServerTiming(std::string_view v) {
-  size_t pos = v.find("dur=");
-  if (pos == std::string_view::npos) return -1;
-  return std::strtod(std::string(v.substr(pos + 4)).c_str(), nullptr);
-}
-
-std::string UrlEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 uint64_t DirectoryBytes(const std::string& path) {
   uint64_t total = 0;
   std::error_code ec;

@@ -90,10 +90,6 @@ class TallydOnDir {
   double startup_s_ = 0;
 };
 
-// "app;dur=0.123" -> 0.123; -1 if absent.
-double ParseServerTiming(std::string_view value);
-// Percent-encodes a query parameter value (RFC 3986 unreserved kept).
-std::string UrlEncode(std::string_view s);
 // Bytes under a directory (recursive).
 uint64_t DirectoryBytes(const std::string& path);
 

@@ -38,13 +38,6 @@ struct Sample {
   double server_ms;  // -1 when the header is missing
 };
 
-// "app;dur=0.123" -> 0.123
-double ParseServerTiming(std::string_view v) {
-  size_t pos = v.find("dur=");
-  if (pos == std::string_view::npos) return -1;
-  return std::strtod(std::string(v.substr(pos + 4)).c_str(), nullptr);
-}
-
 std::vector<Shape> BuildShapes(const std::vector<std::pair<std::string, std::string>>& targets) {
   // (entity, metric) pairs the API accepts: avg_duration only for workflows.
   const std::vector<std::pair<std::string, std::string>> entity_metrics = {
@@ -287,7 +280,7 @@ int main(int argc, char** argv) {
     }
     if (reply->body.find("\"total\":0,") != std::string::npos) ++empty_totals;
     out->client_ms = ms;
-    out->server_ms = ParseServerTiming(reply->Header("Server-Timing"));
+    out->server_ms = tb::ParseServerTiming(reply->Header("Server-Timing"));
     return true;
   };
 

@@ -37,6 +37,7 @@
 #include "bench_util.h"
 #include "common/calendar.h"
 #include "common/sha256.h"
+#include "http/router.h"
 #include "preload.h"
 
 namespace tb = tally::bench;
@@ -287,7 +288,8 @@ int main(int argc, char** argv) {
           std::string target = base;
           if (sc == 1) {
             auto it = d.agents.find(agent_key);
-            target += "&agentName=" + tb::UrlEncode(it == d.agents.end() ? "" : it->second.name);
+            target += "&agentName=" +
+                      tally::http::PercentEncode(it == d.agents.end() ? "" : it->second.name);
           }
           t.per_size.push_back(std::move(target));
         }

@@ -42,6 +42,7 @@
 #include "bench_util.h"
 #include "common/calendar.h"
 #include "common/sha256.h"
+#include "http/router.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "preload.h"
@@ -261,10 +262,13 @@ int main(int argc, char** argv) {
   const std::string from90 = tally::FormatDay(*end - 89);
   std::vector<Shape> shapes = {
       {"no search", base, "", "", ""},
-      {"search many", base + "&search=" + tb::UrlEncode(search_many), search_many, "", ""},
-      {"search few", base + "&search=" + tb::UrlEncode(search_few), search_few, "", ""},
+      {"search many", base + "&search=" + tally::http::PercentEncode(search_many), search_many, "",
+       ""},
+      {"search few", base + "&search=" + tally::http::PercentEncode(search_few), search_few, "",
+       ""},
       {"search many 90d",
-       base + "&search=" + tb::UrlEncode(search_many) + "&from=" + from90 + "&to=" + end_day,
+       base + "&search=" + tally::http::PercentEncode(search_many) + "&from=" + from90 +
+           "&to=" + end_day,
        search_many, from90, end_day},
   };
   const tally::http::StringPairs headers = {

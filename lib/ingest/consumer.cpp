@@ -47,6 +47,14 @@ constexpr auto kReadyBatchMinAge = std::chrono::milliseconds(50);
 // messages it brings.
 constexpr auto kCollectNap = std::chrono::milliseconds(50);
 
+// The partitions of `list`, in its order.
+std::vector<int32_t> PartitionsOf(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<int32_t> out;
+  out.reserve(static_cast<size_t>(list->cnt));
+  for (int i = 0; i < list->cnt; ++i) out.push_back(list->elems[i].partition);
+  return out;
+}
+
 // "0,1,2" for logs.
 std::string JoinPartitions(const std::vector<int32_t>& partitions) {
   std::string out;
@@ -89,7 +97,8 @@ struct Consumer::Impl {
   // applied up to it (ConsumerOptions::on_ownership). Consumer thread.
   std::map<int32_t, int64_t> restore_target;
   std::vector<int32_t> serving;  // sorted, what on_ownership last said
-  // Assigned partitions whose views miss events the log no longer holds: never serving.
+  // Assigned partitions whose views miss events the log no longer holds (trimmed before the
+  // stored offset, or `gapped`): never serving. Re-derived at each assignment.
   std::set<int32_t> incomplete;
   std::string fatal;  // non-empty: ingest must stop with this message
 
@@ -164,6 +173,14 @@ struct Consumer::Impl {
   }
 
   bool IsStandby(int32_t p) const { return std::binary_search(standby.begin(), standby.end(), p); }
+  bool IsAssigned(int32_t p) const {
+    return std::find(assigned.begin(), assigned.end(), p) != assigned.end();
+  }
+  // The group's rebalancing is incremental (cooperative-sticky): assignments change by
+  // incremental_assign / incremental_unassign only.
+  bool Cooperative() const {
+    return std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  }
 
   // The next message of an owned or standby partition (or an error event), alternating between
   // the group's client and the standby client so that neither starves the other; waits up to
@@ -199,9 +216,7 @@ struct Consumer::Impl {
     }
     std::sort(want.begin(), want.end());
     want.erase(std::unique(want.begin(), want.end()), want.end());
-    std::erase_if(want, [&](int32_t p) {
-      return std::find(assigned.begin(), assigned.end(), p) != assigned.end();
-    });
+    std::erase_if(want, [&](int32_t p) { return IsAssigned(p); });
     std::vector<int32_t> drop, add;
     std::set_difference(standby.begin(), standby.end(), want.begin(), want.end(),
                         std::back_inserter(drop));
@@ -334,10 +349,8 @@ struct Consumer::Impl {
   // TakePartitions() when reading partitions directly; the cluster id is known by then.
   rd_kafka_resp_err_t Assign(rd_kafka_topic_partition_list_t* parts, bool incremental = false) {
     // A standby becomes owned: stop reading it as a standby first.
-    std::vector<int32_t> warm;
-    for (int i = 0; i < parts->cnt; ++i) {
-      if (IsStandby(parts->elems[i].partition)) warm.push_back(parts->elems[i].partition);
-    }
+    std::vector<int32_t> warm = PartitionsOf(parts);
+    std::erase_if(warm, [&](int32_t p) { return !IsStandby(p); });
     if (!warm.empty()) DropStandby(warm);
     // Start positions come from the stored offsets: store and persist what was consumed first
     // (a standby's staged batches, the batch in flight).
@@ -456,14 +469,10 @@ struct Consumer::Impl {
   static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
-    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    std::string list;
-    for (int i = 0; i < parts->cnt; ++i) {
-      list += (list.empty() ? "" : ",") + std::to_string(parts->elems[i].partition);
-    }
+    const bool cooperative = self->Cooperative();
     spdlog::info("ingest: the group {} partitions [{}] ({} rebalance)",
-                 err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigns" : "revokes", list,
-                 rd_kafka_rebalance_protocol(rk));
+                 err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigns" : "revokes",
+                 JoinPartitions(PartitionsOf(parts)), rd_kafka_rebalance_protocol(rk));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       self->Assign(parts, cooperative);
       return;
@@ -507,8 +516,7 @@ struct Consumer::Impl {
         auto it = progress.find(p);
         auto target = restore_target.find(p);
         if (it != progress.end() && target != restore_target.end() &&
-            it->second.next_offset >= target->second && !incomplete.contains(p) &&
-            !gapped.contains(p)) {
+            it->second.next_offset >= target->second && !incomplete.contains(p)) {
           now_serving.push_back(p);
         }
       }
@@ -516,7 +524,7 @@ struct Consumer::Impl {
     std::sort(owned.begin(), owned.end());
     if (!changed && now_serving == serving) return;
     for (int32_t p : owned) {
-      if (changed && (incomplete.contains(p) || gapped.contains(p))) {
+      if (changed && incomplete.contains(p)) {
         spdlog::error(
             "ingest: partition {} is not served: events the log no longer holds are missing "
             "from this instance's views (seed its data directory from a snapshot of an instance "
@@ -775,6 +783,7 @@ struct Consumer::Impl {
         {
           std::lock_guard lock(mu);
           gapped.insert(m->partition);
+          incomplete.insert(m->partition);
         }
         if (Policy() == NewLogPolicy::kStop) {
           SetFatal("events were trimmed from the log before they were read");
@@ -808,7 +817,7 @@ struct Consumer::Impl {
     rd_kafka_topic_partition_list_t* list = nullptr;
     for (const auto& [p, pr] : progress) {
       // Only the owner commits a partition (a standby's or an earlier owner's offsets may trail).
-      if (std::find(assigned.begin(), assigned.end(), p) == assigned.end()) continue;
+      if (!IsAssigned(p)) continue;
       auto it = committed.find(p);
       if (it != committed.end() && it->second == pr.persisted_offset) continue;
       if (list == nullptr) {
@@ -897,7 +906,7 @@ struct Consumer::Impl {
     // Re-assigning with new offsets drops what was fetched for the old positions (a cooperative
     // group member changes its assignment only incrementally: out, then back in).
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0) {
+    if (Cooperative()) {
       rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, list);
       if (e == nullptr) e = rd_kafka_incremental_assign(rk, list);
       if (e != nullptr) {
@@ -1240,11 +1249,9 @@ void Consumer::SetStandby(std::vector<int32_t> partitions) {
 std::vector<PartitionProgress> Consumer::Progress() const {
   std::lock_guard lock(impl_->mu);
   std::vector<PartitionProgress> out;
-  const auto& assigned = impl_->assigned;
   for (const auto& [p, pr] : impl_->progress) {
     out.push_back(pr);
-    out.back().role = std::find(assigned.begin(), assigned.end(), p) != assigned.end()
-                          ? PartitionRole::kOwned
+    out.back().role = impl_->IsAssigned(p)  ? PartitionRole::kOwned
                       : impl_->IsStandby(p) ? PartitionRole::kStandby
                                             : PartitionRole::kIdle;
     out.back().read_offset = std::max(pr.read_offset, pr.next_offset);
