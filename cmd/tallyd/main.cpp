@@ -133,6 +133,7 @@ int main(int argc, char** argv) {
   std::string group_join = "auto";
   std::string advertise_url, cluster_topic;
   int standby_replicas = 0;
+  double drop_idle_after_s = 300;
   std::vector<std::string> kafka_options;
   bool http_ingest = true;
   size_t ingest_max_bytes = 1 << 20, ingest_max_events = 1000;
@@ -227,6 +228,12 @@ int main(int argc, char** argv) {
                  "keeps a copy of continues from that copy instead of the partition's whole log. "
                  "1 is recommended for a group; with members - 1 every takeover is warm")
       ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_option("--drop-idle-partitions-after", drop_idle_after_s,
+                 "In a group (--advertise-url): seconds after which the views of a partition "
+                 "this instance neither owns nor keeps as a standby are deleted from its "
+                 "--data-dir (if the partition comes back, it is consumed again from its log). "
+                 "Only in a data directory the group started empty. Negative: keep them")
       ->capture_default_str();
   app.add_option("--cluster-topic", cluster_topic,
                  "Topic where a group's instances publish what they own and where each "
@@ -378,6 +385,8 @@ int main(int argc, char** argv) {
       return Usage("--advertise-url: " + url.error().message);
     }
     co.membership = tally::ingest::Membership::kGroup;
+    co.drop_idle_after_ms =
+        drop_idle_after_s < 0 ? -1 : static_cast<int64_t>(drop_idle_after_s * 1000);
     tally::cluster::MembershipOptions mo;
     mo.brokers = brokers;
     mo.topic = cluster_topic.empty() ? topic + ".cluster" : cluster_topic;

@@ -95,6 +95,7 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Create(store::Store* store) {
   agg->next_agent_index_ = next->agent;
   agg->next_pair_index_ = next->pair;
   if (auto loaded = agg->LoadOrganizations(); !loaded) return std::unexpected(loaded.error());
+  agg->partitioned_ = store->partitioned();
   agg->LoadDedupeFilter();
   agg->LoadPairFilter();
   return agg;
@@ -108,7 +109,43 @@ Status Aggregator::LoadOrganizations() {
 }
 
 void Aggregator::DeclareOrganizations(const OrganizationBindings& bindings) {
-  for (const auto& [ws, org] : bindings) organizations_.insert_or_assign(ws, org);
+  for (const auto& [ws, org] : bindings) {
+    organizations_.insert_or_assign(ws, org);
+    declared_.insert(ws);
+  }
+}
+
+void Aggregator::ForgetPartition(std::string_view topic, int32_t partition,
+                                 std::span<const std::string> workspaces) {
+  std::string key;
+  for (const std::string& ws : workspaces) {
+    if (!declared_.contains(ws)) organizations_.erase(ws);
+    store::PartitionWorkspaceKey(topic, partition, ws, &key);
+    known_index_.erase(key);
+  }
+}
+
+Status Aggregator::IndexPartitions(const EventOrigins& origins, store::WriteSet* set) {
+  if (!index_topics_.contains(origins.topic)) {
+    auto index = store_->LoadPartitionIndex(origins.topic);
+    if (!index) return std::unexpected(index.error());
+    std::string key;
+    for (const auto& [partition, ws] : *index) {
+      store::PartitionWorkspaceKey(origins.topic, partition, ws, &key);
+      known_index_.insert(key);
+    }
+    index_topics_.emplace(origins.topic);
+  }
+  auto note = [&](int32_t partition, uint32_t ws) {
+    store::PartitionWorkspaceKey(origins.topic, partition, workspaces_.names[ws], &key_);
+    if (known_index_.contains(key_)) return;
+    if (std::find(new_index_.begin(), new_index_.end(), key_) != new_index_.end()) return;
+    set->PutPartitionWorkspace(origins.topic, partition, workspaces_.names[ws]);
+    new_index_.push_back(key_);
+  };
+  for (uint32_t ws = 0; ws < batch_ws_partition_.size(); ++ws) note(batch_ws_partition_[ws], ws);
+  for (const auto& [partition, ws] : other_partitions_) note(partition, ws);
+  return Ok();
 }
 
 std::string_view Aggregator::OrganizationOf(std::string_view workspace_id) const {
@@ -643,8 +680,9 @@ void Aggregator::MarkLate(std::span<const event::UsageEvent* const> events,
 
 Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> events,
                                      std::span<const PartitionOffset> offsets,
-                                     std::string_view cluster_id) {
+                                     std::string_view cluster_id, EventOrigins origins) {
   ApplyStats stats;
+  const bool index_partitions = partitioned_ && origins.partitions.size() == events.size();
   if (!async_error_) return std::unexpected(async_error_.error());
   for (int g = 0; g < kGranularities; ++g) {
     counters_[g].clear();
@@ -676,7 +714,12 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   if (dedupe_filter_) dedupe_hashes_.resize(events.size());
   std::vector<size_t> order(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
-    store::DedupeKey(events[i]->source, events[i]->id, &dedupe_keys[i]);
+    if (partitioned_) {
+      store::WorkspaceDedupeKey(events[i]->workspace_id, events[i]->source, events[i]->id,
+                                &dedupe_keys[i]);
+    } else {
+      store::DedupeKey(events[i]->source, events[i]->id, &dedupe_keys[i]);
+    }
     if (dedupe_filter_) dedupe_hashes_[i] = internal::KeyFilter::HashOf(dedupe_keys[i]);
     order[i] = i;
   }
@@ -744,12 +787,24 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   set.Clear();
   batch_ws_orgs_.clear();
   new_bindings_.clear();
+  batch_ws_partition_.clear();
+  other_partitions_.clear();
+  new_index_.clear();
   constexpr uint8_t kRefused = 2;  // dup[i]: names another organization than its workspace's
   for (size_t i = 0; i < events.size(); ++i) {
     const event::UsageEvent& e = *events[i];
     // Batch ids are dense in first-seen order: a new workspace gets the next slot.
     const uint32_t ws = workspaces_.Id(e.workspace_id);
     if (ws == batch_ws_orgs_.size()) batch_ws_orgs_.push_back(OrganizationOf(e.workspace_id));
+    if (index_partitions) {
+      // Each workspace normally comes from one partition; any other is noted as well.
+      const int32_t partition = origins.partitions[i];
+      if (ws == batch_ws_partition_.size()) {
+        batch_ws_partition_.push_back(partition);
+      } else if (batch_ws_partition_[ws] != partition) {
+        other_partitions_.emplace_back(partition, ws);
+      }
+    }
     // In log order, duplicates included, exactly as MarkOrganizationMismatches judges them.
     bool binds = false;
     if (!e.organization_id.empty()) {
@@ -809,6 +864,14 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   }
   if (dedupe_filter_ && dedupe_filter_->Saturated()) dedupe_filter_.reset();
   if (batch_newest > newest_before) set.PutNewestEventTime(batch_newest);
+  if (index_partitions) {
+    if (Status s = IndexPartitions(origins, &set); !s) {
+      rollback();
+      return std::unexpected(s.error());
+    }
+  } else if (partitioned_ && !events.empty()) {
+    set.MarkUnindexedEvents();
+  }
   WriteRows(&set);
   for (auto& [id, index] : new_users_) set.PutUser(id, index);
   if (!new_users_.empty()) set.PutUserNext(next_user_index_);
@@ -847,6 +910,7 @@ Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> e
   }
   if (batch_newest != INT64_MIN) store_->ObserveEventTime(batch_newest);
   for (const auto& [ws, org] : new_bindings_) organizations_.emplace(ws, org);
+  for (std::string& key : new_index_) known_index_.insert(std::move(key));
   if (directory_) directory_->Apply(directory_updates_);
   return stats;
 }

@@ -31,6 +31,7 @@
 // Thread-safety: not thread-safe; one Aggregator is the single writer of a Store.
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 #include <absl/hash/hash.h>
 
 #include <array>
@@ -59,6 +60,15 @@ struct PartitionOffset {
   std::string topic;
   int32_t partition = 0;
   int64_t next_offset = 0;  // the offset of the next message to consume
+};
+
+// Where a batch's events came from: the topic, and each event's partition (one per event of
+// the batch, in order). A store that keeps state per partition (store::Store::partitioned())
+// indexes which workspaces each partition brought; events applied without origins make its
+// partitions inseparable (store::WriteSet::MarkUnindexedEvents).
+struct EventOrigins {
+  std::string_view topic;
+  std::span<const int32_t> partitions;
 };
 
 // What to do with an event older than the dedupe window (event time before the newest event
@@ -141,8 +151,17 @@ class Aggregator {
   // Applies one batch atomically with `offsets` (stored under `cluster_id`). On error nothing
   // of the batch is stored and the Aggregator stays consistent with the store. Events that
   // MarkOrganizationMismatches would refuse are skipped (counted in organization_mismatches).
+  // `origins`: see EventOrigins (ignored unless the store is partitioned; then, unless empty,
+  // its partitions must have one entry per event).
   Result<ApplyStats> Apply(std::span<const event::UsageEvent* const> events,
-                           std::span<const PartitionOffset> offsets, std::string_view cluster_id);
+                           std::span<const PartitionOffset> offsets, std::string_view cluster_id,
+                           EventOrigins origins = {});
+
+  // Forgets what it keeps in memory of the workspaces of a partition the caller dropped
+  // (store::Store::DropPartition): their stored organization bindings (declared ones stay) and
+  // their partition index entries, so that consuming the partition again stores them again.
+  void ForgetPartition(std::string_view topic, int32_t partition,
+                       std::span<const std::string> workspaces);
 
  private:
   explicit Aggregator(store::Store* store);
@@ -270,6 +289,9 @@ class Aggregator {
   void LoadPairFilter();
   // Loads the stored workspace -> organization bindings (workspace rows). kUnavailable.
   Status LoadOrganizations();
+  // Puts the partition index entries the batch's workspaces lack into `set` (new_index_), after
+  // loading the index of origins.topic if not yet loaded. kUnavailable.
+  Status IndexPartitions(const EventOrigins& origins, store::WriteSet* set);
   // Dense id of `user_id`, assigning one (recorded in new_users_) if new.
   Result<uint32_t> UserIndex(std::string_view user_id);
   // Dense id of the agent (workspace, agent id), assigning one if new.
@@ -298,6 +320,15 @@ class Aggregator {
   bool stage_ = false;
   // Workspace -> organization: stored bindings, overridden by declared ones.
   absl::flat_hash_map<std::string, std::string, StringHash, std::equal_to<>> organizations_;
+  absl::flat_hash_set<std::string, StringHash, std::equal_to<>> declared_;
+  // A partitioned store's partition index (store::PartitionWorkspaceKey of each entry), loaded
+  // per topic on first use; a batch's new entries (new_index_) join it once stored.
+  bool partitioned_ = false;
+  absl::flat_hash_set<std::string, StringHash, std::equal_to<>> known_index_;
+  absl::flat_hash_set<std::string, StringHash, std::equal_to<>> index_topics_;
+  std::vector<int32_t> batch_ws_partition_;  // per batch workspace: its first event's partition
+  std::vector<std::pair<int32_t, uint32_t>> other_partitions_;  // (partition, batch workspace)
+  std::vector<std::string> new_index_;
   // Per batch workspace id: its organization (a view into organizations_ or into the batch's
   // events), empty while unbound.
   std::vector<std::string_view> batch_ws_orgs_;

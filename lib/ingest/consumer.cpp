@@ -46,6 +46,8 @@ constexpr auto kReadyBatchMinAge = std::chrono::milliseconds(50);
 // responses (one per producer request and partition), and each wake-up costs more than the
 // messages it brings.
 constexpr auto kCollectNap = std::chrono::milliseconds(50);
+// How often ingest looks for idle partitions to drop (ConsumerOptions::drop_idle_after_ms).
+constexpr auto kIdleCheckInterval = std::chrono::milliseconds(1000);
 
 // The partitions of `list`, in its order.
 std::vector<int32_t> PartitionsOf(const rd_kafka_topic_partition_list_t* list) {
@@ -85,6 +87,7 @@ struct Consumer::Impl {
   Histogram* batch_messages = nullptr;
   Histogram* persist_seconds = nullptr;  // one observation per persist
   Counter* taken_from_standby = nullptr;
+  Counter* partitions_dropped = nullptr;
   std::map<std::string, Counter*> rejected_by_reason;
 
   // Offsets: the next offset per partition of the topic, as stored in RocksDB.
@@ -115,6 +118,16 @@ struct Consumer::Impl {
   // partition is served again (the embedded broker only; a real cluster stops ingest instead).
   std::set<int32_t> gapped;
   bool poll_standby_first = false;  // alternates (PollNext)
+  // Idle partitions (neither assigned nor standby) and since when; those that cannot be
+  // dropped (told once). Consumer thread.
+  std::map<int32_t, Clock::time_point> idle_since;
+  std::set<int32_t> kept_idle;
+  // Partitions with stored offsets that this run has not read (views left by an earlier run),
+  // learnt once partitions are first assigned; idle too. Consumer thread.
+  std::set<int32_t> left_over;
+  bool left_over_loaded = false;
+  Clock::time_point last_idle_check{};
+  bool told_not_separable = false;
 
   // A requested store switch (SwitchStore), served by the consumer thread between batches.
   std::mutex switch_mu;
@@ -318,6 +331,119 @@ struct Consumer::Impl {
     standby.insert(standby.end(), taken.begin(), taken.end());
     std::sort(standby.begin(), standby.end());
     spdlog::info("ingest: keeping standbys of partitions [{}]", JoinPartitions(taken));
+  }
+
+  // On the consumer thread, between batches: drops the views of partitions idle for longer
+  // than options.drop_idle_after_ms (checked once a second).
+  void MaybeDropIdle() {
+    if (options.drop_idle_after_ms < 0) return;
+    const auto now = Clock::now();
+    if (now - last_idle_check < kIdleCheckInterval) return;
+    last_idle_check = now;
+    if (!left_over_loaded && ready->load()) {
+      auto stored = store->LoadOffsets();
+      if (stored) {
+        std::lock_guard lock(mu);
+        for (const auto& e : *stored) {
+          if (e.topic == options.topic && !progress.contains(e.partition)) {
+            left_over.insert(e.partition);
+          }
+        }
+        left_over_loaded = true;
+      }
+    }
+    std::vector<int32_t> due;
+    {
+      std::lock_guard lock(mu);
+      std::set<int32_t> seen = left_over;
+      for (const auto& [p, pr] : progress) seen.insert(p);
+      for (int32_t p : seen) {
+        if (IsAssigned(p) || IsStandby(p)) {
+          idle_since.erase(p);
+          kept_idle.erase(p);
+          continue;
+        }
+        const auto since = idle_since.try_emplace(p, now).first->second;
+        if (now - since >= std::chrono::milliseconds(options.drop_idle_after_ms) &&
+            !kept_idle.contains(p)) {
+          due.push_back(p);
+        }
+      }
+    }
+    if (!due.empty()) DropIdle(due);
+  }
+
+  // Drops the views and offsets of the idle partitions `due` (see MaybeDropIdle).
+  void DropIdle(const std::vector<int32_t>& due) {
+    auto separable = store->PartitionsSeparable();
+    if (!separable || !*separable) {
+      if (!told_not_separable) {
+        spdlog::warn(
+            "ingest: keeping the views of partitions [{}] that this instance no longer owns or "
+            "keeps as standbys: {}",
+            JoinPartitions(due),
+            !separable ? "reading the store failed: " + separable.error().message
+                       : std::string("this data directory mixes every partition's state (it was "
+                                     "created before state per partition, by a single instance, "
+                                     "or files were replayed into it); start the instance on an "
+                                     "empty --data-dir to keep state per partition"));
+        told_not_separable = true;
+      }
+      kept_idle.insert(due.begin(), due.end());
+      return;
+    }
+    // Everything consumed so far is stored first: the index then lists every workspace.
+    if (!Flush()) return;
+    auto index = store->LoadPartitionIndex(options.topic);
+    if (!index) {
+      spdlog::error("ingest: cannot drop idle partitions: {}", index.error().message);
+      return;
+    }
+    std::set<std::string_view> kept;  // workspaces of partitions that stay
+    for (const auto& [p, ws] : *index) {
+      if (IsAssigned(p) || IsStandby(p)) kept.insert(ws);
+    }
+    for (int32_t p : due) {
+      std::vector<std::string> workspaces;
+      std::vector<store::Store::DroppedWorkspace> dropped;
+      bool shared = false;
+      for (const auto& [q, ws] : *index) {
+        if (q != p) continue;
+        if (kept.contains(ws)) shared = true;
+        workspaces.push_back(ws);
+        dropped.push_back({ws, std::string(aggregator->OrganizationOf(ws))});
+      }
+      if (shared) {
+        spdlog::warn(
+            "ingest: keeping the views of idle partition {}: a partition this instance keeps "
+            "brought events of some of its workspaces too",
+            p);
+        kept_idle.insert(p);
+        continue;
+      }
+      if (Status s = store->DropPartition(options.topic, p, dropped); !s) {
+        spdlog::error("ingest: dropping the views of partition {} failed: {}", p,
+                      s.error().message);
+        return;
+      }
+      aggregator->ForgetPartition(options.topic, p, workspaces);
+      {
+        std::lock_guard lock(mu);
+        progress.erase(p);
+        expected_next.erase(p);
+        gapped.erase(p);
+        incomplete.erase(p);
+        committed.erase(p);
+        idle_since.erase(p);
+        left_over.erase(p);
+      }
+      unpersisted_bytes.erase(p);
+      partitions_dropped->Add();
+      spdlog::info(
+          "ingest: dropped the views of partition {} ({} workspaces): neither owned nor kept as "
+          "a standby here for {} ms; if it comes back it is consumed again from the log",
+          p, workspaces.size(), options.drop_idle_after_ms);
+    }
   }
 
   std::vector<rd_kafka_message_t*>& Pending() { return pending_messages; }
@@ -1091,6 +1217,10 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
       "tally_persist_seconds",
       "Time to persist the staged batches to disk, one observation per persist.", {},
       Histogram::LatencyBuckets());
+  impl->partitions_dropped = metrics->GetCounter(
+      "tally_partitions_dropped_total",
+      "Partitions whose views this instance dropped after they were neither owned nor kept as a "
+      "standby here for --drop-idle-partitions-after.");
   impl->taken_from_standby = metrics->GetCounter(
       "tally_partitions_taken_from_standby_total",
       "Partitions the group assigned here while this instance kept a standby of them: taken "
@@ -1160,6 +1290,7 @@ Status Consumer::Run() {
   while (!stop_.load()) {
     s.MaybeSwitch();
     s.MaybeStandby();
+    s.MaybeDropIdle();
     bool fatal;
     {
       std::lock_guard lock(s.mu);

@@ -135,13 +135,21 @@ struct ConsumerOptions {
   // store (and any store switched to) is bound to the layout: Create and SwitchStore fail with
   // kFailedPrecondition on a store keyed the other way.
   bool request_scope_by_workspace = false;
+  // Drop the views of a partition that has been neither owned nor kept as a standby for this
+  // long (store::Store::DropPartition), so that an instance keeps only the state of the
+  // partitions it serves or keeps warm; if the partition comes back, it is consumed again from
+  // the log (or a standby). Only in a store that keeps state per partition
+  // (store::Store::PartitionsSeparable; a group's store started empty), and never for a
+  // partition that brought a workspace some kept partition also brought. Negative: never.
+  int64_t drop_idle_after_ms = -1;
 };
 
 // What a partition is to this consumer (PartitionProgress::role).
 enum class PartitionRole {
   kOwned,    // assigned (by the group, or read directly): its views are served
   kStandby,  // kept warm for another owner (Consumer::SetStandby): not served
-  kIdle,     // neither any more: its views stay as they were (not served)
+  kIdle,     // neither any more: its views stay as they were (not served) until dropped
+             // (ConsumerOptions::drop_idle_after_ms)
 };
 
 struct PartitionProgress {

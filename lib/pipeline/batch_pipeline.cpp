@@ -15,6 +15,8 @@ void EventBatch::Clear() {
   sources.clear();
   refused.clear();
   offsets.clear();
+  topic.clear();
+  partitions.clear();
   lines = 0;
   persist = false;
 }
@@ -52,6 +54,12 @@ const RefusedLine* BatchPipeline::Add(std::string_view line, const void* source,
   if (s) {
     b.events.push_back(e);
     b.sources.push_back(source);
+    // Every event's partition, while every line of the batch has an origin in one topic.
+    if (origin != nullptr && b.partitions.size() + 1 == b.events.size() &&
+        (b.topic.empty() || b.topic == origin->topic)) {
+      if (b.topic.empty()) b.topic = origin->topic;
+      b.partitions.push_back(origin->partition);
+    }
     return nullptr;
   }
   return &b.refused.emplace_back(source, event::ReasonCategory(s.error()), s.error().message);
@@ -95,11 +103,13 @@ size_t BatchPipeline::Refuse(EventBatch* b, std::string_view category, Reason&& 
       continue;
     }
     b->events[w] = b->events[i];
+    if (!b->partitions.empty()) b->partitions[w] = b->partitions[i];
     b->sources[w++] = b->sources[i];
   }
   const size_t refused = b->events.size() - w;
   b->events.resize(w);
   b->sources.resize(w);
+  if (!b->partitions.empty()) b->partitions.resize(w);
   return refused;
 }
 
@@ -128,7 +138,10 @@ BatchOutcome BatchPipeline::Store(EventBatch* b) {
     return out;
   }
   for (int attempt = 1;; ++attempt) {
-    auto stats = aggregator_->Apply(b->events, b->offsets, b->cluster_id);
+    const aggregate::EventOrigins origins = b->partitions.size() == b->events.size()
+                                                ? aggregate::EventOrigins{b->topic, b->partitions}
+                                                : aggregate::EventOrigins{};
+    auto stats = aggregator_->Apply(b->events, b->offsets, b->cluster_id, origins);
     if (stats) {
       out.stats = *stats;
       break;

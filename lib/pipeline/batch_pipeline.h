@@ -63,8 +63,12 @@ struct EventBatch {
   std::vector<RefusedLine> refused;                 // in the order they were refused
   std::vector<aggregate::PartitionOffset> offsets;  // next offset per partition after the batch
   std::string cluster_id;  // stored with the offsets; set by the owner before Submit
-  size_t lines = 0;        // lines added (parsed or refused)
-  bool persist = false;    // the owner's flag for its after_store hook
+  // The topic and partition of each entry of events, while every line came from one topic
+  // (Add's origin); Apply gets them as aggregate::EventOrigins when they cover every event.
+  std::string topic;
+  std::vector<int32_t> partitions;
+  size_t lines = 0;      // lines added (parsed or refused)
+  bool persist = false;  // the owner's flag for its after_store hook
 
  private:
   friend class BatchPipeline;

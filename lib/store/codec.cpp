@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "store/internal/family.h"
+
 namespace tally::store {
 namespace {
 
@@ -20,20 +22,23 @@ constexpr char kTagDict = 'U';
 constexpr char kTagDictReverse = 'R';
 constexpr char kTagDictNext = 'N';
 constexpr char kTagOffset = 'O';
-constexpr char kTagNewestEvent = 'T';    // default
-constexpr char kTagSchemaVersion = 'V';  // default
-constexpr char kTagRequestScopes = 'v';  // default
-constexpr char kTagSlice = 'S';          // requests
-constexpr char kTagSliceUsers = 'X';     // bitmaps
-constexpr char kTagSlicePairs = 'Y';     // bitmaps
-constexpr char kTagUserLabel = 'G';      // records (version 2 had 'L': one label per user)
-constexpr char kTagAgentLabel = 'M';     // records
-constexpr char kTagAgentDict = 'A';      // dict
-constexpr char kTagAgentReverse = 'a';   // dict
-constexpr char kTagAgentNext = 'n';      // dict
-constexpr char kTagPairDict = 'Q';       // dict
-constexpr char kTagPairNext = 'q';       // dict
-constexpr char kTagUserPack = 'K';       // userpacks
+constexpr char kTagNewestEvent = 'T';      // default
+constexpr char kTagSchemaVersion = 'V';    // default
+constexpr char kTagRequestScopes = 'v';    // default
+constexpr char kTagSlice = 'S';            // requests
+constexpr char kTagSliceUsers = 'X';       // bitmaps
+constexpr char kTagSlicePairs = 'Y';       // bitmaps
+constexpr char kTagUserLabel = 'G';        // records (version 2 had 'L': one label per user)
+constexpr char kTagAgentLabel = 'M';       // records
+constexpr char kTagAgentDict = 'A';        // dict
+constexpr char kTagAgentReverse = 'a';     // dict
+constexpr char kTagAgentNext = 'n';        // dict
+constexpr char kTagPairDict = 'Q';         // dict
+constexpr char kTagPairNext = 'q';         // dict
+constexpr char kTagUserPack = 'K';         // userpacks
+constexpr char kTagWorkspaceDedupe = 'd';  // dedupe (a partitioned store)
+constexpr char kTagPartitionIndex = 'I';   // default
+constexpr char kTagPartitionLayout = 'p';  // default
 
 uint64_t ZigZag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
@@ -487,6 +492,15 @@ bool DecodeWorkspaceKey(std::string_view key, std::string_view* workspace_id) {
 void DedupeKey(std::string_view source, std::string_view id, std::string* out) {
   out->clear();
   out->push_back(kTagDedupe);
+  PutLengthPrefixed(out, source);
+  PutLengthPrefixed(out, id);
+}
+
+void WorkspaceDedupeKey(std::string_view workspace_id, std::string_view source, std::string_view id,
+                        std::string* out) {
+  out->clear();
+  out->push_back(kTagWorkspaceDedupe);
+  PutLengthPrefixed(out, workspace_id);
   PutLengthPrefixed(out, source);
   PutLengthPrefixed(out, id);
 }
@@ -946,6 +960,81 @@ bool DecodeDictReverseKey(std::string_view key, uint32_t* index) {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+void PartitionWorkspaceKey(std::string_view topic, int32_t partition, std::string_view workspace_id,
+                           std::string* out) {
+  out->clear();
+  out->push_back(kTagPartitionIndex);
+  PutLengthPrefixed(out, topic);
+  PutOrderedInt32(out, partition);
+  PutLengthPrefixed(out, workspace_id);
+}
+
+std::string PartitionIndexPrefix(std::string_view topic) {
+  std::string out(1, kTagPartitionIndex);
+  PutLengthPrefixed(&out, topic);
+  return out;
+}
+
+std::string PartitionIndexPrefix(std::string_view topic, int32_t partition) {
+  std::string out = PartitionIndexPrefix(topic);
+  PutOrderedInt32(&out, partition);
+  return out;
+}
+
+bool DecodePartitionWorkspaceKey(std::string_view key, int32_t* partition,
+                                 std::string_view* workspace_id) {
+  if (key.empty() || key.front() != kTagPartitionIndex) return false;
+  key.remove_prefix(1);
+  std::string_view topic;
+  return GetLengthPrefixed(&key, &topic) && GetOrderedInt32(&key, partition) &&
+         GetLengthPrefixed(&key, workspace_id) && key.empty();
+}
+
+std::string PartitionLayoutKey() { return std::string(1, kTagPartitionLayout); }
+
+std::string PrefixSuccessor(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+  return end;
+}
+
+namespace {
+
+void AddPrefixRange(internal::Family family, char tag, int scope, std::string_view id,
+                    std::vector<FamilyRange>* out) {
+  std::string prefix(1, tag);
+  if (scope >= 0) prefix.push_back(static_cast<char>(scope));
+  PutLengthPrefixed(&prefix, id);
+  std::string end = PrefixSuccessor(prefix);
+  out->push_back({family, std::move(prefix), std::move(end)});
+}
+
+}  // namespace
+
+std::vector<FamilyRange> WorkspaceRowRanges(std::string_view workspace_id) {
+  std::vector<FamilyRange> out;
+  for (int scope = 0; scope <= static_cast<int>(Scope::kProject); ++scope) {
+    AddPrefixRange(internal::kCounters, kTagCounter, scope, workspace_id, &out);
+    AddPrefixRange(internal::kBitmaps, kTagBitmap, scope, workspace_id, &out);
+  }
+  AddPrefixRange(internal::kUserPacks, kTagUserPack, -1, workspace_id, &out);
+  AddPrefixRange(internal::kRecords, kTagProfile, -1, workspace_id, &out);
+  AddPrefixRange(internal::kRecords, kTagEntity, -1, workspace_id, &out);
+  AddPrefixRange(internal::kRecords, kTagWorkspace, -1, workspace_id, &out);
+  AddPrefixRange(internal::kDedupe, kTagWorkspaceDedupe, -1, workspace_id, &out);
+  return out;
+}
+
+std::vector<FamilyRange> RequestScopeRanges(std::string_view request_scope) {
+  std::vector<FamilyRange> out;
+  AddPrefixRange(internal::kRequests, kTagSlice, -1, request_scope, &out);
+  AddPrefixRange(internal::kBitmaps, kTagSliceUsers, -1, request_scope, &out);
+  AddPrefixRange(internal::kBitmaps, kTagSlicePairs, -1, request_scope, &out);
+  AddPrefixRange(internal::kRecords, kTagUserLabel, -1, request_scope, &out);
+  return out;
+}
 
 void OffsetKey(std::string_view topic, int32_t partition, std::string* out) {
   out->clear();

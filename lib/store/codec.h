@@ -265,6 +265,12 @@ RecordKeyRef ParseRecordKey(std::string_view key);
 // time the entry was written (fixed64; absent in entries of older versions: 0).
 
 void DedupeKey(std::string_view source, std::string_view id, std::string* out);
+// The dedupe key of a store that keeps state per partition (Store::partitioned()): (workspace,
+// source, id), so that a workspace's entries go with its other rows (WorkspaceRowPrefixes). An
+// event is a duplicate of an earlier one of the same workspace only, which is all a group of
+// instances can tell anyway: each instance sees its own partitions' events.
+void WorkspaceDedupeKey(std::string_view workspace_id, std::string_view source, std::string_view id,
+                        std::string* out);
 std::string EncodeDedupeValue(int64_t time_ms, int64_t inserted_ms);
 void AppendDedupeValue(int64_t time_ms, int64_t inserted_ms, std::string* out);
 bool DecodeDedupeValue(std::string_view in, int64_t* time_ms, int64_t* inserted_ms);
@@ -445,6 +451,45 @@ std::string PairDictNextKey();
 std::string UserDictReversePrefix();
 // The index of a key under UserDictReversePrefix / AgentDictReversePrefix.
 bool DecodeDictReverseKey(std::string_view key, uint32_t* index);
+
+// ---------------------------------------------------------------------------------------------
+// State per partition (default column family), in a store that keeps it (Store::partitioned()).
+
+// The partition index: (topic, partition, workspace) -> "" for every workspace whose events a
+// partition of the topic brought; written with the first batch that applies one.
+void PartitionWorkspaceKey(std::string_view topic, int32_t partition, std::string_view workspace_id,
+                           std::string* out);
+// Prefix of the index entries of `topic` (every partition), or of one partition.
+std::string PartitionIndexPrefix(std::string_view topic);
+std::string PartitionIndexPrefix(std::string_view topic, int32_t partition);
+// The partition and workspace of a key made by PartitionWorkspaceKey (the view points into
+// `key`). False if `key` is not a well-formed index key.
+bool DecodePartitionWorkspaceKey(std::string_view key, int32_t* partition,
+                                 std::string_view* workspace_id);
+// The store's partition layout: absent (every partition's state is mixed in one store),
+// kPartitionedValue (dedupe keys per workspace and a complete partition index), or
+// kUnpartitionedDataValue (partitioned, but events of unknown partition were applied since:
+// partitions can no longer be told apart).
+std::string PartitionLayoutKey();
+inline constexpr std::string_view kPartitionedValue = "partitioned";
+inline constexpr std::string_view kUnpartitionedDataValue = "partitioned+unindexed";
+
+// Key ranges [begin, end) of a column family (an internal::Family index).
+struct FamilyRange {
+  int family = 0;
+  std::string begin;
+  std::string end;
+};
+// The smallest key after every key that begins with `prefix` ("" if there is none).
+std::string PrefixSuccessor(std::string_view prefix);
+// Every key range holding rows of one workspace: counters, bitmaps, user packs, records
+// (profiles, inventory, the workspace row) and WorkspaceDedupeKey entries. Dictionaries and the
+// labels kept by dense index (users, agents) are shared by all workspaces and are not in it.
+std::vector<FamilyRange> WorkspaceRowRanges(std::string_view workspace_id);
+// Every key range holding the request-analytics rows of one request scope
+// (WorkspaceRequestScope, or an organization id): slices, their users and pairs bitmaps, and
+// the scope's user labels.
+std::vector<FamilyRange> RequestScopeRanges(std::string_view request_scope);
 
 // ---------------------------------------------------------------------------------------------
 // Offsets (default column family): (topic, partition) -> (cluster id, next offset).

@@ -116,9 +116,41 @@ class Store {
   // records the layout its first user asks for; one holding request data without a record is
   // keyed by organization. kFailedPrecondition, saying what to do, when `wanted` differs from
   // the recorded layout; kUnavailable when the store cannot be read or written. Call before
-  // ingest starts.
+  // ingest starts. Binding kWorkspace on a store without data also makes it partitioned().
   enum class RequestScopes : uint8_t { kOrganization, kWorkspace };
   Status BindRequestScopes(RequestScopes wanted);
+
+  // --- State per partition. A store bound to kWorkspace while empty keeps state per partition
+  // ("partitioned", recorded in the store): it keys dedupe entries by workspace
+  // (WorkspaceDedupeKey) and keeps an index of which workspaces each partition brought
+  // (WriteSet::PutPartitionWorkspace), so that DropPartition can remove one partition's views
+  // and its offset, and the partition can later be consumed again from the log, exactly. Other
+  // stores (a single instance, and group stores older than the layout) keep every partition's
+  // state mixed. Thread-safe.
+  bool partitioned() const { return partitioned_.load(std::memory_order_acquire); }
+  // True when the partition index covers every applied event, so that DropPartition is safe: the
+  // store is partitioned() and no batch without partitions (a replay of files into it) was
+  // applied. kUnavailable if the store cannot be read.
+  Result<bool> PartitionsSeparable() const;
+  // The partition index of `topic`: (partition, workspace) for every workspace each partition
+  // brought, stored or staged, in (partition, workspace) order. kUnavailable on read errors.
+  Result<std::vector<std::pair<int32_t, std::string>>> LoadPartitionIndex(
+      std::string_view topic) const;
+  // A workspace whose rows DropPartition deletes, with the organization its request-analytics
+  // rows are keyed under ("" when none; the organization stored in the workspace row is
+  // dropped too).
+  struct DroppedWorkspace {
+    std::string workspace_id;
+    std::string organization_id;
+  };
+  // Deletes, in one atomic write after persisting what is staged: every row of `workspaces`
+  // (codec.h WorkspaceRowRanges: views, records, dedupe entries; not the shared dictionaries),
+  // the partition index entries of (topic, partition) and its stored offset. The caller (the
+  // single writer) lists every workspace of the partition's index and makes sure no partition it
+  // keeps brought any of them. Readers of changes() recompute. kFailedPrecondition unless
+  // PartitionsSeparable(); otherwise errors as Write (then nothing is deleted).
+  Status DropPartition(std::string_view topic, int32_t partition,
+                       std::span<const DroppedWorkspace> workspaces);
 
   // What recent writes did (those made through Write() and Stage()), by ReadView::version().
   const ChangeLog& changes() const { return changes_; }
@@ -222,6 +254,7 @@ class Store {
                     const std::function<bool(std::string_view, std::string_view)>& fn) const;
   StoreOptions options_;
   std::unique_ptr<internal::StoreRep> rep_;
+  std::atomic<bool> partitioned_{false};
   std::shared_ptr<std::atomic<int64_t>> newest_event_ms_;
   std::mutex write_mu_;
   ChangeLog changes_;

@@ -89,6 +89,17 @@ void WriteSet::PutNewestEventTime(int64_t time_ms) {
   rep_->batch.Put(rep_->store->family(internal::kMeta), NewestEventTimeKey(), v);
 }
 
+void WriteSet::PutPartitionWorkspace(std::string_view topic, int32_t partition,
+                                     std::string_view workspace_id) {
+  PartitionWorkspaceKey(topic, partition, workspace_id, &rep_->key);
+  rep_->batch.Put(rep_->store->family(internal::kMeta), rep_->key, rocksdb::Slice());
+}
+
+void WriteSet::MarkUnindexedEvents() {
+  rep_->batch.Put(rep_->store->family(internal::kMeta), PartitionLayoutKey(),
+                  ToSlice(kUnpartitionedDataValue));
+}
+
 void WriteSet::Clear() { rep_->batch.Clear(); }
 
 void WriteSet::set_roll_up_days(bool on) { rep_->roll_up_days = on; }

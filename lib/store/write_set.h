@@ -69,6 +69,13 @@ class WriteSet {
   void PutOffset(std::string_view topic, int32_t partition, const StoredOffset& offset);
   // The newest event time applied so far (replaces; Store::Open reads it back).
   void PutNewestEventTime(int64_t time_ms);
+  // In a Store::partitioned() store: the partition index entry saying that (topic, partition)
+  // brought events of `workspace_id` (idempotent); and the mark that the set applies events of
+  // unknown partition, after which the store's partitions are no longer separable
+  // (Store::PartitionsSeparable).
+  void PutPartitionWorkspace(std::string_view topic, int32_t partition,
+                             std::string_view workspace_id);
+  void MarkUnindexedEvents();
 
   // --- Week and month rows. By default each operation changes the row at its key only. With
   // set_roll_up_days(true), the set's counter, user pack, bitmap and slice operations at

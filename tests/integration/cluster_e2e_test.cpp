@@ -5,12 +5,18 @@
 // the Super Agents list must be the same bytes through every instance. Then one instance is
 // killed with SIGKILL: within 60 s both survivors own every partition and answer exactly again.
 // Then a fourth instance joins with an empty data directory and, once ready, answers exactly.
+// Then a fifth joins: with two standby replicas each partition now lives on three of the four
+// instances, and each instance drops the views of the partitions it neither owns nor keeps
+// (--drop-idle-partitions-after) and still answers exactly. Finally the newest instance but one
+// is killed: the survivors take its partitions and keep standbys of every partition again,
+// restoring from the log those whose views they had dropped, and answer exactly.
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -51,7 +57,9 @@ class Group {
  public:
   explicit Group(Stack* stack) : stack_(stack) {}
 
-  ::testing::AssertionResult Start(const std::string& id) {
+  // Starts instance `id` on its data directory (kept across restarts of the same id).
+  ::testing::AssertionResult Start(const std::string& id, int standby_replicas = 2,
+                                   double drop_idle_after_s = 2) {
     const uint16_t port = http::testing::FreePort();
     if (port == 0) return ::testing::AssertionFailure() << "no free port";
     Instance in;
@@ -59,6 +67,7 @@ class Group {
     in.host_port = "127.0.0.1:" + std::to_string(port);
     in.process = std::make_unique<Process>();
     const std::string port_file = stack_->dir().File(id + ".port");
+    std::filesystem::remove(port_file);  // an earlier run's
     std::vector<std::string> argv = {
         TallydBinary(), "--brokers", stack_->bootstrap(), "--topic", Stack::kTopic, "--group",
         kGroup, "--instance-id", id, "--data-dir", stack_->dir().File("data-" + id), "--listen",
@@ -67,8 +76,10 @@ class Group {
         "--max-future", "1d",
         // A killed member's partitions move within seconds.
         "--kafka-option", "session.timeout.ms=3000", "--kafka-option", "heartbeat.interval.ms=300",
-        // Every survivor of a failure keeps a warm copy of every partition it does not own.
-        "--standby-replicas", "2"};
+        // By default every survivor of a failure keeps a warm copy of every partition it does
+        // not own, and the views of partitions neither owned nor kept as a standby go soon.
+        "--standby-replicas", std::to_string(standby_replicas), "--drop-idle-partitions-after",
+        std::to_string(drop_idle_after_s)};
     if (Status s = in.process->Start(argv, stack_->dir().File(id)); !s) {
       return ::testing::AssertionFailure() << s.error().message;
     }
@@ -90,6 +101,28 @@ class Group {
   }
 
   std::vector<Instance>& instances() { return instances_; }
+  Instance* Find(const std::string& id) {
+    for (Instance& in : instances_) {
+      if (in.id == id) return &in;
+    }
+    return nullptr;
+  }
+
+  // How many partitions each instance lists as idle (neither owned nor a standby), by id;
+  // instances that do not answer are left out.
+  std::map<std::string, int> IdlePartitions() {
+    std::map<std::string, int> out;
+    for (Instance& in : instances_) {
+      auto r = in.http->Send("GET", "/readyz");
+      if (!r) continue;
+      json j = json::parse(r->body, nullptr, false);
+      if (j.is_discarded()) continue;
+      int idle = 0;
+      for (const json& p : j["details"]["ingest"]["partitions"]) idle += p["role"] == "idle";
+      out[in.id] = idle;
+    }
+    return out;
+  }
 
   // Every live instance is ready, the group's routing (as each instance sees it) gives every
   // partition to a live instance that serves it, and every owner has applied its partitions up
@@ -541,6 +574,123 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
                      "after a new instance joined");
   CheckRequestsEverywhere(group, requests_ref, "after a new instance joined");
+
+  // A fifth instance: each partition now lives on three of four instances, and the views of the
+  // others are dropped (the instances started with empty data directories keep state per
+  // partition).
+  const double dropped_before = sum_metric("tally_partitions_dropped_total");
+  ASSERT_TRUE(group.Start("node-e"));
+  ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+  const auto t_drop = Clock::now();
+  std::map<std::string, int> idle;
+  while (Elapsed(t_drop) < 30) {
+    idle = group.IdlePartitions();
+    bool none = idle.size() == group.instances().size();
+    for (const auto& [id, n] : idle) none = none && n == 0;
+    if (none) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (const auto& [id, n] : idle) EXPECT_EQ(n, 0) << id << " still keeps idle partitions";
+  ASSERT_TRUE(group.WaitSettled(Millis(60000)));
+  const double dropped = sum_metric("tally_partitions_dropped_total") - dropped_before;
+  std::fprintf(stderr, "[cluster_e2e] five instances: %.0f partitions' views dropped\n", dropped);
+  // a, c and d each kept all 12 partitions before; each keeps 9 of them now.
+  EXPECT_GE(dropped, 9);
+  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
+                     "after idle partitions were dropped");
+  CheckRequestsEverywhere(group, requests_ref, "after idle partitions were dropped");
+
+  // Kill node-d: three survivors keep every partition again, some of which they had dropped.
+  group.Kill("node-d");
+  const auto t_kill2 = Clock::now();
+  ASSERT_TRUE(group.WaitSettled(Millis(60000)));
+  std::fprintf(stderr, "[cluster_e2e] failover with dropped partitions settled in %.1f s\n",
+               Elapsed(t_kill2));
+  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
+                     "after partitions came back to instances that had dropped them");
+  CheckRequestsEverywhere(group, requests_ref,
+                          "after partitions came back to instances that had dropped them");
+}
+
+// An instance restarted on a data directory holding views of partitions it no longer gets (an
+// earlier run kept them idle) drops them too, and the group still answers exactly.
+TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
+  gen::GenOptions o;
+  o.seed = 20261208;
+  o.events = 4000;
+  o.workspaces = 12;
+  o.organizations = 3;
+  o.users = 120;
+  o.end_day = Stack::kToday;
+  o.days = 30;
+  Dataset data = GenerateDataset(o);
+  ReferenceModel ref(Stack::kToday);
+  RequestsReference requests_ref;
+  LeaderboardReference leaderboard_ref;
+  SuperagentsReference superagents_ref;
+  for (const std::string& line : data.lines) {
+    if (ref.Add(line) == RefVerdict::kAccepted) {
+      leaderboard_ref.Add(line);
+      if (auto e = SuperagentsEventOf(line)) superagents_ref.Add(*e);
+    }
+    requests_ref.Add(line);
+  }
+  Stack stack;
+  stack.keys().push_back(KeySpec::Admin("it-admin", kAdminToken));
+  const std::vector<std::string> workspaces = ref.WorkspacesByActivity();
+  ASSERT_TRUE(stack.StartBroker(kPartitions));
+  ASSERT_TRUE(WriteKeysFile(stack.dir().File("keys.toml"), stack.keys()));
+  Group group(&stack);
+  ASSERT_TRUE(stack.Produce(data.lines, data.keys));
+  // node-a consumes everything alone, then shares with node-b and keeps the rest idle.
+  ASSERT_TRUE(group.Start("node-a", 0, 3600));
+  ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+  ASSERT_TRUE(group.Start("node-b", 0, 3600));
+  ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+  const int idle_before = group.IdlePartitions()["node-a"];
+  EXPECT_GT(idle_before, 0);
+
+  // Restarted with a short grace, node-a drops every stored partition it is not given.
+  group.Kill("node-a");
+  ASSERT_TRUE(group.Start("node-a", 0, 1));
+  ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+  auto owned_by = [&](const std::string& id) {
+    std::set<int> owned;
+    auto r = group.Find(id)->http->Send("GET", "/readyz");
+    json j = json::parse(r ? r->body : "{}", nullptr, false);
+    for (const json& m : j["details"]["cluster"]["routing"]["members"]) {
+      if (m["instance_id"] == id) owned = m["owned"].get<std::set<int>>();
+    }
+    return owned;
+  };
+  // Every partition with events that node-a is not given: it held views of each.
+  auto expected_drops = [&](const std::set<int>& owned) {
+    int n = 0;
+    for (int p = 0; p < kPartitions; ++p) {
+      auto wm = kafka::Watermarks(stack.bootstrap(), Stack::kTopic, p, 5000);
+      n += wm && wm->second > 0 && !owned.contains(p);
+    }
+    return n;
+  };
+  double dropped = 0;
+  int expected = -1;
+  const auto t0 = Clock::now();
+  while (Elapsed(t0) < 30) {
+    const std::set<int> owned = owned_by("node-a");
+    expected = owned.empty() ? -1 : expected_drops(owned);
+    auto r = group.Find("node-a")->http->Send("GET", "/metrics");
+    if (r) dropped = MetricSum(r->body, "tally_partitions_dropped_total").value_or(0);
+    if (expected >= 0 && dropped >= expected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::fprintf(stderr, "[cluster_e2e] restarted node-a dropped %.0f partitions' views (%d due)\n",
+               dropped, expected);
+  EXPECT_GT(expected, 0);
+  EXPECT_GE(dropped, expected);
+  ASSERT_TRUE(group.WaitSettled(Millis(60000)));
+  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
+                     "after a restart dropped an earlier run's views");
+  CheckRequestsEverywhere(group, requests_ref, "after a restart dropped an earlier run's views");
 }
 
 }  // namespace

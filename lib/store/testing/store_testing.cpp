@@ -30,4 +30,18 @@ Status EraseSchemaVersion(Store& store) {
   return Ok();
 }
 
+std::map<std::pair<int, std::string>, std::string> DumpRows(const Store& store) {
+  std::map<std::pair<int, std::string>, std::string> out;
+  for (int f = 0; f < internal::kFamilyCount; ++f) {
+    const auto family = static_cast<internal::Family>(f);
+    std::unique_ptr<rocksdb::Iterator> it(internal::Access::Db(store)->NewIterator(
+        rocksdb::ReadOptions(), internal::Access::Cf(store, family)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      out[{f, it->key().ToString()}] =
+          f == internal::kDedupe ? std::string() : it->value().ToString();
+    }
+  }
+  return out;
+}
+
 }  // namespace tally::store::testing

@@ -7,6 +7,10 @@
 //   tally::store::testing::WriteUnlogged(*store, &set);   // a write changes() did not see
 //   tally::store::testing::EraseSchemaVersion(*store);     // as a store of layout version 1
 
+#include <map>
+#include <string>
+#include <utility>
+
 #include "common/result.h"
 #include "store/store.h"
 #include "store/write_set.h"
@@ -21,5 +25,10 @@ Status WriteUnlogged(Store& store, WriteSet* set);
 // Removes the data layout stamp (codec.h SchemaVersionKey), as stores written before layout
 // versions existed have none. kUnavailable on write errors.
 Status EraseSchemaVersion(Store& store);
+
+// Every persisted row of every column family (Persist first to include what is staged), each
+// value as a read combines it, keyed by (family index, key). The dedupe family's values are left
+// empty: they hold the wall-clock time of their write. For comparing whole stores.
+std::map<std::pair<int, std::string>, std::string> DumpRows(const Store& store);
 
 }  // namespace tally::store::testing
