@@ -128,9 +128,11 @@ class PartitionStateTest : public ::testing::Test {
       workspaces.push_back(ws);
       dropped.push_back({ws, std::string(agg_->OrganizationOf(ws))});
     }
-    Status s = store_->DropPartition(kTopic, partition, dropped);
-    if (s) agg_->ForgetPartition(kTopic, partition, workspaces);
-    return s;
+    auto rows = store_->DropPartition(kTopic, partition, dropped);
+    if (!rows) return std::unexpected(rows.error());
+    EXPECT_GT(*rows, 0u);
+    agg_->ForgetPartition(kTopic, partition, workspaces);
+    return Ok();
   }
 
   std::filesystem::path dir_;

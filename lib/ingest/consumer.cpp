@@ -421,9 +421,11 @@ struct Consumer::Impl {
         kept_idle.insert(p);
         continue;
       }
-      if (Status s = store->DropPartition(options.topic, p, dropped); !s) {
+      const auto t0 = Clock::now();
+      auto rows = store->DropPartition(options.topic, p, dropped);
+      if (!rows) {
         spdlog::error("ingest: dropping the views of partition {} failed: {}", p,
-                      s.error().message);
+                      rows.error().message);
         return;
       }
       aggregator->ForgetPartition(options.topic, p, workspaces);
@@ -440,9 +442,12 @@ struct Consumer::Impl {
       unpersisted_bytes.erase(p);
       partitions_dropped->Add();
       spdlog::info(
-          "ingest: dropped the views of partition {} ({} workspaces): neither owned nor kept as "
-          "a standby here for {} ms; if it comes back it is consumed again from the log",
-          p, workspaces.size(), options.drop_idle_after_ms);
+          "ingest: dropped the views of partition {} ({} workspaces, {} rows, in {:.0f} ms): "
+          "neither owned nor kept as a standby here for {} ms; if it comes back it is consumed "
+          "again from the log",
+          p, workspaces.size(), *rows,
+          std::chrono::duration<double, std::milli>(Clock::now() - t0).count(),
+          options.drop_idle_after_ms);
     }
   }
 

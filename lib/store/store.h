@@ -147,10 +147,11 @@ class Store {
   // (codec.h WorkspaceRowRanges: views, records, dedupe entries; not the shared dictionaries),
   // the partition index entries of (topic, partition) and its stored offset. The caller (the
   // single writer) lists every workspace of the partition's index and makes sure no partition it
-  // keeps brought any of them. Readers of changes() recompute. kFailedPrecondition unless
-  // PartitionsSeparable(); otherwise errors as Write (then nothing is deleted).
-  Status DropPartition(std::string_view topic, int32_t partition,
-                       std::span<const DroppedWorkspace> workspaces);
+  // keeps brought any of them. Readers of changes() recompute. Returns how many rows it
+  // deleted. kFailedPrecondition unless PartitionsSeparable(); otherwise errors as Write (then
+  // nothing is deleted).
+  Result<uint64_t> DropPartition(std::string_view topic, int32_t partition,
+                                 std::span<const DroppedWorkspace> workspaces);
 
   // What recent writes did (those made through Write() and Stage()), by ReadView::version().
   const ChangeLog& changes() const { return changes_; }
