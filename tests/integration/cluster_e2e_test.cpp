@@ -693,5 +693,123 @@ TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
   CheckRequestsEverywhere(group, requests_ref, "after a restart dropped an earlier run's views");
 }
 
+// A standby that falls behind the log's retention (its instance paused while the log moved on)
+// stops being a standby at the gap, and when its instance later takes the partition over it does
+// not serve it: every answer is 503, never a partial count.
+TEST(ClusterE2E, AStandbyBehindTheLogsRetentionIsNeverServed) {
+  Stack stack;
+  stack.keys().push_back(KeySpec::Admin("it-admin", kAdminToken));
+  ASSERT_TRUE(stack.StartBroker(1));
+  ASSERT_TRUE(WriteKeysFile(stack.dir().File("keys.toml"), stack.keys()));
+  std::vector<std::string> lines, keys;
+  GenerateEvents(300, 11, &lines, &keys);
+  ASSERT_TRUE(stack.Produce(lines, keys));
+  Group group(&stack);
+  ASSERT_TRUE(group.Start("node-a", 1, -1));
+  ASSERT_TRUE(group.Start("node-b", 1, -1));
+
+  // The partition's role and applied offset on `id`, from its /readyz.
+  auto partition_on = [&](const std::string& id) -> std::pair<std::string, int64_t> {
+    auto r = group.Find(id)->http->Send("GET", "/readyz");
+    json j = json::parse(r ? r->body : "{}", nullptr, false);
+    if (j.is_discarded()) return {"", -1};
+    for (const json& p : j["details"]["ingest"]["partitions"]) {
+      if (p["partition"] == 0)
+        return {p["role"].get<std::string>(), p["next_offset"].get<int64_t>()};
+    }
+    return {"", -1};
+  };
+  auto high = [&] {
+    auto wm = kafka::Watermarks(stack.bootstrap(), Stack::kTopic, 0, 5000);
+    return wm ? *wm : std::pair<int64_t, int64_t>{-1, -1};
+  };
+  // Wait for an owner and a caught-up standby.
+  std::string owner, standby;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline && standby.empty()) {
+    const auto [a_role, a_next] = partition_on("node-a");
+    const auto [b_role, b_next] = partition_on("node-b");
+    const int64_t hi = high().second;
+    if (a_role == "owned" && b_role == "standby" && a_next == hi && b_next == hi) {
+      owner = "node-a", standby = "node-b";
+    } else if (b_role == "owned" && a_role == "standby" && a_next == hi && b_next == hi) {
+      owner = "node-b", standby = "node-a";
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  ASSERT_FALSE(standby.empty()) << "no owner with a caught-up standby";
+
+  // The standby's instance pauses while ~13 MB go through the partition: the broker (newest
+  // 5 MiB kept) trims what the standby has not read.
+  group.Find(standby)->process->Signal(SIGSTOP);
+  std::vector<std::string> more, more_keys;
+  GenerateEvents(25'000, 12, &more, &more_keys);
+  // In chunks the owner catches up with, so that only the paused standby misses events.
+  constexpr size_t kChunk = 2000;
+  for (size_t at = 0; at < more.size(); at += kChunk) {
+    const size_t end = std::min(more.size(), at + kChunk);
+    ASSERT_TRUE(stack.Produce({more.begin() + at, more.begin() + end},
+                              {more_keys.begin() + at, more_keys.begin() + end}));
+    deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline && partition_on(owner).second != high().second) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  const int64_t standby_next = lines.size();
+  ASSERT_GT(high().first, standby_next) << "the log was not trimmed past the standby";
+  group.Find(standby)->process->Signal(SIGCONT);
+
+  // It says so, and stops keeping the standby.
+  auto trimmed_on = [&](const std::string& id) {
+    auto r = group.Find(id)->http->Send("GET", "/metrics");
+    return r ? MetricSum(r->body, "tally_log_trimmed_total").value_or(0) : 0;
+  };
+  deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline && trimmed_on(standby) < 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_GE(trimmed_on(standby), 1) << group.Find(standby)->process->LogTail();
+  EXPECT_LE(partition_on(standby).second, standby_next) << "views went on past the gap";
+
+  // The owner read everything: it serves the partition.
+  EXPECT_EQ(trimmed_on(owner), 0) << group.Find(owner)->process->LogTail();
+  auto metrics_of = [&](const std::string& id, const std::string& ws) {
+    return group.Find(id)->http->Send(
+        "GET",
+        "/api/v1/workspaces/metrics?workspace_uuid=" + UrlEncode(ws) +
+            "&entity=agents&metric=executions&aggregation=count&period=90d",
+        {{"Authorization", std::string("Bearer ") + kAdminToken}});
+  };
+  std::set<std::string> workspaces(keys.begin(), keys.end());
+  for (const std::string& ws : workspaces) {
+    auto r = metrics_of(owner, ws);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << ws << ": " << r->body.substr(0, 300);
+  }
+
+  // The owner dies; the survivor takes the partition and never serves its partial copy.
+  group.Kill(owner);
+  deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline && partition_on(standby).first != "owned") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(partition_on(standby).first, "owned") << group.Find(standby)->process->LogTail();
+  int answers = 0;
+  const auto t0 = Clock::now();
+  while (Elapsed(t0) < 5) {
+    for (const std::string& ws : workspaces) {
+      auto r = metrics_of(standby, ws);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->status, 503) << ws << ": " << r->body.substr(0, 300);
+      ++answers;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::fprintf(stderr, "[cluster_e2e] %d answers for the trimmed partition, all 503\n", answers);
+  EXPECT_NE(group.Find(standby)->process->LogTail(50'000).find("NOT in the views"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace tally::integration
