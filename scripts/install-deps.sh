@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of tally from Debian packages.
-# Idempotent: does nothing when everything is already present.
+# Installs every build and test dependency of tally from Debian packages, plus the packages named
+# as arguments (scripts/fuzz.sh: clang). Idempotent: does nothing when everything is present.
 set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config
   librdkafka-dev librocksdb-dev libboost1.81-dev libsimdjson-dev libroaring-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev libzstd-dev zlib1g-dev
   libjemalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libabsl-dev curl zstd
+  "$@"
 )
 missing=()
 for p in "${pkgs[@]}"; do

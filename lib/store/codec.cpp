@@ -278,6 +278,7 @@ bool NextUserPackEntry(std::string_view* in, bool first, uint32_t* user,
   uint64_t delta;
   if (!GetVarint64(in, &delta)) return false;
   if (!first && delta == 0) return false;  // indexes must increase strictly
+  if (delta > UINT32_MAX) return false;    // (and the sum below must not wrap around)
   const uint64_t u = first ? delta : uint64_t{*user} + delta;
   if (u > UINT32_MAX) return false;
   if (!GetLengthPrefixed(in, counters)) return false;

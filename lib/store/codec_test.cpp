@@ -223,6 +223,29 @@ TEST(CodecTest, MalformedUserPacksContributeTheirValidPrefix) {
   EXPECT_FALSE(ForEachUserPackEntry(truncated, [](uint32_t, std::string_view) {}));
 }
 
+// Found by tests/fuzz/user_pack_fuzz: an index delta so large that adding it to the previous
+// index wrapped around 64 bits decoded as a smaller index, and merging such a pack wrote a
+// malformed one.
+TEST(CodecTest, AnIndexDeltaThatWrapsAroundIsMalformed) {
+  Counters one;
+  one.i[0] = 1;
+  std::string pack = PackOf({{2, one}});
+  PutVarint64(&pack, UINT64_MAX);  // 2 + delta wraps to 1
+  PutLengthPrefixed(&pack, EncodeCounters(one));
+  std::vector<uint32_t> users;
+  EXPECT_FALSE(
+      ForEachUserPackEntry(pack, [&](uint32_t u, std::string_view) { users.push_back(u); }));
+  EXPECT_EQ(users, std::vector<uint32_t>{2});
+  std::string other = PackOf({{1, one}, {3, one}});
+  std::vector<std::string_view> views = {pack, other};
+  std::string merged;
+  EXPECT_EQ(MergeUserPacks(views.data(), views.size(), &merged), 1);
+  users.clear();
+  EXPECT_TRUE(
+      ForEachUserPackEntry(merged, [&](uint32_t u, std::string_view) { users.push_back(u); }));
+  EXPECT_EQ(users, (std::vector<uint32_t>{1, 2, 3}));
+}
+
 TEST(CodecTest, UnionCardinalityOfEncodedBitmaps) {
   std::mt19937 rng(11);
   for (int round = 0; round < 50; ++round) {

@@ -1,12 +1,5 @@
-// libFuzzer entry point for tally::event::EventParser (not part of the CMake build yet).
-// Needs a clang whose C++23 mode provides std::expected with the installed libstdc++ 12
-// (clang 14 does not); any other driver that calls LLVMFuzzerTestOneInput works too, e.g. a
-// g++ -fsanitize=address,undefined build with a small main() replaying mutated corpus files.
-//
-//   clang++ -std=c++2b -g -O1 -fsanitize=fuzzer,address,undefined -Ilib \
-//     tests/fuzz/event_parser_fuzz.cpp lib/event/*.cpp lib/common/calendar.cpp \
-//     lib/common/result.cpp -lsimdjson -o event_parser_fuzz
-//   ./event_parser_fuzz tests/fuzz/corpus/event_parser
+// Fuzz target for tally::event::EventParser: every message from Kafka or POST /v1/events goes
+// through it (tests/fuzz/CMakeLists.txt: scripts/fuzz.sh runs it, every build replays its corpus).
 //
 // Checks beyond "does not crash": every rejection names a field, carries a "<field>: " message
 // and maps to a known category; an accepted event satisfies the documented invariants; parsing

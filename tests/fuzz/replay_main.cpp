@@ -1,7 +1,7 @@
-// Replays fuzz corpora through a libFuzzer entry point with any compiler (g++ here: clang 14
-// cannot build the C++23 code against libstdc++ 12). Each argument is a file or a directory of
-// files; every input also runs truncated at a few lengths and with single bytes flipped, which
-// keeps the corpus honest as a regression test. Exit code 0 = no check failed.
+// Replays fuzz corpora through a libFuzzer entry point with any compiler (the normal g++ build
+// runs every corpus this way; scripts/fuzz.sh builds the real fuzzers with clang). Each argument is
+// a file or a directory of files; every input also runs truncated at a few lengths and with single
+// bytes flipped, which keeps the corpus honest as a regression test. Exit code 0 = no check failed.
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
