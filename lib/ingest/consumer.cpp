@@ -48,6 +48,10 @@ constexpr auto kReadyBatchMinAge = std::chrono::milliseconds(50);
 constexpr auto kCollectNap = std::chrono::milliseconds(50);
 // How often ingest looks for idle partitions to drop (ConsumerOptions::drop_idle_after_ms).
 constexpr auto kIdleCheckInterval = std::chrono::milliseconds(1000);
+// A failed store write is retried after 100 ms, doubling up to this.
+constexpr int kMaxStoreRetryMs = 5000;
+// While store writes keep failing, the failure is logged again this often.
+constexpr auto kStoreFailureLogInterval = std::chrono::seconds(60);
 
 // The partitions of `list`, in its order.
 std::vector<int32_t> PartitionsOf(const rd_kafka_topic_partition_list_t* list) {
@@ -74,6 +78,8 @@ struct Consumer::Impl {
   std::unique_ptr<aggregate::Aggregator> aggregator;
   std::atomic<bool>* stop = nullptr;
   std::atomic<bool>* ready = nullptr;
+  // Set while the store refuses writes (StoreFailed .. StoreWrote); Consumer::Ready() is false.
+  std::atomic<bool>* store_failing = nullptr;
 
   // Metrics.
   MetricsRegistry* metrics = nullptr;
@@ -88,6 +94,13 @@ struct Consumer::Impl {
   Histogram* persist_seconds = nullptr;  // one observation per persist
   Counter* taken_from_standby = nullptr;
   Counter* partitions_dropped = nullptr;
+  Counter* store_write_failures = nullptr;
+  Gauge* store_write_failing = nullptr;
+  // Since when writes fail, and when that was last logged (StoreFailed, StoreWrote; the worker
+  // and the consumer thread call them, never at once).
+  std::mutex store_failure_mu;
+  std::optional<Clock::time_point> store_failing_since;
+  Clock::time_point store_failure_logged{};
   std::map<std::string, Counter*> rejected_by_reason;
 
   // Offsets: the next offset per partition of the topic, as stored in RocksDB.
@@ -301,7 +314,8 @@ struct Consumer::Impl {
         continue;
       }
       if (lo > start) {
-        spdlog::warn(
+        trimmed->Add();
+        spdlog::error(
             "ingest: not keeping a standby of {}[{}]: the log starts at {}, and events "
             "{}..{} are not here",
             options.topic, p, lo, start, lo - 1);
@@ -747,13 +761,58 @@ struct Consumer::Impl {
       Status p = store->Persist();
       if (p) {
         persist_seconds->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+        StoreWrote();
         return true;
       }
-      spdlog::error("ingest: persisting staged batches failed ({}); retrying", p.error().message);
+      StoreFailed(p.error(), "persisting staged batches");
       if (stop->load()) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-      backoff_ms = std::min(backoff_ms * 2, 5000);
+      backoff_ms = std::min(backoff_ms * 2, kMaxStoreRetryMs);
     }
+  }
+
+  // A write to the store failed: ingest pauses (the caller retries), not ready, counted, and
+  // logged with what to do (at once, then once a minute while it lasts); the store is asked to
+  // resume so that the next attempt can succeed once the cause is gone.
+  void StoreFailed(const Error& error, std::string_view what) {
+    store_write_failures->Add();
+    store_write_failing->Set(1);
+    store_failing->store(true);
+    {
+      std::lock_guard lock(store_failure_mu);
+      const auto now = Clock::now();
+      if (!store_failing_since) store_failing_since = now;
+      if (now - store_failure_logged >= kStoreFailureLogInterval ||
+          store_failure_logged == Clock::time_point{}) {
+        store_failure_logged = now;
+        spdlog::error(
+            "ingest: {} failed ({}); ingest is paused and not ready, and retries every few "
+            "seconds with nothing lost{}",
+            what, error.message,
+            error.code == ErrorCode::kResourceExhausted ? ": the disk of " + store->path() +
+                                                              " is full; free space or grow it and "
+                                                              "ingest resumes by itself"
+                                                        : std::string());
+      }
+    }
+    if (Status r = store->Resume(); !r) {
+      spdlog::debug("ingest: the store cannot resume writes yet: {}", r.error().message);
+    }
+  }
+
+  // A write to the store succeeded: ends a failure episode, if any.
+  void StoreWrote() {
+    if (!store_failing->load()) return;
+    std::lock_guard lock(store_failure_mu);
+    const double seconds =
+        store_failing_since
+            ? std::chrono::duration<double>(Clock::now() - *store_failing_since).count()
+            : 0;
+    store_failing_since.reset();
+    store_failure_logged = {};
+    store_failing->store(false);
+    store_write_failing->Set(0);
+    spdlog::info("ingest: the store accepts writes again after {:.1f} s; ingest resumes", seconds);
   }
 
   // Every applied offset is persisted now.
@@ -870,9 +929,9 @@ struct Consumer::Impl {
     pipeline::PipelineHooks hooks;
     hooks.deliver_refused = [this](const pipeline::EventBatch& b) { return DeadLetter(b); };
     hooks.retry = [this](const Error& error, int attempt) {
-      spdlog::error("ingest: applying a batch failed ({}); retrying", error.message);
+      StoreFailed(error, "applying a batch");
       if (stop->load()) return false;
-      const int backoff_ms = std::min(100 << std::min(attempt - 1, 6), 5000);
+      const int backoff_ms = std::min(100 << std::min(attempt - 1, 6), kMaxStoreRetryMs);
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
       return true;
     };
@@ -881,6 +940,7 @@ struct Consumer::Impl {
     // messages is persisted at once: a crash would otherwise send its dead letters again when
     // the batch is consumed again.
     hooks.after_store = [this](const pipeline::EventBatch& b, pipeline::BatchOutcome* out) {
+      StoreWrote();  // the batch is stored: a write that failed before went through
       if (b.persist || !b.refused.empty()) out->persisted = PersistRetrying();
     };
     return hooks;
@@ -1193,6 +1253,7 @@ struct Consumer::Impl {
 Consumer::Consumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   impl_->stop = &stop_;
   impl_->ready = &ready_;
+  impl_->store_failing = &store_failing_;
 }
 
 Consumer::~Consumer() = default;
@@ -1222,6 +1283,12 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
       "tally_persist_seconds",
       "Time to persist the staged batches to disk, one observation per persist.", {},
       Histogram::LatencyBuckets());
+  impl->store_write_failures = metrics->GetCounter(
+      "tally_store_write_failures_total",
+      "Writes to the store that failed (a full disk, I/O errors); ingest pauses and retries.");
+  impl->store_write_failing = metrics->GetGauge(
+      "tally_store_write_failing",
+      "1 while writes to the store fail and ingest is paused (not ready), else 0.");
   impl->partitions_dropped = metrics->GetCounter(
       "tally_partitions_dropped_total",
       "Partitions whose views this instance dropped after they were neither owned nor kept as a "

@@ -203,8 +203,9 @@ class Consumer {
 
   // Every partition this consumer has read since it started (owned, standby or idle).
   std::vector<PartitionProgress> Progress() const;
-  // True once partitions are assigned and no fatal condition was met.
-  bool Ready() const { return ready_.load(); }
+  // True once partitions are assigned, no fatal condition was met, and the store accepts writes
+  // (while it does not, a full disk for example, ingest pauses and retries: not ready).
+  bool Ready() const { return ready_.load() && !store_failing_.load(); }
   // The cluster id offsets are tied to (empty until known).
   std::string cluster_id() const;
 
@@ -214,6 +215,7 @@ class Consumer {
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
+  std::atomic<bool> store_failing_{false};
 };
 
 }  // namespace tally::ingest

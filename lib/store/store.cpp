@@ -26,6 +26,7 @@ Error FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.IsCorruption()) code = ErrorCode::kDataLoss;
   if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain())
     code = ErrorCode::kUnavailable;
+  if (s.IsNoSpace()) code = ErrorCode::kResourceExhausted;
   return Error{code, std::string(what) + ": " + s.ToString(), {}};
 }
 
@@ -271,6 +272,12 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     if (GetFixed64(&in, &v)) store->newest_event_ms_->store(static_cast<int64_t>(v));
   }
   return store;
+}
+
+Status Store::Resume() {
+  rocksdb::Status s = rep_->db->Resume();
+  if (!s.ok()) return std::unexpected(FromRocks(s, "resuming writes to " + options_.path));
+  return Ok();
 }
 
 Status Store::Flush() {

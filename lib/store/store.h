@@ -111,6 +111,13 @@ class Store {
   // with StoreOptions::disable_wal. kUnavailable on I/O errors.
   Status Flush();
 
+  // After a write failed (Write, Persist: kResourceExhausted for a full disk, kUnavailable for
+  // other I/O errors), the database refuses further writes until it is resumed: this resumes it
+  // once the cause is gone (flushing what it holds in memory first). Ok if it accepts writes
+  // again (or never stopped); otherwise the error, and nothing changed (call again later).
+  // What was staged stays staged either way. Thread-safe.
+  Status Resume();
+
   // How this store keys request-analytics data: by organization (a single instance) or by
   // (organization, workspace) (codec.h WorkspaceRequestScope; a group of instances). A store
   // records the layout its first user asks for; one holding request data without a record is
