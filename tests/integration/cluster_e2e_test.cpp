@@ -460,6 +460,24 @@ void CheckEveryInstance(Group& group, const ReferenceModel& ref,
                phase, requests, group.instances().size(), Elapsed(t0));
 }
 
+// The independent references of every endpoint family, fed from the same raw lines.
+struct References {
+  ReferenceModel metrics{Stack::kToday};
+  RequestsReference requests;
+  LeaderboardReference leaderboard;
+  SuperagentsReference superagents;
+
+  explicit References(const std::vector<std::string>& lines) {
+    for (const std::string& line : lines) {
+      if (metrics.Add(line) == RefVerdict::kAccepted) {
+        leaderboard.Add(line);
+        if (auto e = SuperagentsEventOf(line)) superagents.Add(*e);
+      }
+      requests.Add(line);
+    }
+  }
+};
+
 TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   gen::GenOptions o;
   o.seed = 20261207;
@@ -471,17 +489,11 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   o.days = 60;
   o.duplicate_fraction = 0.02;
   Dataset data = GenerateDataset(o);
-  ReferenceModel ref(Stack::kToday);
-  RequestsReference requests_ref;
-  LeaderboardReference leaderboard_ref;
-  SuperagentsReference superagents_ref;
-  for (const std::string& line : data.lines) {
-    if (ref.Add(line) == RefVerdict::kAccepted) {
-      leaderboard_ref.Add(line);
-      if (auto e = SuperagentsEventOf(line)) superagents_ref.Add(*e);
-    }
-    requests_ref.Add(line);
-  }
+  References refs(data.lines);
+  ReferenceModel& ref = refs.metrics;
+  RequestsReference& requests_ref = refs.requests;
+  LeaderboardReference& leaderboard_ref = refs.leaderboard;
+  SuperagentsReference& superagents_ref = refs.superagents;
   ASSERT_GE(requests_ref.Organizations().size(), 2u);
 
   Stack stack;
@@ -625,17 +637,11 @@ TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
   o.end_day = Stack::kToday;
   o.days = 30;
   Dataset data = GenerateDataset(o);
-  ReferenceModel ref(Stack::kToday);
-  RequestsReference requests_ref;
-  LeaderboardReference leaderboard_ref;
-  SuperagentsReference superagents_ref;
-  for (const std::string& line : data.lines) {
-    if (ref.Add(line) == RefVerdict::kAccepted) {
-      leaderboard_ref.Add(line);
-      if (auto e = SuperagentsEventOf(line)) superagents_ref.Add(*e);
-    }
-    requests_ref.Add(line);
-  }
+  References refs(data.lines);
+  ReferenceModel& ref = refs.metrics;
+  RequestsReference& requests_ref = refs.requests;
+  LeaderboardReference& leaderboard_ref = refs.leaderboard;
+  SuperagentsReference& superagents_ref = refs.superagents;
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kAdminToken));
   const std::vector<std::string> workspaces = ref.WorkspacesByActivity();
