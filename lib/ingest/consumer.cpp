@@ -781,9 +781,9 @@ struct Consumer::Impl {
     {
       std::lock_guard lock(store_failure_mu);
       const auto now = Clock::now();
-      if (!store_failing_since) store_failing_since = now;
-      if (now - store_failure_logged >= kStoreFailureLogInterval ||
-          store_failure_logged == Clock::time_point{}) {
+      const bool first = !store_failing_since;
+      if (first) store_failing_since = now;
+      if (first || now - store_failure_logged >= kStoreFailureLogInterval) {
         store_failure_logged = now;
         spdlog::error(
             "ingest: {} failed ({}); ingest is paused and not ready, and retries every few "
@@ -809,7 +809,6 @@ struct Consumer::Impl {
             ? std::chrono::duration<double>(Clock::now() - *store_failing_since).count()
             : 0;
     store_failing_since.reset();
-    store_failure_logged = {};
     store_failing->store(false);
     store_write_failing->Set(0);
     spdlog::info("ingest: the store accepts writes again after {:.1f} s; ingest resumes", seconds);

@@ -659,7 +659,6 @@ Result<std::vector<std::pair<int32_t, std::string>>> Store::LoadPartitionIndex(
   std::vector<std::pair<int32_t, std::string>> out;
   const std::string prefix = PartitionIndexPrefix(topic);
   auto scanned = ScanLatest(internal::kMeta, prefix, [&](std::string_view key, std::string_view) {
-    if (!key.starts_with(prefix)) return false;
     int32_t partition;
     std::string_view ws;
     if (DecodePartitionWorkspaceKey(key, &partition, &ws)) out.emplace_back(partition, ws);

@@ -428,38 +428,6 @@ void CheckSuperagentsEverywhere(Group& group, const SuperagentsReference& ref,
   EXPECT_GT(rows, 50u) << "the data should hold agents in every workspace";
 }
 
-void CheckEveryInstance(Group& group, const ReferenceModel& ref,
-                        const LeaderboardReference& leaderboard,
-                        const SuperagentsReference& superagents,
-                        const std::vector<std::string>& workspaces, const char* phase) {
-  const auto t0 = Clock::now();
-  size_t requests = 0;
-  for (Instance& in : group.instances()) {
-    for (size_t w = 0; w < workspaces.size(); ++w) {
-      std::vector<MetricsCall> all = AllCombinations(workspaces[w], "");
-      std::vector<MetricsCall> sample;
-      // A different slice of the combinations through each instance and workspace.
-      for (size_t i = (w * 3 + in.id.size()) % 11; i < all.size(); i += 11) {
-        sample.push_back(all[i]);
-      }
-      requests += sample.size();
-      EXPECT_EQ(CheckAll(*in.http, kAdminToken, ref, sample, 5), 0)
-          << phase << ": through " << in.id << ", workspace " << workspaces[w];
-    }
-  }
-  for (const std::string& ws : workspaces) {
-    CheckSameEverywhere(group, "/api/agents/leaderboard?workspace_uuid=" + UrlEncode(ws) +
-                                   "&date_from=2026-01-01&date_to=2026-03-01");
-    CheckSameEverywhere(group, "/api/v1/monitoring/" + UrlEncode(ws) +
-                                   "/superagents?limit=5&from=2025-12-01&to=2026-03-01");
-  }
-  CheckCursorPagesEverywhere(group, workspaces.front());
-  CheckLeaderboardEverywhere(group, leaderboard, workspaces);
-  CheckSuperagentsEverywhere(group, superagents, workspaces, phase);
-  std::fprintf(stderr, "[cluster_e2e] %s: %zu metrics requests through %zu instances in %.1f s\n",
-               phase, requests, group.instances().size(), Elapsed(t0));
-}
-
 // The independent references of every endpoint family, fed from the same raw lines.
 struct References {
   ReferenceModel metrics{Stack::kToday};
@@ -478,6 +446,39 @@ struct References {
   }
 };
 
+// Every endpoint family through every instance against `refs`: a sample of workspace metrics,
+// leaderboards, Super Agents (cursor pages included) and request analytics.
+void CheckEveryInstance(Group& group, const References& refs,
+                        const std::vector<std::string>& workspaces, const char* phase) {
+  const auto t0 = Clock::now();
+  size_t requests = 0;
+  for (Instance& in : group.instances()) {
+    for (size_t w = 0; w < workspaces.size(); ++w) {
+      std::vector<MetricsCall> all = AllCombinations(workspaces[w], "");
+      std::vector<MetricsCall> sample;
+      // A different slice of the combinations through each instance and workspace.
+      for (size_t i = (w * 3 + in.id.size()) % 11; i < all.size(); i += 11) {
+        sample.push_back(all[i]);
+      }
+      requests += sample.size();
+      EXPECT_EQ(CheckAll(*in.http, kAdminToken, refs.metrics, sample, 5), 0)
+          << phase << ": through " << in.id << ", workspace " << workspaces[w];
+    }
+  }
+  for (const std::string& ws : workspaces) {
+    CheckSameEverywhere(group, "/api/agents/leaderboard?workspace_uuid=" + UrlEncode(ws) +
+                                   "&date_from=2026-01-01&date_to=2026-03-01");
+    CheckSameEverywhere(group, "/api/v1/monitoring/" + UrlEncode(ws) +
+                                   "/superagents?limit=5&from=2025-12-01&to=2026-03-01");
+  }
+  CheckCursorPagesEverywhere(group, workspaces.front());
+  CheckLeaderboardEverywhere(group, refs.leaderboard, workspaces);
+  CheckSuperagentsEverywhere(group, refs.superagents, workspaces, phase);
+  std::fprintf(stderr, "[cluster_e2e] %s: %zu metrics requests through %zu instances in %.1f s\n",
+               phase, requests, group.instances().size(), Elapsed(t0));
+  CheckRequestsEverywhere(group, refs.requests, phase);
+}
+
 TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   gen::GenOptions o;
   o.seed = 20261207;
@@ -490,15 +491,11 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   o.duplicate_fraction = 0.02;
   Dataset data = GenerateDataset(o);
   References refs(data.lines);
-  ReferenceModel& ref = refs.metrics;
-  RequestsReference& requests_ref = refs.requests;
-  LeaderboardReference& leaderboard_ref = refs.leaderboard;
-  SuperagentsReference& superagents_ref = refs.superagents;
-  ASSERT_GE(requests_ref.Organizations().size(), 2u);
+  ASSERT_GE(refs.requests.Organizations().size(), 2u);
 
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kAdminToken));
-  const std::vector<std::string> workspaces = ref.WorkspacesByActivity();
+  const std::vector<std::string> workspaces = refs.metrics.WorkspacesByActivity();
   ASSERT_EQ(workspaces.size(), 12u);
   {
     // A tenant owning one workspace, for the isolation checks through every instance.
@@ -529,9 +526,8 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
       }
     }
   }
-  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces, "three instances");
-  CheckRequestsEverywhere(group, requests_ref, "three instances");
-  CheckTenantEverywhere(group, ref, workspaces);
+  CheckEveryInstance(group, refs, workspaces, "three instances");
+  CheckTenantEverywhere(group, refs.metrics, workspaces);
 
   // The forwarded answers went through the owners: at least one instance forwarded.
   double forwarded = 0;
@@ -576,17 +572,14 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   EXPECT_GT(gained(), gained_before) << "the survivors took the killed instance's partitions";
   // Each survivor kept a standby of every partition it took: none was replayed from the log.
   EXPECT_EQ(warm() - warm_before, gained() - gained_before);
-  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces, "two survivors");
-  CheckRequestsEverywhere(group, requests_ref, "two survivors");
+  CheckEveryInstance(group, refs, workspaces, "two survivors");
 
   // A fourth instance with an empty data directory joins and answers exactly once settled.
   ASSERT_TRUE(group.Start("node-d"));
   const auto t_join = Clock::now();
   ASSERT_TRUE(group.WaitSettled(Millis(120000)));
   std::fprintf(stderr, "[cluster_e2e] a new instance settled in %.1f s\n", Elapsed(t_join));
-  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
-                     "after a new instance joined");
-  CheckRequestsEverywhere(group, requests_ref, "after a new instance joined");
+  CheckEveryInstance(group, refs, workspaces, "after a new instance joined");
 
   // A fifth instance: each partition now lives on three of four instances, and the views of the
   // others are dropped (the instances started with empty data directories keep state per
@@ -609,9 +602,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   std::fprintf(stderr, "[cluster_e2e] five instances: %.0f partitions' views dropped\n", dropped);
   // a, c and d each kept all 12 partitions before; each keeps 9 of them now.
   EXPECT_GE(dropped, 9);
-  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
-                     "after idle partitions were dropped");
-  CheckRequestsEverywhere(group, requests_ref, "after idle partitions were dropped");
+  CheckEveryInstance(group, refs, workspaces, "after idle partitions were dropped");
 
   // Kill node-d: three survivors keep every partition again, some of which they had dropped.
   group.Kill("node-d");
@@ -619,10 +610,8 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   ASSERT_TRUE(group.WaitSettled(Millis(60000)));
   std::fprintf(stderr, "[cluster_e2e] failover with dropped partitions settled in %.1f s\n",
                Elapsed(t_kill2));
-  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
+  CheckEveryInstance(group, refs, workspaces,
                      "after partitions came back to instances that had dropped them");
-  CheckRequestsEverywhere(group, requests_ref,
-                          "after partitions came back to instances that had dropped them");
 }
 
 // An instance restarted on a data directory holding views of partitions it no longer gets (an
@@ -638,13 +627,9 @@ TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
   o.days = 30;
   Dataset data = GenerateDataset(o);
   References refs(data.lines);
-  ReferenceModel& ref = refs.metrics;
-  RequestsReference& requests_ref = refs.requests;
-  LeaderboardReference& leaderboard_ref = refs.leaderboard;
-  SuperagentsReference& superagents_ref = refs.superagents;
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kAdminToken));
-  const std::vector<std::string> workspaces = ref.WorkspacesByActivity();
+  const std::vector<std::string> workspaces = refs.metrics.WorkspacesByActivity();
   ASSERT_TRUE(stack.StartBroker(kPartitions));
   ASSERT_TRUE(WriteKeysFile(stack.dir().File("keys.toml"), stack.keys()));
   Group group(&stack);
@@ -695,9 +680,7 @@ TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
   EXPECT_GT(expected, 0);
   EXPECT_GE(dropped, expected);
   ASSERT_TRUE(group.WaitSettled(Millis(60000)));
-  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
-                     "after a restart dropped an earlier run's views");
-  CheckRequestsEverywhere(group, requests_ref, "after a restart dropped an earlier run's views");
+  CheckEveryInstance(group, refs, workspaces, "after a restart dropped an earlier run's views");
 
   // A graceful stop: node-b stores what it consumed and gives its partitions up; with static
   // membership (an --instance-id) the coordinator moves them once the session times out (3 s
@@ -709,9 +692,7 @@ TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
   std::fprintf(stderr,
                "[cluster_e2e] node-b stopped gracefully; node-a serves everything %.1f s later\n",
                handover_s);
-  CheckEveryInstance(group, ref, leaderboard_ref, superagents_ref, workspaces,
-                     "after a graceful stop");
-  CheckRequestsEverywhere(group, requests_ref, "after a graceful stop");
+  CheckEveryInstance(group, refs, workspaces, "after a graceful stop");
 }
 
 // A standby that falls behind the log's retention (its instance paused while the log moved on)
