@@ -134,6 +134,7 @@ int main(int argc, char** argv) {
   std::string advertise_url, cluster_topic;
   int standby_replicas = 0;
   double drop_idle_after_s = 300;
+  int64_t max_lag = 0;
   std::vector<std::string> kafka_options;
   bool http_ingest = true;
   size_t ingest_max_bytes = 1 << 20, ingest_max_events = 1000;
@@ -234,6 +235,14 @@ int main(int argc, char** argv) {
                  "this instance neither owns nor keeps as a standby are deleted from its "
                  "--data-dir (if the partition comes back, it is consumed again from its log). "
                  "Only in a data directory the group started empty. Negative: keep them")
+      ->capture_default_str();
+  app.add_option("--max-lag", max_lag,
+                 "Not ready (/readyz 503) while the views of the partitions this instance owns "
+                 "trail the log by more than this many messages in all, e.g. while catching up "
+                 "after a restart or under a load it cannot keep up with (ingest goes on). "
+                 "0: no limit. Independently, an instance cut off from its partitions' leaders "
+                 "for 2 s is not ready either")
+      ->check(tally::cli::IntIn(0, INT64_MAX))
       ->capture_default_str();
   app.add_option("--cluster-topic", cluster_topic,
                  "Topic where a group's instances publish what they own and where each "
@@ -380,6 +389,7 @@ int main(int argc, char** argv) {
   if (advertise_url.empty() && standby_replicas > 0) {
     return Usage("--standby-replicas needs --advertise-url (standbys belong to a group)");
   }
+  co.max_lag = max_lag;
   if (!advertise_url.empty()) {
     if (auto url = tally::cluster::ParseBaseUrl(advertise_url); !url) {
       return Usage("--advertise-url: " + url.error().message);
@@ -451,6 +461,14 @@ int main(int argc, char** argv) {
     std::string details;
     tally::JsonWriter w(&details);
     w.BeginObject();
+    std::string reason = cons->NotReadyReason();
+    if (reason.empty() && m != nullptr && !m->synced()) {
+      reason = "the group's routing has not caught up with the cluster topic yet";
+    }
+    if (!reason.empty()) {
+      w.Key("reason");
+      w.String(reason);
+    }
     w.Key("ingest");
     w.BeginObject();
     w.Key("cluster_id");

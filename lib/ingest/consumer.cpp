@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "aggregate/aggregator.h"
+#include "ingest/internal/ingest_health.h"
 #include "kafka/admin.h"
 #include "kafka/producer.h"
 #include "pipeline/batch_pipeline.h"
@@ -80,6 +81,8 @@ struct Consumer::Impl {
   std::atomic<bool>* ready = nullptr;
   // Set while the store refuses writes (StoreFailed .. StoreWrote); Consumer::Ready() is false.
   std::atomic<bool>* store_failing = nullptr;
+  // Cut off from the cluster or lagging (fed by StatsCb and UpdateLag).
+  std::unique_ptr<internal::IngestHealth> health;
 
   // Metrics.
   MetricsRegistry* metrics = nullptr;
@@ -611,6 +614,20 @@ struct Consumer::Impl {
     }
   }
 
+  // librdkafka's statistics, served by rd_kafka_consumer_poll on the consumer thread.
+  static int StatsCb(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    std::vector<int32_t> owned;
+    {
+      std::lock_guard lock(self->mu);
+      owned = self->assigned;
+    }
+    std::sort(owned.begin(), owned.end());
+    self->health->OnStats(std::string_view(json, json_len), self->options.topic, owned,
+                          Clock::now());
+    return 0;  // librdkafka frees `json`
+  }
+
   static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
@@ -1024,6 +1041,7 @@ struct Consumer::Impl {
 
   void UpdateLag() {
     std::lock_guard lock(mu);
+    int64_t owned_lag = -1;  // unknown until some owned partition's high watermark is
     for (const bool standbys : {false, true}) {
       for (int32_t p : standbys ? standby : assigned) {
         auto& pr = progress[p];
@@ -1041,9 +1059,12 @@ struct Consumer::Impl {
                                     {{"topic", pr.topic}, {"partition", std::to_string(p)}})
                 : metrics->GetGauge("tally_partition_lag", "Messages in the log not yet applied.",
                                     {{"topic", pr.topic}, {"partition", std::to_string(p)}});
-        lag->Set(static_cast<double>(std::max<int64_t>(0, pr.high_watermark - pr.next_offset)));
+        const int64_t behind = std::max<int64_t>(0, pr.high_watermark - pr.next_offset);
+        lag->Set(static_cast<double>(behind));
+        if (!standbys) owned_lag = std::max<int64_t>(owned_lag, 0) + behind;
       }
     }
+    health->OnLag(owned_lag);
   }
 
   // On the consumer thread: applies a pending SwitchStore request, if any.
@@ -1216,6 +1237,8 @@ struct Consumer::Impl {
       // consumed and served (a group of instances answers for them throughout).
       settings["partition.assignment.strategy"] = "cooperative-sticky";
       if (!options.instance_id.empty()) settings["group.instance.id"] = options.instance_id;
+      // Which brokers the client reaches (IngestHealth): a few KB of JSON a second.
+      settings["statistics.interval.ms"] = "1000";
     }
     for (const auto& [k, v] : options.extra_config) {
       if (for_standby && (k == "group.instance.id" || k == "group.id")) continue;
@@ -1231,6 +1254,7 @@ struct Consumer::Impl {
     }
     if (!for_standby) {
       rd_kafka_conf_set_rebalance_cb(conf, &Impl::RebalanceCb);
+      rd_kafka_conf_set_stats_cb(conf, &Impl::StatsCb);
       rd_kafka_conf_set_opaque(conf, this);
     }
     rd_kafka_t* client = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
@@ -1264,6 +1288,11 @@ Result<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerOptions& option
   if (impl->options.dlq_topic.empty()) impl->options.dlq_topic = options.topic + ".dlq";
   impl->store = store;
   impl->metrics = metrics;
+  impl->health = std::make_unique<internal::IngestHealth>(
+      internal::IngestHealth::Options{
+          .cut_off_after = std::chrono::milliseconds(options.cut_off_after_ms),
+          .max_lag = options.max_lag},
+      metrics);
   impl->consumed = metrics->GetCounter("tally_events_consumed_total",
                                        "Messages consumed from Kafka and stored (any outcome).");
   impl->applied =
@@ -1446,6 +1475,16 @@ void Consumer::SetStandby(std::vector<int32_t> partitions) {
   std::lock_guard lock(impl_->standby_mu);
   impl_->standby_wanted = std::move(partitions);
   impl_->standby_dirty = true;
+}
+
+bool Consumer::Ready() const {
+  return ready_.load() && !store_failing_.load() && impl_->health->Healthy();
+}
+
+std::string Consumer::NotReadyReason() const {
+  if (store_failing_.load()) return "the store refuses writes (a full disk?); ingest is paused";
+  if (!ready_.load()) return "ingest has not taken its partitions yet";
+  return impl_->health->Reason();
 }
 
 std::vector<PartitionProgress> Consumer::Progress() const {

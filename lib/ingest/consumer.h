@@ -142,6 +142,12 @@ struct ConsumerOptions {
   // (store::Store::PartitionsSeparable; a group's store started empty), and never for a
   // partition that brought a workspace some kept partition also brought. Negative: never.
   int64_t drop_idle_after_ms = -1;
+  // Readiness (Consumer::Ready) also needs the Kafka cluster: ingest is not ready while an owned
+  // partition's leader broker has been unreachable for cut_off_after_ms (librdkafka's
+  // statistics, every second), nor while the owned partitions' views trail the log by more than
+  // max_lag messages in all (0: no limit; checked twice a second). Neither stops ingest.
+  int cut_off_after_ms = 2000;
+  int64_t max_lag = 0;
 };
 
 // What a partition is to this consumer (PartitionProgress::role).
@@ -203,9 +209,13 @@ class Consumer {
 
   // Every partition this consumer has read since it started (owned, standby or idle).
   std::vector<PartitionProgress> Progress() const;
-  // True once partitions are assigned, no fatal condition was met, and the store accepts writes
-  // (while it does not, a full disk for example, ingest pauses and retries: not ready).
-  bool Ready() const { return ready_.load() && !store_failing_.load(); }
+  // True once partitions are assigned, no fatal condition was met, the store accepts writes
+  // (while it does not, a full disk for example, ingest pauses and retries: not ready), the
+  // owned partitions' leaders are reachable and their views are within
+  // ConsumerOptions::max_lag of the log.
+  bool Ready() const;
+  // Why Ready() is false, in a sentence for /readyz ("" when ready).
+  std::string NotReadyReason() const;
   // The cluster id offsets are tied to (empty until known).
   std::string cluster_id() const;
 

@@ -64,6 +64,59 @@ Status EmbeddedBroker::SetRoundTripTime(int ms) {
   return Ok();
 }
 
+Status EmbeddedBroker::SetBrokerDown(int32_t broker_id) { return SetBrokerState(broker_id, false); }
+
+Status EmbeddedBroker::SetBrokerUp(int32_t broker_id) { return SetBrokerState(broker_id, true); }
+
+Status EmbeddedBroker::SetBrokerState(int32_t broker_id, bool up) {
+  if (broker_id != -1 && (broker_id < 1 || broker_id > brokers_)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "No embedded broker " + std::to_string(broker_id) + " (ids run from 1 to " +
+                    std::to_string(brokers_) + ", or -1 for all).",
+                "broker_id");
+  }
+  // One call per broker: -1 ("every broker") is not understood by every librdkafka version.
+  const int32_t first = broker_id == -1 ? 1 : broker_id;
+  const int32_t last = broker_id == -1 ? brokers_ : broker_id;
+  for (int32_t id = first; id <= last; ++id) {
+    rd_kafka_resp_err_t err = up ? rd_kafka_mock_broker_set_up(cluster_, id)
+                                 : rd_kafka_mock_broker_set_down(cluster_, id);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Fail(ErrorCode::kInternal, "Cannot take embedded broker " + std::to_string(id) +
+                                            (up ? " up: " : " down: ") + rd_kafka_err2str(err));
+    }
+  }
+  return Ok();
+}
+
+Status EmbeddedBroker::SetPartitionLeader(const std::string& topic, int32_t partition,
+                                          int32_t broker_id) {
+  if (broker_id < 1 || broker_id > brokers_) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "No embedded broker " + std::to_string(broker_id) + " to lead " + topic + "/" +
+                    std::to_string(partition) + ".",
+                "broker_id");
+  }
+  rd_kafka_resp_err_t err =
+      rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker_id);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Fail(ErrorCode::kInternal, "Cannot move the leader of " + topic + "/" +
+                                          std::to_string(partition) + ": " + rd_kafka_err2str(err));
+  }
+  return Ok();
+}
+
+Status EmbeddedBroker::PushRequestErrors(int16_t api_key, const std::vector<int>& errors) {
+  if (errors.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "No errors to push.", "errors");
+  }
+  std::vector<rd_kafka_resp_err_t> codes;
+  codes.reserve(errors.size());
+  for (int e : errors) codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
+  rd_kafka_mock_push_request_errors_array(cluster_, api_key, codes.size(), codes.data());
+  return Ok();
+}
+
 std::string EmbeddedBroker::RetentionSummary(const std::string& topic, int partitions) {
   const int64_t mib = kRetentionPerPartitionBytes >> 20;
   return "it keeps the newest " + std::to_string(mib) + " MiB of each partition (" +

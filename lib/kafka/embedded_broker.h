@@ -54,10 +54,31 @@ class EmbeddedBroker {
   // The bootstrap.servers list ("127.0.0.1:port[,...]"). Immutable: safe from any thread.
   const std::string& bootstrap() const { return bootstrap_; }
 
+  // Number of brokers; their ids are 1..brokers().
+  int brokers() const { return brokers_; }
+
+  // Fault injection, for tests of what clients do when the cluster misbehaves. Each call is
+  // thread-safe and takes effect at once. kInvalidArgument for an unknown broker id, a negative
+  // delay or an empty error list; kInternal when librdkafka refuses.
+
   // Delays every answer of every broker by `ms` (>= 0; 0 removes the delay), as a distant or
-  // overloaded cluster would. For tests of slow brokers. kInvalidArgument for a negative delay,
-  // kInternal when librdkafka refuses. Thread-safe.
+  // overloaded cluster would.
   Status SetRoundTripTime(int ms);
+  // Takes broker `broker_id` (1..brokers(), or -1 for every broker) down: its connections are
+  // closed and new ones refused until SetBrokerUp. Its partitions keep it as their leader (no
+  // leader change), so they are unreachable meanwhile.
+  Status SetBrokerDown(int32_t broker_id);
+  Status SetBrokerUp(int32_t broker_id);
+  // Makes broker `broker_id` the leader of `topic`'s `partition`, as a controller failover
+  // would: clients learn it from their next metadata refresh (after a NOT_LEADER answer).
+  Status SetPartitionLeader(const std::string& topic, int32_t partition, int32_t broker_id);
+  // The next errors.size() requests of Kafka API `api_key` (0 Produce, 1 Fetch, 2 ListOffsets,
+  // 3 Metadata, 8 OffsetCommit, 9 OffsetFetch, 10 FindCoordinator, 11 JoinGroup, 12 Heartbeat,
+  // 14 SyncGroup), to any broker, fail with these error codes in order: Kafka protocol codes
+  // (6 NOT_LEADER_OR_FOLLOWER, 7 REQUEST_TIMED_OUT, 8 BROKER_NOT_AVAILABLE, 15
+  // COORDINATOR_NOT_AVAILABLE, 16 NOT_COORDINATOR, 19 NOT_ENOUGH_REPLICAS, ...) or librdkafka's
+  // -195 (RD_KAFKA_RESP_ERR__TRANSPORT), which closes the client's connection instead.
+  Status PushRequestErrors(int16_t api_key, const std::vector<int>& errors);
 
   // The newest bytes each partition keeps (librdkafka 2.0.2's mock cluster: fixed at 5 MiB).
   static constexpr int64_t kRetentionPerPartitionBytes = 5 * 1024 * 1024;
@@ -69,6 +90,7 @@ class EmbeddedBroker {
 
  private:
   EmbeddedBroker() = default;
+  Status SetBrokerState(int32_t broker_id, bool up);
   rd_kafka_t* rk_ = nullptr;  // owned: the handle the mock cluster needs for book-keeping
   rd_kafka_mock_cluster_t* cluster_ = nullptr;  // owned
   int brokers_ = 1;

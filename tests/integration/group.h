@@ -49,7 +49,7 @@ inline double Elapsed(std::chrono::steady_clock::time_point since) {
 struct Instance {
   std::string id;
   std::string host_port;
-  std::unique_ptr<Process> process;
+  std::unique_ptr<Process> process;  // null for Group::AddExternal's
   std::unique_ptr<HttpClient> http;
 };
 
@@ -100,11 +100,21 @@ class Group {
     return ::testing::AssertionSuccess();
   }
 
+  // Adds a tallyd the test started itself (Stack::StartTallyd: a single instance, not a group
+  // member) at `host_port`, so that the checks below go through it; Kill() only forgets it.
+  void AddExternal(const std::string& id, const std::string& host_port) {
+    Instance in;
+    in.id = id;
+    in.host_port = host_port;
+    in.http = std::make_unique<HttpClient>(host_port);
+    instances_.push_back(std::move(in));
+  }
+
   // Stops instance `id` with `sig` (SIGKILL: a crash; SIGTERM: a graceful stop) and forgets it.
   void Kill(const std::string& id, int sig = SIGKILL) {
     for (auto it = instances_.begin(); it != instances_.end(); ++it) {
       if (it->id == id) {
-        it->process->Stop(sig);
+        if (it->process) it->process->Stop(sig);
         instances_.erase(it);
         return;
       }
@@ -228,7 +238,9 @@ class Group {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     auto failure = ::testing::AssertionFailure() << "group not settled: " << why;
-    for (Instance& in : instances_) failure << "\n--- " << in.id << ":\n" << in.process->LogTail();
+    for (Instance& in : instances_) {
+      if (in.process) failure << "\n--- " << in.id << ":\n" << in.process->LogTail();
+    }
     return failure;
   }
 

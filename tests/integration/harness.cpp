@@ -22,6 +22,7 @@
 #include "gen/generator.h"
 #include "http/testing/http_client.h"
 #include "kafka/admin.h"
+#include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 
 namespace tally::integration {
@@ -496,6 +497,7 @@ Stack::~Stack() {
   if (meta_) rd_kafka_destroy(meta_);
   tallyd_.Stop(SIGKILL);
   broker_.Stop(SIGKILL);
+  in_process_broker_.reset();
 }
 
 ::testing::AssertionResult Stack::StartBroker(int partitions) {
@@ -514,11 +516,32 @@ Stack::~Stack() {
   Result<std::string> addr = WaitForFile(addr_file, Millis(30000), &broker_);
   if (!addr) return ::testing::AssertionFailure() << addr.error().message;
   bootstrap_ = *addr;
+  return ConnectClients();
+}
+
+::testing::AssertionResult Stack::StartInProcessBroker(int partitions, int brokers) {
+  kafka::EmbeddedBrokerOptions options;
+  options.brokers = brokers;
+  options.topics = {{kTopic, partitions}, {kDlqTopic, 1}, {std::string(kTopic) + ".cluster", 1}};
+  auto broker = kafka::EmbeddedBroker::Start(options);
+  if (!broker) return ::testing::AssertionFailure() << broker.error().message;
+  in_process_broker_ = std::move(*broker);
+  bootstrap_ = in_process_broker_->bootstrap();
+  return ConnectClients();
+}
+
+::testing::AssertionResult Stack::ConnectClients() {
   kafka::ProducerOptions options;
   options.brokers = bootstrap_;
   Result<std::unique_ptr<kafka::Producer>> p = kafka::Producer::Create(options);
   if (!p) return ::testing::AssertionFailure() << "producer: " << p.error().message;
   producer_ = std::move(*p);
+  return ConnectMetadataClient();
+}
+
+::testing::AssertionResult Stack::ConnectMetadataClient() {
+  if (meta_) rd_kafka_destroy(meta_);
+  meta_ = nullptr;
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_.c_str(), errstr, sizeof errstr) !=
@@ -691,6 +714,13 @@ Stack::IngestState Stack::ReadIngestState() {
     std::optional<std::pair<int64_t, int64_t>> wm;
     int64_t lo = 0, hi = 0;
     rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(meta_, kTopic, p, &lo, &hi, 5000);
+    if (err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION) {
+      // The partition's leader moved (a fault test): librdkafka's watermark query does not
+      // refresh its metadata, a new client starts from fresh metadata.
+      if (ConnectMetadataClient()) {
+        err = rd_kafka_query_watermark_offsets(meta_, kTopic, p, &lo, &hi, 5000);
+      }
+    }
     if (err) {
       all = false;
       st.answered = false;

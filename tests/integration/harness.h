@@ -29,8 +29,9 @@
 #include "common/result.h"
 
 namespace tally::kafka {
+class EmbeddedBroker;
 class Producer;
-}
+}  // namespace tally::kafka
 typedef struct rd_kafka_s rd_kafka_t;
 
 namespace tally::integration {
@@ -203,6 +204,11 @@ class Stack {
   ::testing::AssertionResult StartBroker(int partitions);
   // `tally broker` with its default partition count (no --partitions flag).
   ::testing::AssertionResult StartBrokerWithDefaults();
+  // The same embedded broker (kTopic with `partitions`, its .dlq and .cluster topics), with
+  // `brokers` brokers, but hosted in this process, so that the test can inject faults through
+  // in_process_broker() (brokers down, leader changes, request errors, round-trip time).
+  ::testing::AssertionResult StartInProcessBroker(int partitions, int brokers);
+  kafka::EmbeddedBroker* in_process_broker() { return in_process_broker_.get(); }
   // The file `tally broker --addr-file` writes its address to (for `tally --broker-addr-file`).
   std::string broker_addr_file() const { return dir_.File("broker.addr"); }
   // Consumer group of the next StartTallyd() (default "tally-it").
@@ -258,9 +264,13 @@ class Stack {
 
  private:
   ::testing::AssertionResult StartBrokerWith(const std::vector<std::string>& extra_args);
+  // The test's own clients of the broker at bootstrap_: the producer and meta_.
+  ::testing::AssertionResult ConnectClients();
+  ::testing::AssertionResult ConnectMetadataClient();
 
   TempDir dir_;
   Process broker_;
+  std::unique_ptr<kafka::EmbeddedBroker> in_process_broker_;
   Process tallyd_;
   std::string bootstrap_;
   std::vector<KeySpec> keys_;
