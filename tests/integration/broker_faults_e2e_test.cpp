@@ -42,58 +42,6 @@ constexpr int kNotLeader = 6, kRequestTimedOut = 7, kBrokerNotAvailable = 8,
               kRebalanceInProgress = 27, kDisconnect = -195;
 constexpr const char* kBatchType = "application/cloudevents-batch+json";
 
-struct Lines {
-  std::vector<std::string> lines, keys;
-};
-
-// Lines [begin, end) of `data`.
-Lines Slice(const Dataset& data, size_t begin, size_t end) {
-  end = std::min(end, data.lines.size());
-  Lines out;
-  out.lines.assign(data.lines.begin() + begin, data.lines.begin() + end);
-  out.keys.assign(data.keys.begin() + begin, data.keys.begin() + end);
-  return out;
-}
-
-// Polls GET /readyz until it answers `status`; `body` gets the last answer.
-::testing::AssertionResult WaitForReadyz(HttpClient& http, int status, Millis timeout,
-                                         std::string* body = nullptr) {
-  const auto deadline = Clock::now() + timeout;
-  std::string last;
-  while (Clock::now() < deadline) {
-    auto r = http.Send("GET", "/readyz");
-    if (r) {
-      last = r->body;
-      if (r->status == status) {
-        if (body) *body = last;
-        return ::testing::AssertionSuccess();
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return ::testing::AssertionFailure()
-         << "/readyz of " << http.host_port() << " did not answer " << status << " within "
-         << timeout.count() << " ms; last: " << last.substr(0, 600);
-}
-
-// Produces `lines` from another thread, so that the test can inject faults meanwhile; Join()
-// waits for the broker's acknowledgements of all of them.
-class BackgroundProduce {
- public:
-  BackgroundProduce(Stack* stack, Lines lines)
-      : lines_(std::move(lines)),
-        thread_([this, stack] { result_ = stack->Produce(lines_.lines, lines_.keys); }) {}
-  ::testing::AssertionResult Join() {
-    thread_.join();
-    return result_;
-  }
-
- private:
-  Lines lines_;
-  ::testing::AssertionResult result_ = ::testing::AssertionFailure() << "not finished";
-  std::thread thread_;
-};
-
 // POSTs `lines` to /v1/events in batches of `batch` with the admin key, sending a batch again
 // after each 503 (as its answer says to) until it is accepted. Every 503 must carry
 // Retry-After; any other answer but 202 fails. `refused` counts the 503s.
@@ -162,17 +110,17 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   ASSERT_TRUE(stack.WaitForReady(Millis(60000)));
   HttpClient& http = stack.http();
   std::vector<std::string> in_log;  // every line the topic holds, for the references
-  auto logged = [&in_log](const Lines& l) {
+  auto logged = [&in_log](const Dataset& l) {
     in_log.insert(in_log.end(), l.lines.begin(), l.lines.end());
   };
   size_t next = 0;
   auto take = [&data, &next](size_t n) {
-    Lines l = Slice(data, next, next + n);
+    Dataset l = Slice(data, next, next + n);
     next += n;
     return l;
   };
 
-  Lines first = take(1500);
+  Dataset first = take(1500);
   ASSERT_TRUE(stack.Produce(first.lines, first.keys));
   logged(first);
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
@@ -181,8 +129,8 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   {
     ASSERT_TRUE(broker.SetBrokerDown(-1));
     const auto down_at = Clock::now();
-    Lines during = take(1000);
-    BackgroundProduce producing(&stack, during);
+    Dataset during = take(1000);
+    BackgroundProduce producing(&stack, during.lines, during.keys);
     std::string body;
     ASSERT_TRUE(WaitForReadyz(http, 503, Millis(15000), &body));
     std::fprintf(stderr, "[broker_faults] all brokers down: not ready after %.1f s\n",
@@ -198,7 +146,7 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
     ASSERT_TRUE(q);
     EXPECT_EQ(q->status, 200) << q->body;
     // POST /v1/events: 503 with Retry-After after the acknowledgement timeout, never a 202.
-    Lines posted = take(40);
+    Dataset posted = take(40);
     std::string batch = "[";
     for (size_t i = 0; i < posted.lines.size(); ++i) batch += (i ? "," : "") + posted.lines[i];
     batch += "]";
@@ -228,8 +176,8 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
 
   // 2. Every partition's leader moves to another broker, three times, while events stream in.
   {
-    Lines during = take(1500);
-    BackgroundProduce producing(&stack, during);
+    Dataset during = take(1500);
+    BackgroundProduce producing(&stack, during.lines, during.keys);
     for (int round = 1; round <= 3; ++round) {
       for (int p = 0; p < kPartitions; ++p) {
         ASSERT_TRUE(broker.SetPartitionLeader(Stack::kTopic, p, 1 + (p + round) % kBrokers));
@@ -244,8 +192,8 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   // 3. One broker down: the partitions it leads (1 and 4 now) are cut off; /readyz names it.
   {
     ASSERT_TRUE(broker.SetBrokerDown(2));
-    Lines during = take(1000);
-    BackgroundProduce producing(&stack, during);
+    Dataset during = take(1000);
+    BackgroundProduce producing(&stack, during.lines, during.keys);
     std::string body;
     ASSERT_TRUE(WaitForReadyz(http, 503, Millis(15000), &body));
     EXPECT_NE(body.find("(broker 2 "), std::string::npos) << body;
@@ -270,9 +218,9 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
     ASSERT_TRUE(
         broker.PushRequestErrors(kProduce, {kNotEnoughReplicas, kBrokerNotAvailable, kDisconnect,
                                             kNotLeader, kRequestTimedOut, kNotEnoughReplicas}));
-    Lines during = take(1000);
-    BackgroundProduce producing(&stack, during);
-    Lines posted = take(400);
+    Dataset during = take(1000);
+    BackgroundProduce producing(&stack, during.lines, during.keys);
+    Dataset posted = take(400);
     int refused = 0;
     ASSERT_TRUE(
         PostUntilAccepted(http, kGroupAdminToken, posted.lines, 50, Millis(60000), &refused));
@@ -288,7 +236,7 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   // nothing.
   {
     ASSERT_TRUE(broker.SetRoundTripTime(250));
-    Lines during = take(data.lines.size() - next);  // the rest
+    Dataset during = take(data.lines.size() - next);  // the rest
     const auto t0 = Clock::now();
     ASSERT_TRUE(stack.Produce(during.lines, during.keys));
     logged(during);
@@ -325,7 +273,7 @@ TEST(BrokerFaultsE2E, ALaggingInstanceIsNotReady) {
   int lagging_answers = 0, answers = 0;
   std::string lagging_body;
   for (size_t begin = 0; begin < data.lines.size(); begin += 200) {
-    Lines burst = Slice(data, begin, begin + 200);
+    Dataset burst = Slice(data, begin, begin + 200);
     ASSERT_TRUE(stack.Produce(burst.lines, burst.keys));
     auto r = stack.http().Send("GET", "/readyz");
     ASSERT_TRUE(r);
@@ -364,12 +312,12 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
   std::vector<std::string> in_log;
   size_t next = 0;
   auto take = [&](size_t n) {
-    Lines l = Slice(data, next, next + n);
+    Dataset l = Slice(data, next, next + n);
     next += n;
     in_log.insert(in_log.end(), l.lines.begin(), l.lines.end());
     return l;
   };
-  Lines first = take(2000);
+  Dataset first = take(2000);
   ASSERT_TRUE(stack.Produce(first.lines, first.keys));
   ASSERT_TRUE(group.WaitSettled(Millis(120000)));
 
@@ -378,7 +326,8 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
   {
     ASSERT_TRUE(broker.SetBrokerDown(3));
     const auto down_at = Clock::now();
-    BackgroundProduce producing(&stack, take(1000));
+    const Dataset during = take(1000);
+    BackgroundProduce producing(&stack, during.lines, during.keys);
     int not_ready = 0;
     for (Instance& in : group.instances()) {
       std::string body;
@@ -399,7 +348,8 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
   // 2. Leaders move while node-b is SIGKILLed and restarted on its data directory (its
   // partitions move to the others, then back).
   {
-    BackgroundProduce producing(&stack, take(1000));
+    const Dataset during = take(1000);
+    BackgroundProduce producing(&stack, during.lines, during.keys);
     group.Kill("node-b");
     for (int round = 1; round <= 3; ++round) {
       for (int p = 0; p < kGroupPartitions; ++p) {
@@ -422,7 +372,8 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     ASSERT_TRUE(broker.PushRequestErrors(kOffsetCommit, {kNotCoordinator, kRequestTimedOut}));
     ASSERT_TRUE(broker.PushRequestErrors(
         kFetch, {kNotLeader, kDisconnect, kRequestTimedOut, kNotLeader, kDisconnect}));
-    BackgroundProduce producing(&stack, take(1000));
+    const Dataset during = take(1000);
+    BackgroundProduce producing(&stack, during.lines, during.keys);
     ASSERT_TRUE(group.Start("node-d", 1));
     ASSERT_TRUE(producing.Join());
     ASSERT_TRUE(group.WaitSettled(Millis(120000)));
@@ -440,7 +391,7 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(6000) - (Clock::now() - down_at));
     ASSERT_TRUE(broker.SetBrokerUp(-1));
-    Lines last = take(data.lines.size() - next);  // the rest
+    Dataset last = take(data.lines.size() - next);  // the rest
     ASSERT_TRUE(stack.Produce(last.lines, last.keys));
     ASSERT_TRUE(group.WaitSettled(Millis(120000)));
   }

@@ -779,6 +779,42 @@ std::string Stack::MetricsText() {
   return r->body;
 }
 
+::testing::AssertionResult WaitForReadyz(HttpClient& http, int status, Millis timeout,
+                                         std::string* body) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = http.Send("GET", "/readyz");
+    if (r) {
+      last = r->body;
+      if (r->status == status) {
+        if (body) *body = last;
+        return ::testing::AssertionSuccess();
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return ::testing::AssertionFailure()
+         << "/readyz of " << http.host_port() << " did not answer " << status << " within "
+         << timeout.count() << " ms; last: " << last.substr(0, 600);
+}
+
+BackgroundProduce::BackgroundProduce(Stack* stack, std::vector<std::string> lines,
+                                     std::vector<std::string> keys)
+    : lines_(std::move(lines)),
+      keys_(std::move(keys)),
+      result_(::testing::AssertionFailure() << "not finished"),
+      thread_([this, stack] { result_ = stack->Produce(lines_, keys_); }) {}
+
+BackgroundProduce::~BackgroundProduce() {
+  if (thread_.joinable()) thread_.join();
+}
+
+::testing::AssertionResult BackgroundProduce::Join() {
+  if (thread_.joinable()) thread_.join();
+  return result_;
+}
+
 uint64_t TestSeed(const char* tag) {
   uint64_t seed = std::random_device{}();
   if (const char* s = std::getenv("TALLY_IT_SEED")) seed = std::strtoull(s, nullptr, 10);

@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -281,6 +282,26 @@ class Stack {
   rd_kafka_t* meta_ = nullptr;  // owned; a long-lived client for fast watermark queries
   int partitions_ = 0;          // of kTopic, once known
   int tallyd_starts_ = 0;
+};
+
+// Polls GET /readyz through `http` until it answers `status` (200 or 503); `body` gets that
+// answer. The failure quotes the last answer.
+::testing::AssertionResult WaitForReadyz(HttpClient& http, int status, Millis timeout,
+                                         std::string* body = nullptr);
+
+// Produces `lines` (key = `keys[i]`) through `stack` from another thread, so that the test can
+// inject faults or kill processes meanwhile; Join() waits for the broker's acknowledgement of
+// every line. Only Join() may be called on `stack`'s producer meanwhile.
+class BackgroundProduce {
+ public:
+  BackgroundProduce(Stack* stack, std::vector<std::string> lines, std::vector<std::string> keys);
+  ~BackgroundProduce();
+  ::testing::AssertionResult Join();
+
+ private:
+  std::vector<std::string> lines_, keys_;
+  ::testing::AssertionResult result_;
+  std::thread thread_;
 };
 
 // Appends `n` valid generated events (`tally gen` with `seed`, about 550 bytes each, ending on

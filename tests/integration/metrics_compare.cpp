@@ -373,4 +373,14 @@ Dataset GenerateDataset(const gen::GenOptions& options, double max_duplicate_age
   return d;
 }
 
+Dataset Slice(const Dataset& data, size_t begin, size_t end) {
+  end = std::min(end, data.lines.size());
+  begin = std::min(begin, end);
+  Dataset out;
+  out.lines.assign(data.lines.begin() + begin, data.lines.begin() + end);
+  out.keys.assign(data.keys.begin() + std::min(begin, data.keys.size()),
+                  data.keys.begin() + std::min(end, data.keys.size()));
+  return out;
+}
+
 }  // namespace tally::integration

@@ -72,4 +72,8 @@ struct Dataset {
 // an event re-sent after that legitimately counts again).
 Dataset GenerateDataset(const gen::GenOptions& options, double max_duplicate_age_days = 4);
 
+// Lines (and their keys) [begin, end) of `data`, `end` clamped to its size; the counters are
+// left at 0.
+Dataset Slice(const Dataset& data, size_t begin, size_t end);
+
 }  // namespace tally::integration
