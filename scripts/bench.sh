@@ -48,13 +48,19 @@
 #                                                   `tally produce --rate R` streams the executions
 #                                                   mix; p50/p99/max per rate, all runs pooled;
 #                                                   a held-back POST (503) is sent again, counted
+#   scripts/bench.sh load [--rate 30000] [--history 1000000] [--seconds 20] [--connections 8]
+#                         [--soak-minutes M]
+#                                                   `wrk` against each endpoint family while
+#                                                   ingest streams at --rate: requests/s, p50,
+#                                                   p99, errors, tallyd's RSS (scripts/load.sh;
+#                                                   --soak-minutes 10 is the soak)
 # Flags: `scripts/bench.sh ingest --help`. BUILD_DIR overrides the build directory (./build).
 # TALLYD_ARGS adds tallyd flags for newcomer, live and fresh (e.g. TALLYD_ARGS="--persist-ms 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-}"
 case "$what" in
-  ingest | query | pipeline | replay | requests | superagents | cluster | newcomer | live | fresh) shift ;;
+  ingest | query | pipeline | replay | requests | superagents | cluster | newcomer | live | fresh | load) shift ;;
   *)
     awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" >&2
     exit 2
@@ -66,7 +72,9 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=("${what}_bench")
 if [ "$what" = pipeline ]; then targets+=(tally); fi
 if [ "$what" = replay ]; then targets=(tally); fi
-if [ "$what" = newcomer ] || [ "$what" = live ] || [ "$what" = fresh ]; then targets=(tally tallyd); fi
+if [ "$what" = newcomer ] || [ "$what" = live ] || [ "$what" = fresh ] || [ "$what" = load ]; then
+  targets=(tally tallyd)
+fi
 if [ "$what" = live ]; then targets+=(consume_floor); fi
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
@@ -111,6 +119,7 @@ start_broker_and_tallyd() {
 }
 
 case "$what" in
+  load) BUILD_DIR="$build" exec scripts/load.sh "$@" ;;
   ingest) exec "$build/bench/ingest_bench" "$@" ;;
   query) exec "$build/bench/query_bench" "$@" ;;
   requests) exec "$build/bench/requests_bench" "$@" ;;

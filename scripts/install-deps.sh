@@ -7,6 +7,7 @@ pkgs=(
   librdkafka-dev librocksdb-dev libboost1.81-dev libsimdjson-dev libroaring-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev libzstd-dev zlib1g-dev
   libjemalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libabsl-dev curl zstd
+  e2fsprogs  # mkfs.ext4 for the slow-disk test (skipped without it)
   "$@"
 )
 missing=()

@@ -213,8 +213,10 @@ Response EventsHandler::Handle(const Request& request) const {
       continue;
     }
     // A workspace bound up front (keys file) takes events of its organization only; bindings
-    // made by earlier events are enforced by ingest (dead letter "organization mismatch").
-    if (!event.organization_id.empty()) {
+    // made by earlier events are enforced by ingest (dead letter "organization mismatch"). Only
+    // a key holding the workspace learns of its binding: for others the event is a 403 below,
+    // whatever organization it names.
+    if (!event.organization_id.empty() && (key->admin || key->IsMember(event.workspace_id))) {
       auto bound = declared.find(event.workspace_id);
       if (bound != declared.end() && bound->second != event.organization_id) {
         invalid.push_back({.index = i,

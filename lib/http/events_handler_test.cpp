@@ -484,5 +484,16 @@ TEST_F(EventsHandlerTest, AWorkspaceDeclaredInTheKeysFileTakesOnlyItsOrganizatio
   EXPECT_EQ(calls_, 0);
 }
 
+// A key that does not hold a declared workspace gets the same 403 whichever organization its
+// event names: the binding is not revealed to it.
+TEST_F(EventsHandlerTest, ADeclaredBindingIsNotRevealedToAKeyWithoutTheWorkspace) {
+  for (const char* org : {"org_5", "org_6"}) {
+    Response r = Call("tok-a-org7", kSingle, EventInOrg("e7", "ws-bound", org));
+    EXPECT_EQ(r.status, 403) << org << ": " << r.body;
+    EXPECT_EQ(r.body.find("mismatch"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(calls_, 0);
+}
+
 }  // namespace
 }  // namespace tally::http

@@ -713,14 +713,6 @@ struct Consumer::Impl {
       b.cluster_id = cluster_id;
     }
     b.persist = PersistDue(pending_messages);
-    // Before the batch's views can show a workspace, its scope is known (a group routes by it).
-    if (options.on_event_scope) {
-      for (size_t i = 0; i < b.events.size(); ++i) {
-        const auto* m = static_cast<const rd_kafka_message_t*>(b.sources[i]);
-        options.on_event_scope(m->partition, b.events[i]->workspace_id,
-                               b.events[i]->organization_id);
-      }
-    }
     if (!pipeline->Submit(account)) return false;
     flying_messages = std::move(pending_messages);
     pending_messages.clear();
@@ -944,6 +936,17 @@ struct Consumer::Impl {
   pipeline::PipelineHooks Hooks() {
     pipeline::PipelineHooks hooks;
     hooks.deliver_refused = [this](const pipeline::EventBatch& b) { return DeadLetter(b); };
+    // Before the batch's views can show a workspace, its scope is known (a group routes by it);
+    // refused events (dead letters) are not reported, so they leave no trace in the routing.
+    if (options.on_event_scope) {
+      hooks.before_apply = [this](const pipeline::EventBatch& b) {
+        for (size_t i = 0; i < b.events.size(); ++i) {
+          const auto* m = static_cast<const rd_kafka_message_t*>(b.sources[i]);
+          options.on_event_scope(m->partition, b.events[i]->workspace_id,
+                                 b.events[i]->organization_id);
+        }
+      };
+    }
     hooks.retry = [this](const Error& error, int attempt) {
       StoreFailed(error, "applying a batch");
       if (stop->load()) return false;

@@ -118,14 +118,15 @@ struct ConsumerOptions {
   // Kept current with every stored batch (Aggregator::set_directory); may be null. Not owned;
   // must outlive the consumer.
   store::Directory* directory = nullptr;
-  // For a group of instances (cluster/membership.h), both optional, called on the consumer
-  // thread. `on_event_scope`: for every event of a batch that parsed, with the partition it
-  // came from, its workspace and its organization ("" when none), before the batch is handed
-  // over to be stored (so before queries can see it; an event the worker then refuses was
-  // reported all the same).
-  // `on_ownership`: whenever the assigned partitions (`owned`) or those of them whose views
-  // have caught up with the log (`serving`: applied up to the high watermark the partition had
-  // when it was assigned, and not missing events the log no longer holds) change; both sorted.
+  // For a group of instances (cluster/membership.h), both optional. `on_event_scope`: for every
+  // event of a batch that is about to be applied, with the partition it came from, its
+  // workspace and its organization ("" when none), on the pipeline's worker thread (always the
+  // same thread), before queries can see the batch; events refused as late or for naming
+  // another organization than their workspace's (dead letters) are not reported.
+  // `on_ownership`, on the consumer thread: whenever the assigned partitions (`owned`) or those of
+  // them whose views have caught up with the log (`serving`: applied up to the high watermark the
+  // partition had when it was assigned, and not missing events the log no longer holds) change;
+  // both sorted.
   std::function<void(int32_t partition, std::string_view workspace, std::string_view organization)>
       on_event_scope;
   std::function<void(const std::vector<int32_t>& owned, const std::vector<int32_t>& serving)>

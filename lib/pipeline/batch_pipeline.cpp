@@ -137,6 +137,7 @@ BatchOutcome BatchPipeline::Store(EventBatch* b) {
       !options_.hooks.deliver_refused(*b)) {
     return out;
   }
+  if (options_.hooks.before_apply) options_.hooks.before_apply(*b);
   for (int attempt = 1;; ++attempt) {
     const aggregate::EventOrigins origins = b->partitions.size() == b->events.size()
                                                 ? aggregate::EventOrigins{b->topic, b->partitions}

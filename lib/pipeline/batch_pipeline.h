@@ -96,6 +96,10 @@ struct PipelineHooks {
   // The batch's refused lines, before its offsets are stored (only called when there are
   // some). False: stop, the batch is not stored. Default: true (refusals are only counted).
   std::function<bool(const EventBatch&)> deliver_refused;
+  // After the refusals (and their delivery), right before Apply: the batch's events are those
+  // Apply is given (without refuse_mismatches, Apply itself skips events naming another
+  // organization than their workspace's). Default: nothing.
+  std::function<void(const EventBatch&)> before_apply;
   // Apply failed with `error` on its `attempt`-th try (1, 2, ...): true to try again (the hook
   // waits as it sees fit), false to give up (the outcome then carries the error). Default: give
   // up at once.

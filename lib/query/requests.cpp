@@ -596,7 +596,12 @@ Result<RequestsShare> CollectRequests(const store::Store& store, const store::Di
   if (Status s = CheckRange(query); !s) return std::unexpected(s.error());
   RequestsShare share;
   Plan plan(store, directory, query);
-  if (plan.agents().empty()) return share;
+  // No agent of that name here: this share has no requests. But a user active in another share
+  // may take its label from an email of this share's scopes, so those still go along.
+  if (plan.agents().empty() && metric != RequestsMetric::kTop10UsersByRequests &&
+      metric != RequestsMetric::kAgentUsagePerUser) {
+    return share;
+  }
   switch (metric) {
     case RequestsMetric::kTotalActiveUsers: {
       store::Directory::Reader r(directory);

@@ -411,6 +411,54 @@ TEST_F(RequestsTest, SharesOfStoresKeyedPerWorkspaceMergeExactly) {
   CheckShares(13, 40);
 }
 
+// An agent name that only one share holds: the other share has no requests of it, but its
+// newer email of the same user is still the label (a regression: it used to send nothing).
+TEST_F(RequestsTest, AShareWithoutTheNamedAgentStillLabelsUsers) {
+  shards_.emplace_back().Open(dir_.string() + "_a", {"ws0"});
+  shards_.emplace_back().Open(dir_.string() + "_b", {"ws4"});
+  whole_.Open(dir_.string() + "_whole", {"ws0", "ws4"});
+  auto event = [](std::string id, std::string ws, std::string agent, std::string agent_name,
+                  std::string email, DayNumber day) {
+    UsageEvent e;
+    e.id = std::move(id);
+    e.source = "test";
+    e.workspace_id = std::move(ws);
+    e.organization_id = "org0";
+    e.user_id = "u1";
+    e.user_email = std::move(email);
+    e.kind = EntityKind::kAgent;
+    e.action = Action::kExecuted;
+    e.entity_id = std::move(agent);
+    e.entity_name = std::move(agent_name);
+    e.time_ms = int64_t{day} * kDayMs;
+    e.tokens = 5;
+    return e;
+  };
+  std::vector<UsageEvent> batch = {
+      event("e1", "ws0", "a-only", "solo", "old@example.com", kFirstDay + 1),
+      event("e2", "ws4", "b-agent", "other", "new@example.com", kFirstDay + 2)};
+  whole_.Apply(batch);
+  Flush(&batch);
+  RequestsQuery q;
+  q.organizations = {"org0"};
+  q.agent_name = "solo";
+  q.start = kFirstDay;
+  q.end = kFirstDay + 5;
+  for (RequestsMetric m :
+       {RequestsMetric::kAgentUsagePerUser, RequestsMetric::kTop10UsersByRequests}) {
+    std::vector<RequestsShare> shares;
+    for (const Shard& s : shards_) {
+      auto share = CollectRequests(*s.store, *s.directory, m, s.Narrow(q));
+      ASSERT_TRUE(share.has_value()) << share.error().message;
+      shares.push_back(std::move(*share));
+    }
+    const RequestsResult merged = MergeRequests(m, q, shares);
+    ExpectSame(ref_.Run(m, q), merged, "metric " + std::to_string(static_cast<int>(m)));
+    ASSERT_EQ(m == RequestsMetric::kAgentUsagePerUser ? merged.usage.size() : merged.top.size(),
+              1u);
+  }
+}
+
 TEST_F(RequestsTest, AStoreIsBoundToOneRequestLayout) {
   ASSERT_TRUE(store_->BindRequestScopes(store::Store::RequestScopes::kOrganization));
   auto refused = store_->BindRequestScopes(store::Store::RequestScopes::kWorkspace);

@@ -75,7 +75,10 @@ TEST(KillLoopE2E, KilledDuringIngestPersistsAndCheckpoints) {
   std::mt19937_64 rng(TestSeed("kill_loop"));
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kGroupAdminToken));
-  ASSERT_TRUE(stack.StartBroker(4));
+  // 8 partitions: the embedded broker keeps 5 MiB of each, enough for the long version's events
+  // (the replica reads from the last snapshot's offsets on).
+  constexpr int kPartitions = 8;
+  ASSERT_TRUE(stack.StartBroker(kPartitions));
   const std::vector<std::string> flags = {"--persist-ms", "30"};
   ASSERT_TRUE(stack.StartTallyd(flags));
   std::vector<std::string> produced;
@@ -137,7 +140,7 @@ TEST(KillLoopE2E, KilledDuringIngestPersistsAndCheckpoints) {
 
   const References refs(produced);
   const std::vector<std::string> workspaces = refs.metrics.WorkspacesByActivity();
-  Group single(&stack, 4);
+  Group single(&stack, kPartitions);
   single.AddExternal("tallyd", stack.http().host_port());
   CheckEveryInstance(single, refs, workspaces, "after the kill loop");
 
@@ -181,7 +184,7 @@ TEST(KillLoopE2E, KilledDuringIngestPersistsAndCheckpoints) {
                             stack.dir().File("replica")));
   auto addr = WaitForFile(replica_port, Millis(60000), &replica);
   ASSERT_TRUE(addr) << addr.error().message;
-  Group replicas(&stack, 4);
+  Group replicas(&stack, kPartitions);
   replicas.AddExternal("replica", *addr);
   // Caught up: every partition's next offset equals the main instance's (itself caught up).
   auto offsets = [](HttpClient& http) {
@@ -196,12 +199,16 @@ TEST(KillLoopE2E, KilledDuringIngestPersistsAndCheckpoints) {
     return out;
   };
   const std::map<int, int64_t> want = offsets(stack.http());
-  ASSERT_EQ(want.size(), 4u);
+  ASSERT_EQ(want.size(), static_cast<size_t>(kPartitions));
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (offsets(*replicas.instances().front().http) != want && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   ASSERT_EQ(offsets(*replicas.instances().front().http), want) << replica.LogTail();
+  auto replica_metrics = replicas.instances().front().http->Send("GET", "/metrics");
+  ASSERT_TRUE(replica_metrics);
+  ASSERT_EQ(MetricSum(replica_metrics->body, "tally_log_trimmed_total").value_or(0), 0)
+      << "the broker trimmed events the replica needed";
   CheckEveryInstance(replicas, refs, workspaces, "replica from a snapshot taken in the loop");
   replica.Stop(SIGKILL);
 }
