@@ -44,6 +44,8 @@ token="dev-token-change-me"  # config/keys.dev.toml's admin key
 tmp="$(mktemp -d)"
 pids=()
 cleanup() {
+  # tallyd first, while the broker still answers its last commits and close.
+  [ -n "${tallyd_pid:-}" ] && kill "$tallyd_pid" 2>/dev/null && wait "$tallyd_pid" 2>/dev/null
   [ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null
   wait 2>/dev/null || true
   if [ "$keep" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
@@ -78,6 +80,9 @@ echo "history consumed; tallyd RSS $(( $(rss_kib) / 1024 )) MiB" >&2
 # The workspaces and organizations of the stream, and the date ranges asked.
 mapfile -t workspaces < <("${gen[@]}" --events 5000 | grep -o '"workspace_id":"[^"]*"' |
   cut -d'"' -f4 | sort -u)
+# The organization of the first workspace, for the events POSTed into it.
+post_org="$("${gen[@]}" --events 5000 | grep -m1 "\"workspace_id\":\"${workspaces[0]}\"" |
+  grep -o '"organization_id":"[^"]*"' | cut -d'"' -f4 || true)"
 orgs=(org_1 org_2 org_3 org_4 org_5)
 today="$(date -u +%F)"
 d30="$(date -u -d "$today - 29 days" +%F)"
@@ -133,7 +138,7 @@ local ws = "${workspaces[0]}"
 request = function()
   n = n + 1
   local body = string.format('{"specversion":"1.0","id":"load-$run_id-%d","source":"load/wrk",'
-    .. '"type":"agent.executed","time":"${today}T00:00:00Z","data":{"organization_id":"org_1",'
+    .. '"type":"agent.executed","time":"${today}T00:00:00Z","data":{"organization_id":"$post_org",'
     .. '"workspace_id":"%s","project_id":"proj_1","user":{"id":"u_1"},'
     .. '"agent":{"id":"agent_load","name":"Load agent"},"tokens":100,"cost_usd":0.001,'
     .. '"message_credits":1}}', n, ws)

@@ -49,6 +49,8 @@ constexpr auto kReadyBatchMinAge = std::chrono::milliseconds(50);
 constexpr auto kCollectNap = std::chrono::milliseconds(50);
 // How often ingest looks for idle partitions to drop (ConsumerOptions::drop_idle_after_ms).
 constexpr auto kIdleCheckInterval = std::chrono::milliseconds(1000);
+// How long stopping waits for the cluster to answer the consumer's close.
+constexpr auto kCloseTimeout = std::chrono::seconds(10);
 // A failed store write is retried after 100 ms, doubling up to this.
 constexpr int kMaxStoreRetryMs = 5000;
 // While store writes keep failing, the failure is logged again this often.
@@ -153,6 +155,7 @@ struct Consumer::Impl {
   bool switch_done = false;
   Status switch_result = Ok();
   std::atomic<bool> running{false};
+  bool closing = false;  // ~Impl runs: rebalances only let partitions go (RebalanceCb)
 
   // Batches go through pipeline::BatchPipeline, as replay's do: while its worker stores one
   // (late check, dead letters, dedupe, fold, write), this thread polls and parses the next.
@@ -182,23 +185,56 @@ struct Consumer::Impl {
                                               : store::Store::RequestScopes::kOrganization;
   }
 
+  // Closes and destroys a consumer client within kCloseTimeout. rd_kafka_consumer_close waits
+  // for the cluster (the last rebalance, leaving the group) as long as it takes, and an
+  // unreachable cluster must not keep tallyd from stopping: the offsets live in the store, so
+  // nothing depends on the close. `self` serves the group client's rebalance events (null for
+  // the standby client, which only assigns).
+  static void Close(rd_kafka_t* client, Impl* self) {
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
+    bool closing = true;
+    if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(client, queue)) {
+      spdlog::warn("ingest: closing the Kafka consumer: {}", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      closing = false;
+    }
+    const auto deadline = Clock::now() + kCloseTimeout;
+    while (closing && !rd_kafka_consumer_closed(client) && Clock::now() < deadline) {
+      rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 100);
+      if (ev == nullptr) continue;
+      if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+        rd_kafka_topic_partition_list_t* parts = rd_kafka_event_topic_partition_list(ev);
+        if (self != nullptr) {
+          RebalanceCb(client, rd_kafka_event_error(ev), parts, self);
+        } else if (rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+          rd_kafka_assign(client, nullptr);
+        }
+      }
+      rd_kafka_event_destroy(ev);
+    }
+    const bool closed = closing && rd_kafka_consumer_closed(client);
+    rd_kafka_queue_destroy(queue);
+    if (!closed) {
+      spdlog::warn(
+          "ingest: the Kafka cluster did not answer the consumer's close within {} s; stopping "
+          "without it (nothing is lost: the offsets are in the store)",
+          std::chrono::duration_cast<std::chrono::seconds>(kCloseTimeout).count());
+    }
+    rd_kafka_destroy_flags(client, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  }
+
   ~Impl() {
     // The worker uses a batch's messages, the aggregator and the producer: let it finish (its
     // result no longer matters), then drop what was not stored before closing, so that the
     // revocation on close has nothing to store.
     pipeline.reset();
+    closing = true;
     for (auto* messages : {&pending_messages, &flying_messages}) {
       for (auto* m : *messages) rd_kafka_message_destroy(m);
       messages->clear();
     }
-    if (rk) {
-      rd_kafka_consumer_close(rk);
-      rd_kafka_destroy(rk);
-    }
-    if (standby_rk) {
-      rd_kafka_consumer_close(standby_rk);
-      rd_kafka_destroy(standby_rk);
-    }
+    if (rk) Close(rk, this);
+    if (standby_rk) Close(standby_rk, nullptr);
   }
 
   bool IsStandby(int32_t p) const { return std::binary_search(standby.begin(), standby.end(), p); }
@@ -632,6 +668,18 @@ struct Consumer::Impl {
                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     const bool cooperative = self->Cooperative();
+    if (self->closing) {
+      // The consumer is being destroyed: nothing is left to store (the pipeline is gone) and
+      // nobody is to be told; only let the partitions go.
+      if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (!cooperative) {
+          rd_kafka_assign(rk, nullptr);
+        } else if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) {
+          rd_kafka_error_destroy(e);
+        }
+      }
+      return;
+    }
     spdlog::info("ingest: the group {} partitions [{}] ({} rebalance)",
                  err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigns" : "revokes",
                  JoinPartitions(PartitionsOf(parts)), rd_kafka_rebalance_protocol(rk));

@@ -400,5 +400,41 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
                      "after every broker was down");
 }
 
+// SIGTERM while every broker is down: tallyd (standalone, and a group member) still stops within
+// seconds instead of waiting for the cluster to answer its consumer's close (a regression: it
+// waited forever); a group member stopped while the brokers answer exits cleanly too.
+TEST(BrokerFaultsE2E, StopsPromptlyWhileTheBrokersAreDown) {
+  const Dataset data = GenerateDataset(Options(20261214, 1000, 4));
+  Stack stack;
+  stack.keys().push_back(KeySpec::Admin("it-admin", kGroupAdminToken));
+  ASSERT_TRUE(stack.StartInProcessBroker(kGroupPartitions, 1));
+  ASSERT_TRUE(WriteKeysFile(stack.dir().File("keys.toml"), stack.keys()));
+  ASSERT_TRUE(stack.StartTallyd());
+  Group group(&stack);
+  ASSERT_TRUE(group.Start("node-a", 0));
+  ASSERT_TRUE(stack.Produce(data.lines, data.keys));
+  ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
+  ASSERT_TRUE(group.WaitSettled(Millis(60000)));
+  // First a member that stops while the brokers answer: it hands its partitions back and exits 0.
+  ASSERT_TRUE(group.Start("node-b", 0));
+  ASSERT_TRUE(group.WaitSettled(Millis(60000)));
+  Instance* b = group.Find("node-b");
+  ASSERT_NE(b, nullptr);
+  b->process->Signal(SIGTERM);
+  EXPECT_TRUE(ExitsWith(*b->process, 0, Millis(30000)));
+  group.Kill("node-b");  // forget it
+  ASSERT_TRUE(stack.in_process_broker()->SetBrokerDown(-1));
+  ASSERT_TRUE(WaitForReadyz(stack.http(), 503, Millis(15000)));
+  ASSERT_TRUE(WaitForReadyz(*group.instances().front().http, 503, Millis(15000)));
+  for (Process* p : {&stack.tallyd(), group.instances().front().process.get()}) {
+    const auto t0 = Clock::now();
+    p->Signal(SIGTERM);
+    EXPECT_TRUE(ExitsWith(*p, 0, Millis(30000)));
+    std::fprintf(stderr, "[broker_faults] `%s` stopped %.1f s after SIGTERM, brokers down\n",
+                 p->CommandLine().substr(0, 60).c_str(), Elapsed(t0));
+    EXPECT_LT(Elapsed(t0), 20);
+  }
+}
+
 }  // namespace
 }  // namespace tally::integration
