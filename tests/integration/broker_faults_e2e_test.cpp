@@ -85,22 +85,9 @@ double Metric(HttpClient& http, const char* name) {
   return MetricSum(r->body, name).value_or(0);
 }
 
-gen::GenOptions Options(uint64_t seed, int64_t events, int workspaces) {
-  gen::GenOptions o;
-  o.seed = seed;
-  o.events = events;
-  o.workspaces = workspaces;
-  o.organizations = 3;
-  o.users = 150;
-  o.end_day = Stack::kToday;
-  o.days = 45;
-  o.duplicate_fraction = 0.02;
-  return o;
-}
-
 TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   constexpr int kPartitions = 6;
-  const Dataset data = GenerateDataset(Options(20261209, 7600, 6));
+  const Dataset data = GenerateDataset(StreamOptions(20261209, 7600, 6, 150));
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kGroupAdminToken));
   ASSERT_TRUE(stack.StartInProcessBroker(kPartitions, kBrokers));
@@ -109,27 +96,16 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   ASSERT_TRUE(stack.StartTallyd({"--http-ingest-timeout-ms", "2000"}));
   ASSERT_TRUE(stack.WaitForReady(Millis(60000)));
   HttpClient& http = stack.http();
-  std::vector<std::string> in_log;  // every line the topic holds, for the references
-  auto logged = [&in_log](const Dataset& l) {
-    in_log.insert(in_log.end(), l.lines.begin(), l.lines.end());
-  };
-  size_t next = 0;
-  auto take = [&data, &next](size_t n) {
-    Dataset l = Slice(data, next, next + n);
-    next += n;
-    return l;
-  };
-
-  Dataset first = take(1500);
+  SliceCursor cursor(&data);  // what the topic holds once produced, for the references
+  Dataset first = cursor.Take(1500);
   ASSERT_TRUE(stack.Produce(first.lines, first.keys));
-  logged(first);
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
 
   // 1. Every broker down for 6 s, while a producer keeps sending.
   {
     ASSERT_TRUE(broker.SetBrokerDown(-1));
     const auto down_at = Clock::now();
-    Dataset during = take(1000);
+    Dataset during = cursor.Take(1000);
     BackgroundProduce producing(&stack, during.lines, during.keys);
     std::string body;
     ASSERT_TRUE(WaitForReadyz(http, 503, Millis(15000), &body));
@@ -146,7 +122,7 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
     ASSERT_TRUE(q);
     EXPECT_EQ(q->status, 200) << q->body;
     // POST /v1/events: 503 with Retry-After after the acknowledgement timeout, never a 202.
-    Dataset posted = take(40);
+    Dataset posted = cursor.Take(40);
     std::string batch = "[";
     for (size_t i = 0; i < posted.lines.size(); ++i) batch += (i ? "," : "") + posted.lines[i];
     batch += "]";
@@ -164,19 +140,17 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
     std::fprintf(stderr, "[broker_faults] brokers back: ready after %.1f s\n", Elapsed(up_at));
     EXPECT_EQ(Metric(http, "tally_kafka_cut_off"), 0);
     ASSERT_TRUE(producing.Join());
-    logged(during);
     // The client sends the refused batch again, as the 503 said; whether or not the first
     // attempt reached the log after all, its events count once.
     int refused = 0;
     ASSERT_TRUE(
         PostUntilAccepted(http, kGroupAdminToken, posted.lines, 40, Millis(30000), &refused));
-    logged(posted);
     ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
   }
 
   // 2. Every partition's leader moves to another broker, three times, while events stream in.
   {
-    Dataset during = take(1500);
+    Dataset during = cursor.Take(1500);
     BackgroundProduce producing(&stack, during.lines, during.keys);
     for (int round = 1; round <= 3; ++round) {
       for (int p = 0; p < kPartitions; ++p) {
@@ -185,14 +159,13 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
       std::this_thread::sleep_for(std::chrono::milliseconds(400));
     }
     ASSERT_TRUE(producing.Join());
-    logged(during);
     ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
   }
 
   // 3. One broker down: the partitions it leads (1 and 4 now) are cut off; /readyz names it.
   {
     ASSERT_TRUE(broker.SetBrokerDown(2));
-    Dataset during = take(1000);
+    Dataset during = cursor.Take(1000);
     BackgroundProduce producing(&stack, during.lines, during.keys);
     std::string body;
     ASSERT_TRUE(WaitForReadyz(http, 503, Millis(15000), &body));
@@ -202,7 +175,6 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
     ASSERT_TRUE(broker.SetBrokerUp(2));
     ASSERT_TRUE(WaitForReadyz(http, 200, Millis(30000)));
     ASSERT_TRUE(producing.Join());
-    logged(during);
     ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
   }
 
@@ -218,17 +190,15 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
     ASSERT_TRUE(
         broker.PushRequestErrors(kProduce, {kNotEnoughReplicas, kBrokerNotAvailable, kDisconnect,
                                             kNotLeader, kRequestTimedOut, kNotEnoughReplicas}));
-    Dataset during = take(1000);
+    Dataset during = cursor.Take(1000);
     BackgroundProduce producing(&stack, during.lines, during.keys);
-    Dataset posted = take(400);
+    Dataset posted = cursor.Take(400);
     int refused = 0;
     ASSERT_TRUE(
         PostUntilAccepted(http, kGroupAdminToken, posted.lines, 50, Millis(60000), &refused));
     std::fprintf(stderr, "[broker_faults] request errors: %d POST batches refused with 503\n",
                  refused);
     ASSERT_TRUE(producing.Join());
-    logged(during);
-    logged(posted);
     ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
   }
 
@@ -236,10 +206,9 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   // nothing.
   {
     ASSERT_TRUE(broker.SetRoundTripTime(250));
-    Dataset during = take(data.lines.size() - next);  // the rest
+    Dataset during = cursor.Rest();
     const auto t0 = Clock::now();
     ASSERT_TRUE(stack.Produce(during.lines, during.keys));
-    logged(during);
     ASSERT_TRUE(stack.WaitForCatchUp(Millis(120000)));
     std::fprintf(stderr, "[broker_faults] 250 ms round trips: produced and caught up in %.1f s\n",
                  Elapsed(t0));
@@ -250,7 +219,7 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   }
 
   // Every endpoint family against the references of everything the log holds.
-  const References refs(in_log);
+  const References refs(cursor.taken());
   const std::vector<std::string> workspaces = refs.metrics.WorkspacesByActivity();
   Group single(&stack, kPartitions);
   single.AddExternal("tallyd", http.host_port());
@@ -263,7 +232,7 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
 // once it has caught up. A steady stream with a 1 s batch window keeps the views about a
 // second's worth of events behind.
 TEST(BrokerFaultsE2E, ALaggingInstanceIsNotReady) {
-  const Dataset data = GenerateDataset(Options(20261210, 8000, 4));
+  const Dataset data = GenerateDataset(StreamOptions(20261210, 8000, 4, 150));
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kGroupAdminToken));
   ASSERT_TRUE(stack.StartInProcessBroker(2, 1));
@@ -301,7 +270,7 @@ TEST(BrokerFaultsE2E, ALaggingInstanceIsNotReady) {
 // broker down. After each, the group settles and every instance answers every endpoint family
 // exactly.
 TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
-  const Dataset data = GenerateDataset(Options(20261211, 6000, 12));
+  const Dataset data = GenerateDataset(StreamOptions(20261211, 6000, 12, 150));
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kGroupAdminToken));
   ASSERT_TRUE(stack.StartInProcessBroker(kGroupPartitions, kBrokers));
@@ -309,15 +278,8 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
   kafka::EmbeddedBroker& broker = *stack.in_process_broker();
   Group group(&stack);
   for (const char* id : {"node-a", "node-b", "node-c"}) ASSERT_TRUE(group.Start(id, 1));
-  std::vector<std::string> in_log;
-  size_t next = 0;
-  auto take = [&](size_t n) {
-    Dataset l = Slice(data, next, next + n);
-    next += n;
-    in_log.insert(in_log.end(), l.lines.begin(), l.lines.end());
-    return l;
-  };
-  Dataset first = take(2000);
+  SliceCursor cursor(&data);
+  Dataset first = cursor.Take(2000);
   ASSERT_TRUE(stack.Produce(first.lines, first.keys));
   ASSERT_TRUE(group.WaitSettled(Millis(120000)));
 
@@ -326,7 +288,7 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
   {
     ASSERT_TRUE(broker.SetBrokerDown(3));
     const auto down_at = Clock::now();
-    const Dataset during = take(1000);
+    const Dataset during = cursor.Take(1000);
     BackgroundProduce producing(&stack, during.lines, during.keys);
     int not_ready = 0;
     for (Instance& in : group.instances()) {
@@ -341,14 +303,14 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     ASSERT_TRUE(broker.SetBrokerUp(3));
     ASSERT_TRUE(producing.Join());
     ASSERT_TRUE(group.WaitSettled(Millis(120000)));
-    const References refs(in_log);
+    const References refs(cursor.taken());
     CheckEveryInstance(group, refs, refs.metrics.WorkspacesByActivity(), "after broker 3 was down");
   }
 
   // 2. Leaders move while node-b is SIGKILLed and restarted on its data directory (its
   // partitions move to the others, then back).
   {
-    const Dataset during = take(1000);
+    const Dataset during = cursor.Take(1000);
     BackgroundProduce producing(&stack, during.lines, during.keys);
     group.Kill("node-b");
     for (int round = 1; round <= 3; ++round) {
@@ -372,12 +334,12 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     ASSERT_TRUE(broker.PushRequestErrors(kOffsetCommit, {kNotCoordinator, kRequestTimedOut}));
     ASSERT_TRUE(broker.PushRequestErrors(
         kFetch, {kNotLeader, kDisconnect, kRequestTimedOut, kNotLeader, kDisconnect}));
-    const Dataset during = take(1000);
+    const Dataset during = cursor.Take(1000);
     BackgroundProduce producing(&stack, during.lines, during.keys);
     ASSERT_TRUE(group.Start("node-d", 1));
     ASSERT_TRUE(producing.Join());
     ASSERT_TRUE(group.WaitSettled(Millis(120000)));
-    const References refs(in_log);
+    const References refs(cursor.taken());
     CheckEveryInstance(group, refs, refs.metrics.WorkspacesByActivity(),
                        "after a handover and a join under faults");
   }
@@ -391,11 +353,11 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(6000) - (Clock::now() - down_at));
     ASSERT_TRUE(broker.SetBrokerUp(-1));
-    Dataset last = take(data.lines.size() - next);  // the rest
+    Dataset last = cursor.Rest();
     ASSERT_TRUE(stack.Produce(last.lines, last.keys));
     ASSERT_TRUE(group.WaitSettled(Millis(120000)));
   }
-  const References refs(in_log);
+  const References refs(cursor.taken());
   CheckEveryInstance(group, refs, refs.metrics.WorkspacesByActivity(),
                      "after every broker was down");
 }
@@ -404,7 +366,7 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
 // seconds instead of waiting for the cluster to answer its consumer's close (a regression: it
 // waited forever); a group member stopped while the brokers answer exits cleanly too.
 TEST(BrokerFaultsE2E, StopsPromptlyWhileTheBrokersAreDown) {
-  const Dataset data = GenerateDataset(Options(20261214, 1000, 4));
+  const Dataset data = GenerateDataset(StreamOptions(20261214, 1000, 4, 150));
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kGroupAdminToken));
   ASSERT_TRUE(stack.StartInProcessBroker(kGroupPartitions, 1));

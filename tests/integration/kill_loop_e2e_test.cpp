@@ -44,19 +44,6 @@ int Rounds(int fallback) {
   return s != nullptr && std::atoi(s) > 0 ? std::atoi(s) : fallback;
 }
 
-gen::GenOptions Options(uint64_t seed, int64_t events, int workspaces) {
-  gen::GenOptions o;
-  o.seed = seed;
-  o.events = events;
-  o.workspaces = workspaces;
-  o.organizations = 3;
-  o.users = 200;
-  o.end_day = Stack::kToday;
-  o.days = 45;
-  o.duplicate_fraction = 0.02;
-  return o;
-}
-
 // A sample of workspace metrics of the two busiest workspaces against `ref`.
 int CheckSample(HttpClient& http, const ReferenceModel& ref, size_t round) {
   std::vector<MetricsCall> sample;
@@ -71,7 +58,7 @@ int CheckSample(HttpClient& http, const ReferenceModel& ref, size_t round) {
 TEST(KillLoopE2E, KilledDuringIngestPersistsAndCheckpoints) {
   const int rounds = Rounds(10);
   constexpr size_t kChunk = 700;
-  const Dataset data = GenerateDataset(Options(20261212, 1500 + kChunk * rounds, 5));
+  const Dataset data = GenerateDataset(StreamOptions(20261212, 1500 + kChunk * rounds, 5, 200));
   std::mt19937_64 rng(TestSeed("kill_loop"));
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kGroupAdminToken));
@@ -81,22 +68,16 @@ TEST(KillLoopE2E, KilledDuringIngestPersistsAndCheckpoints) {
   ASSERT_TRUE(stack.StartBroker(kPartitions));
   const std::vector<std::string> flags = {"--persist-ms", "30"};
   ASSERT_TRUE(stack.StartTallyd(flags));
-  std::vector<std::string> produced;
-  size_t next = 0;
-  auto take = [&](size_t n) {
-    Dataset d = Slice(data, next, next + n);
-    next += d.lines.size();
-    produced.insert(produced.end(), d.lines.begin(), d.lines.end());
-    return d;
-  };
-  const Dataset first = take(1500);
+  SliceCursor cursor(&data);
+  const std::vector<std::string>& produced = cursor.taken();
+  const Dataset first = cursor.Take(1500);
   ASSERT_TRUE(stack.Produce(first.lines, first.keys));
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
 
   int ingest_kills = 0, checkpoint_kills = 0, complete_snapshots = 0, absent_snapshots = 0;
   std::string last_snapshot;
-  for (int round = 0; round < rounds && next < data.lines.size(); ++round) {
-    const Dataset chunk = take(kChunk);
+  for (int round = 0; round < rounds; ++round) {
+    const Dataset chunk = cursor.Take(kChunk);
     const bool checkpoint = rng() % 2 == 1;
     const std::string snapshot = stack.dir().File("snap-" + std::to_string(round));
     BackgroundProduce producing(&stack, chunk.lines, chunk.keys);
@@ -216,7 +197,7 @@ TEST(KillLoopE2E, KilledDuringIngestPersistsAndCheckpoints) {
 TEST(KillLoopE2E, GroupMembersKilledDuringHandovers) {
   const int rounds = Rounds(3);
   constexpr size_t kChunk = 600;
-  const Dataset data = GenerateDataset(Options(20261213, 2000 + kChunk * rounds, 12));
+  const Dataset data = GenerateDataset(StreamOptions(20261213, 2000 + kChunk * rounds, 12, 200));
   std::mt19937_64 rng(TestSeed("kill_loop_group"));
   Stack stack;
   stack.keys().push_back(KeySpec::Admin("it-admin", kGroupAdminToken));
@@ -225,21 +206,15 @@ TEST(KillLoopE2E, GroupMembersKilledDuringHandovers) {
   Group group(&stack);
   std::vector<std::string> ids = {"node-a", "node-b", "node-c"};
   for (const std::string& id : ids) ASSERT_TRUE(group.Start(id, 1));
-  std::vector<std::string> produced;
-  size_t next = 0;
-  auto take = [&](size_t n) {
-    Dataset d = Slice(data, next, next + n);
-    next += d.lines.size();
-    produced.insert(produced.end(), d.lines.begin(), d.lines.end());
-    return d;
-  };
-  const Dataset first = take(2000);
+  SliceCursor cursor(&data);
+  const std::vector<std::string>& produced = cursor.taken();
+  const Dataset first = cursor.Take(2000);
   ASSERT_TRUE(stack.Produce(first.lines, first.keys));
   ASSERT_TRUE(group.WaitSettled(Millis(120000)));
 
   int joins = 0;
-  for (int round = 0; round < rounds && next < data.lines.size(); ++round) {
-    const Dataset chunk = take(kChunk);
+  for (int round = 0; round < rounds; ++round) {
+    const Dataset chunk = cursor.Take(kChunk);
     BackgroundProduce producing(&stack, chunk.lines, chunk.keys);
     // Start a handover: a newcomer joins while the group has three, else one stops gracefully.
     std::string moved;

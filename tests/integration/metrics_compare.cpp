@@ -383,4 +383,24 @@ Dataset Slice(const Dataset& data, size_t begin, size_t end) {
   return out;
 }
 
+Dataset SliceCursor::Take(size_t n) {
+  Dataset d = Slice(*data_, next_, next_ + n);
+  next_ += d.lines.size();
+  taken_.insert(taken_.end(), d.lines.begin(), d.lines.end());
+  return d;
+}
+
+gen::GenOptions StreamOptions(uint64_t seed, int64_t events, int workspaces, int users) {
+  gen::GenOptions o;
+  o.seed = seed;
+  o.events = events;
+  o.workspaces = workspaces;
+  o.organizations = 3;
+  o.users = users;
+  o.end_day = Stack::kToday;
+  o.days = 45;
+  o.duplicate_fraction = 0.02;
+  return o;
+}
+
 }  // namespace tally::integration

@@ -76,4 +76,25 @@ Dataset GenerateDataset(const gen::GenOptions& options, double max_duplicate_age
 // left at 0.
 Dataset Slice(const Dataset& data, size_t begin, size_t end);
 
+// Hands out consecutive slices of a dataset (chunks to produce between faults) and keeps every
+// line handed out: what the log holds once they are produced, for the references.
+class SliceCursor {
+ public:
+  explicit SliceCursor(const Dataset* data) : data_(data) {}
+  // The next `n` lines (fewer at the end); Rest(): all that is left.
+  Dataset Take(size_t n);
+  Dataset Rest() { return Take(data_->lines.size() - next_); }
+  const std::vector<std::string>& taken() const { return taken_; }
+
+ private:
+  const Dataset* data_;
+  size_t next_ = 0;
+  std::vector<std::string> taken_;
+};
+
+// The generator options of the fault tests' streams: `events` lines over `workspaces`
+// workspaces of 3 organizations and `users` users, 45 days ending at Stack::kToday, 2 %
+// verbatim duplicates.
+gen::GenOptions StreamOptions(uint64_t seed, int64_t events, int workspaces, int users);
+
 }  // namespace tally::integration
