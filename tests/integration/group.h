@@ -81,8 +81,8 @@ class Group {
         TallydBinary(), "--brokers", stack_->bootstrap(), "--topic", Stack::kTopic, "--group",
         group_name_.c_str(), "--instance-id", id, "--data-dir", stack_->dir().File("data-" + id),
         "--listen", in.host_port, "--advertise-url", "http://" + in.host_port, "--port-file",
-        port_file, "--keys", stack_->dir().File("keys.toml"), "--cache-ttl", "0", "--now",
-        Stack::kNow, "--max-future", "1d",
+        port_file, "--keys", stack_->dir().File("keys.toml"), "--cache-ttl",
+        std::to_string(cache_ttl_s_), "--now", Stack::kNow, "--max-future", "1d",
         // A killed member's partitions move within seconds.
         "--kafka-option", "session.timeout.ms=3000", "--kafka-option", "heartbeat.interval.ms=300",
         // By default every survivor of a failure keeps a warm copy of every partition it does
@@ -99,6 +99,9 @@ class Group {
     instances_.push_back(std::move(in));
     return ::testing::AssertionSuccess();
   }
+
+  // --cache-ttl of the instances started from now on (default 0: every query reaches the views).
+  void set_cache_ttl(int seconds) { cache_ttl_s_ = seconds; }
 
   // Adds a tallyd the test started itself (Stack::StartTallyd: a single instance, not a group
   // member) at `host_port`, so that the checks below go through it; Kill() only forgets it.
@@ -172,7 +175,9 @@ class Group {
         *why = in.id + ": not ready: " + r->body.substr(0, 400);
         return false;
       }
-      const json& routing = j["details"]["cluster"]["routing"];
+      // Not const: a key an instance does not list (a partition nobody owns right now) reads
+      // as null instead of undefined behaviour (nlohmann's const operator[] on a missing key).
+      json& routing = j["details"]["cluster"]["routing"];
       std::map<std::string, std::set<int>> serving_by;
       std::vector<int> owned_here;
       std::set<int> standby_here;
@@ -248,6 +253,7 @@ class Group {
   Stack* stack_;
   int partitions_;
   std::string group_name_;
+  int cache_ttl_s_ = 0;
   std::vector<Instance> instances_;
 };
 

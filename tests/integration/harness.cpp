@@ -582,7 +582,7 @@ Stack::~Stack() {
                                    "--keys",
                                    keys_file,
                                    "--cache-ttl",
-                                   "0",
+                                   std::to_string(cache_ttl_),
                                    "--now",
                                    kNow,
                                    "--max-future",

@@ -212,6 +212,9 @@ class Stack {
   kafka::EmbeddedBroker* in_process_broker() { return in_process_broker_.get(); }
   // The file `tally broker --addr-file` writes its address to (for `tally --broker-addr-file`).
   std::string broker_addr_file() const { return dir_.File("broker.addr"); }
+  // tallyd's --cache-ttl for the next StartTallyd() (default 0: every query reaches the views).
+  void set_cache_ttl(int seconds) { cache_ttl_ = seconds; }
+  int cache_ttl() const { return cache_ttl_; }
   // Consumer group of the next StartTallyd() (default "tally-it").
   void set_group(std::string group) { group_ = std::move(group); }
   const std::string& group() const { return group_; }
@@ -277,6 +280,7 @@ class Stack {
   std::vector<KeySpec> keys_;
   std::map<std::string, std::string> bindings_;
   std::string group_ = "tally-it";
+  int cache_ttl_ = 0;
   HttpClient http_;
   std::unique_ptr<kafka::Producer> producer_;
   rd_kafka_t* meta_ = nullptr;  // owned; a long-lived client for fast watermark queries

@@ -1416,7 +1416,7 @@ class Prober {
   }
 };
 
-Status WriteKeys(const World& world, const std::string& path) {
+void SetKeys(const World& world, Stack* stack) {
   std::vector<KeySpec> specs;
   for (const Key& k : world.keys) {
     KeySpec s;
@@ -1428,60 +1428,8 @@ Status WriteKeys(const World& world, const std::string& path) {
     s.admin = k.admin;
     specs.push_back(std::move(s));
   }
-  return WriteKeysFile(path, specs, world.declared);
-}
-
-// tallyd's command line with the response cache on. Stack::StartTallyd and Group::Start pass
-// --cache-ttl 0, and tallyd refuses a flag given twice, so the test starts its own.
-std::vector<std::string> TallydArgs(Stack& stack, const std::string& group,
-                                    const std::string& data_dir, const std::string& listen,
-                                    const std::string& port_file) {
-  std::vector<std::string> argv = {
-      TallydBinary(), "--brokers", stack.bootstrap(), "--topic", Stack::kTopic, "--group", group};
-  argv.insert(argv.end(), {"--data-dir", data_dir, "--listen", listen, "--port-file", port_file});
-  argv.insert(argv.end(), {"--keys", stack.dir().File("keys.toml"), "--cache-ttl",
-                           std::to_string(kCacheTtlS), "--now", Stack::kNow});
-  // Generated event times run to the end of today, past --now (noon).
-  argv.insert(argv.end(), {"--max-future", "1d"});
-  return argv;
-}
-
-::testing::AssertionResult StartCachedTallyd(Stack& stack) {
-  const std::string port_file = stack.dir().File("tallyd.port");
-  std::remove(port_file.c_str());
-  std::vector<std::string> argv =
-      TallydArgs(stack, stack.group(), stack.dir().File("data"), "127.0.0.1:0", port_file);
-  if (Status s = stack.tallyd().Start(argv, stack.dir().File("tallyd")); !s) {
-    return ::testing::AssertionFailure() << s.error().message;
-  }
-  Result<std::string> addr = WaitForFile(port_file, Millis(60000), &stack.tallyd());
-  if (!addr) return ::testing::AssertionFailure() << addr.error().message;
-  stack.http().Reset(*addr);
-  return ::testing::AssertionSuccess();
-}
-
-// A group member with the response cache on (see TallydArgs), as Group::Start makes them.
-::testing::AssertionResult StartCachedMember(Stack& stack, Group& group, const std::string& id) {
-  const uint16_t port = http::testing::FreePort();
-  if (port == 0) return ::testing::AssertionFailure() << "no free port";
-  Instance in;
-  in.id = id;
-  in.host_port = "127.0.0.1:" + std::to_string(port);
-  in.process = std::make_unique<Process>();
-  const std::string port_file = stack.dir().File(id + ".port");
-  std::vector<std::string> argv =
-      TallydArgs(stack, kGroupName, stack.dir().File("data-" + id), in.host_port, port_file);
-  argv.insert(argv.end(), {"--instance-id", id, "--advertise-url", "http://" + in.host_port,
-                           "--kafka-option", "session.timeout.ms=3000", "--kafka-option",
-                           "heartbeat.interval.ms=300", "--standby-replicas", "0"});
-  if (Status s = in.process->Start(argv, stack.dir().File(id)); !s) {
-    return ::testing::AssertionFailure() << s.error().message;
-  }
-  auto addr = WaitForFile(port_file, Millis(60000), in.process.get());
-  if (!addr) return ::testing::AssertionFailure() << addr.error().message;
-  in.http = std::make_unique<HttpClient>(*addr);
-  group.instances().push_back(std::move(in));
-  return ::testing::AssertionSuccess();
+  stack->keys() = std::move(specs);
+  stack->bindings() = world.declared;
 }
 
 void ProbeEverything(Prober& prober) {
@@ -1499,8 +1447,9 @@ TEST(IsolationProperty, NoKeySeesOutsideItsScopes) {
 
   Stack stack;
   ASSERT_TRUE(stack.StartBroker(kGroupPartitions));
-  ASSERT_TRUE(WriteKeys(world, stack.dir().File("keys.toml")));
-  ASSERT_TRUE(StartCachedTallyd(stack));
+  SetKeys(world, &stack);
+  stack.set_cache_ttl(kCacheTtlS);
+  ASSERT_TRUE(stack.StartTallyd());
   ASSERT_TRUE(stack.Produce(world.lines, world.line_keys));
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
 
@@ -1522,9 +1471,8 @@ TEST(IsolationProperty, NoKeySeesOutsideItsScopes) {
   {
     const auto t2 = Clock::now();
     Group group(&stack, kGroupPartitions, kGroupName);
-    for (const char* id : {"node-a", "node-b", "node-c"}) {
-      ASSERT_TRUE(StartCachedMember(stack, group, id));
-    }
+    group.set_cache_ttl(kCacheTtlS);
+    for (const char* id : {"node-a", "node-b", "node-c"}) ASSERT_TRUE(group.Start(id, 0));
     ASSERT_TRUE(group.WaitSettled(Millis(120000)));
     std::fprintf(stderr, "[isolation] three instances settled in %.1f s\n", Elapsed(t2));
     std::vector<HttpClient*> targets;
