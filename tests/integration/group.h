@@ -235,6 +235,27 @@ class Group {
     return true;
   }
 
+  // WaitSettled, then settled at every look (every 200 ms) for `calm` in a row: a rebalance
+  // still due (a killed member's session expiring) starts the calm over. Within `timeout` in all.
+  ::testing::AssertionResult WaitStable(Millis timeout, Millis calm) {
+    const auto deadline = Clock::now() + timeout;
+    std::string why;
+    auto calm_since = Clock::now();
+    bool settled = false;
+    while (Clock::now() < deadline) {
+      if (Settled(&why)) {
+        if (!settled) calm_since = Clock::now();
+        settled = true;
+        if (Clock::now() - calm_since >= calm) return ::testing::AssertionSuccess();
+      } else {
+        settled = false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return ::testing::AssertionFailure()
+           << "group not settled for " << calm.count() << " ms in a row: " << why;
+  }
+
   ::testing::AssertionResult WaitSettled(Millis timeout) {
     const auto deadline = Clock::now() + timeout;
     std::string why;
