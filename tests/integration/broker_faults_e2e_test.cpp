@@ -281,7 +281,7 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
   SliceCursor cursor(&data);
   Dataset first = cursor.Take(2000);
   ASSERT_TRUE(stack.Produce(first.lines, first.keys));
-  ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));
 
   // 1. Broker 3 down for 6 s while events stream in: the instances owning partitions it leads
   // are not ready meanwhile.
@@ -302,7 +302,7 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     std::this_thread::sleep_for(std::chrono::milliseconds(6000) - (Clock::now() - down_at));
     ASSERT_TRUE(broker.SetBrokerUp(3));
     ASSERT_TRUE(producing.Join());
-    ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+    ASSERT_TRUE(group.WaitStable(Millis(120000)));
     const References refs(cursor.taken());
     CheckEveryInstance(group, refs, refs.metrics.WorkspacesByActivity(), "after broker 3 was down");
   }
@@ -321,7 +321,7 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     }
     ASSERT_TRUE(group.Start("node-b", 1));
     ASSERT_TRUE(producing.Join());
-    ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+    ASSERT_TRUE(group.WaitStable(Millis(120000)));
   }
 
   // 3. Group-protocol, commit and fetch errors while a fourth instance joins.
@@ -338,7 +338,7 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     BackgroundProduce producing(&stack, during.lines, during.keys);
     ASSERT_TRUE(group.Start("node-d", 1));
     ASSERT_TRUE(producing.Join());
-    ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+    ASSERT_TRUE(group.WaitStable(Millis(120000)));
     const References refs(cursor.taken());
     CheckEveryInstance(group, refs, refs.metrics.WorkspacesByActivity(),
                        "after a handover and a join under faults");
@@ -355,7 +355,7 @@ TEST(BrokerFaultsE2E, AGroupRidesOutBrokerFaultsAndHandovers) {
     ASSERT_TRUE(broker.SetBrokerUp(-1));
     Dataset last = cursor.Rest();
     ASSERT_TRUE(stack.Produce(last.lines, last.keys));
-    ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+    ASSERT_TRUE(group.WaitStable(Millis(120000)));
   }
   const References refs(cursor.taken());
   CheckEveryInstance(group, refs, refs.metrics.WorkspacesByActivity(),

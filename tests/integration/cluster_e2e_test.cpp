@@ -223,7 +223,7 @@ TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
   // Restarted with a short grace, node-a drops every stored partition it is not given.
   group.Kill("node-a");
   ASSERT_TRUE(group.Start("node-a", 0, 1));
-  ASSERT_TRUE(group.WaitSettled(Millis(120000)));
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));
   auto owned_by = [&](const std::string& id) {
     std::set<int> owned;
     auto r = group.Find(id)->http->Send("GET", "/readyz");

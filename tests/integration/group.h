@@ -235,9 +235,15 @@ class Group {
     return true;
   }
 
+  // Longer than a member's session timeout (tallyd's session.timeout.ms, 6 s) plus the broker's
+  // session check: a calm this long outlasts a rebalance still due from a killed member (the
+  // embedded broker ignores static membership, so the old session expires on its own) or from
+  // heartbeats lost while a coordinator was unreachable.
+  static constexpr Millis kSessionCalm{8000};
+
   // WaitSettled, then settled at every look (every 200 ms) for `calm` in a row: a rebalance
   // still due (a killed member's session expiring) starts the calm over. Within `timeout` in all.
-  ::testing::AssertionResult WaitStable(Millis timeout, Millis calm) {
+  ::testing::AssertionResult WaitStable(Millis timeout, Millis calm = kSessionCalm) {
     const auto deadline = Clock::now() + timeout;
     std::string why;
     auto calm_since = Clock::now();

