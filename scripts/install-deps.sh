@@ -8,6 +8,7 @@ pkgs=(
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev libzstd-dev zlib1g-dev
   libjemalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libabsl-dev curl zstd
   e2fsprogs  # mkfs.ext4 for the slow-disk test (skipped without it)
+  wrk        # the load test (scripts/load.sh --check)
   "$@"
 )
 missing=()

@@ -11,6 +11,12 @@
 #   --soak-minutes M   instead of one run per family: all families mixed for M minutes, tallyd's
 #                      RSS sampled every 10 s (the soak; e.g. --soak-minutes 10)
 #   --keep             keep the temporary directory (logs, data)
+#   --check            a test, not a measurement: exit 1 unless every family answered without a
+#                      single non-2xx response or socket error, tallyd consumed at least 90% of
+#                      --rate meanwhile, and, once the stream stops, tallyd consumes every event
+#                      written (history + stream + POSTs it acknowledged) and applies each exactly
+#                      once (none rejected, none a duplicate, none trimmed unread). The test
+#                      suite runs it as a short version (--history 200000 --seconds 5)
 #
 # What it does: `tally broker` (32 partitions) and tallyd with its defaults except
 # --cache-ttl 0 (every query reaches the views; TALLYD_ARGS adds flags); the history (the
@@ -25,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD_DIR:-build}"
-rate=30000 history=1000000 seconds=20 connections=8 soak=0 keep=0
+rate=30000 history=1000000 seconds=20 connections=8 soak=0 keep=0 check=0
 families_flag=metrics,leaderboard,superagents,requests,events
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,10 +42,11 @@ while [ $# -gt 0 ]; do
     --soak-minutes) soak="$2"; shift 2 ;;
     --families) families_flag="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
+    --check) check=1; shift ;;
     *) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" >&2; exit 2 ;;
   esac
 done
-command -v wrk >/dev/null || scripts/install-deps.sh wrk
+command -v wrk >/dev/null || scripts/install-deps.sh
 tally="$build/cmd/tally/tally"
 tallyd="$build/cmd/tallyd/tallyd"
 token="dev-token-change-me"  # config/keys.dev.toml's admin key
@@ -67,9 +74,12 @@ while [ ! -s "$tmp/port" ]; do sleep 0.05; done
 addr="$(cat "$tmp/port")"
 until curl -sf "http://$addr/readyz" >/dev/null; do sleep 0.05; done
 
-consumed() {
-  curl -s "http://$addr/metrics" | awk '$1 == "tally_events_consumed_total" { printf "%d", $2 }'
+# The sum of a metric's samples (0 when absent).
+metric() {
+  curl -s "http://$addr/metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { n += $2 }
+    END { printf "%d", n }'
 }
+consumed() { metric tally_events_consumed_total; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$tallyd_pid/status"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$tallyd_pid/status"; }
 
@@ -153,16 +163,32 @@ request = function()
     ["Content-Type"] = "application/cloudevents+json" }, body)
 end
 EOF
+# Every script keeps the first non-2xx answer (status and body) in FAMILY-first-error.txt.
+for f in metrics leaderboard superagents requests events; do
+  cat >>"$tmp/$f.lua" <<EOF
+local kept = false
+response = function(status, headers, body)
+  if status >= 300 and not kept then
+    kept = true
+    local out = io.open("$tmp/$f-first-error.txt", "w")
+    out:write(status, " ", body)
+    out:close()
+  end
+end
+EOF
+done
 # The live stream: new events (ids after the history's) at --rate, for as long as needed.
 IFS=, read -r -a families <<<"$families_flag"
 if [ "$soak" -gt 0 ]; then total=$((soak * 60 + 60)); else total=$((${#families[@]} * (seconds + 5) + 60)); fi
 "${gen[@]}" --first-id "$history" --events $((rate * total)) |
   "$tally" produce --broker-addr-file "$tmp/broker.addr" --rate "$rate" \
     2>"$tmp/produce-stream.log" &
-pids+=($!)
+stream_pid=$!
+pids+=("$stream_pid")
 sleep 5  # the stream settles
 
 max_rss=0
+failures=()
 sample_rss() { local r; r="$(rss_kib)"; [ "$r" -gt "$max_rss" ] && max_rss="$r"; echo "$r"; }
 
 # "STATUS:COUNT ..." of tallyd's non-2xx answers so far (tally_http_requests_total).
@@ -212,9 +238,47 @@ else
     wait "$w" || true
     read -r rps p50 p99 bad err < <(summarize "$tmp/wrk-$f.txt")
     echo "$f | $rps | $p50 | $p99 | $bad | $err"
-    [ "$bad" -gt 0 ] && echo "  tallyd's non-2xx answers so far, by status: $(statuses)"
+    if [ "$bad" -gt 0 ]; then
+      echo "  tallyd's non-2xx answers so far, by status: $(statuses)"
+      echo "  the first: $(head -c 600 "$tmp/$f-first-error.txt" 2>/dev/null)"
+      failures+=("$f: $bad non-2xx responses")
+    fi
+    [ "$err" -gt 0 ] && failures+=("$f: $err socket errors")
   done
   c1="$(consumed)"; t1="$(date +%s)"
 fi
-echo "ingest meanwhile: $(( (c1 - c0) / (t1 - t0) )) events/s consumed (stream --rate $rate)"
+achieved=$(( (c1 - c0) / (t1 - t0) ))
+echo "ingest meanwhile: $achieved events/s consumed (stream --rate $rate)"
 echo "tallyd RSS: largest sample $((max_rss / 1024)) MiB, VmHWM $(( $(hwm_kib) / 1024 )) MiB"
+[ "$check" = 1 ] || exit 0
+
+# The check: nothing refused or lost under load, and every event counted once.
+[ "$achieved" -ge $((rate * 9 / 10)) ] ||
+  failures+=("ingest kept $achieved events/s, under 90% of --rate $rate")
+kill -TERM "$stream_pid"
+stream_status=0
+wait "$stream_pid" || stream_status=$?
+[ "$stream_status" = 130 ] ||  # 130: stopped by the signal, everything sent delivered
+  failures+=("the stream's producer failed: $(tail -3 "$tmp/produce-stream.log")")
+streamed="$(sed -n 's/^produced \([0-9]*\) messages.*/\1/p' "$tmp/produce-stream.log")"
+posted="$(metric tally_http_events_published_total)"
+written=$((history + ${streamed:-0} + posted))
+deadline=$(($(date +%s) + 120))
+while [ "$(consumed)" -lt "$written" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.5; done
+sleep 1  # anything beyond what was written would show now
+got="$(consumed)" applied="$(metric tally_events_applied_total)"
+echo "written: $history history + ${streamed:-?} streamed + $posted POSTed = $written;" \
+  "consumed $got, applied $applied"
+[ "$got" -eq "$written" ] || failures+=("consumed $got events of the $written written")
+[ "$applied" -eq "$written" ] || failures+=("applied $applied events of the $written written")
+for m in tally_events_duplicate_total tally_events_rejected_total tally_log_trimmed_total \
+  tally_http_events_publish_failed_total; do
+  v="$(metric "$m")"
+  [ "$v" -eq 0 ] || failures+=("$m is $v")
+done
+if [ "${#failures[@]}" -gt 0 ]; then
+  printf 'FAILED: %s\n' "${failures[@]}" >&2
+  keep=1  # the logs tell why
+  exit 1
+fi
+echo "check passed: no error responses, nothing lost, nothing counted twice"

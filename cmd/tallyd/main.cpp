@@ -518,7 +518,9 @@ int main(int argc, char** argv) {
     ingest_producer = std::move(*p);
     // On the embedded broker, hold POST /v1/events back (503) rather than publish events the
     // broker would trim before ingest reads them; on a real cluster this never holds back.
+    // Requests are interactive: bulk producers yield long before they are held back.
     tally::kafka::RetentionGuardOptions go;
+    go.hold_fraction = tally::kafka::kInteractiveHoldFraction;
     go.brokers = brokers;
     go.topic = topic;
     go.group = group;

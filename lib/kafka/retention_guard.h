@@ -50,14 +50,22 @@ struct rd_kafka_conf_s;
 
 namespace tally::kafka {
 
+// How full a partition may get (of its retention, counted from the committed offsets) before a
+// producer is held back. Bulk producers (`tally produce`, backfills) yield at half; interactive
+// ones (tallyd's POST /v1/events: small requests a client waits for) only past 80%, so that
+// while a bulk stream or a hot tenant fills a partition, the bulk side slows down and the
+// requests still pass. The rest is the margin for estimates and bytes still in flight.
+inline constexpr double kBulkHoldFraction = 0.5;
+inline constexpr double kInteractiveHoldFraction = 0.8;
+
 struct RetentionGuardOptions {
   std::string brokers;  // bootstrap.servers, required
   std::string topic = "usage-events";
   std::string group = "tally";  // the consumer group whose progress bounds the producer
-  double hold_fraction = 0.5;   // of a partition's retention; in (0, 1]
-  int refresh_ms = 100;         // staleness accepted while admitting
-  int hold_refresh_ms = 20;     // staleness accepted before refusing
-  int timeout_ms = 5000;        // per broker request
+  double hold_fraction = kBulkHoldFraction;  // of a partition's retention; in (0, 1]
+  int refresh_ms = 100;                      // staleness accepted while admitting
+  int hold_refresh_ms = 20;                  // staleness accepted before refusing
+  int timeout_ms = 5000;                     // per broker request
 };
 
 // What the guard last learnt about one partition (for messages and tests).
