@@ -194,6 +194,7 @@ int RunProduce(const ProduceArgs& args) {
     go.brokers = brokers;
     go.topic = args.topic;
     go.group = args.group;
+    go.unacknowledged_messages = [p = producer->get()] { return p->in_flight(); };
     auto g = kafka::RetentionGuard::Create(go);
     if (!g) {
       std::fprintf(stderr, "tally produce: %s\n", g.error().message.c_str());

@@ -524,6 +524,7 @@ int main(int argc, char** argv) {
     go.brokers = brokers;
     go.topic = topic;
     go.group = group;
+    go.unacknowledged_messages = [p = ingest_producer.get()] { return p->in_flight(); };
     auto guard = tally::kafka::RetentionGuard::Create(go);
     if (!guard) return Die("cannot create the HTTP ingest hold-back: " + guard.error().message);
     retention_guard = std::move(*guard);

@@ -303,7 +303,11 @@ Status Producer::Flush(int timeout_ms) {
 
 int64_t Producer::in_flight() const {
   rd_kafka_t* rk = rk_.load();
-  return rk == nullptr ? 0 : rd_kafka_outq_len(rk);
+  if (rk == nullptr) return 0;
+  // The out queue also holds delivery reports nobody has served yet: serve them, or a caller
+  // that only asks (a producer held back, polling nothing) would wait on its own reports.
+  rd_kafka_poll(rk, 0);
+  return rd_kafka_outq_len(rk);
 }
 
 }  // namespace tally::kafka

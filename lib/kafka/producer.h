@@ -103,7 +103,9 @@ class Producer {
   // Value bytes of the acknowledged messages.
   int64_t delivered_bytes() const { return delivered_bytes_.load(std::memory_order_relaxed); }
   int64_t failed() const { return failed_.load(std::memory_order_relaxed); }
-  // Messages queued locally and not yet acknowledged or failed.
+  // Messages queued locally and not yet acknowledged or failed. Serves the delivery reports
+  // already due first (their callbacks run on the calling thread), so it falls to 0 once the
+  // broker has answered everything, whether or not anyone else polls.
   int64_t in_flight() const;
 
  private:

@@ -87,7 +87,10 @@ bool RetentionGuard::WouldHold(size_t bytes, PartitionBacklog* worst, bool* unan
   // Bytes admitted lately may not be in the high watermarks yet: each partition gets its share
   // of them as of the last look (all of them when the last look saw nothing arrive).
   const double in_flight =
-      static_cast<double>(admitted_bytes_ - admitted_at_prev_refresh_) + static_cast<double>(bytes);
+      static_cast<double>(
+          std::max(admitted_bytes_ - admitted_at_prev_refresh_,
+                   unacknowledged_at_refresh_ + admitted_bytes_ - admitted_at_refresh_)) +
+      static_cast<double>(bytes);
   if (mode_ == Mode::kUnknown && look_failed_) return false;  // unreachable: nothing to trim
   if (mode_ == Mode::kUnknown || partitions_.empty()) {
     // No answer yet from a cluster that may be the embedded broker (the first look is under way,
@@ -219,10 +222,18 @@ void RetentionGuard::Refresh() {
     }
   }
   int64_t admitted_now;
+  int64_t admitted_messages_now;
   {
     std::lock_guard lock(mu_);
     admitted_now = admitted_bytes_;
+    admitted_messages_now = admitted_messages_;
   }
+  // Asked before the watermarks: none of these is in them, unless acknowledged meanwhile (then
+  // counted twice, which only errs towards holding back).
+  const int64_t unacknowledged =
+      options_.unacknowledged_messages
+          ? std::clamp<int64_t>(options_.unacknowledged_messages(), 0, admitted_messages_now)
+          : 0;
 
   // The embedded broker's topics are created with it and never grow: ask once.
   if (partition_count_ == 0) {
@@ -305,6 +316,11 @@ void RetentionGuard::Refresh() {
   max_share_ = *std::max_element(recent_share_.begin(), recent_share_.end());
   admitted_at_prev_refresh_ = admitted_at_refresh_;
   admitted_at_refresh_ = admitted_now;
+  unacknowledged_at_refresh_ =
+      admitted_messages_now > 0 ? static_cast<int64_t>(static_cast<double>(unacknowledged) *
+                                                       static_cast<double>(admitted_now) /
+                                                       static_cast<double>(admitted_messages_now))
+                                : 0;
 }
 
 }  // namespace tally::kafka

@@ -24,7 +24,10 @@
 // per message, taken from the partition's own log once it has been trimmed (a trimmed log holds
 // the retention's worth of messages) and otherwise from the sizes admitted here; plus the
 // partition's share (by what arrived between the last two looks) of the bytes admitted lately,
-// which may not have reached the broker yet. A group that has committed nothing yet counts the
+// which may not have reached the broker yet: those admitted since the look before the last, or,
+// when the producer says how many messages it has not had acknowledged
+// (`unacknowledged_messages`), those still queued when the last look started plus those admitted
+// since, whichever is more. A group that has committed nothing yet counts the
 // whole log as unconsumed, so a producer started before its consumer waits for it once the
 // bound is reached. Until the first look has answered, everything admitted counts against every
 // partition: callers beyond the bound wait for that look (one broker round of requests) instead
@@ -37,6 +40,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,6 +70,12 @@ struct RetentionGuardOptions {
   int refresh_ms = 100;                      // staleness accepted while admitting
   int hold_refresh_ms = 20;                  // staleness accepted before refusing
   int timeout_ms = 5000;                     // per broker request
+  // Optional: how many of the messages admitted here the broker has not acknowledged yet (for
+  // example kafka::Producer::in_flight). With it, the messages still queued in the producer when
+  // a look starts count against the partitions too, so that a producer whose queue runs behind
+  // (a burst after a hold-back, a slow broker) cannot overshoot the bound. Called by the thread
+  // that looks, without the guard's locks held; must be thread-safe.
+  std::function<int64_t()> unacknowledged_messages = {};
 };
 
 // What the guard last learnt about one partition (for messages and tests).
@@ -153,6 +163,10 @@ class RetentionGuard {
   // yet, so they count against every partition (the guard does not know their partitions).
   int64_t admitted_at_refresh_ = 0;       // admitted_bytes_ when the last look started
   int64_t admitted_at_prev_refresh_ = 0;  // ... and when the one before started
+  // Bytes of the messages not yet acknowledged when the last look started (from
+  // options_.unacknowledged_messages, at the average admitted size; 0 without it): not in the
+  // high watermarks that look saw.
+  int64_t unacknowledged_at_refresh_ = 0;
 };
 
 }  // namespace tally::kafka
