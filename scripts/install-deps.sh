@@ -9,6 +9,7 @@ pkgs=(
   libjemalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libabsl-dev curl zstd
   e2fsprogs  # mkfs.ext4 for the slow-disk test (skipped without it)
   wrk        # the load test (scripts/load.sh --check)
+  clang-format  # the format check (tests/format_test.sh)
   "$@"
 )
 missing=()
