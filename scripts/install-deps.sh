@@ -6,7 +6,7 @@ pkgs=(
   build-essential cmake pkg-config
   librdkafka-dev librocksdb-dev libboost1.81-dev libsimdjson-dev libroaring-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev libzstd-dev zlib1g-dev
-  libjemalloc-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libabsl-dev curl zstd
+  libjemalloc-dev libgtest-dev libgmock-dev nlohmann-json3-dev libabsl-dev curl zstd
   e2fsprogs  # mkfs.ext4 for the slow-disk test (skipped without it)
   wrk        # the load test (scripts/load.sh --check)
   clang-format  # the format check (tests/format_test.sh)
