@@ -235,9 +235,9 @@ class Group {
     return true;
   }
 
-  // Longer than a member's session timeout (tallyd's session.timeout.ms, 6 s) plus the broker's
-  // session check: a calm this long outlasts a rebalance still due from a killed member (the
-  // embedded broker ignores static membership, so the old session expires on its own) or from
+  // Longer than a member's session timeout (tallyd's default 6 s; 3 s as Start() runs it) plus the
+  // broker's session check: a calm this long outlasts a rebalance still due from a killed member
+  // (the embedded broker ignores static membership, so the old session expires on its own) or from
   // heartbeats lost while a coordinator was unreachable.
   static constexpr Millis kSessionCalm{8000};
 
