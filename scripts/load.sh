@@ -64,15 +64,29 @@ trap cleanup EXIT
 
 "$tally" broker --addr-file "$tmp/broker.addr" >"$tmp/broker.log" 2>&1 &
 pids+=($!)
-while [ ! -s "$tmp/broker.addr" ]; do sleep 0.05; done
+# Waits (polling every $2 s) until the command after the first two arguments succeeds; after
+# $1 s it gives up, names what it waited for and fails (the logs are kept).
+wait_for() {
+  local limit="$1" step="$2" end=$(($(date +%s) + $1))
+  shift 2
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$end" ]; then
+      echo "load: gave up after ${limit} s waiting for: $*" >&2
+      keep=1
+      exit 1
+    fi
+    sleep "$step"
+  done
+}
+wait_for 30 0.05 test -s "$tmp/broker.addr"
 "$tallyd" --brokers "$(cat "$tmp/broker.addr")" --data-dir "$tmp/data" --listen 127.0.0.1:0 \
   --port-file "$tmp/port" --keys config/keys.dev.toml --cache-ttl 0 ${TALLYD_ARGS:-} \
   >"$tmp/tallyd.log" 2>&1 &
 tallyd_pid=$!
 pids+=("$tallyd_pid")
-while [ ! -s "$tmp/port" ]; do sleep 0.05; done
+wait_for 60 0.05 test -s "$tmp/port"
 addr="$(cat "$tmp/port")"
-until curl -sf "http://$addr/readyz" >/dev/null; do sleep 0.05; done
+wait_for 60 0.05 curl -sf -o /dev/null "http://$addr/readyz"
 
 # The sum of a metric's samples (0 when absent).
 metric() {
@@ -87,7 +101,8 @@ echo "history: $history events of the executions mix" >&2
 gen=("$tally" gen --mix executions --seed 42)
 "${gen[@]}" --events "$history" | "$tally" produce --broker-addr-file "$tmp/broker.addr" \
   2>"$tmp/produce-history.log"
-while [ "$(consumed)" -lt "$history" ]; do sleep 0.5; done
+history_consumed() { [ "$(consumed)" -ge "$history" ]; }
+wait_for 600 0.5 history_consumed
 echo "history consumed; tallyd RSS $(( $(rss_kib) / 1024 )) MiB" >&2
 
 # The workspaces and organizations of the stream, and the date ranges asked.

@@ -42,16 +42,16 @@ class Producer;
 namespace tally::cluster {
 
 struct MembershipOptions {
-  std::string brokers;      // required
-  std::string topic;        // the cluster topic, required (read and written at partition 0)
-  std::string instance_id;  // required: unique in the group, stable across restarts
-  std::string url;          // required: where the other instances reach this one's HTTP API
+  std::string brokers;           // required
+  std::string topic;             // the cluster topic, required (read and written at partition 0)
+  std::string instance_id = {};  // required: unique in the group, stable across restarts
+  std::string url = {};          // required: where the other instances reach this one's HTTP API
   // How many other instances keep a warm copy of each partition this one owns, and so how
   // many copies of others' partitions this one keeps (RoutingTable::StandbyPartitions). The
   // consumer applies them (SetStandbyListener). 0: none.
   int standby_replicas = 0;
   // Further librdkafka properties for the topic's producer and reader (security, ...).
-  std::map<std::string, std::string> extra;
+  std::map<std::string, std::string> extra = {};
 };
 
 class Membership {

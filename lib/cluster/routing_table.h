@@ -37,21 +37,21 @@ namespace tally::cluster {
 
 // What an instance publishes about itself.
 struct MemberInfo {
-  std::string instance_id;
-  std::string url;               // advertised base URL, "http://host:port"
-  std::vector<int32_t> owned;    // partitions assigned to it, sorted
-  std::vector<int32_t> serving;  // owned partitions whose state has caught up, sorted
-  std::vector<int32_t> standby;  // partitions it keeps warm copies of, sorted
-  int64_t time_ms = 0;           // wall clock of the publication (for operators)
-  int64_t offset = -1;           // offset of the record in the cluster topic (set by Apply)
+  std::string instance_id = {};
+  std::string url = {};               // advertised base URL, "http://host:port"
+  std::vector<int32_t> owned;         // partitions assigned to it, sorted
+  std::vector<int32_t> serving;       // owned partitions whose state has caught up, sorted
+  std::vector<int32_t> standby = {};  // partitions it keeps warm copies of, sorted
+  int64_t time_ms = 0;                // wall clock of the publication (for operators)
+  int64_t offset = -1;                // offset of the record in the cluster topic (set by Apply)
 };
 
 // This instance as its own consumer sees it now (fresher than its published record).
 struct LocalState {
-  std::string instance_id;
-  std::vector<int32_t> owned;    // sorted
-  std::vector<int32_t> serving;  // sorted
-  std::vector<int32_t> standby;  // sorted: partitions it keeps warm copies of
+  std::string instance_id = {};
+  std::vector<int32_t> owned;         // sorted
+  std::vector<int32_t> serving;       // sorted
+  std::vector<int32_t> standby = {};  // sorted: partitions it keeps warm copies of
 };
 
 // Where a request for one scope is answered.
@@ -62,9 +62,9 @@ struct Route {
     kUnavailable,  // by nobody right now: answer 503 with Retry-After; `reason` says why
   };
   Kind kind = kLocal;
-  std::string url;
-  std::string instance_id;  // the owner, for kForward
-  std::string reason;
+  std::string url = {};
+  std::string instance_id = {};  // the owner, for kForward
+  std::string reason = {};
 };
 
 // Record keys and values (see the top of the file).

@@ -40,7 +40,7 @@ struct ProducerOptions {
   bool idempotent = true;  // enable.idempotence: retries never duplicate or reorder
   int linger_ms = 5;       // linger.ms: batching delay
   // Further librdkafka properties (e.g. {"compression.type", "zstd"}); they override the above.
-  std::map<std::string, std::string> extra;
+  std::map<std::string, std::string> extra = {};
   // Start the client (its threads and timers) on the first message instead of in Create: for
   // producers that may never send (dead letters), so that they cost nothing until they do.
   // Create still validates every property.

@@ -114,10 +114,10 @@ struct PipelineOptions {
   // refused lines (live ingest dead-letters them). Otherwise Apply skips and counts them.
   bool refuse_mismatches = false;
   // Event time bounds for the parser; `event_limits.clock`, if set, must outlive the pipeline.
-  event::Limits event_limits;
+  event::Limits event_limits = {};
   // The worker thread's name in tools like top and perf ("" keeps the default).
   std::string worker_name = "tally-apply";
-  PipelineHooks hooks;
+  PipelineHooks hooks = {};
 };
 
 class BatchPipeline {

@@ -54,9 +54,9 @@ class BatchPipelineTest : public ::testing::Test {
 // What the done callback saw of one batch.
 struct Seen {
   size_t events = 0;
-  std::vector<std::string> refused;  // category of each refused line
-  std::vector<int> refused_sources;
-  BatchOutcome outcome;
+  std::vector<std::string> refused = {};  // category of each refused line
+  std::vector<int> refused_sources = {};
+  BatchOutcome outcome = {};
 };
 
 TEST_F(BatchPipelineTest, BatchesAreStoredInOrderWithTheirOffsetsAndRefusals) {

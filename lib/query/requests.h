@@ -98,7 +98,7 @@ struct RequestsQuery {
   // a group of instances): the (organization, workspace) pairs to read; pairs whose
   // organization is not in `organizations` are ignored. Empty: the store keys request data by
   // organization and every organization is read whole.
-  std::vector<std::pair<std::string, std::string>> workspace_scopes;
+  std::vector<std::pair<std::string, std::string>> workspace_scopes = {};
 };
 
 struct RankedRow {

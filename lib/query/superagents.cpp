@@ -1543,8 +1543,7 @@ Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(const store::S
     // The cache may be past this snapshot (brought forward meanwhile): a newer snapshot (any state
     // since the request began is a correct answer) reuses it instead of building an older state.
     if (cache.Seq(cache_key) > reader->version()) {
-      reader.reset();  // a stable view's hold first
-      reader.emplace(store, stable);
+      reader.emplace(store, stable);  // destroys the old one first (a stable view's hold)
     }
     const Reader& rd = *reader;
 

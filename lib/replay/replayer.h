@@ -42,15 +42,15 @@ namespace tally::replay {
 struct ReplayOptions {
   size_t batch_size = 20000;
   // Cluster id stored with topic offsets (kafka::ClusterId of the source).
-  std::string cluster_id;
+  std::string cluster_id = {};
   // Events older than the dedupe window: applied, or counted as rejected ("late_event").
   aggregate::LatePolicy late_policy = aggregate::LatePolicy::kApply;
   // Workspace -> organization bindings declared up front; events naming another organization
   // than their workspace's are counted as rejected ("organization_mismatch").
-  aggregate::OrganizationBindings organizations;
+  aggregate::OrganizationBindings organizations = {};
   // Event time bounds (--min-event-time, --max-future); outside: rejected as time_out_of_range.
   // `event_limits.clock`, if set, must outlive the replayer.
-  event::Limits event_limits;
+  event::Limits event_limits = {};
 };
 
 struct ReplayStats {

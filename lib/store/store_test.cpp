@@ -181,7 +181,9 @@ TEST_F(StoreTest, MergeOperatorsSaturateAndNeverFail) {
     // 1,000 max-cost requests (10^15 nanos each) per round: 10,000 saturate cost_nanos.
     for (int i = 0; i < 1000; ++i) batch.AddSlice(skey, senc);
     ASSERT_TRUE(store_->Write(&batch).has_value());
-    if (round == 3) ASSERT_TRUE(Db()->Flush({}).ok());
+    if (round == 3) {
+      ASSERT_TRUE(Db()->Flush({}).ok());
+    }
     if (round == 5) Reopen();
     if (round == 7) {
       Db()->CompactRange({}, Cf(internal::kCounters), nullptr, nullptr);
@@ -357,7 +359,9 @@ TEST_F(StoreTest, UserPacksMergePerUserAcrossWritesFlushesAndCompaction) {
     WriteSet batch(*store_);
     batch.AddUserPack(key, pack);
     ASSERT_TRUE(store_->Write(&batch).has_value());
-    if (round == 10) ASSERT_TRUE(Db()->Flush({}, Cf(internal::kUserPacks)).ok());
+    if (round == 10) {
+      ASSERT_TRUE(Db()->Flush({}, Cf(internal::kUserPacks)).ok());
+    }
     if (round == 20) Reopen();
     if (round == 30) Db()->CompactRange({}, Cf(internal::kUserPacks), nullptr, nullptr);
   }

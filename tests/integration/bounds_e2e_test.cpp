@@ -314,7 +314,7 @@ TEST(ExtremeMeasuresE2E, RejectedCleanlyOrCountedExactlyAndNeverNegativeOrNull) 
   EXPECT_EQ(total("workflows", "executions", "count"), static_cast<double>(accepted_workflow_exec));
 
   // Agent leaderboard.
-  for (const std::string q :
+  for (const std::string& q :
        {std::string("workspace_uuid=") + kWs,
         std::string("workspace_uuid=") + kWs + "&date_from=2026-02-01&date_to=2026-03-01"}) {
     Check(stack, "GET", "/api/agents/leaderboard?" + q, "", kAdmin, &problems);

@@ -27,8 +27,8 @@ constexpr const char* kBatchType = "application/cloudevents-batch+json";
 
 // An agent.executed event (inside the 30 days before Stack::kNow).
 struct Ev {
-  std::string id, ws, org, user, agent;
-  std::string email, name;
+  std::string id = {}, ws = {}, org = {}, user = {}, agent = {};
+  std::string email = {}, name = {};
   std::string time = "2026-02-20T10:00:00Z";
   std::string type = "agent.executed";
 
