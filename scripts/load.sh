@@ -109,8 +109,7 @@ echo "history consumed; tallyd RSS $(( $(rss_kib) / 1024 )) MiB" >&2
 mapfile -t workspaces < <("${gen[@]}" --events 5000 | grep -o '"workspace_id":"[^"]*"' |
   cut -d'"' -f4 | sort -u)
 # Each workspace's organization, for the events POSTed into it (spread over every workspace, as
-# many clients' would be: the embedded broker holds producers back (503) while one partition
-# holds more than half its 5 MiB retention unconsumed).
+# many clients' would be).
 mapfile -t ws_orgs < <("${gen[@]}" --events 5000 |
   sed -n 's/.*"organization_id":"\([^"]*\)","workspace_id":"\([^"]*\)".*/{"\2", "\1"},/p' |
   sort -u)

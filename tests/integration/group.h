@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -241,40 +242,33 @@ class Group {
   // heartbeats lost while a coordinator was unreachable.
   static constexpr Millis kSessionCalm{8000};
 
-  // WaitSettled, then settled at every look (every 200 ms) for `calm` in a row: a rebalance
-  // still due (a killed member's session expiring) starts the calm over. Within `timeout` in all.
+  // Settled at every look (every 200 ms) for `calm` in a row: a rebalance still due (a killed
+  // member's session expiring) starts the calm over. Within `timeout` in all; the failure carries
+  // the reason of the last look and every instance's log tail.
   ::testing::AssertionResult WaitStable(Millis timeout, Millis calm = kSessionCalm) {
     const auto deadline = Clock::now() + timeout;
     std::string why;
-    auto calm_since = Clock::now();
-    bool settled = false;
+    std::optional<Clock::time_point> calm_since;
     while (Clock::now() < deadline) {
       if (Settled(&why)) {
-        if (!settled) calm_since = Clock::now();
-        settled = true;
-        if (Clock::now() - calm_since >= calm) return ::testing::AssertionSuccess();
+        if (!calm_since) calm_since = Clock::now();
+        if (Clock::now() - *calm_since >= calm) return ::testing::AssertionSuccess();
       } else {
-        settled = false;
+        calm_since.reset();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    return ::testing::AssertionFailure()
-           << "group not settled for " << calm.count() << " ms in a row: " << why;
-  }
-
-  ::testing::AssertionResult WaitSettled(Millis timeout) {
-    const auto deadline = Clock::now() + timeout;
-    std::string why;
-    while (Clock::now() < deadline) {
-      if (Settled(&why)) return ::testing::AssertionSuccess();
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    auto failure = ::testing::AssertionFailure() << "group not settled: " << why;
+    auto failure = ::testing::AssertionFailure() << "group not settled";
+    if (calm.count() > 0) failure << " for " << calm.count() << " ms in a row";
+    failure << ": " << why;
     for (Instance& in : instances_) {
       if (in.process) failure << "\n--- " << in.id << ":\n" << in.process->LogTail();
     }
     return failure;
   }
+
+  // Every partition served by a live owner that has caught up, at one look (see Settled).
+  ::testing::AssertionResult WaitSettled(Millis timeout) { return WaitStable(timeout, Millis(0)); }
 
  private:
   Stack* stack_;
