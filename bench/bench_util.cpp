@@ -22,23 +22,17 @@
 
 #include "common/calendar.h"
 #include "common/sha256.h"
+#include "common/strings.h"
 #include "kafka/producer.h"
 
 namespace tally::bench {
 namespace {
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && s[i] == ' ') ++i;
-  return s.substr(i);
-}
-
 std::string ReadFirstLine(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   if (!in || !std::getline(in, line)) return {};
-  return Trim(line);
+  return std::string(TrimWhitespace(line));
 }
 
 double SecondsSince(SteadyClock::time_point t) {
@@ -395,7 +389,7 @@ std::string MachineSummary() {
     std::string line;
     while (std::getline(in, line)) {
       if (line.rfind("model name", 0) == 0) {
-        model = Trim(line.substr(line.find(':') + 1));
+        model = std::string(TrimWhitespace(line.substr(line.find(':') + 1)));
         break;
       }
     }

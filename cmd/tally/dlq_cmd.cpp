@@ -41,6 +41,7 @@
 #include "common/json_writer.h"
 #include "common/parse.h"
 #include "common/result.h"
+#include "common/strings.h"
 #include "event/event_parser.h"
 #include "kafka/producer.h"
 
@@ -86,14 +87,6 @@ struct DeadLetter {
   std::string source_offset;
 };
 
-std::string Trim(std::string s) {
-  auto space = [](unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && space(s.back())) s.pop_back();
-  size_t b = 0;
-  while (b < s.size() && space(s[b])) ++b;
-  return s.substr(b);
-}
-
 Result<std::string> Brokers(const DlqArgs& a) {
   if (!a.brokers.empty()) return a.brokers;
   if (a.broker_addr_file.empty()) {
@@ -102,7 +95,7 @@ Result<std::string> Brokers(const DlqArgs& a) {
   std::ifstream in(a.broker_addr_file);
   std::string line;
   std::getline(in, line);
-  line = Trim(line);
+  line = std::string(TrimWhitespace(line));
   if (line.empty()) {
     return Fail(ErrorCode::kNotFound, "no broker address in " + a.broker_addr_file, "brokers");
   }
@@ -363,8 +356,8 @@ Result<std::set<std::pair<int32_t, int64_t>>> ParseOffsets(const std::string& te
   size_t pos = 0;
   while (pos <= text.size()) {
     size_t comma = text.find(',', pos);
-    std::string item =
-        Trim(text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    std::string item(TrimWhitespace(std::string_view(text).substr(
+        pos, comma == std::string::npos ? std::string::npos : comma - pos)));
     size_t colon = item.find(':');
     Result<int64_t> p = Fail(ErrorCode::kInvalidArgument, "no partition");
     Result<int64_t> o = Fail(ErrorCode::kInvalidArgument, "no offset");
@@ -394,7 +387,7 @@ Result<std::vector<std::string>> ReadLines(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (Trim(line).empty()) continue;
+    if (TrimWhitespace(line).empty()) continue;
     out.push_back(line);
   }
   return out;

@@ -21,6 +21,7 @@
 
 #include "cli_flags.h"
 #include "commands.h"
+#include "common/strings.h"
 #include "kafka/producer.h"
 #include "kafka/retention_guard.h"
 
@@ -66,13 +67,6 @@ std::string_view WorkspaceKey(simdjson::ondemand::parser& parser, std::vector<ch
   return ws;
 }
 
-std::string Trim(std::string s) {
-  auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-  return s;
-}
-
 // Waits (up to 30 s) for a broker address file, e.g. written by a concurrently started
 // `tally broker --addr-file`.
 std::string ReadAddrFile(const std::string& path) {
@@ -80,7 +74,8 @@ std::string ReadAddrFile(const std::string& path) {
   for (;;) {
     std::ifstream in(path);
     std::string addr;
-    if (in && std::getline(in, addr) && !Trim(addr).empty()) return Trim(addr);
+    if (in && std::getline(in, addr) && !TrimWhitespace(addr).empty())
+      return std::string(TrimWhitespace(addr));
     if (Clock::now() > deadline || g_stop.load()) return {};
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/sha256.h"
+#include "common/strings.h"
 #include "http/router.h"
 
 namespace tally::http {
@@ -18,20 +19,6 @@ bool IsHex64(std::string_view s) {
     if (!hex) return false;
   }
   return true;
-}
-
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 // Builds the error of one key entry: `origin: keys[3] "name": <what>` with field keys[3].<f>.
@@ -69,7 +56,7 @@ Result<ApiKey> ParseEntry(const toml::table& t, size_t index, std::string_view o
         return EntryError(origin, index, name, field,
                           "sha256 must be 64 hexadecimal characters (the SHA-256 of the token)");
       }
-      key.sha256 = ToLower(s->get());
+      key.sha256 = AsciiLower(s->get());
     } else if (field == "user_id") {
       if (const auto* s = v.as_string()) {
         key.user_id = s->get();
@@ -262,7 +249,7 @@ bool KeyStore::AnyKeyNamesWorkspace(std::string_view workspace) const {
 
 std::optional<std::string_view> ExtractToken(const Request& request) {
   if (const std::string* auth = request.FindHeader("authorization")) {
-    std::string_view v = Trim(*auth);
+    std::string_view v = TrimBlanks(*auth);
     constexpr std::string_view kBearer = "bearer";
     if (v.size() > kBearer.size() && (v[kBearer.size()] == ' ' || v[kBearer.size()] == '\t')) {
       bool scheme_ok = true;
@@ -272,13 +259,13 @@ std::optional<std::string_view> ExtractToken(const Request& request) {
         if (c != kBearer[i]) scheme_ok = false;
       }
       if (scheme_ok) {
-        std::string_view token = Trim(v.substr(kBearer.size()));
+        std::string_view token = TrimBlanks(v.substr(kBearer.size()));
         if (!token.empty()) return token;
       }
     }
   }
   if (const std::string* api_key = request.FindHeader("api_key")) {
-    std::string_view token = Trim(*api_key);
+    std::string_view token = TrimBlanks(*api_key);
     if (!token.empty()) return token;
   }
   return std::nullopt;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/json_writer.h"
+#include "common/strings.h"
 #include "event/event_parser.h"
 #include "event/usage_event.h"
 #include "http/error_mapping.h"
@@ -15,43 +16,23 @@ constexpr const char* kRejectedHelp =
 
 bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-std::string_view TrimJsonSpace(std::string_view s) {
-  while (!s.empty() && IsJsonSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsJsonSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-std::string AsciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string_view TrimHttpSpace(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 enum class BodyKind { kUnsupported, kSingle, kBatch };
 
 // The kind of body a Content-Type announces: the media type (case-insensitive), with an optional
 // charset parameter that must be utf-8 (CloudEvents JSON is UTF-8); other parameters are ignored.
 BodyKind KindOf(std::string_view content_type) {
   std::string_view media = content_type.substr(0, content_type.find(';'));
-  std::string type = AsciiLower(TrimHttpSpace(media));
+  std::string type = AsciiLower(TrimBlanks(media));
   std::string_view params =
       media.size() < content_type.size() ? content_type.substr(media.size() + 1) : "";
   while (!params.empty()) {
     size_t end = params.find(';');
-    std::string_view param = TrimHttpSpace(params.substr(0, end));
+    std::string_view param = TrimBlanks(params.substr(0, end));
     params = end == std::string_view::npos ? "" : params.substr(end + 1);
     size_t eq = param.find('=');
     if (eq == std::string_view::npos) continue;
-    if (AsciiLower(TrimHttpSpace(param.substr(0, eq))) != "charset") continue;
-    std::string value = AsciiLower(TrimHttpSpace(param.substr(eq + 1)));
+    if (AsciiLower(TrimBlanks(param.substr(0, eq))) != "charset") continue;
+    std::string value = AsciiLower(TrimBlanks(param.substr(eq + 1)));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }
@@ -133,7 +114,7 @@ Result<std::vector<std::string_view>> SplitJsonArray(std::string_view text, size
         ++i;
       }
       if (i >= n) return malformed("unterminated array", n);
-      std::string_view element = TrimJsonSpace(text.substr(start, i - start));
+      std::string_view element = TrimWhitespace(text.substr(start, i - start));
       if (element.empty()) return malformed("missing element", i);
       if (elements.size() == max_elements) {
         return Fail(ErrorCode::kResourceExhausted,
@@ -180,7 +161,7 @@ Response EventsHandler::Handle(const Request& request) const {
 
   std::vector<std::string_view> texts;
   if (kind == BodyKind::kSingle) {
-    texts.push_back(TrimJsonSpace(request.body));
+    texts.push_back(TrimWhitespace(request.body));
   } else {
     auto split = SplitJsonArray(request.body, options_.max_events);
     if (!split) {

@@ -6,18 +6,13 @@
 #include <unordered_set>
 
 #include "common/calendar.h"
+#include "common/strings.h"
 #include "http/internal/date_range_params.h"
 
 namespace tally::http {
 namespace {
 
 constexpr size_t kMaxStringLength = 255;
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // user_multiplai_ids, user_multiplai_ids[] and user_multiplai_ids[<anything>] (PHP arrays).
 bool IsUserIdsKey(std::string_view k) {
@@ -96,7 +91,7 @@ std::expected<LeaderboardQuery, FieldErrors> ParseLeaderboardRequest(const Strin
     for (std::string_view value : user_values) {
       while (!value.empty()) {
         size_t comma = value.find(',');
-        std::string_view item = Trim(value.substr(0, comma));
+        std::string_view item = TrimBlanks(value.substr(0, comma));
         value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
         if (item.empty()) continue;
         if (item.size() > kMaxStringLength) {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "common/sha256.h"
+#include "common/strings.h"
 #include "gen/generator.h"
 #include "http/testing/http_client.h"
 #include "kafka/admin.h"
@@ -29,13 +30,6 @@ namespace tally::integration {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string Trim(std::string s) {
-  auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-  return s;
-}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -214,7 +208,7 @@ Result<std::string> WaitForFile(const std::string& path, Millis timeout, Process
     std::string s = ReadFileOrEmpty(path);
     // A complete line, or content that stayed the same for one poll (no trailing newline).
     if (!s.empty() && (s.back() == '\n' || s == previous)) {
-      return Trim(s.substr(0, s.find('\n')));
+      return std::string(TrimWhitespace(s.substr(0, s.find('\n'))));
     }
     previous = s;
     if (watch && !watch->Running()) {
