@@ -161,6 +161,7 @@ Result<std::unique_ptr<Tallyd>> Tallyd::Start(const TallydOptions& options) {
                                    keys,
                                    "--cache-ttl",
                                    std::to_string(options.cache_ttl_s),
+                                   "--server-timing",
                                    "--partitions",
                                    std::to_string(options.partitions)};
   if (!options.now.empty()) {

@@ -336,6 +336,7 @@ class Group {
                                        keys_,
                                        "--cache-ttl",
                                        "0",
+                                       "--server-timing",
                                        "--kafka-option",
                                        std::string("session.timeout.ms=") + kSessionTimeoutMs,
                                        "--kafka-option",

@@ -136,7 +136,8 @@ Result<std::unique_ptr<TallydOnDir>> TallydOnDir::Start(const TallydOnDirOptions
                                    "--keys",
                                    o.keys_path,
                                    "--cache-ttl",
-                                   std::to_string(o.cache_ttl_s)};
+                                   std::to_string(o.cache_ttl_s),
+                                   "--server-timing"};
   if (!o.now.empty()) {
     argv.push_back("--now");
     argv.push_back(o.now);

@@ -161,6 +161,10 @@ int main(int argc, char** argv) {
                  "evicted first; a response over 1/8 of it is not cached; 0 disables)")
       ->check(tally::cli::UintIn(0, uint64_t{1} << 40))
       ->capture_default_str();
+  bool server_timing = false;
+  app.add_flag("--server-timing", server_timing,
+               "Add a 'Server-Timing: app;dur=<ms>' header (routing and handler time) to every "
+               "handled HTTP response (benchmarks, browser dev tools; default: off)");
   app.add_option("--now", now_text,
                  "Freeze the clock at this RFC 3339 instant (tests and demos; default: real time)");
   app.add_option("--port-file", port_file, "Write the bound HOST:PORT to this file once listening");
@@ -424,6 +428,7 @@ int main(int argc, char** argv) {
   deps.clock = &clock;
   deps.cache_ttl_s = cache_ttl;
   deps.cache_max_bytes = cache_max_bytes;
+  deps.server_timing = server_timing;
   deps.workspace_metrics.run = [live, &clock](const tally::query::WorkspaceMetricsRequest& r) {
     return tally::query::RunWorkspaceMetrics(*live->Current()->store, clock, r);
   };

@@ -1,10 +1,14 @@
 #include "aggregate/aggregator.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <filesystem>
 #include <map>
 #include <set>
+
+#include "store/codec.h"
+#include "store/internal/store_rep.h"
 
 namespace tally::aggregate {
 namespace {
@@ -357,6 +361,22 @@ TEST_F(AggregatorTest, ManyShortKeyedRowsInOneBatchKeepTheirKeys) {
     }
     EXPECT_EQ(got, want) << p;
   }
+}
+
+TEST_F(AggregatorTest, StampsDedupeEntriesWithTheInjectedClock) {
+  constexpr int64_t kNow = 1'700'000'000'123;
+  agg_ = std::move(*Aggregator::Create(store_.get(), Clock::Fixed(kNow)));
+  ASSERT_TRUE(Apply({Exec("e1", "u1", 20'000, 5)}, 1));
+  std::string key, value;
+  store::DedupeKey("src", "e1", &key);
+  const rocksdb::Status got = store::internal::Access::Db(*store_)->Get(
+      rocksdb::ReadOptions(), store::internal::Access::Cf(*store_, store::internal::kDedupe), key,
+      &value);
+  ASSERT_TRUE(got.ok()) << got.ToString();
+  int64_t time_ms = 0, written_ms = 0;
+  ASSERT_TRUE(store::DecodeDedupeValue(value, &time_ms, &written_ms));
+  EXPECT_EQ(time_ms, int64_t{20'000} * 86'400'000);
+  EXPECT_EQ(written_ms, kNow);
 }
 
 }  // namespace

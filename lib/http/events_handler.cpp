@@ -149,6 +149,28 @@ Response EventsHandler::Handle(const Request& request) const {
   const ApiKey* key = token ? keys_->Authenticate(*token) : nullptr;
   if (!key) return UnauthenticatedResponse();
 
+  std::vector<std::string_view> texts;
+  if (auto refused = SplitBody(request, &texts)) return std::move(*refused);
+  std::vector<std::string> workspaces, organizations;
+  if (auto refused = Validate(*key, texts, &workspaces, &organizations)) {
+    return std::move(*refused);
+  }
+  if (auto refused = Authorize(*key, workspaces, organizations)) return std::move(*refused);
+  if (!texts.empty()) {
+    if (auto refused = Publish(texts, workspaces)) return std::move(*refused);
+  }
+
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("accepted");
+  w.Int(static_cast<int64_t>(texts.size()));
+  w.EndObject();
+  return JsonResponse(202, std::move(body));
+}
+
+std::optional<Response> EventsHandler::SplitBody(const Request& request,
+                                                 std::vector<std::string_view>* texts) const {
   static const std::vector<std::string> kAccepted = {std::string(kCloudEventMediaType),
                                                      std::string(kCloudEventBatchMediaType)};
   const BodyKind kind = KindOf(request.Header("Content-Type"));
@@ -159,27 +181,31 @@ Response EventsHandler::Handle(const Request& request) const {
                             std::to_string(options_.max_body_bytes) + " bytes.");
   }
 
-  std::vector<std::string_view> texts;
   if (kind == BodyKind::kSingle) {
-    texts.push_back(TrimWhitespace(request.body));
-  } else {
-    auto split = SplitJsonArray(request.body, options_.max_events);
-    if (!split) {
-      if (split.error().code == ErrorCode::kResourceExhausted) {
-        return TooLargeResponse(split.error().message);
-      }
-      return InvalidItemsResponse(split.error().message + " Nothing was published.", {});
-    }
-    texts = std::move(*split);
+    texts->push_back(TrimWhitespace(request.body));
+    return std::nullopt;
   }
+  auto split = SplitJsonArray(request.body, options_.max_events);
+  if (!split) {
+    if (split.error().code == ErrorCode::kResourceExhausted) {
+      return TooLargeResponse(split.error().message);
+    }
+    return InvalidItemsResponse(split.error().message + " Nothing was published.", {});
+  }
+  *texts = std::move(*split);
+  return std::nullopt;
+}
 
+std::optional<Response> EventsHandler::Validate(const ApiKey& key,
+                                                std::span<const std::string_view> texts,
+                                                std::vector<std::string>* workspaces,
+                                                std::vector<std::string>* organizations) const {
   // The same parser as ingest: what is accepted here is exactly what ingest would count.
   thread_local event::EventParser parser;
   thread_local event::UsageEvent event;
   parser.set_limits(options_.event_limits);
-  std::vector<std::string> workspaces, organizations;
-  workspaces.reserve(texts.size());
-  organizations.reserve(texts.size());
+  workspaces->reserve(texts.size());
+  organizations->reserve(texts.size());
   ItemErrors invalid;
   const auto& declared = keys_->organizations();
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -189,15 +215,15 @@ Response EventsHandler::Handle(const Request& request) const {
                          .field = st.error().field,
                          .reason = ReasonOf(st.error()),
                          .category = std::string(event::ReasonCategory(st.error()))});
-      workspaces.emplace_back();
-      organizations.emplace_back();
+      workspaces->emplace_back();
+      organizations->emplace_back();
       continue;
     }
     // A workspace bound up front (keys file) takes events of its organization only; bindings
     // made by earlier events are enforced by ingest (dead letter "organization mismatch"). Only
     // a key holding the workspace learns of its binding: for others the event is a 403 below,
     // whatever organization it names.
-    if (!event.organization_id.empty() && (key->admin || key->IsMember(event.workspace_id))) {
+    if (!event.organization_id.empty() && (key.admin || key.IsMember(event.workspace_id))) {
       auto bound = declared.find(event.workspace_id);
       if (bound != declared.end() && bound->second != event.organization_id) {
         invalid.push_back({.index = i,
@@ -207,114 +233,107 @@ Response EventsHandler::Handle(const Request& request) const {
                            .category = "organization_mismatch"});
       }
     }
-    workspaces.push_back(event.workspace_id);
-    organizations.push_back(event.organization_id);
+    workspaces->push_back(event.workspace_id);
+    organizations->push_back(event.organization_id);
   }
-  if (!invalid.empty()) {
-    if (metrics_ != nullptr) {
-      for (const ItemError& e : invalid) {
-        metrics_
-            ->GetCounter("tally_http_events_rejected_total", kRejectedHelp,
-                         {{"reason", e.category}})
-            ->Add();
-      }
+  if (invalid.empty()) return std::nullopt;
+  if (metrics_ != nullptr) {
+    for (const ItemError& e : invalid) {
+      metrics_
+          ->GetCounter("tally_http_events_rejected_total", kRejectedHelp, {{"reason", e.category}})
+          ->Add();
     }
-    return InvalidItemsResponse(CountOf(invalid.size(), "event is", "events are") +
-                                    " invalid (of " + CountOf(texts.size(), "event", "events") +
-                                    "); nothing was published.",
-                                invalid);
   }
+  return InvalidItemsResponse(CountOf(invalid.size(), "event is", "events are") + " invalid (of " +
+                                  CountOf(texts.size(), "event", "events") +
+                                  "); nothing was published.",
+                              invalid);
+}
 
-  if (!key->admin) {
-    ItemErrors forbidden;
-    // An event writes into its workspace and into the organization it names: the key must hold
-    // both.
-    for (size_t i = 0; i < workspaces.size(); ++i) {
-      if (!key->IsMember(workspaces[i])) {
-        forbidden.push_back({.index = i,
-                             .field = "data.workspace_id",
-                             .reason = "The API key does not hold this workspace; nothing was "
-                                       "published.",
-                             .category = {}});
-      } else if (!organizations[i].empty() && !key->HoldsOrganization(organizations[i])) {
-        forbidden.push_back({.index = i,
-                             .field = "data.organization_id",
-                             .reason = "The API key does not hold this organization; nothing was "
-                                       "published.",
-                             .category = {}});
-      }
+std::optional<Response> EventsHandler::Authorize(
+    const ApiKey& key, const std::vector<std::string>& workspaces,
+    const std::vector<std::string>& organizations) const {
+  if (key.admin) return std::nullopt;
+  ItemErrors forbidden;
+  // An event writes into its workspace and into the organization it names: the key must hold
+  // both.
+  for (size_t i = 0; i < workspaces.size(); ++i) {
+    if (!key.IsMember(workspaces[i])) {
+      forbidden.push_back({.index = i,
+                           .field = "data.workspace_id",
+                           .reason = "The API key does not hold this workspace; nothing was "
+                                     "published.",
+                           .category = {}});
+    } else if (!organizations[i].empty() && !key.HoldsOrganization(organizations[i])) {
+      forbidden.push_back({.index = i,
+                           .field = "data.organization_id",
+                           .reason = "The API key does not hold this organization; nothing was "
+                                     "published.",
+                           .category = {}});
     }
-    if (!forbidden.empty()) {
+  }
+  if (forbidden.empty()) return std::nullopt;
+  if (metrics_ != nullptr) {
+    metrics_
+        ->GetCounter("tally_http_events_rejected_total", kRejectedHelp, {{"reason", "forbidden"}})
+        ->Add(static_cast<double>(forbidden.size()));
+  }
+  return ForbiddenItemsResponse(forbidden);
+}
+
+std::optional<Response> EventsHandler::Publish(std::span<const std::string_view> texts,
+                                               const std::vector<std::string>& workspaces) const {
+  const int limit = options_.max_concurrent_publishes;
+  if (limit > 0 && publishing_.fetch_add(1) >= limit) {
+    publishing_.fetch_sub(1);
+    return RetryLater(
+        ErrorResponse({ErrorCode::kUnavailable,
+                       "Too many event requests are waiting for the broker; retry shortly.",
+                       {}}));
+  }
+  struct Release {
+    std::atomic<int>* counter;
+    ~Release() {
+      if (counter != nullptr) counter->fetch_sub(1);
+    }
+  } release{limit > 0 ? &publishing_ : nullptr};
+  std::vector<EventMessage> messages;
+  messages.reserve(texts.size());
+  size_t bytes = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    messages.push_back({workspaces[i], texts[i]});
+    bytes += workspaces[i].size() + texts[i].size();
+  }
+  if (backend_.admit) {
+    Status admitted = backend_.admit(bytes, texts.size());
+    if (!admitted) {
       if (metrics_ != nullptr) {
         metrics_
             ->GetCounter("tally_http_events_rejected_total", kRejectedHelp,
-                         {{"reason", "forbidden"}})
-            ->Add(static_cast<double>(forbidden.size()));
+                         {{"reason", "held_back"}})
+            ->Add(static_cast<double>(texts.size()));
       }
-      return ForbiddenItemsResponse(forbidden);
+      return RetryLater(ErrorResponse({ErrorCode::kUnavailable,
+                                       admitted.error().message +
+                                           " Nothing was published; send the same request again "
+                                           "after the Retry-After delay.",
+                                       {}}));
     }
   }
-
-  if (!texts.empty()) {
-    const int limit = options_.max_concurrent_publishes;
-    if (limit > 0 && publishing_.fetch_add(1) >= limit) {
-      publishing_.fetch_sub(1);
-      return RetryLater(
-          ErrorResponse({ErrorCode::kUnavailable,
-                         "Too many event requests are waiting for the broker; retry shortly.",
-                         {}}));
-    }
-    struct Release {
-      std::atomic<int>* counter;
-      ~Release() {
-        if (counter != nullptr) counter->fetch_sub(1);
-      }
-    } release{limit > 0 ? &publishing_ : nullptr};
-    std::vector<EventMessage> messages;
-    messages.reserve(texts.size());
-    size_t bytes = 0;
-    for (size_t i = 0; i < texts.size(); ++i) {
-      messages.push_back({workspaces[i], texts[i]});
-      bytes += workspaces[i].size() + texts[i].size();
-    }
-    if (backend_.admit) {
-      Status admitted = backend_.admit(bytes, texts.size());
-      if (!admitted) {
-        if (metrics_ != nullptr) {
-          metrics_
-              ->GetCounter("tally_http_events_rejected_total", kRejectedHelp,
-                           {{"reason", "held_back"}})
-              ->Add(static_cast<double>(texts.size()));
-        }
-        return RetryLater(ErrorResponse({ErrorCode::kUnavailable,
-                                         admitted.error().message +
-                                             " Nothing was published; send the same request again "
-                                             "after the Retry-After delay.",
-                                         {}}));
-      }
-    }
-    Status published = backend_.publish(messages);
-    if (!published) {
-      spdlog::warn("POST /v1/events: publishing {} events failed: {}", texts.size(),
-                   published.error().message);
-      if (publish_failed_ != nullptr) publish_failed_->Add(static_cast<double>(texts.size()));
-      return RetryLater(ErrorResponse(
-          {ErrorCode::kUnavailable,
-           "The events could not be published (the event log did not acknowledge them in time); "
-           "some may have been. Sending the same request again is safe: events are deduplicated "
-           "by source and id.",
-           {}}));
-    }
-    if (published_ != nullptr) published_->Add(static_cast<double>(texts.size()));
+  Status published = backend_.publish(messages);
+  if (!published) {
+    spdlog::warn("POST /v1/events: publishing {} events failed: {}", texts.size(),
+                 published.error().message);
+    if (publish_failed_ != nullptr) publish_failed_->Add(static_cast<double>(texts.size()));
+    return RetryLater(ErrorResponse(
+        {ErrorCode::kUnavailable,
+         "The events could not be published (the event log did not acknowledge them in time); "
+         "some may have been. Sending the same request again is safe: events are deduplicated "
+         "by source and id.",
+         {}}));
   }
-
-  std::string body;
-  JsonWriter w(&body);
-  w.BeginObject();
-  w.Key("accepted");
-  w.Int(static_cast<int64_t>(texts.size()));
-  w.EndObject();
-  return JsonResponse(202, std::move(body));
+  if (published_ != nullptr) published_->Add(static_cast<double>(texts.size()));
+  return std::nullopt;
 }
 
 }  // namespace tally::http

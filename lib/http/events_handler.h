@@ -48,6 +48,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -103,6 +104,22 @@ class EventsHandler {
   Response Handle(const Request& request) const;
 
  private:
+  // Handle's steps, in order; each returns the response that ends the request, or nullopt to
+  // go on. The body's events' texts (by Content-Type: 415, 413, 400 on a malformed batch).
+  std::optional<Response> SplitBody(const Request& request,
+                                    std::vector<std::string_view>* texts) const;
+  // Parses every event (400 naming each invalid one); fills each event's workspace and
+  // organization ("" for an invalid event).
+  std::optional<Response> Validate(const ApiKey& key, std::span<const std::string_view> texts,
+                                   std::vector<std::string>* workspaces,
+                                   std::vector<std::string>* organizations) const;
+  // 403 naming each event whose workspace or organization `key` does not hold.
+  std::optional<Response> Authorize(const ApiKey& key, const std::vector<std::string>& workspaces,
+                                    const std::vector<std::string>& organizations) const;
+  // Publishes the events (503 with Retry-After when refused or failed).
+  std::optional<Response> Publish(std::span<const std::string_view> texts,
+                                  const std::vector<std::string>& workspaces) const;
+
   std::shared_ptr<const KeyStore> keys_;
   EventsBackend backend_;
   EventsOptions options_;

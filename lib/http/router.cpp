@@ -162,7 +162,8 @@ void SplitTarget(std::string_view target, Request* request) {
   }
 }
 
-Router::Router(MetricsRegistry* metrics) : metrics_(metrics) {
+Router::Router(MetricsRegistry* metrics, RouterOptions options)
+    : metrics_(metrics), options_(options) {
   if (metrics_) {
     unmatched_latency_ = metrics_->GetHistogram(
         kLatencyName, kLatencyHelp, {{"route", "unmatched"}}, Histogram::LatencyBuckets());
@@ -283,7 +284,7 @@ Response Router::Handle(Request& request) const {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (handled) {
+  if (handled && options_.server_timing) {
     // Lets clients (the query benchmark, browser dev tools) split server time from network time.
     char timing[48];
     std::snprintf(timing, sizeof timing, "app;dur=%.3f", seconds * 1000.0);

@@ -83,10 +83,16 @@ void SplitTarget(std::string_view target, Request* request);
 // Must not throw; an exception escaping a handler is caught by Router::Handle (500).
 using Handler = std::function<Response(const Request&)>;
 
+struct RouterOptions {
+  // Add a `Server-Timing: app;dur=<ms>` header to every response a handler produced (see
+  // Router::Handle). Off by default: it tells any client how long the server worked.
+  bool server_timing = false;
+};
+
 class Router {
  public:
   // `metrics` may be null (no metrics recorded); otherwise it must outlive the router.
-  explicit Router(MetricsRegistry* metrics = nullptr);
+  explicit Router(MetricsRegistry* metrics = nullptr, RouterOptions options = {});
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
@@ -103,9 +109,9 @@ class Router {
   // request handling lives here: an escaping exception becomes a 500 JSON response. Records
   // tally_http_requests_total{route,method,status} and
   // tally_http_request_duration_seconds{route} with route = the pattern ("unmatched" when no
-  // path matched). When a handler ran, adds a `Server-Timing: app;dur=<ms>` header with the
-  // time spent in routing and the handler (not in the network or the server's I/O). Thread-safe
-  // after building.
+  // path matched). With RouterOptions::server_timing, when a handler ran, adds a
+  // `Server-Timing: app;dur=<ms>` header with the time spent in routing and the handler (not in
+  // the network or the server's I/O). Thread-safe after building.
   Response Handle(Request& request) const;
 
  private:
@@ -120,6 +126,7 @@ class Router {
   void Record(int route_index, std::string_view method, int status, double seconds) const;
 
   MetricsRegistry* metrics_;
+  const RouterOptions options_;
   std::vector<Route> routes_;
   Histogram* unmatched_latency_ = nullptr;
   // Counter pointers by (route, method, status), so the hot path does not build label strings.

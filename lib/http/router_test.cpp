@@ -43,6 +43,29 @@ TEST(Request, HeaderLookupIsCaseInsensitive) {
   EXPECT_EQ(r.FindHeader("missing"), nullptr);
 }
 
+// The Server-Timing header of a handled response, or "" when it has none.
+std::string ServerTiming(const Response& r) {
+  for (const auto& [name, value] : r.headers) {
+    if (name == "Server-Timing") return value;
+  }
+  return "";
+}
+
+TEST(Router, AddsServerTimingOnlyWhenEnabled) {
+  auto ok = [](const Request&) { return JsonResponse(200, "1"); };
+  Router plain;
+  plain.Add("GET", "/x", ok);
+  Request a = Make("GET", "/x");
+  EXPECT_EQ(ServerTiming(plain.Handle(a)), "");
+
+  Router timed(nullptr, RouterOptions{.server_timing = true});
+  timed.Add("GET", "/x", ok);
+  Request b = Make("GET", "/x");
+  EXPECT_EQ(ServerTiming(timed.Handle(b)).rfind("app;dur=", 0), 0u);
+  Request missing = Make("GET", "/nowhere");  // no handler ran: no timing
+  EXPECT_EQ(ServerTiming(timed.Handle(missing)), "");
+}
+
 TEST(Router, RoutesWithPathParameters) {
   Router router;
   router.Add("GET", "/api/v1/monitoring/{workspace_id}/superagents", [](const Request& r) {
@@ -102,7 +125,7 @@ TEST(Router, HeadRunsTheGetRoute) {
   EXPECT_EQ(h.body, g.body);  // the server sends its length, not the body
   EXPECT_EQ(h.body, "\"a b\"");
   EXPECT_EQ(h.content_type, g.content_type);
-  ASSERT_EQ(h.headers.size(), 2u);  // X-Extra, Server-Timing
+  ASSERT_EQ(h.headers.size(), 1u);  // X-Extra (no Server-Timing by default)
   EXPECT_EQ(h.headers[0], g.headers[0]);
   EXPECT_EQ(head.PathParam("id"), "a b");
 

@@ -65,6 +65,8 @@ struct ServiceDeps {
   int cache_ttl_s = 300;               // workspace-metrics cache; 0 disables
   size_t cache_max_bytes = 64u << 20;  // its bound in bytes (WorkspaceMetricsOptions); 0 disables
   size_t cache_max_entries = 10000;
+  // Every handled response carries a Server-Timing header (RouterOptions::server_timing).
+  bool server_timing = false;
 };
 
 // kInvalidArgument naming the missing dependency (also for a partly set leaderboard or

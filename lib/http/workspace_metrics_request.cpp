@@ -274,20 +274,13 @@ std::optional<FieldError> ReadBody(std::string_view body, Inputs* in) {
   return std::nullopt;
 }
 
-}  // namespace
-
-std::expected<query::WorkspaceMetricsRequest, FieldErrors> ParseWorkspaceMetricsRequest(
-    std::string_view body, const StringPairs& query) {
-  Inputs in;
-  ReadQuery(query, &in);
-  if (std::optional<FieldError> bad_body = ReadBody(body, &in)) {
-    return std::unexpected(FieldErrors{std::move(*bad_body)});
-  }
-
-  query::WorkspaceMetricsRequest out;
-  FieldErrors errors;
-  auto fail = [&errors](std::string_view field, std::string message) {
-    errors.push_back(FieldError{std::string(field), std::move(message)});
+// What is asked (workspace_uuid, entity, metric, aggregation, group_by, granularity) into `out`;
+// each invalid field appends its error. Returns the group_by asked (nullopt if invalid).
+std::optional<GroupBy> ReadSubject(Inputs& in, query::WorkspaceMetricsRequest* out_ptr,
+                                   FieldErrors* errors) {
+  query::WorkspaceMetricsRequest& out = *out_ptr;
+  auto fail = [errors](std::string_view field, std::string message) {
+    errors->push_back(FieldError{std::string(field), std::move(message)});
   };
 
   // workspace_uuid
@@ -355,6 +348,17 @@ std::expected<query::WorkspaceMetricsRequest, FieldErrors> ParseWorkspaceMetrics
   } else {
     fail("granularity", Invalid("granularity"));
   }
+  return group_by;
+}
+
+// The filters and the order (filters, filters.period, filters.user_id, order_by, order_dir,
+// limit) into `out`, given the group_by asked; each invalid field appends its error.
+void ReadFiltersAndOrder(Inputs& in, std::optional<GroupBy> group_by,
+                         query::WorkspaceMetricsRequest* out_ptr, FieldErrors* errors) {
+  query::WorkspaceMetricsRequest& out = *out_ptr;
+  auto fail = [errors](std::string_view field, std::string message) {
+    errors->push_back(FieldError{std::string(field), std::move(message)});
+  };
 
   // filters
   if (in.filters.kind != Raw::kAbsent && in.filters.kind != Raw::kNull &&
@@ -416,7 +420,22 @@ std::expected<query::WorkspaceMetricsRequest, FieldErrors> ParseWorkspaceMetrics
       out.limit = static_cast<int>(*v);
     }
   }
+}
 
+}  // namespace
+
+std::expected<query::WorkspaceMetricsRequest, FieldErrors> ParseWorkspaceMetricsRequest(
+    std::string_view body, const StringPairs& query) {
+  Inputs in;
+  ReadQuery(query, &in);
+  if (std::optional<FieldError> bad_body = ReadBody(body, &in)) {
+    return std::unexpected(FieldErrors{std::move(*bad_body)});
+  }
+
+  query::WorkspaceMetricsRequest out;
+  FieldErrors errors;
+  const std::optional<GroupBy> group_by = ReadSubject(in, &out, &errors);
+  ReadFiltersAndOrder(in, group_by, &out, &errors);
   if (!errors.empty()) return std::unexpected(std::move(errors));
   return out;
 }
