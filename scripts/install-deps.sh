@@ -10,6 +10,7 @@ pkgs=(
   e2fsprogs  # mkfs.ext4 for the slow-disk test (skipped without it)
   wrk        # the load test (scripts/load.sh --check)
   clang-format  # the format check (tests/format_test.sh)
+  universal-ctags  # function lengths for the size check (tests/size_test.sh)
   "$@"
 )
 missing=()
