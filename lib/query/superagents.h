@@ -2,7 +2,7 @@
 // The engine behind GET /api/v1/monitoring/{workspace_id}/superagents
 // (schemas/openapi.yaml): the inventory of a workspace's live agents with their usage.
 //
-//   tally::query::SuperagentsCache cache;            // one per store served (or for all of them)
+//   tally::query::SuperagentsCache cache;          // kept across requests (tallyd: one)
 //   tally::query::SuperagentsRequest req;
 //   req.workspace_id = "ws_1";
 //   req.sort = *tally::query::ParseSuperagentSort("-total_credits_consumed");
@@ -29,17 +29,16 @@
 // credits over [from, to] (one pass over the counter rows of DecomposeRange(from, to)) and the
 // active users (one pass over the bitmap rows of the last 30 days) are computed from one store
 // snapshot and cached in the caller's SuperagentsCache, tagged with the snapshot's version
-// (store::ReadView::version):
-// a request whose snapshot has the same version reuses them. After each write, the store runs
-// this module's follower (store::Store::Follow) on the writing thread: it brings the store's
-// tables that requests used in the last 5 minutes forward to the new state, so requests find
-// them current; a request that finds its table behind (the follower was busy, or skipped it)
-// brings it forward itself, or waits for the refresh in progress. A request computes what it
-// caches (a table, a refresh, a column) from a stable view (store::Store::NewStableReadView),
-// which holds staging off meanwhile: a batch staged during the computation would otherwise be in
-// the cached result and again in the next refresh. A request that finds everything cached uses a
-// plain view and holds nothing. Bringing forward replays what
-// the store's change log (store/change_log.h) says the writes did to the workspace: each touched
+// (store::ReadView::version): a request whose snapshot has the same version reuses them. After each
+// write, the store runs the cache's follower (store::Store::Follow) on the writing thread: it
+// brings the store's tables that requests used in the last 5 minutes forward to the new state, so
+// requests find them current; a request that finds its table behind (the follower was busy, or
+// skipped it) brings it forward itself, or waits for the refresh in progress. A request computes
+// what it caches (a table, a refresh, a column) from a stable view
+// (store::Store::NewStableReadView), which holds staging off meanwhile: a batch staged during the
+// computation would otherwise be in the cached result and again in the next refresh. A request that
+// finds everything cached uses a plain view and holds nothing. Bringing forward replays what the
+// store's change log (store/change_log.h) says the writes did to the workspace: each touched
 // agent's credits are added to the cached columns and its new users ORed into per-agent user sets
 // (no store reads); an agent row is re-read only when a write merged a field the listing shows with
 // another value, or created, deleted or revived the agent, and a creator's profile only when a
