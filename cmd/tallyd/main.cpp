@@ -444,8 +444,11 @@ int main(int argc, char** argv) {
   deps.leaderboard.workspace_known = [live](std::string_view ws) {
     return tally::query::WorkspaceKnown(*live->Current()->store, ws);
   };
-  deps.superagents.run = [live, &clock](const tally::query::SuperagentsRequest& r) {
-    return tally::query::OpenSuperagents(*live->Current()->store, clock, r);
+  // The Super Agents tables of the live store (and of the one a switch brings in), kept for as
+  // long as the handler that queries them.
+  deps.superagents.run = [live, &clock, cache = std::make_shared<tally::query::SuperagentsCache>()](
+                             const tally::query::SuperagentsRequest& r) {
+    return tally::query::OpenSuperagents(*live->Current()->store, *cache, clock, r);
   };
   deps.superagents.workspace_known = [live](std::string_view ws) {
     return tally::query::WorkspaceKnown(*live->Current()->store, ws);

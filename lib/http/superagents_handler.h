@@ -4,7 +4,7 @@
 //
 //   tally::http::SuperagentsBackend backend{
 //       .run = [&](const tally::query::SuperagentsRequest& r) {
-//         return tally::query::OpenSuperagents(store, clock, r);
+//         return tally::query::OpenSuperagents(store, cache, clock, r);  // a SuperagentsCache
 //       },
 //       .workspace_known = [&](std::string_view ws) {
 //         return tally::query::WorkspaceKnown(store, ws);

@@ -10,6 +10,7 @@
 #include "http/error_mapping.h"
 #include "http/service.h"
 #include "http/superagents_request.h"
+#include "query/testing/superagents_testing.h"
 
 namespace tally::http {
 namespace {

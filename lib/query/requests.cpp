@@ -8,7 +8,8 @@
 #include <utility>
 
 #include "common/saturating.h"
-#include "query/internal/rank_sort.h"
+#include "query/internal/requests_plan.h"
+#include "query/internal/requests_rank.h"
 #include "query/internal/requests_reader.h"
 #include "query/range.h"
 #include "store/bitmap.h"
@@ -16,152 +17,23 @@
 #include "store/directory.h"
 #include "store/store.h"
 
+// The engine: one Plan per request (internal/requests_plan.h), per-thread accumulators and
+// rankings (internal/requests_rank.h); MergeRequests is in requests_merge.cpp.
 namespace tally::query {
 namespace {
 
+using internal::Accumulator;
+using internal::DaysOf;
+using internal::EmptyDays;
+using internal::Plan;
+using internal::RankAll;
+using internal::RankKey;
+using internal::Scope;
+using internal::TopIndexes;
 using store::kAllAgents;
-
-// Per-index accumulators reused across requests on one thread: a generation stamp marks the
-// entries of the current request, so nothing is cleared or reallocated per request.
-struct Accumulator {
-  struct Entry {
-    uint32_t stamp = 0;
-    uint64_t requests = 0;
-    uint64_t tokens = 0;
-    int64_t cost_nanos = 0;
-  };
-  std::vector<Entry> entries;
-  std::vector<uint32_t> touched;
-  uint32_t generation = 0;
-
-  void Begin() {
-    touched.clear();
-    if (++generation == 0) {  // wrapped: old stamps could collide
-      for (Entry& e : entries) e.stamp = 0;
-      generation = 1;
-    }
-  }
-  Entry& At(uint32_t index) {
-    if (index >= entries.size()) entries.resize(std::max<size_t>(index + 1, entries.size() * 2));
-    Entry& e = entries[index];
-    if (e.stamp != generation) {
-      e = Entry{generation, 0, 0, 0};
-      touched.push_back(index);
-    }
-    return e;
-  }
-};
 
 thread_local Accumulator tl_users;
 thread_local Accumulator tl_agents;
-
-// Where one organization's request data is keyed: the organization itself, or one of its
-// workspaces (store::WorkspaceRequestScope).
-struct Scope {
-  std::string org;
-  std::string key;
-  bool operator<(const Scope& o) const { return std::tie(org, key) < std::tie(o.org, o.key); }
-  bool operator==(const Scope& o) const = default;
-};
-
-// One request's plan: the (scope, agent selector) pairs and buckets to read.
-class Plan {
- public:
-  Plan(const store::Store& store, const store::Directory& directory, const RequestsQuery& q)
-      : view_(store.NewReadView()), q_(q), buckets_(DecomposeRange(q.start, q.end)) {
-    std::vector<std::string> orgs = q.organizations;
-    std::sort(orgs.begin(), orgs.end());
-    orgs.erase(std::unique(orgs.begin(), orgs.end()), orgs.end());
-    if (q.workspace_scopes.empty()) {
-      for (std::string& org : orgs) scopes_.push_back({org, org});
-    } else {
-      for (const auto& [org, ws] : q.workspace_scopes) {
-        if (std::binary_search(orgs.begin(), orgs.end(), org)) {
-          scopes_.push_back({org, store::WorkspaceRequestScope(org, ws)});
-        }
-      }
-      std::sort(scopes_.begin(), scopes_.end());
-      scopes_.erase(std::unique(scopes_.begin(), scopes_.end()), scopes_.end());
-    }
-    for (const Scope& s : scopes_) keys_.push_back(s.key);
-    if (q.project_id) project_ = *q.project_id;
-    if (q.agent_name) {
-      store::Directory::Reader r(directory);
-      if (const std::vector<uint32_t>* named = r.AgentsNamed(*q.agent_name)) agents_ = *named;
-    } else {
-      agents_ = {kAllAgents};
-    }
-  }
-
-  const std::vector<Scope>& scopes() const { return scopes_; }
-  // The scopes' keys: the organizations of the directory's labels.
-  const std::vector<std::string>& scope_keys() const { return keys_; }
-  const std::vector<uint32_t>& agents() const { return agents_; }
-  const std::vector<BucketRef>& buckets() const { return buckets_; }
-  bool filtered() const { return q_.agent_name.has_value(); }
-  const std::string_view* project() const { return q_.project_id ? &project_ : nullptr; }
-  const store::ReadView& view() const { return *view_; }
-
-  // fn(org, agent selector, slice part) for every part of every slice of the scope in the
-  // range (store::ReadView::ReadSliceParts): fn must sum what it reads, as an index may come in
-  // two parts of one slice.
-  template <typename Fn>
-  void ForEachSlice(Fn fn) const {
-    std::string key;
-    for (const Scope& scope : scopes_) {
-      for (uint32_t agent : agents_) {
-        for (const BucketRef& b : buckets_) {
-          store::RequestsSliceKey(scope.key, agent, project(), b.granularity, b.bucket, &key);
-          view_->ReadSliceParts(key, [&](const store::SliceView& s) { fn(scope, agent, s); });
-        }
-      }
-    }
-  }
-
-  // Unions the users bitmaps of (org, agent selector, project selector) over the range.
-  void OrUsers(std::string_view org, uint32_t agent, const std::string_view* project,
-               store::UserBitmap* out) const {
-    std::string key;
-    for (const BucketRef& b : buckets_) {
-      store::RequestsUsersKey(org, agent, project, b.granularity, b.bucket, &key);
-      view_->OrBitmap(key, out);
-    }
-  }
-
-  // The projects with slices under (org, agent selector), in key order (any bucket).
-  std::vector<std::string> ProjectsOf(std::string_view org, uint32_t agent) const {
-    return internal::ListProjects(*view_, org, agent);
-  }
-
-  // The project header's project, or every project with slices under (org, agent selector).
-  std::vector<std::string> ScopeProjects(std::string_view org, uint32_t agent) const {
-    if (project()) return {std::string(*project())};
-    return ProjectsOf(org, agent);
-  }
-
-  // True if (org, agent selector, project) has a request in the range.
-  bool ProjectActive(std::string_view org, uint32_t agent, std::string_view project) const {
-    std::string key;
-    bool active = false;
-    for (const BucketRef& b : buckets_) {
-      store::RequestsSliceKey(org, agent, &project, b.granularity, b.bucket, &key);
-      view_->ReadSliceParts(key, [&](const store::SliceView& s) {
-        if (s.totals().requests > 0) active = true;
-      });
-      if (active) return true;
-    }
-    return false;
-  }
-
- private:
-  std::unique_ptr<store::ReadView> view_;
-  const RequestsQuery& q_;
-  std::vector<BucketRef> buckets_;
-  std::vector<Scope> scopes_;
-  std::vector<std::string> keys_;
-  std::vector<uint32_t> agents_;
-  std::string_view project_;
-};
 
 // Active agents of the scope, accumulated into tl_agents (requests and tokens per agent).
 void AccumulateAgents(const Plan& plan) {
@@ -273,77 +145,6 @@ std::vector<std::pair<std::string, std::string>> ActiveProjects(const Plan& plan
   return active;
 }
 
-// A row of a full ranking: its value, label and accumulator index.
-struct RankKey {
-  uint64_t value;
-  uint64_t prefix;  // the label's first 8 bytes, big-endian, zero-padded: orders like the label
-  std::string_view label;
-  uint32_t index;
-};
-
-// The first 8 bytes of `s` as a big-endian number (missing bytes 0): a < b on these implies
-// a < b on the strings (byte order), equal prefixes need the full comparison.
-inline uint64_t LabelPrefix(std::string_view s) {
-  unsigned char b[8] = {};
-  if (!s.empty()) std::memcpy(b, s.data(), std::min<size_t>(s.size(), 8));
-  uint64_t p = 0;
-  for (unsigned char c : b) p = (p << 8) | c;  // compiles to a load and a byte swap
-  return p;
-}
-
-// Every active entry of `acc` ranked by `value` descending, ties by label then id ascending.
-// The sort keys are gathered once into one array, so comparisons cost no accumulator or
-// directory lookups; values are ordered by a radix sort (internal/rank_sort.h) and only rows
-// with equal values are compared, most of them settled by the 8-byte label prefix
-// (agent-usage-per-user ranks thousands of users, many of them tied on small values).
-template <typename Value, typename Label, typename Id>
-std::vector<RankKey> RankAll(const Accumulator& acc, Value value, Label label, Id id) {
-  std::vector<RankKey> keys;
-  keys.reserve(acc.touched.size());
-  for (uint32_t i : acc.touched) {
-    const Accumulator::Entry& e = acc.entries[i];
-    if (e.requests == 0) continue;
-    const std::string_view l = label(i);
-    keys.push_back({value(e), LabelPrefix(l), l, i});
-  }
-  internal::SortByValueDescending(
-      &keys, [](const RankKey& k) { return k.value; },
-      [&](const RankKey& a, const RankKey& b) {
-        if (a.prefix != b.prefix) return a.prefix < b.prefix;
-        if (a.label != b.label) return a.label < b.label;
-        return id(a.index) < id(b.index);
-      });
-  return keys;
-}
-
-// The top `limit` entries of `acc` by `value`, ties by label then id.
-template <typename Value, typename Label, typename Id>
-std::vector<uint32_t> TopIndexes(const Accumulator& acc, size_t limit, Value value, Label label,
-                                 Id id) {
-  size_t active = 0;
-  for (uint32_t i : acc.touched) active += acc.entries[i].requests > 0 ? 1 : 0;
-  std::vector<uint32_t> idx;
-  if (limit >= active) {
-    for (const RankKey& k : RankAll(acc, value, label, id)) idx.push_back(k.index);
-    return idx;
-  }
-  // A few rows out of many: most candidates lose on the value alone, so labels are looked up
-  // only on ties.
-  idx.reserve(active);
-  for (uint32_t i : acc.touched)
-    if (acc.entries[i].requests > 0) idx.push_back(i);
-  auto less = [&](uint32_t a, uint32_t b) {
-    uint64_t va = value(acc.entries[a]), vb = value(acc.entries[b]);
-    if (va != vb) return va > vb;
-    std::string_view la = label(a), lb = label(b);
-    if (la != lb) return la < lb;
-    return id(a) < id(b);
-  };
-  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(limit), idx.end(), less);
-  idx.resize(limit);
-  return idx;
-}
-
 std::vector<RankedRow> TopAgents(const Plan& plan, const store::Directory& dir, bool by_tokens) {
   AccumulateAgents(plan);
   store::Directory::Reader r(dir);
@@ -405,15 +206,6 @@ Status CheckRange(const RequestsQuery& query) {
         "startDate");
   }
   return Ok();
-}
-
-int64_t DaysOf(const RequestsQuery& query) { return int64_t{query.end} - query.start + 1; }
-
-// Every day of the range, zero-filled.
-std::vector<DayRow> EmptyDays(const RequestsQuery& query) {
-  std::vector<DayRow> days(static_cast<size_t>(DaysOf(query)));
-  for (size_t i = 0; i < days.size(); ++i) days[i].day = query.start + static_cast<int32_t>(i);
-  return days;
 }
 
 store::UserBitmap ActiveUsers(const Plan& plan) {
@@ -479,17 +271,6 @@ void AddDays(const Plan& plan, const RequestsQuery& query, std::vector<DayRow>* 
       });
     }
   }
-}
-
-// Ranks `rows` (any type with value / label / id views) by value descending, ties by label then
-// id ascending: the order of RankAll and TopIndexes.
-template <typename Row, typename Value, typename Label, typename Id>
-void SortRanked(std::vector<Row>* rows, Value value, Label label, Id id) {
-  std::sort(rows->begin(), rows->end(), [&](const Row& a, const Row& b) {
-    if (value(a) != value(b)) return value(a) > value(b);
-    if (label(a) != label(b)) return label(a) < label(b);
-    return id(a) < id(b);
-  });
 }
 
 }  // namespace
@@ -701,150 +482,6 @@ Result<RequestsShare> CollectRequests(const store::Store& store, const store::Di
     }
   }
   return share;
-}
-
-RequestsResult MergeRequests(RequestsMetric metric, const RequestsQuery& query,
-                             const std::vector<RequestsShare>& shares) {
-  RequestsResult result;
-  switch (metric) {
-    case RequestsMetric::kTotalActiveUsers: {
-      std::vector<std::string_view> ids;
-      for (const RequestsShare& s : shares)
-        ids.insert(ids.end(), s.user_ids.begin(), s.user_ids.end());
-      std::sort(ids.begin(), ids.end());
-      result.count = static_cast<uint64_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
-      break;
-    }
-    case RequestsMetric::kTotalActiveProjects: {
-      std::vector<std::pair<std::string_view, std::string_view>> all;
-      for (const RequestsShare& s : shares)
-        for (const auto& p : s.projects) all.emplace_back(p.organization, p.id);
-      std::sort(all.begin(), all.end());
-      result.count = static_cast<uint64_t>(std::unique(all.begin(), all.end()) - all.begin());
-      break;
-    }
-    case RequestsMetric::kTotalActiveAgents:
-      for (const RequestsShare& s : shares) SatAddTo(&result.count, s.agents);
-      break;
-    case RequestsMetric::kAverageRequestsPerDay: {
-      uint64_t requests = 0;
-      for (const RequestsShare& s : shares) SatAddTo(&requests, s.requests);
-      result.average = static_cast<double>(requests) / static_cast<double>(DaysOf(query));
-      break;
-    }
-    case RequestsMetric::kAverageUsersPerProject: {
-      std::map<std::pair<std::string_view, std::string_view>, std::vector<std::string_view>> users;
-      for (const RequestsShare& s : shares) {
-        for (const auto& p : s.projects) {
-          auto& u = users[{p.organization, p.id}];
-          u.insert(u.end(), p.users.begin(), p.users.end());
-        }
-      }
-      uint64_t sum = 0, n = 0;
-      for (auto& [project, u] : users) {
-        std::sort(u.begin(), u.end());
-        const uint64_t distinct =
-            static_cast<uint64_t>(std::unique(u.begin(), u.end()) - u.begin());
-        if (distinct == 0) continue;
-        sum += distinct;
-        ++n;
-      }
-      result.average = n ? static_cast<double>(sum) / static_cast<double>(n) : 0;
-      break;
-    }
-    case RequestsMetric::kAverageUsersPerAgent: {
-      uint64_t pairs = 0, n = 0;
-      for (const RequestsShare& s : shares) {
-        SatAddTo(&pairs, s.agent_users);
-        SatAddTo(&n, s.agents);
-      }
-      result.average = n ? static_cast<double>(pairs) / static_cast<double>(n) : 0;
-      break;
-    }
-    case RequestsMetric::kTop10AgentsByRequests:
-    case RequestsMetric::kTop10AgentsByTokens: {
-      std::vector<const RequestsShare::Agent*> all;
-      for (const RequestsShare& s : shares)
-        for (const auto& a : s.top_agents) all.push_back(&a);
-      SortRanked(
-          &all, [](const RequestsShare::Agent* a) { return a->value; },
-          [](const RequestsShare::Agent* a) { return std::string_view(a->name); },
-          [](const RequestsShare::Agent* a) {
-            return std::pair<std::string_view, std::string_view>(a->workspace, a->id);
-          });
-      for (size_t i = 0; i < all.size() && i < 10; ++i) {
-        result.top.push_back({all[i]->name, all[i]->value});
-      }
-      break;
-    }
-    case RequestsMetric::kTop10UsersByRequests:
-    case RequestsMetric::kAgentUsagePerUser: {
-      // Each user's sums over the shares, and the latest email among them (ties: the greater
-      // scope, as store::Directory's labels across organizations).
-      std::map<std::string_view, RequestsShare::User> by_id;
-      for (const RequestsShare& s : shares) {
-        for (const RequestsShare::User& u : s.users) {
-          RequestsShare::User& m = by_id[u.id];
-          if (m.id.empty()) m.id = u.id;
-          SatAddTo(&m.requests, u.requests);
-          SatAddTo(&m.tokens, u.tokens);
-          SatAddTo(&m.cost_nanos, u.cost_nanos);
-          if (u.email && (!m.email || u.email_time_ms > m.email_time_ms ||
-                          (u.email_time_ms == m.email_time_ms && u.email_scope > m.email_scope))) {
-            m.email = u.email;
-            m.email_time_ms = u.email_time_ms;
-            m.email_scope = u.email_scope;
-          }
-        }
-      }
-      std::vector<const RequestsShare::User*> order;
-      order.reserve(by_id.size());
-      for (const auto& [id, u] : by_id) {
-        if (u.requests > 0) order.push_back(&u);
-      }
-      auto label = [](const RequestsShare::User* u) {
-        return std::string_view(u->email ? *u->email : u->id);
-      };
-      SortRanked(
-          &order, [](const RequestsShare::User* u) { return u->requests; }, label,
-          [](const RequestsShare::User* u) { return std::string_view(u->id); });
-      if (metric == RequestsMetric::kTop10UsersByRequests) {
-        for (size_t i = 0; i < order.size() && i < 10; ++i) {
-          result.top.push_back({std::string(label(order[i])), order[i]->requests});
-        }
-        break;
-      }
-      size_t bytes = 0;
-      for (const auto* u : order) bytes += label(u).size();
-      auto text = std::make_shared<std::string>();
-      text->reserve(bytes);
-      for (const auto* u : order) text->append(label(u));
-      const std::string_view all = *text;
-      size_t at = 0;
-      result.usage.reserve(order.size());
-      for (const auto* u : order) {
-        const size_t n = label(u).size();
-        result.usage.push_back(
-            {all.substr(at, n), static_cast<double>(u->cost_nanos) / 1e9, u->requests, u->tokens});
-        at += n;
-      }
-      result.text = std::move(text);
-      break;
-    }
-    case RequestsMetric::kTotalRequestsPerDay: {
-      result.days = EmptyDays(query);
-      for (const RequestsShare& s : shares) {
-        for (const DayRow& d : s.days) {
-          if (d.day < query.start || d.day > query.end) continue;
-          DayRow& row = result.days[static_cast<size_t>(d.day - query.start)];
-          SatAddTo(&row.requests, d.requests);
-          SatAddTo(&row.errors, d.errors);
-        }
-      }
-      break;
-    }
-  }
-  return result;
 }
 
 }  // namespace tally::query

@@ -2,13 +2,15 @@
 // The engine behind GET /api/v1/monitoring/{workspace_id}/superagents
 // (schemas/openapi.yaml): the inventory of a workspace's live agents with their usage.
 //
+//   tally::query::SuperagentsCache cache;          // kept across requests (tallyd: one)
 //   tally::query::SuperagentsRequest req;
 //   req.workspace_id = "ws_1";
 //   req.sort = *tally::query::ParseSuperagentSort("-total_credits_consumed");
 //   req.search = "support";                        // optional
-//   tally::Result<tally::query::SuperagentsResult> r =
-//       tally::query::ListSuperagents(store, clock, req);
-//   for (const tally::query::SuperagentRow& row : r->rows) { ... }   // full list, sorted
+//   auto listing = tally::query::OpenSuperagents(store, cache, clock, req);
+//   for (size_t i = 0; i < (*listing)->size(); ++i) {
+//     tally::query::SuperagentRow row = (*listing)->Row(i);   // full list, sorted
+//   }
 //
 // Semantics (docs/design.md "API semantics"):
 //  - Inventory: agents with a created/copied event (field kEntityCreated) that are not deleted
@@ -26,17 +28,17 @@
 // Cost: the workspace's agent table (one scan of its agent rows and of its user profiles), the
 // credits over [from, to] (one pass over the counter rows of DecomposeRange(from, to)) and the
 // active users (one pass over the bitmap rows of the last 30 days) are computed from one store
-// snapshot and cached in-process, tagged with the snapshot's version (store::ReadView::version):
-// a request whose snapshot has the same version reuses them. After each write, the store runs
-// this module's follower (store::Store::Follow) on the writing thread: it brings the store's
-// tables that requests used in the last 5 minutes forward to the new state, so requests find
-// them current; a request that finds its table behind (the follower was busy, or skipped it)
-// brings it forward itself, or waits for the refresh in progress. A request computes what it
-// caches (a table, a refresh, a column) from a stable view (store::Store::NewStableReadView),
-// which holds staging off meanwhile: a batch staged during the computation would otherwise be in
-// the cached result and again in the next refresh. A request that finds everything cached uses a
-// plain view and holds nothing. Bringing forward replays what
-// the store's change log (store/change_log.h) says the writes did to the workspace: each touched
+// snapshot and cached in the caller's SuperagentsCache, tagged with the snapshot's version
+// (store::ReadView::version): a request whose snapshot has the same version reuses them. After each
+// write, the store runs the cache's follower (store::Store::Follow) on the writing thread: it
+// brings the store's tables that requests used in the last 5 minutes forward to the new state, so
+// requests find them current; a request that finds its table behind (the follower was busy, or
+// skipped it) brings it forward itself, or waits for the refresh in progress. A request computes
+// what it caches (a table, a refresh, a column) from a stable view
+// (store::Store::NewStableReadView), which holds staging off meanwhile: a batch staged during the
+// computation would otherwise be in the cached result and again in the next refresh. A request that
+// finds everything cached uses a plain view and holds nothing. Bringing forward replays what the
+// store's change log (store/change_log.h) says the writes did to the workspace: each touched
 // agent's credits are added to the cached columns and its new users ORed into per-agent user sets
 // (no store reads); an agent row is re-read only when a write merged a field the listing shows with
 // another value, or created, deleted or revived the agent, and a creator's profile only when a
@@ -53,7 +55,7 @@
 // logged) in memory plus O(agents) to copy the columns and orders it patches, plus a point read
 // per agent whose shown fields or liveness changed.
 //
-// Thread-safe: any number of concurrent calls on one Store.
+// Thread-safe: any number of concurrent calls on one Store and one SuperagentsCache.
 
 #include <cstddef>
 #include <cstdint>
@@ -70,6 +72,9 @@
 
 namespace tally::store {
 class Store;
+}
+namespace tally::query::internal {
+class Cache;
 }
 
 namespace tally::query {
@@ -132,29 +137,17 @@ struct SuperagentRow {
   int64_t created_at_ms = 0;
 };
 
-struct SuperagentsResult {
-  std::vector<SuperagentRow> rows;  // every matching agent, sorted
-  DayNumber from = 0;               // the credit range actually used
-  DayNumber to = 0;
-};
-
-// kInvalidArgument (with `field`) when only one of from/to is set ("to" / "from"), from > to
-// ("to"), the range is longer than kSuperagentsMaxDays ("from") or search is too long (in
-// characters) or not UTF-8 ("search"). An unknown workspace gives an empty result. =
-// OpenSuperagents + every Row().
-Result<SuperagentsResult> ListSuperagents(const store::Store& store, const Clock& clock,
-                                          const SuperagentsRequest& request);
-
-// The same list, filtered and sorted but with rows built on demand: opening it costs the filter
-// and the sort, not the rows, so a caller that shows one page of a long list (and keeps the
-// listing for the next pages) pays for that page only. Immutable and thread-safe; it keeps the
-// workspace's agent table it was cut from alive (about 300 bytes per agent of the workspace,
-// shared by every listing of the same store state), plus 4 bytes per listed agent.
+// The list OpenSuperagents gives: every matching agent, filtered and sorted, with rows built on
+// demand. Opening it costs the filter and the sort, not the rows, so a caller that shows one page
+// of a long list (and keeps the listing for the next pages) pays for that page only. Immutable and
+// thread-safe; it keeps the workspace's agent table it was cut from alive (about 300 bytes per
+// agent of the workspace, shared by every listing of the same store state), plus 4 bytes per listed
+// agent.
 class SuperagentsListing {
  public:
   virtual ~SuperagentsListing() = default;
   virtual size_t size() const = 0;
-  // Row i of the sorted list, 0 <= i < size(); equal to ListSuperagents(...).rows[i].
+  // Row i of the sorted list, 0 <= i < size().
   virtual SuperagentRow Row(size_t i) const = 0;
   // The credit range used.
   virtual DayNumber from() const = 0;
@@ -167,28 +160,7 @@ class SuperagentsListing {
   virtual size_t SharedTableBytes() const { return 0; }
 };
 
-// A listing over rows built beforehand (for tests and adapters). Header-only, like the parsers.
-class RowsListing final : public SuperagentsListing {
- public:
-  explicit RowsListing(SuperagentsResult result) : result_(std::move(result)) {}
-  size_t size() const override { return result_.rows.size(); }
-  SuperagentRow Row(size_t i) const override { return result_.rows[i]; }
-  DayNumber from() const override { return result_.from; }
-  DayNumber to() const override { return result_.to; }
-  size_t OwnBytes() const override { return result_.rows.size() * sizeof(SuperagentRow); }
-
- private:
-  SuperagentsResult result_;
-};
-
-// Errors as ListSuperagents.
-Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(
-    const store::Store& store, const Clock& clock, const SuperagentsRequest& request);
-
-// Counts since process start, over all stores (for tests and monitoring): agent tables built from
-// a store snapshot, cached tables brought forward to a newer snapshot from the store's change log
-// (without a rebuild), and whole-table credit or active-user columns computed by scans.
-// Also the current size of the in-process cache: workspaces cached and their estimated bytes.
+// What a SuperagentsCache has done and holds (SuperagentsCache::Stats).
 struct SuperagentsCacheStats {
   uint64_t builds = 0;
   uint64_t refreshes = 0;
@@ -196,15 +168,51 @@ struct SuperagentsCacheStats {
   uint64_t workspaces = 0;
   uint64_t bytes = 0;
 };
-SuperagentsCacheStats GetSuperagentsCacheStats();
 
-// Default bound on the estimated bytes of the in-process cache (agent tables with the columns
-// and sort orders computed from them), next to its bounds on workspaces (16) and agents (1M).
-inline constexpr size_t kSuperagentsCacheMaxBytes = size_t{1} << 30;
+// The per-workspace tables, columns and sort orders OpenSuperagents computes, kept between
+// requests (see "Cost" above). Bounded: 16 workspaces, 1M agents and `max_bytes` estimated bytes
+// (least recently used workspaces evicted first; the most recently used one is always kept, even
+// alone above the bound). Entries are keyed by store (identity and path) and workspace, so one
+// cache may serve several stores, e.g. the live store and the one a switch brings in. While it
+// lives, the writes of every store it served bring that store's recently used tables forward
+// (store::Store::Follow); destroying it stops that (the store may outlive it). Thread-safe.
+class SuperagentsCache {
+ public:
+  // The default bound on estimated bytes (agent tables with the columns and sort orders computed
+  // from them).
+  static constexpr size_t kDefaultMaxBytes = size_t{1} << 30;
 
-// Sets that bound (process-wide) and evicts least recently used workspaces down to it; the most
-// recently used one is always kept, even alone above the bound. Thread-safe.
-void SetSuperagentsCacheMaxBytes(size_t max_bytes);
+  explicit SuperagentsCache(size_t max_bytes = kDefaultMaxBytes);
+  ~SuperagentsCache();
+  SuperagentsCache(const SuperagentsCache&) = delete;
+  SuperagentsCache& operator=(const SuperagentsCache&) = delete;
+
+  // Counts since this cache was made, over all stores it served (for tests and monitoring):
+  // agent tables built from a store snapshot, cached tables brought forward to a newer snapshot
+  // from the store's change log (without a rebuild), and whole-table credit or active-user
+  // columns computed by scans. Also its current size: workspaces cached and their estimated
+  // bytes.
+  SuperagentsCacheStats Stats() const;
+
+  // Sets the bound on estimated bytes and evicts least recently used workspaces down to it.
+  void SetMaxBytes(size_t max_bytes);
+
+ private:
+  friend Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(
+      const store::Store& store, SuperagentsCache& cache, const Clock& clock,
+      const SuperagentsRequest& request);
+  // Shared with the followers registered on the stores (weakly: they end with the cache).
+  std::shared_ptr<internal::Cache> cache_;
+};
+
+// The list for `request`, from `store`'s latest state, with `cache`'s tables (computed and cached
+// there when missing). kInvalidArgument (with `field`) when only one of from/to is set ("to" /
+// "from"), from > to ("to"), the range is longer than kSuperagentsMaxDays ("from") or search is
+// too long (in characters) or not UTF-8 ("search"). An unknown workspace gives an empty listing.
+// The caller keeps `cache` alive for the call.
+Result<std::shared_ptr<const SuperagentsListing>> OpenSuperagents(
+    const store::Store& store, SuperagentsCache& cache, const Clock& clock,
+    const SuperagentsRequest& request);
 
 // ---------------------------------------------------------------------------------------------
 // Inline definitions.

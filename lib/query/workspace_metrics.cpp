@@ -201,6 +201,119 @@ bool WorkspaceKnown(const store::Store& store, std::string_view workspace_id) {
   return store.NewReadView()->GetRecord(key, &r);
 }
 
+namespace {
+
+// The total and one row per bucket of req.granularity over [out->from, out->to] (partial buckets
+// clipped to the period), in the requested order.
+void GroupByDate(Engine& engine, const WorkspaceMetricsRequest& req, WorkspaceMetricsResult* out) {
+  const Granularity g = *req.granularity;
+  Acc total;
+  std::vector<std::pair<int32_t, double>> buckets;
+  for (int32_t b = BucketOf(out->from, g); b <= BucketOf(out->to, g); ++b) {
+    DayNumber lo = std::max(BucketFirstDay(b, g), out->from);
+    DayNumber hi = std::min(BucketLastDay(b, g), out->to);
+    Acc acc = engine.SumRange(lo, hi);
+    total.Add(acc);
+    buckets.emplace_back(b, ValueOf(req.aggregation, acc));
+  }
+  out->total = ValueOf(req.aggregation, total);
+  const OrderBy order = req.order_by.value_or(OrderBy::kDate);
+  const bool desc = req.descending.value_or(order != OrderBy::kDate);
+  // By value: ties in date order. By date (or name, meaningless here): date order.
+  std::sort(buckets.begin(), buckets.end(), [&](const auto& a, const auto& b) {
+    if (order == OrderBy::kValue && a.second != b.second) {
+      return desc ? a.second > b.second : a.second < b.second;
+    }
+    if (order == OrderBy::kValue) return a.first < b.first;
+    return desc ? a.first > b.first : a.first < b.first;
+  });
+  out->rows.reserve(buckets.size());
+  for (const auto& [b, v] : buckets) {
+    MetricsRow row;
+    row.date = FormatBucket(b, g);
+    row.value = v;
+    out->rows.push_back(std::move(row));
+  }
+}
+
+// The total and the first req.limit users over [out->from, out->to] (or req.user_id alone), in
+// the requested order with ties by user id.
+void GroupByUser(Engine& engine, const store::ReadView& view, const WorkspaceMetricsRequest& req,
+                 WorkspaceMetricsResult* out) {
+  std::unordered_map<uint32_t, Acc> per_user;
+  per_user.reserve(1024);
+  if (req.user_id) {
+    uint32_t index;
+    Acc a = engine.SumRange(out->from, out->to);
+    if ((a.count != 0 || a.sum != 0) && view.LookupUser(*req.user_id, &index)) {
+      per_user.emplace(index, a);
+    }
+  } else {
+    engine.SumByUser(out->from, out->to, &per_user);
+  }
+  struct Item {
+    uint32_t index;
+    double value;
+    std::string user_id;  // resolved lazily: only rows that are returned or tie for the cut
+    std::string name;     // only for order_by=name
+  };
+  std::vector<Item> items;
+  items.reserve(per_user.size());
+  Acc total;
+  for (const auto& [index, acc] : per_user) {
+    total.Add(acc);
+    items.push_back({index, ValueOf(req.aggregation, acc), {}, {}});
+  }
+  out->total = ValueOf(req.aggregation, total);
+  const OrderBy order = req.order_by.value_or(OrderBy::kValue);
+  const bool desc = req.descending.value_or(true);
+  const size_t n = std::min(items.size(), static_cast<size_t>(req.limit));
+  // Rows are ordered by value (or name), ties by user id ascending, so a page is
+  // deterministic and the same after a rebuild. User ids are fetched only where needed.
+  auto user_less = [](const Item& a, const Item& b) { return a.user_id < b.user_id; };
+  if (order == OrderBy::kName) {
+    for (Item& it : items) {
+      it.user_id = engine.UserId(it.index);
+      it.name = engine.UserName(it.user_id);
+    }
+    std::sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
+      if (a.name != b.name) return desc ? a.name > b.name : a.name < b.name;
+      return user_less(a, b);
+    });
+  } else {
+    auto better = [&](const Item& a, const Item& b) {
+      return desc ? a.value > b.value : a.value < b.value;
+    };
+    std::sort(items.begin(), items.end(), better);
+    if (n > 0) {
+      // Everything tied with the last returned row competes on user id.
+      const double cut = items[n - 1].value;
+      size_t lo = n - 1, hi = n;
+      while (lo > 0 && items[lo - 1].value == cut) --lo;
+      while (hi < items.size() && items[hi].value == cut) ++hi;
+      for (size_t i = 0; i < hi; ++i) items[i].user_id = engine.UserId(items[i].index);
+      for (size_t i = 0; i < lo;) {  // ties inside the page
+        size_t j = i + 1;
+        while (j < lo && items[j].value == items[i].value) ++j;
+        std::sort(items.begin() + i, items.begin() + j, user_less);
+        i = j;
+      }
+      std::sort(items.begin() + lo, items.begin() + hi, user_less);
+    }
+  }
+  out->rows.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    MetricsRow row;
+    row.user_name =
+        order == OrderBy::kName ? std::move(items[i].name) : engine.UserName(items[i].user_id);
+    row.user_id = std::move(items[i].user_id);
+    row.value = items[i].value;
+    out->rows.push_back(std::move(row));
+  }
+}
+
+}  // namespace
+
 Result<WorkspaceMetricsResult> RunWorkspaceMetrics(const store::Store& store, const Clock& clock,
                                                    const WorkspaceMetricsRequest& req) {
   if (req.metric == Metric::kAvgDuration) {
@@ -246,110 +359,12 @@ Result<WorkspaceMetricsResult> RunWorkspaceMetrics(const store::Store& store, co
       out.total = ValueOf(req.aggregation, engine.SumRange(out.from, out.to));
       break;
     }
-    case GroupBy::kDate: {
-      const Granularity g = *req.granularity;
-      Acc total;
-      std::vector<std::pair<int32_t, double>> buckets;
-      for (int32_t b = BucketOf(out.from, g); b <= BucketOf(out.to, g); ++b) {
-        DayNumber lo = std::max(BucketFirstDay(b, g), out.from);
-        DayNumber hi = std::min(BucketLastDay(b, g), out.to);
-        Acc acc = engine.SumRange(lo, hi);
-        total.Add(acc);
-        buckets.emplace_back(b, ValueOf(req.aggregation, acc));
-      }
-      out.total = ValueOf(req.aggregation, total);
-      const OrderBy order = req.order_by.value_or(OrderBy::kDate);
-      const bool desc = req.descending.value_or(order != OrderBy::kDate);
-      // By value: ties in date order. By date (or name, meaningless here): date order.
-      std::sort(buckets.begin(), buckets.end(), [&](const auto& a, const auto& b) {
-        if (order == OrderBy::kValue && a.second != b.second) {
-          return desc ? a.second > b.second : a.second < b.second;
-        }
-        if (order == OrderBy::kValue) return a.first < b.first;
-        return desc ? a.first > b.first : a.first < b.first;
-      });
-      out.rows.reserve(buckets.size());
-      for (const auto& [b, v] : buckets) {
-        MetricsRow row;
-        row.date = FormatBucket(b, g);
-        row.value = v;
-        out.rows.push_back(std::move(row));
-      }
+    case GroupBy::kDate:
+      GroupByDate(engine, req, &out);
       break;
-    }
-    case GroupBy::kUser: {
-      std::unordered_map<uint32_t, Acc> per_user;
-      per_user.reserve(1024);
-      if (req.user_id) {
-        uint32_t index;
-        Acc a = engine.SumRange(out.from, out.to);
-        if ((a.count != 0 || a.sum != 0) && view->LookupUser(*req.user_id, &index)) {
-          per_user.emplace(index, a);
-        }
-      } else {
-        engine.SumByUser(out.from, out.to, &per_user);
-      }
-      struct Item {
-        uint32_t index;
-        double value;
-        std::string user_id;  // resolved lazily: only rows that are returned or tie for the cut
-        std::string name;     // only for order_by=name
-      };
-      std::vector<Item> items;
-      items.reserve(per_user.size());
-      Acc total;
-      for (const auto& [index, acc] : per_user) {
-        total.Add(acc);
-        items.push_back({index, ValueOf(req.aggregation, acc), {}, {}});
-      }
-      out.total = ValueOf(req.aggregation, total);
-      const OrderBy order = req.order_by.value_or(OrderBy::kValue);
-      const bool desc = req.descending.value_or(true);
-      const size_t n = std::min(items.size(), static_cast<size_t>(req.limit));
-      // Rows are ordered by value (or name), ties by user id ascending, so a page is
-      // deterministic and the same after a rebuild. User ids are fetched only where needed.
-      auto user_less = [](const Item& a, const Item& b) { return a.user_id < b.user_id; };
-      if (order == OrderBy::kName) {
-        for (Item& it : items) {
-          it.user_id = engine.UserId(it.index);
-          it.name = engine.UserName(it.user_id);
-        }
-        std::sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
-          if (a.name != b.name) return desc ? a.name > b.name : a.name < b.name;
-          return user_less(a, b);
-        });
-      } else {
-        auto better = [&](const Item& a, const Item& b) {
-          return desc ? a.value > b.value : a.value < b.value;
-        };
-        std::sort(items.begin(), items.end(), better);
-        if (n > 0) {
-          // Everything tied with the last returned row competes on user id.
-          const double cut = items[n - 1].value;
-          size_t lo = n - 1, hi = n;
-          while (lo > 0 && items[lo - 1].value == cut) --lo;
-          while (hi < items.size() && items[hi].value == cut) ++hi;
-          for (size_t i = 0; i < hi; ++i) items[i].user_id = engine.UserId(items[i].index);
-          for (size_t i = 0; i < lo;) {  // ties inside the page
-            size_t j = i + 1;
-            while (j < lo && items[j].value == items[i].value) ++j;
-            std::sort(items.begin() + i, items.begin() + j, user_less);
-            i = j;
-          }
-          std::sort(items.begin() + lo, items.begin() + hi, user_less);
-        }
-      }
-      out.rows.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        MetricsRow row;
-        row.user_name =
-            order == OrderBy::kName ? std::move(items[i].name) : engine.UserName(items[i].user_id);
-        row.user_id = std::move(items[i].user_id);
-        row.value = items[i].value;
-        out.rows.push_back(std::move(row));
-      }
+    case GroupBy::kUser:
+      GroupByUser(engine, *view, req, &out);
       break;
-    }
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #include "common/sha256.h"
 #include "http/auth.h"
 #include "http/superagents_handler.h"
+#include "query/testing/superagents_testing.h"
 
 namespace {
 

@@ -13,7 +13,7 @@
 // distinct values) that is 2.7x faster than one std::sort with the whole comparator, whose
 // value comparisons are mispredicted about half the time.
 //
-// Header-only: used by query/requests.cpp alone.
+// Header-only: used by the requests engine alone (internal/requests_rank.h).
 
 #include <algorithm>
 #include <array>
