@@ -45,7 +45,7 @@ namespace {
 // Request analytics over organizations whose workspaces may be spread over the group: answered
 // from this instance's own workspaces when it holds them all, else by merging every owner's
 // share (query::MergeRequests). A workspace that no instance serves yet makes the answer a 503.
-void RouteRequests(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDeps* deps) {
+void RouteRequests(ClusterParts* parts, LiveViews* live, http::ServiceDeps* deps) {
   cluster::Membership* m = parts->membership.get();
   cluster::Forwarder* f = parts->forwarder.get();
   deps->requests.gather = [m, f, live](
@@ -151,7 +151,7 @@ void RouteRequests(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDe
 
 }  // namespace
 
-void RouteThroughCluster(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDeps* deps) {
+void RouteThroughCluster(ClusterParts* parts, LiveViews* live, http::ServiceDeps* deps) {
   cluster::Membership* m = parts->membership.get();
   cluster::Forwarder* f = parts->forwarder.get();
   auto route_workspace = [f](const http::Request& r, std::string_view ws) {

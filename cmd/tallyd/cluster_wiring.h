@@ -12,7 +12,7 @@
 #include "common/result.h"
 #include "http/service.h"
 #include "ingest/consumer.h"
-#include "ingest/live_views.h"
+#include "tallyd/live_views.h"
 
 namespace tally::tallyd {
 
@@ -39,6 +39,6 @@ void DetachConsumer(ClusterParts* parts);
 // existence checks (workspace_known, resolve_organization, organization_known,
 // all_organizations) see the whole group. Call once the local backends are set. `parts` and
 // `live` must outlive the router.
-void RouteThroughCluster(ClusterParts* parts, ingest::LiveViews* live, http::ServiceDeps* deps);
+void RouteThroughCluster(ClusterParts* parts, LiveViews* live, http::ServiceDeps* deps);
 
 }  // namespace tally::tallyd

@@ -2,7 +2,7 @@
 // The views a running tallyd serves and feeds: the live store of its data directory with its
 // label directory, swappable at runtime for a rebuilt store, and snapshots of it.
 //
-//   auto live = tally::ingest::LiveViews::Open("/var/lib/tally", store_options);
+//   auto live = tally::tallyd::LiveViews::Open("/var/lib/tally", store_options);
 //   auto v = (*live)->Current();                      // shared: queries keep it alive
 //   RunRequests(*v->store, *v->directory, ...);
 //   (*live)->AttachConsumer(consumer);                // before Switch is used
@@ -32,8 +32,10 @@
 #include "store/store.h"
 
 namespace tally::ingest {
-
 class Consumer;
+}  // namespace tally::ingest
+
+namespace tally::tallyd {
 
 class LiveViews {
  public:
@@ -54,7 +56,7 @@ class LiveViews {
   const std::string& root() const { return root_; }
 
   // The consumer that must follow switches (may be null: no ingest). Not owned.
-  void AttachConsumer(Consumer* consumer) { consumer_ = consumer; }
+  void AttachConsumer(ingest::Consumer* consumer) { consumer_ = consumer; }
 
   // Makes <root>/<name> the live store (see the order above). Returns true when queries already
   // use it, false when the new store is still catching up after `wait` (the swap then happens
@@ -81,11 +83,11 @@ class LiveViews {
   // Publishes `next` for queries, records it in CURRENT and retires `old`.
   Status Publish(std::shared_ptr<const Views> old, std::shared_ptr<const Views> next);
 
-  Consumer* consumer_ = nullptr;
+  ingest::Consumer* consumer_ = nullptr;
   std::mutex admin_mu_;
   std::thread finisher_;  // completes a switch that is catching up
   std::atomic<bool> switching_{false};
   std::atomic<bool> closing_{false};
 };
 
-}  // namespace tally::ingest
+}  // namespace tally::tallyd

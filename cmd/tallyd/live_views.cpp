@@ -1,4 +1,4 @@
-#include "ingest/live_views.h"
+#include "tallyd/live_views.h"
 
 #include <spdlog/spdlog.h>
 
@@ -7,7 +7,7 @@
 #include "ingest/consumer.h"
 #include "store/data_dir.h"
 
-namespace tally::ingest {
+namespace tally::tallyd {
 namespace {
 
 // Opens one store directory with its label directory. The store is closed (and, once
@@ -155,4 +155,4 @@ Status LiveViews::Snapshot(const std::string& path) {
   return store->Checkpoint(path);
 }
 
-}  // namespace tally::ingest
+}  // namespace tally::tallyd
