@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "store/bitmap.h"
+#include "store/testing/codec_testing.h"
 
 namespace tally::store {
 namespace {
@@ -60,7 +61,7 @@ TEST(CodecTest, KeysDoNotCollideAcrossComponents) {
   CounterBucketPrefix(Scope::kUser, "ab", Granularity::kDay, 1, &prefix);
   ASSERT_TRUE(ukey.starts_with(prefix));
   uint32_t user;
-  ASSERT_TRUE(DecodeScopeIdUser(std::string_view(ukey).substr(prefix.size()), &user));
+  ASSERT_TRUE(testing::DecodeScopeIdUser(std::string_view(ukey).substr(prefix.size()), &user));
   EXPECT_EQ(user, 42u);
 }
 
@@ -484,7 +485,7 @@ TEST(CodecTest, RequestsKeysRebucketAndListProjects) {
   std::string_view project = "p1";
   std::string day, month, prefix;
   RequestsSliceKey("org", 5, &project, Granularity::kDay, 20000, &day);
-  ASSERT_TRUE(RequestsRebucket(day, Granularity::kMonth, 657, &month));
+  ASSERT_TRUE(testing::RequestsRebucket(day, Granularity::kMonth, 657, &month));
   Granularity g;
   int32_t bucket;
   ASSERT_TRUE(RequestsKeyBucket(month, &g, &bucket));

@@ -12,6 +12,7 @@
 #include "common/saturating.h"
 #include "store/directory.h"
 #include "store/internal/store_rep.h"
+#include "store/testing/codec_testing.h"
 #include "store/testing/store_testing.h"
 #include "store/write_set.h"
 
@@ -321,7 +322,7 @@ TEST_F(StoreTest, ScanCountersListsScopeIds) {
   std::vector<uint32_t> users;
   store_->NewReadView()->ScanCounters(prefix, [&](std::string_view rest, const Counters& c) {
     uint32_t u;
-    ASSERT_TRUE(DecodeScopeIdUser(rest, &u));
+    ASSERT_TRUE(testing::DecodeScopeIdUser(rest, &u));
     users.push_back(u);
     EXPECT_EQ(c.i[1], 7);
   });
