@@ -26,6 +26,10 @@
 
 namespace tally::store::internal {
 
+// The tally error of a failed RocksDB call: kDataLoss for corruption, kUnavailable for I/O and
+// busy errors, kResourceExhausted for a full disk, kInternal otherwise; `what` says what failed.
+Error FromRocks(const rocksdb::Status& s, std::string_view what);
+
 inline rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
 inline std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
