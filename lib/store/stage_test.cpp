@@ -1221,7 +1221,8 @@ TEST_F(StageTest, StagedSetsReadLikeWrittenOnes) {
   ASSERT_TRUE(model.newest.has_value());
   EXPECT_EQ(staged->newest_event_ms(), *model.newest);
   EXPECT_EQ(written->newest_event_ms(), *model.newest);
-  EXPECT_EQ(Store::MalformedOperands(), 0u);
+  EXPECT_EQ(staged->MalformedOperands(), 0u);
+  EXPECT_EQ(written->MalformedOperands(), 0u);
 }
 
 // Day rows of sets that roll up (WriteSet::set_roll_up_days) read, at their day, week and month
@@ -1351,7 +1352,7 @@ TEST_F(StageTest, DayRowsOfARollingUpSetAddUpIntoTheirWeeksAndMonths) {
   Reopen(&store);
   ASSERT_TRUE(store);
   compare("at the end, reopened");
-  EXPECT_EQ(Store::MalformedOperands(), 0u);
+  EXPECT_EQ(store->MalformedOperands(), 0u);
 }
 
 // Staged sets live in memory only: a store closed without Persist (as a crash would) reopens with

@@ -93,26 +93,26 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(kFamilies[0], family(true, 4 << 20));
   auto counters = family(true, 64 << 20);
-  counters.merge_operator = internal::NewCounterMergeOperator();
+  counters.merge_operator = internal::NewCounterMergeOperator(rep.malformed);
   descriptors.emplace_back(kFamilies[1], counters);
   auto bitmaps = family(true, 32 << 20);
-  bitmaps.merge_operator = internal::NewBitmapOrMergeOperator();
+  bitmaps.merge_operator = internal::NewBitmapOrMergeOperator(rep.malformed);
   descriptors.emplace_back(kFamilies[2], bitmaps);
   auto records = family(true, 16 << 20);
-  records.merge_operator = internal::NewRecordMergeOperator();
+  records.merge_operator = internal::NewRecordMergeOperator(rep.malformed);
   descriptors.emplace_back(kFamilies[3], records);
   auto dedupe = family(true, 32 << 20);
   // Nearly every lookup misses (new events): a larger memtable bloom filter than the others'.
   dedupe.memtable_prefix_bloom_size_ratio = 0.1;
-  dedupe.compaction_filter_factory =
-      internal::NewDedupeCompactionFilterFactory(store->newest_event_ms_, options.dedupe_window_ms);
+  dedupe.compaction_filter_factory = internal::NewDedupeCompactionFilterFactory(
+      store->newest_event_ms_, options.dedupe_window_ms, options.clock);
   descriptors.emplace_back(kFamilies[4], dedupe);
   descriptors.emplace_back(kFamilies[5], family(true, 8 << 20));
   auto requests = family(true, 32 << 20);
-  requests.merge_operator = internal::NewSliceMergeOperator();
+  requests.merge_operator = internal::NewSliceMergeOperator(rep.malformed);
   descriptors.emplace_back(kFamilies[6], requests);
   auto packs = family(true, 16 << 20);
-  packs.merge_operator = internal::NewUserPackMergeOperator();
+  packs.merge_operator = internal::NewUserPackMergeOperator(rep.malformed);
   descriptors.emplace_back(kFamilies[7], packs);
 
   // Hot bitmaps (this month's active users, an organization's users per project), slices (month
@@ -257,6 +257,8 @@ void Store::ObserveEventTime(int64_t time_ms) {
   }
 }
 
-uint64_t Store::MalformedOperands() { return internal::MalformedOperandCount(); }
+uint64_t Store::MalformedOperands() const {
+  return rep_->malformed->load(std::memory_order_relaxed);
+}
 
 }  // namespace tally::store

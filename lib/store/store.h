@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "store/bitmap.h"
 #include "store/change_log.h"
@@ -57,6 +58,9 @@ struct StoreOptions {
   // for a store that is thrown away when its writer dies (a rebuild, which nothing reads until
   // it is complete); call Store::Flush before handing it over.
   bool disable_wal = false;
+  // Where the store reads the time: the dedupe expiry keeps entries written less than a dedupe
+  // window ago by this clock. Default: the system clock.
+  Clock clock{};
 };
 
 class ReadView;
@@ -235,8 +239,9 @@ class Store {
   // The newest event time observed (persisted by the aggregator); INT64_MIN before any event.
   int64_t newest_event_ms() const { return newest_event_ms_->load(std::memory_order_relaxed); }
 
-  // Count of malformed merge operands skipped so far (should stay 0).
-  static uint64_t MalformedOperands();
+  // Count of malformed merge operands this store's merge operators skipped so far (should stay
+  // 0). Each store counts its own. Thread-safe.
+  uint64_t MalformedOperands() const;
 
   const std::string& path() const { return options_.path; }
   // The database's unique id, made when it was created and kept by its checkpoints (so with

@@ -89,7 +89,7 @@ TEST_F(StoreTest, MergesSurviveReopenAndCompaction) {
   Record r;
   ASSERT_TRUE(view->GetRecord(rkey, &r));
   EXPECT_EQ(FindField(r, field::kUserName)->value, "name1");
-  EXPECT_EQ(Store::MalformedOperands(), 0u);
+  EXPECT_EQ(store_->MalformedOperands(), 0u);
 }
 
 TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
@@ -152,7 +152,7 @@ TEST_F(StoreTest, SliceMergesAndDirectoryReload) {
   EXPECT_EQ(r.UserLabel(r.Organizations({"unknown"}), 0), "u0");
   EXPECT_EQ(r.AgentName(4), "agent4");  // never named: the id
   ASSERT_NE(r.AgentsNamed("agent4"), nullptr);
-  EXPECT_EQ(Store::MalformedOperands(), 0u);
+  EXPECT_EQ(store_->MalformedOperands(), 0u);
 }
 
 // The merge operators (tally.counters, tally.user_counters, tally.slices) saturate sums that
@@ -211,7 +211,7 @@ TEST_F(StoreTest, MergeOperatorsSaturateAndNeverFail) {
   });
   EXPECT_TRUE(read);
   EXPECT_GT(tally::SaturatedSums(), before);
-  EXPECT_EQ(Store::MalformedOperands(), 0u);
+  EXPECT_EQ(store_->MalformedOperands(), 0u);
 }
 
 TEST(DirectoryTest, RenamesMoveTheNameIndexAndLatestWins) {
@@ -410,7 +410,7 @@ TEST_F(StoreTest, UserPacksMergePerUserAcrossWritesFlushesAndCompaction) {
   std::string absent;
   UserPackKey("ws", Granularity::kMonth, 8, &absent);
   EXPECT_FALSE(view->ForEachUserPackPart(absent, [](std::string_view) { FAIL(); }));
-  EXPECT_EQ(Store::MalformedOperands(), 0u);
+  EXPECT_EQ(store_->MalformedOperands(), 0u);
 }
 
 TEST_F(StoreTest, UserPackWithMorePartsThanPinnedIsReadMerged) {

@@ -107,6 +107,8 @@ struct StoreRep {
   // The hot views' bound on merge operands (Store::Open sets which families it bounds: none for
   // a store without a WAL, which nothing reads until it is complete). Writers only.
   MergeBound merge_bound{};
+  // Malformed merge operands this store's operators skipped (Store::MalformedOperands).
+  std::shared_ptr<std::atomic<uint64_t>> malformed = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 }  // namespace tally::store::internal
