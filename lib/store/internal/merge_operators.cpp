@@ -5,7 +5,10 @@
 #include <vector>
 
 #include "store/bitmap.h"
-#include "store/codec.h"
+#include "store/counters_codec.h"
+#include "store/dedupe_codec.h"
+#include "store/record_codec.h"
+#include "store/slice_codec.h"
 
 namespace tally::store::internal {
 namespace {
