@@ -32,13 +32,14 @@
 #include <vector>
 
 #include "common/calendar.h"
-#include "store/codec.h"
+#include "store/counters_codec.h"
+#include "store/record_codec.h"
 
 namespace tally::store {
 
 class UserBitmap;
 
-// One field a write merged into a record (codec.h field ids), without its time.
+// One field a write merged into a record (record_codec.h field ids), without its time.
 struct NoteField {
   uint8_t id = 0;
   std::string_view value;
@@ -59,7 +60,7 @@ struct NoteUsage {
 struct WriteNote {
   // Every records-CF key the write merged into, and the record key of every entity whose
   // counter or bitmap rows it changed (agent rows and user profiles are the ones the log keeps:
-  // codec.h ParseRecordKey).
+  // record_codec.h ParseRecordKey).
   std::vector<std::string_view> record_keys;
   // Parallel to record_keys: the fields merged into each record (each field id once: the
   // write's winner under MergeField's rules); empty when it names the record only for the

@@ -1,7 +1,8 @@
 #pragma once
 // tally's store: the materialized views, the consumed offsets and the dictionaries, with atomic
 // typed writes (write_set.h) and consistent read views. Backed by RocksDB, which nothing outside
-// lib/store sees; every key and value encoding is in codec.h.
+// lib/store sees; every key and value encoding is in the codecs codec.h includes (one per column
+// family).
 //
 //   auto store = tally::store::Store::Open({.path = "/var/lib/tally/db"});
 //   if (!store) die(store.error().message);
@@ -21,7 +22,7 @@
 //   dedupe   : (source, id) -> event time; entries older than the dedupe window (relative to the
 //              newest event time seen) are dropped in the background
 //   dict     : user id <-> dense uint32, (workspace, agent) <-> dense uint32, pair dictionary
-//   requests : request-analytics slices (codec.h), summed entry-wise
+//   requests : request-analytics slices (slice_codec.h), summed entry-wise
 //   userpacks: every user's Counters per (workspace, bucket), summed per user
 //   meta     : offsets, newest event time, schema version
 // Combining writes never fail on stored data: malformed operands are skipped and counted.
@@ -39,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "store/bitmap.h"
 #include "store/change_log.h"
@@ -57,6 +59,9 @@ struct StoreOptions {
   // for a store that is thrown away when its writer dies (a rebuild, which nothing reads until
   // it is complete); call Store::Flush before handing it over.
   bool disable_wal = false;
+  // Where the store reads the time: the dedupe expiry keeps entries written less than a dedupe
+  // window ago by this clock. Default: the system clock.
+  Clock clock{};
 };
 
 class ReadView;
@@ -69,8 +74,8 @@ class Store {
  public:
   // Opens (creating if allowed) the database at options.path. kUnavailable if it is locked by
   // another process or cannot be opened, kDataLoss if it is corrupt, kFailedPrecondition if
-  // its data layout is not codec.h's kSchemaVersion (the message says how to rebuild it). A new
-  // store is stamped with kSchemaVersion.
+  // its data layout is not meta_codec.h's kSchemaVersion (the message says how to rebuild it). A
+  // new store is stamped with kSchemaVersion.
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
   ~Store();
   Store(const Store&) = delete;
@@ -119,7 +124,7 @@ class Store {
   Status Resume();
 
   // How this store keys request-analytics data: by organization (a single instance) or by
-  // (organization, workspace) (codec.h WorkspaceRequestScope; a group of instances). A store
+  // (organization, workspace) (meta_codec.h WorkspaceRequestScope; a group of instances). A store
   // records the layout its first user asks for; one holding request data without a record is
   // keyed by organization. kFailedPrecondition, saying what to do, when `wanted` differs from
   // the recorded layout; kUnavailable when the store cannot be read or written. Call before
@@ -151,7 +156,7 @@ class Store {
     std::string organization_id;
   };
   // Deletes, in one atomic write after persisting what is staged: every row of `workspaces`
-  // (codec.h WorkspaceRowRanges: views, records, dedupe entries; not the shared dictionaries),
+  // (meta_codec.h WorkspaceRowRanges: views, records, dedupe entries; not the shared dictionaries),
   // the partition index entries of (topic, partition) and its stored offset. The caller (the
   // single writer) lists every workspace of the partition's index and makes sure no partition it
   // keeps brought any of them. Readers of changes() recompute. Returns how many rows it
@@ -235,8 +240,9 @@ class Store {
   // The newest event time observed (persisted by the aggregator); INT64_MIN before any event.
   int64_t newest_event_ms() const { return newest_event_ms_->load(std::memory_order_relaxed); }
 
-  // Count of malformed merge operands skipped so far (should stay 0).
-  static uint64_t MalformedOperands();
+  // Count of malformed merge operands this store's merge operators skipped so far (should stay
+  // 0). Each store counts its own. Thread-safe.
+  uint64_t MalformedOperands() const;
 
   const std::string& path() const { return options_.path; }
   // The database's unique id, made when it was created and kept by its checkpoints (so with

@@ -79,10 +79,10 @@ class WriteSet {
 
   // --- Week and month rows. By default each operation changes the row at its key only. With
   // set_roll_up_days(true), the set's counter, user pack, bitmap and slice operations at
-  // Granularity::kDay also change the week and month rows of their day (RollUpKeys, codec.h),
-  // by the same delta: the caller writes day rows only. Store::Stage adds each delta to the three
-  // rows of the open state, which is cheaper for a stream of small batches than a caller rolling
-  // up every batch. Stays set across Clear.
+  // Granularity::kDay also change the week and month rows of their day (RollUpKeys,
+  // counters_codec.h), by the same delta: the caller writes day rows only. Store::Stage adds each
+  // delta to the three rows of the open state, which is cheaper for a stream of small batches than
+  // a caller rolling up every batch. Stays set across Clear.
   void set_roll_up_days(bool on);
   bool roll_up_days() const;
 

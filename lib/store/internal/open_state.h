@@ -12,8 +12,8 @@
 //   });
 //
 // Every value a reader gets is encoded exactly like a stored merge operand of its family
-// (codec.h), so combining it with the stored value is the family's merge rule. Put families
-// (dedupe, dict, meta) keep the last value put.
+// (counters_codec.h, record_codec.h, slice_codec.h), so combining it with the stored value is the
+// family's merge rule. Put families (dedupe, dict, meta) keep the last value put.
 //
 // Thread-safety: none. The store serializes writers against readers (one writer mutates; readers
 // read under a shared lock).
@@ -32,8 +32,10 @@
 #include <vector>
 
 #include "store/bitmap.h"
-#include "store/codec.h"
+#include "store/counters_codec.h"
 #include "store/internal/family.h"
+#include "store/record_codec.h"
+#include "store/slice_codec.h"
 
 namespace tally::store::internal {
 

@@ -26,6 +26,10 @@
 
 namespace tally::store::internal {
 
+// The tally error of a failed RocksDB call: kDataLoss for corruption, kUnavailable for I/O and
+// busy errors, kResourceExhausted for a full disk, kInternal otherwise; `what` says what failed.
+Error FromRocks(const rocksdb::Status& s, std::string_view what);
+
 inline rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
 inline std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
@@ -103,6 +107,8 @@ struct StoreRep {
   // The hot views' bound on merge operands (Store::Open sets which families it bounds: none for
   // a store without a WAL, which nothing reads until it is complete). Writers only.
   MergeBound merge_bound{};
+  // Malformed merge operands this store's operators skipped (Store::MalformedOperands).
+  std::shared_ptr<std::atomic<uint64_t>> malformed = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 }  // namespace tally::store::internal
