@@ -188,6 +188,29 @@ Result<std::pair<int64_t, int64_t>> PartitionReader::Watermarks(int32_t partitio
   return std::pair<int64_t, int64_t>(low, high);
 }
 
+Result<std::map<int32_t, int64_t>> PartitionReader::OffsetsForTime(
+    const std::vector<int32_t>& partitions, int64_t timestamp_ms,
+    std::chrono::milliseconds timeout) {
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
+  for (int32_t p : partitions) {
+    // The query takes the time in the offset field and answers with the offset there.
+    rd_kafka_topic_partition_list_add(list, topic_.c_str(), p)->offset = timestamp_ms;
+  }
+  rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk_, list, TimeoutMs(timeout));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_topic_partition_list_destroy(list);
+    return Fail(ErrorCode::kUnavailable,
+                std::string("cannot look up offsets by time: ") + rd_kafka_err2str(err));
+  }
+  std::map<int32_t, int64_t> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    out[list->elems[i].partition] = list->elems[i].offset < 0 ? -1 : list->elems[i].offset;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return out;
+}
+
 // --- ReadTopicToEnd -----------------------------------------------------------------------------
 
 std::string Record::Header(std::string_view name) const {

@@ -114,6 +114,12 @@ class PartitionReader {
   Result<std::pair<int64_t, int64_t>> Watermarks(int32_t partition,
                                                  std::chrono::milliseconds timeout);
 
+  // For each of `partitions`, the offset of its first message with a timestamp at or after
+  // `timestamp_ms`, or -1 when it has none. kUnavailable without an answer in time.
+  Result<std::map<int32_t, int64_t>> OffsetsForTime(const std::vector<int32_t>& partitions,
+                                                    int64_t timestamp_ms,
+                                                    std::chrono::milliseconds timeout);
+
   const std::string& topic() const { return topic_; }
 
  private:

@@ -171,6 +171,23 @@ TEST(PartitionReaderTest, ReadTopicToEndCopiesWhatIsThere) {
   EXPECT_TRUE(unknown->empty());
 }
 
+// The embedded broker (librdkafka 2.0.2's mock cluster) answers time lookups without searching
+// by time, so only the shape of the answer is checked here: one offset per partition asked, -1
+// where there is no message.
+TEST(PartitionReaderTest, LooksUpOffsetsByTime) {
+  auto broker = StartBroker(2);
+  ASSERT_TRUE(broker);
+  ProduceTo(broker->bootstrap(), 1, 4);  // partition 1 stays empty
+  auto reader = PartitionReader::Open({.brokers = broker->bootstrap(), .topic = kTopic});
+  ASSERT_TRUE(reader) << reader.error().message;
+  auto offsets = (*reader)->OffsetsForTime({0, 1}, 0, milliseconds(5000));
+  ASSERT_TRUE(offsets) << offsets.error().message;
+  ASSERT_EQ(offsets->size(), 2u);
+  EXPECT_GE(offsets->at(0), -1);
+  EXPECT_LE(offsets->at(0), 4);
+  EXPECT_EQ(offsets->at(1), -1);
+}
+
 TEST(PartitionReaderTest, ReadTopicToEndFailsWithoutABroker) {
   auto records = ReadTopicToEnd("127.0.0.1:1", kTopic, 500);
   ASSERT_FALSE(records);
