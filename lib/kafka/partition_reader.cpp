@@ -124,8 +124,9 @@ Result<std::unique_ptr<PartitionReader>> PartitionReader::Open(
   std::unique_ptr<PartitionReader> reader(new PartitionReader());
   reader->rk_ = handle->release();
   reader->topic_ = options.topic;
-  // Logs, errors and statistics are then served by the consumer poll too.
-  rd_kafka_poll_set_consumer(reader->rk_);
+  // The main queue is deliberately not forwarded to the consumer queue
+  // (rd_kafka_poll_set_consumer): client-wide errors such as a broker connection dropping are
+  // retried by librdkafka and would only make Poll fail where reading recovers by itself.
   if (!options.start.empty()) {
     if (auto st = reader->Assign(options.start); !st) return std::unexpected(st.error());
   }

@@ -106,7 +106,9 @@ class PartitionReader {
   // already arrived). nullopt when none arrived. Consume errors are returned, and reading goes
   // on when Poll is called again: kDataLoss when a start offset was out of range and no reset
   // applies (or messages were trimmed before they could be read), kUnavailable for any other
-  // (the message names the topic and librdkafka's reason).
+  // (the message names the topic and librdkafka's reason). Client-wide trouble (brokers down,
+  // connections lost) is not reported: librdkafka keeps retrying, and Poll only sees nothing
+  // arrive, so callers bound their waits with a deadline of their own.
   Result<std::optional<Message>> Poll(std::chrono::milliseconds timeout);
 
   // (low, high) watermarks of `partition` as the broker knows them now; high is the offset the
