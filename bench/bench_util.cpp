@@ -23,6 +23,7 @@
 #include "common/calendar.h"
 #include "common/sha256.h"
 #include "common/strings.h"
+#include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 
 namespace tally::bench {
@@ -124,6 +125,17 @@ Result<std::string> WaitForFile(const std::string& path, int timeout_ms, ChildPr
   return Fail(ErrorCode::kUnavailable, "timed out waiting for " + path);
 }
 
+Result<std::string> WaitForBrokerAddress(const std::string& path, int timeout_ms,
+                                         ChildProcess* watch) {
+  auto address = kafka::ReadBrokerAddressFile(path, std::chrono::milliseconds(timeout_ms),
+                                              [watch] { return watch && !watch->Running(); });
+  if (!address && watch && !watch->Running()) {
+    return Fail(ErrorCode::kUnavailable,
+                "process exited before writing " + path + ":\n" + FileTail(watch->log_path()));
+  }
+  return address;
+}
+
 std::string FileTail(const std::string& path, size_t bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return {};
@@ -174,7 +186,7 @@ Result<std::unique_ptr<Tallyd>> Tallyd::Start(const TallydOptions& options) {
   t->process_ = std::move(*proc);
   auto listen = WaitForFile(dir + "/port", 60'000, t->process_.get());
   if (!listen) return std::unexpected(listen.error());
-  auto broker = WaitForFile(dir + "/data/broker.addr", 60'000, t->process_.get());
+  auto broker = WaitForBrokerAddress(dir + "/data/broker.addr", 60'000, t->process_.get());
   if (!broker) return std::unexpected(broker.error());
   t->broker_ = *broker;
   size_t colon = listen->rfind(':');

@@ -76,6 +76,11 @@ class TempDir {
 // timeout or when `watch` exits first.
 Result<std::string> WaitForFile(const std::string& path, int timeout_ms,
                                 ChildProcess* watch = nullptr);
+// The embedded broker's address from the file `tally broker --addr-file` or tallyd
+// (<data-dir>/broker.addr) writes (kafka::ReadBrokerAddressFile), waiting up to `timeout_ms`.
+// When `watch` exits first, the error ends with the tail of its log.
+Result<std::string> WaitForBrokerAddress(const std::string& path, int timeout_ms,
+                                         ChildProcess* watch = nullptr);
 // The last `bytes` bytes of a file ("" if unreadable).
 std::string FileTail(const std::string& path, size_t bytes = 2000);
 

@@ -298,7 +298,7 @@ class Group {
         dir_ + "/broker.log");
     if (!broker) return std::unexpected(broker.error());
     broker_ = std::move(*broker);
-    auto addr = tb::WaitForFile(addr_file, 30'000, broker_.get());
+    auto addr = tb::WaitForBrokerAddress(addr_file, 30'000, broker_.get());
     if (!addr) return std::unexpected(addr.error());
     brokers_ = *addr;
     return tally::Ok();

@@ -6,6 +6,9 @@
 // against a fresh `tally broker`, next to tallyd.
 //
 //   consume_floor --brokers HOST:PORT --events 20000 [--topic usage-events]
+//
+// It drives librdkafka directly on purpose, not through kafka::PartitionReader: its whole point
+// is the cost of bare librdkafka, with nothing of tally's in between.
 #include <librdkafka/rdkafka.h>
 #include <sys/resource.h>
 

@@ -2,14 +2,14 @@
 // tallyd's consumer -> RocksDB views, timed from the first produce to the last event stored
 // (tallyd's /readyz next_offset). Each run also measures a baseline: the same events and the same
 // paced producer against a standalone embedded broker (`tally broker`) read by a plain
-// librdkafka consumer that only counts, i.e. the broker's raw throughput on this machine.
+// group-less consumer (kafka::PartitionReader) that only counts, i.e. the broker's raw throughput
+// on this machine.
 //
 //   ingest_bench [--events 1000000] [--partitions 4] [--runs 3]
 //
 // The mock broker keeps only ~5 MB per partition, so the producer is paced on what the consumer
 // has read (tallyd's /readyz read_offset; see bench_util.h); a run is invalid unless tallyd reports
 // tally_events_consumed_total == events and tally_log_trimmed_total == 0.
-#include <librdkafka/rdkafka.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -23,12 +23,13 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "kafka/partition_reader.h"
 
 namespace tb = tally::bench;
 
 namespace {
 
-// A librdkafka consumer that reads every partition from the beginning and only counts.
+// A group-less consumer that reads every partition from the beginning and only counts.
 class CountingConsumer {
  public:
   static tally::Result<std::unique_ptr<CountingConsumer>> Start(const std::string& brokers,
@@ -38,34 +39,16 @@ class CountingConsumer {
     c->next_ = std::make_unique<std::atomic<int64_t>[]>(partitions);
     for (int p = 0; p < partitions; ++p) c->next_[p] = 0;
     c->partitions_ = partitions;
-    char errstr[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    tally::kafka::PartitionReaderOptions o{.brokers = brokers, .topic = topic};
+    for (int p = 0; p < partitions; ++p) o.start[p] = tally::kafka::kBeginningOffset;
     // The same client settings as tally's consumer (lib/ingest/consumer.cpp).
-    const std::vector<std::pair<const char*, std::string>> settings = {
-        {"bootstrap.servers", brokers},           {"group.id", "bench-baseline"},
-        {"enable.auto.commit", "false"},          {"auto.offset.reset", "error"},
-        {"enable.partition.eof", "false"},        {"fetch.wait.max.ms", "50"},
-        {"queued.max.messages.kbytes", "262144"},
-    };
-    for (const auto& [k, v] : settings) {
-      if (rd_kafka_conf_set(conf, k, v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return tally::Fail(tally::ErrorCode::kInvalidArgument, errstr);
-      }
-    }
-    c->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!c->rk_) {
-      rd_kafka_conf_destroy(conf);
-      return tally::Fail(tally::ErrorCode::kInternal, errstr);
-    }
-    rd_kafka_poll_set_consumer(c->rk_);
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; ++p) {
-      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    }
-    rd_kafka_resp_err_t err = rd_kafka_assign(c->rk_, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err) return tally::Fail(tally::ErrorCode::kUnavailable, rd_kafka_err2str(err));
+    o.properties = {{"group.id", "bench-baseline"},
+                    {"auto.offset.reset", "error"},
+                    {"fetch.wait.max.ms", "50"},
+                    {"queued.max.messages.kbytes", "262144"}};
+    auto reader = tally::kafka::PartitionReader::Open(o);
+    if (!reader) return std::unexpected(reader.error());
+    c->reader_ = std::move(*reader);
     c->thread_ = std::thread([raw = c.get()] { raw->Loop(); });
     return c;
   }
@@ -73,10 +56,6 @@ class CountingConsumer {
   ~CountingConsumer() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
-    if (rk_) {
-      rd_kafka_consumer_close(rk_);
-      rd_kafka_destroy(rk_);
-    }
   }
 
   tally::Status Progress(std::vector<int64_t>* next) const {
@@ -89,22 +68,21 @@ class CountingConsumer {
 
  private:
   CountingConsumer() = default;
+  // The only user of reader_ once started.
   void Loop() {
     while (!stop_.load(std::memory_order_relaxed)) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 100);
-      if (!m) continue;
-      if (m->err) {
+      auto m = reader_->Poll(std::chrono::milliseconds(100));
+      if (!m) {
         errors_.fetch_add(1);
-        std::fprintf(stderr, "baseline consumer: %s\n", rd_kafka_message_errstr(m));
-      } else if (m->partition >= 0 && m->partition < partitions_) {
-        next_[m->partition].store(m->offset + 1, std::memory_order_relaxed);
+        std::fprintf(stderr, "baseline consumer: %s\n", m.error().message.c_str());
+      } else if (*m && (*m)->partition() >= 0 && (*m)->partition() < partitions_) {
+        next_[(*m)->partition()].store((*m)->offset() + 1, std::memory_order_relaxed);
         consumed_.fetch_add(1, std::memory_order_relaxed);
       }
-      rd_kafka_message_destroy(m);
     }
   }
 
-  rd_kafka_t* rk_ = nullptr;
+  std::unique_ptr<tally::kafka::PartitionReader> reader_;
   int partitions_ = 0;
   std::unique_ptr<std::atomic<int64_t>[]> next_;
   std::atomic<int64_t> consumed_{0}, errors_{0};
@@ -201,7 +179,7 @@ RunResult RunBaseline(const Args& args, const tb::EventSet& events, const tb::Pa
     r.why_invalid = broker.error().message;
     return r;
   }
-  auto addr = tb::WaitForFile(dir.path() + "/broker.addr", 30'000, broker->get());
+  auto addr = tb::WaitForBrokerAddress(dir.path() + "/broker.addr", 30'000, broker->get());
   if (!addr) {
     r.why_invalid = addr.error().message;
     return r;

@@ -325,7 +325,7 @@ int main(int argc, char** argv) {
   // Ingest into the largest size's tallyd while the requests are measured.
   std::unique_ptr<tb::BackgroundIngest> background;
   if (ingest_rate > 0) {
-    auto broker = tb::WaitForFile(big.dir + "/data/broker.addr", 10'000);
+    auto broker = tb::WaitForBrokerAddress(big.dir + "/data/broker.addr", 10'000);
     if (!broker) {
       std::fprintf(stderr, "broker address: %s\n", broker.error().message.c_str());
       return 1;

@@ -310,7 +310,7 @@ int main(int argc, char** argv) {
   // the same workspace, agents and users), executions only, ids after the loaded ones.
   std::unique_ptr<tb::BackgroundIngest> background;
   if (ingest_rate > 0) {
-    auto broker = tb::WaitForFile(data_dir + "/broker.addr", 10'000);
+    auto broker = tb::WaitForBrokerAddress(data_dir + "/broker.addr", 10'000);
     if (!broker) {
       std::fprintf(stderr, "broker address: %s\n", broker.error().message.c_str());
       return 1;
@@ -403,9 +403,8 @@ int main(int argc, char** argv) {
   std::vector<std::vector<tb::Sample>> cold(n * kKinds);  // [shape * kKinds + kind]
   double apply_wait_s = 0;
   if (cold_requests > 0) {
-    std::ifstream addr_in(data_dir + "/broker.addr");
-    std::string broker;
-    std::getline(addr_in, broker);
+    std::string broker =
+        tally::kafka::ReadBrokerAddressFile(data_dir + "/broker.addr").value_or(std::string());
     tally::kafka::ProducerOptions popts;
     popts.brokers = broker;
     popts.linger_ms = 0;

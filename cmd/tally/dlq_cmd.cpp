@@ -6,24 +6,17 @@
 //                     [--to usage-events] [--dry-run] [--force]
 //   tally dlq redrive --fixed FILE [--to usage-events] [--dry-run]
 //
-// A dead letter is a message tallyd could not ingest, copied to the dead-letter topic with the
-// headers written by lib/ingest/consumer.cpp:
-//   tally-dlq-reason        why it was refused ("data.tokens: must be an integer", ...)
-//   tally-source-topic      the topic it came from
-//   tally-source-partition  its partition there
-//   tally-source-offset     its offset there
-// and its original key. The dead-letter topic is read from its low to its high watermark (at
-// start) without a consumer group: listing commits nothing and can be repeated.
+// A dead letter is a message tallyd could not ingest, copied to the dead-letter topic with its
+// original key and the headers named in lib/kafka/dead_letter.h (the reason, and the source
+// topic, partition and offset). The dead-letter topic is read from its low to its high watermark
+// (at start) without a consumer group: listing commits nothing and can be repeated.
 //
 // Redriving produces to the main topic (idempotent producer) either the selected dead letters'
 // payloads unchanged (after a tallyd upgrade that accepts them) or corrected events from an
 // NDJSON file. tallyd dedupes by (source, id), so redriving the same events twice counts them
 // once. Payloads the current event parser still rejects are not sent unless --force (they would
 // only be dead-lettered again).
-#include <librdkafka/rdkafka.h>
-
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -43,19 +36,13 @@
 #include "common/result.h"
 #include "common/strings.h"
 #include "event/event_parser.h"
+#include "kafka/dead_letter.h"
+#include "kafka/embedded_broker.h"
+#include "kafka/partition_reader.h"
 #include "kafka/producer.h"
 
 namespace tally::cli {
 namespace {
-
-using SteadyClock = std::chrono::steady_clock;
-
-constexpr const char* kReasonHeader = "tally-dlq-reason";
-constexpr const char* kSourceTopicHeader = "tally-source-topic";
-constexpr const char* kSourcePartitionHeader = "tally-source-partition";
-constexpr const char* kSourceOffsetHeader = "tally-source-offset";
-// Added to redriven messages, naming the dead letter they came from ("usage-events.dlq:0:12").
-constexpr const char* kRedriveHeader = "tally-redrive-of";
 
 struct DlqArgs {
   std::string brokers;
@@ -92,14 +79,7 @@ Result<std::string> Brokers(const DlqArgs& a) {
   if (a.broker_addr_file.empty()) {
     return Fail(ErrorCode::kInvalidArgument, "give --brokers or --broker-addr-file", "brokers");
   }
-  std::ifstream in(a.broker_addr_file);
-  std::string line;
-  std::getline(in, line);
-  line = std::string(TrimWhitespace(line));
-  if (line.empty()) {
-    return Fail(ErrorCode::kNotFound, "no broker address in " + a.broker_addr_file, "brokers");
-  }
-  return line;
+  return kafka::ReadBrokerAddressFile(a.broker_addr_file);
 }
 
 // A printable, single-line excerpt of a payload: control bytes escaped, cut at `max` bytes
@@ -132,120 +112,24 @@ std::string ReasonKey(const std::string& reason) {
   return reason.empty() ? "(no reason header)" : reason;
 }
 
-// Reads every message of `topic` from each partition's low to its high watermark (as of the
-// call), with headers, without a consumer group. An unknown topic yields no messages.
+// Every message of `topic` from each partition's low to its high watermark (as of the call),
+// with headers, without a consumer group, by (partition, offset). An unknown topic yields no
+// messages.
 Result<std::vector<DeadLetter>> ReadDeadLetters(const std::string& brokers,
                                                 const std::string& topic, int timeout_ms) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  const std::pair<const char*, const char*> props[] = {
-      {"bootstrap.servers", brokers.c_str()},
-      {"group.id", "tally-dlq-reader"},  // required by the API; never joined (assign only)
-      {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},
-      {"enable.partition.eof", "false"},
-      {"log_level", "3"},
-  };
-  for (auto [name, value] : props) {
-    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return Fail(ErrorCode::kInvalidArgument, std::string(name) + ": " + errstr);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    return Fail(ErrorCode::kInternal, std::string("rd_kafka_new: ") + errstr);
-  }
-  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> guard(rk, [](rd_kafka_t* k) {
-    rd_kafka_consumer_close(k);
-    rd_kafka_destroy(k);
-  });
-
-  // Partitions of the topic.
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-  rd_kafka_topic_destroy(rkt);
-  if (err) {
-    return Fail(ErrorCode::kUnavailable,
-                "metadata of " + topic + " from " + brokers + ": " + rd_kafka_err2str(err));
-  }
-  std::vector<int32_t> partitions;
-  bool unknown = true;
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    if (topic != md->topics[i].topic) continue;
-    unknown = md->topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR;
-    for (int p = 0; p < md->topics[i].partition_cnt; ++p) {
-      partitions.push_back(md->topics[i].partitions[p].id);
-    }
-  }
-  rd_kafka_metadata_destroy(md);
+  auto records = kafka::ReadTopicToEnd(brokers, topic, timeout_ms, {{"log_level", "3"}});
+  if (!records) return std::unexpected(records.error());
   std::vector<DeadLetter> out;
-  if (unknown) return out;
-
-  // Low..high per partition; assign the non-empty ones at their low watermark.
-  std::map<int32_t, int64_t> high;
-  rd_kafka_topic_partition_list_t* list =
-      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
-  for (int32_t p : partitions) {
-    int64_t lo = 0, hi = 0;
-    err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, timeout_ms);
-    if (err) {
-      rd_kafka_topic_partition_list_destroy(list);
-      return Fail(ErrorCode::kUnavailable, "watermarks of " + topic + "/" + std::to_string(p) +
-                                               ": " + rd_kafka_err2str(err));
-    }
-    if (hi <= lo) continue;
-    high[p] = hi;
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = lo;
-  }
-  if (high.empty()) {
-    rd_kafka_topic_partition_list_destroy(list);
-    return out;
-  }
-  err = rd_kafka_assign(rk, list);
-  rd_kafka_topic_partition_list_destroy(list);
-  if (err) return Fail(ErrorCode::kInternal, std::string("assign: ") + rd_kafka_err2str(err));
-
-  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!high.empty()) {
-    if (SteadyClock::now() > deadline) {
-      return Fail(ErrorCode::kUnavailable, "timed out reading " + topic + " (" +
-                                               std::to_string(out.size()) + " messages read)");
-    }
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (!m) continue;
-    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> mg(m,
-                                                                          rd_kafka_message_destroy);
-    if (m->err) {
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
-      return Fail(ErrorCode::kUnavailable, "reading " + topic + ": " + rd_kafka_message_errstr(m));
-    }
-    auto it = high.find(m->partition);
-    if (it == high.end() || m->offset >= it->second) continue;
-    DeadLetter d;
-    d.partition = m->partition;
-    d.offset = m->offset;
-    if (m->key) d.key.assign(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) d.payload.assign(static_cast<const char*>(m->payload), m->len);
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-      auto get = [&](const char* name) {
-        const void* v = nullptr;
-        size_t n = 0;
-        if (rd_kafka_header_get_last(hdrs, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || !v) {
-          return std::string();
-        }
-        return std::string(static_cast<const char*>(v), n);
-      };
-      d.reason = get(kReasonHeader);
-      d.source_topic = get(kSourceTopicHeader);
-      d.source_partition = get(kSourcePartitionHeader);
-      d.source_offset = get(kSourceOffsetHeader);
-    }
-    if (m->offset + 1 >= it->second) high.erase(it);
-    out.push_back(std::move(d));
+  out.reserve(records->size());
+  for (kafka::Record& r : *records) {
+    out.push_back(DeadLetter{.partition = r.partition,
+                             .offset = r.offset,
+                             .key = std::move(r.key),
+                             .payload = std::move(r.value),
+                             .reason = r.Header(kafka::kDeadLetterReasonHeader),
+                             .source_topic = r.Header(kafka::kDeadLetterSourceTopicHeader),
+                             .source_partition = r.Header(kafka::kDeadLetterSourcePartitionHeader),
+                             .source_offset = r.Header(kafka::kDeadLetterSourceOffsetHeader)});
   }
   std::sort(out.begin(), out.end(), [](const DeadLetter& a, const DeadLetter& b) {
     return std::pair(a.partition, a.offset) < std::pair(b.partition, b.offset);
@@ -402,106 +286,101 @@ struct Outgoing {
   std::string event;    // "source=.. id=.. time=.." when it parses
 };
 
-int RunRedrive(const DlqArgs& a) {
-  const int selections = (a.offsets.empty() ? 0 : 1) + (a.reason.empty() ? 0 : 1) + (a.all ? 1 : 0);
-  if (selections > 1) {
-    std::fprintf(stderr, "tally dlq redrive: give only one of --offsets, --reason, --all\n");
-    return 2;
-  }
-  if (selections == 0 && a.fixed.empty()) {
-    std::fprintf(stderr,
-                 "tally dlq redrive: select dead letters with --offsets, --reason or --all, or "
-                 "give corrected events with --fixed FILE (see --help)\n");
-    return 2;
-  }
-  auto brokers = Brokers(a);
-  if (!brokers) {
-    std::fprintf(stderr, "tally dlq: %s\n", brokers.error().message.c_str());
-    return 2;
-  }
-
-  // The selected dead letters (none when only --fixed is given).
-  std::vector<DeadLetter> selected;
-  if (selections == 1) {
-    std::set<std::pair<int32_t, int64_t>> wanted;
-    if (!a.offsets.empty()) {
-      auto o = ParseOffsets(a.offsets);
-      if (!o) {
-        std::fprintf(stderr, "tally dlq redrive: %s\n", o.error().message.c_str());
-        return 2;
-      }
-      wanted = std::move(*o);
-    }
-    auto letters = ReadDeadLetters(*brokers, a.topic, a.timeout_s * 1000);
-    if (!letters) {
-      std::fprintf(stderr, "tally dlq: %s\n", letters.error().message.c_str());
-      return 1;
-    }
-    for (DeadLetter& d : *letters) {
-      const bool pick = a.all ||
-                        (!a.reason.empty() && d.reason.find(a.reason) != std::string::npos) ||
-                        wanted.erase({d.partition, d.offset}) > 0;
-      if (pick) selected.push_back(std::move(d));
-    }
-    if (!wanted.empty()) {
-      std::string missing;
-      for (auto [p, o] : wanted) {
-        missing += (missing.empty() ? "" : ", ") + std::to_string(p) + ":" + std::to_string(o);
-      }
-      std::fprintf(stderr, "tally dlq redrive: no dead letter at %s in %s (see `tally dlq list`)\n",
-                   missing.c_str(), a.topic.c_str());
-      return 1;
-    }
-    if (selected.empty()) {
-      std::printf("no dead letter selected in %s: nothing to redrive\n", a.topic.c_str());
-      return 0;
-    }
-  }
-
-  // What to send: the dead letters' payloads, or the lines of --fixed (one per selected dead
-  // letter, in `tally dlq list` order, when a selection is given).
-  std::vector<Outgoing> out;
-  event::EventParser parser;
-  event::UsageEvent ev;
-  if (!a.fixed.empty()) {
-    auto lines = ReadLines(a.fixed);
-    if (!lines) {
-      std::fprintf(stderr, "tally dlq redrive: %s\n", lines.error().message.c_str());
+// The dead letters `a` selects (--offsets, --reason or --all) into `selected`. An exit code
+// when the command ends here (a bad --offsets, a failed read, an offset with no dead letter,
+// nothing selected); nullopt to go on.
+std::optional<int> SelectDeadLetters(const DlqArgs& a, const std::string& brokers,
+                                     std::vector<DeadLetter>* selected) {
+  std::set<std::pair<int32_t, int64_t>> wanted;
+  if (!a.offsets.empty()) {
+    auto o = ParseOffsets(a.offsets);
+    if (!o) {
+      std::fprintf(stderr, "tally dlq redrive: %s\n", o.error().message.c_str());
       return 2;
     }
-    if (selections == 1 && lines->size() != selected.size()) {
-      std::fprintf(stderr,
-                   "tally dlq redrive: --fixed %s has %zu line(s) but %zu dead letter(s) are "
-                   "selected; give one corrected line per selected dead letter, in the order "
-                   "of `tally dlq list`, or leave the selection out to send every line\n",
-                   a.fixed.c_str(), lines->size(), selected.size());
-      return 2;
+    wanted = std::move(*o);
+  }
+  auto letters = ReadDeadLetters(brokers, a.topic, a.timeout_s * 1000);
+  if (!letters) {
+    std::fprintf(stderr, "tally dlq: %s\n", letters.error().message.c_str());
+    return 1;
+  }
+  for (DeadLetter& d : *letters) {
+    const bool pick = a.all ||
+                      (!a.reason.empty() && d.reason.find(a.reason) != std::string::npos) ||
+                      wanted.erase({d.partition, d.offset}) > 0;
+    if (pick) selected->push_back(std::move(d));
+  }
+  if (!wanted.empty()) {
+    std::string missing;
+    for (auto [p, o] : wanted) {
+      missing += (missing.empty() ? "" : ", ") + std::to_string(p) + ":" + std::to_string(o);
     }
-    for (size_t i = 0; i < lines->size(); ++i) {
-      Outgoing o;
-      o.what = a.fixed + " line " + std::to_string(i + 1);
-      o.value = (*lines)[i];
-      if (selections == 1) {
-        const DeadLetter& d = selected[i];
-        o.what += " (for " + a.topic + ":" + std::to_string(d.partition) + ":" +
-                  std::to_string(d.offset) + ")";
-        o.headers.emplace_back(kRedriveHeader, a.topic + ":" + std::to_string(d.partition) + ":" +
-                                                   std::to_string(d.offset));
-      }
-      out.push_back(std::move(o));
-    }
-  } else {
+    std::fprintf(stderr, "tally dlq redrive: no dead letter at %s in %s (see `tally dlq list`)\n",
+                 missing.c_str(), a.topic.c_str());
+    return 1;
+  }
+  if (selected->empty()) {
+    std::printf("no dead letter selected in %s: nothing to redrive\n", a.topic.c_str());
+    return 0;
+  }
+  return std::nullopt;
+}
+
+// What to send into `out`: the selected dead letters' payloads, or the lines of --fixed (one
+// per selected dead letter, in `tally dlq list` order, when `has_selection`). An exit code when
+// --fixed cannot be used; nullopt to go on.
+std::optional<int> BuildOutgoing(const DlqArgs& a, bool has_selection,
+                                 const std::vector<DeadLetter>& selected,
+                                 std::vector<Outgoing>* out) {
+  if (a.fixed.empty()) {
     for (const DeadLetter& d : selected) {
       Outgoing o;
       o.what = a.topic + ":" + std::to_string(d.partition) + ":" + std::to_string(d.offset);
       o.key = d.key;
       o.value = d.payload;
-      o.headers.emplace_back(kRedriveHeader, o.what);
-      out.push_back(std::move(o));
+      o.headers.emplace_back(std::string(kafka::kRedriveOfHeader), o.what);
+      out->push_back(std::move(o));
     }
+    return std::nullopt;
   }
+  auto lines = ReadLines(a.fixed);
+  if (!lines) {
+    std::fprintf(stderr, "tally dlq redrive: %s\n", lines.error().message.c_str());
+    return 2;
+  }
+  if (has_selection && lines->size() != selected.size()) {
+    std::fprintf(stderr,
+                 "tally dlq redrive: --fixed %s has %zu line(s) but %zu dead letter(s) are "
+                 "selected; give one corrected line per selected dead letter, in the order "
+                 "of `tally dlq list`, or leave the selection out to send every line\n",
+                 a.fixed.c_str(), lines->size(), selected.size());
+    return 2;
+  }
+  for (size_t i = 0; i < lines->size(); ++i) {
+    Outgoing o;
+    o.what = a.fixed + " line " + std::to_string(i + 1);
+    o.value = (*lines)[i];
+    if (has_selection) {
+      const DeadLetter& d = selected[i];
+      o.what += " (for " + a.topic + ":" + std::to_string(d.partition) + ":" +
+                std::to_string(d.offset) + ")";
+      o.headers.emplace_back(
+          std::string(kafka::kRedriveOfHeader),
+          a.topic + ":" + std::to_string(d.partition) + ":" + std::to_string(d.offset));
+    }
+    out->push_back(std::move(o));
+  }
+  return std::nullopt;
+}
+
+// Parses every outgoing event with tallyd's parser: valid ones get the workspace key and a
+// description, invalid ones their problem. Returns how many are invalid.
+size_t CheckOutgoing(std::vector<Outgoing>* out) {
+  event::EventParser parser;
+  event::UsageEvent ev;
   size_t invalid = 0;
-  for (Outgoing& o : out) {
+  for (Outgoing& o : *out) {
     if (Status s = parser.ParseInto(o.value, &ev); !s) {
       o.problem = s.error().message;
       ++invalid;
@@ -510,24 +389,15 @@ int RunRedrive(const DlqArgs& a) {
       o.event = "source=" + ev.source + " id=" + ev.id + " time=" + FormatRfc3339Millis(ev.time_ms);
     }
   }
-  if (invalid > 0 && !a.force) {
-    std::fprintf(stderr, "tally dlq redrive: %zu of %zu events would be rejected again:\n", invalid,
-                 out.size());
-    for (const Outgoing& o : out) {
-      if (!o.problem.empty()) {
-        std::fprintf(stderr, "  %s: %s\n", o.what.c_str(), o.problem.c_str());
-      }
-    }
-    std::fprintf(stderr,
-                 "nothing was sent. Correct them (tally dlq list --raw gives the payloads) and "
-                 "pass --fixed FILE, or --force to send them anyway.\n");
-    return 1;
-  }
+  return invalid;
+}
 
+// Produces `out` to --to (or only prints it with --dry-run) and says what was done.
+int SendOutgoing(const DlqArgs& a, const std::string& brokers, const std::vector<Outgoing>& out) {
   std::unique_ptr<kafka::Producer> producer;
   if (!a.dry_run) {
     kafka::ProducerOptions po;
-    po.brokers = *brokers;
+    po.brokers = brokers;
     po.idempotent = true;
     auto p = kafka::Producer::Create(po);
     if (!p) {
@@ -566,6 +436,47 @@ int RunRedrive(const DlqArgs& a) {
                 a.to.c_str());
   }
   return 0;
+}
+
+int RunRedrive(const DlqArgs& a) {
+  const int selections = (a.offsets.empty() ? 0 : 1) + (a.reason.empty() ? 0 : 1) + (a.all ? 1 : 0);
+  if (selections > 1) {
+    std::fprintf(stderr, "tally dlq redrive: give only one of --offsets, --reason, --all\n");
+    return 2;
+  }
+  if (selections == 0 && a.fixed.empty()) {
+    std::fprintf(stderr,
+                 "tally dlq redrive: select dead letters with --offsets, --reason or --all, or "
+                 "give corrected events with --fixed FILE (see --help)\n");
+    return 2;
+  }
+  auto brokers = Brokers(a);
+  if (!brokers) {
+    std::fprintf(stderr, "tally dlq: %s\n", brokers.error().message.c_str());
+    return 2;
+  }
+  // The selected dead letters (none when only --fixed is given).
+  std::vector<DeadLetter> selected;
+  if (selections == 1) {
+    if (auto rc = SelectDeadLetters(a, *brokers, &selected)) return *rc;
+  }
+  std::vector<Outgoing> out;
+  if (auto rc = BuildOutgoing(a, selections == 1, selected, &out)) return *rc;
+  const size_t invalid = CheckOutgoing(&out);
+  if (invalid > 0 && !a.force) {
+    std::fprintf(stderr, "tally dlq redrive: %zu of %zu events would be rejected again:\n", invalid,
+                 out.size());
+    for (const Outgoing& o : out) {
+      if (!o.problem.empty()) {
+        std::fprintf(stderr, "  %s: %s\n", o.what.c_str(), o.problem.c_str());
+      }
+    }
+    std::fprintf(stderr,
+                 "nothing was sent. Correct them (tally dlq list --raw gives the payloads) and "
+                 "pass --fixed FILE, or --force to send them anyway.\n");
+    return 1;
+  }
+  return SendOutgoing(a, *brokers, out);
 }
 
 void AddBrokerOptions(CLI::App* sub, DlqArgs* a) {

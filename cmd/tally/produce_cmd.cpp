@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,7 +20,7 @@
 
 #include "cli_flags.h"
 #include "commands.h"
-#include "common/strings.h"
+#include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "kafka/retention_guard.h"
 
@@ -65,20 +64,6 @@ std::string_view WorkspaceKey(simdjson::ondemand::parser& parser, std::vector<ch
   std::string_view ws;
   if (data["workspace_id"].get_string().get(ws)) return {};
   return ws;
-}
-
-// Waits (up to 30 s) for a broker address file, e.g. written by a concurrently started
-// `tally broker --addr-file`.
-std::string ReadAddrFile(const std::string& path) {
-  auto deadline = Clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    std::ifstream in(path);
-    std::string addr;
-    if (in && std::getline(in, addr) && !TrimWhitespace(addr).empty())
-      return std::string(TrimWhitespace(addr));
-    if (Clock::now() > deadline || g_stop.load()) return {};
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
 }
 
 class Progress {
@@ -150,22 +135,60 @@ class Progress {
   Clock::duration held_{};
 };
 
-int RunProduce(const ProduceArgs& args) {
+// SIGINT and SIGTERM set g_stop.
+void InstallStopHandlers() {
   struct sigaction sa {};
   sa.sa_handler = &OnStopSignal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: a blocked read returns so the loop can stop
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
 
+// Flushes, prints the summary and returns the exit code.
+int Finish(const ProduceArgs& args, kafka::Producer& producer, Progress& progress, int64_t messages,
+           int64_t rejected, int exit_code) {
+  auto flushed = producer.Flush(args.flush_timeout_s * 1000);
+  progress.Done();
+  double secs = progress.Seconds();
+  if (!flushed) {
+    std::fprintf(stderr, "tally produce: %s\n", flushed.error().message.c_str());
+  }
+  const int64_t failed = producer.failed();
+  std::fprintf(stderr, "produced %lld messages (%lld bytes) in %.2f s\n",
+               static_cast<long long>(producer.delivered()),
+               static_cast<long long>(producer.delivered_bytes()), secs);
+  if (progress.HeldSeconds() > 0) {
+    std::fprintf(stderr,
+                 "held back %.1f s in all waiting for consumer group '%s' (the embedded broker "
+                 "keeps only the newest 5 MiB of each partition)\n",
+                 progress.HeldSeconds(), args.group.c_str());
+  }
+  const int64_t undelivered = messages - producer.delivered();
+  if (undelivered > 0 || rejected > 0) {
+    std::fprintf(stderr,
+                 "tally produce: %lld of %lld messages not delivered (%lld failed), %lld lines "
+                 "rejected\n",
+                 static_cast<long long>(undelivered), static_cast<long long>(messages),
+                 static_cast<long long>(failed), static_cast<long long>(rejected));
+  }
+  if (!flushed || undelivered > 0 || rejected > 0) return 1;
+  if (g_stop.load() && exit_code == 0) return 130;
+  return exit_code;
+}
+
+int RunProduce(const ProduceArgs& args) {
+  InstallStopHandlers();
   std::string brokers = args.brokers;
   if (brokers.empty()) {
-    brokers = ReadAddrFile(args.broker_addr_file);
-    if (brokers.empty()) {
-      std::fprintf(stderr, "tally produce: no broker address in %s\n",
-                   args.broker_addr_file.c_str());
+    // Waits for a concurrently started `tally broker --addr-file`.
+    auto address = kafka::ReadBrokerAddressFile(args.broker_addr_file, std::chrono::seconds(30),
+                                                [] { return g_stop.load(); });
+    if (!address) {
+      std::fprintf(stderr, "tally produce: %s\n", address.error().message.c_str());
       return 1;
     }
+    brokers = *address;
   }
   kafka::ProducerOptions options;
   options.brokers = brokers;
@@ -264,33 +287,7 @@ int RunProduce(const ProduceArgs& args) {
   }
   std::free(buf);
 
-  auto flushed = (*producer)->Flush(args.flush_timeout_s * 1000);
-  progress.Done();
-  double secs = progress.Seconds();
-  if (!flushed) {
-    std::fprintf(stderr, "tally produce: %s\n", flushed.error().message.c_str());
-  }
-  const int64_t failed = (*producer)->failed();
-  std::fprintf(stderr, "produced %lld messages (%lld bytes) in %.2f s\n",
-               static_cast<long long>((*producer)->delivered()),
-               static_cast<long long>((*producer)->delivered_bytes()), secs);
-  if (progress.HeldSeconds() > 0) {
-    std::fprintf(stderr,
-                 "held back %.1f s in all waiting for consumer group '%s' (the embedded broker "
-                 "keeps only the newest 5 MiB of each partition)\n",
-                 progress.HeldSeconds(), args.group.c_str());
-  }
-  const int64_t undelivered = messages - (*producer)->delivered();
-  if (undelivered > 0 || rejected > 0) {
-    std::fprintf(stderr,
-                 "tally produce: %lld of %lld messages not delivered (%lld failed), %lld lines "
-                 "rejected\n",
-                 static_cast<long long>(undelivered), static_cast<long long>(messages),
-                 static_cast<long long>(failed), static_cast<long long>(rejected));
-  }
-  if (!flushed || undelivered > 0 || rejected > 0) return 1;
-  if (g_stop.load() && exit_code == 0) return 130;
-  return exit_code;
+  return Finish(args, **producer, progress, messages, rejected, exit_code);
 }
 
 }  // namespace

@@ -5,8 +5,8 @@
 #include <sys/resource.h>
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +18,7 @@
 #include "http/auth.h"
 #include "http/client.h"
 #include "kafka/admin.h"
+#include "kafka/embedded_broker.h"
 #include "replay/line_reader.h"
 #include "replay/progress.h"
 #include "replay/replayer.h"
@@ -44,13 +45,6 @@ struct ReplayArgs {
   std::string min_event_time{event::kDefaultMinEventTimeFlag};
   std::string max_future{event::kDefaultMaxFutureFlag};
 };
-
-std::string ReadFirstLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
 
 Result<replay::TopicStart> ParseStart(const std::string& text) {
   replay::TopicStart s;
@@ -246,18 +240,10 @@ std::string AskToSwitch(const std::string& url, const std::string& token, const 
   return "";
 }
 
-int RunReplay(const ReplayArgs& a) {
-  std::string brokers = a.brokers;
-  if (brokers.empty() && !a.broker_addr_file.empty()) brokers = ReadFirstLine(a.broker_addr_file);
-  if (a.files.empty() && !a.from_topic) {
-    std::fprintf(stderr, "replay: nothing to read: give FILES and/or --from-topic\n");
-    return 2;
-  }
-  if (a.from_topic && brokers.empty()) {
-    std::fprintf(stderr, "replay: --from-topic needs --brokers or --broker-addr-file\n");
-    return 2;
-  }
-  // Flag values are checked before any work (a rebuild can take hours).
+// Checks the flag values (before any work: a rebuild can take hours) and fills `ro` from them.
+// An exit code when the command ends here; nullopt to go on.
+std::optional<int> MakeReplayOptions(const ReplayArgs& a, const std::string& brokers,
+                                     replay::ReplayOptions* ro) {
   if (auto start = ParseStart(a.start); !start) {
     std::fprintf(stderr, "replay: %s\n", start.error().message.c_str());
     return 2;
@@ -268,11 +254,8 @@ int RunReplay(const ReplayArgs& a) {
       return 2;
     }
   }
-  store::StoreOptions so;
-  so.dedupe_window_ms = static_cast<int64_t>(a.dedupe_days * 86'400'000);
-  replay::ReplayOptions ro;
-  ro.batch_size = a.batch;
-  ro.late_policy =
+  ro->batch_size = a.batch;
+  ro->late_policy =
       a.late_events == "reject" ? aggregate::LatePolicy::kReject : aggregate::LatePolicy::kApply;
   if (!a.keys.empty()) {
     auto keys = http::KeyStore::LoadFile(a.keys);
@@ -281,93 +264,58 @@ int RunReplay(const ReplayArgs& a) {
                    keys.error().message.c_str());
       return 2;
     }
-    ro.organizations.insert(keys->organizations().begin(), keys->organizations().end());
+    ro->organizations.insert(keys->organizations().begin(), keys->organizations().end());
   }
   auto limits = event::LimitsFromFlags(a.min_event_time, a.max_future, /*clock=*/nullptr);
   if (!limits) {
     std::fprintf(stderr, "replay: %s\n", limits.error().message.c_str());
     return 2;
   }
-  ro.event_limits = *limits;
+  ro->event_limits = *limits;
   if (a.from_topic) {
     auto cid = kafka::ClusterId(brokers, 15000);
     if (!cid) {
       std::fprintf(stderr, "replay: %s\n", cid.error().message.c_str());
       return 1;
     }
-    ro.cluster_id = *cid;
+    ro->cluster_id = *cid;
   }
+  return std::nullopt;
+}
 
-  if (a.mode == "merge") {
-    if (a.data_dir.empty()) {
-      std::fprintf(stderr,
-                   "replay: merge needs --data-dir (with tallyd stopped). To merge into a "
-                   "running tallyd, produce the events to its topic instead: `tally produce "
-                   "--brokers B FILE` (duplicates by (source, id) are absorbed there).\n");
-      return 2;
-    }
-    so.path = a.data_dir + "/" + store::CurrentDbName(a.data_dir);
-    so.create_if_missing = false;
-    auto st = store::Store::Open(so);
-    if (!st) {
-      std::fprintf(stderr,
-                   "replay: cannot open %s: %s\n(is tallyd running on it? Stop it first, or "
-                   "produce the events to its topic with `tally produce`.)\n",
-                   so.path.c_str(), st.error().message.c_str());
-      return 1;
-    }
-    auto replayer = replay::Replayer::Create(st->get(), ro);
-    if (!replayer) {
-      std::fprintf(stderr, "replay: %s\n", replayer.error().message.c_str());
-      return 1;
-    }
-    int rc = Feed(a, replayer->get(), brokers);
-    PrintSummary((*replayer)->stats(), so.path + " (merged)");
-    return rc;
-  }
-
-  // Rebuild: a fresh store next to the live one, switched to only once complete.
+// --mode merge: into the store tallyd's CURRENT names (tallyd stopped).
+int RunMerge(const ReplayArgs& a, store::StoreOptions so, const replay::ReplayOptions& ro,
+             const std::string& brokers) {
   if (a.data_dir.empty()) {
-    std::fprintf(stderr, "replay: rebuild needs --data-dir (tallyd's data directory)\n");
+    std::fprintf(stderr,
+                 "replay: merge needs --data-dir (with tallyd stopped). To merge into a "
+                 "running tallyd, produce the events to its topic instead: `tally produce "
+                 "--brokers B FILE` (duplicates by (source, id) are absorbed there).\n");
     return 2;
   }
-  std::filesystem::create_directories(a.data_dir);
-  auto reserved = store::NewRebuildDbName(a.data_dir);
-  if (!reserved) {
-    std::fprintf(stderr, "replay: %s\n", reserved.error().message.c_str());
+  so.path = a.data_dir + "/" + store::CurrentDbName(a.data_dir);
+  so.create_if_missing = false;
+  auto st = store::Store::Open(so);
+  if (!st) {
+    std::fprintf(stderr,
+                 "replay: cannot open %s: %s\n(is tallyd running on it? Stop it first, or "
+                 "produce the events to its topic with `tally produce`.)\n",
+                 so.path.c_str(), st.error().message.c_str());
     return 1;
   }
-  const std::string name = *reserved;
-  so.path = a.data_dir + "/" + name;
-  // Nothing reads a rebuild before it is complete, and a failed one is rebuilt from scratch: a
-  // write-ahead log would only slow it down. Flushed below before anything can open it.
-  so.disable_wal = true;
-  int rc;
-  replay::ReplayStats stats;
-  {
-    auto st = store::Store::Open(so);
-    if (!st) {
-      std::fprintf(stderr, "replay: %s\n", st.error().message.c_str());
-      return 1;
-    }
-    auto replayer = replay::Replayer::Create(st->get(), ro);
-    if (!replayer) {
-      std::fprintf(stderr, "replay: %s\n", replayer.error().message.c_str());
-      return 1;
-    }
-    rc = Feed(a, replayer->get(), brokers);
-    stats = (*replayer)->stats();
-    if (auto flushed = (*st)->Flush(); !flushed) {
-      std::fprintf(stderr, "replay: %s\n", flushed.error().message.c_str());
-      rc = 1;
-    }
-  }  // closed: tallyd can open it
-  PrintSummary(stats, so.path);
-  if (rc != 0) {
-    std::fprintf(stderr, "replay: the rebuild is incomplete and was NOT switched to; remove %s\n",
-                 so.path.c_str());
-    return rc;
+  auto replayer = replay::Replayer::Create(st->get(), ro);
+  if (!replayer) {
+    std::fprintf(stderr, "replay: %s\n", replayer.error().message.c_str());
+    return 1;
   }
+  int rc = Feed(a, replayer->get(), brokers);
+  PrintSummary((*replayer)->stats(), so.path + " (merged)");
+  return rc;
+}
+
+// After a complete rebuild into `so.path` (database `name`): switches tallyd to it (--tallyd),
+// or CURRENT when nothing holds the live store, or says how.
+int SwitchToRebuild(const ReplayArgs& a, const store::StoreOptions& so, const std::string& name) {
   if (a.no_switch) {
     std::printf(
         "not switched (--no-switch). To switch a running tallyd:\n  curl -X POST "
@@ -414,6 +362,75 @@ int RunReplay(const ReplayArgs& a) {
   std::printf("%s/CURRENT now names %s: tallyd --data-dir %s starts from it\n", a.data_dir.c_str(),
               name.c_str(), a.data_dir.c_str());
   return 0;
+}
+
+int RunReplay(const ReplayArgs& a) {
+  if (a.files.empty() && !a.from_topic) {
+    std::fprintf(stderr, "replay: nothing to read: give FILES and/or --from-topic\n");
+    return 2;
+  }
+  std::string brokers = a.brokers;
+  if (a.from_topic && brokers.empty()) {
+    if (a.broker_addr_file.empty()) {
+      std::fprintf(stderr, "replay: --from-topic needs --brokers or --broker-addr-file\n");
+      return 2;
+    }
+    auto address = kafka::ReadBrokerAddressFile(a.broker_addr_file);
+    if (!address) {
+      std::fprintf(stderr, "replay: %s\n", address.error().message.c_str());
+      return 2;
+    }
+    brokers = *address;
+  }
+  replay::ReplayOptions ro;
+  if (auto rc = MakeReplayOptions(a, brokers, &ro)) return *rc;
+  store::StoreOptions so;
+  so.dedupe_window_ms = static_cast<int64_t>(a.dedupe_days * 86'400'000);
+  if (a.mode == "merge") return RunMerge(a, so, ro, brokers);
+
+  // Rebuild: a fresh store next to the live one, switched to only once complete.
+  if (a.data_dir.empty()) {
+    std::fprintf(stderr, "replay: rebuild needs --data-dir (tallyd's data directory)\n");
+    return 2;
+  }
+  std::filesystem::create_directories(a.data_dir);
+  auto reserved = store::NewRebuildDbName(a.data_dir);
+  if (!reserved) {
+    std::fprintf(stderr, "replay: %s\n", reserved.error().message.c_str());
+    return 1;
+  }
+  const std::string name = *reserved;
+  so.path = a.data_dir + "/" + name;
+  // Nothing reads a rebuild before it is complete, and a failed one is rebuilt from scratch: a
+  // write-ahead log would only slow it down. Flushed below before anything can open it.
+  so.disable_wal = true;
+  int rc;
+  replay::ReplayStats stats;
+  {
+    auto st = store::Store::Open(so);
+    if (!st) {
+      std::fprintf(stderr, "replay: %s\n", st.error().message.c_str());
+      return 1;
+    }
+    auto replayer = replay::Replayer::Create(st->get(), ro);
+    if (!replayer) {
+      std::fprintf(stderr, "replay: %s\n", replayer.error().message.c_str());
+      return 1;
+    }
+    rc = Feed(a, replayer->get(), brokers);
+    stats = (*replayer)->stats();
+    if (auto flushed = (*st)->Flush(); !flushed) {
+      std::fprintf(stderr, "replay: %s\n", flushed.error().message.c_str());
+      rc = 1;
+    }
+  }  // closed: tallyd can open it
+  PrintSummary(stats, so.path);
+  if (rc != 0) {
+    std::fprintf(stderr, "replay: the rebuild is incomplete and was NOT switched to; remove %s\n",
+                 so.path.c_str());
+    return rc;
+  }
+  return SwitchToRebuild(a, so, name);
 }
 
 struct SnapshotArgs {

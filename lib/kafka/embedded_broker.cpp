@@ -3,6 +3,10 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <fstream>
+#include <thread>
+
+#include "common/strings.h"
 #include "kafka/internal/rdkafka_util.h"
 
 namespace tally::kafka {
@@ -128,6 +132,29 @@ std::string EmbeddedBroker::RetentionSummary(const std::string& topic, int parti
 EmbeddedBroker::~EmbeddedBroker() {
   if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
   if (rk_ != nullptr) rd_kafka_destroy(rk_);
+}
+
+Result<std::string> ReadBrokerAddressFile(const std::string& path, std::chrono::milliseconds wait,
+                                          const std::function<bool()>& give_up) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    std::ifstream in(path);
+    std::string line;
+    if (in && std::getline(in, line)) {
+      std::string_view address = TrimWhitespace(line);
+      if (!address.empty()) return std::string(address);
+    }
+    if (std::chrono::steady_clock::now() >= deadline || (give_up && give_up())) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Fail(
+      ErrorCode::kNotFound,
+      "no broker address in " + path +
+          (wait.count() > 0 ? " (waited " + std::to_string(wait.count()) + " ms)" : std::string()) +
+          ": start `tally broker --addr-file " + path +
+          "` (or tallyd with its embedded broker, which writes <data-dir>/broker.addr) "
+          "first, or give the brokers with --brokers",
+      "broker-addr-file");
 }
 
 }  // namespace tally::kafka

@@ -15,7 +15,9 @@
 // partitions by default (32 x 5 MiB = 160 MiB kept in all), and kafka::RetentionGuard, which
 // keeps tally's producers from running further ahead of the consumer than that.
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -96,5 +98,16 @@ class EmbeddedBroker {
   int brokers_ = 1;
   std::string bootstrap_;
 };
+
+// Reads the bootstrap address of an embedded broker from the file `tally broker --addr-file`
+// (or tallyd with its embedded broker: <data-dir>/broker.addr) writes: the file's first line
+// without surrounding whitespace. The writers replace the file atomically, so a non-empty line
+// is complete. Waits up to `wait` (0: looks once) for the file to hold an address, looking every
+// 20 ms, and stops waiting early once `give_up` (optional, called between looks) returns true,
+// e.g. when the process that should write it has exited. kNotFound when there is no address
+// ("no broker address in <path>: ..." saying what to start or pass instead). Thread-safe.
+Result<std::string> ReadBrokerAddressFile(const std::string& path,
+                                          std::chrono::milliseconds wait = {},
+                                          const std::function<bool()>& give_up = {});
 
 }  // namespace tally::kafka

@@ -10,6 +10,7 @@
 
 #include "kafka/admin.h"
 #include "kafka/embedded_broker.h"
+#include "kafka/partition_reader.h"
 #include "kafka/producer.h"
 #include "kafka/retention_guard.h"
 
@@ -23,53 +24,24 @@ struct Got {
   int32_t partition;
 };
 
-// Reads `expected` messages from every partition of `topic` with a plain librdkafka consumer.
+// Reads every message of `topic` (all `partitions`; `expected` of them, delivered before the
+// call) with ReadTopicToEnd.
 std::vector<Got> ConsumeAll(const std::string& brokers, const std::string& topic, int partitions,
                             size_t expected) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  EXPECT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err),
-            RD_KAFKA_CONF_OK);
-  EXPECT_EQ(rd_kafka_conf_set(conf, "group.id", "kafka-test", err, sizeof err), RD_KAFKA_CONF_OK);
-  EXPECT_EQ(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err),
-            RD_KAFKA_CONF_OK);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  EXPECT_NE(rk, nullptr) << err;
-  rd_kafka_poll_set_consumer(rk);
-  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    rd_kafka_topic_partition_list_add(parts, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  }
-  EXPECT_EQ(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
-  rd_kafka_topic_partition_list_destroy(parts);
-
+  auto records = ReadTopicToEnd(brokers, topic, 30000);
+  EXPECT_TRUE(records) << records.error().message;
   std::vector<Got> out;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (out.size() < expected && std::chrono::steady_clock::now() < deadline) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 200);
-    if (m == nullptr) continue;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      Got g;
-      g.key.assign(static_cast<const char*>(m->key), m->key_len);
-      g.value.assign(static_cast<const char*>(m->payload), m->len);
-      g.partition = m->partition;
-      rd_kafka_headers_t* hdrs = nullptr;
-      if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char* name;
-        const void* val;
-        size_t size;
-        for (size_t i = 0;
-             rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-             ++i) {
-          g.headers[name].assign(static_cast<const char*>(val), size);
-        }
-      }
-      out.push_back(std::move(g));
-    }
-    rd_kafka_message_destroy(m);
+  if (!records) return out;
+  for (Record& r : *records) {
+    EXPECT_LT(r.partition, partitions);
+    Got g{.key = std::move(r.key),
+          .value = std::move(r.value),
+          .headers = {},
+          .partition = r.partition};
+    for (auto& [name, value] : r.headers) g.headers[name] = std::move(value);
+    out.push_back(std::move(g));
   }
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  EXPECT_EQ(out.size(), expected);
   return out;
 }
 

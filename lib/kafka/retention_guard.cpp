@@ -185,42 +185,43 @@ Status RetentionGuard::Admit(size_t bytes, size_t messages) {
   }
 }
 
-void RetentionGuard::Refresh() {
-  const auto started = Clock::now();
-  bool known;
+bool RetentionGuard::LearnClusterKind(Clock::time_point started) {
   {
     std::lock_guard lock(mu_);
-    known = mode_ != Mode::kUnknown;
+    if (mode_ != Mode::kUnknown) return true;
   }
-  if (!known) {
-    if (rk_ == nullptr && conf_) {
-      auto handle = internal::NewHandle(RD_KAFKA_CONSUMER, internal::ConfPtr(conf_.release()));
-      if (handle) {
-        rk_ = handle->release();
-      } else {
-        spdlog::error("retention guard: cannot start: {}", handle.error().message);
-      }
-    }
-    char* id = rk_ != nullptr ? rd_kafka_clusterid(rk_, options_.timeout_ms) : nullptr;
-    std::lock_guard lock(mu_);
-    refreshed_ = started;
-    if (id == nullptr) {
-      // Unreachable for now: admit (the producer itself will wait or fail) and ask again in a
-      // while rather than at every call. A future time reads as fresh.
-      refreshed_ = Clock::now() + std::chrono::seconds(2);
-      look_failed_ = true;
-      return;
-    }
-    mode_ = IsEmbeddedCluster(id) ? Mode::kActive : Mode::kInactive;
-    spdlog::debug("retention guard: cluster {} is {}", id,
-                  mode_ == Mode::kActive ? "an embedded broker: holding producers back as needed"
-                                         : "a real cluster: never holding back");
-    rd_kafka_mem_free(rk_, id);
-    if (mode_ == Mode::kInactive) {
-      StopClient();  // never asked again
-      return;
+  if (rk_ == nullptr && conf_) {
+    auto handle = internal::NewHandle(RD_KAFKA_CONSUMER, internal::ConfPtr(conf_.release()));
+    if (handle) {
+      rk_ = handle->release();
+    } else {
+      spdlog::error("retention guard: cannot start: {}", handle.error().message);
     }
   }
+  char* id = rk_ != nullptr ? rd_kafka_clusterid(rk_, options_.timeout_ms) : nullptr;
+  std::lock_guard lock(mu_);
+  refreshed_ = started;
+  if (id == nullptr) {
+    // Unreachable for now: admit (the producer itself will wait or fail) and ask again in a
+    // while rather than at every call. A future time reads as fresh.
+    refreshed_ = Clock::now() + std::chrono::seconds(2);
+    look_failed_ = true;
+    return false;
+  }
+  mode_ = IsEmbeddedCluster(id) ? Mode::kActive : Mode::kInactive;
+  spdlog::debug("retention guard: cluster {} is {}", id,
+                mode_ == Mode::kActive ? "an embedded broker: holding producers back as needed"
+                                       : "a real cluster: never holding back");
+  rd_kafka_mem_free(rk_, id);
+  if (mode_ == Mode::kInactive) {
+    StopClient();  // never asked again
+    return false;
+  }
+  return true;
+}
+
+void RetentionGuard::Refresh() {
+  if (!LearnClusterKind(Clock::now())) return;
   int64_t admitted_now;
   int64_t admitted_messages_now;
   {
@@ -257,6 +258,18 @@ void RetentionGuard::Refresh() {
             rd_kafka_offsets_for_times(rk_, high.get(), options_.timeout_ms) == 0 &&
             rd_kafka_offsets_for_times(rk_, low.get(), options_.timeout_ms) == 0 &&
             rd_kafka_committed(rk_, committed.get(), options_.timeout_ms) == 0;
+  auto offset_in = [&](const ListPtr& list, int32_t p) -> int64_t {
+    const rd_kafka_topic_partition_t* e =
+        rd_kafka_topic_partition_list_find(list.get(), options_.topic.c_str(), p);
+    return e != nullptr && e->err == 0 && e->offset >= 0 ? e->offset : -1;
+  };
+  std::vector<PartitionBacklog> looked(ok ? static_cast<size_t>(partition_count) : 0);
+  for (int32_t p = 0; p < static_cast<int32_t>(looked.size()); ++p) {
+    looked[p] = {.partition = p,
+                 .low = offset_in(low, p),
+                 .high = offset_in(high, p),
+                 .committed = offset_in(committed, p)};
+  }
 
   std::lock_guard lock(mu_);
   refreshed_ = Clock::now();
@@ -267,25 +280,27 @@ void RetentionGuard::Refresh() {
     return;
   }
   look_failed_ = false;
+  RecordBacklogs(std::move(looked));
+  admitted_at_prev_refresh_ = admitted_at_refresh_;
+  admitted_at_refresh_ = admitted_now;
+  unacknowledged_at_refresh_ =
+      admitted_messages_now > 0 ? static_cast<int64_t>(static_cast<double>(unacknowledged) *
+                                                       static_cast<double>(admitted_now) /
+                                                       static_cast<double>(admitted_messages_now))
+                                : 0;
+}
+
+void RetentionGuard::RecordBacklogs(std::vector<PartitionBacklog> looked) {
   const double admitted_average =
       admitted_messages_ > 0
           ? static_cast<double>(admitted_bytes_) / admitted_messages_ + kRecordOverheadBytes
           : kDefaultBytesPerMessage;
-  auto offset_in = [&](const ListPtr& list, int32_t p) -> int64_t {
-    const rd_kafka_topic_partition_t* e =
-        rd_kafka_topic_partition_list_find(list.get(), options_.topic.c_str(), p);
-    return e != nullptr && e->err == 0 && e->offset >= 0 ? e->offset : -1;
-  };
   std::vector<PartitionBacklog> previous = std::move(partitions_);
-  partitions_.assign(static_cast<size_t>(partition_count), {});
-  recent_share_.assign(static_cast<size_t>(partition_count), 1.0);
+  partitions_ = std::move(looked);
+  recent_share_.assign(partitions_.size(), 1.0);
   int64_t arrived = 0;
-  for (int32_t p = 0; p < partition_count; ++p) {
-    PartitionBacklog& b = partitions_[static_cast<size_t>(p)];
-    b.partition = p;
-    b.high = offset_in(high, p);
-    b.low = offset_in(low, p);
-    b.committed = offset_in(committed, p);
+  for (size_t p = 0; p < partitions_.size(); ++p) {
+    PartitionBacklog& b = partitions_[p];
     if (b.high < 0) continue;
     const int64_t low_offset = std::max<int64_t>(b.low, 0);
     const int64_t from = std::max(b.committed, low_offset);
@@ -296,7 +311,7 @@ void RetentionGuard::Refresh() {
                                               static_cast<double>(b.high - b.low));
     }
     b.unconsumed_bytes = static_cast<int64_t>(static_cast<double>(b.high - from) * per_message);
-    if (static_cast<size_t>(p) < previous.size() && previous[p].high >= 0) {
+    if (p < previous.size() && previous[p].high >= 0) {
       arrived += std::max<int64_t>(0, b.high - previous[p].high);
     }
   }
@@ -314,13 +329,6 @@ void RetentionGuard::Refresh() {
     max_unconsumed_ = std::max(max_unconsumed_, b.unconsumed_bytes);
   }
   max_share_ = *std::max_element(recent_share_.begin(), recent_share_.end());
-  admitted_at_prev_refresh_ = admitted_at_refresh_;
-  admitted_at_refresh_ = admitted_now;
-  unacknowledged_at_refresh_ =
-      admitted_messages_now > 0 ? static_cast<int64_t>(static_cast<double>(unacknowledged) *
-                                                       static_cast<double>(admitted_now) /
-                                                       static_cast<double>(admitted_messages_now))
-                                : 0;
 }
 
 }  // namespace tally::kafka

@@ -126,6 +126,13 @@ class RetentionGuard {
   // Asks the broker for the cluster id (once), then the watermarks and the group's committed
   // offsets. Called with refresh_mu_ held, not mu_.
   void Refresh();
+  // Refresh's first step: learns (once) whether the cluster is an embedded broker, starting the
+  // client. False when there is nothing more to ask (unreachable for now, or a real cluster).
+  // `started`: when the look began. refresh_mu_ held, not mu_.
+  bool LearnClusterKind(Clock::time_point started);
+  // Refresh's last step: takes one look's offsets (partition, low, high, committed of every
+  // partition) as the new answer: unconsumed bytes, recent shares and their maxima. mu_ held.
+  void RecordBacklogs(std::vector<PartitionBacklog> looked);
   // The verdict on the last answer for `bytes` more; `worst` gets the partition with the largest
   // estimate (in its unconsumed_bytes). `unanswered` is set when there is no answer yet to judge
   // by (no look has completed): the verdict then counts everything admitted. mu_ held.

@@ -1,7 +1,6 @@
 #include "replay/topic_reader.h"
 
-#include <librdkafka/rdkafka.h>
-
+#include <algorithm>
 #include <chrono>
 
 #include "common/sha256.h"
@@ -21,97 +20,58 @@ Result<std::unique_ptr<TopicReader>> TopicReader::Open(const TopicReaderOptions&
   if (!cid) return std::unexpected(cid.error());
   r->cluster_id_ = *cid;
 
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const std::string& k, const std::string& v) -> Status {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      return Fail(ErrorCode::kInvalidArgument, std::string("Kafka property ") + k + ": " + err, k);
-    }
-    return Ok();
-  };
-  // A throwaway group id: assign() needs none, but librdkafka wants one for a consumer handle;
-  // nothing is ever committed under it.
-  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{
-           {"bootstrap.servers", options.brokers},
-           {"group.id", "tally-replay-" + RandomHex(6)},
-           {"enable.auto.commit", "false"},
-           {"enable.auto.offset.store", "false"},
-           {"auto.offset.reset", "earliest"},
-           {"enable.partition.eof", "false"},
-           {"fetch.max.bytes", "52428800"},
-           {"queued.max.messages.kbytes", "262144"}}) {
-    if (auto s = set(k, v); !s) {
-      rd_kafka_conf_destroy(conf);
-      return std::unexpected(s.error());
-    }
-  }
-  for (const auto& [k, v] : options.extra) {
-    if (auto s = set(k, v); !s) {
-      rd_kafka_conf_destroy(conf);
-      return std::unexpected(s.error());
-    }
-  }
-  r->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  if (!r->rk_) return Fail(ErrorCode::kInternal, std::string("cannot create a consumer: ") + err);
+  kafka::PartitionReaderOptions ro{.brokers = options.brokers, .topic = options.topic};
+  // A group id of its own, never joined: nothing is ever committed under it.
+  ro.properties = {{"group.id", "tally-replay-" + RandomHex(6)},
+                   {"fetch.max.bytes", "52428800"},
+                   {"queued.max.messages.kbytes", "262144"}};
+  for (const auto& [k, v] : options.extra) ro.properties[k] = v;
+  auto reader = kafka::PartitionReader::Open(ro);
+  if (!reader) return std::unexpected(reader.error());
+  r->reader_ = std::move(*reader);
+  if (auto s = r->Position(*parts); !s) return std::unexpected(s.error());
+  return r;
+}
 
-  const int n = *parts;
-  r->next_.assign(n, 0);
-  r->end_.assign(n, 0);
+Status TopicReader::Position(int n) {
+  const auto timeout = std::chrono::milliseconds(options_.timeout_ms);
+  next_.assign(n, 0);
+  end_.assign(n, 0);
   for (int p = 0; p < n; ++p) {
-    auto wm = kafka::Watermarks(options.brokers, options.topic, p, options.timeout_ms);
+    auto wm = reader_->Watermarks(p, timeout);
     if (!wm) return std::unexpected(wm.error());
-    r->next_[p] = wm->first;
-    r->end_[p] = wm->second;
+    next_[p] = wm->first;
+    end_[p] = wm->second;
   }
-  if (options.start.kind == TopicStart::Kind::kOffsets) {
-    for (const auto& [p, off] : options.start.offsets) {
+  if (options_.start.kind == TopicStart::Kind::kOffsets) {
+    for (const auto& [p, off] : options_.start.offsets) {
       if (p < 0 || p >= n) {
         return Fail(ErrorCode::kInvalidArgument,
                     "partition " + std::to_string(p) + " does not exist (the topic has " +
                         std::to_string(n) + ")",
                     "offsets");
       }
-      r->next_[p] = std::max(r->next_[p], off);
+      next_[p] = std::max(next_[p], off);
     }
-  } else if (options.start.kind == TopicStart::Kind::kTimestamp) {
-    rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(n);
-    for (int p = 0; p < n; ++p) {
-      rd_kafka_topic_partition_list_add(l, options.topic.c_str(), p)->offset =
-          options.start.timestamp_ms;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(r->rk_, l, options.timeout_ms);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      rd_kafka_topic_partition_list_destroy(l);
-      return Fail(ErrorCode::kUnavailable,
-                  std::string("cannot look up offsets by time: ") + rd_kafka_err2str(e));
-    }
-    for (int i = 0; i < l->cnt; ++i) {
-      const auto& tp = l->elems[i];
+  } else if (options_.start.kind == TopicStart::Kind::kTimestamp) {
+    std::vector<int32_t> all(n);
+    for (int p = 0; p < n; ++p) all[p] = p;
+    auto offsets = reader_->OffsetsForTime(all, options_.start.timestamp_ms, timeout);
+    if (!offsets) return std::unexpected(offsets.error());
+    for (const auto& [p, offset] : *offsets) {
       // -1: no message at or after the time: the partition is read from its end (nothing).
-      r->next_[tp.partition] = tp.offset < 0 ? r->end_[tp.partition] : tp.offset;
+      next_[p] = offset < 0 ? end_[p] : offset;
     }
-    rd_kafka_topic_partition_list_destroy(l);
   }
-  rd_kafka_topic_partition_list_t* assign = rd_kafka_topic_partition_list_new(n);
-  for (int p = 0; p < n; ++p) {
-    rd_kafka_topic_partition_list_add(assign, options.topic.c_str(), p)->offset = r->next_[p];
+  std::map<int32_t, int64_t> start;
+  for (int p = 0; p < n; ++p) start[p] = next_[p];
+  if (auto s = reader_->Assign(start); !s) {
+    return Fail(ErrorCode::kUnavailable, "cannot assign partitions: " + s.error().message);
   }
-  rd_kafka_resp_err_t e = rd_kafka_assign(r->rk_, assign);
-  rd_kafka_topic_partition_list_destroy(assign);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Fail(ErrorCode::kUnavailable,
-                std::string("cannot assign partitions: ") + rd_kafka_err2str(e));
-  }
-  return r;
+  return Ok();
 }
 
-TopicReader::~TopicReader() {
-  if (current_) rd_kafka_message_destroy(current_);
-  if (rk_) {
-    rd_kafka_consumer_close(rk_);
-    rd_kafka_destroy(rk_);
-  }
-}
+TopicReader::~TopicReader() = default;
 
 int64_t TopicReader::remaining() const {
   int64_t n = 0;
@@ -121,8 +81,8 @@ int64_t TopicReader::remaining() const {
 
 Status TopicReader::RefreshEnd() {
   for (size_t p = 0; p < end_.size(); ++p) {
-    auto wm = kafka::Watermarks(options_.brokers, options_.topic, static_cast<int32_t>(p),
-                                options_.timeout_ms);
+    auto wm = reader_->Watermarks(static_cast<int32_t>(p),
+                                  std::chrono::milliseconds(options_.timeout_ms));
     if (!wm) return std::unexpected(wm.error());
     end_[p] = wm->second;
   }
@@ -130,14 +90,18 @@ Status TopicReader::RefreshEnd() {
 }
 
 bool TopicReader::Next(TopicMessage* m) {
-  if (current_) {
-    rd_kafka_message_destroy(current_);
-    current_ = nullptr;
-  }
+  current_.reset();
   auto idle_since = std::chrono::steady_clock::now();
   while (status_ && remaining() > 0) {
-    rd_kafka_message_t* msg = rd_kafka_consumer_poll(rk_, 200);
-    if (!msg) {
+    auto polled = reader_->Poll(std::chrono::milliseconds(200));
+    if (!polled) {
+      // Trimmed: auto.offset.reset moves to the first kept offset; what was skipped is counted
+      // once it shows up.
+      if (polled.error().code == ErrorCode::kDataLoss) continue;
+      status_ = std::unexpected(polled.error());
+      return false;
+    }
+    if (!*polled) {
       if (std::chrono::steady_clock::now() - idle_since >
           std::chrono::milliseconds(options_.timeout_ms * 4)) {
         status_ = Fail(ErrorCode::kUnavailable, "no message from the broker for " +
@@ -148,33 +112,17 @@ bool TopicReader::Next(TopicMessage* m) {
       continue;
     }
     idle_since = std::chrono::steady_clock::now();
-    if (msg->err) {
-      if (msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-        // Trimmed: auto.offset.reset moves to the first kept offset; count what was skipped
-        // once it shows up.
-        rd_kafka_message_destroy(msg);
-        continue;
-      }
-      if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        rd_kafka_message_destroy(msg);
-        continue;
-      }
-      status_ = Fail(ErrorCode::kUnavailable, std::string("reading ") + options_.topic + ": " +
-                                                  rd_kafka_message_errstr(msg));
-      rd_kafka_message_destroy(msg);
-      return false;
+    const kafka::Message& msg = **polled;
+    const int32_t p = msg.partition();
+    if (p < 0 || static_cast<size_t>(p) >= next_.size() || msg.offset() >= end_[p]) {
+      continue;  // beyond the end captured at Open: not part of this read
     }
-    const int32_t p = msg->partition;
-    if (p < 0 || static_cast<size_t>(p) >= next_.size() || msg->offset >= end_[p]) {
-      rd_kafka_message_destroy(msg);  // beyond the end captured at Open: not part of this read
-      continue;
-    }
-    if (msg->offset > next_[p]) skipped_ += msg->offset - next_[p];
-    next_[p] = msg->offset + 1;
-    current_ = msg;
-    m->payload = std::string_view(static_cast<const char*>(msg->payload), msg->len);
+    if (msg.offset() > next_[p]) skipped_ += msg.offset() - next_[p];
+    next_[p] = msg.offset() + 1;
+    m->payload = msg.value();
     m->partition = p;
-    m->offset = msg->offset;
+    m->offset = msg.offset();
+    current_ = std::move(*polled);
     return true;
   }
   return false;

@@ -1,6 +1,6 @@
 #pragma once
 // Reads a Kafka topic from a chosen position up to its end, without a consumer group (no
-// commits, no rebalances): the topic source of `tally replay`.
+// commits, no rebalances): the topic source of `tally replay`, on kafka::PartitionReader.
 //
 //   tally::replay::TopicReaderOptions o{.brokers = "127.0.0.1:9092", .topic = "usage-events"};
 //   o.start.kind = tally::replay::TopicStart::Kind::kBeginning;
@@ -15,14 +15,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/result.h"
-
-typedef struct rd_kafka_s rd_kafka_t;
-typedef struct rd_kafka_message_s rd_kafka_message_t;
+#include "kafka/partition_reader.h"
 
 namespace tally::replay {
 
@@ -69,11 +68,14 @@ class TopicReader {
 
  private:
   TopicReader() = default;
+  // The reader and the start and end offsets of each partition (from its handle).
+  Status Position(int partitions);
+
   TopicReaderOptions options_;
-  rd_kafka_t* rk_ = nullptr;
-  rd_kafka_message_t* current_ = nullptr;
-  std::vector<int64_t> next_;  // per partition: next offset to read
-  std::vector<int64_t> end_;   // per partition: stop before this offset
+  std::unique_ptr<kafka::PartitionReader> reader_;
+  std::optional<kafka::Message> current_;  // before reader_ in destruction
+  std::vector<int64_t> next_;              // per partition: next offset to read
+  std::vector<int64_t> end_;               // per partition: stop before this offset
   std::string cluster_id_;
   Status status_ = Ok();
   int64_t skipped_ = 0;

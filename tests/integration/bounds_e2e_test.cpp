@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "kafka/dead_letter.h"
 #include "metrics_compare.h"
 
 namespace tally::integration {
@@ -87,7 +88,7 @@ TEST(EventTimeBoundsE2E, FarPastAndFarFutureAreRefusedAndNeverMakeLaterEventsLat
   ASSERT_EQ(dlq->size(), 4u);
   std::set<std::string> payloads;
   for (const ConsumedMessage& m : *dlq) {
-    const std::string reason = m.Header("tally-dlq-reason");
+    const std::string reason = m.Header(kafka::kDeadLetterReasonHeader);
     EXPECT_NE(reason.find("time out of range"), std::string::npos) << reason;
     EXPECT_TRUE(reason.starts_with("time: ")) << reason;
     payloads.insert(m.value);

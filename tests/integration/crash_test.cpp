@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "harness.h"
+#include "kafka/dead_letter.h"
 #include "metrics_compare.h"
 #include "reference.h"
 
@@ -310,12 +311,12 @@ TEST_P(CrashE2E, KillNineDuringIngestThenResendAndDeadLetters) {
                     << " dead letters read): " << b.payload.substr(0, 200);
       continue;
     }
-    std::string reason = hit->Header("tally-dlq-reason");
+    std::string reason = hit->Header(kafka::kDeadLetterReasonHeader);
     EXPECT_TRUE(std::regex_search(reason, std::regex(b.reason_pattern, std::regex::icase)))
         << "tally-dlq-reason \"" << reason << "\" does not match /" << b.reason_pattern << "/";
-    EXPECT_EQ(hit->Header("tally-source-topic"), Stack::kTopic);
-    EXPECT_FALSE(hit->Header("tally-source-partition").empty());
-    std::string offset = hit->Header("tally-source-offset");
+    EXPECT_EQ(hit->Header(kafka::kDeadLetterSourceTopicHeader), Stack::kTopic);
+    EXPECT_FALSE(hit->Header(kafka::kDeadLetterSourcePartitionHeader).empty());
+    std::string offset = hit->Header(kafka::kDeadLetterSourceOffsetHeader);
     EXPECT_TRUE(!offset.empty() && offset.find_first_not_of("0123456789") == std::string::npos)
         << "tally-source-offset \"" << offset << "\"";
     EXPECT_EQ(hit->key, kDlqWorkspace);

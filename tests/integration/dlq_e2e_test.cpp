@@ -21,6 +21,7 @@
 
 #include "harness.h"
 #include "kafka/admin.h"
+#include "kafka/dead_letter.h"
 #include "kafka/producer.h"
 #include "metrics_compare.h"
 #include "reference.h"
@@ -273,11 +274,12 @@ TEST(DlqE2E, ListFixRedriveOnce) {
     po.brokers = brokers;
     auto p = kafka::Producer::Create(po);
     ASSERT_TRUE(p);
-    ASSERT_TRUE((*p)->Produce(Stack::kDlqTopic, kWs, Good("dlq-legacy", "u-dlq-9").dump(),
-                              {{"tally-dlq-reason", "legacy: refused by an older tallyd"},
-                               {"tally-source-topic", Stack::kTopic},
-                               {"tally-source-partition", "0"},
-                               {"tally-source-offset", "0"}}));
+    ASSERT_TRUE((*p)->Produce(
+        Stack::kDlqTopic, kWs, Good("dlq-legacy", "u-dlq-9").dump(),
+        {{std::string(kafka::kDeadLetterReasonHeader), "legacy: refused by an older tallyd"},
+         {std::string(kafka::kDeadLetterSourceTopicHeader), Stack::kTopic},
+         {std::string(kafka::kDeadLetterSourcePartitionHeader), "0"},
+         {std::string(kafka::kDeadLetterSourceOffsetHeader), "0"}}));
     ASSERT_TRUE((*p)->Flush(10000));
   }
   CliRun legacy = RunTally(stack, "dlq-list-legacy",

@@ -337,101 +337,9 @@ Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys,
   return Ok();
 }
 
-std::string ConsumedMessage::Header(std::string_view name) const {
-  for (const auto& [k, v] : headers) {
-    if (k == name) return v;
-  }
-  return "";
-}
-
 Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers, const std::string& topic,
                                                Millis timeout) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const char* k, const char* v) {
-    return rd_kafka_conf_set(conf, k, v, errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
-  };
-  if (!set("bootstrap.servers", brokers.c_str()) || !set("group.id", "tally-it-reader") ||
-      !set("enable.auto.commit", "false") || !set("enable.partition.eof", "false")) {
-    rd_kafka_conf_destroy(conf);
-    return Fail(ErrorCode::kInternal, std::string("consumer config: ") + errstr);
-  }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    return Fail(ErrorCode::kInternal, std::string("rd_kafka_new: ") + errstr);
-  }
-  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> guard(rk, [](rd_kafka_t* k) {
-    rd_kafka_consumer_close(k);
-    rd_kafka_destroy(k);
-  });
-  int timeout_ms = static_cast<int>(timeout.count());
-  Result<int> partitions = kafka::PartitionCount(brokers, topic, timeout_ms);
-  if (!partitions) {
-    if (partitions.error().code == ErrorCode::kNotFound) return std::vector<ConsumedMessage>{};
-    return std::unexpected(partitions.error());
-  }
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(*partitions);
-  std::map<int32_t, int64_t> high;  // partition -> high watermark still to reach
-  for (int32_t p = 0; p < *partitions; ++p) {
-    int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t err =
-        rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, timeout_ms);
-    if (err) {
-      rd_kafka_topic_partition_list_destroy(list);
-      return Fail(ErrorCode::kUnavailable, std::string("watermarks: ") + rd_kafka_err2str(err));
-    }
-    if (hi > lo) {
-      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = lo;
-      high[p] = hi;
-    }
-  }
-  std::vector<ConsumedMessage> out;
-  if (high.empty()) {
-    rd_kafka_topic_partition_list_destroy(list);
-    return out;
-  }
-  rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
-  rd_kafka_topic_partition_list_destroy(list);
-  if (err) return Fail(ErrorCode::kInternal, std::string("assign: ") + rd_kafka_err2str(err));
-  auto deadline = Clock::now() + timeout;
-  while (!high.empty()) {
-    if (Clock::now() > deadline) {
-      return Fail(ErrorCode::kUnavailable, "timed out reading " + topic + " (" +
-                                               std::to_string(out.size()) + " messages read)");
-    }
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-    if (!m) continue;
-    if (m->err) {
-      rd_kafka_resp_err_t code = m->err;
-      std::string e = rd_kafka_message_errstr(m);
-      rd_kafka_message_destroy(m);
-      if (code == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
-      return Fail(ErrorCode::kUnavailable, "consume " + topic + ": " + e);
-    }
-    ConsumedMessage c;
-    c.partition = m->partition;
-    c.offset = m->offset;
-    if (m->key) c.key.assign(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) c.value.assign(static_cast<const char*>(m->payload), m->len);
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
-      const char* name;
-      const void* value;
-      size_t size;
-      for (size_t i = 0;
-           rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-           ++i) {
-        c.headers.emplace_back(
-            name, value ? std::string(static_cast<const char*>(value), size) : std::string());
-      }
-    }
-    auto it = high.find(m->partition);
-    if (it != high.end() && m->offset + 1 >= it->second) high.erase(it);
-    rd_kafka_message_destroy(m);
-    out.push_back(std::move(c));
-  }
-  return out;
+  return kafka::ReadTopicToEnd(brokers, topic, static_cast<int>(timeout.count()));
 }
 
 std::optional<double> MetricSum(std::string_view text, std::string_view name,
@@ -507,8 +415,13 @@ Stack::~Stack() {
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   Status s = broker_.Start(argv, dir_.File("broker"));
   if (!s) return ::testing::AssertionFailure() << s.error().message;
-  Result<std::string> addr = WaitForFile(addr_file, Millis(30000), &broker_);
-  if (!addr) return ::testing::AssertionFailure() << addr.error().message;
+  Result<std::string> addr =
+      kafka::ReadBrokerAddressFile(addr_file, Millis(30000), [this] { return !broker_.Running(); });
+  if (!addr) {
+    return ::testing::AssertionFailure() << addr.error().message << "\n`" << broker_.CommandLine()
+                                         << "` (" << broker_.Describe() << ")\n"
+                                         << broker_.LogTail();
+  }
   bootstrap_ = *addr;
   return ConnectClients();
 }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "kafka/partition_reader.h"
 
 namespace tally::kafka {
 class EmbeddedBroker;
@@ -161,18 +162,13 @@ struct KeySpec {
 Status WriteKeysFile(const std::string& path, const std::vector<KeySpec>& keys,
                      const std::map<std::string, std::string>& bindings = {});
 
-// A message read back from a topic (the dead-letter topic in tests).
-struct ConsumedMessage {
-  int32_t partition = 0;
-  int64_t offset = 0;
-  std::string key;
-  std::string value;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string Header(std::string_view name) const;  // first header `name`, or ""
-};
+// A message read back from a topic (the dead-letter topic in tests): partition, offset, key,
+// value, headers; Header(name) gives a header's value or "".
+using ConsumedMessage = kafka::Record;
 
 // Reads every message of `topic` (all partitions, low to high watermark at call time) with a
-// group-less consumer. kUnavailable on timeout; an unknown topic yields an empty list.
+// group-less reader (kafka::ReadTopicToEnd). kUnavailable on timeout; an unknown topic yields
+// an empty list.
 Result<std::vector<ConsumedMessage>> ReadTopic(const std::string& brokers, const std::string& topic,
                                                Millis timeout);
 

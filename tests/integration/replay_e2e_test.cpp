@@ -54,6 +54,7 @@
 
 #include "harness.h"
 #include "kafka/admin.h"
+#include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "metrics_compare.h"
 #include "reference.h"
@@ -139,8 +140,10 @@ class Tallyd {
     http_.Reset(host_port_);
     std::string bootstrap = brokers;
     if (brokers == "embedded") {
-      Result<std::string> b = WaitForFile(data_dir + "/broker.addr", Millis(30000), &process_);
-      if (!b) return ::testing::AssertionFailure() << b.error().message;
+      Result<std::string> b = kafka::ReadBrokerAddressFile(data_dir + "/broker.addr", Millis(30000),
+                                                           [this] { return !process_.Running(); });
+      if (!b)
+        return ::testing::AssertionFailure() << b.error().message << "\n" << process_.LogTail();
       bootstrap = *b;
     }
     if (bootstrap != bootstrap_) {

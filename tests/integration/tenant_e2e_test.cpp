@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "kafka/dead_letter.h"
 
 namespace tally::integration {
 namespace {
@@ -138,8 +139,8 @@ TEST_F(TenantE2E, AWorkspaceBelongsToOneOrganizationOverKafka) {
   std::vector<ConsumedMessage> dlq = DeadLetters();
   ASSERT_EQ(dlq.size(), 2u);
   for (const ConsumedMessage& m : dlq) {
-    EXPECT_EQ(m.Header("tally-dlq-reason").rfind("organization mismatch", 0), 0u)
-        << m.Header("tally-dlq-reason");
+    EXPECT_EQ(m.Header(kafka::kDeadLetterReasonHeader).rfind("organization mismatch", 0), 0u)
+        << m.Header(kafka::kDeadLetterReasonHeader);
   }
   EXPECT_EQ(Mismatches(), 2);
 
@@ -205,7 +206,7 @@ TEST_F(TenantE2E, HttpKeysWriteOnlyIntoScopesTheyHold) {
   ASSERT_TRUE(stack_.WaitForCatchUp(Millis(60000)));
   std::vector<ConsumedMessage> dlq = DeadLetters();
   ASSERT_EQ(dlq.size(), 1u);
-  EXPECT_EQ(dlq[0].Header("tally-dlq-reason").rfind("organization mismatch", 0), 0u);
+  EXPECT_EQ(dlq[0].Header(kafka::kDeadLetterReasonHeader).rfind("organization mismatch", 0), 0u);
   EXPECT_EQ(Labels(Requests("top-10-agents-by-requests", "org_3"), "top10Agents", "agent"),
             std::set<std::string>{"agent-b"});
   EXPECT_EQ(Requests("total-requests-per-day", "org_1")["totalRequestsPerDay"].size(), 29u);
