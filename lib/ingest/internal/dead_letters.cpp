@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ingest/internal/consumer_impl.h"
+#include "kafka/dead_letter.h"
 
 namespace tally::ingest {
 namespace {
@@ -29,10 +30,10 @@ bool Consumer::Impl::DeadLetter(const pipeline::EventBatch& b) {
     std::string_view payload(static_cast<const char*>(m->payload), m->len);
     std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
     std::vector<std::pair<std::string, std::string>> headers = {
-        {"tally-dlq-reason", r.reason},
-        {"tally-source-topic", options.topic},
-        {"tally-source-partition", std::to_string(m->partition)},
-        {"tally-source-offset", std::to_string(m->offset)},
+        {std::string(kafka::kDeadLetterReasonHeader), r.reason},
+        {std::string(kafka::kDeadLetterSourceTopicHeader), options.topic},
+        {std::string(kafka::kDeadLetterSourcePartitionHeader), std::to_string(m->partition)},
+        {std::string(kafka::kDeadLetterSourceOffsetHeader), std::to_string(m->offset)},
     };
     while (true) {
       Status p = dlq->Produce(options.dlq_topic, key, payload, headers);

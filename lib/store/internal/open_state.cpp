@@ -9,10 +9,6 @@
 namespace tally::store::internal {
 namespace {
 
-std::atomic<uint64_t> malformed{0};
-
-void NoteMalformed() { malformed.fetch_add(1, std::memory_order_relaxed); }
-
 // Rough heap bytes of a btree node entry besides its key and value (node overhead, pointers).
 constexpr size_t kRowOverhead = 48;
 
@@ -66,7 +62,9 @@ void CombineEncoded(Family family, std::string_view base, std::string_view delta
   out->assign(delta);
 }
 
-uint64_t OpenState::MalformedOperands() { return malformed.load(std::memory_order_relaxed); }
+uint64_t OpenState::MalformedOperands() const { return malformed_.load(std::memory_order_relaxed); }
+
+void OpenState::NoteMalformed() { malformed_.fetch_add(1, std::memory_order_relaxed); }
 
 template <typename V>
 std::string_view OpenState::Rows<V>::CopyKey(std::string_view key) {

@@ -22,6 +22,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/hash/hash.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -98,10 +99,12 @@ class OpenState {
   bool empty() const { return rows_ == 0; }
   void Clear();
 
-  // Malformed operands skipped by this process's open states.
-  static uint64_t MalformedOperands();
+  // Malformed operands this open state skipped (not reset by Clear). Any thread.
+  uint64_t MalformedOperands() const;
 
  private:
+  void NoteMalformed();
+
   // A slice being accumulated: entries keyed by index, so adding a batch's few entries to a
   // month slice of thousands costs O(batch), not O(slice).
   struct SliceAcc {
@@ -204,6 +207,7 @@ class OpenState {
   static int PutIndex(Family f) { return f == kMeta ? 0 : f == kDedupe ? 1 : 2; }
   size_t rows_ = 0;
   size_t bytes_ = 0;
+  std::atomic<uint64_t> malformed_{0};
 };
 
 }  // namespace tally::store::internal
