@@ -121,13 +121,16 @@ inline constexpr std::string_view kUnknownTypeDetail =
 
 // The Error for `reason` at JSON path `field`: message "<field>: <reason text>[ (<detail>)]";
 // kResourceExhausted for the too-large category, else kInvalidArgument. Never holds the value.
-std::unexpected<Error> Reject(std::string_view field, Reason reason, std::string_view detail = {});
+// These three are cold: the parser's branches to them are its error paths, which the compiler
+// cannot see from here now that they are defined in rejections.cpp.
+[[gnu::cold]] std::unexpected<Error> Reject(std::string_view field, Reason reason,
+                                            std::string_view detail = {});
 
 // A simdjson failure while reading the value at `path`, other than a type mismatch (which the
 // callers report with the type they expected).
-std::unexpected<Error> JsonError(std::string_view path, simdjson::error_code e);
+[[gnu::cold]] std::unexpected<Error> JsonError(std::string_view path, simdjson::error_code e);
 
 // The message is not an object: say whether it is JSON of another type or not JSON at all.
-std::unexpected<Error> RejectNonObject(simdjson::ondemand::document& doc);
+[[gnu::cold]] std::unexpected<Error> RejectNonObject(simdjson::ondemand::document& doc);
 
 }  // namespace tally::event::internal
