@@ -1,7 +1,7 @@
 #pragma once
 // A deliberately simple reference model of the GeneXus request-analytics endpoints
 // (GET /v1/analytics/requests/<name>), for end-to-end tests; and a tallyd started with
-// organization-scoped API keys (the harness's KeySpec has no `organizations`).
+// organization-scoped API keys (OrgTallyd).
 //
 //   tally::integration::RequestsReference ref;
 //   for (const std::string& line : ndjson_lines) ref.Add(line);  // exactly what went to Kafka
