@@ -32,6 +32,7 @@ Result<std::shared_ptr<LiveViews::Views>> OpenViews(const std::string& root, std
   auto views = std::make_shared<LiveViews::Views>();
   views->store = std::move(db);
   views->directory = std::shared_ptr<store::Directory>(std::move(*dir));
+  views->superagents = std::make_shared<query::SuperagentsCache>();
   views->name = std::string(name);
   views->retired = doomed;
   return views;

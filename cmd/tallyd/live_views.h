@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "common/result.h"
+#include "query/superagents.h"
 #include "store/directory.h"
 #include "store/store.h"
 
@@ -42,6 +43,8 @@ class LiveViews {
   struct Views {
     std::shared_ptr<store::Store> store;
     std::shared_ptr<store::Directory> directory;
+    // The Super Agents tables of this store (query::OpenSuperagents), freed with these views.
+    std::shared_ptr<query::SuperagentsCache> superagents;
     std::string name;  // directory name under the data dir ("db", "db.rebuild-...")
     // Set when these views were replaced: the store's directory is deleted when it closes.
     std::shared_ptr<std::atomic<bool>> retired;

@@ -298,11 +298,9 @@ void WireQueries(const Flags& flags, Tallyd* t) {
   deps.leaderboard.workspace_known = [live](std::string_view ws) {
     return query::WorkspaceKnown(*live->Current()->store, ws);
   };
-  // The Super Agents tables of the live store (and of the one a switch brings in), kept for as
-  // long as the handler that queries them.
-  deps.superagents.run = [live, &clock, cache = std::make_shared<query::SuperagentsCache>()](
-                             const query::SuperagentsRequest& r) {
-    return query::OpenSuperagents(*live->Current()->store, *cache, clock, r);
+  deps.superagents.run = [live, &clock](const query::SuperagentsRequest& r) {
+    auto v = live->Current();
+    return query::OpenSuperagents(*v->store, *v->superagents, clock, r);
   };
   deps.superagents.workspace_known = [live](std::string_view ws) {
     return query::WorkspaceKnown(*live->Current()->store, ws);
