@@ -189,27 +189,37 @@ Result<std::unique_ptr<Tallyd>> Tallyd::Start(const TallydOptions& options) {
   auto broker = WaitForBrokerAddress(dir + "/data/broker.addr", 60'000, t->process_.get());
   if (!broker) return std::unexpected(broker.error());
   t->broker_ = *broker;
-  size_t colon = listen->rfind(':');
-  t->host_ = listen->substr(0, colon);
-  t->port_ = static_cast<uint16_t>(std::stoi(listen->substr(colon + 1)));
-  auto client = http::testing::HttpClient::Connect(t->host_, t->port_);
+  auto endpoint = ConnectWhenReady(t->process_.get(), *listen, SteadyClock::now(), 60);
+  if (!endpoint) return std::unexpected(endpoint.error());
+  t->host_ = std::move(endpoint->host);
+  t->port_ = endpoint->port;
+  t->client_ = std::move(endpoint->client);
+  return t;
+}
+
+Result<TallydEndpoint> ConnectWhenReady(ChildProcess* process, const std::string& listen,
+                                        SteadyClock::time_point since, double timeout_s) {
+  TallydEndpoint out;
+  const size_t colon = listen.rfind(':');
+  out.host = listen.substr(0, colon);
+  out.port = static_cast<uint16_t>(std::stoi(listen.substr(colon + 1)));
+  auto client = http::testing::HttpClient::Connect(out.host, out.port);
   if (!client) return std::unexpected(client.error());
-  t->client_ = std::make_unique<http::testing::HttpClient>(std::move(*client));
-  auto start = SteadyClock::now();
+  out.client = std::make_unique<http::testing::HttpClient>(std::move(*client));
   while (true) {
-    auto r = t->client_->Send("GET", "/readyz");
-    if (r && r->status == 200) break;
-    if (!t->process_->Running()) {
+    auto r = out.client->Send("GET", "/readyz");
+    if (r && r->status == 200) return out;
+    if (!process->Running()) {
       return Fail(ErrorCode::kUnavailable,
-                  "tallyd exited while starting:\n" + FileTail(t->process_->log_path()));
+                  "tallyd exited while starting:\n" + FileTail(process->log_path()));
     }
-    if (SecondsSince(start) > 60) {
-      return Fail(ErrorCode::kUnavailable,
-                  "tallyd not ready after 60 s:\n" + FileTail(t->process_->log_path()));
+    if (SecondsSince(since) > timeout_s) {
+      return Fail(ErrorCode::kUnavailable, "tallyd not ready after " +
+                                               std::to_string(static_cast<int>(timeout_s)) +
+                                               " s:\n" + FileTail(process->log_path()));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return t;
 }
 
 Tallyd::~Tallyd() {

@@ -84,6 +84,18 @@ Result<std::string> WaitForBrokerAddress(const std::string& path, int timeout_ms
 // The last `bytes` bytes of a file ("" if unreadable).
 std::string FileTail(const std::string& path, size_t bytes = 2000);
 
+// A started tallyd's HTTP address and a client connected to it.
+struct TallydEndpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::unique_ptr<http::testing::HttpClient> client;
+};
+// Connects to the tallyd `process` that wrote `listen` ("HOST:PORT", from its --port-file) and
+// waits until its /readyz answers 200. kUnavailable, with the end of its log, when it exits
+// first or is not ready `timeout_s` seconds after `since`.
+Result<TallydEndpoint> ConnectWhenReady(ChildProcess* process, const std::string& listen,
+                                        SteadyClock::time_point since, double timeout_s);
+
 // ---------------------------------------------------------------- tallyd
 
 inline constexpr const char* kBenchToken = "bench-admin-token";

@@ -149,25 +149,11 @@ Result<std::unique_ptr<TallydOnDir>> TallydOnDir::Start(const TallydOnDirOptions
   t->process_ = std::move(*proc);
   auto listen = WaitForFile(port_file, 300'000, t->process_.get());
   if (!listen) return std::unexpected(listen.error());
-  size_t colon = listen->rfind(':');
-  t->host_ = listen->substr(0, colon);
-  t->port_ = static_cast<uint16_t>(std::stoi(listen->substr(colon + 1)));
-  auto client = http::testing::HttpClient::Connect(t->host_, t->port_);
-  if (!client) return std::unexpected(client.error());
-  t->client_ = std::make_unique<http::testing::HttpClient>(std::move(*client));
-  for (;;) {
-    auto r = t->client_->Send("GET", "/readyz");
-    if (r && r->status == 200) break;
-    if (!t->process_->Running()) {
-      return Fail(ErrorCode::kUnavailable,
-                  "tallyd exited while starting:\n" + FileTail(t->process_->log_path()));
-    }
-    if (SecondsSince(t0) > 120) {
-      return Fail(ErrorCode::kUnavailable,
-                  "tallyd not ready after 120 s:\n" + FileTail(t->process_->log_path()));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  auto endpoint = ConnectWhenReady(t->process_.get(), *listen, t0, 120);
+  if (!endpoint) return std::unexpected(endpoint.error());
+  t->host_ = std::move(endpoint->host);
+  t->port_ = endpoint->port;
+  t->client_ = std::move(endpoint->client);
   t->startup_s_ = SecondsSince(t0);
   return t;
 }

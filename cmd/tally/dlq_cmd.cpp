@@ -170,38 +170,25 @@ int RunList(const DlqArgs& a) {
     std::string out;
     JsonWriter w(&out);
     w.BeginObject();
-    w.Key("topic");
-    w.String(a.topic);
-    w.Key("count");
-    w.Int(static_cast<int64_t>(shown.size()));
-    w.Key("dead_letters");
-    w.BeginArray();
+    w.Key("topic").String(a.topic);
+    w.Key("count").Int(static_cast<int64_t>(shown.size()));
+    w.Key("dead_letters").BeginArray();
     for (const DeadLetter* d : shown) {
       w.BeginObject();
-      w.Key("partition");
-      w.Int(d->partition);
-      w.Key("offset");
-      w.Int(d->offset);
-      w.Key("reason");
-      w.String(d->reason);
-      w.Key("source_topic");
-      w.String(d->source_topic);
-      w.Key("source_partition");
-      w.String(d->source_partition);
-      w.Key("source_offset");
-      w.String(d->source_offset);
-      w.Key("key");
-      w.String(d->key);
-      w.Key("payload");
-      w.String(d->payload);
+      w.Key("partition").Int(d->partition);
+      w.Key("offset").Int(d->offset);
+      w.Key("reason").String(d->reason);
+      w.Key("source_topic").String(d->source_topic);
+      w.Key("source_partition").String(d->source_partition);
+      w.Key("source_offset").String(d->source_offset);
+      w.Key("key").String(d->key);
+      w.Key("payload").String(d->payload);
       w.EndObject();
     }
     w.EndArray();
-    w.Key("by_reason");
-    w.BeginObject();
+    w.Key("by_reason").BeginObject();
     for (const auto& [reason, n] : by_reason) {
-      w.Key(reason);
-      w.Int(n);
+      w.Key(reason).Int(n);
     }
     w.EndObject();
     w.EndObject();

@@ -213,20 +213,24 @@ Result<http::HttpClient> ConnectTallyd(const std::string& url) {
   return http::HttpClient::Connect(address->host, address->port);
 }
 
+// POSTs {"<field>": "<value>"} to tallyd's admin endpoint `path` with the admin `token`.
+Result<http::HttpReply> PostAdmin(http::HttpClient& client, const char* path, const char* field,
+                                  const std::string& value, const std::string& token) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key(field).String(value);
+  w.EndObject();
+  return client.Send("POST", path, body, {{"Authorization", "Bearer " + token}});
+}
+
 // POST /admin/v1/switch on a running tallyd. "" on success, else the reason.
 std::string AskToSwitch(const std::string& url, const std::string& token, const std::string& db,
                         bool* pending) {
   *pending = false;
   auto client = ConnectTallyd(url);
   if (!client) return client.error().message;
-  std::string body;
-  JsonWriter w(&body);
-  w.BeginObject();
-  w.Key("db");
-  w.String(db);
-  w.EndObject();
-  auto reply =
-      client->Send("POST", "/admin/v1/switch", body, {{"Authorization", "Bearer " + token}});
+  auto reply = PostAdmin(*client, "/admin/v1/switch", "db", db, token);
   if (!reply) return reply.error().message;
   if (reply->status == 202) {
     *pending = true;
@@ -444,14 +448,7 @@ int RunSnapshot(const SnapshotArgs& a) {
     std::fprintf(stderr, "snapshot: %s\n", client.error().message.c_str());
     return client.error().code == ErrorCode::kInvalidArgument ? 2 : 1;
   }
-  std::string body;
-  JsonWriter w(&body);
-  w.BeginObject();
-  w.Key("path");
-  w.String(out);
-  w.EndObject();
-  auto reply =
-      client->Send("POST", "/admin/v1/snapshot", body, {{"Authorization", "Bearer " + a.token}});
+  auto reply = PostAdmin(*client, "/admin/v1/snapshot", "path", out, a.token);
   if (!reply) {
     std::fprintf(stderr, "snapshot: %s\n", reply.error().message.c_str());
     return 1;

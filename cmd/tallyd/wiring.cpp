@@ -83,33 +83,22 @@ http::ReadyState ReadyState(ingest::Consumer* cons, const cluster::Membership* m
     reason = "the group's routing has not caught up with the cluster topic yet";
   }
   if (!reason.empty()) {
-    w.Key("reason");
-    w.String(reason);
+    w.Key("reason").String(reason);
   }
-  w.Key("ingest");
-  w.BeginObject();
-  w.Key("cluster_id");
-  w.String(cons->cluster_id());
-  w.Key("partitions");
-  w.BeginArray();
+  w.Key("ingest").BeginObject();
+  w.Key("cluster_id").String(cons->cluster_id());
+  w.Key("partitions").BeginArray();
   for (const auto& p : cons->Progress()) {
     w.BeginObject();
-    w.Key("topic");
-    w.String(p.topic);
-    w.Key("partition");
-    w.Int(p.partition);
-    w.Key("role");
-    w.String(p.role == ingest::PartitionRole::kOwned     ? "owned"
-             : p.role == ingest::PartitionRole::kStandby ? "standby"
-                                                         : "idle");
-    w.Key("next_offset");
-    w.Int(p.next_offset);
-    w.Key("persisted_offset");
-    w.Int(p.persisted_offset);
-    w.Key("read_offset");
-    w.Int(p.read_offset);
-    w.Key("high_watermark");
-    w.Int(p.high_watermark);
+    w.Key("topic").String(p.topic);
+    w.Key("partition").Int(p.partition);
+    w.Key("role").String(p.role == ingest::PartitionRole::kOwned     ? "owned"
+                         : p.role == ingest::PartitionRole::kStandby ? "standby"
+                                                                     : "idle");
+    w.Key("next_offset").Int(p.next_offset);
+    w.Key("persisted_offset").Int(p.persisted_offset);
+    w.Key("read_offset").Int(p.read_offset);
+    w.Key("high_watermark").Int(p.high_watermark);
     w.EndObject();
   }
   w.EndArray();

@@ -19,7 +19,8 @@ constexpr size_t kPrefetchAhead = 8;
 
 }  // namespace
 
-// --- The public API: each call goes to the state behind impl_.
+// --- The public API. Calls that Apply also makes go to the state behind impl_; the others work
+// on that state here.
 
 Aggregator::Aggregator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Aggregator::~Aggregator() = default;
@@ -31,28 +32,13 @@ void Aggregator::set_request_scope_by_workspace(bool by_workspace) {
   impl_->scope_by_workspace_ = by_workspace;
 }
 Status Aggregator::Drain() { return impl_->Drain(); }
-void Aggregator::DeclareOrganizations(const OrganizationBindings& bindings) {
-  impl_->DeclareOrganizations(bindings);
-}
-void Aggregator::MarkOrganizationMismatches(std::span<const event::UsageEvent* const> events,
-                                            std::vector<uint8_t>* refused) const {
-  impl_->MarkOrganizationMismatches(events, refused);
-}
 std::string_view Aggregator::OrganizationOf(std::string_view workspace_id) const {
   return impl_->OrganizationOf(workspace_id);
-}
-void Aggregator::MarkLate(std::span<const event::UsageEvent* const> events,
-                          std::vector<uint8_t>* late) const {
-  impl_->MarkLate(events, late);
 }
 Result<ApplyStats> Aggregator::Apply(std::span<const event::UsageEvent* const> events,
                                      std::span<const PartitionOffset> offsets,
                                      std::string_view cluster_id, EventOrigins origins) {
   return impl_->Apply(events, offsets, cluster_id, origins);
-}
-void Aggregator::ForgetPartition(std::string_view topic, int32_t partition,
-                                 std::span<const std::string> workspaces) {
-  impl_->ForgetPartition(topic, partition, workspaces);
 }
 
 // --- The state.
@@ -91,20 +77,20 @@ Status Aggregator::Impl::LoadOrganizations() {
   });
 }
 
-void Aggregator::Impl::DeclareOrganizations(const OrganizationBindings& bindings) {
+void Aggregator::DeclareOrganizations(const OrganizationBindings& bindings) {
   for (const auto& [ws, org] : bindings) {
-    organizations_.insert_or_assign(ws, org);
-    declared_.insert(ws);
+    impl_->organizations_.insert_or_assign(ws, org);
+    impl_->declared_.insert(ws);
   }
 }
 
-void Aggregator::Impl::ForgetPartition(std::string_view topic, int32_t partition,
-                                       std::span<const std::string> workspaces) {
+void Aggregator::ForgetPartition(std::string_view topic, int32_t partition,
+                                 std::span<const std::string> workspaces) {
   std::string key;
   for (const std::string& ws : workspaces) {
-    if (!declared_.contains(ws)) organizations_.erase(ws);
+    if (!impl_->declared_.contains(ws)) impl_->organizations_.erase(ws);
     store::PartitionWorkspaceKey(topic, partition, ws, &key);
-    known_index_.erase(key);
+    impl_->known_index_.erase(key);
   }
 }
 
@@ -136,15 +122,15 @@ std::string_view Aggregator::Impl::OrganizationOf(std::string_view workspace_id)
   return it == organizations_.end() ? std::string_view() : std::string_view(it->second);
 }
 
-void Aggregator::Impl::MarkOrganizationMismatches(std::span<const event::UsageEvent* const> events,
-                                                  std::vector<uint8_t>* refused) const {
+void Aggregator::MarkOrganizationMismatches(std::span<const event::UsageEvent* const> events,
+                                            std::vector<uint8_t>* refused) const {
   refused->assign(events.size(), 0);
   // Bindings made by earlier events of `events`.
-  absl::flat_hash_map<std::string_view, std::string_view, StringHash, std::equal_to<>> batch;
+  absl::flat_hash_map<std::string_view, std::string_view, Impl::StringHash, std::equal_to<>> batch;
   for (size_t i = 0; i < events.size(); ++i) {
     const event::UsageEvent& e = *events[i];
     if (e.organization_id.empty()) continue;
-    std::string_view bound = OrganizationOf(e.workspace_id);
+    std::string_view bound = impl_->OrganizationOf(e.workspace_id);
     if (bound.empty()) bound = batch.try_emplace(e.workspace_id, e.organization_id).first->second;
     (*refused)[i] = bound != e.organization_id ? 1 : 0;
   }
@@ -180,11 +166,11 @@ void Aggregator::Impl::LoadPairFilter() {
   if (scanned) pair_filter_ = std::move(filter);
 }
 
-void Aggregator::Impl::MarkLate(std::span<const event::UsageEvent* const> events,
-                                std::vector<uint8_t>* late) const {
+void Aggregator::MarkLate(std::span<const event::UsageEvent* const> events,
+                          std::vector<uint8_t>* late) const {
   late->assign(events.size(), 0);
-  int64_t newest = store_->newest_event_ms();
-  const int64_t window = store_->dedupe_window_ms();
+  int64_t newest = impl_->store_->newest_event_ms();
+  const int64_t window = impl_->store_->dedupe_window_ms();
   for (size_t i = 0; i < events.size(); ++i) {
     const int64_t t = events[i]->time_ms;
     if (newest != INT64_MIN && t < newest - window) {

@@ -265,12 +265,9 @@ std::vector<std::string> Membership::OrganizationsOfWorkspace(std::string_view w
 void Membership::WriteJson(JsonWriter* w) const {
   std::lock_guard lock(mu_);
   w->BeginObject();
-  w->Key("instance_id");
-  w->String(options_.instance_id);
-  w->Key("url");
-  w->String(options_.url);
-  w->Key("synced");
-  w->Bool(synced_.load());
+  w->Key("instance_id").String(options_.instance_id);
+  w->Key("url").String(options_.url);
+  w->Key("synced").Bool(synced_.load());
   w->Key("routing");
   table_.WriteJson(w);
   w->EndObject();

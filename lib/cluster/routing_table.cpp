@@ -19,10 +19,22 @@ const std::set<int32_t>& EmptySet() {
   return empty;
 }
 
-void WritePartitions(JsonWriter* w, const std::vector<int32_t>& partitions) {
-  w->BeginArray();
+void WritePartitions(JsonWriter* w, std::string_view key, const std::vector<int32_t>& partitions) {
+  w->Key(key).BeginArray();
   for (int32_t p : partitions) w->Int(p);
   w->EndArray();
+}
+
+// The member as EncodeMember stores it and /readyz shows it.
+void WriteMember(JsonWriter* w, const MemberInfo& member) {
+  w->BeginObject();
+  w->Key("instance_id").String(member.instance_id);
+  w->Key("url").String(member.url);
+  WritePartitions(w, "owned", member.owned);
+  WritePartitions(w, "serving", member.serving);
+  WritePartitions(w, "standby", member.standby);
+  w->Key("time_ms").Int(member.time_ms);
+  w->EndObject();
 }
 
 bool Contains(const std::vector<int32_t>& sorted, int32_t p) {
@@ -54,20 +66,7 @@ std::string MemberKey(std::string_view instance_id) {
 std::string EncodeMember(const MemberInfo& member) {
   std::string out;
   JsonWriter w(&out);
-  w.BeginObject();
-  w.Key("instance_id");
-  w.String(member.instance_id);
-  w.Key("url");
-  w.String(member.url);
-  w.Key("owned");
-  WritePartitions(&w, member.owned);
-  w.Key("serving");
-  WritePartitions(&w, member.serving);
-  w.Key("standby");
-  WritePartitions(&w, member.standby);
-  w.Key("time_ms");
-  w.Int(member.time_ms);
-  w.EndObject();
+  WriteMember(&w, member);
   return out;
 }
 
@@ -92,12 +91,9 @@ std::string EncodeScope(int32_t partition, std::string_view workspace,
   std::string out;
   JsonWriter w(&out);
   w.BeginObject();
-  w.Key("partition");
-  w.Int(partition);
-  w.Key("workspace");
-  w.String(workspace);
-  w.Key("organization");
-  w.String(organization);
+  w.Key("partition").Int(partition);
+  w.Key("workspace").String(workspace);
+  w.Key("organization").String(organization);
   w.EndObject();
   return out;
 }
@@ -276,38 +272,18 @@ Route RoutingTable::RoutePartitions(const std::set<int32_t>& partitions,
 
 void RoutingTable::WriteJson(JsonWriter* w) const {
   w->BeginObject();
-  w->Key("members");
-  w->BeginArray();
-  for (const auto& [id, m] : members_) {
-    w->BeginObject();
-    w->Key("instance_id");
-    w->String(m.instance_id);
-    w->Key("url");
-    w->String(m.url);
-    w->Key("owned");
-    WritePartitions(w, m.owned);
-    w->Key("serving");
-    WritePartitions(w, m.serving);
-    w->Key("standby");
-    WritePartitions(w, m.standby);
-    w->Key("time_ms");
-    w->Int(m.time_ms);
-    w->EndObject();
-  }
+  w->Key("members").BeginArray();
+  for (const auto& [id, m] : members_) WriteMember(w, m);
   w->EndArray();
-  w->Key("partitions");
-  w->BeginObject();
+  w->Key("partitions").BeginObject();
   std::set<int32_t> claimed;
   for (const auto& [id, m] : members_) claimed.insert(m.owned.begin(), m.owned.end());
   for (int32_t p : claimed) {
-    w->Key(std::to_string(p));
-    w->String(OwnerOf(p)->instance_id);
+    w->Key(std::to_string(p)).String(OwnerOf(p)->instance_id);
   }
   w->EndObject();
-  w->Key("workspaces");
-  w->Int(static_cast<int64_t>(workspace_partitions_.size()));
-  w->Key("organizations");
-  w->Int(static_cast<int64_t>(organization_partitions_.size()));
+  w->Key("workspaces").Int(static_cast<int64_t>(workspace_partitions_.size()));
+  w->Key("organizations").Int(static_cast<int64_t>(organization_partitions_.size()));
   w->EndObject();
 }
 

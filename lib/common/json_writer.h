@@ -4,9 +4,9 @@
 //   std::string out;
 //   tally::JsonWriter w(&out);
 //   w.BeginObject();
-//   w.Key("total"); w.Int(47);
-//   w.Key("results"); w.BeginArray(); w.EndArray();
-//   w.Key("unit"); w.Null();
+//   w.Key("total").Int(47);
+//   w.Key("results").BeginArray(); w.EndArray();
+//   w.Key("unit").Null();
 //   w.EndObject();                    // out == {"total":47,"results":[],"unit":null}
 //
 // The writer inserts commas itself; the caller is responsible for balanced Begin/End calls.
@@ -28,7 +28,9 @@ class JsonWriter {
   void EndObject();
   void BeginArray();
   void EndArray();
-  void Key(std::string_view key);
+  // Starts a member of the enclosing object; the next call writes its value. Returns *this, so
+  // that a member is one statement: w.Key("total").Int(47).
+  JsonWriter& Key(std::string_view key);
   void String(std::string_view value);
   void Int(int64_t value);
   // Finite doubles are written in the shortest form that round-trips (integers without ".0").

@@ -34,6 +34,21 @@ TEST(JsonWriterTest, WritesNestedValues) {
   EXPECT_EQ(out, R"({"a":1,"b":[1.5,2,"x\"y\n\u0001"],"c":null,"d":{}})");
 }
 
+TEST(JsonWriterTest, KeyReturnsTheWriterForTheValue) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject();
+  w.Key("n").Int(-3);
+  w.Key("s").String("t");
+  w.Key("o").StringOrNull(std::nullopt);
+  w.Key("l").BeginArray();
+  w.Bool(true);
+  w.EndArray();
+  w.Key("r").Raw("[1]");
+  w.EndObject();
+  EXPECT_EQ(out, R"({"n":-3,"s":"t","o":null,"l":[true],"r":[1]})");
+}
+
 // The escaping rules, one byte at a time (the simple form the fast path must match).
 std::string ReferenceJsonString(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -11,18 +11,6 @@
 namespace tally::gen {
 namespace {
 
-using internal::Act;
-using internal::Entity;
-using internal::kDayMs;
-using internal::Kind;
-using internal::kLastNames;
-using internal::kOffsetsMinutes;
-using internal::Quoted;
-using internal::Rng;
-using internal::SampleCdf;
-using internal::User;
-using internal::Workspace;
-
 constexpr std::array<std::string_view, 4> kVisibilities = {
     "private", "workspace", "public_with_login", "public_without_login"};
 // Per-token price of an agent's model (USD), by entity index.

@@ -48,10 +48,8 @@ Response AdminHandler::Switch(const Request& request) const {
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
-  w.Key("status");
-  w.String(*done ? "switched" : "catching_up");
-  w.Key("db");
-  w.String(name);
+  w.Key("status").String(*done ? "switched" : "catching_up");
+  w.Key("db").String(name);
   w.EndObject();
   return JsonResponse(*done ? 200 : 202, body);
 }
@@ -69,10 +67,8 @@ Response AdminHandler::Snapshot(const Request& request) const {
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
-  w.Key("status");
-  w.String("created");
-  w.Key("path");
-  w.String(p);
+  w.Key("status").String("created");
+  w.Key("path").String(p);
   w.EndObject();
   return JsonResponse(200, body);
 }

@@ -14,13 +14,11 @@
 #include <climits>
 #include <utility>
 
+#include "http/internal/beast_names.h"
+
 namespace tally::http {
 namespace {
 
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kMaxBodyBytes = 64 << 20;

@@ -11,11 +11,9 @@ Response MessageResponse(int status, std::string_view message, std::string_view 
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
-  w.Key("message");
-  w.String(message);
+  w.Key("message").String(message);
   if (!field.empty()) {
-    w.Key("field");
-    w.String(field);
+    w.Key("field").String(field);
   }
   w.EndObject();
   return JsonResponse(status, std::move(body));
@@ -85,19 +83,20 @@ std::string ValidationSummary(const FieldErrors& errors) {
 }
 
 Response ValidationErrorResponse(const FieldErrors& errors) {
+  return FieldErrorsResponse(422, ValidationSummary(errors), errors);
+}
+
+Response FieldErrorsResponse(int status, std::string_view message, const FieldErrors& errors) {
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
-  w.Key("message");
-  w.String(ValidationSummary(errors));
-  w.Key("errors");
-  w.BeginObject();
+  w.Key("message").String(message);
+  w.Key("errors").BeginObject();
   // Group by field, keeping the order of first appearance (errors lists are tiny).
   std::vector<bool> done(errors.size(), false);
   for (size_t i = 0; i < errors.size(); ++i) {
     if (done[i]) continue;
-    w.Key(errors[i].field);
-    w.BeginArray();
+    w.Key(errors[i].field).BeginArray();
     for (size_t j = i; j < errors.size(); ++j) {
       if (!done[j] && errors[j].field == errors[i].field) {
         w.String(errors[j].message);
@@ -108,7 +107,7 @@ Response ValidationErrorResponse(const FieldErrors& errors) {
   }
   w.EndObject();
   w.EndObject();
-  return JsonResponse(422, std::move(body));
+  return JsonResponse(status, std::move(body));
 }
 
 namespace {
@@ -117,21 +116,15 @@ Response ItemErrorsResponse(int status, std::string_view message, const ItemErro
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
-  w.Key("message");
-  w.String(message);
-  w.Key("errors");
-  w.BeginArray();
+  w.Key("message").String(message);
+  w.Key("errors").BeginArray();
   for (const ItemError& e : errors) {
     w.BeginObject();
-    w.Key("index");
-    w.Int(static_cast<int64_t>(e.index));
-    w.Key("field");
-    w.String(e.field);
-    w.Key("reason");
-    w.String(e.reason);
+    w.Key("index").Int(static_cast<int64_t>(e.index));
+    w.Key("field").String(e.field);
+    w.Key("reason").String(e.reason);
     if (!e.category.empty()) {
-      w.Key("category");
-      w.String(e.category);
+      w.Key("category").String(e.category);
     }
     w.EndObject();
   }
@@ -162,10 +155,8 @@ Response UnsupportedMediaTypeResponse(const std::vector<std::string>& accepted) 
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
-  w.Key("message");
-  w.String(message);
-  w.Key("accepted");
-  w.BeginArray();
+  w.Key("message").String(message);
+  w.Key("accepted").BeginArray();
   for (const std::string& a : accepted) w.String(a);
   w.EndArray();
   w.EndObject();

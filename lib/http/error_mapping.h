@@ -46,6 +46,9 @@ Response WorkspaceNotFoundResponse();
 Response ValidationErrorResponse(const FieldErrors& errors);
 // Laravel's summary line for `errors` (the "message" of ValidationErrorResponse).
 std::string ValidationSummary(const FieldErrors& errors);
+// ValidationErrorResponse's shape with another status and message, e.g. 400 for a request that
+// validates but names something that cannot be used (an expired cursor).
+Response FieldErrorsResponse(int status, std::string_view message, const FieldErrors& errors);
 
 // One rejected item of a batch request (POST /v1/events): its 0-based index in the request, the
 // field at fault ("data.user.id"; "$" for the item as a whole), a reason sentence, and a stable

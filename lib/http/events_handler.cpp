@@ -163,8 +163,7 @@ Response EventsHandler::Handle(const Request& request) const {
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
-  w.Key("accepted");
-  w.Int(static_cast<int64_t>(texts.size()));
+  w.Key("accepted").Int(static_cast<int64_t>(texts.size()));
   w.EndObject();
   return JsonResponse(202, std::move(body));
 }

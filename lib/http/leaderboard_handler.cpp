@@ -86,29 +86,22 @@ std::string RenderLeaderboard(const query::LeaderboardResult& result) {
   out.reserve(16 + result.rows.size() * 192);
   JsonWriter w(&out);
   w.BeginObject();
-  w.Key("data");
-  w.BeginArray();
+  w.Key("data").BeginArray();
   for (const query::LeaderboardRow& row : result.rows) {
     w.BeginObject();
-    w.Key("rank");
-    w.Int(row.rank);
-    w.Key("user");
-    w.BeginObject();
+    w.Key("rank").Int(row.rank);
+    w.Key("user").BeginObject();
     w.Key("id");
     if (std::optional<int64_t> id = CanonicalInteger(row.user_id)) {
       w.Int(*id);
     } else {
       w.String(row.user_id);
     }
-    w.Key("name");
-    w.StringOrNull(row.name);
-    w.Key("photo");
-    w.StringOrNull(row.photo);
+    w.Key("name").StringOrNull(row.name);
+    w.Key("photo").StringOrNull(row.photo);
     w.EndObject();
-    w.Key("agent_count");
-    w.Int(row.agent_count);
-    w.Key("agent_count_previous_period");
-    w.Int(row.agent_count_previous_period);
+    w.Key("agent_count").Int(row.agent_count);
+    w.Key("agent_count_previous_period").Int(row.agent_count_previous_period);
     w.Key("growth_percentage");
     if (row.growth_percentage) {
       w.Double(*row.growth_percentage);

@@ -1,6 +1,5 @@
 #include "http/leaderboard_request.h"
 
-#include <charconv>
 #include <optional>
 #include <string_view>
 #include <unordered_set>
@@ -8,6 +7,7 @@
 #include "common/calendar.h"
 #include "common/strings.h"
 #include "http/internal/date_range_params.h"
+#include "http/internal/query_params.h"
 
 namespace tally::http {
 namespace {
@@ -22,18 +22,6 @@ bool IsUserIdsKey(std::string_view k) {
   return k.empty() || (k.front() == '[' && k.back() == ']');
 }
 
-// Laravel's `integer` rule on a query string: optional sign, digits.
-std::optional<int64_t> AsInteger(std::string_view s) {
-  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  if (s.empty()) return std::nullopt;
-  int64_t v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ptr != s.data() + s.size()) return std::nullopt;
-  if (ec == std::errc::result_out_of_range) return s.front() == '-' ? INT64_MIN : INT64_MAX;
-  if (ec != std::errc()) return std::nullopt;
-  return v;
-}
-
 }  // namespace
 
 std::expected<LeaderboardQuery, FieldErrors> ParseLeaderboardRequest(const StringPairs& query) {
@@ -42,24 +30,13 @@ std::expected<LeaderboardQuery, FieldErrors> ParseLeaderboardRequest(const Strin
   const std::string *workspace = nullptr, *organization = nullptr, *limit = nullptr,
                     *date_from = nullptr, *date_to = nullptr;
   std::vector<std::string_view> user_values;
-  auto set = [](const std::string** slot, const std::string& v) {
-    // ConvertEmptyStringsToNull: a later empty value clears an earlier one.
-    *slot = v.empty() ? nullptr : &v;
-  };
+  internal::ReadQueryParams(query, {{"workspace_uuid", &workspace},
+                                    {"organization_multiplai_id", &organization},
+                                    {"limit", &limit},
+                                    {"date_from", &date_from},
+                                    {"date_to", &date_to}});
   for (const auto& [k, v] : query) {
-    if (k == "workspace_uuid") {
-      set(&workspace, v);
-    } else if (k == "organization_multiplai_id") {
-      set(&organization, v);
-    } else if (k == "limit") {
-      set(&limit, v);
-    } else if (k == "date_from") {
-      set(&date_from, v);
-    } else if (k == "date_to") {
-      set(&date_to, v);
-    } else if (IsUserIdsKey(k)) {
-      user_values.push_back(v);
-    }
+    if (IsUserIdsKey(k)) user_values.push_back(v);
   }
 
   LeaderboardQuery out;
@@ -111,7 +88,7 @@ std::expected<LeaderboardQuery, FieldErrors> ParseLeaderboardRequest(const Strin
 
   // limit
   if (limit) {
-    std::optional<int64_t> v = AsInteger(*limit);
+    std::optional<int64_t> v = internal::ParseIntegerRule(*limit);
     if (!v) {
       fail("limit", "The limit field must be an integer.");
     } else if (*v < 1 || *v > 100) {

@@ -168,19 +168,15 @@ std::string RenderRequests(query::RequestsMetric metric, const query::RequestsRe
   JsonWriter w(&out);
   w.BeginObject();
   auto ranked = [&](const char* list, const char* label, const char* value, bool value_first) {
-    w.Key(list);
-    w.BeginArray();
+    w.Key(list).BeginArray();
     for (const query::RankedRow& row : r.top) {
       w.BeginObject();
       if (value_first) {
-        w.Key(value);
-        w.Int(static_cast<int64_t>(row.value));
+        w.Key(value).Int(static_cast<int64_t>(row.value));
       }
-      w.Key(label);
-      w.String(row.label);
+      w.Key(label).String(row.label);
       if (!value_first) {
-        w.Key(value);
-        w.Int(static_cast<int64_t>(row.value));
+        w.Key(value).Int(static_cast<int64_t>(row.value));
       }
       w.EndObject();
     }
@@ -188,25 +184,20 @@ std::string RenderRequests(query::RequestsMetric metric, const query::RequestsRe
   };
   switch (metric) {
     case M::kTotalActiveUsers:
-      w.Key("totalActiveUsers");
-      w.Int(static_cast<int64_t>(r.count));
+      w.Key("totalActiveUsers").Int(static_cast<int64_t>(r.count));
       break;
     case M::kTotalActiveProjects:
-      w.Key("totalActiveProjects");
-      w.Int(static_cast<int64_t>(r.count));
+      w.Key("totalActiveProjects").Int(static_cast<int64_t>(r.count));
       break;
     case M::kTotalActiveAgents:
-      w.Key("totalActiveAgents");
-      w.Int(static_cast<int64_t>(r.count));
+      w.Key("totalActiveAgents").Int(static_cast<int64_t>(r.count));
       break;
     case M::kAverageRequestsPerDay:
-      w.Key("averageRequests");
-      w.Double(r.average);
+      w.Key("averageRequests").Double(r.average);
       break;
     case M::kAverageUsersPerProject:
     case M::kAverageUsersPerAgent:
-      w.Key("averageUsers");
-      w.Double(r.average);
+      w.Key("averageUsers").Double(r.average);
       break;
     case M::kTop10AgentsByRequests:
       ranked("top10Agents", "agent", "totalRequests", false);
@@ -218,16 +209,12 @@ std::string RenderRequests(query::RequestsMetric metric, const query::RequestsRe
       ranked("top10Users", "user", "totalRequests", true);
       break;
     case M::kTotalRequestsPerDay:
-      w.Key("totalRequestsPerDay");
-      w.BeginArray();
+      w.Key("totalRequestsPerDay").BeginArray();
       for (const query::DayRow& d : r.days) {
         w.BeginObject();
-        w.Key("date");
-        w.String(FormatDay(d.day));
-        w.Key("totalRequests");
-        w.Int(static_cast<int64_t>(d.requests));
-        w.Key("totalRequestsWithError");
-        w.Int(static_cast<int64_t>(d.errors));
+        w.Key("date").String(FormatDay(d.day));
+        w.Key("totalRequests").Int(static_cast<int64_t>(d.requests));
+        w.Key("totalRequestsWithError").Int(static_cast<int64_t>(d.errors));
         w.EndObject();
       }
       w.EndArray();

@@ -240,18 +240,13 @@ TEST(RenderRequestsTest, AgentUsageBytesAreTheJsonWritersBytes) {
     std::string out;
     JsonWriter w(&out);
     w.BeginObject();
-    w.Key("agentUsage");
-    w.BeginArray();
+    w.Key("agentUsage").BeginArray();
     for (const query::UsageRow& u : rows) {
       w.BeginObject();
-      w.Key("totalCost");
-      w.Double(u.cost);
-      w.Key("totalRequests");
-      w.Int(static_cast<int64_t>(u.requests));
-      w.Key("totalTokens");
-      w.Int(static_cast<int64_t>(u.tokens));
-      w.Key("user");
-      w.String(u.user);
+      w.Key("totalCost").Double(u.cost);
+      w.Key("totalRequests").Int(static_cast<int64_t>(u.requests));
+      w.Key("totalTokens").Int(static_cast<int64_t>(u.tokens));
+      w.Key("user").String(u.user);
       w.EndObject();
     }
     w.EndArray();

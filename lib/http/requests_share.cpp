@@ -102,75 +102,52 @@ std::string RenderRequestsShare(const query::RequestsShare& share) {
   std::string out;
   JsonWriter w(&out);
   w.BeginObject();
-  w.Key("requests");
-  w.Int(static_cast<int64_t>(share.requests));
-  w.Key("agents");
-  w.Int(static_cast<int64_t>(share.agents));
-  w.Key("agent_users");
-  w.Int(static_cast<int64_t>(share.agent_users));
+  w.Key("requests").Int(static_cast<int64_t>(share.requests));
+  w.Key("agents").Int(static_cast<int64_t>(share.agents));
+  w.Key("agent_users").Int(static_cast<int64_t>(share.agent_users));
   w.Key("user_ids");
   Strings(&w, share.user_ids);
-  w.Key("users");
-  w.BeginArray();
+  w.Key("users").BeginArray();
   for (const auto& u : share.users) {
     w.BeginObject();
-    w.Key("id");
-    w.String(u.id);
-    w.Key("requests");
-    w.Int(static_cast<int64_t>(u.requests));
-    w.Key("tokens");
-    w.Int(static_cast<int64_t>(u.tokens));
-    w.Key("cost_nanos");
-    w.Int(u.cost_nanos);
+    w.Key("id").String(u.id);
+    w.Key("requests").Int(static_cast<int64_t>(u.requests));
+    w.Key("tokens").Int(static_cast<int64_t>(u.tokens));
+    w.Key("cost_nanos").Int(u.cost_nanos);
     if (u.email) {
-      w.Key("email");
-      w.String(*u.email);
-      w.Key("email_time_ms");
-      w.Int(u.email_time_ms);
-      w.Key("email_scope");
-      w.String(Hex(u.email_scope));
+      w.Key("email").String(*u.email);
+      w.Key("email_time_ms").Int(u.email_time_ms);
+      w.Key("email_scope").String(Hex(u.email_scope));
     }
     w.EndObject();
   }
   w.EndArray();
-  w.Key("top_agents");
-  w.BeginArray();
+  w.Key("top_agents").BeginArray();
   for (const auto& a : share.top_agents) {
     w.BeginObject();
-    w.Key("name");
-    w.String(a.name);
-    w.Key("workspace");
-    w.String(a.workspace);
-    w.Key("id");
-    w.String(a.id);
-    w.Key("value");
-    w.Int(static_cast<int64_t>(a.value));
+    w.Key("name").String(a.name);
+    w.Key("workspace").String(a.workspace);
+    w.Key("id").String(a.id);
+    w.Key("value").Int(static_cast<int64_t>(a.value));
     w.EndObject();
   }
   w.EndArray();
-  w.Key("projects");
-  w.BeginArray();
+  w.Key("projects").BeginArray();
   for (const auto& p : share.projects) {
     w.BeginObject();
-    w.Key("organization");
-    w.String(p.organization);
-    w.Key("id");
-    w.String(p.id);
+    w.Key("organization").String(p.organization);
+    w.Key("id").String(p.id);
     w.Key("users");
     Strings(&w, p.users);
     w.EndObject();
   }
   w.EndArray();
-  w.Key("days");
-  w.BeginArray();
+  w.Key("days").BeginArray();
   for (const auto& d : share.days) {
     w.BeginObject();
-    w.Key("day");
-    w.Int(d.day);
-    w.Key("requests");
-    w.Int(static_cast<int64_t>(d.requests));
-    w.Key("errors");
-    w.Int(static_cast<int64_t>(d.errors));
+    w.Key("day").Int(d.day);
+    w.Key("requests").Int(static_cast<int64_t>(d.requests));
+    w.Key("errors").Int(static_cast<int64_t>(d.errors));
     w.EndObject();
   }
   w.EndArray();

@@ -19,14 +19,10 @@
 
 #include "common/thread.h"
 #include "http/error_mapping.h"
+#include "http/internal/beast_names.h"
 
 namespace tally::http {
 namespace {
-
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
 
 // How long a connection is drained after an error response that closes it, so the client reads
 // the response instead of a TCP reset caused by its unread request bytes.

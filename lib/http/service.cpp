@@ -76,11 +76,9 @@ void AddOperationalRoutes(Router* router, ReadyFn ready, MetricsRegistry* regist
     std::string body;
     JsonWriter w(&body);
     w.BeginObject();
-    w.Key("status");
-    w.String(state.ready ? "ready" : "not_ready");
+    w.Key("status").String(state.ready ? "ready" : "not_ready");
     if (!state.details_json.empty()) {
-      w.Key("details");
-      w.Raw(state.details_json);
+      w.Key("details").Raw(state.details_json);
     }
     w.EndObject();
     return JsonResponse(state.ready ? 200 : 503, std::move(body));

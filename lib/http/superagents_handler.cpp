@@ -52,21 +52,8 @@ std::string Tag(std::string_view key, std::string_view data) {
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 
-Response CursorError(std::string message, std::string detail) {
-  std::string body;
-  JsonWriter w(&body);
-  w.BeginObject();
-  w.Key("message");
-  w.String(message);
-  w.Key("errors");
-  w.BeginObject();
-  w.Key("cursor");
-  w.BeginArray();
-  w.String(detail);
-  w.EndArray();
-  w.EndObject();
-  w.EndObject();
-  return JsonResponse(400, std::move(body));
+Response CursorError(std::string_view message, std::string detail) {
+  return FieldErrorsResponse(400, message, {FieldError{"cursor", std::move(detail)}});
 }
 
 Response InvalidCursor() {
@@ -263,42 +250,27 @@ std::string RenderSuperagents(const query::SuperagentsListing& listing, size_t o
   out.reserve(96 + (end - begin) * 320);
   JsonWriter w(&out);
   w.BeginObject();
-  w.Key("superagents");
-  w.BeginArray();
+  w.Key("superagents").BeginArray();
   for (size_t i = begin; i < end; ++i) {
     const query::SuperagentRow row = listing.Row(i);
     w.BeginObject();
-    w.Key("superagent_id");
-    w.String(row.superagent_id);
-    w.Key("superagent_name");
-    w.StringOrNull(row.superagent_name);
-    w.Key("active_users_last_30d");
-    w.Int(row.active_users_last_30d);
-    w.Key("message_credits_consumed");
-    w.Double(row.message_credits_consumed);
-    w.Key("integration_credits_consumed");
-    w.Double(row.integration_credits_consumed);
-    w.Key("total_credits_consumed");
-    w.Double(row.total_credits_consumed);
-    w.Key("owner_user_id");
-    w.String(row.owner_user_id);
-    w.Key("created_by_email");
-    w.StringOrNull(row.created_by_email);
-    w.Key("created_at");
-    w.String(FormatRfc3339Seconds(row.created_at_ms));
+    w.Key("superagent_id").String(row.superagent_id);
+    w.Key("superagent_name").StringOrNull(row.superagent_name);
+    w.Key("active_users_last_30d").Int(row.active_users_last_30d);
+    w.Key("message_credits_consumed").Double(row.message_credits_consumed);
+    w.Key("integration_credits_consumed").Double(row.integration_credits_consumed);
+    w.Key("total_credits_consumed").Double(row.total_credits_consumed);
+    w.Key("owner_user_id").String(row.owner_user_id);
+    w.Key("created_by_email").StringOrNull(row.created_by_email);
+    w.Key("created_at").String(FormatRfc3339Seconds(row.created_at_ms));
     w.EndObject();
   }
   w.EndArray();
-  w.Key("pagination");
-  w.BeginObject();
-  w.Key("total");
-  w.Int(static_cast<int64_t>(total));
-  w.Key("limit");
-  w.Int(limit);
-  w.Key("has_more");
-  w.Bool(end < total);
-  w.Key("next_cursor");
-  w.StringOrNull(next_cursor);
+  w.Key("pagination").BeginObject();
+  w.Key("total").Int(static_cast<int64_t>(total));
+  w.Key("limit").Int(limit);
+  w.Key("has_more").Bool(end < total);
+  w.Key("next_cursor").StringOrNull(next_cursor);
   w.EndObject();
   w.EndObject();
   return out;

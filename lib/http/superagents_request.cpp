@@ -1,52 +1,24 @@
 #include "http/superagents_request.h"
 
-#include <charconv>
 #include <optional>
 #include <string_view>
 
 #include "common/calendar.h"
 #include "common/parse.h"
 #include "http/internal/date_range_params.h"
+#include "http/internal/query_params.h"
 
 namespace tally::http {
-namespace {
-
-std::optional<int64_t> AsInteger(std::string_view s) {
-  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  if (s.empty()) return std::nullopt;
-  int64_t v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ptr != s.data() + s.size()) return std::nullopt;
-  if (ec == std::errc::result_out_of_range) return s.front() == '-' ? INT64_MIN : INT64_MAX;
-  if (ec != std::errc()) return std::nullopt;
-  return v;
-}
-
-}  // namespace
-
 std::expected<SuperagentsQuery, FieldErrors> ParseSuperagentsRequest(const StringPairs& query) {
   const std::string *limit = nullptr, *cursor = nullptr, *from_s = nullptr, *to_s = nullptr,
                     *sort = nullptr, *search = nullptr, *visibility = nullptr;
-  auto set = [](const std::string** slot, const std::string& v) {
-    *slot = v.empty() ? nullptr : &v;
-  };
-  for (const auto& [k, v] : query) {
-    if (k == "limit") {
-      set(&limit, v);
-    } else if (k == "cursor") {
-      set(&cursor, v);
-    } else if (k == "from") {
-      set(&from_s, v);
-    } else if (k == "to") {
-      set(&to_s, v);
-    } else if (k == "sort") {
-      set(&sort, v);
-    } else if (k == "search") {
-      set(&search, v);
-    } else if (k == "visibility") {
-      set(&visibility, v);
-    }
-  }
+  internal::ReadQueryParams(query, {{"limit", &limit},
+                                    {"cursor", &cursor},
+                                    {"from", &from_s},
+                                    {"to", &to_s},
+                                    {"sort", &sort},
+                                    {"search", &search},
+                                    {"visibility", &visibility}});
 
   SuperagentsQuery out;
   FieldErrors errors;
@@ -55,7 +27,7 @@ std::expected<SuperagentsQuery, FieldErrors> ParseSuperagentsRequest(const Strin
   };
 
   if (limit) {
-    std::optional<int64_t> v = AsInteger(*limit);
+    std::optional<int64_t> v = internal::ParseIntegerRule(*limit);
     if (!v) {
       fail("limit", "The limit field must be an integer.");
     } else if (*v < 1 || *v > kSuperagentsMaxLimit) {

@@ -84,14 +84,10 @@ std::string RenderWorkspaceMetrics(const query::WorkspaceMetricsRequest& request
   out.reserve(256 + result.rows.size() * 64);
   JsonWriter w(&out);
   w.BeginObject();
-  w.Key("data");
-  w.BeginObject();
-  w.Key("entity");
-  w.String(EntityApiName(request.entity));
-  w.Key("metric");
-  w.String(MetricApiName(request.metric));
-  w.Key("aggregation");
-  w.String(AggregationApiName(request.aggregation));
+  w.Key("data").BeginObject();
+  w.Key("entity").String(EntityApiName(request.entity));
+  w.Key("metric").String(MetricApiName(request.metric));
+  w.Key("aggregation").String(AggregationApiName(request.aggregation));
   w.Key("group_by");
   if (const char* g = GroupByApiName(request.group_by)) {
     w.String(g);
@@ -104,46 +100,33 @@ std::string RenderWorkspaceMetrics(const query::WorkspaceMetricsRequest& request
   } else {
     w.Null();
   }
-  w.Key("total");
-  w.Double(result.total);
-  w.Key("results");
-  w.BeginArray();
+  w.Key("total").Double(result.total);
+  w.Key("results").BeginArray();
   if (request.group_by == query::GroupBy::kUser) {
     for (const query::MetricsRow& row : result.rows) {
       w.BeginObject();
-      w.Key("user_id");
-      w.String(row.user_id);
-      w.Key("user_name");
-      w.String(row.user_name);
-      w.Key("value");
-      w.Double(row.value);
+      w.Key("user_id").String(row.user_id);
+      w.Key("user_name").String(row.user_name);
+      w.Key("value").Double(row.value);
       w.EndObject();
     }
   } else if (request.group_by == query::GroupBy::kDate) {
     for (const query::MetricsRow& row : result.rows) {
       w.BeginObject();
-      w.Key("date");
-      w.String(row.date);
-      w.Key("value");
-      w.Double(row.value);
+      w.Key("date").String(row.date);
+      w.Key("value").Double(row.value);
       w.EndObject();
     }
   }
   w.EndArray();
   w.EndObject();
-  w.Key("meta");
-  w.BeginObject();
-  w.Key("period");
-  w.BeginObject();
-  w.Key("from");
-  w.String(FormatDay(result.from));
-  w.Key("to");
-  w.String(FormatDay(result.to));
+  w.Key("meta").BeginObject();
+  w.Key("period").BeginObject();
+  w.Key("from").String(FormatDay(result.from));
+  w.Key("to").String(FormatDay(result.to));
   w.EndObject();
-  w.Key("cached_at");
-  w.String(FormatRfc3339Millis(cached_at_ms));
-  w.Key("cache_ttl");
-  w.Int(cache_ttl_s);
+  w.Key("cached_at").String(FormatRfc3339Millis(cached_at_ms));
+  w.Key("cache_ttl").Int(cache_ttl_s);
   w.Key("unit");
   if (request.metric == query::Metric::kAvgDuration) {
     w.String("milliseconds");

@@ -3,9 +3,10 @@
 #include <simdjson.h>
 
 #include <array>
-#include <charconv>
 #include <cmath>
 #include <optional>
+
+#include "http/internal/query_params.h"
 
 namespace tally::http {
 namespace {
@@ -177,14 +178,7 @@ std::optional<int64_t> AsInteger(const Raw& raw) {
     return raw.int_value;
   }
   if (raw.kind != Raw::kString) return std::nullopt;
-  std::string_view s = raw.text;
-  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  int64_t v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ptr != s.data() + s.size() || s.empty()) return std::nullopt;
-  if (ec == std::errc::result_out_of_range) return s.front() == '-' ? INT64_MIN : INT64_MAX;
-  if (ec != std::errc()) return std::nullopt;
-  return v;
+  return internal::ParseIntegerRule(raw.text);
 }
 
 struct Inputs {

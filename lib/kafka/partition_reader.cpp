@@ -95,6 +95,16 @@ std::vector<std::pair<std::string, std::string>> Message::Headers() const {
   return out;
 }
 
+Record Message::ToRecord() const {
+  return Record{.topic = std::string(topic()),
+                .partition = partition(),
+                .offset = offset(),
+                .key = std::string(key()),
+                .value = std::string(value()),
+                .headers = Headers(),
+                .timestamp_ms = timestamp_ms()};
+}
+
 // --- PartitionReader ----------------------------------------------------------------------------
 
 Result<std::unique_ptr<PartitionReader>> PartitionReader::Open(
@@ -259,13 +269,7 @@ Result<std::vector<Record>> ReadTopicToEnd(const std::string& brokers, const std
     const Message& m = **polled;
     auto it = high.find(m.partition());
     if (it == high.end() || m.offset() >= it->second) continue;
-    out.push_back(Record{.topic = topic,
-                         .partition = m.partition(),
-                         .offset = m.offset(),
-                         .key = std::string(m.key()),
-                         .value = std::string(m.value()),
-                         .headers = m.Headers(),
-                         .timestamp_ms = m.timestamp_ms()});
+    out.push_back(m.ToRecord());
     if (m.offset() + 1 >= it->second) high.erase(it);
   }
   return out;

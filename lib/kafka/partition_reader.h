@@ -58,6 +58,7 @@ struct PartitionReaderOptions {
 
 // One message read (or one partition-end event). Move-only; owns the librdkafka message. The
 // string views point into it and stay valid while it lives.
+struct Record;
 class Message {
  public:
   explicit Message(rd_kafka_message_t* m) : m_(m) {}  // takes ownership of `m`
@@ -81,6 +82,8 @@ class Message {
   std::optional<std::string_view> Header(std::string_view name) const;
   // Every header in order (a null value as "").
   std::vector<std::pair<std::string, std::string>> Headers() const;
+  // A copy of the message as a plain value.
+  Record ToRecord() const;
 
  private:
   rd_kafka_message_t* m_;

@@ -53,13 +53,7 @@ std::vector<Record> PollN(PartitionReader* reader, size_t n) {
     EXPECT_TRUE(polled) << polled.error().message;
     if (!polled || !*polled || (*polled)->partition_end()) continue;
     const Message& m = **polled;
-    out.push_back({.topic = std::string(m.topic()),
-                   .partition = m.partition(),
-                   .offset = m.offset(),
-                   .key = std::string(m.key()),
-                   .value = std::string(m.value()),
-                   .headers = m.Headers(),
-                   .timestamp_ms = m.timestamp_ms()});
+    out.push_back(m.ToRecord());
     EXPECT_EQ(m.Header("h").value_or("-"), "v" + std::to_string(m.offset()));
     EXPECT_EQ(m.Header("empty").value_or("-"), "");
     EXPECT_FALSE(m.Header("absent").has_value());

@@ -273,6 +273,41 @@ void AddDays(const Plan& plan, const RequestsQuery& query, std::vector<DayRow>* 
   }
 }
 
+// Accumulates the plan's users and calls rank(value, label, id) with the accessors TopIndexes and
+// RankAll rank them by (requests, label, id). Labels stay valid during the call; the emails shown
+// come only from the scope's own organizations' events.
+template <typename Rank>
+void RankUsers(const Plan& plan, const store::Directory& directory, Rank rank) {
+  AccumulateUsers(plan);
+  store::Directory::Reader r(directory);
+  const std::vector<uint32_t> scope = r.Organizations(plan.scope_keys());
+  auto value = [](const Accumulator::Entry& e) { return e.requests; };
+  auto label = [&r, &scope](uint32_t i) { return r.UserLabel(scope, i); };
+  auto id = [&r](uint32_t i) { return r.UserId(i); };
+  rank(value, label, id);
+}
+
+// The per-user usage rows of `order` (users ranked by RankAll), into result->usage.
+void SetUsageRows(const std::vector<RankKey>& order, RequestsResult* result) {
+  // Every label copied into one buffer (no allocation per row), then viewed by the rows.
+  size_t bytes = 0;
+  for (const RankKey& k : order) bytes += k.label.size();
+  auto text = std::make_shared<std::string>();
+  text->reserve(bytes);
+  for (const RankKey& k : order) text->append(k.label);
+  result->usage.resize(order.size());
+  const std::string_view all = *text;
+  size_t at = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const Accumulator::Entry& e = tl_users.entries[order[i].index];
+    const size_t n = order[i].label.size();
+    result->usage[i] = {all.substr(at, n), static_cast<double>(e.cost_nanos) / 1e9, e.requests,
+                        e.tokens};
+    at += n;
+  }
+  result->text = std::move(text);
+}
+
 }  // namespace
 
 Result<RequestsResult> RunRequests(const store::Store& store, const store::Directory& directory,
@@ -324,46 +359,18 @@ Result<RequestsResult> RunRequests(const store::Store& store, const store::Direc
     case RequestsMetric::kTop10AgentsByTokens:
       result.top = TopAgents(plan, directory, /*by_tokens=*/true);
       break;
-    case RequestsMetric::kTop10UsersByRequests: {
-      AccumulateUsers(plan);
-      store::Directory::Reader r(directory);
-      // Emails shown come only from the scope's own organizations' events.
-      const std::vector<uint32_t> scope = r.Organizations(plan.scope_keys());
-      auto value = [](const Accumulator::Entry& e) { return e.requests; };
-      auto label = [&r, &scope](uint32_t i) { return r.UserLabel(scope, i); };
-      auto id = [&r](uint32_t i) { return r.UserId(i); };
-      for (uint32_t i : TopIndexes(tl_users, 10, value, label, id)) {
-        result.top.push_back({std::string(label(i)), tl_users.entries[i].requests});
-      }
+    case RequestsMetric::kTop10UsersByRequests:
+      RankUsers(plan, directory, [&result](auto value, auto label, auto id) {
+        for (uint32_t i : TopIndexes(tl_users, 10, value, label, id)) {
+          result.top.push_back({std::string(label(i)), tl_users.entries[i].requests});
+        }
+      });
       break;
-    }
-    case RequestsMetric::kAgentUsagePerUser: {
-      AccumulateUsers(plan);
-      store::Directory::Reader r(directory);
-      const std::vector<uint32_t> scope = r.Organizations(plan.scope_keys());
-      auto value = [](const Accumulator::Entry& e) { return e.requests; };
-      auto label = [&r, &scope](uint32_t i) { return r.UserLabel(scope, i); };
-      auto id = [&r](uint32_t i) { return r.UserId(i); };
-      const std::vector<RankKey> order = RankAll(tl_users, value, label, id);
-      // Every label copied into one buffer (no allocation per row), then viewed by the rows.
-      size_t bytes = 0;
-      for (const RankKey& k : order) bytes += k.label.size();
-      auto text = std::make_shared<std::string>();
-      text->reserve(bytes);
-      for (const RankKey& k : order) text->append(k.label);
-      result.usage.resize(order.size());
-      const std::string_view all = *text;
-      size_t at = 0;
-      for (size_t i = 0; i < order.size(); ++i) {
-        const Accumulator::Entry& e = tl_users.entries[order[i].index];
-        const size_t n = order[i].label.size();
-        result.usage[i] = {all.substr(at, n), static_cast<double>(e.cost_nanos) / 1e9, e.requests,
-                           e.tokens};
-        at += n;
-      }
-      result.text = std::move(text);
+    case RequestsMetric::kAgentUsagePerUser:
+      RankUsers(plan, directory, [&result](auto value, auto label, auto id) {
+        SetUsageRows(RankAll(tl_users, value, label, id), &result);
+      });
       break;
-    }
     case RequestsMetric::kTotalRequestsPerDay:
       result.days = EmptyDays(query);
       AddDays(plan, query, &result.days);

@@ -63,7 +63,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   // Without a WAL, column families must flush together to stay consistent with each other.
   db_options.atomic_flush = options.disable_wal;
 
-  auto family = [&](bool bloom, size_t write_buffer) {
+  auto family = [&](size_t write_buffer) {
     rocksdb::ColumnFamilyOptions cf;
     cf.write_buffer_size = write_buffer;
     cf.max_write_buffer_number = 3;
@@ -76,44 +76,40 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
                                 rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
                                 rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
                                 rocksdb::kLZ4Compression};
-    if (bloom) {
-      // Most point reads miss the memtables (only the open buckets' rows are there): a memtable
-      // bloom filter answers those without a walk down each memtable's skip list, which under
-      // ingest (several memtables of fresh rows) is most of a read's cost.
-      cf.memtable_whole_key_filtering = true;
-      cf.memtable_prefix_bloom_size_ratio = 0.05;
-    }
+    // Most point reads miss the memtables (only the open buckets' rows are there): a memtable
+    // bloom filter answers those without a walk down each memtable's skip list, which under
+    // ingest (several memtables of fresh rows) is most of a read's cost.
+    cf.memtable_whole_key_filtering = true;
+    cf.memtable_prefix_bloom_size_ratio = 0.05;
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = rep.cache;
-    if (bloom) table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     return cf;
   };
 
+  // In kFamilies' (and internal::Family's) order: write buffer size and merge operator.
+  const std::pair<size_t, std::shared_ptr<rocksdb::MergeOperator>> families[] = {
+      {4 << 20, nullptr},
+      {64 << 20, internal::NewCounterMergeOperator(rep.malformed)},
+      {32 << 20, internal::NewBitmapOrMergeOperator(rep.malformed)},
+      {16 << 20, internal::NewRecordMergeOperator(rep.malformed)},
+      {32 << 20, nullptr},
+      {8 << 20, nullptr},
+      {32 << 20, internal::NewSliceMergeOperator(rep.malformed)},
+      {16 << 20, internal::NewUserPackMergeOperator(rep.malformed)},
+  };
+  static_assert(sizeof(families) / sizeof(families[0]) == std::size(kFamilies));
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  descriptors.emplace_back(kFamilies[0], family(true, 4 << 20));
-  auto counters = family(true, 64 << 20);
-  counters.merge_operator = internal::NewCounterMergeOperator(rep.malformed);
-  descriptors.emplace_back(kFamilies[1], counters);
-  auto bitmaps = family(true, 32 << 20);
-  bitmaps.merge_operator = internal::NewBitmapOrMergeOperator(rep.malformed);
-  descriptors.emplace_back(kFamilies[2], bitmaps);
-  auto records = family(true, 16 << 20);
-  records.merge_operator = internal::NewRecordMergeOperator(rep.malformed);
-  descriptors.emplace_back(kFamilies[3], records);
-  auto dedupe = family(true, 32 << 20);
+  for (size_t i = 0; i < std::size(families); ++i) {
+    descriptors.emplace_back(kFamilies[i], family(families[i].first));
+    descriptors.back().options.merge_operator = families[i].second;
+  }
+  rocksdb::ColumnFamilyOptions& dedupe = descriptors[internal::kDedupe].options;
   // Nearly every lookup misses (new events): a larger memtable bloom filter than the others'.
   dedupe.memtable_prefix_bloom_size_ratio = 0.1;
   dedupe.compaction_filter_factory = internal::NewDedupeCompactionFilterFactory(
       store->newest_event_ms_, options.dedupe_window_ms, options.clock);
-  descriptors.emplace_back(kFamilies[4], dedupe);
-  descriptors.emplace_back(kFamilies[5], family(true, 8 << 20));
-  auto requests = family(true, 32 << 20);
-  requests.merge_operator = internal::NewSliceMergeOperator(rep.malformed);
-  descriptors.emplace_back(kFamilies[6], requests);
-  auto packs = family(true, 16 << 20);
-  packs.merge_operator = internal::NewUserPackMergeOperator(rep.malformed);
-  descriptors.emplace_back(kFamilies[7], packs);
 
   // Hot bitmaps (this month's active users, an organization's users per project), slices (month
   // slices of a busy organization) and user packs get an operand per persist: folding them at

@@ -49,18 +49,12 @@ struct Aggregator::Impl {
   Impl(store::Store* store, Clock clock);
   ~Impl();
 
-  // Aggregator's methods of the same names.
+  // Aggregator's methods of the same names that Apply relies on too (see aggregator.h).
   Status Drain();
-  void DeclareOrganizations(const OrganizationBindings& bindings);
-  void MarkOrganizationMismatches(std::span<const event::UsageEvent* const> events,
-                                  std::vector<uint8_t>* refused) const;
   std::string_view OrganizationOf(std::string_view workspace_id) const;
-  void MarkLate(std::span<const event::UsageEvent* const> events, std::vector<uint8_t>* late) const;
   Result<ApplyStats> Apply(std::span<const event::UsageEvent* const> events,
                            std::span<const PartitionOffset> offsets, std::string_view cluster_id,
                            EventOrigins origins);
-  void ForgetPartition(std::string_view topic, int32_t partition,
-                       std::span<const std::string> workspaces);
 
   // --- Batch-local state. Every string_view below points into the batch's events, which
   // outlive Apply; rows are keyed by small integers so the per-event work hashes each of the

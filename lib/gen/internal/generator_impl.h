@@ -139,6 +139,20 @@ GenOptions Clamp(GenOptions o);
 
 }  // namespace internal
 
+// The generator's sources name these internal pieces unqualified.
+using internal::Act;
+using internal::Entity;
+using internal::kDayMs;
+using internal::Kind;
+using internal::kLastNames;
+using internal::kOffsetsMinutes;
+using internal::Quoted;
+using internal::Rng;
+using internal::SampleCdf;
+using internal::SplitMix64;
+using internal::User;
+using internal::Workspace;
+
 class Generator::Impl {
  public:
   explicit Impl(GenOptions options) : opt_(internal::Clamp(std::move(options))), rng_(opt_.seed) {

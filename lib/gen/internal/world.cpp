@@ -34,18 +34,6 @@ GenOptions Clamp(GenOptions o) {
 
 namespace {
 
-using internal::Act;
-using internal::Entity;
-using internal::kDayMs;
-using internal::Kind;
-using internal::kLastNames;
-using internal::Quoted;
-using internal::Rng;
-using internal::SampleCdf;
-using internal::SplitMix64;
-using internal::User;
-using internal::Workspace;
-
 constexpr std::array<std::string_view, 24> kFirstNames = {
     "Jane", "John",   "Maria", "Wei",    "Aisha", "Carlos", "Yuki",   "Olga",
     "Liam", "Fatima", "Noah",  "Priya",  "Lucas", "Sofia",  "Mateo",  "Chen",
