@@ -458,6 +458,19 @@ Result<double> EventsApplied(const std::string& host, uint16_t port) {
 
 }  // namespace
 
+void AddWorldFlags(CLI::App* app, gen::GenOptions* world, const std::string& agents_help) {
+  app->add_option("--users", world->users, "Generated users")->capture_default_str();
+  app->add_option("--agents", world->agents, agents_help)->capture_default_str();
+  app->add_option("--workflows", world->workflows, "Generated workflows")->capture_default_str();
+  app->add_option("--workspaces", world->workspaces, "Generated workspaces")->capture_default_str();
+  app->add_option("--organizations", world->organizations, "Generated organizations")
+      ->capture_default_str();
+  app->add_option("--days", world->days, "Days of generated history ending at --end-day")
+      ->capture_default_str();
+  app->add_option("--end-day", world->end_day, "Last generated day; tallyd's --now is noon of it")
+      ->capture_default_str();
+}
+
 void AddBackgroundIngestFlags(CLI::App* app, double* rate, int* days, const std::string& into) {
   app->add_option("--ingest-rate", *rate,
                   "While measuring, `tally produce --rate` this many events/s of the executions "

@@ -256,6 +256,11 @@ bool StartBackgroundIngest(const BackgroundIngestOptions& options,
 // <asked>)" and resets it. False, after printing the error, if Finish fails.
 bool FinishBackgroundIngest(std::unique_ptr<BackgroundIngest>* ingest, double asked,
                             const std::string& into);
+// Adds the generated world's dimensions as flags: --users, --agents (help: `agents_help`),
+// --workflows, --workspaces, --organizations, --days and --end-day, into `world`, whose values
+// are the defaults shown.
+void AddWorldFlags(CLI::App* app, gen::GenOptions* world,
+                   const std::string& agents_help = "Generated agents");
 // The `tally gen` flags that give a stream the shape of generated data: the same users, agents,
 // workspaces and organizations (with the same seed).
 std::vector<std::string> GenShapeArgs(int users, int agents, int workspaces, int organizations);

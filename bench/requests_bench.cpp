@@ -103,9 +103,15 @@ int main(int argc, char** argv) {
       "Latency of GET /v1/analytics/requests/{metric} at several data sizes (see "
       "docs/benchmarks.md)."};
   std::vector<int64_t> sizes = {1'000'000, 10'000'000};
-  int requests = 300, runs = 3, users = 10'000, agents = 1'000, workflows = 200, days = 90;
-  int workspaces = 20, organizations = 5, warmup = 3;
-  std::string end_day = "2026-01-31";
+  int requests = 300, runs = 3, warmup = 3;
+  // The generated dimensions, the same at every size.
+  tally::gen::GenOptions world{.workspaces = 20,
+                               .organizations = 5,
+                               .users = 10'000,
+                               .agents = 1'000,
+                               .workflows = 200,
+                               .end_day = "2026-01-31",
+                               .days = 90};
   std::vector<std::string> range_ends;
   std::string tmp_base;
   bool keep = false;
@@ -119,16 +125,7 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs, "Measurement runs")->capture_default_str();
   app.add_option("--warmup", warmup, "Unmeasured passes over every target before the runs")
       ->capture_default_str();
-  app.add_option("--users", users, "Generated users")->capture_default_str();
-  app.add_option("--agents", agents, "Generated agents")->capture_default_str();
-  app.add_option("--workflows", workflows, "Generated workflows")->capture_default_str();
-  app.add_option("--workspaces", workspaces, "Generated workspaces")->capture_default_str();
-  app.add_option("--organizations", organizations, "Generated organizations")
-      ->capture_default_str();
-  app.add_option("--days", days, "Days of generated history ending at --end-day")
-      ->capture_default_str();
-  app.add_option("--end-day", end_day, "Last generated day; tallyd's --now is noon of it")
-      ->capture_default_str();
+  tb::AddWorldFlags(&app, &world);
   app.add_option("--range-ends", range_ends,
                  "Last days of the queried 90-day ranges (default: --end-day and 3 days before)")
       ->delimiter(',');
@@ -143,12 +140,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::sort(sizes.begin(), sizes.end());
   sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
-  auto end = tally::ParseDay(end_day);
+  auto end = tally::ParseDay(world.end_day);
   if (!end) {
     std::fprintf(stderr, "--end-day: %s\n", end.error().message.c_str());
     return 2;
   }
-  if (range_ends.empty()) range_ends = {end_day, tally::FormatDay(*end - 3)};
+  if (range_ends.empty()) range_ends = {world.end_day, tally::FormatDay(*end - 3)};
   std::vector<std::pair<std::string, std::string>> ranges;  // (startDate, endDate)
   for (const std::string& r : range_ends) {
     auto d = tally::ParseDay(r);
@@ -165,7 +162,8 @@ int main(int argc, char** argv) {
   std::printf(
       "data: %d users, %d agents, %d workflows, %d workspaces, %d organizations, %d days ending "
       "%s, seed 42\n",
-      users, agents, workflows, workspaces, organizations, days, end_day.c_str());
+      world.users, world.agents, world.workflows, world.workspaces, world.organizations, world.days,
+      world.end_day.c_str());
   std::fflush(stdout);
 
   if (!tmp_base.empty()) setenv("TMPDIR", tmp_base.c_str(), 1);
@@ -179,14 +177,8 @@ int main(int argc, char** argv) {
     d.events = sizes[i];
     d.dir = tmp.path() + "/" + std::to_string(d.events);
     tb::PreloadOptions po;
+    po.gen = world;
     po.gen.events = d.events;
-    po.gen.users = users;
-    po.gen.agents = agents;
-    po.gen.workflows = workflows;
-    po.gen.workspaces = workspaces;
-    po.gen.organizations = organizations;
-    po.gen.days = days;
-    po.gen.end_day = end_day;
     po.data_dir = d.dir + "/data";
     std::printf("loading %s events in-process into %s ...\n", Millions(d.events).c_str(),
                 po.data_dir.c_str());
@@ -260,7 +252,7 @@ int main(int argc, char** argv) {
     so.binary = tallyd_path;
     so.data_dir = d.dir + "/data";
     so.keys_path = keys_path;
-    so.now = end_day + "T12:00:00Z";
+    so.now = world.end_day + "T12:00:00Z";
     so.cache_ttl_s = 0;
     so.log_path = d.dir + "/tallyd.log";
     auto s = tb::TallydOnDir::Start(so);
@@ -338,11 +330,12 @@ int main(int argc, char** argv) {
              .dir = big.dir,
              .rate = ingest_rate,
              .seconds = 150,
-             .queried_end_day = end_day,
+             .queried_end_day = world.end_day,
              .days = ingest_days,
              .seed = 42,
              .first_id = big.events,
-             .gen_args = tb::GenShapeArgs(users, agents, workspaces, organizations)},
+             .gen_args = tb::GenShapeArgs(world.users, world.agents, world.workspaces,
+                                          world.organizations)},
             &background)) {
       return 1;
     }

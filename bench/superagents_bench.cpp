@@ -97,24 +97,20 @@ int main(int argc, char** argv) {
       "Latency of GET /api/v1/monitoring/{workspace_id}/superagents on a workspace with ~100k "
       "agents (see docs/benchmarks.md)."};
   int64_t events = 10'000'000;
-  int agents = 125'000, users = 10'000, workflows = 200, workspaces = 1, organizations = 1;
-  int days = 90, requests = 100, runs = 3, pages = 5, warmup = 3, cold_requests = 20;
+  tally::gen::GenOptions world{.workspaces = 1,
+                               .organizations = 1,
+                               .users = 10'000,
+                               .agents = 125'000,
+                               .workflows = 200,
+                               .end_day = "2026-01-31",
+                               .days = 90};
+  int requests = 100, runs = 3, pages = 5, warmup = 3, cold_requests = 20;
   int engine_requests = 100;
-  std::string end_day = "2026-01-31", search_many = "agent", search_few = "copilot 777";
+  std::string search_many = "agent", search_few = "copilot 777";
   std::string tmp_base, data_dir;
   bool keep = false;
   app.add_option("--events", events, "Generated events")->capture_default_str();
-  app.add_option("--agents", agents, "Generated agents (some are deleted late in the stream)")
-      ->capture_default_str();
-  app.add_option("--users", users, "Generated users")->capture_default_str();
-  app.add_option("--workflows", workflows, "Generated workflows")->capture_default_str();
-  app.add_option("--workspaces", workspaces, "Generated workspaces")->capture_default_str();
-  app.add_option("--organizations", organizations, "Generated organizations")
-      ->capture_default_str();
-  app.add_option("--days", days, "Days of generated history ending at --end-day")
-      ->capture_default_str();
-  app.add_option("--end-day", end_day, "Last generated day; tallyd's --now is noon of it")
-      ->capture_default_str();
+  tb::AddWorldFlags(&app, &world, "Generated agents (some are deleted late in the stream)");
   app.add_option("--requests", requests, "Walks (first page + cursor pages) per shape per run")
       ->capture_default_str();
   app.add_option("--runs", runs, "Measurement runs")->capture_default_str();
@@ -158,7 +154,7 @@ int main(int argc, char** argv) {
                "handler frees evicted result sets inside later requests, so in a mix a search "
                "may pay for freeing a 100k-row set)");
   CLI11_PARSE(app, argc, argv);
-  auto end = tally::ParseDay(end_day);
+  auto end = tally::ParseDay(world.end_day);
   if (!end) {
     std::fprintf(stderr, "--end-day: %s\n", end.error().message.c_str());
     return 2;
@@ -170,8 +166,8 @@ int main(int argc, char** argv) {
   std::printf(
       "data: %lld events, %d agents, %d users, %d workflows, %d workspaces, %d organizations, %d "
       "days ending %s, seed 42\n",
-      static_cast<long long>(events), agents, users, workflows, workspaces, organizations, days,
-      end_day.c_str());
+      static_cast<long long>(events), world.agents, world.users, world.workflows, world.workspaces,
+      world.organizations, world.days, world.end_day.c_str());
   std::fflush(stdout);
 
   if (!tmp_base.empty()) setenv("TMPDIR", tmp_base.c_str(), 1);
@@ -180,14 +176,8 @@ int main(int argc, char** argv) {
 
   // ---------------------------------------------------------------- load
   tb::PreloadOptions po;
+  po.gen = world;
   po.gen.events = events;
-  po.gen.users = users;
-  po.gen.agents = agents;
-  po.gen.workflows = workflows;
-  po.gen.workspaces = workspaces;
-  po.gen.organizations = organizations;
-  po.gen.days = days;
-  po.gen.end_day = end_day;
   // Live agents per workspace, to pick the workspace (created/copied minus deleted).
   std::unordered_map<std::string, std::unordered_set<std::string>> live;
   std::string workspace;
@@ -246,7 +236,7 @@ int main(int argc, char** argv) {
   so.binary = tallyd_path;
   so.data_dir = data_dir;
   so.keys_path = keys_path;
-  so.now = end_day + "T12:00:00Z";
+  so.now = world.end_day + "T12:00:00Z";
   so.cache_ttl_s = 0;
   so.log_path = tmp.path() + "/tallyd.log";
   auto server = tb::TallydOnDir::Start(so);
@@ -269,8 +259,8 @@ int main(int argc, char** argv) {
        ""},
       {"search many 90d",
        base + "&search=" + tally::http::PercentEncode(search_many) + "&from=" + from90 +
-           "&to=" + end_day,
-       search_many, from90, end_day},
+           "&to=" + world.end_day,
+       search_many, from90, world.end_day},
   };
   const tally::http::StringPairs headers = {
       {"Authorization", std::string("Bearer ") + kMemberToken}};
@@ -322,14 +312,15 @@ int main(int argc, char** argv) {
                                     .dir = tmp.path(),
                                     .rate = ingest_rate,
                                     .seconds = 120,
-                                    .queried_end_day = end_day,
+                                    .queried_end_day = world.end_day,
                                     .days = ingest_days,
                                     .seed = 42,
                                     .first_id = events,
                                     .gen_args =
                                         [&] {
-                                          auto args = tb::GenShapeArgs(users, agents, workspaces,
-                                                                       organizations);
+                                          auto args = tb::GenShapeArgs(world.users, world.agents,
+                                                                       world.workspaces,
+                                                                       world.organizations);
                                           if (!ingest_names) args.push_back("--bare-executions");
                                           return args;
                                         }()},
@@ -462,7 +453,7 @@ int main(int argc, char** argv) {
       const std::string event =
           "{\"specversion\":\"1.0\",\"id\":\"bench-write-" + run_id + sn +
           "\",\"source\":\"bench\",\"type\":\"" + type + "\",\"time\":\"" +
-          (kind == 1 ? tally::FormatDay(*end + 1) + "T00:" : end_day + "T11:") +
+          (kind == 1 ? tally::FormatDay(*end + 1) + "T00:" : world.end_day + "T11:") +
           (serial / 60 < 10 ? "0" : "") + std::to_string(serial / 60 % 60) + ":" +
           (serial % 60 < 10 ? "0" : "") + std::to_string(serial % 60) +
           ".000Z\",\"data\":{\"workspace_id\":\"" + workspace +
