@@ -104,6 +104,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
       }
     }
   }
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));  // no rebalance still due
   CheckEveryInstance(group, refs, workspaces, "three instances");
   CheckTenantEverywhere(group, refs.metrics, workspaces);
 
@@ -150,6 +151,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   EXPECT_GT(gained(), gained_before) << "the survivors took the killed instance's partitions";
   // Each survivor kept a standby of every partition it took: none was replayed from the log.
   EXPECT_EQ(warm() - warm_before, gained() - gained_before);
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));  // no rebalance still due
   CheckEveryInstance(group, refs, workspaces, "two survivors");
 
   // A fourth instance with an empty data directory joins and answers exactly once settled.
@@ -157,6 +159,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   const auto t_join = Clock::now();
   ASSERT_TRUE(group.WaitSettled(Millis(120000)));
   std::fprintf(stderr, "[cluster_e2e] a new instance settled in %.1f s\n", Elapsed(t_join));
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));  // no rebalance still due
   CheckEveryInstance(group, refs, workspaces, "after a new instance joined");
 
   // A fifth instance: each partition now lives on three of four instances, and the views of the
@@ -180,6 +183,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   std::fprintf(stderr, "[cluster_e2e] five instances: %.0f partitions' views dropped\n", dropped);
   // a, c and d each kept all 12 partitions before; each keeps 9 of them now.
   EXPECT_GE(dropped, 9);
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));  // no rebalance still due
   CheckEveryInstance(group, refs, workspaces, "after idle partitions were dropped");
 
   // Kill node-d: three survivors keep every partition again, some of which they had dropped.
@@ -188,6 +192,7 @@ TEST(ClusterE2E, EveryInstanceAnswersExactlyThroughFailoverAndScaleUp) {
   ASSERT_TRUE(group.WaitSettled(Millis(60000)));
   std::fprintf(stderr, "[cluster_e2e] failover with dropped partitions settled in %.1f s\n",
                Elapsed(t_kill2));
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));  // no rebalance still due
   CheckEveryInstance(group, refs, workspaces,
                      "after partitions came back to instances that had dropped them");
 }
@@ -258,6 +263,7 @@ TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
   EXPECT_GT(expected, 0);
   EXPECT_GE(dropped, expected);
   ASSERT_TRUE(group.WaitSettled(Millis(60000)));
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));  // no rebalance still due
   CheckEveryInstance(group, refs, workspaces, "after a restart dropped an earlier run's views");
 
   // A graceful stop: node-b stores what it consumed and gives its partitions up; with static
@@ -270,6 +276,7 @@ TEST(ClusterE2E, AnEarlierRunsIdleViewsAreDroppedAfterARestart) {
   std::fprintf(stderr,
                "[cluster_e2e] node-b stopped gracefully; node-a serves everything %.1f s later\n",
                handover_s);
+  ASSERT_TRUE(group.WaitStable(Millis(120000)));  // no rebalance still due
   CheckEveryInstance(group, refs, workspaces, "after a graceful stop");
 }
 
