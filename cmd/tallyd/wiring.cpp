@@ -78,6 +78,8 @@ http::ReadyState ReadyState(ingest::Consumer* cons, const cluster::Membership* m
   std::string details;
   JsonWriter w(&details);
   w.BeginObject();
+  // Status and reason come from one reading, so that a change in between never yields
+  // "not_ready" without a reason.
   std::string reason = cons->NotReadyReason();
   if (reason.empty() && m != nullptr && !m->synced()) {
     reason = "the group's routing has not caught up with the cluster topic yet";
@@ -108,7 +110,7 @@ http::ReadyState ReadyState(ingest::Consumer* cons, const cluster::Membership* m
     m->WriteJson(&w);
   }
   w.EndObject();
-  return http::ReadyState{cons->Ready() && (m == nullptr || m->synced()), std::move(details)};
+  return http::ReadyState{reason.empty(), std::move(details)};
 }
 
 }  // namespace
