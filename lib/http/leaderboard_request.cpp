@@ -12,8 +12,6 @@
 namespace tally::http {
 namespace {
 
-constexpr size_t kMaxStringLength = 255;
-
 // user_multiplai_ids, user_multiplai_ids[] and user_multiplai_ids[<anything>] (PHP arrays).
 bool IsUserIdsKey(std::string_view k) {
   constexpr std::string_view kName = "user_multiplai_ids";
@@ -45,12 +43,12 @@ std::expected<LeaderboardQuery, FieldErrors> ParseLeaderboardRequest(const Strin
     errors.push_back(FieldError{std::move(field), std::move(message)});
   };
 
-  if (workspace && workspace->size() > kMaxStringLength) {
+  if (workspace && workspace->size() > internal::kMaxStringLength) {
     fail("workspace_uuid", "The workspace uuid field must not be greater than 255 characters.");
   } else if (workspace) {
     out.workspace_uuid.assign(*workspace);
   }
-  if (organization && organization->size() > kMaxStringLength) {
+  if (organization && organization->size() > internal::kMaxStringLength) {
     fail("organization_multiplai_id",
          "The organization multiplai id field must not be greater than 255 characters.");
   } else if (organization) {
@@ -71,7 +69,7 @@ std::expected<LeaderboardQuery, FieldErrors> ParseLeaderboardRequest(const Strin
         std::string_view item = TrimBlanks(value.substr(0, comma));
         value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
         if (item.empty()) continue;
-        if (item.size() > kMaxStringLength) {
+        if (item.size() > internal::kMaxStringLength) {
           too_long = true;
           continue;
         }

@@ -17,8 +17,6 @@ using query::Metric;
 using query::OrderBy;
 using query::Period;
 
-constexpr size_t kMaxStringLength = 255;
-
 // One input value, from the body or the query string, before validation.
 struct Raw {
   enum Kind { kAbsent, kNull, kString, kInt, kDouble, kBool, kOther };
@@ -282,7 +280,7 @@ std::optional<GroupBy> ReadSubject(Inputs& in, query::WorkspaceMetricsRequest* o
     fail("workspace_uuid", Required("workspace_uuid"));
   } else if (in.workspace_uuid.kind != Raw::kString) {
     fail("workspace_uuid", "The workspace uuid field must be a string.");
-  } else if (in.workspace_uuid.text.size() > kMaxStringLength) {
+  } else if (in.workspace_uuid.text.size() > internal::kMaxStringLength) {
     fail("workspace_uuid", "The workspace uuid field must not be greater than 255 characters.");
   } else {
     out.workspace_id = std::move(in.workspace_uuid.text);
@@ -373,7 +371,7 @@ void ReadFiltersAndOrder(Inputs& in, std::optional<GroupBy> group_by,
   if (!in.user_id.missing()) {
     if (in.user_id.kind != Raw::kString && in.user_id.kind != Raw::kInt) {
       fail("filters.user_id", "The filters.user id field must be a string or an integer.");
-    } else if (in.user_id.text.size() > kMaxStringLength) {
+    } else if (in.user_id.text.size() > internal::kMaxStringLength) {
       fail("filters.user_id", "The filters.user id field must not be greater than 255 characters.");
     } else {
       out.user_id = std::move(in.user_id.text);

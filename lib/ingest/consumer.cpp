@@ -181,10 +181,6 @@ void Consumer::SetStandby(std::vector<int32_t> partitions) {
   impl_->standby_dirty = true;
 }
 
-bool Consumer::Ready() const {
-  return ready_.load() && !store_failing_.load() && impl_->health->Healthy();
-}
-
 std::string Consumer::NotReadyReason() const {
   if (store_failing_.load()) return "the store refuses writes (a full disk?); ingest is paused";
   if (!ready_.load()) return "ingest has not taken its partitions yet";

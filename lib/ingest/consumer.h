@@ -27,8 +27,8 @@
 // not committed to the group). When the group later assigns such a partition here, ingest
 // continues it from the standby's stored offset instead of replaying its history.
 //
-// Thread-safety: Run() on one thread; Stop(), SetStandby(), Progress() and Ready() from any
-// thread.
+// Thread-safety: Run() on one thread; Stop(), SetStandby(), Progress() and NotReadyReason() from
+// any thread.
 
 #include <atomic>
 #include <chrono>
@@ -210,12 +210,11 @@ class Consumer {
 
   // Every partition this consumer has read since it started (owned, standby or idle).
   std::vector<PartitionProgress> Progress() const;
-  // True once partitions are assigned, no fatal condition was met, the store accepts writes
-  // (while it does not, a full disk for example, ingest pauses and retries: not ready), the
-  // owned partitions' leaders are reachable and their views are within
-  // ConsumerOptions::max_lag of the log.
-  bool Ready() const;
-  // Why Ready() is false, in a sentence for /readyz ("" when ready).
+  // Why this consumer is not ready, in a sentence for /readyz; "" once it is: partitions are
+  // assigned, no fatal condition was met, the store accepts writes (while it does not, a full
+  // disk for example, ingest pauses and retries: not ready), the owned partitions' leaders are
+  // reachable and their views are within ConsumerOptions::max_lag of the log. One reading, so
+  // readiness and its reason never disagree.
   std::string NotReadyReason() const;
   // The cluster id offsets are tied to (empty until known).
   std::string cluster_id() const;

@@ -3,6 +3,7 @@
 // tally::http.
 
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -12,6 +13,9 @@
 #include "http/router.h"
 
 namespace tally::http::internal {
+
+// Laravel's `string|max:255`: the longest identifier a request may carry (bytes).
+inline constexpr size_t kMaxStringLength = 255;
 
 // One parameter a parser reads, and the slot its value goes to.
 struct QueryParam {

@@ -65,7 +65,8 @@ struct Consumer::Impl {
   std::unique_ptr<aggregate::Aggregator> aggregator;
   std::atomic<bool>* stop = nullptr;
   std::atomic<bool>* ready = nullptr;
-  // Set while the store refuses writes (StoreFailed .. StoreWrote); Consumer::Ready() is false.
+  // Set while the store refuses writes (StoreFailed .. StoreWrote); Consumer::NotReadyReason()
+  // says so.
   std::atomic<bool>* store_failing = nullptr;
   // Cut off from the cluster or lagging (fed by StatsCb and UpdateLag).
   std::unique_ptr<internal::IngestHealth> health;
