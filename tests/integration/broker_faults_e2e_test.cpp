@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <nlohmann/json.hpp>
@@ -79,6 +80,47 @@ constexpr const char* kBatchType = "application/cloudevents-batch+json";
   return ::testing::AssertionSuccess();
 }
 
+// Polls /readyz every 2 ms on its own connection while it lives, through the transitions a test
+// drives: every 503 must name its reason. The status and the reason come from one reading of
+// the consumer's state; two readings once let a change in between answer not_ready without one.
+class ReadyzWatcher {
+ public:
+  explicit ReadyzWatcher(const std::string& host_port)
+      : thread_([this, host_port] { Watch(host_port); }) {}
+  ~ReadyzWatcher() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int ready() const { return ready_; }
+  int not_ready() const { return not_ready_; }
+  // The first 503 body without a reason, or empty.
+  const std::string& unexplained() const { return unexplained_; }
+  int unexplained_count() const { return unexplained_count_; }
+
+ private:
+  void Watch(const std::string& host_port) {
+    HttpClient http(host_port);
+    while (!stop_) {
+      auto r = http.Send("GET", "/readyz");
+      if (r && r->status == 200) ++ready_;
+      if (r && r->status == 503) {
+        ++not_ready_;
+        if (r->body.find("\"reason\":") == std::string::npos) {
+          if (unexplained_count_++ == 0) unexplained_ = r->body.substr(0, 400);
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  int ready_ = 0, not_ready_ = 0, unexplained_count_ = 0;  // read after Stop()
+  std::string unexplained_;
+  std::thread thread_;  // last: starts once the counters exist
+};
+
 double Metric(HttpClient& http, const char* name) {
   auto r = http.Send("GET", "/metrics");
   if (!r || r->status != 200) return -1;
@@ -100,6 +142,8 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
   Dataset first = cursor.Take(1500);
   ASSERT_TRUE(stack.Produce(first.lines, first.keys));
   ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
+  // Through the cut-offs of steps 1 and 3 and the recoveries after them.
+  ReadyzWatcher watcher(http.host_port());
 
   // 1. Every broker down for 6 s, while a producer keeps sending.
   {
@@ -177,6 +221,12 @@ TEST(BrokerFaultsE2E, OneInstanceRidesOutBrokerFaults) {
     ASSERT_TRUE(producing.Join());
     ASSERT_TRUE(stack.WaitForCatchUp(Millis(60000)));
   }
+  watcher.Stop();
+  std::fprintf(stderr, "[broker_faults] /readyz polled through the faults: %d ready, %d not\n",
+               watcher.ready(), watcher.not_ready());
+  EXPECT_GT(watcher.ready(), 0);
+  EXPECT_GT(watcher.not_ready(), 0);
+  EXPECT_EQ(watcher.unexplained_count(), 0) << "a 503 without a reason: " << watcher.unexplained();
 
   // 4. Errors pushed onto Fetch, ListOffsets, OffsetCommit and Produce requests (retriable
   // ones, and dropped connections), while events come through Kafka and through POST.
